@@ -1,0 +1,75 @@
+/**
+ * The seed scenario, on loopback: users (Express) emits to payments (Express) and orders (Koa).
+ * Run with `npm run demo`. Prints what each service received and exits 0.
+ */
+import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import winston from 'winston';
+import { createOrdersService } from './orders.js';
+import { createPaymentsService } from './payments.js';
+import { createUsersService } from './users.js';
+
+const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'; // demo only: real services read EVENTS_SECRET
+const logger = winston.createLogger({ level: process.env.EVENTS_LOG_LEVEL ?? 'warn', transports: [new winston.transports.Console()] });
+
+async function listen(handler: http.RequestListener): Promise<{ server: http.Server; url: string }> {
+  const server = http.createServer(handler);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
+async function waitFor(what: string, done: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+async function main(): Promise<void> {
+  const payments = createPaymentsService({ secret, logger });
+  const orders = createOrdersService({ secret, logger });
+  const paymentsServer = await listen(payments.app);
+  const ordersServer = await listen(orders.app.callback());
+
+  const users = createUsersService({
+    secret,
+    logger,
+    services: { payments: `${paymentsServer.url}/events`, orders: `${ordersServer.url}/events` },
+  });
+  const usersServer = await listen(users.app);
+  console.log(`users    ${usersServer.url}\npayments ${paymentsServer.url}/events\norders   ${ordersServer.url}/events\n`);
+
+  const created: { id: string; email: string }[] = [];
+  for (const [name, email] of [['Ada', 'ada@example.com'], ['Linus', 'linus@example.com']]) {
+    const res = await fetch(`${usersServer.url}/users`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name, email }),
+    });
+    created.push((await res.json()) as { id: string; email: string });
+    console.log(`POST /users ${email} → ${res.status}`);
+  }
+  const removed = created[0]!;
+  const del = await fetch(`${usersServer.url}/users/${removed.id}`, { method: 'DELETE' });
+  console.log(`DELETE /users/${removed.id} → ${del.status}\n`);
+
+  await waitFor('payments', () => payments.received.length === 5);
+  await waitFor('orders', () => orders.received.length === 2);
+
+  console.log('payments received:');
+  for (const line of payments.received) console.log(`  ${line}`);
+  console.log('orders received:');
+  for (const line of orders.received) console.log(`  ${line}`);
+  console.log(`\npayments now has ${payments.customers.size} customer(s); orders has ${orders.histories.size} history(ies).`);
+
+  await Promise.all([users.bus.close(), payments.bus.close(), orders.bus.close()]);
+  for (const { server } of [usersServer, paymentsServer, ordersServer]) server.close();
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

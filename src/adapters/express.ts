@@ -1,0 +1,35 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Receiver } from '../receive/receiver.js';
+import { asBuffer, pathOf, receiveFromNode } from './node-body.js';
+import { writeNodeResponse } from './node-response.js';
+
+/** The parts of an Express request the middleware reads; Express's own `Request` fits it. */
+export type ExpressLikeRequest = IncomingMessage & { path?: string; body?: unknown };
+
+export type ExpressMiddleware = (req: ExpressLikeRequest, res: ServerResponse, next: (error?: unknown) => void) => void;
+
+export interface MiddlewareOptions {
+  /** Path the middleware answers (relative to where it is mounted). @default the bus's `path`, '/events' */
+  path?: string;
+}
+
+/**
+ * Express (4 and 5) middleware: answers `POST <path>`, passes everything else on. Mount it
+ * before `express.json()`, or keep the raw bytes in `req.rawBody` with express.json's `verify`.
+ */
+export function createExpressMiddleware(receiver: Receiver, path: string, limit: number): ExpressMiddleware {
+  return function eventsMiddleware(req, res, next) {
+    if (req.method !== 'POST' || (req.path ?? pathOf(req.url)) !== path) {
+      next();
+      return;
+    }
+    const captured = asBuffer((req as { rawBody?: unknown }).rawBody) ?? asBuffer(req.body);
+    const consumed = (req as { _body?: boolean })._body === true || req.readableEnded;
+    receiveFromNode(receiver, req, limit, {
+      captured,
+      consumed,
+      middleware: 'eventsMiddleware()',
+      hint: 'keep them with express.json({ verify: (req, res, buf) => { req.rawBody = buf } })',
+    }).then((response) => writeNodeResponse(res, response), next);
+  };
+}

@@ -1,0 +1,32 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Receiver } from '../receive/receiver.js';
+import { pathOf, receiveFromNode } from './node-body.js';
+import { writeNodeResponse } from './node-response.js';
+
+export type NodeHandler = (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void) => void;
+
+/**
+ * A plain `node:http` request handler: answers `POST <path>`; other requests go to `next` when
+ * given, else get 404 (or 405 for another method on the events path).
+ */
+export function createNodeHandler(receiver: Receiver, path: string, limit: number): NodeHandler {
+  return function eventsHandler(req, res, next) {
+    const onPath = pathOf(req.url) === path;
+    if (req.method !== 'POST' || !onPath) {
+      if (next) return next();
+      writeNodeResponse(res, {
+        status: onPath ? 405 : 404,
+        headers: onPath ? { allow: 'POST' } : {},
+        body: { error: onPath ? 'method_not_allowed' : 'not_found', message: onPath ? `use POST ${path}` : `nothing at ${pathOf(req.url)}` },
+      });
+      return;
+    }
+    receiveFromNode(receiver, req, limit, { consumed: req.readableEnded, middleware: 'the events handler', hint: 'pass the raw body' })
+      .then((response) => writeNodeResponse(res, response))
+      .catch((error: unknown) => {
+        if (next) return next(error);
+        res.statusCode = 500;
+        res.end();
+      });
+  };
+}

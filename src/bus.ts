@@ -1,0 +1,226 @@
+import { createExpressMiddleware, type ExpressMiddleware, type MiddlewareOptions } from './adapters/express.js';
+import { createKoaMiddleware, type KoaMiddleware } from './adapters/koa.js';
+import { createNodeHandler, type NodeHandler } from './adapters/node.js';
+import { Catalog } from './catalog.js';
+import { type EventBusOptions, type ResolvedConfig, resolveConfig, resolveTarget } from './config.js';
+import { BusClosedError, ConfigError, UndeclaredEventError } from './errors/index.js';
+import { createEvent, toStructuredBody } from './protocol/cloudevents.js';
+import type { InboxStore } from './receive/inbox-store.js';
+import { Receiver, type ReceiverRequest, type ReceiverResponse } from './receive/receiver.js';
+import { Dispatcher } from './send/dispatcher.js';
+import type { DeadLetter, DeadLetterFilter, OutboxStats, OutboxStore } from './send/outbox-store.js';
+import { openInbox, openOutbox } from './stores/open.js';
+import { HttpTransport } from './transports/http.js';
+import type { Transport } from './transports/transport.js';
+import type {
+  DataOf,
+  DeclareOptions,
+  EmitReceipt,
+  EventHandler,
+  EventRegistry,
+  JSONSchema,
+  PayloadOf,
+  SubscribeOptions,
+  Unsubscribe,
+} from './types.js';
+
+/**
+ * An isolated event bus: declarations, subscriptions, an outbox and dispatcher, a receiver.
+ * `Events` maps event types to schemas for the type checker; `declareEvent` with a schema
+ * returns the same bus typed with that event added.
+ */
+export class EventBus<Events extends object = EventRegistry> {
+  private readonly config: ResolvedConfig;
+  private readonly catalog = new Catalog();
+  private readonly outbox: OutboxStore;
+  private readonly inbox: InboxStore;
+  private readonly transport: Transport;
+  private readonly dispatcher: Dispatcher;
+  private readonly receiver: Receiver;
+  private closing: Promise<void> | undefined;
+
+  constructor(options: EventBusOptions = {}) {
+    this.config = resolveConfig(options);
+    const { logger } = this.config;
+    this.outbox = openOutbox(this.config);
+    this.inbox = openInbox(this.config);
+    this.transport =
+      options.transport ?? new HttpTransport({ logger, timeoutMs: this.config.timeoutMs, retry: this.config.retry });
+    this.dispatcher = new Dispatcher({
+      store: this.outbox,
+      transport: this.transport,
+      logger,
+      concurrency: this.config.concurrency,
+      redelivery: this.config.redelivery,
+      resolveTarget: (name) => resolveTarget(this.config, name),
+    });
+    this.receiver = new Receiver({
+      catalog: this.catalog,
+      inbox: this.inbox,
+      logger,
+      keys: this.config.keys,
+      toleranceSeconds: this.config.toleranceSeconds,
+      bodyLimitBytes: this.config.bodyLimitBytes,
+      service: this.config.service,
+    });
+    if (this.outbox.durable) setImmediate(() => this.dispatcher.resume());
+  }
+
+  /** This service's name (the CloudEvents `source` of what it emits), if configured. */
+  get service(): string | undefined {
+    return this.config.service;
+  }
+
+  /**
+   * Declares that this service emits `type` to `targetServices`. Resolves every target's URL and
+   * secret now: a missing one throws a ConfigError naming the variable to set.
+   */
+  declareEvent<const T extends string, const S extends JSONSchema>(
+    type: T,
+    targetServices: readonly string[],
+    options: DeclareOptions<S> & { schema: S },
+  ): EventBus<Events & { [K in T]: S }>;
+  declareEvent(type: string, targetServices: readonly string[], options?: DeclareOptions): this;
+  declareEvent(type: string, targetServices: readonly string[], options: DeclareOptions = {}): this {
+    this.requireService('declareEvent');
+    if (!Array.isArray(targetServices) || targetServices.length === 0) {
+      throw new ConfigError(`declareEvent("${type}") needs at least one target service, e.g. ["payments"]`);
+    }
+    const targets = [...new Set(targetServices)].map((name) => resolveTarget(this.config, name));
+    this.catalog.declare(type, targets, options.schema);
+    return this;
+  }
+
+  /** Runs `handler` for every `type` event this service receives. Returns an unsubscribe function. */
+  subscribeTo<const T extends string, const S extends JSONSchema>(
+    type: T,
+    handler: EventHandler<DataOf<S>>,
+    options: SubscribeOptions<S> & { schema: S },
+  ): Unsubscribe;
+  subscribeTo<const T extends string>(
+    type: T,
+    handler: EventHandler<PayloadOf<Events, T>>,
+    options?: SubscribeOptions,
+  ): Unsubscribe;
+  subscribeTo(type: string, handler: EventHandler<never>, options: SubscribeOptions = {}): Unsubscribe {
+    return this.catalog.subscribe(type, handler as EventHandler<unknown>, options.schema, options.name);
+  }
+
+  /**
+   * Validates `payload`, records one delivery per target in the outbox and resolves with the
+   * event id. Delivery happens after, with retries; its failures are logged, never thrown here.
+   */
+  async emit<const T extends string>(type: T, payload: PayloadOf<Events, T>): Promise<EmitReceipt> {
+    if (this.closing) throw new BusClosedError(this.config.service);
+    const declaration = this.catalog.declaration(type);
+    if (!declaration) throw new UndeclaredEventError(type);
+    this.catalog.check(type, declaration.validate, payload);
+    const source = this.requireService('emit');
+    const event = createEvent(source, type, payload);
+    const body = toStructuredBody(event);
+    const createdAt = Date.now();
+    await this.outbox.add(
+      declaration.targets.map((target) => ({ eventId: event.id, type, source, target: target.name, body, createdAt })),
+    );
+    for (const target of declaration.targets) this.dispatcher.notify(target.name);
+    const targets = declaration.targets.map((t) => t.name);
+    this.config.logger.info('event emitted', { eventId: event.id, type, source, targets });
+    this.config.logger.debug('event data', { eventId: event.id, data: payload });
+    return { id: event.id, type, source, time: event.time!, targets };
+  }
+
+  /** Express middleware answering `POST /events` (configurable). */
+  expressMiddleware(options: MiddlewareOptions = {}): ExpressMiddleware {
+    return createExpressMiddleware(this.receiverFor('eventsMiddleware'), this.pathOf(options), this.config.bodyLimitBytes);
+  }
+
+  /** Koa middleware answering `POST /events` (configurable). */
+  koaMiddleware(options: MiddlewareOptions = {}): KoaMiddleware {
+    return createKoaMiddleware(this.receiverFor('koaEventsMiddleware'), this.pathOf(options), this.config.bodyLimitBytes);
+  }
+
+  /** A plain `node:http` handler answering `POST /events` (configurable). */
+  nodeHandler(options: MiddlewareOptions = {}): NodeHandler {
+    return createNodeHandler(this.receiverFor('nodeHandler'), this.pathOf(options), this.config.bodyLimitBytes);
+  }
+
+  /** The receiver itself, for any other framework: pass the exact bytes received. */
+  handle(request: ReceiverRequest): Promise<ReceiverResponse> {
+    return this.receiverFor('handle').handle(request);
+  }
+
+  /** Pending deliveries and dead letters, per target. */
+  outboxStats(): OutboxStats {
+    return this.outbox.stats();
+  }
+
+  deadLetters(filter?: DeadLetterFilter): DeadLetter[] {
+    return this.outbox.deadLetters(filter);
+  }
+
+  /** Puts dead letters back in the outbox, due now, and delivers them. Returns how many. */
+  replayDeadLetters(filter: DeadLetterFilter | 'all' = 'all'): number {
+    const revived = this.outbox.replay(filter, Date.now());
+    for (const target of new Set(revived.map((r) => r.target))) this.dispatcher.notify(target);
+    if (revived.length > 0) this.config.logger.info('dead letters replayed', { count: revived.length });
+    return revived.length;
+  }
+
+  /**
+   * Stops accepting events (emit throws, the middleware answers 503), waits up to
+   * `shutdownTimeoutMs` for in-flight deliveries and handlers, then releases sockets, timers and
+   * stores. What is left stays in a durable outbox; an in-memory outbox logs it as an error.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    const deadline = Date.now() + this.config.shutdownTimeoutMs;
+    await Promise.all([this.dispatcher.stop(deadline), this.receiver.shutdown(deadline)]);
+    await this.transport.close();
+    if (!this.outbox.durable) {
+      for (const record of this.outbox.pendingRecords()) {
+        this.config.logger.error('undelivered at shutdown; the in-memory outbox does not keep it (set EVENTS_OUTBOX_PATH)', {
+          eventId: record.eventId,
+          type: record.type,
+          source: record.source,
+          target: record.target,
+          attempt: record.attempts,
+          body: record.body,
+        });
+      }
+    }
+    await Promise.all([this.outbox.close(), this.inbox.close()]);
+  }
+
+  private receiverFor(what: string): Receiver {
+    if (this.config.keys.length === 0) {
+      throw new ConfigError(`${what} needs this service's secret to verify events: set EVENTS_SECRET (a whsec_… value)`, {
+        variable: 'EVENTS_SECRET',
+      });
+    }
+    return this.receiver;
+  }
+
+  private pathOf(options: MiddlewareOptions): string {
+    const path = options.path ?? this.config.path;
+    if (typeof path !== 'string' || !path.startsWith('/')) throw new ConfigError('the middleware path must start with "/"');
+    return path;
+  }
+
+  private requireService(what: string): string {
+    if (!this.config.service) {
+      throw new ConfigError(`${what} needs this service's name: set EVENTS_SERVICE_NAME (or pass service to createEventBus)`, {
+        variable: 'EVENTS_SERVICE_NAME',
+      });
+    }
+    return this.config.service;
+  }
+}
+
+/** Creates an isolated bus. Options win over `EVENTS_*` environment variables. */
+export function createEventBus<Events extends object = EventRegistry>(options: EventBusOptions = {}): EventBus<Events> {
+  return new EventBus<Events>(options);
+}

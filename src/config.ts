@@ -1,0 +1,265 @@
+import type { Logger } from 'winston';
+import { DEFAULTS } from './defaults.js';
+import { ConfigError } from './errors/index.js';
+import { createLogger } from './logger.js';
+import { parseSecret } from './protocol/signature.js';
+import type { Transport } from './transports/transport.js';
+
+/** A `whsec_…` secret, or several (any of them verifies; all of them sign), for rotation. */
+export type SecretInput = string | readonly string[];
+
+/** Where a target service receives events, and optionally the secret its events are signed with. */
+export interface ServiceEntry {
+  /** Full URL of the service's events endpoint. @example 'http://payments.internal:3000/events' */
+  url: string;
+  /** Signing secret for this target. @default this service's own `secret` */
+  secret?: SecretInput;
+}
+
+export interface RetryOptions {
+  /** Immediate retries of one delivery before it goes back to the outbox. @default 3 */
+  retries: number;
+  /** Delay before the first retry; doubles each time, with jitter. @default 300 */
+  baseDelayMs: number;
+  /** Longest delay between two immediate retries. @default 5000 */
+  maxDelayMs: number;
+  /** A `Retry-After` up to this is waited out in place; a longer one reschedules the delivery. @default 10000 */
+  maxRetryAfterMs: number;
+}
+
+export interface RedeliveryOptions {
+  /** Delay before the first redelivery from the outbox; doubles each time, with jitter. @default 5000 */
+  baseDelayMs: number;
+  /** Longest delay between two redeliveries. @default 21600000 (6 h) */
+  maxDelayMs: number;
+  /** A delivery still failing this long after its emit becomes a dead letter. @default 259200000 (3 days) */
+  horizonMs: number;
+  /** While a target is down, one delivery probes it at most this far apart. @default 30000 */
+  probeMaxDelayMs: number;
+}
+
+export interface OutboxOptions {
+  /**
+   * SQLite file for the durable outbox (needs the optional peer `better-sqlite3`).
+   * Without it the outbox lives in memory. Env: `EVENTS_OUTBOX_PATH`.
+   * @example './data/outbox.db'
+   */
+  path?: string;
+  /** In-memory outbox only: undelivered deliveries held before `emit` rejects with OutboxFullError. @default 100000 */
+  maxPending?: number;
+  /** In-memory outbox only: dead letters kept. @default 10000 */
+  maxDeadLetters?: number;
+}
+
+export interface InboxOptions {
+  /** SQLite file for the durable inbox (processed event ids). Env: `EVENTS_INBOX_PATH`. */
+  path?: string;
+  /** In-memory inbox only: event ids remembered. @default 100000 */
+  maxEntries?: number;
+  /** Durable inbox only: how long a processed event id is remembered. @default 604800000 (7 days) */
+  retentionMs?: number;
+}
+
+export interface EventBusOptions {
+  /** This service's name, the CloudEvents `source` of what it emits. Env: `EVENTS_SERVICE_NAME`. */
+  service?: string;
+  /** This service's secret(s): verifies what it receives, signs what it sends. Env: `EVENTS_SECRET` (space-separated). */
+  secret?: SecretInput;
+  /**
+   * The directory of target services. Env: `EVENTS_SERVICE_<NAME>_URL` and `EVENTS_SERVICE_<NAME>_SECRET`.
+   * @example { payments: 'http://127.0.0.1:4001/events', orders: { url: 'http://127.0.0.1:4002/events', secret: 'whsec_…' } }
+   */
+  services?: Record<string, string | ServiceEntry>;
+  /** A winston logger. @default JSON lines on the console at `logLevel` */
+  logger?: Logger;
+  /** Level of the default logger. Env: `EVENTS_LOG_LEVEL`. @default 'info' */
+  logLevel?: string;
+  /** Path the middleware answers. @default '/events' */
+  path?: string;
+  /** Largest request body the receiver reads, in bytes. @default 1048576 */
+  bodyLimitBytes?: number;
+  /** Timeout of one HTTP request, in ms. @default 10000 */
+  timeoutMs?: number;
+  /** Allowed clock skew of `webhook-timestamp`, in seconds. @default 300 */
+  toleranceSeconds?: number;
+  /** Deliveries in flight at once, per target. @default 16 */
+  concurrency?: number;
+  retry?: Partial<RetryOptions>;
+  redelivery?: Partial<RedeliveryOptions>;
+  outbox?: OutboxOptions;
+  inbox?: InboxOptions;
+  /** How long `close()` waits for in-flight deliveries and handlers, in ms. @default 5000 */
+  shutdownTimeoutMs?: number;
+  /** Where `EVENTS_*` variables are read. @default process.env */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** Sends deliveries; swap it for another transport or in tests. @default HTTP push (axios) */
+  transport?: Transport;
+}
+
+/** A target service, resolved and checked. */
+export interface ResolvedTarget {
+  name: string;
+  url: string;
+  /** HMAC keys; every one signs each delivery. */
+  keys: Buffer[];
+}
+
+/** Options after merging caller, environment and DEFAULTS, and checking them. */
+export interface ResolvedConfig {
+  service: string | undefined;
+  keys: Buffer[];
+  logger: Logger;
+  path: string;
+  bodyLimitBytes: number;
+  timeoutMs: number;
+  toleranceSeconds: number;
+  concurrency: number;
+  retry: RetryOptions;
+  redelivery: RedeliveryOptions;
+  outbox: Required<Omit<OutboxOptions, 'path'>> & { path: string | undefined };
+  inbox: Required<Omit<InboxOptions, 'path'>> & { path: string | undefined };
+  shutdownTimeoutMs: number;
+  env: Readonly<Record<string, string | undefined>>;
+  services: Record<string, string | ServiceEntry>;
+}
+
+/** `order-service` → `ORDER_SERVICE`. */
+export function envKey(service: string): string {
+  return service.toUpperCase().replace(/[^A-Z0-9]/g, '_');
+}
+
+export const urlVariable = (service: string): string => `EVENTS_SERVICE_${envKey(service)}_URL`;
+export const secretVariable = (service: string): string => `EVENTS_SERVICE_${envKey(service)}_SECRET`;
+
+/** Merges options over the environment over DEFAULTS and checks every value. Throws ConfigError. */
+export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
+  const env = options.env ?? process.env;
+  const service = options.service ?? nonEmpty(env.EVENTS_SERVICE_NAME);
+  if (service !== undefined && (typeof service !== 'string' || service.trim() === '')) {
+    throw new ConfigError('service must be a non-empty string (or set EVENTS_SERVICE_NAME)', {
+      variable: 'EVENTS_SERVICE_NAME',
+    });
+  }
+  const secret = options.secret ?? splitList(env.EVENTS_SECRET);
+  const keys = secret === undefined ? [] : parseSecrets(secret, 'secret', 'EVENTS_SECRET');
+  const logLevel = options.logLevel ?? nonEmpty(env.EVENTS_LOG_LEVEL) ?? DEFAULTS.logLevel;
+  const path = options.path ?? DEFAULTS.path;
+  if (typeof path !== 'string' || !path.startsWith('/')) throw new ConfigError('path must start with "/"');
+
+  return {
+    service,
+    keys,
+    logger: options.logger ?? createLogger(logLevel, service),
+    path,
+    bodyLimitBytes: positive('bodyLimitBytes', options.bodyLimitBytes ?? DEFAULTS.bodyLimitBytes),
+    timeoutMs: positive('timeoutMs', options.timeoutMs ?? DEFAULTS.timeoutMs),
+    toleranceSeconds: positive('toleranceSeconds', options.toleranceSeconds ?? DEFAULTS.toleranceSeconds),
+    concurrency: positive('concurrency', options.concurrency ?? DEFAULTS.concurrency),
+    retry: checkNumbers('retry', { ...DEFAULTS.retry, ...options.retry }, ['retries']),
+    redelivery: checkNumbers('redelivery', { ...DEFAULTS.redelivery, ...options.redelivery }, []),
+    outbox: {
+      path: options.outbox?.path ?? nonEmpty(env.EVENTS_OUTBOX_PATH),
+      maxPending: positive('outbox.maxPending', options.outbox?.maxPending ?? DEFAULTS.outbox.maxPending),
+      maxDeadLetters: positive('outbox.maxDeadLetters', options.outbox?.maxDeadLetters ?? DEFAULTS.outbox.maxDeadLetters),
+    },
+    inbox: {
+      path: options.inbox?.path ?? nonEmpty(env.EVENTS_INBOX_PATH),
+      maxEntries: positive('inbox.maxEntries', options.inbox?.maxEntries ?? DEFAULTS.inbox.maxEntries),
+      retentionMs: positive('inbox.retentionMs', options.inbox?.retentionMs ?? DEFAULTS.inbox.retentionMs),
+    },
+    shutdownTimeoutMs: positive('shutdownTimeoutMs', options.shutdownTimeoutMs ?? DEFAULTS.shutdownTimeoutMs, true),
+    env,
+    services: options.services ?? {},
+  };
+}
+
+/**
+ * Finds a target's URL and secret (options first, then `EVENTS_SERVICE_<NAME>_*`, then this
+ * service's own secret). Throws a ConfigError that names the exact variable to set.
+ */
+export function resolveTarget(config: ResolvedConfig, name: string): ResolvedTarget {
+  if (typeof name !== 'string' || name.trim() === '') {
+    throw new ConfigError('target service names must be non-empty strings');
+  }
+  const entry = config.services[name];
+  const fromOptions = typeof entry === 'string' ? { url: entry } : entry;
+  const urlVar = urlVariable(name);
+  const url = fromOptions?.url ?? nonEmpty(config.env[urlVar]);
+  if (url === undefined) {
+    throw new ConfigError(
+      `No URL for target service "${name}": set ${urlVar} (or pass services: { ${JSON.stringify(name)}: url } to createEventBus).`,
+      { variable: urlVar },
+    );
+  }
+  checkUrl(url, urlVar, name);
+
+  const secretVar = secretVariable(name);
+  const ownSecret = fromOptions?.secret ?? splitList(config.env[secretVar]);
+  const keys = ownSecret === undefined ? config.keys : parseSecrets(ownSecret, `secret of "${name}"`, secretVar);
+  if (keys.length === 0) {
+    throw new ConfigError(
+      `No signing secret for target service "${name}": set ${secretVar} or EVENTS_SECRET (a whsec_… value).`,
+      { variable: secretVar },
+    );
+  }
+  return { name, url, keys };
+}
+
+function checkUrl(url: string, variable: string, name: string): void {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch (cause) {
+    throw new ConfigError(`${variable} is not a valid URL for service "${name}": ${JSON.stringify(url)}`, {
+      variable,
+      cause,
+    });
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new ConfigError(`${variable} must be an http:// or https:// URL, not ${parsed.protocol}//…`, { variable });
+  }
+  if (parsed.username || parsed.password) {
+    throw new ConfigError(`${variable} must not carry credentials; events are authenticated by their signature`, {
+      variable,
+    });
+  }
+}
+
+function parseSecrets(secret: SecretInput, what: string, variable: string): Buffer[] {
+  const list = typeof secret === 'string' ? secret.split(/\s+/).filter(Boolean) : [...secret];
+  if (list.length === 0) throw new ConfigError(`${what} is empty: set ${variable} to a whsec_… value`, { variable });
+  return list.map((value, index) => {
+    try {
+      return parseSecret(value);
+    } catch (cause) {
+      const which = list.length > 1 ? ` (entry ${index + 1} of ${list.length})` : '';
+      throw new ConfigError(
+        `${what}${which} is malformed: ${(cause as Error).message}. Check ${variable} or the secret option.`,
+        { variable, cause },
+      );
+    }
+  });
+}
+
+function splitList(value: string | undefined): string[] | undefined {
+  const list = value?.split(/\s+/).filter(Boolean);
+  return list && list.length > 0 ? list : undefined;
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === '' ? undefined : value.trim();
+}
+
+function positive(name: string, value: number, allowZero = false): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
+    throw new ConfigError(`${name} must be a ${allowZero ? 'non-negative' : 'positive'} number, got ${String(value)}`);
+  }
+  return value;
+}
+
+function checkNumbers<T extends object>(group: string, values: T, zeroAllowed: (keyof T)[]): T {
+  for (const [key, value] of Object.entries(values)) {
+    positive(`${group}.${key}`, value as number, zeroAllowed.includes(key as keyof T));
+  }
+  return values;
+}

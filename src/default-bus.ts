@@ -1,0 +1,76 @@
+import { EventBus } from './bus.js';
+import type { ExpressMiddleware, MiddlewareOptions } from './adapters/express.js';
+import type { KoaMiddleware } from './adapters/koa.js';
+import type { NodeHandler } from './adapters/node.js';
+import type {
+  DataOf,
+  DeclareOptions,
+  EmitReceipt,
+  EventHandler,
+  EventRegistry,
+  JSONSchema,
+  PayloadOf,
+  SubscribeOptions,
+  Unsubscribe,
+} from './types.js';
+
+/**
+ * The module-level functions act on one default bus, configured from `EVENTS_*` variables when
+ * first used (so the package loads with no environment set). `close()` closes it and forgets
+ * it: the next use builds a fresh one from the environment as it is then.
+ */
+let defaultBus: EventBus | undefined;
+
+export function getDefaultBus(): EventBus {
+  defaultBus ??= new EventBus();
+  return defaultBus;
+}
+
+/** Declares that this service emits `type` to `targetServices` (see EventBus.declareEvent). */
+export function declareEvent(type: string, targetServices: readonly string[], options?: DeclareOptions): void {
+  getDefaultBus().declareEvent(type, targetServices, options);
+}
+
+/** Runs `handler` for every `type` event received; returns an unsubscribe function. */
+export function subscribeTo<const T extends string, const S extends JSONSchema>(
+  type: T,
+  handler: EventHandler<DataOf<S>>,
+  options: SubscribeOptions<S> & { schema: S },
+): Unsubscribe;
+export function subscribeTo<const T extends string>(
+  type: T,
+  handler: EventHandler<PayloadOf<EventRegistry, T>>,
+  options?: SubscribeOptions,
+): Unsubscribe;
+export function subscribeTo(type: string, handler: EventHandler<never>, options?: SubscribeOptions): Unsubscribe {
+  // The overloads above carry the types; the bus is reached without re-resolving them.
+  const bus = getDefaultBus() as unknown as { subscribeTo: (...args: unknown[]) => Unsubscribe };
+  return bus.subscribeTo(type, handler, options);
+}
+
+/** Validates and records the event for delivery; resolves with its id (see EventBus.emit). */
+export function emit<const T extends string>(type: T, payload: PayloadOf<EventRegistry, T>): Promise<EmitReceipt> {
+  return getDefaultBus().emit(type, payload);
+}
+
+/** Express middleware answering `POST /events` for the default bus. */
+export function eventsMiddleware(options?: MiddlewareOptions): ExpressMiddleware {
+  return getDefaultBus().expressMiddleware(options);
+}
+
+/** Koa middleware answering `POST /events` for the default bus. */
+export function koaEventsMiddleware(options?: MiddlewareOptions): KoaMiddleware {
+  return getDefaultBus().koaMiddleware(options);
+}
+
+/** A plain `node:http` handler answering `POST /events` for the default bus. */
+export function nodeEventsHandler(options?: MiddlewareOptions): NodeHandler {
+  return getDefaultBus().nodeHandler(options);
+}
+
+/** Closes the default bus (bounded wait for in-flight work) so that the process can exit. */
+export async function close(): Promise<void> {
+  const bus = defaultBus;
+  defaultBus = undefined;
+  await bus?.close();
+}

@@ -1,0 +1,53 @@
+// The public API, at a glance. Everything not listed here is internal.
+export {
+  close,
+  declareEvent,
+  emit,
+  eventsMiddleware,
+  getDefaultBus,
+  koaEventsMiddleware,
+  nodeEventsHandler,
+  subscribeTo,
+} from './default-bus.js';
+export { EventBus, createEventBus } from './bus.js';
+export { inspectOutbox, listDeadLetters, replayDeadLetters } from './admin.js';
+export {
+  BusClosedError,
+  ConfigError,
+  EventsError,
+  NonRetryableError,
+  OutboxFullError,
+  RetryLaterError,
+  UndeclaredEventError,
+  ValidationError,
+} from './errors/index.js';
+export { DEFAULTS } from './defaults.js';
+
+export type { ExpressLikeRequest, ExpressMiddleware, MiddlewareOptions } from './adapters/express.js';
+export type { KoaLikeContext, KoaMiddleware } from './adapters/koa.js';
+export type { NodeHandler } from './adapters/node.js';
+export type {
+  EventBusOptions,
+  InboxOptions,
+  OutboxOptions,
+  RedeliveryOptions,
+  RetryOptions,
+  SecretInput,
+  ServiceEntry,
+} from './config.js';
+export type { CloudEvent } from './protocol/cloudevents.js';
+export type { ReceiverRequest, ReceiverResponse } from './receive/receiver.js';
+export type { DeadLetter, DeadLetterFilter, OutboxRecord, OutboxStats } from './send/outbox-store.js';
+export type { Delivery, DeliveryResult, Transport } from './transports/transport.js';
+export type {
+  DataOf,
+  DeclareOptions,
+  EmitReceipt,
+  EventHandler,
+  EventRegistry,
+  JSONSchema,
+  PayloadOf,
+  ReceivedEvent,
+  SubscribeOptions,
+  Unsubscribe,
+} from './types.js';

@@ -1,0 +1,145 @@
+import { randomUUID } from 'node:crypto';
+import { ProtocolError } from './protocol-error.js';
+import { parseJson } from './safe-json.js';
+
+/** CloudEvents 1.0 (https://github.com/cloudevents/spec): build, serialise and parse. Pure, no I/O. */
+
+export const STRUCTURED_CONTENT_TYPE = 'application/cloudevents+json; charset=utf-8';
+export const BATCH_CONTENT_TYPE = 'application/cloudevents-batch+json; charset=utf-8';
+export const JSON_CONTENT_TYPE = 'application/json';
+
+/** A CloudEvent as it travels, with JSON `data`. */
+export interface CloudEvent<Data = unknown> {
+  specversion: '1.0';
+  id: string;
+  source: string;
+  type: string;
+  time?: string;
+  datacontenttype?: string;
+  dataschema?: string;
+  subject?: string;
+  data?: Data;
+  /** Extension attributes, lower-case names. */
+  [extension: string]: unknown;
+}
+
+export function createEvent<Data>(source: string, type: string, data: Data): CloudEvent<Data> {
+  return {
+    specversion: '1.0',
+    id: randomUUID(),
+    source,
+    type,
+    time: new Date().toISOString(),
+    datacontenttype: JSON_CONTENT_TYPE,
+    data,
+  };
+}
+
+/** Structured mode body: the whole event as JSON. */
+export function toStructuredBody(event: CloudEvent): string {
+  return JSON.stringify(event);
+}
+
+export type Headers = Readonly<Record<string, string | string[] | undefined>>;
+
+export type ContentMode = 'structured' | 'binary' | 'batch';
+
+/** What the sender meant by its content type and headers. Refuses (415/400) what we cannot read. */
+export function detectMode(headers: Headers): ContentMode {
+  const media = mediaType(header(headers, 'content-type'));
+  if (media === 'application/cloudevents+json') return 'structured';
+  if (media === 'application/cloudevents-batch+json') return 'batch';
+  if (header(headers, 'ce-specversion') !== undefined) {
+    if (media !== undefined && !isJsonMedia(media)) {
+      throw new ProtocolError(415, 'unsupported_media_type', `content type ${media} is not supported: event data must be JSON`);
+    }
+    return 'binary';
+  }
+  if (media !== undefined && isJsonMedia(media)) {
+    throw new ProtocolError(
+      400,
+      'not_a_cloudevent',
+      'a JSON body without ce-* headers is not a CloudEvent: send application/cloudevents+json, or binary mode with ce-specversion, ce-id, ce-source and ce-type headers',
+    );
+  }
+  throw new ProtocolError(
+    415,
+    'unsupported_media_type',
+    `content type ${media ?? '(none)'} is not supported: send application/cloudevents+json`,
+  );
+}
+
+/** Parses the events in a request body. Throws ProtocolError (400/415) for anything malformed. */
+export function parseEvents(mode: ContentMode, headers: Headers, body: Buffer): CloudEvent[] {
+  const text = body.toString('utf8');
+  if (mode === 'structured') return [checkEnvelope(parseJson(text, 'the body'))];
+  if (mode === 'batch') {
+    const list = parseJson(text, 'the body');
+    if (!Array.isArray(list)) throw new ProtocolError(400, 'malformed_event', 'a batch body must be a JSON array of CloudEvents');
+    return list.map((item, index) => checkEnvelope(item, `event ${index} of the batch`));
+  }
+  const attributes: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (!name.toLowerCase().startsWith('ce-') || value === undefined) continue;
+    attributes[name.slice(3).toLowerCase()] = decodeHeader(Array.isArray(value) ? value.join(',') : value);
+  }
+  const contentType = header(headers, 'content-type');
+  if (contentType !== undefined) attributes.datacontenttype = contentType;
+  if (text.length > 0) attributes.data = parseJson(text, 'the event data');
+  return [checkEnvelope(attributes)];
+}
+
+const REQUIRED = ['id', 'source', 'type'] as const;
+
+function checkEnvelope(value: unknown, what = 'the event'): CloudEvent {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new ProtocolError(400, 'malformed_event', `${what} must be a JSON object`);
+  }
+  const event = value as Record<string, unknown>;
+  if (event.specversion !== '1.0') {
+    throw new ProtocolError(
+      400,
+      'malformed_event',
+      `${what} has specversion ${JSON.stringify(event.specversion) ?? '(missing)'}: only "1.0" is supported`,
+    );
+  }
+  for (const name of REQUIRED) {
+    if (typeof event[name] !== 'string' || (event[name] as string).length === 0) {
+      throw new ProtocolError(400, 'malformed_event', `${what} lacks the required attribute "${name}" (a non-empty string)`);
+    }
+  }
+  if (event.time !== undefined && (typeof event.time !== 'string' || Number.isNaN(Date.parse(event.time)))) {
+    throw new ProtocolError(400, 'malformed_event', `${what} has a "time" that is not an RFC 3339 timestamp`);
+  }
+  if ('data_base64' in event) {
+    throw new ProtocolError(415, 'unsupported_media_type', `${what} carries data_base64: only JSON data is supported`);
+  }
+  const dct = event.datacontenttype;
+  if (dct !== undefined && (typeof dct !== 'string' || !isJsonMedia(mediaType(dct) ?? ''))) {
+    throw new ProtocolError(415, 'unsupported_media_type', `${what} has datacontenttype ${String(dct)}: only JSON data is supported`);
+  }
+  return event as CloudEvent;
+}
+
+export function header(headers: Headers, name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function mediaType(contentType: string | undefined): string | undefined {
+  if (contentType === undefined) return undefined;
+  const media = contentType.split(';', 1)[0]!.trim().toLowerCase();
+  return media === '' ? undefined : media;
+}
+
+function isJsonMedia(media: string): boolean {
+  return media === 'application/json' || media === 'text/json' || media.endsWith('+json');
+}
+
+function decodeHeader(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
+}

@@ -1,0 +1,271 @@
+import type { Logger } from 'winston';
+import type { RedeliveryOptions, ResolvedTarget } from '../config.js';
+import type { DeliveryResult, Transport } from '../transports/transport.js';
+import type { OutboxRecord, OutboxStore } from './outbox-store.js';
+import { backoffMs } from './retry-policy.js';
+
+export interface DispatcherOptions {
+  store: OutboxStore;
+  transport: Transport;
+  logger: Logger;
+  /** Deliveries in flight at once, per target. */
+  concurrency: number;
+  redelivery: RedeliveryOptions;
+  /** Finds a target's URL and keys by name (throws ConfigError when it cannot). */
+  resolveTarget: (name: string) => ResolvedTarget;
+}
+
+/** Distinct deliveries failing in a row (with no success between) that mark a target down. */
+const DOWN_AFTER_FAILURES = 3;
+
+/**
+ * Delivers from the outbox. One lane per target, each with its own concurrency, so one slow or
+ * dead target never delays another. A failed delivery waits in the outbox (exponential backoff
+ * with jitter, `Retry-After` honoured) until its horizon, then becomes a dead letter. A target
+ * that is down is probed with one delivery at a time; when it answers, every delivery that failed
+ * during the outage is due at once, so the backlog drains at full speed.
+ */
+export class Dispatcher {
+  private readonly lanes = new Map<string, Lane>();
+  private stopping = false;
+
+  constructor(private readonly options: DispatcherOptions) {}
+
+  /** New deliveries for `target` are in the store. */
+  notify(target: string): void {
+    if (!this.stopping) this.lane(target).kick();
+  }
+
+  /** Starts every target with pending deliveries (after a restart, or a replay). */
+  resume(): void {
+    for (const target of this.options.store.targets()) this.notify(target);
+  }
+
+  inFlight(): number {
+    let n = 0;
+    for (const lane of this.lanes.values()) n += lane.inFlight;
+    return n;
+  }
+
+  /** Stops claiming; resolves when nothing is in flight, or at `deadline` (ms since epoch). */
+  async stop(deadline: number): Promise<void> {
+    this.stopping = true;
+    for (const lane of this.lanes.values()) lane.halt();
+    while (this.inFlight() > 0 && Date.now() < deadline) await sleep(Math.min(20, deadline - Date.now()));
+  }
+
+  isStopping(): boolean {
+    return this.stopping;
+  }
+
+  private lane(target: string): Lane {
+    let lane = this.lanes.get(target);
+    if (!lane) {
+      lane = new Lane(target, this.options, () => this.stopping);
+      this.lanes.set(target, lane);
+    }
+    return lane;
+  }
+}
+
+class Lane {
+  inFlight = 0;
+  private scheduled = false;
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
+  private down = false;
+  private probing = false;
+  private probeDelayMs = 0;
+  private failing = new Set<number>();
+  private streakStart = 0;
+  private resolved: ResolvedTarget | undefined;
+
+  constructor(
+    private readonly target: string,
+    private readonly o: DispatcherOptions,
+    private readonly stopping: () => boolean,
+  ) {}
+
+  /** Pumps on the next turn of the event loop; many kicks in one turn pump once. */
+  kick(): void {
+    if (this.scheduled || this.stopping()) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.pump();
+    });
+  }
+
+  halt(): void {
+    this.clearTimer();
+  }
+
+  private pump(): void {
+    if (this.stopping()) return;
+    const target = this.targetConfig();
+    if (!target) return;
+    if (this.down) {
+      if (!this.probing && this.timer === undefined) this.schedule(Date.now() + this.probeDelayMs, true);
+      return;
+    }
+    const free = this.o.concurrency - this.inFlight;
+    if (free > 0) {
+      for (const record of this.o.store.claim(this.target, Date.now(), free)) void this.deliver(target, record, false);
+    }
+    const next = this.o.store.nextDueAt(this.target);
+    if (next !== undefined && this.inFlight < this.o.concurrency) this.schedule(next, false);
+  }
+
+  private schedule(at: number, probe: boolean): void {
+    if (this.timer !== undefined && this.timerAt <= at) return;
+    this.clearTimer();
+    this.timerAt = at;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.timerAt = Infinity;
+      if (probe) this.probe();
+      else this.pump();
+    }, Math.max(0, at - Date.now()));
+  }
+
+  private clearTimer(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerAt = Infinity;
+  }
+
+  private probe(): void {
+    if (this.stopping()) return;
+    const target = this.targetConfig();
+    const record = target && this.o.store.claimProbe(this.target);
+    if (!target || !record) {
+      this.down = false;
+      return;
+    }
+    this.probing = true;
+    void this.deliver(target, record, true).finally(() => {
+      this.probing = false;
+      this.kick();
+    });
+  }
+
+  private async deliver(target: ResolvedTarget, record: OutboxRecord, probe: boolean): Promise<void> {
+    this.inFlight += 1;
+    const startedAt = Date.now();
+    let result: DeliveryResult;
+    try {
+      result = await this.o.transport.send({
+        eventId: record.eventId,
+        type: record.type,
+        source: record.source,
+        target,
+        body: record.body,
+        previousAttempts: record.attempts,
+      });
+    } catch (error) {
+      result = { outcome: 'retry', error: (error as Error)?.message ?? String(error), attempts: 1 };
+    }
+    this.inFlight -= 1;
+    record.attempts += result.attempts;
+    record.lastAttemptAt = startedAt;
+    record.lastStatus = result.status;
+    record.lastError = result.error;
+    this.settle(record, result, probe);
+    this.kick();
+  }
+
+  private settle(record: OutboxRecord, result: DeliveryResult, probe: boolean): void {
+    const { store, logger, redelivery } = this.o;
+    if (result.outcome === 'delivered') {
+      store.complete(record.id);
+      this.recovered();
+      return;
+    }
+    const fields = {
+      eventId: record.eventId,
+      type: record.type,
+      source: record.source,
+      target: record.target,
+      attempt: record.attempts,
+      status: result.status,
+      error: result.error,
+      data: payloadOf(record.body),
+    };
+    if (result.outcome === 'refused') {
+      store.kill(record, 'refused');
+      logger.error('delivery refused; dead-lettered', fields);
+      if (this.down) this.recovered();
+      return;
+    }
+    this.failed(record, result, probe);
+    const now = Date.now();
+    const elapsed = now - record.createdAt;
+    const wait = Math.max(
+      backoffMs(1, Math.max(redelivery.baseDelayMs, elapsed), redelivery.maxDelayMs),
+      result.retryAfterMs ?? 0,
+    );
+    if (elapsed + wait > redelivery.horizonMs) {
+      store.kill(record, 'expired');
+      logger.error('delivery expired after its redelivery horizon; dead-lettered', fields);
+      return;
+    }
+    store.reschedule(record, now + wait);
+    logger.error('delivery failed; will redeliver', { ...fields, nextAttemptAt: new Date(now + wait).toISOString() });
+  }
+
+  private failed(record: OutboxRecord, result: DeliveryResult, probe: boolean): void {
+    if (this.failing.size === 0) this.streakStart = record.lastAttemptAt ?? Date.now();
+    this.failing.add(record.id);
+    const retryAfter = result.retryAfterMs ?? 0;
+    if (probe) {
+      this.probeDelayMs = Math.max(
+        retryAfter,
+        Math.min(this.o.redelivery.probeMaxDelayMs, Math.max(250, this.probeDelayMs * 2)),
+      );
+      return;
+    }
+    if (!this.down && (result.targetDown || this.failing.size >= DOWN_AFTER_FAILURES)) {
+      this.down = true;
+      this.probeDelayMs = Math.max(retryAfter, 500);
+      this.clearTimer();
+      this.o.logger.warn('target down; probing before sending more', { target: this.target, error: result.error });
+    }
+  }
+
+  /** A delivery succeeded: the target is up; what failed during the outage is due now. */
+  private recovered(): void {
+    const wasDown = this.down;
+    const since = this.streakStart;
+    this.failing.clear();
+    this.down = false;
+    this.probeDelayMs = 0;
+    if (wasDown) {
+      this.o.store.release(this.target, since, Date.now());
+      this.o.logger.info('target back up; draining its backlog', { target: this.target });
+    }
+  }
+
+  private targetConfig(): ResolvedTarget | undefined {
+    if (this.resolved) return this.resolved;
+    try {
+      this.resolved = this.o.resolveTarget(this.target);
+      return this.resolved;
+    } catch (error) {
+      this.o.logger.error('cannot deliver: target is not configured; deliveries stay in the outbox', {
+        target: this.target,
+        error: (error as Error).message,
+      });
+      return undefined;
+    }
+  }
+}
+
+function payloadOf(body: string): unknown {
+  try {
+    return (JSON.parse(body) as { data?: unknown }).data;
+  } catch {
+    return body;
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -1,0 +1,20 @@
+import type { ResolvedConfig } from '../config.js';
+import type { InboxStore } from '../receive/inbox-store.js';
+import type { OutboxStore } from '../send/outbox-store.js';
+import { MemoryInbox } from './memory-inbox.js';
+import { MemoryOutbox } from './memory-outbox.js';
+import { SqliteInbox } from './sqlite-inbox.js';
+import { SqliteOutbox } from './sqlite-outbox.js';
+
+// The SQLite stores load better-sqlite3 (an optional peer) only when opened, in sqlite.ts.
+
+/** The outbox the configuration asks for: SQLite when a path is set, else memory. */
+export function openOutbox(config: ResolvedConfig): OutboxStore {
+  if (config.outbox.path) return new SqliteOutbox(config.outbox.path);
+  return new MemoryOutbox(config.outbox.maxPending, config.outbox.maxDeadLetters, config.logger);
+}
+
+export function openInbox(config: ResolvedConfig): InboxStore {
+  if (config.inbox.path) return new SqliteInbox(config.inbox.path, config.inbox.retentionMs);
+  return new MemoryInbox(config.inbox.maxEntries);
+}

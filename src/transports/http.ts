@@ -1,0 +1,168 @@
+import http from 'node:http';
+import https from 'node:https';
+import axios, { AxiosError, type AxiosInstance, type InternalAxiosRequestConfig } from 'axios';
+import axiosRetry from 'axios-retry';
+import type { Logger } from 'winston';
+import type { RetryOptions } from '../config.js';
+import { STRUCTURED_CONTENT_TYPE } from '../protocol/cloudevents.js';
+import { signatureHeader } from '../protocol/signature.js';
+import { backoffMs, isRetryableStatus, isTargetDownStatus, parseRetryAfter } from '../send/retry-policy.js';
+import type { Delivery, DeliveryResult, Transport } from './transport.js';
+
+export interface HttpTransportOptions {
+  logger: Logger;
+  timeoutMs: number;
+  retry: RetryOptions;
+  /** Sockets per target host. @default 64 */
+  maxSockets?: number;
+}
+
+interface TryState {
+  delivery: Delivery;
+  startedAt: number;
+  tries: number;
+}
+
+declare module 'axios' {
+  interface AxiosRequestConfig {
+    eventsDelivery?: TryState;
+  }
+}
+
+const RESPONSE_SNIPPET = 300;
+
+/**
+ * HTTP push: POST the structured CloudEvent, signed per try (a fresh `webhook-timestamp` on every
+ * retry), over keep-alive agents, with axios-retry configured for POST: network errors,
+ * timeouts, 408, 429 and 5xx are retried with jittered exponential backoff, `Retry-After` honoured.
+ */
+export class HttpTransport implements Transport {
+  private readonly httpAgent: http.Agent;
+  private readonly httpsAgent: https.Agent;
+  private readonly client: AxiosInstance;
+
+  constructor(private readonly options: HttpTransportOptions) {
+    const maxSockets = options.maxSockets ?? 64;
+    this.httpAgent = new http.Agent({ keepAlive: true, maxSockets });
+    this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets });
+    this.client = axios.create({
+      httpAgent: this.httpAgent,
+      httpsAgent: this.httpsAgent,
+      timeout: options.timeoutMs,
+      maxRedirects: 0,
+      maxContentLength: 64 * 1024,
+      responseType: 'text',
+      transitional: { clarifyTimeoutError: true },
+    });
+    this.client.interceptors.request.use((config) => this.signTry(config));
+    this.client.interceptors.response.use(
+      (response) => {
+        this.logTry(response.config, response.status);
+        return response;
+      },
+      (error: unknown) => {
+        if (error instanceof AxiosError && error.config) this.logTry(error.config, error.response?.status, error);
+        return Promise.reject(error);
+      },
+    );
+    const { retries, baseDelayMs, maxDelayMs, maxRetryAfterMs } = options.retry;
+    axiosRetry(this.client, {
+      retries,
+      shouldResetTimeout: true,
+      retryCondition: (error) => {
+        const status = error.response?.status;
+        if (status !== undefined && !isRetryableStatus(status)) return false;
+        const wait = parseRetryAfter(headerOf(error, 'retry-after'));
+        return wait === undefined || wait <= maxRetryAfterMs;
+      },
+      retryDelay: (retry, error) =>
+        Math.max(backoffMs(retry, baseDelayMs, maxDelayMs), parseRetryAfter(headerOf(error, 'retry-after')) ?? 0),
+      onRetry: (retry, error, config) => {
+        const state = config.eventsDelivery;
+        if (!state) return;
+        this.options.logger.info('delivery retry', {
+          ...fields(state.delivery),
+          attempt: state.delivery.previousAttempts + retry + 1,
+          status: error.response?.status,
+          error: describe(error),
+        });
+      },
+    });
+  }
+
+  async send(delivery: Delivery): Promise<DeliveryResult> {
+    const state: TryState = { delivery, startedAt: 0, tries: 0 };
+    try {
+      const response = await this.client.post(delivery.target.url, delivery.body, {
+        headers: { 'content-type': STRUCTURED_CONTENT_TYPE },
+        eventsDelivery: state,
+      });
+      return { outcome: 'delivered', status: response.status, attempts: state.tries };
+    } catch (error) {
+      return toResult(error, state.tries);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
+  }
+
+  private signTry(config: InternalAxiosRequestConfig): InternalAxiosRequestConfig {
+    const state = config.eventsDelivery;
+    if (!state) return config;
+    const { delivery } = state;
+    const timestamp = Math.floor(Date.now() / 1000);
+    config.headers.set('webhook-id', delivery.eventId);
+    config.headers.set('webhook-timestamp', String(timestamp));
+    config.headers.set('webhook-signature', signatureHeader(delivery.target.keys, delivery.eventId, timestamp, delivery.body));
+    state.startedAt = performance.now();
+    state.tries += 1;
+    return config;
+  }
+
+  private logTry(config: InternalAxiosRequestConfig, status: number | undefined, error?: AxiosError): void {
+    const state = config.eventsDelivery;
+    if (!state) return;
+    const ok = error === undefined;
+    this.options.logger.log(ok ? 'info' : 'warn', ok ? 'delivery attempt' : 'delivery attempt failed', {
+      ...fields(state.delivery),
+      attempt: state.delivery.previousAttempts + state.tries,
+      status,
+      durationMs: Math.round((performance.now() - state.startedAt) * 10) / 10,
+      ...(error ? { error: describe(error) } : {}),
+    });
+  }
+}
+
+function fields(delivery: Delivery): Record<string, unknown> {
+  return { eventId: delivery.eventId, type: delivery.type, source: delivery.source, target: delivery.target.name };
+}
+
+function headerOf(error: AxiosError, name: string): string | undefined {
+  const value: unknown = error.response?.headers?.[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
+function describe(error: AxiosError): string {
+  if (!error.response) return error.code ?? error.message;
+  const body = typeof error.response.data === 'string' ? error.response.data.slice(0, RESPONSE_SNIPPET) : '';
+  return `HTTP ${error.response.status}${body ? `: ${body}` : ''}`;
+}
+
+function toResult(error: unknown, attempts: number): DeliveryResult {
+  if (!(error instanceof AxiosError)) {
+    return { outcome: 'retry', error: (error as Error)?.message ?? String(error), attempts, targetDown: true };
+  }
+  const status = error.response?.status;
+  if (status === undefined) return { outcome: 'retry', error: describe(error), attempts, targetDown: true };
+  const retryAfterMs = parseRetryAfter(headerOf(error, 'retry-after'));
+  return {
+    outcome: isRetryableStatus(status) ? 'retry' : 'refused',
+    status,
+    error: describe(error),
+    attempts,
+    targetDown: isTargetDownStatus(status),
+    ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+  };
+}

@@ -1,0 +1,37 @@
+import type { ResolvedTarget } from '../config.js';
+
+/** One event on its way to one target service. */
+export interface Delivery {
+  eventId: string;
+  type: string;
+  source: string;
+  target: ResolvedTarget;
+  /** The CloudEvent in structured mode, serialised once at emit. */
+  body: string;
+  /** Tries made before this one (by earlier sends of the same delivery). */
+  previousAttempts: number;
+}
+
+export interface DeliveryResult {
+  /** delivered: 2xx · retry: try again later · refused: never retry (a 4xx other than 408/429). */
+  outcome: 'delivered' | 'retry' | 'refused';
+  /** Last HTTP status, if the target answered. */
+  status?: number;
+  /** Why it failed: a network error code, or a short summary of the target's answer. */
+  error?: string;
+  /** The target's `Retry-After`, when it asked for more time than the transport waits in place. */
+  retryAfterMs?: number;
+  /** The failure concerns the whole target (unreachable, 429, 502–504), not this one event. */
+  targetDown?: boolean;
+  /** Tries this send made (1 + immediate retries). */
+  attempts: number;
+}
+
+/**
+ * Carries deliveries to targets. HTTP push is the default; a broker transport implements the
+ * same two methods. `send` never throws for a delivery failure: it answers with a result.
+ */
+export interface Transport {
+  send(delivery: Delivery): Promise<DeliveryResult>;
+  close(): Promise<void>;
+}

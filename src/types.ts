@@ -1,0 +1,69 @@
+import type { FromSchema, JSONSchema as SchemaOf } from 'json-schema-to-ts';
+import type { CloudEvent } from './protocol/cloudevents.js';
+
+/**
+ * A JSON Schema (draft 7 / 2019-09 as ajv reads it). Written `as const` (or passed straight to
+ * `declareEvent`), it also gives the static type of the payload. A TypeBox schema works too.
+ */
+export type JSONSchema = SchemaOf;
+
+/** The payload type a schema describes: TypeBox's `static`, else json-schema-to-ts, else `unknown`. */
+export type DataOf<S> = [S] extends [never]
+  ? unknown
+  : S extends { static: infer T }
+    ? T
+    : SchemaOf extends S // the wide JSONSchema type says nothing about the data (and is too large to expand)
+      ? unknown
+      : S extends SchemaOf
+        ? FromSchema<S>
+        : unknown;
+
+/**
+ * Event types known to the type checker, by declaration merging: map each type to its schema.
+ * Module-level `emit` and `subscribeTo` then check payloads against it.
+ *
+ * @example
+ * declare module 'events-library' {
+ *   interface EventRegistry { 'user-created': typeof UserCreated }
+ * }
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface EventRegistry {}
+
+/** Payload of event type `T` under the event map `Events`; `unknown` for a type it does not know. */
+export type PayloadOf<Events, T extends string> = T extends keyof Events ? DataOf<Events[T]> : unknown;
+
+/** What a handler receives besides `data`: the whole CloudEvent (`id`, `type`, `source`, `time`, …). */
+export interface ReceivedEvent<Data = unknown> extends CloudEvent<Data> {
+  data: Data;
+}
+
+export type EventHandler<Data = unknown> = (data: Data, event: ReceivedEvent<Data>) => void | Promise<void>;
+
+export interface DeclareOptions<S extends JSONSchema = JSONSchema> {
+  /** Validates every payload before it is sent; `emit` rejects with ValidationError otherwise. */
+  schema?: S;
+}
+
+export interface SubscribeOptions<S extends JSONSchema = JSONSchema> {
+  /** Validates incoming data before any handler runs; the receiver answers 400 otherwise. */
+  schema?: S;
+  /**
+   * A stable name for this handler, under which the inbox records that it completed.
+   * @default `<type>#<n>`, n counting subscriptions to that type in registration order
+   */
+  name?: string;
+}
+
+/** Returned by `emit` once the event is validated and recorded for delivery to every target. */
+export interface EmitReceipt {
+  /** The CloudEvent id that goes on the wire (and in `webhook-id`). */
+  id: string;
+  type: string;
+  source: string;
+  time: string;
+  /** The target services the event will be delivered to. */
+  targets: string[];
+}
+
+export type Unsubscribe = () => void;
