@@ -24,6 +24,9 @@ import type {
   Unsubscribe,
 } from './types.js';
 
+/** How long aborted deliveries get to settle back into the outbox at shutdown. */
+const ABORT_SETTLE_MS = 1_000;
+
 /**
  * An isolated event bus: declarations, subscriptions, an outbox and dispatcher, a receiver.
  * `Events` maps event types to schemas for the type checker; `declareEvent` with a schema
@@ -38,6 +41,7 @@ export class EventBus<Events extends object = EventRegistry> {
   private readonly dispatcher: Dispatcher;
   private readonly receiver: Receiver;
   private closing: Promise<void> | undefined;
+  private readonly poll: NodeJS.Timeout | undefined;
 
   constructor(options: EventBusOptions = {}) {
     this.config = resolveConfig(options);
@@ -63,7 +67,11 @@ export class EventBus<Events extends object = EventRegistry> {
       bodyLimitBytes: this.config.bodyLimitBytes,
       service: this.config.service,
     });
-    if (this.outbox.durable) setImmediate(() => this.dispatcher.resume());
+    if (this.outbox.durable) {
+      // Resume what a previous run left, and pick up what an operator replays from another process.
+      setImmediate(() => this.dispatcher.resume());
+      this.poll = setInterval(() => this.dispatcher.resume(), this.config.outbox.pollIntervalMs).unref();
+    }
   }
 
   /** This service's name (the CloudEvents `source` of what it emits), if configured. */
@@ -99,7 +107,7 @@ export class EventBus<Events extends object = EventRegistry> {
   ): Unsubscribe;
   subscribeTo<const T extends string>(
     type: T,
-    handler: EventHandler<PayloadOf<Events, T>>,
+    handler: EventHandler<NoInfer<PayloadOf<Events, T>>>,
     options?: SubscribeOptions,
   ): Unsubscribe;
   subscribeTo(type: string, handler: EventHandler<never>, options: SubscribeOptions = {}): Unsubscribe {
@@ -110,7 +118,7 @@ export class EventBus<Events extends object = EventRegistry> {
    * Validates `payload`, records one delivery per target in the outbox and resolves with the
    * event id. Delivery happens after, with retries; its failures are logged, never thrown here.
    */
-  async emit<const T extends string>(type: T, payload: PayloadOf<Events, T>): Promise<EmitReceipt> {
+  async emit<const T extends string>(type: T, payload: NoInfer<PayloadOf<Events, T>>): Promise<EmitReceipt> {
     if (this.closing) throw new BusClosedError(this.config.service);
     const declaration = this.catalog.declaration(type);
     if (!declaration) throw new UndeclaredEventError(type);
@@ -125,7 +133,7 @@ export class EventBus<Events extends object = EventRegistry> {
     for (const target of declaration.targets) this.dispatcher.notify(target.name);
     const targets = declaration.targets.map((t) => t.name);
     this.config.logger.info('event emitted', { eventId: event.id, type, source, targets });
-    this.config.logger.debug('event data', { eventId: event.id, data: payload });
+    if (this.config.logger.isDebugEnabled()) this.config.logger.debug('event data', { eventId: event.id, data: payload });
     return { id: event.id, type, source, time: event.time!, targets };
   }
 
@@ -178,8 +186,10 @@ export class EventBus<Events extends object = EventRegistry> {
 
   private async shutdown(): Promise<void> {
     const deadline = Date.now() + this.config.shutdownTimeoutMs;
+    clearInterval(this.poll);
     await Promise.all([this.dispatcher.stop(deadline), this.receiver.shutdown(deadline)]);
-    await this.transport.close();
+    await this.transport.close(); // aborts deliveries still in flight past the deadline …
+    await this.dispatcher.stop(Date.now() + ABORT_SETTLE_MS); // … which settle back into the outbox
     if (!this.outbox.durable) {
       for (const record of this.outbox.pendingRecords()) {
         this.config.logger.error('undelivered at shutdown; the in-memory outbox does not keep it (set EVENTS_OUTBOX_PATH)', {

@@ -1,4 +1,4 @@
-import type { Logger } from 'winston';
+import winston, { type Logger } from 'winston';
 import { DEFAULTS } from './defaults.js';
 import { ConfigError } from './errors/index.js';
 import { createLogger } from './logger.js';
@@ -49,6 +49,8 @@ export interface OutboxOptions {
   maxPending?: number;
   /** In-memory outbox only: dead letters kept. @default 10000 */
   maxDeadLetters?: number;
+  /** Durable outbox only: how often to look for deliveries added by another process (a CLI replay). @default 2000 */
+  pollIntervalMs?: number;
 }
 
 export interface InboxOptions {
@@ -143,6 +145,13 @@ export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
   const secret = options.secret ?? splitList(env.EVENTS_SECRET);
   const keys = secret === undefined ? [] : parseSecrets(secret, 'secret', 'EVENTS_SECRET');
   const logLevel = options.logLevel ?? nonEmpty(env.EVENTS_LOG_LEVEL) ?? DEFAULTS.logLevel;
+  if (options.logger === undefined && !Object.hasOwn(winston.config.npm.levels, logLevel)) {
+    // winston takes an unknown level silently and then drops every line, errors included.
+    throw new ConfigError(
+      `log level ${JSON.stringify(logLevel)} is not one of ${Object.keys(winston.config.npm.levels).join(', ')}: check EVENTS_LOG_LEVEL or the logLevel option`,
+      { variable: 'EVENTS_LOG_LEVEL' },
+    );
+  }
   const path = options.path ?? DEFAULTS.path;
   if (typeof path !== 'string' || !path.startsWith('/')) throw new ConfigError('path must start with "/"');
 
@@ -161,6 +170,7 @@ export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
       path: options.outbox?.path ?? nonEmpty(env.EVENTS_OUTBOX_PATH),
       maxPending: positive('outbox.maxPending', options.outbox?.maxPending ?? DEFAULTS.outbox.maxPending),
       maxDeadLetters: positive('outbox.maxDeadLetters', options.outbox?.maxDeadLetters ?? DEFAULTS.outbox.maxDeadLetters),
+      pollIntervalMs: positive('outbox.pollIntervalMs', options.outbox?.pollIntervalMs ?? DEFAULTS.outbox.pollIntervalMs),
     },
     inbox: {
       path: options.inbox?.path ?? nonEmpty(env.EVENTS_INBOX_PATH),
@@ -210,7 +220,7 @@ function checkUrl(url: string, variable: string, name: string): void {
   try {
     parsed = new URL(url);
   } catch (cause) {
-    throw new ConfigError(`${variable} is not a valid URL for service "${name}": ${JSON.stringify(url)}`, {
+    throw new ConfigError(`${variable} is not a valid URL for service "${name}" (expected e.g. http://host:port/events)`, {
       variable,
       cause,
     });

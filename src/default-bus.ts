@@ -39,7 +39,7 @@ export function subscribeTo<const T extends string, const S extends JSONSchema>(
 ): Unsubscribe;
 export function subscribeTo<const T extends string>(
   type: T,
-  handler: EventHandler<PayloadOf<EventRegistry, T>>,
+  handler: EventHandler<NoInfer<PayloadOf<EventRegistry, T>>>,
   options?: SubscribeOptions,
 ): Unsubscribe;
 export function subscribeTo(type: string, handler: EventHandler<never>, options?: SubscribeOptions): Unsubscribe {
@@ -49,7 +49,7 @@ export function subscribeTo(type: string, handler: EventHandler<never>, options?
 }
 
 /** Validates and records the event for delivery; resolves with its id (see EventBus.emit). */
-export function emit<const T extends string>(type: T, payload: PayloadOf<EventRegistry, T>): Promise<EmitReceipt> {
+export function emit<const T extends string>(type: T, payload: NoInfer<PayloadOf<EventRegistry, T>>): Promise<EmitReceipt> {
   return getDefaultBus().emit(type, payload);
 }
 

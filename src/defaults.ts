@@ -36,6 +36,8 @@ export const DEFAULTS = {
     maxPending: 100_000,
     /** Dead letters the in-memory outbox keeps (oldest evicted first, each with an error log line). */
     maxDeadLetters: 10_000,
+    /** Durable outbox: how often the dispatcher looks for work added by another process (a replay from the CLI). */
+    pollIntervalMs: 2_000,
   },
   inbox: {
     /** Event ids the in-memory inbox remembers (oldest forgotten first). */

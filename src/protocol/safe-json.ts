@@ -2,7 +2,7 @@ import { ProtocolError } from './protocol-error.js';
 
 /**
  * JSON.parse that refuses keys able to pollute prototypes when a handler later merges the data
- * (`__proto__`, and `constructor.prototype`). The scan runs only when the text contains them.
+ * (`__proto__`, and `constructor.prototype`). The scan runs only when the text contains them (or a `\u` escape).
  */
 export function parseJson(text: string, what: string): unknown {
   let value: unknown;
@@ -11,7 +11,8 @@ export function parseJson(text: string, what: string): unknown {
   } catch (cause) {
     throw new ProtocolError(400, 'malformed_json', `${what} is not valid JSON: ${(cause as Error).message}`);
   }
-  if (text.includes('__proto__') || text.includes('prototype')) assertNoPollution(value, what);
+  // A JSON escape (`"\u005f_proto__"`) spells the same key without the literal text: scan then too.
+  if (text.includes('__proto__') || text.includes('prototype') || text.includes('\\u')) assertNoPollution(value, what);
   return value;
 }
 

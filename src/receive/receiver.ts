@@ -90,7 +90,6 @@ export class Receiver {
   private async process(request: ReceiverRequest, startedAt: number): Promise<ReceiverResponse> {
     const { headers, body } = request;
     if (body.length > this.o.bodyLimitBytes) return this.tooLarge();
-    const mode = detectMode(headers);
     const failure = verify(
       this.o.keys,
       {
@@ -102,6 +101,8 @@ export class Receiver {
       this.o.toleranceSeconds,
     );
     if (failure) throw new ProtocolError(401, 'invalid_signature', VERIFY_MESSAGES[failure]);
+    // Only an authenticated sender learns anything about the content (415 / 400).
+    const mode = detectMode(headers);
     const events = parseEvents(mode, headers, body);
     if (mode !== 'batch') return this.deliverOne(events[0]!, startedAt);
 
@@ -201,7 +202,7 @@ export class Receiver {
       durationMs: elapsed(startedAt),
       ...extra,
     });
-    this.o.logger.debug('event data', { eventId: event.id, data: event.data });
+    if (this.o.logger.isDebugEnabled()) this.o.logger.debug('event data', { eventId: event.id, data: event.data });
   }
 }
 

@@ -38,7 +38,12 @@ export class Dispatcher {
 
   /** Starts every target with pending deliveries (after a restart, or a replay). */
   resume(): void {
-    for (const target of this.options.store.targets()) this.notify(target);
+    for (const target of this.options.store.targets()) {
+      // A backlog this process has not tried yet (left by a previous run) may have failed while
+      // the target was down: probe first, and when the target answers, release all of it at once.
+      if (!this.lanes.has(target)) this.lane(target).assumeDown();
+      this.notify(target);
+    }
   }
 
   inFlight(): number {
@@ -49,6 +54,9 @@ export class Dispatcher {
 
   /** Stops claiming; resolves when nothing is in flight, or at `deadline` (ms since epoch). */
   async stop(deadline: number): Promise<void> {
+    // Start what is due now (an emit just before close() has only been kicked for the next turn),
+    // so that it is in flight and waited for below rather than left undelivered.
+    for (const lane of this.lanes.values()) lane.flush();
     this.stopping = true;
     for (const lane of this.lanes.values()) lane.halt();
     while (this.inFlight() > 0 && Date.now() < deadline) await sleep(Math.min(20, deadline - Date.now()));
@@ -77,7 +85,8 @@ class Lane {
   private probing = false;
   private probeDelayMs = 0;
   private failing = new Set<number>();
-  private streakStart = 0;
+  /** Earliest try among the failures since the last success (Infinity: none). */
+  private streakStart = Infinity;
   private resolved: ResolvedTarget | undefined;
 
   constructor(
@@ -96,8 +105,20 @@ class Lane {
     });
   }
 
+  /** Starts down, with every failed delivery in the store counted in the outage. */
+  assumeDown(): void {
+    this.down = true;
+    this.probeDelayMs = 0;
+    this.streakStart = 0;
+  }
+
   halt(): void {
     this.clearTimer();
+  }
+
+  /** Claims and starts the due deliveries now, without waiting for the next turn of the event loop. */
+  flush(): void {
+    this.pump();
   }
 
   private pump(): void {
@@ -170,7 +191,16 @@ class Lane {
     record.lastAttemptAt = startedAt;
     record.lastStatus = result.status;
     record.lastError = result.error;
-    this.settle(record, result, probe);
+    try {
+      this.settle(record, result, probe);
+    } catch (error) {
+      // Only when the store is gone (closed at shutdown): the record stays in it as it was.
+      this.o.logger.error('could not record a delivery outcome', {
+        eventId: record.eventId,
+        target: record.target,
+        error: (error as Error)?.message ?? String(error),
+      });
+    }
     this.kick();
   }
 
@@ -214,7 +244,9 @@ class Lane {
   }
 
   private failed(record: OutboxRecord, result: DeliveryResult, probe: boolean): void {
-    if (this.failing.size === 0) this.streakStart = record.lastAttemptAt ?? Date.now();
+    // The streak starts at the earliest failed try, not the first to fail: a slow try (a timeout)
+    // started before a fast failure must be released with the rest when the target comes back.
+    this.streakStart = Math.min(this.streakStart, record.lastAttemptAt ?? Date.now());
     this.failing.add(record.id);
     const retryAfter = result.retryAfterMs ?? 0;
     if (probe) {
@@ -236,6 +268,7 @@ class Lane {
   private recovered(): void {
     const wasDown = this.down;
     const since = this.streakStart;
+    this.streakStart = Infinity;
     this.failing.clear();
     this.down = false;
     this.probeDelayMs = 0;

@@ -109,10 +109,12 @@ export class SqliteOutbox implements OutboxStore {
   }
 
   claim(target: string, now: number, limit: number): OutboxRecord[] {
+    this.flushNow(); // reads see every earlier complete/reschedule/kill, as the interface promises
     return (this.claimDue.all(target, now, limit) as Row[]).map(toRecord).sort(byDue);
   }
 
   claimProbe(target: string): OutboxRecord | undefined {
+    this.flushNow();
     const row = this.claimFirst.get(target) as Row | undefined;
     return row && toRecord(row);
   }
@@ -170,6 +172,7 @@ export class SqliteOutbox implements OutboxStore {
   }
 
   nextDueAt(target: string): number | undefined {
+    this.flushNow();
     const row = this.db
       .prepare('SELECT MIN(next_attempt_at) AS due FROM outbox WHERE target = ? AND leased = 0')
       .get(target) as { due: number | null };
@@ -177,6 +180,7 @@ export class SqliteOutbox implements OutboxStore {
   }
 
   targets(): string[] {
+    this.flushNow();
     return (this.db.prepare('SELECT DISTINCT target FROM outbox').all() as { target: string }[]).map((r) => r.target);
   }
 
@@ -248,6 +252,14 @@ export class SqliteOutbox implements OutboxStore {
   private flushNow(): void {
     this.flushScheduled = false;
     if (this.writes.length === 0) return;
+    if (!this.db.open) {
+      // After close, a late write is dropped: its record stays leased on disk and is redelivered on reopen.
+      const waiters = this.waiters;
+      this.writes = [];
+      this.waiters = [];
+      for (const waiter of waiters) waiter.reject(new Error('the outbox is closed'));
+      return;
+    }
     const writes = this.writes;
     const waiters = this.waiters;
     this.writes = [];

@@ -17,10 +17,14 @@ export interface HttpTransportOptions {
   maxSockets?: number;
 }
 
-interface TryState {
-  delivery: Delivery;
-  startedAt: number;
-  tries: number;
+/**
+ * Per-send state, shared by every try. A class instance, not a plain object: axios deep-copies
+ * plain objects in a request's config, so the interceptors would count tries on a copy.
+ */
+class TryState {
+  startedAt = 0;
+  tries = 0;
+  constructor(readonly delivery: Delivery) {}
 }
 
 declare module 'axios' {
@@ -40,6 +44,8 @@ export class HttpTransport implements Transport {
   private readonly httpAgent: http.Agent;
   private readonly httpsAgent: https.Agent;
   private readonly client: AxiosInstance;
+  /** Aborts what is still in flight (including a retry's wait) when the transport closes. */
+  private readonly aborter = new AbortController();
 
   constructor(private readonly options: HttpTransportOptions) {
     const maxSockets = options.maxSockets ?? 64;
@@ -70,6 +76,7 @@ export class HttpTransport implements Transport {
       retries,
       shouldResetTimeout: true,
       retryCondition: (error) => {
+        if (this.aborter.signal.aborted) return false;
         const status = error.response?.status;
         if (status !== undefined && !isRetryableStatus(status)) return false;
         const wait = parseRetryAfter(headerOf(error, 'retry-after'));
@@ -91,10 +98,11 @@ export class HttpTransport implements Transport {
   }
 
   async send(delivery: Delivery): Promise<DeliveryResult> {
-    const state: TryState = { delivery, startedAt: 0, tries: 0 };
+    const state = new TryState(delivery);
     try {
       const response = await this.client.post(delivery.target.url, delivery.body, {
         headers: { 'content-type': STRUCTURED_CONTENT_TYPE },
+        signal: this.aborter.signal,
         eventsDelivery: state,
       });
       return { outcome: 'delivered', status: response.status, attempts: state.tries };
@@ -104,6 +112,7 @@ export class HttpTransport implements Transport {
   }
 
   async close(): Promise<void> {
+    this.aborter.abort();
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
   }

@@ -1,0 +1,99 @@
+/**
+ * Type tests, compiled by `npm run typecheck` (tsc -p test/types): every `@ts-expect-error`
+ * line must be an error, or the build fails. Nothing here runs.
+ */
+import { Type } from '@sinclair/typebox';
+import {
+  createEventBus,
+  declareEvent,
+  emit,
+  subscribeTo,
+  type EmitReceipt,
+  type EventBus,
+  type ReceivedEvent,
+} from '../../src/index.js';
+
+const UserCreated = {
+  type: 'object',
+  properties: { user_id: { type: 'string' }, email: { type: 'string' }, age: { type: 'integer' } },
+  required: ['user_id', 'email'],
+  additionalProperties: false,
+} as const;
+
+declare const bus0: EventBus;
+
+// 1. A bus typed by declareEvent's schema (chained).
+const bus = bus0.declareEvent('user-created', ['payments'], { schema: UserCreated });
+const receipt: Promise<EmitReceipt> = bus.emit('user-created', { user_id: 'u1', email: 'a@b.c' });
+void receipt;
+bus.emit('user-created', { user_id: 'u1', email: 'a@b.c', age: 3 });
+// @ts-expect-error: email is required
+bus.emit('user-created', { user_id: 'u1' });
+// @ts-expect-error: user_id must be a string
+bus.emit('user-created', { user_id: 1, email: 'a@b.c' });
+// @ts-expect-error: no extra properties (additionalProperties: false)
+bus.emit('user-created', { user_id: 'u1', email: 'a@b.c', admin: true });
+// A type the checker does not know takes any payload (it is validated at run time).
+bus.emit('something-else', { anything: 1 });
+
+// 2. The handler's data is typed by the event map …
+bus.subscribeTo('user-created', (data, event) => {
+  const id: string = data.user_id;
+  const age: number | undefined = data.age;
+  const full: ReceivedEvent<{ user_id: string; email: string; age?: number }> = event;
+  // @ts-expect-error: no such field
+  void data.nope;
+  void [id, age, full, event.id, event.type, event.source, event.time];
+});
+
+// … or by the schema passed to subscribeTo.
+createEventBus().subscribeTo(
+  'user-created',
+  (data) => {
+    const email: string = data.email;
+    // @ts-expect-error: age is number | undefined, not string
+    const wrong: string = data.age;
+    void [email, wrong];
+  },
+  { schema: UserCreated },
+);
+
+// 3. TypeBox schemas work too.
+const OrderPlaced = Type.Object({ order_id: Type.String(), total: Type.Number() });
+const typed = createEventBus().declareEvent('order-placed', ['billing'], { schema: OrderPlaced });
+typed.emit('order-placed', { order_id: 'o1', total: 3 });
+// @ts-expect-error: total must be a number
+typed.emit('order-placed', { order_id: 'o1', total: '3' });
+
+// 4. Module-level functions, typed by declaration merging.
+declare module '../../src/index.js' {
+  interface EventRegistry {
+    'user-created': typeof UserCreated;
+  }
+}
+declareEvent('user-created', ['payments'], { schema: UserCreated });
+emit('user-created', { user_id: 'u1', email: 'a@b.c' });
+// @ts-expect-error: email is required
+emit('user-created', { user_id: 'u1' });
+subscribeTo('user-created', async (data) => {
+  const id: string = data.user_id;
+  void id;
+});
+subscribeTo('user-created', (data) => {
+  // @ts-expect-error: user_id is a string
+  const n: number = data.user_id;
+  void n;
+});
+
+// 5. An untyped bus (nothing declared to the checker) takes any payload and gives `unknown` data.
+const plain = createEventBus({ service: 'users' });
+plain.emit('account-opened', { account_id: 'a1' });
+plain.emit('anything', 42);
+const namedHandler = async (data: unknown, event: ReceivedEvent<unknown>): Promise<void> => {
+  void [data, event.id];
+};
+plain.subscribeTo('anything', namedHandler);
+plain.subscribeTo('anything', (data) => {
+  // @ts-expect-error: data is unknown until a schema says otherwise
+  void data.field;
+});

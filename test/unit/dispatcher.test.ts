@@ -1,0 +1,320 @@
+import type { Logger } from 'winston';
+import type { RedeliveryOptions, ResolvedTarget } from '../../src/config.js';
+import { DEFAULTS } from '../../src/defaults.js';
+import { ConfigError } from '../../src/errors/index.js';
+import { Dispatcher } from '../../src/send/dispatcher.js';
+import type { NewDelivery } from '../../src/send/outbox-store.js';
+import { MemoryOutbox } from '../../src/stores/memory-outbox.js';
+import type { Delivery, DeliveryResult, Transport } from '../../src/transports/transport.js';
+
+// The dispatcher against a scripted transport, on a fake clock: which deliveries are sent when,
+// and what becomes of each outcome. No network.
+
+const T = Date.UTC(2024, 4, 1, 12, 0, 0);
+const KEY = Buffer.alloc(24, 1);
+
+const DELIVERED: DeliveryResult = { outcome: 'delivered', status: 204, attempts: 1 };
+const FAILED_500: DeliveryResult = { outcome: 'retry', status: 500, error: 'HTTP 500', attempts: 1 };
+const UNREACHABLE: DeliveryResult = { outcome: 'retry', error: 'ECONNREFUSED', attempts: 1, targetDown: true };
+
+interface Sent {
+  at: number;
+  delivery: Delivery;
+}
+
+/** A transport that answers with `answer(delivery)` and records when it was asked. */
+class ScriptedTransport implements Transport {
+  readonly sent: Sent[] = [];
+  constructor(public answer: (delivery: Delivery) => DeliveryResult | Promise<DeliveryResult>) {}
+
+  async send(delivery: Delivery): Promise<DeliveryResult> {
+    this.sent.push({ at: Date.now(), delivery });
+    return this.answer(delivery);
+  }
+
+  async close(): Promise<void> {}
+
+  eventIds(): string[] {
+    return this.sent.map((s) => s.delivery.eventId);
+  }
+}
+
+function fakeLogger() {
+  const logger = { error: jest.fn(), warn: jest.fn(), info: jest.fn(), debug: jest.fn(), log: jest.fn() };
+  return logger as typeof logger & Logger;
+}
+
+function delivery(n: number, target = 'payments', createdAt = Date.now()): NewDelivery {
+  return {
+    eventId: `evt-${n}`,
+    type: 'order-placed',
+    source: 'orders',
+    target,
+    body: JSON.stringify({ specversion: '1.0', id: `evt-${n}`, source: 'orders', type: 'order-placed', data: { n } }),
+    createdAt,
+  };
+}
+
+function setup(
+  answer: ScriptedTransport['answer'],
+  options: { concurrency?: number; redelivery?: Partial<RedeliveryOptions>; resolveTarget?: (name: string) => ResolvedTarget } = {},
+) {
+  const logger = fakeLogger();
+  const store = new MemoryOutbox(10_000, 10_000, logger);
+  const transport = new ScriptedTransport(answer);
+  const dispatcher = new Dispatcher({
+    store,
+    transport,
+    logger,
+    concurrency: options.concurrency ?? 16,
+    redelivery: { ...DEFAULTS.redelivery, ...options.redelivery },
+    resolveTarget: options.resolveTarget ?? ((name) => ({ name, url: `http://127.0.0.1:1/${name}`, keys: [KEY] })),
+  });
+  /** Adds deliveries as `emit` does: store, then notify. */
+  const emit = async (...deliveries: NewDelivery[]) => {
+    await store.add(deliveries);
+    for (const target of new Set(deliveries.map((d) => d.target))) dispatcher.notify(target);
+  };
+  return { logger, store, transport, dispatcher, emit };
+}
+
+/** Advances the fake clock to `T + ms`, running every timer and promise due on the way. */
+const until = (ms: number) => jest.advanceTimersByTimeAsync(Math.max(0, T + ms - Date.now()));
+/**
+ * Runs what is due now (setImmediate pumps, resolved sends). The fake clock schedules a
+ * setImmediate made while timers run 1 ms later, so "now" here spans a few fake milliseconds.
+ */
+const settle = () => jest.advanceTimersByTimeAsync(5);
+/** The fake clock's 1 ms per setImmediate hop (see settle), allowed on top of a nominal delay. */
+const HOP = 1;
+
+beforeEach(() => {
+  jest.useFakeTimers({ now: T, doNotFake: ['nextTick', 'queueMicrotask'] });
+  // Jitter at its top: every wait is exactly its nominal value, so times can be asserted.
+  jest.spyOn(Math, 'random').mockReturnValue(1);
+});
+afterEach(() => {
+  jest.useRealTimers();
+  jest.restoreAllMocks();
+});
+
+describe('Dispatcher', () => {
+  test('delivers each pending delivery once, to the resolved target, and completes it', async () => {
+    const { transport, store, emit } = setup(() => DELIVERED);
+    await emit(delivery(1), delivery(2), delivery(3, 'orders'));
+    await settle();
+
+    expect(transport.eventIds().sort()).toEqual(['evt-1', 'evt-2', 'evt-3']);
+    const first = transport.sent.find((s) => s.delivery.eventId === 'evt-1')!.delivery;
+    expect(first).toEqual({
+      eventId: 'evt-1',
+      type: 'order-placed',
+      source: 'orders',
+      target: { name: 'payments', url: 'http://127.0.0.1:1/payments', keys: [KEY] },
+      body: delivery(1).body,
+      previousAttempts: 0,
+    });
+    expect(store.stats()).toMatchObject({ pending: 0, deadLetters: 0 });
+
+    await until(24 * 60 * 60 * 1000);
+    expect(transport.sent).toHaveLength(3);
+  });
+
+  test('a refused delivery is dead-lettered at once and never retried; the error log carries the payload', async () => {
+    const { transport, store, logger, emit } = setup(() => ({ outcome: 'refused', status: 400, error: 'HTTP 400: bad', attempts: 1 }));
+    await emit(delivery(1));
+    await settle();
+
+    expect(store.deadLetters()).toEqual([
+      expect.objectContaining({ eventId: 'evt-1', reason: 'refused', attempts: 1, lastStatus: 400, lastError: 'HTTP 400: bad' }),
+    ]);
+    expect(logger.error).toHaveBeenCalledWith(
+      expect.stringContaining('refused'),
+      expect.objectContaining({ eventId: 'evt-1', target: 'payments', status: 400, data: { n: 1 } }),
+    );
+    await until(7 * 24 * 60 * 60 * 1000);
+    expect(transport.sent).toHaveLength(1);
+  });
+
+  test('a failed delivery is redelivered after the base delay, counting every try', async () => {
+    const answers = [{ ...FAILED_500, attempts: 4 }, DELIVERED];
+    const { transport, store, emit } = setup(() => answers.shift()!);
+    await emit(delivery(1));
+    await settle();
+    expect(store.nextDueAt('payments')).toBe(T + DEFAULTS.redelivery.baseDelayMs);
+
+    await until(DEFAULTS.redelivery.baseDelayMs - 1);
+    expect(transport.sent).toHaveLength(1);
+    await until(DEFAULTS.redelivery.baseDelayMs);
+    expect(transport.sent).toHaveLength(2);
+    expect(transport.sent[1]!.delivery.previousAttempts).toBe(4);
+    expect(store.stats().pending).toBe(0);
+  });
+
+  test('the wait grows with the time since emit (about doubling), capped at maxDelayMs', async () => {
+    const { transport, emit } = setup(() => FAILED_500, { redelivery: { baseDelayMs: 5_000, maxDelayMs: 15_000 } });
+    await emit(delivery(1));
+    await until(60_000);
+    expect(transport.sent.map((s) => s.at - T)).toEqual([0, 5_000, 10_000, 20_000, 35_000, 50_000]);
+  });
+
+  test('jitter keeps each wait between half and all of its nominal value', async () => {
+    jest.spyOn(Math, 'random').mockReturnValue(0);
+    const { store, emit } = setup(() => FAILED_500);
+    await emit(delivery(1));
+    await settle();
+    expect(store.nextDueAt('payments')).toBe(T + DEFAULTS.redelivery.baseDelayMs / 2);
+  });
+
+  test('a Retry-After longer than the backoff is honoured', async () => {
+    const answers = [{ ...FAILED_500, status: 503, retryAfterMs: 120_000 }, DELIVERED];
+    const { transport, store, emit } = setup(() => answers.shift()!);
+    await emit(delivery(1));
+    await settle();
+    expect(store.nextDueAt('payments')).toBe(T + 120_000);
+    await until(119_999);
+    expect(transport.sent).toHaveLength(1);
+    await until(120_000);
+    expect(transport.sent).toHaveLength(2);
+  });
+
+  test('a delivery still failing past the redelivery horizon becomes an expired dead letter, logged with its payload', async () => {
+    const { transport, store, logger, emit } = setup(() => FAILED_500, {
+      redelivery: { baseDelayMs: 5_000, horizonMs: 60_000 },
+    });
+    await emit(delivery(1));
+    await until(24 * 60 * 60 * 1000);
+
+    // Tries at 0, 5 s, 10 s, 20 s, 40 s; the next wait (40 s) would end past the 60 s horizon.
+    expect(transport.sent.map((s) => s.at - T)).toEqual([0, 5_000, 10_000, 20_000, 40_000]);
+    expect(store.deadLetters()).toEqual([expect.objectContaining({ eventId: 'evt-1', reason: 'expired', attempts: 5 })]);
+    expect(store.stats().pending).toBe(0);
+    expect(logger.error).toHaveBeenCalledWith(
+      expect.stringContaining('expired'),
+      expect.objectContaining({ eventId: 'evt-1', data: { n: 1 } }),
+    );
+  });
+
+  test('a transport that throws is a failed try to retry, not a crash', async () => {
+    const answers: Array<() => DeliveryResult> = [
+      () => {
+        throw new Error('socket hang up');
+      },
+      () => DELIVERED,
+    ];
+    const { transport, store, emit } = setup(() => answers.shift()!());
+    await emit(delivery(1));
+    await settle();
+    expect(store.pendingRecords()).toEqual([expect.objectContaining({ attempts: 1, lastError: 'socket hang up' })]);
+    await until(DEFAULTS.redelivery.baseDelayMs);
+    expect(transport.sent).toHaveLength(2);
+    expect(store.stats().pending).toBe(0);
+  });
+
+  test('a target that is down is probed one delivery at a time; when it answers, the whole backlog is sent at once', async () => {
+    let up = false;
+    const { transport, store, emit } = setup(() => (up ? DELIVERED : UNREACHABLE), {
+      redelivery: { probeMaxDelayMs: 4_000 },
+    });
+    await emit(...Array.from({ length: 10 }, (_, i) => delivery(i + 1)));
+    await settle();
+    expect(transport.sent).toHaveLength(10); // the first round went out before anything was known
+
+    await until(60_000);
+    const probes = transport.sent.slice(10).map((s) => s.at);
+    // Every record was due again after 5 s, yet only single probes went out, never two at one instant,
+    // spaced out but never more than probeMaxDelayMs apart.
+    expect(probes.length).toBeGreaterThan(3);
+    expect(probes.length).toBeLessThan(30);
+    expect(new Set(probes).size).toBe(probes.length);
+    for (let i = 1; i < probes.length; i++) {
+      expect(probes[i]! - probes[i - 1]!).toBeGreaterThan(0);
+      expect(probes[i]! - probes[i - 1]!).toBeLessThanOrEqual(4_000 + HOP);
+    }
+
+    up = true;
+    const before = transport.sent.length;
+    await until(64_000);
+    const delivered = transport.sent.slice(before);
+    expect(delivered.map((s) => s.delivery.eventId).sort()).toEqual(
+      Array.from({ length: 10 }, (_, i) => `evt-${i + 1}`).sort(),
+    );
+    expect(new Set(delivered.map((s) => s.at)).size).toBeLessThanOrEqual(2); // the probe, then everything else together
+    expect(store.stats()).toMatchObject({ pending: 0, deadLetters: 0 });
+  });
+
+  test('one target being down does not hold back another', async () => {
+    const { transport, store, emit } = setup((d) => (d.target.name === 'payments' ? UNREACHABLE : DELIVERED));
+    await emit(delivery(1, 'payments'), delivery(2, 'orders'), delivery(3, 'payments'));
+    await settle();
+    await emit(delivery(4, 'orders')); // while payments is down and waiting to be probed
+    await settle();
+
+    const toOrders = transport.sent.filter((s) => s.delivery.target.name === 'orders');
+    expect(toOrders.map((s) => s.delivery.eventId)).toEqual(['evt-2', 'evt-4']);
+    expect(Math.max(...toOrders.map((s) => s.at))).toBeLessThan(T + 100);
+    expect(store.stats().targets.payments?.pending).toBe(2);
+    expect(store.stats().targets.orders?.pending ?? 0).toBe(0);
+  });
+
+  test('at most `concurrency` deliveries are in flight per target', async () => {
+    const pending: Array<(result: DeliveryResult) => void> = [];
+    const { transport, dispatcher, store, emit } = setup(() => new Promise((resolve) => pending.push(resolve)), {
+      concurrency: 2,
+    });
+    await emit(...Array.from({ length: 5 }, (_, i) => delivery(i + 1)), delivery(6, 'orders'));
+    await settle();
+    expect(transport.eventIds().sort()).toEqual(['evt-1', 'evt-2', 'evt-6']);
+    expect(dispatcher.inFlight()).toBe(3);
+
+    pending.shift()!(DELIVERED);
+    await settle();
+    expect(transport.eventIds()).toContain('evt-3');
+    expect(transport.sent).toHaveLength(4);
+
+    while (pending.length > 0) {
+      pending.shift()!(DELIVERED);
+      await settle();
+    }
+    expect(transport.sent).toHaveLength(6);
+    expect(store.stats().pending).toBe(0);
+  });
+
+  test('a target that cannot be resolved keeps its deliveries and logs why', async () => {
+    const { transport, store, logger, emit } = setup(() => DELIVERED, {
+      resolveTarget: (name) => {
+        throw new ConfigError(`No URL for target service "${name}": set EVENTS_SERVICE_PAYMENTS_URL`);
+      },
+    });
+    await emit(delivery(1));
+    await settle();
+    expect(transport.sent).toEqual([]);
+    expect(store.stats().pending).toBe(1);
+    expect(logger.error).toHaveBeenCalledWith(
+      expect.stringContaining('not configured'),
+      expect.objectContaining({ target: 'payments', error: expect.stringContaining('EVENTS_SERVICE_PAYMENTS_URL') }),
+    );
+  });
+
+  test('stop() waits for what is in flight and sends nothing new', async () => {
+    const pending: Array<(result: DeliveryResult) => void> = [];
+    const { transport, dispatcher, store, emit } = setup(() => new Promise((resolve) => pending.push(resolve)));
+    await emit(delivery(1));
+    await settle();
+    expect(transport.sent).toHaveLength(1);
+
+    let stopped = false;
+    const stopping = dispatcher.stop(T + 5_000).then(() => {
+      stopped = true;
+    });
+    await emit(delivery(2));
+    await until(100);
+    expect(stopped).toBe(false);
+    pending.shift()!(DELIVERED);
+    await until(200);
+    await stopping;
+    expect(stopped).toBe(true);
+    expect(transport.eventIds()).toEqual(['evt-1']);
+    expect(store.stats().pending).toBe(1);
+  });
+});

@@ -1,0 +1,156 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { eventKey, type InboxStore } from '../../src/receive/inbox-store.js';
+import { MemoryInbox } from '../../src/stores/memory-inbox.js';
+import { SqliteInbox } from '../../src/stores/sqlite-inbox.js';
+
+const DAY = 24 * 60 * 60 * 1000;
+
+let dir: string;
+let fileCounter = 0;
+beforeAll(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'events-inbox-test-'));
+});
+afterAll(() => {
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+const tempFile = () => path.join(dir, `inbox-${++fileCounter}.db`);
+
+const stores: Array<[string, () => InboxStore]> = [
+  ['MemoryInbox', () => new MemoryInbox(1000)],
+  ['SqliteInbox', () => new SqliteInbox(tempFile(), 7 * DAY)],
+];
+
+describe('eventKey', () => {
+  test('keys an event by source and id, so the same id from two sources is two events', () => {
+    expect(eventKey('users', 'e1')).not.toBe(eventKey('orders', 'e1'));
+    expect(eventKey('users', 'e1')).toBe(eventKey('users', 'e1'));
+    expect(eventKey('a', 'b:c')).not.toBe(eventKey('a:b', 'c'));
+  });
+});
+
+describe.each(stores)('%s (shared behaviour)', (_name, open) => {
+  let inbox: InboxStore;
+  const key = eventKey('users', 'evt-1');
+  beforeEach(() => {
+    inbox = open();
+  });
+  afterEach(async () => {
+    await inbox.close();
+  });
+
+  test('an unseen event is undefined', () => {
+    expect(inbox.completed(key)).toBeUndefined();
+  });
+
+  test('markHandler records the handlers that completed for a partly processed event', () => {
+    inbox.markHandler(key, 'user-created#1');
+    expect(inbox.completed(key)).toEqual(new Set(['user-created#1']));
+    inbox.markHandler(key, 'send-welcome');
+    inbox.markHandler(key, 'send-welcome');
+    expect(inbox.completed(key)).toEqual(new Set(['user-created#1', 'send-welcome']));
+  });
+
+  test('markDone makes the event completed (true), whatever handlers were marked', () => {
+    inbox.markHandler(key, 'h1');
+    inbox.markDone(key);
+    expect(inbox.completed(key)).toBe(true);
+    inbox.markHandler(key, 'h2'); // a late mark does not reopen it
+    expect(inbox.completed(key)).toBe(true);
+  });
+
+  test('markDone without any markHandler (an event with no pending handler) is completed', () => {
+    inbox.markDone(key);
+    expect(inbox.completed(key)).toBe(true);
+  });
+
+  test('events are independent of each other', () => {
+    inbox.markDone(key);
+    inbox.markHandler(eventKey('users', 'evt-2'), 'h1');
+    expect(inbox.completed(eventKey('users', 'evt-2'))).toEqual(new Set(['h1']));
+    expect(inbox.completed(eventKey('orders', 'evt-1'))).toBeUndefined();
+  });
+});
+
+describe('MemoryInbox', () => {
+  test('is not durable', () => {
+    expect(new MemoryInbox(1).durable).toBe(false);
+  });
+
+  test('remembers at most maxEntries events, forgetting the oldest first', () => {
+    const inbox = new MemoryInbox(3);
+    for (const id of ['e1', 'e2', 'e3']) inbox.markDone(eventKey('s', id));
+    inbox.markHandler(eventKey('s', 'e4'), 'h');
+    expect(inbox.completed(eventKey('s', 'e1'))).toBeUndefined();
+    expect(inbox.completed(eventKey('s', 'e2'))).toBe(true);
+    expect(inbox.completed(eventKey('s', 'e4'))).toEqual(new Set(['h']));
+    inbox.markDone(eventKey('s', 'e5'));
+    expect(inbox.completed(eventKey('s', 'e2'))).toBeUndefined();
+    expect(inbox.completed(eventKey('s', 'e3'))).toBe(true);
+  });
+
+  test('more handlers of a remembered event do not push other events out', () => {
+    const inbox = new MemoryInbox(2);
+    inbox.markHandler(eventKey('s', 'e1'), 'h1');
+    inbox.markDone(eventKey('s', 'e2'));
+    inbox.markHandler(eventKey('s', 'e1'), 'h2');
+    inbox.markHandler(eventKey('s', 'e1'), 'h3');
+    expect(inbox.completed(eventKey('s', 'e1'))).toEqual(new Set(['h1', 'h2', 'h3']));
+    expect(inbox.completed(eventKey('s', 'e2'))).toBe(true);
+  });
+});
+
+describe('SqliteInbox', () => {
+  test('is durable', async () => {
+    const inbox = new SqliteInbox(tempFile(), DAY);
+    expect(inbox.durable).toBe(true);
+    await inbox.close();
+  });
+
+  test('survives close and reopen (a restart does not rerun handlers)', async () => {
+    const file = tempFile();
+    const first = new SqliteInbox(file, 7 * DAY);
+    first.markDone(eventKey('users', 'done'));
+    first.markHandler(eventKey('users', 'partial'), 'h1');
+    await first.close();
+
+    const second = new SqliteInbox(file, 7 * DAY);
+    try {
+      expect(second.completed(eventKey('users', 'done'))).toBe(true);
+      expect(second.completed(eventKey('users', 'partial'))).toEqual(new Set(['h1']));
+      expect(second.completed(eventKey('users', 'never'))).toBeUndefined();
+    } finally {
+      await second.close();
+    }
+  });
+
+  test('forgets ids older than retentionMs, remembers younger ones', async () => {
+    const file = tempFile();
+    const first = new SqliteInbox(file, 7 * DAY);
+    const markedAt = Date.now();
+    first.markDone(eventKey('users', 'e1'));
+    await first.close();
+
+    const now = jest.spyOn(Date, 'now');
+    try {
+      now.mockReturnValue(markedAt + 6 * DAY);
+      const within = new SqliteInbox(file, 7 * DAY);
+      expect(within.completed(eventKey('users', 'e1'))).toBe(true);
+      await within.close();
+
+      now.mockReturnValue(markedAt + 8 * DAY);
+      const after = new SqliteInbox(file, 7 * DAY);
+      expect(after.completed(eventKey('users', 'e1'))).toBeUndefined();
+      await after.close();
+    } finally {
+      now.mockRestore();
+    }
+  });
+
+  test('a file that cannot be opened is a ConfigError naming EVENTS_INBOX_PATH', () => {
+    expect(() => new SqliteInbox(path.join(dir, 'missing-dir', 'inbox.db'), DAY)).toThrow(
+      expect.objectContaining({ name: 'ConfigError', variable: 'EVENTS_INBOX_PATH' }),
+    );
+  });
+});

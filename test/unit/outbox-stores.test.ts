@@ -1,0 +1,418 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import winston from 'winston';
+import { OutboxFullError } from '../../src/errors/index.js';
+import type { NewDelivery, OutboxRecord, OutboxStore } from '../../src/send/outbox-store.js';
+import { MemoryOutbox } from '../../src/stores/memory-outbox.js';
+import { SqliteOutbox } from '../../src/stores/sqlite-outbox.js';
+
+const T = 1_700_000_000_000;
+
+let dir: string;
+let fileCounter = 0;
+beforeAll(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'events-outbox-test-'));
+});
+afterAll(() => {
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+const tempFile = () => path.join(dir, `outbox-${++fileCounter}.db`);
+
+function delivery(n: number, target = 'payments', createdAt = T + n): NewDelivery {
+  const eventId = `evt-${n}`;
+  return {
+    eventId,
+    type: 'user-created',
+    source: 'users',
+    target,
+    body: JSON.stringify({ specversion: '1.0', id: eventId, source: 'users', type: 'user-created', data: { n } }),
+    createdAt,
+  };
+}
+
+const ids = (records: readonly { eventId: string }[]) => records.map((r) => r.eventId);
+
+/** What the dispatcher does to a record after a failed try. */
+function tried(record: OutboxRecord, at: number, status = 503): OutboxRecord {
+  record.attempts += 1;
+  record.lastAttemptAt = at;
+  record.lastStatus = status;
+  record.lastError = `HTTP ${status}`;
+  return record;
+}
+
+const silent = () => winston.createLogger({ silent: true });
+
+const stores: Array<[string, () => OutboxStore]> = [
+  ['MemoryOutbox', () => new MemoryOutbox(1000, 1000, silent())],
+  ['SqliteOutbox', () => new SqliteOutbox(tempFile())],
+];
+
+describe.each(stores)('%s (shared behaviour)', (_name, open) => {
+  let store: OutboxStore;
+  beforeEach(() => {
+    store = open();
+  });
+  afterEach(async () => {
+    await store.close();
+  });
+
+  test('add → claim returns due records of that target, oldest first, with their fields', async () => {
+    await store.add([delivery(1), delivery(2)]);
+    await store.add([delivery(3), delivery(4, 'orders')]);
+    const claimed = store.claim('payments', T + 100, 10);
+    expect(ids(claimed)).toEqual(['evt-1', 'evt-2', 'evt-3']);
+    expect(claimed[0]).toMatchObject({ ...delivery(1), attempts: 0, nextAttemptAt: T + 1 });
+    expect(new Set(claimed.map((r) => r.id)).size).toBe(3);
+    expect(ids(store.claim('orders', T + 100, 10))).toEqual(['evt-4']);
+  });
+
+  test('claimed records are leased: a second claim does not return them', async () => {
+    await store.add([delivery(1), delivery(2)]);
+    expect(store.claim('payments', T + 100, 10)).toHaveLength(2);
+    expect(store.claim('payments', T + 100, 10)).toEqual([]);
+    expect(store.claimProbe('payments')).toBeUndefined();
+  });
+
+  test('claim takes at most `limit`, the oldest', async () => {
+    await store.add([delivery(1), delivery(2), delivery(3)]);
+    expect(ids(store.claim('payments', T + 100, 2))).toEqual(['evt-1', 'evt-2']);
+    expect(ids(store.claim('payments', T + 100, 2))).toEqual(['evt-3']);
+  });
+
+  test('claim of an unknown target is empty', () => {
+    expect(store.claim('nobody', T, 10)).toEqual([]);
+    expect(store.nextDueAt('nobody')).toBeUndefined();
+  });
+
+  test('a record rescheduled to the future is not claimable until then, and keeps its try history', async () => {
+    await store.add([delivery(1)]);
+    const [record] = store.claim('payments', T + 10, 10);
+    store.reschedule(tried(record!, T + 10), T + 1000);
+
+    expect(store.claim('payments', T + 999, 10)).toEqual([]);
+    expect(store.nextDueAt('payments')).toBe(T + 1000);
+    const [again] = store.claim('payments', T + 1000, 10);
+    expect(again).toMatchObject({
+      eventId: 'evt-1',
+      attempts: 1,
+      nextAttemptAt: T + 1000,
+      lastAttemptAt: T + 10,
+      lastStatus: 503,
+      lastError: 'HTTP 503',
+    });
+  });
+
+  test('rescheduled records come back in due order', async () => {
+    await store.add([delivery(1), delivery(2), delivery(3)]);
+    const [r1, r2, r3] = store.claim('payments', T + 10, 10);
+    store.reschedule(tried(r1!, T + 10), T + 3000);
+    store.reschedule(tried(r2!, T + 10), T + 1000);
+    store.reschedule(tried(r3!, T + 10), T + 2000);
+    expect(store.nextDueAt('payments')).toBe(T + 1000);
+    expect(ids(store.claim('payments', T + 2500, 10))).toEqual(['evt-2', 'evt-3']);
+    expect(ids(store.claim('payments', T + 3000, 10))).toEqual(['evt-1']);
+  });
+
+  test('nextDueAt is the earliest unleased record, undefined when all are leased or done', async () => {
+    await store.add([delivery(1), delivery(2)]);
+    expect(store.nextDueAt('payments')).toBe(T + 1);
+    const claimed = store.claim('payments', T + 10, 10);
+    expect(store.nextDueAt('payments')).toBeUndefined();
+    for (const r of claimed) store.complete(r.id);
+    expect(store.nextDueAt('payments')).toBeUndefined();
+  });
+
+  test('claimProbe leases the record due soonest, due or not, and only once', async () => {
+    await store.add([delivery(1), delivery(2)]);
+    const [r1, r2] = store.claim('payments', T + 10, 10);
+    store.reschedule(tried(r1!, T + 10), T + 60_000);
+    store.reschedule(tried(r2!, T + 10), T + 30_000);
+
+    expect(store.claim('payments', T + 10, 10)).toEqual([]);
+    expect(store.claimProbe('payments')).toMatchObject({ eventId: 'evt-2', attempts: 1 });
+    expect(store.claim('payments', T + 30_000, 10)).toEqual([]);
+    expect(store.claimProbe('payments')).toMatchObject({ eventId: 'evt-1' });
+    expect(store.claimProbe('payments')).toBeUndefined();
+    expect(store.claimProbe('nobody')).toBeUndefined();
+  });
+
+  test('complete removes a delivery for good', async () => {
+    await store.add([delivery(1), delivery(2)]);
+    const [r1] = store.claim('payments', T + 10, 1);
+    store.complete(r1!.id);
+    expect(ids(store.pendingRecords())).toEqual(['evt-2']);
+    expect(store.stats().pending).toBe(1);
+    expect(store.deadLetters()).toEqual([]);
+  });
+
+  test('kill makes a dead letter with its reason, out of the pending set', async () => {
+    await store.add([delivery(1), delivery(2), delivery(3, 'orders')]);
+    const [r1, r2] = store.claim('payments', T + 10, 10);
+    const [r3] = store.claim('orders', T + 10, 10);
+    const before = Date.now();
+    store.kill(tried(r1!, T + 10, 400), 'refused');
+    store.kill(tried(r2!, T + 10), 'expired');
+    store.kill(tried(r3!, T + 10, 404), 'refused');
+
+    const dead = store.deadLetters();
+    expect(dead.map((d) => [d.eventId, d.reason])).toEqual([
+      ['evt-1', 'refused'],
+      ['evt-2', 'expired'],
+      ['evt-3', 'refused'],
+    ]);
+    expect(dead[0]).toMatchObject({ ...delivery(1), attempts: 1, lastStatus: 400, lastError: 'HTTP 400' });
+    expect(dead[0]!.deadAt).toBeGreaterThanOrEqual(before);
+    expect(store.claim('payments', T + 1e9, 10)).toEqual([]);
+    expect(store.pendingRecords()).toEqual([]);
+
+    expect(ids(store.deadLetters({ target: 'orders' }))).toEqual(['evt-3']);
+    expect(ids(store.deadLetters({ eventId: 'evt-2' }))).toEqual(['evt-2']);
+    expect(ids(store.deadLetters({ ids: [r1!.id, r3!.id] }))).toEqual(['evt-1', 'evt-3']);
+    expect(ids(store.deadLetters({ ids: [] }))).toEqual([]);
+    expect(ids(store.deadLetters({ target: 'payments', eventId: 'evt-3' }))).toEqual([]);
+  });
+
+  test('replay puts matching dead letters back, due now with a fresh horizon, and keeps the others dead', async () => {
+    await store.add([delivery(1), delivery(2), delivery(3)]);
+    const claimed = store.claim('payments', T + 10, 10);
+    for (const r of claimed) store.kill(tried(r, T + 10, 400), 'refused');
+
+    const revived = store.replay({ eventId: 'evt-2' }, T + 5000);
+    expect(revived).toHaveLength(1);
+    expect(revived[0]).toMatchObject({ eventId: 'evt-2', target: 'payments', createdAt: T + 5000, nextAttemptAt: T + 5000, attempts: 1 });
+    expect(ids(store.deadLetters())).toEqual(['evt-1', 'evt-3']);
+    expect(store.stats()).toMatchObject({ pending: 1, deadLetters: 2 });
+
+    expect(ids(store.claim('payments', T + 5000, 10))).toEqual(['evt-2']);
+    expect(ids(store.replay('all', T + 6000)).sort()).toEqual(['evt-1', 'evt-3']);
+    expect(store.deadLetters()).toEqual([]);
+    expect(ids(store.claim('payments', T + 6000, 10)).sort()).toEqual(['evt-1', 'evt-3']);
+  });
+
+  test('replay of nothing matching returns nothing', async () => {
+    await store.add([delivery(1)]);
+    const [r1] = store.claim('payments', T + 10, 1);
+    store.kill(r1!, 'refused');
+    expect(store.replay({ target: 'orders' }, T + 100)).toEqual([]);
+    expect(store.deadLetters()).toHaveLength(1);
+  });
+
+  test('release makes what failed since the outage began due now, and nothing else', async () => {
+    await store.add([delivery(1), delivery(2), delivery(3), delivery(4, 'orders')]);
+    const [r1, r2, r3] = store.claim('payments', T + 10, 10);
+    const [r4] = store.claim('orders', T + 10, 10);
+    store.reschedule(tried(r1!, T + 100), T + 1e6); // failed during the outage
+    store.reschedule(tried(r2!, T + 200), T + 2e6); // failed during the outage
+    store.reschedule(tried(r3!, T + 50), T + 3e6); // failed before it
+    store.reschedule(tried(r4!, T + 100), T + 1e6); // another target
+
+    store.release('payments', T + 100, T + 300);
+
+    expect(ids(store.claim('payments', T + 300, 10)).sort()).toEqual(['evt-1', 'evt-2']);
+    expect(store.nextDueAt('payments')).toBe(T + 3e6);
+    expect(store.claim('orders', T + 300, 10)).toEqual([]);
+    expect(store.nextDueAt('orders')).toBe(T + 1e6);
+  });
+
+  test('stats count pending (leased included) and dead letters per target, with the oldest pending', async () => {
+    expect(store.stats()).toEqual({ durable: store.durable, pending: 0, deadLetters: 0, targets: {} });
+    await store.add([delivery(1), delivery(2), delivery(3, 'orders', T + 50), delivery(4, 'orders', T + 40)]);
+    const [r1] = store.claim('payments', T + 100, 1);
+    store.kill(r1!, 'expired');
+    store.claim('orders', T + 100, 1);
+
+    expect(store.stats()).toEqual({
+      durable: store.durable,
+      pending: 3,
+      deadLetters: 1,
+      targets: {
+        payments: { pending: 1, deadLetters: 1, oldestCreatedAt: T + 2 },
+        orders: { pending: 2, deadLetters: 0, oldestCreatedAt: T + 40 },
+      },
+    });
+  });
+
+  test('targets lists every target with pending deliveries', async () => {
+    await store.add([delivery(1), delivery(2, 'orders')]);
+    expect(store.targets().sort()).toEqual(['orders', 'payments']);
+  });
+
+  test('pendingRecords lists what is not yet delivered', async () => {
+    await store.add([delivery(1), delivery(2, 'orders')]);
+    expect(ids(store.pendingRecords()).sort()).toEqual(['evt-1', 'evt-2']);
+  });
+});
+
+describe('MemoryOutbox', () => {
+  test('add beyond maxPending rejects with OutboxFullError and loses nothing already stored', async () => {
+    const store = new MemoryOutbox(3, 10, silent());
+    await store.add([delivery(1), delivery(2)]);
+
+    const full = store.add([delivery(3), delivery(4)]);
+    await expect(full).rejects.toThrow(OutboxFullError);
+    await expect(full).rejects.toMatchObject({ limit: 3, message: expect.stringContaining('EVENTS_OUTBOX_PATH') });
+
+    expect(store.stats().pending).toBe(2);
+    expect(ids(store.pendingRecords())).toEqual(['evt-1', 'evt-2']);
+
+    await store.add([delivery(3)]); // exactly at the limit is fine
+    await expect(store.add([delivery(4)])).rejects.toThrow(OutboxFullError);
+    const claimed = store.claim('payments', T + 100, 10);
+    expect(ids(claimed)).toEqual(['evt-1', 'evt-2', 'evt-3']);
+
+    store.complete(claimed[0]!.id); // a delivered record frees its place
+    await store.add([delivery(4)]);
+    expect(store.stats().pending).toBe(3);
+  });
+
+  test('dead letters beyond maxDeadLetters are evicted oldest first, each with an error log line', async () => {
+    const logger = silent();
+    const error = jest.spyOn(logger, 'error');
+    const store = new MemoryOutbox(100, 2, logger);
+    await store.add([delivery(1), delivery(2), delivery(3)]);
+    for (const r of store.claim('payments', T + 10, 10)) store.kill(r, 'refused');
+
+    expect(ids(store.deadLetters())).toEqual(['evt-2', 'evt-3']);
+    expect(error).toHaveBeenCalledTimes(1);
+    expect(error).toHaveBeenCalledWith(
+      expect.stringContaining('evicted'),
+      expect.objectContaining({ eventId: 'evt-1', target: 'payments', body: delivery(1).body }),
+    );
+  });
+
+  test('is not durable', () => {
+    expect(new MemoryOutbox(1, 1, silent()).durable).toBe(false);
+  });
+});
+
+describe('SqliteOutbox', () => {
+  test('is durable', async () => {
+    const store = new SqliteOutbox(tempFile());
+    expect(store.durable).toBe(true);
+    await store.close();
+  });
+
+  test('a burst of 1000 add() calls in one tick all resolve once committed, and the rows are in the file', async () => {
+    const file = tempFile();
+    const store = new SqliteOutbox(file);
+    const reader = new Database(file, { readonly: true });
+    const count = () => (reader.prepare('SELECT COUNT(*) AS n FROM outbox').get() as { n: number }).n;
+    try {
+      const settled: number[] = [];
+      const adds = Array.from({ length: 1000 }, (_, i) =>
+        store.add([delivery(i + 1)]).then(() => settled.push(count())),
+      );
+      expect(count()).toBe(0); // nothing is written synchronously: the burst waits for one group commit
+      await Promise.all(adds);
+      // Every caller resolved after the whole burst was visible to another connection, i.e. committed.
+      expect(settled).toHaveLength(1000);
+      expect(Math.min(...settled)).toBe(1000);
+    } finally {
+      reader.close();
+      await store.close();
+    }
+
+    const reopened = new SqliteOutbox(file);
+    try {
+      const claimed = reopened.claim('payments', T + 10_000, 5000);
+      expect(claimed).toHaveLength(1000);
+      expect(claimed[0]!.eventId).toBe('evt-1');
+      expect(claimed[999]!.eventId).toBe('evt-1000');
+    } finally {
+      await reopened.close();
+    }
+  });
+
+  test('a burst in one tick is one transaction: all of it commits or none of it', async () => {
+    const file = tempFile();
+    const store = new SqliteOutbox(file);
+    try {
+      const adds = Array.from({ length: 999 }, (_, i) => store.add([delivery(i + 1)]));
+      // One delivery the database refuses (NOT NULL body) fails the burst it shares a commit with...
+      adds.push(store.add([{ ...delivery(1000), body: null as unknown as string }]));
+      const results = await Promise.allSettled(adds);
+      expect(results.filter((r) => r.status === 'rejected')).toHaveLength(1000);
+      expect(store.stats().pending).toBe(0);
+
+      // ...and the next tick's burst is a transaction of its own.
+      await Promise.all([store.add([delivery(2001)]), store.add([delivery(2002)])]);
+      expect(ids(store.pendingRecords())).toEqual(['evt-2001', 'evt-2002']);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('pending records, try history and dead letters survive close and reopen', async () => {
+    const file = tempFile();
+    const first = new SqliteOutbox(file);
+    await first.add([delivery(1), delivery(2), delivery(3, 'orders')]);
+    const [r1, r2] = first.claim('payments', T + 10, 10);
+    first.reschedule(tried(r1!, T + 10), T + 5000);
+    first.kill(tried(r2!, T + 10, 410), 'refused');
+    await first.close();
+
+    const second = new SqliteOutbox(file);
+    try {
+      expect(second.stats()).toMatchObject({ pending: 2, deadLetters: 1 });
+      expect(second.claim('payments', T + 4999, 10)).toEqual([]);
+      expect(second.claim('payments', T + 5000, 10)).toEqual([
+        expect.objectContaining({ eventId: 'evt-1', attempts: 1, lastStatus: 503, lastError: 'HTTP 503', nextAttemptAt: T + 5000 }),
+      ]);
+      expect(second.deadLetters()).toEqual([
+        expect.objectContaining({ eventId: 'evt-2', reason: 'refused', lastStatus: 410, body: delivery(2).body }),
+      ]);
+      expect(ids(second.claim('orders', T + 10, 10))).toEqual(['evt-3']);
+    } finally {
+      await second.close();
+    }
+  });
+
+  test('leases left by a crashed process are reset on reopen, but not with { resetLeases: false }', async () => {
+    const file = tempFile();
+    const crashed = new SqliteOutbox(file);
+    await crashed.add([delivery(1)]);
+    expect(crashed.claim('payments', T + 10, 10)).toHaveLength(1);
+    await crashed.close(); // the lease is still in the file
+
+    const operator = new SqliteOutbox(file, { resetLeases: false });
+    expect(operator.claim('payments', T + 10, 10)).toEqual([]);
+    expect(operator.stats().pending).toBe(1);
+    await operator.close();
+
+    const restarted = new SqliteOutbox(file);
+    try {
+      expect(ids(restarted.claim('payments', T + 10, 10))).toEqual(['evt-1']);
+    } finally {
+      await restarted.close();
+    }
+  });
+
+  test('a replay by an operator handle beside the running service becomes claimable by the service', async () => {
+    const file = tempFile();
+    const service = new SqliteOutbox(file);
+    try {
+      await service.add([delivery(1)]);
+      const [r1] = service.claim('payments', T + 10, 10);
+      service.kill(r1!, 'expired');
+      expect(service.deadLetters()).toHaveLength(1);
+
+      const operator = new SqliteOutbox(file, { resetLeases: false });
+      expect(operator.replay('all', T + 100)).toHaveLength(1);
+      await operator.close();
+
+      expect(service.targets()).toEqual(['payments']);
+      expect(ids(service.claim('payments', T + 100, 10))).toEqual(['evt-1']);
+    } finally {
+      await service.close();
+    }
+  });
+
+  test('a file that cannot be opened is a ConfigError naming the variable', () => {
+    expect(() => new SqliteOutbox(path.join(dir, 'no-such-dir', 'outbox.db'))).toThrow(
+      expect.objectContaining({ name: 'ConfigError', variable: 'EVENTS_OUTBOX_PATH' }),
+    );
+  });
+});
