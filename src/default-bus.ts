@@ -1,4 +1,6 @@
 import { EventBus } from './bus.js';
+import type { EventBusOptions } from './config.js';
+import { ConfigError } from './errors/index.js';
 import type { ExpressMiddleware, MiddlewareOptions } from './adapters/express.js';
 import type { KoaMiddleware } from './adapters/koa.js';
 import type { NodeHandler } from './adapters/node.js';
@@ -20,10 +22,26 @@ import type {
  * it: the next use builds a fresh one from the environment as it is then.
  */
 let defaultBus: EventBus | undefined;
+let defaultOptions: EventBusOptions = {};
 
+/** The default bus, built on first use from `configure()`'s options over the environment. */
 export function getDefaultBus(): EventBus {
-  defaultBus ??= new EventBus();
+  defaultBus ??= new EventBus(defaultOptions);
   return defaultBus;
+}
+
+/**
+ * Options for the default bus (a logger, timeouts, …), over the environment. Call it before the
+ * first module-level call; after that it throws, since the bus is already built (call `close()` first).
+ *
+ * @example
+ * configure({ logger: myWinstonLogger, shutdownTimeoutMs: 10_000 });
+ */
+export function configure(options: EventBusOptions): void {
+  if (defaultBus) {
+    throw new ConfigError('configure() must run before the first declareEvent/emit/subscribeTo/middleware call (or after close())');
+  }
+  defaultOptions = { ...options };
 }
 
 /** Declares that this service emits `type` to `targetServices` (see EventBus.declareEvent). */

@@ -1,6 +1,7 @@
 // The public API, at a glance. Everything not listed here is internal.
 export {
   close,
+  configure,
   declareEvent,
   emit,
   eventsMiddleware,

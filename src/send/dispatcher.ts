@@ -240,7 +240,13 @@ class Lane {
       return;
     }
     store.reschedule(record, now + wait);
-    logger.error('delivery failed; will redeliver', { ...fields, nextAttemptAt: new Date(now + wait).toISOString() });
+    // The payload goes in the first failure line (enough to replay by hand) and the dead-letter line, not every retry's.
+    const { data: _data, ...withoutData } = fields;
+    const first = record.attempts === result.attempts;
+    logger.error('delivery failed; will redeliver', {
+      ...(first ? fields : withoutData),
+      nextAttemptAt: new Date(now + wait).toISOString(),
+    });
   }
 
   private failed(record: OutboxRecord, result: DeliveryResult, probe: boolean): void {

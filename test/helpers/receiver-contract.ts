@@ -1,0 +1,376 @@
+import type { RequestListener } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import express from 'express';
+import Koa from 'koa';
+import { createEventBus, type EventBus, type EventBusOptions, type MiddlewareOptions, type ReceivedEvent } from '../../src/index.js';
+import { request, type ClientResponse } from './http-client.js';
+import { createCapturingLogger, type CapturingLogger } from './logger.js';
+import { startServer, type TestServer } from './server.js';
+import { newSecret, signedStructured, STRUCTURED, structuredEvent, webhookHeaders, type SignedRequest } from './signing.js';
+
+export type Framework = 'express' | 'koa';
+
+/**
+ * A real app of `framework` with the events middleware first, then the app's own routes:
+ * `GET /events` and `POST /other` answer `app: <method> <path>` (status 299), proving they passed through.
+ */
+export function appWith(framework: Framework, bus: EventBus, options?: MiddlewareOptions): RequestListener {
+  if (framework === 'express') {
+    const app = express();
+    app.use(bus.expressMiddleware(options));
+    app.get('/events', (_req, res) => {
+      res.status(299).send('app: GET /events');
+    });
+    app.post('/other', (_req, res) => {
+      res.status(299).send('app: POST /other');
+    });
+    return app;
+  }
+  const app = new Koa();
+  app.use(bus.koaMiddleware(options));
+  app.use(async (ctx) => {
+    if ((ctx.method === 'GET' && ctx.path === '/events') || (ctx.method === 'POST' && ctx.path === '/other')) {
+      ctx.status = 299;
+      ctx.body = `app: ${ctx.method} ${ctx.path}`;
+    }
+  });
+  return app.callback();
+}
+
+const UserCreated = {
+  type: 'object',
+  properties: { user_id: { type: 'string' }, email: { type: 'string', format: 'email' } },
+  required: ['user_id', 'email'],
+  additionalProperties: false,
+} as const;
+
+interface Fixture {
+  secret: string;
+  bus: EventBus;
+  server: TestServer;
+  log: CapturingLogger;
+  calls: Array<{ data: unknown; event: ReceivedEvent }>;
+  url: string;
+}
+
+/** The status table of the issue, run against a real Express or Koa app. */
+export function describeReceiverContract(framework: Framework): void {
+  const open: Array<{ close(): Promise<void> }> = [];
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((o) => o.close()));
+  });
+
+  async function setup(options: EventBusOptions = {}, middleware?: MiddlewareOptions): Promise<Fixture> {
+    const secret = newSecret();
+    const log = createCapturingLogger();
+    const bus = createEventBus({ service: 'payments', secret, logger: log.logger, env: {}, ...options });
+    open.push(bus);
+    const calls: Fixture['calls'] = [];
+    bus.subscribeTo('user-created', (data, event) => void calls.push({ data, event }), { schema: UserCreated });
+    bus.subscribeTo('big-event', (data, event) => void calls.push({ data, event }));
+    bus.subscribeTo('fails', () => {
+      throw new Error('database is down');
+    });
+    const server = await startServer(appWith(framework, bus, middleware));
+    open.push(server);
+    return { secret, bus, server, log, calls, url: `${server.origin}${middleware?.path ?? '/events'}` };
+  }
+
+  const validEvent = () => structuredEvent('user-created', { user_id: 'u_1', email: 'ada@example.com' });
+  const send = (url: string, req: SignedRequest): Promise<ClientResponse> => request(url, req);
+
+  describe(`receiver status table (${framework})`, () => {
+    it('accepts a valid signed event: 200, the handler runs once with (data, event)', async () => {
+      const f = await setup();
+      const event = validEvent();
+      const res = await send(f.url, signedStructured(f.secret, event));
+      expect(res.status).toBe(200);
+      expect(f.calls).toHaveLength(1);
+      const [call] = f.calls;
+      expect(call!.data).toEqual({ user_id: 'u_1', email: 'ada@example.com' });
+      expect(call!.event).toMatchObject({ id: event.id, type: 'user-created', source: 'users', time: event.time });
+    });
+
+    it('runs the handlers once for an event delivered twice (dedupe by id), answering 2xx both times', async () => {
+      const f = await setup();
+      const req = signedStructured(f.secret, validEvent());
+      expect((await send(f.url, req)).status).toBe(200);
+      expect((await send(f.url, req)).status).toBe(200);
+      expect(f.calls).toHaveLength(1);
+    });
+
+    it('accepts binary mode (ce-* headers, JSON body) signed over the raw body', async () => {
+      const f = await setup();
+      const event = validEvent();
+      const body = JSON.stringify(event.data);
+      const res = await send(f.url, {
+        body,
+        headers: {
+          'content-type': 'application/json',
+          'ce-specversion': '1.0',
+          'ce-id': String(event.id),
+          'ce-source': 'users',
+          'ce-type': 'user-created',
+          'ce-time': String(event.time),
+          ...webhookHeaders(f.secret, String(event.id), body),
+        },
+      });
+      expect(res.status).toBe(200);
+      expect(f.calls).toHaveLength(1);
+      expect(f.calls[0]!.event).toMatchObject({ id: event.id, type: 'user-created', source: 'users', time: event.time });
+      expect(f.calls[0]!.data).toEqual(event.data);
+    });
+
+    it('accepts any one of several space-separated signatures, and any configured secret (rotation)', async () => {
+      const old = newSecret();
+      const f = await setup({ secret: [newSecret(), old] });
+      const req = signedStructured(old, validEvent());
+      const stranger = signedStructured(newSecret(), JSON.parse(req.body) as Record<string, unknown>);
+      req.headers['webhook-signature'] = `${stranger.headers['webhook-signature']} ${req.headers['webhook-signature']}`;
+      const res = await send(f.url, req);
+      expect(res.status).toBe(200);
+      expect(f.calls).toHaveLength(1);
+    });
+
+    const refusals: Array<{ name: string; status: number; change: (f: Fixture) => SignedRequest; says?: RegExp }> = [
+      {
+        name: 'no webhook-* headers at all',
+        status: 401,
+        change: (f) => {
+          const req = signedStructured(f.secret, validEvent());
+          delete req.headers['webhook-id'];
+          delete req.headers['webhook-timestamp'];
+          delete req.headers['webhook-signature'];
+          return req;
+        },
+      },
+      {
+        name: 'no webhook-signature header',
+        status: 401,
+        change: (f) => {
+          const req = signedStructured(f.secret, validEvent());
+          delete req.headers['webhook-signature'];
+          return req;
+        },
+      },
+      {
+        name: 'signed with another secret',
+        status: 401,
+        change: () => signedStructured(newSecret(), validEvent()),
+      },
+      {
+        name: 'a signature of the right length that is wrong',
+        status: 401,
+        change: (f) => {
+          const req = signedStructured(f.secret, validEvent());
+          req.headers['webhook-signature'] = `v1,${randomBytes(32).toString('base64')}`;
+          return req;
+        },
+      },
+      {
+        name: 'the right signature under another version (v2,)',
+        status: 401,
+        change: (f) => {
+          const req = signedStructured(f.secret, validEvent());
+          req.headers['webhook-signature'] = req.headers['webhook-signature']!.replace(/^v1,/, 'v2,');
+          return req;
+        },
+      },
+      {
+        name: 'a timestamp 6 minutes old (correctly signed for it)',
+        status: 401,
+        change: (f) => {
+          const event = validEvent();
+          const body = JSON.stringify(event);
+          return { body, headers: { 'content-type': STRUCTURED, ...webhookHeaders(f.secret, String(event.id), body, new Date(Date.now() - 6 * 60_000)) } };
+        },
+      },
+      {
+        name: 'a timestamp 6 minutes ahead (correctly signed for it)',
+        status: 401,
+        change: (f) => {
+          const event = validEvent();
+          const body = JSON.stringify(event);
+          return { body, headers: { 'content-type': STRUCTURED, ...webhookHeaders(f.secret, String(event.id), body, new Date(Date.now() + 6 * 60_000)) } };
+        },
+      },
+      {
+        name: 'the body changed after signing',
+        status: 401,
+        change: (f) => {
+          const req = signedStructured(f.secret, validEvent());
+          return { ...req, body: req.body.replace('u_1', 'u_2') };
+        },
+      },
+      {
+        name: 'whitespace added to the body after signing (the exact bytes are signed)',
+        status: 401,
+        change: (f) => {
+          const req = signedStructured(f.secret, validEvent());
+          return { ...req, body: `${req.body} ` };
+        },
+      },
+      {
+        name: 'a different webhook-id than the one signed',
+        status: 401,
+        change: (f) => {
+          const req = signedStructured(f.secret, validEvent());
+          return { ...req, headers: { ...req.headers, 'webhook-id': 'another-id' } };
+        },
+      },
+      {
+        name: 'content-type text/plain',
+        status: 415,
+        change: (f) => {
+          const req = signedStructured(f.secret, validEvent());
+          return { ...req, headers: { ...req.headers, 'content-type': 'text/plain' } };
+        },
+      },
+      {
+        name: 'no content-type',
+        status: 415,
+        change: (f) => {
+          const req = signedStructured(f.secret, validEvent());
+          delete req.headers['content-type'];
+          return req;
+        },
+      },
+      {
+        name: 'malformed JSON (signed)',
+        status: 400,
+        says: /JSON/,
+        change: (f) => {
+          const body = JSON.stringify(validEvent()).slice(0, -1);
+          return { body, headers: { 'content-type': STRUCTURED, ...webhookHeaders(f.secret, 'evt-1', body) } };
+        },
+      },
+      {
+        name: 'a body that is not a CloudEvent (no specversion, signed)',
+        status: 400,
+        says: /specversion/,
+        change: (f) => {
+          const { specversion: _dropped, ...event } = validEvent();
+          return signedStructured(f.secret, event);
+        },
+      },
+      {
+        name: 'schema-invalid data (signed)',
+        status: 400,
+        says: /email/,
+        change: (f) => signedStructured(f.secret, structuredEvent('user-created', { user_id: 'u_1', email: 'not an email' })),
+      },
+      {
+        name: 'schema-invalid data: a required field missing (signed)',
+        status: 400,
+        says: /email/,
+        change: (f) => signedStructured(f.secret, structuredEvent('user-created', { user_id: 'u_1' })),
+      },
+      {
+        name: 'a type nobody here subscribes to (signed)',
+        status: 404,
+        says: /user-renamed/,
+        change: (f) => signedStructured(f.secret, structuredEvent('user-renamed', { user_id: 'u_1' })),
+      },
+    ];
+
+    it.each(refusals)('refuses $name with $status, without reaching a handler or echoing the secret', async ({ change, status, says }) => {
+      const f = await setup();
+      const res = await send(f.url, change(f));
+      expect(res.status).toBe(status);
+      expect(f.calls).toHaveLength(0);
+      expect(res.json).toEqual(expect.objectContaining({ error: expect.any(String), message: expect.any(String) }));
+      if (says) expect((res.json as { message: string }).message).toMatch(says);
+      expectNoSecret(res.text, f.secret);
+      expect(f.log.withMessage('event refused')).toEqual([expect.objectContaining({ level: 'warn', status })]);
+    });
+
+    it('answers 413 for a body over a configured bodyLimitBytes, without reaching a handler', async () => {
+      const f = await setup({ bodyLimitBytes: 1024 });
+      const small = signedStructured(f.secret, structuredEvent('big-event', { blob: 'x'.repeat(500) }));
+      expect((await send(f.url, small)).status).toBe(200);
+      const big = signedStructured(f.secret, structuredEvent('big-event', { blob: 'x'.repeat(1100) }));
+      const res = await send(f.url, big);
+      expect(res.status).toBe(413);
+      expect(f.calls).toHaveLength(1);
+      expectNoSecret(res.text, f.secret);
+    });
+
+    it('answers 413 for a body over the default limit of 1 MiB, and accepts one just under it', async () => {
+      const f = await setup();
+      const under = signedStructured(f.secret, structuredEvent('big-event', { blob: 'x'.repeat(1024 * 1024 - 400) }));
+      expect(Buffer.byteLength(under.body)).toBeLessThanOrEqual(1024 * 1024);
+      expect((await send(f.url, under)).status).toBe(200);
+      const over = signedStructured(f.secret, structuredEvent('big-event', { blob: 'x'.repeat(1024 * 1024) }));
+      const res = await send(f.url, over);
+      expect(res.status).toBe(413);
+      expect(f.calls).toHaveLength(1);
+    });
+
+    it('answers 413 for a body over the limit sent without content-length (chunked)', async () => {
+      const f = await setup({ bodyLimitBytes: 1024 });
+      const big = signedStructured(f.secret, structuredEvent('big-event', { blob: 'x'.repeat(4000) }));
+      const res = await request(f.url, { headers: { ...big.headers, 'transfer-encoding': 'chunked' }, body: big.body });
+      expect(res.status).toBe(413);
+      expect(f.calls).toHaveLength(0);
+    });
+
+    it('answers 5xx when a handler throws, so that the sender retries; the error is logged, not echoed', async () => {
+      const f = await setup();
+      const res = await send(f.url, signedStructured(f.secret, structuredEvent('fails', { n: 1 })));
+      expect(res.status).toBeGreaterThanOrEqual(500);
+      expect(res.status).toBeLessThan(600);
+      expect(res.text).not.toContain('database is down');
+      expect(f.log.withMessage('handler failed')).toEqual([expect.objectContaining({ level: 'error', error: 'database is down', type: 'fails' })]);
+    });
+
+    it('runs every handler of a type; a type whose handlers were all unsubscribed answers 404', async () => {
+      const f = await setup();
+      let second = 0;
+      const unsubscribe = f.bus.subscribeTo('user-created', () => void (second += 1));
+      expect((await send(f.url, signedStructured(f.secret, validEvent()))).status).toBe(200);
+      expect([f.calls.length, second]).toEqual([1, 1]);
+      unsubscribe();
+      expect((await send(f.url, signedStructured(f.secret, validEvent()))).status).toBe(200);
+      expect([f.calls.length, second]).toEqual([2, 1]);
+
+      const off = f.bus.subscribeTo('order-placed', () => void (second += 1));
+      off();
+      expect((await send(f.url, signedStructured(f.secret, structuredEvent('order-placed', { id: 1 })))).status).toBe(404);
+      expect(second).toBe(1);
+    });
+
+    it('passes GET /events and POST /other on to the app', async () => {
+      const f = await setup();
+      const get = await request(f.url, { method: 'GET' });
+      expect([get.status, get.text]).toEqual([299, 'app: GET /events']);
+      const other = signedStructured(f.secret, validEvent());
+      const post = await request(`${f.server.origin}/other`, other);
+      expect([post.status, post.text]).toEqual([299, 'app: POST /other']);
+      expect(f.calls).toHaveLength(0);
+    });
+
+    it('answers on a configured path, and passes POST /events on to the app there', async () => {
+      const f = await setup({}, { path: '/hooks/events-in' });
+      const ok = await send(f.url, signedStructured(f.secret, validEvent()));
+      expect(ok.status).toBe(200);
+      const elsewhere = await request(`${f.server.origin}/events`, signedStructured(f.secret, validEvent()));
+      expect(elsewhere.status).toBe(404); // nothing in the app answers it
+      expect(f.calls).toHaveLength(1);
+    });
+
+    it('takes its path from the bus option `path`', async () => {
+      const f = await setup({ path: '/in' });
+      const res = await send(`${f.server.origin}/in`, signedStructured(f.secret, validEvent()));
+      expect(res.status).toBe(200);
+      expect(f.calls).toHaveLength(1);
+    });
+  });
+}
+
+/** Neither the `whsec_` secret nor its key (base64 or hex) appears in `text`. */
+export function expectNoSecret(text: string, secret: string): void {
+  const base64 = secret.slice('whsec_'.length);
+  expect(text).not.toContain(secret);
+  expect(text).not.toContain(base64);
+  expect(text).not.toContain(Buffer.from(base64, 'base64').toString('hex'));
+}

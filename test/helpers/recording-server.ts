@@ -1,0 +1,77 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { startServer } from './server.js';
+
+/** How the recording server answers one request. `'hang'` never answers (until the server closes). */
+export type Reply = { status: number; headers?: Record<string, string>; body?: string; delayMs?: number } | 'hang';
+
+export interface RecordedRequest {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  /** The exact bytes received. */
+  rawBody: Buffer;
+  body: string;
+  /** Date.now() when the whole body had arrived. */
+  receivedAt: number;
+  /** Status sent back, once answered. */
+  status?: number;
+  answeredAt?: number;
+}
+
+export interface RecordingServer {
+  /** `http://127.0.0.1:<port>/events` */
+  url: string;
+  origin: string;
+  requests: RecordedRequest[];
+  close(): Promise<void>;
+}
+
+export interface RecordingServerOptions {
+  /** Answers for the first requests, in order. */
+  replies?: Reply[];
+  /** Answer once `replies` are used up. @default { status: 200 } */
+  then?: Reply | ((request: RecordedRequest) => Reply | Promise<Reply>);
+}
+
+/** A target service that records every request (headers and exact raw body) and answers a script. */
+export async function startRecordingServer(options: RecordingServerOptions = {}): Promise<RecordingServer> {
+  const replies = [...(options.replies ?? [])];
+  const then = options.then ?? { status: 200 };
+  const requests: RecordedRequest[] = [];
+  const server = await startServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const rawBody = Buffer.concat(chunks);
+      const recorded: RecordedRequest = {
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        rawBody,
+        body: rawBody.toString('utf8'),
+        receivedAt: Date.now(),
+      };
+      requests.push(recorded);
+      const next = replies.shift();
+      void Promise.resolve(next ?? (typeof then === 'function' ? then(recorded) : then)).then(async (reply) => {
+        if (reply === 'hang') return;
+        if (reply.delayMs) await new Promise((resolve) => setTimeout(resolve, reply.delayMs));
+        if (res.destroyed) return;
+        recorded.status = reply.status;
+        recorded.answeredAt = Date.now();
+        res.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers });
+        res.end(reply.body ?? '{}');
+      });
+    });
+  });
+  return { url: `${server.origin}/events`, origin: server.origin, requests, close: () => server.close() };
+}
+
+/** The `webhook-*` and other headers of a recorded request as plain strings (for standardwebhooks / cloudevents). */
+export function headersOf(request: RecordedRequest): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(request.headers)) {
+    if (value !== undefined) out[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return out;
+}
