@@ -132,7 +132,7 @@ export class EventBus<Events extends object = EventRegistry> {
     );
     for (const target of declaration.targets) this.dispatcher.notify(target.name);
     const targets = declaration.targets.map((t) => t.name);
-    this.config.logger.info('event emitted', { eventId: event.id, type, source, targets });
+    if (this.config.logger.isInfoEnabled()) this.config.logger.info('event emitted', { eventId: event.id, type, source, targets });
     if (this.config.logger.isDebugEnabled()) this.config.logger.debug('event data', { eventId: event.id, data: payload });
     return { id: event.id, type, source, time: event.time!, targets };
   }

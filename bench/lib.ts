@@ -1,0 +1,123 @@
+/** Shared pieces of the benchmarks: the event, loggers, statistics, child processes, tables. */
+import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import winston from 'winston';
+
+export const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+export const EVENT_TYPE = 'user-created';
+
+/** Six fields, as in the design's ajv figure. */
+export const SCHEMA = {
+  type: 'object',
+  properties: {
+    user_id: { type: 'string' },
+    email: { type: 'string' },
+    name: { type: 'string' },
+    plan: { type: 'string', enum: ['free', 'pro', 'team'] },
+    seq: { type: 'integer' },
+    bio: { type: 'string' },
+  },
+  required: ['user_id', 'email', 'name', 'plan', 'seq', 'bio'],
+  additionalProperties: false,
+} as const;
+
+export interface Payload {
+  user_id: string;
+  email: string;
+  name: string;
+  plan: 'free' | 'pro' | 'team';
+  seq: number;
+  bio: string;
+}
+
+const PAD = (() => {
+  const probe: Payload = { user_id: 'u-000000', email: 'ada@example.com', name: 'Ada Lovelace', plan: 'pro', seq: 100000, bio: '' };
+  return 'x'.repeat(1024 - JSON.stringify(probe).length);
+})();
+
+/** A payload whose JSON is 1 KB (1024 bytes for 6-digit `seq`). */
+export function payload(seq: number): Payload {
+  return { user_id: `u-${seq}`, email: 'ada@example.com', name: 'Ada Lovelace', plan: 'pro', seq, bio: PAD };
+}
+
+/** A winston logger shaped like the library's default (timestamp + JSON), writing nowhere. */
+export function discardLogger(level: string): winston.Logger {
+  return winston.createLogger({
+    level,
+    format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
+    transports: [new winston.transports.Stream({ stream: new Writable({ write: (_c, _e, cb) => cb() }) })],
+  });
+}
+
+/** A loopback port nothing listens on (bound, then released). */
+export async function deadPort(): Promise<number> {
+  const server = http.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+export async function listen(server: http.Server): Promise<string> {
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+/** A TypeScript file of bench/ as a child process with an IPC channel. */
+export function forkTs(file: string): ChildProcess {
+  return fork(join(__dirname, file), [], {
+    execArgv: ['--require', require.resolve('tsx/cjs')],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+}
+
+/** Sends `message` and waits for the child's next message. */
+export async function ask<T>(child: ChildProcess, message: unknown): Promise<T> {
+  const reply = once(child, 'message') as Promise<[T]>;
+  child.send(message as never);
+  return (await reply)[0];
+}
+
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** Nearest-rank percentile of `values` (sorted in place). */
+export function percentile(values: Float64Array, p: number): number {
+  values.sort();
+  return values[Math.min(values.length - 1, Math.ceil((p / 100) * values.length) - 1)]!;
+}
+
+/** CPU time (user + system) of this process, in µs, between calls. */
+export function cpuMeter(): () => number {
+  const start = process.cpuUsage();
+  return () => {
+    const used = process.cpuUsage(start);
+    return used.user + used.system;
+  };
+}
+
+export const fmt = {
+  int: (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '—'),
+  ms: (n: number) => (Number.isFinite(n) ? (n < 10 ? n.toFixed(2) : n.toFixed(1)) : '—'),
+  ratio: (n: number) => (Number.isFinite(n) ? n.toFixed(2) : '—'),
+  us: (n: number) => (Number.isFinite(n) ? n.toFixed(1) : '—'),
+};
+
+/** A plain-text table: first column left-aligned, the others right-aligned. */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -1,0 +1,232 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { inspectOutbox, listDeadLetters, replayDeadLetters } from './admin.js';
+import { ConfigError } from './errors/index.js';
+import type { DeadLetter, DeadLetterFilter, OutboxStats } from './send/outbox-store.js';
+
+/**
+ * `events-library`: the operator's view of a durable outbox file. Argument parsing and printing
+ * only; the work is done by the functions of admin.ts, which are exported for programs too.
+ * Exit codes: 0 done, 1 failed (e.g. the file is locked), 2 wrong usage or configuration.
+ */
+
+const USAGE = `Usage: events-library <command> [options]
+
+Commands:
+  status                          pending deliveries and dead letters per target, oldest pending age
+  dead-letters [--target T]       list dead letters (--json: the full records, body included)
+  replay <id|eventId>... [--target T]
+                                  move dead letters back to pending; numeric arguments are
+                                  delivery ids, others event ids
+  replay --all [--target T]       replay every dead letter (of target T)
+  help                            this text
+
+Options:
+  --outbox <path>   the durable outbox file (default: $EVENTS_OUTBOX_PATH)
+  --target <name>   only this target service
+  --json            machine-readable output
+  -h, --help        this text
+
+A running service picks replayed deliveries up within its poll interval (2 s by default).
+Exit codes: 0 done, 1 failed, 2 wrong usage or configuration.
+`;
+
+const OPTIONS = {
+  outbox: { type: 'string' },
+  target: { type: 'string' },
+  json: { type: 'boolean' },
+  all: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** Which options each command takes (besides --outbox and --help). */
+const COMMANDS: Record<string, readonly string[]> = {
+  status: ['json'],
+  'dead-letters': ['target', 'json'],
+  replay: ['target', 'json', 'all'],
+};
+
+const ERROR_MAX = 72;
+
+class UsageError extends Error {}
+
+export interface Io {
+  out: (text: string) => void;
+  err: (text: string) => void;
+}
+
+/** Runs one command line; returns the exit code. */
+export function main(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io, now = Date.now()): number {
+  try {
+    return run(argv, env, io, now);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      io.err(`events-library: ${error.message}\nRun "events-library help" for usage.\n`);
+      return 2;
+    }
+    if (error instanceof ConfigError) {
+      io.err(`events-library: ${error.message}\n`);
+      return 2;
+    }
+    io.err(`events-library: ${(error as Error)?.message ?? String(error)}\n`);
+    return 1;
+  }
+}
+
+function run(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io, now: number): number {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const { values, positionals } = parsed;
+  const [command, ...args] = positionals;
+  if (values.help || command === undefined || command === 'help') {
+    io.out(USAGE);
+    return 0;
+  }
+  const allowed = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
+  if (!allowed) throw new UsageError(`unknown command "${command}": use status, dead-letters, replay or help`);
+  for (const name of ['target', 'json', 'all'] as const) {
+    if (values[name] !== undefined && !allowed.includes(name)) throw new UsageError(`${command} does not take --${name}`);
+  }
+  if (command !== 'replay' && args.length > 0) throw new UsageError(`${command} takes no arguments, got "${args.join(' ')}"`);
+
+  const path = values.outbox ?? nonEmpty(env.EVENTS_OUTBOX_PATH);
+  if (path === undefined) throw new UsageError('which outbox? set EVENTS_OUTBOX_PATH or pass --outbox <path>');
+  const target = values.target;
+  const json = values.json === true;
+
+  if (command === 'status') {
+    const stats = inspectOutbox(path);
+    io.out(json ? `${JSON.stringify(statusJson(path, stats, now), null, 2)}\n` : formatStatus(path, stats, now));
+    return 0;
+  }
+  if (command === 'dead-letters') {
+    const letters = listDeadLetters(path, target === undefined ? undefined : { target });
+    io.out(json ? `${JSON.stringify(letters, null, 2)}\n` : formatDeadLetters(letters, target, now));
+    return 0;
+  }
+  // replay
+  if (values.all && args.length > 0) throw new UsageError('replay takes ids or --all, not both');
+  if (!values.all && args.length === 0) {
+    throw new UsageError('replay needs the dead letters to replay: delivery ids, event ids, or --all');
+  }
+  const count = replayDeadLetters(path, values.all ? (target === undefined ? 'all' : { target }) : selection(args, target));
+  if (json) io.out(`${JSON.stringify({ replayed: count })}\n`);
+  else if (count === 0) io.out('replayed 0 dead letters: none matched\n');
+  else io.out(`replayed ${count} dead letter${count === 1 ? '' : 's'}; a running service delivers them within its poll interval\n`);
+  return 0;
+}
+
+/** Numeric arguments are delivery ids, the others event ids. */
+function selection(args: readonly string[], target: string | undefined): DeadLetterFilter[] {
+  const scope = target === undefined ? {} : { target };
+  const ids = args.filter((arg) => /^\d+$/.test(arg)).map(Number);
+  const filters: DeadLetterFilter[] = ids.length > 0 ? [{ ids, ...scope }] : [];
+  for (const eventId of args.filter((arg) => !/^\d+$/.test(arg))) filters.push({ eventId, ...scope });
+  return filters;
+}
+
+function statusJson(path: string, stats: OutboxStats, now: number) {
+  const oldest = oldestOf(stats);
+  const targets = Object.fromEntries(
+    Object.entries(stats.targets).map(([name, t]) => [
+      name,
+      { ...t, ...(t.oldestCreatedAt !== undefined ? { oldestPendingAgeMs: now - t.oldestCreatedAt } : {}) },
+    ]),
+  );
+  return { path, ...stats, ...(oldest !== undefined ? { oldestPendingAgeMs: now - oldest } : {}), targets };
+}
+
+function formatStatus(path: string, stats: OutboxStats, now: number): string {
+  const oldest = oldestOf(stats);
+  const lines = [
+    `outbox ${path}`,
+    `pending: ${stats.pending}   dead letters: ${stats.deadLetters}   oldest pending: ${oldest === undefined ? '-' : `${age(now - oldest)} ago`}`,
+  ];
+  const names = Object.keys(stats.targets).sort();
+  if (names.length > 0) {
+    const rows = names.map((name) => {
+      const t = stats.targets[name]!;
+      return [name, String(t.pending), String(t.deadLetters), t.oldestCreatedAt === undefined ? '-' : age(now - t.oldestCreatedAt)];
+    });
+    lines.push('', ...table(['target', 'pending', 'dead letters', 'oldest pending'], rows, [false, true, true, true]));
+  }
+  if (stats.deadLetters > 0) lines.push('', 'List them with "events-library dead-letters"; replay with "events-library replay --all".');
+  return `${lines.join('\n')}\n`;
+}
+
+function formatDeadLetters(letters: readonly DeadLetter[], target: string | undefined, now: number): string {
+  if (letters.length === 0) return `no dead letters${target === undefined ? '' : ` for target ${target}`}\n`;
+  const rows = letters.map((d) => [
+    String(d.id),
+    d.eventId,
+    d.type,
+    d.target,
+    d.lastStatus === undefined ? '-' : String(d.lastStatus),
+    d.reason,
+    String(d.attempts),
+    `${new Date(d.deadAt).toISOString().slice(0, 19)}Z (${age(now - d.deadAt)} ago)`,
+    short(d.lastError),
+  ]);
+  const header = ['id', 'event id', 'type', 'target', 'status', 'reason', 'attempts', 'dead since', 'last error'];
+  const numeric = [true, false, false, false, true, false, true, false, false];
+  return `${table(header, rows, numeric).join('\n')}\n`;
+}
+
+function oldestOf(stats: OutboxStats): number | undefined {
+  const times = Object.values(stats.targets).flatMap((t) => (t.oldestCreatedAt === undefined ? [] : [t.oldestCreatedAt]));
+  return times.length > 0 ? Math.min(...times) : undefined;
+}
+
+function table(header: string[], rows: string[][], numeric: boolean[]): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, i) => (i === cells.length - 1 ? cell : numeric[i] ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(header), ...rows.map(line)];
+}
+
+/** The last error on one line: `HTTP 400 invalid_data: email is not…` from the receiver's JSON answer. */
+function short(error: string | undefined): string {
+  if (!error) return '-';
+  let text = error;
+  const answer = /^HTTP (\d{3}): (\{.*\})$/s.exec(error);
+  if (answer) {
+    try {
+      const body = JSON.parse(answer[2]!) as { error?: unknown; message?: unknown };
+      if (typeof body.message === 'string') {
+        text = `HTTP ${answer[1]}${typeof body.error === 'string' ? ` ${body.error}` : ''}: ${body.message}`;
+      }
+    } catch {
+      // not JSON after all: show it as it is
+    }
+  }
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat.length > ERROR_MAX ? `${flat.slice(0, ERROR_MAX - 1)}…` : flat;
+}
+
+/** 3d 4h, 2h 5m, 4m 10s, 12s. */
+function age(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const [d, h, m] = [Math.floor(s / 86400), Math.floor((s % 86400) / 3600), Math.floor((s % 3600) / 60)];
+  if (d > 0) return `${d}d ${h}h`;
+  if (h > 0) return `${h}h ${m}m`;
+  if (m > 0) return `${m}m ${s % 60}s`;
+  return `${s}s`;
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === '' ? undefined : value.trim();
+}
+
+if (require.main === module) {
+  process.exitCode = main(process.argv.slice(2), process.env, {
+    out: (text) => process.stdout.write(text),
+    err: (text) => process.stderr.write(text),
+  });
+}

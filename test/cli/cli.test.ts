@@ -1,0 +1,237 @@
+/**
+ * The `events-library` command, run as a real child process (tsx, no build) against a durable
+ * outbox that a real bus fills: a receiver on 127.0.0.1:0 refuses with 400, so real dead letters
+ * exist; then it is fixed, the CLI replays them, and the running bus delivers them.
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import winston from 'winston';
+import { createEventBus, type DeadLetter, type EventBus } from '../../src/index.js';
+
+const ROOT = join(__dirname, '..', '..');
+const TSX = require.resolve('tsx/cjs');
+const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+
+interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `events-library …args` with a clean environment (no EVENTS_* but those given). */
+function cli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  const base = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('EVENTS_')));
+  const child = spawn(process.execPath, ['--require', TSX, 'src/cli.ts', ...args], {
+    cwd: ROOT,
+    env: { ...base, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+async function waitFor(what: string, done: () => boolean, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+const silent = winston.createLogger({
+  level: 'error',
+  transports: [new winston.transports.Stream({ stream: new Writable({ write: (_c, _e, cb) => cb() }) })],
+});
+
+let dir: string;
+let outboxPath: string;
+let server: http.Server;
+/** What the receiver answers; 400 until it is "fixed". */
+let answer = 400;
+/** `<target> <event id>` of every request answered 2xx. */
+const delivered: string[] = [];
+let bus: EventBus;
+const eventIds: string[] = [];
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'events-cli-'));
+  outboxPath = join(dir, 'outbox.db');
+  server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      if (answer < 300) delivered.push(`${req.url?.split('/')[1]} ${String(req.headers['webhook-id'])}`);
+      res.writeHead(answer, { 'content-type': 'application/json' });
+      res.end(answer < 300 ? '' : JSON.stringify({ error: 'invalid_data', message: 'email is not an email' }));
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  bus = createEventBus({
+    service: 'users',
+    secret: SECRET,
+    logger: silent,
+    services: { payments: `${base}/payments/events`, orders: `${base}/orders/events` },
+    outbox: { path: outboxPath, pollIntervalMs: 100 },
+  });
+  bus.declareEvent('user-created', ['payments', 'orders'], {
+    schema: { type: 'object', properties: { email: { type: 'string' } }, required: ['email'] },
+  });
+  for (const email of ['ada@example.com', 'linus@example.com', 'grace@example.com']) {
+    eventIds.push((await bus.emit('user-created', { email })).id);
+  }
+  await waitFor('6 dead letters', () => bus.deadLetters().length === 6);
+}, 30_000);
+
+afterAll(async () => {
+  await bus?.close();
+  server?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('events-library status', () => {
+  it('shows pending and dead letters per target', async () => {
+    const { code, stdout, stderr } = await cli(['status', '--outbox', outboxPath]);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(stdout).toContain(`outbox ${outboxPath}`);
+    expect(stdout).toMatch(/pending: 0\s+dead letters: 6\s+oldest pending: -/);
+    expect(stdout).toMatch(/^orders\s+0\s+3\s+-$/m);
+    expect(stdout).toMatch(/^payments\s+0\s+3\s+-$/m);
+  }, 30_000);
+
+  it('prints JSON with --json, and reads the path from EVENTS_OUTBOX_PATH', async () => {
+    const { code, stdout } = await cli(['status', '--json'], { EVENTS_OUTBOX_PATH: outboxPath });
+    expect(code).toBe(0);
+    expect(JSON.parse(stdout)).toEqual({
+      path: outboxPath,
+      durable: true,
+      pending: 0,
+      deadLetters: 6,
+      targets: { payments: { pending: 0, deadLetters: 3 }, orders: { pending: 0, deadLetters: 3 } },
+    });
+  }, 30_000);
+});
+
+describe('events-library dead-letters', () => {
+  it('lists them: id, event id, type, target, status, attempts, dead since, short error', async () => {
+    const { code, stdout } = await cli(['dead-letters', '--outbox', outboxPath]);
+    expect(code).toBe(0);
+    const [header, ...rows] = stdout.trimEnd().split('\n');
+    expect(header).toMatch(/^id\s+event id\s+type\s+target\s+status\s+reason\s+attempts\s+dead since\s+last error$/);
+    expect(rows).toHaveLength(6);
+    for (const id of eventIds) {
+      for (const target of ['payments', 'orders']) {
+        expect(rows.some((row) => row.includes(id) && row.includes(` ${target} `))).toBe(true);
+      }
+    }
+    for (const row of rows) {
+      expect(row).toMatch(
+        /user-created\s+\w+\s+400\s+refused\s+1\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(\d+s ago\)\s+HTTP 400 invalid_data: email is not an email$/,
+      );
+      expect(row.length).toBeLessThan(250);
+    }
+  }, 30_000);
+
+  it('prints the full records with --json, body included, and filters by --target', async () => {
+    const all = JSON.parse((await cli(['dead-letters', '--json', '--outbox', outboxPath])).stdout) as DeadLetter[];
+    expect(all).toHaveLength(6);
+    const letter = all.find((d) => d.target === 'payments' && d.eventId === eventIds[0])!;
+    expect(letter).toMatchObject({ type: 'user-created', source: 'users', lastStatus: 400, attempts: 1, reason: 'refused' });
+    expect(letter.lastError).toContain('email is not an email');
+    expect(JSON.parse(letter.body)).toMatchObject({ specversion: '1.0', id: eventIds[0], data: { email: 'ada@example.com' } });
+
+    const orders = JSON.parse((await cli(['dead-letters', '--target', 'orders', '--json', '--outbox', outboxPath])).stdout);
+    expect((orders as DeadLetter[]).map((d) => d.target)).toEqual(['orders', 'orders', 'orders']);
+  }, 30_000);
+});
+
+describe('events-library replay', () => {
+  it('replays by delivery id, by event id, then all; the running service delivers them', async () => {
+    answer = 204; // the cause is fixed
+    const letters = bus.deadLetters();
+    const first = letters.find((d) => d.target === 'payments' && d.eventId === eventIds[0])!;
+
+    const byId = await cli(['replay', String(first.id), '--outbox', outboxPath]);
+    expect(byId).toMatchObject({ code: 0, stderr: '' });
+    expect(byId.stdout).toMatch(/^replayed 1 dead letter;/);
+    await waitFor('the replayed delivery', () => delivered.includes(`payments ${eventIds[0]}`));
+
+    const byEvent = await cli(['replay', eventIds[1]!, '--target', 'orders', '--outbox', outboxPath]);
+    expect(byEvent.stdout).toMatch(/^replayed 1 dead letter;/);
+    await waitFor('the replayed event', () => delivered.includes(`orders ${eventIds[1]}`));
+
+    const none = await cli(['replay', '999999', '--json', '--outbox', outboxPath]);
+    expect(JSON.parse(none.stdout)).toEqual({ replayed: 0 });
+
+    const rest = await cli(['replay', '--all', '--outbox', outboxPath]);
+    expect(rest.stdout).toMatch(/^replayed 4 dead letters;/);
+    await waitFor('every delivery', () => delivered.length >= 6);
+    await waitFor('an empty outbox', () => bus.outboxStats().pending === 0);
+
+    expect([...delivered].sort()).toEqual(
+      eventIds.flatMap((id) => [`orders ${id}`, `payments ${id}`]).sort(),
+    );
+    const status = JSON.parse((await cli(['status', '--json', '--outbox', outboxPath])).stdout);
+    expect(status).toMatchObject({ pending: 0, deadLetters: 0 });
+  }, 60_000);
+});
+
+describe('events-library usage and errors', () => {
+  it('prints usage for help, --help and no arguments', async () => {
+    for (const args of [[], ['help'], ['--help'], ['status', '-h']]) {
+      const { code, stdout } = await cli(args);
+      expect(code).toBe(0);
+      expect(stdout).toMatch(/^Usage: events-library <command>/);
+      expect(stdout).toContain('EVENTS_OUTBOX_PATH');
+    }
+  }, 60_000);
+
+  it('exits 2 on an unknown command or option, saying what to do', async () => {
+    const unknown = await cli(['stats', '--outbox', outboxPath]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('unknown command "stats": use status, dead-letters, replay or help');
+    const option = await cli(['status', '--verbose', '--outbox', outboxPath]);
+    expect(option.code).toBe(2);
+    expect(option.stderr).toContain("'--verbose'");
+    expect(option.stderr).toContain('events-library help');
+  }, 30_000);
+
+  it('exits 2 without an outbox path, naming EVENTS_OUTBOX_PATH and --outbox', async () => {
+    const { code, stdout, stderr } = await cli(['status']);
+    expect(code).toBe(2);
+    expect(stdout).toBe('');
+    expect(stderr).toContain('set EVENTS_OUTBOX_PATH or pass --outbox <path>');
+  }, 30_000);
+
+  it('exits 2 for a file that does not exist, and does not create it', async () => {
+    const missing = join(dir, 'typo.db');
+    for (const args of [['status'], ['dead-letters'], ['replay', '--all']]) {
+      const { code, stderr } = await cli([...args, '--outbox', missing]);
+      expect(code).toBe(2);
+      expect(stderr).toContain(`the outbox file ${missing} does not exist`);
+    }
+    expect(existsSync(missing)).toBe(false);
+  }, 60_000);
+
+  it('exits 2 for replay without ids or --all, or with both', async () => {
+    const neither = await cli(['replay', '--outbox', outboxPath]);
+    expect(neither.code).toBe(2);
+    expect(neither.stderr).toContain('delivery ids, event ids, or --all');
+    const both = await cli(['replay', '12', '--all', '--outbox', outboxPath]);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain('not both');
+  }, 30_000);
+});
