@@ -1,0 +1,214 @@
+// Redelivery, recovery after an outage, dead letters and replay, over real servers on 127.0.0.1.
+import express from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  createEventBus,
+  type EventBus,
+  type EventBusOptions,
+  inspectOutbox,
+  listDeadLetters,
+  replayDeadLetters,
+} from '../../src/index.js';
+import { listen, type Listening, newSecret, quietLogger, sleep, tempDir, waitFor } from '../chaos/support/harness.js';
+
+const SECRET = newSecret();
+const TYPE = 'invoice-issued';
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+type Front = (req: IncomingMessage, res: ServerResponse, next: () => void) => void;
+
+/**
+ * A receiving service `name`: a bus behind Express, optionally behind `front` (which may answer
+ * instead of the bus). `runs` lists the event ids whose handler completed, once per run.
+ */
+async function receiver(
+  options: { port?: number; schema?: object; fail?: () => boolean; front?: Front } = {},
+): Promise<{ bus: EventBus; server: Listening; runs: string[] }> {
+  const bus = createEventBus({ service: 'billing', secret: SECRET, logger: quietLogger() });
+  const runs: string[] = [];
+  bus.subscribeTo(
+    TYPE,
+    (_data, event) => {
+      if (options.fail?.()) throw new Error('handler failing for a while');
+      runs.push(event.id);
+    },
+    options.schema ? { schema: options.schema } : {},
+  );
+  const app = express();
+  if (options.front) app.use(options.front);
+  app.use(bus.expressMiddleware());
+  const server = await listen(app, options.port);
+  cleanups.push(() => bus.close(), () => server.close());
+  return { bus, server, runs };
+}
+
+function sender(services: Record<string, string>, options: EventBusOptions = {}): EventBus {
+  const bus = createEventBus({
+    service: 'orders',
+    secret: SECRET,
+    services,
+    logger: quietLogger(),
+    shutdownTimeoutMs: 200,
+    ...options,
+    retry: { retries: 1, baseDelayMs: 20, maxDelayMs: 50, ...options.retry },
+    redelivery: { baseDelayMs: 200, maxDelayMs: 1000, probeMaxDelayMs: 300, ...options.redelivery },
+  });
+  bus.declareEvent(TYPE, Object.keys(services));
+  cleanups.push(() => bus.close());
+  return bus;
+}
+
+const countOf = (ids: string[]) => {
+  const counts = new Map<string, number>();
+  for (const id of ids) counts.set(id, (counts.get(id) ?? 0) + 1);
+  return counts;
+};
+
+const STRICT = {
+  type: 'object',
+  required: ['amount', 'currency'],
+  properties: { amount: { type: 'number' }, currency: { type: 'string' } },
+} as const;
+const LENIENT = { type: 'object', required: ['amount'], properties: { amount: { type: 'number' } } } as const;
+
+describe('dead letters and replay', () => {
+  it('a 400 dead-letters the event at once; once the receiver is fixed, replayDeadLetters delivers it', async () => {
+    const broken = await receiver({ schema: STRICT });
+    const port = broken.server.port;
+    const orders = sender({ billing: broken.server.url });
+
+    const receipt = await orders.emit(TYPE, { amount: 12 });
+
+    await waitFor(() => orders.deadLetters().length === 1, 'the dead letter');
+    expect(orders.deadLetters()[0]).toMatchObject({ eventId: receipt.id, lastStatus: 400, attempts: 1, reason: 'refused' });
+    expect(orders.outboxStats()).toMatchObject({ pending: 0, deadLetters: 1 });
+    expect(broken.runs).toEqual([]);
+
+    // The receiver is fixed and redeployed on the same address.
+    await broken.bus.close();
+    await broken.server.close();
+    const fixed = await receiver({ port, schema: LENIENT });
+
+    expect(orders.replayDeadLetters({ eventId: receipt.id })).toBe(1);
+    await waitFor(() => fixed.runs.length === 1, 'the replayed delivery');
+    expect(fixed.runs).toEqual([receipt.id]);
+    await waitFor(() => orders.outboxStats().pending === 0, 'an empty outbox');
+    expect(orders.outboxStats()).toMatchObject({ pending: 0, deadLetters: 0 });
+  });
+
+  it('replayDeadLetters(path) on the outbox file is picked up by the running service', async () => {
+    const dir = tempDir('replay');
+    cleanups.push(() => dir.remove());
+    const outboxPath = dir.file('outbox.db');
+    const broken = await receiver({ schema: STRICT });
+    const port = broken.server.port;
+    const orders = sender({ billing: broken.server.url }, { outbox: { path: outboxPath, pollIntervalMs: 100 } });
+
+    const receipts = [await orders.emit(TYPE, { amount: 1 }), await orders.emit(TYPE, { amount: 2 })];
+
+    await waitFor(() => listDeadLetters(outboxPath).length === 2, 'two dead letters in the file');
+    expect(listDeadLetters(outboxPath).map((d) => [d.eventId, d.lastStatus, d.attempts]).sort()).toEqual(
+      receipts.map((r) => [r.id, 400, 1]).sort(),
+    );
+    expect(inspectOutbox(outboxPath)).toMatchObject({ durable: true, pending: 0, deadLetters: 2 });
+
+    await broken.bus.close();
+    await broken.server.close();
+    const fixed = await receiver({ port, schema: LENIENT });
+
+    expect(replayDeadLetters(outboxPath)).toBe(2);
+    await waitFor(() => fixed.runs.length === 2, 'the replayed deliveries', 5_000);
+    expect(fixed.runs.sort()).toEqual(receipts.map((r) => r.id).sort());
+    await waitFor(() => inspectOutbox(outboxPath).pending === 0, 'an empty outbox');
+    expect(inspectOutbox(outboxPath)).toMatchObject({ pending: 0, deadLetters: 0 });
+    expect(orders.deadLetters()).toEqual([]);
+  });
+});
+
+describe('redelivery and recovery', () => {
+  // A redelivery base delay of 30 s: an event that waited for its scheduled retry (15–30 s with
+  // jitter) would time these tests out. Only the recovery release can deliver it in time.
+  const SLOW_SCHEDULE = { redelivery: { baseDelayMs: 30_000, maxDelayMs: 60_000, probeMaxDelayMs: 300 } };
+
+  it('a receiver answering 5xx for a while then 200: every event delivered once, the backlog drains at once', async () => {
+    let failing = true;
+    const billing = await receiver({ fail: () => failing });
+    const orders = sender({ billing: billing.server.url }, SLOW_SCHEDULE);
+
+    const ids: string[] = [];
+    for (let i = 0; i < 40; i += 1) ids.push((await orders.emit(TYPE, { amount: i })).id);
+    await sleep(300);
+    for (let i = 40; i < 60; i += 1) ids.push((await orders.emit(TYPE, { amount: i })).id);
+    await sleep(500);
+    expect(billing.runs).toEqual([]);
+    failing = false;
+
+    await waitFor(() => new Set(billing.runs).size === ids.length, 'every event at the receiver', 8_000);
+    await waitFor(() => orders.outboxStats().pending === 0, 'an empty outbox');
+    const counts = countOf(billing.runs);
+    expect(ids.filter((id) => counts.get(id) !== 1)).toEqual([]);
+    expect(orders.deadLetters()).toEqual([]);
+  });
+
+  it('releases a delivery that started before the outage was noticed but failed after it', async () => {
+    // The first request hangs 400 ms then answers 503; the next answers 503 at once: the target is
+    // marked down by the second while the first is still in flight. The target is back as soon as
+    // the first is answered, and a new event is emitted then: the probe delivers it, and the two
+    // failed ones must be released by the recovery rather than wait 15–30 s for their schedule.
+    let down = true;
+    let seen = 0;
+    let later: Promise<{ id: string }> | undefined;
+    const front: Front = (_req, res, next) => {
+      if (!down) return next();
+      seen += 1;
+      if (seen > 1) {
+        res.statusCode = 503;
+        res.end();
+        return;
+      }
+      setTimeout(() => {
+        down = false;
+        res.statusCode = 503;
+        res.end();
+        later = orders.emit(TYPE, { amount: 3 });
+      }, 400);
+    };
+    const billing = await receiver({ front });
+    const orders = sender({ billing: billing.server.url }, { ...SLOW_SCHEDULE, retry: { retries: 0 } });
+
+    const slow = await orders.emit(TYPE, { amount: 1 });
+    await sleep(50);
+    const fast = await orders.emit(TYPE, { amount: 2 });
+
+    await waitFor(() => billing.runs.length === 3, 'all three events', 8_000);
+    expect(billing.runs.sort()).toEqual([slow.id, fast.id, (await later!).id].sort());
+  });
+
+  it('a target that is down (hanging or refusing) does not hold up deliveries to another', async () => {
+    const healthy = await receiver();
+    const hanging = await listen(() => {
+      /* accepts, never answers */
+    });
+    cleanups.push(() => hanging.close());
+    const refusing = await listen((_req, res) => res.end());
+    await refusing.close();
+    const orders = sender(
+      { billing: healthy.server.url, archive: hanging.url, audit: refusing.url },
+      { timeoutMs: 30_000 },
+    );
+
+    const ids: string[] = [];
+    for (let i = 0; i < 50; i += 1) ids.push((await orders.emit(TYPE, { amount: i })).id);
+
+    await waitFor(() => healthy.runs.length === 50, 'every event at the healthy target', 8_000);
+    expect(healthy.runs.sort()).toEqual(ids.sort());
+    await waitFor(() => (orders.outboxStats().targets.billing?.pending ?? 0) === 0, 'no pending delivery to billing');
+    const stats = orders.outboxStats();
+    expect(stats.targets.archive?.pending).toBe(50);
+    expect(stats.targets.audit?.pending).toBe(50);
+  });
+});
