@@ -41,6 +41,7 @@ export class EventBus<Events extends object = EventRegistry> {
   private readonly dispatcher: Dispatcher;
   private readonly receiver: Receiver;
   private closing: Promise<void> | undefined;
+  private readonly resuming: NodeJS.Immediate | undefined;
   private readonly poll: NodeJS.Timeout | undefined;
 
   constructor(options: EventBusOptions = {}) {
@@ -69,7 +70,7 @@ export class EventBus<Events extends object = EventRegistry> {
     });
     if (this.outbox.durable) {
       // Resume what a previous run left, and pick up what an operator replays from another process.
-      setImmediate(() => this.dispatcher.resume());
+      this.resuming = setImmediate(() => this.dispatcher.resume());
       this.poll = setInterval(() => this.dispatcher.resume(), this.config.outbox.pollIntervalMs).unref();
     }
   }
@@ -186,6 +187,7 @@ export class EventBus<Events extends object = EventRegistry> {
 
   private async shutdown(): Promise<void> {
     const deadline = Date.now() + this.config.shutdownTimeoutMs;
+    clearImmediate(this.resuming);
     clearInterval(this.poll);
     await Promise.all([this.dispatcher.stop(deadline), this.receiver.shutdown(deadline)]);
     await this.transport.close(); // aborts deliveries still in flight past the deadline …

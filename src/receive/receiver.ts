@@ -195,6 +195,7 @@ export class Receiver {
 
   private logReceipt(message: string, event: CloudEvent, status: number, startedAt: number, extra: object = {}): void {
     const level = status < 300 ? 'info' : 'warn';
+    if (!this.o.logger.isLevelEnabled(level)) return;
     this.o.logger.log(level, message, {
       ...eventFields(event),
       target: this.o.service,

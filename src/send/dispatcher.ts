@@ -38,6 +38,7 @@ export class Dispatcher {
 
   /** Starts every target with pending deliveries (after a restart, or a replay). */
   resume(): void {
+    if (this.stopping) return;
     for (const target of this.options.store.targets()) {
       // A backlog this process has not tried yet (left by a previous run) may have failed while
       // the target was down: probe first, and when the target answers, release all of it at once.

@@ -145,3 +145,17 @@ describe('durable outbox across restarts', () => {
     await waitFor(() => inspectOutbox(path).pending === 0, 'an empty outbox');
   });
 });
+
+it('closes a durable bus right after creating it, before its first resume, without touching the closed file', async () => {
+  const dir = tempDir('close-at-once');
+  cleanups.push(() => dir.remove());
+  const errors: unknown[] = [];
+  const onError = (error: unknown) => errors.push(error);
+  process.on('uncaughtException', onError);
+  cleanups.push(() => process.off('uncaughtException', onError));
+  const bus = createEventBus({ service: 'dispatch', secret: SECRET, logger: quietLogger(), outbox: { path: dir.file('outbox.db') } });
+  await bus.close();
+  await new Promise((resolve) => setTimeout(resolve, 50)); // past the resume the constructor scheduled
+  expect(errors).toEqual([]);
+  expect(inspectOutbox(dir.file('outbox.db'))).toMatchObject({ pending: 0, deadLetters: 0 });
+});
