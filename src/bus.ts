@@ -2,7 +2,7 @@ import { createExpressMiddleware, type ExpressMiddleware, type MiddlewareOptions
 import { createKoaMiddleware, type KoaMiddleware } from './adapters/koa.js';
 import { createNodeHandler, type NodeHandler } from './adapters/node.js';
 import { Catalog } from './catalog.js';
-import { type EventBusOptions, type ResolvedConfig, resolveConfig, resolveTarget } from './config.js';
+import { type EventBusOptions, type ResolvedConfig, type ResolvedTarget, resolveConfig, resolveTarget } from './config.js';
 import { BusClosedError, ConfigError, UndeclaredEventError } from './errors/index.js';
 import { createEvent, toStructuredBody } from './protocol/cloudevents.js';
 import type { InboxStore } from './receive/inbox-store.js';
@@ -35,6 +35,8 @@ const ABORT_SETTLE_MS = 1_000;
 export class EventBus<Events extends object = EventRegistry> {
   private readonly config: ResolvedConfig;
   private readonly catalog = new Catalog();
+  /** Target services by name, as last resolved: by declareEvent, or on first use by the dispatcher. */
+  private readonly targets = new Map<string, ResolvedTarget>();
   private readonly outbox: OutboxStore;
   private readonly inbox: InboxStore;
   private readonly transport: Transport;
@@ -57,7 +59,7 @@ export class EventBus<Events extends object = EventRegistry> {
       logger,
       concurrency: this.config.concurrency,
       redelivery: this.config.redelivery,
-      resolveTarget: (name) => resolveTarget(this.config, name),
+      resolveTarget: (name) => this.target(name),
     });
     this.receiver = new Receiver({
       catalog: this.catalog,
@@ -97,6 +99,7 @@ export class EventBus<Events extends object = EventRegistry> {
     }
     const targets = [...new Set(targetServices)].map((name) => resolveTarget(this.config, name));
     this.catalog.declare(type, targets, options.schema);
+    for (const target of targets) this.targets.set(target.name, target);
     return this;
   }
 
@@ -220,6 +223,15 @@ export class EventBus<Events extends object = EventRegistry> {
     const path = options.path ?? this.config.path;
     if (typeof path !== 'string' || !path.startsWith('/')) throw new ConfigError('the middleware path must start with "/"');
     return path;
+  }
+
+  private target(name: string): ResolvedTarget {
+    let target = this.targets.get(name);
+    if (!target) {
+      target = resolveTarget(this.config, name);
+      this.targets.set(name, target);
+    }
+    return target;
   }
 
   private requireService(what: string): string {

@@ -11,7 +11,7 @@ export interface DispatcherOptions {
   /** Deliveries in flight at once, per target. */
   concurrency: number;
   redelivery: RedeliveryOptions;
-  /** Finds a target's URL and keys by name (throws ConfigError when it cannot). */
+  /** Finds a target's current URL and keys by name, cheaply: called on every pump. Throws ConfigError when it cannot. */
   resolveTarget: (name: string) => ResolvedTarget;
 }
 
@@ -57,7 +57,7 @@ export class Dispatcher {
   async stop(deadline: number): Promise<void> {
     // Start what is due now (an emit just before close() has only been kicked for the next turn),
     // so that it is in flight and waited for below rather than left undelivered.
-    for (const lane of this.lanes.values()) lane.flush();
+    for (const lane of this.lanes.values()) lane.pump();
     this.stopping = true;
     for (const lane of this.lanes.values()) lane.halt();
     while (this.inFlight() > 0 && Date.now() < deadline) await sleep(Math.min(20, deadline - Date.now()));
@@ -88,7 +88,6 @@ class Lane {
   private failing = new Set<number>();
   /** Earliest try among the failures since the last success (Infinity: none). */
   private streakStart = Infinity;
-  private resolved: ResolvedTarget | undefined;
 
   constructor(
     private readonly target: string,
@@ -117,12 +116,8 @@ class Lane {
     this.clearTimer();
   }
 
-  /** Claims and starts the due deliveries now, without waiting for the next turn of the event loop. */
-  flush(): void {
-    this.pump();
-  }
-
-  private pump(): void {
+  /** Claims and starts the due deliveries now (a kick does this on the next turn of the event loop). */
+  pump(): void {
     if (this.stopping()) return;
     const target = this.targetConfig();
     if (!target) return;
@@ -285,11 +280,10 @@ class Lane {
     }
   }
 
+  /** The target's URL and keys as the bus knows them now (a later declareEvent may change them). */
   private targetConfig(): ResolvedTarget | undefined {
-    if (this.resolved) return this.resolved;
     try {
-      this.resolved = this.o.resolveTarget(this.target);
-      return this.resolved;
+      return this.o.resolveTarget(this.target);
     } catch (error) {
       this.o.logger.error('cannot deliver: target is not configured; deliveries stay in the outbox', {
         target: this.target,

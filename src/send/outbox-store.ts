@@ -66,7 +66,7 @@ export interface OutboxStore {
   deadLetters(filter?: DeadLetterFilter): DeadLetter[];
   /** Moves matching dead letters back to pending, due now, with a fresh horizon. Returns how many. */
   replay(filter: DeadLetterFilter | 'all', now: number): OutboxRecord[];
-  /** Pending records not leased, for logging what an in-memory outbox loses at shutdown. */
+  /** Every pending record, leased ones included: what an in-memory outbox loses at shutdown. */
   pendingRecords(): OutboxRecord[];
   close(): Promise<void>;
 }

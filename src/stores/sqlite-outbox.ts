@@ -64,6 +64,8 @@ export class SqliteOutbox implements OutboxStore {
   private readonly claimFirst: Statement;
   private readonly deleteOne: Statement;
   private readonly update: Statement;
+  private readonly minDue: Statement;
+  private readonly runWrites: (writes: Array<() => void>) => void;
   private writes: Array<() => void> = [];
   private waiters: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
   private flushScheduled = false;
@@ -92,6 +94,10 @@ export class SqliteOutbox implements OutboxStore {
        RETURNING ${COLUMNS}`,
     );
     this.deleteOne = this.db.prepare('DELETE FROM outbox WHERE id = ?');
+    this.minDue = this.db.prepare('SELECT MIN(next_attempt_at) AS due FROM outbox WHERE target = ? AND leased = 0');
+    this.runWrites = this.db.transaction((writes: Array<() => void>) => {
+      for (const write of writes) write();
+    });
     this.update = this.db.prepare(
       `UPDATE outbox SET leased = 0, attempts = @attempts, next_attempt_at = @nextAttemptAt,
          last_attempt_at = @lastAttemptAt, last_status = @lastStatus, last_error = @lastError WHERE id = @id`,
@@ -173,9 +179,7 @@ export class SqliteOutbox implements OutboxStore {
 
   nextDueAt(target: string): number | undefined {
     this.flushNow();
-    const row = this.db
-      .prepare('SELECT MIN(next_attempt_at) AS due FROM outbox WHERE target = ? AND leased = 0')
-      .get(target) as { due: number | null };
+    const row = this.minDue.get(target) as { due: number | null };
     return row.due ?? undefined;
   }
 
@@ -265,9 +269,7 @@ export class SqliteOutbox implements OutboxStore {
     this.writes = [];
     this.waiters = [];
     try {
-      this.db.transaction(() => {
-        for (const write of writes) write();
-      })();
+      this.runWrites(writes);
     } catch (error) {
       for (const waiter of waiters) waiter.reject(error);
       return;
