@@ -4,7 +4,9 @@
 // CHAOS_SEED=<n> replays a run's fault schedule (the seed is printed); CHAOS_N sets the event count.
 import { existsSync, readFileSync } from 'node:fs';
 import { inspectOutbox } from '../../src/index.js';
-import { newSecret, sleep, tempDir, waitFor } from './support/harness.js';
+import { newSecret } from '../helpers/signing.js';
+import { tempDir } from '../helpers/temp-dir.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 import { ScriptProcess } from './support/processes.js';
 
 const N = Number(process.env.CHAOS_N ?? 600);
@@ -71,12 +73,16 @@ it(`delivers every emitted event to each of 3 targets exactly once through SIGKI
   const senderFaults = (async () => {
     const killAt = Math.round(N * (0.3 + 0.4 * random()));
     const pause = between(100, 400);
-    await waitFor(() => emittedIndexes() >= killAt || allEmitted(), 'the sender mid-stream', 30_000, 5);
+    await waitFor(() => emittedIndexes() >= killAt || allEmitted(), {
+      what: 'the sender mid-stream',
+      timeoutMs: 30_000,
+      intervalMs: 5,
+    });
     await sender.kill();
     faults.push(`sender killed at ${emittedIndexes()}/${N} emitted`);
     await sleep(pause);
     await sender.start(/^started/);
-    await waitFor(allEmitted, 'every event emitted', 30_000, 20);
+    await waitFor(allEmitted, { what: 'every event emitted', timeoutMs: 30_000, intervalMs: 20 });
     await sleep(50);
     await sender.kill();
     faults.push('sender killed after emitting all, while it drained');
@@ -110,7 +116,11 @@ it(`delivers every emitted event to each of 3 targets exactly once through SIGKI
     return recorded.every((id) => logs.every((log) => log.has(id))) && inspectOutbox(outboxPath).pending === 0;
   };
   try {
-    await waitFor(converged, 'every event at every target and an empty outbox', 30_000, 100);
+    await waitFor(converged, {
+      what: 'every event at every target and an empty outbox',
+      timeoutMs: 30_000,
+      intervalMs: 100,
+    });
   } catch (error) {
     const stats = inspectOutbox(outboxPath);
     throw new Error(

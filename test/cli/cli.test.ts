@@ -3,61 +3,24 @@
  * outbox that a real bus fills: a receiver on 127.0.0.1:0 refuses with 400, so real dead letters
  * exist; then it is fixed, the CLI replays them, and the running bus delivers them.
  */
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import winston from 'winston';
+import { existsSync } from 'node:fs';
 import { createEventBus, type DeadLetter, type EventBus } from '../../src/index.js';
+import { runScript } from '../helpers/child.js';
+import { quietLogger } from '../helpers/logger.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { tempDir, type TempDir } from '../helpers/temp-dir.js';
+import { waitFor } from '../helpers/wait.js';
 
-const ROOT = join(__dirname, '..', '..');
-const TSX = require.resolve('tsx/cjs');
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+/** How long, and how often, these tests poll. */
+const WAIT = { timeoutMs: 15_000, intervalMs: 25 };
 
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+/** Runs `events-library …args` (src/cli.ts) with a clean environment (no EVENTS_* but those given). */
+const cli = (args: string[], env: Record<string, string> = {}) => runScript(['src/cli.ts', ...args], env);
 
-/** Runs `events-library …args` with a clean environment (no EVENTS_* but those given). */
-function cli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
-  const base = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('EVENTS_')));
-  const child = spawn(process.execPath, ['--require', TSX, 'src/cli.ts', ...args], {
-    cwd: ROOT,
-    env: { ...base, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-async function waitFor(what: string, done: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
-const silent = winston.createLogger({
-  level: 'error',
-  transports: [new winston.transports.Stream({ stream: new Writable({ write: (_c, _e, cb) => cb() }) })],
-});
-
-let dir: string;
+let dir: TempDir;
 let outboxPath: string;
-let server: http.Server;
+let server: TestServer;
 /** What the receiver answers; 400 until it is "fixed". */
 let answer = 400;
 /** `<target> <event id>` of every request answered 2xx. */
@@ -66,9 +29,9 @@ let bus: EventBus;
 const eventIds: string[] = [];
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'events-cli-'));
-  outboxPath = join(dir, 'outbox.db');
-  server = http.createServer((req, res) => {
+  dir = tempDir('cli');
+  outboxPath = dir.file('outbox.db');
+  server = await startServer((req, res) => {
     req.resume();
     req.on('end', () => {
       if (answer < 300) delivered.push(`${req.url?.split('/')[1]} ${String(req.headers['webhook-id'])}`);
@@ -76,13 +39,11 @@ beforeAll(async () => {
       res.end(answer < 300 ? '' : JSON.stringify({ error: 'invalid_data', message: 'email is not an email' }));
     });
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const base = server.origin;
   bus = createEventBus({
     service: 'users',
     secret: SECRET,
-    logger: silent,
+    logger: quietLogger(),
     services: { payments: `${base}/payments/events`, orders: `${base}/orders/events` },
     outbox: { path: outboxPath, pollIntervalMs: 100 },
   });
@@ -92,13 +53,13 @@ beforeAll(async () => {
   for (const email of ['ada@example.com', 'linus@example.com', 'grace@example.com']) {
     eventIds.push((await bus.emit('user-created', { email })).id);
   }
-  await waitFor('6 dead letters', () => bus.deadLetters().length === 6);
+  await waitFor(() => bus.deadLetters().length === 6, { ...WAIT, what: '6 dead letters' });
 }, 30_000);
 
 afterAll(async () => {
   await bus?.close();
-  server?.close();
-  rmSync(dir, { recursive: true, force: true });
+  await server?.close();
+  dir.remove();
 });
 
 describe('events-library status', () => {
@@ -167,19 +128,19 @@ describe('events-library replay', () => {
     const byId = await cli(['replay', String(first.id), '--outbox', outboxPath]);
     expect(byId).toMatchObject({ code: 0, stderr: '' });
     expect(byId.stdout).toMatch(/^replayed 1 dead letter;/);
-    await waitFor('the replayed delivery', () => delivered.includes(`payments ${eventIds[0]}`));
+    await waitFor(() => delivered.includes(`payments ${eventIds[0]}`), { ...WAIT, what: 'the replayed delivery' });
 
     const byEvent = await cli(['replay', eventIds[1]!, '--target', 'orders', '--outbox', outboxPath]);
     expect(byEvent.stdout).toMatch(/^replayed 1 dead letter;/);
-    await waitFor('the replayed event', () => delivered.includes(`orders ${eventIds[1]}`));
+    await waitFor(() => delivered.includes(`orders ${eventIds[1]}`), { ...WAIT, what: 'the replayed event' });
 
     const none = await cli(['replay', '999999', '--json', '--outbox', outboxPath]);
     expect(JSON.parse(none.stdout)).toEqual({ replayed: 0 });
 
     const rest = await cli(['replay', '--all', '--outbox', outboxPath]);
     expect(rest.stdout).toMatch(/^replayed 4 dead letters;/);
-    await waitFor('every delivery', () => delivered.length >= 6);
-    await waitFor('an empty outbox', () => bus.outboxStats().pending === 0);
+    await waitFor(() => delivered.length >= 6, { ...WAIT, what: 'every delivery' });
+    await waitFor(() => bus.outboxStats().pending === 0, { ...WAIT, what: 'an empty outbox' });
 
     expect([...delivered].sort()).toEqual(
       eventIds.flatMap((id) => [`orders ${id}`, `payments ${id}`]).sort(),
@@ -217,7 +178,7 @@ describe('events-library usage and errors', () => {
   }, 30_000);
 
   it('exits 2 for a file that does not exist, and does not create it', async () => {
-    const missing = join(dir, 'typo.db');
+    const missing = dir.file('typo.db');
     for (const args of [['status'], ['dead-letters'], ['replay', '--all']]) {
       const { code, stderr } = await cli([...args, '--outbox', missing]);
       expect(code).toBe(2);

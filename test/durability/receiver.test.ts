@@ -2,24 +2,20 @@
 import express from 'express';
 import type { ServerResponse } from 'node:http';
 import { createEventBus, type EventBus, NonRetryableError, RetryLaterError } from '../../src/index.js';
-import {
-  listen,
-  type Listening,
-  newSecret,
-  post,
-  quietLogger,
-  signedRequest,
-  tempDir,
-  waitFor,
-} from '../chaos/support/harness.js';
+import { cleanupAfterEach } from '../helpers/cleanups.js';
+import { post } from '../helpers/http-client.js';
+import { quietLogger } from '../helpers/logger.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { newSecret, signedRequest } from '../helpers/signing.js';
+import { tempDir } from '../helpers/temp-dir.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 
 const SECRET = newSecret();
 const TYPE = 'order-placed';
+/** How long, and how often, these tests poll. */
+const WAIT = { timeoutMs: 10_000, intervalMs: 20 };
 
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = cleanupAfterEach();
 
 interface Tapped {
   at: number;
@@ -31,7 +27,7 @@ interface Tapped {
 async function receiver(
   subscribe: (bus: EventBus) => void,
   options: { inboxPath?: string } = {},
-): Promise<{ bus: EventBus; server: Listening; answers: Tapped[] }> {
+): Promise<{ bus: EventBus; server: TestServer; answers: Tapped[] }> {
   const bus = createEventBus({
     service: 'payments',
     secret: SECRET,
@@ -50,7 +46,7 @@ async function receiver(
     next();
   });
   app.use(bus.expressMiddleware());
-  const server = await listen(app);
+  const server = await startServer(app);
   cleanups.push(() => bus.close(), () => server.close());
   return { bus, server, answers };
 }
@@ -90,7 +86,7 @@ describe('duplicate delivery', () => {
     const { server } = await receiver((bus) =>
       bus.subscribeTo(TYPE, async () => {
         runs += 1;
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        await sleep(50);
       }),
     );
     const request = signedRequest(SECRET, 'users', TYPE, { order: 2 });
@@ -182,7 +178,10 @@ describe('handlers choose the outcome', () => {
 
     const receipt = await users.emit(TYPE, { order: 6 });
 
-    const [letter] = await waitFor(() => (users.deadLetters().length > 0 ? users.deadLetters() : undefined), 'a dead letter');
+    const [letter] = await waitFor(
+      () => (users.deadLetters().length > 0 ? users.deadLetters() : undefined),
+      { ...WAIT, what: 'a dead letter' },
+    );
     expect(letter).toMatchObject({ eventId: receipt.id, target: 'payments', lastStatus: 422, attempts: 1, reason: 'refused' });
     expect(answers.map((a) => a.status)).toEqual([422]);
     expect(runs).toBe(1);
@@ -201,7 +200,7 @@ describe('handlers choose the outcome', () => {
 
     await users.emit(TYPE, { order: 7 });
 
-    await waitFor(() => answers.some((a) => a.status === 200), 'the delivery', 10_000);
+    await waitFor(() => answers.some((a) => a.status === 200), { ...WAIT, what: 'the delivery' });
     expect(answers.map((a) => [a.status, a.retryAfter])).toEqual([
       [503, '1'],
       [200, undefined],
@@ -209,7 +208,7 @@ describe('handlers choose the outcome', () => {
     // Retry-After is honoured: the second try came at least a second after the first answer.
     expect(answers[1]!.at - answers[0]!.at).toBeGreaterThanOrEqual(950);
     expect(runs).toHaveLength(2);
-    await waitFor(() => users.outboxStats().pending === 0, 'an empty outbox');
+    await waitFor(() => users.outboxStats().pending === 0, { ...WAIT, what: 'an empty outbox' });
     expect(users.deadLetters()).toEqual([]);
   });
 });

@@ -9,15 +9,19 @@ import {
   listDeadLetters,
   replayDeadLetters,
 } from '../../src/index.js';
-import { listen, type Listening, newSecret, quietLogger, sleep, tempDir, waitFor } from '../chaos/support/harness.js';
+import { cleanupAfterEach } from '../helpers/cleanups.js';
+import { quietLogger } from '../helpers/logger.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { newSecret } from '../helpers/signing.js';
+import { tempDir } from '../helpers/temp-dir.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 
 const SECRET = newSecret();
 const TYPE = 'invoice-issued';
+/** How long, and how often, these tests poll. */
+const WAIT = { timeoutMs: 10_000, intervalMs: 20 };
 
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = cleanupAfterEach();
 
 type Front = (req: IncomingMessage, res: ServerResponse, next: () => void) => void;
 
@@ -27,7 +31,7 @@ type Front = (req: IncomingMessage, res: ServerResponse, next: () => void) => vo
  */
 async function receiver(
   options: { port?: number; schema?: object; fail?: () => boolean; front?: Front } = {},
-): Promise<{ bus: EventBus; server: Listening; runs: string[] }> {
+): Promise<{ bus: EventBus; server: TestServer; runs: string[] }> {
   const bus = createEventBus({ service: 'billing', secret: SECRET, logger: quietLogger() });
   const runs: string[] = [];
   bus.subscribeTo(
@@ -41,7 +45,7 @@ async function receiver(
   const app = express();
   if (options.front) app.use(options.front);
   app.use(bus.expressMiddleware());
-  const server = await listen(app, options.port);
+  const server = await startServer(app, options.port);
   cleanups.push(() => bus.close(), () => server.close());
   return { bus, server, runs };
 }
@@ -83,7 +87,7 @@ describe('dead letters and replay', () => {
 
     const receipt = await orders.emit(TYPE, { amount: 12 });
 
-    await waitFor(() => orders.deadLetters().length === 1, 'the dead letter');
+    await waitFor(() => orders.deadLetters().length === 1, { ...WAIT, what: 'the dead letter' });
     expect(orders.deadLetters()[0]).toMatchObject({ eventId: receipt.id, lastStatus: 400, attempts: 1, reason: 'refused' });
     expect(orders.outboxStats()).toMatchObject({ pending: 0, deadLetters: 1 });
     expect(broken.runs).toEqual([]);
@@ -94,9 +98,9 @@ describe('dead letters and replay', () => {
     const fixed = await receiver({ port, schema: LENIENT });
 
     expect(orders.replayDeadLetters({ eventId: receipt.id })).toBe(1);
-    await waitFor(() => fixed.runs.length === 1, 'the replayed delivery');
+    await waitFor(() => fixed.runs.length === 1, { ...WAIT, what: 'the replayed delivery' });
     expect(fixed.runs).toEqual([receipt.id]);
-    await waitFor(() => orders.outboxStats().pending === 0, 'an empty outbox');
+    await waitFor(() => orders.outboxStats().pending === 0, { ...WAIT, what: 'an empty outbox' });
     expect(orders.outboxStats()).toMatchObject({ pending: 0, deadLetters: 0 });
   });
 
@@ -110,7 +114,7 @@ describe('dead letters and replay', () => {
 
     const receipts = [await orders.emit(TYPE, { amount: 1 }), await orders.emit(TYPE, { amount: 2 })];
 
-    await waitFor(() => listDeadLetters(outboxPath).length === 2, 'two dead letters in the file');
+    await waitFor(() => listDeadLetters(outboxPath).length === 2, { ...WAIT, what: 'two dead letters in the file' });
     expect(listDeadLetters(outboxPath).map((d) => [d.eventId, d.lastStatus, d.attempts]).sort()).toEqual(
       receipts.map((r) => [r.id, 400, 1]).sort(),
     );
@@ -121,9 +125,9 @@ describe('dead letters and replay', () => {
     const fixed = await receiver({ port, schema: LENIENT });
 
     expect(replayDeadLetters(outboxPath)).toBe(2);
-    await waitFor(() => fixed.runs.length === 2, 'the replayed deliveries', 5_000);
+    await waitFor(() => fixed.runs.length === 2, { ...WAIT, timeoutMs: 5_000, what: 'the replayed deliveries' });
     expect(fixed.runs.sort()).toEqual(receipts.map((r) => r.id).sort());
-    await waitFor(() => inspectOutbox(outboxPath).pending === 0, 'an empty outbox');
+    await waitFor(() => inspectOutbox(outboxPath).pending === 0, { ...WAIT, what: 'an empty outbox' });
     expect(inspectOutbox(outboxPath)).toMatchObject({ pending: 0, deadLetters: 0 });
     expect(orders.deadLetters()).toEqual([]);
   });
@@ -147,8 +151,8 @@ describe('redelivery and recovery', () => {
     expect(billing.runs).toEqual([]);
     failing = false;
 
-    await waitFor(() => new Set(billing.runs).size === ids.length, 'every event at the receiver', 8_000);
-    await waitFor(() => orders.outboxStats().pending === 0, 'an empty outbox');
+    await waitFor(() => new Set(billing.runs).size === ids.length, { ...WAIT, timeoutMs: 8_000, what: 'every event at the receiver' });
+    await waitFor(() => orders.outboxStats().pending === 0, { ...WAIT, what: 'an empty outbox' });
     const counts = countOf(billing.runs);
     expect(ids.filter((id) => counts.get(id) !== 1)).toEqual([]);
     expect(orders.deadLetters()).toEqual([]);
@@ -184,17 +188,17 @@ describe('redelivery and recovery', () => {
     await sleep(50);
     const fast = await orders.emit(TYPE, { amount: 2 });
 
-    await waitFor(() => billing.runs.length === 3, 'all three events', 8_000);
+    await waitFor(() => billing.runs.length === 3, { ...WAIT, timeoutMs: 8_000, what: 'all three events' });
     expect(billing.runs.sort()).toEqual([slow.id, fast.id, (await later!).id].sort());
   });
 
   it('a target that is down (hanging or refusing) does not hold up deliveries to another', async () => {
     const healthy = await receiver();
-    const hanging = await listen(() => {
+    const hanging = await startServer(() => {
       /* accepts, never answers */
     });
     cleanups.push(() => hanging.close());
-    const refusing = await listen((_req, res) => res.end());
+    const refusing = await startServer((_req, res) => res.end());
     await refusing.close();
     const orders = sender(
       { billing: healthy.server.url, archive: hanging.url, audit: refusing.url },
@@ -204,9 +208,9 @@ describe('redelivery and recovery', () => {
     const ids: string[] = [];
     for (let i = 0; i < 50; i += 1) ids.push((await orders.emit(TYPE, { amount: i })).id);
 
-    await waitFor(() => healthy.runs.length === 50, 'every event at the healthy target', 8_000);
+    await waitFor(() => healthy.runs.length === 50, { ...WAIT, timeoutMs: 8_000, what: 'every event at the healthy target' });
     expect(healthy.runs.sort()).toEqual(ids.sort());
-    await waitFor(() => (orders.outboxStats().targets.billing?.pending ?? 0) === 0, 'no pending delivery to billing');
+    await waitFor(() => (orders.outboxStats().targets.billing?.pending ?? 0) === 0, { ...WAIT, what: 'no pending delivery to billing' });
     const stats = orders.outboxStats();
     expect(stats.targets.archive?.pending).toBe(50);
     expect(stats.targets.audit?.pending).toBe(50);

@@ -1,37 +1,30 @@
 // Graceful shutdown and the durable outbox across restarts, over real servers on 127.0.0.1.
 import express from 'express';
 import { BusClosedError, createEventBus, type EventBus, type EventBusOptions, inspectOutbox } from '../../src/index.js';
-import {
-  freePort,
-  gate,
-  listen,
-  type Listening,
-  newSecret,
-  post,
-  quietLogger,
-  recordingLogger,
-  signedRequest,
-  tempDir,
-  waitFor,
-} from '../chaos/support/harness.js';
+import { cleanupAfterEach } from '../helpers/cleanups.js';
+import { post } from '../helpers/http-client.js';
+import { createCapturingLogger, quietLogger } from '../helpers/logger.js';
+import { freePort, startServer, type TestServer } from '../helpers/server.js';
+import { newSecret, signedRequest } from '../helpers/signing.js';
+import { tempDir } from '../helpers/temp-dir.js';
+import { gate, sleep, waitFor } from '../helpers/wait.js';
 
 const SECRET = newSecret();
 const TYPE = 'shipment-sent';
+/** How long, and how often, these tests poll. */
+const WAIT = { timeoutMs: 10_000, intervalMs: 20 };
 
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = cleanupAfterEach();
 
 async function receiver(
   handler: (id: string) => void | Promise<void>,
   port = 0,
-): Promise<{ bus: EventBus; server: Listening }> {
+): Promise<{ bus: EventBus; server: TestServer }> {
   const bus = createEventBus({ service: 'tracking', secret: SECRET, logger: quietLogger() });
   bus.subscribeTo(TYPE, (_data, event) => handler(event.id));
   const app = express();
   app.use(bus.expressMiddleware());
-  const server = await listen(app, port);
+  const server = await startServer(app, port);
   cleanups.push(() => bus.close(), () => server.close());
   return { bus, server };
 }
@@ -95,14 +88,14 @@ describe('durable outbox across restarts', () => {
   });
 
   async function emitWhileDown(path: string, url: string, count: number): Promise<string[]> {
-    const { logger, records } = recordingLogger();
+    const { logger, records } = createCapturingLogger();
     const first = sender(url, { ...slowSchedule(path), logger });
     const ids: string[] = [];
     for (let i = 0; i < count; i += 1) ids.push((await first.emit(TYPE, { n: i })).id);
     // Every delivery was tried, refused by the closed port, and put back for a redelivery later.
     await waitFor(
       () => records.filter((r) => r.message === 'delivery failed; will redeliver').length >= count,
-      'every first try to fail',
+      { ...WAIT, what: 'every first try to fail' },
     );
     await first.close();
     expect(inspectOutbox(path)).toMatchObject({ pending: count, deadLetters: 0 });
@@ -121,9 +114,9 @@ describe('durable outbox across restarts', () => {
     await receiver((id) => void received.push(id), port);
     sender(url, slowSchedule(path));
 
-    await waitFor(() => received.length === ids.length, 'every event at the target', 8_000);
+    await waitFor(() => received.length === ids.length, { ...WAIT, timeoutMs: 8_000, what: 'every event at the target' });
     expect(received.sort()).toEqual([...ids].sort());
-    await waitFor(() => inspectOutbox(path).pending === 0, 'an empty outbox');
+    await waitFor(() => inspectOutbox(path).pending === 0, { ...WAIT, what: 'an empty outbox' });
   });
 
   it('a new bus started while the target is still down delivers once it comes up', async () => {
@@ -136,13 +129,13 @@ describe('durable outbox across restarts', () => {
 
     const second = sender(url, slowSchedule(path));
     const more = [(await second.emit(TYPE, { n: 5 })).id];
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await sleep(500);
     const received: string[] = [];
     await receiver((id) => void received.push(id), port);
 
-    await waitFor(() => received.length === 6, 'every event at the target', 8_000);
+    await waitFor(() => received.length === 6, { ...WAIT, timeoutMs: 8_000, what: 'every event at the target' });
     expect(received.sort()).toEqual([...ids, ...more].sort());
-    await waitFor(() => inspectOutbox(path).pending === 0, 'an empty outbox');
+    await waitFor(() => inspectOutbox(path).pending === 0, { ...WAIT, what: 'an empty outbox' });
   });
 });
 
@@ -155,7 +148,7 @@ it('closes a durable bus right after creating it, before its first resume, witho
   cleanups.push(() => process.off('uncaughtException', onError));
   const bus = createEventBus({ service: 'dispatch', secret: SECRET, logger: quietLogger(), outbox: { path: dir.file('outbox.db') } });
   await bus.close();
-  await new Promise((resolve) => setTimeout(resolve, 50)); // past the resume the constructor scheduled
+  await sleep(50); // past the resume the constructor scheduled
   expect(errors).toEqual([]);
   expect(inspectOutbox(dir.file('outbox.db'))).toMatchObject({ pending: 0, deadLetters: 0 });
 });

@@ -4,7 +4,7 @@ import { createEventBus, type EventBus, type EventBusOptions } from '../../src/i
 import { request } from '../helpers/http-client.js';
 import { createCapturingLogger, type CapturingLogger, type LogRecord } from '../helpers/logger.js';
 import { headersOf, startRecordingServer, type RecordingServer, type RecordingServerOptions } from '../helpers/recording-server.js';
-import { deadPort, startServer } from '../helpers/server.js';
+import { freePort, startServer } from '../helpers/server.js';
 import { newSecret } from '../helpers/signing.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
@@ -136,7 +136,7 @@ describe('sending over HTTP to a real server', () => {
   });
 
   it('retries a network error (nothing listening), logs every try, and still resolves emit', async () => {
-    const port = await deadPort();
+    const port = await freePort();
     const bus = users({ payments: `http://127.0.0.1:${port}/events` }, { retry: { retries: 2, baseDelayMs: 20, maxDelayMs: 40 } });
     const receipt = await bus.emit('to-payments', payload);
     expect(receipt.id).toEqual(expect.any(String));

@@ -10,18 +10,25 @@ export interface ChildResult {
   elapsedMs: number;
 }
 
+export interface RunOptions {
+  /** SIGKILL the process after this long (code null). @default 20000 */
+  killAfterMs?: number;
+}
+
 const ROOT = path.resolve(__dirname, '../..');
 
 /**
- * Runs a TypeScript fixture in its own node process (via tsx) with exactly `env` added to a
- * clean copy of the parent's environment. Kills it after `killAfterMs` (code null): a process
+ * Runs `node -r tsx/cjs …args` (a TypeScript script and its arguments, paths relative to the
+ * repository root) in its own process, with exactly `env` added to a copy of the parent's
+ * environment without its EVENTS_* variables. Kills it after `killAfterMs` (code null): a process
  * that does not exit by itself fails the test instead of hanging it.
  */
-export function runFixture(fixture: string, env: Record<string, string>, killAfterMs = 20_000): Promise<ChildResult> {
+export function runScript(args: string[], env: Record<string, string> = {}, options: RunOptions = {}): Promise<ChildResult> {
+  const { killAfterMs = 20_000 } = options;
   const base: Record<string, string | undefined> = {};
   for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('EVENTS_')) base[name] = value;
   const startedAt = Date.now();
-  const child = spawn(process.execPath, ['-r', 'tsx/cjs', path.join(ROOT, 'test/fixtures', fixture)], {
+  const child = spawn(process.execPath, ['-r', 'tsx/cjs', ...args], {
     cwd: ROOT,
     env: { ...base, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -38,6 +45,11 @@ export function runFixture(fixture: string, env: Record<string, string>, killAft
       resolve({ code, stdout, stderr, elapsedMs: Date.now() - startedAt });
     });
   });
+}
+
+/** Runs a fixture of test/fixtures (see runScript). */
+export function runFixture(fixture: string, env: Record<string, string>, options: RunOptions = {}): Promise<ChildResult> {
+  return runScript([path.join(ROOT, 'test/fixtures', fixture)], env, options);
 }
 
 /** The JSON log lines a child wrote on stdout (other lines skipped). */

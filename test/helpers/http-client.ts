@@ -46,3 +46,20 @@ export function request(
     req.end(body);
   });
 }
+
+/** What `post` read: the status, the headers (fetch's `Headers`), and the JSON body (`{}` when empty). */
+export interface PostAnswer {
+  status: number;
+  headers: Headers;
+  body: Record<string, unknown>;
+}
+
+/** POSTs a signed request (see signing.ts) to `url`. */
+export async function post(url: string, signed: { headers: Record<string, string>; body: string }): Promise<PostAnswer> {
+  const res = await request(url, { headers: signed.headers, body: signed.body });
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(res.headers)) {
+    for (const one of Array.isArray(value) ? value : value === undefined ? [] : [value]) headers.append(name, one);
+  }
+  return { status: res.status, headers, body: res.text ? (JSON.parse(res.text) as Record<string, unknown>) : {} };
+}

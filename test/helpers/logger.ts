@@ -1,19 +1,12 @@
 import { Writable } from 'node:stream';
 import winston from 'winston';
+import type { EventLogFields } from '../../src/logger.js';
 
 /** One log record as it would be written: the parsed JSON line. */
-export interface LogRecord {
+export interface LogRecord extends EventLogFields {
   level: string;
   message: string;
-  eventId?: string;
-  type?: string;
-  source?: string;
-  target?: string;
-  attempt?: number;
-  status?: number;
-  durationMs?: number;
   data?: unknown;
-  [field: string]: unknown;
 }
 
 export interface CapturingLogger {
@@ -46,4 +39,16 @@ export function createCapturingLogger(level = 'debug'): CapturingLogger {
     transports: [new winston.transports.Stream({ stream })],
   });
   return { logger, records, lines, withMessage: (message) => records.filter((r) => r.message === message) };
+}
+
+/** A logger that writes nothing (set EVENTS_TEST_LOG=1 to see the library's lines on stderr). */
+export function quietLogger(): winston.Logger {
+  if (process.env.EVENTS_TEST_LOG) {
+    return winston.createLogger({
+      level: 'debug',
+      format: winston.format.json(),
+      transports: [new winston.transports.Stream({ stream: process.stderr })],
+    });
+  }
+  return winston.createLogger({ silent: true, transports: [new winston.transports.Console({ silent: true })] });
 }

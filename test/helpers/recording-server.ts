@@ -64,7 +64,7 @@ export async function startRecordingServer(options: RecordingServerOptions = {})
       });
     });
   });
-  return { url: `${server.origin}/events`, origin: server.origin, requests, close: () => server.close() };
+  return { url: server.url, origin: server.origin, requests, close: () => server.close() };
 }
 
 /** The `webhook-*` and other headers of a recorded request as plain strings (for standardwebhooks / cloudevents). */

@@ -46,3 +46,9 @@ export function signedStructured(secret: string, event: Record<string, unknown>)
   const body = JSON.stringify(event);
   return { body, headers: { 'content-type': STRUCTURED, ...webhookHeaders(secret, String(event.id), body) } };
 }
+
+/** A signed structured-mode request for a new event, with its id: the same object can be posted twice. */
+export function signedRequest(secret: string, source: string, type: string, data: unknown): SignedRequest & { id: string } {
+  const event = structuredEvent(type, data, { source });
+  return { id: String(event.id), ...signedStructured(secret, event) };
+}
