@@ -98,8 +98,8 @@ export class EventBus<Events extends object = EventRegistry> {
       throw new ConfigError(`declareEvent("${type}") needs at least one target service, e.g. ["payments"]`);
     }
     const targets = [...new Set(targetServices)].map((name) => resolveTarget(this.config, name));
-    this.catalog.declare(type, targets, options.schema);
     for (const target of targets) this.targets.set(target.name, target);
+    this.catalog.declare(type, targets.map((t) => t.name), options.schema);
     return this;
   }
 
@@ -132,10 +132,10 @@ export class EventBus<Events extends object = EventRegistry> {
     const body = toStructuredBody(event);
     const createdAt = Date.now();
     await this.outbox.add(
-      declaration.targets.map((target) => ({ eventId: event.id, type, source, target: target.name, body, createdAt })),
+      declaration.targets.map((target) => ({ eventId: event.id, type, source, target, body, createdAt })),
     );
-    for (const target of declaration.targets) this.dispatcher.notify(target.name);
-    const targets = declaration.targets.map((t) => t.name);
+    for (const target of declaration.targets) this.dispatcher.notify(target);
+    const targets = [...declaration.targets];
     if (this.config.logger.isInfoEnabled()) this.config.logger.info('event emitted', { eventId: event.id, type, source, targets });
     if (this.config.logger.isDebugEnabled()) this.config.logger.debug('event data', { eventId: event.id, data: payload });
     return { id: event.id, type, source, time: event.time!, targets };

@@ -1,12 +1,12 @@
 import Ajv, { type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
-import type { ResolvedTarget } from './config.js';
 import { ConfigError, ValidationError } from './errors/index.js';
 import type { EventHandler, JSONSchema } from './types.js';
 
 export interface Declaration {
   type: string;
-  targets: ResolvedTarget[];
+  /** Target service names; their URLs and keys are resolved by the bus. */
+  targets: readonly string[];
   validate: ValidateFunction | undefined;
 }
 
@@ -29,7 +29,7 @@ export class Catalog {
     addFormats(this.ajv);
   }
 
-  declare(type: string, targets: ResolvedTarget[], schema: JSONSchema | undefined): void {
+  declare(type: string, targets: readonly string[], schema: JSONSchema | undefined): void {
     checkType(type, 'declareEvent');
     this.declarations.set(type, { type, targets, validate: this.compile(type, schema) });
   }

@@ -1,9 +1,8 @@
 import { Catalog } from '../../src/catalog.js';
-import type { ResolvedTarget } from '../../src/config.js';
 import { ConfigError, ValidationError } from '../../src/errors/index.js';
 import type { JSONSchema } from '../../src/types.js';
 
-const payments: ResolvedTarget = { name: 'payments', url: 'http://127.0.0.1:1/events', keys: [Buffer.alloc(24, 1)] };
+const payments = 'payments';
 
 const UserCreated = {
   type: 'object',
