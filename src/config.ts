@@ -45,12 +45,22 @@ export interface OutboxOptions {
    * @example './data/outbox.db'
    */
   path?: string;
-  /** In-memory outbox only: undelivered deliveries held before `emit` rejects with OutboxFullError. @default 100000 */
+  /**
+   * In-memory outbox only: undelivered deliveries held per target before an `emit` to that target
+   * rejects with OutboxFullError (other targets are not affected). @default 100000
+   */
   maxPending?: number;
+  /** In-memory outbox only: bytes of event bodies held per target, likewise. @default 67108864 (64 MiB) */
+  maxPendingBytes?: number;
   /** In-memory outbox only: dead letters kept. @default 10000 */
   maxDeadLetters?: number;
   /** Durable outbox only: how often to look for deliveries added by another process (a CLI replay). @default 2000 */
   pollIntervalMs?: number;
+  /**
+   * Durable outbox only: how long an `emit` waits while the file cannot take writes (locked, disk
+   * full) before it rejects with OutboxUnavailableError. @default 2000
+   */
+  writeWaitMs?: number;
 }
 
 export interface InboxOptions {
@@ -171,6 +181,8 @@ export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
       maxPending: positive('outbox.maxPending', options.outbox?.maxPending ?? DEFAULTS.outbox.maxPending),
       maxDeadLetters: positive('outbox.maxDeadLetters', options.outbox?.maxDeadLetters ?? DEFAULTS.outbox.maxDeadLetters),
       pollIntervalMs: positive('outbox.pollIntervalMs', options.outbox?.pollIntervalMs ?? DEFAULTS.outbox.pollIntervalMs),
+      maxPendingBytes: positive('outbox.maxPendingBytes', options.outbox?.maxPendingBytes ?? DEFAULTS.outbox.maxPendingBytes),
+      writeWaitMs: positive('outbox.writeWaitMs', options.outbox?.writeWaitMs ?? DEFAULTS.outbox.writeWaitMs),
     },
     inbox: {
       path: options.inbox?.path ?? nonEmpty(env.EVENTS_INBOX_PATH),

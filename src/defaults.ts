@@ -32,12 +32,43 @@ export const DEFAULTS = {
     probeMaxDelayMs: 30_000,
   },
   outbox: {
-    /** Undelivered deliveries the in-memory outbox holds before `emit` rejects with OutboxFullError. */
+    /**
+     * Undelivered deliveries the in-memory outbox holds per target before an `emit` to that target
+     * rejects with OutboxFullError. Per target, so one dead target never blocks the others.
+     */
     maxPending: 100_000,
+    /**
+     * Bytes of event bodies the in-memory outbox holds per target (64 MiB): with the count bound
+     * alone, 4000 events of 256 KiB held 1.1 GB. 64 MiB is 65 000 events of 1 KiB, minutes of
+     * backlog at the rates we measure, and a known ceiling of `targets × 64 MiB` for the process.
+     */
+    maxPendingBytes: 64 * 1024 * 1024,
     /** Dead letters the in-memory outbox keeps (oldest evicted first, each with an error log line). */
     maxDeadLetters: 10_000,
     /** Durable outbox: how often the dispatcher looks for work added by another process (a replay from the CLI). */
     pollIntervalMs: 2_000,
+    /**
+     * Durable outbox: how long an `emit` waits for its group commit while the file cannot take
+     * writes (locked by another process, disk full) before it rejects with OutboxUnavailableError.
+     */
+    writeWaitMs: 2_000,
+    /** Durable outbox: a record last tried (or created) this far in the future is a wall-clock step back: it is due now. */
+    clockStepSlackMs: 10_000,
+  },
+  /** SQLite files (outbox and inbox). */
+  sqlite: {
+    /**
+     * How long one statement waits for a lock held by another connection, in ms. better-sqlite3 is
+     * synchronous, so this blocks the event loop: kept short; failed writes are retried later.
+     */
+    busyTimeoutMs: 20,
+    /** The same for operator tools (CLI, admin functions), which are not on any request path. */
+    operatorBusyTimeoutMs: 5_000,
+  },
+  /** Retrying a store that failed (disk full, locked, corrupt) from background work: growing waits, capped. */
+  storeRetry: {
+    baseDelayMs: 50,
+    maxDelayMs: 2_000,
   },
   inbox: {
     /** Event ids the in-memory inbox remembers (oldest forgotten first). */

@@ -18,6 +18,7 @@ export {
   EventsError,
   NonRetryableError,
   OutboxFullError,
+  OutboxUnavailableError,
   RetryLaterError,
   UndeclaredEventError,
   ValidationError,

@@ -1,5 +1,6 @@
 import type { Logger } from 'winston';
 import type { RedeliveryOptions, ResolvedTarget } from '../config.js';
+import { DEFAULTS } from '../defaults.js';
 import type { DeliveryResult, Transport } from '../transports/transport.js';
 import type { OutboxRecord, OutboxStore } from './outbox-store.js';
 import { backoffMs } from './retry-policy.js';
@@ -39,7 +40,15 @@ export class Dispatcher {
   /** Starts every target with pending deliveries (after a restart, or a replay). */
   resume(): void {
     if (this.stopping) return;
-    for (const target of this.options.store.targets()) {
+    let targets: string[];
+    try {
+      targets = this.options.store.targets();
+    } catch (error) {
+      // Runs from a timer: a store that cannot be read now (it logs why) is tried at the next poll.
+      this.options.logger.debug('outbox not readable; resume retried at the next poll', { error: messageOf(error) });
+      return;
+    }
+    for (const target of targets) {
       // A backlog this process has not tried yet (left by a previous run) may have failed while
       // the target was down: probe first, and when the target answers, release all of it at once.
       if (!this.lanes.has(target)) this.lane(target).assumeDown();
@@ -86,6 +95,8 @@ class Lane {
   private probing = false;
   private probeDelayMs = 0;
   private failing = new Set<number>();
+  /** Wait before pumping again after the store failed (0: it works). */
+  private storeRetryMs = 0;
   /** Earliest try among the failures since the last success (Infinity: none). */
   private streakStart = Infinity;
 
@@ -125,12 +136,34 @@ class Lane {
       if (!this.probing && this.timer === undefined) this.schedule(Date.now() + this.probeDelayMs, true);
       return;
     }
-    const free = this.o.concurrency - this.inFlight;
-    if (free > 0) {
-      for (const record of this.o.store.claim(this.target, Date.now(), free)) void this.deliver(target, record, false);
+    let claimed: OutboxRecord[] = [];
+    let next: number | undefined;
+    try {
+      const free = this.o.concurrency - this.inFlight;
+      if (free > 0) claimed = this.o.store.claim(this.target, Date.now(), free);
+      next = this.o.store.nextDueAt(this.target);
+      this.storeRetryMs = 0;
+    } catch (error) {
+      this.storeFailed(error);
     }
-    const next = this.o.store.nextDueAt(this.target);
+    for (const record of claimed) void this.deliver(target, record, false);
     if (next !== undefined && this.inFlight < this.o.concurrency) this.schedule(next, false);
+  }
+
+  /**
+   * The store threw (disk full, locked, damaged: the store logs which, once per change). Never
+   * thrown out of a timer: pump again after a growing, capped wait; what is stored stays there.
+   */
+  private storeFailed(error: unknown): void {
+    const { baseDelayMs, maxDelayMs } = DEFAULTS.storeRetry;
+    this.storeRetryMs = Math.min(maxDelayMs, Math.max(baseDelayMs, this.storeRetryMs * 2));
+    this.o.logger.debug('outbox call failed; pumping again later', {
+      target: this.target,
+      retryInMs: this.storeRetryMs,
+      error: messageOf(error),
+    });
+    this.clearTimer();
+    this.schedule(Date.now() + this.storeRetryMs, false);
   }
 
   private schedule(at: number, probe: boolean): void {
@@ -154,7 +187,13 @@ class Lane {
   private probe(): void {
     if (this.stopping()) return;
     const target = this.targetConfig();
-    const record = target && this.o.store.claimProbe(this.target);
+    let record: OutboxRecord | undefined;
+    try {
+      record = target && this.o.store.claimProbe(this.target);
+    } catch (error) {
+      this.storeFailed(error);
+      return;
+    }
     if (!target || !record) {
       this.down = false;
       return;
@@ -292,6 +331,10 @@ class Lane {
       return undefined;
     }
   }
+}
+
+function messageOf(error: unknown): string {
+  return (error as Error)?.message ?? String(error);
 }
 
 function payloadOf(body: string): unknown {

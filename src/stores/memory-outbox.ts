@@ -1,4 +1,5 @@
 import type { Logger } from 'winston';
+import { DEFAULTS } from '../defaults.js';
 import { OutboxFullError } from '../errors/index.js';
 import type {
   DeadLetter,
@@ -19,35 +20,69 @@ interface Lane {
   waiting: MinHeap<OutboxRecord>;
 }
 
+/** What one target holds undelivered. */
+interface Backlog {
+  count: number;
+  bytes: number;
+}
+
 /**
- * The default outbox: bounded, in this process's memory. When `maxPending` deliveries are
- * undelivered, `add` rejects with OutboxFullError, so `emit` fails loudly rather than drop.
- * Dead letters beyond `maxDeadLetters` are evicted oldest first, each with an error log line.
- * Nothing here survives the process: set EVENTS_OUTBOX_PATH for that.
+ * The default outbox: bounded, in this process's memory, per target. When a target has
+ * `maxPending` deliveries or `maxPendingBytes` bytes of bodies undelivered, an `add` that includes
+ * it rejects with OutboxFullError naming it (nothing of the event is recorded, for any target), so
+ * `emit` fails loudly rather than drop; events for other targets are still accepted. There is no
+ * global bound on top: targets are the declared services, so the ceiling is
+ * `targets × maxPendingBytes` (an event's body is one string shared by its targets, so that
+ * over-counts). Dead letters beyond `maxDeadLetters` are evicted oldest first, each with an error
+ * log line. Nothing here survives the process: set EVENTS_OUTBOX_PATH for that.
  */
 export class MemoryOutbox implements OutboxStore {
   readonly durable = false;
   private readonly records = new Map<number, OutboxRecord>();
   private readonly lanes = new Map<string, Lane>();
+  private readonly backlogs = new Map<string, Backlog>();
   private dead: DeadLetter[] = [];
   private nextId = 1;
+  /** The latest created/tried time seen: beyond `now + slack`, the wall clock stepped back. */
+  private maxStamp = -Infinity;
 
   constructor(
     private readonly maxPending: number,
     private readonly maxDeadLetters: number,
     private readonly logger: Logger,
+    private readonly maxPendingBytes: number = DEFAULTS.outbox.maxPendingBytes,
+    private readonly now: () => number = Date.now,
   ) {}
 
   async add(deliveries: readonly NewDelivery[]): Promise<void> {
-    if (this.records.size + deliveries.length > this.maxPending) throw new OutboxFullError(this.maxPending);
+    const adding = new Map<string, Backlog>();
+    let lastBody: string | undefined;
+    let lastBytes = 0;
+    for (const { target, body } of deliveries) {
+      if (body !== lastBody) {
+        lastBody = body;
+        lastBytes = Buffer.byteLength(body);
+      }
+      const sum = adding.get(target) ?? { count: 0, bytes: 0 };
+      sum.count += 1;
+      sum.bytes += lastBytes;
+      adding.set(target, sum);
+    }
+    for (const [target, sum] of adding) {
+      const held = this.backlogs.get(target) ?? { count: 0, bytes: 0 };
+      if (held.count + sum.count > this.maxPending) throw new OutboxFullError(this.maxPending, target, 'deliveries');
+      if (held.bytes + sum.bytes > this.maxPendingBytes) throw new OutboxFullError(this.maxPendingBytes, target, 'bytes');
+    }
     for (const delivery of deliveries) {
       const record: OutboxRecord = { ...delivery, id: this.nextId++, attempts: 0, nextAttemptAt: delivery.createdAt };
-      this.records.set(record.id, record);
+      this.hold(record);
       this.lane(record.target).ready.push(record);
+      if (delivery.createdAt > this.maxStamp) this.maxStamp = delivery.createdAt;
     }
   }
 
   claim(target: string, now: number, limit: number): OutboxRecord[] {
+    this.checkClock(now);
     const lane = this.lanes.get(target);
     if (!lane) return [];
     while (lane.waiting.size > 0 && lane.waiting.peek()!.nextAttemptAt <= now) lane.ready.push(lane.waiting.pop()!);
@@ -69,16 +104,17 @@ export class MemoryOutbox implements OutboxStore {
   }
 
   complete(id: number): void {
-    this.records.delete(id);
+    this.drop(id);
   }
 
   reschedule(record: OutboxRecord, nextAttemptAt: number): void {
     record.nextAttemptAt = nextAttemptAt;
+    if (record.lastAttemptAt !== undefined && record.lastAttemptAt > this.maxStamp) this.maxStamp = record.lastAttemptAt;
     this.lane(record.target).waiting.push(record);
   }
 
   kill(record: OutboxRecord, reason: DeadLetter['reason']): void {
-    this.records.delete(record.id);
+    this.drop(record.id);
     this.dead.push({ ...record, deadAt: Date.now(), reason });
     if (this.dead.length > this.maxDeadLetters) {
       const evicted = this.dead.shift()!;
@@ -102,6 +138,7 @@ export class MemoryOutbox implements OutboxStore {
   }
 
   nextDueAt(target: string): number | undefined {
+    this.checkClock(this.now());
     const lane = this.lanes.get(target);
     if (!lane) return undefined;
     if (lane.head < lane.ready.length) return lane.ready[lane.head]!.nextAttemptAt;
@@ -126,7 +163,7 @@ export class MemoryOutbox implements OutboxStore {
       if (filter !== 'all' && !matchesFilter(letter, filter)) return true;
       const { deadAt: _deadAt, reason: _reason, ...rest } = letter;
       const record: OutboxRecord = { ...rest, createdAt: now, nextAttemptAt: now };
-      this.records.set(record.id, record);
+      this.hold(record);
       this.lane(record.target).ready.push(record);
       revived.push(record);
       return false;
@@ -139,6 +176,45 @@ export class MemoryOutbox implements OutboxStore {
   }
 
   async close(): Promise<void> {}
+
+  private hold(record: OutboxRecord): void {
+    this.records.set(record.id, record);
+    const backlog = this.backlogs.get(record.target) ?? { count: 0, bytes: 0 };
+    backlog.count += 1;
+    backlog.bytes += Buffer.byteLength(record.body);
+    this.backlogs.set(record.target, backlog);
+  }
+
+  private drop(id: number): void {
+    const record = this.records.get(id);
+    if (!record) return;
+    this.records.delete(id);
+    const backlog = this.backlogs.get(record.target);
+    if (!backlog) return;
+    backlog.count -= 1;
+    backlog.bytes -= Buffer.byteLength(record.body);
+  }
+
+  /** A wall-clock step back: records created or tried "in the future" are due now, their times pulled back to now. */
+  private checkClock(now: number): void {
+    const limit = now + DEFAULTS.outbox.clockStepSlackMs;
+    if (this.maxStamp <= limit) return;
+    let moved = 0;
+    for (const lane of this.lanes.values()) {
+      for (const record of lane.waiting.extract((r) => r.createdAt > limit || (r.lastAttemptAt ?? 0) > limit)) {
+        record.nextAttemptAt = now;
+        record.createdAt = Math.min(record.createdAt, now);
+        if (record.lastAttemptAt !== undefined) record.lastAttemptAt = Math.min(record.lastAttemptAt, now);
+        lane.ready.push(record);
+        moved += 1;
+      }
+    }
+    this.logger.warn('wall clock stepped back; deliveries waiting on the old time are due now', {
+      stepMs: this.maxStamp - now,
+      deliveries: moved,
+    });
+    this.maxStamp = now;
+  }
 
   private lane(target: string): Lane {
     let lane = this.lanes.get(target);

@@ -10,11 +10,17 @@ import { SqliteOutbox } from './sqlite-outbox.js';
 
 /** The outbox the configuration asks for: SQLite when a path is set, else memory. */
 export function openOutbox(config: ResolvedConfig): OutboxStore {
-  if (config.outbox.path) return new SqliteOutbox(config.outbox.path);
-  return new MemoryOutbox(config.outbox.maxPending, config.outbox.maxDeadLetters, config.logger);
+  if (config.outbox.path) {
+    return new SqliteOutbox(config.outbox.path, {
+      logger: config.logger,
+      pollIntervalMs: config.outbox.pollIntervalMs,
+      writeWaitMs: config.outbox.writeWaitMs,
+    });
+  }
+  return new MemoryOutbox(config.outbox.maxPending, config.outbox.maxDeadLetters, config.logger, config.outbox.maxPendingBytes);
 }
 
 export function openInbox(config: ResolvedConfig): InboxStore {
-  if (config.inbox.path) return new SqliteInbox(config.inbox.path, config.inbox.retentionMs);
+  if (config.inbox.path) return new SqliteInbox(config.inbox.path, config.inbox.retentionMs, config.logger);
   return new MemoryInbox(config.inbox.maxEntries);
 }

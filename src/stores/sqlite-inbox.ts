@@ -1,14 +1,18 @@
 import type { Statement } from 'better-sqlite3';
+import type { Logger } from 'winston';
 import type { InboxStore } from '../receive/inbox-store.js';
-import { type Database, openDatabase } from './sqlite.js';
+import { type Database, faultOf, lockExclusive, openDatabase, startupError } from './sqlite.js';
 
 const DONE = '*';
 const PRUNE_EVERY_MS = 60 * 60 * 1000;
+const VARIABLE = 'EVENTS_INBOX_PATH';
 
 /**
  * The durable inbox, in SQLite: one row per completed handler, and one `*` row once every handler
  * completed. Each mark commits before the receiver answers, so a crash after a 2xx cannot rerun
- * a handler. Ids older than `retentionMs` are pruned hourly.
+ * a handler. Ids older than `retentionMs` are pruned hourly; a prune that fails (disk full, locked)
+ * is logged and tried again at the next one, never thrown out of the timer. One process per file,
+ * like the outbox (an exclusive lock on `<path>-lock`).
  */
 export class SqliteInbox implements InboxStore {
   readonly durable = true;
@@ -16,15 +20,33 @@ export class SqliteInbox implements InboxStore {
   private readonly select: Statement;
   private readonly mark: Statement;
   private readonly pruneTimer: NodeJS.Timeout;
+  private readonly lock: { release(): void };
+  private pruneFailing = false;
 
-  constructor(path: string, private readonly retentionMs: number) {
-    this.db = openDatabase(path, 'EVENTS_INBOX_PATH');
-    this.db.exec(`CREATE TABLE IF NOT EXISTS inbox (
-      event_key TEXT NOT NULL, handler TEXT NOT NULL, done_at INTEGER NOT NULL,
-      PRIMARY KEY (event_key, handler)) WITHOUT ROWID;
-      CREATE INDEX IF NOT EXISTS inbox_done_at ON inbox (done_at);`);
-    this.select = this.db.prepare('SELECT handler FROM inbox WHERE event_key = ?');
-    this.mark = this.db.prepare('INSERT OR IGNORE INTO inbox (event_key, handler, done_at) VALUES (?, ?, ?)');
+  constructor(
+    private readonly path: string,
+    private readonly retentionMs: number,
+    private readonly logger?: Logger,
+  ) {
+    this.lock = lockExclusive(path, VARIABLE);
+    try {
+      this.db = openDatabase(path, VARIABLE);
+    } catch (error) {
+      this.lock.release();
+      throw error;
+    }
+    try {
+      this.db.exec(`CREATE TABLE IF NOT EXISTS inbox (
+        event_key TEXT NOT NULL, handler TEXT NOT NULL, done_at INTEGER NOT NULL,
+        PRIMARY KEY (event_key, handler)) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS inbox_done_at ON inbox (done_at);`);
+      this.select = this.db.prepare('SELECT handler FROM inbox WHERE event_key = ?');
+      this.mark = this.db.prepare('INSERT OR IGNORE INTO inbox (event_key, handler, done_at) VALUES (?, ?, ?)');
+    } catch (cause) {
+      this.db.close();
+      this.lock.release();
+      throw startupError(path, VARIABLE, cause);
+    }
     this.prune();
     this.pruneTimer = setInterval(() => this.prune(), PRUNE_EVERY_MS).unref();
   }
@@ -47,9 +69,21 @@ export class SqliteInbox implements InboxStore {
   async close(): Promise<void> {
     clearInterval(this.pruneTimer);
     if (this.db.open) this.db.close();
+    this.lock.release();
   }
 
+  /** Forgets ids past retention. Runs from a timer: logs a failure (once until it works again), never throws. */
   private prune(): void {
-    this.db.prepare('DELETE FROM inbox WHERE done_at < ?').run(Date.now() - this.retentionMs);
+    try {
+      this.db.prepare('DELETE FROM inbox WHERE done_at < ?').run(Date.now() - this.retentionMs);
+      if (this.pruneFailing) this.logger?.info('inbox prune works again', { path: this.path });
+      this.pruneFailing = false;
+    } catch (error) {
+      if (!this.pruneFailing) {
+        const fault = faultOf(error);
+        this.logger?.error('inbox prune failed; retrying at the next one', { path: this.path, error: fault.reason, hint: fault.hint });
+      }
+      this.pruneFailing = true;
+    }
   }
 }

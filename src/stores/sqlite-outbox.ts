@@ -1,4 +1,8 @@
+import { statSync } from 'node:fs';
 import type { Statement } from 'better-sqlite3';
+import type { Logger } from 'winston';
+import { DEFAULTS } from '../defaults.js';
+import { OutboxUnavailableError } from '../errors/index.js';
 import type {
   DeadLetter,
   DeadLetterFilter,
@@ -7,7 +11,7 @@ import type {
   OutboxStats,
   OutboxStore,
 } from '../send/outbox-store.js';
-import { type Database, openDatabase } from './sqlite.js';
+import { type Database, type Fault, faultOf, lockExclusive, openDatabase, startupError } from './sqlite.js';
 
 const COLUMNS = `id, event_id, type, source, target, body, created_at, attempts, next_attempt_at,
   last_attempt_at, last_status, last_error`;
@@ -50,79 +54,197 @@ interface Row {
   reason?: string;
 }
 
+export interface SqliteOutboxOptions {
+  /**
+   * The owning service (default): takes the file's exclusive lock, forgets leases left by a
+   * crashed process, watches the file, retries failed writes in the background. Operator tools
+   * opening the file beside a running service pass `false`: none of that, a patient busy timeout.
+   */
+  resetLeases?: boolean;
+  /** The variable named in errors. @default 'EVENTS_OUTBOX_PATH' */
+  variable?: string;
+  /** Where faults and recoveries are logged (owner only). */
+  logger?: Logger;
+  /** How often the owner checks that its file is still the one at `path`. @default DEFAULTS.outbox.pollIntervalMs */
+  pollIntervalMs?: number;
+  /** How long `add` waits for a store that cannot write before it rejects. @default DEFAULTS.outbox.writeWaitMs */
+  writeWaitMs?: number;
+  /** The wall clock (tests inject one). @default Date.now */
+  now?: () => number;
+}
+
+interface Waiter {
+  resolve: () => void;
+  reject: (error: unknown) => void;
+  /** Rejected with OutboxUnavailableError if still not committed by then (ms since epoch). */
+  deadline: number;
+}
+
+/** One buffered write; `waiter` is the `add` caller waiting on it (deferred writes have none). */
+interface Pending {
+  write: () => void;
+  waiter?: Waiter;
+}
+
 /**
  * The durable outbox, in SQLite. `add` is a group commit: every delivery added in one turn of
  * the event loop goes in one transaction, and each caller resolves once it is committed.
- * Completions and reschedules ride in the same batched transactions. One process per file:
- * leases are reset when the file is opened, so a restart after a crash resumes everything.
+ * Completions and reschedules ride in the same batched transactions.
+ *
+ * One owning process per file, enforced by an exclusive lock on `<path>-lock`; leases are reset
+ * when the owner opens the file, so a restart after a crash resumes everything.
+ *
+ * Nothing here throws out of a timer. When the file cannot take writes (disk full, locked by
+ * another connection, damaged), buffered writes are kept, in order, and retried with growing
+ * waits; one error line says what is wrong and what to do, one info line says when it recovered.
+ * Meanwhile `add` waits up to `writeWaitMs`, then rejects with OutboxUnavailableError (its
+ * deliveries are not recorded). If the file is deleted or replaced under the running service,
+ * `add` rejects from then on and an error line says so.
  */
 export class SqliteOutbox implements OutboxStore {
   readonly durable = true;
+  readonly path: string;
   private readonly db: Database;
+  private readonly variable: string;
+  private readonly owner: boolean;
+  private readonly logger: Logger | undefined;
+  private readonly writeWaitMs: number;
+  private readonly now: () => number;
+  private readonly lock: { release(): void } | undefined;
   private readonly insert: Statement;
   private readonly claimDue: Statement;
   private readonly claimFirst: Statement;
   private readonly deleteOne: Statement;
   private readonly update: Statement;
   private readonly minDue: Statement;
-  private readonly runWrites: (writes: Array<() => void>) => void;
-  private writes: Array<() => void> = [];
-  private waiters: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
+  private readonly bury: Statement;
+  private readonly releaseSince: Statement;
+  private readonly unstepClock: Statement;
+  private readonly touch: Statement;
+  private readonly runWrites: (writes: Pending[]) => void;
+  private queue: Pending[] = [];
   private flushScheduled = false;
+  /** Set while the file cannot take writes; cleared by the first write that succeeds. */
+  private fault: Fault | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retryDelayMs = 0;
+  /** Set once the file at `path` is gone or another file: then `add` always rejects. */
+  private lost: string | undefined;
+  private readonly identity: { dev: number; ino: number } | undefined;
+  private readonly watchTimer: NodeJS.Timeout | undefined;
+  /** The latest created/tried time written: beyond `now + slack`, the wall clock stepped back. */
+  private maxStamp = -Infinity;
 
-  /**
-   * @param options.resetLeases Forget leases left by a crashed process (the owning service does
-   *   this at start); operator tools opening the file beside a running service do not.
-   */
-  constructor(path: string, options: { resetLeases?: boolean; variable?: string } = {}) {
-    this.db = openDatabase(path, options.variable ?? 'EVENTS_OUTBOX_PATH');
-    this.db.exec(SCHEMA);
-    if (options.resetLeases ?? true) this.db.exec('UPDATE outbox SET leased = 0 WHERE leased = 1');
-    this.insert = this.db.prepare(
-      `INSERT INTO outbox (event_id, type, source, target, body, created_at, next_attempt_at)
-       VALUES (@eventId, @type, @source, @target, @body, @createdAt, @createdAt)`,
-    );
-    this.claimDue = this.db.prepare(
-      `UPDATE outbox SET leased = 1 WHERE id IN (
-         SELECT id FROM outbox WHERE target = ? AND leased = 0 AND next_attempt_at <= ?
-         ORDER BY next_attempt_at, id LIMIT ?)
-       RETURNING ${COLUMNS}`,
-    );
-    this.claimFirst = this.db.prepare(
-      `UPDATE outbox SET leased = 1 WHERE id IN (
-         SELECT id FROM outbox WHERE target = ? AND leased = 0 ORDER BY next_attempt_at, id LIMIT 1)
-       RETURNING ${COLUMNS}`,
-    );
-    this.deleteOne = this.db.prepare('DELETE FROM outbox WHERE id = ?');
-    this.minDue = this.db.prepare('SELECT MIN(next_attempt_at) AS due FROM outbox WHERE target = ? AND leased = 0');
-    this.runWrites = this.db.transaction((writes: Array<() => void>) => {
-      for (const write of writes) write();
-    });
-    this.update = this.db.prepare(
-      `UPDATE outbox SET leased = 0, attempts = @attempts, next_attempt_at = @nextAttemptAt,
-         last_attempt_at = @lastAttemptAt, last_status = @lastStatus, last_error = @lastError WHERE id = @id`,
-    );
+  constructor(path: string, options: SqliteOutboxOptions = {}) {
+    this.path = path;
+    this.variable = options.variable ?? 'EVENTS_OUTBOX_PATH';
+    this.owner = options.resetLeases ?? true;
+    this.logger = options.logger;
+    this.writeWaitMs = options.writeWaitMs ?? DEFAULTS.outbox.writeWaitMs;
+    this.now = options.now ?? Date.now;
+    // The lock first: a second service fails here, before it touches the file.
+    this.lock = this.owner ? lockExclusive(path, this.variable) : undefined;
+    try {
+      this.db = openDatabase(path, this.variable, {
+        busyTimeoutMs: this.owner ? DEFAULTS.sqlite.busyTimeoutMs : DEFAULTS.sqlite.operatorBusyTimeoutMs,
+      });
+    } catch (error) {
+      this.lock?.release();
+      throw error;
+    }
+    try {
+      this.db.exec(SCHEMA);
+      this.insert = this.db.prepare(
+        `INSERT INTO outbox (event_id, type, source, target, body, created_at, next_attempt_at)
+         VALUES (@eventId, @type, @source, @target, @body, @createdAt, @createdAt)`,
+      );
+      this.claimDue = this.db.prepare(
+        `UPDATE outbox SET leased = 1 WHERE id IN (
+           SELECT id FROM outbox WHERE target = ? AND leased = 0 AND next_attempt_at <= ?
+           ORDER BY next_attempt_at, id LIMIT ?)
+         RETURNING ${COLUMNS}`,
+      );
+      this.claimFirst = this.db.prepare(
+        `UPDATE outbox SET leased = 1 WHERE id IN (
+           SELECT id FROM outbox WHERE target = ? AND leased = 0 ORDER BY next_attempt_at, id LIMIT 1)
+         RETURNING ${COLUMNS}`,
+      );
+      this.deleteOne = this.db.prepare('DELETE FROM outbox WHERE id = ?');
+      this.minDue = this.db.prepare('SELECT MIN(next_attempt_at) AS due FROM outbox WHERE target = ? AND leased = 0');
+      this.update = this.db.prepare(
+        `UPDATE outbox SET leased = 0, attempts = @attempts, next_attempt_at = @nextAttemptAt,
+           last_attempt_at = @lastAttemptAt, last_status = @lastStatus, last_error = @lastError WHERE id = @id`,
+      );
+      this.bury = this.db.prepare(
+        `INSERT OR REPLACE INTO dead_letters (${COLUMNS}, dead_at, reason)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      );
+      this.releaseSince = this.db.prepare(
+        'UPDATE outbox SET next_attempt_at = ? WHERE target = ? AND leased = 0 AND last_attempt_at >= ?',
+      );
+      // A wall-clock step back: whatever was created or tried "in the future" is due now, and its
+      // times are pulled back to now so that backoff and horizon are measured from there.
+      this.unstepClock = this.db.prepare(
+        `UPDATE outbox SET next_attempt_at = @now, created_at = MIN(created_at, @now),
+           last_attempt_at = MIN(last_attempt_at, @now)
+         WHERE created_at > @limit OR last_attempt_at > @limit`,
+      );
+      // A write that touches one page, to learn whether the file takes writes again.
+      this.touch = this.db.prepare('UPDATE outbox SET leased = leased WHERE id = (SELECT MAX(id) FROM outbox)');
+      const stamp = this.db
+        .prepare('SELECT MAX(COALESCE(MAX(created_at), 0), COALESCE(MAX(last_attempt_at), 0)) AS m FROM outbox')
+        .get() as { m: number };
+      this.maxStamp = stamp.m;
+      this.runWrites = this.db.transaction((writes: Pending[]) => {
+        for (const pending of writes) pending.write();
+      });
+    } catch (cause) {
+      this.db.close();
+      this.lock?.release();
+      throw startupError(path, this.variable, cause);
+    }
+    if (!this.owner) return;
+    // A file that is full or locked still opens (reads work, emits are refused until it recovers):
+    // resetting the leases is then the first buffered write, retried like the others.
+    this.queue.push({ write: () => this.db.exec('UPDATE outbox SET leased = 0 WHERE leased = 1') });
+    this.flushNow();
+    try {
+      const stat = statSync(path);
+      this.identity = { dev: stat.dev, ino: stat.ino };
+    } catch {
+      this.identity = undefined;
+    }
+    this.watchTimer = setInterval(() => this.checkFile(), options.pollIntervalMs ?? DEFAULTS.outbox.pollIntervalMs).unref();
   }
 
   add(deliveries: readonly NewDelivery[]): Promise<void> {
+    if (this.lost !== undefined) return Promise.reject(new OutboxUnavailableError(this.path, this.lost));
     return new Promise((resolve, reject) => {
-      this.writes.push(() => {
-        for (const delivery of deliveries) this.insert.run(delivery);
+      this.queue.push({
+        write: () => {
+          for (const delivery of deliveries) this.insert.run(delivery);
+        },
+        waiter: { resolve, reject, deadline: this.now() + this.writeWaitMs },
       });
-      this.waiters.push({ resolve, reject });
+      for (const delivery of deliveries) if (delivery.createdAt > this.maxStamp) this.maxStamp = delivery.createdAt;
       this.scheduleFlush();
     });
   }
 
   claim(target: string, now: number, limit: number): OutboxRecord[] {
-    this.flushNow(); // reads see every earlier complete/reschedule/kill, as the interface promises
-    return (this.claimDue.all(target, now, limit) as Row[]).map(toRecord).sort(byDue);
+    return this.guard(() => {
+      this.sync(); // reads see every earlier complete/reschedule/kill, as the interface promises
+      this.checkClock(now);
+      return (this.claimDue.all(target, now, limit) as Row[]).map(toRecord).sort(byDue);
+    });
   }
 
   claimProbe(target: string): OutboxRecord | undefined {
-    this.flushNow();
-    const row = this.claimFirst.get(target) as Row | undefined;
-    return row && toRecord(row);
+    return this.guard(() => {
+      this.sync();
+      const row = this.claimFirst.get(target) as Row | undefined;
+      return row && toRecord(row);
+    });
   }
 
   complete(id: number): void {
@@ -139,57 +261,55 @@ export class SqliteOutbox implements OutboxStore {
       lastStatus: record.lastStatus ?? null,
       lastError: record.lastError ?? null,
     };
+    if (record.lastAttemptAt !== undefined && record.lastAttemptAt > this.maxStamp) this.maxStamp = record.lastAttemptAt;
     this.defer(() => this.update.run(params));
   }
 
   kill(record: OutboxRecord, reason: DeadLetter['reason']): void {
-    const deadAt = Date.now();
+    const deadAt = this.now();
     this.defer(() => {
-      this.db
-        .prepare(
-          `INSERT OR REPLACE INTO dead_letters (${COLUMNS}, dead_at, reason)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        )
-        .run(
-          record.id,
-          record.eventId,
-          record.type,
-          record.source,
-          record.target,
-          record.body,
-          record.createdAt,
-          record.attempts,
-          record.nextAttemptAt,
-          record.lastAttemptAt ?? null,
-          record.lastStatus ?? null,
-          record.lastError ?? null,
-          deadAt,
-          reason,
-        );
+      this.bury.run(
+        record.id,
+        record.eventId,
+        record.type,
+        record.source,
+        record.target,
+        record.body,
+        record.createdAt,
+        record.attempts,
+        record.nextAttemptAt,
+        record.lastAttemptAt ?? null,
+        record.lastStatus ?? null,
+        record.lastError ?? null,
+        deadAt,
+        reason,
+      );
       this.deleteOne.run(record.id);
     });
   }
 
   release(target: string, since: number, now: number): void {
-    this.flushNow();
-    this.db
-      .prepare('UPDATE outbox SET next_attempt_at = ? WHERE target = ? AND leased = 0 AND last_attempt_at >= ?')
-      .run(now, target, since);
+    this.defer(() => this.releaseSince.run(now, target, since));
   }
 
   nextDueAt(target: string): number | undefined {
-    this.flushNow();
-    const row = this.minDue.get(target) as { due: number | null };
-    return row.due ?? undefined;
+    return this.guard(() => {
+      this.sync();
+      this.checkClock(this.now());
+      const row = this.minDue.get(target) as { due: number | null };
+      return row.due ?? undefined;
+    });
   }
 
   targets(): string[] {
-    this.flushNow();
-    return (this.db.prepare('SELECT DISTINCT target FROM outbox').all() as { target: string }[]).map((r) => r.target);
+    return this.guard(() => {
+      this.sync();
+      return (this.db.prepare('SELECT DISTINCT target FROM outbox').all() as { target: string }[]).map((r) => r.target);
+    });
   }
 
   stats(): OutboxStats {
-    this.flushNow();
+    this.sync();
     const stats: OutboxStats = { durable: true, pending: 0, deadLetters: 0, targets: {} };
     const pending = this.db
       .prepare('SELECT target, COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox GROUP BY target')
@@ -210,13 +330,13 @@ export class SqliteOutbox implements OutboxStore {
   }
 
   deadLetters(filter?: DeadLetterFilter): DeadLetter[] {
-    this.flushNow();
+    this.sync();
     const { where, params } = whereOf(filter);
     return (this.db.prepare(`SELECT * FROM dead_letters ${where} ORDER BY id`).all(...params) as Row[]).map(toDeadLetter);
   }
 
   replay(filter: DeadLetterFilter | 'all', now: number): OutboxRecord[] {
-    this.flushNow();
+    this.sync();
     const { where, params } = whereOf(filter === 'all' ? undefined : filter);
     return this.db.transaction(() => {
       const rows = this.db.prepare(`DELETE FROM dead_letters ${where} RETURNING ${COLUMNS}`).all(...params) as Row[];
@@ -232,49 +352,169 @@ export class SqliteOutbox implements OutboxStore {
   }
 
   pendingRecords(): OutboxRecord[] {
-    this.flushNow();
+    this.sync();
     return (this.db.prepare(`SELECT ${COLUMNS} FROM outbox ORDER BY id`).all() as Row[]).map(toRecord);
   }
 
   async close(): Promise<void> {
-    this.flushNow();
-    if (this.db.open) this.db.close();
+    clearInterval(this.watchTimer);
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    if (this.db.open) {
+      // A last try; what still fails stays as it is on disk (leased records are redelivered on reopen).
+      this.flushNow();
+      this.expireWaiters(Infinity, 'the outbox was closed');
+      this.db.close();
+    }
+    this.lock?.release();
+  }
+
+  /** Whether the store takes writes now (for health checks). */
+  isWritable(): boolean {
+    return this.fault === undefined && this.lost === undefined;
+  }
+
+  /** Runs the buffered writes before a read, unless the store is failing (the retry timer owns them then). */
+  private sync(): void {
+    if (this.fault === undefined) this.flushNow();
+  }
+
+  private guard<T>(run: () => T): T {
+    try {
+      return run();
+    } catch (error) {
+      if (this.db.open) this.failed(error);
+      throw error;
+    }
   }
 
   private defer(write: () => void): void {
-    this.writes.push(write);
+    this.queue.push({ write });
     this.scheduleFlush();
   }
 
   private scheduleFlush(): void {
-    if (this.flushScheduled) return;
+    if (this.flushScheduled || this.fault !== undefined) return;
     this.flushScheduled = true;
     setImmediate(() => this.flushNow());
   }
 
-  /** Runs every buffered write in one transaction, then settles the callers waiting on it. */
+  /** Runs every buffered write in one transaction, then settles the callers waiting on it. Never throws. */
   private flushNow(): void {
     this.flushScheduled = false;
-    if (this.writes.length === 0) return;
+    if (this.queue.length === 0) return;
     if (!this.db.open) {
       // After close, a late write is dropped: its record stays leased on disk and is redelivered on reopen.
-      const waiters = this.waiters;
-      this.writes = [];
-      this.waiters = [];
-      for (const waiter of waiters) waiter.reject(new Error('the outbox is closed'));
+      this.expireWaiters(Infinity, 'the outbox is closed');
+      this.queue = [];
       return;
     }
-    const writes = this.writes;
-    const waiters = this.waiters;
-    this.writes = [];
-    this.waiters = [];
+    const batch = this.queue;
+    this.queue = [];
     try {
-      this.runWrites(writes);
+      this.runWrites(batch);
     } catch (error) {
-      for (const waiter of waiters) waiter.reject(error);
+      // Nothing of the batch was written (one transaction): keep all of it, in order, and retry.
+      this.queue = batch.concat(this.queue);
+      this.failed(error);
       return;
     }
-    for (const waiter of waiters) waiter.resolve();
+    for (const pending of batch) pending.waiter?.resolve();
+    this.recovered();
+  }
+
+  private failed(error: unknown): void {
+    const fault = faultOf(error);
+    if (this.fault?.kind !== fault.kind) {
+      this.logger?.error('outbox cannot write; retrying in the background, emits are refused meanwhile', {
+        path: this.path,
+        error: fault.reason,
+        hint: fault.hint,
+      });
+    }
+    this.fault = fault;
+    this.expireWaiters(this.now(), fault.reason, error);
+    this.scheduleRetry();
+  }
+
+  private recovered(): void {
+    if (this.fault === undefined) return;
+    this.logger?.info('outbox writable again; delivery resumes', { path: this.path });
+    this.fault = undefined;
+    this.retryDelayMs = 0;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+  }
+
+  private scheduleRetry(): void {
+    if (this.retryTimer !== undefined || !this.db.open) return;
+    const { baseDelayMs, maxDelayMs } = DEFAULTS.storeRetry;
+    this.retryDelayMs = Math.min(maxDelayMs, Math.max(baseDelayMs, this.retryDelayMs * 2));
+    let delay = this.retryDelayMs;
+    let waiting = false;
+    for (const pending of this.queue) {
+      if (!pending.waiter) continue;
+      waiting = true;
+      delay = Math.min(delay, Math.max(0, pending.waiter.deadline - this.now()));
+    }
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (!this.db.open) return;
+      // Nothing buffered: touch one page to learn whether writes work again.
+      if (this.queue.length === 0) this.queue.push({ write: () => this.touch.run() });
+      this.flushNow();
+    }, delay);
+    // Emits waiting keep the process alive until they settle; background retries alone do not.
+    if (!waiting) this.retryTimer.unref();
+  }
+
+  /** Rejects the `add` callers whose deadline passed, and drops their writes: those deliveries are not recorded. */
+  private expireWaiters(now: number, reason: string, cause?: unknown): void {
+    if (!this.queue.some((p) => p.waiter && p.waiter.deadline <= now)) return;
+    const kept: Pending[] = [];
+    for (const pending of this.queue) {
+      if (pending.waiter && pending.waiter.deadline <= now) {
+        pending.waiter.reject(new OutboxUnavailableError(this.path, reason, { cause }));
+      } else {
+        kept.push(pending);
+      }
+    }
+    this.queue = kept;
+  }
+
+  /** The file at `path` must still be the one this process opened; otherwise events would go nowhere. */
+  private checkFile(): void {
+    if (this.lost !== undefined || !this.identity || !this.db.open) return;
+    let reason: string | undefined;
+    try {
+      const stat = statSync(this.path);
+      if (stat.dev !== this.identity.dev || stat.ino !== this.identity.ino) reason = 'the file was replaced while the service ran';
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') reason = 'the file was deleted while the service ran';
+    }
+    if (reason === undefined) return;
+    this.lost = `${reason}; restart the service`;
+    clearInterval(this.watchTimer);
+    this.logger?.error('outbox file deleted or replaced: emits are refused until the service restarts', {
+      path: this.path,
+      error: reason,
+      hint:
+        'Deliveries already recorded are still sent from the open file while this process runs; what is pending at ' +
+        'restart is lost with it. Restore the file or restart the service, and keep the outbox out of cleanup jobs.',
+    });
+  }
+
+  /** A wall-clock step back: records created or tried "in the future" are due now. */
+  private checkClock(now: number): void {
+    const slack = DEFAULTS.outbox.clockStepSlackMs;
+    if (this.maxStamp <= now + slack) return;
+    const changed = this.unstepClock.run({ now, limit: now + slack }).changes;
+    this.logger?.warn('wall clock stepped back; deliveries waiting on the old time are due now', {
+      path: this.path,
+      stepMs: this.maxStamp - now,
+      deliveries: changed,
+    });
+    this.maxStamp = now;
   }
 }
 
