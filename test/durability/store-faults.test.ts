@@ -298,13 +298,22 @@ describe('wall clock steps', () => {
     // Written by a run whose clock was an hour ahead (then the clock was stepped back).
     const ahead = Date.now() + 60 * 60 * 1000;
     const before = new SqliteOutbox(outbox);
-    const body = JSON.stringify({ specversion: '1.0', id: 'evt-ahead', source: 'users', type: 'user-created', data: {} });
-    await before.add([{ eventId: 'evt-ahead', type: 'user-created', source: 'users', target: 'sink', body, createdAt: ahead }]);
+    const ids = ['evt-ahead-1', 'evt-ahead-2', 'evt-ahead-3'];
+    await before.add(
+      ids.map((id, n) => ({
+        eventId: id,
+        type: 'user-created',
+        source: 'users',
+        target: 'sink',
+        body: JSON.stringify({ specversion: '1.0', id, source: 'users', type: 'user-created', data: { n } }),
+        createdAt: ahead + n,
+      })),
+    );
     await before.close();
 
     const bus = createEventBus({ service: 'users', secret: newSecret(), services: { sink: server.url }, outbox: { path: outbox }, logger: quietLogger() });
     cleanups.push(() => bus.close());
-    await waitFor(() => delivered(server).has('evt-ahead'), { timeoutMs: 5_000, what: 'the delivery recorded an hour ahead' });
+    await waitFor(() => ids.every((id) => delivered(server).has(id)), { timeoutMs: 5_000, what: 'the deliveries recorded an hour ahead' });
     await waitFor(() => bus.outboxStats().pending === 0, { what: 'the outbox to empty' });
   });
 });

@@ -317,4 +317,35 @@ describe('Dispatcher', () => {
     expect(transport.eventIds()).toEqual(['evt-1']);
     expect(store.stats().pending).toBe(1);
   });
+
+  test('a store that throws (disk full, locked) never throws out of a timer: the lane backs off, growing, and delivers once it works', async () => {
+    const { transport, store, dispatcher, emit } = setup(() => DELIVERED);
+    const claim = store.claim.bind(store);
+    const resumeTargets = store.targets.bind(store);
+    let failing = true;
+    const claims: number[] = [];
+    const diskFull = () => Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+    jest.spyOn(store, 'claim').mockImplementation((target, now, limit) => {
+      claims.push(Date.now());
+      if (failing) throw diskFull();
+      return claim(target, now, limit);
+    });
+    jest.spyOn(store, 'targets').mockImplementation(() => {
+      if (failing) throw diskFull();
+      return resumeTargets();
+    });
+    await emit(delivery(1));
+    dispatcher.resume(); // the bus's poll calls this from a timer too
+    await until(3_000);
+    expect(transport.sent).toEqual([]);
+    const gaps = claims.slice(1).map((at, i) => at - claims[i]!);
+    expect(gaps.length).toBeGreaterThan(3);
+    expect(gaps[1]!).toBeGreaterThan(gaps[0]!); // growing …
+    expect(Math.max(...gaps)).toBeLessThanOrEqual(DEFAULTS.storeRetry.maxDelayMs + HOP); // … and capped
+
+    failing = false;
+    await until(3_000 + DEFAULTS.storeRetry.maxDelayMs + 10);
+    expect(transport.eventIds()).toEqual(['evt-1']);
+    expect(store.stats().pending).toBe(0);
+  });
 });

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import winston from 'winston';
-import { OutboxFullError } from '../../src/errors/index.js';
+import { OutboxFullError, OutboxUnavailableError } from '../../src/errors/index.js';
 import type { NewDelivery, OutboxRecord, OutboxStore } from '../../src/send/outbox-store.js';
 import { MemoryOutbox } from '../../src/stores/memory-outbox.js';
 import { SqliteOutbox } from '../../src/stores/sqlite-outbox.js';
@@ -44,6 +44,14 @@ function tried(record: OutboxRecord, at: number, status = 503): OutboxRecord {
 }
 
 const silent = () => winston.createLogger({ silent: true });
+
+async function waitUntil(predicate: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error('condition not reached');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
 
 const stores: Array<[string, () => OutboxStore]> = [
   ['MemoryOutbox', () => new MemoryOutbox(1000, 1000, silent())],
@@ -244,6 +252,22 @@ describe.each(stores)('%s (shared behaviour)', (_name, open) => {
     await store.add([delivery(1), delivery(2, 'orders')]);
     expect(ids(store.pendingRecords()).sort()).toEqual(['evt-1', 'evt-2']);
   });
+
+  test('after the wall clock stepped back an hour, a delivery tried "in the future" is due now, not in an hour', async () => {
+    const HOUR = 60 * 60 * 1000;
+    await store.add([delivery(1), delivery(2)]);
+    for (const record of store.claim('payments', T + 10, 10)) store.reschedule(tried(record, T + HOUR), T + HOUR + 5_000);
+    // The clock now reads T + 1 min: both retries were scheduled 5 s after a try an hour "ahead".
+    expect(ids(store.claim('payments', T + 60_000, 10))).toEqual(['evt-1', 'evt-2']);
+  });
+
+  test('a small step back (within the slack) changes nothing: a retry is still due at its time', async () => {
+    await store.add([delivery(1)]);
+    const [record] = store.claim('payments', T + 10, 10);
+    store.reschedule(tried(record!, T + 1_000), T + 6_000);
+    expect(store.claim('payments', T + 500, 10)).toEqual([]);
+    expect(ids(store.claim('payments', T + 6_000, 10))).toEqual(['evt-1']);
+  });
 });
 
 describe('MemoryOutbox', () => {
@@ -285,6 +309,34 @@ describe('MemoryOutbox', () => {
 
   test('is not durable', () => {
     expect(new MemoryOutbox(1, 1, silent()).durable).toBe(false);
+  });
+
+  test('maxPending is per target: a full target refuses its events (naming it), a healthy target still accepts', async () => {
+    const store = new MemoryOutbox(2, 10, silent());
+    await store.add([delivery(1, 'dead'), delivery(2, 'dead')]);
+
+    await store.add([delivery(3, 'healthy')]); // a full "dead" does not block "healthy"
+    const both = store.add([delivery(4, 'dead'), delivery(4, 'healthy')]);
+    await expect(both).rejects.toThrow(OutboxFullError);
+    await expect(both).rejects.toMatchObject({ target: 'dead', unit: 'deliveries', limit: 2, message: expect.stringContaining('"dead"') });
+    // Refused as a whole: nothing of event 4 was recorded, for any target.
+    expect(ids(store.pendingRecords()).sort()).toEqual(['evt-1', 'evt-2', 'evt-3']);
+    await store.add([delivery(5, 'healthy')]);
+    expect(store.stats().targets.healthy!.pending).toBe(2);
+  });
+
+  test('maxPendingBytes bounds the bytes each target holds; delivered or dead records free theirs', async () => {
+    const big = (n: number, target: string): NewDelivery => ({ ...delivery(n, target), body: 'x'.repeat(1000) });
+    const store = new MemoryOutbox(1000, 10, silent(), 2500);
+    await store.add([big(1, 'dead'), big(2, 'dead')]);
+    await expect(store.add([big(3, 'dead')])).rejects.toMatchObject({ name: 'OutboxFullError', target: 'dead', unit: 'bytes', limit: 2500 });
+    await store.add([big(4, 'healthy'), big(5, 'healthy')]);
+
+    const [first, second] = store.claim('dead', T + 10, 10);
+    store.complete(first!.id);
+    store.kill(second!, 'refused');
+    await store.add([big(6, 'dead'), big(7, 'dead')]);
+    expect(store.stats().targets.dead!.pending).toBe(2);
   });
 });
 
@@ -408,6 +460,92 @@ describe('SqliteOutbox', () => {
     } finally {
       await service.close();
     }
+  });
+
+  test('a file that is not a database, or a directory, is a ConfigError naming the path and the variable', () => {
+    const notADatabase = path.join(dir, 'not-a-database.db');
+    fs.writeFileSync(notADatabase, 'this is not a SQLite file, but it is long enough to have a header of sorts. '.repeat(20));
+    for (const file of [notADatabase, dir]) {
+      let error: unknown;
+      try {
+        new SqliteOutbox(file);
+      } catch (caught) {
+        error = caught;
+      }
+      expect(error).toMatchObject({ name: 'ConfigError', variable: 'EVENTS_OUTBOX_PATH' });
+      expect((error as Error).message).toContain(file);
+      expect((error as Error).message).toContain('EVENTS_OUTBOX_PATH');
+    }
+  });
+
+  test('one owner per file: a second owner fails at once naming the path; an operator handle works beside it; closing frees it', async () => {
+    const file = tempFile();
+    const owner = new SqliteOutbox(file);
+    expect(() => new SqliteOutbox(file)).toThrow(
+      expect.objectContaining({ name: 'ConfigError', variable: 'EVENTS_OUTBOX_PATH', message: expect.stringContaining(file) }),
+    );
+    const operator = new SqliteOutbox(file, { resetLeases: false });
+    expect(operator.stats().pending).toBe(0);
+    await operator.close();
+    await owner.close();
+    const next = new SqliteOutbox(file);
+    await next.close();
+  });
+
+  describe('while another connection holds the write lock', () => {
+    let file: string;
+    let other: Database.Database;
+    beforeEach(() => {
+      file = tempFile();
+    });
+    afterEach(() => {
+      if (other?.inTransaction) other.exec('COMMIT');
+      if (other?.open) other.close();
+    });
+    const lockIt = () => {
+      other = new Database(file);
+      other.exec('BEGIN IMMEDIATE');
+    };
+
+    test('a completion that cannot be written stays queued and lands once the lock is gone (the record is not stuck leased)', async () => {
+      const logs = { error: jest.fn(), info: jest.fn(), warn: jest.fn(), debug: jest.fn() };
+      const store = new SqliteOutbox(file, { logger: logs as unknown as winston.Logger });
+      try {
+        await store.add([delivery(1), delivery(2)]);
+        const [done, retried] = store.claim('payments', T + 10, 10);
+        lockIt();
+        store.complete(done!.id);
+        store.reschedule(tried(retried!, T + 20), T + 30);
+        await new Promise((resolve) => setTimeout(resolve, 100)); // the flush ran and failed
+        expect(logs.error).toHaveBeenCalledTimes(1);
+        expect(logs.error.mock.calls[0]![1]).toMatchObject({ path: file, hint: expect.stringContaining('Another process holds a write lock') });
+        expect(() => store.claim('payments', T + 100, 10)).toThrow(); // the claim itself cannot write either
+        other.exec('COMMIT');
+        await waitUntil(() => logs.info.mock.calls.length > 0);
+        expect(logs.info).toHaveBeenCalledWith('outbox writable again; delivery resumes', { path: file });
+        expect(logs.error).toHaveBeenCalledTimes(1); // one line per state change, not one per retry
+        expect(ids(store.pendingRecords())).toEqual(['evt-2']);
+        expect(ids(store.claim('payments', T + 100, 10))).toEqual(['evt-2']);
+      } finally {
+        await store.close();
+      }
+    });
+
+    test('add waits for the group commit, then rejects with OutboxUnavailableError past writeWaitMs and records nothing', async () => {
+      const store = new SqliteOutbox(file, { writeWaitMs: 150 });
+      try {
+        lockIt();
+        const refused = store.add([delivery(1)]);
+        await expect(refused).rejects.toThrow(OutboxUnavailableError);
+        await expect(refused).rejects.toMatchObject({ path: file, message: expect.stringContaining('locked') });
+        const waiting = store.add([delivery(2)]);
+        other.exec('COMMIT'); // freed within its wait: it is recorded
+        await expect(waiting).resolves.toBeUndefined();
+        expect(ids(store.pendingRecords())).toEqual(['evt-2']);
+      } finally {
+        await store.close();
+      }
+    });
   });
 
   test('a file that cannot be opened is a ConfigError naming the variable', () => {
