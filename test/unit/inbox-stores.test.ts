@@ -1,6 +1,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import Database from 'better-sqlite3';
+import type { Logger } from 'winston';
 import { eventKey, type InboxStore } from '../../src/receive/inbox-store.js';
 import { MemoryInbox } from '../../src/stores/memory-inbox.js';
 import { SqliteInbox } from '../../src/stores/sqlite-inbox.js';
@@ -152,5 +154,41 @@ describe('SqliteInbox', () => {
     expect(() => new SqliteInbox(path.join(dir, 'missing-dir', 'inbox.db'), DAY)).toThrow(
       expect.objectContaining({ name: 'ConfigError', variable: 'EVENTS_INBOX_PATH' }),
     );
+  });
+
+  test('one process per file: a second owner fails at once naming the path; closing frees it', async () => {
+    const file = tempFile();
+    const first = new SqliteInbox(file, DAY);
+    expect(() => new SqliteInbox(file, DAY)).toThrow(
+      expect.objectContaining({ name: 'ConfigError', variable: 'EVENTS_INBOX_PATH', message: expect.stringContaining(file) }),
+    );
+    await first.close();
+    await new SqliteInbox(file, DAY).close();
+  });
+
+  test('a file that is not a database is a ConfigError naming the path and EVENTS_INBOX_PATH', () => {
+    const file = tempFile();
+    fs.writeFileSync(file, 'not a database '.repeat(100));
+    expect(() => new SqliteInbox(file, DAY)).toThrow(
+      expect.objectContaining({ name: 'ConfigError', variable: 'EVENTS_INBOX_PATH', message: expect.stringContaining(file) }),
+    );
+  });
+
+  test('a prune that cannot write (the file locked by another connection) is logged with what to do, never thrown', async () => {
+    const file = tempFile();
+    await new SqliteInbox(file, DAY).close();
+    const other = new Database(file);
+    other.exec('BEGIN IMMEDIATE');
+    const logger = { error: jest.fn(), info: jest.fn(), warn: jest.fn(), debug: jest.fn() };
+    try {
+      const inbox = new SqliteInbox(file, DAY, logger as unknown as Logger);
+      expect(logger.error).toHaveBeenCalledTimes(1);
+      expect(logger.error.mock.calls[0]![1]).toMatchObject({ path: file, hint: expect.stringContaining('write lock') });
+      expect(inbox.completed(eventKey('users', 'e1'))).toBeUndefined(); // reads still work
+      await inbox.close();
+    } finally {
+      other.exec('COMMIT');
+      other.close();
+    }
   });
 });
