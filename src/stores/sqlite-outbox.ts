@@ -127,6 +127,7 @@ export class SqliteOutbox implements OutboxStore {
   /** Set while the file cannot take writes; cleared by the first write that succeeds. */
   private fault: Fault | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
+  private retryTimerAt = Infinity;
   private retryDelayMs = 0;
   /** Set once the file at `path` is gone or another file: then `add` always rejects. */
   private lost: string | undefined;
@@ -227,7 +228,9 @@ export class SqliteOutbox implements OutboxStore {
         waiter: { resolve, reject, deadline: this.now() + this.writeWaitMs },
       });
       for (const delivery of deliveries) if (delivery.createdAt > this.maxStamp) this.maxStamp = delivery.createdAt;
-      this.scheduleFlush();
+      // While the store fails, the retry timer flushes: it must try again before this emit's wait ends.
+      if (this.fault !== undefined) this.retryAt(this.now() + this.writeWaitMs);
+      else this.scheduleFlush();
     });
   }
 
@@ -446,26 +449,32 @@ export class SqliteOutbox implements OutboxStore {
     this.retryTimer = undefined;
   }
 
+  /** The next try: after a growing, capped wait, or sooner when an emit's wait ends sooner. */
   private scheduleRetry(): void {
     if (this.retryTimer !== undefined || !this.db.open) return;
     const { baseDelayMs, maxDelayMs } = DEFAULTS.storeRetry;
     this.retryDelayMs = Math.min(maxDelayMs, Math.max(baseDelayMs, this.retryDelayMs * 2));
-    let delay = this.retryDelayMs;
-    let waiting = false;
-    for (const pending of this.queue) {
-      if (!pending.waiter) continue;
-      waiting = true;
-      delay = Math.min(delay, Math.max(0, pending.waiter.deadline - this.now()));
+    let at = this.now() + this.retryDelayMs;
+    for (const pending of this.queue) if (pending.waiter) at = Math.min(at, pending.waiter.deadline);
+    this.retryAt(at);
+  }
+
+  /** (Re)arms the retry timer to fire at `at` at the latest. */
+  private retryAt(at: number): void {
+    if (this.retryTimer !== undefined) {
+      if (this.retryTimerAt <= at) return;
+      clearTimeout(this.retryTimer);
     }
+    this.retryTimerAt = at;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       if (!this.db.open) return;
       // Nothing buffered: touch one page to learn whether writes work again.
       if (this.queue.length === 0) this.queue.push({ write: () => this.touch.run() });
       this.flushNow();
-    }, delay);
+    }, Math.max(0, at - this.now()));
     // Emits waiting keep the process alive until they settle; background retries alone do not.
-    if (!waiting) this.retryTimer.unref();
+    if (!this.queue.some((pending) => pending.waiter)) this.retryTimer.unref();
   }
 
   /** Rejects the `add` callers whose deadline passed, and drops their writes: those deliveries are not recorded. */

@@ -166,7 +166,7 @@ describe('store faults in a running service', () => {
     const filler = path.join(mounted, 'filler');
 
     let service = await startService(outbox, server);
-    await waitFor(() => service.ok.length >= 50, { timeoutMs: 15_000, what: '50 accepted emits' });
+    await waitFor(() => service.ok.length >= 30, { timeoutMs: 15_000, what: '30 accepted emits' });
     fillDisk(filler);
     await waitFor(() => service.unavailable() >= 5, { timeoutMs: 15_000, what: 'emits refused while the disk is full' });
     expect(service.exited).toBeUndefined();
@@ -201,7 +201,7 @@ describe('store faults in a running service', () => {
     const server = await sink();
     const outbox = dir.file('outbox.db');
     const service = await startService(outbox, server);
-    await waitFor(() => service.ok.length >= 30, { timeoutMs: 15_000, what: '30 accepted emits' });
+    await waitFor(() => service.ok.length >= 20, { timeoutMs: 15_000, what: '20 accepted emits' });
 
     // This test process is the other process: it holds the write lock until the service refused emits.
     const other = new Database(outbox);
