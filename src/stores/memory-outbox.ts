@@ -1,3 +1,4 @@
+import TinyQueue from 'tinyqueue';
 import type { Logger } from 'winston';
 import { DEFAULTS } from '../defaults.js';
 import { OutboxFullError } from '../errors/index.js';
@@ -10,14 +11,14 @@ import type {
   OutboxStore,
 } from '../send/outbox-store.js';
 import { matchesFilter, summarize } from './dead-letter-filter.js';
-import { MinHeap } from './min-heap.js';
+
 
 interface Lane {
   /** Due records, oldest first; `head` skips those already taken. */
   ready: OutboxRecord[];
   head: number;
   /** Records waiting for their next attempt. */
-  waiting: MinHeap<OutboxRecord>;
+  waiting: TinyQueue<OutboxRecord>;
 }
 
 /** What one target holds undelivered. */
@@ -85,7 +86,7 @@ export class MemoryOutbox implements OutboxStore {
     this.checkClock(now);
     const lane = this.lanes.get(target);
     if (!lane) return [];
-    while (lane.waiting.size > 0 && lane.waiting.peek()!.nextAttemptAt <= now) lane.ready.push(lane.waiting.pop()!);
+    while (lane.waiting.length > 0 && lane.waiting.peek()!.nextAttemptAt <= now) lane.ready.push(lane.waiting.pop()!);
     const end = Math.min(lane.ready.length, lane.head + limit);
     const taken = lane.ready.slice(lane.head, end);
     lane.head = end;
@@ -131,7 +132,7 @@ export class MemoryOutbox implements OutboxStore {
   release(target: string, since: number, now: number): void {
     const lane = this.lanes.get(target);
     if (!lane) return;
-    for (const record of lane.waiting.extract((r) => (r.lastAttemptAt ?? 0) >= since)) {
+    for (const record of extract(lane, (r) => (r.lastAttemptAt ?? 0) >= since)) {
       record.nextAttemptAt = now;
       lane.ready.push(record);
     }
@@ -201,7 +202,7 @@ export class MemoryOutbox implements OutboxStore {
     if (this.maxStamp <= limit) return;
     let moved = 0;
     for (const lane of this.lanes.values()) {
-      for (const record of lane.waiting.extract((r) => r.createdAt > limit || (r.lastAttemptAt ?? 0) > limit)) {
+      for (const record of extract(lane, (r) => r.createdAt > limit || (r.lastAttemptAt ?? 0) > limit)) {
         record.nextAttemptAt = now;
         record.createdAt = Math.min(record.createdAt, now);
         if (record.lastAttemptAt !== undefined) record.lastAttemptAt = Math.min(record.lastAttemptAt, now);
@@ -219,9 +220,21 @@ export class MemoryOutbox implements OutboxStore {
   private lane(target: string): Lane {
     let lane = this.lanes.get(target);
     if (!lane) {
-      lane = { ready: [], head: 0, waiting: new MinHeap((r) => r.nextAttemptAt) };
+      lane = { ready: [], head: 0, waiting: new TinyQueue<OutboxRecord>([], byDue) };
       this.lanes.set(target, lane);
     }
     return lane;
   }
+}
+
+/** Due order. tinyqueue (bench/heap.ts: 0.5–0.7× the time of the hand-written heap it replaced). */
+const byDue = (a: OutboxRecord, b: OutboxRecord): number => a.nextAttemptAt - b.nextAttemptAt;
+
+/** Removes every waiting record of `lane` matching `predicate` and returns them. O(n); rare (a target came back, a clock step). */
+function extract(lane: Lane, predicate: (record: OutboxRecord) => boolean): OutboxRecord[] {
+  const taken: OutboxRecord[] = [];
+  const kept: OutboxRecord[] = [];
+  for (const record of lane.waiting.data) (predicate(record) ? taken : kept).push(record);
+  if (taken.length > 0) lane.waiting = new TinyQueue(kept, byDue);
+  return taken;
 }

@@ -1,3 +1,4 @@
+// The hand-written heap the in-memory outbox used before tinyqueue, kept as the baseline of bench/heap.ts.
 /** A binary min-heap keyed by a number; small and allocation-light, for due-time queues. */
 export class MinHeap<T> {
   private readonly items: T[] = [];
