@@ -64,6 +64,8 @@ export const DEFAULTS = {
     busyTimeoutMs: 20,
     /** The same for operator tools (CLI, admin functions), which are not on any request path. */
     operatorBusyTimeoutMs: 5_000,
+    /** How often the durable inbox checks that its file was not deleted or replaced (the outbox uses `outbox.pollIntervalMs`). */
+    fileCheckIntervalMs: 2_000,
   },
   /** Retrying a store that failed (disk full, locked, corrupt) from background work: growing waits, capped. */
   storeRetry: {

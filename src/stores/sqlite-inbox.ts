@@ -1,7 +1,8 @@
 import type { Statement } from 'better-sqlite3';
 import type { Logger } from 'winston';
 import type { InboxStore } from '../receive/inbox-store.js';
-import { type Database, faultOf, lockExclusive, openDatabase, startupError } from './sqlite.js';
+import { DEFAULTS } from '../defaults.js';
+import { type Database, faultOf, lockExclusive, openDatabase, startupError, watchIdentity } from './sqlite.js';
 
 const DONE = '*';
 const PRUNE_EVERY_MS = 60 * 60 * 1000;
@@ -22,11 +23,14 @@ export class SqliteInbox implements InboxStore {
   private readonly pruneTimer: NodeJS.Timeout;
   private readonly lock: { release(): void };
   private pruneFailing = false;
+  private readonly unwatch: () => void;
 
+  /** @param options.fileCheckIntervalMs How often to check that the file at `path` is still the one opened. */
   constructor(
     private readonly path: string,
     private readonly retentionMs: number,
     private readonly logger?: Logger,
+    options: { fileCheckIntervalMs?: number } = {},
   ) {
     this.lock = lockExclusive(path, VARIABLE);
     try {
@@ -49,6 +53,13 @@ export class SqliteInbox implements InboxStore {
     }
     this.prune();
     this.pruneTimer = setInterval(() => this.prune(), PRUNE_EVERY_MS).unref();
+    this.unwatch = watchIdentity(path, options.fileCheckIntervalMs ?? DEFAULTS.sqlite.fileCheckIntervalMs, (reason) =>
+      this.logger?.error('inbox file deleted or replaced: processed ids recorded from now on are lost at restart', {
+        path,
+        error: reason,
+        hint: 'Restore the file or restart the service soon (redeliveries after a restart may run handlers again), and keep the inbox out of cleanup jobs.',
+      }),
+    );
   }
 
   completed(eventKey: string): true | ReadonlySet<string> | undefined {
@@ -68,6 +79,7 @@ export class SqliteInbox implements InboxStore {
 
   async close(): Promise<void> {
     clearInterval(this.pruneTimer);
+    this.unwatch();
     if (this.db.open) this.db.close();
     this.lock.release();
   }

@@ -1,4 +1,3 @@
-import { statSync } from 'node:fs';
 import type { Statement } from 'better-sqlite3';
 import type { Logger } from 'winston';
 import { DEFAULTS } from '../defaults.js';
@@ -11,7 +10,7 @@ import type {
   OutboxStats,
   OutboxStore,
 } from '../send/outbox-store.js';
-import { type Database, type Fault, faultOf, lockExclusive, openDatabase, startupError } from './sqlite.js';
+import { type Database, type Fault, faultOf, lockExclusive, openDatabase, startupError, watchIdentity } from './sqlite.js';
 
 const COLUMNS = `id, event_id, type, source, target, body, created_at, attempts, next_attempt_at,
   last_attempt_at, last_status, last_error`;
@@ -131,8 +130,7 @@ export class SqliteOutbox implements OutboxStore {
   private retryDelayMs = 0;
   /** Set once the file at `path` is gone or another file: then `add` always rejects. */
   private lost: string | undefined;
-  private readonly identity: { dev: number; ino: number } | undefined;
-  private readonly watchTimer: NodeJS.Timeout | undefined;
+  private readonly unwatch: (() => void) | undefined;
   /** The latest created/tried time written: beyond `now + slack`, the wall clock stepped back. */
   private maxStamp = -Infinity;
 
@@ -209,13 +207,7 @@ export class SqliteOutbox implements OutboxStore {
     // resetting the leases is then the first buffered write, retried like the others.
     this.queue.push({ write: () => this.db.exec('UPDATE outbox SET leased = 0 WHERE leased = 1') });
     this.flushNow();
-    try {
-      const stat = statSync(path);
-      this.identity = { dev: stat.dev, ino: stat.ino };
-    } catch {
-      this.identity = undefined;
-    }
-    this.watchTimer = setInterval(() => this.checkFile(), options.pollIntervalMs ?? DEFAULTS.outbox.pollIntervalMs).unref();
+    this.unwatch = watchIdentity(path, options.pollIntervalMs ?? DEFAULTS.outbox.pollIntervalMs, (reason) => this.fileLost(reason));
   }
 
   add(deliveries: readonly NewDelivery[]): Promise<void> {
@@ -360,7 +352,7 @@ export class SqliteOutbox implements OutboxStore {
   }
 
   async close(): Promise<void> {
-    clearInterval(this.watchTimer);
+    this.unwatch?.();
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     if (this.db.open) {
@@ -491,19 +483,10 @@ export class SqliteOutbox implements OutboxStore {
     this.queue = kept;
   }
 
-  /** The file at `path` must still be the one this process opened; otherwise events would go nowhere. */
-  private checkFile(): void {
-    if (this.lost !== undefined || !this.identity || !this.db.open) return;
-    let reason: string | undefined;
-    try {
-      const stat = statSync(this.path);
-      if (stat.dev !== this.identity.dev || stat.ino !== this.identity.ino) reason = 'the file was replaced while the service ran';
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') reason = 'the file was deleted while the service ran';
-    }
-    if (reason === undefined) return;
+  /** The file at `path` is no longer the one this process opened: events recorded now would go nowhere. */
+  private fileLost(reason: string): void {
+    if (!this.db.open) return;
     this.lost = `${reason}; restart the service`;
-    clearInterval(this.watchTimer);
     this.logger?.error('outbox file deleted or replaced: emits are refused until the service restarts', {
       path: this.path,
       error: reason,

@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import type BetterSqlite3 from 'better-sqlite3';
 import { DEFAULTS } from '../defaults.js';
 import { ConfigError } from '../errors/index.js';
@@ -129,4 +130,32 @@ export function lockExclusive(path: string, variable: string): { release(): void
       if (held.open) held.close();
     },
   };
+}
+
+/**
+ * Checks every `intervalMs` that `path` is still the file opened (same device and inode), and
+ * calls `onLost` once if it was deleted or replaced: writes would go to a file nobody reads after
+ * a restart. Returns a function that stops watching. The timer does not keep the process alive.
+ */
+export function watchIdentity(path: string, intervalMs: number, onLost: (reason: string) => void): () => void {
+  let identity: { dev: number; ino: number };
+  try {
+    const stat = statSync(path);
+    identity = { dev: stat.dev, ino: stat.ino };
+  } catch {
+    return () => {};
+  }
+  const timer = setInterval(() => {
+    let reason: string | undefined;
+    try {
+      const stat = statSync(path);
+      if (stat.dev !== identity.dev || stat.ino !== identity.ino) reason = 'the file was replaced while the service ran';
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') reason = 'the file was deleted while the service ran';
+    }
+    if (reason === undefined) return;
+    clearInterval(timer);
+    onLost(reason);
+  }, intervalMs).unref();
+  return () => clearInterval(timer);
 }

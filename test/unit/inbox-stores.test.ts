@@ -191,4 +191,20 @@ describe('SqliteInbox', () => {
       other.close();
     }
   });
+
+  test('an inbox file deleted while the service runs is said loudly, at error level', async () => {
+    const file = tempFile();
+    const logger = { error: jest.fn(), info: jest.fn(), warn: jest.fn(), debug: jest.fn() };
+    const inbox = new SqliteInbox(file, DAY, logger as unknown as Logger, { fileCheckIntervalMs: 10 });
+    try {
+      for (const suffix of ['', '-wal', '-shm']) fs.rmSync(file + suffix, { force: true });
+      const deadline = Date.now() + 5_000;
+      while (logger.error.mock.calls.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(logger.error).toHaveBeenCalledTimes(1);
+      expect(logger.error.mock.calls[0]![0]).toMatch(/inbox file deleted or replaced/);
+      expect(logger.error.mock.calls[0]![1]).toMatchObject({ path: file, error: expect.stringContaining('deleted') });
+    } finally {
+      await inbox.close();
+    }
+  });
 });
