@@ -119,7 +119,6 @@ export class SqliteOutbox implements OutboxStore {
   private readonly bury: Statement;
   private readonly releaseSince: Statement;
   private readonly unstepClock: Statement;
-  private readonly touch: Statement;
   private readonly runWrites: (writes: Pending[]) => void;
   private queue: Pending[] = [];
   private flushScheduled = false;
@@ -188,8 +187,6 @@ export class SqliteOutbox implements OutboxStore {
            last_attempt_at = MIN(last_attempt_at, @now)
          WHERE created_at > @limit OR last_attempt_at > @limit`,
       );
-      // A write that touches one page, to learn whether the file takes writes again.
-      this.touch = this.db.prepare('UPDATE outbox SET leased = leased WHERE id = (SELECT MAX(id) FROM outbox)');
       const stamp = this.db
         .prepare('SELECT MAX(COALESCE(MAX(created_at), 0), COALESCE(MAX(last_attempt_at), 0)) AS m FROM outbox')
         .get() as { m: number };
@@ -461,8 +458,13 @@ export class SqliteOutbox implements OutboxStore {
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       if (!this.db.open) return;
-      // Nothing buffered: touch one page to learn whether writes work again.
-      if (this.queue.length === 0) this.queue.push({ write: () => this.touch.run() });
+      // Nothing buffered: rewrite the header page (user_version, unchanged) to learn whether the
+      // file takes writes again; it needs WAL space like any write, even in an empty outbox.
+      if (this.queue.length === 0) {
+        this.queue.push({
+          write: () => this.db.pragma(`user_version = ${Number(this.db.pragma('user_version', { simple: true }))}`),
+        });
+      }
       this.flushNow();
     }, Math.max(0, at - this.now()));
     // Emits waiting keep the process alive until they settle; background retries alone do not.
