@@ -50,7 +50,12 @@ export class EventBus<Events extends object = EventRegistry> {
     this.config = resolveConfig(options);
     const { logger } = this.config;
     this.outbox = openOutbox(this.config);
-    this.inbox = openInbox(this.config);
+    try {
+      this.inbox = openInbox(this.config);
+    } catch (error) {
+      void this.outbox.close(); // release the outbox's lock and timers: a corrected retry in this process must succeed
+      throw error;
+    }
     this.transport =
       options.transport ?? new HttpTransport({ logger, timeoutMs: this.config.timeoutMs, retry: this.config.retry });
     this.dispatcher = new Dispatcher({

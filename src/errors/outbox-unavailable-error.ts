@@ -11,8 +11,16 @@ export class OutboxUnavailableError extends EventsError {
   /** The outbox file. */
   readonly path: string;
 
-  constructor(path: string, reason: string, options?: { cause?: unknown }) {
-    super(`The outbox ${path} cannot record events (${reason}): the event was not accepted.`, options);
+  /**
+   * @param reason What is wrong with the file.
+   * @param options.hint What an operator should do about it.
+   */
+  constructor(path: string, reason: string, options?: { cause?: unknown; hint?: string }) {
+    super(
+      `The outbox ${path} cannot record events (${reason}): the event was not accepted; emit it again later.` +
+        (options?.hint ? ` ${options.hint}` : ''),
+      options,
+    );
     this.path = path;
   }
 }

@@ -425,7 +425,7 @@ export class SqliteOutbox implements OutboxStore {
       });
     }
     this.fault = fault;
-    this.expireWaiters(this.now(), fault.reason, error);
+    this.expireWaiters(this.now(), fault.reason, error, fault.hint);
     this.scheduleRetry();
   }
 
@@ -472,12 +472,12 @@ export class SqliteOutbox implements OutboxStore {
   }
 
   /** Rejects the `add` callers whose deadline passed, and drops their writes: those deliveries are not recorded. */
-  private expireWaiters(now: number, reason: string, cause?: unknown): void {
+  private expireWaiters(now: number, reason: string, cause?: unknown, hint?: string): void {
     if (!this.queue.some((p) => p.waiter && p.waiter.deadline <= now)) return;
     const kept: Pending[] = [];
     for (const pending of this.queue) {
       if (pending.waiter && pending.waiter.deadline <= now) {
-        pending.waiter.reject(new OutboxUnavailableError(this.path, reason, { cause }));
+        pending.waiter.reject(new OutboxUnavailableError(this.path, reason, { cause, hint }));
       } else {
         kept.push(pending);
       }

@@ -274,6 +274,16 @@ describe('store faults in a running service', () => {
     await bus.close();
   }, 30_000);
 
+  it('a bus that fails to start (a bad inbox path) releases its outbox: the corrected retry in the same process starts', async () => {
+    const dir = tempDir('retry-start');
+    cleanups.push(() => dir.remove());
+    const outbox = dir.file('outbox.db');
+    const open = (inbox: string) =>
+      createEventBus({ service: 'users', outbox: { path: outbox }, inbox: { path: inbox }, logger: quietLogger() });
+    expect(() => open(dir.path)).toThrow(expect.objectContaining({ name: 'ConfigError', variable: 'EVENTS_INBOX_PATH' }));
+    await open(dir.file('inbox.db')).close();
+  });
+
   it('an outbox file deleted while the service runs: emit rejects with OutboxUnavailableError and an error line says so', async () => {
     const dir = tempDir('deleted');
     cleanups.push(() => dir.remove());
