@@ -330,7 +330,7 @@ export class SqliteOutbox implements OutboxStore {
   replay(filter: DeadLetterFilter | 'all', now: number): OutboxRecord[] {
     this.sync();
     const { where, params } = whereOf(filter === 'all' ? undefined : filter);
-    return this.db.transaction(() => {
+    return this.unavailableIfFault(() => this.db.transaction(() => {
       const rows = this.db.prepare(`DELETE FROM dead_letters ${where} RETURNING ${COLUMNS}`).all(...params) as Row[];
       const insert = this.db.prepare(
         `INSERT INTO outbox (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -340,7 +340,18 @@ export class SqliteOutbox implements OutboxStore {
           row.last_attempt_at, row.last_status, row.last_error);
       }
       return rows.map((row) => ({ ...toRecord(row), createdAt: now, nextAttemptAt: now }));
-    })();
+    })());
+  }
+
+  /** Runs an operator's write; a store fault (locked, full, …) becomes an OutboxUnavailableError saying what to do. */
+  private unavailableIfFault<T>(run: () => T): T {
+    try {
+      return run();
+    } catch (error) {
+      const fault = faultOf(error);
+      if (fault.kind === 'other') throw error;
+      throw new OutboxUnavailableError(this.path, fault.reason, { cause: error, hint: fault.hint });
+    }
   }
 
   pendingRecords(): OutboxRecord[] {

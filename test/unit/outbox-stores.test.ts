@@ -531,6 +531,23 @@ describe('SqliteOutbox', () => {
       }
     });
 
+    test('a replay that cannot write throws OutboxUnavailableError saying what to do, and the dead letter stays', async () => {
+      const store = new SqliteOutbox(file);
+      try {
+        await store.add([delivery(1)]);
+        store.kill(store.claim('payments', T + 10, 10)[0]!, 'refused');
+        expect(store.deadLetters()).toHaveLength(1);
+        lockIt();
+        expect(() => store.replay('all', T + 100)).toThrow(
+          expect.objectContaining({ name: 'OutboxUnavailableError', message: expect.stringContaining('Another process holds a write lock') }),
+        );
+        other.exec('COMMIT');
+        expect(store.deadLetters()).toHaveLength(1);
+      } finally {
+        await store.close();
+      }
+    });
+
     test('add waits for the group commit, then rejects with OutboxUnavailableError past writeWaitMs and records nothing', async () => {
       const store = new SqliteOutbox(file, { writeWaitMs: 150 });
       try {
