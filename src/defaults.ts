@@ -52,7 +52,7 @@ export const DEFAULTS = {
      * writes (locked by another process, disk full) before it rejects with OutboxUnavailableError.
      */
     writeWaitMs: 2_000,
-    /** Durable outbox: a record last tried (or created) this far in the future is a wall-clock step back: it is due now. */
+    /** Both outboxes: a record last tried (or created) more than this in the future means the wall clock stepped back: it is due now. */
     clockStepSlackMs: 10_000,
   },
   /** SQLite files (outbox and inbox). */
@@ -69,7 +69,9 @@ export const DEFAULTS = {
   },
   /** Retrying a store that failed (disk full, locked, corrupt) from background work: growing waits, capped. */
   storeRetry: {
+    /** First wait after a failure; doubles with each failure in a row. */
     baseDelayMs: 50,
+    /** Longest wait: a store that recovers is used again within this. */
     maxDelayMs: 2_000,
   },
   inbox: {
