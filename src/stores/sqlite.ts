@@ -1,4 +1,5 @@
-import { statSync } from 'node:fs';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { DEFAULTS } from '../defaults.js';
 import { ConfigError } from '../errors/index.js';
@@ -107,6 +108,7 @@ export function faultOf(error: unknown): Fault {
  */
 export function lockExclusive(path: string, variable: string): { release(): void } {
   const Driver = loadDriver(variable);
+  checkWritable(path, variable);
   const lockPath = `${path}-lock`;
   let lock: Database | undefined;
   try {
@@ -122,7 +124,11 @@ export function lockExclusive(path: string, variable: string): { release(): void
           { variable, cause },
       );
     }
-    throw startupError(lockPath, variable, cause);
+    const fault = faultOf(cause);
+    throw new ConfigError(`${variable}: cannot create the lock file ${lockPath} beside ${path}: ${fault.reason}. ${fault.hint}`, {
+      variable,
+      cause,
+    });
   }
   const held = lock;
   return {
@@ -158,4 +164,26 @@ export function watchIdentity(path: string, intervalMs: number, onLost: (reason:
     onLost(reason);
   }, intervalMs).unref();
   return () => clearInterval(timer);
+}
+
+/**
+ * A service writes its file, the WAL and the lock beside it: a read-only file or directory is a
+ * start-up error naming the path (SQLite would otherwise open the file read-only, silently, and
+ * fail at the first write).
+ */
+function checkWritable(path: string, variable: string): void {
+  for (const target of existsSync(path) ? [path, dirname(path)] : [dirname(path)]) {
+    try {
+      accessSync(target, constants.W_OK);
+    } catch (cause) {
+      const code = (cause as NodeJS.ErrnoException).code;
+      if (code !== 'EACCES' && code !== 'EROFS' && code !== 'EPERM') continue; // ENOENT & co: reported when opening
+      const what = target === path ? 'the file' : 'its directory';
+      throw new ConfigError(
+        `${variable}: ${path} cannot be written (${what} is read-only: ${code}). Make ${target} writable by this ` +
+          `process, or point ${variable} at a writable location.`,
+        { variable, cause },
+      );
+    }
+  }
 }

@@ -284,6 +284,35 @@ describe('store faults in a running service', () => {
     await open(dir.file('inbox.db')).close();
   });
 
+  it('an outbox or inbox on a read-only file system is a start-up ConfigError naming the path, the variable and "read-only"', async () => {
+    const dir = tempDir('read-only');
+    cleanups.push(() => dir.remove());
+    const mounted = mountTmpfs(dir.file('ro'), '1m');
+    if (!mounted) {
+      if (process.env.CI === 'true') throw new Error('mount -t tmpfs is not permitted, and CI must run this test (as root)');
+      console.warn('store-faults: SKIPPED the read-only test: mount -t tmpfs is not permitted here (run as root, as CI does)');
+      return;
+    }
+    cleanups.push(() => execFileSync('umount', ['-l', mounted]));
+    const outbox = path.join(mounted, 'outbox.db');
+    await new SqliteOutbox(outbox).close(); // an outbox that existed before the volume went read-only
+    execFileSync('mount', ['-o', 'remount,ro', mounted]);
+    for (const [options, file, variable] of [
+      [{ outbox: { path: outbox } }, outbox, 'EVENTS_OUTBOX_PATH'],
+      [{ inbox: { path: path.join(mounted, 'inbox.db') } }, path.join(mounted, 'inbox.db'), 'EVENTS_INBOX_PATH'],
+    ] as const) {
+      let error: unknown;
+      try {
+        await createEventBus({ service: 'users', ...options, logger: quietLogger() }).close();
+      } catch (caught) {
+        error = caught;
+      }
+      expect(error).toMatchObject({ name: 'ConfigError', variable });
+      expect((error as Error).message).toContain(file);
+      expect((error as Error).message).toMatch(/read-only/);
+    }
+  });
+
   it('an outbox file deleted while the service runs: emit rejects with OutboxUnavailableError and an error line says so', async () => {
     const dir = tempDir('deleted');
     cleanups.push(() => dir.remove());
