@@ -80,6 +80,11 @@ export interface EventBusOptions {
   path?: string;
   /** Largest request body the receiver reads, in bytes. @default 1048576 */
   bodyLimitBytes?: number;
+  /**
+   * `emit` refuses (PayloadTooDeepError) a payload nesting objects and arrays deeper than this.
+   * @default 64
+   */
+  maxPayloadDepth?: number;
   /** Timeout of one HTTP request, in ms. @default 10000 */
   timeoutMs?: number;
   /** Allowed clock skew of `webhook-timestamp`, in seconds. @default 300 */
@@ -113,6 +118,7 @@ export interface ResolvedConfig {
   logger: Logger;
   path: string;
   bodyLimitBytes: number;
+  maxPayloadDepth: number;
   timeoutMs: number;
   toleranceSeconds: number;
   concurrency: number;
@@ -161,6 +167,7 @@ export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
     logger: options.logger ?? createLogger(logLevel, service),
     path,
     bodyLimitBytes: positive('bodyLimitBytes', options.bodyLimitBytes ?? DEFAULTS.bodyLimitBytes),
+    maxPayloadDepth: positive('maxPayloadDepth', options.maxPayloadDepth ?? DEFAULTS.maxPayloadDepth),
     timeoutMs: positive('timeoutMs', options.timeoutMs ?? DEFAULTS.timeoutMs),
     toleranceSeconds: positive('toleranceSeconds', options.toleranceSeconds ?? DEFAULTS.toleranceSeconds),
     concurrency: positive('concurrency', options.concurrency ?? DEFAULTS.concurrency),
@@ -201,7 +208,7 @@ export function resolveTarget(config: ResolvedConfig, name: string): ResolvedTar
       { variable: urlVar },
     );
   }
-  checkUrl(url, urlVar, name);
+  const normalised = checkUrl(url, urlVar, name);
 
   const secretVar = secretVariable(name);
   const ownSecret = fromOptions?.secret ?? splitList(config.env[secretVar]);
@@ -212,10 +219,15 @@ export function resolveTarget(config: ResolvedConfig, name: string): ResolvedTar
       { variable: secretVar },
     );
   }
-  return { name, url, keys };
+  return { name, url: normalised, keys };
 }
 
-function checkUrl(url: string, variable: string, name: string): void {
+/**
+ * Checks a target's URL and returns it normalised: a URL with no path (`http://host:3002` or
+ * `http://host:3002/`) means that service's default events path (DEFAULTS.path, `/events`), so
+ * that a bare origin never reaches an app's fallback route.
+ */
+function checkUrl(url: string, variable: string, name: string): string {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -233,6 +245,7 @@ function checkUrl(url: string, variable: string, name: string): void {
       variable,
     });
   }
+  return parsed.pathname === '/' ? `${parsed.origin}${DEFAULTS.path}${parsed.search}` : url;
 }
 
 function parseSecrets(secret: SecretInput, what: string, variable: string): Buffer[] {

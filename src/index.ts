@@ -10,6 +10,7 @@ export {
   nodeEventsHandler,
   subscribeTo,
 } from './default-bus.js';
+export type { DefaultBusOptions } from './default-bus.js';
 export { EventBus, createEventBus } from './bus.js';
 export { inspectOutbox, listDeadLetters, replayDeadLetters } from './admin.js';
 export {
@@ -18,6 +19,8 @@ export {
   EventsError,
   NonRetryableError,
   OutboxFullError,
+  PayloadTooDeepError,
+  PayloadTooLargeError,
   RetryLaterError,
   UndeclaredEventError,
   ValidationError,

@@ -6,3 +6,5 @@ export { BusClosedError } from './bus-closed-error.js';
 export { OutboxFullError } from './outbox-full-error.js';
 export { NonRetryableError } from './non-retryable-error.js';
 export { RetryLaterError } from './retry-later-error.js';
+export { PayloadTooLargeError } from './payload-too-large-error.js';
+export { PayloadTooDeepError } from './payload-too-deep-error.js';

@@ -7,7 +7,7 @@ import type { Logger } from 'winston';
 import type { RetryOptions } from '../config.js';
 import { STRUCTURED_CONTENT_TYPE } from '../protocol/cloudevents.js';
 import { signatureHeader } from '../protocol/signature.js';
-import { backoffMs, isRetryableStatus, isTargetDownStatus, parseRetryAfter } from '../send/retry-policy.js';
+import { backoffMs, isFinalStatus, isRetryableStatus, isTargetDownStatus, parseRetryAfter } from '../send/retry-policy.js';
 import type { Delivery, DeliveryResult, Transport } from './transport.js';
 
 export interface HttpTransportOptions {
@@ -88,8 +88,8 @@ export class HttpTransport implements Transport {
         Math.max(backoffMs(retry, baseDelayMs, maxDelayMs), parseRetryAfter(headerOf(error, 'retry-after')) ?? 0),
       onRetry: (retry, error, config) => {
         const state = config.eventsDelivery;
-        if (!state) return;
-        this.options.logger.info('delivery retry', {
+        if (!state || !this.options.logger.isDebugEnabled()) return;
+        this.options.logger.debug('delivery retry', {
           ...fields(state.delivery),
           attempt: state.delivery.previousAttempts + retry + 1,
           status: error.response?.status,
@@ -107,7 +107,7 @@ export class HttpTransport implements Transport {
         signal: this.aborter.signal,
         eventsDelivery: state,
       });
-      return { outcome: 'delivered', status: response.status, attempts: state.tries };
+      return { outcome: 'delivered', status: response.status, attempts: state.tries, receipt: isReceipt(response.data) };
     } catch (error) {
       return toResult(error, state.tries);
     }
@@ -132,11 +132,11 @@ export class HttpTransport implements Transport {
     return config;
   }
 
+  /** Every try, at debug: the outcome of the whole send is the dispatcher's line, one per state change. */
   private logTry(config: InternalAxiosRequestConfig, status: number | undefined, error?: AxiosError): void {
     const state = config.eventsDelivery;
-    if (!state) return;
-    const ok = error === undefined;
-    this.options.logger.log(ok ? 'info' : 'warn', ok ? 'delivery attempt' : 'delivery attempt failed', {
+    if (!state || !this.options.logger.isDebugEnabled()) return;
+    this.options.logger.debug(error === undefined ? 'delivery attempt' : 'delivery attempt failed', {
       ...fields(state.delivery),
       attempt: state.delivery.previousAttempts + state.tries,
       status,
@@ -161,6 +161,27 @@ function describe(error: AxiosError): string {
   return `HTTP ${error.response.status}${body ? `: ${body}` : ''}`;
 }
 
+/** Our receiver's answer to a delivered event: `{ status: 'delivered' | 'duplicate', id }`. */
+function isReceipt(data: unknown): boolean {
+  const body = parseBody(data);
+  return body !== undefined && (body.status === 'delivered' || body.status === 'duplicate') && typeof body.id === 'string';
+}
+
+/** Our receiver's answer when a handler threw NonRetryableError (with any 4xx status). */
+function refusedByHandler(data: unknown): boolean {
+  return parseBody(data)?.error === 'rejected_by_handler';
+}
+
+function parseBody(data: unknown): Record<string, unknown> | undefined {
+  if (typeof data !== 'string' || !data.startsWith('{')) return undefined;
+  try {
+    const value: unknown = JSON.parse(data);
+    return value !== null && typeof value === 'object' ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function toResult(error: unknown, attempts: number): DeliveryResult {
   if (!(error instanceof AxiosError)) {
     return { outcome: 'retry', error: (error as Error)?.message ?? String(error), attempts, targetDown: true };
@@ -168,8 +189,11 @@ function toResult(error: unknown, attempts: number): DeliveryResult {
   const status = error.response?.status;
   if (status === undefined) return { outcome: 'retry', error: describe(error), attempts, targetDown: true };
   const retryAfterMs = parseRetryAfter(headerOf(error, 'retry-after'));
+  // Dead-letter at once only a verdict on the event itself; any other 4xx (401, 403, 404, …) is
+  // an operator's to fix and is redelivered from the outbox with the normal backoff.
+  const final = isFinalStatus(status) || (status < 500 && refusedByHandler(error.response?.data));
   return {
-    outcome: isRetryableStatus(status) ? 'retry' : 'refused',
+    outcome: final ? 'refused' : 'retry',
     status,
     error: describe(error),
     attempts,
