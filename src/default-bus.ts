@@ -152,5 +152,10 @@ export async function close(): Promise<void> {
   const bus = defaultBus;
   defaultBus = undefined;
   removeSignalHandlers();
-  await bus?.close();
+  // A close() called while another drains (a SIGTERM listener of the app's, next to ours) waits for it too.
+  if (bus) lastClose = bus.close();
+  await lastClose;
 }
+
+/** The last default bus's close(), which a later close() call waits for. */
+let lastClose: Promise<void> | undefined;
