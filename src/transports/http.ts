@@ -69,7 +69,7 @@ export class HttpTransport implements Transport {
         return response;
       },
       (error: unknown) => {
-        if (error instanceof AxiosError && error.config) this.logTry(error.config, error.response?.status, error);
+        if (error instanceof AxiosError && error.config) this.logTry(error.config, statusOf(error), error);
         return Promise.reject(error);
       },
     );
@@ -79,7 +79,7 @@ export class HttpTransport implements Transport {
       shouldResetTimeout: true,
       retryCondition: (error) => {
         if (this.aborter.signal.aborted) return false;
-        const status = error.response?.status;
+        const status = statusOf(error);
         if (status !== undefined && !isRetryableStatus(status)) return false;
         const wait = parseRetryAfter(headerOf(error, 'retry-after'));
         return wait === undefined || wait <= maxRetryAfterMs;
@@ -155,8 +155,19 @@ function headerOf(error: AxiosError, name: string): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
 
+/**
+ * The target's status, also when axios has no response to give: an answer whose body is over
+ * `maxContentLength` (an app's HTML page, say) fails with the status known only to the request.
+ */
+function statusOf(error: AxiosError): number | undefined {
+  return error.response?.status ?? (error.request as { res?: { statusCode?: number } } | undefined)?.res?.statusCode;
+}
+
 function describe(error: AxiosError): string {
-  if (!error.response) return error.code ?? error.message;
+  if (!error.response) {
+    const status = statusOf(error);
+    return status === undefined ? (error.code ?? error.message) : `HTTP ${status}: ${error.message}`;
+  }
   const body = typeof error.response.data === 'string' ? error.response.data.slice(0, RESPONSE_SNIPPET) : '';
   return `HTTP ${error.response.status}${body ? `: ${body}` : ''}`;
 }
@@ -186,8 +197,10 @@ function toResult(error: unknown, attempts: number): DeliveryResult {
   if (!(error instanceof AxiosError)) {
     return { outcome: 'retry', error: (error as Error)?.message ?? String(error), attempts, targetDown: true };
   }
-  const status = error.response?.status;
+  const status = statusOf(error);
   if (status === undefined) return { outcome: 'retry', error: describe(error), attempts, targetDown: true };
+  // A 2xx whose body was too large to read: the target took the event, and its answer is no receipt.
+  if (status >= 200 && status < 300) return { outcome: 'delivered', status, attempts, receipt: false };
   const retryAfterMs = parseRetryAfter(headerOf(error, 'retry-after'));
   // Dead-letter at once only a verdict on the event itself; any other 4xx (401, 403, 404, …) is
   // an operator's to fix and is redelivered from the outbox with the normal backoff.

@@ -14,7 +14,7 @@ const SECRET = newSecret();
 const cleanups = cleanupAfterEach();
 
 /** An app with the events middleware on /events, and a fallback route answering 200 "ok" to everything else. */
-async function paymentsApp(options: { events?: boolean } = {}): Promise<{ server: TestServer; runs: string[]; fallback: string[] }> {
+async function paymentsApp(options: { events?: boolean; page?: string } = {}): Promise<{ server: TestServer; runs: string[]; fallback: string[] }> {
   const runs: string[] = [];
   const fallback: string[] = [];
   const app = express();
@@ -26,7 +26,7 @@ async function paymentsApp(options: { events?: boolean } = {}): Promise<{ server
   }
   app.use((req, res) => {
     fallback.push(`${req.method} ${req.path}`);
-    res.status(200).send('ok');
+    res.status(200).send(options.page ?? 'ok');
   });
   const server = await startServer(app);
   cleanups.push(() => server.close());
@@ -56,6 +56,18 @@ describe('a 2xx that is not an events receipt', () => {
     expect(warnings).toHaveLength(1);
     expect(warnings[0]!.message).toContain(url);
     expect(warnings[0]).toMatchObject({ target: 'payments', url, status: 200 });
+  });
+
+  it('a fallback answering 200 with a 100 KB HTML page (over what the sender reads): delivered once, not retried, with the warning', async () => {
+    const app = await paymentsApp({ page: `<!doctype html><html><body>${'<p>app</p>'.repeat(10_000)}</body></html>` });
+    const url = `${app.server.origin}/app`;
+    const { bus, log } = users(url);
+    await bus.emit(TYPE, { n: 1 });
+    await waitFor(() => log.withMessage('event delivered').length === 1, { what: 'the delivery' });
+    await sleep(200); // an immediate retry would have come
+    expect(app.fallback).toEqual(['POST /app']);
+    expect(notReceipt(log)).toEqual([expect.objectContaining({ url, status: 200 })]);
+    expect(bus.outboxStats().pending).toBe(0);
   });
 
   it('a real events receiver: delivered, no warning', async () => {
