@@ -93,6 +93,8 @@ class Lane {
   private url = '';
   /** Failure hints logged since the last success: key → the event type they concern (undefined: the whole target). */
   private readonly hints = new Map<string, string | undefined>();
+  /** Why the target could not be resolved, as last logged (undefined: it resolves). */
+  private unresolved: string | undefined;
   /** The last 2xx was not an events receipt (warned once). */
   private unconfirmed = false;
 
@@ -327,12 +329,18 @@ class Lane {
     try {
       const target = this.o.resolveTarget(this.target);
       this.url = target.url;
+      this.unresolved = undefined;
       return target;
     } catch (error) {
-      this.o.logger.error('cannot deliver: target is not configured; deliveries stay in the outbox', {
-        target: this.target,
-        error: (error as Error).message,
-      });
+      const message = (error as Error).message;
+      // Once per state change: every pump asks again, and the answer rarely changes.
+      if (message !== this.unresolved) {
+        this.unresolved = message;
+        this.o.logger.error('cannot deliver: target is not configured; deliveries stay in the outbox', {
+          target: this.target,
+          error: message,
+        });
+      }
       return undefined;
     }
   }
