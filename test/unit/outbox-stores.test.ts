@@ -281,7 +281,7 @@ describe('MemoryOutbox', () => {
       expect.stringContaining('evicted'),
       expect.objectContaining({ eventId: 'evt-1', target: 'payments' }),
     );
-    expect(error.mock.calls[0]![1]).not.toHaveProperty('body'); // payloads never above debug
+    expect((error.mock.calls[0] as unknown[])[1]).not.toHaveProperty('body'); // payloads never above debug
   });
 
   test('is not durable', () => {
