@@ -10,7 +10,11 @@ export type SecretInput = string | readonly string[];
 
 /** Where a target service receives events, and optionally the secret its events are signed with. */
 export interface ServiceEntry {
-  /** Full URL of the service's events endpoint. @example 'http://payments.internal:3000/events' */
+  /**
+   * URL of the service's events endpoint. With no path (`http://payments:3000` or `…/`) it means
+   * that service's default events path, `/events`.
+   * @example 'http://payments.internal:3000/events'
+   */
   url: string;
   /** Signing secret for this target. @default this service's own `secret` */
   secret?: SecretInput;
