@@ -85,10 +85,22 @@ function removeSignalHandlers(): void {
   onSignal = undefined;
 }
 
-/** Raises `signal` again so that the process exits by it, unless the application's own listener handles it. */
+/**
+ * Raises `signal` again so that the process exits by it, unless a listener of the application's
+ * handles it (then that listener owns the exit, as it would without this library). Listeners of
+ * `signal-exit` (exit hooks many tools install) do not count: they re-raise the signal themselves
+ * once they are the only ones left, so they would otherwise wait for us while we wait for them.
+ */
 function reraise(signal: NodeJS.Signals): void {
-  if (process.listenerCount(signal) > 0) return;
+  if (process.listenerCount(signal) > exitHookListeners()) return;
   process.kill(process.pid, signal);
+}
+
+/** Signal listeners installed by `signal-exit` (v4 and v3 keep their counts on these globals), one per loaded copy. */
+function exitHookListeners(): number {
+  const v4 = (globalThis as Record<symbol, { count?: unknown } | undefined>)[Symbol.for('signal-exit emitter')]?.count;
+  const v3 = (process as { __signal_exit_emitter__?: { count?: unknown } }).__signal_exit_emitter__?.count;
+  return (typeof v4 === 'number' ? v4 : 0) + (typeof v3 === 'number' ? v3 : 0);
 }
 
 /**

@@ -87,6 +87,18 @@ describe('the default bus on SIGTERM / SIGINT', () => {
     expect(sink.requests.map((r) => [r.headers['webhook-id'], r.status])).toEqual([[id, 200]]);
   });
 
+  it('with a signal-exit hook installed (as many tools do), the bus drains, re-raises, and the process still exits by SIGTERM', async () => {
+    const sink = await startRecordingServer({ then: { status: 200, delayMs: 200 } });
+    cleanups.push(() => sink.close());
+    const running = startFixture('serve-until-signal.ts', env(sink.url, { FIXTURE_SIGNAL_EXIT: '1' }), { killAfterMs: 8_000 });
+    const [id] = emittedIds(await running.line(/^emitted /));
+    running.child.kill('SIGTERM');
+    const result = await running.result;
+    expect([result.code, result.signal]).toEqual([null, 'SIGTERM']);
+    expect(result.stdout).toMatch(/^exit hook SIGTERM$/m);
+    expect(sink.requests.map((r) => [r.headers['webhook-id'], r.status])).toEqual([[id, 200]]);
+  });
+
   it('EVENTS_HANDLE_SIGNALS=false installs nothing: SIGTERM ends the process at once, nothing drained', async () => {
     const sink = await startRecordingServer({ then: 'hang' });
     cleanups.push(() => sink.close());
