@@ -68,6 +68,12 @@ describe('emit refuses a payload nested too deep', () => {
     await waitFor(() => raised.target.requests.length === 1, { what: 'the 150-level event' });
   });
 
+  it('a maxPayloadDepth beyond what the stack holds still refuses an unserialisable payload with PayloadTooDeepError', async () => {
+    const { bus, target } = await setup({ maxPayloadDepth: 1_000_000_000 });
+    await expect(bus.emit(TYPE, nested(100_000))).rejects.toBeInstanceOf(PayloadTooDeepError);
+    await expectNothingSent(bus, target);
+  });
+
   it('arrays count as levels, and a payload that refers to itself is refused the same way', async () => {
     const { bus, target } = await setup();
     let deepArray: unknown = [];

@@ -14,7 +14,7 @@ describe('isRetryableStatus', () => {
     expect(isRetryableStatus(status)).toBe(true);
   });
 
-  test.each([400, 401, 403, 404, 405, 409, 410, 413, 415, 422, 451, 499])('%i is never retried', (status) => {
+  test.each([400, 401, 403, 404, 405, 409, 410, 413, 415, 422, 451, 499])('%i is never retried in place', (status) => {
     expect(isRetryableStatus(status)).toBe(false);
   });
 
