@@ -1,10 +1,12 @@
+import type { Logger } from 'winston';
 import { createExpressMiddleware, type ExpressMiddleware, type MiddlewareOptions } from './adapters/express.js';
 import { createKoaMiddleware, type KoaMiddleware } from './adapters/koa.js';
 import { createNodeHandler, type NodeHandler } from './adapters/node.js';
 import { Catalog } from './catalog.js';
 import { type EventBusOptions, type ResolvedConfig, type ResolvedTarget, resolveConfig, resolveTarget } from './config.js';
-import { BusClosedError, ConfigError, UndeclaredEventError } from './errors/index.js';
+import { BusClosedError, ConfigError, PayloadTooDeepError, PayloadTooLargeError, UndeclaredEventError } from './errors/index.js';
 import { createEvent, toStructuredBody } from './protocol/cloudevents.js';
+import { deeperThan } from './protocol/payload-depth.js';
 import type { InboxStore } from './receive/inbox-store.js';
 import { Receiver, type ReceiverRequest, type ReceiverResponse } from './receive/receiver.js';
 import { Dispatcher } from './send/dispatcher.js';
@@ -82,6 +84,11 @@ export class EventBus<Events extends object = EventRegistry> {
     }
   }
 
+  /** The winston logger this bus writes to (yours, or the default JSON lines). */
+  get logger(): Logger {
+    return this.config.logger;
+  }
+
   /** This service's name (the CloudEvents `source` of what it emits), if configured. */
   get service(): string | undefined {
     return this.config.service;
@@ -131,10 +138,18 @@ export class EventBus<Events extends object = EventRegistry> {
     if (this.closing) throw new BusClosedError(this.config.service);
     const declaration = this.catalog.declaration(type);
     if (!declaration) throw new UndeclaredEventError(type);
+    // Before validating or serialising: either would overflow the stack on a deep enough payload.
+    if (deeperThan(payload, this.config.maxPayloadDepth)) throw new PayloadTooDeepError(type, this.config.maxPayloadDepth);
     this.catalog.check(type, declaration.validate, payload);
     const source = this.requireService('emit');
     const event = createEvent(source, type, payload);
     const body = toStructuredBody(event);
+    // A body receivers would refuse with 413 is refused here, before anything is recorded.
+    const limit = this.config.bodyLimitBytes;
+    if (body.length * 3 > limit) {
+      const bytes = Buffer.byteLength(body);
+      if (bytes > limit) throw new PayloadTooLargeError(type, bytes, limit);
+    }
     const createdAt = Date.now();
     await this.outbox.add(
       declaration.targets.map((target) => ({ eventId: event.id, type, source, target, body, createdAt })),
@@ -201,15 +216,19 @@ export class EventBus<Events extends object = EventRegistry> {
     await this.transport.close(); // aborts deliveries still in flight past the deadline …
     await this.dispatcher.stop(Date.now() + ABORT_SETTLE_MS); // … which settle back into the outbox
     if (!this.outbox.durable) {
+      // One error line per lost delivery, with its event id; the body only at debug (payloads never above it).
+      const { logger } = this.config;
       for (const record of this.outbox.pendingRecords()) {
-        this.config.logger.error('undelivered at shutdown; the in-memory outbox does not keep it (set EVENTS_OUTBOX_PATH)', {
+        logger.error('undelivered at shutdown; the in-memory outbox does not keep it (set EVENTS_OUTBOX_PATH)', {
           eventId: record.eventId,
           type: record.type,
           source: record.source,
           target: record.target,
           attempt: record.attempts,
-          body: record.body,
+          lastStatus: record.lastStatus,
+          lastError: record.lastError,
         });
+        if (logger.isDebugEnabled()) logger.debug('undelivered event body', { eventId: record.eventId, target: record.target, body: record.body });
       }
     }
     await Promise.all([this.outbox.close(), this.inbox.close()]);

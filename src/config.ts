@@ -10,7 +10,11 @@ export type SecretInput = string | readonly string[];
 
 /** Where a target service receives events, and optionally the secret its events are signed with. */
 export interface ServiceEntry {
-  /** Full URL of the service's events endpoint. @example 'http://payments.internal:3000/events' */
+  /**
+   * URL of the service's events endpoint. With no path (`http://payments:3000` or `…/`) it means
+   * that service's default events path, `/events`.
+   * @example 'http://payments.internal:3000/events'
+   */
   url: string;
   /** Signing secret for this target. @default this service's own `secret` */
   secret?: SecretInput;
@@ -90,6 +94,11 @@ export interface EventBusOptions {
   path?: string;
   /** Largest request body the receiver reads, in bytes. @default 1048576 */
   bodyLimitBytes?: number;
+  /**
+   * `emit` refuses (PayloadTooDeepError) a payload nesting objects and arrays deeper than this.
+   * @default 64
+   */
+  maxPayloadDepth?: number;
   /** Timeout of one HTTP request, in ms. @default 10000 */
   timeoutMs?: number;
   /** Allowed clock skew of `webhook-timestamp`, in seconds. @default 300 */
@@ -123,6 +132,7 @@ export interface ResolvedConfig {
   logger: Logger;
   path: string;
   bodyLimitBytes: number;
+  maxPayloadDepth: number;
   timeoutMs: number;
   toleranceSeconds: number;
   concurrency: number;
@@ -171,6 +181,7 @@ export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
     logger: options.logger ?? createLogger(logLevel, service),
     path,
     bodyLimitBytes: positive('bodyLimitBytes', options.bodyLimitBytes ?? DEFAULTS.bodyLimitBytes),
+    maxPayloadDepth: positive('maxPayloadDepth', options.maxPayloadDepth ?? DEFAULTS.maxPayloadDepth),
     timeoutMs: positive('timeoutMs', options.timeoutMs ?? DEFAULTS.timeoutMs),
     toleranceSeconds: positive('toleranceSeconds', options.toleranceSeconds ?? DEFAULTS.toleranceSeconds),
     concurrency: positive('concurrency', options.concurrency ?? DEFAULTS.concurrency),
@@ -213,7 +224,7 @@ export function resolveTarget(config: ResolvedConfig, name: string): ResolvedTar
       { variable: urlVar },
     );
   }
-  checkUrl(url, urlVar, name);
+  const normalised = checkUrl(url, urlVar, name);
 
   const secretVar = secretVariable(name);
   const ownSecret = fromOptions?.secret ?? splitList(config.env[secretVar]);
@@ -224,10 +235,15 @@ export function resolveTarget(config: ResolvedConfig, name: string): ResolvedTar
       { variable: secretVar },
     );
   }
-  return { name, url, keys };
+  return { name, url: normalised, keys };
 }
 
-function checkUrl(url: string, variable: string, name: string): void {
+/**
+ * Checks a target's URL and returns it normalised: a URL with no path (`http://host:3002` or
+ * `http://host:3002/`) means that service's default events path (DEFAULTS.path, `/events`), so
+ * that a bare origin never reaches an app's fallback route.
+ */
+function checkUrl(url: string, variable: string, name: string): string {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -245,6 +261,7 @@ function checkUrl(url: string, variable: string, name: string): void {
       variable,
     });
   }
+  return parsed.pathname === '/' ? `${parsed.origin}${DEFAULTS.path}${parsed.search}` : url;
 }
 
 function parseSecrets(secret: SecretInput, what: string, variable: string): Buffer[] {

@@ -1,5 +1,6 @@
 import { EventBus } from './bus.js';
 import type { EventBusOptions } from './config.js';
+import { DEFAULTS } from './defaults.js';
 import { ConfigError } from './errors/index.js';
 import type { ExpressMiddleware, MiddlewareOptions } from './adapters/express.js';
 import type { KoaMiddleware } from './adapters/koa.js';
@@ -22,12 +23,84 @@ import type {
  * it: the next use builds a fresh one from the environment as it is then.
  */
 let defaultBus: EventBus | undefined;
-let defaultOptions: EventBusOptions = {};
+let defaultOptions: DefaultBusOptions = {};
+
+/** Options of the module-level default bus: those of `createEventBus`, and what only a process-wide bus may do. */
+export interface DefaultBusOptions extends EventBusOptions {
+  /**
+   * On SIGTERM or SIGINT, close the default bus (waiting up to `shutdownTimeoutMs` for deliveries
+   * and handlers; whatever an in-memory outbox still holds is logged with its event id), then
+   * re-raise the signal so that the process exits by it — unless the application listens for that
+   * signal itself, in which case its own listener owns the exit. A second signal while draining
+   * stops waiting. `false` (or `EVENTS_HANDLE_SIGNALS=false`) installs nothing.
+   * @default true
+   */
+  handleSignals?: boolean;
+}
 
 /** The default bus, built on first use from `configure()`'s options over the environment. */
 export function getDefaultBus(): EventBus {
-  defaultBus ??= new EventBus(defaultOptions);
+  if (!defaultBus) {
+    defaultBus = new EventBus(defaultOptions);
+    if (handlesSignals(defaultOptions)) installSignalHandlers(defaultBus);
+  }
   return defaultBus;
+}
+
+const SIGNALS = ['SIGTERM', 'SIGINT'] as const;
+/** The listener installed for the current default bus, if any. */
+let onSignal: ((signal: NodeJS.Signals) => void) | undefined;
+
+function handlesSignals(options: DefaultBusOptions): boolean {
+  if (options.handleSignals !== undefined) return options.handleSignals;
+  const env = (options.env ?? process.env).EVENTS_HANDLE_SIGNALS?.trim().toLowerCase();
+  if (env === undefined || env === '') return DEFAULTS.handleSignals;
+  if (['false', '0', 'no', 'off'].includes(env)) return false;
+  if (['true', '1', 'yes', 'on'].includes(env)) return true;
+  throw new ConfigError(`EVENTS_HANDLE_SIGNALS must be true or false, got ${JSON.stringify(env)}`, {
+    variable: 'EVENTS_HANDLE_SIGNALS',
+  });
+}
+
+function installSignalHandlers(bus: EventBus): void {
+  const listener = (signal: NodeJS.Signals): void => {
+    bus.logger.info('signal received; draining the event bus before exit', { signal });
+    // close() removes this listener at once (so a second signal while draining takes its default
+    // action: exit now); once drained, the signal is raised again, for the process to exit by it.
+    close().then(
+      () => reraise(signal),
+      (error: unknown) => {
+        bus.logger.error('closing the event bus on a signal failed', { signal, error: (error as Error)?.message ?? String(error) });
+        reraise(signal);
+      },
+    );
+  };
+  for (const signal of SIGNALS) process.on(signal, listener);
+  onSignal = listener;
+}
+
+function removeSignalHandlers(): void {
+  if (!onSignal) return;
+  for (const signal of SIGNALS) process.off(signal, onSignal);
+  onSignal = undefined;
+}
+
+/**
+ * Raises `signal` again so that the process exits by it, unless a listener of the application's
+ * handles it (then that listener owns the exit, as it would without this library). Listeners of
+ * `signal-exit` (exit hooks many tools install) do not count: they re-raise the signal themselves
+ * once they are the only ones left, so they would otherwise wait for us while we wait for them.
+ */
+function reraise(signal: NodeJS.Signals): void {
+  if (process.listenerCount(signal) > exitHookListeners()) return;
+  process.kill(process.pid, signal);
+}
+
+/** Signal listeners installed by `signal-exit` (v4 and v3 keep their counts on these globals), one per loaded copy. */
+function exitHookListeners(): number {
+  const v4 = (globalThis as Record<symbol, { count?: unknown } | undefined>)[Symbol.for('signal-exit emitter')]?.count;
+  const v3 = (process as { __signal_exit_emitter__?: { count?: unknown } }).__signal_exit_emitter__?.count;
+  return (typeof v4 === 'number' ? v4 : 0) + (typeof v3 === 'number' ? v3 : 0);
 }
 
 /**
@@ -35,9 +108,9 @@ export function getDefaultBus(): EventBus {
  * first module-level call; after that it throws, since the bus is already built (call `close()` first).
  *
  * @example
- * configure({ logger: myWinstonLogger, shutdownTimeoutMs: 10_000 });
+ * configure({ logger: myWinstonLogger, shutdownTimeoutMs: 10_000, handleSignals: false });
  */
-export function configure(options: EventBusOptions): void {
+export function configure(options: DefaultBusOptions): void {
   if (defaultBus) {
     throw new ConfigError('configure() must run before the first declareEvent/emit/subscribeTo/middleware call (or after close())');
   }
@@ -90,5 +163,11 @@ export function nodeEventsHandler(options?: MiddlewareOptions): NodeHandler {
 export async function close(): Promise<void> {
   const bus = defaultBus;
   defaultBus = undefined;
-  await bus?.close();
+  removeSignalHandlers();
+  // A close() called while another drains (a SIGTERM listener of the app's, next to ours) waits for it too.
+  if (bus) lastClose = bus.close();
+  await lastClose;
 }
+
+/** The last default bus's close(), which a later close() call waits for. */
+let lastClose: Promise<void> | undefined;

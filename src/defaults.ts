@@ -7,6 +7,8 @@ export const DEFAULTS = {
   path: '/events',
   /** Largest request body the receiver reads, in bytes (1 MiB). */
   bodyLimitBytes: 1024 * 1024,
+  /** `emit` refuses a payload nesting objects and arrays deeper than this (PayloadTooDeepError). */
+  maxPayloadDepth: 64,
   /** Timeout of one HTTP request, in ms. */
   timeoutMs: 10_000,
   /** How far a `webhook-timestamp` may be from the receiver's clock, in seconds (Standard Webhooks: 5 min). */
@@ -82,4 +84,9 @@ export const DEFAULTS = {
   },
   /** How long `close()` waits for in-flight deliveries and handlers, in ms. */
   shutdownTimeoutMs: 5_000,
+  /**
+   * The module-level default bus drains on SIGTERM/SIGINT, then re-raises the signal. Opt out with
+   * `configure({ handleSignals: false })` or `EVENTS_HANDLE_SIGNALS=false`.
+   */
+  handleSignals: true,
 } as const;

@@ -10,6 +10,7 @@ export {
   nodeEventsHandler,
   subscribeTo,
 } from './default-bus.js';
+export type { DefaultBusOptions } from './default-bus.js';
 export { EventBus, createEventBus } from './bus.js';
 export { inspectOutbox, listDeadLetters, replayDeadLetters } from './admin.js';
 export {
@@ -19,6 +20,8 @@ export {
   NonRetryableError,
   OutboxFullError,
   OutboxUnavailableError,
+  PayloadTooDeepError,
+  PayloadTooLargeError,
   RetryLaterError,
   UndeclaredEventError,
   ValidationError,

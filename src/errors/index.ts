@@ -7,3 +7,5 @@ export { OutboxFullError } from './outbox-full-error.js';
 export { OutboxUnavailableError } from './outbox-unavailable-error.js';
 export { NonRetryableError } from './non-retryable-error.js';
 export { RetryLaterError } from './retry-later-error.js';
+export { PayloadTooLargeError } from './payload-too-large-error.js';
+export { PayloadTooDeepError } from './payload-too-deep-error.js';

@@ -3,6 +3,7 @@ import type { RedeliveryOptions, ResolvedTarget } from '../config.js';
 import { DEFAULTS } from '../defaults.js';
 import type { DeliveryResult, Transport } from '../transports/transport.js';
 import type { OutboxRecord, OutboxStore } from './outbox-store.js';
+import { failureHint } from './failure-hints.js';
 import { backoffMs } from './retry-policy.js';
 
 export interface DispatcherOptions {
@@ -99,6 +100,14 @@ class Lane {
   private storeRetryMs = 0;
   /** Earliest try among the failures since the last success (Infinity: none). */
   private streakStart = Infinity;
+  /** The target's URL as last resolved, for log lines. */
+  private url = '';
+  /** Failure hints logged since the last success: key → the event type they concern (undefined: the whole target). */
+  private readonly hints = new Map<string, string | undefined>();
+  /** Why the target could not be resolved, as last logged (undefined: it resolves). */
+  private unresolved: string | undefined;
+  /** The last 2xx was not an events receipt (warned once). */
+  private unconfirmed = false;
 
   constructor(
     private readonly target: string,
@@ -241,11 +250,6 @@ class Lane {
 
   private settle(record: OutboxRecord, result: DeliveryResult, probe: boolean): void {
     const { store, logger, redelivery } = this.o;
-    if (result.outcome === 'delivered') {
-      store.complete(record.id);
-      this.recovered();
-      return;
-    }
     const fields = {
       eventId: record.eventId,
       type: record.type,
@@ -253,13 +257,23 @@ class Lane {
       target: record.target,
       attempt: record.attempts,
       status: result.status,
-      error: result.error,
-      data: payloadOf(record.body),
     };
+    if (result.outcome === 'delivered') {
+      store.complete(record.id);
+      this.recovered(record.type);
+      this.checkReceipt(result);
+      if (logger.isInfoEnabled()) {
+        logger.info('event delivered', { ...fields, durationMs: Date.now() - (record.lastAttemptAt ?? Date.now()) });
+      }
+      return;
+    }
+    // Payloads never go above debug: the dead letter keeps the body for replay.
+    const failure = { ...fields, error: result.error };
     if (result.outcome === 'refused') {
       store.kill(record, 'refused');
-      logger.error('delivery refused; dead-lettered', fields);
-      if (this.down) this.recovered();
+      logger.error('delivery refused; dead-lettered', failure);
+      this.logData('dead letter data', record);
+      if (this.down) this.recovered(record.type);
       return;
     }
     this.failed(record, result, probe);
@@ -271,17 +285,16 @@ class Lane {
     );
     if (elapsed + wait > redelivery.horizonMs) {
       store.kill(record, 'expired');
-      logger.error('delivery expired after its redelivery horizon; dead-lettered', fields);
+      logger.error('delivery expired after its redelivery horizon; dead-lettered', failure);
+      this.logData('dead letter data', record);
       return;
     }
     store.reschedule(record, now + wait);
-    // The payload goes in the first failure line (enough to replay by hand) and the dead-letter line, not every retry's.
-    const { data: _data, ...withoutData } = fields;
-    const first = record.attempts === result.attempts;
-    logger.error('delivery failed; will redeliver', {
-      ...(first ? fields : withoutData),
-      nextAttemptAt: new Date(now + wait).toISOString(),
-    });
+    // The first failure of a delivery is worth a warning; its later retries are attempts (debug).
+    const level = record.attempts === result.attempts ? 'warn' : 'debug';
+    if (logger.isLevelEnabled(level)) {
+      logger.log(level, 'delivery failed; will redeliver', { ...failure, nextAttemptAt: new Date(now + wait).toISOString() });
+    }
   }
 
   private failed(record: OutboxRecord, result: DeliveryResult, probe: boolean): void {
@@ -289,6 +302,7 @@ class Lane {
     // started before a fast failure must be released with the rest when the target comes back.
     this.streakStart = Math.min(this.streakStart, record.lastAttemptAt ?? Date.now());
     this.failing.add(record.id);
+    this.explain(result.status, record.type);
     const retryAfter = result.retryAfterMs ?? 0;
     if (probe) {
       this.probeDelayMs = Math.max(
@@ -301,33 +315,71 @@ class Lane {
       this.down = true;
       this.probeDelayMs = Math.max(retryAfter, 500);
       this.clearTimer();
-      this.o.logger.warn('target down; probing before sending more', { target: this.target, error: result.error });
+      this.o.logger.warn('target down; probing before sending more', { target: this.target, status: result.status, error: result.error });
+    }
+  }
+
+  /** The likely cause of a refusal an operator can fix (401, 404, …): once per state change, not per event. */
+  private explain(status: number | undefined, type: string): void {
+    const hint = failureHint(status, this.target, this.url, type);
+    if (!hint || this.hints.has(hint.key)) return;
+    this.hints.set(hint.key, hint.scope === 'type' ? type : undefined);
+    this.o.logger.warn(hint.message, { target: this.target, url: this.url, status, type });
+  }
+
+  /** A 2xx that is not an events endpoint's receipt counts as delivered, but never silently: once per state change. */
+  private checkReceipt(result: DeliveryResult): void {
+    if (result.receipt === undefined || result.receipt === !this.unconfirmed) return;
+    this.unconfirmed = !result.receipt;
+    if (this.unconfirmed) {
+      this.o.logger.warn(
+        `${result.status} from ${this.target} at ${this.url} is not an events receipt: counted as delivered, but is this the events endpoint (the middleware's path, /events by default)?`,
+        { target: this.target, url: this.url, status: result.status },
+      );
+    } else {
+      this.o.logger.info('target answers with events receipts again', { target: this.target, url: this.url });
     }
   }
 
   /** A delivery succeeded: the target is up; what failed during the outage is due now. */
-  private recovered(): void {
+  private recovered(type: string): void {
     const wasDown = this.down;
     const since = this.streakStart;
     this.streakStart = Infinity;
     this.failing.clear();
     this.down = false;
     this.probeDelayMs = 0;
+    for (const [key, scope] of this.hints) if (scope === undefined || scope === type) this.hints.delete(key);
     if (wasDown) {
       this.o.store.release(this.target, since, Date.now());
       this.o.logger.info('target back up; draining its backlog', { target: this.target });
     }
   }
 
+  /** The payload, at debug only (enough to replay by hand; the dead letter keeps it too). */
+  private logData(message: string, record: OutboxRecord): void {
+    if (this.o.logger.isDebugEnabled()) {
+      this.o.logger.debug(message, { eventId: record.eventId, target: record.target, data: payloadOf(record.body) });
+    }
+  }
+
   /** The target's URL and keys as the bus knows them now (a later declareEvent may change them). */
   private targetConfig(): ResolvedTarget | undefined {
     try {
-      return this.o.resolveTarget(this.target);
+      const target = this.o.resolveTarget(this.target);
+      this.url = target.url;
+      this.unresolved = undefined;
+      return target;
     } catch (error) {
-      this.o.logger.error('cannot deliver: target is not configured; deliveries stay in the outbox', {
-        target: this.target,
-        error: (error as Error).message,
-      });
+      const message = (error as Error).message;
+      // Once per state change: every pump asks again, and the answer rarely changes.
+      if (message !== this.unresolved) {
+        this.unresolved = message;
+        this.o.logger.error('cannot deliver: target is not configured; deliveries stay in the outbox', {
+          target: this.target,
+          error: message,
+        });
+      }
       return undefined;
     }
   }

@@ -123,9 +123,10 @@ export class MemoryOutbox implements OutboxStore {
         eventId: evicted.eventId,
         type: evicted.type,
         target: evicted.target,
-        body: evicted.body,
         hint: 'set EVENTS_OUTBOX_PATH to keep dead letters on disk',
       });
+      // Payloads never above debug.
+      if (this.logger.isDebugEnabled()) this.logger.debug('evicted dead letter body', { eventId: evicted.eventId, body: evicted.body });
     }
   }
 

@@ -7,7 +7,7 @@ import type { Logger } from 'winston';
 import type { RetryOptions } from '../config.js';
 import { STRUCTURED_CONTENT_TYPE } from '../protocol/cloudevents.js';
 import { signatureHeader } from '../protocol/signature.js';
-import { backoffMs, isRetryableStatus, isTargetDownStatus, parseRetryAfter } from '../send/retry-policy.js';
+import { backoffMs, isFinalStatus, isRetryableStatus, isTargetDownStatus, parseRetryAfter } from '../send/retry-policy.js';
 import type { Delivery, DeliveryResult, Transport } from './transport.js';
 
 export interface HttpTransportOptions {
@@ -69,7 +69,7 @@ export class HttpTransport implements Transport {
         return response;
       },
       (error: unknown) => {
-        if (error instanceof AxiosError && error.config) this.logTry(error.config, error.response?.status, error);
+        if (error instanceof AxiosError && error.config) this.logTry(error.config, statusOf(error), error);
         return Promise.reject(error);
       },
     );
@@ -79,7 +79,7 @@ export class HttpTransport implements Transport {
       shouldResetTimeout: true,
       retryCondition: (error) => {
         if (this.aborter.signal.aborted) return false;
-        const status = error.response?.status;
+        const status = statusOf(error);
         if (status !== undefined && !isRetryableStatus(status)) return false;
         const wait = parseRetryAfter(headerOf(error, 'retry-after'));
         return wait === undefined || wait <= maxRetryAfterMs;
@@ -88,8 +88,8 @@ export class HttpTransport implements Transport {
         Math.max(backoffMs(retry, baseDelayMs, maxDelayMs), parseRetryAfter(headerOf(error, 'retry-after')) ?? 0),
       onRetry: (retry, error, config) => {
         const state = config.eventsDelivery;
-        if (!state) return;
-        this.options.logger.info('delivery retry', {
+        if (!state || !this.options.logger.isDebugEnabled()) return;
+        this.options.logger.debug('delivery retry', {
           ...fields(state.delivery),
           attempt: state.delivery.previousAttempts + retry + 1,
           status: error.response?.status,
@@ -107,7 +107,7 @@ export class HttpTransport implements Transport {
         signal: this.aborter.signal,
         eventsDelivery: state,
       });
-      return { outcome: 'delivered', status: response.status, attempts: state.tries };
+      return { outcome: 'delivered', status: response.status, attempts: state.tries, receipt: isReceipt(response.data) };
     } catch (error) {
       return toResult(error, state.tries);
     }
@@ -132,11 +132,11 @@ export class HttpTransport implements Transport {
     return config;
   }
 
+  /** Every try, at debug: the outcome of the whole send is the dispatcher's line, one per state change. */
   private logTry(config: InternalAxiosRequestConfig, status: number | undefined, error?: AxiosError): void {
     const state = config.eventsDelivery;
-    if (!state) return;
-    const ok = error === undefined;
-    this.options.logger.log(ok ? 'info' : 'warn', ok ? 'delivery attempt' : 'delivery attempt failed', {
+    if (!state || !this.options.logger.isDebugEnabled()) return;
+    this.options.logger.debug(error === undefined ? 'delivery attempt' : 'delivery attempt failed', {
       ...fields(state.delivery),
       attempt: state.delivery.previousAttempts + state.tries,
       status,
@@ -155,21 +155,58 @@ function headerOf(error: AxiosError, name: string): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
 
+/**
+ * The target's status, also when axios has no response to give: an answer whose body is over
+ * `maxContentLength` (an app's HTML page, say) fails with the status known only to the request.
+ */
+function statusOf(error: AxiosError): number | undefined {
+  return error.response?.status ?? (error.request as { res?: { statusCode?: number } } | undefined)?.res?.statusCode;
+}
+
 function describe(error: AxiosError): string {
-  if (!error.response) return error.code ?? error.message;
+  if (!error.response) {
+    const status = statusOf(error);
+    return status === undefined ? (error.code ?? error.message) : `HTTP ${status}: ${error.message}`;
+  }
   const body = typeof error.response.data === 'string' ? error.response.data.slice(0, RESPONSE_SNIPPET) : '';
   return `HTTP ${error.response.status}${body ? `: ${body}` : ''}`;
+}
+
+/** Our receiver's answer to a delivered event: `{ status: 'delivered' | 'duplicate', id }`. */
+function isReceipt(data: unknown): boolean {
+  const body = parseBody(data);
+  return body !== undefined && (body.status === 'delivered' || body.status === 'duplicate') && typeof body.id === 'string';
+}
+
+/** Our receiver's answer when a handler threw NonRetryableError (with any 4xx status). */
+function refusedByHandler(data: unknown): boolean {
+  return parseBody(data)?.error === 'rejected_by_handler';
+}
+
+function parseBody(data: unknown): Record<string, unknown> | undefined {
+  if (typeof data !== 'string' || !data.startsWith('{')) return undefined;
+  try {
+    const value: unknown = JSON.parse(data);
+    return value !== null && typeof value === 'object' ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function toResult(error: unknown, attempts: number): DeliveryResult {
   if (!(error instanceof AxiosError)) {
     return { outcome: 'retry', error: (error as Error)?.message ?? String(error), attempts, targetDown: true };
   }
-  const status = error.response?.status;
+  const status = statusOf(error);
   if (status === undefined) return { outcome: 'retry', error: describe(error), attempts, targetDown: true };
+  // A 2xx whose body was too large to read: the target took the event, and its answer is no receipt.
+  if (status >= 200 && status < 300) return { outcome: 'delivered', status, attempts, receipt: false };
   const retryAfterMs = parseRetryAfter(headerOf(error, 'retry-after'));
+  // Dead-letter at once only a verdict on the event itself; any other 4xx (401, 403, 404, …) is
+  // an operator's to fix and is redelivered from the outbox with the normal backoff.
+  const final = isFinalStatus(status) || (status < 500 && refusedByHandler(error.response?.data));
   return {
-    outcome: isRetryableStatus(status) ? 'retry' : 'refused',
+    outcome: final ? 'refused' : 'retry',
     status,
     error: describe(error),
     attempts,

@@ -13,7 +13,10 @@ export interface Delivery {
 }
 
 export interface DeliveryResult {
-  /** delivered: 2xx · retry: try again later · refused: never retry (a 4xx other than 408/429). */
+  /**
+   * delivered: 2xx · refused: never retry (400, 410, 413, 415, 422, or a handler's NonRetryableError) ·
+   * retry: redeliver later (network errors, timeouts, 408, 429, 5xx, and every other 4xx).
+   */
   outcome: 'delivered' | 'retry' | 'refused';
   /** Last HTTP status, if the target answered. */
   status?: number;
@@ -23,6 +26,11 @@ export interface DeliveryResult {
   retryAfterMs?: number;
   /** The failure concerns the whole target (unreachable, 429, 502–504), not this one event. */
   targetDown?: boolean;
+  /**
+   * On a 2xx: whether the answer was an events endpoint's receipt (`{ status: 'delivered' | 'duplicate', id }`).
+   * `false` for a plain 2xx (a Standard Webhooks receiver, or an app's fallback route): still delivered, but said.
+   */
+  receipt?: boolean;
   /** Tries this send made (1 + immediate retries). */
   attempts: number;
 }

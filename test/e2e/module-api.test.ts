@@ -146,7 +146,7 @@ describe('close() lets a process exit by itself', () => {
     expect(sink.requests.map((r) => r.status)).toEqual([200, 200]);
     const lines = jsonLines(result.stdout);
     expect(lines.filter((l) => l.message === 'event emitted')).toHaveLength(2);
-    expect(lines.filter((l) => l.message === 'delivery attempt' && l.status === 200)).toHaveLength(2);
+    expect(lines.filter((l) => l.message === 'event delivered' && l.status === 200)).toHaveLength(2);
     expect(result.stdout).toMatch(/closed \d+/);
   });
 

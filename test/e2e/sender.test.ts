@@ -116,26 +116,31 @@ describe('sending over HTTP to a real server', () => {
     expect(server.requests.map((r) => r.status)).toEqual([status, 200]);
   });
 
-  it.each([400, 401, 403, 404, 413, 415, 422])('never retries a %i: one request, then an error record with what is needed to replay it', async (status) => {
+  it.each([400, 410, 413, 415, 422])('never retries a %i: one request, then a dead letter and an error record (payload at debug only)', async (status) => {
     const server = await target({ then: { status, body: '{"error":"nope"}' } });
     const bus = users({ payments: server.url });
     const receipt = await bus.emit('to-payments', payload);
     const [failure] = await waitFor(() => withMessage('delivery refused; dead-lettered').length === 1 && withMessage('delivery refused; dead-lettered'));
     await sleep(300); // several retry delays: a retry would have come
     expect(server.requests).toHaveLength(1);
-    expect(failure).toMatchObject({
-      level: 'error',
-      eventId: receipt.id,
-      type: 'to-payments',
-      source: 'users',
-      target: 'payments',
-      status,
-      data: payload,
-    });
-    expect(bus.deadLetters()).toHaveLength(1);
+    expect(failure).toMatchObject({ level: 'error', eventId: receipt.id, type: 'to-payments', source: 'users', target: 'payments', status });
+    expect(failure).not.toHaveProperty('data');
+    expect(withMessage('dead letter data')).toEqual([expect.objectContaining({ level: 'debug', eventId: receipt.id, data: payload })]);
+    expect(bus.deadLetters()).toEqual([expect.objectContaining({ eventId: receipt.id, body: server.requests[0]!.body })]);
   });
 
-  it('retries a network error (nothing listening), logs every try, and still resolves emit', async () => {
+  it.each([401, 403, 404, 405, 409])('a %i is redelivered from the outbox (no immediate retry), then delivered', async (status) => {
+    const server = await target({ replies: [{ status }, { status }] });
+    const bus = users({ payments: server.url }, { redelivery: { baseDelayMs: 50, probeMaxDelayMs: 100 } });
+    const receipt = await bus.emit('to-payments', payload);
+    await waitFor(() => withMessage('event delivered').length === 1, { what: 'the delivery' });
+    expect(server.requests.map((r) => r.status)).toEqual([status, status, 200]);
+    expect(withMessage('delivery retry')).toEqual([]); // never retried in place
+    expect(bus.deadLetters()).toEqual([]);
+    expect(withMessage('event delivered')).toEqual([expect.objectContaining({ level: 'info', eventId: receipt.id, attempt: 3, status: 200 })]);
+  });
+
+  it('retries a network error (nothing listening), logs every try at debug, and still resolves emit', async () => {
     const port = await freePort();
     const bus = users({ payments: `http://127.0.0.1:${port}/events` }, { retry: { retries: 2, baseDelayMs: 20, maxDelayMs: 40 } });
     const receipt = await bus.emit('to-payments', payload);
@@ -143,9 +148,11 @@ describe('sending over HTTP to a real server', () => {
     await waitFor(() => withMessage('delivery failed; will redeliver').length === 1, { what: 'the final failure of this send' });
     const tries = withMessage('delivery attempt failed');
     expect(tries.map((r) => r.attempt)).toEqual([1, 2, 3]);
-    for (const t of tries) expect(t).toMatchObject({ eventId: receipt.id, target: 'payments', error: expect.stringContaining('ECONNREFUSED') });
+    for (const t of tries) expect(t).toMatchObject({ level: 'debug', eventId: receipt.id, target: 'payments', error: expect.stringContaining('ECONNREFUSED') });
     expect(withMessage('delivery retry')).toHaveLength(2);
-    expect(withMessage('delivery failed; will redeliver')[0]).toMatchObject({ level: 'error', eventId: receipt.id, data: payload });
+    const [failed] = withMessage('delivery failed; will redeliver');
+    expect(failed).toMatchObject({ level: 'warn', eventId: receipt.id, attempt: 3 });
+    expect(failed).not.toHaveProperty('data');
   });
 
   it('retries a target that never answers, after the configured timeoutMs', async () => {
@@ -157,7 +164,7 @@ describe('sending over HTTP to a real server', () => {
     expect(withMessage('delivery attempt failed').map((r) => r.error)).toEqual(['ETIMEDOUT', 'ETIMEDOUT']);
   });
 
-  it('an event that keeps failing past its redelivery horizon is dead-lettered and logged as an error with its payload', async () => {
+  it('an event that keeps failing past its redelivery horizon is dead-lettered and logged as an error (payload at debug only)', async () => {
     const server = await target({ then: { status: 500 } });
     const bus = users(
       { payments: server.url },
@@ -168,7 +175,9 @@ describe('sending over HTTP to a real server', () => {
       const found = withMessage('delivery expired after its redelivery horizon; dead-lettered');
       return found.length === 1 && found;
     });
-    expect(failure).toMatchObject({ level: 'error', eventId: receipt.id, type: 'to-payments', target: 'payments', status: 500, data: payload });
+    expect(failure).toMatchObject({ level: 'error', eventId: receipt.id, type: 'to-payments', target: 'payments', status: 500 });
+    expect(failure).not.toHaveProperty('data');
+    expect(withMessage('dead letter data')).toEqual([expect.objectContaining({ level: 'debug', data: payload })]);
     expect(server.requests).toHaveLength(2);
     expect(bus.deadLetters()).toEqual([expect.objectContaining({ eventId: receipt.id, target: 'payments' })]);
   });
@@ -201,24 +210,26 @@ describe('logging', () => {
 
   const MARKER = 'payload-marker-7f3a';
 
-  it('one record per emit, delivery attempt and receipt, each with the event fields', async () => {
+  it('one record per emit, delivery and receipt, each with the event fields', async () => {
     const receiver = await receivingService();
     const bus = users({ payments: receiver.url });
     const first = await bus.emit('to-payments', { note: MARKER });
     const second = await bus.emit('to-payments', { note: MARKER });
     await waitFor(() => receiver.log.withMessage('event received').length === 2, { what: 'both receipts' });
-    await waitFor(() => withMessage('delivery attempt').length === 2);
+    await waitFor(() => withMessage('event delivered').length === 2);
 
     const emitted = withMessage('event emitted');
     expect(emitted.map((r) => r.eventId)).toEqual([first.id, second.id]);
     expect(emitted[0]).toMatchObject({ level: 'info', type: 'to-payments', source: 'users', targets: ['payments'] });
 
-    const attempts = withMessage('delivery attempt');
-    expect(attempts.map((r) => r.eventId).sort()).toEqual([first.id, second.id].sort());
-    for (const a of attempts) {
+    const delivered = withMessage('event delivered');
+    expect(delivered.map((r) => r.eventId).sort()).toEqual([first.id, second.id].sort());
+    for (const a of delivered) {
       expect(a).toMatchObject({ level: 'info', type: 'to-payments', source: 'users', target: 'payments', attempt: 1, status: 200 });
       expect(a.durationMs).toEqual(expect.any(Number));
     }
+    // Each try is a debug line too.
+    expect(withMessage('delivery attempt').map((r) => r.level)).toEqual(['debug', 'debug']);
 
     const receipts = receiver.log.withMessage('event received');
     expect(receipts.map((r) => r.eventId).sort()).toEqual([first.id, second.id].sort());
@@ -241,21 +252,22 @@ describe('logging', () => {
     expect(refusals[0]!.durationMs).toEqual(expect.any(Number));
   });
 
-  it('one record per failed try and per retry, with attempt, status and duration', async () => {
+  it('one debug record per failed try and per retry, with attempt, status and duration', async () => {
     const server = await target({ replies: [{ status: 500 }, { status: 503 }] });
     const bus = users({ payments: server.url });
     const receipt = await bus.emit('to-payments', payload);
-    await waitFor(() => withMessage('delivery attempt').length === 1);
+    await waitFor(() => withMessage('event delivered').length === 1);
     const fields = { eventId: receipt.id, type: 'to-payments', source: 'users', target: 'payments' };
     expect(withMessage('delivery attempt failed')).toEqual([
-      expect.objectContaining({ ...fields, level: 'warn', attempt: 1, status: 500, durationMs: expect.any(Number) }),
-      expect.objectContaining({ ...fields, level: 'warn', attempt: 2, status: 503, durationMs: expect.any(Number) }),
+      expect.objectContaining({ ...fields, level: 'debug', attempt: 1, status: 500, durationMs: expect.any(Number) }),
+      expect.objectContaining({ ...fields, level: 'debug', attempt: 2, status: 503, durationMs: expect.any(Number) }),
     ]);
     expect(withMessage('delivery retry')).toEqual([
       expect.objectContaining({ ...fields, attempt: 2, status: 500 }),
       expect.objectContaining({ ...fields, attempt: 3, status: 503 }),
     ]);
-    expect(withMessage('delivery attempt')).toEqual([expect.objectContaining({ ...fields, attempt: 3, status: 200 })]);
+    expect(withMessage('delivery attempt')).toEqual([expect.objectContaining({ ...fields, level: 'debug', attempt: 3, status: 200 })]);
+    expect(withMessage('event delivered')).toEqual([expect.objectContaining({ ...fields, level: 'info', attempt: 3, status: 200 })]);
   });
 
   it('no secret and no signature in any record, at any level, on either side, whatever happens', async () => {
@@ -287,7 +299,7 @@ describe('logging', () => {
     expect(everything).not.toMatch(/v1,[A-Za-z0-9+/]{20,}/);
   });
 
-  it('payloads appear only at debug level, except on the final-failure line', async () => {
+  it('payloads appear only at debug level, the dead-letter line included', async () => {
     const receiver = await receivingService('debug');
     const refusing = await target({ then: { status: 422 } });
     const bus = users({ payments: receiver.url, refusing: refusing.url });
@@ -298,7 +310,7 @@ describe('logging', () => {
 
     const withPayload = [...log.records, ...receiver.log.records].filter((r) => JSON.stringify(r).includes(MARKER));
     const byLevel = withPayload.map((r) => `${r.level}: ${r.message}`).sort();
-    expect(byLevel).toEqual(['debug: event data', 'debug: event data', 'debug: event data', 'error: delivery refused; dead-lettered']);
+    expect(byLevel).toEqual(['debug: dead letter data', 'debug: event data', 'debug: event data', 'debug: event data']);
   });
 
   it('at info level, no record carries the payload of a delivered event', async () => {
@@ -307,7 +319,7 @@ describe('logging', () => {
     const bus = users({ payments: receiver.url });
     await bus.emit('to-payments', { note: MARKER });
     await waitFor(() => receiver.log.withMessage('event received').length === 1);
-    await waitFor(() => withMessage('delivery attempt').length === 1);
+    await waitFor(() => withMessage('event delivered').length === 1);
     expect(log.records.length + receiver.log.records.length).toBeGreaterThanOrEqual(3);
     expect([...log.lines, ...receiver.log.lines].join('\n')).not.toContain(MARKER);
   });

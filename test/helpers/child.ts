@@ -1,9 +1,11 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 
 export interface ChildResult {
   /** Exit code, or null when it had to be killed. */
   code: number | null;
+  /** The signal that ended the process, if a signal did. */
+  signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
   /** ms from spawn to exit. */
@@ -24,6 +26,20 @@ const ROOT = path.resolve(__dirname, '../..');
  * that does not exit by itself fails the test instead of hanging it.
  */
 export function runScript(args: string[], env: Record<string, string> = {}, options: RunOptions = {}): Promise<ChildResult> {
+  return startScript(args, env, options).result;
+}
+
+/** A child process started by startScript, still running. */
+export interface RunningScript {
+  child: ChildProcess;
+  /** Resolves when it has exited. */
+  result: Promise<ChildResult>;
+  /** Resolves with the first stdout line matching `pattern` (rejects if the process exits first). */
+  line(pattern: RegExp): Promise<string>;
+}
+
+/** Like runScript, but hands back the running child (to signal it) and its stdout lines as they come. */
+export function startScript(args: string[], env: Record<string, string> = {}, options: RunOptions = {}): RunningScript {
   const { killAfterMs = 20_000 } = options;
   const base: Record<string, string | undefined> = {};
   for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('EVENTS_')) base[name] = value;
@@ -35,16 +51,41 @@ export function runScript(args: string[], env: Record<string, string> = {}, opti
   });
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  const waiting: Array<{ pattern: RegExp; resolve: (line: string) => void }> = [];
+  const matchLines = () => {
+    for (const w of [...waiting]) {
+      const found = stdout.split('\n').find((l) => w.pattern.test(l));
+      if (found !== undefined) {
+        waiting.splice(waiting.indexOf(w), 1);
+        w.resolve(found);
+      }
+    }
+  };
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+    matchLines();
+  });
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const killer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
-  return new Promise((resolve, reject) => {
+  const result = new Promise<ChildResult>((resolve, reject) => {
     child.on('error', reject);
-    child.on('close', (code) => {
+    child.on('close', (code, signal) => {
       clearTimeout(killer);
-      resolve({ code, stdout, stderr, elapsedMs: Date.now() - startedAt });
+      resolve({ code, signal, stdout, stderr, elapsedMs: Date.now() - startedAt });
     });
   });
+  const line = (pattern: RegExp) =>
+    new Promise<string>((resolve, reject) => {
+      waiting.push({ pattern, resolve });
+      matchLines();
+      void result.then((r) => reject(new Error(`the process exited (${r.code ?? r.signal}) before printing ${pattern}\n${r.stderr}`)));
+    });
+  return { child, result, line };
+}
+
+/** Starts a fixture of test/fixtures (see startScript). */
+export function startFixture(fixture: string, env: Record<string, string>, options: RunOptions = {}): RunningScript {
+  return startScript([path.join(ROOT, 'test/fixtures', fixture)], env, options);
 }
 
 /** Runs a fixture of test/fixtures (see runScript). */

@@ -1,7 +1,10 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { startServer } from './server.js';
 
-/** How the recording server answers one request. `'hang'` never answers (until the server closes). */
+/**
+ * How the recording server answers one request. `'hang'` never answers (until the server closes).
+ * Without a `body`, a 2xx answers our receiver's receipt (`{"status":"delivered","id":<webhook-id>}`), any other status `{}`.
+ */
 export type Reply = { status: number; headers?: Record<string, string>; body?: string; delayMs?: number } | 'hang';
 
 export interface RecordedRequest {
@@ -60,7 +63,9 @@ export async function startRecordingServer(options: RecordingServerOptions = {})
         recorded.status = reply.status;
         recorded.answeredAt = Date.now();
         res.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers });
-        res.end(reply.body ?? '{}');
+        // By default a 2xx is our receiver's receipt; a reply with a body answers exactly that body.
+        const receipt = JSON.stringify({ status: 'delivered', id: req.headers['webhook-id'] ?? '' });
+        res.end(reply.body ?? (reply.status < 300 ? receipt : '{}'));
       });
     });
   });

@@ -1,12 +1,20 @@
 import { DEFAULTS } from '../../src/defaults.js';
-import { backoffMs, isRetryableStatus, isTargetDownStatus, parseRetryAfter } from '../../src/send/retry-policy.js';
+import { failureHint } from '../../src/send/failure-hints.js';
+import {
+  backoffMs,
+  isFinalStatus,
+  isRedeliveredStatus,
+  isRetryableStatus,
+  isTargetDownStatus,
+  parseRetryAfter,
+} from '../../src/send/retry-policy.js';
 
 describe('isRetryableStatus', () => {
   test.each([408, 429, 500, 501, 502, 503, 504, 507, 599])('%i is retried', (status) => {
     expect(isRetryableStatus(status)).toBe(true);
   });
 
-  test.each([400, 401, 403, 404, 405, 409, 410, 413, 415, 422, 451, 499])('%i is never retried', (status) => {
+  test.each([400, 401, 403, 404, 405, 409, 410, 413, 415, 422, 451, 499])('%i is never retried in place', (status) => {
     expect(isRetryableStatus(status)).toBe(false);
   });
 
@@ -15,8 +23,47 @@ describe('isRetryableStatus', () => {
   });
 });
 
+describe('isFinalStatus: a verdict on the event itself, dead-lettered at once', () => {
+  test.each([400, 410, 413, 415, 422])('%i is final', (status) => {
+    expect(isFinalStatus(status)).toBe(true);
+    expect(isRedeliveredStatus(status)).toBe(false);
+  });
+
+  test.each([401, 403, 404, 405, 409, 451, 499])('%i is an operator’s to fix: redelivered from the outbox, not retried in place', (status) => {
+    expect(isFinalStatus(status)).toBe(false);
+    expect(isRedeliveredStatus(status)).toBe(true);
+    expect(isRetryableStatus(status)).toBe(false);
+  });
+
+  test.each([200, 408, 429, 500, 503])('%i is neither', (status) => {
+    expect(isFinalStatus(status)).toBe(false);
+    expect(isRedeliveredStatus(status)).toBe(false);
+  });
+});
+
+describe('failureHint', () => {
+  const url = 'http://payments:3000/events';
+
+  test('401 names both secret variables and the clocks; 404 names the type and the URL', () => {
+    expect(failureHint(401, 'payments', url, 'user-created')?.message).toMatch(
+      /^401 from payments: check EVENTS_SECRET \/ EVENTS_SERVICE_PAYMENTS_SECRET on both sides, and the clocks/,
+    );
+    expect(failureHint(404, 'payments', url, 'user-created')?.message).toMatch(
+      /^404 from payments: is the receiver deployed and subscribed to user-created\? is the URL \(http:\/\/payments:3000\/events\) right\?/,
+    );
+  });
+
+  test('a 404 concerns one type, a 401 the whole target; 5xx and network errors have no hint', () => {
+    expect(failureHint(404, 'payments', url, 'a')).toMatchObject({ key: '404 a', scope: 'type' });
+    expect(failureHint(401, 'payments', url, 'a')).toMatchObject({ key: '401', scope: 'target' });
+    expect(failureHint(301, 'payments', url, 'a')).toMatchObject({ key: '3xx', scope: 'target' });
+    expect(failureHint(500, 'payments', url, 'a')).toBeUndefined();
+    expect(failureHint(undefined, 'payments', url, 'a')).toBeUndefined();
+  });
+});
+
 describe('isTargetDownStatus', () => {
-  test.each([429, 502, 503, 504])('%i speaks of the whole target', (status) => {
+  test.each([401, 429, 502, 503, 504])('%i speaks of the whole target', (status) => {
     expect(isTargetDownStatus(status)).toBe(true);
   });
 
