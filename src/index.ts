@@ -44,6 +44,7 @@ export type {
   DataOf,
   DeclareOptions,
   EmitReceipt,
+  EmittableType,
   EventHandler,
   EventRegistry,
   JSONSchema,
