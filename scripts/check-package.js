@@ -44,6 +44,12 @@ if (undeclared.length > 0) throw new Error(`dist/ loads packages package.json do
 for (const peer of Object.keys(pkg.peerDependencies ?? {})) {
   if (!pkg.peerDependenciesMeta?.[peer]?.optional) throw new Error(`peer ${peer} must be optional: the core runs without it`);
 }
-// A fresh clone has no dist/: `npm pack` / `npm publish` must build first.
+// A fresh clone has no dist/: `npm pack` / `npm publish` must build first; and what is packed is the build.
 if (!/\bbuild\b/.test(pkg.scripts?.prepack ?? '')) throw new Error('package.json needs "prepack": "npm run build"');
-console.log(`dependencies ok: dist/ loads ${[...required].sort().join(', ')}`);
+const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+const [packed] = JSON.parse(execFileSync(npm, ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8' }));
+const packedFiles = new Set(packed.files.map((f) => f.path));
+for (const file of ['dist/index.js', 'dist/index.d.ts', 'dist/index.mjs', 'dist/index.d.mts', 'dist/cli.js', 'README.md']) {
+  if (!packedFiles.has(file)) throw new Error(`npm pack would not include ${file}`);
+}
+console.log(`dependencies ok: dist/ loads ${[...required].sort().join(', ')}; npm pack includes the build (${packedFiles.size} files)`);
