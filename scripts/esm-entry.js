@@ -9,7 +9,9 @@
 //   exports on every build.
 // - tsup (esbuild) bundles the ESM and CJS formats separately: the same two copies, and in the
 //   ESM bundle the lazy require('better-sqlite3') of src/stores becomes esbuild's __require shim,
-//   which throws "Dynamic require of "better-sqlite3" is not supported": the optional peer breaks.
+//   which throws "Dynamic require of "better-sqlite3" is not supported" (checked with the esbuild
+//   that tsx installs: --bundle --format=esm --platform=node --external:better-sqlite3). A
+//   createRequire banner can patch the shim; nothing removes the second copy.
 // One CommonJS build plus this 20-line ESM face has neither problem. scripts/check-package.js
 // proves both entries expose the same names.
 const fs = require('node:fs');

@@ -261,6 +261,11 @@ function nonEmpty(value: string | undefined): string | undefined {
 }
 
 if (require.main === module) {
+  // `events-library dead-letters | head`: a reader that stops early is not an error worth a stack trace.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    process.exit(process.exitCode ?? 0);
+  });
   process.exitCode = main(process.argv.slice(2), process.env, {
     out: (text) => process.stdout.write(text),
     err: (text) => process.stderr.write(text),
