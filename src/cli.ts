@@ -135,10 +135,11 @@ function run(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io, now: numbe
     throw new UsageError('replay needs the dead letters to replay: delivery ids, event ids, or --all');
   }
   // --all with nothing to replay is done (exit 0); an id that matches no dead letter is a mistake (exit 1).
-  const selections = values.all ? [target === undefined ? ('all' as const) : { target }] : args.map((arg) => selection(arg, target));
+  const ids = [...new Set(args)];
+  const selections = values.all ? [target === undefined ? ('all' as const) : { target }] : ids.map((arg) => selection(arg, target));
   const counts = replayEach(path, selections);
   const count = counts.reduce((sum, n) => sum + n, 0);
-  const unmatched = values.all ? [] : args.filter((_, i) => counts[i] === 0);
+  const unmatched = values.all ? [] : ids.filter((_, i) => counts[i] === 0);
   if (json) io.out(`${safeJson({ replayed: count, ...(unmatched.length > 0 ? { unmatched } : {}) })}\n`);
   else if (count === 0) io.out('replayed 0 dead letters\n');
   else io.out(`replayed ${count} dead letter${count === 1 ? '' : 's'}; a running service delivers them within its poll interval\n`);
