@@ -20,3 +20,36 @@ for (const name of ['declareEvent', 'emit', 'subscribeTo', 'eventsMiddleware', '
 }
 execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(root, 'test', 'consumer')], { stdio: 'inherit' });
 console.log(`package ok: ${cjsNames.length} names via require and import; consumer types compile`);
+
+// Dependencies say what the built package really uses: each dependency is required by dist/*.js or
+// imported by its declarations (dist/*.d.ts, e.g. json-schema-to-ts), and everything dist/ uses is a
+// dependency or a peer (optional peers are loaded lazily, so a user installs only what they use).
+const fs = require('node:fs');
+const { builtinModules } = require('node:module');
+const pkg = require(path.join(root, 'package.json'));
+const required = new Set();
+for (const file of fs.readdirSync(path.join(root, 'dist'), { recursive: true })) {
+  if (!/\.(js|d\.ts)$/.test(String(file))) continue;
+  const code = fs.readFileSync(path.join(root, 'dist', String(file)), 'utf8');
+  for (const [, spec] of code.matchAll(/(?:require\(|import\(|from )["']([^"'.][^"']*)["']/g)) {
+    const name = spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0];
+    if (!name.startsWith('node:') && !builtinModules.includes(name)) required.add(name);
+  }
+}
+const declared = { ...pkg.dependencies, ...pkg.peerDependencies };
+const unused = Object.keys(pkg.dependencies ?? {}).filter((name) => !required.has(name));
+const undeclared = [...required].filter((name) => !(name in declared));
+if (unused.length > 0) throw new Error(`dependencies that dist/ never loads (make them peers or devDependencies): ${unused.join(', ')}`);
+if (undeclared.length > 0) throw new Error(`dist/ loads packages package.json does not declare: ${undeclared.join(', ')}`);
+for (const peer of Object.keys(pkg.peerDependencies ?? {})) {
+  if (!pkg.peerDependenciesMeta?.[peer]?.optional) throw new Error(`peer ${peer} must be optional: the core runs without it`);
+}
+// A fresh clone has no dist/: `npm pack` / `npm publish` must build first; and what is packed is the build.
+if (!/\bbuild\b/.test(pkg.scripts?.prepack ?? '')) throw new Error('package.json needs "prepack": "npm run build"');
+const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+const [packed] = JSON.parse(execFileSync(npm, ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8' }));
+const packedFiles = new Set(packed.files.map((f) => f.path));
+for (const file of ['dist/index.js', 'dist/index.d.ts', 'dist/index.mjs', 'dist/index.d.mts', 'dist/cli.js', 'README.md']) {
+  if (!packedFiles.has(file)) throw new Error(`npm pack would not include ${file}`);
+}
+console.log(`dependencies ok: dist/ loads ${[...required].sort().join(', ')}; npm pack includes the build (${packedFiles.size} files)`);

@@ -1,5 +1,19 @@
 // Writes dist/index.mjs and dist/index.d.mts: the ESM entry re-exports the CommonJS build by
 // name (one module instance for require and import alike), from the build's own export list.
+//
+// Kept rather than tshy or tsup (issue 6, item 17), because both would lose what this gives:
+// - tshy compiles src twice (dist/esm and dist/commonjs). A program whose code both imports and
+//   requires the package (directly or through its dependencies) gets two copies: two default
+//   buses (two outboxes, two SIGTERM drains), two EventsError classes (instanceof fails across
+//   them). tshy's own README warns of this dual-package hazard; it also rewrites package.json's
+//   exports on every build.
+// - tsup (esbuild) bundles the ESM and CJS formats separately: the same two copies, and in the
+//   ESM bundle the lazy require('better-sqlite3') of src/stores becomes esbuild's __require shim,
+//   which throws "Dynamic require of "better-sqlite3" is not supported" (checked with the esbuild
+//   that tsx installs: --bundle --format=esm --platform=node --external:better-sqlite3). A
+//   createRequire banner can patch the shim; nothing removes the second copy.
+// One CommonJS build plus this 20-line ESM face has neither problem. scripts/check-package.js
+// proves both entries expose the same names.
 const fs = require('node:fs');
 const path = require('node:path');
 

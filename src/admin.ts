@@ -1,6 +1,7 @@
 import { statSync } from 'node:fs';
 import { ConfigError } from './errors/index.js';
 import type { DeadLetter, DeadLetterFilter, OutboxStats } from './send/outbox-store.js';
+import { assertOutboxFile } from './stores/sqlite-check.js';
 import { SqliteOutbox } from './stores/sqlite-outbox.js';
 
 /**
@@ -10,11 +11,14 @@ import { SqliteOutbox } from './stores/sqlite-outbox.js';
  * outbox is reached through the bus instead (`bus.outboxStats()`, `bus.deadLetters()`,
  * `bus.replayDeadLetters()`).
  *
- * Each function opens the file, works, and closes it. A path that does not exist throws a
- * ConfigError: an operator tool never creates an empty outbox where a typo points.
+ * Each function opens the file, works, and closes it. A path that does not exist, or a file that
+ * is not an outbox (checked read-only first, so a foreign SQLite file is left byte-for-byte as it
+ * was), throws a ConfigError: an operator tool never creates or converts a file where a typo points.
+ * They never take the running service's ownership of the file.
  */
 function withOutbox<T>(path: string, run: (outbox: SqliteOutbox) => T): T {
   checkExists(path);
+  assertOutboxFile(path);
   let outbox: SqliteOutbox;
   try {
     outbox = new SqliteOutbox(path, { resetLeases: false });
@@ -73,11 +77,15 @@ export function replayDeadLetters(
   path: string,
   selection: DeadLetterFilter | readonly DeadLetterFilter[] | 'all' = 'all',
 ): number {
+  const list: ReadonlyArray<DeadLetterFilter | 'all'> =
+    selection === 'all' || !Array.isArray(selection) ? [selection as DeadLetterFilter | 'all'] : (selection as readonly DeadLetterFilter[]);
+  return replayEach(path, list).reduce((sum, n) => sum + n, 0);
+}
+
+/** Replays each selection in turn, in one opening of the file; returns how many each one replayed. */
+export function replayEach(path: string, selections: ReadonlyArray<DeadLetterFilter | 'all'>): number[] {
   return withOutbox(path, (outbox) => {
     const now = Date.now();
-    if (selection === 'all' || !Array.isArray(selection)) return outbox.replay(selection as DeadLetterFilter | 'all', now).length;
-    let count = 0;
-    for (const filter of selection as readonly DeadLetterFilter[]) count += outbox.replay(filter, now).length;
-    return count;
+    return selections.map((selection) => outbox.replay(selection, now).length);
   });
 }

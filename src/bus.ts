@@ -18,6 +18,7 @@ import type {
   DataOf,
   DeclareOptions,
   EmitReceipt,
+  EmittableType,
   EventHandler,
   EventRegistry,
   JSONSchema,
@@ -103,8 +104,12 @@ export class EventBus<Events extends object = EventRegistry> {
     targetServices: readonly string[],
     options: DeclareOptions<S> & { schema: S },
   ): EventBus<Events & { [K in T]: S }>;
-  declareEvent(type: string, targetServices: readonly string[], options?: DeclareOptions): this;
-  declareEvent(type: string, targetServices: readonly string[], options: DeclareOptions = {}): this {
+  declareEvent<const T extends string>(
+    type: T,
+    targetServices: readonly string[],
+    options?: DeclareOptions,
+  ): EventBus<Events & { [K in T]: unknown }>;
+  declareEvent(type: string, targetServices: readonly string[], options: DeclareOptions = {}): unknown {
     this.requireService('declareEvent');
     if (!Array.isArray(targetServices) || targetServices.length === 0) {
       throw new ConfigError(`declareEvent("${type}") needs at least one target service, e.g. ["payments"]`);
@@ -134,7 +139,7 @@ export class EventBus<Events extends object = EventRegistry> {
    * Validates `payload`, records one delivery per target in the outbox and resolves with the
    * event id. Delivery happens after, with retries; its failures are logged, never thrown here.
    */
-  async emit<const T extends string>(type: T, payload: NoInfer<PayloadOf<Events, T>>): Promise<EmitReceipt> {
+  async emit<const T extends EmittableType<Events>>(type: T, payload: NoInfer<PayloadOf<Events, T>>): Promise<EmitReceipt> {
     if (this.closing) throw new BusClosedError(this.config.service);
     const declaration = this.catalog.declaration(type);
     if (!declaration) throw new UndeclaredEventError(type);

@@ -1,13 +1,18 @@
 #!/usr/bin/env node
+import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { inspectOutbox, listDeadLetters, replayDeadLetters } from './admin.js';
+import { inspectOutbox, listDeadLetters, replayEach } from './admin.js';
 import { ConfigError } from './errors/index.js';
 import type { DeadLetter, DeadLetterFilter, OutboxStats } from './send/outbox-store.js';
+import { escapeField, escapeOutput, safeJson } from './terminal-safe.js';
 
 /**
  * `events-library`: the operator's view of a durable outbox file. Argument parsing and printing
  * only; the work is done by the functions of admin.ts, which are exported for programs too.
- * Exit codes: 0 done, 1 failed (e.g. the file is locked), 2 wrong usage or configuration.
+ * Exit codes: 0 done, 1 failed (e.g. the file is locked, or a replayed id matched nothing), 2 wrong
+ * usage or configuration (no command, or a file that is not an outbox).
+ * Everything printed is terminal-safe (terminal-safe.ts): stored error bodies, types and names
+ * come from elsewhere, and their control characters are printed escaped, never raw.
  */
 
 const USAGE = `Usage: events-library <command> [options]
@@ -19,6 +24,7 @@ Commands:
                                   move dead letters back to pending; numeric arguments are
                                   delivery ids, others event ids
   replay --all [--target T]       replay every dead letter (of target T)
+  secret                          print a fresh signing secret (whsec_…, 32 random bytes)
   help                            this text
 
 Options:
@@ -27,8 +33,10 @@ Options:
   --json            machine-readable output
   -h, --help        this text
 
-A running service picks replayed deliveries up within its poll interval (2 s by default).
-Exit codes: 0 done, 1 failed, 2 wrong usage or configuration.
+status, dead-letters and replay read the outbox file of a service, beside the running service;
+they refuse a file that is not an outbox and never create one. A running service picks replayed
+deliveries up within its poll interval (2 s by default).
+Exit codes: 0 done; 1 failed (e.g. an id matched no dead letter); 2 wrong usage or configuration.
 `;
 
 const OPTIONS = {
@@ -44,6 +52,7 @@ const COMMANDS: Record<string, readonly string[]> = {
   status: ['json'],
   'dead-letters': ['target', 'json'],
   replay: ['target', 'json', 'all'],
+  secret: [],
 };
 
 const ERROR_MAX = 72;
@@ -57,18 +66,20 @@ export interface Io {
 
 /** Runs one command line; returns the exit code. */
 export function main(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io, now = Date.now()): number {
+  const safe: Io = { out: (text) => io.out(escapeOutput(text)), err: (text) => io.err(escapeOutput(text)) };
   try {
-    return run(argv, env, io, now);
+    return run(argv, env, safe, now);
   } catch (error) {
+    const message = escapeField(String((error as Error)?.message ?? error));
     if (error instanceof UsageError) {
-      io.err(`events-library: ${error.message}\nRun "events-library help" for usage.\n`);
+      safe.err(`events-library: ${message}\nRun "events-library help" for usage.\n`);
       return 2;
     }
     if (error instanceof ConfigError) {
-      io.err(`events-library: ${error.message}\n`);
+      safe.err(`events-library: ${message}\n`);
       return 2;
     }
-    io.err(`events-library: ${(error as Error)?.message ?? String(error)}\n`);
+    safe.err(`events-library: ${message}\n`);
     return 1;
   }
 }
@@ -82,16 +93,26 @@ function run(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io, now: numbe
   }
   const { values, positionals } = parsed;
   const [command, ...args] = positionals;
-  if (values.help || command === undefined || command === 'help') {
+  if (values.help || command === 'help') {
     io.out(USAGE);
     return 0;
   }
+  if (command === undefined) {
+    // Wrong usage, not a request for help: scripts see a failure, people see the usage.
+    io.err(`events-library: which command?\n\n${USAGE}`);
+    return 2;
+  }
   const allowed = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
-  if (!allowed) throw new UsageError(`unknown command "${command}": use status, dead-letters, replay or help`);
+  if (!allowed) throw new UsageError(`unknown command "${command}": use status, dead-letters, replay, secret or help`);
   for (const name of ['target', 'json', 'all'] as const) {
     if (values[name] !== undefined && !allowed.includes(name)) throw new UsageError(`${command} does not take --${name}`);
   }
   if (command !== 'replay' && args.length > 0) throw new UsageError(`${command} takes no arguments, got "${args.join(' ')}"`);
+  if (command === 'secret') {
+    if (values.outbox !== undefined) throw new UsageError('secret does not take --outbox');
+    io.out(`${newSecret()}\n`);
+    return 0;
+  }
 
   const path = values.outbox ?? nonEmpty(env.EVENTS_OUTBOX_PATH);
   if (path === undefined) throw new UsageError('which outbox? set EVENTS_OUTBOX_PATH or pass --outbox <path>');
@@ -100,12 +121,12 @@ function run(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io, now: numbe
 
   if (command === 'status') {
     const stats = inspectOutbox(path);
-    io.out(json ? `${JSON.stringify(statusJson(path, stats, now), null, 2)}\n` : formatStatus(path, stats, now));
+    io.out(json ? `${safeJson(statusJson(path, stats, now), 2)}\n` : formatStatus(path, stats, now));
     return 0;
   }
   if (command === 'dead-letters') {
     const letters = listDeadLetters(path, target === undefined ? undefined : { target });
-    io.out(json ? `${JSON.stringify(letters, null, 2)}\n` : formatDeadLetters(letters, target, now));
+    io.out(json ? `${safeJson(letters, 2)}\n` : formatDeadLetters(letters, target, now));
     return 0;
   }
   // replay
@@ -113,20 +134,31 @@ function run(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io, now: numbe
   if (!values.all && args.length === 0) {
     throw new UsageError('replay needs the dead letters to replay: delivery ids, event ids, or --all');
   }
-  const count = replayDeadLetters(path, values.all ? (target === undefined ? 'all' : { target }) : selection(args, target));
-  if (json) io.out(`${JSON.stringify({ replayed: count })}\n`);
-  else if (count === 0) io.out('replayed 0 dead letters: none matched\n');
+  // --all with nothing to replay is done (exit 0); an id that matches no dead letter is a mistake (exit 1).
+  const ids = [...new Set(args)];
+  const selections = values.all ? [target === undefined ? ('all' as const) : { target }] : ids.map((arg) => selection(arg, target));
+  const counts = replayEach(path, selections);
+  const count = counts.reduce((sum, n) => sum + n, 0);
+  const unmatched = values.all ? [] : ids.filter((_, i) => counts[i] === 0);
+  if (json) io.out(`${safeJson({ replayed: count, ...(unmatched.length > 0 ? { unmatched } : {}) })}\n`);
+  else if (count === 0) io.out('replayed 0 dead letters\n');
   else io.out(`replayed ${count} dead letter${count === 1 ? '' : 's'}; a running service delivers them within its poll interval\n`);
-  return 0;
+  if (unmatched.length === 0) return 0;
+  const scope = target === undefined ? '' : ` of target ${escapeField(target)}`;
+  io.err(`events-library: no dead letter${scope} matches ${unmatched.map((arg) => `"${escapeField(arg)}"`).join(', ')}: ` +
+    'list them with "events-library dead-letters" (numbers are delivery ids, others event ids)\n');
+  return 1;
 }
 
-/** Numeric arguments are delivery ids, the others event ids. */
-function selection(args: readonly string[], target: string | undefined): DeadLetterFilter[] {
+/** A numeric argument is a delivery id, any other an event id. */
+function selection(arg: string, target: string | undefined): DeadLetterFilter {
   const scope = target === undefined ? {} : { target };
-  const ids = args.filter((arg) => /^\d+$/.test(arg)).map(Number);
-  const filters: DeadLetterFilter[] = ids.length > 0 ? [{ ids, ...scope }] : [];
-  for (const eventId of args.filter((arg) => !/^\d+$/.test(arg))) filters.push({ eventId, ...scope });
-  return filters;
+  return /^\d+$/.test(arg) ? { ids: [Number(arg)], ...scope } : { eventId: arg, ...scope };
+}
+
+/** A fresh Standard Webhooks secret: `whsec_` + base64 of 32 random bytes (HMAC-SHA256's block-sized key). */
+function newSecret(): string {
+  return `whsec_${randomBytes(32).toString('base64')}`;
 }
 
 function statusJson(path: string, stats: OutboxStats, now: number) {
@@ -143,14 +175,14 @@ function statusJson(path: string, stats: OutboxStats, now: number) {
 function formatStatus(path: string, stats: OutboxStats, now: number): string {
   const oldest = oldestOf(stats);
   const lines = [
-    `outbox ${path}`,
+    `outbox ${escapeField(path)}`,
     `pending: ${stats.pending}   dead letters: ${stats.deadLetters}   oldest pending: ${oldest === undefined ? '-' : `${age(now - oldest)} ago`}`,
   ];
   const names = Object.keys(stats.targets).sort();
   if (names.length > 0) {
     const rows = names.map((name) => {
       const t = stats.targets[name]!;
-      return [name, String(t.pending), String(t.deadLetters), t.oldestCreatedAt === undefined ? '-' : age(now - t.oldestCreatedAt)];
+      return [escapeField(name), String(t.pending), String(t.deadLetters), t.oldestCreatedAt === undefined ? '-' : age(now - t.oldestCreatedAt)];
     });
     lines.push('', ...table(['target', 'pending', 'dead letters', 'oldest pending'], rows, [false, true, true, true]));
   }
@@ -159,14 +191,14 @@ function formatStatus(path: string, stats: OutboxStats, now: number): string {
 }
 
 function formatDeadLetters(letters: readonly DeadLetter[], target: string | undefined, now: number): string {
-  if (letters.length === 0) return `no dead letters${target === undefined ? '' : ` for target ${target}`}\n`;
+  if (letters.length === 0) return `no dead letters${target === undefined ? '' : ` for target ${escapeField(target)}`}\n`;
   const rows = letters.map((d) => [
     String(d.id),
-    d.eventId,
-    d.type,
-    d.target,
+    escapeField(d.eventId),
+    escapeField(d.type),
+    escapeField(d.target),
     d.lastStatus === undefined ? '-' : String(d.lastStatus),
-    d.reason,
+    escapeField(d.reason),
     String(d.attempts),
     `${new Date(d.deadAt).toISOString().slice(0, 19)}Z (${age(now - d.deadAt)} ago)`,
     short(d.lastError),
@@ -191,7 +223,10 @@ function table(header: string[], rows: string[][], numeric: boolean[]): string[]
   return [line(header), ...rows.map(line)];
 }
 
-/** The last error on one line: `HTTP 400 invalid_data: email is not…` from the receiver's JSON answer. */
+/**
+ * The last error on one line, terminal-safe: `HTTP 400 invalid_data: email is not…` from the
+ * receiver's JSON answer. Runs of spaces collapse; line breaks and other controls show escaped.
+ */
 function short(error: string | undefined): string {
   if (!error) return '-';
   let text = error;
@@ -206,8 +241,10 @@ function short(error: string | undefined): string {
       // not JSON after all: show it as it is
     }
   }
-  const flat = text.replace(/\s+/g, ' ').trim();
-  return flat.length > ERROR_MAX ? `${flat.slice(0, ERROR_MAX - 1)}…` : flat;
+  const flat = escapeField(text.trim()).replace(/\s+/g, ' ');
+  if (flat.length <= ERROR_MAX) return flat;
+  // Cut before an escape rather than through it.
+  return `${flat.slice(0, ERROR_MAX - 1).replace(/\\(x[0-9a-f]?|u[0-9a-f]{0,3})?$/, '')}…`;
 }
 
 /** 3d 4h, 2h 5m, 4m 10s, 12s. */
@@ -225,6 +262,11 @@ function nonEmpty(value: string | undefined): string | undefined {
 }
 
 if (require.main === module) {
+  // `events-library dead-letters | head`: a reader that stops early is not an error worth a stack trace.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    process.exit(process.exitCode ?? 0);
+  });
   process.exitCode = main(process.argv.slice(2), process.env, {
     out: (text) => process.stdout.write(text),
     err: (text) => process.stderr.write(text),

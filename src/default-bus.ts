@@ -9,6 +9,7 @@ import type {
   DataOf,
   DeclareOptions,
   EmitReceipt,
+  EmittableType,
   EventHandler,
   EventRegistry,
   JSONSchema,
@@ -140,7 +141,10 @@ export function subscribeTo(type: string, handler: EventHandler<never>, options?
 }
 
 /** Validates and records the event for delivery; resolves with its id (see EventBus.emit). */
-export function emit<const T extends string>(type: T, payload: NoInfer<PayloadOf<EventRegistry, T>>): Promise<EmitReceipt> {
+export function emit<const T extends EmittableType<EventRegistry>>(
+  type: T,
+  payload: NoInfer<PayloadOf<EventRegistry, T>>,
+): Promise<EmitReceipt> {
   return getDefaultBus().emit(type, payload);
 }
 

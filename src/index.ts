@@ -48,6 +48,7 @@ export type {
   DataOf,
   DeclareOptions,
   EmitReceipt,
+  EmittableType,
   EventHandler,
   EventRegistry,
   JSONSchema,

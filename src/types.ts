@@ -30,6 +30,13 @@ export type DataOf<S> = [S] extends [never]
 // eslint-disable-next-line @typescript-eslint/no-empty-object-type
 export interface EventRegistry {}
 
+/**
+ * The event types `emit` takes under the event map `Events`: any string while the type checker
+ * knows no event (an untyped bus, an empty EventRegistry), otherwise exactly the declared ones,
+ * so `emit('user-deleted', …)` on a bus that never declared it is a compile error.
+ */
+export type EmittableType<Events> = [keyof Events] extends [never] ? string : Extract<keyof Events, string>;
+
 /** Payload of event type `T` under the event map `Events`; `unknown` for a type it does not know. */
 export type PayloadOf<Events, T extends string> = T extends keyof Events ? DataOf<Events[T]> : unknown;
 

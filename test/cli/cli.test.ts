@@ -135,7 +135,8 @@ describe('events-library replay', () => {
     await waitFor(() => delivered.includes(`orders ${eventIds[1]}`), { ...WAIT, what: 'the replayed event' });
 
     const none = await cli(['replay', '999999', '--json', '--outbox', outboxPath]);
-    expect(JSON.parse(none.stdout)).toEqual({ replayed: 0 });
+    expect(none.code).toBe(1);
+    expect(JSON.parse(none.stdout)).toEqual({ replayed: 0, unmatched: ['999999'] });
 
     const rest = await cli(['replay', '--all', '--outbox', outboxPath]);
     expect(rest.stdout).toMatch(/^replayed 4 dead letters;/);
@@ -150,20 +151,53 @@ describe('events-library replay', () => {
   }, 60_000);
 });
 
+describe('events-library secret', () => {
+  it('prints a fresh whsec_ secret of 32 random bytes and nothing else; the library accepts it', async () => {
+    const [first, second] = await Promise.all([cli(['secret']), cli(['secret'])]);
+    for (const run of [first, second]) {
+      expect(run).toMatchObject({ code: 0, stderr: '' });
+      expect(run.stdout).toMatch(/^whsec_[A-Za-z0-9+/]{43}=\n$/);
+      expect(Buffer.from(run.stdout.trim().slice('whsec_'.length), 'base64')).toHaveLength(32);
+    }
+    expect(first.stdout).not.toBe(second.stdout);
+    const secret = first.stdout.trim();
+    const checked = createEventBus({ service: 'users', secret, logger: quietLogger(), services: { payments: { url: 'http://127.0.0.1:1/events', secret } } });
+    expect(() => checked.declareEvent('user-created', ['payments'])).not.toThrow();
+    await checked.close();
+  }, 30_000);
+});
+
 describe('events-library usage and errors', () => {
-  it('prints usage for help, --help and no arguments', async () => {
-    for (const args of [[], ['help'], ['--help'], ['status', '-h']]) {
+  it('prints usage for help and --help on stdout, exit 0', async () => {
+    for (const args of [['help'], ['--help'], ['status', '-h']]) {
       const { code, stdout } = await cli(args);
       expect(code).toBe(0);
       expect(stdout).toMatch(/^Usage: events-library <command>/);
       expect(stdout).toContain('EVENTS_OUTBOX_PATH');
+      expect(stdout).toContain('secret');
     }
   }, 60_000);
+
+  it('exits 2 with no command at all, the usage on stderr and nothing on stdout', async () => {
+    const { code, stdout, stderr } = await cli([]);
+    expect(code).toBe(2);
+    expect(stdout).toBe('');
+    expect(stderr).toContain('which command?');
+    expect(stderr).toContain('Usage: events-library <command>');
+  }, 30_000);
+
+  it('exits 1 when a replayed id matches no dead letter, naming each one', async () => {
+    const unknown = await cli(['replay', '424242', 'no-such-event', '--outbox', outboxPath]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stdout).toBe('replayed 0 dead letters\n');
+    expect(unknown.stderr).toContain('no dead letter matches "424242", "no-such-event"');
+    expect(unknown.stderr).toContain('events-library dead-letters');
+  }, 30_000);
 
   it('exits 2 on an unknown command or option, saying what to do', async () => {
     const unknown = await cli(['stats', '--outbox', outboxPath]);
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toContain('unknown command "stats": use status, dead-letters, replay or help');
+    expect(unknown.stderr).toContain('unknown command "stats": use status, dead-letters, replay, secret or help');
     const option = await cli(['status', '--verbose', '--outbox', outboxPath]);
     expect(option.code).toBe(2);
     expect(option.stderr).toContain("'--verbose'");

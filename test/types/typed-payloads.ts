@@ -33,8 +33,19 @@ bus.emit('user-created', { user_id: 'u1' });
 bus.emit('user-created', { user_id: 1, email: 'a@b.c' });
 // @ts-expect-error: no extra properties (additionalProperties: false)
 bus.emit('user-created', { user_id: 'u1', email: 'a@b.c', admin: true });
-// A type the checker does not know takes any payload (it is validated at run time).
-bus.emit('something-else', { anything: 1 });
+// @ts-expect-error: a typed bus refuses a type it was never declared with
+bus.emit('user-deleted', { user_id: 'u1' });
+// @ts-expect-error: the same on a bus typed by one chained declareEvent
+createEventBus().declareEvent('a', ['payments'], { schema: UserCreated }).emit('user-deleted', {});
+
+// A declaration without a schema adds its type too (any payload, validated at run time only).
+const mixed = bus.declareEvent('user-deleted', ['payments']);
+mixed.emit('user-deleted', { anything: 1 });
+mixed.emit('user-created', { user_id: 'u1', email: 'a@b.c' });
+// @ts-expect-error: the schema of user-created still applies
+mixed.emit('user-created', { user_id: 'u1' });
+// @ts-expect-error: and other types are still refused
+mixed.emit('user-updated', {});
 
 // 2. The handler's data is typed by the event map …
 bus.subscribeTo('user-created', (data, event) => {
@@ -85,10 +96,15 @@ subscribeTo('user-created', (data) => {
   void n;
 });
 
-// 5. An untyped bus (nothing declared to the checker) takes any payload and gives `unknown` data.
+// @ts-expect-error: with EventRegistry merged, the module-level emit refuses a type it does not list
+emit('user-deleted', { user_id: 'u1' });
+
+// 5. A bus with nothing declared to the checker but the registry: subscribing to any type is fine
+// (a receiver subscribes to what other services declare), and an unknown type's data is `unknown`.
+// (untyped/untyped-bus.ts checks a program without EventRegistry entries: any type, any payload.)
 const plain = createEventBus({ service: 'users' });
+// @ts-expect-error: the registry (section 4) types every bus of this program
 plain.emit('account-opened', { account_id: 'a1' });
-plain.emit('anything', 42);
 const namedHandler = async (data: unknown, event: ReceivedEvent<unknown>): Promise<void> => {
   void [data, event.id];
 };
