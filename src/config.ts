@@ -80,6 +80,13 @@ export interface EventBusOptions {
   path?: string;
   /** Largest request body the receiver reads, in bytes. @default 1048576 */
   bodyLimitBytes?: number;
+  /** Longest wait for a request body once its headers arrived, in ms; then 408. @default 10000 */
+  bodyTimeoutMs?: number;
+  /**
+   * Bytes held at once by request bodies not authenticated yet; beyond it, 503 + Retry-After.
+   * @default 33554432 (32 MiB)
+   */
+  maxUnverifiedBytes?: number;
   /** Timeout of one HTTP request, in ms. @default 10000 */
   timeoutMs?: number;
   /** Allowed clock skew of `webhook-timestamp`, in seconds. @default 300 */
@@ -113,6 +120,8 @@ export interface ResolvedConfig {
   logger: Logger;
   path: string;
   bodyLimitBytes: number;
+  bodyTimeoutMs: number;
+  maxUnverifiedBytes: number;
   timeoutMs: number;
   toleranceSeconds: number;
   concurrency: number;
@@ -161,6 +170,8 @@ export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
     logger: options.logger ?? createLogger(logLevel, service),
     path,
     bodyLimitBytes: positive('bodyLimitBytes', options.bodyLimitBytes ?? DEFAULTS.bodyLimitBytes),
+    bodyTimeoutMs: positive('bodyTimeoutMs', options.bodyTimeoutMs ?? DEFAULTS.bodyTimeoutMs),
+    maxUnverifiedBytes: positive('maxUnverifiedBytes', options.maxUnverifiedBytes ?? DEFAULTS.maxUnverifiedBytes),
     timeoutMs: positive('timeoutMs', options.timeoutMs ?? DEFAULTS.timeoutMs),
     toleranceSeconds: positive('toleranceSeconds', options.toleranceSeconds ?? DEFAULTS.toleranceSeconds),
     concurrency: positive('concurrency', options.concurrency ?? DEFAULTS.concurrency),
