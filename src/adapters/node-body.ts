@@ -34,7 +34,7 @@ export async function receiveFromNode(
   const claim = receiver.claimUnverified(req.headers);
   if (!('growTo' in claim)) return { ...claim, closeConnection: true };
   try {
-    const read = await readBody(req, { limitBytes: limit, timeoutMs: receiver.bodyLimits.timeoutMs, claim });
+    const read = await readBody(req, { limitBytes: limit, timeoutMs: receiver.bodyTimeoutMs, claim });
     if (!Buffer.isBuffer(read)) return { ...receiver.readFailed(read), closeConnection: true };
     return await receiver.handle({ headers: req.headers, body: read }, claim.release);
   } finally {

@@ -120,11 +120,6 @@ function checkEnvelope(value: unknown, what = 'the event'): CloudEvent {
   return event as CloudEvent;
 }
 
-export function header(headers: Headers, name: string): string | undefined {
-  const value = headers[name];
-  return Array.isArray(value) ? value[0] : value;
-}
-
 /**
  * A header that must appear once: several different values (a duplicated header, as a
  * framework or a broker may hand it over in an array) are ambiguous and read as absent.

@@ -71,14 +71,9 @@ export class Receiver {
     this.unrecorded = new UnrecordedCompletions(o.maxUnrecorded);
   }
 
-  /** Body size limit and read deadline, for adapters that read the body themselves. */
-  get bodyLimits(): { limitBytes: number; timeoutMs: number } {
-    return { limitBytes: this.o.bodyLimitBytes, timeoutMs: this.o.bodyTimeoutMs };
-  }
-
-  /** Bytes held now by requests not authenticated yet. */
-  get unverifiedBytes(): number {
-    return this.unverified.heldBytes;
+  /** How long adapters that read the body themselves wait for it, in ms. */
+  get bodyTimeoutMs(): number {
+    return this.o.bodyTimeoutMs;
   }
 
   /**
