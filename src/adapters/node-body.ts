@@ -28,9 +28,10 @@ export async function receiveFromNode(
   source: RawBodySource,
 ): Promise<ReceiverResponse & { closeConnection?: boolean }> {
   if (source.captured) return receiver.handle({ headers: req.headers, body: source.captured });
-  if (source.consumed) return receiver.rawBodyUnavailable(source.middleware, source.hint);
+  // Headers first: an unsigned request is refused (401) before anyone is told about the middleware order.
   const refusal = receiver.preflight(req.headers);
-  if (refusal) return { ...refusal, closeConnection: true };
+  if (refusal) return { ...refusal, closeConnection: !source.consumed };
+  if (source.consumed) return receiver.rawBodyUnavailable(source.middleware, source.hint);
   const claim = receiver.claimUnverified(req.headers);
   if (!('growTo' in claim)) return { ...claim, closeConnection: true };
   try {

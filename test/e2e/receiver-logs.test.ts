@@ -110,4 +110,14 @@ describe.each(['express', 'koa'] as Framework[])('receiver log lines (%s)', (fra
     expect(String(errors[0]!.error)).toMatch(/before the body parser/);
     expect(log.lines.join('\n')).not.toContain(secret.slice(6));
   });
+
+  it('an unsigned request behind that same parser is refused as unsigned (401), with no error line to flood the logs', async () => {
+    await setup(true);
+    const res = await request(server.url, {
+      body: JSON.stringify(structuredEvent('user-created', { user_id: 'u_1' })),
+      headers: { 'content-type': 'application/cloudevents+json' },
+    });
+    expect(res.status).toBe(401);
+    expect(log.records.filter((r) => r.level === 'error')).toEqual([]);
+  });
 });
