@@ -4,6 +4,7 @@ import { createKoaMiddleware, type KoaMiddleware } from './adapters/koa.js';
 import { createNodeHandler, type NodeHandler } from './adapters/node.js';
 import { Catalog } from './catalog.js';
 import { type EventBusOptions, type ResolvedConfig, type ResolvedTarget, resolveConfig, resolveTarget } from './config.js';
+import { DEFAULTS } from './defaults.js';
 import { BusClosedError, ConfigError, PayloadTooDeepError, PayloadTooLargeError, UndeclaredEventError } from './errors/index.js';
 import { createEvent, toStructuredBody } from './protocol/cloudevents.js';
 import { deeperThan } from './protocol/payload-depth.js';
@@ -76,6 +77,10 @@ export class EventBus<Events extends object = EventRegistry> {
       keys: this.config.keys,
       toleranceSeconds: this.config.toleranceSeconds,
       bodyLimitBytes: this.config.bodyLimitBytes,
+      bodyTimeoutMs: this.config.bodyTimeoutMs,
+      maxUnverifiedBytes: this.config.maxUnverifiedBytes,
+      retryAfterSeconds: DEFAULTS.receiver.retryAfterSeconds,
+      maxUnrecorded: DEFAULTS.receiver.maxUnrecorded,
       service: this.config.service,
     });
     if (this.outbox.durable) {

@@ -99,6 +99,13 @@ export interface EventBusOptions {
    * @default 64
    */
   maxPayloadDepth?: number;
+  /** Longest wait for a request body once its headers arrived, in ms; then 408. @default 10000 */
+  bodyTimeoutMs?: number;
+  /**
+   * Bytes held at once by request bodies not authenticated yet; beyond it, 503 + Retry-After.
+   * @default 33554432 (32 MiB)
+   */
+  maxUnverifiedBytes?: number;
   /** Timeout of one HTTP request, in ms. @default 10000 */
   timeoutMs?: number;
   /** Allowed clock skew of `webhook-timestamp`, in seconds. @default 300 */
@@ -133,6 +140,8 @@ export interface ResolvedConfig {
   path: string;
   bodyLimitBytes: number;
   maxPayloadDepth: number;
+  bodyTimeoutMs: number;
+  maxUnverifiedBytes: number;
   timeoutMs: number;
   toleranceSeconds: number;
   concurrency: number;
@@ -182,6 +191,8 @@ export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
     path,
     bodyLimitBytes: positive('bodyLimitBytes', options.bodyLimitBytes ?? DEFAULTS.bodyLimitBytes),
     maxPayloadDepth: positive('maxPayloadDepth', options.maxPayloadDepth ?? DEFAULTS.maxPayloadDepth),
+    bodyTimeoutMs: positive('bodyTimeoutMs', options.bodyTimeoutMs ?? DEFAULTS.bodyTimeoutMs),
+    maxUnverifiedBytes: positive('maxUnverifiedBytes', options.maxUnverifiedBytes ?? DEFAULTS.maxUnverifiedBytes),
     timeoutMs: positive('timeoutMs', options.timeoutMs ?? DEFAULTS.timeoutMs),
     toleranceSeconds: positive('toleranceSeconds', options.toleranceSeconds ?? DEFAULTS.toleranceSeconds),
     concurrency: positive('concurrency', options.concurrency ?? DEFAULTS.concurrency),

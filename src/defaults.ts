@@ -9,6 +9,23 @@ export const DEFAULTS = {
   bodyLimitBytes: 1024 * 1024,
   /** `emit` refuses a payload nesting objects and arrays deeper than this (PayloadTooDeepError). */
   maxPayloadDepth: 64,
+  /**
+   * Longest wait for a request body once its headers arrived, in ms: a client trickling bytes
+   * gets 408 and its connection closed.
+   */
+  bodyTimeoutMs: 10_000,
+  /**
+   * Bytes held at once by request bodies whose signature is not checked yet, across every
+   * request a receiver reads (32 MiB: 32 bodies at the 1 MiB limit, or thousands of typical
+   * 1 KB events in transit). Beyond it the receiver answers 503 + Retry-After and closes.
+   */
+  maxUnverifiedBytes: 32 * 1024 * 1024,
+  receiver: {
+    /** `Retry-After` (seconds) when the receiver cannot take an event now: budget full, inbox failing. */
+    retryAfterSeconds: 5,
+    /** Handler completions remembered in memory while the inbox cannot record them (oldest forgotten first). */
+    maxUnrecorded: 10_000,
+  },
   /** Timeout of one HTTP request, in ms. */
   timeoutMs: 10_000,
   /** How far a `webhook-timestamp` may be from the receiver's clock, in seconds (Standard Webhooks: 5 min). */

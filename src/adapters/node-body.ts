@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
-import { ProtocolError } from '../protocol/protocol-error.js';
-import type { Receiver, ReceiverResponse } from '../receive/receiver.js';
+import getRawBody from 'raw-body';
+import type { BodyReadFailure, Receiver, ReceiverResponse } from '../receive/receiver.js';
+import type { BudgetClaim } from '../receive/unverified-budget.js';
 
 /** Where the raw bytes are, when a framework's body parser ran first. */
 export interface RawBodySource {
@@ -14,7 +15,12 @@ export interface RawBodySource {
   hint: string;
 }
 
-/** Reads the raw body (or takes the captured one) and hands it to the receiver. */
+/**
+ * Reads the raw body (or takes the captured one) and hands it to the receiver. Before reading a
+ * byte it refuses what the headers alone can refuse; while reading it holds a share of the
+ * receiver's unauthenticated-bytes budget and a deadline. Refusals made before the whole body
+ * was read close the connection, so the rest of the body is never drained.
+ */
 export async function receiveFromNode(
   receiver: Receiver,
   req: IncomingMessage,
@@ -22,55 +28,63 @@ export async function receiveFromNode(
   source: RawBodySource,
 ): Promise<ReceiverResponse & { closeConnection?: boolean }> {
   if (source.captured) return receiver.handle({ headers: req.headers, body: source.captured });
-  if (source.consumed) {
-    const error = new ProtocolError(
-      500,
-      'raw_body_unavailable',
-      `${source.middleware}: a body parser mounted before it already read this request and did not keep the raw bytes, ` +
-        `so the signature cannot be checked. Mount ${source.middleware} before the body parser, or ${source.hint}.`,
-    );
-    return { status: error.status, headers: {}, body: { error: error.code, message: error.message } };
+  // Headers first: an unsigned request is refused (401) before anyone is told about the middleware order.
+  const refusal = receiver.preflight(req.headers);
+  if (refusal) return { ...refusal, closeConnection: !source.consumed };
+  if (source.consumed) return receiver.rawBodyUnavailable(source.middleware, source.hint);
+  const claim = receiver.claimUnverified(req.headers);
+  if (!('growTo' in claim)) return { ...claim, closeConnection: true };
+  try {
+    const read = await readBody(req, { limitBytes: limit, timeoutMs: receiver.bodyTimeoutMs, claim });
+    if (!Buffer.isBuffer(read)) return { ...receiver.readFailed(read), closeConnection: true };
+    return await receiver.handle({ headers: req.headers, body: read }, claim.release);
+  } finally {
+    claim.release();
   }
-  const body = await readBody(req, limit);
-  if (body === undefined) return { ...receiver.tooLarge(), closeConnection: true };
-  return receiver.handle({ headers: req.headers, body });
 }
 
-/** The request's bytes, or undefined as soon as they exceed `limit`. */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > limit) return Promise.resolve(undefined);
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        cleanup();
-        req.resume();
-        resolve(undefined);
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = () => {
-      cleanup();
-      resolve(Buffer.concat(chunks, size));
-    };
-    const onError = (error: Error) => {
-      cleanup();
-      reject(error);
-    };
-    const cleanup = () => {
+export interface ReadBodyOptions {
+  limitBytes: number;
+  timeoutMs: number;
+  /** Grown as bytes arrive (a declared length is claimed before reading). */
+  claim: BudgetClaim;
+}
+
+/**
+ * The request's bytes (read by `raw-body`, which enforces the limit and the declared length),
+ * or why reading stopped: over the limit, past the deadline, over the budget, aborted.
+ */
+export function readBody(req: IncomingMessage, { limitBytes, timeoutMs, claim }: ReadBodyOptions): Promise<Buffer | BodyReadFailure> {
+  return new Promise((resolve) => {
+    let settled = false;
+    let received = 0;
+    const finish = (result: Buffer | BodyReadFailure) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
       req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onError);
+      resolve(result);
     };
+    // raw-body has no deadline and no per-chunk hook: both are kept here, beside it.
+    const timer = setTimeout(() => finish('timeout'), timeoutMs);
+    const onData = (chunk: Buffer) => {
+      received += chunk.length;
+      if (!claim.growTo(Math.min(received, limitBytes))) finish('busy');
+    };
+    const length = req.headers['content-length'];
+    getRawBody(req, { limit: limitBytes, length: length === undefined ? null : length }).then(
+      (body) => finish(body),
+      (error: { type?: string }) => finish(READ_FAILURES[error.type ?? ''] ?? 'aborted'),
+    );
     req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onError);
   });
 }
+
+const READ_FAILURES: Record<string, BodyReadFailure> = {
+  'entity.too.large': 'too-large',
+  'request.size.invalid': 'size-mismatch',
+  'request.aborted': 'aborted',
+};
 
 /** `Buffer` for bytes a parser kept as a Buffer or a string; undefined otherwise. */
 export function asBuffer(value: unknown): Buffer | undefined {

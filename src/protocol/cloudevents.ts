@@ -42,24 +42,34 @@ export function toStructuredBody(event: CloudEvent): string {
 
 export type Headers = Readonly<Record<string, string | string[] | undefined>>;
 
-export type ContentMode = 'structured' | 'binary' | 'batch';
+export type ContentMode = 'structured' | 'batch';
 
-/** What the sender meant by its content type and headers. Refuses (415/400) what we cannot read. */
+/**
+ * Why binary mode is refused: its `ce-*` headers are outside the Standard Webhooks signature
+ * (which covers webhook-id, webhook-timestamp and the body), so they could choose the event's
+ * id (its dedupe key), type (the handler that runs) and source without the sender's key.
+ */
+export const BINARY_MODE_REFUSED =
+  'binary mode (ce-* headers) is not accepted: the ce-* headers are outside the webhook signature, so they cannot ' +
+  'choose the event id, type or source. Send structured mode (content-type application/cloudevents+json, the whole ' +
+  'event in the signed body) or a batch (application/cloudevents-batch+json)';
+
+/**
+ * What the sender meant by its content type. Only modes whose every attribute is in the signed
+ * body are read: structured and batch. Refuses (415/400) everything else, binary mode included.
+ */
 export function detectMode(headers: Headers): ContentMode {
-  const media = mediaType(header(headers, 'content-type'));
+  const media = mediaType(singleHeader(headers, 'content-type'));
   if (media === 'application/cloudevents+json') return 'structured';
   if (media === 'application/cloudevents-batch+json') return 'batch';
-  if (header(headers, 'ce-specversion') !== undefined) {
-    if (media !== undefined && !isJsonMedia(media)) {
-      throw new ProtocolError(415, 'unsupported_media_type', `content type ${media} is not supported: event data must be JSON`);
-    }
-    return 'binary';
+  if (Object.keys(headers).some((name) => name.toLowerCase().startsWith('ce-'))) {
+    throw new ProtocolError(415, 'binary_mode_refused', BINARY_MODE_REFUSED);
   }
   if (media !== undefined && isJsonMedia(media)) {
     throw new ProtocolError(
       400,
       'not_a_cloudevent',
-      'a JSON body without ce-* headers is not a CloudEvent: send application/cloudevents+json, or binary mode with ce-specversion, ce-id, ce-source and ce-type headers',
+      'a JSON body is not a CloudEvent: send application/cloudevents+json (the whole event in the body) or application/cloudevents-batch+json',
     );
   }
   throw new ProtocolError(
@@ -70,23 +80,12 @@ export function detectMode(headers: Headers): ContentMode {
 }
 
 /** Parses the events in a request body. Throws ProtocolError (400/415) for anything malformed. */
-export function parseEvents(mode: ContentMode, headers: Headers, body: Buffer): CloudEvent[] {
+export function parseEvents(mode: ContentMode, body: Buffer): CloudEvent[] {
   const text = body.toString('utf8');
   if (mode === 'structured') return [checkEnvelope(parseJson(text, 'the body'))];
-  if (mode === 'batch') {
-    const list = parseJson(text, 'the body');
-    if (!Array.isArray(list)) throw new ProtocolError(400, 'malformed_event', 'a batch body must be a JSON array of CloudEvents');
-    return list.map((item, index) => checkEnvelope(item, `event ${index} of the batch`));
-  }
-  const attributes: Record<string, unknown> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (!name.toLowerCase().startsWith('ce-') || value === undefined) continue;
-    attributes[name.slice(3).toLowerCase()] = decodeHeader(Array.isArray(value) ? value.join(',') : value);
-  }
-  const contentType = header(headers, 'content-type');
-  if (contentType !== undefined) attributes.datacontenttype = contentType;
-  if (text.length > 0) attributes.data = parseJson(text, 'the event data');
-  return [checkEnvelope(attributes)];
+  const list = parseJson(text, 'the body');
+  if (!Array.isArray(list)) throw new ProtocolError(400, 'malformed_event', 'a batch body must be a JSON array of CloudEvents');
+  return list.map((item, index) => checkEnvelope(item, `event ${index} of the batch`));
 }
 
 const REQUIRED = ['id', 'source', 'type'] as const;
@@ -121,9 +120,14 @@ function checkEnvelope(value: unknown, what = 'the event'): CloudEvent {
   return event as CloudEvent;
 }
 
-export function header(headers: Headers, name: string): string | undefined {
+/**
+ * A header that must appear once: several different values (a duplicated header, as a
+ * framework or a broker may hand it over in an array) are ambiguous and read as absent.
+ */
+export function singleHeader(headers: Headers, name: string): string | undefined {
   const value = headers[name];
-  return Array.isArray(value) ? value[0] : value;
+  if (!Array.isArray(value)) return value;
+  return value.every((v) => v === value[0]) ? value[0] : undefined;
 }
 
 function mediaType(contentType: string | undefined): string | undefined {
@@ -134,12 +138,4 @@ function mediaType(contentType: string | undefined): string | undefined {
 
 function isJsonMedia(media: string): boolean {
   return media === 'application/json' || media === 'text/json' || media.endsWith('+json');
-}
-
-function decodeHeader(value: string): string {
-  try {
-    return decodeURIComponent(value);
-  } catch {
-    return value;
-  }
 }

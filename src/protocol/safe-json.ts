@@ -1,32 +1,26 @@
+import secureJson from 'secure-json-parse';
 import { ProtocolError } from './protocol-error.js';
+
+const OPTIONS = { protoAction: 'error', constructorAction: 'error' } as const;
 
 /**
  * JSON.parse that refuses keys able to pollute prototypes when a handler later merges the data
- * (`__proto__`, and `constructor.prototype`). The scan runs only when the text contains them (or a `\u` escape).
+ * (`__proto__`, and `constructor.prototype`, also when spelled with `\u` escapes), using
+ * `secure-json-parse`: it scans the parsed value only when the text contains a suspect key.
  */
 export function parseJson(text: string, what: string): unknown {
-  let value: unknown;
   try {
-    value = JSON.parse(text);
+    return secureJson.parse(text, null, OPTIONS);
   } catch (cause) {
-    throw new ProtocolError(400, 'malformed_json', `${what} is not valid JSON: ${(cause as Error).message}`);
-  }
-  // A JSON escape (`"\u005f_proto__"`) spells the same key without the literal text: scan then too.
-  if (text.includes('__proto__') || text.includes('prototype') || text.includes('\\u')) assertNoPollution(value, what);
-  return value;
-}
-
-function assertNoPollution(value: unknown, what: string): void {
-  const stack: unknown[] = [value];
-  while (stack.length > 0) {
-    const node = stack.pop();
-    if (node === null || typeof node !== 'object') continue;
-    for (const key of Object.keys(node)) {
-      const child = (node as Record<string, unknown>)[key];
-      if (key === '__proto__' || (key === 'constructor' && child !== null && typeof child === 'object' && 'prototype' in child)) {
-        throw new ProtocolError(400, 'forbidden_key', `${what} contains the forbidden key "${key}"`);
-      }
-      stack.push(child);
+    const message = (cause as Error).message;
+    // secure-json-parse's own refusal ("Object contains forbidden prototype property"); anything else is JSON.parse's.
+    if (message.includes('forbidden prototype property')) {
+      throw new ProtocolError(
+        400,
+        'forbidden_key',
+        `${what} contains the forbidden key "__proto__" or "constructor" with a "prototype" (prototype pollution)`,
+      );
     }
+    throw new ProtocolError(400, 'malformed_json', `${what} is not valid JSON: ${message}`);
   }
 }

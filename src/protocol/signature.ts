@@ -53,6 +53,24 @@ export interface VerifyInput {
 }
 
 /**
+ * What the headers alone can refuse, before any body byte is read: a missing header, a malformed
+ * timestamp, or one outside the window. Returns undefined when the body is worth reading.
+ */
+export function checkSignatureHeaders(
+  input: Omit<VerifyInput, 'body'>,
+  toleranceSeconds: number,
+  nowSeconds = Math.floor(Date.now() / 1000),
+): VerifyFailure | undefined {
+  const { id, timestamp, signature } = input;
+  if (!id || !timestamp || !signature) return 'missing-headers';
+  if (!/^\d{1,15}$/.test(timestamp)) return 'bad-timestamp';
+  const ts = Number(timestamp);
+  if (nowSeconds - ts > toleranceSeconds) return 'timestamp-too-old';
+  if (ts - nowSeconds > toleranceSeconds) return 'timestamp-too-new';
+  return undefined;
+}
+
+/**
  * Checks a request against every key: any `v1` signature matching any key passes. Comparison is
  * constant-time per candidate. Returns undefined on success, or why it failed.
  */
@@ -62,12 +80,13 @@ export function verify(
   toleranceSeconds: number,
   nowSeconds = Math.floor(Date.now() / 1000),
 ): VerifyFailure | undefined {
-  const { id, timestamp, signature, body } = input;
-  if (!id || !timestamp || !signature) return 'missing-headers';
-  if (!/^\d{1,15}$/.test(timestamp)) return 'bad-timestamp';
-  const ts = Number(timestamp);
-  if (nowSeconds - ts > toleranceSeconds) return 'timestamp-too-old';
-  if (ts - nowSeconds > toleranceSeconds) return 'timestamp-too-new';
+  const early = checkSignatureHeaders(input, toleranceSeconds, nowSeconds);
+  if (early) return early;
+  // checkSignatureHeaders made sure all three are present.
+  const id = input.id as string;
+  const signature = input.signature as string;
+  const { body } = input;
+  const ts = Number(input.timestamp);
 
   const candidates: Buffer[] = [];
   for (const part of signature.split(' ')) {

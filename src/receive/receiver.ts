@@ -1,11 +1,13 @@
 import type { Logger } from 'winston';
 import type { Catalog, Subscription } from '../catalog.js';
 import { NonRetryableError, RetryLaterError, ValidationError } from '../errors/index.js';
-import { type CloudEvent, detectMode, header, type Headers, parseEvents } from '../protocol/cloudevents.js';
+import { type CloudEvent, detectMode, type Headers, parseEvents, singleHeader } from '../protocol/cloudevents.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
-import { verify, type VerifyFailure } from '../protocol/signature.js';
+import { checkSignatureHeaders, verify, type VerifyFailure } from '../protocol/signature.js';
 import type { ReceivedEvent } from '../types.js';
 import { eventKey, type InboxStore } from './inbox-store.js';
+import { UnrecordedCompletions } from './unrecorded-completions.js';
+import { type BudgetClaim, UnverifiedBudget } from './unverified-budget.js';
 
 /** A request as any framework sees it: the adapters translate to and from these. */
 export interface ReceiverRequest {
@@ -27,9 +29,20 @@ export interface ReceiverOptions {
   keys: readonly Buffer[];
   toleranceSeconds: number;
   bodyLimitBytes: number;
+  /** How long the adapters wait for a request body, in ms (then 408). */
+  bodyTimeoutMs: number;
+  /** Bytes held at once by requests not authenticated yet (then 503 + Retry-After). */
+  maxUnverifiedBytes: number;
+  /** Retry-After, in seconds, when this receiver cannot take an event now (budget full, inbox failing). */
+  retryAfterSeconds: number;
+  /** Handler completions remembered in memory while the inbox cannot record them. */
+  maxUnrecorded: number;
   /** This service's name, for log lines. */
   service: string | undefined;
 }
+
+/** Why reading a body stopped before its end. */
+export type BodyReadFailure = 'too-large' | 'timeout' | 'busy' | 'aborted' | 'size-mismatch';
 
 const VERIFY_MESSAGES: Record<VerifyFailure, string> = {
   'missing-headers': 'missing webhook-id, webhook-timestamp or webhook-signature header',
@@ -50,19 +63,104 @@ export class Receiver {
   private closing = false;
   private active = 0;
   private readonly running = new Map<string, Promise<ReceiverResponse>>();
+  private readonly unverified: UnverifiedBudget;
+  private readonly unrecorded: UnrecordedCompletions;
 
-  constructor(private readonly o: ReceiverOptions) {}
+  constructor(private readonly o: ReceiverOptions) {
+    this.unverified = new UnverifiedBudget(o.maxUnverifiedBytes);
+    this.unrecorded = new UnrecordedCompletions(o.maxUnrecorded);
+  }
 
-  async handle(request: ReceiverRequest): Promise<ReceiverResponse> {
+  /** How long adapters that read the body themselves wait for it, in ms. */
+  get bodyTimeoutMs(): number {
+    return this.o.bodyTimeoutMs;
+  }
+
+  /**
+   * What the headers alone refuse, before a body byte is read: no signature headers, a
+   * timestamp malformed or outside the window (401), a declared length over the limit (413), or
+   * a closing service (503). Undefined when the body is worth reading.
+   */
+  preflight(headers: Headers): ReceiverResponse | undefined {
     const startedAt = performance.now();
-    if (this.closing) {
-      return this.refuse(new ProtocolError(503, 'shutting_down', 'this service is shutting down; retry later'), startedAt, {
-        'retry-after': String(SHUTDOWN_RETRY_AFTER_S),
-      });
+    if (this.closing) return this.shuttingDown(startedAt);
+    const failure = checkSignatureHeaders(signatureHeaders(headers), this.o.toleranceSeconds);
+    if (failure) return this.refuse(new ProtocolError(401, 'invalid_signature', VERIFY_MESSAGES[failure]), startedAt);
+    const declared = declaredLength(headers);
+    if (declared !== undefined && declared > this.o.bodyLimitBytes) return this.tooLarge();
+    return undefined;
+  }
+
+  /**
+   * A share of the unauthenticated-bytes budget for one request, holding its declared length
+   * already; or the 503 to answer when the budget cannot hold it.
+   */
+  claimUnverified(headers: Headers): BudgetClaim | ReceiverResponse {
+    const claim = this.unverified.claim();
+    const declared = declaredLength(headers);
+    if (declared === undefined || claim.growTo(declared)) return claim;
+    return this.busy();
+  }
+
+  /** 503 + Retry-After: too many bytes of unauthenticated requests are held now. */
+  busy(): ReceiverResponse {
+    return this.refuse(
+      new ProtocolError(503, 'busy', 'too many unauthenticated request bodies are being read at once; retry later'),
+      performance.now(),
+      { 'retry-after': String(this.o.retryAfterSeconds) },
+    );
+  }
+
+  /** The answer when reading the body stopped early. */
+  readFailed(failure: BodyReadFailure): ReceiverResponse {
+    switch (failure) {
+      case 'too-large':
+        return this.tooLarge();
+      case 'busy':
+        return this.busy();
+      case 'timeout':
+        return this.refuse(
+          new ProtocolError(408, 'body_timeout', `the request body did not arrive within ${this.o.bodyTimeoutMs} ms`),
+          performance.now(),
+        );
+      case 'size-mismatch':
+        return this.refuse(new ProtocolError(400, 'body_length_mismatch', 'the body does not match its content-length'), performance.now());
+      case 'aborted':
+        this.o.logger.debug('request aborted by the client before its body arrived', { target: this.o.service });
+        return { status: 400, headers: {}, body: { error: 'aborted', message: 'the request was aborted' } };
     }
+  }
+
+  /**
+   * 500: a body parser mounted before the middleware consumed the raw bytes, so the signature
+   * cannot be checked. Logged here at error level, since the sender only sees a 500.
+   */
+  rawBodyUnavailable(middleware: string, hint: string): ReceiverResponse {
+    const error = new ProtocolError(
+      500,
+      'raw_body_unavailable',
+      `${middleware}: a body parser mounted before it already read this request and did not keep the raw bytes, ` +
+        `so the signature cannot be checked. Mount ${middleware} before the body parser, or ${hint}.`,
+    );
+    this.o.logger.error('event refused: the raw body is gone, so its signature cannot be checked (fix the middleware order)', {
+      target: this.o.service,
+      status: error.status,
+      reason: error.code,
+      error: error.message,
+    });
+    return { status: error.status, headers: {}, body: { error: error.code, message: error.message } };
+  }
+
+  /**
+   * Verifies, parses, validates, dedupes and runs the handlers. `onVerified` is called as soon as
+   * the signature is known good (adapters release the request's unauthenticated-bytes claim then).
+   */
+  async handle(request: ReceiverRequest, onVerified?: () => void): Promise<ReceiverResponse> {
+    const startedAt = performance.now();
+    if (this.closing) return this.shuttingDown(startedAt);
     this.active += 1;
     try {
-      return await this.process(request, startedAt);
+      return await this.process(request, startedAt, onVerified);
     } catch (error) {
       if (error instanceof ProtocolError) return this.refuse(error, startedAt);
       throw error;
@@ -87,24 +185,38 @@ export class Receiver {
     }
   }
 
-  private async process(request: ReceiverRequest, startedAt: number): Promise<ReceiverResponse> {
+  private shuttingDown(startedAt: number): ReceiverResponse {
+    return this.refuse(new ProtocolError(503, 'shutting_down', 'this service is shutting down; retry later'), startedAt, {
+      'retry-after': String(SHUTDOWN_RETRY_AFTER_S),
+    });
+  }
+
+  private async process(request: ReceiverRequest, startedAt: number, onVerified?: () => void): Promise<ReceiverResponse> {
     const { headers, body } = request;
     if (body.length > this.o.bodyLimitBytes) return this.tooLarge();
-    const failure = verify(
-      this.o.keys,
-      {
-        id: header(headers, 'webhook-id'),
-        timestamp: header(headers, 'webhook-timestamp'),
-        signature: header(headers, 'webhook-signature'),
-        body,
-      },
-      this.o.toleranceSeconds,
-    );
+    const failure = verify(this.o.keys, { ...signatureHeaders(headers), body }, this.o.toleranceSeconds);
     if (failure) throw new ProtocolError(401, 'invalid_signature', VERIFY_MESSAGES[failure]);
-    // Only an authenticated sender learns anything about the content (415 / 400).
-    const mode = detectMode(headers);
-    const events = parseEvents(mode, headers, body);
-    if (mode !== 'batch') return this.deliverOne(events[0]!, startedAt);
+    onVerified?.();
+    // Only an authenticated sender learns anything about the content (415 / 400). Every attribute
+    // that picks the handler, the source or the dedupe key comes from the signed body.
+    let events: CloudEvent[];
+    let mode: ReturnType<typeof detectMode>;
+    try {
+      mode = detectMode(headers);
+      events = parseEvents(mode, body);
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      return this.refuse(error, startedAt, {}, undefined, { webhookId: singleHeader(headers, 'webhook-id') });
+    }
+    if (mode === 'structured') {
+      const event = events[0]!;
+      try {
+        return await this.deliverOne(event, startedAt);
+      } catch (error) {
+        if (!(error instanceof ProtocolError)) throw error;
+        return this.refuse(error, startedAt, {}, event);
+      }
+    }
 
     const results: ReceiverResponse[] = [];
     for (const event of events) {
@@ -147,43 +259,92 @@ export class Receiver {
     startedAt: number,
   ): Promise<ReceiverResponse> {
     const { inbox, logger } = this.o;
-    const completed = inbox.completed(key);
+    let completed: ReturnType<InboxStore['completed']>;
+    try {
+      completed = inbox.completed(key);
+    } catch (error) {
+      return this.storeFailed('reading the inbox failed; no handler ran', event, error, startedAt);
+    }
     if (completed === true) {
       this.logReceipt('event received again; already processed', event, 200, startedAt);
       return duplicate(event);
     }
     const pending = subscribers.filter((s) => !completed?.has(s.key));
     const outcomes = await Promise.all(
-      pending.map(async (subscription) => {
+      pending.map(async (subscription): Promise<{ failed?: unknown; unrecorded?: unknown } | undefined> => {
+        // A handler that completed while the inbox could not record it is recorded now, not run again.
+        if (!this.unrecorded.has(key, subscription.key)) {
+          try {
+            await subscription.handler(event.data, event);
+          } catch (error) {
+            logger.error('handler failed', {
+              ...eventFields(event),
+              handler: subscription.key,
+              error: (error as Error)?.message ?? String(error),
+              stack: (error as Error)?.stack,
+            });
+            return { failed: error };
+          }
+        }
         try {
-          await subscription.handler(event.data, event);
           inbox.markHandler(key, subscription.key);
+          this.unrecorded.delete(key, subscription.key);
           return undefined;
         } catch (error) {
-          logger.error('handler failed', {
-            ...eventFields(event),
-            handler: subscription.key,
-            error: (error as Error)?.message ?? String(error),
-            stack: (error as Error)?.stack,
-          });
-          return error;
+          this.unrecorded.add(key, subscription.key);
+          return { unrecorded: error };
         }
       }),
     );
-    const errors = outcomes.filter((e) => e !== undefined);
-    if (errors.length === 0) {
-      inbox.markDone(key);
+    const errors = outcomes.filter((o) => o?.failed !== undefined).map((o) => o!.failed);
+    const unrecorded = outcomes.find((o) => o?.unrecorded !== undefined)?.unrecorded;
+    if (errors.length === 0 && unrecorded === undefined) {
+      try {
+        inbox.markDone(key);
+      } catch (error) {
+        return this.storeFailed('recording completion failed; every handler succeeded and will not run again', event, error, startedAt);
+      }
       this.logReceipt('event received', event, 200, startedAt, { handlers: pending.length });
       return ok({ status: 'delivered', id: event.id });
     }
+    if (errors.length === 0) {
+      return this.storeFailed('recording completion failed; the handlers that succeeded will not run again in this process', event, unrecorded, startedAt);
+    }
+    if (unrecorded !== undefined) this.logStoreError('recording completion failed for some handlers', event, unrecorded);
     const response = handlerFailure(errors, pending.length);
     this.logReceipt('event handling failed', event, response.status, startedAt, { failed: errors.length });
     return response;
   }
 
-  private refuse(error: ProtocolError, startedAt: number, headers: Record<string, string> = {}, event?: CloudEvent): ReceiverResponse {
+  /** The inbox store failed (not a handler): log the store problem, ask the sender to retry later. */
+  private storeFailed(message: string, event: CloudEvent, error: unknown, startedAt: number): ReceiverResponse {
+    this.logStoreError(message, event, error, elapsed(startedAt));
+    return {
+      status: 503,
+      headers: { 'retry-after': String(this.o.retryAfterSeconds) },
+      body: { error: 'inbox_unavailable', message: 'this service cannot record events right now; retry later' },
+    };
+  }
+
+  private logStoreError(message: string, event: CloudEvent, error: unknown, durationMs?: number): void {
+    this.o.logger.error(`${message} (the inbox store failed: check its disk, file and locks; the sender will retry)`, {
+      ...eventFields(event),
+      target: this.o.service,
+      ...(durationMs === undefined ? {} : { status: 503, durationMs }),
+      error: (error as Error)?.message ?? String(error),
+      code: (error as { code?: unknown })?.code,
+    });
+  }
+
+  private refuse(
+    error: ProtocolError,
+    startedAt: number,
+    headers: Record<string, string> = {},
+    event?: CloudEvent,
+    extra: Record<string, unknown> = {},
+  ): ReceiverResponse {
     this.o.logger.warn('event refused', {
-      ...(event ? eventFields(event) : {}),
+      ...(event ? eventFields(event) : extra),
       target: this.o.service,
       status: error.status,
       reason: error.code,
@@ -246,6 +407,22 @@ function severity(status: number): number {
 
 function eventFields(event: CloudEvent): Record<string, unknown> {
   return { eventId: event.id, type: event.type, source: event.source };
+}
+
+/** The three Standard Webhooks headers; a duplicated one with different values reads as absent (401). */
+function signatureHeaders(headers: Headers): { id: string | undefined; timestamp: string | undefined; signature: string | undefined } {
+  return {
+    id: singleHeader(headers, 'webhook-id'),
+    timestamp: singleHeader(headers, 'webhook-timestamp'),
+    signature: singleHeader(headers, 'webhook-signature'),
+  };
+}
+
+/** The declared content-length, when there is a valid one. */
+function declaredLength(headers: Headers): number | undefined {
+  const value = singleHeader(headers, 'content-length');
+  if (value === undefined || !/^\d{1,15}$/.test(value)) return undefined;
+  return Number(value);
 }
 
 function elapsed(startedAt: number): number {

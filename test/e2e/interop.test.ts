@@ -36,7 +36,11 @@ describe('our receiver accepts what the reference libraries produce and sign', (
 
   const modes = {
     structured: (ce: CloudEvent<unknown>) => HTTP.structured(ce),
-    binary: (ce: CloudEvent<unknown>) => HTTP.binary(ce),
+    // A batch of one: the cloudevents package serialises each event; the array is the body.
+    batch: (ce: CloudEvent<unknown>) => ({
+      headers: { 'content-type': 'application/cloudevents-batch+json; charset=utf-8' },
+      body: `[${String(HTTP.structured(ce).body)}]`,
+    }),
   };
 
   describe.each(Object.keys(apps))('%s', (appName) => {
@@ -78,6 +82,18 @@ describe('our receiver accepts what the reference libraries produce and sign', (
         specversion: '1.0',
       });
       expect(Date.parse(received[0]!.event.time!)).toBe(Date.parse(ce.time!));
+    });
+
+    it('a cloudevents binary message signed by standardwebhooks → 415 (ce-* headers are unsigned), no handler', async () => {
+      const ce = new CloudEvent({ type: 'com.example.user-created', source: 'users', data: { user_id: 'u_42' } });
+      const message = HTTP.binary(ce);
+      const body = String(message.body);
+      const headers: Record<string, string> = {};
+      for (const [name, value] of Object.entries(message.headers)) headers[name] = String(value);
+      const res = await request(`${server.origin}/events`, { body, headers: { ...headers, ...webhookHeaders(secret, ce.id, body) } });
+      expect(res.status).toBe(415);
+      expect(res.json).toMatchObject({ error: 'binary_mode_refused' });
+      expect(received).toHaveLength(0);
     });
 
     it('the same message signed by standardwebhooks with another secret → 401, no handler', async () => {

@@ -7,7 +7,7 @@ import { request } from '../helpers/http-client.js';
 import { createCapturingLogger } from '../helpers/logger.js';
 import { describeReceiverContract } from '../helpers/receiver-contract.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { newSecret, signedStructured, structuredEvent } from '../helpers/signing.js';
+import { newSecret, signedStructured, STRUCTURED, structuredEvent, webhookHeaders } from '../helpers/signing.js';
 
 describeReceiverContract('koa');
 
@@ -51,11 +51,22 @@ describe('Koa: body parsers mounted before koaEventsMiddleware', () => {
     expect(calls).toEqual([data]);
   });
 
-  it('@koa/bodyparser first: binary mode works, verified over ctx.request.rawBody (the exact bytes)', async () => {
-    const url = await appWith(bodyParser());
-    const res = await request(url, binary('{ "email" : "ada@example.com",  "user_id":"u_1" }'));
+  it('@koa/bodyparser parsing cloudevents+json first: verified over ctx.request.rawBody (the exact bytes)', async () => {
+    const url = await appWith(bodyParser({ extendTypes: { json: ['application/cloudevents+json'] } }));
+    // Spacing and key order that re-serialising would change: only the raw bytes verify.
+    const id = randomUUID();
+    const body = `{ "specversion":"1.0", "type" : "user-created","id":"${id}", "source":"users",\n "data": { "email" : "ada@example.com",  "user_id":"u_1" } }`;
+    const res = await request(url, { body, headers: { 'content-type': STRUCTURED, ...webhookHeaders(secret, id, body) } });
     expect(res.status).toBe(200);
     expect(calls).toEqual([data]);
+  });
+
+  it('@koa/bodyparser first: a signed binary-mode request is refused (415), no handler', async () => {
+    const url = await appWith(bodyParser());
+    const res = await request(url, binary());
+    expect(res.status).toBe(415);
+    expect((res.json as { error: string }).error).toBe('binary_mode_refused');
+    expect(calls).toEqual([]);
   });
 
   it('@koa/bodyparser first: a binary body changed after signing is refused (401)', async () => {

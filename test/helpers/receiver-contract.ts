@@ -99,7 +99,7 @@ export function describeReceiverContract(framework: Framework): void {
       expect(f.calls).toHaveLength(1);
     });
 
-    it('accepts binary mode (ce-* headers, JSON body) signed over the raw body', async () => {
+    it('refuses binary mode (ce-* headers, JSON body) even when signed: 415 says why and what to send, no handler, logged with the webhook id', async () => {
       const f = await setup();
       const event = validEvent();
       const body = JSON.stringify(event.data);
@@ -115,10 +115,11 @@ export function describeReceiverContract(framework: Framework): void {
           ...webhookHeaders(f.secret, String(event.id), body),
         },
       });
-      expect(res.status).toBe(200);
-      expect(f.calls).toHaveLength(1);
-      expect(f.calls[0]!.event).toMatchObject({ id: event.id, type: 'user-created', source: 'users', time: event.time });
-      expect(f.calls[0]!.data).toEqual(event.data);
+      expect(res.status).toBe(415);
+      expect(res.json).toMatchObject({ error: 'binary_mode_refused' });
+      expect((res.json as { message: string }).message).toContain('application/cloudevents+json');
+      expect(f.calls).toHaveLength(0);
+      expect(f.log.withMessage('event refused').at(-1)).toMatchObject({ status: 415, webhookId: event.id });
     });
 
     it('accepts any one of several space-separated signatures, and any configured secret (rotation)', async () => {
