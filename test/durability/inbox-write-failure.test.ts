@@ -107,11 +107,13 @@ describe('an inbox that cannot record a completion (real SQLite file, writes fai
     const third = await post(f.url, event);
     expect(third.status).toBe(200);
     expect(runs).toBe(1);
-    const reopened = new SqliteInbox(f.path, 60_000);
+    // Read the file itself (the service holds the inbox's owner lock, so no second SqliteInbox).
+    const onDisk = new Database(f.path, { readonly: true });
     try {
-      expect(reopened.completed(eventKey('orders', event.id))).toBe(true);
+      const rows = onDisk.prepare('SELECT handler FROM inbox WHERE event_key = ?').all(eventKey('orders', event.id)) as { handler: string }[];
+      expect(rows.map((r) => r.handler).sort()).toEqual(['*', 'charge']);
     } finally {
-      await reopened.close();
+      onDisk.close();
     }
     expect(await post(f.url, event)).toMatchObject({ status: 200, body: { status: 'duplicate' } });
     expect(runs).toBe(1);
