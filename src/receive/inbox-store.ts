@@ -8,6 +8,11 @@ export interface InboxStore {
   completed(eventKey: string): true | ReadonlySet<string> | undefined;
   markHandler(eventKey: string, handlerKey: string): void;
   markDone(eventKey: string): void;
+  /**
+   * A request signed at or before this time (ms since epoch) may carry an id this inbox has
+   * forgotten (restart, count bound, retention): a replay of it could not be told from a first delivery.
+   */
+  forgetsBefore(): number;
   close(): Promise<void>;
 }
 

@@ -197,6 +197,8 @@ export class Receiver {
     const failure = verify(this.o.keys, { ...signatureHeaders(headers), body }, this.o.toleranceSeconds);
     if (failure) throw new ProtocolError(401, 'invalid_signature', VERIFY_MESSAGES[failure]);
     onVerified?.();
+    const replay = this.replayUndetectable(headers);
+    if (replay) return this.refuse(replay, startedAt, { 'retry-after': '1' });
     // Only an authenticated sender learns anything about the content (415 / 400). Every attribute
     // that picks the handler, the source or the dedupe key comes from the signed body.
     let events: CloudEvent[];
@@ -229,6 +231,21 @@ export class Receiver {
     }
     const worst = results.reduce((a, b) => (severity(b.status) > severity(a.status) ? b : a), results[0] ?? ok({}));
     return { status: worst.status, headers: worst.headers, body: { results: results.map((r) => ({ status: r.status, ...r.body })) } };
+  }
+
+  /**
+   * A signed request older than what the inbox remembers (it restarted, or forgot older ids) could
+   * be a captured request replayed within the signature's time window: dedupe cannot tell. Refuse
+   * it as "try later": a real sender signs every try afresh, so its retry passes.
+   */
+  private replayUndetectable(headers: Headers): ProtocolError | undefined {
+    const signedAt = Number(singleHeader(headers, 'webhook-timestamp')) * 1000;
+    if (!(signedAt <= this.o.inbox.forgetsBefore())) return undefined;
+    return new ProtocolError(
+      503,
+      'signed_before_inbox_memory',
+      'webhook-timestamp is older than what this receiver remembers of processed events (it restarted or forgot older ids): sign the request again and resend it',
+    );
   }
 
   private deliverOne(event: CloudEvent, startedAt: number): Promise<ReceiverResponse> {

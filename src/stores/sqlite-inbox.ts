@@ -77,6 +77,11 @@ export class SqliteInbox implements InboxStore {
     this.mark.run(eventKey, DONE, Date.now());
   }
 
+  /** Ids older than the retention are pruned; nothing younger is forgotten, restarts included. */
+  forgetsBefore(): number {
+    return Date.now() - this.retentionMs;
+  }
+
   async close(): Promise<void> {
     clearInterval(this.pruneTimer);
     this.unwatch();

@@ -37,6 +37,10 @@ class BreakableInbox implements InboxStore {
     this.inner.markHandler(key, handler);
   }
 
+  forgetsBefore(): number {
+    return this.inner.forgetsBefore();
+  }
+
   markDone(key: string): void {
     if (this.broken) this.failWrite(key, '*');
     this.inner.markDone(key);

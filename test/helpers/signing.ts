@@ -42,9 +42,9 @@ export interface SignedRequest {
 }
 
 /** A valid structured-mode request: the event as JSON, signed with `secret`. */
-export function signedStructured(secret: string, event: Record<string, unknown>): SignedRequest {
+export function signedStructured(secret: string, event: Record<string, unknown>, signedAt: Date = new Date()): SignedRequest {
   const body = JSON.stringify(event);
-  return { body, headers: { 'content-type': STRUCTURED, ...webhookHeaders(secret, String(event.id), body) } };
+  return { body, headers: { 'content-type': STRUCTURED, ...webhookHeaders(secret, String(event.id), body, signedAt) } };
 }
 
 /** A signed structured-mode request for a new event, with its id: the same object can be posted twice. */
