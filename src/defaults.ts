@@ -47,4 +47,22 @@ export const DEFAULTS = {
   },
   /** How long `close()` waits for in-flight deliveries and handlers, in ms. */
   shutdownTimeoutMs: 5_000,
+  /** RabbitMQ (`broker` / `EVENTS_BROKER_URL`); see src/broker/topology.ts for the queues these shape. */
+  broker: {
+    /** Prefix of every queue name (test isolation, or several systems on one vhost). */
+    prefix: '',
+    /**
+     * Waits before the 1st, 2nd, … retry of a message whose handler failed (the last repeats).
+     * Each is a TTL "wait" queue that dead-letters back to the service's queue; a `RetryLaterError(n)`
+     * waits in the shortest of them that is at least n seconds.
+     */
+    retryDelaysMs: [1_000, 5_000, 30_000, 120_000, 600_000, 3_600_000] as readonly number[],
+    /** Handler attempts of one message before it goes to `<queue>.dlq`. */
+    maxAttempts: 10,
+    /** `x-delivery-limit` of a service's quorum queue: redeliveries (a consumer died mid-message) before the broker dead-letters it. */
+    deliveryLimit: 20,
+    /** Reconnect backoff: first wait, doubled per failure up to the max, with jitter. */
+    reconnectBaseDelayMs: 100,
+    reconnectMaxDelayMs: 5_000,
+  },
 } as const;

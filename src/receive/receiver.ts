@@ -29,6 +29,13 @@ export interface ReceiverOptions {
   bodyLimitBytes: number;
   /** This service's name, for log lines. */
   service: string | undefined;
+  /**
+   * Refuse a `webhook-timestamp` outside ±`toleranceSeconds`. Off for broker receipt: a message may
+   * wait in its queue for hours while the service is down, and replays are caught by the inbox's
+   * dedupe and kept out by the broker's access control. The signature is checked either way.
+   * @default true
+   */
+  checkTimestamp?: boolean;
 }
 
 const VERIFY_MESSAGES: Record<VerifyFailure, string> = {
@@ -98,7 +105,7 @@ export class Receiver {
         signature: header(headers, 'webhook-signature'),
         body,
       },
-      this.o.toleranceSeconds,
+      this.o.checkTimestamp === false ? Infinity : this.o.toleranceSeconds,
     );
     if (failure) throw new ProtocolError(401, 'invalid_signature', VERIFY_MESSAGES[failure]);
     // Only an authenticated sender learns anything about the content (415 / 400).

@@ -1,0 +1,82 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+
+/**
+ * The real RabbitMQ of this machine (127.0.0.1:5672, guest/guest), one vhost per test file so that
+ * parallel files never see each other's queues or connection drops. In CI (`CI=true`) a missing
+ * broker fails the file; elsewhere the file's tests are skipped with a message.
+ */
+
+export const BROKER_HOST = process.env.EVENTS_TEST_BROKER_HOST ?? '127.0.0.1';
+export const BROKER_PORT = Number(process.env.EVENTS_TEST_BROKER_PORT ?? 5672);
+
+/** Whether something answers on the broker's port (checked once, before the tests are declared). */
+export function brokerAnswers(): boolean {
+  try {
+    execFileSync(process.execPath, ['-e', `require('net').connect(${BROKER_PORT}, '${BROKER_HOST}').on('connect', () => process.exit(0)).on('error', () => process.exit(1)); setTimeout(() => process.exit(1), 2000)`], {
+      stdio: 'ignore',
+    });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** `describe`, or a skipped describe with a message when no broker answers outside CI. */
+export function describeWithBroker(name: string, body: () => void): void {
+  if (brokerAnswers()) {
+    describe(name, body);
+    return;
+  }
+  if (process.env.CI === 'true' || process.env.CI === '1') {
+    describe(name, () => {
+      it('needs RabbitMQ on 127.0.0.1:5672 (CI starts it in .ci/run)', () => {
+        throw new Error(`no RabbitMQ answers on ${BROKER_HOST}:${BROKER_PORT}`);
+      });
+    });
+    return;
+  }
+  console.warn(`skipping "${name}": no RabbitMQ answers on ${BROKER_HOST}:${BROKER_PORT} (start it with rabbitmq-server -detached)`);
+  describe.skip(name, body);
+}
+
+function rabbitmqctl(...args: string[]): string {
+  return execFileSync('rabbitmqctl', ['-q', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+export interface TestVhost {
+  name: string;
+  /** amqp URL of the vhost. */
+  url: string;
+  /** Drops every client connection of this vhost (`rabbitmqctl close_all_connections --vhost`). */
+  dropConnections(): void;
+  /** Messages ready in `queue` of this vhost (undefined when it does not exist). */
+  messageCount(queue: string): number | undefined;
+  /** Number of consumers on `queue`. */
+  consumerCount(queue: string): number | undefined;
+  remove(): void;
+}
+
+/** A fresh vhost on which guest has every permission. */
+export function createVhost(label: string): TestVhost {
+  const name = `events-test-${label}-${randomBytes(4).toString('hex')}`;
+  rabbitmqctl('add_vhost', name);
+  rabbitmqctl('set_permissions', '-p', name, 'guest', '.*', '.*', '.*');
+  const queueColumn = (queue: string, column: number): number | undefined => {
+    const out = rabbitmqctl('list_queues', '-p', name, '--no-table-headers', 'name', 'messages_ready', 'consumers');
+    for (const line of out.split('\n')) {
+      const cells = line.trim().split(/\s+/);
+      if (cells[0] === queue) return Number(cells[column]);
+    }
+    return undefined;
+  };
+  return {
+    name,
+    url: `amqp://guest:guest@${BROKER_HOST}:${BROKER_PORT}/${encodeURIComponent(name)}`,
+    dropConnections: () => void rabbitmqctl('close_all_connections', '--vhost', name, 'test: connection drop'),
+    messageCount: (queue) => queueColumn(queue, 1),
+    consumerCount: (queue) => queueColumn(queue, 2),
+    remove: () => void rabbitmqctl('delete_vhost', name),
+  };
+}
+
