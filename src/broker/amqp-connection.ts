@@ -1,9 +1,10 @@
+import type * as amqplib from 'amqplib';
 import type { ChannelModel } from 'amqplib';
 import type { Logger } from 'winston';
 import type { ResolvedBroker } from '../config.js';
 import { ConfigError } from '../errors/index.js';
 
-type Amqplib = typeof import('amqplib');
+type Amqplib = typeof amqplib;
 
 /** Runs on every (re)connection, before the connection counts as up: declare, consume. */
 export type OnConnect = (model: ChannelModel) => Promise<void>;

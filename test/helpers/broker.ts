@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import amqplib from 'amqplib';
 
 /**
  * The real RabbitMQ of this machine (127.0.0.1:5672, guest/guest), one vhost per test file so that
@@ -50,10 +51,8 @@ export interface TestVhost {
   url: string;
   /** Drops every client connection of this vhost (`rabbitmqctl close_all_connections --vhost`). */
   dropConnections(): void;
-  /** Messages ready in `queue` of this vhost (undefined when it does not exist). */
-  messageCount(queue: string): number | undefined;
-  /** Number of consumers on `queue`. */
-  consumerCount(queue: string): number | undefined;
+  /** Messages ready in `queue` of this vhost, from the broker itself (passive declare); undefined when it does not exist. */
+  messageCount(queue: string): Promise<number | undefined>;
   remove(): void;
 }
 
@@ -62,20 +61,24 @@ export function createVhost(label: string): TestVhost {
   const name = `events-test-${label}-${randomBytes(4).toString('hex')}`;
   rabbitmqctl('add_vhost', name);
   rabbitmqctl('set_permissions', '-p', name, 'guest', '.*', '.*', '.*');
-  const queueColumn = (queue: string, column: number): number | undefined => {
-    const out = rabbitmqctl('list_queues', '-p', name, '--no-table-headers', 'name', 'messages_ready', 'consumers');
-    for (const line of out.split('\n')) {
-      const cells = line.trim().split(/\s+/);
-      if (cells[0] === queue) return Number(cells[column]);
+  const url = `amqp://guest:guest@${BROKER_HOST}:${BROKER_PORT}/${encodeURIComponent(name)}`;
+  const messageCount = async (queue: string): Promise<number | undefined> => {
+    const connection = await amqplib.connect(url);
+    try {
+      const channel = await connection.createChannel();
+      channel.on('error', () => undefined);
+      return (await channel.checkQueue(queue)).messageCount;
+    } catch {
+      return undefined;
+    } finally {
+      await connection.close().catch(() => undefined);
     }
-    return undefined;
   };
   return {
     name,
-    url: `amqp://guest:guest@${BROKER_HOST}:${BROKER_PORT}/${encodeURIComponent(name)}`,
+    url,
     dropConnections: () => void rabbitmqctl('close_all_connections', '--vhost', name, 'test: connection drop'),
-    messageCount: (queue) => queueColumn(queue, 1),
-    consumerCount: (queue) => queueColumn(queue, 2),
+    messageCount,
     remove: () => void rabbitmqctl('delete_vhost', name),
   };
 }

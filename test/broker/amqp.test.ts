@@ -1,0 +1,318 @@
+import { randomUUID } from 'node:crypto';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import amqplib from 'amqplib';
+import { createEventBus, type EventBus, NonRetryableError, RetryLaterError, type ReceivedEvent } from '../../src/index.js';
+import { createVhost, describeWithBroker, type TestVhost } from '../helpers/broker.js';
+import { cleanupAfterEach } from '../helpers/cleanups.js';
+import { createCapturingLogger, quietLogger } from '../helpers/logger.js';
+import { newSecret, structuredEvent, webhookHeaders } from '../helpers/signing.js';
+import { tempDir } from '../helpers/temp-dir.js';
+import { waitFor } from '../helpers/wait.js';
+
+const secret = newSecret();
+
+describeWithBroker('RabbitMQ transport (real broker)', () => {
+  let vhost: TestVhost;
+  const cleanups = cleanupAfterEach();
+  let prefixCounter = 0;
+  /** A fresh queue prefix per test: the tests of this file share one vhost. */
+  let prefix = '';
+
+  beforeAll(() => {
+    vhost = createVhost('amqp');
+  });
+  afterAll(() => vhost?.remove());
+  beforeEach(() => {
+    prefixCounter += 1;
+    prefix = `t${prefixCounter}.`;
+  });
+
+  function bus(service: string, extra: Parameters<typeof createEventBus>[0] = {}): EventBus {
+    const b = createEventBus({
+      service,
+      secret,
+      logger: quietLogger(),
+      ...extra,
+      broker: { url: vhost.url, prefix, retryDelaysMs: [100, 200], ...(extra.broker as object | undefined) },
+    });
+    cleanups.push(() => b.close());
+    return b;
+  }
+
+  /** Reads every message of `queue` (removing them): content and headers. */
+  async function drain(queue: string): Promise<Array<{ body: string; headers: Record<string, unknown>; contentType?: string }>> {
+    const conn = await amqplib.connect(vhost.url);
+    try {
+      const ch = await conn.createChannel();
+      const out = [];
+      for (;;) {
+        const m = await ch.get(queue, { noAck: true });
+        if (m === false) break;
+        out.push({ body: m.content.toString(), headers: m.properties.headers ?? {}, contentType: m.properties.contentType as string | undefined });
+      }
+      return out;
+    } finally {
+      await conn.close();
+    }
+  }
+
+  it('two services with two instances each: every event is handled once per service, targets need no URL', async () => {
+    const users = bus('users').declareEvent('user-created', ['payments', 'orders']);
+    const handled: Record<string, string[]> = { payments: [], orders: [] };
+    const instances: Record<string, Set<number>> = { payments: new Set(), orders: new Set() };
+    for (const service of ['payments', 'orders']) {
+      for (let i = 0; i < 2; i += 1) {
+        const b = bus(service, { concurrency: 4 });
+        b.subscribeTo('user-created', (_data, event) => {
+          handled[service]!.push(event.id);
+          instances[service]!.add(i);
+        });
+        await b.start();
+      }
+    }
+    const ids: string[] = [];
+    for (let n = 0; n < 200; n += 1) ids.push((await users.emit('user-created', { n })).id);
+    await waitFor(() => handled.payments!.length >= 200 && handled.orders!.length >= 200, { timeoutMs: 15_000, what: 'all events' });
+    for (const service of ['payments', 'orders']) {
+      expect(new Set(handled[service]).size).toBe(200);
+      expect(handled[service]!.length).toBe(200);
+      expect([...new Set(handled[service])].sort()).toEqual([...ids].sort());
+    }
+    expect(users.outboxStats().pending).toBe(0);
+  });
+
+  it('keeps events published before the target service ever consumed (the sender declares its queue)', async () => {
+    const users = bus('users').declareEvent('user-created', ['late']);
+    const { id } = await users.emit('user-created', { n: 1 });
+    await waitFor(() => users.outboxStats().pending === 0, { what: 'the publish to be confirmed' });
+    expect(await vhost.messageCount(`${prefix}late`)).toBe(1);
+
+    const received: ReceivedEvent[] = [];
+    const late = bus('late');
+    late.subscribeTo('user-created', (_data, event) => void received.push(event));
+    await waitFor(() => received.length === 1, { what: 'the late consumer to get it' });
+    expect(received[0]!.id).toBe(id);
+    expect(received[0]!.data).toEqual({ n: 1 });
+  });
+
+  it('puts the structured CloudEvent and the AMQP binding headers on the wire, signed', async () => {
+    const users = bus('users').declareEvent('user-created', ['wire']);
+    const { id } = await users.emit('user-created', { n: 7 });
+    await waitFor(() => users.outboxStats().pending === 0, { what: 'the publish' });
+    const [message] = await drain(`${prefix}wire`);
+    expect(message!.contentType).toBe('application/cloudevents+json; charset=utf-8');
+    expect(JSON.parse(message!.body)).toMatchObject({ specversion: '1.0', id, source: 'users', type: 'user-created', data: { n: 7 } });
+    expect(message!.headers).toMatchObject({
+      cloudEvents_id: id,
+      cloudEvents_type: 'user-created',
+      cloudEvents_source: 'users',
+      cloudEvents_specversion: '1.0',
+      'webhook-id': id,
+    });
+    expect(message!.headers.cloudEvents_time).toEqual(JSON.parse(message!.body).time);
+    expect(String(message!.headers['webhook-signature'])).toMatch(/^v1,/);
+  });
+
+  it('retries a failing handler through a wait queue, then it succeeds', async () => {
+    const capture = createCapturingLogger('info');
+    const users = bus('users').declareEvent('user-created', ['flaky']);
+    const flaky = bus('flaky', { logger: capture.logger });
+    let calls = 0;
+    flaky.subscribeTo('user-created', () => {
+      calls += 1;
+      if (calls < 3) throw new Error('database unavailable');
+    });
+    await flaky.start();
+    await users.emit('user-created', { n: 1 });
+    await waitFor(() => capture.withMessage('event received').length === 1, { what: 'success after retries' });
+    expect(calls).toBe(3);
+    const retries = capture.withMessage('event will be retried from the broker');
+    expect(retries.map((r) => (r as unknown as { attempt: number }).attempt)).toEqual([1, 2]);
+    expect(retries.map((r) => (r as unknown as { retryInMs: number }).retryInMs)).toEqual([100, 200]);
+    expect(await vhost.messageCount(`${prefix}flaky.dlq`)).toBe(0);
+  });
+
+  it('dead-letters after maxAttempts with the reason; a NonRetryableError at once', async () => {
+    const users = bus('users').declareEvent('always-fails', ['picky']).declareEvent('refused', ['picky']);
+    const picky = bus('picky', { broker: { url: vhost.url, maxAttempts: 3 } });
+    let failing = 0;
+    let refusing = 0;
+    picky.subscribeTo('always-fails', () => {
+      failing += 1;
+      throw new Error('boom');
+    });
+    picky.subscribeTo('refused', () => {
+      refusing += 1;
+      throw new NonRetryableError('unsupported country');
+    });
+    await picky.start();
+    const a = await users.emit('always-fails', {});
+    const b = await users.emit('refused', {});
+    await waitFor(async () => (await vhost.messageCount(`${prefix}picky.dlq`)) === 2, { what: 'two dead letters' });
+    expect(failing).toBe(3);
+    expect(refusing).toBe(1);
+    const dead = await drain(`${prefix}picky.dlq`);
+    const byId = new Map(dead.map((d) => [JSON.parse(d.body).id as string, d]));
+    expect(byId.get(a.id)!.headers).toMatchObject({ 'events-dead-reason': 'handler_failed', 'events-attempts': 3, 'events-dead-queue': `${prefix}picky` });
+    expect(String(byId.get(a.id)!.headers['events-dead-error'])).toContain('gave up after 3 attempts');
+    expect(byId.get(b.id)!.headers).toMatchObject({ 'events-dead-reason': 'rejected_by_handler', 'events-dead-error': 'unsupported country' });
+    // Still a valid signed message: it can be replayed as is.
+    expect(byId.get(b.id)!.headers['webhook-signature']).toBeDefined();
+  });
+
+  it('dead-letters a poison message (bad signature, or not JSON) with the reason and never runs a handler', async () => {
+    const target = bus('guarded');
+    let calls = 0;
+    target.subscribeTo('user-created', () => void (calls += 1));
+    await target.start();
+    const conn = await amqplib.connect(vhost.url);
+    cleanups.push(() => conn.close());
+    const ch = await conn.createConfirmChannel();
+    const forged = structuredEvent('user-created', { n: 1 });
+    const forgedBody = JSON.stringify(forged);
+    ch.publish('', `${prefix}guarded`, Buffer.from(forgedBody), {
+      contentType: 'application/cloudevents+json',
+      headers: webhookHeaders(newSecret(), String(forged.id), forgedBody), // another secret
+    });
+    const garbled = 'not json';
+    ch.publish('', `${prefix}guarded`, Buffer.from(garbled), {
+      contentType: 'application/cloudevents+json',
+      headers: webhookHeaders(secret, 'x1', garbled),
+    });
+    await ch.waitForConfirms();
+    await waitFor(async () => (await vhost.messageCount(`${prefix}guarded.dlq`)) === 2, { what: 'two dead letters' });
+    const reasons = (await drain(`${prefix}guarded.dlq`)).map((d) => d.headers['events-dead-reason']).sort();
+    expect(reasons).toEqual(['invalid_signature', 'malformed_json']);
+    expect(calls).toBe(0);
+    expect(await vhost.messageCount(`${prefix}guarded`)).toBe(0);
+  });
+
+  it('accepts a message signed long ago (it waited in the queue), which HTTP receipt would refuse', async () => {
+    const target = bus('patient');
+    const received: string[] = [];
+    target.subscribeTo('user-created', (_d, event) => void received.push(event.id));
+    await target.start();
+    const conn = await amqplib.connect(vhost.url);
+    cleanups.push(() => conn.close());
+    const ch = await conn.createConfirmChannel();
+    const event = structuredEvent('user-created', { n: 1 });
+    const body = JSON.stringify(event);
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    ch.publish('', `${prefix}patient`, Buffer.from(body), {
+      contentType: 'application/cloudevents+json',
+      headers: webhookHeaders(secret, String(event.id), body, hourAgo),
+    });
+    await ch.waitForConfirms();
+    await waitFor(() => received.length === 1, { what: 'the old message' });
+    expect(received).toEqual([event.id]);
+    const http = await target.handle({ headers: { 'content-type': 'application/cloudevents+json', ...webhookHeaders(secret, String(event.id), body, hourAgo) }, body: Buffer.from(body) });
+    expect(http.status).toBe(401);
+  });
+
+  it('RetryLaterError(n) waits in the shortest wait queue of at least n seconds', async () => {
+    const capture = createCapturingLogger('info');
+    const users = bus('users').declareEvent('user-created', ['later']);
+    const later = bus('later', { logger: capture.logger, broker: { url: vhost.url, retryDelaysMs: [50, 1_000, 60_000] } });
+    let calls = 0;
+    later.subscribeTo('user-created', () => {
+      calls += 1;
+      if (calls === 1) throw new RetryLaterError(1, 'rate limited');
+    });
+    await later.start();
+    await users.emit('user-created', {});
+    await waitFor(() => calls === 2, { what: 'the second try' });
+    const [retry] = capture.withMessage('event will be retried from the broker');
+    expect((retry as unknown as { retryInMs: number }).retryInMs).toBe(1_000);
+  });
+
+  it('duplicates (the same event published twice) run the handler once and are acked', async () => {
+    const target = bus('dedupe');
+    let calls = 0;
+    target.subscribeTo('user-created', () => void (calls += 1));
+    await target.start();
+    const conn = await amqplib.connect(vhost.url);
+    cleanups.push(() => conn.close());
+    const ch = await conn.createConfirmChannel();
+    const event = structuredEvent('user-created', { n: 1 });
+    const body = JSON.stringify(event);
+    for (let i = 0; i < 2; i += 1) {
+      ch.publish('', `${prefix}dedupe`, Buffer.from(body), {
+        contentType: 'application/cloudevents+json',
+        headers: webhookHeaders(secret, String(event.id), body),
+      });
+    }
+    await ch.waitForConfirms();
+    await waitFor(async () => (await vhost.messageCount(`${prefix}dedupe`)) === 0 && calls === 1, { what: 'both consumed' });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(calls).toBe(1);
+  });
+
+  it('survives a dropped connection mid-stream: 0 lost, outage and recovery logged once each', async () => {
+    const senderLog = createCapturingLogger('info');
+    const users = bus('users', { logger: senderLog.logger, broker: { url: vhost.url, reconnectBaseDelayMs: 50 } }).declareEvent('user-created', ['sturdy']);
+    const handled = new Set<string>();
+    for (let i = 0; i < 2; i += 1) {
+      const b = bus('sturdy', { concurrency: 8, broker: { url: vhost.url, reconnectBaseDelayMs: 50 } });
+      b.subscribeTo('user-created', (_d, event) => void handled.add(event.id));
+      await b.start();
+    }
+    const ids: string[] = [];
+    for (let n = 0; n < 150; n += 1) ids.push((await users.emit('user-created', { n })).id);
+    await waitFor(() => handled.size >= 30, { what: 'some handled' });
+    vhost.dropConnections();
+    for (let n = 150; n < 300; n += 1) ids.push((await users.emit('user-created', { n })).id);
+    await waitFor(() => ids.every((id) => handled.has(id)), { timeoutMs: 20_000, what: 'every event after the drop' });
+    expect(users.outboxStats()).toMatchObject({ pending: 0, deadLetters: 0 });
+    expect(senderLog.withMessage('broker connection lost; reconnecting')).toHaveLength(1);
+    expect(senderLog.withMessage('broker connection restored')).toHaveLength(1);
+  });
+
+  it('two instances as child processes share the queue: each event handled once', async () => {
+    const dir = tempDir('amqp-children');
+    cleanups.push(() => dir.remove());
+    const log = dir.file('handled.log');
+    writeFileSync(log, '');
+    const children: ChildProcess[] = [];
+    cleanups.push(() => children.forEach((c) => c.kill('SIGKILL')));
+    const ready: Array<Promise<void>> = [];
+    for (let i = 0; i < 2; i += 1) {
+      const child = spawn(process.execPath, ['-r', 'tsx/cjs', path.join(__dirname, '../fixtures/amqp-instance.ts')], {
+        cwd: path.resolve(__dirname, '../..'),
+        env: {
+          ...process.env,
+          EVENTS_BROKER_URL: vhost.url,
+          EVENTS_BROKER_PREFIX: prefix,
+          EVENTS_SERVICE_NAME: 'workers',
+          EVENTS_SECRET: secret,
+          EVENTS_LOG_LEVEL: 'error',
+          FIXTURE_LOG: log,
+        },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      children.push(child);
+      ready.push(
+        new Promise((resolve) => {
+          let out = '';
+          child.stdout!.on('data', (chunk: Buffer) => {
+            out += chunk.toString();
+            if (out.includes('ready')) resolve();
+          });
+        }),
+      );
+    }
+    await Promise.all(ready);
+    const users = bus('users').declareEvent('user-created', ['workers']);
+    const ids = new Set<string>();
+    for (let n = 0; n < 100; n += 1) ids.add((await users.emit('user-created', { n, key: randomUUID() })).id);
+    const lines = (): string[][] => readFileSync(log, 'utf8').split('\n').filter(Boolean).map((l) => l.split(' '));
+    await waitFor(() => lines().length >= 100, { timeoutMs: 15_000, what: 'all handled by the children' });
+    const handled = lines();
+    expect(handled).toHaveLength(100);
+    expect(new Set(handled.map(([id]) => id))).toEqual(ids);
+    for (const child of children) child.kill('SIGTERM');
+    await Promise.all(children.map((c) => new Promise((resolve) => (c.exitCode !== null ? resolve(null) : c.on('exit', resolve)))));
+    expect(children.map((c) => c.exitCode)).toEqual([0, 0]);
+  });
+});
