@@ -92,12 +92,17 @@ export class AmqpConnection {
     this.setups.delete(setup);
   }
 
-  /** Drops the current connection so that the loop reconnects and every setup runs again. */
-  reset(reason: string): void {
-    const model = this.model;
-    if (!model) return;
-    this.o.logger.warn('broker channel lost; reconnecting', { error: reason });
-    void model.close().catch(() => undefined);
+  /**
+   * Drops `model` if it is still the current connection, so that the loop reconnects and every
+   * setup runs again (a channel failed while its connection stayed up). Checked on the next turn:
+   * when the whole connection is closing, its channels close first, and nothing is to be done.
+   */
+  reset(model: ChannelModel, reason: string): void {
+    setImmediate(() => {
+      if (this.model !== model || this.closed) return;
+      this.o.logger.warn('broker channel lost; reconnecting', { error: reason });
+      void model.close().catch(() => undefined);
+    });
   }
 
   async close(): Promise<void> {
@@ -116,7 +121,7 @@ export class AmqpConnection {
     while (!this.closed) {
       let model: ChannelModel | undefined;
       try {
-        model = await this.amqp.connect(broker.url, { timeout: timeoutMs, clientProperties: { connection_name: name } });
+        model = await this.connect(broker.url, name, timeoutMs);
         let lost: (error?: Error) => void = () => undefined;
         const closed = new Promise<Error | undefined>((resolve) => (lost = resolve));
         model.on('error', () => undefined); // a 'close' follows, which is what we act on
@@ -146,6 +151,22 @@ export class AmqpConnection {
     }
   }
 
+  /**
+   * Connects, bounded by `timeoutMs` including the AMQP handshake (a broker that is starting up can
+   * accept the socket and then say nothing): a connection that completes after the deadline is closed.
+   */
+  private connect(url: string, name: string, timeoutMs: number): Promise<ChannelModel> {
+    const connecting = this.amqp.connect(withHeartbeat(url), { timeout: timeoutMs, clientProperties: { connection_name: name } });
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        void connecting.then((late) => late.close()).catch(() => undefined);
+        reject(new Error(`no answer from the broker within ${timeoutMs} ms`));
+      }, timeoutMs);
+    });
+    return Promise.race([connecting, deadline]).finally(() => clearTimeout(timer));
+  }
+
   private up(): void {
     if (this.downSince !== undefined) {
       this.o.logger.info('broker connection restored', { downMs: Date.now() - this.downSince });
@@ -173,6 +194,15 @@ export class AmqpConnection {
     });
   }
 }
+
+/** Heartbeats every 10 s unless the URL sets them, so a silently dead connection is noticed in ≈20 s rather than minutes. */
+function withHeartbeat(url: string): string {
+  const parsed = new URL(url);
+  if (!parsed.searchParams.has('heartbeat')) parsed.searchParams.set('heartbeat', String(HEARTBEAT_S));
+  return parsed.toString();
+}
+
+const HEARTBEAT_S = 10;
 
 /** Exponential backoff with ±20 % jitter; `failures` 0 (a connection that was up just dropped) waits the base. */
 function backoff(failures: number, baseMs: number, maxMs: number): number {

@@ -84,13 +84,13 @@ export class AmqpConsumer {
       this.publisher = undefined;
       this.consumerTag = undefined;
       // The channel closed with the connection still up (a channel error): start over on a new connection.
-      if (!this.stopping) this.o.connection.reset('consumer channel closed');
+      if (!this.stopping) this.o.connection.reset(model, 'consumer channel closed');
     });
     this.publisher = publisher;
     const { consumerTag } = await publisher.channel.consume(main.name, (message) => {
       if (message === null) {
         // The broker cancelled the consumer (the queue was deleted): re-declare and re-consume.
-        if (!this.stopping) this.o.connection.reset(`the broker cancelled the consumer of ${main.name}`);
+        if (!this.stopping) this.o.connection.reset(model, `the broker cancelled the consumer of ${main.name}`);
         return;
       }
       void this.onMessage(publisher, message);

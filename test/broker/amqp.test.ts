@@ -4,16 +4,17 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import amqplib from 'amqplib';
 import { createEventBus, type EventBus, NonRetryableError, RetryLaterError, type ReceivedEvent } from '../../src/index.js';
-import { createVhost, describeWithBroker, type TestVhost } from '../helpers/broker.js';
+import { createVhost, describeWithBroker, takeBrokerTurns, type TestVhost } from '../helpers/broker.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
 import { createCapturingLogger, quietLogger } from '../helpers/logger.js';
 import { newSecret, structuredEvent, webhookHeaders } from '../helpers/signing.js';
 import { tempDir } from '../helpers/temp-dir.js';
-import { waitFor } from '../helpers/wait.js';
+import { gate, waitFor } from '../helpers/wait.js';
 
 const secret = newSecret();
 
 describeWithBroker('RabbitMQ transport (real broker)', () => {
+  takeBrokerTurns();
   let vhost: TestVhost;
   const cleanups = cleanupAfterEach();
   let prefixCounter = 0;
@@ -267,6 +268,33 @@ describeWithBroker('RabbitMQ transport (real broker)', () => {
     expect(users.outboxStats()).toMatchObject({ pending: 0, deadLetters: 0 });
     expect(senderLog.withMessage('broker connection lost; reconnecting')).toHaveLength(1);
     expect(senderLog.withMessage('broker connection restored')).toHaveLength(1);
+  });
+
+  it('close() stops consuming, lets the handler in flight finish and be acked, and leaves the rest queued', async () => {
+    const users = bus('users').declareEvent('user-created', ['draining']);
+    const first = bus('draining', { concurrency: 1 });
+    const release = gate();
+    const done: string[] = [];
+    let started = 0;
+    first.subscribeTo('user-created', async (_d, event) => {
+      started += 1;
+      await release.wait();
+      done.push(event.id);
+    });
+    await first.start();
+    for (let n = 0; n < 3; n += 1) await users.emit('user-created', { n });
+    await waitFor(() => started === 1, { what: 'the first handler to start' });
+    const closing = first.close();
+    release.open();
+    await closing;
+    expect(done).toHaveLength(1);
+    expect(started).toBe(1);
+
+    const second = bus('draining');
+    const got: string[] = [];
+    second.subscribeTo('user-created', (_d, event) => void got.push(event.id));
+    await waitFor(() => got.length === 2, { what: 'the two left in the queue' });
+    expect(got).not.toContain(done[0]);
   });
 
   it('two instances as child processes share the queue: each event handled once', async () => {

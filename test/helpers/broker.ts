@@ -1,5 +1,8 @@
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import amqplib from 'amqplib';
 
 /**
@@ -83,3 +86,60 @@ export function createVhost(label: string): TestVhost {
   };
 }
 
+
+const LOCK = path.join(tmpdir(), 'events-library-broker-tests.lock');
+
+/**
+ * Makes the broker test files of one run take turns (beforeAll → afterAll), so that a file that
+ * restarts the broker (`stop_app`/`start_app`) never disturbs another. A lock left by a dead
+ * process is taken over.
+ */
+export function takeBrokerTurns(): void {
+  let held = false;
+  beforeAll(async () => {
+    for (;;) {
+      try {
+        writeFileSync(LOCK, String(process.pid), { flag: 'wx' });
+        held = true;
+        return;
+      } catch {
+        const owner = Number(readFileSafe(LOCK));
+        if (!Number.isInteger(owner) || owner <= 0 || !alive(owner)) rmSync(LOCK, { force: true });
+        else await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+  }, 120_000);
+  afterAll(() => {
+    if (held) rmSync(LOCK, { force: true });
+  });
+}
+
+function readFileSafe(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Stops and starts the RabbitMQ application (every connection drops; durable queues and persistent messages survive). */
+export function restartBroker(): { stop(): Promise<void>; start(): Promise<void> } {
+  const run = (...args: string[]): Promise<void> =>
+    new Promise((resolve, reject) => execFile('rabbitmqctl', ['-q', ...args], (error) => (error ? reject(error) : resolve())));
+  return {
+    stop: () => run('stop_app'),
+    start: async () => {
+      await run('start_app');
+      await run('await_startup');
+    },
+  };
+}
