@@ -1,8 +1,10 @@
 // A broker restart (rabbitmqctl stop_app, then start_app) mid-stream: senders and consumers
 // reconnect, re-declare and re-consume by themselves, and nothing is lost. It restarts the whole
 // node, so the broker test files take turns (takeBrokerTurns).
-import { createEventBus, type EventBus } from '../../src/index.js';
-import { createVhost, describeWithBroker, restartBroker, takeBrokerTurns, type TestVhost } from '../helpers/broker.js';
+import { serviceTopology } from '../../src/broker/topology.js';
+import { createEventBus, DEFAULTS, type EventBus } from '../../src/index.js';
+import amqplib from 'amqplib';
+import { BROKER_HOST, BROKER_PORT, describeWithBroker, restartBroker, takeBrokerTurns } from '../helpers/broker.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
 import { createCapturingLogger, quietLogger } from '../helpers/logger.js';
 import { newSecret } from '../helpers/signing.js';
@@ -13,17 +15,22 @@ const secret = newSecret();
 
 describeWithBroker('RabbitMQ restart', () => {
   takeBrokerTurns();
-  let vhost: TestVhost;
   const cleanups = cleanupAfterEach();
-  beforeAll(() => {
-    vhost = createVhost('restart');
+  // The restart drops every connection of the node anyway: the default vhost, with a prefix of its own.
+  const url = `amqp://guest:guest@${BROKER_HOST}:${BROKER_PORT}`;
+  const prefix = `events-test-restart-${process.pid}.`;
+  afterAll(async () => {
+    const connection = await amqplib.connect(url);
+    const channel = await connection.createChannel();
+    const { main, deadLetters, waits } = serviceTopology(prefix, 'payments', DEFAULTS.broker.deliveryLimit, DEFAULTS.broker.retryDelaysMs);
+    for (const queue of [main, deadLetters, ...waits.values()]) await channel.deleteQueue(queue.name);
+    await connection.close();
   });
-  afterAll(() => vhost?.remove());
 
   it('survives stop_app/start_app mid-stream: 0 lost, the outage logged once and the recovery once', async () => {
     const dir = tempDir('amqp-restart');
     cleanups.push(() => dir.remove());
-    const fast = { url: vhost.url, reconnectBaseDelayMs: 100, reconnectMaxDelayMs: 500 };
+    const fast = { url, prefix, reconnectBaseDelayMs: 100, reconnectMaxDelayMs: 500 };
     const make = (service: string, extra: Parameters<typeof createEventBus>[0] = {}): EventBus => {
       const b = createEventBus({
         service,

@@ -62,8 +62,17 @@ export interface TestVhost {
 /** A fresh vhost on which guest has every permission. */
 export function createVhost(label: string): TestVhost {
   const name = `events-test-${label}-${randomBytes(4).toString('hex')}`;
-  rabbitmqctl('add_vhost', name);
-  rabbitmqctl('set_permissions', '-p', name, 'guest', '.*', '.*', '.*');
+  try {
+    // One rabbitmqctl call instead of two (each starts an Erlang VM: ≈2 s).
+    rabbitmqctl(
+      'eval',
+      `rabbit_vhost:add(<<"${name}">>, <<"events-tests">>), ` +
+        `rabbit_auth_backend_internal:set_permissions(<<"guest">>, <<"${name}">>, <<".*">>, <<".*">>, <<".*">>, <<"events-tests">>).`,
+    );
+  } catch {
+    rabbitmqctl('add_vhost', name);
+    rabbitmqctl('set_permissions', '-p', name, 'guest', '.*', '.*', '.*');
+  }
   const url = `amqp://guest:guest@${BROKER_HOST}:${BROKER_PORT}/${encodeURIComponent(name)}`;
   const messageCount = async (queue: string): Promise<number | undefined> => {
     const connection = await amqplib.connect(url);
