@@ -262,9 +262,17 @@ describeWithBroker('RabbitMQ transport (real broker)', () => {
     const ids: string[] = [];
     for (let n = 0; n < 150; n += 1) ids.push((await users.emit('user-created', { n })).id);
     await waitFor(() => handled.size >= 30, { what: 'some handled' });
-    vhost.dropConnections();
-    for (let n = 150; n < 300; n += 1) ids.push((await users.emit('user-created', { n })).id);
+    // Keep emitting while rabbitmqctl drops the connections (it takes a second or two), and after.
+    let dropped = false;
+    const dropping = vhost.dropConnections().then(() => (dropped = true));
+    for (let n = 150; !dropped || n < 300; n += 1) {
+      ids.push((await users.emit('user-created', { n })).id);
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    await dropping;
+    for (let n = 0; n < 50; n += 1) ids.push((await users.emit('user-created', { after: n })).id);
     await waitFor(() => ids.every((id) => handled.has(id)), { timeoutMs: 20_000, what: 'every event after the drop' });
+    await waitFor(() => senderLog.withMessage('broker connection restored').length > 0, { what: 'the recovery line' });
     expect(users.outboxStats()).toMatchObject({ pending: 0, deadLetters: 0 });
     expect(senderLog.withMessage('broker connection lost; reconnecting')).toHaveLength(1);
     expect(senderLog.withMessage('broker connection restored')).toHaveLength(1);

@@ -44,6 +44,10 @@ export function describeWithBroker(name: string, body: () => void): void {
   describe.skip(name, body);
 }
 
+function rabbitmqctlAsync(...args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => execFile('rabbitmqctl', ['-q', ...args], (error) => (error ? reject(error) : resolve())));
+}
+
 function rabbitmqctl(...args: string[]): string {
   return execFileSync('rabbitmqctl', ['-q', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
@@ -52,8 +56,8 @@ export interface TestVhost {
   name: string;
   /** amqp URL of the vhost. */
   url: string;
-  /** Drops every client connection of this vhost (`rabbitmqctl close_all_connections --vhost`). */
-  dropConnections(): void;
+  /** Drops every client connection of this vhost (`rabbitmqctl close_all_connections --vhost`), without blocking the event loop. */
+  dropConnections(): Promise<void>;
   /** Messages ready in `queue` of this vhost, from the broker itself (passive declare); undefined when it does not exist. */
   messageCount(queue: string): Promise<number | undefined>;
   remove(): void;
@@ -89,7 +93,7 @@ export function createVhost(label: string): TestVhost {
   return {
     name,
     url,
-    dropConnections: () => void rabbitmqctl('close_all_connections', '--vhost', name, 'test: connection drop'),
+    dropConnections: () => rabbitmqctlAsync('close_all_connections', '--vhost', name, 'test: connection drop'),
     messageCount,
     remove: () => void rabbitmqctl('delete_vhost', name),
   };
@@ -142,13 +146,11 @@ function alive(pid: number): boolean {
 
 /** Stops and starts the RabbitMQ application (every connection drops; durable queues and persistent messages survive). */
 export function restartBroker(): { stop(): Promise<void>; start(): Promise<void> } {
-  const run = (...args: string[]): Promise<void> =>
-    new Promise((resolve, reject) => execFile('rabbitmqctl', ['-q', ...args], (error) => (error ? reject(error) : resolve())));
   return {
-    stop: () => run('stop_app'),
+    stop: () => rabbitmqctlAsync('stop_app'),
     start: async () => {
-      await run('start_app');
-      await run('await_startup');
+      await rabbitmqctlAsync('start_app');
+      await rabbitmqctlAsync('await_startup');
     },
   };
 }
