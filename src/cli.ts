@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { inspectOutbox, listDeadLetters, replayDeadLetters } from './admin.js';
+import { BROKER_USAGE, isBrokerCommand, runBrokerCommand } from './broker/cli-commands.js';
 import { ConfigError } from './errors/index.js';
 import type { DeadLetter, DeadLetterFilter, OutboxStats } from './send/outbox-store.js';
 
@@ -29,7 +30,8 @@ Options:
 
 A running service picks replayed deliveries up within its poll interval (2 s by default).
 Exit codes: 0 done, 1 failed, 2 wrong usage or configuration.
-`;
+
+${BROKER_USAGE}`;
 
 const OPTIONS = {
   outbox: { type: 'string' },
@@ -225,8 +227,8 @@ function nonEmpty(value: string | undefined): string | undefined {
 }
 
 if (require.main === module) {
-  process.exitCode = main(process.argv.slice(2), process.env, {
-    out: (text) => process.stdout.write(text),
-    err: (text) => process.stderr.write(text),
-  });
+  const io: Io = { out: (text) => process.stdout.write(text), err: (text) => process.stderr.write(text) };
+  const argv = process.argv.slice(2);
+  if (isBrokerCommand(argv, process.env)) void runBrokerCommand(argv, process.env, io).then((code) => (process.exitCode = code));
+  else process.exitCode = main(argv, process.env, io);
 }

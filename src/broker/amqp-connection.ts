@@ -19,7 +19,7 @@ export interface AmqpConnectionOptions {
 }
 
 /** Loads amqplib, the optional peer dependency, only when a broker is configured. */
-function loadAmqplib(): Amqplib {
+export function loadAmqplib(): Amqplib {
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     return require('amqplib') as Amqplib;

@@ -71,6 +71,9 @@ export class AmqpConsumer {
     while (this.active > 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, Math.min(20, deadline - Date.now())));
     }
+    // Close the channel before the connection: a quorum queue can lose acks sent just before the
+    // connection closes (the message comes back: a duplicate). Unacked messages return to the queue.
+    await publisher?.close();
   }
 
   private async consume(model: ChannelModel): Promise<void> {

@@ -3,7 +3,16 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import amqplib from 'amqplib';
-import { createEventBus, type EventBus, NonRetryableError, RetryLaterError, type ReceivedEvent } from '../../src/index.js';
+import { runBrokerCommand } from '../../src/broker/cli-commands.js';
+import {
+  createEventBus,
+  type EventBus,
+  listBrokerDeadLetters,
+  NonRetryableError,
+  replayBrokerDeadLetters,
+  RetryLaterError,
+  type ReceivedEvent,
+} from '../../src/index.js';
 import { createVhost, describeWithBroker, takeBrokerTurns, type TestVhost } from '../helpers/broker.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
 import { createCapturingLogger, quietLogger } from '../helpers/logger.js';
@@ -303,6 +312,50 @@ describeWithBroker('RabbitMQ transport (real broker)', () => {
     second.subscribeTo('user-created', (_d, event) => void got.push(event.id));
     await waitFor(() => got.length === 2, { what: 'the two left in the queue' });
     expect(got).not.toContain(done[0]);
+  });
+
+  it('lists and replays the dead letters of a service queue (functions and CLI), leaving the rest in place', async () => {
+    const users = bus('users').declareEvent('user-created', ['fixable']);
+    const fixable = bus('fixable');
+    let broken = true;
+    const handled: string[] = [];
+    fixable.subscribeTo('user-created', (_d, event) => {
+      if (broken) throw new NonRetryableError('not yet');
+      handled.push(event.id);
+    });
+    await fixable.start();
+    const a = await users.emit('user-created', { n: 1 });
+    const b = await users.emit('user-created', { n: 2 });
+    await waitFor(async () => (await vhost.messageCount(`${prefix}fixable.dlq`)) === 2, { what: 'two dead letters' });
+
+    const options = { broker: vhost.url, service: 'fixable', prefix };
+    const letters = await listBrokerDeadLetters(options);
+    expect(letters.map((d) => d.eventId).sort()).toEqual([a.id, b.id].sort());
+    expect(letters[0]).toMatchObject({ type: 'user-created', source: 'users', reason: 'rejected_by_handler', error: 'not yet', attempts: 1, queue: `${prefix}fixable` });
+    expect(await vhost.messageCount(`${prefix}fixable.dlq`)).toBe(2); // listing leaves them there
+
+    const out: string[] = [];
+    const io = { out: (t: string) => void out.push(t), err: (t: string) => void out.push(t) };
+    const env = { EVENTS_BROKER_URL: vhost.url, EVENTS_BROKER_PREFIX: prefix };
+    expect(await runBrokerCommand(['dead-letters', '--service', 'fixable'], env, io)).toBe(0);
+    expect(out.join('')).toContain(a.id);
+    expect(out.join('')).toContain('rejected_by_handler');
+
+    broken = false;
+    expect(await replayBrokerDeadLetters(options, { eventIds: [a.id] })).toBe(1);
+    await waitFor(() => handled.length === 1, { what: 'the replayed one handled' });
+    expect(handled).toEqual([a.id]);
+    expect((await listBrokerDeadLetters(options)).map((d) => d.eventId)).toEqual([b.id]);
+
+    out.length = 0;
+    expect(await runBrokerCommand(['replay', '--all', '--service', 'fixable', '--broker', vhost.url], { EVENTS_BROKER_PREFIX: prefix }, io)).toBe(0);
+    expect(out.join('')).toContain('replayed 1 dead letter');
+    await waitFor(() => handled.length === 2, { what: 'the other handled' });
+    expect(await vhost.messageCount(`${prefix}fixable.dlq`)).toBe(0);
+
+    out.length = 0;
+    expect(await runBrokerCommand(['dead-letters', '--service', 'nobody'], env, io)).toBe(2);
+    expect(out.join('')).toContain('no dead-letter queue');
   });
 
   it('two instances as child processes share the queue: each event handled once', async () => {
