@@ -62,12 +62,15 @@ export function requestOf(content: Buffer, contentType: string | undefined, head
   return { headers: out, body: content };
 }
 
-/** The CloudEvent `time` of a body we serialised (createEvent puts it there), without trusting it for anything. */
+/**
+ * The CloudEvent `time` of a body we serialised (createEvent puts it before `data`), found without
+ * parsing the whole body (a JSON.parse per publish showed in profiles); used for a header only.
+ */
 function timeOf(body: string): string | undefined {
-  try {
-    const time = (JSON.parse(body) as { time?: unknown }).time;
-    return typeof time === 'string' ? time : undefined;
-  } catch {
-    return undefined;
-  }
+  const at = body.indexOf('"time":"');
+  if (at < 0) return undefined;
+  const data = body.indexOf('"data":');
+  if (data >= 0 && data < at) return undefined;
+  const end = body.indexOf('"', at + 8);
+  return end < 0 ? undefined : body.slice(at + 8, end);
 }

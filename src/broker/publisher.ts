@@ -13,6 +13,8 @@ export type PublishOutcome = 'confirmed' | 'returned';
 export class Publisher {
   closed = false;
   private readonly declared = new Map<string, Promise<unknown>>();
+  /** Queues whose declaration the broker confirmed on this channel: the common case skips the promises. */
+  private readonly ready = new Set<string>();
   /** `<queue>\0<messageId>` of messages returned and not yet confirmed: RabbitMQ sends the return before the ack. */
   private readonly returned = new Set<string>();
 
@@ -28,12 +30,16 @@ export class Publisher {
 
   /** Declares each queue once on this channel (idempotent on the broker too, when arguments match). */
   async declare(specs: readonly QueueSpec[]): Promise<void> {
+    if (specs.every((spec) => this.ready.has(spec.name))) return;
     await Promise.all(
       specs.map((spec) => {
         let done = this.declared.get(spec.name);
         if (!done) {
           done = this.channel.assertQueue(spec.name, { durable: true, arguments: spec.arguments });
-          done.catch(() => this.declared.delete(spec.name));
+          done.then(
+            () => this.ready.add(spec.name),
+            () => this.declared.delete(spec.name),
+          );
           this.declared.set(spec.name, done);
         }
         return done;
