@@ -71,12 +71,12 @@ export class AmqpTransport implements Transport {
   /** The publishing channel: the current one, or a new one on the current connection (undefined when there is none). */
   private async open(): Promise<Publisher | undefined> {
     if (this.closed) return undefined;
-    if (this.publisher && !this.publisher.closed) return this.publisher;
+    if (this.publisher?.usable) return this.publisher;
     this.opening ??= (async () => {
       try {
         const model = await this.o.connection.ready(this.o.timeoutMs);
         if (!model || this.closed) return undefined;
-        this.publisher = new Publisher(await model.createConfirmChannel());
+        this.publisher = new Publisher(await model.createConfirmChannel(), { retireOnNack: true });
         return this.publisher;
       } catch {
         return undefined;

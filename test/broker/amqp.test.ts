@@ -107,6 +107,48 @@ describeWithBroker('RabbitMQ transport (real broker)', () => {
     expect(received[0]!.data).toEqual({ n: 1 });
   });
 
+  it('a negative confirm (queue full) is a retry, never delivered: the event waits in the outbox and goes out later', async () => {
+    const capture = createCapturingLogger('warn');
+    const users = bus('users', { logger: capture.logger, redelivery: { baseDelayMs: 50, probeMaxDelayMs: 200 } }).declareEvent('user-created', ['full']);
+    await vhost.setPolicy(`${prefix}full-max`, `^${prefix.replace('.', '\\.')}full$`, { 'max-length': 1 });
+    try {
+      // A quorum queue rejects publishes once it is over its limit: the first two are taken.
+      const taken = [(await users.emit('user-created', { n: 1 })).id, (await users.emit('user-created', { n: 2 })).id];
+      await waitFor(() => users.outboxStats().pending === 0, { what: 'the first two confirmed' });
+      const third = await users.emit('user-created', { n: 3 });
+      await waitFor(() => capture.withMessage('delivery attempt failed').length > 0, { what: 'a nack' });
+      const [failure] = capture.withMessage('delivery attempt failed') as unknown as Array<{ error: string; eventId: string }>;
+      expect(failure).toMatchObject({ eventId: third.id, error: 'message nacked' });
+      expect(users.outboxStats().pending).toBe(1);
+      expect(await vhost.messageCount(`${prefix}full`)).toBe(2);
+
+      await vhost.clearPolicy(`${prefix}full-max`);
+      const received: string[] = [];
+      const full = bus('full');
+      full.subscribeTo('user-created', (_d, event) => void received.push(event.id));
+      await waitFor(() => received.length === 3, { timeoutMs: 10_000, what: 'all delivered once the queue has room' });
+      expect(received.sort()).toEqual([...taken, third.id].sort());
+    } finally {
+      await vhost.clearPolicy(`${prefix}full-max`).catch(() => undefined);
+    }
+  });
+
+  it('a returned (unroutable) message is a retry; the queue is declared again and the event delivered', async () => {
+    const capture = createCapturingLogger('warn');
+    const users = bus('users', { logger: capture.logger, redelivery: { baseDelayMs: 50, probeMaxDelayMs: 200 } }).declareEvent('user-created', ['vanishing']);
+    await users.emit('user-created', { n: 1 });
+    await waitFor(() => users.outboxStats().pending === 0, { what: 'the first publish' });
+    const conn = await amqplib.connect(vhost.url);
+    cleanups.push(() => conn.close());
+    await (await conn.createChannel()).deleteQueue(`${prefix}vanishing`);
+    const { id } = await users.emit('user-created', { n: 2 });
+    await waitFor(() => users.outboxStats().pending === 0, { what: 'the retry to be confirmed' });
+    const failures = capture.withMessage('delivery attempt failed') as unknown as Array<{ error: string; eventId: string }>;
+    expect(failures.map((f) => [f.eventId, f.error])).toEqual([[id, `unroutable: the broker has no queue "${prefix}vanishing"`]]);
+    const [message] = await drain(`${prefix}vanishing`);
+    expect(JSON.parse(message!.body).id).toBe(id);
+  });
+
   it('puts the structured CloudEvent and the AMQP binding headers on the wire, signed', async () => {
     const users = bus('users').declareEvent('user-created', ['wire']);
     const { id } = await users.emit('user-created', { n: 7 });

@@ -60,6 +60,9 @@ export interface TestVhost {
   dropConnections(): Promise<void>;
   /** Messages ready in `queue` of this vhost, from the broker itself (passive declare); undefined when it does not exist. */
   messageCount(queue: string): Promise<number | undefined>;
+  /** Applies a policy to the queues of this vhost matching `pattern` (`rabbitmqctl set_policy`). */
+  setPolicy(name: string, pattern: string, definition: object): Promise<void>;
+  clearPolicy(name: string): Promise<void>;
   remove(): void;
 }
 
@@ -95,6 +98,9 @@ export function createVhost(label: string): TestVhost {
     url,
     dropConnections: () => rabbitmqctlAsync('close_all_connections', '--vhost', name, 'test: connection drop'),
     messageCount,
+    setPolicy: (policy, pattern, definition) =>
+      rabbitmqctlAsync('set_policy', '-p', name, '--apply-to', 'queues', policy, pattern, JSON.stringify(definition)),
+    clearPolicy: (policy) => rabbitmqctlAsync('clear_policy', '-p', name, policy),
     remove: () => void rabbitmqctl('delete_vhost', name),
   };
 }
