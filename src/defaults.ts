@@ -57,6 +57,11 @@ export const DEFAULTS = {
      * waits in the shortest of them that is at least n seconds.
      */
     retryDelaysMs: [1_000, 5_000, 30_000, 120_000, 600_000, 3_600_000] as readonly number[],
+    /**
+     * More wait queues, so that `RetryLaterError(n)` waits close to n seconds: it takes the shortest
+     * wait queue (of these and `retryDelaysMs`) of at least n s, the longest when n is beyond them all.
+     */
+    retryLaterDelaysMs: [1_000, 2_000, 3_000, 5_000, 10_000, 15_000, 30_000, 60_000, 300_000, 900_000, 3_600_000] as readonly number[],
     /** Handler attempts of one message before it goes to `<queue>.dlq`. */
     maxAttempts: 10,
     /** `x-delivery-limit` of a service's quorum queue: redeliveries (a consumer died mid-message) before the broker dead-letters it. */

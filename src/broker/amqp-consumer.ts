@@ -147,7 +147,7 @@ export class AmqpConsumer {
     }
     const retryAfterS = Number(response.headers['retry-after']);
     const delay = Number.isFinite(retryAfterS)
-      ? delayAtLeast(retryDelaysMs, retryAfterS * 1000)
+      ? delayAtLeast(this.topology.waits.keys(), retryAfterS * 1000)
       : retryDelay(retryDelaysMs, attempts);
     const wait = this.topology.waits.get(delay)!;
     await this.republish(publisher, message, wait.name, { [HEADERS.attempts]: attempts });

@@ -11,6 +11,8 @@
  * - `S.dlq`: durable quorum queue of dead letters, each with `events-dead-reason` headers.
  */
 
+import { DEFAULTS } from '../defaults.js';
+
 export type QueueArguments = Record<string, string | number>;
 
 export interface QueueSpec {
@@ -75,11 +77,20 @@ export function waitQueue(queue: string, delayMs: number): QueueSpec {
   };
 }
 
-/** Everything a service's consumer declares (a sender declares `main` and `deadLetters` of its targets). */
-export function serviceTopology(prefix: string, service: string, deliveryLimit: number, retryDelaysMs: readonly number[]): ServiceTopology {
+/**
+ * Everything a service's consumer declares (a sender declares `main` and `deadLetters` of its
+ * targets): one wait queue per delay of the retry schedule and of the `RetryLaterError` tiers.
+ */
+export function serviceTopology(
+  prefix: string,
+  service: string,
+  deliveryLimit: number,
+  retryDelaysMs: readonly number[],
+  retryLaterDelaysMs: readonly number[] = DEFAULTS.broker.retryLaterDelaysMs,
+): ServiceTopology {
   const main = mainQueue(prefix, service, deliveryLimit);
   const waits = new Map<number, QueueSpec>();
-  for (const delay of retryDelaysMs) waits.set(delay, waitQueue(main.name, delay));
+  for (const delay of [...retryDelaysMs, ...retryLaterDelaysMs].sort((a, b) => a - b)) waits.set(delay, waitQueue(main.name, delay));
   return { main, deadLetters: deadLetterQueue(main.name), waits };
 }
 
@@ -88,9 +99,9 @@ export function retryDelay(retryDelaysMs: readonly number[], attempt: number): n
   return retryDelaysMs[Math.min(attempt, retryDelaysMs.length) - 1]!;
 }
 
-/** The shortest wait queue at least `ms` long (the longest when none is). */
-export function delayAtLeast(retryDelaysMs: readonly number[], ms: number): number {
-  const sorted = [...retryDelaysMs].sort((a, b) => a - b);
+/** The shortest wait at least `ms` long among `delays` (the longest when none is). */
+export function delayAtLeast(delays: Iterable<number>, ms: number): number {
+  const sorted = [...delays].sort((a, b) => a - b);
   return sorted.find((d) => d >= ms) ?? sorted[sorted.length - 1]!;
 }
 

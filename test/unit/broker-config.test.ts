@@ -105,7 +105,11 @@ describe('topology (one place for queue names and arguments)', () => {
       name: 't.payments.wait.5000ms',
       arguments: { 'x-message-ttl': 5000, 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': 't.payments' },
     });
-    expect([...serviceTopology('', 'orders', 20, [100, 200]).waits.keys()]).toEqual([100, 200]);
+    expect([...serviceTopology('', 'orders', 20, [100, 200], [150, 200]).waits.keys()]).toEqual([100, 150, 200]);
+    // By default RetryLaterError gets fine tiers besides the retry schedule.
+    expect([...serviceTopology('', 'orders', 20, [1_000, 5_000]).waits.keys()]).toEqual(
+      expect.arrayContaining([1_000, 2_000, 3_000, 5_000, 10_000, 3_600_000]),
+    );
   });
 
   it('grows retry delays along the schedule, the last repeating; RetryLaterError(n) takes the shortest wait of at least n s', () => {
