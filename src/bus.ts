@@ -131,7 +131,13 @@ export class EventBus<Events extends object = EventRegistry> {
     if (this.broker && !this.consumer) this.createConsumer();
     const unsubscribe = this.catalog.subscribe(type, handler as EventHandler<unknown>, options.schema, options.name);
     // Through a broker, consuming starts by itself once the startup code (this turn) has subscribed everything.
-    if (this.consumer && !this.consumerStart && !this.closing) this.consumerStart = setImmediate(() => void this.start());
+    if (this.consumer && !this.consumerStart && !this.closing) {
+      this.consumerStart = setImmediate(() => {
+        this.start().catch((error: unknown) =>
+          this.config.logger.error('broker consumer did not start', { error: (error as Error)?.message ?? String(error) }),
+        );
+      });
+    }
     return unsubscribe;
   }
 

@@ -82,10 +82,13 @@ export class AmqpConnection {
     return this.model;
   }
 
-  /** Runs `setup` on every connection from now on (and now, if up). */
-  async onConnect(setup: OnConnect): Promise<void> {
+  /** Runs `setup` on every connection from now on (and now, if up: a failure then starts over on a new connection). */
+  onConnect(setup: OnConnect): void {
     this.setups.add(setup);
-    if (this.model) await setup(this.model);
+    const model = this.model;
+    if (model) {
+      setup(model).catch((error: unknown) => this.reset(model, `setup failed: ${(error as Error)?.message ?? String(error)}`));
+    }
   }
 
   offConnect(setup: OnConnect): void {

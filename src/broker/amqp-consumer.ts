@@ -25,8 +25,8 @@ export interface AmqpConsumerOptions {
  * - a handler failed: republished to a wait queue (growing delays), attempt count in a header,
  *   then acked; past `maxAttempts`, to `<queue>.dlq`;
  * - `RetryLaterError(n)`: to the shortest wait queue of at least n seconds;
- * - `NonRetryableError`, bad signature, malformed, schema-invalid, no subscriber: to `<queue>.dlq`
- *   at once, with the reason in headers.
+ * - `NonRetryableError`, bad signature, malformed, schema-invalid: to `<queue>.dlq` at once, with
+ *   the reason in headers; no subscriber for the type here: retried like a handler failure.
  * The republish is confirmed by the broker before the original is acked: a crash in between
  * yields a duplicate, which the inbox absorbs, never a loss.
  */
@@ -51,7 +51,7 @@ export class AmqpConsumer {
   /** Starts consuming (once); resolves when the first consumer is registered on the broker. */
   start(): Promise<void> {
     this.started ??= (async () => {
-      await this.o.connection.onConnect(this.setup);
+      this.o.connection.onConnect(this.setup);
       this.o.connection.start();
       while (this.consumerTag === undefined && !this.stopping) {
         await new Promise((resolve) => setTimeout(resolve, 10));
@@ -135,7 +135,9 @@ export class AmqpConsumer {
       requeue(publisher, message);
       return;
     }
-    if (status < 500) {
+    // No subscriber here is retried like a handler failure, not dead-lettered at once: during a
+    // rolling deploy an instance without the new subscription may take an event meant for it.
+    if (status < 500 && code !== 'no_subscriber') {
       await this.deadLetter(publisher, message, code, why);
       return;
     }

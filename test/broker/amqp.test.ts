@@ -263,6 +263,22 @@ describeWithBroker('RabbitMQ transport (real broker)', () => {
     expect(http.status).toBe(401);
   });
 
+  it('an event no handler here subscribes to is retried, not dead-lettered (a rolling deploy), and handled once subscribed', async () => {
+    const capture = createCapturingLogger('info');
+    const users = bus('users').declareEvent('user-created', ['rolling']);
+    const rolling = bus('rolling', { logger: capture.logger });
+    rolling.subscribeTo('something-else', () => undefined);
+    await rolling.start();
+    const { id } = await users.emit('user-created', {});
+    await waitFor(() => capture.withMessage('event will be retried from the broker').length > 0, { what: 'a retry' });
+    expect(capture.withMessage('event will be retried from the broker')[0]).toMatchObject({ reason: 'no_subscriber' });
+    const received: string[] = [];
+    rolling.subscribeTo('user-created', (_d, event) => void received.push(event.id));
+    await waitFor(() => received.length === 1, { what: 'handled after subscribing' });
+    expect(received).toEqual([id]);
+    expect(await vhost.messageCount(`${prefix}rolling.dlq`)).toBe(0);
+  });
+
   it('RetryLaterError(n) waits in the shortest wait queue of at least n seconds', async () => {
     const capture = createCapturingLogger('info');
     const users = bus('users').declareEvent('user-created', ['later']);
