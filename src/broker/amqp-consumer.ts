@@ -112,6 +112,8 @@ export class AmqpConsumer {
       const response = await this.o.receiver.handle(requestOf(content, properties.contentType as string | undefined, properties.headers));
       await this.settle(publisher, message, response);
     } catch (error) {
+      // The channel went away with the connection (logged once by the connection): the broker redelivers.
+      if (publisher.closed) return;
       this.o.logger.error('could not settle a broker message; it will be redelivered', {
         queue: this.queue,
         eventId: message.properties.messageId,
