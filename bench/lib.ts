@@ -72,7 +72,7 @@ export async function listen(server: http.Server): Promise<string> {
 /** A TypeScript file of bench/ as a child process with an IPC channel. */
 export function forkTs(file: string): ChildProcess {
   return fork(join(__dirname, file), [], {
-    execArgv: ['--require', require.resolve('tsx/cjs')],
+    execArgv: [...(process.env.BENCH_CHILD_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CHILD_PROF}`] : []), '--require', require.resolve('tsx/cjs')],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
 }

@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { type EmitFigures, type EmitScenario, measureEmits, measureRawSqlite, type Target } from './emit.js';
 import { ask, deadPort, fmt, forkTs, median, table } from './lib.js';
 import { measureReceiver, type ReceiveFigures, type ReceiverKind, startReceivers } from './receive.js';
+import { type AmqpFigures, measureLibrary, measureRaw } from './amqp.js';
 
 const { values } = parseArgs({
   options: {
@@ -20,8 +21,18 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '3' },
     connections: { type: 'string', default: '32' },
     only: { type: 'string' },
+    broker: { type: 'string', default: 'amqp://guest:guest@127.0.0.1:5672' },
+    'amqp-events': { type: 'string', default: '10000' },
+    window: { type: 'string', default: '64' },
   },
 });
+const AMQP_EVENTS = Number(values['amqp-events']);
+const WINDOW = Number(values.window);
+const AMQP_ROWS = [
+  { label: 'hand-written amqplib: confirms, manual ack (baseline)', run: measureRaw },
+  { label: 'library, durable SQLite outbox', run: (c: Parameters<typeof measureRaw>[0], j: Parameters<typeof measureRaw>[1]) => measureLibrary(c, { ...j, outbox: 'sqlite' }) },
+  { label: 'library, in-memory outbox', run: (c: Parameters<typeof measureRaw>[0], j: Parameters<typeof measureRaw>[1]) => measureLibrary(c, { ...j, outbox: 'memory' }) },
+];
 const REPS = Number(values.reps);
 const EMITS = Number(values.emits);
 const SECONDS = Number(values.seconds);
@@ -53,6 +64,9 @@ async function main(): Promise<void> {
   const loadBefore = loadavg()[0]!;
   const doEmit = values.only === undefined || values.only === 'emit';
   const doReceive = values.only === undefined || values.only === 'receive';
+  const doAmqp = values.only === undefined || values.only === 'amqp';
+  const amqpConsumer = doAmqp ? forkTs('amqp-consumer.ts') : undefined;
+  const amqpResults = new Map<string, AmqpFigures[]>();
 
   const dead: Target = { url: `http://127.0.0.1:${await deadPort()}` };
   const sink = forkTs('sink.ts');
@@ -103,6 +117,13 @@ async function main(): Promise<void> {
         const result = await measureReceiver(loadGen, receivers.urls[kind], job);
         if (rep > 0) keep(receiveResults, kind, result);
         log(`rep ${rep}/${REPS}  ${label}: ${fmt.int(result.requestsPerSec)} req/s`);
+      }
+    }
+    if (amqpConsumer) {
+      for (const row of AMQP_ROWS) {
+        const result = await row.run(amqpConsumer, { url: values.broker!, events: rep > 0 ? AMQP_EVENTS : 2_000, window: WINDOW });
+        if (rep > 0) keep(amqpResults, row.label, result);
+        log(`rep ${rep}/${REPS}  ${row.label}: ${fmt.int(result.eventsPerSec)} events/s`);
       }
     }
   }
@@ -165,7 +186,28 @@ async function main(): Promise<void> {
       table(['server', 'req/s (min–max)', 'server CPU µs/req', 'req/s ÷ raw', 'CPU ÷ raw', 'non-2xx'], rows),
     );
   }
+  if (doAmqp) {
+    const base = median(amqpResults.get(AMQP_ROWS[0]!.label)!.map((f) => f.eventsPerSec));
+    const rows = AMQP_ROWS.map(({ label }) => {
+      const figures = amqpResults.get(label)!;
+      const rate = figures.map((f) => f.eventsPerSec);
+      return [
+        label,
+        `${fmt.int(median(rate))} (${fmt.int(Math.min(...rate))}–${fmt.int(Math.max(...rate))})`,
+        fmt.ratio(median(rate) / base),
+        fmt.us(median(figures.map((f) => f.senderCpuUs))),
+        fmt.us(median(figures.map((f) => f.consumerCpuUs))),
+      ];
+    });
+    out.push(
+      '',
+      `RabbitMQ end to end: 1 KB payload, ${fmt.int(AMQP_EVENTS)} events per run, sender here and consumer in a child process, ` +
+        `quorum queues, persistent, ${WINDOW} publishes in flight (confirms) and prefetch ${WINDOW}`,
+      table(['path', 'delivered events/s (min–max)', '÷ hand-written', 'sender CPU µs/event', 'consumer CPU µs/event'], rows),
+    );
+  }
   console.log(out.join('\n'));
+  amqpConsumer?.disconnect();
 
   await receivers?.close();
   loadGen?.disconnect();

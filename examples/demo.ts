@@ -1,11 +1,16 @@
 /**
  * The seed scenario, on loopback: users (Express) emits to payments (Express) and orders (Koa).
  * Run with `npm run demo`. Prints what each service received and exits 0.
+ * `npm run demo -- --broker amqp://guest:guest@127.0.0.1:5672` runs it over RabbitMQ instead
+ * (queues prefixed for this run, removed at the end).
  */
 import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { parseArgs } from 'node:util';
 import winston from 'winston';
+import { serviceTopology } from '../src/broker/topology.js';
+import { DEFAULTS, type BrokerOptions } from '../src/index.js';
 import { createOrdersService } from './orders.js';
 import { createPaymentsService } from './payments.js';
 import { createUsersService } from './users.js';
@@ -28,15 +33,35 @@ async function waitFor(what: string, done: () => boolean, timeoutMs = 10_000): P
   }
 }
 
+const brokerUrl = parseArgs({ options: { broker: { type: 'string' } }, strict: true }).values.broker;
+const broker: BrokerOptions | undefined = brokerUrl ? { url: brokerUrl, prefix: `events-demo-${process.pid}.` } : undefined;
+
+/** Over RabbitMQ: this run's queues go away with it. */
+async function removeQueues(options: BrokerOptions): Promise<void> {
+  const { connect } = await import('amqplib');
+  const connection = await connect(options.url);
+  const channel = await connection.createChannel();
+  for (const service of ['payments', 'orders']) {
+    const { main, deadLetters, waits } = serviceTopology(options.prefix!, service, DEFAULTS.broker.deliveryLimit, DEFAULTS.broker.retryDelaysMs);
+    for (const queue of [main, deadLetters, ...waits.values()]) await channel.deleteQueue(queue.name);
+  }
+  await connection.close();
+}
+
 async function main(): Promise<void> {
-  const payments = createPaymentsService({ secret, logger });
-  const orders = createOrdersService({ secret, logger });
+  const payments = createPaymentsService({ secret, logger, broker });
+  const orders = createOrdersService({ secret, logger, broker });
   const paymentsServer = await listen(payments.app);
   const ordersServer = await listen(orders.app.callback());
 
+  if (broker) {
+    await Promise.all([payments.bus.start(), orders.bus.start()]);
+    console.log(`through RabbitMQ ${brokerUrl!.replace(/\/\/[^@/]*@/, '//')} (queues ${broker.prefix}payments, ${broker.prefix}orders)`);
+  }
   const users = createUsersService({
     secret,
     logger,
+    broker,
     services: { payments: `${paymentsServer.url}/events`, orders: `${ordersServer.url}/events` },
   });
   const usersServer = await listen(users.app);
@@ -67,6 +92,7 @@ async function main(): Promise<void> {
 
   await Promise.all([users.bus.close(), payments.bus.close(), orders.bus.close()]);
   for (const { server } of [usersServer, paymentsServer, ordersServer]) server.close();
+  if (broker) await removeQueues(broker);
 }
 
 main().catch((error: unknown) => {

@@ -2,6 +2,8 @@ import type { Logger } from 'winston';
 import { createExpressMiddleware, type ExpressMiddleware, type MiddlewareOptions } from './adapters/express.js';
 import { createKoaMiddleware, type KoaMiddleware } from './adapters/koa.js';
 import { createNodeHandler, type NodeHandler } from './adapters/node.js';
+import { AmqpConnection } from './broker/amqp-connection.js';
+import { AmqpConsumer } from './broker/amqp-consumer.js';
 import { Catalog } from './catalog.js';
 import { type EventBusOptions, type ResolvedConfig, type ResolvedTarget, resolveConfig, resolveTarget } from './config.js';
 import { DEFAULTS } from './defaults.js';
@@ -9,10 +11,11 @@ import { BusClosedError, ConfigError, PayloadTooDeepError, PayloadTooLargeError,
 import { createEvent, toStructuredBody } from './protocol/cloudevents.js';
 import { deeperThan } from './protocol/payload-depth.js';
 import type { InboxStore } from './receive/inbox-store.js';
-import { Receiver, type ReceiverRequest, type ReceiverResponse } from './receive/receiver.js';
+import { Receiver, type ReceiverOptions, type ReceiverRequest, type ReceiverResponse } from './receive/receiver.js';
 import { Dispatcher } from './send/dispatcher.js';
 import type { DeadLetter, DeadLetterFilter, OutboxStats, OutboxStore } from './send/outbox-store.js';
 import { openInbox, openOutbox } from './stores/open.js';
+import { AmqpTransport } from './transports/amqp.js';
 import { HttpTransport } from './transports/http.js';
 import type { Transport } from './transports/transport.js';
 import type {
@@ -49,10 +52,17 @@ export class EventBus<Events extends object = EventRegistry> {
   private closing: Promise<void> | undefined;
   private readonly resuming: NodeJS.Immediate | undefined;
   private readonly poll: NodeJS.Timeout | undefined;
+  /** Through a broker: the connection, and this service's consumer (started by the first subscribeTo). */
+  private readonly broker: AmqpConnection | undefined;
+  private consumer: AmqpConsumer | undefined;
+  private consumerStart: NodeJS.Immediate | undefined;
 
   constructor(options: EventBusOptions = {}) {
     this.config = resolveConfig(options);
-    const { logger } = this.config;
+    const { logger, broker } = this.config;
+    if (broker) {
+      this.broker = new AmqpConnection({ broker, logger, name: this.config.service ?? 'events-library', timeoutMs: this.config.timeoutMs });
+    }
     this.outbox = openOutbox(this.config);
     try {
       this.inbox = openInbox(this.config);
@@ -61,7 +71,10 @@ export class EventBus<Events extends object = EventRegistry> {
       throw error;
     }
     this.transport =
-      options.transport ?? new HttpTransport({ logger, timeoutMs: this.config.timeoutMs, retry: this.config.retry });
+      options.transport ??
+      (this.broker && broker
+        ? new AmqpTransport({ connection: this.broker, logger, prefix: broker.prefix, deliveryLimit: broker.deliveryLimit, timeoutMs: this.config.timeoutMs })
+        : new HttpTransport({ logger, timeoutMs: this.config.timeoutMs, retry: this.config.retry }));
     this.dispatcher = new Dispatcher({
       store: this.outbox,
       transport: this.transport,
@@ -70,19 +83,7 @@ export class EventBus<Events extends object = EventRegistry> {
       redelivery: this.config.redelivery,
       resolveTarget: (name) => this.target(name),
     });
-    this.receiver = new Receiver({
-      catalog: this.catalog,
-      inbox: this.inbox,
-      logger,
-      keys: this.config.keys,
-      toleranceSeconds: this.config.toleranceSeconds,
-      bodyLimitBytes: this.config.bodyLimitBytes,
-      bodyTimeoutMs: this.config.bodyTimeoutMs,
-      maxUnverifiedBytes: this.config.maxUnverifiedBytes,
-      retryAfterSeconds: DEFAULTS.receiver.retryAfterSeconds,
-      maxUnrecorded: DEFAULTS.receiver.maxUnrecorded,
-      service: this.config.service,
-    });
+    this.receiver = new Receiver(this.receiverOptions());
     if (this.outbox.durable) {
       // Resume what a previous run left, and pick up what an operator replays from another process.
       this.resuming = setImmediate(() => this.dispatcher.resume());
@@ -137,7 +138,28 @@ export class EventBus<Events extends object = EventRegistry> {
     options?: SubscribeOptions,
   ): Unsubscribe;
   subscribeTo(type: string, handler: EventHandler<never>, options: SubscribeOptions = {}): Unsubscribe {
-    return this.catalog.subscribe(type, handler as EventHandler<unknown>, options.schema, options.name);
+    if (this.broker && !this.consumer) this.createConsumer();
+    const unsubscribe = this.catalog.subscribe(type, handler as EventHandler<unknown>, options.schema, options.name);
+    // Through a broker, consuming starts by itself once the startup code (this turn) has subscribed everything.
+    if (this.consumer && !this.consumerStart && !this.closing) {
+      this.consumerStart = setImmediate(() => {
+        this.start().catch((error: unknown) =>
+          this.config.logger.error('broker consumer did not start', { error: (error as Error)?.message ?? String(error) }),
+        );
+      });
+    }
+    return unsubscribe;
+  }
+
+  /**
+   * Through a broker: starts consuming this service's queue now, and resolves once the consumer
+   * is registered with the broker. Optional: the first `subscribeTo` starts it on the next turn
+   * of the event loop. Without a broker (HTTP push, the middleware receives) it resolves at once.
+   */
+  async start(): Promise<void> {
+    if (!this.broker || this.closing) return;
+    if (!this.consumer) this.createConsumer();
+    await this.consumer!.start();
   }
 
   /**
@@ -222,9 +244,11 @@ export class EventBus<Events extends object = EventRegistry> {
     const deadline = Date.now() + this.config.shutdownTimeoutMs;
     clearImmediate(this.resuming);
     clearInterval(this.poll);
-    await Promise.all([this.dispatcher.stop(deadline), this.receiver.shutdown(deadline)]);
+    clearImmediate(this.consumerStart);
+    await Promise.all([this.dispatcher.stop(deadline), this.receiver.shutdown(deadline), this.consumer?.stop(deadline)]);
     await this.transport.close(); // aborts deliveries still in flight past the deadline …
     await this.dispatcher.stop(Date.now() + ABORT_SETTLE_MS); // … which settle back into the outbox
+    await this.broker?.close(); // unacked messages go back to the queue, for another instance
     if (!this.outbox.durable) {
       // One error line per lost delivery, with its event id; the body only at debug (payloads never above it).
       const { logger } = this.config;
@@ -242,6 +266,37 @@ export class EventBus<Events extends object = EventRegistry> {
       }
     }
     await Promise.all([this.outbox.close(), this.inbox.close()]);
+  }
+
+  /** The broker consumer, with its own receiver: the same checks, but no timestamp window (see ReceiverOptions.checkTimestamp). */
+  private createConsumer(): void {
+    const { broker, logger, concurrency } = this.config;
+    const service = this.requireService('subscribeTo with a broker');
+    this.receiverFor('subscribeTo with a broker');
+    this.consumer = new AmqpConsumer({
+      connection: this.broker!,
+      broker: broker!,
+      logger,
+      service,
+      concurrency,
+      receiver: new Receiver({ ...this.receiverOptions(), checkTimestamp: false }),
+    });
+  }
+
+  private receiverOptions(): ReceiverOptions {
+    return {
+      catalog: this.catalog,
+      inbox: this.inbox,
+      logger: this.config.logger,
+      keys: this.config.keys,
+      toleranceSeconds: this.config.toleranceSeconds,
+      bodyLimitBytes: this.config.bodyLimitBytes,
+      bodyTimeoutMs: this.config.bodyTimeoutMs,
+      maxUnverifiedBytes: this.config.maxUnverifiedBytes,
+      retryAfterSeconds: DEFAULTS.receiver.retryAfterSeconds,
+      maxUnrecorded: DEFAULTS.receiver.maxUnrecorded,
+      service: this.config.service,
+    };
   }
 
   private receiverFor(what: string): Receiver {

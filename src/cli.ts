@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { inspectOutbox, listDeadLetters, replayEach } from './admin.js';
+import { BROKER_USAGE, isBrokerCommand, runBrokerCommand } from './broker/cli-commands.js';
 import { ConfigError } from './errors/index.js';
 import type { DeadLetter, DeadLetterFilter, OutboxStats } from './send/outbox-store.js';
 import { escapeField, escapeOutput, safeJson } from './terminal-safe.js';
@@ -37,7 +38,8 @@ status, dead-letters and replay read the outbox file of a service, beside the ru
 they refuse a file that is not an outbox and never create one. A running service picks replayed
 deliveries up within its poll interval (2 s by default).
 Exit codes: 0 done; 1 failed (e.g. an id matched no dead letter); 2 wrong usage or configuration.
-`;
+
+${BROKER_USAGE}`;
 
 const OPTIONS = {
   outbox: { type: 'string' },
@@ -267,8 +269,8 @@ if (require.main === module) {
     if (error.code !== 'EPIPE') throw error;
     process.exit(process.exitCode ?? 0);
   });
-  process.exitCode = main(process.argv.slice(2), process.env, {
-    out: (text) => process.stdout.write(text),
-    err: (text) => process.stderr.write(text),
-  });
+  const io: Io = { out: (text) => process.stdout.write(text), err: (text) => process.stderr.write(text) };
+  const argv = process.argv.slice(2);
+  if (isBrokerCommand(argv, process.env)) void runBrokerCommand(argv, process.env, io).then((code) => (process.exitCode = code));
+  else process.exitCode = main(argv, process.env, io);
 }

@@ -11,11 +11,11 @@ export type SecretInput = string | readonly string[];
 /** Where a target service receives events, and optionally the secret its events are signed with. */
 export interface ServiceEntry {
   /**
-   * URL of the service's events endpoint. With no path (`http://payments:3000` or `…/`) it means
-   * that service's default events path, `/events`.
+   * URL of the service's events endpoint; not needed through a broker. With no path
+   * (`http://payments:3000` or `…/`) it means that service's default events path, `/events`.
    * @example 'http://payments.internal:3000/events'
    */
-  url: string;
+  url?: string;
   /** Signing secret for this target. @default this service's own `secret` */
   secret?: SecretInput;
 }
@@ -76,6 +76,33 @@ export interface InboxOptions {
   retentionMs?: number;
 }
 
+/** RabbitMQ instead of HTTP push (see README "Choosing a transport"). */
+export interface BrokerOptions {
+  /** The broker. Env: `EVENTS_BROKER_URL`. @example 'amqp://guest:guest@127.0.0.1:5672/%2f' */
+  url: string;
+  /** Prefix of every queue name (test isolation, several systems on one vhost). Env: `EVENTS_BROKER_PREFIX`. @default '' */
+  prefix?: string;
+  /** Waits before each retry of a message whose handler failed; the last repeats. @default [1000, 5000, 30000, 120000, 600000, 3600000] */
+  retryDelaysMs?: readonly number[];
+  /** Handler attempts of one message before it is dead-lettered to `<queue>.dlq`. @default 10 */
+  maxAttempts?: number;
+  /** First reconnect wait after the connection drops; doubles per failure, with jitter. @default 100 */
+  reconnectBaseDelayMs?: number;
+  /** Longest reconnect wait. @default 5000 */
+  reconnectMaxDelayMs?: number;
+}
+
+/** Broker options after merging and checking. */
+export interface ResolvedBroker {
+  url: string;
+  prefix: string;
+  retryDelaysMs: readonly number[];
+  maxAttempts: number;
+  deliveryLimit: number;
+  reconnectBaseDelayMs: number;
+  reconnectMaxDelayMs: number;
+}
+
 export interface EventBusOptions {
   /** This service's name, the CloudEvents `source` of what it emits. Env: `EVENTS_SERVICE_NAME`. */
   service?: string;
@@ -122,11 +149,18 @@ export interface EventBusOptions {
   env?: Readonly<Record<string, string | undefined>>;
   /** Sends deliveries; swap it for another transport or in tests. @default HTTP push (axios) */
   transport?: Transport;
+  /**
+   * Send and receive through RabbitMQ (needs the optional peer `amqplib`): a URL, or options with
+   * one. Targets then need no URL. Env: `EVENTS_BROKER_URL`. @default HTTP push
+   * @example 'amqp://guest:guest@127.0.0.1:5672'
+   */
+  broker?: string | BrokerOptions;
 }
 
 /** A target service, resolved and checked. */
 export interface ResolvedTarget {
   name: string;
+  /** Its events endpoint (HTTP push); empty through a broker, which routes by `name`. */
   url: string;
   /** HMAC keys; every one signs each delivery. */
   keys: Buffer[];
@@ -152,6 +186,8 @@ export interface ResolvedConfig {
   shutdownTimeoutMs: number;
   env: Readonly<Record<string, string | undefined>>;
   services: Record<string, string | ServiceEntry>;
+  /** Set when events go through a broker instead of HTTP push. */
+  broker: ResolvedBroker | undefined;
 }
 
 /** `order-service` → `ORDER_SERVICE`. */
@@ -214,6 +250,46 @@ export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
     shutdownTimeoutMs: positive('shutdownTimeoutMs', options.shutdownTimeoutMs ?? DEFAULTS.shutdownTimeoutMs, true),
     env,
     services: options.services ?? {},
+    broker: resolveBroker(options.broker, env),
+  };
+}
+
+function resolveBroker(option: EventBusOptions['broker'], env: ResolvedConfig['env']): ResolvedBroker | undefined {
+  const given = typeof option === 'string' ? { url: option } : option;
+  const url = given?.url ?? nonEmpty(env.EVENTS_BROKER_URL);
+  if (url === undefined) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch (cause) {
+    throw new ConfigError('EVENTS_BROKER_URL is not a valid URL (expected e.g. amqp://user:pass@host:5672/vhost)', {
+      variable: 'EVENTS_BROKER_URL',
+      cause,
+    });
+  }
+  if (parsed.protocol !== 'amqp:' && parsed.protocol !== 'amqps:') {
+    throw new ConfigError(`EVENTS_BROKER_URL must be an amqp:// or amqps:// URL, not ${parsed.protocol}//…`, {
+      variable: 'EVENTS_BROKER_URL',
+    });
+  }
+  const d = DEFAULTS.broker;
+  const prefix = given?.prefix ?? nonEmpty(env.EVENTS_BROKER_PREFIX) ?? d.prefix;
+  if (typeof prefix !== 'string' || !/^[A-Za-z0-9._:-]*$/.test(prefix)) {
+    throw new ConfigError('broker prefix may only hold letters, digits and . _ : -', { variable: 'EVENTS_BROKER_PREFIX' });
+  }
+  const retryDelaysMs = given?.retryDelaysMs ?? d.retryDelaysMs;
+  if (!Array.isArray(retryDelaysMs) || retryDelaysMs.length === 0) {
+    throw new ConfigError('broker.retryDelaysMs must be a non-empty list of positive numbers');
+  }
+  retryDelaysMs.forEach((ms: number, i: number) => positive(`broker.retryDelaysMs[${i}]`, ms));
+  return {
+    url,
+    prefix,
+    retryDelaysMs: [...retryDelaysMs].map((ms: number) => Math.round(ms)),
+    maxAttempts: positive('broker.maxAttempts', given?.maxAttempts ?? d.maxAttempts),
+    deliveryLimit: d.deliveryLimit,
+    reconnectBaseDelayMs: positive('broker.reconnectBaseDelayMs', given?.reconnectBaseDelayMs ?? d.reconnectBaseDelayMs),
+    reconnectMaxDelayMs: positive('broker.reconnectMaxDelayMs', given?.reconnectMaxDelayMs ?? d.reconnectMaxDelayMs),
   };
 }
 
@@ -228,14 +304,15 @@ export function resolveTarget(config: ResolvedConfig, name: string): ResolvedTar
   const entry = config.services[name];
   const fromOptions = typeof entry === 'string' ? { url: entry } : entry;
   const urlVar = urlVariable(name);
-  const url = fromOptions?.url ?? nonEmpty(config.env[urlVar]);
+  // Through a broker, the target is a queue named after it: no URL needed (one given is ignored).
+  const url = config.broker ? '' : (fromOptions?.url ?? nonEmpty(config.env[urlVar]));
   if (url === undefined) {
     throw new ConfigError(
       `No URL for target service "${name}": set ${urlVar} (or pass services: { ${JSON.stringify(name)}: url } to createEventBus).`,
       { variable: urlVar },
     );
   }
-  const normalised = checkUrl(url, urlVar, name);
+  const normalised = config.broker ? url : checkUrl(url, urlVar, name);
 
   const secretVar = secretVariable(name);
   const ownSecret = fromOptions?.secret ?? splitList(config.env[secretVar]);

@@ -106,4 +106,27 @@ export const DEFAULTS = {
    * `configure({ handleSignals: false })` or `EVENTS_HANDLE_SIGNALS=false`.
    */
   handleSignals: true,
+  /** RabbitMQ (`broker` / `EVENTS_BROKER_URL`); see src/broker/topology.ts for the queues these shape. */
+  broker: {
+    /** Prefix of every queue name (test isolation, or several systems on one vhost). */
+    prefix: '',
+    /**
+     * Waits before the 1st, 2nd, … retry of a message whose handler failed (the last repeats).
+     * Each is a TTL "wait" queue that dead-letters back to the service's queue; a `RetryLaterError(n)`
+     * waits in the shortest of them that is at least n seconds.
+     */
+    retryDelaysMs: [1_000, 5_000, 30_000, 120_000, 600_000, 3_600_000] as readonly number[],
+    /**
+     * More wait queues, so that `RetryLaterError(n)` waits close to n seconds: it takes the shortest
+     * wait queue (of these and `retryDelaysMs`) of at least n s, the longest when n is beyond them all.
+     */
+    retryLaterDelaysMs: [1_000, 2_000, 3_000, 5_000, 10_000, 15_000, 30_000, 60_000, 300_000, 900_000, 3_600_000] as readonly number[],
+    /** Handler attempts of one message before it goes to `<queue>.dlq`. */
+    maxAttempts: 10,
+    /** `x-delivery-limit` of a service's quorum queue: redeliveries (a consumer died mid-message) before the broker dead-letters it. */
+    deliveryLimit: 20,
+    /** Reconnect backoff: first wait, doubled per failure up to the max, with jitter. */
+    reconnectBaseDelayMs: 100,
+    reconnectMaxDelayMs: 5_000,
+  },
 } as const;

@@ -13,6 +13,7 @@ export {
 export type { DefaultBusOptions } from './default-bus.js';
 export { EventBus, createEventBus } from './bus.js';
 export { inspectOutbox, listDeadLetters, replayDeadLetters } from './admin.js';
+export { listBrokerDeadLetters, replayBrokerDeadLetters } from './broker/admin.js';
 export {
   BusClosedError,
   ConfigError,
@@ -31,7 +32,9 @@ export { DEFAULTS } from './defaults.js';
 export type { ExpressLikeRequest, ExpressMiddleware, MiddlewareOptions } from './adapters/express.js';
 export type { KoaLikeContext, KoaMiddleware } from './adapters/koa.js';
 export type { NodeHandler } from './adapters/node.js';
+export type { BrokerAdminOptions, BrokerDeadLetter, BrokerReplaySelection } from './broker/admin.js';
 export type {
+  BrokerOptions,
   EventBusOptions,
   InboxOptions,
   OutboxOptions,

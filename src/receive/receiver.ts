@@ -39,6 +39,13 @@ export interface ReceiverOptions {
   maxUnrecorded: number;
   /** This service's name, for log lines. */
   service: string | undefined;
+  /**
+   * Refuse a `webhook-timestamp` outside ±`toleranceSeconds`. Off for broker receipt: a message may
+   * wait in its queue for hours while the service is down, and replays are caught by the inbox's
+   * dedupe and kept out by the broker's access control. The signature is checked either way.
+   * @default true
+   */
+  checkTimestamp?: boolean;
 }
 
 /** Why reading a body stopped before its end. */
@@ -194,10 +201,13 @@ export class Receiver {
   private async process(request: ReceiverRequest, startedAt: number, onVerified?: () => void): Promise<ReceiverResponse> {
     const { headers, body } = request;
     if (body.length > this.o.bodyLimitBytes) return this.tooLarge();
-    const failure = verify(this.o.keys, { ...signatureHeaders(headers), body }, this.o.toleranceSeconds);
+    const windowed = this.o.checkTimestamp !== false;
+    const failure = verify(this.o.keys, { ...signatureHeaders(headers), body }, windowed ? this.o.toleranceSeconds : Infinity);
     if (failure) throw new ProtocolError(401, 'invalid_signature', VERIFY_MESSAGES[failure]);
     onVerified?.();
-    const replay = this.replayUndetectable(headers);
+    // Without the time window (broker receipt) a message may be older than the inbox's memory by
+    // design; the broker's access control and the dedupe stand in for the window there.
+    const replay = windowed ? this.replayUndetectable(headers) : undefined;
     if (replay) return this.refuse(replay, startedAt, { 'retry-after': '1' });
     // Only an authenticated sender learns anything about the content (415 / 400). Every attribute
     // that picks the handler, the source or the dedupe key comes from the signed body.

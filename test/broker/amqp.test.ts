@@ -1,0 +1,465 @@
+import { randomUUID } from 'node:crypto';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import amqplib from 'amqplib';
+import { runBrokerCommand } from '../../src/broker/cli-commands.js';
+import {
+  createEventBus,
+  type EventBus,
+  listBrokerDeadLetters,
+  NonRetryableError,
+  replayBrokerDeadLetters,
+  RetryLaterError,
+  type ReceivedEvent,
+} from '../../src/index.js';
+import { createVhost, describeWithBroker, takeBrokerTurns, type TestVhost } from '../helpers/broker.js';
+import { cleanupAfterEach } from '../helpers/cleanups.js';
+import { createCapturingLogger, quietLogger } from '../helpers/logger.js';
+import { newSecret, structuredEvent, webhookHeaders } from '../helpers/signing.js';
+import { tempDir } from '../helpers/temp-dir.js';
+import { gate, waitFor } from '../helpers/wait.js';
+
+const secret = newSecret();
+
+describeWithBroker('RabbitMQ transport (real broker)', () => {
+  takeBrokerTurns();
+  let vhost: TestVhost;
+  const cleanups = cleanupAfterEach();
+  let prefixCounter = 0;
+  /** A fresh queue prefix per test: the tests of this file share one vhost. */
+  let prefix = '';
+
+  beforeAll(() => {
+    vhost = createVhost('amqp');
+  });
+  afterAll(() => vhost?.remove());
+  beforeEach(() => {
+    prefixCounter += 1;
+    prefix = `t${prefixCounter}.`;
+  });
+
+  function bus(service: string, extra: Parameters<typeof createEventBus>[0] = {}): EventBus {
+    const b = createEventBus({
+      service,
+      secret,
+      logger: quietLogger(),
+      ...extra,
+      broker: { url: vhost.url, prefix, retryDelaysMs: [100, 200], ...(extra.broker as object | undefined) },
+    });
+    cleanups.push(() => b.close());
+    return b;
+  }
+
+  /** Reads every message of `queue` (removing them): content and headers. */
+  async function drain(queue: string): Promise<Array<{ body: string; headers: Record<string, unknown>; contentType?: string }>> {
+    const conn = await amqplib.connect(vhost.url);
+    try {
+      const ch = await conn.createChannel();
+      const out = [];
+      for (;;) {
+        const m = await ch.get(queue, { noAck: true });
+        if (m === false) break;
+        out.push({ body: m.content.toString(), headers: m.properties.headers ?? {}, contentType: m.properties.contentType as string | undefined });
+      }
+      return out;
+    } finally {
+      await conn.close();
+    }
+  }
+
+  it('two services with two instances each: every event is handled once per service, targets need no URL', async () => {
+    const users = bus('users').declareEvent('user-created', ['payments', 'orders']);
+    const handled: Record<string, string[]> = { payments: [], orders: [] };
+    const instances: Record<string, Set<number>> = { payments: new Set(), orders: new Set() };
+    for (const service of ['payments', 'orders']) {
+      for (let i = 0; i < 2; i += 1) {
+        const b = bus(service, { concurrency: 4 });
+        b.subscribeTo('user-created', (_data, event) => {
+          handled[service]!.push(event.id);
+          instances[service]!.add(i);
+        });
+        await b.start();
+      }
+    }
+    const ids: string[] = [];
+    for (let n = 0; n < 200; n += 1) ids.push((await users.emit('user-created', { n })).id);
+    await waitFor(() => handled.payments!.length >= 200 && handled.orders!.length >= 200, { timeoutMs: 15_000, what: 'all events' });
+    for (const service of ['payments', 'orders']) {
+      expect(new Set(handled[service]).size).toBe(200);
+      expect(handled[service]!.length).toBe(200);
+      expect([...new Set(handled[service])].sort()).toEqual([...ids].sort());
+    }
+    expect(users.outboxStats().pending).toBe(0);
+  });
+
+  it('keeps events published before the target service ever consumed (the sender declares its queue)', async () => {
+    const users = bus('users').declareEvent('user-created', ['late']);
+    const { id } = await users.emit('user-created', { n: 1 });
+    await waitFor(() => users.outboxStats().pending === 0, { what: 'the publish to be confirmed' });
+    expect(await vhost.messageCount(`${prefix}late`)).toBe(1);
+
+    const received: ReceivedEvent[] = [];
+    const late = bus('late');
+    late.subscribeTo('user-created', (_data, event) => void received.push(event));
+    await waitFor(() => received.length === 1, { what: 'the late consumer to get it' });
+    expect(received[0]!.id).toBe(id);
+    expect(received[0]!.data).toEqual({ n: 1 });
+  });
+
+  it('a negative confirm (queue full) is a retry, never delivered: the event waits in the outbox and goes out later', async () => {
+    const capture = createCapturingLogger('warn');
+    const users = bus('users', { logger: capture.logger, redelivery: { baseDelayMs: 50, probeMaxDelayMs: 200 } }).declareEvent('user-created', ['full']);
+    await vhost.setPolicy(`${prefix}full-max`, `^${prefix.replace('.', '\\.')}full$`, { 'max-length': 1 });
+    try {
+      // A quorum queue rejects publishes once it is over its limit: the first two are taken.
+      const taken = [(await users.emit('user-created', { n: 1 })).id, (await users.emit('user-created', { n: 2 })).id];
+      await waitFor(() => users.outboxStats().pending === 0, { what: 'the first two confirmed' });
+      const third = await users.emit('user-created', { n: 3 });
+      await waitFor(() => capture.withMessage('delivery attempt failed').length > 0, { what: 'a nack' });
+      const [failure] = capture.withMessage('delivery attempt failed') as unknown as Array<{ error: string; eventId: string }>;
+      expect(failure).toMatchObject({ eventId: third.id, error: 'message nacked' });
+      expect(users.outboxStats().pending).toBe(1);
+      expect(await vhost.messageCount(`${prefix}full`)).toBe(2);
+
+      await vhost.clearPolicy(`${prefix}full-max`);
+      const received: string[] = [];
+      const full = bus('full');
+      full.subscribeTo('user-created', (_d, event) => void received.push(event.id));
+      await waitFor(() => received.length === 3, { timeoutMs: 10_000, what: 'all delivered once the queue has room' });
+      expect(received.sort()).toEqual([...taken, third.id].sort());
+    } finally {
+      await vhost.clearPolicy(`${prefix}full-max`).catch(() => undefined);
+    }
+  });
+
+  it('a returned (unroutable) message is a retry; the queue is declared again and the event delivered', async () => {
+    const capture = createCapturingLogger('warn');
+    const users = bus('users', { logger: capture.logger, redelivery: { baseDelayMs: 50, probeMaxDelayMs: 200 } }).declareEvent('user-created', ['vanishing']);
+    await users.emit('user-created', { n: 1 });
+    await waitFor(() => users.outboxStats().pending === 0, { what: 'the first publish' });
+    const conn = await amqplib.connect(vhost.url);
+    cleanups.push(() => conn.close());
+    await (await conn.createChannel()).deleteQueue(`${prefix}vanishing`);
+    const { id } = await users.emit('user-created', { n: 2 });
+    await waitFor(() => users.outboxStats().pending === 0, { what: 'the retry to be confirmed' });
+    const failures = capture.withMessage('delivery attempt failed') as unknown as Array<{ error: string; eventId: string }>;
+    expect(failures.map((f) => [f.eventId, f.error])).toEqual([[id, `unroutable: the broker has no queue "${prefix}vanishing"`]]);
+    const [message] = await drain(`${prefix}vanishing`);
+    expect(JSON.parse(message!.body).id).toBe(id);
+  });
+
+  it('puts the structured CloudEvent and the AMQP binding headers on the wire, signed', async () => {
+    const users = bus('users').declareEvent('user-created', ['wire']);
+    const { id } = await users.emit('user-created', { n: 7 });
+    await waitFor(() => users.outboxStats().pending === 0, { what: 'the publish' });
+    const [message] = await drain(`${prefix}wire`);
+    expect(message!.contentType).toBe('application/cloudevents+json; charset=utf-8');
+    expect(JSON.parse(message!.body)).toMatchObject({ specversion: '1.0', id, source: 'users', type: 'user-created', data: { n: 7 } });
+    expect(message!.headers).toMatchObject({
+      cloudEvents_id: id,
+      cloudEvents_type: 'user-created',
+      cloudEvents_source: 'users',
+      cloudEvents_specversion: '1.0',
+      'webhook-id': id,
+    });
+    expect(message!.headers.cloudEvents_time).toEqual(JSON.parse(message!.body).time);
+    expect(String(message!.headers['webhook-signature'])).toMatch(/^v1,/);
+  });
+
+  it('retries a failing handler through a wait queue, then it succeeds', async () => {
+    const capture = createCapturingLogger('info');
+    const users = bus('users').declareEvent('user-created', ['flaky']);
+    const flaky = bus('flaky', { logger: capture.logger });
+    let calls = 0;
+    flaky.subscribeTo('user-created', () => {
+      calls += 1;
+      if (calls < 3) throw new Error('database unavailable');
+    });
+    await flaky.start();
+    await users.emit('user-created', { n: 1 });
+    await waitFor(() => capture.withMessage('event received').length === 1, { what: 'success after retries' });
+    expect(calls).toBe(3);
+    const retries = capture.withMessage('event will be retried from the broker');
+    expect(retries.map((r) => (r as unknown as { attempt: number }).attempt)).toEqual([1, 2]);
+    expect(retries.map((r) => (r as unknown as { retryInMs: number }).retryInMs)).toEqual([100, 200]);
+    expect(await vhost.messageCount(`${prefix}flaky.dlq`)).toBe(0);
+  });
+
+  it('dead-letters after maxAttempts with the reason; a NonRetryableError at once', async () => {
+    const users = bus('users').declareEvent('always-fails', ['picky']).declareEvent('refused', ['picky']);
+    const picky = bus('picky', { broker: { url: vhost.url, maxAttempts: 3 } });
+    let failing = 0;
+    let refusing = 0;
+    picky.subscribeTo('always-fails', () => {
+      failing += 1;
+      throw new Error('boom');
+    });
+    picky.subscribeTo('refused', () => {
+      refusing += 1;
+      throw new NonRetryableError('unsupported country');
+    });
+    await picky.start();
+    const a = await users.emit('always-fails', {});
+    const b = await users.emit('refused', {});
+    await waitFor(async () => (await vhost.messageCount(`${prefix}picky.dlq`)) === 2, { what: 'two dead letters' });
+    expect(failing).toBe(3);
+    expect(refusing).toBe(1);
+    const dead = await drain(`${prefix}picky.dlq`);
+    const byId = new Map(dead.map((d) => [JSON.parse(d.body).id as string, d]));
+    expect(byId.get(a.id)!.headers).toMatchObject({ 'events-dead-reason': 'handler_failed', 'events-attempts': 3, 'events-dead-queue': `${prefix}picky` });
+    expect(String(byId.get(a.id)!.headers['events-dead-error'])).toContain('gave up after 3 attempts');
+    expect(byId.get(b.id)!.headers).toMatchObject({ 'events-dead-reason': 'rejected_by_handler', 'events-dead-error': 'unsupported country' });
+    // Still a valid signed message: it can be replayed as is.
+    expect(byId.get(b.id)!.headers['webhook-signature']).toBeDefined();
+  });
+
+  it('dead-letters a poison message (bad signature, or not JSON) with the reason and never runs a handler', async () => {
+    const target = bus('guarded');
+    let calls = 0;
+    target.subscribeTo('user-created', () => void (calls += 1));
+    await target.start();
+    const conn = await amqplib.connect(vhost.url);
+    cleanups.push(() => conn.close());
+    const ch = await conn.createConfirmChannel();
+    const forged = structuredEvent('user-created', { n: 1 });
+    const forgedBody = JSON.stringify(forged);
+    ch.publish('', `${prefix}guarded`, Buffer.from(forgedBody), {
+      contentType: 'application/cloudevents+json',
+      headers: webhookHeaders(newSecret(), String(forged.id), forgedBody), // another secret
+    });
+    const garbled = 'not json';
+    ch.publish('', `${prefix}guarded`, Buffer.from(garbled), {
+      contentType: 'application/cloudevents+json',
+      headers: webhookHeaders(secret, 'x1', garbled),
+    });
+    await ch.waitForConfirms();
+    await waitFor(async () => (await vhost.messageCount(`${prefix}guarded.dlq`)) === 2, { what: 'two dead letters' });
+    const reasons = (await drain(`${prefix}guarded.dlq`)).map((d) => d.headers['events-dead-reason']).sort();
+    expect(reasons).toEqual(['invalid_signature', 'malformed_json']);
+    expect(calls).toBe(0);
+    expect(await vhost.messageCount(`${prefix}guarded`)).toBe(0);
+  });
+
+  it('accepts a message signed long ago (it waited in the queue), which HTTP receipt would refuse', async () => {
+    const target = bus('patient');
+    const received: string[] = [];
+    target.subscribeTo('user-created', (_d, event) => void received.push(event.id));
+    await target.start();
+    const conn = await amqplib.connect(vhost.url);
+    cleanups.push(() => conn.close());
+    const ch = await conn.createConfirmChannel();
+    const event = structuredEvent('user-created', { n: 1 });
+    const body = JSON.stringify(event);
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    ch.publish('', `${prefix}patient`, Buffer.from(body), {
+      contentType: 'application/cloudevents+json',
+      headers: webhookHeaders(secret, String(event.id), body, hourAgo),
+    });
+    await ch.waitForConfirms();
+    await waitFor(() => received.length === 1, { what: 'the old message' });
+    expect(received).toEqual([event.id]);
+    const http = await target.handle({ headers: { 'content-type': 'application/cloudevents+json', ...webhookHeaders(secret, String(event.id), body, hourAgo) }, body: Buffer.from(body) });
+    expect(http.status).toBe(401);
+  });
+
+  it('an event no handler here subscribes to is retried, not dead-lettered (a rolling deploy), and handled once subscribed', async () => {
+    const capture = createCapturingLogger('info');
+    const users = bus('users').declareEvent('user-created', ['rolling']);
+    const rolling = bus('rolling', { logger: capture.logger });
+    rolling.subscribeTo('something-else', () => undefined);
+    await rolling.start();
+    const { id } = await users.emit('user-created', {});
+    await waitFor(() => capture.withMessage('event will be retried from the broker').length > 0, { what: 'a retry' });
+    expect(capture.withMessage('event will be retried from the broker')[0]).toMatchObject({ reason: 'no_subscriber' });
+    const received: string[] = [];
+    rolling.subscribeTo('user-created', (_d, event) => void received.push(event.id));
+    await waitFor(() => received.length === 1, { what: 'handled after subscribing' });
+    expect(received).toEqual([id]);
+    expect(await vhost.messageCount(`${prefix}rolling.dlq`)).toBe(0);
+  });
+
+  it('RetryLaterError(n) waits in the shortest wait queue of at least n seconds', async () => {
+    const capture = createCapturingLogger('info');
+    const users = bus('users').declareEvent('user-created', ['later']);
+    const later = bus('later', { logger: capture.logger, broker: { url: vhost.url, retryDelaysMs: [50, 1_000, 60_000] } });
+    let calls = 0;
+    later.subscribeTo('user-created', () => {
+      calls += 1;
+      if (calls === 1) throw new RetryLaterError(1, 'rate limited');
+    });
+    await later.start();
+    await users.emit('user-created', {});
+    await waitFor(() => calls === 2, { what: 'the second try' });
+    const [retry] = capture.withMessage('event will be retried from the broker');
+    expect((retry as unknown as { retryInMs: number }).retryInMs).toBe(1_000);
+  });
+
+  it('duplicates (the same event published twice) run the handler once and are acked', async () => {
+    const target = bus('dedupe');
+    let calls = 0;
+    target.subscribeTo('user-created', () => void (calls += 1));
+    await target.start();
+    const conn = await amqplib.connect(vhost.url);
+    cleanups.push(() => conn.close());
+    const ch = await conn.createConfirmChannel();
+    const event = structuredEvent('user-created', { n: 1 });
+    const body = JSON.stringify(event);
+    for (let i = 0; i < 2; i += 1) {
+      ch.publish('', `${prefix}dedupe`, Buffer.from(body), {
+        contentType: 'application/cloudevents+json',
+        headers: webhookHeaders(secret, String(event.id), body),
+      });
+    }
+    await ch.waitForConfirms();
+    await waitFor(async () => (await vhost.messageCount(`${prefix}dedupe`)) === 0 && calls === 1, { what: 'both consumed' });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(calls).toBe(1);
+  });
+
+  it('survives a dropped connection mid-stream: 0 lost, outage and recovery logged once each', async () => {
+    const senderLog = createCapturingLogger('info');
+    const users = bus('users', { logger: senderLog.logger, broker: { url: vhost.url, reconnectBaseDelayMs: 50 } }).declareEvent('user-created', ['sturdy']);
+    const handled = new Set<string>();
+    for (let i = 0; i < 2; i += 1) {
+      const b = bus('sturdy', { concurrency: 8, broker: { url: vhost.url, reconnectBaseDelayMs: 50 } });
+      b.subscribeTo('user-created', (_d, event) => void handled.add(event.id));
+      await b.start();
+    }
+    const ids: string[] = [];
+    for (let n = 0; n < 150; n += 1) ids.push((await users.emit('user-created', { n })).id);
+    await waitFor(() => handled.size >= 30, { what: 'some handled' });
+    // Keep emitting while rabbitmqctl drops the connections (it takes a second or two), and after.
+    let dropped = false;
+    const dropping = vhost.dropConnections().then(() => (dropped = true));
+    for (let n = 150; !dropped || n < 300; n += 1) {
+      ids.push((await users.emit('user-created', { n })).id);
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    await dropping;
+    for (let n = 0; n < 50; n += 1) ids.push((await users.emit('user-created', { after: n })).id);
+    await waitFor(() => ids.every((id) => handled.has(id)), { timeoutMs: 20_000, what: 'every event after the drop' });
+    await waitFor(() => senderLog.withMessage('broker connection restored').length > 0, { what: 'the recovery line' });
+    expect(users.outboxStats()).toMatchObject({ pending: 0, deadLetters: 0 });
+    expect(senderLog.withMessage('broker connection lost; reconnecting')).toHaveLength(1);
+    expect(senderLog.withMessage('broker connection restored')).toHaveLength(1);
+  });
+
+  it('close() stops consuming, lets the handler in flight finish and be acked, and leaves the rest queued', async () => {
+    const users = bus('users').declareEvent('user-created', ['draining']);
+    const first = bus('draining', { concurrency: 1 });
+    const release = gate();
+    const done: string[] = [];
+    let started = 0;
+    first.subscribeTo('user-created', async (_d, event) => {
+      started += 1;
+      await release.wait();
+      done.push(event.id);
+    });
+    await first.start();
+    for (let n = 0; n < 3; n += 1) await users.emit('user-created', { n });
+    await waitFor(() => started === 1, { what: 'the first handler to start' });
+    const closing = first.close();
+    release.open();
+    await closing;
+    expect(done).toHaveLength(1);
+    expect(started).toBe(1);
+
+    const second = bus('draining');
+    const got: string[] = [];
+    second.subscribeTo('user-created', (_d, event) => void got.push(event.id));
+    await waitFor(() => got.length === 2, { what: 'the two left in the queue' });
+    expect(got).not.toContain(done[0]);
+  });
+
+  it('lists and replays the dead letters of a service queue (functions and CLI), leaving the rest in place', async () => {
+    const users = bus('users').declareEvent('user-created', ['fixable']);
+    const fixable = bus('fixable');
+    let broken = true;
+    const handled: string[] = [];
+    fixable.subscribeTo('user-created', (_d, event) => {
+      if (broken) throw new NonRetryableError('not yet');
+      handled.push(event.id);
+    });
+    await fixable.start();
+    const a = await users.emit('user-created', { n: 1 });
+    const b = await users.emit('user-created', { n: 2 });
+    await waitFor(async () => (await vhost.messageCount(`${prefix}fixable.dlq`)) === 2, { what: 'two dead letters' });
+
+    const options = { broker: vhost.url, service: 'fixable', prefix };
+    const letters = await listBrokerDeadLetters(options);
+    expect(letters.map((d) => d.eventId).sort()).toEqual([a.id, b.id].sort());
+    expect(letters[0]).toMatchObject({ type: 'user-created', source: 'users', reason: 'rejected_by_handler', error: 'not yet', attempts: 1, queue: `${prefix}fixable` });
+    expect(await vhost.messageCount(`${prefix}fixable.dlq`)).toBe(2); // listing leaves them there
+
+    const out: string[] = [];
+    const io = { out: (t: string) => void out.push(t), err: (t: string) => void out.push(t) };
+    const env = { EVENTS_BROKER_URL: vhost.url, EVENTS_BROKER_PREFIX: prefix };
+    expect(await runBrokerCommand(['dead-letters', '--service', 'fixable'], env, io)).toBe(0);
+    expect(out.join('')).toContain(a.id);
+    expect(out.join('')).toContain('rejected_by_handler');
+
+    broken = false;
+    expect(await replayBrokerDeadLetters(options, { eventIds: [a.id] })).toBe(1);
+    await waitFor(() => handled.length === 1, { what: 'the replayed one handled' });
+    expect(handled).toEqual([a.id]);
+    expect((await listBrokerDeadLetters(options)).map((d) => d.eventId)).toEqual([b.id]);
+
+    out.length = 0;
+    expect(await runBrokerCommand(['replay', '--all', '--service', 'fixable', '--broker', vhost.url], { EVENTS_BROKER_PREFIX: prefix }, io)).toBe(0);
+    expect(out.join('')).toContain('replayed 1 dead letter');
+    await waitFor(() => handled.length === 2, { what: 'the other handled' });
+    expect(await vhost.messageCount(`${prefix}fixable.dlq`)).toBe(0);
+
+    out.length = 0;
+    expect(await runBrokerCommand(['dead-letters', '--service', 'nobody'], env, io)).toBe(2);
+    expect(out.join('')).toContain('no dead-letter queue');
+  });
+
+  it('two instances as child processes share the queue: each event handled once', async () => {
+    const dir = tempDir('amqp-children');
+    cleanups.push(() => dir.remove());
+    const log = dir.file('handled.log');
+    writeFileSync(log, '');
+    const children: ChildProcess[] = [];
+    cleanups.push(() => children.forEach((c) => c.kill('SIGKILL')));
+    const ready: Array<Promise<void>> = [];
+    for (let i = 0; i < 2; i += 1) {
+      const child = spawn(process.execPath, ['-r', 'tsx/cjs', path.join(__dirname, '../fixtures/amqp-instance.ts')], {
+        cwd: path.resolve(__dirname, '../..'),
+        env: {
+          ...process.env,
+          EVENTS_BROKER_URL: vhost.url,
+          EVENTS_BROKER_PREFIX: prefix,
+          EVENTS_SERVICE_NAME: 'workers',
+          EVENTS_SECRET: secret,
+          EVENTS_LOG_LEVEL: 'error',
+          FIXTURE_LOG: log,
+        },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      children.push(child);
+      ready.push(
+        new Promise((resolve) => {
+          let out = '';
+          child.stdout!.on('data', (chunk: Buffer) => {
+            out += chunk.toString();
+            if (out.includes('ready')) resolve();
+          });
+        }),
+      );
+    }
+    await Promise.all(ready);
+    const users = bus('users').declareEvent('user-created', ['workers']);
+    const ids = new Set<string>();
+    for (let n = 0; n < 100; n += 1) ids.add((await users.emit('user-created', { n, key: randomUUID() })).id);
+    const lines = (): string[][] => readFileSync(log, 'utf8').split('\n').filter(Boolean).map((l) => l.split(' '));
+    await waitFor(() => lines().length >= 100, { timeoutMs: 15_000, what: 'all handled by the children' });
+    const handled = lines();
+    expect(handled).toHaveLength(100);
+    expect(new Set(handled.map(([id]) => id))).toEqual(ids);
+    for (const child of children) child.kill('SIGTERM');
+    await Promise.all(children.map((c) => new Promise((resolve) => (c.exitCode !== null ? resolve(null) : c.on('exit', resolve)))));
+    expect(children.map((c) => c.exitCode)).toEqual([0, 0]);
+  });
+});
