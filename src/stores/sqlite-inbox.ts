@@ -2,7 +2,7 @@ import type { Statement } from 'better-sqlite3';
 import type { Logger } from 'winston';
 import type { InboxStore } from '../receive/inbox-store.js';
 import { DEFAULTS } from '../defaults.js';
-import { type Database, faultOf, lockExclusive, openDatabase, startupError, watchIdentity } from './sqlite.js';
+import { type Database, faultOf, openDatabase, startupError, watchIdentity } from './sqlite.js';
 
 const DONE = '*';
 const PRUNE_EVERY_MS = 60 * 60 * 1000;
@@ -12,8 +12,9 @@ const VARIABLE = 'EVENTS_INBOX_PATH';
  * The durable inbox, in SQLite: one row per completed handler, and one `*` row once every handler
  * completed. Each mark commits before the receiver answers, so a crash after a 2xx cannot rerun
  * a handler. Ids older than `retentionMs` are pruned hourly; a prune that fails (disk full, locked)
- * is logged and tried again at the next one, never thrown out of the timer. One process per file,
- * like the outbox (an exclusive lock on `<path>-lock`).
+ * is logged and tried again at the next one, never thrown out of the timer. Unlike the outbox, the
+ * file may be shared by several processes on one host (a service's instances behind a broker):
+ * marks are idempotent inserts, so sharing it is what makes dedupe hold across them.
  */
 export class SqliteInbox implements InboxStore {
   readonly durable = true;
@@ -21,7 +22,6 @@ export class SqliteInbox implements InboxStore {
   private readonly select: Statement;
   private readonly mark: Statement;
   private readonly pruneTimer: NodeJS.Timeout;
-  private readonly lock: { release(): void };
   private pruneFailing = false;
   private readonly unwatch: () => void;
 
@@ -32,13 +32,7 @@ export class SqliteInbox implements InboxStore {
     private readonly logger?: Logger,
     options: { fileCheckIntervalMs?: number } = {},
   ) {
-    this.lock = lockExclusive(path, VARIABLE);
-    try {
-      this.db = openDatabase(path, VARIABLE);
-    } catch (error) {
-      this.lock.release();
-      throw error;
-    }
+    this.db = openDatabase(path, VARIABLE);
     try {
       this.db.exec(`CREATE TABLE IF NOT EXISTS inbox (
         event_key TEXT NOT NULL, handler TEXT NOT NULL, done_at INTEGER NOT NULL,
@@ -48,7 +42,6 @@ export class SqliteInbox implements InboxStore {
       this.mark = this.db.prepare('INSERT OR IGNORE INTO inbox (event_key, handler, done_at) VALUES (?, ?, ?)');
     } catch (cause) {
       this.db.close();
-      this.lock.release();
       throw startupError(path, VARIABLE, cause);
     }
     this.prune();
@@ -86,7 +79,6 @@ export class SqliteInbox implements InboxStore {
     clearInterval(this.pruneTimer);
     this.unwatch();
     if (this.db.open) this.db.close();
-    this.lock.release();
   }
 
   /** Forgets ids past retention. Runs from a timer: logs a failure (once until it works again), never throws. */

@@ -156,14 +156,19 @@ describe('SqliteInbox', () => {
     );
   });
 
-  test('one process per file: a second owner fails at once naming the path; closing frees it', async () => {
+  test('instances on one host may share the file: what one records, the other sees (dedupe across instances)', async () => {
     const file = tempFile();
     const first = new SqliteInbox(file, DAY);
-    expect(() => new SqliteInbox(file, DAY)).toThrow(
-      expect.objectContaining({ name: 'ConfigError', variable: 'EVENTS_INBOX_PATH', message: expect.stringContaining(file) }),
-    );
-    await first.close();
-    await new SqliteInbox(file, DAY).close();
+    const second = new SqliteInbox(file, DAY);
+    try {
+      first.markHandler('k', 'h1');
+      expect(second.completed('k')).toEqual(new Set(['h1']));
+      second.markDone('k');
+      expect(first.completed('k')).toBe(true);
+    } finally {
+      await first.close();
+      await second.close();
+    }
   });
 
   test('a file that is not a database is a ConfigError naming the path and EVENTS_INBOX_PATH', () => {
