@@ -2,7 +2,7 @@ import net from 'node:net';
 import { createOrdersService } from '../../examples/orders.js';
 import { createPaymentsService } from '../../examples/payments.js';
 import { createUsersService } from '../../examples/users.js';
-import { NonRetryableError } from '../../src/index.js';
+import { NonRetryableError, RetryLaterError } from '../../src/index.js';
 import { createTestNetwork, type TestNetwork } from '../../src/testing/index.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
 import { createCapturingLogger, quietLogger } from '../helpers/logger.js';
@@ -107,6 +107,23 @@ describe('test network', () => {
 
     expect(runs).toEqual({ customer: 1, credit: 2 });
     expect(await net.deadLetters()).toEqual([]);
+  });
+
+  test('RetryLaterError: the sender waits the Retry-After it asked for, then the handler runs again', async () => {
+    const net = network();
+    const users = net.bus('users').declareEvent('user-created', ['payments']);
+    const runs: number[] = [];
+    net.bus('payments').subscribeTo('user-created', () => {
+      runs.push(Date.now());
+      if (runs.length === 1) throw new RetryLaterError(1, 'the CRM is throttling');
+    });
+
+    await users.emit('user-created', { user_id: 'u1' });
+    await net.settled();
+
+    expect(runs).toHaveLength(2);
+    // It waited the 1 s Retry-After, not the 10–100 ms backoff of an immediate retry (a lower bound: never flaky).
+    expect(runs[1]! - runs[0]!).toBeGreaterThanOrEqual(900);
   });
 
   test('the receiver validates against its own schema: data it refuses (400) becomes a dead letter, no handler runs', async () => {
