@@ -4,22 +4,38 @@ const { execFileSync } = require('node:child_process');
 const path = require('node:path');
 
 const root = path.join(__dirname, '..');
-const cjs = require(path.join(root, 'dist', 'index.js'));
-const esm = execFileSync(
-  process.execPath,
-  ['--input-type=module', '-e', `import * as m from ${JSON.stringify(path.join(root, 'dist', 'index.mjs'))}; console.log(JSON.stringify(Object.keys(m).sort()))`],
-  { encoding: 'utf8' },
-);
-const cjsNames = Object.keys(cjs).filter((n) => n !== '__esModule').sort();
-const esmNames = JSON.parse(esm);
-if (JSON.stringify(cjsNames) !== JSON.stringify(esmNames)) {
-  throw new Error(`require and import expose different names:\n${cjsNames}\n${esmNames}`);
+/** The names an entry exposes via require, after checking that import exposes the same. */
+function sameNamesBothWays(entry) {
+  const cjsModule = require(path.join(root, 'dist', `${entry}.js`));
+  const esm = execFileSync(
+    process.execPath,
+    ['--input-type=module', '-e', `import * as m from ${JSON.stringify(path.join(root, 'dist', `${entry}.mjs`))}; console.log(JSON.stringify(Object.keys(m).sort()))`],
+    { encoding: 'utf8' },
+  );
+  const cjsNames = Object.keys(cjsModule).filter((n) => n !== '__esModule').sort();
+  const esmNames = JSON.parse(esm);
+  if (JSON.stringify(cjsNames) !== JSON.stringify(esmNames)) {
+    throw new Error(`${entry}: require and import expose different names:\n${cjsNames}\n${esmNames}`);
+  }
+  return { cjsModule, cjsNames };
 }
+const { cjsModule: cjs, cjsNames } = sameNamesBothWays('index');
+const { cjsModule: testing, cjsNames: testingNames } = sameNamesBothWays('testing/index');
+for (const name of ['createTestNetwork', 'signedRequest', 'recordEmits']) {
+  if (typeof testing[name] !== 'function') throw new Error(`events-library/testing does not export ${name}`);
+}
+// The subpath resolves through package.json's exports, both ways (a self-reference, as a user's code would).
+const viaExports = execFileSync(
+  process.execPath,
+  ['--input-type=module', '-e', "import { createTestNetwork } from 'events-library/testing'; import { createRequire } from 'node:module'; const r = createRequire(import.meta.url); console.log(typeof createTestNetwork, typeof r('events-library/testing').createTestNetwork)"],
+  { cwd: root, encoding: 'utf8' },
+).trim();
+if (viaExports !== 'function function') throw new Error(`events-library/testing does not resolve through exports: ${viaExports}`);
 for (const name of ['declareEvent', 'emit', 'subscribeTo', 'eventsMiddleware', 'koaEventsMiddleware', 'close', 'createEventBus']) {
   if (typeof cjs[name] !== 'function') throw new Error(`${name} is not exported`);
 }
 execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(root, 'test', 'consumer')], { stdio: 'inherit' });
-console.log(`package ok: ${cjsNames.length} names via require and import; consumer types compile`);
+console.log(`package ok: ${cjsNames.length} names (testing: ${testingNames.length}) via require and import; consumer types compile`);
 
 // Dependencies say what the built package really uses: each dependency is required by dist/*.js or
 // imported by its declarations (dist/*.d.ts, e.g. json-schema-to-ts), and everything dist/ uses is a
@@ -49,7 +65,7 @@ if (!/\bbuild\b/.test(pkg.scripts?.prepack ?? '')) throw new Error('package.json
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 const [packed] = JSON.parse(execFileSync(npm, ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8' }));
 const packedFiles = new Set(packed.files.map((f) => f.path));
-for (const file of ['dist/index.js', 'dist/index.d.ts', 'dist/index.mjs', 'dist/index.d.mts', 'dist/cli.js', 'README.md']) {
+for (const file of ['dist/index.js', 'dist/index.d.ts', 'dist/index.mjs', 'dist/index.d.mts', 'dist/testing/index.js', 'dist/testing/index.d.ts', 'dist/testing/index.mjs', 'dist/testing/index.d.mts', 'dist/cli.js', 'README.md']) {
   if (!packedFiles.has(file)) throw new Error(`npm pack would not include ${file}`);
 }
 console.log(`dependencies ok: dist/ loads ${[...required].sort().join(', ')}; npm pack includes the build (${packedFiles.size} files)`);

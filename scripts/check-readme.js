@@ -5,7 +5,8 @@
 // node_modules resolves). A block that augments a module or the global scope (`declare module
 // 'events-library' { interface EventRegistry … }`) is compiled in a program of its own, so that its
 // augmentation cannot make another block compile; the other blocks share one program. Each has:
-// - `events-library` mapped to src/index.ts: a snippet must import every library name it uses;
+// - `events-library` mapped to src/index.ts (and `events-library/testing` to src/testing/index.ts):
+//   a snippet must import every library name it uses;
 // - PRELUDE below: the application's own names the snippets assume (`app`, `createUser`,
 //   `Customers`, …) and nothing of the library;
 // - a block whose first line is a comment naming a file (`// schemas.ts …`) is written under that
@@ -100,7 +101,10 @@ function tsconfig(fileNames) {
         skipLibCheck: true,
         esModuleInterop: true,
         types: ['node'],
-        paths: { 'events-library': [path.join(root, 'src', 'index.ts')] },
+        paths: {
+          'events-library': [path.join(root, 'src', 'index.ts')],
+          'events-library/testing': [path.join(root, 'src', 'testing', 'index.ts')],
+        },
       },
       files: fileNames,
     },

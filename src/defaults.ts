@@ -129,4 +129,20 @@ export const DEFAULTS = {
     reconnectBaseDelayMs: 100,
     reconnectMaxDelayMs: 5_000,
   },
+  /**
+   * The test kit (`events-library/testing`): buses of an in-process network deliver without
+   * sockets, with the real rules (signatures, validation, dedupe, outcomes) on test-sized clocks.
+   */
+  testing: {
+    /** How long `network.settled()` waits before failing with what is still pending (under jest's 5 s test timeout). */
+    settleTimeoutMs: 4_000,
+    /** How often `network.settled()` looks at the outboxes, in ms. */
+    settlePollMs: 5,
+    /** Level of the network's default logger: failures a test did not expect still show. */
+    logLevel: 'error',
+    /** Immediate retries of one in-process delivery (the HTTP transport's rules, shorter waits). */
+    retry: { retries: 3, baseDelayMs: 10, maxDelayMs: 100, maxRetryAfterMs: 10_000 },
+    /** Redelivery from the outbox (the real dispatcher, shorter waits; the horizon stays the production one). */
+    redelivery: { baseDelayMs: 50, maxDelayMs: 1_000, probeMaxDelayMs: 500 },
+  },
 } as const;
