@@ -6,6 +6,10 @@ import type { Otel } from './otel-api.js';
 import { cleanTracestate, formatTraceparent, parseTraceparent, type TraceContext } from './trace-context.js';
 
 const SCOPE = 'events-library';
+/** Histogram buckets in seconds: handler runs (ms to a minute) … */
+const RUN_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+/** … and latencies from emit, which an outage stretches to hours (redelivery horizon: days). */
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 21600, 86400];
 const SYSTEM = 'events-library';
 
 /** What the gauges read at each collection. */
@@ -53,12 +57,18 @@ export class OtelInstruments {
     this.deliveryLatency = meter.createHistogram('events.delivery.latency', {
       description: 'From emit to the target acknowledging the event',
       unit: 's',
+      advice: { explicitBucketBoundaries: LATENCY_BUCKETS },
     });
     this.handlerLatency = meter.createHistogram('events.handler.latency', {
       description: "From emit (the event's time) to a handler starting at this service",
       unit: 's',
+      advice: { explicitBucketBoundaries: LATENCY_BUCKETS },
     });
-    this.handlerDuration = meter.createHistogram('events.handler.duration', { description: 'Handler run time', unit: 's' });
+    this.handlerDuration = meter.createHistogram('events.handler.duration', {
+      description: 'Handler run time',
+      unit: 's',
+      advice: { explicitBucketBoundaries: RUN_BUCKETS },
+    });
     this.handlerFailures = meter.createCounter('events.handler.failures', { description: 'Handler runs that threw' });
     this.backlogGauge = meter.createObservableGauge('events.outbox.backlog', {
       description: 'Deliveries waiting in the outbox, per target',
