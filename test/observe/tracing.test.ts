@@ -187,3 +187,14 @@ describe('trace context end to end', () => {
     expect(finished().map((s) => s.name)).toEqual(['request']);
   });
 });
+
+describe('without @opentelemetry/api', () => {
+  it('delivers as before: no trace context in the event or the headers, and nothing of OpenTelemetry loaded', async () => {
+    const result = await runFixture('without-otel.ts', { FIXTURE_SECRET: newSecret() });
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('received ["data","datacontenttype","id","source","specversion","time","type"]\n');
+    expect(result.stdout).toContain('header none\n');
+    expect(result.stdout).toContain('otel loaded: false\n');
+  });
+});
