@@ -94,20 +94,17 @@ export class OtelInstruments {
 
   /** Starts the `publish` span of an emit, a child of the active context; its context goes with the event. */
   publish(event: CloudEvent, targets: readonly string[]): OpenSpan {
-    const span = this.tracer.startSpan(
-      `publish ${event.type}`,
-      {
-        kind: this.api.SpanKind.PRODUCER,
-        attributes: {
-          ...this.eventAttrs(event.id, event.type, event.source),
-          'messaging.operation.name': 'publish',
-          'messaging.operation.type': 'create',
-          'messaging.destination.name': event.type,
-          'events.targets': [...targets],
-        },
-      },
-      this.api.context.active(),
-    );
+    const span = this.tracer.startSpan(`publish ${event.type}`, { kind: this.api.SpanKind.PRODUCER }, this.api.context.active());
+    // Attributes only on a span that records (no SDK, or not sampled: no per-event objects).
+    if (span.isRecording()) {
+      span.setAttributes({
+        ...this.eventAttrs(event.id, event.type, event.source),
+        'messaging.operation.name': 'publish',
+        'messaging.operation.type': 'create',
+        'messaging.destination.name': event.type,
+        'events.targets': [...targets],
+      });
+    }
     return { span, ...this.contextOf(span) };
   }
 
@@ -119,29 +116,27 @@ export class OtelInstruments {
   /** Starts the `send` span of one delivery attempt, a child of the context stored with the delivery. */
   send(record: OutboxRecord): OpenSpan {
     const parent = this.restore(record.traceparent, record.tracestate) ?? this.api.ROOT_CONTEXT;
-    const span = this.tracer.startSpan(
-      `send ${record.target}`,
-      {
-        kind: this.api.SpanKind.PRODUCER,
-        attributes: {
-          ...this.eventAttrs(record.eventId, record.type, record.source),
-          'messaging.operation.name': 'send',
-          'messaging.operation.type': 'send',
-          'messaging.destination.name': record.target,
-          'events.target': record.target,
-          'events.attempt': record.attempts + 1,
-        },
-      },
-      parent,
-    );
+    const span = this.tracer.startSpan(`send ${record.target}`, { kind: this.api.SpanKind.PRODUCER }, parent);
+    if (span.isRecording()) {
+      span.setAttributes({
+        ...this.eventAttrs(record.eventId, record.type, record.source),
+        'messaging.operation.name': 'send',
+        'messaging.operation.type': 'send',
+        'messaging.destination.name': record.target,
+        'events.target': record.target,
+        'events.attempt': record.attempts + 1,
+      });
+    }
     // Without a recording span, pass on what the emit stored (a receiver may still trace).
     const own = this.contextOf(span);
     return { span, ...(own.traceparent ? own : { traceparent: record.traceparent, tracestate: record.tracestate }) };
   }
 
   sent(open: OpenSpan, result: DeliveryResult): void {
-    if (result.status !== undefined) open.span.setAttribute('http.response.status_code', result.status);
-    open.span.setAttribute('events.outcome', result.outcome);
+    if (open.span.isRecording()) {
+      if (result.status !== undefined) open.span.setAttribute('http.response.status_code', result.status);
+      open.span.setAttribute('events.outcome', result.outcome);
+    }
     this.end(open.span, result.outcome === 'delivered' ? undefined : (result.error ?? result.outcome));
   }
 
@@ -161,20 +156,16 @@ export class OtelInstruments {
     const attrs = this.attrs({ 'cloudevents.event_type': event.type, 'events.handler': handler });
     const sentAt = typeof event.time === 'string' ? Date.parse(event.time) : NaN;
     if (!Number.isNaN(sentAt)) this.handlerLatency.record(Math.max(0, Date.now() - sentAt) / 1000, attrs);
-    const span = this.tracer.startSpan(
-      `process ${event.type}`,
-      {
-        kind: this.api.SpanKind.CONSUMER,
-        attributes: {
-          ...this.eventAttrs(event.id, event.type, event.source),
-          'messaging.operation.name': 'process',
-          'messaging.operation.type': 'process',
-          'messaging.destination.name': event.type,
-          'events.handler': handler,
-        },
-      },
-      parent,
-    );
+    const span = this.tracer.startSpan(`process ${event.type}`, { kind: this.api.SpanKind.CONSUMER }, parent);
+    if (span.isRecording()) {
+      span.setAttributes({
+        ...this.eventAttrs(event.id, event.type, event.source),
+        'messaging.operation.name': 'process',
+        'messaging.operation.type': 'process',
+        'messaging.destination.name': event.type,
+        'events.handler': handler,
+      });
+    }
     const startedAt = performance.now();
     try {
       const value = await this.api.context.with(this.api.trace.setSpan(parent, span), run);
