@@ -15,7 +15,7 @@ export interface DeliveredReport {
   latencyMs: number;
 }
 
-/** Called once per delivery that reached its target (after the outbox recorded it). */
+/** Called once per delivery that reached its target, once the dispatcher has settled it. */
 export type OnDelivered = (report: DeliveredReport) => void | Promise<void>;
 /** Called once per delivery that became a dead letter: refused by the target, or past its horizon. */
 export type OnDeadLetter = (deadLetter: DeadLetter) => void | Promise<void>;
