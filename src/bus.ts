@@ -8,6 +8,8 @@ import { Catalog } from './catalog.js';
 import { type EventBusOptions, type ResolvedConfig, type ResolvedTarget, resolveConfig, resolveTarget } from './config.js';
 import { DEFAULTS } from './defaults.js';
 import { BusClosedError, ConfigError, PayloadTooDeepError, PayloadTooLargeError, UndeclaredEventError } from './errors/index.js';
+import { healthOf, type HealthStatus } from './observe/health.js';
+import { Telemetry } from './observe/telemetry.js';
 import { createEvent, toStructuredBody } from './protocol/cloudevents.js';
 import { deeperThan } from './protocol/payload-depth.js';
 import type { InboxStore } from './receive/inbox-store.js';
@@ -49,6 +51,7 @@ export class EventBus<Events extends object = EventRegistry> {
   private readonly transport: Transport;
   private readonly dispatcher: Dispatcher;
   private readonly receiver: Receiver;
+  private readonly telemetry: Telemetry;
   private closing: Promise<void> | undefined;
   private readonly resuming: NodeJS.Immediate | undefined;
   private readonly poll: NodeJS.Timeout | undefined;
@@ -70,6 +73,19 @@ export class EventBus<Events extends object = EventRegistry> {
       void this.outbox.close(); // release the outbox's lock and timers: a corrected retry in this process must succeed
       throw error;
     }
+    this.telemetry = new Telemetry({
+      logger,
+      service: this.config.service,
+      openTelemetry: this.config.openTelemetry,
+      hooks: this.config.hooks,
+      sources: {
+        backlog: () => Object.fromEntries(Object.entries(this.outbox.stats().targets).map(([t, s]) => [t, s.pending])),
+        targetsDown: () => {
+          const down = this.dispatcher.downSince();
+          return Object.fromEntries([...new Set([...this.targets.keys(), ...Object.keys(down)])].map((t) => [t, t in down]));
+        },
+      },
+    });
     this.transport =
       options.transport ??
       (this.broker && broker
@@ -82,6 +98,7 @@ export class EventBus<Events extends object = EventRegistry> {
       concurrency: this.config.concurrency,
       redelivery: this.config.redelivery,
       resolveTarget: (name) => this.target(name),
+      telemetry: this.telemetry,
     });
     this.receiver = new Receiver(this.receiverOptions());
     if (this.outbox.durable) {
@@ -175,17 +192,27 @@ export class EventBus<Events extends object = EventRegistry> {
     this.catalog.check(type, declaration.validate, payload);
     const source = this.requireService('emit');
     const event = createEvent(source, type, payload);
-    const body = toStructuredBody(event);
-    // A body receivers would refuse with 413 is refused here, before anything is recorded.
-    const limit = this.config.bodyLimitBytes;
-    if (body.length * 3 > limit) {
-      const bytes = Buffer.byteLength(body);
-      if (bytes > limit) throw new PayloadTooLargeError(type, bytes, limit);
+    // The emit's trace context travels in the event (CloudEvents distributed tracing, signed) and in the outbox.
+    const span = this.telemetry.publish(event, declaration.targets);
+    const trace = span?.traceparent === undefined ? undefined : { traceparent: span.traceparent, tracestate: span.tracestate };
+    if (trace) Object.assign(event, trace.tracestate === undefined ? { traceparent: trace.traceparent } : trace);
+    try {
+      const body = toStructuredBody(event);
+      // A body receivers would refuse with 413 is refused here, before anything is recorded.
+      const limit = this.config.bodyLimitBytes;
+      if (body.length * 3 > limit) {
+        const bytes = Buffer.byteLength(body);
+        if (bytes > limit) throw new PayloadTooLargeError(type, bytes, limit);
+      }
+      const createdAt = Date.now();
+      await this.outbox.add(
+        declaration.targets.map((target) => ({ eventId: event.id, type, source, target, body, createdAt, ...trace })),
+      );
+    } catch (error) {
+      this.telemetry.published(span, type, error);
+      throw error;
     }
-    const createdAt = Date.now();
-    await this.outbox.add(
-      declaration.targets.map((target) => ({ eventId: event.id, type, source, target, body, createdAt })),
-    );
+    this.telemetry.published(span, type);
     for (const target of declaration.targets) this.dispatcher.notify(target);
     const targets = [...declaration.targets];
     if (this.config.logger.isInfoEnabled()) this.config.logger.info('event emitted', { eventId: event.id, type, source, targets });
@@ -193,19 +220,45 @@ export class EventBus<Events extends object = EventRegistry> {
     return { id: event.id, type, source, time: event.time!, targets };
   }
 
-  /** Express middleware answering `POST /events` (configurable). */
+  /** Express middleware answering `POST /events` (configurable), and `GET /events/health`. */
   expressMiddleware(options: MiddlewareOptions = {}): ExpressMiddleware {
-    return createExpressMiddleware(this.receiverFor('eventsMiddleware'), this.pathOf(options), this.config.bodyLimitBytes);
+    return createExpressMiddleware(this.receiverFor('eventsMiddleware'), this.pathOf(options), this.config.bodyLimitBytes, this.healthEndpoint());
   }
 
-  /** Koa middleware answering `POST /events` (configurable). */
+  /** Koa middleware answering `POST /events` (configurable), and `GET /events/health`. */
   koaMiddleware(options: MiddlewareOptions = {}): KoaMiddleware {
-    return createKoaMiddleware(this.receiverFor('koaEventsMiddleware'), this.pathOf(options), this.config.bodyLimitBytes);
+    return createKoaMiddleware(this.receiverFor('koaEventsMiddleware'), this.pathOf(options), this.config.bodyLimitBytes, this.healthEndpoint());
   }
 
-  /** A plain `node:http` handler answering `POST /events` (configurable). */
+  /** A plain `node:http` handler answering `POST /events` (configurable), and `GET /events/health`. */
   nodeHandler(options: MiddlewareOptions = {}): NodeHandler {
-    return createNodeHandler(this.receiverFor('nodeHandler'), this.pathOf(options), this.config.bodyLimitBytes);
+    return createNodeHandler(this.receiverFor('nodeHandler'), this.pathOf(options), this.config.bodyLimitBytes, this.healthEndpoint());
+  }
+
+  /**
+   * A small JSON-able status: outbox reachable, backlog and oldest pending age per target,
+   * targets down, shutting down; `healthy` is false past the `health` thresholds.
+   */
+  health(): HealthStatus {
+    return healthOf({
+      service: this.config.service,
+      durable: this.outbox.durable,
+      shuttingDown: this.closing !== undefined,
+      stats: () => this.outbox.stats(),
+      known: [...this.targets.keys()],
+      downSince: () => this.dispatcher.downSince(),
+      thresholds: this.config.health,
+      now: Date.now(),
+    });
+  }
+
+  /** What the middleware answers on `GET <path>/health`; undefined when the endpoint is turned off. */
+  private healthEndpoint(): (() => ReceiverResponse) | undefined {
+    if (!this.config.health.endpoint) return undefined;
+    return () => {
+      const status = this.health();
+      return { status: status.healthy ? 200 : 503, headers: { 'cache-control': 'no-store' }, body: { ...status } };
+    };
   }
 
   /** The receiver itself, for any other framework: pass the exact bytes received. */
@@ -265,6 +318,7 @@ export class EventBus<Events extends object = EventRegistry> {
         if (logger.isDebugEnabled()) logger.debug('undelivered event body', { eventId: record.eventId, target: record.target, body: record.body });
       }
     }
+    this.telemetry.close();
     await Promise.all([this.outbox.close(), this.inbox.close()]);
   }
 
@@ -296,6 +350,7 @@ export class EventBus<Events extends object = EventRegistry> {
       retryAfterSeconds: DEFAULTS.receiver.retryAfterSeconds,
       maxUnrecorded: DEFAULTS.receiver.maxUnrecorded,
       service: this.config.service,
+      telemetry: this.telemetry,
     };
   }
 

@@ -3,6 +3,7 @@ import { DEFAULTS } from './defaults.js';
 import { ConfigError } from './errors/index.js';
 import { createLogger } from './logger.js';
 import { parseSecret } from './protocol/signature.js';
+import type { OnDeadLetter, OnDelivered } from './observe/hooks.js';
 import type { Transport } from './transports/transport.js';
 
 /** A `whsec_…` secret, or several (any of them verifies; all of them sign), for rotation. */
@@ -103,6 +104,15 @@ export interface ResolvedBroker {
   reconnectMaxDelayMs: number;
 }
 
+export interface HealthOptions {
+  /** The middleware answers `GET <path>/health` with `bus.health()` (200 or 503). @default true */
+  endpoint?: boolean;
+  /** A target down longer than this, in ms, makes the service unhealthy (503); 0: never. @default 60000 */
+  targetDownMs?: number;
+  /** A delivery waiting longer than this, in ms, makes the service unhealthy (503); 0: never. @default 600000 (10 min) */
+  maxPendingAgeMs?: number;
+}
+
 export interface EventBusOptions {
   /** This service's name, the CloudEvents `source` of what it emits. Env: `EVENTS_SERVICE_NAME`. */
   service?: string;
@@ -155,6 +165,17 @@ export interface EventBusOptions {
    * @example 'amqp://guest:guest@127.0.0.1:5672'
    */
   broker?: string | BrokerOptions;
+  /**
+   * Spans (`publish`, `send`, `process`), metrics and W3C trace context through the optional peer
+   * `@opentelemetry/api`, when it is installed; `false` turns them off. @default true
+   */
+  openTelemetry?: boolean;
+  /** `bus.health()` and the middleware's `GET <path>/health`. */
+  health?: HealthOptions;
+  /** Called after each delivery reaches its target; what it throws is logged, never fails the delivery. */
+  onDelivered?: OnDelivered;
+  /** Called when a delivery becomes a dead letter; what it throws is logged, never fails the delivery. */
+  onDeadLetter?: OnDeadLetter;
 }
 
 /** A target service, resolved and checked. */
@@ -184,6 +205,9 @@ export interface ResolvedConfig {
   outbox: Required<Omit<OutboxOptions, 'path'>> & { path: string | undefined };
   inbox: Required<Omit<InboxOptions, 'path'>> & { path: string | undefined };
   shutdownTimeoutMs: number;
+  openTelemetry: boolean;
+  health: Required<HealthOptions>;
+  hooks: { onDelivered: OnDelivered | undefined; onDeadLetter: OnDeadLetter | undefined };
   env: Readonly<Record<string, string | undefined>>;
   services: Record<string, string | ServiceEntry>;
   /** Set when events go through a broker instead of HTTP push. */
@@ -248,6 +272,13 @@ export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
       retentionMs: positive('inbox.retentionMs', options.inbox?.retentionMs ?? DEFAULTS.inbox.retentionMs),
     },
     shutdownTimeoutMs: positive('shutdownTimeoutMs', options.shutdownTimeoutMs ?? DEFAULTS.shutdownTimeoutMs, true),
+    openTelemetry: options.openTelemetry ?? DEFAULTS.openTelemetry,
+    health: {
+      endpoint: options.health?.endpoint ?? DEFAULTS.health.endpoint,
+      targetDownMs: positive('health.targetDownMs', options.health?.targetDownMs ?? DEFAULTS.health.targetDownMs, true),
+      maxPendingAgeMs: positive('health.maxPendingAgeMs', options.health?.maxPendingAgeMs ?? DEFAULTS.health.maxPendingAgeMs, true),
+    },
+    hooks: { onDelivered: hook('onDelivered', options.onDelivered), onDeadLetter: hook('onDeadLetter', options.onDeadLetter) },
     env,
     services: options.services ?? {},
     broker: resolveBroker(options.broker, env),
@@ -366,6 +397,11 @@ function parseSecrets(secret: SecretInput, what: string, variable: string): Buff
       );
     }
   });
+}
+
+function hook<T>(name: string, value: T | undefined): T | undefined {
+  if (value !== undefined && typeof value !== 'function') throw new ConfigError(`${name} must be a function`);
+  return value;
 }
 
 function splitList(value: string | undefined): string[] | undefined {

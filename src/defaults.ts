@@ -102,6 +102,20 @@ export const DEFAULTS = {
   /** How long `close()` waits for in-flight deliveries and handlers, in ms. */
   shutdownTimeoutMs: 5_000,
   /**
+   * Spans, metrics and trace context through `@opentelemetry/api`, when that optional peer is
+   * installed (without it, or with this off, nothing is done per event).
+   */
+  openTelemetry: true,
+  /** `bus.health()` and `GET <path>/health`. */
+  health: {
+    /** The middleware answers `GET <path>/health` (200 healthy, 503 not). */
+    endpoint: true,
+    /** A target down (failing in a row, only probed) longer than this, in ms, makes the service unhealthy; 0: never. */
+    targetDownMs: 60_000,
+    /** A delivery waiting in the outbox longer than this, in ms, makes the service unhealthy (10 min); 0: never. */
+    maxPendingAgeMs: 10 * 60 * 1000,
+  },
+  /**
    * The module-level default bus drains on SIGTERM/SIGINT, then re-raises the signal. Opt out with
    * `configure({ handleSignals: false })` or `EVENTS_HANDLE_SIGNALS=false`.
    */

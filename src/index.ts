@@ -36,6 +36,7 @@ export type { BrokerAdminOptions, BrokerDeadLetter, BrokerReplaySelection } from
 export type {
   BrokerOptions,
   EventBusOptions,
+  HealthOptions,
   InboxOptions,
   OutboxOptions,
   RedeliveryOptions,
@@ -44,6 +45,8 @@ export type {
   ServiceEntry,
 } from './config.js';
 export type { CloudEvent } from './protocol/cloudevents.js';
+export type { DeliveredReport, OnDeadLetter, OnDelivered } from './observe/hooks.js';
+export type { HealthStatus, TargetHealth } from './observe/health.js';
 export type { ReceiverRequest, ReceiverResponse } from './receive/receiver.js';
 export type { DeadLetter, DeadLetterFilter, OutboxRecord, OutboxStats } from './send/outbox-store.js';
 export type { Delivery, DeliveryResult, Transport } from './transports/transport.js';

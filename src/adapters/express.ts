@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Receiver } from '../receive/receiver.js';
+import type { Receiver, ReceiverResponse } from '../receive/receiver.js';
 import { asBuffer, pathOf, receiveFromNode } from './node-body.js';
 import { writeNodeResponse } from './node-response.js';
 
@@ -17,8 +17,18 @@ export interface MiddlewareOptions {
  * Express (4 and 5) middleware: answers `POST <path>`, passes everything else on. Mount it
  * before `express.json()`, or keep the raw bytes in `req.rawBody` with express.json's `verify`.
  */
-export function createExpressMiddleware(receiver: Receiver, path: string, limit: number): ExpressMiddleware {
+export function createExpressMiddleware(
+  receiver: Receiver,
+  path: string,
+  limit: number,
+  health?: () => ReceiverResponse,
+): ExpressMiddleware {
+  const healthPath = `${path}/health`;
   return function eventsMiddleware(req, res, next) {
+    if (health && req.method === 'GET' && (req.path ?? pathOf(req.url)) === healthPath) {
+      writeNodeResponse(res, health());
+      return;
+    }
     if (req.method !== 'POST' || (req.path ?? pathOf(req.url)) !== path) {
       next();
       return;

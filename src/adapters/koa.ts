@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import type { Receiver } from '../receive/receiver.js';
+import type { Receiver, ReceiverResponse } from '../receive/receiver.js';
 import { asBuffer, receiveFromNode } from './node-body.js';
 
 /** The parts of a Koa context the middleware uses; Koa's own context fits it, so Koa's types are not needed. */
@@ -21,8 +21,16 @@ const KOA_BODY_UNPARSED = Symbol.for('unparsedBody');
  * Koa middleware: answers `POST <path>`, passes everything else on. Works before or after
  * `@koa/bodyparser` / `koa-bodyparser` (they keep `ctx.request.rawBody`) and koa-body with `includeUnparsed`.
  */
-export function createKoaMiddleware(receiver: Receiver, path: string, limit: number): KoaMiddleware {
+export function createKoaMiddleware(receiver: Receiver, path: string, limit: number, health?: () => ReceiverResponse): KoaMiddleware {
+  const healthPath = `${path}/health`;
   return async function koaEventsMiddleware(ctx, next) {
+    if (health && ctx.method === 'GET' && ctx.path === healthPath) {
+      const response = health();
+      ctx.status = response.status;
+      for (const [name, value] of Object.entries(response.headers)) ctx.set(name, value);
+      ctx.body = response.body;
+      return;
+    }
     if (ctx.method !== 'POST' || ctx.path !== path) {
       await next();
       return;

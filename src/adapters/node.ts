@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Receiver } from '../receive/receiver.js';
+import type { Receiver, ReceiverResponse } from '../receive/receiver.js';
 import { pathOf, receiveFromNode } from './node-body.js';
 import { writeNodeResponse } from './node-response.js';
 
@@ -9,8 +9,13 @@ export type NodeHandler = (req: IncomingMessage, res: ServerResponse, next?: (er
  * A plain `node:http` request handler: answers `POST <path>`; other requests go to `next` when
  * given, else get 404 (or 405 for another method on the events path).
  */
-export function createNodeHandler(receiver: Receiver, path: string, limit: number): NodeHandler {
+export function createNodeHandler(receiver: Receiver, path: string, limit: number, health?: () => ReceiverResponse): NodeHandler {
+  const healthPath = `${path}/health`;
   return function eventsHandler(req, res, next) {
+    if (health && req.method === 'GET' && pathOf(req.url) === healthPath) {
+      writeNodeResponse(res, health());
+      return;
+    }
     const onPath = pathOf(req.url) === path;
     if (req.method !== 'POST' || !onPath) {
       if (next) return next();

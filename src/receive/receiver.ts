@@ -4,6 +4,7 @@ import { NonRetryableError, RetryLaterError, ValidationError } from '../errors/i
 import { type CloudEvent, detectMode, type Headers, parseEvents, singleHeader } from '../protocol/cloudevents.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import { checkSignatureHeaders, verify, type VerifyFailure } from '../protocol/signature.js';
+import type { Telemetry } from '../observe/telemetry.js';
 import type { ReceivedEvent } from '../types.js';
 import { eventKey, type InboxStore } from './inbox-store.js';
 import { UnrecordedCompletions } from './unrecorded-completions.js';
@@ -46,6 +47,8 @@ export interface ReceiverOptions {
    * @default true
    */
   checkTimestamp?: boolean;
+  /** Spans and metrics around handlers (src/observe/). */
+  telemetry: Telemetry;
 }
 
 /** Why reading a body stopped before its end. */
@@ -302,7 +305,7 @@ export class Receiver {
         // A handler that completed while the inbox could not record it is recorded now, not run again.
         if (!this.unrecorded.has(key, subscription.key)) {
           try {
-            await subscription.handler(event.data, event);
+            await this.o.telemetry.process(event, subscription.key, () => subscription.handler(event.data, event));
           } catch (error) {
             logger.error('handler failed', {
               ...eventFields(event),

@@ -1,6 +1,7 @@
 import type { Logger } from 'winston';
 import type { RedeliveryOptions, ResolvedTarget } from '../config.js';
 import { DEFAULTS } from '../defaults.js';
+import type { Telemetry } from '../observe/telemetry.js';
 import type { DeliveryResult, Transport } from '../transports/transport.js';
 import type { OutboxRecord, OutboxStore } from './outbox-store.js';
 import { failureHint } from './failure-hints.js';
@@ -15,6 +16,8 @@ export interface DispatcherOptions {
   redelivery: RedeliveryOptions;
   /** Finds a target's current URL and keys by name, cheaply: called on every pump. Throws ConfigError when it cannot. */
   resolveTarget: (name: string) => ResolvedTarget;
+  /** Spans, metrics and hooks (src/observe/). */
+  telemetry: Telemetry;
 }
 
 /** Distinct deliveries failing in a row (with no success between) that mark a target down. */
@@ -77,6 +80,13 @@ export class Dispatcher {
     return this.stopping;
   }
 
+  /** Targets counted down now, with since when (ms since epoch). */
+  downSince(): Record<string, number> {
+    const down: Record<string, number> = {};
+    for (const [target, lane] of this.lanes) if (lane.downSince !== undefined) down[target] = lane.downSince;
+    return down;
+  }
+
   private lane(target: string): Lane {
     let lane = this.lanes.get(target);
     if (!lane) {
@@ -89,6 +99,8 @@ export class Dispatcher {
 
 class Lane {
   inFlight = 0;
+  /** When the target was last counted down (undefined: it is up). */
+  downSince: number | undefined;
   private scheduled = false;
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
@@ -128,6 +140,7 @@ class Lane {
   /** Starts down, with every failed delivery in the store counted in the outage. */
   assumeDown(): void {
     this.down = true;
+    this.downSince ??= Date.now();
     this.probeDelayMs = 0;
     this.streakStart = 0;
   }
@@ -205,6 +218,7 @@ class Lane {
     }
     if (!target || !record) {
       this.down = false;
+      this.downSince = undefined;
       return;
     }
     this.probing = true;
@@ -217,6 +231,7 @@ class Lane {
   private async deliver(target: ResolvedTarget, record: OutboxRecord, probe: boolean): Promise<void> {
     this.inFlight += 1;
     const startedAt = Date.now();
+    const span = this.o.telemetry.send(record);
     let result: DeliveryResult;
     try {
       result = await this.o.transport.send({
@@ -226,10 +241,13 @@ class Lane {
         target,
         body: record.body,
         previousAttempts: record.attempts,
+        traceparent: span ? span.traceparent : record.traceparent,
+        tracestate: span ? span.tracestate : record.tracestate,
       });
     } catch (error) {
       result = { outcome: 'retry', error: (error as Error)?.message ?? String(error), attempts: 1 };
     }
+    this.o.telemetry.sent(span, result);
     this.inFlight -= 1;
     record.attempts += result.attempts;
     record.lastAttemptAt = startedAt;
@@ -260,6 +278,7 @@ class Lane {
     };
     if (result.outcome === 'delivered') {
       store.complete(record.id);
+      this.o.telemetry.delivered(record, result);
       this.recovered(record.type);
       this.checkReceipt(result);
       if (logger.isInfoEnabled()) {
@@ -271,6 +290,7 @@ class Lane {
     const failure = { ...fields, error: result.error };
     if (result.outcome === 'refused') {
       store.kill(record, 'refused');
+      this.o.telemetry.deadLettered(record, 'refused');
       logger.error('delivery refused; dead-lettered', failure);
       this.logData('dead letter data', record);
       if (this.down) this.recovered(record.type);
@@ -285,11 +305,13 @@ class Lane {
     );
     if (elapsed + wait > redelivery.horizonMs) {
       store.kill(record, 'expired');
+      this.o.telemetry.deadLettered(record, 'expired');
       logger.error('delivery expired after its redelivery horizon; dead-lettered', failure);
       this.logData('dead letter data', record);
       return;
     }
     store.reschedule(record, now + wait);
+    this.o.telemetry.retried(record);
     // The first failure of a delivery is worth a warning; its later retries are attempts (debug).
     const level = record.attempts === result.attempts ? 'warn' : 'debug';
     if (logger.isLevelEnabled(level)) {
@@ -313,6 +335,7 @@ class Lane {
     }
     if (!this.down && (result.targetDown || this.failing.size >= DOWN_AFTER_FAILURES)) {
       this.down = true;
+      this.downSince = Date.now();
       this.probeDelayMs = Math.max(retryAfter, 500);
       this.clearTimer();
       this.o.logger.warn('target down; probing before sending more', { target: this.target, status: result.status, error: result.error });
@@ -348,6 +371,7 @@ class Lane {
     this.streakStart = Infinity;
     this.failing.clear();
     this.down = false;
+    this.downSince = undefined;
     this.probeDelayMs = 0;
     for (const [key, scope] of this.hints) if (scope === undefined || scope === type) this.hints.delete(key);
     if (wasDown) {

@@ -10,6 +10,9 @@ export interface NewDelivery {
   body: string;
   /** ms since epoch. */
   createdAt: number;
+  /** W3C trace context of the emit (its `publish` span), carried to every attempt, also after a restart. */
+  traceparent?: string;
+  tracestate?: string;
 }
 
 export interface OutboxRecord extends NewDelivery {

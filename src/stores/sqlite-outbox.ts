@@ -13,7 +13,7 @@ import type {
 import { type Database, type Fault, faultOf, lockExclusive, openDatabase, startupError, watchIdentity } from './sqlite.js';
 
 const COLUMNS = `id, event_id, type, source, target, body, created_at, attempts, next_attempt_at,
-  last_attempt_at, last_status, last_error`;
+  last_attempt_at, last_status, last_error, traceparent, tracestate`;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS outbox (
@@ -22,7 +22,7 @@ CREATE TABLE IF NOT EXISTS outbox (
   body TEXT NOT NULL, created_at INTEGER NOT NULL,
   attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL,
   last_attempt_at INTEGER, last_status INTEGER, last_error TEXT,
-  leased INTEGER NOT NULL DEFAULT 0
+  leased INTEGER NOT NULL DEFAULT 0, traceparent TEXT, tracestate TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (target, leased, next_attempt_at, id);
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS dead_letters (
   body TEXT NOT NULL, created_at INTEGER NOT NULL,
   attempts INTEGER NOT NULL, next_attempt_at INTEGER NOT NULL,
   last_attempt_at INTEGER, last_status INTEGER, last_error TEXT,
-  dead_at INTEGER NOT NULL, reason TEXT NOT NULL
+  dead_at INTEGER NOT NULL, reason TEXT NOT NULL, traceparent TEXT, tracestate TEXT
 );
 CREATE INDEX IF NOT EXISTS dead_letters_event ON dead_letters (event_id);
 `;
@@ -49,6 +49,8 @@ interface Row {
   last_attempt_at: number | null;
   last_status: number | null;
   last_error: string | null;
+  traceparent: string | null;
+  tracestate: string | null;
   dead_at?: number;
   reason?: string;
 }
@@ -152,9 +154,10 @@ export class SqliteOutbox implements OutboxStore {
     }
     try {
       this.db.exec(SCHEMA);
+      addTraceColumns(this.db);
       this.insert = this.db.prepare(
-        `INSERT INTO outbox (event_id, type, source, target, body, created_at, next_attempt_at)
-         VALUES (@eventId, @type, @source, @target, @body, @createdAt, @createdAt)`,
+        `INSERT INTO outbox (event_id, type, source, target, body, created_at, next_attempt_at, traceparent, tracestate)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       );
       this.claimDue = this.db.prepare(
         `UPDATE outbox SET leased = 1 WHERE id IN (
@@ -175,7 +178,7 @@ export class SqliteOutbox implements OutboxStore {
       );
       this.bury = this.db.prepare(
         `INSERT OR REPLACE INTO dead_letters (${COLUMNS}, dead_at, reason)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       );
       this.releaseSince = this.db.prepare(
         'UPDATE outbox SET next_attempt_at = ? WHERE target = ? AND leased = 0 AND last_attempt_at >= ?',
@@ -212,7 +215,9 @@ export class SqliteOutbox implements OutboxStore {
     return new Promise((resolve, reject) => {
       this.queue.push({
         write: () => {
-          for (const delivery of deliveries) this.insert.run(delivery);
+          for (const d of deliveries) {
+            this.insert.run(d.eventId, d.type, d.source, d.target, d.body, d.createdAt, d.createdAt, d.traceparent ?? null, d.tracestate ?? null);
+          }
         },
         waiter: { resolve, reject, deadline: this.now() + this.writeWaitMs },
       });
@@ -273,6 +278,8 @@ export class SqliteOutbox implements OutboxStore {
         record.lastAttemptAt ?? null,
         record.lastStatus ?? null,
         record.lastError ?? null,
+        record.traceparent ?? null,
+        record.tracestate ?? null,
         deadAt,
         reason,
       );
@@ -333,11 +340,11 @@ export class SqliteOutbox implements OutboxStore {
     return this.unavailableIfFault(() => this.db.transaction(() => {
       const rows = this.db.prepare(`DELETE FROM dead_letters ${where} RETURNING ${COLUMNS}`).all(...params) as Row[];
       const insert = this.db.prepare(
-        `INSERT INTO outbox (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO outbox (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       );
       for (const row of rows) {
         insert.run(row.id, row.event_id, row.type, row.source, row.target, row.body, now, row.attempts, now,
-          row.last_attempt_at, row.last_status, row.last_error);
+          row.last_attempt_at, row.last_status, row.last_error, row.traceparent, row.tracestate);
       }
       return rows.map((row) => ({ ...toRecord(row), createdAt: now, nextAttemptAt: now }));
     })());
@@ -541,6 +548,16 @@ function whereOf(filter: DeadLetterFilter | undefined): { where: string; params:
   return { where: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', params };
 }
 
+/** Files made before trace context was stored get its two nullable columns. */
+function addTraceColumns(db: Database): void {
+  for (const table of ['outbox', 'dead_letters']) {
+    const names = new Set((db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).map((c) => c.name));
+    for (const column of ['traceparent', 'tracestate']) {
+      if (!names.has(column)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} TEXT`);
+    }
+  }
+}
+
 function toRecord(row: Row): OutboxRecord {
   return {
     id: row.id,
@@ -555,6 +572,8 @@ function toRecord(row: Row): OutboxRecord {
     ...(row.last_attempt_at !== null ? { lastAttemptAt: row.last_attempt_at } : {}),
     ...(row.last_status !== null ? { lastStatus: row.last_status } : {}),
     ...(row.last_error !== null ? { lastError: row.last_error } : {}),
+    ...(row.traceparent !== null ? { traceparent: row.traceparent } : {}),
+    ...(row.tracestate !== null && row.tracestate !== undefined ? { tracestate: row.tracestate } : {}),
   };
 }
 

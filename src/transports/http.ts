@@ -103,7 +103,7 @@ export class HttpTransport implements Transport {
     const state = new TryState(delivery);
     try {
       const response = await this.client.post(delivery.target.url, delivery.body, {
-        headers: { 'content-type': STRUCTURED_CONTENT_TYPE },
+        headers: traceHeaders(delivery, { 'content-type': STRUCTURED_CONTENT_TYPE }),
         signal: this.aborter.signal,
         eventsDelivery: state,
       });
@@ -144,6 +144,13 @@ export class HttpTransport implements Transport {
       ...(error ? { error: describe(error) } : {}),
     });
   }
+}
+
+/** The W3C trace context headers of a delivery, when it has one. */
+function traceHeaders(delivery: Delivery, headers: Record<string, string>): Record<string, string> {
+  if (delivery.traceparent !== undefined) headers.traceparent = delivery.traceparent;
+  if (delivery.tracestate !== undefined) headers.tracestate = delivery.tracestate;
+  return headers;
 }
 
 function fields(delivery: Delivery): Record<string, unknown> {

@@ -10,6 +10,9 @@ export interface Delivery {
   body: string;
   /** Tries made before this one (by earlier sends of the same delivery). */
   previousAttempts: number;
+  /** W3C trace context of this attempt, for the transport's own headers (HTTP: `traceparent`, `tracestate`). */
+  traceparent?: string;
+  tracestate?: string;
 }
 
 export interface DeliveryResult {

@@ -5,6 +5,7 @@ import { Catalog } from '../../src/catalog.js';
 import { parseSecret } from '../../src/protocol/signature.js';
 import { eventKey, type InboxStore } from '../../src/receive/inbox-store.js';
 import { Receiver } from '../../src/receive/receiver.js';
+import { Telemetry } from '../../src/observe/telemetry.js';
 import { SqliteInbox } from '../../src/stores/sqlite-inbox.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
 import { post } from '../helpers/http-client.js';
@@ -70,6 +71,7 @@ async function setup(handlers: Record<string, () => void>) {
     catalog,
     inbox,
     logger: log.logger,
+    telemetry: Telemetry.off(log.logger),
     keys: [parseSecret(secret)],
     toleranceSeconds: 300,
     bodyLimitBytes: 1024 * 1024,

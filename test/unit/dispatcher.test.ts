@@ -3,6 +3,7 @@ import type { RedeliveryOptions, ResolvedTarget } from '../../src/config.js';
 import { DEFAULTS } from '../../src/defaults.js';
 import { ConfigError } from '../../src/errors/index.js';
 import { Dispatcher } from '../../src/send/dispatcher.js';
+import { Telemetry } from '../../src/observe/telemetry.js';
 import type { NewDelivery } from '../../src/send/outbox-store.js';
 import { MemoryOutbox } from '../../src/stores/memory-outbox.js';
 import type { Delivery, DeliveryResult, Transport } from '../../src/transports/transport.js';
@@ -75,6 +76,7 @@ function setup(
     store,
     transport,
     logger,
+    telemetry: Telemetry.off(logger),
     concurrency: options.concurrency ?? 16,
     redelivery: { ...DEFAULTS.redelivery, ...options.redelivery },
     resolveTarget: options.resolveTarget ?? ((name) => ({ name, url: `http://127.0.0.1:1/${name}`, keys: [KEY] })),

@@ -1,0 +1,230 @@
+import type { Attributes, Context, Counter, Histogram, ObservableGauge, ObservableResult, Span, Tracer } from '@opentelemetry/api';
+import type { CloudEvent } from '../protocol/cloudevents.js';
+import type { OutboxRecord } from '../send/outbox-store.js';
+import type { DeliveryResult } from '../transports/transport.js';
+import type { Otel } from './otel-api.js';
+import { cleanTracestate, formatTraceparent, parseTraceparent, type TraceContext } from './trace-context.js';
+
+const SCOPE = 'events-library';
+/** Histogram buckets in seconds: handler runs (ms to a minute) … */
+const RUN_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+/** … and latencies from emit, which an outage stretches to hours (redelivery horizon: days). */
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 21600, 86400];
+const SYSTEM = 'events-library';
+
+/** What the gauges read at each collection. */
+export interface GaugeSources {
+  /** Pending deliveries per target; throws when the outbox cannot be read (nothing is reported then). */
+  backlog(): Record<string, number>;
+  /** Targets the dispatcher knows, and whether each is down. */
+  targetsDown(): Record<string, boolean>;
+}
+
+/** An open span and the trace context to carry onward. */
+export interface OpenSpan extends Partial<TraceContext> {
+  span: Span;
+}
+
+/**
+ * Spans (OpenTelemetry messaging conventions: `publish` at emit, `send` per delivery attempt,
+ * `process` per handler) and metrics, on `@opentelemetry/api`. Exists only when the API is
+ * installed and not turned off; each method is one event's work.
+ */
+export class OtelInstruments {
+  private readonly tracer: Tracer;
+  private readonly emittedCount: Counter;
+  private readonly deliveries: Counter;
+  private readonly deliveryLatency: Histogram;
+  private readonly handlerLatency: Histogram;
+  private readonly handlerDuration: Histogram;
+  private readonly handlerFailures: Counter;
+  private readonly backlogGauge: ObservableGauge;
+  private readonly upGauge: ObservableGauge;
+  private readonly observeBacklog: (result: ObservableResult) => void;
+  private readonly observeUp: (result: ObservableResult) => void;
+
+  constructor(
+    private readonly api: Otel,
+    private readonly service: string | undefined,
+    sources: GaugeSources,
+  ) {
+    this.tracer = api.trace.getTracer(SCOPE);
+    const meter = api.metrics.getMeter(SCOPE);
+    this.emittedCount = meter.createCounter('events.emitted', { description: 'Events emitted (recorded in the outbox)' });
+    this.deliveries = meter.createCounter('events.deliveries', {
+      description: 'Delivery outcomes per target: delivered, retried (back to the outbox), dead_lettered',
+    });
+    this.deliveryLatency = meter.createHistogram('events.delivery.latency', {
+      description: 'From emit to the target acknowledging the event',
+      unit: 's',
+      advice: { explicitBucketBoundaries: LATENCY_BUCKETS },
+    });
+    this.handlerLatency = meter.createHistogram('events.handler.latency', {
+      description: "From emit (the event's time) to a handler starting at this service",
+      unit: 's',
+      advice: { explicitBucketBoundaries: LATENCY_BUCKETS },
+    });
+    this.handlerDuration = meter.createHistogram('events.handler.duration', {
+      description: 'Handler run time',
+      unit: 's',
+      advice: { explicitBucketBoundaries: RUN_BUCKETS },
+    });
+    this.handlerFailures = meter.createCounter('events.handler.failures', { description: 'Handler runs that threw' });
+    this.backlogGauge = meter.createObservableGauge('events.outbox.backlog', {
+      description: 'Deliveries waiting in the outbox, per target',
+    });
+    this.upGauge = meter.createObservableGauge('events.target.up', { description: '1 while a target answers, 0 while it is down' });
+    this.observeBacklog = (result) => {
+      let backlog: Record<string, number>;
+      try {
+        backlog = sources.backlog();
+      } catch {
+        return; // an unreadable outbox: no value rather than a wrong one (health says why)
+      }
+      for (const [target, pending] of Object.entries(backlog)) result.observe(pending, this.attrs({ 'events.target': target }));
+    };
+    this.observeUp = (result) => {
+      for (const [target, down] of Object.entries(sources.targetsDown())) {
+        result.observe(down ? 0 : 1, this.attrs({ 'events.target': target }));
+      }
+    };
+    this.backlogGauge.addCallback(this.observeBacklog);
+    this.upGauge.addCallback(this.observeUp);
+  }
+
+  /** Starts the `publish` span of an emit, a child of the active context; its context goes with the event. */
+  publish(event: CloudEvent, targets: readonly string[]): OpenSpan {
+    const span = this.tracer.startSpan(`publish ${event.type}`, { kind: this.api.SpanKind.PRODUCER }, this.api.context.active());
+    // Attributes only on a span that records (no SDK, or not sampled: no per-event objects).
+    if (span.isRecording()) {
+      span.setAttributes({
+        ...this.eventAttrs(event.id, event.type, event.source),
+        'messaging.operation.name': 'publish',
+        'messaging.operation.type': 'create',
+        'messaging.destination.name': event.type,
+        'events.targets': [...targets],
+      });
+    }
+    return { span, ...this.contextOf(span) };
+  }
+
+  published(open: OpenSpan, type: string, error?: unknown): void {
+    if (error === undefined) this.emittedCount.add(1, this.attrs({ 'cloudevents.event_type': type }));
+    this.end(open.span, error);
+  }
+
+  /** Starts the `send` span of one delivery attempt, a child of the context stored with the delivery. */
+  send(record: OutboxRecord): OpenSpan {
+    const parent = this.restore(record.traceparent, record.tracestate) ?? this.api.ROOT_CONTEXT;
+    const span = this.tracer.startSpan(`send ${record.target}`, { kind: this.api.SpanKind.PRODUCER }, parent);
+    if (span.isRecording()) {
+      span.setAttributes({
+        ...this.eventAttrs(record.eventId, record.type, record.source),
+        'messaging.operation.name': 'send',
+        'messaging.operation.type': 'send',
+        'messaging.destination.name': record.target,
+        'events.target': record.target,
+        'events.attempt': record.attempts + 1,
+      });
+    }
+    // Without a recording span, pass on what the emit stored (a receiver may still trace).
+    const own = this.contextOf(span);
+    return { span, ...(own.traceparent ? own : { traceparent: record.traceparent, tracestate: record.tracestate }) };
+  }
+
+  sent(open: OpenSpan, result: DeliveryResult): void {
+    if (open.span.isRecording()) {
+      if (result.status !== undefined) open.span.setAttribute('http.response.status_code', result.status);
+      open.span.setAttribute('events.outcome', result.outcome);
+    }
+    this.end(open.span, result.outcome === 'delivered' ? undefined : (result.error ?? result.outcome));
+  }
+
+  delivered(record: OutboxRecord): void {
+    const attrs = this.attrs({ 'events.target': record.target, 'cloudevents.event_type': record.type });
+    this.deliveries.add(1, { ...attrs, 'events.outcome': 'delivered' });
+    this.deliveryLatency.record(Math.max(0, Date.now() - record.createdAt) / 1000, attrs);
+  }
+
+  outcome(record: OutboxRecord, outcome: 'retried' | 'dead_lettered'): void {
+    this.deliveries.add(1, this.attrs({ 'events.target': record.target, 'cloudevents.event_type': record.type, 'events.outcome': outcome }));
+  }
+
+  /** Runs one handler inside its `process` span, a child of the context the event carries (signed, in its body). */
+  async process<T>(event: CloudEvent, handler: string, run: () => T | Promise<T>): Promise<T> {
+    const parent = this.restore(event.traceparent, event.tracestate) ?? this.api.context.active();
+    const attrs = this.attrs({ 'cloudevents.event_type': event.type, 'events.handler': handler });
+    const sentAt = typeof event.time === 'string' ? Date.parse(event.time) : NaN;
+    if (!Number.isNaN(sentAt)) this.handlerLatency.record(Math.max(0, Date.now() - sentAt) / 1000, attrs);
+    const span = this.tracer.startSpan(`process ${event.type}`, { kind: this.api.SpanKind.CONSUMER }, parent);
+    if (span.isRecording()) {
+      span.setAttributes({
+        ...this.eventAttrs(event.id, event.type, event.source),
+        'messaging.operation.name': 'process',
+        'messaging.operation.type': 'process',
+        'messaging.destination.name': event.type,
+        'events.handler': handler,
+      });
+    }
+    const startedAt = performance.now();
+    try {
+      const value = await this.api.context.with(this.api.trace.setSpan(parent, span), run);
+      this.end(span);
+      return value;
+    } catch (error) {
+      this.handlerFailures.add(1, attrs);
+      this.end(span, error);
+      throw error;
+    } finally {
+      this.handlerDuration.record((performance.now() - startedAt) / 1000, attrs);
+    }
+  }
+
+  close(): void {
+    this.backlogGauge.removeCallback(this.observeBacklog);
+    this.upGauge.removeCallback(this.observeUp);
+  }
+
+  private end(span: Span, error?: unknown): void {
+    if (error !== undefined) {
+      if (error instanceof Error) span.recordException(error);
+      span.setStatus({ code: this.api.SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
+    }
+    span.end();
+  }
+
+  private contextOf(span: Span): Partial<TraceContext> {
+    const context = span.spanContext();
+    if (!this.api.trace.isSpanContextValid(context)) return {};
+    const tracestate = context.traceState?.serialize();
+    return {
+      traceparent: formatTraceparent(context.traceId, context.spanId, context.traceFlags),
+      ...(tracestate ? { tracestate } : {}),
+    };
+  }
+
+  private restore(traceparent: unknown, tracestate: unknown): Context | undefined {
+    const parsed = parseTraceparent(traceparent);
+    if (!parsed) return undefined;
+    const state = cleanTracestate(tracestate);
+    return this.api.trace.setSpanContext(this.api.ROOT_CONTEXT, {
+      ...parsed,
+      isRemote: true,
+      ...(state ? { traceState: this.api.createTraceState(state) } : {}),
+    });
+  }
+
+  private eventAttrs(id: string, type: string, source: string): Attributes {
+    return {
+      'messaging.system': SYSTEM,
+      'messaging.message.id': id,
+      'cloudevents.event_id': id,
+      'cloudevents.event_type': type,
+      'cloudevents.event_source': source,
+    };
+  }
+
+  private attrs(extra: Attributes): Attributes {
+    return this.service === undefined ? extra : { 'events.service': this.service, ...extra };
+  }
+}

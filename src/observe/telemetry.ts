@@ -1,0 +1,90 @@
+import type { Logger } from 'winston';
+import type { CloudEvent } from '../protocol/cloudevents.js';
+import type { DeadLetter, OutboxRecord } from '../send/outbox-store.js';
+import type { DeliveryResult } from '../transports/transport.js';
+import { callHook, type Hooks } from './hooks.js';
+import { loadOtel } from './otel-api.js';
+import { type GaugeSources, type OpenSpan, OtelInstruments } from './otel-instruments.js';
+
+export type { OpenSpan } from './otel-instruments.js';
+
+export interface TelemetryOptions {
+  logger: Logger;
+  service: string | undefined;
+  /** Use `@opentelemetry/api` when it is installed. */
+  openTelemetry: boolean;
+  hooks: Hooks;
+  sources: GaugeSources;
+}
+
+/**
+ * What the bus, the dispatcher and the receiver report, in one-line calls: spans and metrics
+ * (when `@opentelemetry/api` is installed) and the user's hooks. With neither, every call is a
+ * check of an undefined field.
+ */
+export class Telemetry {
+  private readonly otel: OtelInstruments | undefined;
+
+  constructor(private readonly o: TelemetryOptions) {
+    const api = o.openTelemetry ? loadOtel() : undefined;
+    this.otel = api && new OtelInstruments(api, o.service, o.sources);
+  }
+
+  /** Reports nothing but to no hook: no OpenTelemetry, no hooks (tests of the parts alone). */
+  static off(logger: Logger): Telemetry {
+    return new Telemetry({ logger, service: undefined, openTelemetry: false, hooks: {}, sources: { backlog: () => ({}), targetsDown: () => ({}) } });
+  }
+
+  /** The `publish` span of an emit; its trace context goes into the event. Undefined when tracing is off. */
+  publish(event: CloudEvent, targets: readonly string[]): OpenSpan | undefined {
+    return this.otel?.publish(event, targets);
+  }
+
+  published(open: OpenSpan | undefined, type: string, error?: unknown): void {
+    if (open) this.otel!.published(open, type, error);
+  }
+
+  /** The `send` span of one delivery attempt, and the trace context for the transport's headers. */
+  send(record: OutboxRecord): OpenSpan | undefined {
+    return this.otel?.send(record);
+  }
+
+  sent(open: OpenSpan | undefined, result: DeliveryResult): void {
+    if (open) this.otel!.sent(open, result);
+  }
+
+  delivered(record: OutboxRecord, result: DeliveryResult): void {
+    this.otel?.delivered(record);
+    if (this.o.hooks.onDelivered) {
+      callHook(this.o.logger, 'onDelivered', this.o.hooks.onDelivered, {
+        eventId: record.eventId,
+        type: record.type,
+        source: record.source,
+        target: record.target,
+        attempts: record.attempts,
+        status: result.status,
+        latencyMs: Math.max(0, Date.now() - record.createdAt),
+      });
+    }
+  }
+
+  retried(record: OutboxRecord): void {
+    this.otel?.outcome(record, 'retried');
+  }
+
+  deadLettered(record: OutboxRecord, reason: DeadLetter['reason']): void {
+    this.otel?.outcome(record, 'dead_lettered');
+    if (this.o.hooks.onDeadLetter) {
+      callHook(this.o.logger, 'onDeadLetter', this.o.hooks.onDeadLetter, { ...record, deadAt: Date.now(), reason });
+    }
+  }
+
+  /** Runs one handler: inside its `process` span, timed, when OpenTelemetry is on; as is otherwise. */
+  process<T>(event: CloudEvent, handler: string, run: () => T | Promise<T>): T | Promise<T> {
+    return this.otel ? this.otel.process(event, handler, run) : run();
+  }
+
+  close(): void {
+    this.otel?.close();
+  }
+}

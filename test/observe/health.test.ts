@@ -1,0 +1,114 @@
+import express from 'express';
+import Koa from 'koa';
+import { createEventBus, type EventBus, type EventBusOptions, type HealthStatus } from '../../src/index.js';
+import { request } from '../helpers/http-client.js';
+import { quietLogger } from '../helpers/logger.js';
+import { type Reply, startRecordingServer } from '../helpers/recording-server.js';
+import { startServer } from '../helpers/server.js';
+import { newSecret } from '../helpers/signing.js';
+import { waitFor } from '../helpers/wait.js';
+
+const open: Array<{ close(): Promise<void> }> = [];
+afterEach(async () => {
+  for (const o of open.splice(0)) await o.close();
+});
+
+function bus(services: Record<string, string>, options: EventBusOptions = {}): EventBus {
+  const b = createEventBus({
+    service: 'users',
+    secret: newSecret(),
+    services,
+    logger: quietLogger(),
+    env: {},
+    retry: { retries: 0 },
+    shutdownTimeoutMs: 200,
+    ...options,
+  });
+  open.unshift(b);
+  return b;
+}
+
+async function health(url: string): Promise<{ status: number; body: HealthStatus }> {
+  const answer = await request(url, { method: 'GET' });
+  return { status: answer.status, body: answer.json as HealthStatus };
+}
+
+describe('health', () => {
+  it('GET /events/health answers 503 while a target is down past the threshold, and 200 once it is back', async () => {
+    let reply: Reply = { status: 503 };
+    const payments = await startRecordingServer({ then: () => reply });
+    open.push(payments);
+    const users = bus({ payments: payments.url }, { health: { targetDownMs: 150 } });
+    users.declareEvent('user-created', ['payments']);
+    const app = express();
+    app.use(users.expressMiddleware());
+    const server = await startServer(app);
+    open.push(server);
+    const url = `${server.url}/health`;
+
+    const before = await health(url);
+    expect(before.status).toBe(200);
+    expect(before.body).toMatchObject({ healthy: true, service: 'users', shuttingDown: false, outbox: { reachable: true, durable: false }, targetsDown: [] });
+
+    await users.emit('user-created', { id: 1 });
+    // Down (a 503 counts the whole target down), but not yet for longer than the threshold: still 200.
+    await waitFor(() => users.health().targetsDown.length === 1, { what: 'target down' });
+    const early = users.health();
+    if (early.targets.payments!.downForMs! < 150) expect(early.healthy).toBe(true);
+
+    const down = await waitFor(async () => {
+      const h = await health(url);
+      return h.status === 503 && h;
+    }, { what: '503 from the health endpoint' });
+    expect(down.body.healthy).toBe(false);
+    expect(down.body.targetsDown).toEqual(['payments']);
+    expect(down.body.targets.payments).toMatchObject({ backlog: 1, down: true, deadLetters: 0 });
+    expect(down.body.targets.payments!.downForMs).toBeGreaterThan(150);
+    expect(down.body.targets.payments!.oldestPendingAgeMs).toBeGreaterThan(0);
+    expect(down.body.problems).toEqual([expect.stringMatching(/^target payments has been down for \d+ s$/)]);
+
+    reply = { status: 200 };
+    const back = await waitFor(async () => {
+      const h = await health(url);
+      return h.status === 200 && h;
+    }, { what: '200 after the target is back', timeoutMs: 8_000 });
+    expect(back.body).toMatchObject({ healthy: true, targetsDown: [], problems: [] });
+    expect(back.body.targets.payments).toMatchObject({ backlog: 0, down: false });
+  });
+
+  it('answers 503 while shutting down and when a delivery waits past maxPendingAgeMs; Koa serves it too', async () => {
+    const payments = await startRecordingServer({ then: 'hang' });
+    open.push(payments);
+    const users = bus({ payments: payments.url }, { health: { maxPendingAgeMs: 100, targetDownMs: 0 }, timeoutMs: 60_000 });
+    users.declareEvent('user-created', ['payments']);
+    const app = new Koa();
+    app.use(users.koaMiddleware());
+    const server = await startServer(app.callback());
+    open.push(server);
+    const url = `${server.url}/health`;
+    expect((await health(url)).status).toBe(200);
+    await users.emit('user-created', { id: 1 });
+    const stale = await waitFor(async () => {
+      const h = await health(url);
+      return h.status === 503 && h;
+    }, { what: 'a stale delivery' });
+    expect(stale.body.problems).toEqual([expect.stringMatching(/^a delivery to payments has waited \d+ s$/)]);
+
+    const closing = users.close();
+    expect(users.health()).toMatchObject({ healthy: false, shuttingDown: true });
+    expect(users.health().problems).toContain('shutting down');
+    await closing;
+  });
+
+  it('is opt-out: with health.endpoint false the path falls through to the app', async () => {
+    const users = bus({}, { health: { endpoint: false } });
+    const app = express();
+    app.use(users.expressMiddleware());
+    app.get('/events/health', (_req, res) => void res.status(418).send('mine'));
+    const server = await startServer(app);
+    open.push(server);
+    const answer = await request(`${server.url}/health`, { method: 'GET' });
+    expect(answer.status).toBe(418);
+    expect(users.health().healthy).toBe(true);
+  });
+});
