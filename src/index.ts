@@ -51,9 +51,11 @@ export type {
   EmittableType,
   EventHandler,
   EventRegistry,
+  HandlerContext,
   JSONSchema,
   PayloadOf,
   ReceivedEvent,
   SubscribeOptions,
+  TransactionClient,
   Unsubscribe,
 } from './types.js';
