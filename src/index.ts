@@ -45,6 +45,7 @@ export type { ReceiverRequest, ReceiverResponse } from './receive/receiver.js';
 export type { DeadLetter, DeadLetterFilter, OutboxRecord, OutboxStats } from './send/outbox-store.js';
 export type { Delivery, DeliveryResult, Transport } from './transports/transport.js';
 export type {
+  DatabasePool,
   DataOf,
   DeclareOptions,
   EmitReceipt,

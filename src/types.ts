@@ -57,6 +57,15 @@ export interface TransactionClient {
   ): Promise<{ rows: Row[]; rowCount: number | null }>;
 }
 
+/**
+ * A PostgreSQL pool as the library uses it: a `pg` `Pool` fits (typed structurally, so the core
+ * needs no `pg` types).
+ */
+export interface DatabasePool {
+  connect(): Promise<TransactionClient & { release(error?: Error | boolean): void }>;
+  query: TransactionClient['query'];
+}
+
 /** What a handler receives besides `data` and `event`. */
 export interface HandlerContext {
   /**
