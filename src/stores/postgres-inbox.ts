@@ -4,7 +4,7 @@ import { type InboxStore, splitEventKey } from '../receive/inbox-store.js';
 import { TransactionStoreError } from '../receive/transaction-store-error.js';
 import type { DatabasePool, HandlerContext } from '../types.js';
 import { openPool, type OwnedPool } from './postgres-inbox-pool.js';
-import { DDL_LOCK_KEY, inboxDdl, inboxTable } from './postgres-inbox-schema.js';
+import { DDL_LOCK_KEY, inboxDdl, inboxTable, quoteIdent } from './postgres-inbox-schema.js';
 
 const DONE = '*';
 
@@ -159,7 +159,16 @@ export class PostgresInbox implements InboxStore {
     return this.setup;
   }
 
+  /**
+   * Skips the DDL when the table and its index exist: CREATE INDEX IF NOT EXISTS takes a lock that
+   * waits for every open handler transaction, so a starting instance would stall the others.
+   */
   private async createTables(): Promise<void> {
+    const { rows } = await this.pool.pool.query<{ ok: boolean }>(
+      'SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AS ok',
+      [this.table, `${quoteIdent(this.o.schema)}.events_inbox_done_at`],
+    );
+    if (rows[0]?.ok) return;
     const client = await this.pool.pool.connect();
     let broken: Error | undefined;
     try {
