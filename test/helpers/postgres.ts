@@ -23,7 +23,6 @@ export function describePostgres(name: string, fn: () => void): void {
     describe(name, fn);
     return;
   }
-  // eslint-disable-next-line no-console
   console.warn(`skipped "${name}": PostgreSQL does not answer on 127.0.0.1:5432 (start it, or run in CI where it is required)`);
   describe.skip(name, fn);
 }
