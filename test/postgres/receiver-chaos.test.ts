@@ -8,7 +8,7 @@ import { sleep, waitFor } from '../helpers/wait.js';
 
 /** At least this many events; the sender keeps streaming until the last kill. */
 const MIN_EVENTS = 300;
-const KILLS_EACH = 3;
+const KILLS_EACH = 2;
 
 describePostgres('PostgreSQL inbox under SIGKILL: two receiver processes with transactional handlers', () => {
   let db: { schema: string; pool: Pool; drop(): Promise<void> };
@@ -58,9 +58,11 @@ describePostgres('PostgreSQL inbox under SIGKILL: two receiver processes with tr
       }
     })();
 
-    // Kill each instance KILLS_EACH times while events stream in, after it has booked something.
+    // SIGKILL each instance KILLS_EACH times, one at a time, each after some effect was booked
+    // since the previous kill (events keep streaming: kills land mid-transaction).
     const booked = async (): Promise<number> =>
       Number((await db.pool.query<{ n: string }>(`SELECT count(*) AS n FROM "${db.schema}".effects`)).rows[0]!.n);
+    const t0 = Date.now();
     let kills = 0;
     for (let round = 0; round < KILLS_EACH; round++) {
       for (const receiver of receivers) {
@@ -68,14 +70,15 @@ describePostgres('PostgreSQL inbox under SIGKILL: two receiver processes with tr
         await waitFor(async () => (await booked()) > before, { timeoutMs: 15_000, what: 'an effect booked since the last kill' });
         await receiver.kill();
         kills += 1;
-        await sleep(50);
         await receiver.start(/^ready (\d+)$/);
       }
     }
     killing = false;
     await streaming;
+    const tKills = Date.now() - t0;
 
     await waitFor(() => sender.outboxStats().pending === 0, { timeoutMs: 30_000, intervalMs: 50, what: 'every delivery acknowledged' });
+    const tDrain = Date.now() - t0 - tKills;
     const { rows } = await db.pool.query<{ event_id: string; n: string }>(
       `SELECT event_id, count(*) AS n FROM "${db.schema}".effects GROUP BY event_id`,
     );
@@ -85,7 +88,7 @@ describePostgres('PostgreSQL inbox under SIGKILL: two receiver processes with tr
     const stats = sender.outboxStats();
     await sender.close();
     // eslint-disable-next-line no-console
-    console.log(`pg inbox chaos: emitted=${ids.length} effects=${rows.length} lost=${lost.length} duplicates=${duplicates.length} kills=${kills}`);
+    console.log(`pg inbox chaos: emitted=${ids.length} effects=${rows.length} lost=${lost.length} duplicates=${duplicates.length} kills=${kills} killing=${tKills} ms drain=${tDrain} ms`);
 
     expect(ids.length).toBeGreaterThanOrEqual(MIN_EVENTS);
     expect(kills).toBe(2 * KILLS_EACH);
