@@ -87,7 +87,6 @@ describePostgres('PostgreSQL inbox under SIGKILL: two receiver processes with tr
     const duplicates = [...counts].filter(([, n]) => n > 1);
     const stats = sender.outboxStats();
     await sender.close();
-    // eslint-disable-next-line no-console
     console.log(`pg inbox chaos: emitted=${ids.length} effects=${rows.length} lost=${lost.length} duplicates=${duplicates.length} kills=${kills} killing=${tKills} ms drain=${tDrain} ms`);
 
     expect(ids.length).toBeGreaterThanOrEqual(MIN_EVENTS);
