@@ -14,12 +14,17 @@ function postgresAnswers(): boolean {
   }
 }
 
+/** Tests against PostgreSQL run: always in CI (`CI=true`), elsewhere when the server answers. */
+export function postgresRequiredOrAnswers(): boolean {
+  return process.env.CI === 'true' || postgresAnswers();
+}
+
 /**
  * `describe` for tests against the real PostgreSQL: always run in CI (`CI=true`, where a missing
  * server fails them), skipped with a message elsewhere when the server does not answer.
  */
 export function describePostgres(name: string, fn: () => void): void {
-  if (process.env.CI === 'true' || postgresAnswers()) {
+  if (postgresRequiredOrAnswers()) {
     describe(name, fn);
     return;
   }
