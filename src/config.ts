@@ -5,6 +5,7 @@ import { createLogger } from './logger.js';
 import { parseSecret } from './protocol/signature.js';
 import type { OnDeadLetter, OnDelivered } from './observe/hooks.js';
 import type { Transport } from './transports/transport.js';
+import type { DatabasePool } from './types.js';
 
 /** A `whsec_…` secret, or several (any of them verifies; all of them sign), for rotation. */
 export type SecretInput = string | readonly string[];
@@ -153,6 +154,18 @@ export interface EventBusOptions {
   redelivery?: Partial<RedeliveryOptions>;
   outbox?: OutboxOptions;
   inbox?: InboxOptions;
+  /**
+   * PostgreSQL for this service's stores (needs the optional peer `pg`): a `postgres://` URL, or
+   * your own `pg.Pool` (the library never ends a pool you pass). The inbox goes there unless
+   * `inbox.path` sets a SQLite file apart. Env: `EVENTS_DATABASE_URL`.
+   * @example 'postgres://app@db.internal:5432/app'
+   */
+  database?: string | DatabasePool;
+  /**
+   * Schema of the library's PostgreSQL tables, created on first use. @default 'public'
+   * @example 'events'
+   */
+  databaseSchema?: string;
   /** How long `close()` waits for in-flight deliveries and handlers, in ms. @default 5000 */
   shutdownTimeoutMs?: number;
   /** Where `EVENTS_*` variables are read. @default process.env */
@@ -204,6 +217,9 @@ export interface ResolvedConfig {
   redelivery: RedeliveryOptions;
   outbox: Required<Omit<OutboxOptions, 'path'>> & { path: string | undefined };
   inbox: Required<Omit<InboxOptions, 'path'>> & { path: string | undefined };
+  /** A PostgreSQL URL or pool, when configured. */
+  database: string | DatabasePool | undefined;
+  databaseSchema: string;
   shutdownTimeoutMs: number;
   openTelemetry: boolean;
   health: Required<HealthOptions>;
@@ -271,6 +287,8 @@ export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
       maxEntries: positive('inbox.maxEntries', options.inbox?.maxEntries ?? DEFAULTS.inbox.maxEntries),
       retentionMs: positive('inbox.retentionMs', options.inbox?.retentionMs ?? DEFAULTS.inbox.retentionMs),
     },
+    database: checkDatabase(options.database ?? nonEmpty(env.EVENTS_DATABASE_URL), options.database !== undefined),
+    databaseSchema: checkSchema(options.databaseSchema ?? DEFAULTS.postgres.schema),
     shutdownTimeoutMs: positive('shutdownTimeoutMs', options.shutdownTimeoutMs ?? DEFAULTS.shutdownTimeoutMs, true),
     openTelemetry: options.openTelemetry ?? DEFAULTS.openTelemetry,
     health: {
@@ -402,6 +420,32 @@ function parseSecrets(secret: SecretInput, what: string, variable: string): Buff
 function hook<T>(name: string, value: T | undefined): T | undefined {
   if (value !== undefined && typeof value !== 'function') throw new ConfigError(`${name} must be a function`);
   return value;
+}
+
+/** A `postgres://` URL (credentials allowed: it is never logged) or a pool-like object. */
+function checkDatabase(value: string | DatabasePool | undefined, fromOptions: boolean): string | DatabasePool | undefined {
+  if (value === undefined) return undefined;
+  const where = fromOptions ? 'the database option' : 'EVENTS_DATABASE_URL';
+  if (typeof value === 'string') {
+    if (!/^postgres(ql)?:\/\//.test(value)) {
+      throw new ConfigError(`${where} must be a postgres:// or postgresql:// URL (e.g. postgres://app@127.0.0.1:5432/app)`, {
+        variable: 'EVENTS_DATABASE_URL',
+      });
+    }
+    return value;
+  }
+  if (typeof value !== 'object' || value === null || typeof (value as DatabasePool).connect !== 'function') {
+    throw new ConfigError(`${where} must be a postgres:// URL or a pg Pool (an object with connect())`, { variable: 'EVENTS_DATABASE_URL' });
+  }
+  return value;
+}
+
+/** A plain SQL identifier: it is quoted in every statement, but a typo should fail here, not in SQL. */
+function checkSchema(schema: string): string {
+  if (typeof schema !== 'string' || !/^[A-Za-z_][A-Za-z0-9_$]{0,62}$/.test(schema)) {
+    throw new ConfigError(`databaseSchema must be a plain SQL identifier (letters, digits, _), got ${JSON.stringify(schema)}`);
+  }
+  return schema;
 }
 
 function splitList(value: string | undefined): string[] | undefined {

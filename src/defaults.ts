@@ -99,6 +99,15 @@ export const DEFAULTS = {
     /** How long the durable inbox remembers a processed event id (7 days: longer than the redelivery horizon). */
     retentionMs: 7 * 24 * 60 * 60 * 1000,
   },
+  /** PostgreSQL stores (`database` / `EVENTS_DATABASE_URL`). */
+  postgres: {
+    /** Schema holding the library's tables (created on first use). */
+    schema: 'public',
+    /** Connections in the pool the library opens from a URL (a pool you pass keeps its own size). */
+    poolMax: 10,
+    /** How often the PostgreSQL inbox deletes this service's ids older than `inbox.retentionMs`. */
+    inboxPruneIntervalMs: 60 * 60 * 1000,
+  },
   /** How long `close()` waits for in-flight deliveries and handlers, in ms. */
   shutdownTimeoutMs: 5_000,
   /**

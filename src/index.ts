@@ -51,15 +51,18 @@ export type { ReceiverRequest, ReceiverResponse } from './receive/receiver.js';
 export type { DeadLetter, DeadLetterFilter, OutboxRecord, OutboxStats } from './send/outbox-store.js';
 export type { Delivery, DeliveryResult, Transport } from './transports/transport.js';
 export type {
+  DatabasePool,
   DataOf,
   DeclareOptions,
   EmitReceipt,
   EmittableType,
   EventHandler,
   EventRegistry,
+  HandlerContext,
   JSONSchema,
   PayloadOf,
   ReceivedEvent,
   SubscribeOptions,
+  TransactionClient,
   Unsubscribe,
 } from './types.js';

@@ -45,7 +45,43 @@ export interface ReceivedEvent<Data = unknown> extends CloudEvent<Data> {
   data: Data;
 }
 
-export type EventHandler<Data = unknown> = (data: Data, event: ReceivedEvent<Data>) => void | Promise<void>;
+/**
+ * A database client inside an open transaction: with the PostgreSQL inbox, a `pg` `PoolClient`
+ * between `BEGIN` and `COMMIT` (typed structurally, so the core needs no `pg` types; cast it to
+ * `PoolClient` for the rest of its API).
+ */
+export interface TransactionClient {
+  query<Row extends Record<string, unknown> = Record<string, unknown>>(
+    text: string,
+    values?: readonly unknown[],
+  ): Promise<{ rows: Row[]; rowCount: number | null }>;
+}
+
+/**
+ * A PostgreSQL pool as the library uses it: a `pg` `Pool` fits (typed structurally, so the core
+ * needs no `pg` types).
+ */
+export interface DatabasePool {
+  connect(): Promise<TransactionClient & { release(error?: Error | boolean): void }>;
+  query: TransactionClient['query'];
+}
+
+/** What a handler receives besides `data` and `event`. */
+export interface HandlerContext {
+  /**
+   * Present only with the PostgreSQL inbox: the client of the transaction that also records this
+   * handler's completion. Writes made through it commit together with the "done" mark, or not at
+   * all (exactly-once effects); writes made elsewhere keep the at-least-once behaviour. Do not
+   * COMMIT or ROLLBACK it yourself: throw to roll back.
+   */
+  tx?: TransactionClient;
+}
+
+export type EventHandler<Data = unknown> = (
+  data: Data,
+  event: ReceivedEvent<Data>,
+  context: HandlerContext,
+) => void | Promise<void>;
 
 export interface DeclareOptions<S extends JSONSchema = JSONSchema> {
   /** Validates every payload before it is sent; `emit` rejects with ValidationError otherwise. */

@@ -1,13 +1,32 @@
+import type { HandlerContext } from '../types.js';
+
+/** A value, or a promise of it: the in-process stores answer at once, the PostgreSQL one does not. */
+export type MaybePromise<T> = T | Promise<T>;
+
 /**
  * The inbox: which events (by CloudEvents source + id) this service has processed, and which
- * handlers completed for events only partly processed. Synchronous: both stores answer at once.
+ * handlers completed for events only partly processed. The receiver awaits every method: the
+ * memory and SQLite stores answer synchronously, the PostgreSQL store asynchronously.
  */
 export interface InboxStore {
   readonly durable: boolean;
   /** `true` when every handler completed; else the keys of the handlers that did; undefined if unseen. */
-  completed(eventKey: string): true | ReadonlySet<string> | undefined;
-  markHandler(eventKey: string, handlerKey: string): void;
-  markDone(eventKey: string): void;
+  completed(eventKey: string): MaybePromise<true | ReadonlySet<string> | undefined>;
+  markHandler(eventKey: string, handlerKey: string): MaybePromise<void>;
+  markDone(eventKey: string): MaybePromise<void>;
+  /**
+   * Stores that can run a handler in the transaction that records its completion (PostgreSQL):
+   * claims (eventKey, handlerKey), waiting while another instance holds the same claim; resolves
+   * `'done-already'` without calling `run` when the handler's completion is committed already;
+   * otherwise calls `run` with the transaction's client and commits its writes together with the
+   * completion (`'ran'`). When `run` throws, everything rolls back and the error is rethrown as is;
+   * a store failure rejects with a TransactionStoreError.
+   */
+  runInTransaction?(
+    eventKey: string,
+    handlerKey: string,
+    run: (context: HandlerContext) => Promise<void>,
+  ): Promise<'ran' | 'done-already'>;
   /**
    * A request signed at or before this time (ms since epoch) may carry an id this inbox has
    * forgotten (restart, count bound, retention): a replay of it could not be told from a first delivery.
@@ -17,3 +36,9 @@ export interface InboxStore {
 }
 
 export const eventKey = (source: string, id: string): string => `${source}\u0000${id}`;
+
+/** The source and id of an `eventKey`. */
+export function splitEventKey(key: string): { source: string; id: string } {
+  const at = key.indexOf('\u0000');
+  return { source: key.slice(0, at), id: key.slice(at + 1) };
+}

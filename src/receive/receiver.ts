@@ -7,6 +7,7 @@ import { checkSignatureHeaders, verify, type VerifyFailure } from '../protocol/s
 import type { Telemetry } from '../observe/telemetry.js';
 import type { ReceivedEvent } from '../types.js';
 import { eventKey, type InboxStore } from './inbox-store.js';
+import { TransactionStoreError } from './transaction-store-error.js';
 import { UnrecordedCompletions } from './unrecorded-completions.js';
 import { type BudgetClaim, UnverifiedBudget } from './unverified-budget.js';
 
@@ -288,10 +289,10 @@ export class Receiver {
     subscribers: readonly Subscription[],
     startedAt: number,
   ): Promise<ReceiverResponse> {
-    const { inbox, logger } = this.o;
-    let completed: ReturnType<InboxStore['completed']>;
+    const { inbox } = this.o;
+    let completed: Awaited<ReturnType<InboxStore['completed']>>;
     try {
-      completed = inbox.completed(key);
+      completed = await inbox.completed(key);
     } catch (error) {
       return this.storeFailed('reading the inbox failed; no handler ran', event, error, startedAt);
     }
@@ -301,36 +302,20 @@ export class Receiver {
     }
     const pending = subscribers.filter((s) => !completed?.has(s.key));
     const outcomes = await Promise.all(
-      pending.map(async (subscription): Promise<{ failed?: unknown; unrecorded?: unknown } | undefined> => {
-        // A handler that completed while the inbox could not record it is recorded now, not run again.
-        if (!this.unrecorded.has(key, subscription.key)) {
-          try {
-            await this.o.telemetry.process(event, subscription.key, () => subscription.handler(event.data, event));
-          } catch (error) {
-            logger.error('handler failed', {
-              ...eventFields(event),
-              handler: subscription.key,
-              error: (error as Error)?.message ?? String(error),
-              stack: (error as Error)?.stack,
-            });
-            return { failed: error };
-          }
-        }
-        try {
-          inbox.markHandler(key, subscription.key);
-          this.unrecorded.delete(key, subscription.key);
-          return undefined;
-        } catch (error) {
-          this.unrecorded.add(key, subscription.key);
-          return { unrecorded: error };
-        }
-      }),
+      pending.map((subscription) =>
+        inbox.runInTransaction ? this.runInTransaction(key, event, subscription) : this.runThenMark(key, event, subscription),
+      ),
     );
+    const storeError = outcomes.find((o) => o?.store !== undefined)?.store;
     const errors = outcomes.filter((o) => o?.failed !== undefined).map((o) => o!.failed);
+    if (storeError !== undefined && errors.length === 0) {
+      return this.storeFailed('recording completion failed; handlers whose transaction did not commit will run again', event, storeError, startedAt);
+    }
+    if (storeError !== undefined) this.logStoreError('recording completion failed for some handlers', event, storeError);
     const unrecorded = outcomes.find((o) => o?.unrecorded !== undefined)?.unrecorded;
     if (errors.length === 0 && unrecorded === undefined) {
       try {
-        inbox.markDone(key);
+        await inbox.markDone(key);
       } catch (error) {
         return this.storeFailed('recording completion failed; every handler succeeded and will not run again', event, error, startedAt);
       }
@@ -344,6 +329,54 @@ export class Receiver {
     const response = handlerFailure(errors, pending.length);
     this.logReceipt('event handling failed', event, response.status, startedAt, { failed: errors.length });
     return response;
+  }
+
+  /** Runs a handler, then records its completion (at-least-once: a crash between the two reruns it). */
+  private async runThenMark(key: string, event: ReceivedEvent, subscription: Subscription): Promise<HandlerOutcome> {
+    // A handler that completed while the inbox could not record it is recorded now, not run again.
+    if (!this.unrecorded.has(key, subscription.key)) {
+      try {
+        await this.o.telemetry.process(event, subscription.key, () => subscription.handler(event.data, event, {}));
+      } catch (error) {
+        this.logHandlerFailure(event, subscription, error);
+        return { failed: error };
+      }
+    }
+    try {
+      await this.o.inbox.markHandler(key, subscription.key);
+      this.unrecorded.delete(key, subscription.key);
+      return undefined;
+    } catch (error) {
+      this.unrecorded.add(key, subscription.key);
+      return { unrecorded: error };
+    }
+  }
+
+  /**
+   * Runs a handler inside the inbox's transaction, which commits its writes through `tx` together
+   * with its completion (exactly-once effects). A store failure rolled everything back: the
+   * handler runs again at the redelivery, so nothing is remembered as unrecorded.
+   */
+  private async runInTransaction(key: string, event: ReceivedEvent, subscription: Subscription): Promise<HandlerOutcome> {
+    try {
+      await this.o.inbox.runInTransaction!(key, subscription.key, async (context) => {
+        await this.o.telemetry.process(event, subscription.key, () => subscription.handler(event.data, event, context));
+      });
+      return undefined;
+    } catch (error) {
+      if (error instanceof TransactionStoreError) return { store: error.storeError };
+      this.logHandlerFailure(event, subscription, error);
+      return { failed: error };
+    }
+  }
+
+  private logHandlerFailure(event: ReceivedEvent, subscription: Subscription, error: unknown): void {
+    this.o.logger.error('handler failed', {
+      ...eventFields(event),
+      handler: subscription.key,
+      error: (error as Error)?.message ?? String(error),
+      stack: (error as Error)?.stack,
+    });
   }
 
   /** The inbox store failed (not a handler): log the store problem, ask the sender to retry later. */
@@ -397,6 +430,9 @@ export class Receiver {
     if (this.o.logger.isDebugEnabled()) this.o.logger.debug('event data', { eventId: event.id, data: event.data });
   }
 }
+
+/** What became of one handler: it failed, its completion could not be recorded, or the store failed around it. */
+type HandlerOutcome = { failed?: unknown; unrecorded?: unknown; store?: unknown } | undefined;
 
 /** Retry-later beats retry, which beats never-retry: no handler that could still succeed is given up on. */
 function handlerFailure(errors: unknown[], total: number): ReceiverResponse {

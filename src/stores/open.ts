@@ -3,6 +3,8 @@ import type { InboxStore } from '../receive/inbox-store.js';
 import type { OutboxStore } from '../send/outbox-store.js';
 import { MemoryInbox } from './memory-inbox.js';
 import { MemoryOutbox } from './memory-outbox.js';
+import { ConfigError } from '../errors/index.js';
+import { PostgresInbox } from './postgres-inbox.js';
 import { SqliteInbox } from './sqlite-inbox.js';
 import { SqliteOutbox } from './sqlite-outbox.js';
 
@@ -20,7 +22,25 @@ export function openOutbox(config: ResolvedConfig): OutboxStore {
   return new MemoryOutbox(config.outbox.maxPending, config.outbox.maxDeadLetters, config.logger, config.outbox.maxPendingBytes);
 }
 
+/**
+ * The inbox the configuration asks for: SQLite when `inbox.path` sets it apart, else PostgreSQL
+ * when a database is configured (pg is loaded only then), else memory.
+ */
 export function openInbox(config: ResolvedConfig): InboxStore {
   if (config.inbox.path) return new SqliteInbox(config.inbox.path, config.inbox.retentionMs, config.logger);
+  if (config.database !== undefined) {
+    if (config.service === undefined) {
+      throw new ConfigError('The PostgreSQL inbox keys its rows by service: set EVENTS_SERVICE_NAME (or the service option)', {
+        variable: 'EVENTS_SERVICE_NAME',
+      });
+    }
+    return new PostgresInbox({
+      database: config.database,
+      service: config.service,
+      schema: config.databaseSchema,
+      retentionMs: config.inbox.retentionMs,
+      logger: config.logger,
+    });
+  }
   return new MemoryInbox(config.inbox.maxEntries);
 }

@@ -113,3 +113,14 @@ plain.subscribeTo('anything', (data) => {
   // @ts-expect-error: data is unknown until a schema says otherwise
   void data.field;
 });
+
+// A pg Pool is a DatabasePool; a handler's third argument carries the inbox transaction's client.
+import { Pool } from 'pg';
+import type { DatabasePool, HandlerContext } from '../../src/index.js';
+const pgPool: DatabasePool = new Pool();
+createEventBus({ service: 'ledger', database: pgPool, databaseSchema: 'events' });
+subscribeTo('user-created', async (_data, _event, context: HandlerContext) => {
+  await context.tx?.query('INSERT INTO t (a) VALUES ($1)', [1]);
+  // @ts-expect-error tx is optional: only the PostgreSQL inbox provides it
+  await context.tx.query('SELECT 1');
+});

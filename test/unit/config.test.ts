@@ -172,6 +172,28 @@ describe('resolveConfig', () => {
     expect(error.message).toContain(name);
   });
 
+  test('EVENTS_DATABASE_URL or the database option picks PostgreSQL (option wins); databaseSchema defaults to public', () => {
+    const env = { EVENTS_DATABASE_URL: 'postgres://app@db:5432/app' };
+    expect(resolveConfig({ env }).database).toBe('postgres://app@db:5432/app');
+    expect(resolveConfig({ env }).databaseSchema).toBe('public');
+    expect(resolveConfig({ env, database: 'postgresql://other/db', databaseSchema: 'events' })).toMatchObject({
+      database: 'postgresql://other/db',
+      databaseSchema: 'events',
+    });
+    expect(resolveConfig({ env: {} }).database).toBeUndefined();
+  });
+
+  test('a database that is not a postgres:// URL or a pool, or a schema that is not an identifier, is a ConfigError', () => {
+    expect(configError(() => resolveConfig({ env: { EVENTS_DATABASE_URL: 'mysql://x/y' } })).message).toContain('EVENTS_DATABASE_URL');
+    expect(configError(() => resolveConfig({ env: {}, database: {} as never })).message).toContain('pg Pool');
+    expect(configError(() => resolveConfig({ env: {}, databaseSchema: 'a"; DROP' })).message).toContain('databaseSchema');
+  });
+
+  test('the PostgreSQL inbox needs a service name, since every row carries it', () => {
+    const error = configError(() => createEventBus({ env: { EVENTS_DATABASE_URL: 'postgres://127.0.0.1:1/x' }, logger: silent() }));
+    expect(error.variable).toBe('EVENTS_SERVICE_NAME');
+  });
+
   test('a path not starting with / is a ConfigError', () => {
     expect(() => resolveConfig({ path: 'events', env: {} })).toThrow(ConfigError);
   });

@@ -2,10 +2,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import type { Logger } from 'winston';
+import winston, { type Logger } from 'winston';
 import { eventKey, type InboxStore } from '../../src/receive/inbox-store.js';
 import { MemoryInbox } from '../../src/stores/memory-inbox.js';
+import { PostgresInbox } from '../../src/stores/postgres-inbox.js';
 import { SqliteInbox } from '../../src/stores/sqlite-inbox.js';
+import { createTestSchema, PG_URL, postgresRequiredOrAnswers } from '../helpers/postgres.js';
 
 const DAY = 24 * 60 * 60 * 1000;
 
@@ -19,9 +21,21 @@ afterAll(() => {
 });
 const tempFile = () => path.join(dir, `inbox-${++fileCounter}.db`);
 
-const stores: Array<[string, () => InboxStore]> = [
+// The PostgreSQL inbox runs the same contract, in a schema of this file's own, one service per test.
+let pg: { schema: string; drop(): Promise<void> } | undefined;
+let pgServices = 0;
+afterAll(async () => {
+  await pg?.drop();
+});
+const openPostgres = async (): Promise<InboxStore> => {
+  pg ??= await createTestSchema('inbox_contract');
+  return new PostgresInbox({ database: PG_URL, service: `svc-${++pgServices}`, schema: pg.schema, retentionMs: 7 * DAY, logger: winston.createLogger({ silent: true }) });
+};
+
+const stores: Array<[string, () => InboxStore | Promise<InboxStore>]> = [
   ['MemoryInbox', () => new MemoryInbox(1000)],
   ['SqliteInbox', () => new SqliteInbox(tempFile(), 7 * DAY)],
+  ...(postgresRequiredOrAnswers() ? [['PostgresInbox', openPostgres] as [string, () => Promise<InboxStore>]] : []),
 ];
 
 describe('eventKey', () => {
@@ -35,43 +49,43 @@ describe('eventKey', () => {
 describe.each(stores)('%s (shared behaviour)', (_name, open) => {
   let inbox: InboxStore;
   const key = eventKey('users', 'evt-1');
-  beforeEach(() => {
-    inbox = open();
+  beforeEach(async () => {
+    inbox = await open();
   });
   afterEach(async () => {
     await inbox.close();
   });
 
-  test('an unseen event is undefined', () => {
-    expect(inbox.completed(key)).toBeUndefined();
+  test('an unseen event is undefined', async () => {
+    expect(await inbox.completed(key)).toBeUndefined();
   });
 
-  test('markHandler records the handlers that completed for a partly processed event', () => {
-    inbox.markHandler(key, 'user-created#1');
-    expect(inbox.completed(key)).toEqual(new Set(['user-created#1']));
-    inbox.markHandler(key, 'send-welcome');
-    inbox.markHandler(key, 'send-welcome');
-    expect(inbox.completed(key)).toEqual(new Set(['user-created#1', 'send-welcome']));
+  test('markHandler records the handlers that completed for a partly processed event', async () => {
+    await inbox.markHandler(key, 'user-created#1');
+    expect(await inbox.completed(key)).toEqual(new Set(['user-created#1']));
+    await inbox.markHandler(key, 'send-welcome');
+    await inbox.markHandler(key, 'send-welcome');
+    expect(await inbox.completed(key)).toEqual(new Set(['user-created#1', 'send-welcome']));
   });
 
-  test('markDone makes the event completed (true), whatever handlers were marked', () => {
-    inbox.markHandler(key, 'h1');
-    inbox.markDone(key);
-    expect(inbox.completed(key)).toBe(true);
-    inbox.markHandler(key, 'h2'); // a late mark does not reopen it
-    expect(inbox.completed(key)).toBe(true);
+  test('markDone makes the event completed (true), whatever handlers were marked', async () => {
+    await inbox.markHandler(key, 'h1');
+    await inbox.markDone(key);
+    expect(await inbox.completed(key)).toBe(true);
+    await inbox.markHandler(key, 'h2'); // a late mark does not reopen it
+    expect(await inbox.completed(key)).toBe(true);
   });
 
-  test('markDone without any markHandler (an event with no pending handler) is completed', () => {
-    inbox.markDone(key);
-    expect(inbox.completed(key)).toBe(true);
+  test('markDone without any markHandler (an event with no pending handler) is completed', async () => {
+    await inbox.markDone(key);
+    expect(await inbox.completed(key)).toBe(true);
   });
 
-  test('events are independent of each other', () => {
-    inbox.markDone(key);
-    inbox.markHandler(eventKey('users', 'evt-2'), 'h1');
-    expect(inbox.completed(eventKey('users', 'evt-2'))).toEqual(new Set(['h1']));
-    expect(inbox.completed(eventKey('orders', 'evt-1'))).toBeUndefined();
+  test('events are independent of each other', async () => {
+    await inbox.markDone(key);
+    await inbox.markHandler(eventKey('users', 'evt-2'), 'h1');
+    expect(await inbox.completed(eventKey('users', 'evt-2'))).toEqual(new Set(['h1']));
+    expect(await inbox.completed(eventKey('orders', 'evt-1'))).toBeUndefined();
   });
 });
 

@@ -1,0 +1,42 @@
+import type { Pool, PoolConfig } from 'pg';
+import type { Logger } from 'winston';
+import { DEFAULTS } from '../defaults.js';
+import { ConfigError } from '../errors/index.js';
+import type { DatabasePool } from '../types.js';
+
+// (To be folded into the shared src/stores/postgres.ts of the PostgreSQL outbox at merge.)
+
+/** A pool to use, and whether the library opened it (then it ends it at close). */
+export interface OwnedPool {
+  pool: DatabasePool;
+  owned: boolean;
+  end(): Promise<void>;
+}
+
+function loadPg(): { Pool: new (config: PoolConfig) => Pool } {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require('pg') as { Pool: new (config: PoolConfig) => Pool };
+  } catch (cause) {
+    throw new ConfigError(
+      'EVENTS_DATABASE_URL (or the database option) is set, but the optional peer dependency pg is not installed: run npm install pg@^8',
+      { variable: 'EVENTS_DATABASE_URL', cause },
+    );
+  }
+}
+
+/**
+ * The pool for `database`: yours as is (never ended by the library), or one opened from a URL
+ * with `pg`, loaded only here. An idle connection that breaks (the server restarted) is logged
+ * and replaced by the pool, never thrown into the process.
+ */
+export function openPool(database: string | DatabasePool, logger: Logger): OwnedPool {
+  if (typeof database !== 'string') return { pool: database, owned: false, end: async () => {} };
+  const { Pool } = loadPg();
+  const pool = new Pool({ connectionString: database, max: DEFAULTS.postgres.poolMax });
+  pool.on('error', (error) =>
+    logger.warn('an idle PostgreSQL connection failed; the pool opens another', { error: error.message, code: (error as { code?: string }).code }),
+  );
+  let ended: Promise<void> | undefined;
+  return { pool: pool as unknown as DatabasePool, owned: true, end: () => (ended ??= pool.end()) };
+}

@@ -1,0 +1,51 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { Pool } from 'pg';
+
+/** The test database: the local PostgreSQL (trust auth), database `test`. */
+export const PG_URL = process.env.EVENTS_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+function postgresAnswers(): boolean {
+  try {
+    execFileSync('pg_isready', ['-q', '-h', '127.0.0.1', '-p', '5432'], { stdio: 'ignore', timeout: 5_000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Tests against PostgreSQL run: always in CI (`CI=true`), elsewhere when the server answers. */
+export function postgresRequiredOrAnswers(): boolean {
+  return process.env.CI === 'true' || postgresAnswers();
+}
+
+/**
+ * `describe` for tests against the real PostgreSQL: always run in CI (`CI=true`, where a missing
+ * server fails them), skipped with a message elsewhere when the server does not answer.
+ */
+export function describePostgres(name: string, fn: () => void): void {
+  if (postgresRequiredOrAnswers()) {
+    describe(name, fn);
+    return;
+  }
+  console.warn(`skipped "${name}": PostgreSQL does not answer on 127.0.0.1:5432 (start it, or run in CI where it is required)`);
+  describe.skip(name, fn);
+}
+
+/** A schema of its own for one test file, created now and dropped (with everything in it) by `drop`. */
+export async function createTestSchema(prefix: string): Promise<{ schema: string; pool: Pool; drop(): Promise<void> }> {
+  const schema = `${prefix}_${process.pid}_${randomBytes(4).toString('hex')}`;
+  const pool = new Pool({ connectionString: PG_URL, max: 4 });
+  await pool.query(`CREATE SCHEMA "${schema}"`);
+  return {
+    schema,
+    pool,
+    drop: async () => {
+      try {
+        await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      } finally {
+        await pool.end();
+      }
+    },
+  };
+}

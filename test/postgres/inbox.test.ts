@@ -1,0 +1,188 @@
+import type { Pool } from 'pg';
+import { createEventBus, type EventBus, type ReceiverResponse } from '../../src/index.js';
+import { eventKey } from '../../src/receive/inbox-store.js';
+import { PostgresInbox } from '../../src/stores/postgres-inbox.js';
+import { cleanupAfterEach } from '../helpers/cleanups.js';
+import { createCapturingLogger } from '../helpers/logger.js';
+import { createTestSchema, describePostgres, PG_URL } from '../helpers/postgres.js';
+import { newSecret, type SignedRequest, signedRequest } from '../helpers/signing.js';
+import { gate } from '../helpers/wait.js';
+
+const TYPE = 'payment.made';
+
+describePostgres('PostgreSQL inbox: exactly-once handler effects', () => {
+  let db: { schema: string; pool: Pool; drop(): Promise<void> };
+  const secret = newSecret();
+  const cleanups = cleanupAfterEach();
+
+  beforeAll(async () => {
+    db = await createTestSchema('inbox_test');
+    await db.pool.query(`CREATE TABLE "${db.schema}".effects (event_id text NOT NULL, handler text NOT NULL)`);
+  });
+  afterAll(async () => {
+    await db.drop();
+  });
+
+  function bus(service = 'payments', logger = createCapturingLogger().logger): EventBus {
+    const created = createEventBus({ service, secret, database: PG_URL, databaseSchema: db.schema, logger });
+    cleanups.push(() => created.close());
+    return created;
+  }
+
+  const deliver = (target: EventBus, request: SignedRequest): Promise<ReceiverResponse> =>
+    target.handle({ headers: request.headers, body: Buffer.from(request.body) });
+
+  const effects = async (eventId: string, handler?: string): Promise<number> => {
+    const { rows } = await db.pool.query<{ n: string }>(
+      `SELECT count(*) AS n FROM "${db.schema}".effects WHERE event_id = $1 AND ($2::text IS NULL OR handler = $2)`,
+      [eventId, handler ?? null],
+    );
+    return Number(rows[0]!.n);
+  };
+  const inboxRows = async (eventId: string): Promise<string[]> => {
+    const { rows } = await db.pool.query<{ service: string; handler: string }>(
+      `SELECT service, handler FROM "${db.schema}".events_inbox WHERE event_id = $1 ORDER BY service, handler`,
+      [eventId],
+    );
+    return rows.map((r) => `${r.service}:${r.handler}`);
+  };
+  const effectSql = () => `INSERT INTO "${db.schema}".effects (event_id, handler) VALUES ($1, $2)`;
+
+  test('a handler writing through tx: its write and its completion commit together, and a redelivery is a duplicate', async () => {
+    const payments = bus();
+    payments.subscribeTo(TYPE, async (_data, event, { tx }) => {
+      await tx!.query(effectSql(), [event.id, 'record']);
+    }, { name: 'record' });
+    const request = signedRequest(secret, 'users', TYPE, { amount: 5 });
+
+    expect((await deliver(payments, request)).status).toBe(200);
+    expect(await effects(request.id)).toBe(1);
+    expect(await inboxRows(request.id)).toEqual(['payments:*', 'payments:record']);
+
+    const again = await deliver(payments, request);
+    expect(again.body).toMatchObject({ status: 'duplicate' });
+    expect(await effects(request.id)).toBe(1);
+  });
+
+  test('a handler that throws after writing through tx leaves neither its write nor its completion; the redelivery runs it again', async () => {
+    const payments = bus();
+    let runs = 0;
+    payments.subscribeTo(TYPE, async (_data, event, { tx }) => {
+      runs += 1;
+      await tx!.query(effectSql(), [event.id, 'flaky']);
+      if (runs === 1) throw new Error('crashed after writing');
+    }, { name: 'flaky' });
+    const request = signedRequest(secret, 'users', TYPE, { amount: 7 });
+
+    expect((await deliver(payments, request)).status).toBe(500);
+    expect(await effects(request.id)).toBe(0);
+    expect(await inboxRows(request.id)).toEqual([]);
+
+    expect((await deliver(payments, request)).status).toBe(200);
+    expect(runs).toBe(2);
+    expect(await effects(request.id)).toBe(1);
+  });
+
+  test('two bus instances of one service receiving the same events at the same time run each effect once', async () => {
+    const release = gate();
+    const instances = [bus(), bus()];
+    const started: string[] = [];
+    for (const instance of instances) {
+      instance.subscribeTo(TYPE, async (_data, event, { tx }) => {
+        await tx!.query(effectSql(), [event.id, 'once']);
+        started.push(event.id);
+        await release.wait(); // hold the claim until both instances are in
+      }, { name: 'once' });
+    }
+    const requests = Array.from({ length: 10 }, (_, i) => signedRequest(secret, 'users', TYPE, { i }));
+    const answers = Promise.all(requests.flatMap((r) => instances.map((instance) => deliver(instance, r))));
+    // Every event is claimed by one instance; the other waits on the row lock.
+    await new Promise<void>((resolve) => {
+      const check = () => (started.length >= requests.length ? resolve() : setTimeout(check, 10));
+      check();
+    });
+    release.open();
+    const statuses = (await answers).map((a) => a.status);
+    expect(statuses.every((s) => s === 200)).toBe(true);
+    for (const r of requests) expect(await effects(r.id)).toBe(1);
+    expect(started).toHaveLength(requests.length);
+  });
+
+  test('each handler commits on its own: a retry reruns only the one that failed; a handler ignoring tx is recorded too', async () => {
+    const payments = bus();
+    let failing = true;
+    let plainRuns = 0;
+    payments.subscribeTo(TYPE, async (_data, event, { tx }) => {
+      await tx!.query(effectSql(), [event.id, 'ledger']);
+    }, { name: 'ledger' });
+    payments.subscribeTo(TYPE, async (_data, event, { tx }) => {
+      await tx!.query(effectSql(), [event.id, 'mailer']);
+      if (failing) throw new Error('smtp down');
+    }, { name: 'mailer' });
+    payments.subscribeTo(TYPE, () => {
+      plainRuns += 1; // ignores tx: at-least-once, recorded with the others
+    }, { name: 'plain' });
+    const request = signedRequest(secret, 'users', TYPE, { amount: 9 });
+
+    expect((await deliver(payments, request)).status).toBe(500);
+    expect(await inboxRows(request.id)).toEqual(['payments:ledger', 'payments:plain']);
+    failing = false;
+    expect((await deliver(payments, request)).status).toBe(200);
+    expect(await effects(request.id, 'ledger')).toBe(1);
+    expect(await effects(request.id, 'mailer')).toBe(1);
+    expect(plainRuns).toBe(1);
+  });
+
+  test('services sharing the database keep their own rows: the same event runs once in each', async () => {
+    const payments = bus('payments');
+    const orders = bus('orders');
+    for (const [instance, name] of [[payments, 'p'], [orders, 'o']] as const) {
+      instance.subscribeTo(TYPE, async (_data, event, { tx }) => {
+        await tx!.query(effectSql(), [event.id, name]);
+      }, { name: 'h' });
+    }
+    const request = signedRequest(secret, 'users', TYPE, {});
+    expect((await deliver(payments, request)).status).toBe(200);
+    expect((await deliver(orders, request)).status).toBe(200);
+    expect(await effects(request.id, 'p')).toBe(1);
+    expect(await effects(request.id, 'o')).toBe(1);
+    expect(await inboxRows(request.id)).toEqual(['orders:*', 'orders:h', 'payments:*', 'payments:h']);
+  });
+
+  test('while PostgreSQL cannot be reached the receiver answers 503 and runs no handler', async () => {
+    const capture = createCapturingLogger();
+    const down = createEventBus({ service: 'payments', secret, database: 'postgres://postgres@127.0.0.1:1/test', logger: capture.logger });
+    cleanups.push(() => down.close());
+    let runs = 0;
+    down.subscribeTo(TYPE, () => {
+      runs += 1;
+    });
+    const answer = await deliver(down, signedRequest(secret, 'users', TYPE, {}));
+    expect(answer.status).toBe(503);
+    expect(answer.headers['retry-after']).toBeDefined();
+    expect(runs).toBe(0);
+    expect(capture.withMessage('reading the inbox failed; no handler ran (the inbox store failed: check its disk, file and locks; the sender will retry)')).toHaveLength(1);
+  });
+
+  test("prune deletes this service's ids past retention only; a prune that fails is logged once and never throws", async () => {
+    const capture = createCapturingLogger();
+    const inbox = new PostgresInbox({ database: PG_URL, service: 'pruned', schema: db.schema, retentionMs: 60_000, logger: capture.logger });
+    cleanups.push(() => inbox.close());
+    await inbox.markDone(eventKey('users', 'old'));
+    await inbox.markDone(eventKey('users', 'young'));
+    await db.pool.query(`UPDATE "${db.schema}".events_inbox SET done_at = now() - interval '2 minutes' WHERE event_id IN ('old', 'kept-other-service')`);
+    await db.pool.query(
+      `INSERT INTO "${db.schema}".events_inbox (service, source, event_id, handler, done_at) VALUES ('other', 'users', 'kept-other-service', '*', now() - interval '2 minutes')`,
+    );
+    await inbox.prune();
+    expect(await inbox.completed(eventKey('users', 'old'))).toBeUndefined();
+    expect(await inbox.completed(eventKey('users', 'young'))).toBe(true);
+    expect(await inboxRows('kept-other-service')).toEqual(['other:*']);
+
+    const broken = new PostgresInbox({ database: 'postgres://postgres@127.0.0.1:1/test', service: 'x', schema: db.schema, retentionMs: 1, logger: capture.logger });
+    cleanups.push(() => broken.close());
+    await expect(broken.prune()).resolves.toBeUndefined();
+    await expect(broken.prune()).resolves.toBeUndefined();
+    expect(capture.withMessage('inbox prune failed; retrying at the next one')).toHaveLength(1);
+  });
+});
