@@ -61,6 +61,12 @@ export interface OutboxOptions {
   /** Durable outbox only: how often to look for deliveries added by another process (a CLI replay). @default 2000 */
   pollIntervalMs?: number;
   /**
+   * PostgreSQL outbox only: how long a claim on a delivery lasts without renewal. The claiming
+   * process renews it every third of this while the delivery runs; a process that dies (SIGKILL,
+   * a lost host) leaves claims that other instances take over once this has passed. @default 30000
+   */
+  leaseMs?: number;
+  /**
    * Durable outbox only: how long an `emit` waits while the file cannot take writes (locked, disk
    * full) before it rejects with OutboxUnavailableError. @default 2000
    */
@@ -116,12 +122,30 @@ export interface EventBusOptions {
   redelivery?: Partial<RedeliveryOptions>;
   outbox?: OutboxOptions;
   inbox?: InboxOptions;
+  /**
+   * PostgreSQL for the outbox (and the inbox, where supported) of this service: a
+   * `postgres://user@host:5432/db` URL, or your own `pg.Pool` (never ended by the bus). Needs the
+   * optional peer `pg`. An outbox `path` (or `EVENTS_OUTBOX_PATH`) keeps the outbox in SQLite instead.
+   * Env: `EVENTS_DATABASE_URL`.
+   */
+  database?: string | PgPoolLike;
+  /**
+   * The PostgreSQL schema holding the library's tables (created on first use, like the tables).
+   * Env: `EVENTS_DATABASE_SCHEMA`. @default 'public'
+   */
+  databaseSchema?: string;
   /** How long `close()` waits for in-flight deliveries and handlers, in ms. @default 5000 */
   shutdownTimeoutMs?: number;
   /** Where `EVENTS_*` variables are read. @default process.env */
   env?: Readonly<Record<string, string | undefined>>;
   /** Sends deliveries; swap it for another transport or in tests. @default HTTP push (axios) */
   transport?: Transport;
+}
+
+/** What the bus uses of a `pg.Pool` you pass as `database`: `connect()` for a client, `query` for one statement. */
+export interface PgPoolLike {
+  connect(): Promise<unknown>;
+  query(text: string, values?: unknown[]): Promise<unknown>;
 }
 
 /** A target service, resolved and checked. */
@@ -148,6 +172,9 @@ export interface ResolvedConfig {
   retry: RetryOptions;
   redelivery: RedeliveryOptions;
   outbox: Required<Omit<OutboxOptions, 'path'>> & { path: string | undefined };
+  /** PostgreSQL (a URL or the caller's pool), if configured. */
+  database: string | PgPoolLike | undefined;
+  databaseSchema: string;
   inbox: Required<Omit<InboxOptions, 'path'>> & { path: string | undefined };
   shutdownTimeoutMs: number;
   env: Readonly<Record<string, string | undefined>>;
@@ -205,7 +232,10 @@ export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
       pollIntervalMs: positive('outbox.pollIntervalMs', options.outbox?.pollIntervalMs ?? DEFAULTS.outbox.pollIntervalMs),
       maxPendingBytes: positive('outbox.maxPendingBytes', options.outbox?.maxPendingBytes ?? DEFAULTS.outbox.maxPendingBytes),
       writeWaitMs: positive('outbox.writeWaitMs', options.outbox?.writeWaitMs ?? DEFAULTS.outbox.writeWaitMs),
+      leaseMs: positive('outbox.leaseMs', options.outbox?.leaseMs ?? DEFAULTS.outbox.leaseMs),
     },
+    database: checkDatabase(options.database ?? nonEmpty(env.EVENTS_DATABASE_URL)),
+    databaseSchema: options.databaseSchema ?? nonEmpty(env.EVENTS_DATABASE_SCHEMA) ?? DEFAULTS.database.schema,
     inbox: {
       path: options.inbox?.path ?? nonEmpty(env.EVENTS_INBOX_PATH),
       maxEntries: positive('inbox.maxEntries', options.inbox?.maxEntries ?? DEFAULTS.inbox.maxEntries),
@@ -289,6 +319,20 @@ function parseSecrets(secret: SecretInput, what: string, variable: string): Buff
       );
     }
   });
+}
+
+function checkDatabase(database: string | PgPoolLike | undefined): string | PgPoolLike | undefined {
+  if (database === undefined) return undefined;
+  if (typeof database === 'string') {
+    if (!/^postgres(ql)?:\/\//.test(database)) {
+      throw new ConfigError('EVENTS_DATABASE_URL (or the database option) must be a postgres://… URL', { variable: 'EVENTS_DATABASE_URL' });
+    }
+    return database;
+  }
+  if (typeof database !== 'object' || typeof database.connect !== 'function' || typeof database.query !== 'function') {
+    throw new ConfigError('the database option must be a postgres://… URL or a pg.Pool', { variable: 'EVENTS_DATABASE_URL' });
+  }
+  return database;
 }
 
 function splitList(value: string | undefined): string[] | undefined {

@@ -71,8 +71,25 @@ export const DEFAULTS = {
      * writes (locked by another process, disk full) before it rejects with OutboxUnavailableError.
      */
     writeWaitMs: 2_000,
+    /**
+     * PostgreSQL outbox: how long a claim lasts without renewal (renewed every third of it while
+     * the delivery runs). A killed instance's claims are taken over by the others after this.
+     */
+    leaseMs: 30_000,
     /** Both outboxes: a record last tried (or created) more than this in the future means the wall clock stepped back: it is due now. */
     clockStepSlackMs: 10_000,
+  },
+  /** PostgreSQL (`EVENTS_DATABASE_URL`). */
+  database: {
+    /** The schema holding the library's tables (created on first use). */
+    schema: 'public',
+    /** Connections of the pool the bus opens from a URL (your own `pg.Pool` keeps its own size). */
+    poolSize: 10,
+    /**
+     * PostgreSQL outbox: while another instance holds a target's whole concurrency, or the target
+     * is down and probed elsewhere, how often this instance looks again (NOTIFY wakes it sooner).
+     */
+    busyRetryMs: 250,
   },
   /** SQLite files (outbox and inbox). */
   sqlite: {

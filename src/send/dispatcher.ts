@@ -30,6 +30,7 @@ const DOWN_AFTER_FAILURES = 3;
 export class Dispatcher {
   private readonly lanes = new Map<string, Lane>();
   private stopping = false;
+  private resuming = false;
 
   constructor(private readonly options: DispatcherOptions) {}
 
@@ -40,15 +41,21 @@ export class Dispatcher {
 
   /** Starts every target with pending deliveries (after a restart, or a replay). */
   resume(): void {
-    if (this.stopping) return;
+    if (this.stopping || this.resuming) return;
+    this.resuming = true;
+    void this.resumeNow().finally(() => (this.resuming = false));
+  }
+
+  private async resumeNow(): Promise<void> {
     let targets: string[];
     try {
-      targets = this.options.store.targets();
+      targets = await this.options.store.targets();
     } catch (error) {
       // Runs from a timer: a store that cannot be read now (it logs why) is tried at the next poll.
       this.options.logger.debug('outbox not readable; resume retried at the next poll', { error: messageOf(error) });
       return;
     }
+    if (this.stopping) return;
     for (const target of targets) {
       // A backlog this process has not tried yet (left by a previous run) may have failed while
       // the target was down: probe first, and when the target answers, release all of it at once.
@@ -67,10 +74,17 @@ export class Dispatcher {
   async stop(deadline: number): Promise<void> {
     // Start what is due now (an emit just before close() has only been kicked for the next turn),
     // so that it is in flight and waited for below rather than left undelivered.
-    for (const lane of this.lanes.values()) lane.pump();
+    await Promise.all([...this.lanes.values()].map((lane) => lane.pump()));
     this.stopping = true;
     for (const lane of this.lanes.values()) lane.halt();
-    while (this.inFlight() > 0 && Date.now() < deadline) await sleep(Math.min(20, deadline - Date.now()));
+    while ((this.inFlight() > 0 || this.settling() > 0) && Date.now() < deadline) await sleep(Math.min(20, deadline - Date.now()));
+  }
+
+  /** Outcomes still being written to the store. */
+  private settling(): number {
+    let n = 0;
+    for (const lane of this.lanes.values()) n += lane.settling;
+    return n;
   }
 
   isStopping(): boolean {
@@ -89,7 +103,12 @@ export class Dispatcher {
 
 class Lane {
   inFlight = 0;
+  /** Outcomes being written to the store (a shared store answers asynchronously). */
+  settling = 0;
   private scheduled = false;
+  /** A pump is awaiting the store; another request to pump runs once it is done. */
+  private pumping = false;
+  private pumpAgain = false;
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
   private down = false;
@@ -137,8 +156,25 @@ class Lane {
   }
 
   /** Claims and starts the due deliveries now (a kick does this on the next turn of the event loop). */
-  pump(): void {
+  async pump(): Promise<void> {
     if (this.stopping()) return;
+    // One pump at a time: two claiming at once would exceed the concurrency.
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    this.pumping = true;
+    try {
+      do {
+        this.pumpAgain = false;
+        await this.pumpOnce();
+      } while (this.pumpAgain && !this.stopping());
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private async pumpOnce(): Promise<void> {
     const target = this.targetConfig();
     if (!target) return;
     if (this.down) {
@@ -149,14 +185,15 @@ class Lane {
     let next: number | undefined;
     try {
       const free = this.o.concurrency - this.inFlight;
-      if (free > 0) claimed = this.o.store.claim(this.target, Date.now(), free);
-      next = this.o.store.nextDueAt(this.target);
+      if (free > 0) claimed = await this.o.store.claim(this.target, Date.now(), free);
+      // Started before the next read, so that they count in flight.
+      for (const record of claimed) void this.deliver(target, record, false);
+      next = await this.o.store.nextDueAt(this.target);
       this.storeRetryMs = 0;
     } catch (error) {
       this.storeFailed(error);
     }
-    for (const record of claimed) void this.deliver(target, record, false);
-    if (next !== undefined && this.inFlight < this.o.concurrency) this.schedule(next, false);
+    if (next !== undefined && this.inFlight < this.o.concurrency && !this.down) this.schedule(next, false);
   }
 
   /**
@@ -194,20 +231,26 @@ class Lane {
   }
 
   private probe(): void {
+    void this.probeNow();
+  }
+
+  private async probeNow(): Promise<void> {
     if (this.stopping()) return;
     const target = this.targetConfig();
     let record: OutboxRecord | undefined;
+    this.probing = true;
     try {
-      record = target && this.o.store.claimProbe(this.target);
+      record = target && (await this.o.store.claimProbe(this.target));
     } catch (error) {
+      this.probing = false;
       this.storeFailed(error);
       return;
     }
     if (!target || !record) {
+      this.probing = false;
       this.down = false;
       return;
     }
-    this.probing = true;
     void this.deliver(target, record, true).finally(() => {
       this.probing = false;
       this.kick();
@@ -235,20 +278,24 @@ class Lane {
     record.lastAttemptAt = startedAt;
     record.lastStatus = result.status;
     record.lastError = result.error;
+    this.settling += 1;
     try {
-      this.settle(record, result, probe);
+      await this.settle(record, result, probe);
     } catch (error) {
-      // Only when the store is gone (closed at shutdown): the record stays in it as it was.
+      // The store is gone (closed at shutdown) or unreachable: the record stays in it as it was
+      // (leased: a shared store hands it out again once the lease ends).
       this.o.logger.error('could not record a delivery outcome', {
         eventId: record.eventId,
         target: record.target,
         error: (error as Error)?.message ?? String(error),
       });
+    } finally {
+      this.settling -= 1;
     }
     this.kick();
   }
 
-  private settle(record: OutboxRecord, result: DeliveryResult, probe: boolean): void {
+  private async settle(record: OutboxRecord, result: DeliveryResult, probe: boolean): Promise<void> {
     const { store, logger, redelivery } = this.o;
     const fields = {
       eventId: record.eventId,
@@ -259,8 +306,8 @@ class Lane {
       status: result.status,
     };
     if (result.outcome === 'delivered') {
-      store.complete(record.id);
-      this.recovered(record.type);
+      await store.complete(record.id);
+      await this.recovered(record.type);
       this.checkReceipt(result);
       if (logger.isInfoEnabled()) {
         logger.info('event delivered', { ...fields, durationMs: Date.now() - (record.lastAttemptAt ?? Date.now()) });
@@ -270,13 +317,13 @@ class Lane {
     // Payloads never go above debug: the dead letter keeps the body for replay.
     const failure = { ...fields, error: result.error };
     if (result.outcome === 'refused') {
-      store.kill(record, 'refused');
+      await store.kill(record, 'refused');
       logger.error('delivery refused; dead-lettered', failure);
       this.logData('dead letter data', record);
-      if (this.down) this.recovered(record.type);
+      if (this.down) await this.recovered(record.type);
       return;
     }
-    this.failed(record, result, probe);
+    await this.failed(record, result, probe);
     const now = Date.now();
     const elapsed = now - record.createdAt;
     const wait = Math.max(
@@ -284,12 +331,12 @@ class Lane {
       result.retryAfterMs ?? 0,
     );
     if (elapsed + wait > redelivery.horizonMs) {
-      store.kill(record, 'expired');
+      await store.kill(record, 'expired');
       logger.error('delivery expired after its redelivery horizon; dead-lettered', failure);
       this.logData('dead letter data', record);
       return;
     }
-    store.reschedule(record, now + wait);
+    await store.reschedule(record, now + wait);
     // The first failure of a delivery is worth a warning; its later retries are attempts (debug).
     const level = record.attempts === result.attempts ? 'warn' : 'debug';
     if (logger.isLevelEnabled(level)) {
@@ -297,7 +344,7 @@ class Lane {
     }
   }
 
-  private failed(record: OutboxRecord, result: DeliveryResult, probe: boolean): void {
+  private async failed(record: OutboxRecord, result: DeliveryResult, probe: boolean): Promise<void> {
     // The streak starts at the earliest failed try, not the first to fail: a slow try (a timeout)
     // started before a fast failure must be released with the rest when the target comes back.
     this.streakStart = Math.min(this.streakStart, record.lastAttemptAt ?? Date.now());
@@ -316,6 +363,11 @@ class Lane {
       this.probeDelayMs = Math.max(retryAfter, 500);
       this.clearTimer();
       this.o.logger.warn('target down; probing before sending more', { target: this.target, status: result.status, error: result.error });
+      try {
+        await this.o.store.markDown?.(this.target);
+      } catch (error) {
+        this.o.logger.debug('could not share that the target is down', { target: this.target, error: messageOf(error) });
+      }
     }
   }
 
@@ -342,7 +394,7 @@ class Lane {
   }
 
   /** A delivery succeeded: the target is up; what failed during the outage is due now. */
-  private recovered(type: string): void {
+  private async recovered(type: string): Promise<void> {
     const wasDown = this.down;
     const since = this.streakStart;
     this.streakStart = Infinity;
@@ -351,7 +403,7 @@ class Lane {
     this.probeDelayMs = 0;
     for (const [key, scope] of this.hints) if (scope === undefined || scope === type) this.hints.delete(key);
     if (wasDown) {
-      this.o.store.release(this.target, since, Date.now());
+      await this.o.store.release(this.target, since, Date.now());
       this.o.logger.info('target back up; draining its backlog', { target: this.target });
     }
   }

@@ -53,13 +53,13 @@ async function waitUntil(predicate: () => boolean, timeoutMs = 5_000): Promise<v
   }
 }
 
-const stores: Array<[string, () => OutboxStore]> = [
+const stores: Array<[string, () => MemoryOutbox | SqliteOutbox]> = [
   ['MemoryOutbox', () => new MemoryOutbox(1000, 1000, silent())],
   ['SqliteOutbox', () => new SqliteOutbox(tempFile())],
 ];
 
 describe.each(stores)('%s (shared behaviour)', (_name, open) => {
-  let store: OutboxStore;
+  let store: MemoryOutbox | SqliteOutbox;
   beforeEach(() => {
     store = open();
   });
