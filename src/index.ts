@@ -13,6 +13,7 @@ export {
 export type { DefaultBusOptions } from './default-bus.js';
 export { EventBus, createEventBus } from './bus.js';
 export { inspectOutbox, listDeadLetters, replayDeadLetters } from './admin.js';
+export type { PostgresOutboxLocation } from './admin.js';
 export {
   BusClosedError,
   ConfigError,
@@ -35,6 +36,7 @@ export type {
   EventBusOptions,
   InboxOptions,
   OutboxOptions,
+  PgPoolLike,
   RedeliveryOptions,
   RetryOptions,
   SecretInput,
@@ -47,6 +49,7 @@ export type { Delivery, DeliveryResult, Transport } from './transports/transport
 export type {
   DataOf,
   DeclareOptions,
+  EmitOptions,
   EmitReceipt,
   EmittableType,
   EventHandler,
@@ -55,5 +58,6 @@ export type {
   PayloadOf,
   ReceivedEvent,
   SubscribeOptions,
+  TransactionClient,
   Unsubscribe,
 } from './types.js';

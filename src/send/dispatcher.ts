@@ -42,24 +42,34 @@ export class Dispatcher {
   /** Starts every target with pending deliveries (after a restart, or a replay). */
   resume(): void {
     if (this.stopping || this.resuming) return;
-    this.resuming = true;
-    void this.resumeNow().finally(() => (this.resuming = false));
-  }
-
-  private async resumeNow(): Promise<void> {
-    let targets: string[];
+    let answer: string[] | Promise<string[]>;
     try {
-      targets = await this.options.store.targets();
+      answer = this.options.store.targets();
     } catch (error) {
-      // Runs from a timer: a store that cannot be read now (it logs why) is tried at the next poll.
-      this.options.logger.debug('outbox not readable; resume retried at the next poll', { error: messageOf(error) });
+      this.unreadable(error);
       return;
     }
+    // A store answering at once is resumed at once (before an emit of this turn starts a lane).
+    if (!(answer instanceof Promise)) return this.resumeTargets(answer);
+    this.resuming = true;
+    answer.then(
+      (targets) => this.resumeTargets(targets),
+      (error: unknown) => this.unreadable(error),
+    ).finally(() => (this.resuming = false));
+  }
+
+  /** Runs from a timer: a store that cannot be read now (it logs why) is tried at the next poll. */
+  private unreadable(error: unknown): void {
+    this.options.logger.debug('outbox not readable; resume retried at the next poll', { error: messageOf(error) });
+  }
+
+  private resumeTargets(targets: string[]): void {
     if (this.stopping) return;
     for (const target of targets) {
       // A backlog this process has not tried yet (left by a previous run) may have failed while
       // the target was down: probe first, and when the target answers, release all of it at once.
-      if (!this.lanes.has(target)) this.lane(target).assumeDown();
+      const lane = this.lanes.get(target);
+      if (!lane || !lane.started) this.lane(target).assumeDown();
       this.notify(target);
     }
   }
@@ -103,6 +113,8 @@ export class Dispatcher {
 
 class Lane {
   inFlight = 0;
+  /** A delivery was started: the lane knows the target's state first-hand. */
+  started = false;
   /** Outcomes being written to the store (a shared store answers asynchronously). */
   settling = 0;
   private scheduled = false;
@@ -259,6 +271,7 @@ class Lane {
 
   private async deliver(target: ResolvedTarget, record: OutboxRecord, probe: boolean): Promise<void> {
     this.inFlight += 1;
+    this.started = true;
     const startedAt = Date.now();
     let result: DeliveryResult;
     try {

@@ -1,0 +1,119 @@
+import path from 'node:path';
+import type { Pool } from 'pg';
+import { startScript } from '../helpers/child.js';
+import { cleanupAfterEach } from '../helpers/cleanups.js';
+import { DATABASE_URL, describePostgres, freshSchema } from '../helpers/postgres.js';
+import { type RecordedRequest, startRecordingServer } from '../helpers/recording-server.js';
+import { newSecret } from '../helpers/signing.js';
+import { waitFor } from '../helpers/wait.js';
+
+const SENDER = path.join(__dirname, 'support/pg-sender.ts');
+const PER_SENDER = 200;
+const CONCURRENCY = 4;
+const LEASE_MS = 1_500;
+
+describePostgres('PostgreSQL outbox shared by two sender processes', () => {
+  const cleanups = cleanupAfterEach();
+  let schema: string;
+  let pool: Pool;
+  let drop: () => Promise<void>;
+
+  beforeAll(async () => {
+    ({ schema, pool, drop } = await freshSchema('instances'));
+  });
+  afterAll(async () => drop());
+
+  it('one SIGKILLed mid-stream: 0 lost, none sent twice while its claim was live, concurrency held across both', async () => {
+    const server = await startRecordingServer({ then: () => ({ status: 200, delayMs: 2 + Math.floor(Math.random() * 10) }) });
+    cleanups.push(() => server.close());
+    const env = {
+      PG_N: String(PER_SENDER),
+      PG_SECRET: newSecret(),
+      PG_TARGET: server.url,
+      PG_DATABASE: DATABASE_URL,
+      PG_SCHEMA: schema,
+      PG_CONCURRENCY: String(CONCURRENCY),
+      PG_LEASE_MS: String(LEASE_MS),
+    };
+    const a = startScript([SENDER], env, { killAfterMs: 40_000 });
+    const b = startScript([SENDER], env, { killAfterMs: 40_000 });
+    let bOut = '';
+    b.child.stdout!.on('data', (chunk: Buffer) => (bOut += chunk.toString()));
+    cleanups.push(() => {
+      a.child.kill('SIGKILL');
+      b.child.kill('SIGKILL');
+    });
+    await Promise.all([a.line(/^started/), b.line(/^started/)]);
+
+    // Mid-stream: both emit and deliver; A has deliveries in flight (each answer takes 2–12 ms).
+    await waitFor(() => server.requests.length >= 80, { timeoutMs: 20_000, what: '80 deliveries' });
+    const killedAt = Date.now();
+    a.child.kill('SIGKILL');
+    const aResult = await a.result;
+    expect(aResult.signal).toBe('SIGKILL');
+    await b.line(/^emitted-all/);
+
+    const emitted = new Set(
+      [aResult.stdout, bOut]
+        .flatMap((out) => out.split('\n'))
+        .filter((line) => line.startsWith('emitted '))
+        .map((line) => line.slice('emitted '.length)),
+    );
+    expect(emitted.size).toBeGreaterThan(PER_SENDER); // all of B's, and what A emitted before its death
+
+    // 0 lost: every emit that resolved is delivered (A's claims are taken over once their lease ran out) …
+    const delivered = () => new Set(server.requests.filter((r) => r.status === 200).map(eventIdOf));
+    await waitFor(() => [...emitted].every((id) => delivered().has(id)), { timeoutMs: 20_000, what: 'every emitted event delivered' });
+    await waitFor(async () => (await pendingRows(pool, schema)) === 0, { timeoutMs: 10_000, what: 'an empty outbox' });
+
+    // … and none twice while a claim was live: a second copy only of a delivery the killed process
+    // had sent (the receiver got it before the kill), sent again after the kill, never overlapping.
+    const byId = new Map<string, RecordedRequest[]>();
+    for (const request of server.requests) byId.set(eventIdOf(request), [...(byId.get(eventIdOf(request)) ?? []), request]);
+    const duplicates = [...byId.values()].filter((copies) => copies.length > 1);
+    for (const copies of duplicates) {
+      expect(copies).toHaveLength(2);
+      expect(copies[0]!.receivedAt).toBeLessThanOrEqual(killedAt);
+      expect(copies[1]!.receivedAt).toBeGreaterThan(killedAt);
+    }
+    expect(duplicates.length).toBeLessThanOrEqual(CONCURRENCY);
+    // Nothing but emitted events arrived (a duplicate emitted by A unseen is impossible: it printed only after commit).
+    for (const id of byId.keys()) if (!emitted.has(id)) expect(byId.get(id)![0]!.receivedAt).toBeLessThanOrEqual(killedAt);
+
+    // Per-target concurrency held across both processes: never more than CONCURRENCY requests open at once.
+    expect(maxOverlap(server.requests, killedAt)).toBeLessThanOrEqual(CONCURRENCY);
+
+    b.child.kill('SIGTERM');
+    await b.result;
+    console.log(
+      `pg outbox instances: emitted=${emitted.size} requests=${server.requests.length} duplicates=${duplicates.length} ` +
+        `max in flight=${maxOverlap(server.requests, killedAt)}`,
+    );
+  });
+});
+
+function eventIdOf(request: RecordedRequest): string {
+  return (JSON.parse(request.body) as { id: string }).id;
+}
+
+async function pendingRows(pool: Pool, schema: string): Promise<number> {
+  const result = await pool.query(`SELECT count(*)::int AS n FROM "${schema}".events_outbox WHERE service = 'pg-sender'`);
+  return result.rows[0].n as number;
+}
+
+/** Most requests open at once; a request the killed process left unanswered ends at the kill. */
+function maxOverlap(requests: readonly RecordedRequest[], killedAt: number): number {
+  const edges: Array<[number, number]> = [];
+  for (const r of requests) {
+    edges.push([r.receivedAt, 1]);
+    edges.push([r.answeredAt ?? Math.max(killedAt, r.receivedAt), -1]);
+  }
+  edges.sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+  let open = 0;
+  let max = 0;
+  for (const [, delta] of edges) {
+    open += delta;
+    max = Math.max(max, open);
+  }
+  return max;
+}
