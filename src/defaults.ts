@@ -89,7 +89,7 @@ export const DEFAULTS = {
      * PostgreSQL outbox: while another instance holds a target's whole concurrency, or the target
      * is down and probed elsewhere, how often this instance looks again (NOTIFY wakes it sooner).
      */
-    busyRetryMs: 250,
+    busyRetryMs: 50,
   },
   /** SQLite files (outbox and inbox). */
   sqlite: {

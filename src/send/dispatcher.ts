@@ -200,7 +200,8 @@ class Lane {
       if (free > 0) claimed = await this.o.store.claim(this.target, Date.now(), free);
       // Started before the next read, so that they count in flight.
       for (const record of claimed) void this.deliver(target, record, false);
-      next = await this.o.store.nextDueAt(this.target);
+      // A full lane is pumped again as each delivery ends: no need to know when the next is due.
+      if (this.inFlight < this.o.concurrency) next = await this.o.store.nextDueAt(this.target);
       this.storeRetryMs = 0;
     } catch (error) {
       this.storeFailed(error);

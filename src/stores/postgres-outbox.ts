@@ -134,8 +134,10 @@ export class PostgresOutbox implements OutboxStore {
   private ready: Promise<void> | undefined;
   private queue: Waiter[] = [];
   private flushScheduled = false;
-  /** Deliveries this instance holds a lease on: renewed by the heartbeat. */
-  private readonly held = new Set<string>();
+  /** Deliveries this instance holds a lease on (id → target): renewed by the heartbeat. */
+  private readonly held = new Map<string, string>();
+  /** Targets this instance found marked down (by any instance): the first success here marks them up for all. */
+  private readonly downSeen = new Set<string>();
   private readonly heartbeat: NodeJS.Timeout;
   /** Targets whose last claim got less than asked because of other instances (busy or down): look again soon. */
   private readonly busy = new Set<string>();
@@ -278,32 +280,39 @@ export class PostgresOutbox implements OutboxStore {
         this.knownTargets.add(target);
       }
       return this.transaction(async (client) => {
-        const state = await client.query<{ down: boolean; probe_at: string; live: string }>(
-          `SELECT t.down, t.probe_at,
-             (SELECT count(*) FROM ${this.s}.events_outbox o
-               WHERE o.service = t.service AND o.target = t.target AND o.leased_until > ${DB_NOW}) AS live
-           FROM ${this.s}.events_targets t WHERE t.service = $1 AND t.target = $2 FOR UPDATE OF t`,
+        // The lock first, then a statement of its own: its snapshot sees every claim committed before the lock was granted.
+        const state = await client.query<{ down: boolean; probe_at: string }>(
+          `SELECT down, probe_at FROM ${this.s}.events_targets WHERE service = $1 AND target = $2 FOR UPDATE`,
           [this.service, target],
         );
-        const row = state.rows[0];
-        const live = Number(row?.live ?? 0);
-        const down = row?.down === true;
-        let n: number;
-        if (probe || down) n = live === 0 && (probe || Number(row?.probe_at ?? 0) <= now) ? 1 : 0;
-        else n = Math.max(0, Math.min(limit, this.concurrency - live));
-        if (n < limit) this.busy.add(target);
-        else this.busy.delete(target);
-        if (n === 0) return [];
+        const down = state.rows[0]?.down === true;
+        if (down) this.downSeen.add(target);
+        else this.downSeen.delete(target);
+        // A target that is down (here or in another instance) gets one delivery at a time, at most every busyRetryMs.
+        const cap = probe || down ? 1 : this.concurrency;
+        const want = down && !probe && Number(state.rows[0]?.probe_at ?? 0) > now ? 0 : probe || down ? 1 : limit;
+        if (want === 0) {
+          this.busy.add(target);
+          return [];
+        }
         const due = probe ? '' : 'AND next_attempt_at <= $3';
-        const result = await client.query<Row>(
-          `UPDATE ${this.s}.events_outbox SET leased_until = ${DB_NOW} + $4, lease_owner = $5
-           WHERE id IN (
-             SELECT id FROM ${this.s}.events_outbox
+        const result = await client.query<Row & { live: string }>(
+          `WITH live AS (SELECT count(*) AS n FROM ${this.s}.events_outbox
+             WHERE service = $1 AND target = $2 AND leased_until > ${DB_NOW}),
+           pick AS (SELECT id FROM ${this.s}.events_outbox
              WHERE service = $1 AND target = $2 ${due} AND (leased_until IS NULL OR leased_until <= ${DB_NOW})
-             ORDER BY next_attempt_at, id LIMIT $6 FOR UPDATE SKIP LOCKED)
-           RETURNING ${COLUMNS}`,
-          [this.service, target, probe ? null : now, this.leaseMs, this.owner, n],
+             ORDER BY next_attempt_at, id LIMIT GREATEST(0, LEAST($6::int, $7::int - (SELECT n FROM live)))
+             FOR UPDATE SKIP LOCKED)
+           UPDATE ${this.s}.events_outbox SET leased_until = ${DB_NOW} + $4, lease_owner = $5
+           WHERE id IN (SELECT id FROM pick)
+           RETURNING ${COLUMNS}, (SELECT n FROM live) AS live`,
+          [this.service, target, probe ? null : now, this.leaseMs, this.owner, want, cap],
         );
+        // Fewer than asked while others hold the target (their claims, a probe): look again soon, not in a loop.
+        const live = Number(result.rows[0]?.live ?? 0);
+        if (live > 0 && result.rows.length < want) this.busy.add(target);
+        else if (result.rows.length === 0 && want > 0) this.busy.add(target); // possibly held elsewhere; nextDueAt decides
+        else this.busy.delete(target);
         if (down && !probe && result.rows.length > 0) {
           await client.query(`UPDATE ${this.s}.events_targets SET probe_at = $3 WHERE service = $1 AND target = $2`, [
             this.service,
@@ -312,7 +321,7 @@ export class PostgresOutbox implements OutboxStore {
           ]);
         }
         const records = result.rows.map(toRecord).sort(byDue);
-        for (const record of records) this.held.add(String(record.id));
+        for (const record of records) this.held.set(String(record.id), record.target);
         return records;
       });
     });
@@ -320,7 +329,18 @@ export class PostgresOutbox implements OutboxStore {
 
   async complete(id: number): Promise<void> {
     await this.write(`DELETE FROM ${this.s}.events_outbox WHERE id = $1`, [id]);
+    const target = this.held.get(String(id));
     this.held.delete(String(id));
+    // A success is news to every instance: the target is up (whoever marked it down, even a dead instance).
+    if (target !== undefined && this.downSeen.delete(target)) await this.markUp(target);
+  }
+
+  private async markUp(target: string): Promise<void> {
+    await this.write(
+      `WITH t AS (UPDATE ${this.s}.events_targets SET down = false, probe_at = 0 WHERE service = $1 AND target = $2 AND down RETURNING 1)
+       SELECT pg_notify('${OUTBOX_CHANNEL}', $3) FROM t`,
+      [this.service, target, `${this.schema}\t${this.service}\t${target}`],
+    );
   }
 
   async reschedule(record: OutboxRecord, nextAttemptAt: number): Promise<void> {
@@ -532,7 +552,7 @@ export class PostgresOutbox implements OutboxStore {
   /** Extends the leases of the deliveries this instance has in flight. */
   private async renew(): Promise<void> {
     if (this.held.size === 0 || this.closed) return;
-    const ids = [...this.held];
+    const ids = [...this.held.keys()];
     try {
       await this.conn.pool.query(
         `UPDATE ${this.s}.events_outbox SET leased_until = ${DB_NOW} + $1 WHERE lease_owner = $2 AND id = ANY($3::bigint[])`,

@@ -4,7 +4,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import winston from 'winston';
 import { OutboxFullError, OutboxUnavailableError } from '../../src/errors/index.js';
-import type { NewDelivery, OutboxRecord, OutboxStore } from '../../src/send/outbox-store.js';
+import type { NewDelivery, OutboxRecord } from '../../src/send/outbox-store.js';
 import { MemoryOutbox } from '../../src/stores/memory-outbox.js';
 import { SqliteOutbox } from '../../src/stores/sqlite-outbox.js';
 
