@@ -31,6 +31,15 @@ async function withPostgres<T>(where: PostgresOutboxLocation, run: (outbox: Post
   const outbox = new PostgresOutbox(where.database, { service: where.service, schema: where.schema, createTables: false });
   try {
     return await run(outbox);
+  } catch (error) {
+    if ((error as { code?: unknown })?.code === '42P01' || (error as { code?: unknown })?.code === '3F000') {
+      throw new ConfigError(
+        `no events-library outbox in schema ${where.schema ?? 'public'} of ${outbox.where}: check the schema and the database ` +
+          '(the tables are created when the service first runs, or by "events-library migrate --apply")',
+        { variable: 'EVENTS_DATABASE_URL', cause: error },
+      );
+    }
+    throw error;
   } finally {
     await outbox.close();
   }

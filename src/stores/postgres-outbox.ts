@@ -295,12 +295,12 @@ export class PostgresOutbox implements OutboxStore {
           this.busy.add(target);
           return [];
         }
-        const due = probe ? '' : 'AND next_attempt_at <= $3';
         const result = await client.query<Row & { live: string }>(
           `WITH live AS (SELECT count(*) AS n FROM ${this.s}.events_outbox
              WHERE service = $1 AND target = $2 AND leased_until > ${DB_NOW}),
            pick AS (SELECT id FROM ${this.s}.events_outbox
-             WHERE service = $1 AND target = $2 ${due} AND (leased_until IS NULL OR leased_until <= ${DB_NOW})
+             WHERE service = $1 AND target = $2 AND ($3::bigint IS NULL OR next_attempt_at <= $3::bigint)
+               AND (leased_until IS NULL OR leased_until <= ${DB_NOW})
              ORDER BY next_attempt_at, id LIMIT GREATEST(0, LEAST($6::int, $7::int - (SELECT n FROM live)))
              FOR UPDATE SKIP LOCKED)
            UPDATE ${this.s}.events_outbox SET leased_until = ${DB_NOW} + $4, lease_owner = $5
@@ -629,7 +629,7 @@ export class PostgresOutbox implements OutboxStore {
     const reason = (error as Error)?.message ?? String(error);
     if (this.fault !== undefined || this.closed) return;
     this.fault = reason;
-    this.logger?.error('outbox database unavailable; retrying in the background, emits are refused meanwhile', {
+    this.logger?.error('outbox database call failed; retrying in the background', {
       database: this.where,
       error: reason,
       hint: 'Check that PostgreSQL runs and accepts connections at EVENTS_DATABASE_URL; delivery resumes by itself.',
