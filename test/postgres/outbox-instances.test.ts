@@ -76,9 +76,17 @@ describePostgres('PostgreSQL outbox shared by two sender processes', () => {
         const state = await pool.query(
           `SELECT (SELECT count(*) FROM "${schema}".events_outbox) AS pending,
              (SELECT count(*) FROM "${schema}".events_outbox WHERE leased_until IS NOT NULL) AS leased,
-             (SELECT json_agg(t) FROM "${schema}".events_targets t) AS targets`,
+             (SELECT json_agg(t) FROM "${schema}".events_targets t) AS targets,
+             (SELECT json_agg(json_build_object('state', state, 'port', client_port, 'since', state_change, 'q', left(query, 40)))
+                FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()) AS sessions,
+             (SELECT json_agg(json_build_object('id', id, 'owner', lease_owner, 'until', leased_until))
+                FROM "${schema}".events_outbox WHERE leased_until IS NOT NULL) AS leases`,
         );
-        throw new Error(`${(error as Error).message}; outbox: ${JSON.stringify(state.rows[0])}; B stderr: ${bErr.slice(-2000)}`);
+        const { execSync } = await import('node:child_process');
+        const sockets = execSync('ss -tnp 2>/dev/null | grep 5432 || true').toString();
+        throw new Error(
+          `${(error as Error).message}; outbox: ${JSON.stringify(state.rows[0])}; A pid ${a.child.pid}, B pid ${b.child.pid}, test pid ${process.pid}\n${sockets}\nB stderr: ${bErr.slice(-2000)}`,
+        );
       },
     );
     progress(`all delivered ${Date.now() - deadAt} ms after A died`);

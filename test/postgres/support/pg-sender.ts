@@ -28,7 +28,7 @@ const bus = createEventBus({
   retry: { retries: 0 },
   redelivery: { baseDelayMs: 100, maxDelayMs: 500, probeMaxDelayMs: 200 },
   logger: winston.createLogger({
-    level: 'error',
+    level: process.env.PG_LOG_LEVEL ?? 'error',
     format: winston.format.json(),
     transports: [new winston.transports.Stream({ stream: process.stderr })],
   }),
