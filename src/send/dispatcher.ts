@@ -196,7 +196,8 @@ class Lane {
     let claimed: OutboxRecord[] = [];
     let next: number | undefined;
     try {
-      const free = this.o.concurrency - this.inFlight;
+      // Outcomes still being written count too: a shared store counts their claims until then.
+      const free = this.o.concurrency - this.inFlight - this.settling;
       if (free > 0) claimed = await this.o.store.claim(this.target, Date.now(), free);
       // Started before the next read, so that they count in flight.
       for (const record of claimed) void this.deliver(target, record, false);

@@ -280,6 +280,8 @@ export class PostgresOutbox implements OutboxStore {
         this.knownTargets.add(target);
       }
       return this.transaction(async (client) => {
+        // A claim lost in a database crash only makes its deliveries claimable again: no fsync to wait for.
+        await client.query('SET LOCAL synchronous_commit = off');
         // The lock first, then a statement of its own: its snapshot sees every claim committed before the lock was granted.
         const state = await client.query<{ down: boolean; probe_at: string }>(
           `SELECT down, probe_at FROM ${this.s}.events_targets WHERE service = $1 AND target = $2 FOR UPDATE`,
@@ -295,8 +297,8 @@ export class PostgresOutbox implements OutboxStore {
           this.busy.add(target);
           return [];
         }
-        const result = await client.query<Row & { live: string }>(
-          `WITH live AS (SELECT count(*) AS n FROM ${this.s}.events_outbox
+        const result = await client.query<Row & { others: string }>(
+          `WITH live AS (SELECT count(*) AS n, count(*) FILTER (WHERE lease_owner <> $5) AS others FROM ${this.s}.events_outbox
              WHERE service = $1 AND target = $2 AND leased_until > ${DB_NOW}),
            pick AS (SELECT id FROM ${this.s}.events_outbox
              WHERE service = $1 AND target = $2 AND ($3::bigint IS NULL OR next_attempt_at <= $3::bigint)
@@ -305,13 +307,14 @@ export class PostgresOutbox implements OutboxStore {
              FOR UPDATE SKIP LOCKED)
            UPDATE ${this.s}.events_outbox SET leased_until = ${DB_NOW} + $4, lease_owner = $5
            WHERE id IN (SELECT id FROM pick)
-           RETURNING ${COLUMNS}, (SELECT n FROM live) AS live`,
+           RETURNING ${COLUMNS}, (SELECT others FROM live) AS others`,
           [this.service, target, probe ? null : now, this.leaseMs, this.owner, want, cap],
         );
         // Fewer than asked while others hold the target (their claims, a probe): look again soon, not in a loop.
-        const live = Number(result.rows[0]?.live ?? 0);
-        if (live > 0 && result.rows.length < want) this.busy.add(target);
-        else if (result.rows.length === 0 && want > 0) this.busy.add(target); // possibly held elsewhere; nextDueAt decides
+        // (Held back by this instance's own claims needs no polling: each one ending pumps again.)
+        const others = Number(result.rows[0]?.others ?? 0);
+        if (others > 0 && result.rows.length < want) this.busy.add(target);
+        else if (result.rows.length === 0) this.busy.add(target); // possibly held elsewhere; nextDueAt decides
         else this.busy.delete(target);
         if (down && !probe && result.rows.length > 0) {
           await client.query(`UPDATE ${this.s}.events_targets SET probe_at = $3 WHERE service = $1 AND target = $2`, [
@@ -595,11 +598,19 @@ export class PostgresOutbox implements OutboxStore {
     }
   }
 
+  /**
+   * A dispatcher's write (complete, reschedule, dead letter, target state), in a transaction that
+   * does not wait for its WAL flush: a database crash can only undo it, which redelivers (at least
+   * once, as ever) rather than loses. Emits keep PostgreSQL's synchronous commit.
+   */
   private async write(text: string, params: unknown[]): Promise<void> {
     await this.track(
       this.guard(async () => {
         await this.ensureReady();
-        await this.conn.pool.query(text, params);
+        await this.transaction(async (client) => {
+          await client.query('SET LOCAL synchronous_commit = off');
+          await client.query(text, params);
+        });
       }),
     );
   }

@@ -39,7 +39,7 @@ describePostgres('PostgreSQL outbox shared by two sender processes', () => {
       PG_LEASE_MS: String(LEASE_MS),
     };
     const a = startScript([SENDER], env, { killAfterMs: 40_000 });
-    const b = startScript([SENDER], env, { killAfterMs: 40_000 });
+    const b = startScript([SENDER], { ...env, PG_LOG_LEVEL: process.env.PG_LOG_LEVEL ?? 'error' }, { killAfterMs: 40_000 });
     let bOut = '';
     let bErr = '';
     b.child.stdout!.on('data', (chunk: Buffer) => (bOut += chunk.toString()));
@@ -85,7 +85,7 @@ describePostgres('PostgreSQL outbox shared by two sender processes', () => {
         const { execSync } = await import('node:child_process');
         const sockets = execSync('ss -tnp 2>/dev/null | grep 5432 || true').toString();
         throw new Error(
-          `${(error as Error).message}; outbox: ${JSON.stringify(state.rows[0])}; A pid ${a.child.pid}, B pid ${b.child.pid}, test pid ${process.pid}\n${sockets}\nB stderr: ${bErr.slice(-2000)}`,
+          `${(error as Error).message}; outbox: ${JSON.stringify(state.rows[0])}; A pid ${a.child.pid}, B pid ${b.child.pid}, test pid ${process.pid}\n${sockets}\nB stderr: ${bErr.slice(-6000)}`,
         );
       },
     );
