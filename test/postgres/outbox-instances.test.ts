@@ -1,3 +1,4 @@
+import { execSync } from 'node:child_process';
 import path from 'node:path';
 import type { Pool } from 'pg';
 import { startScript } from '../helpers/child.js';
@@ -82,7 +83,6 @@ describePostgres('PostgreSQL outbox shared by two sender processes', () => {
              (SELECT json_agg(json_build_object('id', id, 'owner', lease_owner, 'until', leased_until))
                 FROM "${schema}".events_outbox WHERE leased_until IS NOT NULL) AS leases`,
         );
-        const { execSync } = await import('node:child_process');
         const sockets = execSync('ss -tnp 2>/dev/null | grep 5432 || true').toString();
         throw new Error(
           `${(error as Error).message}; outbox: ${JSON.stringify(state.rows[0])}; A pid ${a.child.pid}, B pid ${b.child.pid}, test pid ${process.pid}\n${sockets}\nB stderr: ${bErr.slice(-6000)}`,
@@ -106,8 +106,7 @@ describePostgres('PostgreSQL outbox shared by two sender processes', () => {
       expect(second.receivedAt).toBeGreaterThanOrEqual(first.answeredAt ?? first.receivedAt);
     }
     expect(duplicates.length).toBeLessThanOrEqual(CONCURRENCY);
-    // Nothing but emitted events arrived (a duplicate emitted by A unseen is impossible: it printed only after commit).
-    for (const id of byId.keys()) if (!emitted.has(id)) expect(byId.get(id)![0]!.receivedAt).toBeLessThanOrEqual(deadAt);
+    // (An event A committed but died before printing is delivered too: not lost, and checked above like the others.)
 
     // Per-target concurrency held across both processes: never more than CONCURRENCY requests open at once.
     expect(maxOverlap(server.requests, killedAt)).toBeLessThanOrEqual(CONCURRENCY);
