@@ -133,6 +133,22 @@ describePostgres('PostgreSQL outbox (one process)', () => {
     expect(await users.inspectOutbox()).toMatchObject({ pending: 0, deadLetters: 0 });
   });
 
+  it('a target down then back: probed, then every failed delivery drains; the shared down mark is cleared', async () => {
+    const server = await startRecordingServer({ replies: Array.from({ length: 6 }, () => ({ status: 503 })), then: { status: 200 } });
+    cleanups.push(() => server.close());
+    const users = bus(server.url, 'users-down');
+    const receipts = await Promise.all([1, 2, 3, 4, 5].map((n) => users.emit('user-created', { n })));
+    const delivered = () => server.requests.filter((q) => q.status === 200).map((q) => (JSON.parse(q.body) as { id: string }).id);
+    await waitFor(() => receipts.every((r) => delivered().includes(r.id)), {
+      ...WAIT,
+      what: 'every event delivered after the outage',
+    });
+    await waitFor(async () => (await users.inspectOutbox()).pending === 0, { ...WAIT, what: 'an empty outbox' });
+    const state = await pool.query(`SELECT down FROM "${schema}".events_targets WHERE service = 'users-down'`);
+    expect(state.rows).toEqual([{ down: false }]);
+    expect(server.requests.filter((q) => q.status === 503).length).toBe(6);
+  });
+
   it('emit rejects with OutboxUnavailableError when the database refuses connections', async () => {
     const users = createEventBus({
       service: 'users',
