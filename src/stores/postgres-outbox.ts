@@ -571,6 +571,13 @@ export class PostgresOutbox implements OutboxStore {
     // Emits queued this turn are written first.
     if (this.queue.length > 0) await this.flush();
     await Promise.allSettled([...this.writes]);
+    // Deliveries still claimed here are not in flight any more (the bus closes the store last):
+    // hand them back now rather than after the lease, so that a restart or another instance goes on at once.
+    if (this.held.size > 0) {
+      await this.conn.pool
+        .query(`UPDATE ${this.s}.events_outbox SET leased_until = NULL, lease_owner = NULL WHERE lease_owner = $1`, [this.owner])
+        .catch(() => undefined);
+    }
     this.closed = true;
     clearInterval(this.heartbeat);
     clearTimeout(this.listenRetry);
