@@ -15,7 +15,7 @@ import { deeperThan } from './protocol/payload-depth.js';
 import type { InboxStore } from './receive/inbox-store.js';
 import { Receiver, type ReceiverOptions, type ReceiverRequest, type ReceiverResponse } from './receive/receiver.js';
 import { Dispatcher } from './send/dispatcher.js';
-import type { DeadLetter, DeadLetterFilter, OutboxStats, OutboxStore } from './send/outbox-store.js';
+import type { DeadLetter, DeadLetterFilter, OutboxRecord, OutboxStats, OutboxStore } from './send/outbox-store.js';
 import { openInbox, openOutbox } from './stores/open.js';
 import { AmqpTransport } from './transports/amqp.js';
 import { HttpTransport } from './transports/http.js';
@@ -23,6 +23,7 @@ import type { Transport } from './transports/transport.js';
 import type {
   DataOf,
   DeclareOptions,
+  EmitOptions,
   EmitReceipt,
   EmittableType,
   EventHandler,
@@ -53,6 +54,8 @@ export class EventBus<Events extends object = EventRegistry> {
   private readonly receiver: Receiver;
   private readonly telemetry: Telemetry;
   private closing: Promise<void> | undefined;
+  /** The PostgreSQL outbox's last stats (see statsAtOnce). */
+  private lastStats: { stats: OutboxStats } | { error: unknown } | undefined;
   private readonly resuming: NodeJS.Immediate | undefined;
   private readonly poll: NodeJS.Timeout | undefined;
   /** Through a broker: the connection, and this service's consumer (started by the first subscribeTo). */
@@ -79,7 +82,7 @@ export class EventBus<Events extends object = EventRegistry> {
       openTelemetry: this.config.openTelemetry,
       hooks: this.config.hooks,
       sources: {
-        backlog: () => Object.fromEntries(Object.entries(this.outbox.stats().targets).map(([t, s]) => [t, s.pending])),
+        backlog: () => Object.fromEntries(Object.entries(this.statsAtOnce().targets).map(([t, s]) => [t, s.pending])),
         targetsDown: () => {
           const down = this.dispatcher.downSince();
           return Object.fromEntries([...new Set([...this.targets.keys(), ...Object.keys(down)])].map((t) => [t, t in down]));
@@ -101,6 +104,14 @@ export class EventBus<Events extends object = EventRegistry> {
       telemetry: this.telemetry,
     });
     this.receiver = new Receiver(this.receiverOptions());
+    this.outbox.onWork?.((target) => this.dispatcher.notify(target));
+    if (this.outbox.transactional) {
+      try {
+        this.statsAtOnce(); // PostgreSQL answers later: ask now, so that health() has an answer at once
+      } catch {
+        // not answered yet
+      }
+    }
     if (this.outbox.durable) {
       // Resume what a previous run left, and pick up what an operator replays from another process.
       this.resuming = setImmediate(() => this.dispatcher.resume());
@@ -183,8 +194,19 @@ export class EventBus<Events extends object = EventRegistry> {
    * Validates `payload`, records one delivery per target in the outbox and resolves with the
    * event id. Delivery happens after, with retries; its failures are logged, never thrown here.
    */
-  async emit<const T extends EmittableType<Events>>(type: T, payload: NoInfer<PayloadOf<Events, T>>): Promise<EmitReceipt> {
+  async emit<const T extends EmittableType<Events>>(
+    type: T,
+    payload: NoInfer<PayloadOf<Events, T>>,
+    options: EmitOptions = {},
+  ): Promise<EmitReceipt> {
     if (this.closing) throw new BusClosedError(this.config.service);
+    const tx = options.tx;
+    if (tx !== undefined && tx !== null && !this.outbox.transactional) {
+      throw new ConfigError(
+        'emit(…, { tx }) records the event in your transaction, which needs the PostgreSQL outbox: set EVENTS_DATABASE_URL (or the database option)',
+        { variable: 'EVENTS_DATABASE_URL' },
+      );
+    }
     const declaration = this.catalog.declaration(type);
     if (!declaration) throw new UndeclaredEventError(type);
     // Before validating or serialising: either would overflow the stack on a deep enough payload.
@@ -207,13 +229,16 @@ export class EventBus<Events extends object = EventRegistry> {
       const createdAt = Date.now();
       await this.outbox.add(
         declaration.targets.map((target) => ({ eventId: event.id, type, source, target, body, createdAt, ...trace })),
+        tx === undefined || tx === null ? undefined : { tx },
       );
     } catch (error) {
       this.telemetry.published(span, type, error);
       throw error;
     }
     this.telemetry.published(span, type);
-    for (const target of declaration.targets) this.dispatcher.notify(target);
+    // In the caller's transaction, the event exists only once it commits: the store's NOTIFY, sent
+    // by PostgreSQL at commit, wakes the dispatcher (and the poll is the fallback).
+    if (tx === undefined || tx === null) for (const target of declaration.targets) this.dispatcher.notify(target);
     const targets = [...declaration.targets];
     if (this.config.logger.isInfoEnabled()) this.config.logger.info('event emitted', { eventId: event.id, type, source, targets });
     if (this.config.logger.isDebugEnabled()) this.config.logger.debug('event data', { eventId: event.id, data: payload });
@@ -244,7 +269,7 @@ export class EventBus<Events extends object = EventRegistry> {
       service: this.config.service,
       durable: this.outbox.durable,
       shuttingDown: this.closing !== undefined,
-      stats: () => this.outbox.stats(),
+      stats: () => this.statsAtOnce(),
       known: [...this.targets.keys()],
       downSince: () => this.dispatcher.downSince(),
       thresholds: this.config.health,
@@ -266,21 +291,75 @@ export class EventBus<Events extends object = EventRegistry> {
     return this.receiverFor('handle').handle(request);
   }
 
-  /** Pending deliveries and dead letters, per target. */
+  /**
+   * Pending deliveries and dead letters, per target. In-memory and SQLite outboxes only (they
+   * answer at once); with PostgreSQL use `await bus.inspectOutbox()`, which works with all three.
+   */
   outboxStats(): OutboxStats {
+    return this.now(this.outbox.stats(), 'outboxStats', 'inspectOutbox');
+  }
+
+  /** Dead letters (in-memory and SQLite outboxes; with PostgreSQL use `await bus.listDeadLetters()`). */
+  deadLetters(filter?: DeadLetterFilter): DeadLetter[] {
+    return this.now(this.outbox.deadLetters(filter), 'deadLetters', 'listDeadLetters');
+  }
+
+  /**
+   * Puts dead letters back in the outbox, due now, and delivers them. Returns how many.
+   * In-memory and SQLite outboxes; with PostgreSQL use `await bus.replay()`.
+   */
+  replayDeadLetters(filter: DeadLetterFilter | 'all' = 'all'): number {
+    return this.replayed(this.now(this.outbox.replay(filter, Date.now()), 'replayDeadLetters', 'replay'));
+  }
+
+  /** Pending deliveries and dead letters, per target: every outbox (PostgreSQL: this service's rows). */
+  async inspectOutbox(): Promise<OutboxStats> {
     return this.outbox.stats();
   }
 
-  deadLetters(filter?: DeadLetterFilter): DeadLetter[] {
+  /** Dead letters (all, or those matching `filter`), oldest first: every outbox. */
+  async listDeadLetters(filter?: DeadLetterFilter): Promise<DeadLetter[]> {
     return this.outbox.deadLetters(filter);
   }
 
-  /** Puts dead letters back in the outbox, due now, and delivers them. Returns how many. */
-  replayDeadLetters(filter: DeadLetterFilter | 'all' = 'all'): number {
-    const revived = this.outbox.replay(filter, Date.now());
+  /** Puts dead letters back in the outbox, due now, and delivers them; resolves with how many: every outbox. */
+  async replay(filter: DeadLetterFilter | 'all' = 'all'): Promise<number> {
+    return this.replayed(await this.outbox.replay(filter, Date.now()));
+  }
+
+  private replayed(revived: OutboxRecord[]): number {
     for (const target of new Set(revived.map((r) => r.target))) this.dispatcher.notify(target);
     if (revived.length > 0) this.config.logger.info('dead letters replayed', { count: revived.length });
     return revived.length;
+  }
+
+  /**
+   * The outbox's stats at once, for health and the backlog gauge: the store's answer, or with
+   * PostgreSQL (which answers later) the last answer, each call asking for a fresh one.
+   */
+  private statsAtOnce(): OutboxStats {
+    const value = this.outbox.stats();
+    if (!(value instanceof Promise)) return value;
+    value.then(
+      (stats) => {
+        this.lastStats = { stats };
+      },
+      (error: unknown) => {
+        this.lastStats = { error };
+      },
+    );
+    if (this.lastStats === undefined) throw new Error('the outbox has not answered yet');
+    if ('error' in this.lastStats) throw this.lastStats.error;
+    return this.lastStats.stats;
+  }
+
+  /** A store's answer, which the synchronous methods need at once (the PostgreSQL store answers later). */
+  private now<T>(value: T | Promise<T>, method: string, instead: string): T {
+    if (value instanceof Promise) {
+      value.catch(() => {}); // answered by the error below
+      throw new ConfigError(`bus.${method}() answers at once, which the PostgreSQL outbox cannot: use await bus.${instead}()`);
+    }
+    return value;
   }
 
   /**
@@ -305,7 +384,7 @@ export class EventBus<Events extends object = EventRegistry> {
     if (!this.outbox.durable) {
       // One error line per lost delivery, with its event id; the body only at debug (payloads never above it).
       const { logger } = this.config;
-      for (const record of this.outbox.pendingRecords()) {
+      for (const record of await this.outbox.pendingRecords()) {
         logger.error('undelivered at shutdown; the in-memory outbox does not keep it (set EVENTS_OUTBOX_PATH)', {
           eventId: record.eventId,
           type: record.type,

@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { inspectOutbox, listDeadLetters, replayEach } from './admin.js';
+import { inspectOutbox, listDeadLetters, type PostgresOutboxLocation, replayEach } from './admin.js';
 import { BROKER_USAGE, isBrokerCommand, runBrokerCommand } from './broker/cli-commands.js';
+import { DEFAULTS } from './defaults.js';
+import { allDdl, applyDdl, connect, quoteSchema, redact } from './stores/postgres.js';
 import { ConfigError } from './errors/index.js';
 import type { DeadLetter, DeadLetterFilter, OutboxStats } from './send/outbox-store.js';
 import { escapeField, escapeOutput, safeJson } from './terminal-safe.js';
@@ -25,17 +27,22 @@ Commands:
                                   move dead letters back to pending; numeric arguments are
                                   delivery ids, others event ids
   replay --all [--target T]       replay every dead letter (of target T)
+  migrate [--apply]               print the SQL of the PostgreSQL tables (--apply: run it on --database)
   secret                          print a fresh signing secret (whsec_…, 32 random bytes)
   help                            this text
 
 Options:
   --outbox <path>   the durable outbox file (default: $EVENTS_OUTBOX_PATH)
+  --database <url>  the PostgreSQL outbox instead (default: $EVENTS_DATABASE_URL), with:
+  --service <name>  the service whose outbox it is (default: $EVENTS_SERVICE_NAME)
+  --schema <name>   the schema of the tables (default: $EVENTS_DATABASE_SCHEMA, else public)
   --target <name>   only this target service
   --json            machine-readable output
   -h, --help        this text
 
 status, dead-letters and replay read the outbox file of a service, beside the running service;
-they refuse a file that is not an outbox and never create one. A running service picks replayed
+they refuse a file that is not an outbox and never create one. With --database (or
+EVENTS_DATABASE_URL and no outbox file) they read the service's rows in PostgreSQL instead. A running service picks replayed
 deliveries up within its poll interval (2 s by default).
 Exit codes: 0 done; 1 failed (e.g. an id matched no dead letter); 2 wrong usage or configuration.
 
@@ -43,17 +50,22 @@ ${BROKER_USAGE}`;
 
 const OPTIONS = {
   outbox: { type: 'string' },
+  database: { type: 'string' },
+  service: { type: 'string' },
+  schema: { type: 'string' },
+  apply: { type: 'boolean' },
   target: { type: 'string' },
   json: { type: 'boolean' },
   all: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-/** Which options each command takes (besides --outbox and --help). */
+/** Which options each command takes (besides --help; the store options are checked apart). */
 const COMMANDS: Record<string, readonly string[]> = {
-  status: ['json'],
-  'dead-letters': ['target', 'json'],
-  replay: ['target', 'json', 'all'],
+  status: ['json', 'outbox', 'database', 'service', 'schema'],
+  'dead-letters': ['target', 'json', 'outbox', 'database', 'service', 'schema'],
+  replay: ['target', 'json', 'all', 'outbox', 'database', 'service', 'schema'],
+  migrate: ['apply', 'database', 'schema'],
   secret: [],
 };
 
@@ -66,11 +78,11 @@ export interface Io {
   err: (text: string) => void;
 }
 
-/** Runs one command line; returns the exit code. */
-export function main(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io, now = Date.now()): number {
+/** Runs one command line; resolves with the exit code. */
+export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io, now = Date.now()): Promise<number> {
   const safe: Io = { out: (text) => io.out(escapeOutput(text)), err: (text) => io.err(escapeOutput(text)) };
   try {
-    return run(argv, env, safe, now);
+    return await run(argv, env, safe, now);
   } catch (error) {
     const message = escapeField(String((error as Error)?.message ?? error));
     if (error instanceof UsageError) {
@@ -86,7 +98,7 @@ export function main(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io, no
   }
 }
 
-function run(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io, now: number): number {
+async function run(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io, now: number): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
@@ -105,29 +117,43 @@ function run(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io, now: numbe
     return 2;
   }
   const allowed = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
-  if (!allowed) throw new UsageError(`unknown command "${command}": use status, dead-letters, replay, secret or help`);
-  for (const name of ['target', 'json', 'all'] as const) {
+  if (!allowed) throw new UsageError(`unknown command "${command}": use status, dead-letters, replay, migrate, secret or help`);
+  for (const name of ['target', 'json', 'all', 'outbox', 'database', 'service', 'schema', 'apply'] as const) {
     if (values[name] !== undefined && !allowed.includes(name)) throw new UsageError(`${command} does not take --${name}`);
   }
   if (command !== 'replay' && args.length > 0) throw new UsageError(`${command} takes no arguments, got "${args.join(' ')}"`);
   if (command === 'secret') {
-    if (values.outbox !== undefined) throw new UsageError('secret does not take --outbox');
     io.out(`${newSecret()}\n`);
     return 0;
   }
+  const schema = values.schema ?? nonEmpty(env.EVENTS_DATABASE_SCHEMA) ?? DEFAULTS.database.schema;
+  if (command === 'migrate') return migrate(values.apply === true, values.database ?? nonEmpty(env.EVENTS_DATABASE_URL), schema, io);
 
-  const path = values.outbox ?? nonEmpty(env.EVENTS_OUTBOX_PATH);
-  if (path === undefined) throw new UsageError('which outbox? set EVENTS_OUTBOX_PATH or pass --outbox <path>');
+  // An explicit flag first, then the variables; a file before a database, as the bus does.
+  const database = values.database ?? (values.outbox === undefined ? nonEmpty(env.EVENTS_DATABASE_URL) : undefined);
+  const file = values.outbox ?? (values.database === undefined ? nonEmpty(env.EVENTS_OUTBOX_PATH) : undefined);
+  let path: string | PostgresOutboxLocation;
+  if (file !== undefined) path = file;
+  else if (database !== undefined) {
+    const service = values.service ?? nonEmpty(env.EVENTS_SERVICE_NAME);
+    if (service === undefined) throw new UsageError('which service? set EVENTS_SERVICE_NAME or pass --service <name> with the database');
+    quoteSchema(schema);
+    path = { database, service, schema };
+  } else {
+    throw new UsageError('which outbox? set EVENTS_OUTBOX_PATH or pass --outbox <path> (PostgreSQL: EVENTS_DATABASE_URL or --database <url>)');
+  }
   const target = values.target;
   const json = values.json === true;
+  const label = typeof path === 'string' ? path : `${redact(path.database as string)} (schema ${path.schema}, service ${path.service})`;
 
   if (command === 'status') {
-    const stats = inspectOutbox(path);
-    io.out(json ? `${safeJson(statusJson(path, stats, now), 2)}\n` : formatStatus(path, stats, now));
+    const stats = typeof path === 'string' ? inspectOutbox(path) : await inspectOutbox(path);
+    io.out(json ? `${safeJson(statusJson(label, stats, now), 2)}\n` : formatStatus(label, stats, now));
     return 0;
   }
   if (command === 'dead-letters') {
-    const letters = listDeadLetters(path, target === undefined ? undefined : { target });
+    const filter = target === undefined ? undefined : { target };
+    const letters = typeof path === 'string' ? listDeadLetters(path, filter) : await listDeadLetters(path, filter);
     io.out(json ? `${safeJson(letters, 2)}\n` : formatDeadLetters(letters, target, now));
     return 0;
   }
@@ -139,7 +165,7 @@ function run(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io, now: numbe
   // --all with nothing to replay is done (exit 0); an id that matches no dead letter is a mistake (exit 1).
   const ids = [...new Set(args)];
   const selections = values.all ? [target === undefined ? ('all' as const) : { target }] : ids.map((arg) => selection(arg, target));
-  const counts = replayEach(path, selections);
+  const counts = typeof path === 'string' ? replayEach(path, selections) : await replayEach(path, selections);
   const count = counts.reduce((sum, n) => sum + n, 0);
   const unmatched = values.all ? [] : ids.filter((_, i) => counts[i] === 0);
   if (json) io.out(`${safeJson({ replayed: count, ...(unmatched.length > 0 ? { unmatched } : {}) })}\n`);
@@ -150,6 +176,24 @@ function run(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io, now: numbe
   io.err(`events-library: no dead letter${scope} matches ${unmatched.map((arg) => `"${escapeField(arg)}"`).join(', ')}: ` +
     'list them with "events-library dead-letters" (numbers are delivery ids, others event ids)\n');
   return 1;
+}
+
+/** Prints the SQL of every table of the library in `schema`; with `apply`, runs it on the database. */
+async function migrate(apply: boolean, database: string | undefined, schema: string, io: Io): Promise<number> {
+  const sql = allDdl(schema);
+  if (!apply) {
+    io.out(sql);
+    return 0;
+  }
+  if (database === undefined) throw new UsageError('migrate --apply needs the database: set EVENTS_DATABASE_URL or pass --database <url>');
+  const connection = connect(database, { max: 1 });
+  try {
+    await applyDdl(connection.pool, sql);
+  } finally {
+    await connection.release();
+  }
+  io.out(`applied: the events-library tables exist in schema ${schema} of ${connection.where}\n`);
+  return 0;
 }
 
 /** A numeric argument is a delivery id, any other an event id. */
@@ -271,6 +315,8 @@ if (require.main === module) {
   });
   const io: Io = { out: (text) => process.stdout.write(text), err: (text) => process.stderr.write(text) };
   const argv = process.argv.slice(2);
-  if (isBrokerCommand(argv, process.env)) void runBrokerCommand(argv, process.env, io).then((code) => (process.exitCode = code));
-  else process.exitCode = main(argv, process.env, io);
+  const done = isBrokerCommand(argv, process.env) ? runBrokerCommand(argv, process.env, io) : main(argv, process.env, io);
+  void done.then((code) => {
+    process.exitCode = code;
+  });
 }

@@ -63,6 +63,12 @@ export interface OutboxOptions {
   /** Durable outbox only: how often to look for deliveries added by another process (a CLI replay). @default 2000 */
   pollIntervalMs?: number;
   /**
+   * PostgreSQL outbox only: how long a claim on a delivery lasts without renewal. The claiming
+   * process renews it every third of this while the delivery runs; a process that dies (SIGKILL,
+   * a lost host) leaves claims that other instances take over once this has passed. @default 30000
+   */
+  leaseMs?: number;
+  /**
    * Durable outbox only: how long an `emit` waits while the file cannot take writes (locked, disk
    * full) before it rejects with OutboxUnavailableError. @default 2000
    */
@@ -162,7 +168,7 @@ export interface EventBusOptions {
    */
   database?: string | DatabasePool;
   /**
-   * Schema of the library's PostgreSQL tables, created on first use. @default 'public'
+   * Schema of the library's PostgreSQL tables, created on first use. Env: `EVENTS_DATABASE_SCHEMA`. @default 'public'
    * @example 'events'
    */
   databaseSchema?: string;
@@ -190,6 +196,9 @@ export interface EventBusOptions {
   /** Called when a delivery becomes a dead letter; what it throws is logged, never fails the delivery. */
   onDeadLetter?: OnDeadLetter;
 }
+
+/** What the bus uses of a `pg.Pool` you pass as `database` (the same shape as `DatabasePool`). */
+export type PgPoolLike = DatabasePool;
 
 /** A target service, resolved and checked. */
 export interface ResolvedTarget {
@@ -281,6 +290,7 @@ export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
       pollIntervalMs: positive('outbox.pollIntervalMs', options.outbox?.pollIntervalMs ?? DEFAULTS.outbox.pollIntervalMs),
       maxPendingBytes: positive('outbox.maxPendingBytes', options.outbox?.maxPendingBytes ?? DEFAULTS.outbox.maxPendingBytes),
       writeWaitMs: positive('outbox.writeWaitMs', options.outbox?.writeWaitMs ?? DEFAULTS.outbox.writeWaitMs),
+      leaseMs: positive('outbox.leaseMs', options.outbox?.leaseMs ?? DEFAULTS.outbox.leaseMs),
     },
     inbox: {
       path: options.inbox?.path ?? nonEmpty(env.EVENTS_INBOX_PATH),
@@ -288,7 +298,7 @@ export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
       retentionMs: positive('inbox.retentionMs', options.inbox?.retentionMs ?? DEFAULTS.inbox.retentionMs),
     },
     database: checkDatabase(options.database ?? nonEmpty(env.EVENTS_DATABASE_URL), options.database !== undefined),
-    databaseSchema: checkSchema(options.databaseSchema ?? DEFAULTS.postgres.schema),
+    databaseSchema: checkSchema(options.databaseSchema ?? nonEmpty(env.EVENTS_DATABASE_SCHEMA) ?? DEFAULTS.database.schema),
     shutdownTimeoutMs: positive('shutdownTimeoutMs', options.shutdownTimeoutMs ?? DEFAULTS.shutdownTimeoutMs, true),
     openTelemetry: options.openTelemetry ?? DEFAULTS.openTelemetry,
     health: {

@@ -71,8 +71,27 @@ export const DEFAULTS = {
      * writes (locked by another process, disk full) before it rejects with OutboxUnavailableError.
      */
     writeWaitMs: 2_000,
+    /**
+     * PostgreSQL outbox: how long a claim lasts without renewal (renewed every third of it while
+     * the delivery runs). A killed instance's claims are taken over by the others after this.
+     */
+    leaseMs: 30_000,
     /** Both outboxes: a record last tried (or created) more than this in the future means the wall clock stepped back: it is due now. */
     clockStepSlackMs: 10_000,
+  },
+  /** PostgreSQL (`EVENTS_DATABASE_URL`). */
+  database: {
+    /** The schema holding the library's tables (created on first use). */
+    schema: 'public',
+    /** Connections of the pool the bus opens from a URL (your own `pg.Pool` keeps its own size). */
+    poolSize: 10,
+    /**
+     * PostgreSQL outbox: while another instance holds a target's whole concurrency, or the target
+     * is down and probed elsewhere, how often this instance looks again (NOTIFY wakes it sooner).
+     */
+    busyRetryMs: 50,
+    /** How often the PostgreSQL inbox deletes this service's ids older than `inbox.retentionMs`. */
+    inboxPruneIntervalMs: 60 * 60 * 1000,
   },
   /** SQLite files (outbox and inbox). */
   sqlite: {
@@ -98,15 +117,6 @@ export const DEFAULTS = {
     maxEntries: 100_000,
     /** How long the durable inbox remembers a processed event id (7 days: longer than the redelivery horizon). */
     retentionMs: 7 * 24 * 60 * 60 * 1000,
-  },
-  /** PostgreSQL stores (`database` / `EVENTS_DATABASE_URL`). */
-  postgres: {
-    /** Schema holding the library's tables (created on first use). */
-    schema: 'public',
-    /** Connections in the pool the library opens from a URL (a pool you pass keeps its own size). */
-    poolMax: 10,
-    /** How often the PostgreSQL inbox deletes this service's ids older than `inbox.retentionMs`. */
-    inboxPruneIntervalMs: 60 * 60 * 1000,
   },
   /** How long `close()` waits for in-flight deliveries and handlers, in ms. */
   shutdownTimeoutMs: 5_000,

@@ -14,6 +14,7 @@ export type { DefaultBusOptions } from './default-bus.js';
 export { EventBus, createEventBus } from './bus.js';
 export { inspectOutbox, listDeadLetters, replayDeadLetters } from './admin.js';
 export { listBrokerDeadLetters, replayBrokerDeadLetters } from './broker/admin.js';
+export type { PostgresOutboxLocation } from './admin.js';
 export {
   BusClosedError,
   ConfigError,
@@ -39,6 +40,7 @@ export type {
   HealthOptions,
   InboxOptions,
   OutboxOptions,
+  PgPoolLike,
   RedeliveryOptions,
   RetryOptions,
   SecretInput,
@@ -54,6 +56,7 @@ export type {
   DatabasePool,
   DataOf,
   DeclareOptions,
+  EmitOptions,
   EmitReceipt,
   EmittableType,
   EventHandler,

@@ -98,6 +98,17 @@ export interface SubscribeOptions<S extends JSONSchema = JSONSchema> {
   name?: string;
 }
 
+/** Options of one `emit`. */
+export interface EmitOptions {
+  /**
+   * Your open transaction: a `pg` client (or anything with `query(text, values)`, as `pg`'s
+   * `PoolClient` and `Client`) between `BEGIN` and `COMMIT`. The event is written by that
+   * transaction, exists only if it commits, and is delivered after the commit. Needs the PostgreSQL
+   * outbox (`EVENTS_DATABASE_URL` or the `database` option); other outboxes throw ConfigError.
+   */
+  tx?: TransactionClient;
+}
+
 /** Returned by `emit` once the event is validated and recorded for delivery to every target. */
 export interface EmitReceipt {
   /** The CloudEvent id that goes on the wire (and in `webhook-id`). */

@@ -33,6 +33,7 @@ const DOWN_AFTER_FAILURES = 3;
 export class Dispatcher {
   private readonly lanes = new Map<string, Lane>();
   private stopping = false;
+  private resuming = false;
 
   constructor(private readonly options: DispatcherOptions) {}
 
@@ -43,19 +44,35 @@ export class Dispatcher {
 
   /** Starts every target with pending deliveries (after a restart, or a replay). */
   resume(): void {
-    if (this.stopping) return;
-    let targets: string[];
+    if (this.stopping || this.resuming) return;
+    let answer: string[] | Promise<string[]>;
     try {
-      targets = this.options.store.targets();
+      answer = this.options.store.targets();
     } catch (error) {
-      // Runs from a timer: a store that cannot be read now (it logs why) is tried at the next poll.
-      this.options.logger.debug('outbox not readable; resume retried at the next poll', { error: messageOf(error) });
+      this.unreadable(error);
       return;
     }
+    // A store answering at once is resumed at once (before an emit of this turn starts a lane).
+    if (!(answer instanceof Promise)) return this.resumeTargets(answer);
+    this.resuming = true;
+    answer.then(
+      (targets) => this.resumeTargets(targets),
+      (error: unknown) => this.unreadable(error),
+    ).finally(() => (this.resuming = false));
+  }
+
+  /** Runs from a timer: a store that cannot be read now (it logs why) is tried at the next poll. */
+  private unreadable(error: unknown): void {
+    this.options.logger.debug('outbox not readable; resume retried at the next poll', { error: messageOf(error) });
+  }
+
+  private resumeTargets(targets: string[]): void {
+    if (this.stopping) return;
     for (const target of targets) {
       // A backlog this process has not tried yet (left by a previous run) may have failed while
       // the target was down: probe first, and when the target answers, release all of it at once.
-      if (!this.lanes.has(target)) this.lane(target).assumeDown();
+      const lane = this.lanes.get(target);
+      if (!lane || !lane.started) this.lane(target).assumeDown();
       this.notify(target);
     }
   }
@@ -70,10 +87,17 @@ export class Dispatcher {
   async stop(deadline: number): Promise<void> {
     // Start what is due now (an emit just before close() has only been kicked for the next turn),
     // so that it is in flight and waited for below rather than left undelivered.
-    for (const lane of this.lanes.values()) lane.pump();
+    await Promise.all([...this.lanes.values()].map((lane) => lane.pump()));
     this.stopping = true;
     for (const lane of this.lanes.values()) lane.halt();
-    while (this.inFlight() > 0 && Date.now() < deadline) await sleep(Math.min(20, deadline - Date.now()));
+    while ((this.inFlight() > 0 || this.settling() > 0) && Date.now() < deadline) await sleep(Math.min(20, deadline - Date.now()));
+  }
+
+  /** Outcomes still being written to the store. */
+  private settling(): number {
+    let n = 0;
+    for (const lane of this.lanes.values()) n += lane.settling;
+    return n;
   }
 
   isStopping(): boolean {
@@ -101,7 +125,14 @@ class Lane {
   inFlight = 0;
   /** When the target was last counted down (undefined: it is up). */
   downSince: number | undefined;
+  /** A delivery was started: the lane knows the target's state first-hand. */
+  started = false;
+  /** Outcomes being written to the store (a shared store answers asynchronously). */
+  settling = 0;
   private scheduled = false;
+  /** A pump is awaiting the store; another request to pump runs once it is done. */
+  private pumping = false;
+  private pumpAgain = false;
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
   private down = false;
@@ -150,8 +181,25 @@ class Lane {
   }
 
   /** Claims and starts the due deliveries now (a kick does this on the next turn of the event loop). */
-  pump(): void {
+  async pump(): Promise<void> {
     if (this.stopping()) return;
+    // One pump at a time: two claiming at once would exceed the concurrency.
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    this.pumping = true;
+    try {
+      do {
+        this.pumpAgain = false;
+        await this.pumpOnce();
+      } while (this.pumpAgain && !this.stopping());
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private async pumpOnce(): Promise<void> {
     const target = this.targetConfig();
     if (!target) return;
     if (this.down) {
@@ -161,15 +209,18 @@ class Lane {
     let claimed: OutboxRecord[] = [];
     let next: number | undefined;
     try {
-      const free = this.o.concurrency - this.inFlight;
-      if (free > 0) claimed = this.o.store.claim(this.target, Date.now(), free);
-      next = this.o.store.nextDueAt(this.target);
+      // Outcomes still being written count too: a shared store counts their claims until then.
+      const free = this.o.concurrency - this.inFlight - this.settling;
+      if (free > 0) claimed = await this.o.store.claim(this.target, Date.now(), free);
+      // Started before the next read, so that they count in flight.
+      for (const record of claimed) void this.deliver(target, record, false);
+      // A full lane is pumped again as each delivery ends: no need to know when the next is due.
+      if (this.inFlight < this.o.concurrency) next = await this.o.store.nextDueAt(this.target);
       this.storeRetryMs = 0;
     } catch (error) {
       this.storeFailed(error);
     }
-    for (const record of claimed) void this.deliver(target, record, false);
-    if (next !== undefined && this.inFlight < this.o.concurrency) this.schedule(next, false);
+    if (next !== undefined && this.inFlight < this.o.concurrency && !this.down) this.schedule(next, false);
   }
 
   /**
@@ -207,21 +258,27 @@ class Lane {
   }
 
   private probe(): void {
+    void this.probeNow();
+  }
+
+  private async probeNow(): Promise<void> {
     if (this.stopping()) return;
     const target = this.targetConfig();
     let record: OutboxRecord | undefined;
+    this.probing = true;
     try {
-      record = target && this.o.store.claimProbe(this.target);
+      record = target && (await this.o.store.claimProbe(this.target));
     } catch (error) {
+      this.probing = false;
       this.storeFailed(error);
       return;
     }
     if (!target || !record) {
+      this.probing = false;
       this.down = false;
       this.downSince = undefined;
       return;
     }
-    this.probing = true;
     void this.deliver(target, record, true).finally(() => {
       this.probing = false;
       this.kick();
@@ -230,6 +287,7 @@ class Lane {
 
   private async deliver(target: ResolvedTarget, record: OutboxRecord, probe: boolean): Promise<void> {
     this.inFlight += 1;
+    this.started = true;
     const startedAt = Date.now();
     const span = this.o.telemetry.send(record);
     let result: DeliveryResult;
@@ -253,20 +311,24 @@ class Lane {
     record.lastAttemptAt = startedAt;
     record.lastStatus = result.status;
     record.lastError = result.error;
+    this.settling += 1;
     try {
-      this.settle(record, result, probe);
+      await this.settle(record, result, probe);
     } catch (error) {
-      // Only when the store is gone (closed at shutdown): the record stays in it as it was.
+      // The store is gone (closed at shutdown) or unreachable: the record stays in it as it was
+      // (leased: a shared store hands it out again once the lease ends).
       this.o.logger.error('could not record a delivery outcome', {
         eventId: record.eventId,
         target: record.target,
         error: (error as Error)?.message ?? String(error),
       });
+    } finally {
+      this.settling -= 1;
     }
     this.kick();
   }
 
-  private settle(record: OutboxRecord, result: DeliveryResult, probe: boolean): void {
+  private async settle(record: OutboxRecord, result: DeliveryResult, probe: boolean): Promise<void> {
     const { store, logger, redelivery } = this.o;
     const fields = {
       eventId: record.eventId,
@@ -277,9 +339,9 @@ class Lane {
       status: result.status,
     };
     if (result.outcome === 'delivered') {
-      store.complete(record.id);
+      await store.complete(record.id);
       this.o.telemetry.delivered(record, result);
-      this.recovered(record.type);
+      await this.recovered(record.type);
       this.checkReceipt(result);
       if (logger.isInfoEnabled()) {
         logger.info('event delivered', { ...fields, durationMs: Date.now() - (record.lastAttemptAt ?? Date.now()) });
@@ -289,14 +351,14 @@ class Lane {
     // Payloads never go above debug: the dead letter keeps the body for replay.
     const failure = { ...fields, error: result.error };
     if (result.outcome === 'refused') {
-      store.kill(record, 'refused');
+      await store.kill(record, 'refused');
       this.o.telemetry.deadLettered(record, 'refused');
       logger.error('delivery refused; dead-lettered', failure);
       this.logData('dead letter data', record);
-      if (this.down) this.recovered(record.type);
+      if (this.down) await this.recovered(record.type);
       return;
     }
-    this.failed(record, result, probe);
+    await this.failed(record, result, probe);
     const now = Date.now();
     const elapsed = now - record.createdAt;
     const wait = Math.max(
@@ -304,13 +366,13 @@ class Lane {
       result.retryAfterMs ?? 0,
     );
     if (elapsed + wait > redelivery.horizonMs) {
-      store.kill(record, 'expired');
+      await store.kill(record, 'expired');
       this.o.telemetry.deadLettered(record, 'expired');
       logger.error('delivery expired after its redelivery horizon; dead-lettered', failure);
       this.logData('dead letter data', record);
       return;
     }
-    store.reschedule(record, now + wait);
+    await store.reschedule(record, now + wait);
     this.o.telemetry.retried(record);
     // The first failure of a delivery is worth a warning; its later retries are attempts (debug).
     const level = record.attempts === result.attempts ? 'warn' : 'debug';
@@ -319,7 +381,7 @@ class Lane {
     }
   }
 
-  private failed(record: OutboxRecord, result: DeliveryResult, probe: boolean): void {
+  private async failed(record: OutboxRecord, result: DeliveryResult, probe: boolean): Promise<void> {
     // The streak starts at the earliest failed try, not the first to fail: a slow try (a timeout)
     // started before a fast failure must be released with the rest when the target comes back.
     this.streakStart = Math.min(this.streakStart, record.lastAttemptAt ?? Date.now());
@@ -339,6 +401,11 @@ class Lane {
       this.probeDelayMs = Math.max(retryAfter, 500);
       this.clearTimer();
       this.o.logger.warn('target down; probing before sending more', { target: this.target, status: result.status, error: result.error });
+      try {
+        await this.o.store.markDown?.(this.target);
+      } catch (error) {
+        this.o.logger.debug('could not share that the target is down', { target: this.target, error: messageOf(error) });
+      }
     }
   }
 
@@ -365,7 +432,7 @@ class Lane {
   }
 
   /** A delivery succeeded: the target is up; what failed during the outage is due now. */
-  private recovered(type: string): void {
+  private async recovered(type: string): Promise<void> {
     const wasDown = this.down;
     const since = this.streakStart;
     this.streakStart = Infinity;
@@ -375,7 +442,7 @@ class Lane {
     this.probeDelayMs = 0;
     for (const [key, scope] of this.hints) if (scope === undefined || scope === type) this.hints.delete(key);
     if (wasDown) {
-      this.o.store.release(this.target, since, Date.now());
+      await this.o.store.release(this.target, since, Date.now());
       this.o.logger.info('target back up; draining its backlog', { target: this.target });
     }
   }

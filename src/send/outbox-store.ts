@@ -45,31 +45,58 @@ export interface DeadLetterFilter {
   target?: string;
 }
 
-/** One interface, two stores: in memory (default) and SQLite (durable). Only `add` is asynchronous. */
+/** A value, or a promise of it: the memory and SQLite stores answer at once, the PostgreSQL store asynchronously. */
+export type Awaitable<T> = T | Promise<T>;
+
+/**
+ * What `emit` passes to `add` besides the deliveries: the caller's transaction, for a store that
+ * can write in it (PostgreSQL: a `pg` client inside BEGIN … COMMIT). Stores that cannot refuse it.
+ */
+export interface AddOptions {
+  tx?: unknown;
+}
+
+/**
+ * One interface, three stores: in memory (default), SQLite and PostgreSQL (durable). The
+ * dispatcher awaits every call: the memory and SQLite stores return plain values, PostgreSQL
+ * returns promises.
+ */
 export interface OutboxStore {
   readonly durable: boolean;
-  /** Records deliveries; resolves once they are stored (for SQLite: committed, in a group commit). */
-  add(deliveries: readonly NewDelivery[]): Promise<void>;
+  /** Whether `add` takes the caller's transaction (`emit(…, { tx })`): PostgreSQL only. */
+  readonly transactional?: boolean;
+  /** Records deliveries; resolves once they are stored (for SQLite: committed, in a group commit; with `tx`: written in that transaction). */
+  add(deliveries: readonly NewDelivery[], options?: AddOptions): Promise<void>;
   /** Leases up to `limit` records of `target` due at `now`, oldest first; leased records are not claimed again. */
-  claim(target: string, now: number, limit: number): OutboxRecord[];
+  claim(target: string, now: number, limit: number): Awaitable<OutboxRecord[]>;
   /** Leases the one record of `target` that is due soonest, due or not (a probe of a target that is down). */
-  claimProbe(target: string): OutboxRecord | undefined;
-  complete(id: number): void;
+  claimProbe(target: string): Awaitable<OutboxRecord | undefined>;
+  complete(id: number): Awaitable<void>;
   /** Ends a lease: due again at `nextAttemptAt`. */
-  reschedule(record: OutboxRecord, nextAttemptAt: number): void;
+  reschedule(record: OutboxRecord, nextAttemptAt: number): Awaitable<void>;
   /** Ends a lease: the record becomes a dead letter. */
-  kill(record: OutboxRecord, reason: DeadLetter['reason']): void;
+  kill(record: OutboxRecord, reason: DeadLetter['reason']): Awaitable<void>;
   /** Makes every waiting record of `target` last tried at or after `since` due now (a target came back). */
-  release(target: string, since: number, now: number): void;
+  release(target: string, since: number, now: number): Awaitable<void>;
+  /**
+   * A lane judged `target` down (shared stores tell the other instances, so that one probe at a
+   * time reaches it across processes). Optional: a store of one process has nothing to share.
+   */
+  markDown?(target: string): Awaitable<void>;
   /** When the next unleased record of `target` is due. */
-  nextDueAt(target: string): number | undefined;
+  nextDueAt(target: string): Awaitable<number | undefined>;
   /** Targets with pending records. */
-  targets(): string[];
-  stats(): OutboxStats;
-  deadLetters(filter?: DeadLetterFilter): DeadLetter[];
+  targets(): Awaitable<string[]>;
+  stats(): Awaitable<OutboxStats>;
+  deadLetters(filter?: DeadLetterFilter): Awaitable<DeadLetter[]>;
   /** Moves matching dead letters back to pending, due now, with a fresh horizon. Returns how many. */
-  replay(filter: DeadLetterFilter | 'all', now: number): OutboxRecord[];
+  replay(filter: DeadLetterFilter | 'all', now: number): Awaitable<OutboxRecord[]>;
   /** Every pending record, leased ones included: what an in-memory outbox loses at shutdown. */
-  pendingRecords(): OutboxRecord[];
+  pendingRecords(): Awaitable<OutboxRecord[]>;
+  /**
+   * Calls `wake(target)` when another process (or a committed transaction) added deliveries for
+   * `target`: PostgreSQL's LISTEN/NOTIFY. Optional: the others are woken by `emit` itself and the poll.
+   */
+  onWork?(wake: (target: string) => void): void;
   close(): Promise<void>;
 }

@@ -5,13 +5,30 @@ import { MemoryInbox } from './memory-inbox.js';
 import { MemoryOutbox } from './memory-outbox.js';
 import { ConfigError } from '../errors/index.js';
 import { PostgresInbox } from './postgres-inbox.js';
+import { PostgresOutbox } from './postgres-outbox.js';
 import { SqliteInbox } from './sqlite-inbox.js';
 import { SqliteOutbox } from './sqlite-outbox.js';
 
-// The SQLite stores load better-sqlite3 (an optional peer) only when opened, in sqlite.ts.
+// The SQLite stores load better-sqlite3 (an optional peer) only when opened, in sqlite.ts; the
+// PostgreSQL store loads pg likewise, in postgres.ts.
 
-/** The outbox the configuration asks for: SQLite when a path is set, else memory. */
+/** The outbox the configuration asks for: SQLite when a path is set, else PostgreSQL when a database is, else memory. */
 export function openOutbox(config: ResolvedConfig): OutboxStore {
+  if (!config.outbox.path && config.database !== undefined) {
+    if (!config.service) {
+      throw new ConfigError('the PostgreSQL outbox keeps each service\'s rows under its name: set EVENTS_SERVICE_NAME (or pass service)', {
+        variable: 'EVENTS_SERVICE_NAME',
+      });
+    }
+    return new PostgresOutbox(config.database, {
+      service: config.service,
+      schema: config.databaseSchema,
+      logger: config.logger,
+      concurrency: config.concurrency,
+      leaseMs: config.outbox.leaseMs,
+      writeWaitMs: config.outbox.writeWaitMs,
+    });
+  }
   if (config.outbox.path) {
     return new SqliteOutbox(config.outbox.path, {
       logger: config.logger,

@@ -33,7 +33,7 @@ function loadPg(): { Pool: new (config: PoolConfig) => Pool } {
 export function openPool(database: string | DatabasePool, logger: Logger): OwnedPool {
   if (typeof database !== 'string') return { pool: database, owned: false, end: async () => {} };
   const { Pool } = loadPg();
-  const pool = new Pool({ connectionString: database, max: DEFAULTS.postgres.poolMax });
+  const pool = new Pool({ connectionString: database, max: DEFAULTS.database.poolSize });
   pool.on('error', (error) =>
     logger.warn('an idle PostgreSQL connection failed; the pool opens another', { error: error.message, code: (error as { code?: string }).code }),
   );

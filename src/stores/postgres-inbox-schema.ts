@@ -10,9 +10,13 @@ export const inboxTable = (schema: string): string => `${quoteIdent(schema)}.eve
  * completed), keyed by (service, source, event id, handler): services may share the table.
  */
 export function inboxDdl(schema: string): string {
-  const table = inboxTable(schema);
+  return [`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)};`, inboxTableDdl(quoteIdent(schema))].join('\n');
+}
+
+/** The inbox's table and index in `quotedSchema` (as `npx events-library migrate` prints them with the outbox's). */
+export function inboxTableDdl(quotedSchema: string): string {
+  const table = `${quotedSchema}.events_inbox`;
   return [
-    `CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)};`,
     `CREATE TABLE IF NOT EXISTS ${table} (
   service  text        NOT NULL,
   source   text        NOT NULL,

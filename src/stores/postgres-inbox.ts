@@ -16,7 +16,7 @@ export interface PostgresInboxOptions {
   schema: string;
   retentionMs: number;
   logger: Logger;
-  /** @default DEFAULTS.postgres.inboxPruneIntervalMs */
+  /** @default DEFAULTS.database.inboxPruneIntervalMs */
   pruneIntervalMs?: number;
 }
 
@@ -43,7 +43,7 @@ export class PostgresInbox implements InboxStore {
   constructor(private readonly o: PostgresInboxOptions) {
     this.pool = openPool(o.database, o.logger);
     this.table = inboxTable(o.schema);
-    this.pruneTimer = setInterval(() => void this.prune(), o.pruneIntervalMs ?? DEFAULTS.postgres.inboxPruneIntervalMs).unref();
+    this.pruneTimer = setInterval(() => void this.prune(), o.pruneIntervalMs ?? DEFAULTS.database.inboxPruneIntervalMs).unref();
   }
 
   async completed(eventKey: string): Promise<true | ReadonlySet<string> | undefined> {

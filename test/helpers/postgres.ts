@@ -49,3 +49,9 @@ export async function createTestSchema(prefix: string): Promise<{ schema: string
     },
   };
 }
+
+/** The same database URL, under the name the outbox tests use. */
+export const DATABASE_URL = PG_URL;
+
+/** A fresh schema of its own for a test file (or test): created now, dropped with `drop()`. */
+export const freshSchema = (prefix = 't') => createTestSchema(prefix);

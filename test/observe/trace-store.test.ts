@@ -28,14 +28,14 @@ describe.each<[string, () => OutboxStore]>([
     const store = make();
     cleanups.push(() => store.close());
     await store.add([delivery('a', { traceparent: TRACEPARENT, tracestate: 'vendor=1' }), delivery('b')]);
-    const [a, b] = store.claim('orders', Date.now() + 1, 10);
+    const [a, b] = await store.claim('orders', Date.now() + 1, 10);
     expect(a).toMatchObject({ eventId: 'a', traceparent: TRACEPARENT, tracestate: 'vendor=1' });
     expect(b!.traceparent).toBeUndefined();
     expect(b!.tracestate).toBeUndefined();
-    store.kill(a!, 'refused');
-    expect(store.deadLetters()[0]).toMatchObject({ eventId: 'a', traceparent: TRACEPARENT, tracestate: 'vendor=1' });
-    store.replay('all', Date.now());
-    expect(store.claim('orders', Date.now() + 1, 10)[0]).toMatchObject({ eventId: 'a', traceparent: TRACEPARENT, tracestate: 'vendor=1' });
+    await store.kill(a!, 'refused');
+    expect((await store.deadLetters())[0]).toMatchObject({ eventId: 'a', traceparent: TRACEPARENT, tracestate: 'vendor=1' });
+    await store.replay('all', Date.now());
+    expect((await store.claim('orders', Date.now() + 1, 10))[0]).toMatchObject({ eventId: 'a', traceparent: TRACEPARENT, tracestate: 'vendor=1' });
   });
 });
 

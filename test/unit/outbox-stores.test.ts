@@ -4,7 +4,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import winston from 'winston';
 import { OutboxFullError, OutboxUnavailableError } from '../../src/errors/index.js';
-import type { NewDelivery, OutboxRecord, OutboxStore } from '../../src/send/outbox-store.js';
+import type { NewDelivery, OutboxRecord } from '../../src/send/outbox-store.js';
 import { MemoryOutbox } from '../../src/stores/memory-outbox.js';
 import { SqliteOutbox } from '../../src/stores/sqlite-outbox.js';
 
@@ -53,13 +53,13 @@ async function waitUntil(predicate: () => boolean, timeoutMs = 5_000): Promise<v
   }
 }
 
-const stores: Array<[string, () => OutboxStore]> = [
+const stores: Array<[string, () => MemoryOutbox | SqliteOutbox]> = [
   ['MemoryOutbox', () => new MemoryOutbox(1000, 1000, silent())],
   ['SqliteOutbox', () => new SqliteOutbox(tempFile())],
 ];
 
 describe.each(stores)('%s (shared behaviour)', (_name, open) => {
-  let store: OutboxStore;
+  let store: MemoryOutbox | SqliteOutbox;
   beforeEach(() => {
     store = open();
   });

@@ -1,0 +1,190 @@
+import type { Pool } from 'pg';
+import { ConfigError, createEventBus, inspectOutbox, listDeadLetters, OutboxUnavailableError, replayDeadLetters } from '../../src/index.js';
+import type { EventBus } from '../../src/bus.js';
+import { cleanupAfterEach } from '../helpers/cleanups.js';
+import { quietLogger } from '../helpers/logger.js';
+import { DATABASE_URL, describePostgres, freshSchema } from '../helpers/postgres.js';
+import { type RecordingServer, startRecordingServer } from '../helpers/recording-server.js';
+import { newSecret } from '../helpers/signing.js';
+import { sleep, waitFor } from '../helpers/wait.js';
+
+const SECRET = newSecret();
+const WAIT = { timeoutMs: 10_000 };
+
+describePostgres('PostgreSQL outbox (one process)', () => {
+  const cleanups = cleanupAfterEach();
+  let schema: string;
+  let pool: Pool;
+  let drop: () => Promise<void>;
+
+  beforeAll(async () => {
+    ({ schema, pool, drop } = await freshSchema('outbox'));
+  });
+  afterAll(async () => drop());
+
+  async function target(status = 200): Promise<RecordingServer> {
+    const server = await startRecordingServer({ then: { status } });
+    cleanups.push(() => server.close());
+    return server;
+  }
+
+  /** A bus on the test schema whose poll is far away: a delivery within the wait came from NOTIFY (or emit's own wake-up). */
+  function bus(url: string, service = 'users', options: Parameters<typeof createEventBus>[0] = {}): EventBus {
+    const b = createEventBus({
+      service,
+      secret: SECRET,
+      services: { payments: url },
+      database: DATABASE_URL,
+      databaseSchema: schema,
+      logger: quietLogger(),
+      outbox: { pollIntervalMs: 60_000 },
+      redelivery: { baseDelayMs: 50, maxDelayMs: 200, probeMaxDelayMs: 200 },
+      retry: { retries: 0 },
+      ...options,
+    });
+    b.declareEvent('user-created', ['payments']);
+    cleanups.push(() => b.close());
+    return b;
+  }
+
+  const idsOf = (server: RecordingServer) => server.requests.map((r) => (JSON.parse(r.body) as { id: string }).id);
+
+  it('an emit in a transaction that rolls back is never delivered nor stored', async () => {
+    const server = await target();
+    const users = bus(server.url);
+    const client = await pool.connect();
+    cleanups.push(() => client.release());
+    await client.query('BEGIN');
+    await client.query('CREATE TABLE IF NOT EXISTS "' + schema + '".users_rb (id int)');
+    const rolledBack = await users.emit('user-created', { n: 1 }, { tx: client });
+    await client.query('ROLLBACK');
+    // A later event, outside any transaction, is delivered: the dispatcher ran, and never saw the first.
+    const marker = await users.emit('user-created', { n: 2 });
+    await waitFor(() => idsOf(server).includes(marker.id), { ...WAIT, what: 'the marker event' });
+    await sleep(100);
+    expect(idsOf(server)).toEqual([marker.id]);
+    const rows = await pool.query(`SELECT count(*)::int AS n FROM "${schema}".events_outbox WHERE event_id = $1`, [rolledBack.id]);
+    expect(rows.rows[0].n).toBe(0);
+  });
+
+  it('an emit in a transaction is delivered exactly once, only after COMMIT, woken by NOTIFY (the poll is a minute away)', async () => {
+    const server = await target();
+    const users = bus(server.url);
+    const client = await pool.connect();
+    cleanups.push(() => client.release());
+    await client.query('BEGIN');
+    const inTx = await users.emit('user-created', { n: 1 }, { tx: client });
+    // Not visible before the commit: an event emitted after it, outside the transaction, arrives alone.
+    const marker = await users.emit('user-created', { n: 2 });
+    await waitFor(() => idsOf(server).includes(marker.id), { ...WAIT, what: 'the marker event' });
+    expect(idsOf(server)).not.toContain(inTx.id);
+    await client.query('COMMIT');
+    await waitFor(() => idsOf(server).includes(inTx.id), { ...WAIT, what: 'the committed event (NOTIFY)' });
+    await waitFor(async () => (await users.inspectOutbox()).pending === 0, { ...WAIT, what: 'an empty outbox' });
+    expect(idsOf(server).filter((id) => id === inTx.id)).toHaveLength(1);
+  });
+
+  it('a commit in one of two bus instances is delivered at once and exactly once (LISTEN/NOTIFY, claims)', async () => {
+    const server = await target();
+    const listening = bus(server.url);
+    await listening.inspectOutbox(); // the tables exist; its LISTEN connection is set up at start
+    await sleep(200);
+    // Another instance of the same service commits; both instances LISTEN and poll only every
+    // minute: the event is delivered at once, and once.
+    const other = bus(server.url);
+    const client = await pool.connect();
+    cleanups.push(() => client.release());
+    await client.query('BEGIN');
+    const receipt = await other.emit('user-created', { n: 1 }, { tx: client });
+    await client.query('COMMIT');
+    await waitFor(() => idsOf(server).includes(receipt.id), { ...WAIT, what: 'the committed event' });
+    expect(idsOf(server).filter((id) => id === receipt.id)).toHaveLength(1);
+  });
+
+  it('rows carry the service name: two services sharing the schema see only their own', async () => {
+    const server = await target(503);
+    const users = bus(server.url, 'users-a');
+    const orders = bus(server.url, 'orders-a');
+    await users.emit('user-created', { n: 1 });
+    await users.emit('user-created', { n: 2 });
+    await orders.emit('user-created', { n: 3 });
+    expect((await users.inspectOutbox()).pending).toBe(2);
+    expect((await orders.inspectOutbox()).pending).toBe(1);
+  });
+
+  it('a refused delivery becomes a dead letter, listed and replayed by the bus and by the exported functions', async () => {
+    let status = 400;
+    const server = await startRecordingServer({ then: () => ({ status }) });
+    cleanups.push(() => server.close());
+    const users = bus(server.url, 'users-dead');
+    const receipt = await users.emit('user-created', { n: 1 });
+    await waitFor(async () => (await users.listDeadLetters()).length === 1, { ...WAIT, what: 'the dead letter' });
+    const where = { database: DATABASE_URL, service: 'users-dead', schema };
+    const [letter] = await listDeadLetters(where);
+    expect(letter).toMatchObject({ eventId: receipt.id, reason: 'refused', lastStatus: 400, target: 'payments' });
+    expect(await inspectOutbox(where)).toMatchObject({ pending: 0, deadLetters: 1 });
+    expect(() => users.deadLetters()).toThrow(ConfigError); // the synchronous method names the async one
+
+    status = 200;
+    // Replayed from "another process" (the exported function): its NOTIFY wakes the service.
+    expect(await replayDeadLetters(where, { eventId: receipt.id })).toBe(1);
+    await waitFor(() => server.requests.some((r) => r.status === 200), { ...WAIT, what: 'the replayed delivery' });
+    await waitFor(async () => (await users.inspectOutbox()).pending === 0, { ...WAIT, what: 'an empty outbox' });
+    expect(await users.inspectOutbox()).toMatchObject({ pending: 0, deadLetters: 0 });
+  });
+
+  it('a target down then back: probed, then every failed delivery drains; the shared down mark is cleared', async () => {
+    const server = await startRecordingServer({ replies: Array.from({ length: 6 }, () => ({ status: 503 })), then: { status: 200 } });
+    cleanups.push(() => server.close());
+    const users = bus(server.url, 'users-down');
+    const receipts = await Promise.all([1, 2, 3, 4, 5].map((n) => users.emit('user-created', { n })));
+    const delivered = () => server.requests.filter((q) => q.status === 200).map((q) => (JSON.parse(q.body) as { id: string }).id);
+    await waitFor(() => receipts.every((r) => delivered().includes(r.id)), {
+      ...WAIT,
+      what: 'every event delivered after the outage',
+    });
+    await waitFor(async () => (await users.inspectOutbox()).pending === 0, { ...WAIT, what: 'an empty outbox' });
+    const state = await pool.query(`SELECT down FROM "${schema}".events_targets WHERE service = 'users-down'`);
+    expect(state.rows).toEqual([{ down: false }]);
+    expect(server.requests.filter((q) => q.status === 503).length).toBe(6);
+  });
+
+  it('emit rejects with OutboxUnavailableError when the database refuses connections', async () => {
+    const users = createEventBus({
+      service: 'users',
+      secret: SECRET,
+      services: { payments: 'http://127.0.0.1:9/events' },
+      database: 'postgres://postgres@127.0.0.1:1/test',
+      databaseSchema: schema,
+      logger: quietLogger(),
+      outbox: { writeWaitMs: 200 },
+    });
+    cleanups.push(() => users.close());
+    users.declareEvent('user-created', ['payments']);
+    await expect(users.emit('user-created', { n: 1 })).rejects.toBeInstanceOf(OutboxUnavailableError);
+  });
+
+  it('emit(…, { tx }) without the PostgreSQL outbox is a ConfigError naming EVENTS_DATABASE_URL', async () => {
+    const memory = createEventBus({ service: 'users', secret: SECRET, services: { payments: 'http://127.0.0.1:9/events' }, logger: quietLogger() });
+    cleanups.push(() => memory.close());
+    memory.declareEvent('user-created', ['payments']);
+    const client = await pool.connect();
+    cleanups.push(() => client.release());
+    await expect(memory.emit('user-created', { n: 1 }, { tx: client })).rejects.toMatchObject({
+      name: 'ConfigError',
+      variable: 'EVENTS_DATABASE_URL',
+    });
+  });
+
+  it('EVENTS_DATABASE_URL selects the PostgreSQL outbox; a bad schema name is a ConfigError', async () => {
+    const server = await target();
+    const env = { EVENTS_DATABASE_URL: DATABASE_URL, EVENTS_DATABASE_SCHEMA: schema, EVENTS_SERVICE_NAME: 'users-env' };
+    const users = createEventBus({ env, secret: SECRET, services: { payments: server.url }, logger: quietLogger() });
+    cleanups.push(() => users.close());
+    users.declareEvent('user-created', ['payments']);
+    const receipt = await users.emit('user-created', { n: 1 });
+    await waitFor(() => idsOf(server).includes(receipt.id), { ...WAIT, what: 'the delivery' });
+    expect((await users.inspectOutbox()).durable).toBe(true);
+    expect(() => createEventBus({ env: { ...env, EVENTS_DATABASE_SCHEMA: 'x"; drop' }, logger: quietLogger() })).toThrow(ConfigError);
+  });
+});
