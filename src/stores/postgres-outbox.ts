@@ -15,7 +15,7 @@ import type {
   OutboxStore,
 } from '../send/outbox-store.js';
 import type { TransactionClient } from '../types.js';
-import { applyDdl, allDdl, connect, isUnavailable, type PgConnection, quoteSchema, registerDdl } from './postgres.js';
+import { applyDdl, connect, isUnavailable, type PgConnection, quoteSchema, registerDdl } from './postgres.js';
 
 /** The NOTIFY channel: payload `<schema>\t<service>\t<target>`. */
 export const OUTBOX_CHANNEL = 'events_outbox';
@@ -171,7 +171,7 @@ export class PostgresOutbox implements OutboxStore {
   /** The tables exist (created on first use, under an advisory lock). A failure is retried at the next call. */
   private ensureReady(): Promise<void> {
     if (!this.createTables) return Promise.resolve();
-    this.ready ??= applyDdl(this.conn.pool, allDdl(this.schema)).catch((error: unknown) => {
+    this.ready ??= applyDdl(this.conn.pool, `CREATE SCHEMA IF NOT EXISTS ${this.s};\n${outboxDdl(this.s)}`).catch((error: unknown) => {
       this.ready = undefined;
       throw error;
     });
