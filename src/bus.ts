@@ -2,8 +2,7 @@ import type { Logger } from 'winston';
 import { createExpressMiddleware, type ExpressMiddleware, type MiddlewareOptions } from './adapters/express.js';
 import { createKoaMiddleware, type KoaMiddleware } from './adapters/koa.js';
 import { createNodeHandler, type NodeHandler } from './adapters/node.js';
-import { AmqpConnection } from './broker/amqp-connection.js';
-import { AmqpConsumer } from './broker/amqp-consumer.js';
+import { type BrokerConsumer, type BrokerLink, openBroker } from './broker/broker-link.js';
 import { Catalog } from './catalog.js';
 import { type EventBusOptions, type ResolvedConfig, type ResolvedTarget, resolveConfig, resolveTarget } from './config.js';
 import { DEFAULTS } from './defaults.js';
@@ -15,12 +14,12 @@ import { Receiver, type ReceiverOptions, type ReceiverRequest, type ReceiverResp
 import { Dispatcher } from './send/dispatcher.js';
 import type { DeadLetter, DeadLetterFilter, OutboxStats, OutboxStore } from './send/outbox-store.js';
 import { openInbox, openOutbox } from './stores/open.js';
-import { AmqpTransport } from './transports/amqp.js';
 import { HttpTransport } from './transports/http.js';
 import type { Transport } from './transports/transport.js';
 import type {
   DataOf,
   DeclareOptions,
+  EmitOptions,
   EmitReceipt,
   EmittableType,
   EventHandler,
@@ -53,15 +52,15 @@ export class EventBus<Events extends object = EventRegistry> {
   private readonly resuming: NodeJS.Immediate | undefined;
   private readonly poll: NodeJS.Timeout | undefined;
   /** Through a broker: the connection, and this service's consumer (started by the first subscribeTo). */
-  private readonly broker: AmqpConnection | undefined;
-  private consumer: AmqpConsumer | undefined;
+  private readonly broker: BrokerLink | undefined;
+  private consumer: BrokerConsumer | undefined;
   private consumerStart: NodeJS.Immediate | undefined;
 
   constructor(options: EventBusOptions = {}) {
     this.config = resolveConfig(options);
     const { logger, broker } = this.config;
     if (broker) {
-      this.broker = new AmqpConnection({ broker, logger, name: this.config.service ?? 'events-library', timeoutMs: this.config.timeoutMs });
+      this.broker = openBroker(broker, logger, this.config.service ?? 'events-library', this.config.timeoutMs);
     }
     this.outbox = openOutbox(this.config);
     try {
@@ -72,8 +71,8 @@ export class EventBus<Events extends object = EventRegistry> {
     }
     this.transport =
       options.transport ??
-      (this.broker && broker
-        ? new AmqpTransport({ connection: this.broker, logger, prefix: broker.prefix, deliveryLimit: broker.deliveryLimit, timeoutMs: this.config.timeoutMs })
+      (this.broker
+        ? this.broker.transport
         : new HttpTransport({ logger, timeoutMs: this.config.timeoutMs, retry: this.config.retry }));
     this.dispatcher = new Dispatcher({
       store: this.outbox,
@@ -166,7 +165,7 @@ export class EventBus<Events extends object = EventRegistry> {
    * Validates `payload`, records one delivery per target in the outbox and resolves with the
    * event id. Delivery happens after, with retries; its failures are logged, never thrown here.
    */
-  async emit<const T extends EmittableType<Events>>(type: T, payload: NoInfer<PayloadOf<Events, T>>): Promise<EmitReceipt> {
+  async emit<const T extends EmittableType<Events>>(type: T, payload: NoInfer<PayloadOf<Events, T>>, options?: EmitOptions): Promise<EmitReceipt> {
     if (this.closing) throw new BusClosedError(this.config.service);
     const declaration = this.catalog.declaration(type);
     if (!declaration) throw new UndeclaredEventError(type);
@@ -174,7 +173,11 @@ export class EventBus<Events extends object = EventRegistry> {
     if (deeperThan(payload, this.config.maxPayloadDepth)) throw new PayloadTooDeepError(type, this.config.maxPayloadDepth);
     this.catalog.check(type, declaration.validate, payload);
     const source = this.requireService('emit');
-    const event = createEvent(source, type, payload);
+    const key = options?.key;
+    if (key !== undefined && (typeof key !== 'string' || key === '' || key.length > MAX_KEY_LENGTH)) {
+      throw new TypeError(`emit: options.key must be a non-empty string of at most ${MAX_KEY_LENGTH} characters`);
+    }
+    const event = createEvent(source, type, payload, key === undefined ? undefined : { partitionkey: key });
     const body = toStructuredBody(event);
     // A body receivers would refuse with 413 is refused here, before anything is recorded.
     const limit = this.config.bodyLimitBytes;
@@ -270,13 +273,10 @@ export class EventBus<Events extends object = EventRegistry> {
 
   /** The broker consumer, with its own receiver: the same checks, but no timestamp window (see ReceiverOptions.checkTimestamp). */
   private createConsumer(): void {
-    const { broker, logger, concurrency } = this.config;
+    const { concurrency } = this.config;
     const service = this.requireService('subscribeTo with a broker');
     this.receiverFor('subscribeTo with a broker');
-    this.consumer = new AmqpConsumer({
-      connection: this.broker!,
-      broker: broker!,
-      logger,
+    this.consumer = this.broker!.consumer({
       service,
       concurrency,
       receiver: new Receiver({ ...this.receiverOptions(), checkTimestamp: false }),
@@ -332,6 +332,9 @@ export class EventBus<Events extends object = EventRegistry> {
     return this.config.service;
   }
 }
+
+/** Longest `emit(…, { key })`. */
+const MAX_KEY_LENGTH = 1024;
 
 /** Creates an isolated bus. Options win over `EVENTS_*` environment variables. */
 export function createEventBus<Events extends object = EventRegistry>(options: EventBusOptions = {}): EventBus<Events> {

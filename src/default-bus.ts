@@ -8,6 +8,7 @@ import type { NodeHandler } from './adapters/node.js';
 import type {
   DataOf,
   DeclareOptions,
+  EmitOptions,
   EmitReceipt,
   EmittableType,
   EventHandler,
@@ -144,8 +145,9 @@ export function subscribeTo(type: string, handler: EventHandler<never>, options?
 export function emit<const T extends EmittableType<EventRegistry>>(
   type: T,
   payload: NoInfer<PayloadOf<EventRegistry, T>>,
+  options?: EmitOptions,
 ): Promise<EmitReceipt> {
-  return getDefaultBus().emit(type, payload);
+  return getDefaultBus().emit(type, payload, options);
 }
 
 /** Express middleware answering `POST /events` for the default bus. */

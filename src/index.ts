@@ -33,8 +33,10 @@ export type { ExpressLikeRequest, ExpressMiddleware, MiddlewareOptions } from '.
 export type { KoaLikeContext, KoaMiddleware } from './adapters/koa.js';
 export type { NodeHandler } from './adapters/node.js';
 export type { BrokerAdminOptions, BrokerDeadLetter, BrokerReplaySelection } from './broker/admin.js';
+export type { KafkaClientLike } from './broker/kafka-api.js';
 export type {
   BrokerOptions,
+  KafkaOptions,
   EventBusOptions,
   InboxOptions,
   OutboxOptions,
@@ -50,6 +52,7 @@ export type { Delivery, DeliveryResult, Transport } from './transports/transport
 export type {
   DataOf,
   DeclareOptions,
+  EmitOptions,
   EmitReceipt,
   EmittableType,
   EventHandler,

@@ -62,6 +62,16 @@ export interface SubscribeOptions<S extends JSONSchema = JSONSchema> {
   name?: string;
 }
 
+/** Options of one `emit`. */
+export interface EmitOptions {
+  /**
+   * Events with the same key reach each target in the order they were emitted (Kafka: the record
+   * key, so the same partition). Carried in the signed event as the CloudEvents `partitionkey`
+   * extension. @default the event id (no order between events)
+   */
+  key?: string;
+}
+
 /** Returned by `emit` once the event is validated and recorded for delivery to every target. */
 export interface EmitReceipt {
   /** The CloudEvent id that goes on the wire (and in `webhook-id`). */
