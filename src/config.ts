@@ -114,6 +114,8 @@ export interface KafkaOptions {
   createTopics?: boolean;
   /** Partitions of a topic the library creates. @default 6 */
   partitions?: number;
+  /** Consumer group session timeout: an instance that died loses its partitions to the others after this long. @default 10000 */
+  sessionTimeoutMs?: number;
 }
 
 /** Broker options after merging and checking. */
@@ -128,7 +130,7 @@ export interface ResolvedBroker {
   reconnectBaseDelayMs: number;
   reconnectMaxDelayMs: number;
   /** Kafka only: bootstrap brokers (`host:port`) from the URL, and the settings. */
-  kafka: { brokers: string[]; client?: KafkaClientLike; ssl: boolean | Record<string, unknown>; sasl?: Record<string, unknown>; createTopics: boolean; partitions: number };
+  kafka: { brokers: string[]; client?: KafkaClientLike; ssl: boolean | Record<string, unknown>; sasl?: Record<string, unknown>; createTopics: boolean; partitions: number; sessionTimeoutMs: number };
 }
 
 export interface EventBusOptions {
@@ -332,6 +334,7 @@ function resolveBroker(option: EventBusOptions['broker'], env: ResolvedConfig['e
       ...(k?.sasl !== undefined ? { sasl: k.sasl } : {}),
       createTopics: k?.createTopics ?? d.kafka.createTopics,
       partitions: positive('broker.kafka.partitions', k?.partitions ?? d.kafka.partitions),
+      sessionTimeoutMs: positive('broker.kafka.sessionTimeoutMs', k?.sessionTimeoutMs ?? d.kafka.sessionTimeoutMs),
     },
   };
 }

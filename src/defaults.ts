@@ -138,6 +138,8 @@ export const DEFAULTS = {
       sessionTimeoutMs: 10_000,
       /** Heartbeat interval of a consumer (also sent while a failing event waits for its retry). */
       heartbeatIntervalMs: 1_000,
+      /** Longest wait of one fetch for new records: also how long leaving the group can wait for the fetch in flight. */
+      fetchMaxWaitMs: 500,
     },
   },
 } as const;

@@ -84,8 +84,9 @@ export class KafkaConsumer {
     const consumer = link.client.consumer({
       groupId: serviceTopic(broker.prefix, service),
       allowAutoTopicCreation: broker.kafka.createTopics,
-      sessionTimeout: KAFKA_GROUP.sessionTimeout,
+      sessionTimeout: broker.kafka.sessionTimeoutMs,
       heartbeatInterval: KAFKA_GROUP.heartbeatInterval,
+      maxWaitTimeInMs: KAFKA_GROUP.maxWaitTimeInMs,
       retry: { initialRetryTime: broker.reconnectBaseDelayMs, maxRetryTime: broker.reconnectMaxDelayMs, retries: 1_000_000 },
     });
     this.consumer = consumer;

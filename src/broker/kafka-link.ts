@@ -120,6 +120,6 @@ export class KafkaLink {
 
 /** Consumer group settings from the defaults. */
 export const KAFKA_GROUP = {
-  sessionTimeout: DEFAULTS.broker.kafka.sessionTimeoutMs,
   heartbeatInterval: DEFAULTS.broker.kafka.heartbeatIntervalMs,
+  maxWaitTimeInMs: DEFAULTS.broker.kafka.fetchMaxWaitMs,
 };
