@@ -340,7 +340,7 @@ function resolveBroker(option: EventBusOptions['broker'], env: ResolvedConfig['e
 }
 
 /** `kafka://h1:9092,h2:9092` (or `kafkas://`, TLS) → its `host:port` list; undefined for another scheme. */
-function kafkaBrokersOf(url: string): string[] | undefined {
+export function kafkaBrokersOf(url: string): string[] | undefined {
   const match = /^kafkas?:\/\/(.*)$/i.exec(url.trim());
   if (!match) return undefined;
   const hosts = match[1]!.replace(/\/+$/, '').split(',').map((h) => h.trim());

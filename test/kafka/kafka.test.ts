@@ -1,4 +1,5 @@
 import { Kafka, logLevel } from 'kafkajs';
+import { runBrokerCommand } from '../../src/broker/cli-commands.js';
 import { createEventBus, type EventBus, NonRetryableError } from '../../src/index.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
 import { describeWithKafka, type MockCluster, startMockCluster } from '../helpers/kafka.js';
@@ -18,6 +19,7 @@ describeWithKafka('Kafka transport (librdkafka mock cluster)', () => {
     cluster = await startMockCluster();
   });
   afterAll(() => cluster?.stop());
+  jest.setTimeout(90_000);
   beforeEach(() => {
     prefixCounter += 1;
     prefix = `t${prefixCounter}.`;
@@ -122,15 +124,16 @@ describeWithKafka('Kafka transport (librdkafka mock cluster)', () => {
     for (const account of accounts) expect(seen[account]).toEqual(Array.from({ length: 40 }, (_, n) => n));
   });
 
-  it('retries a failing handler, then dead-letters it with the reason; other events go on; a NonRetryableError at once', async () => {
+  it('retries a failing handler, then dead-letters it with the reason; other events go on; a NonRetryableError at once; the CLI lists and replays them', async () => {
     const capture = createCapturingLogger('info');
     const users = bus('users').declareEvent('always-fails', ['picky']).declareEvent('refused', ['picky']).declareEvent('fine', ['picky']);
     const picky = bus('picky', { logger: capture.logger, broker: { url: cluster.url, maxAttempts: 3 } });
     let failing = 0;
+    let fixed = false;
     const fine: number[] = [];
     picky.subscribeTo('always-fails', () => {
       failing += 1;
-      throw new Error('boom');
+      if (!fixed) throw new Error('boom');
     });
     picky.subscribeTo('refused', () => {
       throw new NonRetryableError('unsupported country');
@@ -150,5 +153,27 @@ describeWithKafka('Kafka transport (librdkafka mock cluster)', () => {
     expect(letters[0]!.headers['events-dead-error']).toContain('gave up after 3 attempts');
     expect(letters[0]!.headers['events-attempts']).toBe('3');
     expect(capture.withMessage('event received').map((r) => (r as unknown as { eventId: string }).eventId)).toEqual([after.id]);
+
+    // The same CLI as for RabbitMQ: list, replay one (the handler is fixed), list again.
+    const cli = async (...args: string[]): Promise<{ code: number; out: string }> => {
+      let out = '';
+      const code = await runBrokerCommand([...args, '--broker', cluster.url, '--service', 'picky', '--prefix', prefix], {}, {
+        out: (t) => (out += t),
+        err: (t) => (out += t),
+      });
+      return { code, out };
+    };
+    const listed = await cli('dead-letters', '--json');
+    expect(listed.code).toBe(0);
+    expect((JSON.parse(listed.out) as Array<{ eventId: string; reason: string }>).map((l) => [l.eventId, l.reason])).toEqual([
+      [bad.id, 'handler_failed'],
+      [refused.id, 'rejected_by_handler'],
+    ]);
+    fixed = true;
+    expect(await cli('replay', bad.id)).toEqual({ code: 0, out: 'replayed 1 dead letter to the queue of picky\n' });
+    await waitFor(() => capture.withMessage('event received').length === 2, { timeoutMs: 15_000, what: 'the replayed event handled' });
+    expect(failing).toBe(4);
+    const after2 = JSON.parse((await cli('dead-letters', '--json')).out) as Array<{ eventId: string }>;
+    expect(after2.map((l) => l.eventId)).toEqual([refused.id]);
   });
 });
