@@ -1,7 +1,7 @@
 /**
  * The part of the KafkaJS API the library uses, declared here so that the public types need no
  * Kafka package: a kafkajs `Kafka` instance fits, and so does the KafkaJS-compatible API of
- * `@confluentinc/kafka-javascript` (`require('@confluentinc/kafka-javascript').KafkaJS.Kafka`).
+ * `@confluentinc/kafka-javascript` (its `KafkaJS.Kafka` class).
  */
 
 export type KafkaHeaderValue = Buffer | string | undefined;
