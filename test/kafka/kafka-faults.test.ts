@@ -77,6 +77,29 @@ describeWithKafka('Kafka faults (librdkafka mock cluster)', () => {
     expect(lines().slice(handledBeforeKill).some(([, pid]) => pid === survivor)).toBe(true);
   });
 
+  it('a second instance joining mid-stream (a rebalance) loses nothing', async () => {
+    const cluster = await startMockCluster();
+    cleanups.push(() => cluster.stop());
+    const handled: string[] = [];
+    const subscribe = (b: EventBus) =>
+      b.subscribeTo('user-created', async (_d, event) => {
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        handled.push(event.id);
+      });
+    const first = bus('workers', cluster.url, { concurrency: 6 });
+    subscribe(first);
+    await first.start();
+    const users = bus('users', cluster.url, { concurrency: 16 }).declareEvent('user-created', ['workers']);
+    const ids = await Promise.all(Array.from({ length: 200 }, async (_, n) => (await users.emit('user-created', { n })).id));
+    await waitFor(() => handled.length >= 20, { timeoutMs: 20_000, what: 'the first instance busy' });
+    const second = bus('workers', cluster.url, { concurrency: 6 });
+    subscribe(second);
+    expect(handled.length).toBeLessThan(200); // it joins mid-stream
+    await second.start();
+    await waitFor(() => new Set(handled).size >= 200, { timeoutMs: 45_000, what: 'every event after the rebalance' });
+    expect([...new Set(handled)].sort()).toEqual([...ids].sort());
+  });
+
   it('no cluster reachable while emitting: the outbox keeps the events, all delivered once a cluster is up', async () => {
     // A fixed bootstrap address, refused until the cluster starts: a TCP relay to it opens later.
     const port = await freePort();
