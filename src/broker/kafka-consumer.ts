@@ -131,6 +131,9 @@ export class KafkaConsumer {
         return;
       }
       resolveOffset(message.offset);
+      // Throttled by the client to the heartbeat interval; a rebalance is noticed here (it throws
+      // REBALANCE_IN_PROGRESS, which the client handles by rejoining), not only after the batch.
+      await heartbeat();
     }
   }
 
@@ -175,7 +178,8 @@ export class KafkaConsumer {
     while (Date.now() < until) {
       if (!owned()) return false;
       await sleep(Math.min(KAFKA_GROUP.heartbeatInterval, until - Date.now()));
-      await heartbeat().catch(() => undefined);
+      // A refused heartbeat (a rebalance took the partition): leave the record to its next owner.
+      if (!(await heartbeat().then(() => true, () => false))) return false;
     }
     return owned();
   }
