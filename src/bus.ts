@@ -2,8 +2,7 @@ import type { Logger } from 'winston';
 import { createExpressMiddleware, type ExpressMiddleware, type MiddlewareOptions } from './adapters/express.js';
 import { createKoaMiddleware, type KoaMiddleware } from './adapters/koa.js';
 import { createNodeHandler, type NodeHandler } from './adapters/node.js';
-import { AmqpConnection } from './broker/amqp-connection.js';
-import { AmqpConsumer } from './broker/amqp-consumer.js';
+import { type BrokerConsumer, type BrokerLink, openBroker } from './broker/broker-link.js';
 import { Catalog } from './catalog.js';
 import { type EventBusOptions, type ResolvedConfig, type ResolvedTarget, resolveConfig, resolveTarget } from './config.js';
 import { DEFAULTS } from './defaults.js';
@@ -17,7 +16,6 @@ import { Receiver, type ReceiverOptions, type ReceiverRequest, type ReceiverResp
 import { Dispatcher } from './send/dispatcher.js';
 import type { DeadLetter, DeadLetterFilter, OutboxRecord, OutboxStats, OutboxStore } from './send/outbox-store.js';
 import { openInbox, openOutbox } from './stores/open.js';
-import { AmqpTransport } from './transports/amqp.js';
 import { HttpTransport } from './transports/http.js';
 import type { Transport } from './transports/transport.js';
 import type {
@@ -59,15 +57,15 @@ export class EventBus<Events extends object = EventRegistry> {
   private readonly resuming: NodeJS.Immediate | undefined;
   private readonly poll: NodeJS.Timeout | undefined;
   /** Through a broker: the connection, and this service's consumer (started by the first subscribeTo). */
-  private readonly broker: AmqpConnection | undefined;
-  private consumer: AmqpConsumer | undefined;
+  private readonly broker: BrokerLink | undefined;
+  private consumer: BrokerConsumer | undefined;
   private consumerStart: NodeJS.Immediate | undefined;
 
   constructor(options: EventBusOptions = {}) {
     this.config = resolveConfig(options);
     const { logger, broker } = this.config;
     if (broker) {
-      this.broker = new AmqpConnection({ broker, logger, name: this.config.service ?? 'events-library', timeoutMs: this.config.timeoutMs });
+      this.broker = openBroker(broker, logger, this.config.service ?? 'events-library', this.config.timeoutMs);
     }
     this.outbox = openOutbox(this.config);
     try {
@@ -91,8 +89,8 @@ export class EventBus<Events extends object = EventRegistry> {
     });
     this.transport =
       options.transport ??
-      (this.broker && broker
-        ? new AmqpTransport({ connection: this.broker, logger, prefix: broker.prefix, deliveryLimit: broker.deliveryLimit, timeoutMs: this.config.timeoutMs })
+      (this.broker
+        ? this.broker.transport
         : new HttpTransport({ logger, timeoutMs: this.config.timeoutMs, retry: this.config.retry }));
     this.dispatcher = new Dispatcher({
       store: this.outbox,
@@ -213,7 +211,11 @@ export class EventBus<Events extends object = EventRegistry> {
     if (deeperThan(payload, this.config.maxPayloadDepth)) throw new PayloadTooDeepError(type, this.config.maxPayloadDepth);
     this.catalog.check(type, declaration.validate, payload);
     const source = this.requireService('emit');
-    const event = createEvent(source, type, payload);
+    const key = options.key;
+    if (key !== undefined && (typeof key !== 'string' || key === '' || key.length > MAX_KEY_LENGTH)) {
+      throw new TypeError(`emit: options.key must be a non-empty string of at most ${MAX_KEY_LENGTH} characters`);
+    }
+    const event = createEvent(source, type, payload, key === undefined ? undefined : { partitionkey: key });
     // The emit's trace context travels in the event (CloudEvents distributed tracing, signed) and in the outbox.
     const span = this.telemetry.publish(event, declaration.targets);
     const trace = span?.traceparent === undefined ? undefined : { traceparent: span.traceparent, tracestate: span.tracestate };
@@ -403,13 +405,10 @@ export class EventBus<Events extends object = EventRegistry> {
 
   /** The broker consumer, with its own receiver: the same checks, but no timestamp window (see ReceiverOptions.checkTimestamp). */
   private createConsumer(): void {
-    const { broker, logger, concurrency } = this.config;
+    const { concurrency } = this.config;
     const service = this.requireService('subscribeTo with a broker');
     this.receiverFor('subscribeTo with a broker');
-    this.consumer = new AmqpConsumer({
-      connection: this.broker!,
-      broker: broker!,
-      logger,
+    this.consumer = this.broker!.consumer({
       service,
       concurrency,
       receiver: new Receiver({ ...this.receiverOptions(), checkTimestamp: false }),
@@ -466,6 +465,9 @@ export class EventBus<Events extends object = EventRegistry> {
     return this.config.service;
   }
 }
+
+/** Longest `emit(…, { key })`. */
+const MAX_KEY_LENGTH = 1024;
 
 /** Creates an isolated bus. Options win over `EVENTS_*` environment variables. */
 export function createEventBus<Events extends object = EventRegistry>(options: EventBusOptions = {}): EventBus<Events> {

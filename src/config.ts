@@ -3,6 +3,7 @@ import { DEFAULTS } from './defaults.js';
 import { ConfigError } from './errors/index.js';
 import { createLogger } from './logger.js';
 import { parseSecret } from './protocol/signature.js';
+import type { KafkaClientLike } from './broker/kafka-api.js';
 import type { OnDeadLetter, OnDelivered } from './observe/hooks.js';
 import type { Transport } from './transports/transport.js';
 import type { DatabasePool } from './types.js';
@@ -84,7 +85,7 @@ export interface InboxOptions {
   retentionMs?: number;
 }
 
-/** RabbitMQ instead of HTTP push (see README "Choosing a transport"). */
+/** RabbitMQ or Kafka instead of HTTP push (see README "Choosing a transport"). */
 export interface BrokerOptions {
   /** The broker. Env: `EVENTS_BROKER_URL`. @example 'amqp://guest:guest@127.0.0.1:5672/%2f' */
   url: string;
@@ -98,10 +99,37 @@ export interface BrokerOptions {
   reconnectBaseDelayMs?: number;
   /** Longest reconnect wait. @default 5000 */
   reconnectMaxDelayMs?: number;
+  /** Kafka only (`kafka://host1:9092,host2:9092`): client, TLS, SASL and topic creation. */
+  kafka?: KafkaOptions;
+}
+
+/** Kafka settings (see README "Kafka"). SSL and SASL pass through to the client as given. */
+export interface KafkaOptions {
+  /**
+   * Your own client with the KafkaJS API (`new Kafka({ … })` of kafkajs, or the KafkaJS-compatible
+   * API of `@confluentinc/kafka-javascript`); then `ssl`, `sasl` and the URL's hosts are not used.
+   * @default a kafkajs client built from the URL (optional peer `kafkajs`)
+   */
+  client?: KafkaClientLike;
+  /** TLS, passed to kafkajs as is (`true`, or tls.connect options). `kafkas://` sets it to `true`. @default false */
+  ssl?: boolean | Record<string, unknown>;
+  /** SASL, passed to kafkajs as is, e.g. `{ mechanism: 'scram-sha-512', username, password }`. @default none */
+  sasl?: Record<string, unknown>;
+  /**
+   * Create missing topics (a service's topic and its `.dlq`) at setup, and let the cluster
+   * auto-create them; `false` for production clusters where topics are provisioned. @default true
+   */
+  createTopics?: boolean;
+  /** Partitions of a topic the library creates. @default 6 */
+  partitions?: number;
+  /** Consumer group session timeout: an instance that died loses its partitions to the others after this long. @default 10000 */
+  sessionTimeoutMs?: number;
 }
 
 /** Broker options after merging and checking. */
 export interface ResolvedBroker {
+  /** Which broker, from the URL's scheme. */
+  kind: 'amqp' | 'kafka';
   url: string;
   prefix: string;
   retryDelaysMs: readonly number[];
@@ -109,6 +137,8 @@ export interface ResolvedBroker {
   deliveryLimit: number;
   reconnectBaseDelayMs: number;
   reconnectMaxDelayMs: number;
+  /** Kafka only: bootstrap brokers (`host:port`) from the URL, and the settings. */
+  kafka: { brokers: string[]; client?: KafkaClientLike; ssl: boolean | Record<string, unknown>; sasl?: Record<string, unknown>; createTopics: boolean; partitions: number; sessionTimeoutMs: number };
 }
 
 export interface HealthOptions {
@@ -179,9 +209,11 @@ export interface EventBusOptions {
   /** Sends deliveries; swap it for another transport or in tests. @default HTTP push (axios) */
   transport?: Transport;
   /**
-   * Send and receive through RabbitMQ (needs the optional peer `amqplib`): a URL, or options with
-   * one. Targets then need no URL. Env: `EVENTS_BROKER_URL`. @default HTTP push
+   * Send and receive through RabbitMQ (needs the optional peer `amqplib`) or Kafka (`kafka://…`,
+   * needs the optional peer `kafkajs`): a URL, or options with one. Targets then need no URL.
+   * Env: `EVENTS_BROKER_URL`. @default HTTP push
    * @example 'amqp://guest:guest@127.0.0.1:5672'
+   * @example 'kafka://kafka1:9092,kafka2:9092'
    */
   broker?: string | BrokerOptions;
   /**
@@ -317,19 +349,22 @@ function resolveBroker(option: EventBusOptions['broker'], env: ResolvedConfig['e
   const given = typeof option === 'string' ? { url: option } : option;
   const url = given?.url ?? nonEmpty(env.EVENTS_BROKER_URL);
   if (url === undefined) return undefined;
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch (cause) {
-    throw new ConfigError('EVENTS_BROKER_URL is not a valid URL (expected e.g. amqp://user:pass@host:5672/vhost)', {
-      variable: 'EVENTS_BROKER_URL',
-      cause,
-    });
-  }
-  if (parsed.protocol !== 'amqp:' && parsed.protocol !== 'amqps:') {
-    throw new ConfigError(`EVENTS_BROKER_URL must be an amqp:// or amqps:// URL, not ${parsed.protocol}//…`, {
-      variable: 'EVENTS_BROKER_URL',
-    });
+  const kafkaHosts = kafkaBrokersOf(url);
+  if (kafkaHosts === undefined) {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch (cause) {
+      throw new ConfigError('EVENTS_BROKER_URL is not a valid URL (expected e.g. amqp://user:pass@host:5672/vhost or kafka://host1:9092,host2:9092)', {
+        variable: 'EVENTS_BROKER_URL',
+        cause,
+      });
+    }
+    if (parsed.protocol !== 'amqp:' && parsed.protocol !== 'amqps:') {
+      throw new ConfigError(`EVENTS_BROKER_URL must be an amqp://, amqps://, kafka:// or kafkas:// URL, not ${parsed.protocol}//…`, {
+        variable: 'EVENTS_BROKER_URL',
+      });
+    }
   }
   const d = DEFAULTS.broker;
   const prefix = given?.prefix ?? nonEmpty(env.EVENTS_BROKER_PREFIX) ?? d.prefix;
@@ -341,7 +376,9 @@ function resolveBroker(option: EventBusOptions['broker'], env: ResolvedConfig['e
     throw new ConfigError('broker.retryDelaysMs must be a non-empty list of positive numbers');
   }
   retryDelaysMs.forEach((ms: number, i: number) => positive(`broker.retryDelaysMs[${i}]`, ms));
+  const k = given?.kafka;
   return {
+    kind: kafkaHosts === undefined ? 'amqp' : 'kafka',
     url,
     prefix,
     retryDelaysMs: [...retryDelaysMs].map((ms: number) => Math.round(ms)),
@@ -349,7 +386,29 @@ function resolveBroker(option: EventBusOptions['broker'], env: ResolvedConfig['e
     deliveryLimit: d.deliveryLimit,
     reconnectBaseDelayMs: positive('broker.reconnectBaseDelayMs', given?.reconnectBaseDelayMs ?? d.reconnectBaseDelayMs),
     reconnectMaxDelayMs: positive('broker.reconnectMaxDelayMs', given?.reconnectMaxDelayMs ?? d.reconnectMaxDelayMs),
+    kafka: {
+      brokers: kafkaHosts ?? [],
+      ...(k?.client !== undefined ? { client: k.client } : {}),
+      ssl: k?.ssl ?? url.toLowerCase().startsWith('kafkas://'),
+      ...(k?.sasl !== undefined ? { sasl: k.sasl } : {}),
+      createTopics: k?.createTopics ?? d.kafka.createTopics,
+      partitions: positive('broker.kafka.partitions', k?.partitions ?? d.kafka.partitions),
+      sessionTimeoutMs: positive('broker.kafka.sessionTimeoutMs', k?.sessionTimeoutMs ?? d.kafka.sessionTimeoutMs),
+    },
   };
+}
+
+/** `kafka://h1:9092,h2:9092` (or `kafkas://`, TLS) → its `host:port` list; undefined for another scheme. */
+export function kafkaBrokersOf(url: string): string[] | undefined {
+  const match = /^kafkas?:\/\/(.*)$/i.exec(url.trim());
+  if (!match) return undefined;
+  const hosts = match[1]!.replace(/\/+$/, '').split(',').map((h) => h.trim());
+  if (hosts.length === 0 || hosts.some((h) => !/^[A-Za-z0-9.\-_]+:\d{1,5}$|^\[[0-9A-Fa-f:.]+\]:\d{1,5}$/.test(h))) {
+    throw new ConfigError('EVENTS_BROKER_URL: a Kafka URL lists host:port pairs, e.g. kafka://host1:9092,host2:9092', {
+      variable: 'EVENTS_BROKER_URL',
+    });
+  }
+  return hosts;
 }
 
 /**

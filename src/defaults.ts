@@ -161,6 +161,19 @@ export const DEFAULTS = {
     /** Reconnect backoff: first wait, doubled per failure up to the max, with jitter. */
     reconnectBaseDelayMs: 100,
     reconnectMaxDelayMs: 5_000,
+    /** Kafka (`kafka://…`); see src/broker/kafka-topics.ts for the topics these shape. */
+    kafka: {
+      /** Create a service's topic and its `.dlq` when missing (and allow auto-creation); off where topics are provisioned. */
+      createTopics: true,
+      /** Partitions of a topic the library creates (the unit of parallelism within one service). */
+      partitions: 6,
+      /** Consumer group session timeout: a SIGKILLed instance's partitions move to the others after this long. */
+      sessionTimeoutMs: 10_000,
+      /** Heartbeat interval of a consumer (also sent while a failing event waits for its retry). */
+      heartbeatIntervalMs: 1_000,
+      /** Longest wait of one fetch for new records: also how long leaving the group can wait for the fetch in flight. */
+      fetchMaxWaitMs: 500,
+    },
   },
   /**
    * The test kit (`events-library/testing`): buses of an in-process network deliver without

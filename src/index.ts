@@ -34,8 +34,10 @@ export type { ExpressLikeRequest, ExpressMiddleware, MiddlewareOptions } from '.
 export type { KoaLikeContext, KoaMiddleware } from './adapters/koa.js';
 export type { NodeHandler } from './adapters/node.js';
 export type { BrokerAdminOptions, BrokerDeadLetter, BrokerReplaySelection } from './broker/admin.js';
+export type { KafkaClientLike } from './broker/kafka-api.js';
 export type {
   BrokerOptions,
+  KafkaOptions,
   EventBusOptions,
   HealthOptions,
   InboxOptions,

@@ -107,6 +107,12 @@ export interface EmitOptions {
    * outbox (`EVENTS_DATABASE_URL` or the `database` option); other outboxes throw ConfigError.
    */
   tx?: TransactionClient;
+  /**
+   * Events with the same key reach each target in the order they were emitted (Kafka: the record
+   * key, so the same partition). Carried in the signed event as the CloudEvents `partitionkey`
+   * extension. @default the event id (no order between events)
+   */
+  key?: string;
 }
 
 /** Returned by `emit` once the event is validated and recorded for delivery to every target. */

@@ -2,6 +2,7 @@ import type { ConfirmChannel, GetMessage } from 'amqplib';
 import { DEFAULTS } from '../defaults.js';
 import { ConfigError } from '../errors/index.js';
 import { loadAmqplib } from './amqp-connection.js';
+import { listKafkaDeadLetters, replayKafkaDeadLetters } from './kafka-admin.js';
 import { Publisher } from './publisher.js';
 import { deadLetterQueueName, HEADERS, queueName } from './topology.js';
 
@@ -41,6 +42,11 @@ export type BrokerReplaySelection = 'all' | { eventIds: readonly string[] };
 
 const LIMIT = 10_000;
 
+/** Kafka (`kafka://…`, `kafkas://…`): the same commands on the service's `.dlq` topic (see kafka-admin.ts). */
+function isKafka(url: string): boolean {
+  return /^kafkas?:\/\//i.test(url.trim());
+}
+
 /**
  * Lists the dead letters of a service's queue on the broker (oldest first), leaving them there:
  * they are fetched unacknowledged and returned to the queue when the channel closes.
@@ -48,6 +54,7 @@ const LIMIT = 10_000;
  * @example await listBrokerDeadLetters({ broker: process.env.EVENTS_BROKER_URL!, service: 'payments' })
  */
 export async function listBrokerDeadLetters(options: BrokerAdminOptions): Promise<BrokerDeadLetter[]> {
+  if (isKafka(options.broker)) return listKafkaDeadLetters(options);
   return withDeadLetterQueue(options, async (channel, dlq) => {
     const letters: BrokerDeadLetter[] = [];
     for (const message of await fetchAll(channel, dlq, options.limit ?? LIMIT)) letters.push(describe(message, options));
@@ -64,6 +71,7 @@ export async function listBrokerDeadLetters(options: BrokerAdminOptions): Promis
  * @example await replayBrokerDeadLetters({ broker, service: 'payments' }, { eventIds: ['5c1f…'] })
  */
 export async function replayBrokerDeadLetters(options: BrokerAdminOptions, selection: BrokerReplaySelection = 'all'): Promise<number> {
+  if (isKafka(options.broker)) return replayKafkaDeadLetters(options, selection);
   const queue = queueName(options.prefix ?? DEFAULTS.broker.prefix, options.service);
   return withDeadLetterQueue(options, async (channel, dlq) => {
     const publisher = new Publisher(channel);

@@ -9,8 +9,8 @@ import { type BrokerAdminOptions, type BrokerDeadLetter, listBrokerDeadLetters, 
  * is given. Exit codes as the file commands: 0 done, 1 failed, 2 wrong usage or configuration.
  */
 
-export const BROKER_USAGE = `Through RabbitMQ (--broker <url>, or EVENTS_BROKER_URL without --outbox):
-  dead-letters --service S [--json]       list the dead letters in S's queue S.dlq (left in place)
+export const BROKER_USAGE = `Through RabbitMQ or Kafka (--broker <url>, or EVENTS_BROKER_URL without --outbox):
+  dead-letters --service S [--json]       list the dead letters in S's queue (or topic) S.dlq (left in place)
   replay <eventId>... --service S         move them back to S's queue, attempts reset
   replay --all --service S
   --service <name>  the receiving service (default: $EVENTS_SERVICE_NAME)

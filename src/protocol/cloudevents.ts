@@ -23,7 +23,8 @@ export interface CloudEvent<Data = unknown> {
   [extension: string]: unknown;
 }
 
-export function createEvent<Data>(source: string, type: string, data: Data): CloudEvent<Data> {
+/** A new event; `extensions` (lower-case names) are serialised before `data`. */
+export function createEvent<Data>(source: string, type: string, data: Data, extensions?: Record<string, string>): CloudEvent<Data> {
   return {
     specversion: '1.0',
     id: randomUUID(),
@@ -31,6 +32,7 @@ export function createEvent<Data>(source: string, type: string, data: Data): Clo
     type,
     time: new Date().toISOString(),
     datacontenttype: JSON_CONTENT_TYPE,
+    ...extensions,
     data,
   };
 }

@@ -1,0 +1,179 @@
+import { Kafka, logLevel } from 'kafkajs';
+import { runBrokerCommand } from '../../src/broker/cli-commands.js';
+import { createEventBus, type EventBus, NonRetryableError } from '../../src/index.js';
+import { cleanupAfterEach } from '../helpers/cleanups.js';
+import { describeWithKafka, type MockCluster, startMockCluster } from '../helpers/kafka.js';
+import { createCapturingLogger, quietLogger } from '../helpers/logger.js';
+import { newSecret } from '../helpers/signing.js';
+import { waitFor } from '../helpers/wait.js';
+
+const secret = newSecret();
+
+describeWithKafka('Kafka transport (librdkafka mock cluster)', () => {
+  let cluster: MockCluster;
+  const cleanups = cleanupAfterEach();
+  let prefixCounter = 0;
+  let prefix = '';
+
+  beforeAll(async () => {
+    cluster = await startMockCluster();
+  });
+  afterAll(() => cluster?.stop());
+  jest.setTimeout(90_000);
+  beforeEach(() => {
+    prefixCounter += 1;
+    prefix = `t${prefixCounter}.`;
+  });
+
+  function bus(service: string, extra: Parameters<typeof createEventBus>[0] = {}): EventBus {
+    const b = createEventBus({
+      service,
+      secret,
+      logger: quietLogger(),
+      ...extra,
+      broker: { url: cluster.url, prefix, retryDelaysMs: [100, 200], ...(extra.broker as object | undefined) },
+    });
+    cleanups.push(() => b.close());
+    return b;
+  }
+
+  /** Every record of `topic` so far, read by a throwaway group. */
+  async function readTopic(topic: string, count: number): Promise<Array<{ key: string; value: string; headers: Record<string, string> }>> {
+    const kafka = new Kafka({ brokers: cluster.bootstrap.split(','), logLevel: logLevel.NOTHING });
+    const consumer = kafka.consumer({ groupId: `reader-${Math.random()}` });
+    const out: Array<{ key: string; value: string; headers: Record<string, string> }> = [];
+    await consumer.connect();
+    try {
+      await consumer.subscribe({ topics: [topic], fromBeginning: true });
+      await consumer.run({
+        eachMessage: async ({ message }) => {
+          const headers: Record<string, string> = {};
+          for (const [name, value] of Object.entries(message.headers ?? {})) headers[name] = String(value);
+          out.push({ key: String(message.key), value: String(message.value), headers });
+        },
+      });
+      await waitFor(() => out.length >= count, { timeoutMs: 15_000, what: `${count} records in ${topic}` });
+    } finally {
+      await consumer.disconnect();
+    }
+    return out;
+  }
+
+  it('two services with two instances each: every event is handled once per service', async () => {
+    const users = bus('users').declareEvent('user-created', ['payments', 'orders']);
+    const handled: Record<string, string[]> = { payments: [], orders: [] };
+    const instances: Record<string, Set<number>> = { payments: new Set(), orders: new Set() };
+    const starting: Array<Promise<void>> = [];
+    for (const service of ['payments', 'orders']) {
+      for (let i = 0; i < 2; i += 1) {
+        const b = bus(service, { concurrency: 6 });
+        b.subscribeTo('user-created', (_data, event) => {
+          handled[service]!.push(event.id);
+          instances[service]!.add(i);
+        });
+        starting.push(b.start());
+      }
+    }
+    await Promise.all(starting);
+    const ids = await Promise.all(Array.from({ length: 200 }, async (_, n) => (await users.emit('user-created', { n })).id));
+    await waitFor(() => handled.payments!.length >= 200 && handled.orders!.length >= 200, { timeoutMs: 30_000, what: 'all events' });
+    for (const service of ['payments', 'orders']) {
+      expect(handled[service]!.length).toBe(200);
+      expect([...new Set(handled[service])].sort()).toEqual([...ids].sort());
+    }
+    expect(users.outboxStats().pending).toBe(0);
+  });
+
+  it('keeps events emitted before the target ever started; the record carries ce_* headers, the key and a signature', async () => {
+    const users = bus('users').declareEvent('user-created', ['late']);
+    const { id } = await users.emit('user-created', { n: 1 }, { key: 'user-42' });
+    await waitFor(() => users.outboxStats().pending === 0, { what: 'the publish to be acknowledged' });
+    const [record] = await readTopic(`${prefix}late`, 1);
+    expect(record!.key).toBe('user-42');
+    expect(JSON.parse(record!.value)).toMatchObject({ id, type: 'user-created', source: 'users', partitionkey: 'user-42', data: { n: 1 } });
+    expect(record!.headers).toMatchObject({ ce_id: id, ce_type: 'user-created', ce_source: 'users', ce_specversion: '1.0', 'webhook-id': id });
+    expect(record!.headers['content-type']).toMatch(/^application\/cloudevents\+json/);
+    expect(record!.headers['webhook-signature']).toMatch(/^v1,/);
+
+    const received: string[] = [];
+    const late = bus('late');
+    late.subscribeTo('user-created', (_d, event) => void received.push(event.id));
+    await waitFor(() => received.length === 1, { timeoutMs: 15_000, what: 'the late consumer to get it' });
+    expect(received).toEqual([id]);
+  });
+
+  it('events with the same key reach the target in emit order, under concurrent emits', async () => {
+    const users = bus('users', { concurrency: 16 }).declareEvent('account-changed', ['ledger']);
+    const seen: Record<string, number[]> = {};
+    for (let i = 0; i < 2; i += 1) {
+      const ledger = bus('ledger', { concurrency: 6 });
+      ledger.subscribeTo('account-changed', async (data) => {
+        const { account, seq } = data as { account: string; seq: number };
+        await new Promise((resolve) => setTimeout(resolve, seq % 3)); // handlers of other keys interleave
+        (seen[account] ??= []).push(seq);
+      });
+      await ledger.start();
+    }
+    const accounts = ['a', 'b', 'c', 'd', 'e'];
+    const emits: Array<Promise<unknown>> = [];
+    for (let seq = 0; seq < 40; seq += 1) {
+      for (const account of accounts) emits.push(users.emit('account-changed', { account, seq }, { key: account }));
+    }
+    await Promise.all(emits);
+    await waitFor(() => accounts.every((a) => (seen[a]?.length ?? 0) >= 40), { timeoutMs: 30_000, what: 'every event' });
+    for (const account of accounts) expect(seen[account]).toEqual(Array.from({ length: 40 }, (_, n) => n));
+  });
+
+  it('retries a failing handler, then dead-letters it with the reason; other events go on; a NonRetryableError at once; the CLI lists and replays them', async () => {
+    const capture = createCapturingLogger('info');
+    const users = bus('users').declareEvent('always-fails', ['picky']).declareEvent('refused', ['picky']).declareEvent('fine', ['picky']);
+    const picky = bus('picky', { logger: capture.logger, broker: { url: cluster.url, maxAttempts: 3 } });
+    let failing = 0;
+    let fixed = false;
+    const fine: number[] = [];
+    picky.subscribeTo('always-fails', () => {
+      failing += 1;
+      if (!fixed) throw new Error('boom');
+    });
+    picky.subscribeTo('refused', () => {
+      throw new NonRetryableError('unsupported country');
+    });
+    picky.subscribeTo('fine', (data) => void fine.push((data as { n: number }).n));
+    await picky.start();
+    const bad = await users.emit('always-fails', { n: 0 }, { key: 'k' });
+    const refused = await users.emit('refused', { n: 0 }, { key: 'k' });
+    const after = await users.emit('fine', { n: 1 }, { key: 'k' });
+    await waitFor(() => fine.length === 1, { timeoutMs: 20_000, what: 'the event after the failing one' });
+    expect(failing).toBe(3);
+    const letters = await readTopic(`${prefix}picky.dlq`, 2);
+    expect(letters.map((l) => [JSON.parse(l.value).id, l.headers['events-dead-reason']])).toEqual([
+      [bad.id, 'handler_failed'],
+      [refused.id, 'rejected_by_handler'],
+    ]);
+    expect(letters[0]!.headers['events-dead-error']).toContain('gave up after 3 attempts');
+    expect(letters[0]!.headers['events-attempts']).toBe('3');
+    expect(capture.withMessage('event received').map((r) => (r as unknown as { eventId: string }).eventId)).toEqual([after.id]);
+
+    // The same CLI as for RabbitMQ: list, replay one (the handler is fixed), list again.
+    const cli = async (...args: string[]): Promise<{ code: number; out: string }> => {
+      let out = '';
+      const code = await runBrokerCommand([...args, '--broker', cluster.url, '--service', 'picky', '--prefix', prefix], {}, {
+        out: (t) => (out += t),
+        err: (t) => (out += t),
+      });
+      return { code, out };
+    };
+    const listed = await cli('dead-letters', '--json');
+    expect(listed.code).toBe(0);
+    expect((JSON.parse(listed.out) as Array<{ eventId: string; reason: string }>).map((l) => [l.eventId, l.reason])).toEqual([
+      [bad.id, 'handler_failed'],
+      [refused.id, 'rejected_by_handler'],
+    ]);
+    fixed = true;
+    expect(await cli('replay', bad.id)).toEqual({ code: 0, out: 'replayed 1 dead letter to the queue of picky\n' });
+    await waitFor(() => capture.withMessage('event received').length === 2, { timeoutMs: 15_000, what: 'the replayed event handled' });
+    expect(failing).toBe(4);
+    const after2 = JSON.parse((await cli('dead-letters', '--json')).out) as Array<{ eventId: string }>;
+    expect(after2.map((l) => l.eventId)).toEqual([refused.id]);
+  });
+});
