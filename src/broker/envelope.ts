@@ -45,6 +45,7 @@ export function envelopeOf(delivery: Delivery, extraHeaders: Record<string, stri
       'webhook-id': delivery.eventId,
       'webhook-timestamp': String(timestamp),
       'webhook-signature': signatureHeader(delivery.target.keys, delivery.eventId, timestamp, delivery.body),
+      ...traceHeaders(delivery, 'cloudEvents_'),
       ...extraHeaders,
     },
   };
@@ -73,4 +74,17 @@ function timeOf(body: string): string | undefined {
   if (data >= 0 && data < at) return undefined;
   const end = body.indexOf('"', at + 8);
   return end < 0 ? undefined : body.slice(at + 8, end);
+}
+
+/**
+ * The attempt's W3C trace context as the broker's own headers: plain `traceparent`/`tracestate`
+ * (what OpenTelemetry's messaging instrumentations read) and the CloudEvents binding's prefixed
+ * attribute headers. Informational, like every header: the receiver restores the context from the
+ * event's signed attributes.
+ */
+export function traceHeaders(delivery: Delivery, prefix: string): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (delivery.traceparent !== undefined) headers.traceparent = headers[`${prefix}traceparent`] = delivery.traceparent;
+  if (delivery.tracestate !== undefined) headers.tracestate = headers[`${prefix}tracestate`] = delivery.tracestate;
+  return headers;
 }

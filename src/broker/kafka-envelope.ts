@@ -1,4 +1,5 @@
 import { STRUCTURED_CONTENT_TYPE } from '../protocol/cloudevents.js';
+import { traceHeaders } from './envelope.js';
 import { signatureHeader } from '../protocol/signature.js';
 import type { ReceiverRequest } from '../receive/receiver.js';
 import type { Delivery } from '../transports/transport.js';
@@ -28,6 +29,7 @@ export function recordOf(delivery: Delivery): KafkaOutgoingMessage {
       'webhook-id': delivery.eventId,
       'webhook-timestamp': String(timestamp),
       'webhook-signature': signatureHeader(delivery.target.keys, delivery.eventId, timestamp, delivery.body),
+      ...traceHeaders(delivery, 'ce_'),
     },
   };
 }
