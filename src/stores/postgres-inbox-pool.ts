@@ -1,10 +1,7 @@
-import type { Pool, PoolConfig } from 'pg';
 import type { Logger } from 'winston';
 import { DEFAULTS } from '../defaults.js';
-import { ConfigError } from '../errors/index.js';
 import type { DatabasePool } from '../types.js';
-
-// (To be folded into the shared src/stores/postgres.ts of the PostgreSQL outbox at merge.)
+import { loadPg } from './postgres.js';
 
 /** A pool to use, and whether the library opened it (then it ends it at close). */
 export interface OwnedPool {
@@ -13,21 +10,9 @@ export interface OwnedPool {
   end(): Promise<void>;
 }
 
-function loadPg(): { Pool: new (config: PoolConfig) => Pool } {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return require('pg') as { Pool: new (config: PoolConfig) => Pool };
-  } catch (cause) {
-    throw new ConfigError(
-      'EVENTS_DATABASE_URL (or the database option) is set, but the optional peer dependency pg is not installed: run npm install pg@^8',
-      { variable: 'EVENTS_DATABASE_URL', cause },
-    );
-  }
-}
-
 /**
  * The pool for `database`: yours as is (never ended by the library), or one opened from a URL
- * with `pg`, loaded only here. An idle connection that breaks (the server restarted) is logged
+ * with `pg` (loaded lazily, in postgres.ts). An idle connection that breaks (the server restarted) is logged
  * and replaced by the pool, never thrown into the process.
  */
 export function openPool(database: string | DatabasePool, logger: Logger): OwnedPool {
