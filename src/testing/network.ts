@@ -7,7 +7,7 @@ import { ConfigError } from '../errors/index.js';
 import type { DeadLetter, OutboxStats } from '../send/outbox-store.js';
 import type { EventRegistry } from '../types.js';
 import { type InProcessRoute, InProcessTransport } from './in-process-transport.js';
-import { type RecordedEmit, sequencedEmits } from './record-emits.js';
+import { type EmitRecorder, type RecordedEmit, sequencedEmits } from './record-emits.js';
 
 export interface TestNetworkOptions {
   /** The secret every bus of the network signs and verifies with. @default a random `whsec_…` per network */
@@ -104,8 +104,8 @@ export class TestNetwork {
   }
 
   /** Creates the bus of `service` on this network (see `options`) and adds it. */
-  bus<Events extends object = EventRegistry>(service: string, overrides: EventBusOptions = {}): EventBus<Events> {
-    return this.add(createEventBus<Events>(this.options(service, overrides)));
+  bus<Events extends object = EventRegistry>(service: string, overrides: EventBusOptions = {}): EventBus<Events> & Pick<EmitRecorder<Events>, 'emitted'> {
+    return this.add(createEventBus<Events>(this.options(service, overrides))) as EventBus<Events> & Pick<EmitRecorder<Events>, 'emitted'>;
   }
 
   /**

@@ -28,7 +28,8 @@ type EmitFunction = (...args: unknown[]) => Promise<EmitReceipt>;
 
 /**
  * Records what `bus` emits, for assertions. Wraps that one bus instance's `emit` (EventBus itself
- * keeps no test state); calling it again for the same bus returns the same recorder. Emits that
+ * keeps no test state) and gives that instance `bus.emitted(type?)` too; calling it again for the
+ * same bus returns the same recorder. Emits that
  * reject (undeclared type, invalid payload, closed bus) are not recorded.
  *
  * @example
@@ -64,6 +65,10 @@ function entryFor(bus: object): { list: SequencedEmit[]; recorder: EmitRecorder<
       list.length = 0;
     },
   } as EmitRecorder<object>;
+  // Also as `bus.emitted(type?)` on that instance (the test kit's buses; EventBus itself has none).
+  if (!('emitted' in bus)) {
+    Object.defineProperty(bus, 'emitted', { value: recorder.emitted, configurable: true, writable: true, enumerable: false });
+  }
   entry = { list, recorder };
   recorders.set(bus, entry);
   return entry;

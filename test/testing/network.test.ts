@@ -173,6 +173,20 @@ describe('test network', () => {
     expect(net.emitted().map((e) => `${e.source}:${e.type}`)).toEqual(['users:user-created', 'payments:customer-created']);
   });
 
+  test('each bus of the network records its own emits: bus.emitted(type)', async () => {
+    const net = network();
+    const users = net.bus('users');
+    users.declareEvent('user-created', ['payments']);
+    net.bus('payments').subscribeTo('user-created', () => {});
+
+    await users.emit('user-created', { user_id: 'u1' });
+    await net.settled();
+
+    expect(users.emitted('user-created')).toHaveLength(1);
+    expect(users.emitted('user-created')[0]).toMatchObject({ type: 'user-created', source: 'users', data: { user_id: 'u1' } });
+    expect(users.emitted('user-deleted')).toEqual([]);
+  });
+
   test('settled() waits for a handler still running', async () => {
     const net = network();
     const users = net.bus('users').declareEvent('user-created', ['payments']);
