@@ -340,6 +340,8 @@ describeWithBroker('RabbitMQ transport (real broker)', () => {
     for (let n = 0; n < 50; n += 1) ids.push((await users.emit('user-created', { after: n })).id);
     await waitFor(() => ids.every((id) => handled.has(id)), { timeoutMs: 20_000, what: 'every event after the drop' });
     await waitFor(() => senderLog.withMessage('broker connection restored').length > 0, { what: 'the recovery line' });
+    // A publish whose confirm the drop lost is sent again (the consumer dedupes it): wait for its confirm.
+    await waitFor(() => users.outboxStats().pending === 0, { timeoutMs: 20_000, what: 'the outbox to drain' });
     expect(users.outboxStats()).toMatchObject({ pending: 0, deadLetters: 0 });
     expect(senderLog.withMessage('broker connection lost; reconnecting')).toHaveLength(1);
     expect(senderLog.withMessage('broker connection restored')).toHaveLength(1);
