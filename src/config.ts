@@ -21,6 +21,25 @@ export interface ServiceEntry {
   url?: string;
   /** Signing secret for this target. @default this service's own `secret` */
   secret?: SecretInput;
+  /**
+   * Send this target batches (`application/cloudevents-batch+json`) when events queue up; `false`
+   * for a peer that only speaks structured mode (one event per request). A peer that answers a
+   * batch with 415 is switched to structured mode by itself. Env: `EVENTS_SERVICE_<NAME>_BATCH`
+   * (`false`/`0`/`off`). @default the bus's `batch.enabled` (true)
+   */
+  batch?: boolean;
+}
+
+/** Batched HTTP delivery (see README "Throughput"). */
+export interface BatchOptions {
+  /** Batching for every target; a target's own `batch` setting wins. Env: `EVENTS_BATCH` (`false`/`0`/`off`). @default true */
+  enabled?: boolean;
+  /** Most events in one request. @default 100 */
+  maxEvents?: number;
+  /** Most body bytes in one request; keep it under the receivers' `bodyLimitBytes`. @default 524288 (512 KiB) */
+  maxBytes?: number;
+  /** Wait this long for more events before sending a partial batch, in ms (0: never wait, no added latency). @default 0 */
+  lingerMs?: number;
 }
 
 export interface RetryOptions {
@@ -184,8 +203,15 @@ export interface EventBusOptions {
   timeoutMs?: number;
   /** Allowed clock skew of `webhook-timestamp`, in seconds. @default 300 */
   toleranceSeconds?: number;
-  /** Deliveries in flight at once, per target. @default 16 */
+  /** Deliveries in flight at once, per target (with batching: requests in flight). @default 16 */
   concurrency?: number;
+  /** Batched HTTP delivery; `false` turns it off for every target. @default on: up to 100 events or 512 KiB per request, no linger */
+  batch?: BatchOptions | false;
+  /**
+   * HTTP client of the default transport: `axios` (with axios-retry), or `undici` (optional peer
+   * `undici`, less CPU per request). Env: `EVENTS_HTTP_CLIENT`. @default 'axios'
+   */
+  httpClient?: 'axios' | 'undici';
   retry?: Partial<RetryOptions>;
   redelivery?: Partial<RedeliveryOptions>;
   outbox?: OutboxOptions;
@@ -239,6 +265,8 @@ export interface ResolvedTarget {
   url: string;
   /** HMAC keys; every one signs each delivery. */
   keys: Buffer[];
+  /** Batches may be sent to it (the bus's `batch.enabled`, overridden by the target's own `batch`). */
+  batch: boolean;
 }
 
 /** Options after merging caller, environment and DEFAULTS, and checking them. */
@@ -254,6 +282,8 @@ export interface ResolvedConfig {
   timeoutMs: number;
   toleranceSeconds: number;
   concurrency: number;
+  batch: Required<BatchOptions>;
+  httpClient: 'axios' | 'undici';
   retry: RetryOptions;
   redelivery: RedeliveryOptions;
   outbox: Required<Omit<OutboxOptions, 'path'>> & { path: string | undefined };
@@ -278,6 +308,7 @@ export function envKey(service: string): string {
 
 export const urlVariable = (service: string): string => `EVENTS_SERVICE_${envKey(service)}_URL`;
 export const secretVariable = (service: string): string => `EVENTS_SERVICE_${envKey(service)}_SECRET`;
+export const batchVariable = (service: string): string => `EVENTS_SERVICE_${envKey(service)}_BATCH`;
 
 /** Merges options over the environment over DEFAULTS and checks every value. Throws ConfigError. */
 export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
@@ -313,6 +344,8 @@ export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
     timeoutMs: positive('timeoutMs', options.timeoutMs ?? DEFAULTS.timeoutMs),
     toleranceSeconds: positive('toleranceSeconds', options.toleranceSeconds ?? DEFAULTS.toleranceSeconds),
     concurrency: positive('concurrency', options.concurrency ?? DEFAULTS.concurrency),
+    batch: resolveBatch(options.batch, env),
+    httpClient: resolveHttpClient(options.httpClient ?? nonEmpty(env.EVENTS_HTTP_CLIENT)),
     retry: checkNumbers('retry', { ...DEFAULTS.retry, ...options.retry }, ['retries']),
     redelivery: checkNumbers('redelivery', { ...DEFAULTS.redelivery, ...options.redelivery }, []),
     outbox: {
@@ -343,6 +376,36 @@ export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
     services: options.services ?? {},
     broker: resolveBroker(options.broker, env),
   };
+}
+
+function resolveBatch(option: EventBusOptions['batch'], env: ResolvedConfig['env']): Required<BatchOptions> {
+  const d = DEFAULTS.batch;
+  const given = option === false ? { enabled: false } : (option ?? {});
+  return {
+    enabled: given.enabled ?? flag(env.EVENTS_BATCH, 'EVENTS_BATCH') ?? d.enabled,
+    maxEvents: positive('batch.maxEvents', given.maxEvents ?? d.maxEvents),
+    maxBytes: positive('batch.maxBytes', given.maxBytes ?? d.maxBytes),
+    lingerMs: positive('batch.lingerMs', given.lingerMs ?? d.lingerMs, true),
+  };
+}
+
+function resolveHttpClient(value: string | undefined): 'axios' | 'undici' {
+  const client = value ?? DEFAULTS.httpClient;
+  if (client !== 'axios' && client !== 'undici') {
+    throw new ConfigError(`httpClient must be 'axios' or 'undici', not ${JSON.stringify(client)} (check EVENTS_HTTP_CLIENT)`, {
+      variable: 'EVENTS_HTTP_CLIENT',
+    });
+  }
+  return client;
+}
+
+/** An on/off environment variable: true/1/on/yes, false/0/off/no; undefined when unset. */
+function flag(value: string | undefined, variable: string): boolean | undefined {
+  const text = nonEmpty(value)?.trim().toLowerCase();
+  if (text === undefined) return undefined;
+  if (['true', '1', 'on', 'yes'].includes(text)) return true;
+  if (['false', '0', 'off', 'no'].includes(text)) return false;
+  throw new ConfigError(`${variable} must be true or false (or 1/0, on/off), not ${JSON.stringify(value)}`, { variable });
 }
 
 function resolveBroker(option: EventBusOptions['broker'], env: ResolvedConfig['env']): ResolvedBroker | undefined {
@@ -441,7 +504,8 @@ export function resolveTarget(config: ResolvedConfig, name: string): ResolvedTar
       { variable: secretVar },
     );
   }
-  return { name, url: normalised, keys };
+  const batch = fromOptions?.batch ?? flag(config.env[batchVariable(name)], batchVariable(name)) ?? config.batch.enabled;
+  return { name, url: normalised, keys, batch };
 }
 
 /**

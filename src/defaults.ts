@@ -31,8 +31,25 @@ export const DEFAULTS = {
   /** How far a `webhook-timestamp` may be from the receiver's clock, in seconds (Standard Webhooks: 5 min). */
   toleranceSeconds: 300,
   logLevel: 'info',
-  /** Deliveries in flight at once, per target service. */
+  /** Deliveries in flight at once, per target service (with batching: requests in flight, each carrying a batch). */
   concurrency: 16,
+  /**
+   * Batched HTTP delivery: deliveries for one target that queued up while requests were in flight
+   * go out together, as one `application/cloudevents-batch+json` request signed once. A lone
+   * event is sent at once in structured mode: batching adds no latency when idle.
+   */
+  batch: {
+    /** Batching on for every target (turn it off per target with `services.<name>.batch: false`). */
+    enabled: true,
+    /** Most events in one request. */
+    maxEvents: 100,
+    /** Most body bytes in one request (half the receiver's default 1 MiB body limit). */
+    maxBytes: 512 * 1024,
+    /** Wait this long for more events before sending a partial batch, in ms (0: never wait). */
+    lingerMs: 0,
+  },
+  /** HTTP client of the default transport: `axios` (with axios-retry), or `undici` (optional peer, leaner per request). */
+  httpClient: 'axios' as 'axios' | 'undici',
   /** Immediate retries of one delivery (axios-retry), before it goes back to the outbox. */
   retry: {
     retries: 3,

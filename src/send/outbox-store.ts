@@ -45,6 +45,12 @@ export interface DeadLetterFilter {
   target?: string;
 }
 
+/** One delivery's outcome, as `settleMany` records it (the same as `complete`, `reschedule` or `kill`). */
+export type Settlement =
+  | { kind: 'complete'; record: OutboxRecord }
+  | { kind: 'reschedule'; record: OutboxRecord; nextAttemptAt: number }
+  | { kind: 'kill'; record: OutboxRecord; reason: DeadLetter['reason'] };
+
 /** A value, or a promise of it: the memory and SQLite stores answer at once, the PostgreSQL store asynchronously. */
 export type Awaitable<T> = T | Promise<T>;
 
@@ -72,6 +78,12 @@ export interface OutboxStore {
   /** Leases the one record of `target` that is due soonest, due or not (a probe of a target that is down). */
   claimProbe(target: string): Awaitable<OutboxRecord | undefined>;
   complete(id: number): Awaitable<void>;
+  /**
+   * Records many outcomes at once (a batch's, or every delivery that ended in one turn): in one
+   * transaction where the store has them. Optional: without it the dispatcher calls `complete`,
+   * `reschedule` and `kill` one by one.
+   */
+  settleMany?(settlements: readonly Settlement[]): Awaitable<void>;
   /** Ends a lease: due again at `nextAttemptAt`. */
   reschedule(record: OutboxRecord, nextAttemptAt: number): Awaitable<void>;
   /** Ends a lease: the record becomes a dead letter. */

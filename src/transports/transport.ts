@@ -36,6 +36,12 @@ export interface DeliveryResult {
   receipt?: boolean;
   /** Tries this send made (1 + immediate retries). */
   attempts: number;
+  /**
+   * Batch sends only: the target refused the batch as a whole because it does not read batch
+   * mode (415). The event was not processed; the dispatcher sends it again on its own, in
+   * structured mode, and stops batching to that target.
+   */
+  batchUnsupported?: boolean;
 }
 
 /**
@@ -44,5 +50,12 @@ export interface DeliveryResult {
  */
 export interface Transport {
   send(delivery: Delivery): Promise<DeliveryResult>;
+  /**
+   * Optional: several deliveries to one target in one request (HTTP: a CloudEvents batch, signed
+   * once over the exact body). Answers one result per delivery, in the same order, settled one by
+   * one from the target's per-event answer. Called only with 2 or more deliveries to the same
+   * target whose `target.batch` is true. Never throws for a delivery failure.
+   */
+  sendBatch?(deliveries: readonly Delivery[]): Promise<DeliveryResult[]>;
   close(): Promise<void>;
 }

@@ -218,7 +218,7 @@ describe('resolveTarget', () => {
   test('reads EVENTS_SERVICE_<NAME>_URL with the name mangled', () => {
     const config = resolveConfig({ env: { ...base, EVENTS_SERVICE_ORDER_SERVICE_URL: 'http://orders.internal:3000/events' } });
     const target = resolveTarget(config, 'order-service');
-    expect(target).toEqual({ name: 'order-service', url: 'http://orders.internal:3000/events', keys: [parseSecret(SECRET_A)] });
+    expect(target).toEqual({ name: 'order-service', url: 'http://orders.internal:3000/events', keys: [parseSecret(SECRET_A)], batch: true });
   });
 
   test('signs with every own key (rotation) when the target has no secret of its own', () => {
@@ -256,6 +256,7 @@ describe('resolveTarget', () => {
       name: 'orders',
       url: 'http://o-options/events',
       keys: [parseSecret(SECRET_C)],
+      batch: true,
     });
   });
 

@@ -79,7 +79,7 @@ function setup(
     telemetry: Telemetry.off(logger),
     concurrency: options.concurrency ?? 16,
     redelivery: { ...DEFAULTS.redelivery, ...options.redelivery },
-    resolveTarget: options.resolveTarget ?? ((name) => ({ name, url: `http://127.0.0.1:1/${name}`, keys: [KEY] })),
+    resolveTarget: options.resolveTarget ?? ((name) => ({ name, url: `http://127.0.0.1:1/${name}`, keys: [KEY], batch: false })),
   });
   /** Adds deliveries as `emit` does: store, then notify. */
   const emit = async (...deliveries: NewDelivery[]) => {
