@@ -7,7 +7,8 @@ import type { Logger } from 'winston';
 import type { RetryOptions } from '../config.js';
 import { STRUCTURED_CONTENT_TYPE } from '../protocol/cloudevents.js';
 import { signatureHeader } from '../protocol/signature.js';
-import { backoffMs, isFinalStatus, isRetryableStatus, isTargetDownStatus, parseRetryAfter } from '../send/retry-policy.js';
+import { backoffMs, isRetryableStatus, parseRetryAfter } from '../send/retry-policy.js';
+import { describeAnswer, type HeaderOf, networkResult, singleResult } from './http-answer.js';
 import type { Delivery, DeliveryResult, Transport } from './transport.js';
 
 export interface HttpTransportOptions {
@@ -33,8 +34,6 @@ declare module 'axios' {
     eventsDelivery?: TryState;
   }
 }
-
-const RESPONSE_SNIPPET = 300;
 
 /**
  * HTTP push: POST the structured CloudEvent, signed per try (a fresh `webhook-timestamp` on every
@@ -107,7 +106,7 @@ export class HttpTransport implements Transport {
         signal: this.aborter.signal,
         eventsDelivery: state,
       });
-      return { outcome: 'delivered', status: response.status, attempts: state.tries, receipt: isReceipt(response.data) };
+      return singleResult(response.status, () => undefined, typeof response.data === 'string' ? response.data : undefined, state.tries);
     } catch (error) {
       return toResult(error, state.tries);
     }
@@ -157,9 +156,16 @@ function fields(delivery: Delivery): Record<string, unknown> {
   return { eventId: delivery.eventId, type: delivery.type, source: delivery.source, target: delivery.target.name };
 }
 
+/** A reader of the answer's headers, for http-answer.ts. */
+function headersOf(error: AxiosError): HeaderOf {
+  return (name) => {
+    const value: unknown = error.response?.headers?.[name];
+    return typeof value === 'string' ? value : undefined;
+  };
+}
+
 function headerOf(error: AxiosError, name: string): string | undefined {
-  const value: unknown = error.response?.headers?.[name];
-  return typeof value === 'string' ? value : undefined;
+  return headersOf(error)(name);
 }
 
 /**
@@ -170,54 +176,25 @@ function statusOf(error: AxiosError): number | undefined {
   return error.response?.status ?? (error.request as { res?: { statusCode?: number } } | undefined)?.res?.statusCode;
 }
 
+function bodyOf(error: AxiosError): string | undefined {
+  const data: unknown = error.response?.data;
+  return typeof data === 'string' ? data : undefined;
+}
+
 function describe(error: AxiosError): string {
-  if (!error.response) {
-    const status = statusOf(error);
-    return status === undefined ? (error.code ?? error.message) : `HTTP ${status}: ${error.message}`;
-  }
-  const body = typeof error.response.data === 'string' ? error.response.data.slice(0, RESPONSE_SNIPPET) : '';
-  return `HTTP ${error.response.status}${body ? `: ${body}` : ''}`;
-}
-
-/** Our receiver's answer to a delivered event: `{ status: 'delivered' | 'duplicate', id }`. */
-function isReceipt(data: unknown): boolean {
-  const body = parseBody(data);
-  return body !== undefined && (body.status === 'delivered' || body.status === 'duplicate') && typeof body.id === 'string';
-}
-
-/** Our receiver's answer when a handler threw NonRetryableError (with any 4xx status). */
-function refusedByHandler(data: unknown): boolean {
-  return parseBody(data)?.error === 'rejected_by_handler';
-}
-
-function parseBody(data: unknown): Record<string, unknown> | undefined {
-  if (typeof data !== 'string' || !data.startsWith('{')) return undefined;
-  try {
-    const value: unknown = JSON.parse(data);
-    return value !== null && typeof value === 'object' ? (value as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
-  }
+  const status = statusOf(error);
+  if (status === undefined) return error.code ?? error.message;
+  return error.response ? describeAnswer(status, bodyOf(error)) : `HTTP ${status}: ${error.message}`;
 }
 
 function toResult(error: unknown, attempts: number): DeliveryResult {
-  if (!(error instanceof AxiosError)) {
-    return { outcome: 'retry', error: (error as Error)?.message ?? String(error), attempts, targetDown: true };
-  }
+  if (!(error instanceof AxiosError)) return networkResult((error as Error)?.message ?? String(error), attempts);
   const status = statusOf(error);
-  if (status === undefined) return { outcome: 'retry', error: describe(error), attempts, targetDown: true };
-  // A 2xx whose body was too large to read: the target took the event, and its answer is no receipt.
-  if (status >= 200 && status < 300) return { outcome: 'delivered', status, attempts, receipt: false };
-  const retryAfterMs = parseRetryAfter(headerOf(error, 'retry-after'));
-  // Dead-letter at once only a verdict on the event itself; any other 4xx (401, 403, 404, …) is
-  // an operator's to fix and is redelivered from the outbox with the normal backoff.
-  const final = isFinalStatus(status) || (status < 500 && refusedByHandler(error.response?.data));
-  return {
-    outcome: final ? 'refused' : 'retry',
-    status,
-    error: describe(error),
-    attempts,
-    targetDown: isTargetDownStatus(status),
-    ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
-  };
+  if (status === undefined) return networkResult(describe(error), attempts);
+  if (!error.response) {
+    // The answer's body was over the cap: the status alone decides (a 2xx: taken, and no receipt).
+    const result = singleResult(status, headersOf(error), undefined, attempts);
+    return result.error === undefined ? result : { ...result, error: describe(error) };
+  }
+  return singleResult(status, headersOf(error), bodyOf(error), attempts);
 }
