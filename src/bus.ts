@@ -17,6 +17,7 @@ import { Dispatcher } from './send/dispatcher.js';
 import type { DeadLetter, DeadLetterFilter, OutboxRecord, OutboxStats, OutboxStore } from './send/outbox-store.js';
 import { openInbox, openOutbox } from './stores/open.js';
 import { HttpTransport } from './transports/http.js';
+import { UndiciTransport } from './transports/undici.js';
 import type { Transport } from './transports/transport.js';
 import type {
   DataOf,
@@ -67,6 +68,8 @@ export class EventBus<Events extends object = EventRegistry> {
     if (broker) {
       this.broker = openBroker(broker, logger, this.config.service ?? 'events-library', this.config.timeoutMs);
     }
+    // Before any store opens: a missing optional HTTP client fails with nothing to release.
+    this.transport = options.transport ?? this.broker?.transport ?? this.httpTransport();
     this.outbox = openOutbox(this.config);
     try {
       this.inbox = openInbox(this.config);
@@ -87,11 +90,6 @@ export class EventBus<Events extends object = EventRegistry> {
         },
       },
     });
-    this.transport =
-      options.transport ??
-      (this.broker
-        ? this.broker.transport
-        : new HttpTransport({ logger, timeoutMs: this.config.timeoutMs, retry: this.config.retry }));
     this.dispatcher = new Dispatcher({
       store: this.outbox,
       transport: this.transport,
@@ -401,6 +399,13 @@ export class EventBus<Events extends object = EventRegistry> {
     }
     this.telemetry.close();
     await Promise.all([this.outbox.close(), this.inbox.close()]);
+  }
+
+  /** HTTP push over the configured client: axios (the default) or undici (an optional peer). */
+  private httpTransport(): Transport {
+    const { logger, timeoutMs, retry, concurrency } = this.config;
+    if (this.config.httpClient === 'undici') return new UndiciTransport({ logger, timeoutMs, retry, connections: concurrency });
+    return new HttpTransport({ logger, timeoutMs, retry });
   }
 
   /** The broker consumer, with its own receiver: the same checks, but no timestamp window (see ReceiverOptions.checkTimestamp). */

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
@@ -7,9 +6,19 @@ import axiosRetry from 'axios-retry';
 import type { Logger } from 'winston';
 import type { RetryOptions } from '../config.js';
 import { BATCH_CONTENT_TYPE, STRUCTURED_CONTENT_TYPE } from '../protocol/cloudevents.js';
-import { signatureHeader } from '../protocol/signature.js';
 import { backoffMs, isRetryableStatus, parseRetryAfter } from '../send/retry-policy.js';
 import { batchResults, describeAnswer, type HeaderOf, networkResult, readBatchResults, singleResult } from './http-answer.js';
+import {
+  ANSWER_CAP_BYTES,
+  answerCapBytes,
+  attemptOf,
+  batchBody,
+  batchWebhookId,
+  logFields,
+  type RequestInFlight,
+  traceHeaders,
+  webhookHeaders,
+} from './http-request.js';
 import type { Delivery, DeliveryResult, Transport } from './transport.js';
 
 export interface HttpTransportOptions {
@@ -20,15 +29,12 @@ export interface HttpTransportOptions {
   maxSockets?: number;
 }
 
-/** The answer to a batch is read up to this many bytes per event (at least the single send's cap). */
-const BATCH_ANSWER_BYTES_PER_EVENT = 1024;
-const ANSWER_CAP_BYTES = 64 * 1024;
 
 /**
  * Per-request state, shared by every try. A class instance, not a plain object: axios deep-copies
  * plain objects in a request's config, so the interceptors would count tries on a copy.
  */
-class TryState {
+class TryState implements RequestInFlight {
   startedAt = 0;
   tries = 0;
   /** The current try's `webhook-id`: the event's id, or a fresh `batch_<uuid>` per try of a batch. */
@@ -109,7 +115,7 @@ export class HttpTransport implements Transport {
         const state = config.eventsDelivery;
         if (!state || !this.options.logger.isDebugEnabled()) return;
         this.options.logger.debug('delivery retry', {
-          ...fields(state),
+          ...logFields(state),
           attempt: attemptOf(state, retry + 1),
           status: error.response?.status,
           error: describe(error),
@@ -140,13 +146,13 @@ export class HttpTransport implements Transport {
     const [first] = deliveries;
     if (first === undefined) return [];
     const count = deliveries.length;
-    const state = new TryState(first, count, `[${deliveries.map((delivery) => delivery.body).join(',')}]`, true);
+    const state = new TryState(first, count, batchBody(deliveries), true);
     try {
       const response = await this.client.post(first.target.url, state.body, {
         headers: { 'content-type': BATCH_CONTENT_TYPE },
         signal: this.aborter.signal,
         eventsDelivery: state,
-        maxContentLength: Math.max(ANSWER_CAP_BYTES, BATCH_ANSWER_BYTES_PER_EVENT * count),
+        maxContentLength: answerCapBytes(count),
       });
       return batchResults(response.status, responseHeaders(response), textOf(response.data), count, state.tries);
     } catch (error) {
@@ -163,12 +169,8 @@ export class HttpTransport implements Transport {
   private signTry(config: InternalAxiosRequestConfig): InternalAxiosRequestConfig {
     const state = config.eventsDelivery;
     if (!state) return config;
-    const { keys } = state.first.target;
-    const timestamp = Math.floor(Date.now() / 1000);
-    state.webhookId = state.batch ? `batch_${randomUUID()}` : state.first.eventId;
-    config.headers.set('webhook-id', state.webhookId);
-    config.headers.set('webhook-timestamp', String(timestamp));
-    config.headers.set('webhook-signature', signatureHeader(keys, state.webhookId, timestamp, state.body));
+    state.webhookId = state.batch ? batchWebhookId() : state.first.eventId;
+    config.headers.set(webhookHeaders(state.first.target.keys, state.webhookId, state.body));
     state.startedAt = performance.now();
     state.tries += 1;
     return config;
@@ -179,31 +181,13 @@ export class HttpTransport implements Transport {
     const state = config.eventsDelivery;
     if (!state || !this.options.logger.isDebugEnabled()) return;
     this.options.logger.debug(error === undefined ? 'delivery attempt' : 'delivery attempt failed', {
-      ...fields(state),
+      ...logFields(state),
       attempt: attemptOf(state, state.tries),
       status,
       durationMs: Math.round((performance.now() - state.startedAt) * 10) / 10,
       ...(error ? { error: describe(error) } : {}),
     });
   }
-}
-
-/** The W3C trace context headers of a delivery, when it has one. */
-function traceHeaders(delivery: Delivery, headers: Record<string, string>): Record<string, string> {
-  if (delivery.traceparent !== undefined) headers.traceparent = delivery.traceparent;
-  if (delivery.tracestate !== undefined) headers.tracestate = delivery.tracestate;
-  return headers;
-}
-
-function fields(state: TryState): Record<string, unknown> {
-  const delivery = state.first;
-  if (state.batch) return { batch: state.webhookId, events: state.count, target: delivery.target.name };
-  return { eventId: delivery.eventId, type: delivery.type, source: delivery.source, target: delivery.target.name };
-}
-
-/** A single send's attempt counts its earlier sends; a batch's events each have their own count, so a batch counts its tries. */
-function attemptOf(state: TryState, tries: number): number {
-  return state.batch ? tries : state.first.previousAttempts + tries;
 }
 
 function responseHeaders(response: AxiosResponse): HeaderOf {

@@ -3,6 +3,7 @@ import type { ResolvedTarget, RetryOptions } from '../../src/config.js';
 import { BATCH_CONTENT_TYPE } from '../../src/protocol/cloudevents.js';
 import { parseSecret, verify } from '../../src/protocol/signature.js';
 import { HttpTransport } from '../../src/transports/http.js';
+import { UndiciTransport } from '../../src/transports/undici.js';
 import type { Delivery, Transport } from '../../src/transports/transport.js';
 import { createCapturingLogger, type CapturingLogger } from '../helpers/logger.js';
 import { freePort, startServer } from '../helpers/server.js';
@@ -15,7 +16,10 @@ interface TransportOptions {
   timeoutMs: number;
   retry: RetryOptions;
 }
-const clients: Array<[string, (options: TransportOptions) => Transport]> = [['axios', (options) => new HttpTransport(options)]];
+const clients: Array<[string, (options: TransportOptions) => Transport]> = [
+  ['axios', (options) => new HttpTransport(options)],
+  ['undici', (options) => new UndiciTransport(options)],
+];
 
 interface Received {
   headers: IncomingHttpHeaders;
