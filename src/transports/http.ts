@@ -29,7 +29,6 @@ export interface HttpTransportOptions {
   maxSockets?: number;
 }
 
-
 /**
  * Per-request state, shared by every try. A class instance, not a plain object: axios deep-copies
  * plain objects in a request's config, so the interceptors would count tries on a copy.
@@ -59,9 +58,10 @@ declare module 'axios' {
 }
 
 /**
- * HTTP push: POST the structured CloudEvent, signed per try (a fresh `webhook-timestamp` on every
- * retry), over keep-alive agents, with axios-retry configured for POST: network errors,
- * timeouts, 408, 429 and 5xx are retried with jittered exponential backoff, `Retry-After` honoured.
+ * HTTP push: POST the structured CloudEvent (or a CloudEvents batch), signed per try (a fresh
+ * `webhook-timestamp` on every retry), over keep-alive agents, with axios-retry configured for
+ * POST: network errors, timeouts, 408, 429 and 5xx are retried with jittered exponential backoff,
+ * `Retry-After` honoured. The answer is read by http-answer.ts, as for every HTTP client.
  */
 export class HttpTransport implements Transport {
   private readonly httpAgent: http.Agent;
@@ -132,7 +132,7 @@ export class HttpTransport implements Transport {
         signal: this.aborter.signal,
         eventsDelivery: state,
       });
-      return singleResult(response.status, responseHeaders(response), textOf(response.data), state.tries);
+      return singleResult(response.status, headersOf(response), textOf(response.data), state.tries);
     } catch (error) {
       return toResult(error, state.tries);
     }
@@ -154,7 +154,7 @@ export class HttpTransport implements Transport {
         eventsDelivery: state,
         maxContentLength: answerCapBytes(count),
       });
-      return batchResults(response.status, responseHeaders(response), textOf(response.data), count, state.tries);
+      return batchResults(response.status, headersOf(response), textOf(response.data), count, state.tries);
     } catch (error) {
       return toBatchResults(error, state.tries, count);
     }
@@ -190,27 +190,20 @@ export class HttpTransport implements Transport {
   }
 }
 
-function responseHeaders(response: AxiosResponse): HeaderOf {
-  return (name) => {
-    const value: unknown = response.headers[name];
-    return typeof value === 'string' ? value : undefined;
-  };
-}
-
 function textOf(data: unknown): string | undefined {
   return typeof data === 'string' ? data : undefined;
 }
 
-/** A reader of the answer's headers, for http-answer.ts. */
-function headersOf(error: AxiosError): HeaderOf {
+/** A reader of an answer's headers, for http-answer.ts. */
+function headersOf(response: AxiosResponse | undefined): HeaderOf {
   return (name) => {
-    const value: unknown = error.response?.headers?.[name];
+    const value: unknown = response?.headers[name];
     return typeof value === 'string' ? value : undefined;
   };
 }
 
 function headerOf(error: AxiosError, name: string): string | undefined {
-  return headersOf(error)(name);
+  return headersOf(error.response)(name);
 }
 
 /**
@@ -237,10 +230,10 @@ function toResult(error: unknown, attempts: number): DeliveryResult {
   if (status === undefined) return networkResult(describe(error), attempts);
   if (!error.response) {
     // The answer's body was over the cap: the status alone decides (a 2xx: taken, and no receipt).
-    const result = singleResult(status, headersOf(error), undefined, attempts);
+    const result = singleResult(status, headersOf(error.response), undefined, attempts);
     return result.error === undefined ? result : { ...result, error: describe(error) };
   }
-  return singleResult(status, headersOf(error), bodyOf(error), attempts);
+  return singleResult(status, headersOf(error.response), bodyOf(error), attempts);
 }
 
 function toBatchResults(error: unknown, attempts: number, count: number): DeliveryResult[] {
@@ -249,9 +242,9 @@ function toBatchResults(error: unknown, attempts: number, count: number): Delive
     const result = toResult(error, attempts);
     return Array.from({ length: count }, () => ({ ...result }));
   }
-  if (error.response) return batchResults(status, headersOf(error), bodyOf(error), count, attempts);
+  if (error.response) return batchResults(status, headersOf(error.response), bodyOf(error), count, attempts);
   // The answer's body was over the cap: the status alone decides, and the error says why.
-  return batchResults(status, headersOf(error), undefined, count, attempts).map((result) =>
+  return batchResults(status, headersOf(error.response), undefined, count, attempts).map((result) =>
     result.error === undefined ? result : { ...result, error: describe(error) },
   );
 }

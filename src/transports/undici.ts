@@ -47,7 +47,7 @@ type TryOutcome =
   | { status?: undefined; error: string };
 
 /** A request's state across its tries. */
-class Request implements RequestInFlight {
+class PendingRequest implements RequestInFlight {
   webhookId = '';
   constructor(
     readonly first: Delivery,
@@ -77,7 +77,7 @@ export class UndiciTransport implements Transport {
   }
 
   async send(delivery: Delivery): Promise<DeliveryResult> {
-    const request = new Request(delivery, 1, delivery.body, false);
+    const request = new PendingRequest(delivery, 1, delivery.body, false);
     const { outcome, tries } = await this.withRetries(request, () =>
       traceHeaders(delivery, { 'content-type': STRUCTURED_CONTENT_TYPE }),
     );
@@ -93,7 +93,7 @@ export class UndiciTransport implements Transport {
     const [first] = deliveries;
     if (first === undefined) return [];
     const count = deliveries.length;
-    const request = new Request(first, count, batchBody(deliveries), true);
+    const request = new PendingRequest(first, count, batchBody(deliveries), true);
     const { outcome, tries } = await this.withRetries(request, () => ({ 'content-type': BATCH_CONTENT_TYPE }));
     if (outcome.status === undefined) {
       const result = networkResult(outcome.error, tries);
@@ -109,7 +109,7 @@ export class UndiciTransport implements Transport {
 
   /** Tries `request` until an answer is final for it, retries run out, or the transport closes. */
   private async withRetries(
-    request: Request,
+    request: PendingRequest,
     headers: () => Record<string, string>,
   ): Promise<{ outcome: TryOutcome; tries: number }> {
     const { retries, baseDelayMs, maxDelayMs, maxRetryAfterMs } = this.options.retry;
@@ -139,7 +139,7 @@ export class UndiciTransport implements Transport {
   }
 
   /** One POST, signed now, bounded by `timeoutMs` and aborted by close(). */
-  private async try(request: Request, headers: Record<string, string>, tries: number): Promise<TryOutcome> {
+  private async try(request: PendingRequest, headers: Record<string, string>, tries: number): Promise<TryOutcome> {
     const { origin, path } = this.endpoint(request.first.target.url);
     request.webhookId = request.batch ? batchWebhookId() : request.first.eventId;
     Object.assign(headers, webhookHeaders(request.first.target.keys, request.webhookId, request.body));
