@@ -34,6 +34,7 @@ export function networkResult(error: string, attempts: number): DeliveryResult {
  * A batch's answer: one result per event, in the batch's order. An answer with a `results` array
  * of the right length is read per event; otherwise the status speaks for every event (a 415 or
  * other final 4xx then means the peer does not read batches). Never throws.
+ * @param ids the batch's event ids, in order, when known: a result naming another id is not trusted
  */
 export function batchResults(
   status: number,
@@ -41,8 +42,9 @@ export function batchResults(
   bodyText: string | undefined,
   count: number,
   attempts: number,
+  ids?: readonly string[],
 ): DeliveryResult[] {
-  const items = readBatchResults(bodyText, count);
+  const items = readBatchResults(bodyText, count, ids);
   if (items) {
     const retryAfterMs = parseRetryAfter(header('retry-after'));
     return items.map((item) => itemResult(item, attempts, retryAfterMs));
@@ -73,17 +75,21 @@ export interface BatchItem {
 
 /**
  * The per-event results of a batch answer, or undefined when the body has none to trust: not
- * JSON, no `results` array, the wrong number of entries, or an entry without a numeric status.
- * The caller then reads the answer as if it had no results (and may retry the whole request).
+ * JSON, no `results` array, the wrong number of entries, an entry without a numeric status, or
+ * one naming another event than the batch has at its place (a result is never credited to the
+ * wrong event). The caller then reads the answer as if it had no results (and may retry the
+ * whole request: the receiver dedupes).
  */
-export function readBatchResults(bodyText: string | undefined, count: number): BatchItem[] | undefined {
+export function readBatchResults(bodyText: string | undefined, count: number, ids?: readonly string[]): BatchItem[] | undefined {
   const results = parseObject(bodyText)?.results;
   if (!Array.isArray(results) || results.length !== count) return undefined;
   const items: BatchItem[] = [];
-  for (const entry of results as unknown[]) {
+  for (const [index, entry] of (results as unknown[]).entries()) {
     if (entry === null || typeof entry !== 'object') return undefined;
     const { status, id, receipt, error, message, retryAfter } = entry as Record<string, unknown>;
     if (typeof status !== 'number' || !Number.isInteger(status) || status < 100 || status > 599) return undefined;
+    // An item for an unreadable event may have no id; one that has an id must be this event's.
+    if (ids !== undefined && typeof id === 'string' && id !== ids[index]) return undefined;
     items.push({
       status,
       ...(typeof id === 'string' ? { id } : {}),

@@ -40,10 +40,11 @@ export function traceHeaders(delivery: Delivery, headers: Record<string, string>
   return headers;
 }
 
-/** One request on its way: a single delivery, or a batch (`count` events to `first`'s target). */
+/** One request on its way: a single delivery, or a batch (events to `first`'s target). */
 export interface RequestInFlight {
   readonly first: Delivery;
-  readonly count: number;
+  /** The ids of the events it carries, in order (a batch's `results` must match them). */
+  readonly eventIds: readonly string[];
   readonly batch: boolean;
   /** The current try's `webhook-id`. */
   webhookId: string;
@@ -52,11 +53,15 @@ export interface RequestInFlight {
 /** The fields of a try's debug line. */
 export function logFields(request: RequestInFlight): Record<string, unknown> {
   const { first } = request;
-  if (request.batch) return { batch: request.webhookId, events: request.count, target: first.target.name };
+  if (request.batch) return { batch: request.webhookId, events: request.eventIds.length, target: first.target.name };
   return { eventId: first.eventId, type: first.type, source: first.source, target: first.target.name };
 }
 
 /** A single send's attempt counts its earlier sends; a batch's events each have their own count, so a batch counts its tries. */
 export function attemptOf(request: RequestInFlight, tries: number): number {
   return request.batch ? tries : request.first.previousAttempts + tries;
+}
+
+export function eventIdsOf(deliveries: readonly Delivery[]): string[] {
+  return deliveries.map((delivery) => delivery.eventId);
 }

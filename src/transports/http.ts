@@ -14,6 +14,7 @@ import {
   attemptOf,
   batchBody,
   batchWebhookId,
+  eventIdsOf,
   logFields,
   type RequestInFlight,
   traceHeaders,
@@ -40,12 +41,12 @@ class TryState implements RequestInFlight {
   webhookId = '';
   /**
    * @param first the delivery (or a batch's first: the target is the same for all)
-   * @param count events in the request (a batch's `results` must have as many)
+   * @param eventIds the ids of the events in the request, in order
    * @param body the exact bytes signed and sent
    */
   constructor(
     readonly first: Delivery,
-    readonly count: number,
+    readonly eventIds: readonly string[],
     readonly body: string,
     readonly batch: boolean,
   ) {}
@@ -103,7 +104,7 @@ export class HttpTransport implements Transport {
         if (this.aborter.signal.aborted) return false;
         // A batch answered per event is settled as it is: its delivered events must not go again.
         const state = error.config?.eventsDelivery;
-        if (state?.batch && readBatchResults(bodyOf(error), state.count)) return false;
+        if (state?.batch && readBatchResults(bodyOf(error), state.eventIds.length, state.eventIds)) return false;
         const status = statusOf(error);
         if (status !== undefined && !isRetryableStatus(status)) return false;
         const wait = parseRetryAfter(headerOf(error, 'retry-after'));
@@ -125,7 +126,7 @@ export class HttpTransport implements Transport {
   }
 
   async send(delivery: Delivery): Promise<DeliveryResult> {
-    const state = new TryState(delivery, 1, delivery.body, false);
+    const state = new TryState(delivery, [delivery.eventId], delivery.body, false);
     try {
       const response = await this.client.post(delivery.target.url, delivery.body, {
         headers: traceHeaders(delivery, { 'content-type': STRUCTURED_CONTENT_TYPE }),
@@ -146,7 +147,7 @@ export class HttpTransport implements Transport {
     const [first] = deliveries;
     if (first === undefined) return [];
     const count = deliveries.length;
-    const state = new TryState(first, count, batchBody(deliveries), true);
+    const state = new TryState(first, eventIdsOf(deliveries), batchBody(deliveries), true);
     try {
       const response = await this.client.post(first.target.url, state.body, {
         headers: { 'content-type': BATCH_CONTENT_TYPE },
@@ -154,9 +155,9 @@ export class HttpTransport implements Transport {
         eventsDelivery: state,
         maxContentLength: answerCapBytes(count),
       });
-      return batchResults(response.status, headersOf(response), textOf(response.data), count, state.tries);
+      return batchResults(response.status, headersOf(response), textOf(response.data), count, state.tries, state.eventIds);
     } catch (error) {
-      return toBatchResults(error, state.tries, count);
+      return toBatchResults(error, state.tries, state.eventIds);
     }
   }
 
@@ -236,13 +237,14 @@ function toResult(error: unknown, attempts: number): DeliveryResult {
   return singleResult(status, headersOf(error.response), bodyOf(error), attempts);
 }
 
-function toBatchResults(error: unknown, attempts: number, count: number): DeliveryResult[] {
+function toBatchResults(error: unknown, attempts: number, ids: readonly string[]): DeliveryResult[] {
+  const count = ids.length;
   const status = error instanceof AxiosError ? statusOf(error) : undefined;
   if (!(error instanceof AxiosError) || status === undefined) {
     const result = toResult(error, attempts);
     return Array.from({ length: count }, () => ({ ...result }));
   }
-  if (error.response) return batchResults(status, headersOf(error.response), bodyOf(error), count, attempts);
+  if (error.response) return batchResults(status, headersOf(error.response), bodyOf(error), count, attempts, ids);
   // The answer's body was over the cap: the status alone decides, and the error says why.
   return batchResults(status, headersOf(error.response), undefined, count, attempts).map((result) =>
     result.error === undefined ? result : { ...result, error: describe(error) },

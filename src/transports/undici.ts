@@ -13,6 +13,7 @@ import {
   attemptOf,
   batchBody,
   batchWebhookId,
+  eventIdsOf,
   logFields,
   type RequestInFlight,
   traceHeaders,
@@ -51,7 +52,7 @@ class PendingRequest implements RequestInFlight {
   webhookId = '';
   constructor(
     readonly first: Delivery,
-    readonly count: number,
+    readonly eventIds: readonly string[],
     readonly body: string,
     readonly batch: boolean,
   ) {}
@@ -77,7 +78,7 @@ export class UndiciTransport implements Transport {
   }
 
   async send(delivery: Delivery): Promise<DeliveryResult> {
-    const request = new PendingRequest(delivery, 1, delivery.body, false);
+    const request = new PendingRequest(delivery, [delivery.eventId], delivery.body, false);
     const { outcome, tries } = await this.withRetries(request, () =>
       traceHeaders(delivery, { 'content-type': STRUCTURED_CONTENT_TYPE }),
     );
@@ -93,13 +94,13 @@ export class UndiciTransport implements Transport {
     const [first] = deliveries;
     if (first === undefined) return [];
     const count = deliveries.length;
-    const request = new PendingRequest(first, count, batchBody(deliveries), true);
+    const request = new PendingRequest(first, eventIdsOf(deliveries), batchBody(deliveries), true);
     const { outcome, tries } = await this.withRetries(request, () => ({ 'content-type': BATCH_CONTENT_TYPE }));
     if (outcome.status === undefined) {
       const result = networkResult(outcome.error, tries);
       return Array.from({ length: count }, () => ({ ...result }));
     }
-    return batchResults(outcome.status, outcome.header, outcome.text, count, tries).map((result) => overCap(result, outcome));
+    return batchResults(outcome.status, outcome.header, outcome.text, count, tries, request.eventIds).map((result) => overCap(result, outcome));
   }
 
   async close(): Promise<void> {
@@ -120,7 +121,7 @@ export class UndiciTransport implements Transport {
       if (outcome.status !== undefined) {
         if (!isRetryableStatus(outcome.status)) return { outcome, tries };
         // A batch answered per event is settled as it is: its delivered events must not go again.
-        if (request.batch && readBatchResults(outcome.text, request.count)) return { outcome, tries };
+        if (request.batch && readBatchResults(outcome.text, request.eventIds.length, request.eventIds)) return { outcome, tries };
         const retryAfterMs = parseRetryAfter(outcome.header('retry-after'));
         if (retryAfterMs !== undefined && retryAfterMs > maxRetryAfterMs) return { outcome, tries };
         waitMs = retryAfterMs ?? 0;
@@ -155,7 +156,7 @@ export class UndiciTransport implements Transport {
     let outcome: TryOutcome;
     try {
       const response = await this.agent.request({ origin, path, method: 'POST', headers, body: request.body, signal: controller.signal });
-      const cap = request.batch ? answerCapBytes(request.count) : ANSWER_CAP_BYTES;
+      const cap = request.batch ? answerCapBytes(request.eventIds.length) : ANSWER_CAP_BYTES;
       const text = await readCapped(response.body, cap);
       outcome = { status: response.statusCode, header: headerReader(response.headers), text, cap };
     } catch (error) {

@@ -201,6 +201,20 @@ describe.each(clients)('batch sends over %s', (_name, create) => {
     expect(server.received).toHaveLength(2);
   });
 
+  test('results in another order than the batch are not trusted: retried in place as an answer without results', async () => {
+    const server = await receiver([
+      ({ ids }) => ({ status: 503, body: JSON.stringify({ results: [...ids].reverse().map((id) => ({ id, status: 200, receipt: 'delivered' })) }) }),
+    ]);
+
+    const results = await transport.sendBatch(deliveriesTo(server.url, secret, 2));
+
+    expect(results.map((r) => [r.outcome, r.attempts])).toEqual([
+      ['delivered', 2],
+      ['delivered', 2],
+    ]);
+    expect(server.received).toHaveLength(2);
+  });
+
   test('a wrong secret: 401 for every event, not retried in place', async () => {
     const server = await receiver();
     const deliveries = deliveriesTo(server.url, newSecret(), 2);

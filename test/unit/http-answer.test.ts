@@ -171,6 +171,18 @@ describe('batchResults', () => {
     expect(batchResults(503, noHeaders, body, 2, 1).map((r) => r.outcome)).toEqual(['retry', 'retry']);
   });
 
+  test('with the batch\'s ids: results in the same order are read, an item without an id included', () => {
+    const body = JSON.stringify({ results: [{ id: 'a', status: 200 }, { status: 400, error: 'invalid_data' }] });
+    expect(batchResults(400, noHeaders, body, 2, 1, ['a', 'b']).map((r) => r.outcome)).toEqual(['delivered', 'refused']);
+  });
+
+  test('with the batch\'s ids: a result naming another event is not credited to this one', () => {
+    const swapped = JSON.stringify({ results: [{ id: 'b', status: 200 }, { id: 'a', status: 500 }] });
+    expect(readBatchResults(swapped, 2, ['a', 'b'])).toBeUndefined();
+    expect(readBatchResults(swapped, 2)).toHaveLength(2);
+    expect(batchResults(500, noHeaders, swapped, 2, 1, ['a', 'b']).map((r) => r.outcome)).toEqual(['retry', 'retry']);
+  });
+
   test('an unreadable retryAfter on an item is ignored, not fatal', () => {
     const body = JSON.stringify({ results: [{ status: 503, retryAfter: 'soon' }, { status: 503, retryAfter: -1 }] });
     expect(batchResults(503, noHeaders, body, 2, 1).map((r) => r.retryAfterMs)).toEqual([undefined, undefined]);
