@@ -1,4 +1,4 @@
-import type { InboxStore } from '../receive/inbox-store.js';
+import type { InboxMark, InboxStore } from '../receive/inbox-store.js';
 
 interface Entry {
   handlers: true | Set<string>;
@@ -41,6 +41,22 @@ export class MemoryInbox implements InboxStore {
     const at = this.entries.get(eventKey)?.at ?? Date.now();
     this.entries.delete(eventKey);
     this.set(eventKey, { handlers: true, at });
+  }
+
+  completedMany(eventKeys: readonly string[]): ReadonlyMap<string, true | ReadonlySet<string>> {
+    const states = new Map<string, true | ReadonlySet<string>>();
+    for (const key of eventKeys) {
+      const entry = this.entries.get(key);
+      if (entry) states.set(key, entry.handlers);
+    }
+    return states;
+  }
+
+  markMany(marks: readonly InboxMark[]): void {
+    for (const { eventKey, handlerKey } of marks) {
+      if (handlerKey === undefined) this.markDone(eventKey);
+      else this.markHandler(eventKey, handlerKey);
+    }
   }
 
   forgetsBefore(): number {
