@@ -5,6 +5,7 @@ import { request } from '../helpers/http-client.js';
 import { createCapturingLogger } from '../helpers/logger.js';
 import { appWith } from '../helpers/receiver-contract.js';
 import { startServer } from '../helpers/server.js';
+import { gate } from '../helpers/wait.js';
 import { resultsOf, signedBatch, signedBatchBody } from '../helpers/signed-batch.js';
 import { newSecret, signedStructured, structuredEvent } from '../helpers/signing.js';
 
@@ -38,6 +39,20 @@ describe.each<Kind>(['node', 'express', 'koa'])('receiving a CloudEvents batch (
     bus.subscribeTo('later', (_data, event) => {
       count(event.id);
       throw new RetryLaterError(7, 'rate limited');
+    });
+    // `first` completes only once `second` (later in the batch) has started: events one after the other never would.
+    const secondStarted = gate();
+    bus.subscribeTo('first', async (_data, event) => {
+      count(event.id);
+      let timer: NodeJS.Timeout | undefined;
+      const stalled = new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => reject(new Error('the second event of the batch never started while the first ran')), 3_000);
+      });
+      await Promise.race([secondStarted.wait(), stalled]).finally(() => clearTimeout(timer));
+    });
+    bus.subscribeTo('second', (_data, event) => {
+      count(event.id);
+      secondStarted.open();
     });
     const listener: RequestListener = kind === 'node' ? bus.nodeHandler() : appWith(kind, bus);
     const server = await startServer(listener);
@@ -85,6 +100,15 @@ describe.each<Kind>(['node', 'express', 'koa'])('receiving a CloudEvents batch (
     expect(res.headers['retry-after']).toBeUndefined();
     expect(resultsOf(res.json)).toEqual(events.map((e) => ({ id: e.id, status: 200, receipt: 'delivered' })));
     expect(calls.size).toBe(3);
+  });
+
+  test('the events of a batch run at once, not one after the other', async () => {
+    const { url, secret } = await setup();
+    const res = await request(url, signedBatch(secret, [structuredEvent('first', {}), structuredEvent('second', {})]));
+    expect(resultsOf(res.json).map((r) => [r.status, r.receipt ?? r.message])).toEqual([
+      [200, 'delivered'],
+      [200, 'delivered'],
+    ]);
   });
 
   test('the same id twice in one batch runs the handler once: the second is a duplicate', async () => {
