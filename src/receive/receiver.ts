@@ -245,7 +245,15 @@ export class Receiver {
    */
   private async deliverBatch(items: readonly BatchItem[], startedAt: number): Promise<ReceiverResponse> {
     const jobs: Job[] = [];
-    const answers = items.map((item) => this.admitItem(item, jobs, startedAt));
+    const answers: Array<BatchResult | Promise<BatchResult>> = [];
+    try {
+      for (const item of items) answers.push(this.admitItem(item, jobs, startedAt));
+    } catch (error) {
+      // A fault that is not a refusal: the events admitted so far must not stay in flight forever.
+      void Promise.allSettled(answers);
+      this.abandon(jobs, error);
+      throw error;
+    }
     const [results] = await Promise.all([Promise.all(answers), this.runJobs(jobs, startedAt)]);
     let status = 200;
     let retryAfter: number | undefined;
@@ -324,11 +332,16 @@ export class Receiver {
         job.resolve(responses[i]!);
       });
     } catch (error) {
-      for (const job of jobs) {
-        this.running.delete(job.key);
-        job.reject(error);
-      }
+      this.abandon(jobs, error);
       throw error;
+    }
+  }
+
+  /** Fails `jobs` with `error` (a fault, not a refusal), for this request and every request waiting on them. */
+  private abandon(jobs: readonly Job[], error: unknown): void {
+    for (const job of jobs) {
+      this.running.delete(job.key);
+      job.reject(error);
     }
   }
 
@@ -500,14 +513,16 @@ export class Receiver {
     event?: CloudEvent,
     extra: Record<string, unknown> = {},
   ): ReceiverResponse {
-    this.o.logger.warn('event refused', {
-      ...(event ? eventFields(event) : extra),
-      target: this.o.service,
-      status: error.status,
-      reason: error.code,
-      error: error.message,
-      durationMs: elapsed(startedAt),
-    });
+    if (this.o.logger.isLevelEnabled('warn')) {
+      this.o.logger.warn('event refused', {
+        ...(event ? eventFields(event) : extra),
+        target: this.o.service,
+        status: error.status,
+        reason: error.code,
+        error: error.message,
+        durationMs: elapsed(startedAt),
+      });
+    }
     return { status: error.status, headers, body: { error: error.code, message: error.message } };
   }
 

@@ -52,10 +52,13 @@ export class MemoryInbox implements InboxStore {
     return states;
   }
 
+  /** A handler's mark is skipped when its event is marked done in the same call: `done` replaces it. */
   markMany(marks: readonly InboxMark[]): void {
+    const done = new Set<string>();
+    for (const { eventKey, handlerKey } of marks) if (handlerKey === undefined) done.add(eventKey);
     for (const { eventKey, handlerKey } of marks) {
       if (handlerKey === undefined) this.markDone(eventKey);
-      else this.markHandler(eventKey, handlerKey);
+      else if (!done.has(eventKey)) this.markHandler(eventKey, handlerKey);
     }
   }
 
