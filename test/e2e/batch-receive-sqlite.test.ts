@@ -4,7 +4,7 @@ import { Catalog } from '../../src/catalog.js';
 import { NonRetryableError } from '../../src/index.js';
 import { Telemetry } from '../../src/observe/telemetry.js';
 import { parseSecret } from '../../src/protocol/signature.js';
-import { eventKey, type InboxMark } from '../../src/receive/inbox-store.js';
+import { eventKey, type InboxMark, type InboxStore } from '../../src/receive/inbox-store.js';
 import { Receiver } from '../../src/receive/receiver.js';
 import { SqliteInbox } from '../../src/stores/sqlite-inbox.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
@@ -46,8 +46,20 @@ class CountingInbox extends SqliteInbox {
   }
 }
 
+/** An inbox written before the batch methods existed: the real SQLite store, seen through the required methods only. */
+function withoutBatchMethods(inner: SqliteInbox): InboxStore {
+  return {
+    durable: true,
+    completed: (key) => inner.completed(key),
+    markHandler: (key, handler) => inner.markHandler(key, handler),
+    markDone: (key) => inner.markDone(key),
+    forgetsBefore: () => inner.forgetsBefore(),
+    close: () => inner.close(),
+  };
+}
+
 /** A receiver on a real SQLite inbox file behind a real node:http server; `runs` counts handler runs per event id. */
-async function setup(path: string) {
+async function setup(path: string, options: { batchMethods?: boolean } = {}) {
   const inbox = new CountingInbox(path, 60_000);
   cleanups.push(() => inbox.close());
   const secret = newSecret();
@@ -67,7 +79,7 @@ async function setup(path: string) {
   }, undefined, 'late');
   const receiver = new Receiver({
     catalog,
-    inbox,
+    inbox: options.batchMethods === false ? withoutBatchMethods(inbox) : inbox,
     logger: log.logger,
     telemetry: Telemetry.off(log.logger),
     keys: [parseSecret(secret)],
@@ -192,6 +204,17 @@ describe('a batch on the durable SQLite inbox', () => {
     const again = await request(f.url, signedBatch(f.secret, events));
     expect(resultsOf(again.json).map((r) => r.receipt)).toEqual(['delivered', 'delivered']);
     expect([...f.runs.values()]).toEqual([1, 1, 1, 1]);
+    for (const event of events) expect(rowsOf(dir.file('inbox.db'), event.id)).toEqual(['*', 'email', 'ledger']);
+  });
+
+  test('a store without the batch methods still serves a batch, one mark at a time', async () => {
+    const dir = tempDir('batch-sqlite');
+    cleanups.push(() => dir.remove());
+    const f = await setup(dir.file('inbox.db'), { batchMethods: false });
+    const events = [paid(), paid()];
+    const res = await request(f.url, signedBatch(f.secret, [...events, events[0]!]));
+    expect(resultsOf(res.json).map((r) => r.receipt)).toEqual(['delivered', 'delivered', 'duplicate']);
+    expect(f.inbox.calls).toEqual({ completed: 2, completedMany: 0, markHandler: 4, markDone: 2, markMany: 0 });
     for (const event of events) expect(rowsOf(dir.file('inbox.db'), event.id)).toEqual(['*', 'email', 'ledger']);
   });
 });
