@@ -15,6 +15,16 @@ export interface InboxStore {
   markHandler(eventKey: string, handlerKey: string): MaybePromise<void>;
   markDone(eventKey: string): MaybePromise<void>;
   /**
+   * Stores that can read many events at once: `completed` of each key, in one query. Keys absent
+   * from the map are unseen. The receiver reads a request's events with it (one call per request).
+   */
+  completedMany?(eventKeys: readonly string[]): MaybePromise<ReadonlyMap<string, true | ReadonlySet<string>>>;
+  /**
+   * Stores that can write many marks at once: records every mark in one transaction (all or
+   * none), resolving once it is committed. The receiver records a request's completions with it.
+   */
+  markMany?(marks: readonly InboxMark[]): MaybePromise<void>;
+  /**
    * Stores that can run a handler in the transaction that records its completion (PostgreSQL):
    * claims (eventKey, handlerKey), waiting while another instance holds the same claim; resolves
    * `'done-already'` without calling `run` when the handler's completion is committed already;
@@ -33,6 +43,12 @@ export interface InboxStore {
    */
   forgetsBefore(): number;
   close(): Promise<void>;
+}
+
+/** A completion to record: one handler's (`markHandler`), or every handler's when `handlerKey` is absent (`markDone`). */
+export interface InboxMark {
+  eventKey: string;
+  handlerKey?: string;
 }
 
 export const eventKey = (source: string, id: string): string => `${source}\u0000${id}`;

@@ -1,12 +1,12 @@
 import type { Logger } from 'winston';
 import type { Catalog, Subscription } from '../catalog.js';
 import { NonRetryableError, RetryLaterError, ValidationError } from '../errors/index.js';
-import { type CloudEvent, detectMode, type Headers, parseEvents, singleHeader } from '../protocol/cloudevents.js';
+import { type BatchItem, type CloudEvent, detectMode, type Headers, parseBatch, parseStructured, singleHeader } from '../protocol/cloudevents.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import { checkSignatureHeaders, verify, type VerifyFailure } from '../protocol/signature.js';
 import type { Telemetry } from '../observe/telemetry.js';
 import type { ReceivedEvent } from '../types.js';
-import { eventKey, type InboxStore } from './inbox-store.js';
+import { eventKey, type InboxMark, type InboxStore } from './inbox-store.js';
 import { TransactionStoreError } from './transaction-store-error.js';
 import { UnrecordedCompletions } from './unrecorded-completions.js';
 import { type BudgetClaim, UnverifiedBudget } from './unverified-budget.js';
@@ -215,36 +215,66 @@ export class Receiver {
     if (replay) return this.refuse(replay, startedAt, { 'retry-after': '1' });
     // Only an authenticated sender learns anything about the content (415 / 400). Every attribute
     // that picks the handler, the source or the dedupe key comes from the signed body.
-    let events: CloudEvent[];
-    let mode: ReturnType<typeof detectMode>;
+    let event: CloudEvent | undefined;
+    let items: BatchItem[] = [];
     try {
-      mode = detectMode(headers);
-      events = parseEvents(mode, body);
+      if (detectMode(headers) === 'structured') event = parseStructured(body);
+      else items = parseBatch(body);
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
       return this.refuse(error, startedAt, {}, undefined, { webhookId: singleHeader(headers, 'webhook-id') });
     }
-    if (mode === 'structured') {
-      const event = events[0]!;
-      try {
-        return await this.deliverOne(event, startedAt);
-      } catch (error) {
-        if (!(error instanceof ProtocolError)) throw error;
-        return this.refuse(error, startedAt, {}, event);
-      }
+    if (event === undefined) return this.deliverBatch(items, startedAt);
+    const jobs: Job[] = [];
+    let answer: Promise<ReceiverResponse>;
+    try {
+      answer = this.admit(event, jobs);
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      return this.refuse(error, startedAt, {}, event);
     }
+    const [response] = await Promise.all([answer, this.runJobs(jobs, startedAt)]);
+    return response;
+  }
 
-    const results: ReceiverResponse[] = [];
-    for (const event of events) {
-      try {
-        results.push(await this.deliverOne(event, startedAt));
-      } catch (error) {
-        if (!(error instanceof ProtocolError)) throw error;
-        results.push(this.refuse(error, startedAt, {}, event));
-      }
+  /**
+   * Every event of a batch at once: no ordering beyond what separate requests give. The same
+   * source + id twice runs the handlers once (the second shares the first's outcome). The inbox
+   * is read once and written once for the whole batch. Answers one result per item, in order,
+   * with the worst status and the longest Retry-After any item asks.
+   */
+  private async deliverBatch(items: readonly BatchItem[], startedAt: number): Promise<ReceiverResponse> {
+    const jobs: Job[] = [];
+    const answers: Array<BatchResult | Promise<BatchResult>> = [];
+    try {
+      for (const item of items) answers.push(this.admitItem(item, jobs, startedAt));
+    } catch (error) {
+      // A fault that is not a refusal: the events admitted so far must not stay in flight forever.
+      void Promise.allSettled(answers);
+      this.abandon(jobs, error);
+      throw error;
     }
-    const worst = results.reduce((a, b) => (severity(b.status) > severity(a.status) ? b : a), results[0] ?? ok({}));
-    return { status: worst.status, headers: worst.headers, body: { results: results.map((r) => ({ status: r.status, ...r.body })) } };
+    const [results] = await Promise.all([Promise.all(answers), this.runJobs(jobs, startedAt)]);
+    let status = 200;
+    let retryAfter: number | undefined;
+    for (const result of results) {
+      if (severity(result.status) > severity(status)) status = result.status;
+      if (result.retryAfter !== undefined) retryAfter = Math.max(retryAfter ?? 0, result.retryAfter);
+    }
+    return { status, headers: retryAfter === undefined ? {} : { 'retry-after': String(retryAfter) }, body: { results } };
+  }
+
+  private admitItem(item: BatchItem, jobs: Job[], startedAt: number): BatchResult | Promise<BatchResult> {
+    if (item.event === undefined) {
+      return batchResult(this.refuse(item.invalid, startedAt, {}, undefined, { eventId: item.id }), item.id);
+    }
+    const { event } = item;
+    try {
+      return this.admit(event, jobs).then((response) => batchResult(response, event.id));
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      return batchResult(this.refuse(error, startedAt, {}, event), event.id);
+    }
   }
 
   /**
@@ -262,7 +292,12 @@ export class Receiver {
     );
   }
 
-  private deliverOne(event: CloudEvent, startedAt: number): Promise<ReceiverResponse> {
+  /**
+   * Routes and validates `event` (throws ProtocolError), then joins the run of the same event in
+   * flight, or adds a job to `jobs` for this request to run. Synchronous up to that point, so the
+   * same source + id twice in one batch, or in two requests, runs once.
+   */
+  private admit(event: CloudEvent, jobs: Job[]): Promise<ReceiverResponse> {
     const subscribers = this.o.catalog.subscribers(event.type);
     if (subscribers.length === 0) {
       throw new ProtocolError(404, 'no_subscriber', `no subscriber for event type "${event.type}" at this service`);
@@ -278,77 +313,90 @@ export class Receiver {
     const key = eventKey(event.source, event.id);
     const running = this.running.get(key);
     if (running) return running.then((response) => (response.status < 300 ? duplicate(event) : response));
-    const done = this.runHandlers(key, event as ReceivedEvent, subscribers, startedAt).finally(() => this.running.delete(key));
+    let job!: Job;
+    const done = new Promise<ReceiverResponse>((resolve, reject) => {
+      job = { key, event: event as ReceivedEvent, subscribers, resolve, reject };
+    });
     this.running.set(key, done);
+    jobs.push(job);
     return done;
   }
 
-  private async runHandlers(
-    key: string,
-    event: ReceivedEvent,
-    subscribers: readonly Subscription[],
-    startedAt: number,
-  ): Promise<ReceiverResponse> {
-    const { inbox } = this.o;
-    let completed: Awaited<ReturnType<InboxStore['completed']>>;
+  /** Runs a request's jobs and answers each; the events stay "in flight" until their completion is recorded. */
+  private async runJobs(jobs: readonly Job[], startedAt: number): Promise<void> {
+    if (jobs.length === 0) return;
     try {
-      completed = await inbox.completed(key);
+      const responses = await this.settle(jobs, startedAt);
+      jobs.forEach((job, i) => {
+        this.running.delete(job.key);
+        job.resolve(responses[i]!);
+      });
     } catch (error) {
-      return this.storeFailed('reading the inbox failed; no handler ran', event, error, startedAt);
+      this.abandon(jobs, error);
+      throw error;
     }
-    if (completed === true) {
-      this.logReceipt('event received again; already processed', event, 200, startedAt);
-      return duplicate(event);
-    }
-    const pending = subscribers.filter((s) => !completed?.has(s.key));
-    const outcomes = await Promise.all(
-      pending.map((subscription) =>
-        inbox.runInTransaction ? this.runInTransaction(key, event, subscription) : this.runThenMark(key, event, subscription),
-      ),
-    );
-    const storeError = outcomes.find((o) => o?.store !== undefined)?.store;
-    const errors = outcomes.filter((o) => o?.failed !== undefined).map((o) => o!.failed);
-    if (storeError !== undefined && errors.length === 0) {
-      return this.storeFailed('recording completion failed; handlers whose transaction did not commit will run again', event, storeError, startedAt);
-    }
-    if (storeError !== undefined) this.logStoreError('recording completion failed for some handlers', event, storeError);
-    const unrecorded = outcomes.find((o) => o?.unrecorded !== undefined)?.unrecorded;
-    if (errors.length === 0 && unrecorded === undefined) {
-      try {
-        await inbox.markDone(key);
-      } catch (error) {
-        return this.storeFailed('recording completion failed; every handler succeeded and will not run again', event, error, startedAt);
-      }
-      this.logReceipt('event received', event, 200, startedAt, { handlers: pending.length });
-      return ok({ status: 'delivered', id: event.id });
-    }
-    if (errors.length === 0) {
-      return this.storeFailed('recording completion failed; the handlers that succeeded will not run again in this process', event, unrecorded, startedAt);
-    }
-    if (unrecorded !== undefined) this.logStoreError('recording completion failed for some handlers', event, unrecorded);
-    const response = handlerFailure(errors, pending.length);
-    this.logReceipt('event handling failed', event, response.status, startedAt, { failed: errors.length });
-    return response;
   }
 
-  /** Runs a handler, then records its completion (at-least-once: a crash between the two reruns it). */
-  private async runThenMark(key: string, event: ReceivedEvent, subscription: Subscription): Promise<HandlerOutcome> {
-    // A handler that completed while the inbox could not record it is recorded now, not run again.
-    if (!this.unrecorded.has(key, subscription.key)) {
-      try {
-        await this.o.telemetry.process(event, subscription.key, () => subscription.handler(event.data, event, {}));
-      } catch (error) {
-        this.logHandlerFailure(event, subscription, error);
-        return { failed: error };
-      }
+  /** Fails `jobs` with `error` (a fault, not a refusal), for this request and every request waiting on them. */
+  private abandon(jobs: readonly Job[], error: unknown): void {
+    for (const job of jobs) {
+      this.running.delete(job.key);
+      job.reject(error);
     }
+  }
+
+  /**
+   * Reads the inbox once for every job, runs the handlers of all of them at once, then records
+   * every completion in one write before any of them is answered.
+   */
+  private async settle(jobs: readonly Job[], startedAt: number): Promise<ReceiverResponse[]> {
+    let states: ReadonlyArray<InboxState>;
     try {
-      await this.o.inbox.markHandler(key, subscription.key);
-      this.unrecorded.delete(key, subscription.key);
-      return undefined;
+      states = await this.completedOf(jobs.map((job) => job.key));
     } catch (error) {
-      this.unrecorded.add(key, subscription.key);
-      return { unrecorded: error };
+      return jobs.map((job) => this.storeFailed('reading the inbox failed; no handler ran', job.event, error, startedAt));
+    }
+    const runs = await Promise.all(jobs.map((job, i) => this.runHandlers(job, states[i])));
+    const marks: InboxMark[] = [];
+    for (const [i, run] of runs.entries()) {
+      if (run.duplicate) continue;
+      const { key } = jobs[i]!;
+      // The same rows as one mark at a time wrote: a handler's, then `done` once all completed.
+      for (const handlerKey of run.succeeded) marks.push({ eventKey: key, handlerKey });
+      if (run.failed.length === 0 && run.store === undefined) marks.push({ eventKey: key });
+    }
+    const unrecorded = await this.record(marks);
+    return runs.map((run, i) => this.answer(jobs[i]!, run, unrecorded, startedAt));
+  }
+
+  private async runHandlers(job: Job, completed: InboxState): Promise<Run> {
+    if (completed === true) return { duplicate: true, pending: 0, succeeded: [], failed: [] };
+    const pending = job.subscribers.filter((s) => !completed?.has(s.key));
+    const outcomes = await Promise.all(pending.map((subscription) => this.runHandler(job, subscription)));
+    const run: Run = { pending: pending.length, succeeded: [], failed: [] };
+    for (const outcome of outcomes) {
+      if (outcome.succeeded !== undefined) run.succeeded.push(outcome.succeeded);
+      if (outcome.failed !== undefined) run.failed.push(outcome.failed.error);
+      if (outcome.store !== undefined) run.store ??= outcome.store;
+    }
+    return run;
+  }
+
+  /**
+   * Runs one handler. Inside the inbox's transaction when the store has one (its completion is
+   * committed with its writes); else on its own, its completion recorded with the request's
+   * others (at-least-once: a crash before that reruns it).
+   */
+  private async runHandler({ key, event }: Job, subscription: Subscription): Promise<HandlerOutcome> {
+    if (this.o.inbox.runInTransaction) return this.runInTransaction(key, event, subscription);
+    // A handler that completed while the inbox could not record it is recorded now, not run again.
+    if (this.unrecorded.has(key, subscription.key)) return { succeeded: subscription.key };
+    try {
+      await this.o.telemetry.process(event, subscription.key, () => subscription.handler(event.data, event, {}));
+      return { succeeded: subscription.key };
+    } catch (error) {
+      this.logHandlerFailure(event, subscription, error);
+      return { failed: { error } };
     }
   }
 
@@ -362,12 +410,71 @@ export class Receiver {
       await this.o.inbox.runInTransaction!(key, subscription.key, async (context) => {
         await this.o.telemetry.process(event, subscription.key, () => subscription.handler(event.data, event, context));
       });
-      return undefined;
+      return {};
     } catch (error) {
       if (error instanceof TransactionStoreError) return { store: error.storeError };
       this.logHandlerFailure(event, subscription, error);
-      return { failed: error };
+      return { failed: { error } };
     }
+  }
+
+  /** Each key's completed state, in one read when the store can. */
+  private async completedOf(keys: readonly string[]): Promise<ReadonlyArray<InboxState>> {
+    const { inbox } = this.o;
+    if (inbox.completedMany) {
+      const states = await inbox.completedMany(keys);
+      return keys.map((key) => states.get(key));
+    }
+    return Promise.all(keys.map((key) => inbox.completed(key)));
+  }
+
+  /** Records `marks` in one write when the store can; answers what stopped it, if anything did. */
+  private async record(marks: readonly InboxMark[]): Promise<{ error: unknown } | undefined> {
+    if (marks.length === 0) return undefined;
+    const { inbox } = this.o;
+    try {
+      if (inbox.markMany) await inbox.markMany(marks);
+      else {
+        for (const { eventKey: key, handlerKey } of marks) {
+          await (handlerKey === undefined ? inbox.markDone(key) : inbox.markHandler(key, handlerKey));
+        }
+      }
+    } catch (error) {
+      return { error };
+    }
+    for (const { eventKey: key, handlerKey } of marks) this.unrecorded.delete(key, handlerKey);
+    return undefined;
+  }
+
+  /** One job's answer, from what its handlers did and whether their completion was recorded. */
+  private answer({ key, event }: Job, run: Run, unrecorded: { error: unknown } | undefined, startedAt: number): ReceiverResponse {
+    if (run.duplicate) {
+      this.logReceipt('event received again; already processed', event, 200, startedAt);
+      return duplicate(event);
+    }
+    const { failed, store } = run;
+    if (store !== undefined && failed.length === 0) {
+      return this.storeFailed('recording completion failed; handlers whose transaction did not commit will run again', event, store, startedAt);
+    }
+    if (store !== undefined) this.logStoreError('recording completion failed for some handlers', event, store);
+    const marked = failed.length === 0 || run.succeeded.length > 0;
+    if (unrecorded !== undefined && marked) {
+      for (const handlerKey of run.succeeded) this.unrecorded.add(key, handlerKey);
+      if (failed.length === 0) {
+        const message = this.o.inbox.runInTransaction
+          ? 'recording completion failed; every handler succeeded and will not run again'
+          : 'recording completion failed; the handlers that succeeded will not run again in this process';
+        return this.storeFailed(message, event, unrecorded.error, startedAt);
+      }
+      this.logStoreError('recording completion failed for some handlers', event, unrecorded.error);
+    }
+    if (failed.length === 0) {
+      this.logReceipt('event received', event, 200, startedAt, { handlers: run.pending });
+      return ok({ status: 'delivered', id: event.id });
+    }
+    const response = handlerFailure(failed, run.pending);
+    this.logReceipt('event handling failed', event, response.status, startedAt, { failed: failed.length });
+    return response;
   }
 
   private logHandlerFailure(event: ReceivedEvent, subscription: Subscription, error: unknown): void {
@@ -406,14 +513,16 @@ export class Receiver {
     event?: CloudEvent,
     extra: Record<string, unknown> = {},
   ): ReceiverResponse {
-    this.o.logger.warn('event refused', {
-      ...(event ? eventFields(event) : extra),
-      target: this.o.service,
-      status: error.status,
-      reason: error.code,
-      error: error.message,
-      durationMs: elapsed(startedAt),
-    });
+    if (this.o.logger.isLevelEnabled('warn')) {
+      this.o.logger.warn('event refused', {
+        ...(event ? eventFields(event) : extra),
+        target: this.o.service,
+        status: error.status,
+        reason: error.code,
+        error: error.message,
+        durationMs: elapsed(startedAt),
+      });
+    }
     return { status: error.status, headers, body: { error: error.code, message: error.message } };
   }
 
@@ -431,8 +540,38 @@ export class Receiver {
   }
 }
 
-/** What became of one handler: it failed, its completion could not be recorded, or the store failed around it. */
-type HandlerOutcome = { failed?: unknown; unrecorded?: unknown; store?: unknown } | undefined;
+/** An event whose handlers this request runs, and how to answer everyone waiting on it. */
+interface Job {
+  key: string;
+  event: ReceivedEvent;
+  subscribers: readonly Subscription[];
+  resolve(response: ReceiverResponse): void;
+  reject(error: unknown): void;
+}
+
+type InboxState = Awaited<ReturnType<InboxStore['completed']>>;
+
+/**
+ * What became of one handler: it completed and its completion is still to be recorded (its key),
+ * it failed, or the store failed around it. Empty: it completed in the inbox's transaction.
+ */
+interface HandlerOutcome {
+  succeeded?: string;
+  failed?: { error: unknown };
+  store?: unknown;
+}
+
+/** What became of one event's handlers, before its completion is recorded. */
+interface Run {
+  /** Every handler had completed already. */
+  duplicate?: true;
+  /** Handlers run (those that had not completed before). */
+  pending: number;
+  /** Keys of the handlers whose completion is still to be recorded. */
+  succeeded: string[];
+  failed: unknown[];
+  store?: unknown;
+}
 
 /** Retry-later beats retry, which beats never-retry: no handler that could still succeed is given up on. */
 function handlerFailure(errors: unknown[], total: number): ReceiverResponse {
@@ -454,6 +593,30 @@ function handlerFailure(errors: unknown[], total: number): ReceiverResponse {
     headers: {},
     body: { error: 'handler_failed', message: `${errors.length} of ${total} handlers failed; retry later` },
   };
+}
+
+/** One event's part of a batch answer: `status` is always the number, the receipt or the error beside it. */
+interface BatchResult {
+  id?: string;
+  status: number;
+  receipt?: 'delivered' | 'duplicate';
+  error?: string;
+  message?: string;
+  /** Seconds, when this event asks to be retried later. */
+  retryAfter?: number;
+}
+
+function batchResult(response: ReceiverResponse, id: string | undefined): BatchResult {
+  const result: BatchResult = id === undefined ? { status: response.status } : { id, status: response.status };
+  if (response.status < 300) {
+    result.receipt = response.body.status as BatchResult['receipt'];
+    return result;
+  }
+  result.error = response.body.error as string;
+  result.message = response.body.message as string;
+  const retryAfter = response.headers['retry-after'];
+  if (retryAfter !== undefined) result.retryAfter = Number(retryAfter);
+  return result;
 }
 
 function ok(body: Record<string, unknown>): ReceiverResponse {

@@ -1,4 +1,4 @@
-import type { InboxStore } from '../receive/inbox-store.js';
+import type { InboxMark, InboxStore } from '../receive/inbox-store.js';
 
 interface Entry {
   handlers: true | Set<string>;
@@ -41,6 +41,25 @@ export class MemoryInbox implements InboxStore {
     const at = this.entries.get(eventKey)?.at ?? Date.now();
     this.entries.delete(eventKey);
     this.set(eventKey, { handlers: true, at });
+  }
+
+  completedMany(eventKeys: readonly string[]): ReadonlyMap<string, true | ReadonlySet<string>> {
+    const states = new Map<string, true | ReadonlySet<string>>();
+    for (const key of eventKeys) {
+      const entry = this.entries.get(key);
+      if (entry) states.set(key, entry.handlers);
+    }
+    return states;
+  }
+
+  /** A handler's mark is skipped when its event is marked done in the same call: `done` replaces it. */
+  markMany(marks: readonly InboxMark[]): void {
+    const done = new Set<string>();
+    for (const { eventKey, handlerKey } of marks) if (handlerKey === undefined) done.add(eventKey);
+    for (const { eventKey, handlerKey } of marks) {
+      if (handlerKey === undefined) this.markDone(eventKey);
+      else if (!done.has(eventKey)) this.markHandler(eventKey, handlerKey);
+    }
   }
 
   forgetsBefore(): number {

@@ -1,6 +1,6 @@
 import type { Logger } from 'winston';
 import { DEFAULTS } from '../defaults.js';
-import { type InboxStore, splitEventKey } from '../receive/inbox-store.js';
+import { eventKey as keyOf, type InboxMark, type InboxStore, splitEventKey } from '../receive/inbox-store.js';
 import { TransactionStoreError } from '../receive/transaction-store-error.js';
 import type { DatabasePool, HandlerContext } from '../types.js';
 import { openPool, type OwnedPool } from './postgres-inbox-pool.js';
@@ -65,6 +65,52 @@ export class PostgresInbox implements InboxStore {
 
   async markDone(eventKey: string): Promise<void> {
     await this.markHandler(eventKey, DONE);
+  }
+
+  /** One query for every key (a request's events): the keys travel as two arrays. */
+  async completedMany(eventKeys: readonly string[]): Promise<ReadonlyMap<string, true | ReadonlySet<string>>> {
+    await this.ready();
+    const sources: string[] = [];
+    const ids: string[] = [];
+    for (const key of eventKeys) {
+      const { source, id } = splitEventKey(key);
+      sources.push(source);
+      ids.push(id);
+    }
+    const { rows } = await this.pool.pool.query<{ source: string; event_id: string; handler: string }>(
+      `SELECT source, event_id, handler FROM ${this.table}
+       WHERE service = $1 AND (source, event_id) IN (SELECT * FROM unnest($2::text[], $3::text[]))`,
+      [this.o.service, sources, ids],
+    );
+    const handlers = new Map<string, Set<string>>();
+    for (const row of rows) {
+      const key = keyOf(row.source, row.event_id);
+      let set = handlers.get(key);
+      if (!set) handlers.set(key, (set = new Set()));
+      set.add(row.handler);
+    }
+    const states = new Map<string, true | ReadonlySet<string>>();
+    for (const [key, set] of handlers) states.set(key, set.has(DONE) ? true : set);
+    return states;
+  }
+
+  /** Every mark in one statement (so in one implicit transaction). */
+  async markMany(marks: readonly InboxMark[]): Promise<void> {
+    await this.ready();
+    const sources: string[] = [];
+    const ids: string[] = [];
+    const handlers: string[] = [];
+    for (const { eventKey, handlerKey } of marks) {
+      const { source, id } = splitEventKey(eventKey);
+      sources.push(source);
+      ids.push(id);
+      handlers.push(handlerKey ?? DONE);
+    }
+    await this.pool.pool.query(
+      `INSERT INTO ${this.table} (service, source, event_id, handler)
+       SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[]) ON CONFLICT DO NOTHING`,
+      [this.o.service, sources, ids, handlers],
+    );
   }
 
   async runInTransaction(

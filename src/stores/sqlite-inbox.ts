@@ -1,6 +1,6 @@
 import type { Statement } from 'better-sqlite3';
 import type { Logger } from 'winston';
-import type { InboxStore } from '../receive/inbox-store.js';
+import type { InboxMark, InboxStore } from '../receive/inbox-store.js';
 import { DEFAULTS } from '../defaults.js';
 import { type Database, faultOf, openDatabase, startupError, watchIdentity } from './sqlite.js';
 
@@ -21,6 +21,8 @@ export class SqliteInbox implements InboxStore {
   private readonly db: Database;
   private readonly select: Statement;
   private readonly mark: Statement;
+  private readonly selectMany: Statement;
+  private readonly markAll: (marks: readonly InboxMark[], at: number) => void;
   private readonly pruneTimer: NodeJS.Timeout;
   private pruneFailing = false;
   private readonly unwatch: () => void;
@@ -40,6 +42,12 @@ export class SqliteInbox implements InboxStore {
         CREATE INDEX IF NOT EXISTS inbox_done_at ON inbox (done_at);`);
       this.select = this.db.prepare('SELECT handler FROM inbox WHERE event_key = ?');
       this.mark = this.db.prepare('INSERT OR IGNORE INTO inbox (event_key, handler, done_at) VALUES (?, ?, ?)');
+      // One statement for any number of keys: the keys travel as one JSON array parameter.
+      this.selectMany = this.db.prepare('SELECT event_key, handler FROM inbox WHERE event_key IN (SELECT value FROM json_each(?))');
+      const mark = this.mark;
+      this.markAll = this.db.transaction((marks: readonly InboxMark[], at: number) => {
+        for (const { eventKey, handlerKey } of marks) mark.run(eventKey, handlerKey ?? DONE, at);
+      });
     } catch (cause) {
       this.db.close();
       throw startupError(path, VARIABLE, cause);
@@ -68,6 +76,23 @@ export class SqliteInbox implements InboxStore {
 
   markDone(eventKey: string): void {
     this.mark.run(eventKey, DONE, Date.now());
+  }
+
+  completedMany(eventKeys: readonly string[]): ReadonlyMap<string, true | ReadonlySet<string>> {
+    const handlers = new Map<string, Set<string>>();
+    for (const { event_key: key, handler } of this.selectMany.all(JSON.stringify(eventKeys)) as { event_key: string; handler: string }[]) {
+      let set = handlers.get(key);
+      if (!set) handlers.set(key, (set = new Set()));
+      set.add(handler);
+    }
+    const states = new Map<string, true | ReadonlySet<string>>();
+    for (const [key, set] of handlers) states.set(key, set.has(DONE) ? true : set);
+    return states;
+  }
+
+  /** Every mark in one transaction: one commit for a whole request's completions. */
+  markMany(marks: readonly InboxMark[]): void {
+    this.markAll(marks, Date.now());
   }
 
   /** Ids older than the retention are pruned; nothing younger is forgotten, restarts included. */
