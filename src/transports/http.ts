@@ -1,13 +1,15 @@
+import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
-import axios, { AxiosError, type AxiosInstance, type InternalAxiosRequestConfig } from 'axios';
+import axios, { AxiosError, type AxiosInstance, type AxiosResponse, type InternalAxiosRequestConfig } from 'axios';
 import axiosRetry from 'axios-retry';
 import type { Logger } from 'winston';
 import type { RetryOptions } from '../config.js';
-import { STRUCTURED_CONTENT_TYPE } from '../protocol/cloudevents.js';
+import { BATCH_CONTENT_TYPE, STRUCTURED_CONTENT_TYPE } from '../protocol/cloudevents.js';
 import { signatureHeader } from '../protocol/signature.js';
-import { backoffMs, isFinalStatus, isRetryableStatus, isTargetDownStatus, parseRetryAfter } from '../send/retry-policy.js';
+import { backoffMs, isRetryableStatus, parseRetryAfter } from '../send/retry-policy.js';
+import { batchResults, describeAnswer, type HeaderOf, networkResult, readBatchResults, singleResult } from './http-answer.js';
 import type { Delivery, DeliveryResult, Transport } from './transport.js';
 
 export interface HttpTransportOptions {
@@ -18,14 +20,30 @@ export interface HttpTransportOptions {
   maxSockets?: number;
 }
 
+/** The answer to a batch is read up to this many bytes per event (at least the single send's cap). */
+const BATCH_ANSWER_BYTES_PER_EVENT = 1024;
+const ANSWER_CAP_BYTES = 64 * 1024;
+
 /**
- * Per-send state, shared by every try. A class instance, not a plain object: axios deep-copies
+ * Per-request state, shared by every try. A class instance, not a plain object: axios deep-copies
  * plain objects in a request's config, so the interceptors would count tries on a copy.
  */
 class TryState {
   startedAt = 0;
   tries = 0;
-  constructor(readonly delivery: Delivery) {}
+  /** The current try's `webhook-id`: the event's id, or a fresh `batch_<uuid>` per try of a batch. */
+  webhookId = '';
+  /**
+   * @param first the delivery (or a batch's first: the target is the same for all)
+   * @param count events in the request (a batch's `results` must have as many)
+   * @param body the exact bytes signed and sent
+   */
+  constructor(
+    readonly first: Delivery,
+    readonly count: number,
+    readonly body: string,
+    readonly batch: boolean,
+  ) {}
 }
 
 declare module 'axios' {
@@ -33,8 +51,6 @@ declare module 'axios' {
     eventsDelivery?: TryState;
   }
 }
-
-const RESPONSE_SNIPPET = 300;
 
 /**
  * HTTP push: POST the structured CloudEvent, signed per try (a fresh `webhook-timestamp` on every
@@ -58,7 +74,7 @@ export class HttpTransport implements Transport {
       httpsAgent: this.httpsAgent,
       timeout: options.timeoutMs,
       maxRedirects: 0,
-      maxContentLength: 64 * 1024,
+      maxContentLength: ANSWER_CAP_BYTES,
       responseType: 'text',
       transitional: { clarifyTimeoutError: true },
     });
@@ -79,6 +95,9 @@ export class HttpTransport implements Transport {
       shouldResetTimeout: true,
       retryCondition: (error) => {
         if (this.aborter.signal.aborted) return false;
+        // A batch answered per event is settled as it is: its delivered events must not go again.
+        const state = error.config?.eventsDelivery;
+        if (state?.batch && readBatchResults(bodyOf(error), state.count)) return false;
         const status = statusOf(error);
         if (status !== undefined && !isRetryableStatus(status)) return false;
         const wait = parseRetryAfter(headerOf(error, 'retry-after'));
@@ -90,8 +109,8 @@ export class HttpTransport implements Transport {
         const state = config.eventsDelivery;
         if (!state || !this.options.logger.isDebugEnabled()) return;
         this.options.logger.debug('delivery retry', {
-          ...fields(state.delivery),
-          attempt: state.delivery.previousAttempts + retry + 1,
+          ...fields(state),
+          attempt: attemptOf(state, retry + 1),
           status: error.response?.status,
           error: describe(error),
         });
@@ -100,16 +119,38 @@ export class HttpTransport implements Transport {
   }
 
   async send(delivery: Delivery): Promise<DeliveryResult> {
-    const state = new TryState(delivery);
+    const state = new TryState(delivery, 1, delivery.body, false);
     try {
       const response = await this.client.post(delivery.target.url, delivery.body, {
         headers: traceHeaders(delivery, { 'content-type': STRUCTURED_CONTENT_TYPE }),
         signal: this.aborter.signal,
         eventsDelivery: state,
       });
-      return { outcome: 'delivered', status: response.status, attempts: state.tries, receipt: isReceipt(response.data) };
+      return singleResult(response.status, responseHeaders(response), textOf(response.data), state.tries);
     } catch (error) {
       return toResult(error, state.tries);
+    }
+  }
+
+  /**
+   * One CloudEvents batch: the stored bodies joined into a JSON array (no re-serialisation),
+   * signed once per try. No trace headers: the request carries many events' contexts.
+   */
+  async sendBatch(deliveries: readonly Delivery[]): Promise<DeliveryResult[]> {
+    const [first] = deliveries;
+    if (first === undefined) return [];
+    const count = deliveries.length;
+    const state = new TryState(first, count, `[${deliveries.map((delivery) => delivery.body).join(',')}]`, true);
+    try {
+      const response = await this.client.post(first.target.url, state.body, {
+        headers: { 'content-type': BATCH_CONTENT_TYPE },
+        signal: this.aborter.signal,
+        eventsDelivery: state,
+        maxContentLength: Math.max(ANSWER_CAP_BYTES, BATCH_ANSWER_BYTES_PER_EVENT * count),
+      });
+      return batchResults(response.status, responseHeaders(response), textOf(response.data), count, state.tries);
+    } catch (error) {
+      return toBatchResults(error, state.tries, count);
     }
   }
 
@@ -122,11 +163,12 @@ export class HttpTransport implements Transport {
   private signTry(config: InternalAxiosRequestConfig): InternalAxiosRequestConfig {
     const state = config.eventsDelivery;
     if (!state) return config;
-    const { delivery } = state;
+    const { keys } = state.first.target;
     const timestamp = Math.floor(Date.now() / 1000);
-    config.headers.set('webhook-id', delivery.eventId);
+    state.webhookId = state.batch ? `batch_${randomUUID()}` : state.first.eventId;
+    config.headers.set('webhook-id', state.webhookId);
     config.headers.set('webhook-timestamp', String(timestamp));
-    config.headers.set('webhook-signature', signatureHeader(delivery.target.keys, delivery.eventId, timestamp, delivery.body));
+    config.headers.set('webhook-signature', signatureHeader(keys, state.webhookId, timestamp, state.body));
     state.startedAt = performance.now();
     state.tries += 1;
     return config;
@@ -137,8 +179,8 @@ export class HttpTransport implements Transport {
     const state = config.eventsDelivery;
     if (!state || !this.options.logger.isDebugEnabled()) return;
     this.options.logger.debug(error === undefined ? 'delivery attempt' : 'delivery attempt failed', {
-      ...fields(state.delivery),
-      attempt: state.delivery.previousAttempts + state.tries,
+      ...fields(state),
+      attempt: attemptOf(state, state.tries),
       status,
       durationMs: Math.round((performance.now() - state.startedAt) * 10) / 10,
       ...(error ? { error: describe(error) } : {}),
@@ -153,13 +195,38 @@ function traceHeaders(delivery: Delivery, headers: Record<string, string>): Reco
   return headers;
 }
 
-function fields(delivery: Delivery): Record<string, unknown> {
+function fields(state: TryState): Record<string, unknown> {
+  const delivery = state.first;
+  if (state.batch) return { batch: state.webhookId, events: state.count, target: delivery.target.name };
   return { eventId: delivery.eventId, type: delivery.type, source: delivery.source, target: delivery.target.name };
 }
 
+/** A single send's attempt counts its earlier sends; a batch's events each have their own count, so a batch counts its tries. */
+function attemptOf(state: TryState, tries: number): number {
+  return state.batch ? tries : state.first.previousAttempts + tries;
+}
+
+function responseHeaders(response: AxiosResponse): HeaderOf {
+  return (name) => {
+    const value: unknown = response.headers[name];
+    return typeof value === 'string' ? value : undefined;
+  };
+}
+
+function textOf(data: unknown): string | undefined {
+  return typeof data === 'string' ? data : undefined;
+}
+
+/** A reader of the answer's headers, for http-answer.ts. */
+function headersOf(error: AxiosError): HeaderOf {
+  return (name) => {
+    const value: unknown = error.response?.headers?.[name];
+    return typeof value === 'string' ? value : undefined;
+  };
+}
+
 function headerOf(error: AxiosError, name: string): string | undefined {
-  const value: unknown = error.response?.headers?.[name];
-  return typeof value === 'string' ? value : undefined;
+  return headersOf(error)(name);
 }
 
 /**
@@ -170,54 +237,37 @@ function statusOf(error: AxiosError): number | undefined {
   return error.response?.status ?? (error.request as { res?: { statusCode?: number } } | undefined)?.res?.statusCode;
 }
 
+function bodyOf(error: AxiosError): string | undefined {
+  return textOf(error.response?.data);
+}
+
 function describe(error: AxiosError): string {
-  if (!error.response) {
-    const status = statusOf(error);
-    return status === undefined ? (error.code ?? error.message) : `HTTP ${status}: ${error.message}`;
-  }
-  const body = typeof error.response.data === 'string' ? error.response.data.slice(0, RESPONSE_SNIPPET) : '';
-  return `HTTP ${error.response.status}${body ? `: ${body}` : ''}`;
-}
-
-/** Our receiver's answer to a delivered event: `{ status: 'delivered' | 'duplicate', id }`. */
-function isReceipt(data: unknown): boolean {
-  const body = parseBody(data);
-  return body !== undefined && (body.status === 'delivered' || body.status === 'duplicate') && typeof body.id === 'string';
-}
-
-/** Our receiver's answer when a handler threw NonRetryableError (with any 4xx status). */
-function refusedByHandler(data: unknown): boolean {
-  return parseBody(data)?.error === 'rejected_by_handler';
-}
-
-function parseBody(data: unknown): Record<string, unknown> | undefined {
-  if (typeof data !== 'string' || !data.startsWith('{')) return undefined;
-  try {
-    const value: unknown = JSON.parse(data);
-    return value !== null && typeof value === 'object' ? (value as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
-  }
+  const status = statusOf(error);
+  if (status === undefined) return error.code ?? error.message;
+  return error.response ? describeAnswer(status, bodyOf(error)) : `HTTP ${status}: ${error.message}`;
 }
 
 function toResult(error: unknown, attempts: number): DeliveryResult {
-  if (!(error instanceof AxiosError)) {
-    return { outcome: 'retry', error: (error as Error)?.message ?? String(error), attempts, targetDown: true };
-  }
+  if (!(error instanceof AxiosError)) return networkResult((error as Error)?.message ?? String(error), attempts);
   const status = statusOf(error);
-  if (status === undefined) return { outcome: 'retry', error: describe(error), attempts, targetDown: true };
-  // A 2xx whose body was too large to read: the target took the event, and its answer is no receipt.
-  if (status >= 200 && status < 300) return { outcome: 'delivered', status, attempts, receipt: false };
-  const retryAfterMs = parseRetryAfter(headerOf(error, 'retry-after'));
-  // Dead-letter at once only a verdict on the event itself; any other 4xx (401, 403, 404, …) is
-  // an operator's to fix and is redelivered from the outbox with the normal backoff.
-  const final = isFinalStatus(status) || (status < 500 && refusedByHandler(error.response?.data));
-  return {
-    outcome: final ? 'refused' : 'retry',
-    status,
-    error: describe(error),
-    attempts,
-    targetDown: isTargetDownStatus(status),
-    ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
-  };
+  if (status === undefined) return networkResult(describe(error), attempts);
+  if (!error.response) {
+    // The answer's body was over the cap: the status alone decides (a 2xx: taken, and no receipt).
+    const result = singleResult(status, headersOf(error), undefined, attempts);
+    return result.error === undefined ? result : { ...result, error: describe(error) };
+  }
+  return singleResult(status, headersOf(error), bodyOf(error), attempts);
+}
+
+function toBatchResults(error: unknown, attempts: number, count: number): DeliveryResult[] {
+  const status = error instanceof AxiosError ? statusOf(error) : undefined;
+  if (!(error instanceof AxiosError) || status === undefined) {
+    const result = toResult(error, attempts);
+    return Array.from({ length: count }, () => ({ ...result }));
+  }
+  if (error.response) return batchResults(status, headersOf(error), bodyOf(error), count, attempts);
+  // The answer's body was over the cap: the status alone decides, and the error says why.
+  return batchResults(status, headersOf(error), undefined, count, attempts).map((result) =>
+    result.error === undefined ? result : { ...result, error: describe(error) },
+  );
 }
