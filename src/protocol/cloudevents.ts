@@ -83,11 +83,37 @@ export function detectMode(headers: Headers): ContentMode {
 
 /** Parses the events in a request body. Throws ProtocolError (400/415) for anything malformed. */
 export function parseEvents(mode: ContentMode, body: Buffer): CloudEvent[] {
-  const text = body.toString('utf8');
-  if (mode === 'structured') return [checkEnvelope(parseJson(text, 'the body'))];
-  const list = parseJson(text, 'the body');
+  if (mode === 'structured') return [parseStructured(body)];
+  return parseBatch(body).map((item) => {
+    if (item.event === undefined) throw item.invalid;
+    return item.event;
+  });
+}
+
+/** The event of a structured-mode body. Throws ProtocolError (400/415) for anything malformed. */
+export function parseStructured(body: Buffer): CloudEvent {
+  return checkEnvelope(parseJson(body.toString('utf8'), 'the body'));
+}
+
+/** An item of a batch: its CloudEvent, or why it is not one and its id when it had a string one. */
+export type BatchItem = { event: CloudEvent; invalid?: undefined } | { event?: undefined; invalid: ProtocolError; id: string | undefined };
+
+/**
+ * The items of a batch body, each a CloudEvent or why it is not one, so one malformed item is
+ * refused alone. Throws ProtocolError (400) when the body is not a JSON array.
+ */
+export function parseBatch(body: Buffer): BatchItem[] {
+  const list = parseJson(body.toString('utf8'), 'the body');
   if (!Array.isArray(list)) throw new ProtocolError(400, 'malformed_event', 'a batch body must be a JSON array of CloudEvents');
-  return list.map((item, index) => checkEnvelope(item, `event ${index} of the batch`));
+  return list.map((item: unknown, index): BatchItem => {
+    try {
+      return { event: checkEnvelope(item, `event ${index} of the batch`) };
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      const id = (item as { id?: unknown } | null)?.id;
+      return { invalid: error, id: typeof id === 'string' && id.length > 0 ? id : undefined };
+    }
+  });
 }
 
 const REQUIRED = ['id', 'source', 'type'] as const;

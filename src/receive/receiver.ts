@@ -1,7 +1,7 @@
 import type { Logger } from 'winston';
 import type { Catalog, Subscription } from '../catalog.js';
 import { NonRetryableError, RetryLaterError, ValidationError } from '../errors/index.js';
-import { type CloudEvent, detectMode, type Headers, parseEvents, singleHeader } from '../protocol/cloudevents.js';
+import { type BatchItem, type CloudEvent, detectMode, type Headers, parseBatch, parseStructured, singleHeader } from '../protocol/cloudevents.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import { checkSignatureHeaders, verify, type VerifyFailure } from '../protocol/signature.js';
 import type { Telemetry } from '../observe/telemetry.js';
@@ -215,36 +215,50 @@ export class Receiver {
     if (replay) return this.refuse(replay, startedAt, { 'retry-after': '1' });
     // Only an authenticated sender learns anything about the content (415 / 400). Every attribute
     // that picks the handler, the source or the dedupe key comes from the signed body.
-    let events: CloudEvent[];
-    let mode: ReturnType<typeof detectMode>;
+    let event: CloudEvent | undefined;
+    let items: BatchItem[] = [];
     try {
-      mode = detectMode(headers);
-      events = parseEvents(mode, body);
+      if (detectMode(headers) === 'structured') event = parseStructured(body);
+      else items = parseBatch(body);
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
       return this.refuse(error, startedAt, {}, undefined, { webhookId: singleHeader(headers, 'webhook-id') });
     }
-    if (mode === 'structured') {
-      const event = events[0]!;
-      try {
-        return await this.deliverOne(event, startedAt);
-      } catch (error) {
-        if (!(error instanceof ProtocolError)) throw error;
-        return this.refuse(error, startedAt, {}, event);
-      }
+    if (event === undefined) return this.deliverBatch(items, startedAt);
+    try {
+      return await this.deliverOne(event, startedAt);
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      return this.refuse(error, startedAt, {}, event);
     }
+  }
 
-    const results: ReceiverResponse[] = [];
-    for (const event of events) {
-      try {
-        results.push(await this.deliverOne(event, startedAt));
-      } catch (error) {
-        if (!(error instanceof ProtocolError)) throw error;
-        results.push(this.refuse(error, startedAt, {}, event));
-      }
+  /**
+   * Every event of a batch at once: no ordering beyond what separate requests give. The same
+   * source + id twice runs the handlers once (the second shares the first's outcome). Answers one
+   * result per item, in order, with the worst status and the longest Retry-After any item asks.
+   */
+  private async deliverBatch(items: readonly BatchItem[], startedAt: number): Promise<ReceiverResponse> {
+    const results = await Promise.all(items.map((item) => this.deliverItem(item, startedAt)));
+    let status = 200;
+    let retryAfter: number | undefined;
+    for (const result of results) {
+      if (severity(result.status) > severity(status)) status = result.status;
+      if (result.retryAfter !== undefined) retryAfter = Math.max(retryAfter ?? 0, result.retryAfter);
     }
-    const worst = results.reduce((a, b) => (severity(b.status) > severity(a.status) ? b : a), results[0] ?? ok({}));
-    return { status: worst.status, headers: worst.headers, body: { results: results.map((r) => ({ status: r.status, ...r.body })) } };
+    return { status, headers: retryAfter === undefined ? {} : { 'retry-after': String(retryAfter) }, body: { results } };
+  }
+
+  private async deliverItem(item: BatchItem, startedAt: number): Promise<BatchResult> {
+    if (item.event === undefined) {
+      return batchResult(this.refuse(item.invalid, startedAt, {}, undefined, { eventId: item.id }), item.id);
+    }
+    try {
+      return batchResult(await this.deliverOne(item.event, startedAt), item.event.id);
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      return batchResult(this.refuse(error, startedAt, {}, item.event), item.event.id);
+    }
   }
 
   /**
@@ -454,6 +468,30 @@ function handlerFailure(errors: unknown[], total: number): ReceiverResponse {
     headers: {},
     body: { error: 'handler_failed', message: `${errors.length} of ${total} handlers failed; retry later` },
   };
+}
+
+/** One event's part of a batch answer: `status` is always the number, the receipt or the error beside it. */
+interface BatchResult {
+  id?: string;
+  status: number;
+  receipt?: 'delivered' | 'duplicate';
+  error?: string;
+  message?: string;
+  /** Seconds, when this event asks to be retried later. */
+  retryAfter?: number;
+}
+
+function batchResult(response: ReceiverResponse, id: string | undefined): BatchResult {
+  const result: BatchResult = id === undefined ? { status: response.status } : { id, status: response.status };
+  if (response.status < 300) {
+    result.receipt = response.body.status as BatchResult['receipt'];
+    return result;
+  }
+  result.error = response.body.error as string;
+  result.message = response.body.message as string;
+  const retryAfter = response.headers['retry-after'];
+  if (retryAfter !== undefined) result.retryAfter = Number(retryAfter);
+  return result;
 }
 
 function ok(body: Record<string, unknown>): ReceiverResponse {
