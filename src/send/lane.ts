@@ -347,6 +347,8 @@ export class Lane {
         );
       }
     }
+    // Before the write: a pump running meanwhile must not batch the returned events again.
+    if (unsupported > 0) this.refuseBatches(results);
     const up = delivered > 0 || (refused > 0 && this.down);
     if (!up && firstFailure >= 0) {
       this.explainFailures(records, results);
@@ -359,7 +361,6 @@ export class Lane {
     }
     for (let i = 0; i < records.length; i++) this.report(records[i]!, results[i]!, settlements[i]!);
     this.o.onSettled?.(this.target, records.length - unsupported);
-    if (unsupported > 0) this.refuseBatches(results);
   }
 
   /** Records outcomes: in one call when the store settles many at once, else one by one. */
