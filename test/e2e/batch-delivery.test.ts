@@ -3,6 +3,7 @@ import { createEventBus, NonRetryableError, type EventBus, type EventBusOptions 
 import { BATCH_CONTENT_TYPE } from '../../src/protocol/cloudevents.js';
 import { createCapturingLogger, type CapturingLogger } from '../helpers/logger.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { tempDir } from '../helpers/temp-dir.js';
 import { newSecret } from '../helpers/signing.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
@@ -74,10 +75,12 @@ const burst = (bus: EventBus, type: string, count: number, from = 0) =>
 const messages = (text: string) => log.records.filter((r) => String(r.message).includes(text));
 
 describe('batched delivery to a library receiver (Express + eventsMiddleware)', () => {
-  it('a burst goes out as batches; every event is handled exactly once', async () => {
+  it.each(['in-memory', 'SQLite'])('a burst goes out as batches from the %s outbox; every event is handled exactly once', async (outbox) => {
     const seen: number[] = [];
     const { server, arrivals } = await payments((bus) => bus.subscribeTo('to-payments', (data) => void seen.push((data as { n: number }).n)));
-    const sender = users({ payments: server.url });
+    const dir = tempDir('batch-delivery');
+    open.push({ close: async () => dir.remove() });
+    const sender = users({ payments: server.url }, outbox === 'SQLite' ? { outbox: { path: dir.file('outbox.db') } } : {});
 
     await burst(sender, 'to-payments', 60);
     await waitFor(() => seen.length >= 60 && sender.outboxStats().pending === 0, { what: 'every event handled' });

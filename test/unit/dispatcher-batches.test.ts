@@ -71,9 +71,9 @@ function fakeLogger() {
     info: jest.fn(),
     debug: jest.fn(),
     log: jest.fn(),
-    isLevelEnabled: () => true,
-    isInfoEnabled: () => true,
-    isDebugEnabled: () => true,
+    isLevelEnabled: (_level: string): boolean => true,
+    isInfoEnabled: (): boolean => true,
+    isDebugEnabled: (): boolean => true,
   };
   return logger as typeof logger & Logger;
 }
@@ -369,6 +369,21 @@ describe('Dispatcher batching: each event settled from its own result', () => {
     await settle();
     expect(store.stats().pending).toBe(0);
     expect(logger.warn.mock.calls.filter(([message]) => String(message).includes('is not an events receipt'))).toHaveLength(1);
+  });
+
+  test('with info off, no line is built for delivered events; failures still log at their levels', async () => {
+    const answers: Record<string, DeliveryResult> = { 'evt-2': FAILED_500 };
+    const { logger, store, emit } = setup({ concurrency: 1, answer: (d) => answers[d.eventId] ?? DELIVERED });
+    logger.isInfoEnabled = () => false;
+    logger.isDebugEnabled = () => false;
+    logger.isLevelEnabled = (level: string) => level === 'warn' || level === 'error';
+    await emit(...many(3));
+    await settle();
+    expect(store.stats().pending).toBe(1);
+    expect(logger.info).not.toHaveBeenCalled();
+    expect(logger.debug).not.toHaveBeenCalled();
+    expect(logger.log).toHaveBeenCalledTimes(1);
+    expect(logger.log).toHaveBeenCalledWith('warn', 'delivery failed; will redeliver', expect.objectContaining({ eventId: 'evt-2' }));
   });
 
   test('a transport that throws on a batch fails each of its events, to retry', async () => {
