@@ -8,7 +8,10 @@ import type { OutboxRecord, Settlement } from './outbox-store.js';
 import { failureHint } from './failure-hints.js';
 import { backoffMs } from './retry-policy.js';
 
-/** Distinct requests failing in a row (with no success between) that mark a target down. */
+/**
+ * Failed requests in a row (with no success between), each carrying a delivery not failed
+ * before, that mark a target down: one event failing again and again is that event's problem.
+ */
 const DOWN_AFTER_FAILURES = 3;
 
 /**
@@ -34,8 +37,10 @@ export class Lane {
   private down = false;
   private probing = false;
   private probeDelayMs = 0;
-  /** Requests failed since the last success, by the id of their first failed record. */
+  /** Deliveries failed since the last success, by record id. */
   private failing = new Set<number>();
+  /** Requests failed since the last success that carried a delivery not failed before. */
+  private failures = 0;
   /** Wait before pumping again after the store failed (0: it works). */
   private storeRetryMs = 0;
   /** Earliest try among the failures since the last success (Infinity: none). */
@@ -327,13 +332,16 @@ export class Lane {
         continue;
       }
       record.attempts += result.attempts;
+      if (result.outcome === 'delivered') {
+        // Leaves the outbox: its last try's status and error are recorded for nothing.
+        settlements.push({ kind: 'complete', record });
+        delivered += 1;
+        continue;
+      }
       record.lastAttemptAt = startedAt;
       record.lastStatus = result.status;
       record.lastError = result.error;
-      if (result.outcome === 'delivered') {
-        settlements.push({ kind: 'complete', record });
-        delivered += 1;
-      } else if (result.outcome === 'refused') {
+      if (result.outcome === 'refused') {
         settlements.push({ kind: 'kill', record, reason: 'refused' });
         refused += 1;
       } else {
@@ -359,7 +367,7 @@ export class Lane {
       await this.recovered(records, results);
       this.explainFailures(records, results);
     }
-    for (let i = 0; i < records.length; i++) this.report(records[i]!, results[i]!, settlements[i]!);
+    for (let i = 0; i < records.length; i++) this.report(records[i]!, results[i]!, settlements[i]!, startedAt);
     this.o.onSettled?.(this.target, records.length - unsupported);
   }
 
@@ -371,20 +379,21 @@ export class Lane {
       return;
     }
     for (const s of settlements) {
-      if (s.kind === 'complete') await store.complete(s.record.id);
-      else if (s.kind === 'kill') await store.kill(s.record, s.reason);
-      else await store.reschedule(s.record, s.nextAttemptAt);
+      const done =
+        s.kind === 'complete' ? store.complete(s.record.id) : s.kind === 'kill' ? store.kill(s.record, s.reason) : store.reschedule(s.record, s.nextAttemptAt);
+      // The memory and SQLite stores answer at once: no turn of the microtask queue per event.
+      if (done instanceof Promise) await done;
     }
   }
 
   /** Telemetry and the log line of one settled record, at the levels of a single send; nothing is built for a level that is off. */
-  private report(record: OutboxRecord, result: DeliveryResult, settlement: Settlement): void {
+  private report(record: OutboxRecord, result: DeliveryResult, settlement: Settlement, startedAt: number): void {
     const { logger, telemetry } = this.o;
     if (result.batchUnsupported) return;
     if (settlement.kind === 'complete') {
       telemetry.delivered(record, result);
       if (logger.isInfoEnabled()) {
-        logger.info('event delivered', { ...fields(record, result), durationMs: Date.now() - (record.lastAttemptAt ?? Date.now()) });
+        logger.info('event delivered', { ...fields(record, result), durationMs: Date.now() - startedAt });
       }
       return;
     }
@@ -424,7 +433,11 @@ export class Lane {
     // The streak starts at the earliest failed try, not the first to fail: a slow try (a timeout)
     // started before a fast failure must be released with the rest when the target comes back.
     this.streakStart = Math.min(this.streakStart, record.lastAttemptAt ?? Date.now());
-    this.failing.add(record.id);
+    const known = this.failing.size;
+    for (let i = 0; i < records.length; i++) {
+      if (results[i]!.outcome === 'retry' && !results[i]!.batchUnsupported) this.failing.add(records[i]!.id);
+    }
+    if (this.failing.size > known) this.failures += 1;
     if (probe) {
       this.probeDelayMs = Math.max(
         retryAfter,
@@ -432,7 +445,7 @@ export class Lane {
       );
       return;
     }
-    if (!this.down && (result.targetDown || this.failing.size >= DOWN_AFTER_FAILURES)) {
+    if (!this.down && (result.targetDown || this.failures >= DOWN_AFTER_FAILURES)) {
       this.down = true;
       this.downSince = Date.now();
       this.probeDelayMs = Math.max(retryAfter, 500);
@@ -481,6 +494,7 @@ export class Lane {
     const since = this.streakStart;
     this.streakStart = Infinity;
     this.failing.clear();
+    this.failures = 0;
     this.down = false;
     this.downSince = undefined;
     this.probeDelayMs = 0;
@@ -488,14 +502,18 @@ export class Lane {
       const result = results[i]!;
       // A refusal tells that the target is back only when it was down (as for a single send).
       if (result.outcome !== 'delivered' && !(result.outcome === 'refused' && wasDown)) continue;
-      const type = records[i]!.type;
-      for (const [key, scope] of this.hints) if (scope === undefined || scope === type) this.hints.delete(key);
+      if (this.hints.size > 0) this.forgetHints(records[i]!.type);
       if (result.outcome === 'delivered') this.checkReceipt(result);
     }
     if (wasDown) {
       await this.o.store.release(this.target, since, Date.now());
       this.o.logger.info('target back up; draining its backlog', { target: this.target });
     }
+  }
+
+  /** What was delivered of `type` ends the hints about it and about the whole target. */
+  private forgetHints(type: string): void {
+    for (const [key, scope] of this.hints) if (scope === undefined || scope === type) this.hints.delete(key);
   }
 
   /** Batches refused as such (415 or a final 4xx without per-event results): one event per request from now on, said once. */

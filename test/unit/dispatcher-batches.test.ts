@@ -114,7 +114,7 @@ function setup(
   } = {},
 ) {
   const logger = fakeLogger();
-  const store = options.settleMany ? new SettlingOutbox(10_000, 64 * 1024 * 1024, logger) : new MemoryOutbox(10_000, 64 * 1024 * 1024, logger);
+  const store = options.settleMany ? new SettlingOutbox(10_000, 10_000, logger) : new MemoryOutbox(10_000, 10_000, logger);
   const transport = new BatchingTransport(options.answer);
   const settledCounts: number[] = [];
   const resolveTarget = (name: string): ResolvedTarget => ({ name, url: `http://127.0.0.1:1/${name}`, keys: [KEY], batch: options.targetBatch ?? true });
@@ -351,7 +351,13 @@ describe('Dispatcher batching: each event settled from its own result', () => {
     // The 404 hint is said once for each event type, not once per event.
     expect(logger.warn.mock.calls.filter(([message]) => String(message).startsWith('404 from payments'))).toHaveLength(2);
 
-    await until(DEFAULTS.redelivery.baseDelayMs + 10);
+    // The same events failing again are not news about the target …
+    await until(DEFAULTS.redelivery.baseDelayMs + 100);
+    expect(transport.requests.map((r) => r.deliveries.length)).toEqual([10, 10, 10, 10]);
+    expect(dispatcher.downSince()).toEqual({});
+    // … a third request with a delivery not failed before is.
+    await emit(delivery(21));
+    await settle();
     expect(dispatcher.downSince()).toEqual({ payments: expect.any(Number) });
   });
 
