@@ -22,10 +22,15 @@ export interface DispatcherOptions {
    */
   batch?: Omit<Required<BatchOptions>, 'enabled'>;
   /**
-   * Called once per request whose outcomes were recorded, with how many deliveries of `target` it
-   * settled (delivered, dead-lettered or rescheduled; not those handed back unsent).
+   * Told of the lanes' progress (the emit path's backpressure): `settled` once per delivery whose
+   * outcome was recorded (delivered, dead-lettered or rescheduled; `firstAttempt`: it had not been
+   * tried before), not for those handed back untried; `idle` when a lane found nothing more due,
+   * with how many deliveries it still has in flight or settling.
    */
-  onSettled?: (target: string, count: number) => void;
+  progress?: {
+    settled(target: string, firstAttempt: boolean): void;
+    idle(target: string, unsettled: number): void;
+  };
 }
 
 /**
@@ -109,6 +114,11 @@ export class Dispatcher {
 
   isStopping(): boolean {
     return this.stopping;
+  }
+
+  /** Whether `target` is counted down now (probed, not delivered to). */
+  isDown(target: string): boolean {
+    return this.lanes.get(target)?.downSince !== undefined;
   }
 
   /** Targets counted down now, with since when (ms since epoch). */

@@ -28,6 +28,8 @@ export class Lane {
   started = false;
   /** Requests whose outcomes are being written to the store (a shared store answers asynchronously). */
   settling = 0;
+  /** Deliveries in the requests in flight or settling. */
+  private unsettled = 0;
   private scheduled = false;
   /** A pump is awaiting the store; another request to pump runs once it is done. */
   private pumping = false;
@@ -129,9 +131,11 @@ export class Lane {
       if (free > 0) {
         // Only what the free requests can carry: a record claimed and not sent would be handed back.
         const perRequest = batching ? eventsPerRequest(this.o.batch!, this.averageBytes) : 1;
-        const claimed = await this.o.store.claim(this.target, Date.now(), free * perRequest);
+        const limit = free * perRequest;
+        const claimed = await this.o.store.claim(this.target, Date.now(), limit);
         // Started before the next read, so that they count in flight.
         if (claimed.length > 0) await this.start(target, claimed, free, batching);
+        if (claimed.length < limit) this.o.progress?.idle(this.target, this.unsettled);
       }
       // A full lane is pumped again as each request ends: no need to know when the next is due.
       if (this.inFlight < this.o.concurrency) next = await this.o.store.nextDueAt(this.target);
@@ -243,6 +247,7 @@ export class Lane {
   /** One request: `records` alone (structured mode) or as a batch; then each record settled from its own result. */
   private async deliver(target: ResolvedTarget, records: OutboxRecord[], probe: boolean): Promise<void> {
     this.inFlight += 1;
+    this.unsettled += records.length;
     this.started = true;
     const startedAt = Date.now();
     const results = records.length === 1 ? [await this.sendOne(target, records[0]!)] : await this.sendBatch(target, records);
@@ -261,6 +266,7 @@ export class Lane {
       });
     } finally {
       this.settling -= 1;
+      this.unsettled -= records.length;
     }
     this.kick();
   }
@@ -368,7 +374,12 @@ export class Lane {
       this.explainFailures(records, results);
     }
     for (let i = 0; i < records.length; i++) this.report(records[i]!, results[i]!, settlements[i]!, startedAt);
-    this.o.onSettled?.(this.target, records.length - unsupported);
+    if (this.o.progress) {
+      for (let i = 0; i < records.length; i++) {
+        const result = results[i]!;
+        if (!result.batchUnsupported) this.o.progress.settled(this.target, records[i]!.attempts === result.attempts);
+      }
+    }
   }
 
   /** Records outcomes: in one call when the store settles many at once, else one by one. */

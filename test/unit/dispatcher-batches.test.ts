@@ -116,7 +116,9 @@ function setup(
   const logger = fakeLogger();
   const store = options.settleMany ? new SettlingOutbox(10_000, 10_000, logger) : new MemoryOutbox(10_000, 10_000, logger);
   const transport = new BatchingTransport(options.answer);
-  const settledCounts: number[] = [];
+  /** What the lanes told the emit path: each settled delivery (first attempt or not), each time a lane found nothing more due. */
+  const settled: boolean[] = [];
+  const idle: number[] = [];
   const resolveTarget = (name: string): ResolvedTarget => ({ name, url: `http://127.0.0.1:1/${name}`, keys: [KEY], batch: options.targetBatch ?? true });
   const dispatcher = new Dispatcher({
     store,
@@ -127,13 +129,16 @@ function setup(
     batch: { ...DEFAULTS.batch, ...options.batch },
     redelivery: { ...DEFAULTS.redelivery },
     resolveTarget,
-    onSettled: (_target, count) => settledCounts.push(count),
+    progress: {
+      settled: (_target, firstAttempt) => settled.push(firstAttempt),
+      idle: (_target, unsettled) => idle.push(unsettled),
+    },
   });
   const emit = async (...deliveries: NewDelivery[]) => {
     await store.add(deliveries);
     dispatcher.notify('payments');
   };
-  return { logger, store, transport, dispatcher, emit, settledCounts };
+  return { logger, store, transport, dispatcher, emit, settled, idle };
 }
 
 const until = (ms: number) => jest.advanceTimersByTimeAsync(Math.max(0, T + ms - Date.now()));
@@ -292,7 +297,7 @@ describe('Dispatcher batching: each event settled from its own result', () => {
   test('a mixed batch: the delivered event completes, the refused one is a dead letter at once, the failed one is redelivered alone', async () => {
     const answers: Record<string, DeliveryResult> = { 'evt-2': REFUSED, 'evt-3': FAILED_500 };
     let firstTry = true;
-    const { transport, store, logger, emit } = setup({
+    const { transport, store, logger, emit, settled } = setup({
       concurrency: 1,
       answer: (d) => (firstTry ? (answers[d.eventId] ?? DELIVERED) : DELIVERED),
     });
@@ -321,11 +326,12 @@ describe('Dispatcher batching: each event settled from its own result', () => {
     expect(transport.shapes()[2]).toEqual(['evt-3']);
     expect(transport.requests[2]!.deliveries[0]!.previousAttempts).toBe(1);
     expect(store.stats()).toMatchObject({ pending: 0, deadLetters: 1 });
+    expect(settled).toEqual([true, true, true, true, false]); // evt-9, the batch of three, evt-3 again
   });
 
   test('the outcomes of a batch are recorded in one settleMany call when the store has it', async () => {
     const answers: Record<string, DeliveryResult> = { 'evt-2': REFUSED, 'evt-3': FAILED_500 };
-    const { store, settledCounts, emit } = setup({ concurrency: 1, settleMany: true, answer: (d) => answers[d.eventId] ?? DELIVERED });
+    const { store, settled: progress, emit } = setup({ concurrency: 1, settleMany: true, answer: (d) => answers[d.eventId] ?? DELIVERED });
     await emit(...many(4));
     await settle();
     const settled = (store as SettlingOutbox).settled;
@@ -336,7 +342,7 @@ describe('Dispatcher batching: each event settled from its own result', () => {
       ['evt-3', 'reschedule'],
       ['evt-4', 'complete'],
     ]);
-    expect(settledCounts).toEqual([4]);
+    expect(progress).toEqual([true, true, true, true]);
     expect(store.stats()).toMatchObject({ pending: 1, deadLetters: 1 });
   });
 
@@ -405,7 +411,7 @@ describe('Dispatcher batching: each event settled from its own result', () => {
 
 describe('Dispatcher batching: a peer that does not read batches', () => {
   test('its events are sent again at once one by one, uncharged; batching to it stops for good, said once', async () => {
-    const { transport, store, logger, emit } = setup({ concurrency: 2, answer: (_d, batch) => (batch ? UNSUPPORTED : DELIVERED) });
+    const { transport, store, logger, emit, settled, idle } = setup({ concurrency: 2, answer: (_d, batch) => (batch ? UNSUPPORTED : DELIVERED) });
     await emit(...many(6));
     await settle();
     await settle();
@@ -420,6 +426,9 @@ describe('Dispatcher batching: a peer that does not read batches', () => {
     expect(resent.every((r) => r.deliveries[0]!.previousAttempts === 0)).toBe(true);
     expect(resent.every((r) => r.at - T < 20)).toBe(true);
     expect(store.stats()).toMatchObject({ pending: 0, deadLetters: 0 });
+    // The emit path's backpressure hears of each event once, when it settled after its first real try.
+    expect(settled).toEqual([true, true, true, true, true, true]);
+    expect(idle.at(-1)).toBe(0);
 
     const before = transport.requests.length;
     await emit(...many(8, 100));
