@@ -4,7 +4,7 @@ import { DEFAULTS } from '../../src/defaults.js';
 import { Telemetry } from '../../src/observe/telemetry.js';
 import { planRequests } from '../../src/send/batches.js';
 import { Dispatcher } from '../../src/send/dispatcher.js';
-import type { NewDelivery, OutboxRecord, Settlement } from '../../src/send/outbox-store.js';
+import type { NewDelivery, OutboxRecord, OutboxStore, Settlement } from '../../src/send/outbox-store.js';
 import { MemoryOutbox } from '../../src/stores/memory-outbox.js';
 import type { Delivery, DeliveryResult, Transport } from '../../src/transports/transport.js';
 
@@ -91,17 +91,24 @@ function delivery(n: number, createdAt = Date.now(), pad = 0): NewDelivery {
 
 const many = (count: number, from = 1) => Array.from({ length: count }, (_, i) => delivery(from + i));
 
-/** A memory outbox that records `settleMany` calls (the memory store of main has none yet: each settlement applied as the single calls do). */
-class SettlingOutbox extends MemoryOutbox {
-  readonly settled: Settlement[][] = [];
-  settleMany(settlements: readonly Settlement[]): void {
-    this.settled.push([...settlements]);
+/**
+ * Records every `settleMany` call on `store`, then settles: with the store's own `settleMany`
+ * where it has one, else each settlement as the single calls do.
+ */
+function recordSettleMany(store: MemoryOutbox): Settlement[][] {
+  const calls: Settlement[][] = [];
+  const outbox: OutboxStore = store;
+  const own = outbox.settleMany?.bind(store);
+  outbox.settleMany = (settlements) => {
+    calls.push([...settlements]);
+    if (own) return own(settlements);
     for (const s of settlements) {
-      if (s.kind === 'complete') this.complete(s.record.id);
-      else if (s.kind === 'kill') this.kill(s.record, s.reason);
-      else this.reschedule(s.record, s.nextAttemptAt);
+      if (s.kind === 'complete') store.complete(s.record.id);
+      else if (s.kind === 'kill') store.kill(s.record, s.reason);
+      else store.reschedule(s.record, s.nextAttemptAt);
     }
-  }
+  };
+  return calls;
 }
 
 function setup(
@@ -114,7 +121,8 @@ function setup(
   } = {},
 ) {
   const logger = fakeLogger();
-  const store = options.settleMany ? new SettlingOutbox(10_000, 10_000, logger) : new MemoryOutbox(10_000, 10_000, logger);
+  const store = new MemoryOutbox(10_000, 10_000, logger);
+  const settleManyCalls = options.settleMany ? recordSettleMany(store) : [];
   const transport = new BatchingTransport(options.answer);
   /** What the lanes told the emit path: each settled delivery (first attempt or not), each time a lane found nothing more due. */
   const settled: boolean[] = [];
@@ -138,7 +146,7 @@ function setup(
     await store.add(deliveries);
     dispatcher.notify('payments');
   };
-  return { logger, store, transport, dispatcher, emit, settled, idle };
+  return { logger, store, transport, dispatcher, emit, settled, idle, settleManyCalls };
 }
 
 const until = (ms: number) => jest.advanceTimersByTimeAsync(Math.max(0, T + ms - Date.now()));
@@ -331,10 +339,13 @@ describe('Dispatcher batching: each event settled from its own result', () => {
 
   test('the outcomes of a batch are recorded in one settleMany call when the store has it', async () => {
     const answers: Record<string, DeliveryResult> = { 'evt-2': REFUSED, 'evt-3': FAILED_500 };
-    const { store, settled: progress, emit } = setup({ concurrency: 1, settleMany: true, answer: (d) => answers[d.eventId] ?? DELIVERED });
+    const { store, settled: progress, settleManyCalls: settled, emit } = setup({
+      concurrency: 1,
+      settleMany: true,
+      answer: (d) => answers[d.eventId] ?? DELIVERED,
+    });
     await emit(...many(4));
     await settle();
-    const settled = (store as SettlingOutbox).settled;
     expect(settled).toHaveLength(1);
     expect(settled[0]!.map((s) => [s.record.eventId, s.kind])).toEqual([
       ['evt-1', 'complete'],
