@@ -95,6 +95,7 @@ export class EventBus<Events extends object = EventRegistry> {
       transport: this.transport,
       logger,
       concurrency: this.config.concurrency,
+      batch: this.config.batch,
       redelivery: this.config.redelivery,
       resolveTarget: (name) => this.target(name),
       telemetry: this.telemetry,

@@ -121,7 +121,7 @@ describe('Dispatcher', () => {
       eventId: 'evt-1',
       type: 'order-placed',
       source: 'orders',
-      target: { name: 'payments', url: 'http://127.0.0.1:1/payments', keys: [KEY] },
+      target: { name: 'payments', url: 'http://127.0.0.1:1/payments', keys: [KEY], batch: false },
       body: delivery(1).body,
       previousAttempts: 0,
     });

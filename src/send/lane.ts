@@ -1,0 +1,597 @@
+import { batchVariable, type ResolvedTarget } from '../config.js';
+import { DEFAULTS } from '../defaults.js';
+import type { OpenSpan } from '../observe/telemetry.js';
+import type { Delivery, DeliveryResult } from '../transports/transport.js';
+import { eventsPerRequest, planRequests } from './batches.js';
+import type { DispatcherOptions } from './dispatcher.js';
+import type { OutboxRecord, Settlement } from './outbox-store.js';
+import { failureHint } from './failure-hints.js';
+import { backoffMs } from './retry-policy.js';
+
+/**
+ * Failed requests in a row (with no success between), each carrying a delivery not failed
+ * before, that mark a target down: one event failing again and again is that event's problem.
+ */
+const DOWN_AFTER_FAILURES = 3;
+
+/**
+ * One target's deliveries: at most `concurrency` requests in flight, each one event (structured
+ * mode) or, when more is due than there are free requests, a batch. Every event of a batch is
+ * settled on its own from the target's per-event answer, exactly as a single send would be.
+ */
+export class Lane {
+  /** Requests in flight. */
+  inFlight = 0;
+  /** When the target was last counted down (undefined: it is up). */
+  downSince: number | undefined;
+  /** A delivery was started: the lane knows the target's state first-hand. */
+  started = false;
+  /** Requests whose outcomes are being written to the store (a shared store answers asynchronously). */
+  settling = 0;
+  /** Deliveries in the requests in flight or settling. */
+  private unsettled = 0;
+  private scheduled = false;
+  /** A pump is awaiting the store; another request to pump runs once it is done. */
+  private pumping = false;
+  private pumpAgain = false;
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
+  private down = false;
+  private probing = false;
+  private probeDelayMs = 0;
+  /** Deliveries failed since the last success, by record id. */
+  private failing = new Set<number>();
+  /** Requests failed since the last success that carried a delivery not failed before. */
+  private failures = 0;
+  /** Wait before pumping again after the store failed (0: it works). */
+  private storeRetryMs = 0;
+  /** Earliest try among the failures since the last success (Infinity: none). */
+  private streakStart = Infinity;
+  /** The target's URL as last resolved, for log lines. */
+  private url = '';
+  /** Failure hints logged since the last success: key → the event type they concern (undefined: the whole target). */
+  private readonly hints = new Map<string, string | undefined>();
+  /** Why the target could not be resolved, as last logged (undefined: it resolves). */
+  private unresolved: string | undefined;
+  /** The last 2xx was not an events receipt (warned once). */
+  private unconfirmed = false;
+  /** The target answered a batch as a peer that does not read them: one event per request from now on. */
+  private batchesRefused = false;
+  /** Average body size of what was last claimed, to claim about what the free requests can carry. */
+  private averageBytes = 0;
+  /** With `batch.lingerMs`: when the wait for more events ends (undefined: not waiting). */
+  private lingerUntil: number | undefined;
+
+  constructor(
+    private readonly target: string,
+    private readonly o: DispatcherOptions,
+    private readonly stopping: () => boolean,
+  ) {}
+
+  /** Pumps on the next turn of the event loop; many kicks in one turn pump once. */
+  kick(): void {
+    if (this.scheduled || this.stopping()) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.pump();
+    });
+  }
+
+  /** Starts down, with every failed delivery in the store counted in the outage. */
+  assumeDown(): void {
+    this.down = true;
+    this.downSince ??= Date.now();
+    this.probeDelayMs = 0;
+    this.streakStart = 0;
+  }
+
+  halt(): void {
+    this.clearTimer();
+  }
+
+  /** Pumps now, without waiting out a linger (shutdown sends what is due). */
+  flush(): Promise<void> {
+    this.lingerUntil = -Infinity;
+    return this.pump();
+  }
+
+  /** Claims and starts the due deliveries now (a kick does this on the next turn of the event loop). */
+  async pump(): Promise<void> {
+    if (this.stopping()) return;
+    // One pump at a time: two claiming at once would exceed the concurrency.
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    this.pumping = true;
+    try {
+      do {
+        this.pumpAgain = false;
+        await this.pumpOnce();
+      } while (this.pumpAgain && !this.stopping());
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private async pumpOnce(): Promise<void> {
+    const target = this.targetConfig();
+    if (!target) return;
+    if (this.down) {
+      if (!this.probing && this.timer === undefined) this.schedule(Date.now() + this.probeDelayMs, true);
+      return;
+    }
+    const batching = this.batching(target);
+    // Outcomes still being written count too: a shared store counts their claims until then.
+    const free = this.o.concurrency - this.inFlight - this.settling;
+    if (free > 0 && batching && this.lingering()) return;
+    let next: number | undefined;
+    try {
+      if (free > 0) {
+        // Only what the free requests can carry: a record claimed and not sent would be handed back.
+        const perRequest = batching ? eventsPerRequest(this.o.batch!, this.averageBytes) : 1;
+        const limit = free * perRequest;
+        const claimed = await this.o.store.claim(this.target, Date.now(), limit);
+        // Started before the next read, so that they count in flight.
+        if (claimed.length > 0) await this.start(target, claimed, free, batching);
+        if (claimed.length < limit) this.o.progress?.idle(this.target, this.unsettled);
+      }
+      // A full lane is pumped again as each request ends: no need to know when the next is due.
+      if (this.inFlight < this.o.concurrency) next = await this.o.store.nextDueAt(this.target);
+      this.storeRetryMs = 0;
+    } catch (error) {
+      this.storeFailed(error);
+    }
+    if (next !== undefined && this.inFlight < this.o.concurrency && !this.down) this.schedule(next, false);
+  }
+
+  /** Batches go to this target: the transport sends them, the target takes them, and no answer said otherwise. */
+  private batching(target: ResolvedTarget): boolean {
+    return target.batch && !this.batchesRefused && this.o.batch !== undefined && this.o.transport.sendBatch !== undefined;
+  }
+
+  /** With `batch.lingerMs`: true while the lane waits for more events before claiming (a timer pumps at the end). */
+  private lingering(): boolean {
+    const lingerMs = this.o.batch?.lingerMs ?? 0;
+    if (lingerMs <= 0) return false;
+    const now = Date.now();
+    this.lingerUntil ??= now + lingerMs;
+    if (now < this.lingerUntil) {
+      this.schedule(this.lingerUntil, false);
+      return true;
+    }
+    this.lingerUntil = undefined;
+    return false;
+  }
+
+  /** Sends what was claimed: one per free request while it fits, else spread in batches over them. */
+  private async start(target: ResolvedTarget, claimed: OutboxRecord[], free: number, batching: boolean): Promise<void> {
+    if (!batching || claimed.length <= free) {
+      for (const record of claimed) void this.deliver(target, [record], false);
+      return;
+    }
+    const sizes = claimed.map((record) => Buffer.byteLength(record.body));
+    let total = 0;
+    for (const size of sizes) total += size;
+    this.averageBytes = total / sizes.length;
+    const { requests, overflow } = planRequests(claimed, free, this.o.batch!, sizes);
+    for (const records of requests) void this.deliver(target, records, false);
+    // Larger than the last claim suggested: back to the store as they were (no attempt charged), due as before.
+    if (overflow.length > 0) await this.write(overflow.map((record) => ({ kind: 'reschedule', record, nextAttemptAt: record.nextAttemptAt })));
+  }
+
+  /**
+   * The store threw (disk full, locked, damaged: the store logs which, once per change). Never
+   * thrown out of a timer: pump again after a growing, capped wait; what is stored stays there.
+   */
+  private storeFailed(error: unknown): void {
+    const { baseDelayMs, maxDelayMs } = DEFAULTS.storeRetry;
+    this.storeRetryMs = Math.min(maxDelayMs, Math.max(baseDelayMs, this.storeRetryMs * 2));
+    this.o.logger.debug('outbox call failed; pumping again later', {
+      target: this.target,
+      retryInMs: this.storeRetryMs,
+      error: messageOf(error),
+    });
+    this.clearTimer();
+    this.schedule(Date.now() + this.storeRetryMs, false);
+  }
+
+  private schedule(at: number, probe: boolean): void {
+    if (this.timer !== undefined && this.timerAt <= at) return;
+    this.clearTimer();
+    this.timerAt = at;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.timerAt = Infinity;
+      if (probe) this.probe();
+      else void this.pump();
+    }, Math.max(0, at - Date.now()));
+  }
+
+  private clearTimer(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerAt = Infinity;
+  }
+
+  private probe(): void {
+    void this.probeNow();
+  }
+
+  private async probeNow(): Promise<void> {
+    if (this.stopping()) return;
+    const target = this.targetConfig();
+    let record: OutboxRecord | undefined;
+    this.probing = true;
+    try {
+      record = target && (await this.o.store.claimProbe(this.target));
+    } catch (error) {
+      this.probing = false;
+      this.storeFailed(error);
+      return;
+    }
+    if (!target || !record) {
+      this.probing = false;
+      this.down = false;
+      this.downSince = undefined;
+      return;
+    }
+    // A probe is one event in structured mode: it asks whether the target is back, nothing more.
+    void this.deliver(target, [record], true).finally(() => {
+      this.probing = false;
+      this.kick();
+    });
+  }
+
+  /** One request: `records` alone (structured mode) or as a batch; then each record settled from its own result. */
+  private async deliver(target: ResolvedTarget, records: OutboxRecord[], probe: boolean): Promise<void> {
+    this.inFlight += 1;
+    this.unsettled += records.length;
+    this.started = true;
+    const startedAt = Date.now();
+    const results = records.length === 1 ? [await this.sendOne(target, records[0]!)] : await this.sendBatch(target, records);
+    this.inFlight -= 1;
+    this.settling += 1;
+    try {
+      await this.settle(records, results, probe, startedAt);
+    } catch (error) {
+      // The store is gone (closed at shutdown) or unreachable: the records stay in it as they were
+      // (leased: a shared store hands them out again once the lease ends).
+      this.o.logger.error('could not record a delivery outcome', {
+        eventId: records[0]!.eventId,
+        ...(records.length > 1 && { eventIds: records.map((record) => record.eventId) }),
+        target: this.target,
+        error: messageOf(error),
+      });
+    } finally {
+      this.settling -= 1;
+      this.unsettled -= records.length;
+    }
+    this.kick();
+  }
+
+  private async sendOne(target: ResolvedTarget, record: OutboxRecord): Promise<DeliveryResult> {
+    const span = this.o.telemetry.send(record);
+    let result: DeliveryResult;
+    try {
+      result = await this.o.transport.send(this.delivery(target, record, span));
+    } catch (error) {
+      result = thrown(error);
+    }
+    this.o.telemetry.sent(span, result);
+    return result;
+  }
+
+  /** One batch request; one result per record, in order, whatever the transport answers. */
+  private async sendBatch(target: ResolvedTarget, records: OutboxRecord[]): Promise<DeliveryResult[]> {
+    const spans = records.map((record) => this.o.telemetry.send(record));
+    let results: DeliveryResult[];
+    try {
+      results = await this.o.transport.sendBatch!(records.map((record, i) => this.delivery(target, record, spans[i])));
+    } catch (error) {
+      const result = thrown(error);
+      results = records.map(() => result);
+    }
+    if (results.length !== records.length) {
+      // A transport breaking its contract: retried, never taken as delivered.
+      const error = `the transport answered ${results.length} results for a batch of ${records.length}`;
+      results = records.map((_, i) => results[i] ?? { outcome: 'retry', error, attempts: 1 });
+    }
+    for (let i = 0; i < records.length; i++) this.o.telemetry.sent(spans[i], results[i]!);
+    return results;
+  }
+
+  private delivery(target: ResolvedTarget, record: OutboxRecord, span: OpenSpan | undefined): Delivery {
+    return {
+      eventId: record.eventId,
+      type: record.type,
+      source: record.source,
+      target,
+      body: record.body,
+      previousAttempts: record.attempts,
+      traceparent: span ? span.traceparent : record.traceparent,
+      tracestate: span ? span.tracestate : record.tracestate,
+    };
+  }
+
+  /**
+   * Settles each record from its own result, in one store call where the store takes many. The
+   * target's state moves once per request: any event delivered means the target is up; a
+   * request whose every event failed is one failure, however many events it carried.
+   */
+  private async settle(records: OutboxRecord[], results: DeliveryResult[], probe: boolean, startedAt: number): Promise<void> {
+    const { redelivery } = this.o;
+    const now = Date.now();
+    const settlements: Settlement[] = [];
+    let delivered = 0;
+    let refused = 0;
+    let unsupported = 0;
+    let firstFailure = -1;
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i]!;
+      const result = results[i]!;
+      if (result.batchUnsupported) {
+        // Not processed: sent again at once on its own, with no attempt charged.
+        settlements.push({ kind: 'reschedule', record, nextAttemptAt: now });
+        unsupported += 1;
+        continue;
+      }
+      record.attempts += result.attempts;
+      if (result.outcome === 'delivered') {
+        // Leaves the outbox: its last try's status and error are recorded for nothing.
+        settlements.push({ kind: 'complete', record });
+        delivered += 1;
+        continue;
+      }
+      record.lastAttemptAt = startedAt;
+      record.lastStatus = result.status;
+      record.lastError = result.error;
+      if (result.outcome === 'refused') {
+        settlements.push({ kind: 'kill', record, reason: 'refused' });
+        refused += 1;
+      } else {
+        if (firstFailure < 0) firstFailure = i;
+        const elapsed = now - record.createdAt;
+        const wait = Math.max(backoffMs(1, Math.max(redelivery.baseDelayMs, elapsed), redelivery.maxDelayMs), result.retryAfterMs ?? 0);
+        settlements.push(
+          elapsed + wait > redelivery.horizonMs
+            ? { kind: 'kill', record, reason: 'expired' }
+            : { kind: 'reschedule', record, nextAttemptAt: now + wait },
+        );
+      }
+    }
+    // Before the write: a pump running meanwhile must not batch the returned events again.
+    if (unsupported > 0) this.refuseBatches(results);
+    const up = delivered > 0 || (refused > 0 && this.down);
+    if (!up && firstFailure >= 0) {
+      this.explainFailures(records, results);
+      await this.failed(records, results, firstFailure, probe);
+    }
+    await this.write(settlements);
+    if (up) {
+      await this.recovered(records, results);
+      this.explainFailures(records, results);
+    }
+    for (let i = 0; i < records.length; i++) this.report(records[i]!, results[i]!, settlements[i]!, startedAt);
+    if (this.o.progress) {
+      for (let i = 0; i < records.length; i++) {
+        const result = results[i]!;
+        if (!result.batchUnsupported) this.o.progress.settled(this.target, records[i]!.attempts === result.attempts);
+      }
+    }
+  }
+
+  /** Records outcomes: in one call when the store settles many at once, else one by one. */
+  private async write(settlements: Settlement[]): Promise<void> {
+    const { store } = this.o;
+    if (settlements.length > 1 && store.settleMany) {
+      await store.settleMany(settlements);
+      return;
+    }
+    for (const s of settlements) {
+      const done =
+        s.kind === 'complete' ? store.complete(s.record.id) : s.kind === 'kill' ? store.kill(s.record, s.reason) : store.reschedule(s.record, s.nextAttemptAt);
+      // The memory and SQLite stores answer at once: no turn of the microtask queue per event.
+      if (done instanceof Promise) await done;
+    }
+  }
+
+  /** Telemetry and the log line of one settled record, at the levels of a single send; nothing is built for a level that is off. */
+  private report(record: OutboxRecord, result: DeliveryResult, settlement: Settlement, startedAt: number): void {
+    const { logger, telemetry } = this.o;
+    if (result.batchUnsupported) return;
+    if (settlement.kind === 'complete') {
+      telemetry.delivered(record, result);
+      if (logger.isInfoEnabled()) {
+        logger.info('event delivered', { ...fields(record, result), durationMs: Date.now() - startedAt });
+      }
+      return;
+    }
+    if (settlement.kind === 'kill') {
+      telemetry.deadLettered(record, settlement.reason);
+      if (logger.isLevelEnabled('error')) {
+        const message =
+          settlement.reason === 'refused' ? 'delivery refused; dead-lettered' : 'delivery expired after its redelivery horizon; dead-lettered';
+        // Payloads never go above debug: the dead letter keeps the body for replay.
+        logger.error(message, { ...fields(record, result), error: result.error });
+      }
+      this.logData('dead letter data', record);
+      return;
+    }
+    telemetry.retried(record);
+    // The first failure of a delivery is worth a warning; its later retries are attempts (debug).
+    const level = record.attempts === result.attempts ? 'warn' : 'debug';
+    if (logger.isLevelEnabled(level)) {
+      logger.log(level, 'delivery failed; will redeliver', {
+        ...fields(record, result),
+        error: result.error,
+        nextAttemptAt: new Date(settlement.nextAttemptAt).toISOString(),
+      });
+    }
+  }
+
+  /** A request failed as a whole (no event delivered): one failure of the target, whatever the batch's size. */
+  private async failed(records: OutboxRecord[], results: DeliveryResult[], first: number, probe: boolean): Promise<void> {
+    const record = records[first]!;
+    let result = results[first]!;
+    let retryAfter = 0;
+    for (const r of results) {
+      if (r.outcome !== 'retry' || r.batchUnsupported) continue;
+      retryAfter = Math.max(retryAfter, r.retryAfterMs ?? 0);
+      if (r.targetDown && !result.targetDown) result = r;
+    }
+    // The streak starts at the earliest failed try, not the first to fail: a slow try (a timeout)
+    // started before a fast failure must be released with the rest when the target comes back.
+    this.streakStart = Math.min(this.streakStart, record.lastAttemptAt ?? Date.now());
+    const known = this.failing.size;
+    for (let i = 0; i < records.length; i++) {
+      if (results[i]!.outcome === 'retry' && !results[i]!.batchUnsupported) this.failing.add(records[i]!.id);
+    }
+    if (this.failing.size > known) this.failures += 1;
+    if (probe) {
+      this.probeDelayMs = Math.max(
+        retryAfter,
+        Math.min(this.o.redelivery.probeMaxDelayMs, Math.max(250, this.probeDelayMs * 2)),
+      );
+      return;
+    }
+    if (!this.down && (result.targetDown || this.failures >= DOWN_AFTER_FAILURES)) {
+      this.down = true;
+      this.downSince = Date.now();
+      this.probeDelayMs = Math.max(retryAfter, 500);
+      this.clearTimer();
+      this.o.logger.warn('target down; probing before sending more', { target: this.target, status: result.status, error: result.error });
+      try {
+        await this.o.store.markDown?.(this.target);
+      } catch (error) {
+        this.o.logger.debug('could not share that the target is down', { target: this.target, error: messageOf(error) });
+      }
+    }
+  }
+
+  /** The likely cause of each failure an operator can fix (401, 404, …): once per state change, not per event. */
+  private explainFailures(records: OutboxRecord[], results: DeliveryResult[]): void {
+    for (let i = 0; i < records.length; i++) {
+      const result = results[i]!;
+      if (result.outcome === 'retry' && !result.batchUnsupported) this.explain(result.status, records[i]!.type);
+    }
+  }
+
+  private explain(status: number | undefined, type: string): void {
+    const hint = failureHint(status, this.target, this.url, type);
+    if (!hint || this.hints.has(hint.key)) return;
+    this.hints.set(hint.key, hint.scope === 'type' ? type : undefined);
+    this.o.logger.warn(hint.message, { target: this.target, url: this.url, status, type });
+  }
+
+  /** A 2xx that is not an events endpoint's receipt counts as delivered, but never silently: once per state change. */
+  private checkReceipt(result: DeliveryResult): void {
+    if (result.receipt === undefined || result.receipt === !this.unconfirmed) return;
+    this.unconfirmed = !result.receipt;
+    if (this.unconfirmed) {
+      this.o.logger.warn(
+        `${result.status} from ${this.target} at ${this.url} is not an events receipt: counted as delivered, but is this the events endpoint (the middleware's path, /events by default)?`,
+        { target: this.target, url: this.url, status: result.status },
+      );
+    } else {
+      this.o.logger.info('target answers with events receipts again', { target: this.target, url: this.url });
+    }
+  }
+
+  /** The target answered: it is up; what failed during the outage is due now; hints of what was delivered are over. */
+  private async recovered(records: OutboxRecord[], results: DeliveryResult[]): Promise<void> {
+    const wasDown = this.down;
+    const since = this.streakStart;
+    this.streakStart = Infinity;
+    this.failing.clear();
+    this.failures = 0;
+    this.down = false;
+    this.downSince = undefined;
+    this.probeDelayMs = 0;
+    for (let i = 0; i < records.length; i++) {
+      const result = results[i]!;
+      // A refusal tells that the target is back only when it was down (as for a single send).
+      if (result.outcome !== 'delivered' && !(result.outcome === 'refused' && wasDown)) continue;
+      if (this.hints.size > 0) this.forgetHints(records[i]!.type);
+      if (result.outcome === 'delivered') this.checkReceipt(result);
+    }
+    if (wasDown) {
+      await this.o.store.release(this.target, since, Date.now());
+      this.o.logger.info('target back up; draining its backlog', { target: this.target });
+    }
+  }
+
+  /** What was delivered of `type` ends the hints about it and about the whole target. */
+  private forgetHints(type: string): void {
+    for (const [key, scope] of this.hints) if (scope === undefined || scope === type) this.hints.delete(key);
+  }
+
+  /** Batches refused as such (415 or a final 4xx without per-event results): one event per request from now on, said once. */
+  private refuseBatches(results: DeliveryResult[]): void {
+    if (this.batchesRefused) return;
+    this.batchesRefused = true;
+    const status = results.find((result) => result.batchUnsupported)?.status;
+    this.o.logger.warn(
+      `${this.target} does not accept CloudEvents batches; sending one event per request — set services.${this.target}.batch=false (or ${batchVariable(this.target)}=false) to skip the probe`,
+      { target: this.target, url: this.url, status },
+    );
+  }
+
+  /** The payload, at debug only (enough to replay by hand; the dead letter keeps it too). */
+  private logData(message: string, record: OutboxRecord): void {
+    if (this.o.logger.isDebugEnabled()) {
+      this.o.logger.debug(message, { eventId: record.eventId, target: record.target, data: payloadOf(record.body) });
+    }
+  }
+
+  /** The target's URL and keys as the bus knows them now (a later declareEvent may change them). */
+  private targetConfig(): ResolvedTarget | undefined {
+    try {
+      const target = this.o.resolveTarget(this.target);
+      this.url = target.url;
+      this.unresolved = undefined;
+      return target;
+    } catch (error) {
+      const message = (error as Error).message;
+      // Once per state change: every pump asks again, and the answer rarely changes.
+      if (message !== this.unresolved) {
+        this.unresolved = message;
+        this.o.logger.error('cannot deliver: target is not configured; deliveries stay in the outbox', {
+          target: this.target,
+          error: message,
+        });
+      }
+      return undefined;
+    }
+  }
+}
+
+/** The fields of a delivery's log lines. */
+function fields(record: OutboxRecord, result: DeliveryResult) {
+  return {
+    eventId: record.eventId,
+    type: record.type,
+    source: record.source,
+    target: record.target,
+    attempt: record.attempts,
+    status: result.status,
+  };
+}
+
+/** A transport that threw (it should answer instead): a failed try to retry, not a crash. */
+function thrown(error: unknown): DeliveryResult {
+  return { outcome: 'retry', error: messageOf(error), attempts: 1 };
+}
+
+function messageOf(error: unknown): string {
+  return (error as Error)?.message ?? String(error);
+}
+
+function payloadOf(body: string): unknown {
+  try {
+    return (JSON.parse(body) as { data?: unknown }).data;
+  } catch {
+    return body;
+  }
+}
