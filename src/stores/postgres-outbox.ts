@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS ${s}.events_outbox (
   leased_until BIGINT, lease_owner TEXT
 );
 CREATE INDEX IF NOT EXISTS events_outbox_due ON ${s}.events_outbox (service, target, next_attempt_at, id);
+CREATE INDEX IF NOT EXISTS events_outbox_leased ON ${s}.events_outbox (service, target, leased_until) WHERE leased_until IS NOT NULL;
 CREATE TABLE IF NOT EXISTS ${s}.events_dead_letters (
   id BIGINT PRIMARY KEY,
   service TEXT NOT NULL,
@@ -122,7 +123,8 @@ interface Waiter {
  *   whose lease ran out (its instance died) is claimed again by any instance.
  * - Per target, one row of `events_targets` is locked by every claim: the deliveries in flight
  *   across instances never exceed `concurrency` (times `eventsPerRequest`, for a target sent
- *   batches), and a target one instance found down is probed
+ *   batches; the live leases are counted through a partial index, not by reading the target's
+ *   whole backlog), and a target one instance found down is probed
  *   by one delivery at a time, whichever instance sends it, until a delivery succeeds.
  */
 export class PostgresOutbox implements OutboxStore {

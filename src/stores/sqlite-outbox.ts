@@ -117,6 +117,7 @@ export class SqliteOutbox implements OutboxStore {
   private readonly selectDue: Statement;
   private readonly selectFirst: Statement;
   private readonly lease: Statement;
+  private readonly leaseOne: Statement;
   private readonly unlease: Statement;
   private readonly deleteOne: Statement;
   private readonly update: Statement;
@@ -184,6 +185,7 @@ export class SqliteOutbox implements OutboxStore {
       );
       // However many were claimed: one statement, the ids as a JSON array.
       this.lease = this.db.prepare('INSERT INTO temp.outbox_leases (id) SELECT value FROM json_each(?)');
+      this.leaseOne = this.db.prepare('INSERT INTO temp.outbox_leases (id) VALUES (?)');
       this.unlease = this.db.prepare('DELETE FROM temp.outbox_leases WHERE id = ?');
       this.deleteOne = this.db.prepare('DELETE FROM outbox WHERE id = ?');
       this.minDue = this.db.prepare(
@@ -255,7 +257,8 @@ export class SqliteOutbox implements OutboxStore {
       if (this.opensAt <= now) this.sync();
       this.checkClock(now);
       const rows = this.selectDue.all(target, now, limit) as Row[];
-      if (rows.length > 0) this.lease.run(JSON.stringify(rows.map((row) => row.id)));
+      if (rows.length === 1) this.leaseOne.run(rows[0]!.id);
+      else if (rows.length > 1) this.lease.run(JSON.stringify(rows.map((row) => row.id)));
       return rows.map(toRecord);
     });
   }
@@ -265,7 +268,7 @@ export class SqliteOutbox implements OutboxStore {
       if (this.opensAt < Infinity) this.sync();
       const row = this.selectFirst.get(target) as Row | undefined;
       if (!row) return undefined;
-      this.lease.run(`[${row.id}]`);
+      this.leaseOne.run(row.id);
       return toRecord(row);
     });
   }
