@@ -58,8 +58,8 @@ interface Row {
 
 export interface SqliteOutboxOptions {
   /**
-   * The owning service (default): takes the file's exclusive lock, forgets leases left by a
-   * crashed process, watches the file, retries failed writes in the background. Operator tools
+   * The owning service (default): takes the file's exclusive lock, forgets leases an earlier
+   * version left in the file, watches the file, retries failed writes in the background. Operator tools
    * opening the file beside a running service pass `false`: none of that, a patient busy timeout.
    */
   resetLeases?: boolean;
@@ -91,10 +91,11 @@ interface Pending {
 /**
  * The durable outbox, in SQLite. `add` is a group commit: every delivery added in one turn of
  * the event loop goes in one transaction, and each caller resolves once it is committed.
- * Completions and reschedules ride in the same batched transactions.
+ * Completions, reschedules and dead letters (one by one or `settleMany`) ride in the same
+ * batched transactions; a claim writes nothing to the file.
  *
- * One owning process per file, enforced by an exclusive lock on `<path>-lock`; leases are reset
- * when the owner opens the file, so a restart after a crash resumes everything.
+ * One owning process per file, enforced by an exclusive lock on `<path>-lock`; leases live in
+ * the owner's connection, so a restart after a crash resumes everything.
  *
  * Nothing here throws out of a timer. When the file cannot take writes (disk full, locked by
  * another connection, damaged), buffered writes are kept, in order, and retried with growing
@@ -291,7 +292,6 @@ export class SqliteOutbox implements OutboxStore {
   settleMany(settlements: readonly Settlement[]): void {
     if (settlements.length === 0) return;
     const deadAt = this.now();
-    // Taken now, as `reschedule` does: the records may change before the flush.
     const items = settlements.slice();
     let opensAt = Infinity;
     const params = items.map((s) => {
