@@ -8,6 +8,8 @@
  * - `one by one`: 16 in flight, each ending alone; every end claims one more (the unbatched dispatcher).
  * - `batches, settleMany`: claim 1,600 (16 requests × 100), settle them all in one `settleMany`.
  * - `batches, one call each`: the same, settled by one `complete` each (a store without `settleMany`).
+ * - `batches in flight`: 16 requests of 100 in flight; as each ends, `settleMany` its 100, claim 100
+ *   more (the batching dispatcher at saturation: every claim passes the 1,500 others still leased).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,7 +32,7 @@ function open(kind: string, dir: string, run: number): OutboxStore {
   return new SqliteOutbox(join(dir, `outbox-${run}.db`));
 }
 
-type Shape = 'one by one' | 'batches, settleMany' | 'batches, one call each';
+type Shape = 'one by one' | 'batches, settleMany' | 'batches, one call each' | 'batches in flight';
 
 async function fill(store: OutboxStore, n: number): Promise<void> {
   const now = Date.now();
@@ -54,7 +56,19 @@ async function drain(store: OutboxStore, n: number, shape: Shape): Promise<{ cpu
   const start = process.cpuUsage();
   const startedAt = process.hrtime.bigint();
   let done = 0;
-  if (shape !== 'one by one') {
+  if (shape === 'batches in flight') {
+    const claimed = await store.claim('payments', Date.now(), 1600);
+    const requests: OutboxRecord[][] = [];
+    for (let i = 0; i < claimed.length; i += 100) requests.push(claimed.slice(i, i + 100));
+    while (requests.length > 0) {
+      const ended = requests.shift()!;
+      await settle(store, ended, 'batches, settleMany');
+      done += ended.length;
+      const more = await store.claim('payments', Date.now(), 100);
+      if (more.length > 0) requests.push(more);
+      if (done % 1600 === 0) await nextTurn();
+    }
+  } else if (shape !== 'one by one') {
     while (done < n) {
       const claimed = await store.claim('payments', Date.now(), 1600);
       await settle(store, claimed, shape);
@@ -90,7 +104,7 @@ async function main(): Promise<void> {
   const [kind = 'sqlite', count = '20000', reps = '3'] = process.argv.slice(2);
   const n = Number(count);
   const dir = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'outbox-bench-'));
-  const shapes: Shape[] = ['one by one', 'batches, settleMany', 'batches, one call each'];
+  const shapes: Shape[] = ['one by one', 'batches, settleMany', 'batches, one call each', 'batches in flight'];
   const figures = new Map(shapes.map((shape) => [shape, { cpu: [] as number[], wall: [] as number[] }]));
   try {
     let run = 0;

@@ -291,9 +291,8 @@ export class PostgresOutbox implements OutboxStore {
         );
         this.knownTargets.add(target);
       }
+      // A claim lost in a database crash only makes its deliveries claimable again: no fsync to wait for.
       return this.transaction(async (client) => {
-        // A claim lost in a database crash only makes its deliveries claimable again: no fsync to wait for.
-        await client.query('SET LOCAL synchronous_commit = off');
         // The lock first, then a statement of its own: its snapshot sees every claim committed before the lock was granted.
         const state = await client.query<{ down: boolean; probe_at: string }>(
           `SELECT down, probe_at FROM ${this.s}.events_targets WHERE service = $1 AND target = $2 FOR UPDATE`,
@@ -662,10 +661,14 @@ export class PostgresOutbox implements OutboxStore {
     await this.conn.release();
   }
 
+  /**
+   * A dispatcher's transaction (a claim, outcomes, target state), which does not wait for its WAL
+   * flush (see `write`). BEGIN and the setting go in one round trip.
+   */
   private async transaction<T>(run: (client: PoolClient) => Promise<T>): Promise<T> {
     const client = await this.conn.pool.connect();
     try {
-      await client.query('BEGIN');
+      await client.query('BEGIN; SET LOCAL synchronous_commit = off');
       const value = await run(client);
       await client.query('COMMIT');
       return value;
@@ -686,10 +689,7 @@ export class PostgresOutbox implements OutboxStore {
     await this.track(
       this.guard(async () => {
         await this.ensureReady();
-        await this.transaction(async (client) => {
-          await client.query('SET LOCAL synchronous_commit = off');
-          await client.query(text, params);
-        });
+        await this.transaction((client) => client.query(text, params));
       }),
     );
   }
