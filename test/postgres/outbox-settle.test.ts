@@ -1,9 +1,12 @@
 // The PostgreSQL outbox as a store (no bus): the settleMany and large-claim contract shared with
 // the memory and SQLite stores, lease ownership in settleMany, and the cap on live leases.
 import type { Pool } from 'pg';
+import { resolveConfig } from '../../src/config.js';
+import { openOutbox } from '../../src/stores/open.js';
 import { PostgresOutbox } from '../../src/stores/postgres-outbox.js';
 import { delivery, ids, settleManyContract, T, tried } from '../helpers/outbox-contract.js';
 import { DATABASE_URL, describePostgres, freshSchema } from '../helpers/postgres.js';
+import { newSecret } from '../helpers/signing.js';
 
 describePostgres('PostgreSQL outbox as a store', () => {
   let schema: string;
@@ -83,6 +86,24 @@ describePostgres('PostgreSQL outbox as a store', () => {
       const unbatched = opened({ concurrency: 2, eventsPerRequest: undefined }, `svc${++services}`); // the default: 1
       await unbatched.add([delivery(1), delivery(2), delivery(3)]);
       expect(await unbatched.claim('payments', T + 100, 10)).toHaveLength(2);
+    });
+
+    it('the bus configuration sets the cap per target: batch.maxEvents for a target sent batches, 1 for one that is not', async () => {
+      const config = resolveConfig({
+        service: `svc${++services}`,
+        secret: newSecret(),
+        database: DATABASE_URL,
+        databaseSchema: schema,
+        concurrency: 2,
+        batch: { maxEvents: 3 },
+        services: { payments: 'http://127.0.0.1:1/events', orders: { url: 'http://127.0.0.1:1/events', batch: false } },
+        env: {},
+      });
+      const store = openOutbox(config);
+      stores.push(store as PostgresOutbox);
+      await store.add([...Array.from({ length: 10 }, (_, i) => delivery(i + 1)), ...Array.from({ length: 10 }, (_, i) => delivery(i + 11, 'orders'))]);
+      expect(await store.claim('payments', T + 100, 10)).toHaveLength(6);
+      expect(await store.claim('orders', T + 100, 10)).toHaveLength(2);
     });
   });
 });
