@@ -9,6 +9,7 @@ import type {
   OutboxRecord,
   OutboxStats,
   OutboxStore,
+  Settlement,
 } from '../send/outbox-store.js';
 import { matchesFilter, summarize } from './dead-letter-filter.js';
 
@@ -115,8 +116,22 @@ export class MemoryOutbox implements OutboxStore {
   }
 
   kill(record: OutboxRecord, reason: DeadLetter['reason']): void {
+    this.bury(record, reason, Date.now());
+  }
+
+  /** One pass, the same as `complete`, `reschedule` and `kill` one by one: nothing here waits on a write. */
+  settleMany(settlements: readonly Settlement[]): void {
+    const deadAt = Date.now();
+    for (const settlement of settlements) {
+      if (settlement.kind === 'complete') this.drop(settlement.record.id);
+      else if (settlement.kind === 'reschedule') this.reschedule(settlement.record, settlement.nextAttemptAt);
+      else this.bury(settlement.record, settlement.reason, deadAt);
+    }
+  }
+
+  private bury(record: OutboxRecord, reason: DeadLetter['reason'], deadAt: number): void {
     this.drop(record.id);
-    this.dead.push({ ...record, deadAt: Date.now(), reason });
+    this.dead.push({ ...record, deadAt, reason });
     if (this.dead.length > this.maxDeadLetters) {
       const evicted = this.dead.shift()!;
       this.logger.error('dead letter evicted from the in-memory outbox', {

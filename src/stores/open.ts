@@ -1,4 +1,4 @@
-import type { ResolvedConfig } from '../config.js';
+import { type ResolvedConfig, resolveTarget } from '../config.js';
 import type { InboxStore } from '../receive/inbox-store.js';
 import type { OutboxStore } from '../send/outbox-store.js';
 import { MemoryInbox } from './memory-inbox.js';
@@ -25,6 +25,7 @@ export function openOutbox(config: ResolvedConfig): OutboxStore {
       schema: config.databaseSchema,
       logger: config.logger,
       concurrency: config.concurrency,
+      eventsPerRequest: (target) => (batchesTo(config, target) ? config.batch.maxEvents : 1),
       leaseMs: config.outbox.leaseMs,
       writeWaitMs: config.outbox.writeWaitMs,
     });
@@ -37,6 +38,16 @@ export function openOutbox(config: ResolvedConfig): OutboxStore {
     });
   }
   return new MemoryOutbox(config.outbox.maxPending, config.outbox.maxDeadLetters, config.logger, config.outbox.maxPendingBytes);
+}
+
+/** Whether `target` is sent HTTP batches (its own `batch` over the bus's); a target not configured yet follows the bus. */
+function batchesTo(config: ResolvedConfig, target: string): boolean {
+  if (config.broker) return false;
+  try {
+    return resolveTarget(config, target).batch;
+  } catch {
+    return config.batch.enabled;
+  }
 }
 
 /**

@@ -13,6 +13,7 @@ import type {
   OutboxRecord,
   OutboxStats,
   OutboxStore,
+  Settlement,
 } from '../send/outbox-store.js';
 import type { TransactionClient } from '../types.js';
 import { applyDdl, connect, isUnavailable, type PgConnection, quoteSchema, registerDdl } from './postgres.js';
@@ -34,6 +35,7 @@ CREATE TABLE IF NOT EXISTS ${s}.events_outbox (
   leased_until BIGINT, lease_owner TEXT
 );
 CREATE INDEX IF NOT EXISTS events_outbox_due ON ${s}.events_outbox (service, target, next_attempt_at, id);
+CREATE INDEX IF NOT EXISTS events_outbox_leased ON ${s}.events_outbox (service, target, leased_until) WHERE leased_until IS NOT NULL;
 CREATE TABLE IF NOT EXISTS ${s}.events_dead_letters (
   id BIGINT PRIMARY KEY,
   service TEXT NOT NULL,
@@ -88,6 +90,12 @@ export interface PostgresOutboxOptions {
   logger?: Logger;
   /** Deliveries in flight per target, across every instance of the service. @default DEFAULTS.concurrency */
   concurrency?: number;
+  /**
+   * How many deliveries one request to `target` may carry: `batch.maxEvents` for a target sent
+   * batches. The leases live on a target, across instances, are capped at `concurrency` times
+   * this. @default 1 for every target
+   */
+  eventsPerRequest?: (target: string) => number;
   /** @default DEFAULTS.outbox.leaseMs */
   leaseMs?: number;
   /** How long `add` retries while the database cannot be reached before it rejects. @default DEFAULTS.outbox.writeWaitMs */
@@ -114,7 +122,9 @@ interface Waiter {
  *   `FOR UPDATE SKIP LOCKED` and renewed every third of `leaseMs` while the delivery runs. A row
  *   whose lease ran out (its instance died) is claimed again by any instance.
  * - Per target, one row of `events_targets` is locked by every claim: the deliveries in flight
- *   across instances never exceed `concurrency`, and a target one instance found down is probed
+ *   across instances never exceed `concurrency` (times `eventsPerRequest`, for a target sent
+ *   batches; the live leases are counted through a partial index, not by reading the target's
+ *   whole backlog), and a target one instance found down is probed
  *   by one delivery at a time, whichever instance sends it, until a delivery succeeds.
  */
 export class PostgresOutbox implements OutboxStore {
@@ -128,6 +138,7 @@ export class PostgresOutbox implements OutboxStore {
   private readonly conn: PgConnection;
   private readonly logger: Logger | undefined;
   private readonly concurrency: number;
+  private readonly eventsPerRequest: (target: string) => number;
   private readonly leaseMs: number;
   private readonly writeWaitMs: number;
   private readonly createTables: boolean;
@@ -156,6 +167,7 @@ export class PostgresOutbox implements OutboxStore {
     this.s = quoteSchema(this.schema);
     this.logger = options.logger;
     this.concurrency = options.concurrency ?? DEFAULTS.concurrency;
+    this.eventsPerRequest = options.eventsPerRequest ?? (() => 1);
     this.leaseMs = options.leaseMs ?? DEFAULTS.outbox.leaseMs;
     this.writeWaitMs = options.writeWaitMs ?? DEFAULTS.outbox.writeWaitMs;
     this.createTables = options.createTables ?? true;
@@ -279,9 +291,8 @@ export class PostgresOutbox implements OutboxStore {
         );
         this.knownTargets.add(target);
       }
+      // A claim lost in a database crash only makes its deliveries claimable again: no fsync to wait for.
       return this.transaction(async (client) => {
-        // A claim lost in a database crash only makes its deliveries claimable again: no fsync to wait for.
-        await client.query('SET LOCAL synchronous_commit = off');
         // The lock first, then a statement of its own: its snapshot sees every claim committed before the lock was granted.
         const state = await client.query<{ down: boolean; probe_at: string }>(
           `SELECT down, probe_at FROM ${this.s}.events_targets WHERE service = $1 AND target = $2 FOR UPDATE`,
@@ -291,7 +302,7 @@ export class PostgresOutbox implements OutboxStore {
         if (down) this.downSeen.add(target);
         else this.downSeen.delete(target);
         // A target that is down (here or in another instance) gets one delivery at a time, at most every busyRetryMs.
-        const cap = probe || down ? 1 : this.concurrency;
+        const cap = probe || down ? 1 : this.concurrency * this.eventsPerRequest(target);
         const want = down && !probe && Number(state.rows[0]?.probe_at ?? 0) > now ? 0 : probe || down ? 1 : limit;
         if (want === 0) {
           this.busy.add(target);
@@ -381,6 +392,66 @@ export class PostgresOutbox implements OutboxStore {
       ],
     );
     this.held.delete(String(record.id));
+  }
+
+  /**
+   * Every outcome in one statement, so one transaction and one round trip: completions deleted,
+   * reschedules and dead letters only while this instance holds the lease, as one by one.
+   */
+  async settleMany(settlements: readonly Settlement[]): Promise<void> {
+    if (settlements.length === 0) return;
+    const done: number[] = [];
+    const again: OutboxRecord[] = [];
+    const dead: OutboxRecord[] = [];
+    const reasons: string[] = [];
+    for (const settlement of settlements) {
+      if (settlement.kind === 'complete') done.push(settlement.record.id);
+      else if (settlement.kind === 'reschedule') {
+        settlement.record.nextAttemptAt = settlement.nextAttemptAt;
+        again.push(settlement.record);
+      } else {
+        dead.push(settlement.record);
+        reasons.push(settlement.reason);
+      }
+    }
+    const history = (records: OutboxRecord[]) => [
+      records.map((r) => r.id),
+      records.map((r) => r.attempts),
+      records.map((r) => r.nextAttemptAt),
+      records.map((r) => r.lastAttemptAt ?? null),
+      records.map((r) => r.lastStatus ?? null),
+      records.map((r) => r.lastError ?? null),
+    ];
+    await this.write(
+      `WITH done AS (DELETE FROM ${this.s}.events_outbox WHERE id = ANY($1::bigint[]) RETURNING 1),
+       again AS (UPDATE ${this.s}.events_outbox o SET leased_until = NULL, lease_owner = NULL, attempts = u.attempts,
+           next_attempt_at = u.next_attempt_at, last_attempt_at = u.last_attempt_at, last_status = u.last_status,
+           last_error = u.last_error
+         FROM unnest($3::bigint[], $4::int[], $5::bigint[], $6::bigint[], $7::int[], $8::text[]) AS u(id, attempts, next_attempt_at, last_attempt_at, last_status, last_error)
+         WHERE o.id = u.id AND o.lease_owner = $2 RETURNING 1),
+       gone AS (DELETE FROM ${this.s}.events_outbox WHERE id = ANY($9::bigint[]) AND lease_owner = $2
+         RETURNING id, service, event_id, type, source, target, body, created_at, traceparent, tracestate),
+       buried AS (INSERT INTO ${this.s}.events_dead_letters (id, service, event_id, type, source, target, body, created_at,
+           traceparent, tracestate, attempts, next_attempt_at, last_attempt_at, last_status, last_error, dead_at, reason)
+         SELECT d.id, d.service, d.event_id, d.type, d.source, d.target, d.body, d.created_at, d.traceparent, d.tracestate,
+           k.attempts, k.next_attempt_at, k.last_attempt_at, k.last_status, k.last_error, $16, k.reason
+         FROM gone d JOIN unnest($9::bigint[], $10::int[], $11::bigint[], $12::bigint[], $13::int[], $14::text[], $15::text[])
+           AS k(id, attempts, next_attempt_at, last_attempt_at, last_status, last_error, reason) ON k.id = d.id
+         ON CONFLICT (id) DO UPDATE SET attempts = EXCLUDED.attempts, last_attempt_at = EXCLUDED.last_attempt_at,
+           last_status = EXCLUDED.last_status, last_error = EXCLUDED.last_error, dead_at = EXCLUDED.dead_at, reason = EXCLUDED.reason
+         RETURNING 1)
+       SELECT (SELECT count(*) FROM done) AS done, (SELECT count(*) FROM again) AS again, (SELECT count(*) FROM buried) AS buried`,
+      [done, this.owner, ...history(again), ...history(dead), reasons, Date.now()],
+    );
+    const up = new Set<string>();
+    for (const settlement of settlements) {
+      const key = String(settlement.record.id);
+      const target = this.held.get(key);
+      this.held.delete(key);
+      if (settlement.kind === 'complete' && target !== undefined && this.downSeen.delete(target)) up.add(target);
+    }
+    // A success is news to every instance, as with `complete`.
+    for (const target of up) await this.markUp(target);
   }
 
   async release(target: string, since: number, now: number): Promise<void> {
@@ -590,10 +661,14 @@ export class PostgresOutbox implements OutboxStore {
     await this.conn.release();
   }
 
+  /**
+   * A dispatcher's transaction (a claim, outcomes, target state), which does not wait for its WAL
+   * flush (see `write`). BEGIN and the setting go in one round trip.
+   */
   private async transaction<T>(run: (client: PoolClient) => Promise<T>): Promise<T> {
     const client = await this.conn.pool.connect();
     try {
-      await client.query('BEGIN');
+      await client.query('BEGIN; SET LOCAL synchronous_commit = off');
       const value = await run(client);
       await client.query('COMMIT');
       return value;
@@ -614,10 +689,7 @@ export class PostgresOutbox implements OutboxStore {
     await this.track(
       this.guard(async () => {
         await this.ensureReady();
-        await this.transaction(async (client) => {
-          await client.query('SET LOCAL synchronous_commit = off');
-          await client.query(text, params);
-        });
+        await this.transaction((client) => client.query(text, params));
       }),
     );
   }

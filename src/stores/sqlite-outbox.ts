@@ -9,6 +9,7 @@ import type {
   OutboxRecord,
   OutboxStats,
   OutboxStore,
+  Settlement,
 } from '../send/outbox-store.js';
 import { type Database, type Fault, faultOf, lockExclusive, openDatabase, startupError, watchIdentity } from './sqlite.js';
 
@@ -57,8 +58,8 @@ interface Row {
 
 export interface SqliteOutboxOptions {
   /**
-   * The owning service (default): takes the file's exclusive lock, forgets leases left by a
-   * crashed process, watches the file, retries failed writes in the background. Operator tools
+   * The owning service (default): takes the file's exclusive lock, forgets leases an earlier
+   * version left in the file, watches the file, retries failed writes in the background. Operator tools
    * opening the file beside a running service pass `false`: none of that, a patient busy timeout.
    */
   resetLeases?: boolean;
@@ -90,10 +91,11 @@ interface Pending {
 /**
  * The durable outbox, in SQLite. `add` is a group commit: every delivery added in one turn of
  * the event loop goes in one transaction, and each caller resolves once it is committed.
- * Completions and reschedules ride in the same batched transactions.
+ * Completions, reschedules and dead letters (one by one or `settleMany`) ride in the same
+ * batched transactions; a claim writes nothing to the file.
  *
- * One owning process per file, enforced by an exclusive lock on `<path>-lock`; leases are reset
- * when the owner opens the file, so a restart after a crash resumes everything.
+ * One owning process per file, enforced by an exclusive lock on `<path>-lock`; leases live in
+ * the owner's connection, so a restart after a crash resumes everything.
  *
  * Nothing here throws out of a timer. When the file cannot take writes (disk full, locked by
  * another connection, damaged), buffered writes are kept, in order, and retried with growing
@@ -113,8 +115,11 @@ export class SqliteOutbox implements OutboxStore {
   private readonly now: () => number;
   private readonly lock: { release(): void } | undefined;
   private readonly insert: Statement;
-  private readonly claimDue: Statement;
-  private readonly claimFirst: Statement;
+  private readonly selectDue: Statement;
+  private readonly selectFirst: Statement;
+  private readonly lease: Statement;
+  private readonly leaseOne: Statement;
+  private readonly unlease: Statement;
   private readonly deleteOne: Statement;
   private readonly update: Statement;
   private readonly minDue: Statement;
@@ -123,6 +128,12 @@ export class SqliteOutbox implements OutboxStore {
   private readonly unstepClock: Statement;
   private readonly runWrites: (writes: Pending[]) => void;
   private queue: Pending[] = [];
+  /**
+   * The earliest time at which a buffered write makes a record claimable (an add, a release, a
+   * reschedule): a claim at or after it runs the buffer first. Completions and dead letters need
+   * not: their records stay leased until written, so a claim skips them either way.
+   */
+  private opensAt = Infinity;
   private flushScheduled = false;
   /** Set while the file cannot take writes; cleared by the first write that succeeds. */
   private fault: Fault | undefined;
@@ -155,25 +166,35 @@ export class SqliteOutbox implements OutboxStore {
     try {
       this.db.exec(SCHEMA);
       addTraceColumns(this.db);
+      // Leases live in this connection, not in the file: one process owns the file, and a restart
+      // resumes every lease anyway. A claim then writes nothing to the file (no transaction, no
+      // WAL frame), and a settlement ends its lease in the group commit that records it, so a
+      // failed write keeps the record leased until it lands. In memory: no disk, even when full.
+      this.db.pragma('temp_store = MEMORY');
+      this.db.exec('CREATE TEMP TABLE IF NOT EXISTS outbox_leases (id INTEGER PRIMARY KEY)');
       this.insert = this.db.prepare(
         `INSERT INTO outbox (event_id, type, source, target, body, created_at, next_attempt_at, traceparent, tracestate)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       );
-      this.claimDue = this.db.prepare(
-        `UPDATE outbox SET leased = 1 WHERE id IN (
-           SELECT id FROM outbox WHERE target = ? AND leased = 0 AND next_attempt_at <= ?
-           ORDER BY next_attempt_at, id LIMIT ?)
-         RETURNING ${COLUMNS}`,
+      // `leased = 0`: a file left by an earlier version keeps leases in that column (reset on open by the owner).
+      this.selectDue = this.db.prepare(
+        `SELECT ${COLUMNS} FROM outbox WHERE target = ? AND leased = 0 AND next_attempt_at <= ? AND ${UNLEASED}
+         ORDER BY next_attempt_at, id LIMIT ?`,
       );
-      this.claimFirst = this.db.prepare(
-        `UPDATE outbox SET leased = 1 WHERE id IN (
-           SELECT id FROM outbox WHERE target = ? AND leased = 0 ORDER BY next_attempt_at, id LIMIT 1)
-         RETURNING ${COLUMNS}`,
+      this.selectFirst = this.db.prepare(
+        `SELECT ${COLUMNS} FROM outbox WHERE target = ? AND leased = 0 AND ${UNLEASED} ORDER BY next_attempt_at, id LIMIT 1`,
       );
+      // However many were claimed: one statement, the ids as a JSON array.
+      this.lease = this.db.prepare('INSERT INTO temp.outbox_leases (id) SELECT value FROM json_each(?)');
+      this.leaseOne = this.db.prepare('INSERT INTO temp.outbox_leases (id) VALUES (?)');
+      this.unlease = this.db.prepare('DELETE FROM temp.outbox_leases WHERE id = ?');
       this.deleteOne = this.db.prepare('DELETE FROM outbox WHERE id = ?');
-      this.minDue = this.db.prepare('SELECT MIN(next_attempt_at) AS due FROM outbox WHERE target = ? AND leased = 0');
+      this.minDue = this.db.prepare(
+        `SELECT next_attempt_at AS due FROM outbox WHERE target = ? AND leased = 0 AND ${UNLEASED}
+         ORDER BY next_attempt_at, id LIMIT 1`,
+      );
       this.update = this.db.prepare(
-        `UPDATE outbox SET leased = 0, attempts = @attempts, next_attempt_at = @nextAttemptAt,
+        `UPDATE outbox SET attempts = @attempts, next_attempt_at = @nextAttemptAt,
            last_attempt_at = @lastAttemptAt, last_status = @lastStatus, last_error = @lastError WHERE id = @id`,
       );
       this.bury = this.db.prepare(
@@ -181,7 +202,7 @@ export class SqliteOutbox implements OutboxStore {
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       );
       this.releaseSince = this.db.prepare(
-        'UPDATE outbox SET next_attempt_at = ? WHERE target = ? AND leased = 0 AND last_attempt_at >= ?',
+        `UPDATE outbox SET next_attempt_at = ? WHERE target = ? AND leased = 0 AND last_attempt_at >= ? AND ${UNLEASED}`,
       );
       // A wall-clock step back: whatever was created or tried "in the future" is due now, and its
       // times are pulled back to now so that backoff and horizon are measured from there.
@@ -204,8 +225,10 @@ export class SqliteOutbox implements OutboxStore {
     }
     if (!this.owner) return;
     // A file that is full or locked still opens (reads work, emits are refused until it recovers):
-    // resetting the leases is then the first buffered write, retried like the others.
+    // resetting the leases an earlier version left in the file is then the first buffered write,
+    // retried like the others.
     this.queue.push({ write: () => this.db.exec('UPDATE outbox SET leased = 0 WHERE leased = 1') });
+    this.opensAt = -Infinity;
     this.flushNow();
     this.unwatch = watchIdentity(path, options.pollIntervalMs ?? DEFAULTS.outbox.pollIntervalMs, (reason) => this.fileLost(reason));
   }
@@ -221,6 +244,7 @@ export class SqliteOutbox implements OutboxStore {
         },
         waiter: { resolve, reject, deadline: this.now() + this.writeWaitMs },
       });
+      this.opensAt = -Infinity;
       for (const delivery of deliveries) if (delivery.createdAt > this.maxStamp) this.maxStamp = delivery.createdAt;
       // While the store fails, the retry timer flushes: it must try again before this emit's wait ends.
       if (this.fault !== undefined) this.retryAt(this.now() + this.writeWaitMs);
@@ -230,27 +254,70 @@ export class SqliteOutbox implements OutboxStore {
 
   claim(target: string, now: number, limit: number): OutboxRecord[] {
     return this.guard(() => {
-      this.sync(); // reads see every earlier complete/reschedule/kill, as the interface promises
+      // Reads see every earlier add, complete, reschedule and kill, as the interface promises (see opensAt).
+      if (this.opensAt <= now) this.sync();
       this.checkClock(now);
-      return (this.claimDue.all(target, now, limit) as Row[]).map(toRecord).sort(byDue);
+      const rows = this.selectDue.all(target, now, limit) as Row[];
+      if (rows.length === 1) this.leaseOne.run(rows[0]!.id);
+      else if (rows.length > 1) this.lease.run(JSON.stringify(rows.map((row) => row.id)));
+      return rows.map(toRecord);
     });
   }
 
   claimProbe(target: string): OutboxRecord | undefined {
     return this.guard(() => {
-      this.sync();
-      const row = this.claimFirst.get(target) as Row | undefined;
-      return row && toRecord(row);
+      if (this.opensAt < Infinity) this.sync();
+      const row = this.selectFirst.get(target) as Row | undefined;
+      if (!row) return undefined;
+      this.leaseOne.run(row.id);
+      return toRecord(row);
     });
   }
 
   complete(id: number): void {
-    this.defer(() => this.deleteOne.run(id));
+    this.defer(() => this.completeNow(id));
   }
 
   reschedule(record: OutboxRecord, nextAttemptAt: number): void {
+    const params = this.rescheduled(record, nextAttemptAt);
+    this.defer(() => this.rescheduleNow(params), nextAttemptAt);
+  }
+
+  kill(record: OutboxRecord, reason: DeadLetter['reason']): void {
+    const deadAt = this.now();
+    this.defer(() => this.killNow(record, reason, deadAt));
+  }
+
+  /** Every outcome in one buffered write: the same group commit as the emits of this turn, no transaction of its own. */
+  settleMany(settlements: readonly Settlement[]): void {
+    if (settlements.length === 0) return;
+    const deadAt = this.now();
+    const items = settlements.slice();
+    let opensAt = Infinity;
+    const params = items.map((s) => {
+      if (s.kind !== 'reschedule') return undefined;
+      opensAt = Math.min(opensAt, s.nextAttemptAt);
+      return this.rescheduled(s.record, s.nextAttemptAt);
+    });
+    this.defer(() => {
+      items.forEach((s, i) => {
+        if (s.kind === 'complete') this.completeNow(s.record.id);
+        else if (s.kind === 'reschedule') this.rescheduleNow(params[i]!);
+        else this.killNow(s.record, s.reason, deadAt);
+      });
+    }, opensAt);
+  }
+
+  private completeNow(id: number): void {
+    this.deleteOne.run(id);
+    this.unlease.run(id);
+  }
+
+  /** What `reschedule` writes, taken now: the record may change before the flush. */
+  private rescheduled(record: OutboxRecord, nextAttemptAt: number): Record<string, number | string | null> {
     record.nextAttemptAt = nextAttemptAt;
-    const params = {
+    if (record.lastAttemptAt !== undefined && record.lastAttemptAt > this.maxStamp) this.maxStamp = record.lastAttemptAt;
+    return {
       id: record.id,
       attempts: record.attempts,
       nextAttemptAt,
@@ -258,45 +325,45 @@ export class SqliteOutbox implements OutboxStore {
       lastStatus: record.lastStatus ?? null,
       lastError: record.lastError ?? null,
     };
-    if (record.lastAttemptAt !== undefined && record.lastAttemptAt > this.maxStamp) this.maxStamp = record.lastAttemptAt;
-    this.defer(() => this.update.run(params));
   }
 
-  kill(record: OutboxRecord, reason: DeadLetter['reason']): void {
-    const deadAt = this.now();
-    this.defer(() => {
-      this.bury.run(
-        record.id,
-        record.eventId,
-        record.type,
-        record.source,
-        record.target,
-        record.body,
-        record.createdAt,
-        record.attempts,
-        record.nextAttemptAt,
-        record.lastAttemptAt ?? null,
-        record.lastStatus ?? null,
-        record.lastError ?? null,
-        record.traceparent ?? null,
-        record.tracestate ?? null,
-        deadAt,
-        reason,
-      );
-      this.deleteOne.run(record.id);
-    });
+  private rescheduleNow(params: Record<string, number | string | null>): void {
+    this.update.run(params);
+    this.unlease.run(params.id);
+  }
+
+  private killNow(record: OutboxRecord, reason: DeadLetter['reason'], deadAt: number): void {
+    this.bury.run(
+      record.id,
+      record.eventId,
+      record.type,
+      record.source,
+      record.target,
+      record.body,
+      record.createdAt,
+      record.attempts,
+      record.nextAttemptAt,
+      record.lastAttemptAt ?? null,
+      record.lastStatus ?? null,
+      record.lastError ?? null,
+      record.traceparent ?? null,
+      record.tracestate ?? null,
+      deadAt,
+      reason,
+    );
+    this.completeNow(record.id);
   }
 
   release(target: string, since: number, now: number): void {
-    this.defer(() => this.releaseSince.run(now, target, since));
+    this.defer(() => this.releaseSince.run(now, target, since), -Infinity);
   }
 
   nextDueAt(target: string): number | undefined {
     return this.guard(() => {
       this.sync();
       this.checkClock(this.now());
-      const row = this.minDue.get(target) as { due: number | null };
-      return row.due ?? undefined;
+      const row = this.minDue.get(target) as { due: number } | undefined;
+      return row?.due;
     });
   }
 
@@ -398,8 +465,10 @@ export class SqliteOutbox implements OutboxStore {
     }
   }
 
-  private defer(write: () => void): void {
+  /** Buffers a write for the next group commit; `opensAt`: when it makes a record claimable, if it does. */
+  private defer(write: () => void, opensAt = Infinity): void {
     this.queue.push({ write });
+    if (opensAt < this.opensAt) this.opensAt = opensAt;
     this.scheduleFlush();
   }
 
@@ -420,12 +489,15 @@ export class SqliteOutbox implements OutboxStore {
       return;
     }
     const batch = this.queue;
+    const opensAt = this.opensAt;
     this.queue = [];
+    this.opensAt = Infinity;
     try {
       this.runWrites(batch);
     } catch (error) {
       // Nothing of the batch was written (one transaction): keep all of it, in order, and retry.
       this.queue = batch.concat(this.queue);
+      this.opensAt = Math.min(opensAt, this.opensAt);
       this.failed(error);
       return;
     }
@@ -520,6 +592,7 @@ export class SqliteOutbox implements OutboxStore {
   private checkClock(now: number): void {
     const slack = DEFAULTS.outbox.clockStepSlackMs;
     if (this.maxStamp <= now + slack) return;
+    this.sync(); // the retries scheduled on the old time, still buffered, are among those to move
     const changed = this.unstepClock.run({ now, limit: now + slack }).changes;
     this.logger?.warn('wall clock stepped back; deliveries waiting on the old time are due now', {
       path: this.path,
@@ -529,6 +602,9 @@ export class SqliteOutbox implements OutboxStore {
     this.maxStamp = now;
   }
 }
+
+/** Not leased by this process (the leases of this connection, see the constructor). */
+const UNLEASED = 'id NOT IN (SELECT id FROM temp.outbox_leases)';
 
 function whereOf(filter: DeadLetterFilter | undefined): { where: string; params: unknown[] } {
   const clauses: string[] = [];
@@ -581,6 +657,3 @@ function toDeadLetter(row: Row): DeadLetter {
   return { ...toRecord(row), deadAt: row.dead_at!, reason: row.reason as DeadLetter['reason'] };
 }
 
-function byDue(a: OutboxRecord, b: OutboxRecord): number {
-  return a.nextAttemptAt - b.nextAttemptAt || a.id - b.id;
-}

@@ -4,9 +4,10 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import winston from 'winston';
 import { OutboxFullError, OutboxUnavailableError } from '../../src/errors/index.js';
-import type { NewDelivery, OutboxRecord } from '../../src/send/outbox-store.js';
+import type { NewDelivery, OutboxRecord, OutboxStore } from '../../src/send/outbox-store.js';
 import { MemoryOutbox } from '../../src/stores/memory-outbox.js';
 import { SqliteOutbox } from '../../src/stores/sqlite-outbox.js';
+import { settleManyContract } from '../helpers/outbox-contract.js';
 
 const T = 1_700_000_000_000;
 
@@ -131,6 +132,19 @@ describe.each(stores)('%s (shared behaviour)', (_name, open) => {
     expect(store.nextDueAt('payments')).toBeUndefined();
     for (const r of claimed) store.complete(r.id);
     expect(store.nextDueAt('payments')).toBeUndefined();
+  });
+
+  test('the very next claim, in the same turn, sees every outcome and release recorded before it', async () => {
+    await store.add([delivery(1), delivery(2), delivery(3)]);
+    const [r1, r2, r3] = store.claim('payments', T + 10, 10);
+    store.complete(r1!.id);
+    store.kill(r2!, 'refused');
+    store.reschedule(tried(r3!, T + 10), T + 20);
+    expect(ids(store.claim('payments', T + 20, 10))).toEqual(['evt-3']);
+    store.reschedule(tried(r3!, T + 30), T + 60_000);
+    store.release('payments', T + 30, T + 40);
+    expect(ids(store.claim('payments', T + 40, 10))).toEqual(['evt-3']);
+    expect(store.claim('payments', T + 40, 10)).toEqual([]);
   });
 
   test('claimProbe leases the record due soonest, due or not, and only once', async () => {
@@ -268,6 +282,13 @@ describe.each(stores)('%s (shared behaviour)', (_name, open) => {
     expect(store.claim('payments', T + 500, 10)).toEqual([]);
     expect(ids(store.claim('payments', T + 6_000, 10))).toEqual(['evt-1']);
   });
+});
+
+describe.each<[string, () => OutboxStore]>([
+  ['MemoryOutbox', () => new MemoryOutbox(10_000, 1000, silent())],
+  ['SqliteOutbox', () => new SqliteOutbox(tempFile())],
+])('%s (settleMany and large claims: the contract shared with PostgreSQL)', (_name, open) => {
+  settleManyContract(open);
 });
 
 describe('MemoryOutbox', () => {
@@ -423,15 +444,39 @@ describe('SqliteOutbox', () => {
     }
   });
 
-  test('leases left by a crashed process are reset on reopen, but not with { resetLeases: false }', async () => {
+  test('leases die with the process: a claim writes nothing to the file, and a restart resumes what was claimed', async () => {
     const file = tempFile();
     const crashed = new SqliteOutbox(file);
-    await crashed.add([delivery(1)]);
-    expect(crashed.claim('payments', T + 10, 10)).toHaveLength(1);
-    await crashed.close(); // the lease is still in the file
+    await crashed.add([delivery(1), delivery(2)]);
+    expect(crashed.claim('payments', T + 10, 10)).toHaveLength(2);
+    const raw = new Database(file, { readonly: true });
+    try {
+      expect(raw.prepare('SELECT COUNT(*) AS n FROM outbox WHERE leased = 0').get()).toEqual({ n: 2 });
+    } finally {
+      raw.close();
+    }
+    await crashed.close(); // never settled, as after a crash
+
+    const restarted = new SqliteOutbox(file);
+    try {
+      expect(ids(restarted.claim('payments', T + 10, 10))).toEqual(['evt-1', 'evt-2']);
+    } finally {
+      await restarted.close();
+    }
+  });
+
+  test('leases an earlier version left in the file are reset when the owner opens it, but not with { resetLeases: false }', async () => {
+    const file = tempFile();
+    const first = new SqliteOutbox(file);
+    await first.add([delivery(1)]);
+    await first.close();
+    const raw = new Database(file);
+    raw.exec('UPDATE outbox SET leased = 1');
+    raw.close();
 
     const operator = new SqliteOutbox(file, { resetLeases: false });
     expect(operator.claim('payments', T + 10, 10)).toEqual([]);
+    expect(operator.nextDueAt('payments')).toBeUndefined();
     expect(operator.stats().pending).toBe(1);
     await operator.close();
 
@@ -520,13 +565,40 @@ describe('SqliteOutbox', () => {
         await new Promise((resolve) => setTimeout(resolve, 100)); // the flush ran and failed
         expect(logs.error).toHaveBeenCalledTimes(1);
         expect(logs.error.mock.calls[0]![1]).toMatchObject({ path: file, hint: expect.stringContaining('Another process holds a write lock') });
-        expect(() => store.claim('payments', T + 100, 10)).toThrow(); // the claim itself cannot write either
+        // A claim writes nothing, so it still works; what is settled but not yet written stays leased.
+        expect(store.claim('payments', T + 100, 10)).toEqual([]);
         other.exec('COMMIT');
         await waitUntil(() => logs.info.mock.calls.length > 0);
         expect(logs.info).toHaveBeenCalledWith('outbox writable again; delivery resumes', { path: file });
         expect(logs.error).toHaveBeenCalledTimes(1); // one line per state change, not one per retry
         expect(ids(store.pendingRecords())).toEqual(['evt-2']);
         expect(ids(store.claim('payments', T + 100, 10))).toEqual(['evt-2']);
+      } finally {
+        await store.close();
+      }
+    });
+
+    test('settleMany that cannot be written stays queued with the emits of its turn, its records leased, and lands with them', async () => {
+      const store = new SqliteOutbox(file, { logger: silent() });
+      try {
+        await store.add([delivery(1), delivery(2), delivery(3)]);
+        const [r1, r2, r3] = store.claim('payments', T + 10, 10);
+        lockIt();
+        const emitted = store.add([delivery(4)]);
+        store.settleMany([
+          { kind: 'complete', record: r1! },
+          { kind: 'reschedule', record: tried(r2!, T + 20), nextAttemptAt: T + 30 },
+          { kind: 'kill', record: tried(r3!, T + 20, 400), reason: 'refused' },
+        ]);
+        await new Promise((resolve) => setTimeout(resolve, 100)); // the flush ran and failed
+        // Nothing of the turn is in the file yet, and nothing settled is handed out again.
+        expect(ids(store.pendingRecords())).toEqual(['evt-1', 'evt-2', 'evt-3']);
+        expect(store.claim('payments', T + 100, 10)).toEqual([]);
+        other.exec('COMMIT');
+        await emitted;
+        expect(ids(store.pendingRecords())).toEqual(['evt-2', 'evt-4']);
+        expect(ids(store.deadLetters())).toEqual(['evt-3']);
+        expect(ids(store.claim('payments', T + 100, 10))).toEqual(['evt-4', 'evt-2']); // due order
       } finally {
         await store.close();
       }

@@ -1,0 +1,109 @@
+// The PostgreSQL outbox as a store (no bus): the settleMany and large-claim contract shared with
+// the memory and SQLite stores, lease ownership in settleMany, and the cap on live leases.
+import type { Pool } from 'pg';
+import { resolveConfig } from '../../src/config.js';
+import { openOutbox } from '../../src/stores/open.js';
+import { PostgresOutbox } from '../../src/stores/postgres-outbox.js';
+import { delivery, ids, settleManyContract, T, tried } from '../helpers/outbox-contract.js';
+import { DATABASE_URL, describePostgres, freshSchema } from '../helpers/postgres.js';
+import { newSecret } from '../helpers/signing.js';
+
+describePostgres('PostgreSQL outbox as a store', () => {
+  let schema: string;
+  let pool: Pool;
+  let drop: () => Promise<void>;
+  let services = 0;
+
+  beforeAll(async () => {
+    ({ schema, pool, drop } = await freshSchema('outbox_settle'));
+  });
+  afterAll(async () => drop());
+
+  /** A store of a service of its own: every test starts empty. */
+  const open = (options: Partial<ConstructorParameters<typeof PostgresOutbox>[1]> = {}, service = `svc${++services}`) =>
+    new PostgresOutbox(DATABASE_URL, { service, schema, eventsPerRequest: () => 200, ...options });
+
+  describe('settleMany and large claims (the contract of every store)', () => {
+    settleManyContract(() => open());
+  });
+
+  describe('leases', () => {
+    const stores: PostgresOutbox[] = [];
+    afterEach(async () => {
+      await Promise.all(stores.splice(0).map((s) => s.close()));
+    });
+    const opened = (...args: Parameters<typeof open>) => {
+      const store = open(...args);
+      stores.push(store);
+      return store;
+    };
+
+    it('settleMany reschedules and dead-letters only while this instance holds the lease; a completion deletes whoever holds it', async () => {
+      const service = `svc${++services}`;
+      const first = opened({}, service);
+      const second = opened({}, service);
+      await first.add([delivery(1), delivery(2), delivery(3), delivery(4)]);
+      const stale = await first.claim('payments', T + 10, 10);
+      expect(stale).toHaveLength(4);
+      // The first instance stalls past its lease (its next heartbeat is seconds away): the second takes the rows over.
+      await pool.query(`UPDATE "${schema}".events_outbox SET leased_until = 0 WHERE service = $1`, [service]);
+      const taken = await second.claim('payments', T + 10, 10);
+      expect(ids(taken)).toEqual(['evt-1', 'evt-2', 'evt-3', 'evt-4']);
+
+      const [r1, r2, r3] = stale;
+      await first.settleMany([
+        { kind: 'complete', record: r1! },
+        { kind: 'reschedule', record: tried(r2!, T + 20), nextAttemptAt: T + 60_000 },
+        { kind: 'kill', record: tried(r3!, T + 20, 400), reason: 'refused' },
+      ]);
+      expect(ids(await second.pendingRecords())).toEqual(['evt-2', 'evt-3', 'evt-4']);
+      expect(await second.deadLetters()).toEqual([]);
+      const rows = await pool.query<{ event_id: string; lease_owner: string; attempts: number }>(
+        `SELECT event_id, lease_owner, attempts FROM "${schema}".events_outbox WHERE service = $1 ORDER BY id`,
+        [service],
+      );
+      expect(rows.rows.every((row) => row.lease_owner === second.owner && row.attempts === 0)).toBe(true);
+
+      const [, s2, s3, s4] = taken;
+      await second.settleMany([
+        { kind: 'reschedule', record: tried(s2!, T + 30), nextAttemptAt: T + 60_000 },
+        { kind: 'kill', record: tried(s3!, T + 30, 400), reason: 'refused' },
+        { kind: 'complete', record: s4! },
+      ]);
+      expect(ids(await second.pendingRecords())).toEqual(['evt-2']);
+      expect(ids(await second.deadLetters())).toEqual(['evt-3']);
+      expect(await second.nextDueAt('payments')).toBe(T + 60_000);
+    });
+
+    it('live leases on a target are capped at concurrency × events per request, across instances', async () => {
+      const service = `svc${++services}`;
+      const first = opened({ concurrency: 2, eventsPerRequest: () => 3 }, service);
+      const second = opened({ concurrency: 2, eventsPerRequest: () => 3 }, service);
+      await first.add(Array.from({ length: 10 }, (_, i) => delivery(i + 1)));
+      expect(await first.claim('payments', T + 100, 4)).toHaveLength(4);
+      expect(await second.claim('payments', T + 100, 10)).toHaveLength(2);
+      expect(await second.claim('payments', T + 100, 10)).toEqual([]);
+      const unbatched = opened({ concurrency: 2, eventsPerRequest: undefined }, `svc${++services}`); // the default: 1
+      await unbatched.add([delivery(1), delivery(2), delivery(3)]);
+      expect(await unbatched.claim('payments', T + 100, 10)).toHaveLength(2);
+    });
+
+    it('the bus configuration sets the cap per target: batch.maxEvents for a target sent batches, 1 for one that is not', async () => {
+      const config = resolveConfig({
+        service: `svc${++services}`,
+        secret: newSecret(),
+        database: DATABASE_URL,
+        databaseSchema: schema,
+        concurrency: 2,
+        batch: { maxEvents: 3 },
+        services: { payments: 'http://127.0.0.1:1/events', orders: { url: 'http://127.0.0.1:1/events', batch: false } },
+        env: {},
+      });
+      const store = openOutbox(config);
+      stores.push(store as PostgresOutbox);
+      await store.add([...Array.from({ length: 10 }, (_, i) => delivery(i + 1)), ...Array.from({ length: 10 }, (_, i) => delivery(i + 11, 'orders'))]);
+      expect(await store.claim('payments', T + 100, 10)).toHaveLength(6);
+      expect(await store.claim('orders', T + 100, 10)).toHaveLength(2);
+    });
+  });
+});
