@@ -104,6 +104,8 @@ export class KafkaConsumer {
   private async run(): Promise<void> {
     const { link, broker, service } = this.o;
     await link.ensureService(service);
+    // A bus closing meanwhile (stop() found no consumer to disconnect) must not leave one running.
+    if (this.stopping) return;
     const consumer = link.client.consumer({
       groupId: serviceTopic(broker.prefix, service),
       allowAutoTopicCreation: broker.kafka.createTopics,
