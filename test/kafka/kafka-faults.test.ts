@@ -47,7 +47,10 @@ describeWithKafka('Kafka faults (librdkafka mock cluster)', () => {
           EVENTS_SERVICE_NAME: 'workers',
           EVENTS_SECRET: secret,
           EVENTS_LOG_LEVEL: 'error',
-          EVENTS_INBOX_PATH: dir.file('inbox.db'),
+          // One inbox per instance: two processes creating one SQLite file at the same moment can
+          // find it locked past the store's 20 ms busy timeout and refuse to start. Redeliveries
+          // to the survivor may then run again (at least once is what this test asserts).
+          EVENTS_INBOX_PATH: dir.file(`inbox-${i}.db`),
           FIXTURE_LOG: log,
           FIXTURE_HANDLER_MS: '10',
           FIXTURE_KAFKA_SESSION_TIMEOUT_MS: '6000',
