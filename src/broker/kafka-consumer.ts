@@ -86,18 +86,23 @@ export class KafkaConsumer {
   /**
    * Replaces a consumer the client stopped for good. kafkajs restarts itself only after errors it
    * deems retriable; after any other (e.g. INVALID_REQUEST answered to a SyncGroup that reaches
-   * librdkafka's mock coordinator after the leader's) it leaves the group and stays stopped, and
-   * this instance would take no records again while looking alive.
+   * librdkafka's mock coordinator after the leader's) it disconnects and stays stopped, and this
+   * instance would take no records again while looking alive. The new consumer joins once the
+   * session timeout has passed: kafkajs leaves the group only when the crashed one was consuming,
+   * so the old member may still be there, and joining beside it would cost a second rebalance
+   * (mid-stream) when it times out.
    */
   private async replaceCrashed(crashed: KafkaConsumerLike, error: string | undefined): Promise<void> {
     if (this.stopping || this.consumer !== crashed) return;
     this.o.logger.warn('kafka consumer stopped by an error its client does not retry; starting a new one from the last committed offset', {
       topic: this.topic,
       error,
+      inMs: this.o.broker.kafka.sessionTimeoutMs,
     });
     this.consumer = undefined;
     await crashed.disconnect().catch(() => undefined);
-    await sleep(this.o.broker.reconnectBaseDelayMs);
+    const until = Date.now() + this.o.broker.kafka.sessionTimeoutMs;
+    while (!this.stopping && Date.now() < until) await sleep(Math.min(50, until - Date.now()));
     await this.runUntilUp();
   }
 

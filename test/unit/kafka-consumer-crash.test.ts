@@ -51,14 +51,14 @@ function clientWhoseFirstJoinFails(): { client: KafkaClientLike; consumers: Arra
 }
 
 describe('Kafka consumer stopped by its client', () => {
-  it('a consumer the client will not restart (CRASH, restart: false) is replaced, and start() resolves once the new one joined', async () => {
+  it('a consumer the client will not restart (CRASH, restart: false) is replaced after the session timeout, and start() resolves once the new one joined', async () => {
     const { client, consumers } = clientWhoseFirstJoinFails();
     const capture = createCapturingLogger('warn');
     const bus = createEventBus({
       service: 'workers',
       secret: newSecret(),
       logger: capture.logger,
-      broker: { url: 'kafka://127.0.0.1:9092', reconnectBaseDelayMs: 10, kafka: { client } },
+      broker: { url: 'kafka://127.0.0.1:9092', kafka: { client, sessionTimeoutMs: 200 } },
     });
     bus.subscribeTo('user-created', () => undefined);
     try {
@@ -70,7 +70,7 @@ describe('Kafka consumer stopped by its client', () => {
       expect(consumers[1]!.disconnected).toBe(false);
       const warned = capture.withMessage('kafka consumer stopped by an error its client does not retry; starting a new one from the last committed offset');
       expect(warned).toHaveLength(1);
-      expect(warned[0]).toMatchObject({ topic: 'workers', error: 'The group member is not valid (INVALID_REQUEST)' });
+      expect(warned[0]).toMatchObject({ topic: 'workers', error: 'The group member is not valid (INVALID_REQUEST)', inMs: 200 });
     } finally {
       await bus.close();
     }
