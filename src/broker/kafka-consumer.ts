@@ -50,20 +50,7 @@ export class KafkaConsumer {
   /** Starts consuming (once); resolves when this instance has joined its group. */
   start(): Promise<void> {
     this.started ??= (async () => {
-      let failures = 0;
-      while (!this.stopping) {
-        try {
-          await this.run();
-          break;
-        } catch (error) {
-          failures += 1;
-          this.o.logger.warn('kafka consumer could not start; retrying', { topic: this.topic, error: (error as Error)?.message ?? String(error) });
-          const consumer = this.consumer;
-          this.consumer = undefined;
-          await consumer?.disconnect().catch(() => undefined);
-          await sleep(Math.min(this.o.broker.reconnectMaxDelayMs, this.o.broker.reconnectBaseDelayMs * 2 ** failures));
-        }
-      }
+      await this.runUntilUp();
       while (!this.joined && !this.stopping) await sleep(10);
     })();
     return this.started;
@@ -78,9 +65,52 @@ export class KafkaConsumer {
     await consumer?.disconnect().catch(() => undefined);
   }
 
+  /** Runs a consumer, retrying with backoff until one runs or the bus closes. */
+  private async runUntilUp(): Promise<void> {
+    let failures = 0;
+    while (!this.stopping) {
+      try {
+        await this.run();
+        return;
+      } catch (error) {
+        failures += 1;
+        this.o.logger.warn('kafka consumer could not start; retrying', { topic: this.topic, error: (error as Error)?.message ?? String(error) });
+        const consumer = this.consumer;
+        this.consumer = undefined;
+        await consumer?.disconnect().catch(() => undefined);
+        await sleep(Math.min(this.o.broker.reconnectMaxDelayMs, this.o.broker.reconnectBaseDelayMs * 2 ** failures));
+      }
+    }
+  }
+
+  /**
+   * Replaces a consumer the client stopped for good. kafkajs restarts itself only after errors it
+   * deems retriable; after any other (e.g. INVALID_REQUEST answered to a SyncGroup that reaches
+   * librdkafka's mock coordinator after the leader's) it disconnects and stays stopped, and this
+   * instance would take no records again while looking alive. The new consumer joins once the
+   * session timeout has passed: kafkajs leaves the group only when the crashed one was consuming,
+   * so the old member may still be there, and joining beside it would cost a second rebalance
+   * (mid-stream) when it times out.
+   */
+  private async replaceCrashed(crashed: KafkaConsumerLike, error: string | undefined): Promise<void> {
+    if (this.stopping || this.consumer !== crashed) return;
+    this.o.logger.warn('kafka consumer stopped by an error its client does not retry; starting a new one from the last committed offset', {
+      topic: this.topic,
+      error,
+      inMs: this.o.broker.kafka.sessionTimeoutMs,
+    });
+    this.consumer = undefined;
+    await crashed.disconnect().catch(() => undefined);
+    const until = Date.now() + this.o.broker.kafka.sessionTimeoutMs;
+    while (!this.stopping && Date.now() < until) await sleep(Math.min(50, until - Date.now()));
+    await this.runUntilUp();
+  }
+
   private async run(): Promise<void> {
     const { link, broker, service } = this.o;
     await link.ensureService(service);
+    // A bus closing meanwhile (stop() found no consumer to disconnect) must not leave one running.
+    if (this.stopping) return;
     const consumer = link.client.consumer({
       groupId: serviceTopic(broker.prefix, service),
       allowAutoTopicCreation: broker.kafka.createTopics,
@@ -94,10 +124,12 @@ export class KafkaConsumer {
       this.joined = true;
     });
     consumer.on(consumer.events.CRASH ?? 'consumer.crash', (event: { payload?: { error?: Error; restart?: boolean } }) => {
-      this.o.logger.warn('kafka consumer crashed; it restarts from the last committed offset', {
-        topic: this.topic,
-        error: event?.payload?.error?.message,
-      });
+      const error = event?.payload?.error?.message;
+      if (event?.payload?.restart === false) {
+        void this.replaceCrashed(consumer, error);
+        return;
+      }
+      this.o.logger.warn('kafka consumer crashed; it restarts from the last committed offset', { topic: this.topic, error });
     });
     await consumer.connect();
     await consumer.subscribe({ topics: [this.topic], fromBeginning: true });
