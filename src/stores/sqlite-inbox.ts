@@ -34,7 +34,9 @@ export class SqliteInbox implements InboxStore {
     private readonly logger?: Logger,
     options: { fileCheckIntervalMs?: number } = {},
   ) {
-    this.db = openDatabase(path, VARIABLE);
+    // Setup may wait for another instance creating the same shared file at the same moment
+    // (WAL switch, schema): at startup, not on a request path, so with the operators' timeout.
+    this.db = openDatabase(path, VARIABLE, { busyTimeoutMs: DEFAULTS.sqlite.operatorBusyTimeoutMs });
     try {
       this.db.exec(`CREATE TABLE IF NOT EXISTS inbox (
         event_key TEXT NOT NULL, handler TEXT NOT NULL, done_at INTEGER NOT NULL,
@@ -48,6 +50,8 @@ export class SqliteInbox implements InboxStore {
       this.markAll = this.db.transaction((marks: readonly InboxMark[], at: number) => {
         for (const { eventKey, handlerKey } of marks) mark.run(eventKey, handlerKey ?? DONE, at);
       });
+      // From here on a lock held elsewhere fails fast (the driver blocks the event loop while it waits).
+      this.db.pragma(`busy_timeout = ${DEFAULTS.sqlite.busyTimeoutMs}`);
     } catch (cause) {
       this.db.close();
       throw startupError(path, VARIABLE, cause);
