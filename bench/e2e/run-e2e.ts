@@ -59,6 +59,8 @@ export async function runE2E(argv: string[]): Promise<void> {
   process.env.BENCH_E2E_ID = `bench-e2e-${randomBytes(4).toString('hex')}`;
 
   const wanted = values.only ? new Set(values.only.split(',')) : undefined;
+  const unknown = [...(wanted ?? [])].filter((name) => !SYSTEMS.some((s) => s.name === name));
+  if (unknown.length) throw new Error(`--only: unknown system ${unknown.join(', ')} (known: ${SYSTEMS.map((s) => s.name).join(', ')})`);
   const systems: SystemInfo[] = [];
   const skipped: { info: SystemInfo; reason: string }[] = [];
   for (const info of SYSTEMS) {
