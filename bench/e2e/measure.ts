@@ -50,15 +50,15 @@ export async function measure(system: SystemName, addresses: string[], scenario:
   const run = randomBytes(4).toString('hex');
   const targets = receivers.slice(0, scenario.targets);
   const snapAll = () => Promise.all(targets.map((r) => r.call<Snap>('snap')));
-  const slowest = (snaps: Snap[]) => Math.min(...snaps.map((s) => s.count));
 
   await Promise.all(targets.map((r) => r.call('reset', { run })));
   await sender.call('open', { system, addresses: addresses.slice(0, scenario.targets), run });
   await sender.call('go', { mode: scenario.mode, rate: timing.rate, gap: timing.gap, burst: timing.burst, window: timing.window } satisfies GoArgs);
+  const received = async () => Math.min(...(await Promise.all(targets.map((r) => r.call<number>('count')))));
   let polling = true;
   const poll = (async () => {
     while (polling) {
-      await sender.call('received', { n: slowest(await snapAll()) });
+      await sender.call('received', { n: await received() });
       await sleep(timing.pollMs);
     }
   })();
@@ -73,7 +73,7 @@ export async function measure(system: SystemName, addresses: string[], scenario:
 
   const stopped = await sender.call<{ sent: number; errors: number; firstError?: string }>('stop', { settleMs: timing.drainMs });
   const deadline = Date.now() + timing.drainMs;
-  while (slowest(await snapAll()) < stopped.sent && Date.now() < deadline) await sleep(timing.pollMs);
+  while ((await received()) < stopped.sent && Date.now() < deadline) await sleep(timing.pollMs);
   polling = false;
   await poll;
   await sender.call('close');

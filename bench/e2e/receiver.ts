@@ -45,6 +45,8 @@ serve({
     return snap();
   },
   snap,
+  /** The backlog feedback, many times a second: the count alone, no CPU reading. */
+  count: () => count,
   latencies: () => {
     recording = false;
     return latencies.values;

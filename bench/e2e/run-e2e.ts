@@ -39,7 +39,7 @@ export async function runE2E(argv: string[]): Promise<void> {
   const rate = Number(values.rate);
   /** Paced runs need fewer seconds for stable percentiles (5 s at 500/s: 2,500 samples). */
   const lowMs = Math.max(windowMs / 2, 500);
-  const base = { burst: 100, window: WINDOW, rate, pollMs: 10 };
+  const base = { burst: 100, window: WINDOW, rate, pollMs: quick ? 10 : 20 };
   // --quick fits in a minute: short windows, a small bound, no wait for the targets to drain (they
   // ignore a previous run's leftovers), a warm-up rep of 1-target runs only.
   const timing = (scenario: Scenario, rep: number): Timing => {
