@@ -35,10 +35,10 @@ export async function runE2E(argv: string[]): Promise<void> {
   });
   const quick = values.quick!;
   const reps = Number(values.reps ?? (quick ? 1 : 3));
-  const windowMs = 1000 * Number(values.seconds ?? (quick ? 0.5 : 10));
+  const windowMs = 1000 * Number(values.seconds ?? (quick ? 0.4 : 10));
   const rate = Number(values.rate);
   /** Paced runs need fewer seconds for stable percentiles (5 s at 500/s: 2,500 samples). */
-  const lowMs = Math.max(windowMs / 2, 500);
+  const lowMs = Math.max(windowMs / 2, 400);
   const base = { burst: 100, window: WINDOW, rate, pollMs: quick ? 10 : 20 };
   // --quick fits in a minute: short windows, a small bound, no wait for the targets to drain (they
   // ignore a previous run's leftovers), a warm-up rep of 1-target runs only.
