@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- --e2e [--quick] [--reps 3] [--seconds 10] [--only lib-batch,moleculer]`:
+ * `npm run bench -- --e2e [--quick] [--reps 3] [--seconds 10] [--rate 500] [--only lib-batch,moleculer]`:
  * the library next to hand-written HTTP loops, Moleculer over NATS and amqplib over RabbitMQ,
  * end to end, in one table. One sender process and three target processes host every system's
  * sides; repetitions are interleaved (rep 1 of every system and scenario, then rep 2, …) after a
@@ -43,13 +43,13 @@ export async function runE2E(argv: string[]): Promise<void> {
   // --quick fits in a minute: short windows, a small bound, no wait for the targets to drain (they
   // ignore a previous run's leftovers), a warm-up rep of 1-target runs only.
   const timing = (scenario: Scenario, rep: number): Timing => {
-    const warmup = rep === 0 || quick;
+    const shortWarmup = rep === 0 || quick;
     const low = scenario.mode === 'paced';
     return {
       ...base,
       gap: quick ? 2_000 : 20_000,
       drainMs: quick ? 0 : 10_000,
-      warmupMs: warmup ? (quick ? 200 : 1_000) : 2_000,
+      warmupMs: shortWarmup ? (quick ? 200 : 1_000) : 2_000,
       windowMs: rep === 0 ? (quick ? 200 : 2_000) : low ? lowMs : windowMs,
     };
   };
