@@ -4,6 +4,7 @@
  * medians reported, so that ratios hold on a noisy shared machine.
  *
  * Options: --reps 5 --emits 20000 --seconds 3 --connections 32 --only emit|receive
+ * `--e2e [--quick]` runs the end-to-end comparison instead (bench/e2e/run-e2e.ts, its own options).
  * BENCH_DIR=<dir> puts the SQLite files elsewhere than the OS temp dir (e.g. /dev/shm to take the
  * disk out of the figures).
  */
@@ -13,8 +14,12 @@ import { type EmitFigures, type EmitScenario, measureEmits, measureRawSqlite, ty
 import { ask, deadPort, fmt, forkTs, median, table } from './lib.js';
 import { measureReceiver, type ReceiveFigures, type ReceiverKind, startReceivers } from './receive.js';
 import { type AmqpFigures, measureLibrary, measureRaw } from './amqp.js';
+import { runE2E } from './e2e/run-e2e.js';
 
+const E2E = process.argv.includes('--e2e');
 const { values } = parseArgs({
+  // --e2e hands every argument to the end-to-end bench, which checks them itself.
+  args: E2E ? [] : process.argv.slice(2),
   options: {
     reps: { type: 'string', default: '5' },
     emits: { type: 'string', default: '20000' },
@@ -214,7 +219,7 @@ async function main(): Promise<void> {
   sink.disconnect();
 }
 
-main().catch((error: unknown) => {
+(E2E ? runE2E(process.argv.slice(2)) : main()).catch((error: unknown) => {
   console.error(error);
   process.exit(1);
 });

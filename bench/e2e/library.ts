@@ -1,0 +1,71 @@
+/**
+ * The library on both sides, through its public API only. Receiver: a bus behind `nodeHandler()`
+ * on node:http, subscribed with the schema. Sender: a fresh bus per run (a fresh outbox file when
+ * durable), one service per target, the event declared to all of them.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import { join } from 'node:path';
+import winston from 'winston';
+import { createEventBus, type EventBusOptions } from '../../src/index.js';
+import { listen } from '../lib.js';
+import { EVENT_TYPE, type E2EPayload, SCHEMA, SECRET } from './event.js';
+import { type Emitter, type ReceiverSide, scratchRoot, type Sink, type SystemName } from './system.js';
+
+/**
+ * The library's log lines at `warn` and above, on stderr, but for what each run's close causes on
+ * purpose: the backlog it drops and the requests it cancels (the next run counts only its own events).
+ */
+const logger = winston.createLogger({
+  level: 'warn',
+  format: winston.format.combine(
+    winston.format((info) => (String(info.message).startsWith('undelivered at shutdown') || info.error === 'ERR_CANCELED' ? false : info))(),
+    winston.format.timestamp(),
+    winston.format.json(),
+  ),
+  transports: [new winston.transports.Stream({ stream: process.stderr })],
+});
+const base = { secret: SECRET, logger } as const;
+
+function sendOptions(system: SystemName): EventBusOptions {
+  if (system === 'lib-single') return { batch: false };
+  if (system === 'lib-undici') return { httpClient: 'undici' };
+  return {};
+}
+
+export async function receiver(system: SystemName, index: number, sink: Sink): Promise<ReceiverSide> {
+  const dir = system === 'lib-durable' ? mkdtempSync(join(scratchRoot(), 'events-e2e-inbox-')) : undefined;
+  const bus = createEventBus({ ...base, service: `target${index}`, ...(dir ? { inbox: { path: join(dir, 'inbox.db') } } : {}) });
+  bus.subscribeTo(EVENT_TYPE, (data) => sink(data as E2EPayload), { schema: SCHEMA });
+  const server = http.createServer(bus.nodeHandler());
+  const url = await listen(server);
+  return {
+    address: `${url}/events`,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await bus.close();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function sender(system: SystemName, addresses: string[]): Promise<Emitter> {
+  const dir = system === 'lib-durable' ? mkdtempSync(join(scratchRoot(), 'events-e2e-outbox-')) : undefined;
+  const names = addresses.map((_, i) => `target${i}`);
+  const bus = createEventBus({
+    ...base,
+    ...sendOptions(system),
+    service: 'bench-src',
+    services: Object.fromEntries(names.map((name, i) => [name, addresses[i]!])),
+    outbox: dir ? { path: join(dir, 'outbox.db') } : {},
+    shutdownTimeoutMs: 0,
+  }).declareEvent(EVENT_TYPE, names, { schema: SCHEMA });
+  return {
+    emit: (data) => bus.emit(EVENT_TYPE, data),
+    close: async () => {
+      await bus.close();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,59 @@
+/**
+ * A target process of the end-to-end bench (index in argv): hosts each system's receiving side,
+ * started on first use and kept, and counts the events of the run under measurement.
+ */
+import { type E2EPayload, now } from './event.js';
+import { serve } from './ipc.js';
+import { cpuNow, Reservoir } from './stats.js';
+import { type ReceiverSide, type SystemName, systemInfo } from './system.js';
+
+const index = Number(process.argv[2] ?? 0);
+const sides = new Map<SystemName, ReceiverSide>();
+/** Latency samples kept per window: enough for a stable p99, small enough for IPC. */
+const latencies = new Reservoir(20_000);
+let run = '';
+let count = 0;
+let recording = false;
+
+function sink(data: E2EPayload): void {
+  if (data.run !== run) return;
+  count += 1;
+  if (recording) latencies.add(now() - data.sent_at);
+}
+
+const snap = () => ({ count, cpuUs: cpuNow() });
+
+serve({
+  start: async ({ system }: { system: SystemName }) => {
+    let side = sides.get(system);
+    if (!side) {
+      side = await (await systemInfo(system).load()).receiver(system, index, sink);
+      sides.set(system, side);
+    }
+    return { address: side.address };
+  },
+  reset: ({ run: next }: { run: string }) => {
+    run = next;
+    count = 0;
+    recording = false;
+    latencies.clear();
+    return {};
+  },
+  record: () => {
+    latencies.clear();
+    recording = true;
+    return snap();
+  },
+  snap,
+  /** The backlog feedback, many times a second: the count alone, no CPU reading. */
+  count: () => count,
+  latencies: () => {
+    recording = false;
+    return latencies.values;
+  },
+  close: async () => {
+    for (const side of sides.values()) await side.close();
+    sides.clear();
+    return {};
+  },
+});

@@ -1,0 +1,124 @@
+/**
+ * The sending process of the end-to-end bench: opens one system's sender for a run, emits at
+ * saturation (bounded) or at a fixed rate, and reports what it sent and its CPU time.
+ */
+import { setImmediate as yieldMacrotask } from 'node:timers/promises';
+import { sleep } from '../lib.js';
+import { payload } from './event.js';
+import { serve } from './ipc.js';
+import { cpuNow } from './stats.js';
+import { type Emitter, type SystemName, systemInfo } from './system.js';
+
+export interface GoArgs {
+  /** `saturate`: as fast as the system takes events, within `gap`; `paced`: `rate` events/s. */
+  mode: 'saturate' | 'paced';
+  rate: number;
+  /** Most events sent and not yet received by every target (reported by `received`). */
+  gap: number;
+  burst: number;
+  window: number;
+}
+
+let emitter: Emitter | undefined;
+let system: SystemName = 'lib-batch';
+let run = '';
+let seq = 0;
+let sent = 0;
+let errors = 0;
+let firstError: string | undefined;
+let received = 0;
+let inFlight = 0;
+let stopped = true;
+/** Bumped per run: an emit of a previous run that settles late is not counted in this one. */
+let generation = 0;
+let loop: Promise<void> = Promise.resolve();
+let wake: (() => void) | undefined;
+
+const settle = () => {
+  inFlight -= 1;
+  wake?.();
+};
+const fail = (error: unknown) => {
+  errors += 1;
+  firstError ??= error instanceof Error ? error.message : String(error);
+};
+
+function emitOne(): Promise<void> {
+  const own = generation;
+  sent += 1;
+  inFlight += 1;
+  return emitter!.emit(payload(run, seq++)).then(
+    () => {
+      if (own === generation) settle();
+    },
+    (error: unknown) => {
+      if (own !== generation) return;
+      fail(error);
+      settle();
+    },
+  );
+}
+
+/** Waits for an emit to settle (window full). */
+const settled = () => new Promise<void>((resolve) => (wake = resolve));
+
+async function saturate({ gap, burst, window }: GoArgs): Promise<void> {
+  const bursts = systemInfo(system).drive === 'bursts';
+  while (!stopped) {
+    if (sent - received > gap) await sleep(2);
+    else if (bursts) {
+      const pending = new Array<Promise<void>>(burst);
+      for (let i = 0; i < burst; i++) pending[i] = emitOne();
+      await Promise.all(pending);
+      await yieldMacrotask();
+    } else if (inFlight >= window) await settled();
+    else void emitOne();
+  }
+}
+
+async function paced({ rate }: GoArgs): Promise<void> {
+  const startedAt = performance.now();
+  let due = 0;
+  while (!stopped) {
+    const target = Math.floor(((performance.now() - startedAt) / 1000) * rate);
+    for (; due < target; due++) void emitOne();
+    await sleep(1);
+  }
+}
+
+serve({
+  open: async (args: { system: SystemName; addresses: string[]; run: string }) => {
+    system = args.system;
+    run = args.run;
+    generation += 1;
+    seq = 100_000;
+    sent = received = errors = inFlight = 0;
+    firstError = undefined;
+    emitter = await (await systemInfo(system).load()).sender(system, args.addresses);
+    return {};
+  },
+  go: (args: GoArgs) => {
+    stopped = false;
+    loop = args.mode === 'saturate' ? saturate(args) : paced(args);
+    return {};
+  },
+  received: ({ n }: { n: number }) => {
+    received = n;
+    return {};
+  },
+  snap: () => ({ sent, errors, cpuUs: cpuNow() }),
+  /** Stops emitting; answers once every emit has settled (or `settleMs` passed). */
+  stop: async ({ settleMs }: { settleMs: number }) => {
+    stopped = true;
+    wake?.();
+    await loop;
+    const deadline = Date.now() + settleMs;
+    while (inFlight > 0 && Date.now() < deadline) await sleep(5);
+    return { sent, errors, firstError };
+  },
+  close: async () => {
+    await emitter?.close();
+    emitter = undefined;
+    return {};
+  },
+});

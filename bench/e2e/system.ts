@@ -1,0 +1,115 @@
+/**
+ * What each system under test provides to the end-to-end bench: a receiving side (one per target
+ * process) and a sending side (in the sender process), and the list of systems, in table order.
+ */
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import type { E2EPayload } from './event.js';
+
+export type SystemName = 'lib-batch' | 'lib-single' | 'lib-undici' | 'lib-durable' | 'axios-express' | 'undici-raw' | 'moleculer' | 'amqp';
+
+/** Called by a receiving side once per event its handler got. */
+export type Sink = (data: E2EPayload) => void;
+
+export interface ReceiverSide {
+  /** What the sender needs to reach this target: a URL, a queue name, a service name. */
+  address: string;
+  close(): Promise<void>;
+}
+
+export interface Emitter {
+  /** Sends one event to every target of the run; settles when the system has taken it (its own meaning of "emitted"). */
+  emit(data: E2EPayload): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+export interface SystemModule {
+  receiver(system: SystemName, index: number, sink: Sink): Promise<ReceiverSide>;
+  sender(system: SystemName, addresses: string[]): Promise<Emitter>;
+}
+
+export interface SystemInfo {
+  name: SystemName;
+  label: string;
+  /**
+   * How the sender keeps work in flight at saturation. `bursts`: issue `burst` emits, await them
+   * all, yield a macrotask (an emit that settles at once, as the library's does, would otherwise
+   * starve the I/O). `window`: keep `window` emits pending (request/answer or confirm loops).
+   */
+  drive: 'bursts' | 'window';
+  load: () => Promise<SystemModule>;
+  /** Why the system cannot run here (service down, package missing), or undefined. */
+  unavailable?: () => Promise<string | undefined>;
+}
+
+export const NATS_URL = process.env.BENCH_NATS_URL ?? 'nats://127.0.0.1:4222';
+export const AMQP_URL = process.env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+/** In-flight requests of the hand-written HTTP loops and publishes awaiting confirms (per target). */
+export const WINDOW = 64;
+
+/** Undefined when a TCP connection to `url`'s host and port opens within a second. */
+function reachable(url: string, defaultPort: number): () => Promise<string | undefined> {
+  return () => {
+    const { hostname, port } = new URL(url);
+    return new Promise((resolve) => {
+      const socket = connect({ host: hostname, port: Number(port || defaultPort), timeout: 1000 });
+      const done = (reason?: string) => {
+        socket.destroy();
+        resolve(reason);
+      };
+      socket.once('connect', () => done());
+      socket.once('timeout', () => done(`${hostname}:${port || defaultPort} did not answer`));
+      socket.once('error', (error) => done(`${hostname}:${port || defaultPort} unreachable (${error.message})`));
+    });
+  };
+}
+
+function installed(pkg: string): () => Promise<string | undefined> {
+  return async () => {
+    try {
+      require.resolve(pkg);
+      return undefined;
+    } catch {
+      return `the ${pkg} package is not installed`;
+    }
+  };
+}
+
+const library = () => import('./library.js');
+
+export const SYSTEMS: SystemInfo[] = [
+  { name: 'lib-batch', label: 'library, in-memory outbox, batching on (defaults, axios)', drive: 'bursts', load: library },
+  { name: 'lib-single', label: 'library, in-memory outbox, batch: false', drive: 'bursts', load: library },
+  {
+    name: 'lib-undici',
+    label: "library, in-memory outbox, batching on, httpClient: 'undici'",
+    drive: 'bursts',
+    load: library,
+    unavailable: installed('undici'),
+  },
+  { name: 'lib-durable', label: 'library, durable SQLite outbox + inbox, batching on', drive: 'bursts', load: library },
+  { name: 'axios-express', label: 'hand-written axios loop → Express + express.json()', drive: 'window', load: () => import('./axios-express.js') },
+  { name: 'undici-raw', label: 'undici Pool → raw node:http + HMAC check', drive: 'window', load: () => import('./raw-http.js') },
+  { name: 'moleculer', label: 'Moleculer over NATS', drive: 'bursts', load: () => import('./moleculer.js'), unavailable: reachable(NATS_URL, 4222) },
+  {
+    name: 'amqp',
+    label: 'amqplib, confirms → RabbitMQ → manual-ack consumer',
+    drive: 'window',
+    load: () => import('./amqp.js'),
+    unavailable: reachable(AMQP_URL, 5672),
+  },
+];
+
+export function systemInfo(name: SystemName): SystemInfo {
+  return SYSTEMS.find((s) => s.name === name)!;
+}
+
+/** Scratch directory of SQLite files: BENCH_DIR, else the OS temp dir. */
+export function scratchRoot(): string {
+  return process.env.BENCH_DIR ?? tmpdir();
+}
+
+/** This bench run's id (set by the orchestrator for its children): Moleculer namespace, queue prefix. */
+export function benchId(): string {
+  return process.env.BENCH_E2E_ID ?? 'bench-e2e';
+}
