@@ -3,6 +3,7 @@ import type { RedeliveryOptions, ResolvedTarget } from '../config.js';
 import { DEFAULTS } from '../defaults.js';
 import type { Telemetry } from '../observe/telemetry.js';
 import type { DeliveryResult, Transport } from '../transports/transport.js';
+import type { Admission } from './admission.js';
 import type { OutboxRecord, OutboxStore } from './outbox-store.js';
 import { failureHint } from './failure-hints.js';
 import { backoffMs } from './retry-policy.js';
@@ -18,6 +19,8 @@ export interface DispatcherOptions {
   resolveTarget: (name: string) => ResolvedTarget;
   /** Spans, metrics and hooks (src/observe/). */
   telemetry: Telemetry;
+  /** Told as deliveries settle and when a lane finds nothing more due: the emit path's backpressure (admission.ts). */
+  progress?: Pick<Admission, 'settled' | 'idle'>;
 }
 
 /** Distinct deliveries failing in a row (with no success between) that mark a target down. */
@@ -102,6 +105,11 @@ export class Dispatcher {
 
   isStopping(): boolean {
     return this.stopping;
+  }
+
+  /** Whether `target` is counted down now (probed, not delivered to). */
+  isDown(target: string): boolean {
+    return this.lanes.get(target)?.downSince !== undefined;
   }
 
   /** Targets counted down now, with since when (ms since epoch). */
@@ -214,6 +222,7 @@ class Lane {
       if (free > 0) claimed = await this.o.store.claim(this.target, Date.now(), free);
       // Started before the next read, so that they count in flight.
       for (const record of claimed) void this.deliver(target, record, false);
+      if (claimed.length < free) this.o.progress?.idle(this.target, this.inFlight + this.settling);
       // A full lane is pumped again as each delivery ends: no need to know when the next is due.
       if (this.inFlight < this.o.concurrency) next = await this.o.store.nextDueAt(this.target);
       this.storeRetryMs = 0;
@@ -288,6 +297,7 @@ class Lane {
   private async deliver(target: ResolvedTarget, record: OutboxRecord, probe: boolean): Promise<void> {
     this.inFlight += 1;
     this.started = true;
+    const firstAttempt = record.attempts === 0;
     const startedAt = Date.now();
     const span = this.o.telemetry.send(record);
     let result: DeliveryResult;
@@ -325,6 +335,7 @@ class Lane {
     } finally {
       this.settling -= 1;
     }
+    this.o.progress?.settled(this.target, firstAttempt);
     this.kick();
   }
 

@@ -1,0 +1,147 @@
+// Backpressure (outbox.highWaterMark): a storm of emits never starves delivery, and the outbox
+// stays bounded, from a real sender bus to a real Express receiver on 127.0.0.1.
+import express from 'express';
+import { createEventBus, type EventBus, type EventBusOptions, OutboxFullError } from '../../src/index.js';
+import { cleanupAfterEach } from '../helpers/cleanups.js';
+import { quietLogger } from '../helpers/logger.js';
+import { freePort, startServer } from '../helpers/server.js';
+import { newSecret } from '../helpers/signing.js';
+import { tempDir } from '../helpers/temp-dir.js';
+import { sleep, waitFor } from '../helpers/wait.js';
+
+const SECRET = newSecret();
+const TYPE = 'stock-moved';
+/** The sender's high-water mark, and its emit loops (each awaits its emit, as request handlers would). */
+const MARK = 200;
+const EMITTERS = 16;
+/** Each emitter may record one event past the mark before it waits (emit records first, then waits). */
+const BOUND = MARK + EMITTERS;
+/** Long enough for many cycles of filling to the mark and draining to half of it. */
+const STORM_MS = 2_500;
+
+const cleanups = cleanupAfterEach();
+
+/** A receiver slower than the emitters: few deliveries in flight, each handler yielding once. */
+async function receiver(): Promise<{ url: string; runs: string[] }> {
+  const bus = createEventBus({ service: 'warehouse', secret: SECRET, logger: quietLogger() });
+  const runs: string[] = [];
+  bus.subscribeTo(TYPE, async (_data, event) => {
+    runs.push(event.id);
+    await sleep(1);
+  });
+  const app = express();
+  app.use(bus.expressMiddleware());
+  const server = await startServer(app);
+  cleanups.push(() => bus.close(), () => server.close());
+  return { url: server.url, runs };
+}
+
+function sender(url: string, outbox: EventBusOptions['outbox']): EventBus {
+  const bus = createEventBus({
+    service: 'shop',
+    secret: SECRET,
+    services: { warehouse: url },
+    logger: quietLogger(),
+    concurrency: 4,
+    retry: { retries: 0 },
+    shutdownTimeoutMs: 200,
+    outbox,
+  });
+  bus.declareEvent(TYPE, ['warehouse']);
+  cleanups.push(() => bus.close());
+  return bus;
+}
+
+interface Storm {
+  ids: string[];
+  /** Largest outbox pending count seen, every 5 ms and at the end. */
+  peak: number;
+  /** Events the receiver had handled halfway through the storm, and when it ended. */
+  handledMidway: number;
+  handledAtEnd: number;
+}
+
+/**
+ * EMITTERS loops emitting for `ms`; a loop that gets OutboxFullError stops. The outbox is sampled
+ * from a timer, not from the loops: the SQLite outbox's stats() commits the writes it buffered,
+ * which would resolve the emits waiting on that commit at once, and the loops would never yield.
+ */
+async function storm(bus: EventBus, runs: readonly string[], ms: number): Promise<Storm & { refused: number }> {
+  const ids: string[] = [];
+  let peak = 0;
+  let refused = 0;
+  let handledMidway: number | undefined;
+  const startedAt = Date.now();
+  const sample = () => {
+    peak = Math.max(peak, bus.outboxStats().pending);
+    if (handledMidway === undefined && Date.now() - startedAt >= ms / 2) handledMidway = runs.length;
+  };
+  const sampler = setInterval(sample, 5);
+  try {
+    await Promise.all(
+      Array.from({ length: EMITTERS }, async () => {
+        while (Date.now() - startedAt < ms) {
+          try {
+            ids.push((await bus.emit(TYPE, { seq: ids.length })).id);
+          } catch (error) {
+            if (!(error instanceof OutboxFullError)) throw error;
+            refused += 1;
+            return;
+          }
+        }
+      }),
+    );
+  } finally {
+    clearInterval(sampler);
+  }
+  sample();
+  return { ids, peak, refused, handledMidway: handledMidway ?? runs.length, handledAtEnd: runs.length };
+}
+
+describe.each([
+  ['in-memory', () => ({})],
+  ['SQLite', () => {
+    const dir = tempDir('storm');
+    cleanups.push(() => dir.remove());
+    return { path: dir.file('outbox.db') };
+  }],
+] as const)('an emit storm to a live target, %s outbox', (_name, outbox) => {
+  it('keeps the outbox under the high-water mark, delivers during the storm, and delivers every event exactly once', async () => {
+    const { url, runs } = await receiver();
+    const bus = sender(url, { ...outbox(), highWaterMark: MARK });
+    // The target is up: its lane is delivering (a durable outbox starts by probing what it holds).
+    await bus.emit(TYPE, { seq: -1 });
+    await waitFor(() => runs.length === 1, { what: 'the first event delivered' });
+    runs.length = 0;
+
+    const { ids, peak, refused, handledMidway, handledAtEnd } = await storm(bus, runs, STORM_MS);
+
+    expect(refused).toBe(0);
+    expect(peak).toBeGreaterThan(MARK); // the emitters outran delivery: backpressure was needed
+    expect(peak).toBeLessThanOrEqual(BOUND);
+    // Delivery ran during the storm, not after it: all but what the outbox may hold was handled.
+    expect(handledMidway).toBeGreaterThan(0);
+    expect(handledAtEnd).toBeGreaterThanOrEqual(ids.length - BOUND);
+
+    await waitFor(() => runs.length >= ids.length && bus.outboxStats().pending === 0, { timeoutMs: 10_000, what: 'every event delivered' });
+    expect(runs).toHaveLength(ids.length);
+    expect(new Set(runs)).toEqual(new Set(ids));
+  }, 20_000);
+});
+
+it('without a high-water mark, the same storm grows the outbox past that bound (the test above can fail)', async () => {
+  const { url, runs } = await receiver();
+  const bus = sender(url, { highWaterMark: 0 });
+  const { peak } = await storm(bus, runs, 300);
+  expect(peak).toBeGreaterThan(BOUND);
+});
+
+it('a storm to a target that is down never waits: the outbox fills to maxPending, then OutboxFullError', async () => {
+  const bus = sender(`http://127.0.0.1:${await freePort()}/events`, { highWaterMark: 20, maxPending: 500 });
+  const { ids, refused, peak } = await storm(bus, [], 10_000);
+
+  expect(ids).toHaveLength(500);
+  expect(refused).toBe(EMITTERS);
+  expect(peak).toBe(500);
+  expect(bus.health().targetsDown).toEqual(['warehouse']);
+});
