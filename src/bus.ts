@@ -95,7 +95,12 @@ export class EventBus<Events extends object = EventRegistry> {
       (this.broker
         ? this.broker.transport
         : new HttpTransport({ logger, timeoutMs: this.config.timeoutMs, retry: this.config.retry }));
-    this.admission = new Admission(this.config.outbox.highWaterMark, (target) => this.dispatcher.isDown(target));
+    this.admission = new Admission({
+      highWaterMark: this.config.outbox.highWaterMark,
+      maxBlockMs: this.config.outbox.maxBlockMs,
+      isDown: (target) => this.dispatcher.isDown(target),
+      logger,
+    });
     this.dispatcher = new Dispatcher({
       store: this.outbox,
       transport: this.transport,
@@ -197,7 +202,8 @@ export class EventBus<Events extends object = EventRegistry> {
    * Validates `payload`, records one delivery per target in the outbox and resolves with the
    * event id. Delivery happens after, with retries; its failures are logged, never thrown here.
    * Backpressure: when a target that is up has more than `outbox.highWaterMark` deliveries not
-   * yet tried, it resolves (the event recorded) once that backlog is down to half the mark.
+   * yet tried, it resolves (the event recorded) once that backlog is down to half the mark, or
+   * after `outbox.maxBlockMs`.
    */
   async emit<const T extends EmittableType<Events>>(
     type: T,

@@ -87,6 +87,12 @@ export const DEFAULTS = {
      * so that it never idles the lane; about a second of delivery at the rates we measure.
      */
     highWaterMark: 5_000,
+    /**
+     * Longest wait of one `emit` above the high-water mark, in ms (Kafka's `max.block.ms`): a
+     * target that hangs without failing (each try ends at `timeoutMs`, then in-place retries)
+     * throttles emits to one per emitter per wait, rather than blocking them for a minute.
+     */
+    maxBlockMs: 5_000,
     /** Dead letters the in-memory outbox keeps (oldest evicted first, each with an error log line). */
     maxDeadLetters: 10_000,
     /** Durable outbox: how often the dispatcher looks for work added by another process (a replay from the CLI). */

@@ -1,34 +1,46 @@
+import type { Logger } from 'winston';
+
+export interface AdmissionOptions {
+  /** Deliveries per target not yet tried above which `emit` waits (0: never). */
+  highWaterMark: number;
+  /** Longest wait of one emit, in ms (Kafka's `max.block.ms`): a target that stalls without failing cannot hang emit. */
+  maxBlockMs: number;
+  /** Whether the dispatcher counts `target` down now (probing it, not delivering). */
+  isDown: (target: string) => boolean;
+  logger: Logger;
+}
+
+/** Emits waiting on one target, released together. */
+interface Waiting {
+  resolvers: (() => void)[];
+  timer: NodeJS.Timeout;
+}
+
 /**
  * Admission control on the emit path (backpressure), per target, in the spirit of a Node stream's
  * `highWaterMark` and `'drain'`. A target's backlog is what this process emitted to it and the
- * dispatcher has not tried yet: deliveries recorded (or being recorded), minus those whose first
- * attempt has settled. When it is above `highWaterMark` and the target is up, `emit` waits (its
- * event already recorded) until it falls to the low-water mark, half the high one. The wait is a
- * promise that only the dispatcher's progress resolves, so waiting emitters leave the event loop
- * to it: without this, a tight emit loop never yields (in-memory outbox: `add` resolves in
- * microtasks) or fills every turn with group commits (SQLite), and delivery starves.
+ * dispatcher has not tried yet: deliveries recorded, minus those whose first attempt has settled.
+ * When it is above `highWaterMark` and the target is up, `emit` waits (its event already
+ * recorded) until it falls to the low-water mark, half the high one, or for `maxBlockMs` at most.
+ * The wait is a promise that the dispatcher's progress resolves, so waiting emitters leave the
+ * event loop to it: without this, a tight emit loop never yields (in-memory outbox: `add`
+ * resolves in microtasks) or fills every turn with group commits (SQLite), and delivery starves.
  *
  * A target that is down never makes emit wait: the outbox exists to hold that backlog (and
  * `maxPending` bounds it). Retries are not counted: a delivery waiting for its redelivery is the
- * outbox's, not the lane's, work. The count only drifts low (deliveries settled that another run
- * or instance recorded, reset when the lane finds nothing more due), so a wait always ends.
+ * outbox's, not the lane's, work. The count may drift low, never high (deliveries settled that
+ * another run or instance recorded; reset when the lane finds nothing more due).
  */
 export class Admission {
   private readonly lowWaterMark: number;
   private readonly backlogs = new Map<string, number>();
-  /** Emits waiting, per target: each resolves once the target's backlog is at the low-water mark or the target is down. */
-  private readonly waiting = new Map<string, (() => void)[]>();
+  private readonly waiting = new Map<string, Waiting>();
+  /** Targets whose emits waited `maxBlockMs` in vain, as last logged (cleared once they drain). */
+  private readonly stalled = new Set<string>();
   private closed = false;
 
-  /**
-   * @param highWaterMark deliveries per target (0: never wait).
-   * @param isDown whether the dispatcher counts `target` down now (probing it, not delivering).
-   */
-  constructor(
-    private readonly highWaterMark: number,
-    private readonly isDown: (target: string) => boolean,
-  ) {
-    this.lowWaterMark = Math.floor(highWaterMark / 2);
+  constructor(private readonly o: AdmissionOptions) {
+    this.lowWaterMark = Math.floor(o.highWaterMark / 2);
   }
 
   /**
@@ -37,7 +49,7 @@ export class Admission {
    * settle before this: `add` resolves in the microtasks of its write, a delivery takes a round trip.
    */
   added(targets: readonly string[]): void {
-    if (this.highWaterMark === 0) return;
+    if (this.o.highWaterMark === 0) return;
     for (const target of targets) this.backlogs.set(target, (this.backlogs.get(target) ?? 0) + 1);
   }
 
@@ -46,13 +58,12 @@ export class Admission {
    * mark; undefined (nothing to wait for, no promise made) when none is above the high one.
    */
   admit(targets: readonly string[]): Promise<void> | undefined {
-    if (this.highWaterMark === 0 || this.closed) return undefined;
+    if (this.o.highWaterMark === 0 || this.closed) return undefined;
     let waits: Promise<void>[] | undefined;
     for (const target of targets) {
-      if ((this.backlogs.get(target) ?? 0) <= this.highWaterMark || this.isDown(target)) continue;
-      const queue = this.waiting.get(target) ?? [];
-      this.waiting.set(target, queue);
-      (waits ??= []).push(new Promise<void>((resolve) => queue.push(resolve)));
+      if ((this.backlogs.get(target) ?? 0) <= this.o.highWaterMark || this.o.isDown(target)) continue;
+      const waiting = this.waiting.get(target) ?? this.startWaiting(target);
+      (waits ??= []).push(new Promise<void>((resolve) => waiting.resolvers.push(resolve)));
     }
     if (waits === undefined) return undefined;
     return waits.length === 1 ? waits[0] : Promise.all(waits).then(() => undefined);
@@ -61,8 +72,7 @@ export class Admission {
   /** A delivery of `target` settled (delivered, refused, rescheduled); only a first attempt lowers the backlog. */
   settled(target: string, firstAttempt: boolean): void {
     const backlog = this.backlogs.get(target);
-    if (backlog === undefined) return;
-    this.lower(target, firstAttempt ? backlog - 1 : backlog);
+    if (backlog !== undefined) this.lower(target, firstAttempt ? backlog - 1 : backlog);
   }
 
   /** The lane found nothing more due for `target`: its backlog is at most what it still has in flight. */
@@ -77,15 +87,42 @@ export class Admission {
     for (const target of [...this.waiting.keys()]) this.release(target);
   }
 
+  private startWaiting(target: string): Waiting {
+    const waiting: Waiting = {
+      resolvers: [],
+      timer: setTimeout(() => this.blockedTooLong(target), this.o.maxBlockMs),
+    };
+    this.waiting.set(target, waiting);
+    return waiting;
+  }
+
+  /** Emits waited `maxBlockMs` for a target that neither drains nor fails (it hangs, or answers very slowly): they resolve. */
+  private blockedTooLong(target: string): void {
+    if (!this.stalled.has(target)) {
+      this.stalled.add(target);
+      this.o.logger.warn('emit waited outbox.maxBlockMs for a target that is not draining its backlog; emits to it resolve after that wait', {
+        target,
+        backlog: this.backlogs.get(target),
+        highWaterMark: this.o.highWaterMark,
+        maxBlockMs: this.o.maxBlockMs,
+      });
+    }
+    this.release(target);
+  }
+
   private lower(target: string, backlog: number): void {
     this.backlogs.set(target, Math.max(0, backlog));
-    if (!this.waiting.has(target)) return;
-    if (backlog <= this.lowWaterMark || this.isDown(target)) this.release(target);
+    if (backlog <= this.lowWaterMark && this.stalled.delete(target)) {
+      this.o.logger.info('target drains its backlog again', { target });
+    }
+    if (this.waiting.has(target) && (backlog <= this.lowWaterMark || this.o.isDown(target))) this.release(target);
   }
 
   private release(target: string): void {
-    const queue = this.waiting.get(target);
+    const waiting = this.waiting.get(target);
+    if (!waiting) return;
     this.waiting.delete(target);
-    for (const resolve of queue ?? []) resolve();
+    clearTimeout(waiting.timer);
+    for (const resolve of waiting.resolvers) resolve();
   }
 }

@@ -3,7 +3,7 @@
 import express from 'express';
 import { createEventBus, type EventBus, type EventBusOptions, OutboxFullError } from '../../src/index.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
-import { quietLogger } from '../helpers/logger.js';
+import { createCapturingLogger, quietLogger } from '../helpers/logger.js';
 import { freePort, startServer } from '../helpers/server.js';
 import { newSecret } from '../helpers/signing.js';
 import { tempDir } from '../helpers/temp-dir.js';
@@ -17,7 +17,7 @@ const EMITTERS = 16;
 /** Each emitter may record one event past the mark before it waits (emit records first, then waits). */
 const BOUND = MARK + EMITTERS;
 /** Long enough for many cycles of filling to the mark and draining to half of it. */
-const STORM_MS = 2_500;
+const STORM_MS = 2_000;
 
 const cleanups = cleanupAfterEach();
 
@@ -36,12 +36,12 @@ async function receiver(): Promise<{ url: string; runs: string[] }> {
   return { url: server.url, runs };
 }
 
-function sender(url: string, outbox: EventBusOptions['outbox']): EventBus {
+function sender(url: string, outbox: EventBusOptions['outbox'], logger = quietLogger()): EventBus {
   const bus = createEventBus({
     service: 'shop',
     secret: SECRET,
     services: { warehouse: url },
-    logger: quietLogger(),
+    logger,
     concurrency: 4,
     retry: { retries: 0 },
     shutdownTimeoutMs: 200,
@@ -145,3 +145,27 @@ it('a storm to a target that is down never waits: the outbox fills to maxPending
   expect(peak).toBe(500);
   expect(bus.health().targetsDown).toEqual(['warehouse']);
 });
+
+it('a target that hangs without failing holds each emit for outbox.maxBlockMs at most, and a warning says so once', async () => {
+  const server = await startServer(() => {}); // takes every request, never answers
+  cleanups.push(() => server.close());
+  const { logger, withMessage } = createCapturingLogger('info');
+  const bus = sender(server.url, { highWaterMark: 20, maxBlockMs: 50 }, logger);
+
+  // Many times the mark: without the cap these emits would wait for the requests' 10 s timeouts (and their retries).
+  let emitted = 0;
+  await Promise.all(
+    Array.from({ length: EMITTERS }, async () => {
+      while (emitted < 200) {
+        await bus.emit(TYPE, { seq: emitted });
+        emitted += 1;
+      }
+    }),
+  );
+
+  expect(bus.outboxStats().pending).toBeGreaterThanOrEqual(200);
+  const warnings = withMessage('emit waited outbox.maxBlockMs for a target that is not draining its backlog; emits to it resolve after that wait');
+  expect(warnings).toHaveLength(1);
+  expect(warnings[0]).toMatchObject({ level: 'warn', target: 'warehouse', highWaterMark: 20, maxBlockMs: 50 });
+  expect(bus.health().targetsDown).toEqual([]);
+}, 15_000);
