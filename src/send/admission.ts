@@ -35,7 +35,7 @@ export class Admission {
   private readonly lowWaterMark: number;
   private readonly backlogs = new Map<string, number>();
   private readonly waiting = new Map<string, Waiting>();
-  /** Targets whose emits waited `maxBlockMs` in vain, as last logged (cleared once they drain). */
+  /** Targets whose emits waited `maxBlockMs` in vain, as last logged (cleared once the backlog is at the low-water mark). */
   private readonly stalled = new Set<string>();
   private closed = false;
 
@@ -96,11 +96,14 @@ export class Admission {
     return waiting;
   }
 
-  /** Emits waited `maxBlockMs` for a target that neither drains nor fails (it hangs, or answers very slowly): they resolve. */
+  /**
+   * Emits waited `maxBlockMs` for a target that neither drained nor failed: it hangs (each try
+   * ends at `timeoutMs`), answers very slowly, or came back with a large backlog. They resolve.
+   */
   private blockedTooLong(target: string): void {
     if (!this.stalled.has(target)) {
       this.stalled.add(target);
-      this.o.logger.warn('emit waited outbox.maxBlockMs for a target that is not draining its backlog; emits to it resolve after that wait', {
+      this.o.logger.warn("emit waited outbox.maxBlockMs for a target's backlog to drain; until it does, emits to it resolve after that wait", {
         target,
         backlog: this.backlogs.get(target),
         highWaterMark: this.o.highWaterMark,
@@ -113,7 +116,7 @@ export class Admission {
   private lower(target: string, backlog: number): void {
     this.backlogs.set(target, Math.max(0, backlog));
     if (backlog <= this.lowWaterMark && this.stalled.delete(target)) {
-      this.o.logger.info('target drains its backlog again', { target });
+      this.o.logger.info('target backlog drained; emits to it no longer wait outbox.maxBlockMs', { target });
     }
     if (this.waiting.has(target) && (backlog <= this.lowWaterMark || this.o.isDown(target))) this.release(target);
   }

@@ -164,7 +164,7 @@ it('a target that hangs without failing holds each emit for outbox.maxBlockMs at
   );
 
   expect(bus.outboxStats().pending).toBeGreaterThanOrEqual(200);
-  const warnings = withMessage('emit waited outbox.maxBlockMs for a target that is not draining its backlog; emits to it resolve after that wait');
+  const warnings = withMessage("emit waited outbox.maxBlockMs for a target's backlog to drain; until it does, emits to it resolve after that wait");
   expect(warnings).toHaveLength(1);
   expect(warnings[0]).toMatchObject({ level: 'warn', target: 'warehouse', highWaterMark: 20, maxBlockMs: 50 });
   expect(bus.health().targetsDown).toEqual([]);
