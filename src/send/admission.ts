@@ -1,4 +1,5 @@
 import type { Logger } from 'winston';
+import type { OutboxRecord } from './outbox-store.js';
 
 export interface AdmissionOptions {
   /** Deliveries per target not yet tried above which `emit` waits (0: never). */
@@ -27,9 +28,11 @@ interface Waiting {
  * resolves in microtasks) or fills every turn with group commits (SQLite), and delivery starves.
  *
  * A target that is down never makes emit wait: the outbox exists to hold that backlog (and
- * `maxPending` bounds it). Retries are not counted: a delivery waiting for its redelivery is the
- * outbox's, not the lane's, work. The count may drift low, never high (deliveries settled that
- * another run or instance recorded; reset when the lane finds nothing more due).
+ * `maxPending` bounds it). A delivery counts until its first attempt settles: one waiting for its
+ * redelivery is the outbox's work, not the lane's; records a previous run left never count. With
+ * a store shared by several instances (PostgreSQL) the count is approximate, as a record one
+ * instance emitted may settle in another: the lane finding nothing due corrects it, and
+ * `maxBlockMs` bounds every wait.
  */
 export class Admission {
   private readonly lowWaterMark: number;
@@ -38,6 +41,8 @@ export class Admission {
   /** Targets whose emits waited `maxBlockMs` in vain, as last logged (cleared once the backlog is at the low-water mark). */
   private readonly stalled = new Set<string>();
   private closed = false;
+  /** Records created before this (by a previous run) were not counted here. */
+  private readonly startedAt = Date.now();
 
   constructor(private readonly o: AdmissionOptions) {
     this.lowWaterMark = Math.floor(o.highWaterMark / 2);
@@ -69,10 +74,14 @@ export class Admission {
     return waits.length === 1 ? waits[0] : Promise.all(waits).then(() => undefined);
   }
 
-  /** A delivery of `target` settled (delivered, refused, rescheduled); only a first attempt lowers the backlog. */
-  settled(target: string, firstAttempt: boolean): void {
-    const backlog = this.backlogs.get(target);
-    if (backlog !== undefined) this.lower(target, firstAttempt ? backlog - 1 : backlog);
+  /**
+   * A delivery settled (delivered, refused, rescheduled). Only the first attempt of one emitted
+   * since this bus started lowers the backlog: a retry, or a record a previous run left, was never counted.
+   */
+  settled(record: OutboxRecord, firstAttempt: boolean): void {
+    const backlog = this.backlogs.get(record.target);
+    if (backlog === undefined) return;
+    this.lower(record.target, firstAttempt && record.createdAt >= this.startedAt ? backlog - 1 : backlog);
   }
 
   /** The lane found nothing more due for `target`: its backlog is at most what it still has in flight. */

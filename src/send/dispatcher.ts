@@ -335,7 +335,7 @@ class Lane {
     } finally {
       this.settling -= 1;
     }
-    this.o.progress?.settled(this.target, firstAttempt);
+    this.o.progress?.settled(record, firstAttempt);
     this.kick();
   }
 

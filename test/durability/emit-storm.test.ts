@@ -16,8 +16,9 @@ const MARK = 200;
 const EMITTERS = 16;
 /** Each emitter may record one event past the mark before it waits (emit records first, then waits). */
 const BOUND = MARK + EMITTERS;
-/** Long enough for many cycles of filling to the mark and draining to half of it. */
+/** A storm lasts this long, and at least STORM_EMITS emits: cycles of filling to the mark and draining to half of it. */
 const STORM_MS = 2_000;
+const STORM_EMITS = 3 * MARK;
 
 const cleanups = cleanupAfterEach();
 
@@ -56,31 +57,32 @@ interface Storm {
   ids: string[];
   /** Largest outbox pending count seen, every 5 ms and at the end. */
   peak: number;
-  /** Events the receiver had handled halfway through the storm, and when it ended. */
+  /** Events the receiver had handled when `midway` emits had resolved, and when all had. */
   handledMidway: number;
   handledAtEnd: number;
 }
 
 /**
- * EMITTERS loops emitting for `ms`; a loop that gets OutboxFullError stops. The outbox is sampled
- * from a timer, not from the loops: the SQLite outbox's stats() commits the writes it buffered,
- * which would resolve the emits waiting on that commit at once, and the loops would never yield.
+ * EMITTERS loops emitting as fast as they can for `ms`, and until `atLeast` emits resolved; a
+ * loop that gets OutboxFullError stops. The outbox is sampled from a timer, not from the loops: the SQLite
+ * outbox's stats() commits the writes it buffered, which would resolve the emits waiting on that
+ * commit at once, and the loops would never yield.
  */
-async function storm(bus: EventBus, runs: readonly string[], ms: number): Promise<Storm & { refused: number }> {
+async function storm(bus: EventBus, runs: readonly string[], ms: number, atLeast = 0): Promise<Storm & { refused: number }> {
   const ids: string[] = [];
+  const endAt = Date.now() + ms;
+  const midway = Math.floor(atLeast / 2);
   let peak = 0;
   let refused = 0;
-  let handledMidway: number | undefined;
-  const startedAt = Date.now();
+  let handledMidway = 0;
   const sample = () => {
     peak = Math.max(peak, bus.outboxStats().pending);
-    if (handledMidway === undefined && Date.now() - startedAt >= ms / 2) handledMidway = runs.length;
   };
   const sampler = setInterval(sample, 5);
   try {
     await Promise.all(
       Array.from({ length: EMITTERS }, async () => {
-        while (Date.now() - startedAt < ms) {
+        while (Date.now() < endAt || ids.length < atLeast) {
           try {
             ids.push((await bus.emit(TYPE, { seq: ids.length })).id);
           } catch (error) {
@@ -88,6 +90,7 @@ async function storm(bus: EventBus, runs: readonly string[], ms: number): Promis
             refused += 1;
             return;
           }
+          if (ids.length === midway) handledMidway = runs.length;
         }
       }),
     );
@@ -95,7 +98,7 @@ async function storm(bus: EventBus, runs: readonly string[], ms: number): Promis
     clearInterval(sampler);
   }
   sample();
-  return { ids, peak, refused, handledMidway: handledMidway ?? runs.length, handledAtEnd: runs.length };
+  return { ids, peak, refused, handledMidway, handledAtEnd: runs.length };
 }
 
 describe.each([
@@ -114,13 +117,14 @@ describe.each([
     await waitFor(() => runs.length === 1, { what: 'the first event delivered' });
     runs.length = 0;
 
-    const { ids, peak, refused, handledMidway, handledAtEnd } = await storm(bus, runs, STORM_MS);
+    const { ids, peak, refused, handledMidway, handledAtEnd } = await storm(bus, runs, STORM_MS, STORM_EMITS);
 
     expect(refused).toBe(0);
+    expect(ids.length).toBeGreaterThanOrEqual(STORM_EMITS);
     expect(peak).toBeGreaterThan(MARK); // the emitters outran delivery: backpressure was needed
     expect(peak).toBeLessThanOrEqual(BOUND);
-    // Delivery ran during the storm, not after it: all but what the outbox may hold was handled.
-    expect(handledMidway).toBeGreaterThan(0);
+    // Delivery ran all through the storm, not after it: all but what the outbox may hold was handled.
+    expect(handledMidway).toBeGreaterThanOrEqual(STORM_EMITS / 2 - BOUND);
     expect(handledAtEnd).toBeGreaterThanOrEqual(ids.length - BOUND);
 
     await waitFor(() => runs.length >= ids.length && bus.outboxStats().pending === 0, { timeoutMs: 10_000, what: 'every event delivered' });
@@ -132,13 +136,13 @@ describe.each([
 it('without a high-water mark, the same storm grows the outbox past that bound (the test above can fail)', async () => {
   const { url, runs } = await receiver();
   const bus = sender(url, { highWaterMark: 0 });
-  const { peak } = await storm(bus, runs, 300);
+  const { peak } = await storm(bus, runs, 0, 5 * BOUND);
   expect(peak).toBeGreaterThan(BOUND);
 });
 
 it('a storm to a target that is down never waits: the outbox fills to maxPending, then OutboxFullError', async () => {
   const bus = sender(`http://127.0.0.1:${await freePort()}/events`, { highWaterMark: 20, maxPending: 500 });
-  const { ids, refused, peak } = await storm(bus, [], 10_000);
+  const { ids, refused, peak } = await storm(bus, [], 0, Infinity);
 
   expect(ids).toHaveLength(500);
   expect(refused).toBe(EMITTERS);
