@@ -13,6 +13,7 @@ import { createEvent, toStructuredBody } from './protocol/cloudevents.js';
 import { deeperThan } from './protocol/payload-depth.js';
 import type { InboxStore } from './receive/inbox-store.js';
 import { Receiver, type ReceiverOptions, type ReceiverRequest, type ReceiverResponse } from './receive/receiver.js';
+import { Admission } from './send/admission.js';
 import { Dispatcher } from './send/dispatcher.js';
 import type { DeadLetter, DeadLetterFilter, OutboxRecord, OutboxStats, OutboxStore } from './send/outbox-store.js';
 import { openInbox, openOutbox } from './stores/open.js';
@@ -50,6 +51,8 @@ export class EventBus<Events extends object = EventRegistry> {
   private readonly inbox: InboxStore;
   private readonly transport: Transport;
   private readonly dispatcher: Dispatcher;
+  /** Backpressure: `emit` waits while a target that is up has more than `outbox.highWaterMark` deliveries not yet tried. */
+  private readonly admission: Admission;
   private readonly receiver: Receiver;
   private readonly telemetry: Telemetry;
   private closing: Promise<void> | undefined;
@@ -90,6 +93,12 @@ export class EventBus<Events extends object = EventRegistry> {
         },
       },
     });
+    this.admission = new Admission({
+      highWaterMark: this.config.outbox.highWaterMark,
+      maxBlockMs: this.config.outbox.maxBlockMs,
+      isDown: (target) => this.dispatcher.isDown(target),
+      logger,
+    });
     this.dispatcher = new Dispatcher({
       store: this.outbox,
       transport: this.transport,
@@ -99,6 +108,7 @@ export class EventBus<Events extends object = EventRegistry> {
       redelivery: this.config.redelivery,
       resolveTarget: (name) => this.target(name),
       telemetry: this.telemetry,
+      progress: this.admission,
     });
     this.receiver = new Receiver(this.receiverOptions());
     this.outbox.onWork?.((target) => this.dispatcher.notify(target));
@@ -190,6 +200,9 @@ export class EventBus<Events extends object = EventRegistry> {
   /**
    * Validates `payload`, records one delivery per target in the outbox and resolves with the
    * event id. Delivery happens after, with retries; its failures are logged, never thrown here.
+   * Backpressure: when a target that is up has more than `outbox.highWaterMark` deliveries not
+   * yet tried, it resolves (the event recorded) once that backlog is down to half the mark, or
+   * after `outbox.maxBlockMs`.
    */
   async emit<const T extends EmittableType<Events>>(
     type: T,
@@ -198,7 +211,8 @@ export class EventBus<Events extends object = EventRegistry> {
   ): Promise<EmitReceipt> {
     if (this.closing) throw new BusClosedError(this.config.service);
     const tx = options.tx;
-    if (tx !== undefined && tx !== null && !this.outbox.transactional) {
+    const inTx = tx !== undefined && tx !== null;
+    if (inTx && !this.outbox.transactional) {
       throw new ConfigError(
         'emit(…, { tx }) records the event in your transaction, which needs the PostgreSQL outbox: set EVENTS_DATABASE_URL (or the database option)',
         { variable: 'EVENTS_DATABASE_URL' },
@@ -230,7 +244,7 @@ export class EventBus<Events extends object = EventRegistry> {
       const createdAt = Date.now();
       await this.outbox.add(
         declaration.targets.map((target) => ({ eventId: event.id, type, source, target, body, createdAt, ...trace })),
-        tx === undefined || tx === null ? undefined : { tx },
+        inTx ? { tx } : undefined,
       );
     } catch (error) {
       this.telemetry.published(span, type, error);
@@ -239,10 +253,20 @@ export class EventBus<Events extends object = EventRegistry> {
     this.telemetry.published(span, type);
     // In the caller's transaction, the event exists only once it commits: the store's NOTIFY, sent
     // by PostgreSQL at commit, wakes the dispatcher (and the poll is the fallback).
-    if (tx === undefined || tx === null) for (const target of declaration.targets) this.dispatcher.notify(target);
+    if (!inTx) {
+      this.admission.added(declaration.targets);
+      for (const target of declaration.targets) this.dispatcher.notify(target);
+    }
     const targets = [...declaration.targets];
     if (this.config.logger.isInfoEnabled()) this.config.logger.info('event emitted', { eventId: event.id, type, source, targets });
     if (this.config.logger.isDebugEnabled()) this.config.logger.debug('event data', { eventId: event.id, data: payload });
+    // Backpressure (outbox.highWaterMark): recorded, but not resolved while a target that is up has
+    // too much not yet tried; the wait leaves the event loop to the dispatcher. Not in the caller's
+    // transaction: the event exists only at its commit, and waiting would hold the transaction open.
+    if (!inTx) {
+      const admitted = this.admission.admit(declaration.targets);
+      if (admitted) await admitted;
+    }
     return { id: event.id, type, source, time: event.time!, targets };
   }
 
@@ -375,6 +399,7 @@ export class EventBus<Events extends object = EventRegistry> {
 
   private async shutdown(): Promise<void> {
     const deadline = Date.now() + this.config.shutdownTimeoutMs;
+    this.admission.close(); // emits waiting for the backlog to drain resolve now: their events are recorded
     clearImmediate(this.resuming);
     clearInterval(this.poll);
     clearImmediate(this.consumerStart);

@@ -78,6 +78,22 @@ export interface OutboxOptions {
   maxPending?: number;
   /** In-memory outbox only: bytes of event bodies held per target, likewise. @default 67108864 (64 MiB) */
   maxPendingBytes?: number;
+  /**
+   * Every outbox: deliveries to one target that may wait for their first attempt before `emit`
+   * waits too (backpressure). Above it, and while the target is up, `emit` records its event and
+   * then resolves only once the target's backlog is down to half of this (or after `maxBlockMs`),
+   * so that a storm of emits cannot starve delivery or grow the outbox without bound. A target that is down never makes
+   * emit wait (`maxPending` bounds that backlog); nor does `emit(…, { tx })`. 0 turns it off.
+   * @default 5000
+   * @example { highWaterMark: 20_000 } // absorb longer bursts, at the cost of latency
+   */
+  highWaterMark?: number;
+  /**
+   * Every outbox: the longest an `emit` waits above `highWaterMark` (like Kafka's `max.block.ms`);
+   * then it resolves anyway (its event is recorded) and a warning names the target that is not
+   * draining. A target that hangs without failing cannot block emits for longer. @default 5000
+   */
+  maxBlockMs?: number;
   /** In-memory outbox only: dead letters kept. @default 10000 */
   maxDeadLetters?: number;
   /** Durable outbox only: how often to look for deliveries added by another process (a CLI replay). @default 2000 */
@@ -351,6 +367,8 @@ export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
     outbox: {
       path: options.outbox?.path ?? nonEmpty(env.EVENTS_OUTBOX_PATH),
       maxPending: positive('outbox.maxPending', options.outbox?.maxPending ?? DEFAULTS.outbox.maxPending),
+      highWaterMark: positive('outbox.highWaterMark', options.outbox?.highWaterMark ?? DEFAULTS.outbox.highWaterMark, true),
+      maxBlockMs: positive('outbox.maxBlockMs', options.outbox?.maxBlockMs ?? DEFAULTS.outbox.maxBlockMs),
       maxDeadLetters: positive('outbox.maxDeadLetters', options.outbox?.maxDeadLetters ?? DEFAULTS.outbox.maxDeadLetters),
       pollIntervalMs: positive('outbox.pollIntervalMs', options.outbox?.pollIntervalMs ?? DEFAULTS.outbox.pollIntervalMs),
       maxPendingBytes: positive('outbox.maxPendingBytes', options.outbox?.maxPendingBytes ?? DEFAULTS.outbox.maxPendingBytes),

@@ -79,6 +79,20 @@ export const DEFAULTS = {
      * backlog at the rates we measure, and a known ceiling of `targets × 64 MiB` for the process.
      */
     maxPendingBytes: 64 * 1024 * 1024,
+    /**
+     * Backpressure, every outbox: when this many deliveries to one target that is up wait for
+     * their first attempt, `emit` (its event already recorded) waits until half as many do, so
+     * that emits never starve delivery and the backlog stays bounded. 0: never wait. Well above
+     * what a lane has in flight (`concurrency` requests of up to `batch.maxEvents` events each),
+     * so that it never idles the lane; about a second of delivery at the rates we measure.
+     */
+    highWaterMark: 5_000,
+    /**
+     * Longest wait of one `emit` above the high-water mark, in ms (Kafka's `max.block.ms`): a
+     * target that hangs without failing (each try ends at `timeoutMs`, then in-place retries)
+     * throttles emits to one per emitter per wait, rather than blocking them for a minute.
+     */
+    maxBlockMs: 5_000,
     /** Dead letters the in-memory outbox keeps (oldest evicted first, each with an error log line). */
     maxDeadLetters: 10_000,
     /** Durable outbox: how often the dispatcher looks for work added by another process (a replay from the CLI). */

@@ -3,7 +3,7 @@ import type { BatchOptions, RedeliveryOptions, ResolvedTarget } from '../config.
 import type { Telemetry } from '../observe/telemetry.js';
 import type { Transport } from '../transports/transport.js';
 import { Lane } from './lane.js';
-import type { OutboxStore } from './outbox-store.js';
+import type { OutboxRecord, OutboxStore } from './outbox-store.js';
 
 export interface DispatcherOptions {
   store: OutboxStore;
@@ -28,7 +28,7 @@ export interface DispatcherOptions {
    * with how many deliveries it still has in flight or settling.
    */
   progress?: {
-    settled(target: string, firstAttempt: boolean): void;
+    settled(record: OutboxRecord, firstAttempt: boolean): void;
     idle(target: string, unsettled: number): void;
   };
 }

@@ -377,7 +377,7 @@ export class Lane {
     if (this.o.progress) {
       for (let i = 0; i < records.length; i++) {
         const result = results[i]!;
-        if (!result.batchUnsupported) this.o.progress.settled(this.target, records[i]!.attempts === result.attempts);
+        if (!result.batchUnsupported) this.o.progress.settled(records[i]!, records[i]!.attempts === result.attempts);
       }
     }
   }

@@ -138,7 +138,7 @@ function setup(
     redelivery: { ...DEFAULTS.redelivery },
     resolveTarget,
     progress: {
-      settled: (_target, firstAttempt) => settled.push(firstAttempt),
+      settled: (_record, firstAttempt) => settled.push(firstAttempt),
       idle: (_target, unsettled) => idle.push(unsettled),
     },
   });
