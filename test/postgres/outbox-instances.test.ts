@@ -12,6 +12,17 @@ const SENDER = path.join(__dirname, 'support/pg-sender.ts');
 const PER_SENDER = 200;
 const CONCURRENCY = 4;
 const LEASE_MS = 1_500;
+const MAX_EVENTS = 5;
+
+/**
+ * One event per request: requests in flight to the target never exceed CONCURRENCY across both
+ * processes. In batches: the events in flight never exceed CONCURRENCY × MAX_EVENTS across both,
+ * and each process sends at most CONCURRENCY requests at once.
+ */
+const MODES = [
+  { batch: 'off', requests: CONCURRENCY, events: CONCURRENCY },
+  { batch: String(MAX_EVENTS), requests: 2 * CONCURRENCY, events: CONCURRENCY * MAX_EVENTS },
+] as const;
 
 describePostgres('PostgreSQL outbox shared by two sender processes', () => {
   const cleanups = cleanupAfterEach();
@@ -26,7 +37,7 @@ describePostgres('PostgreSQL outbox shared by two sender processes', () => {
 
   jest.setTimeout(60_000);
 
-  it('one SIGKILLed mid-stream: 0 lost, none sent twice while its claim was live, concurrency held across both', async () => {
+  it.each(MODES)('batch $batch: one SIGKILLed mid-stream: 0 lost, none sent twice while its claim was live, concurrency held across both', async (mode) => {
     const progress = (what: string) => process.env.EVENTS_TEST_LOG && console.log(what, server.requests.length);
     const server = await startRecordingServer({ then: () => ({ status: 200, delayMs: 2 + Math.floor(Math.random() * 10) }) });
     cleanups.push(() => server.close());
@@ -38,6 +49,7 @@ describePostgres('PostgreSQL outbox shared by two sender processes', () => {
       PG_SCHEMA: schema,
       PG_CONCURRENCY: String(CONCURRENCY),
       PG_LEASE_MS: String(LEASE_MS),
+      PG_BATCH: mode.batch,
     };
     const a = startScript([SENDER], env, { killAfterMs: 40_000 });
     const b = startScript([SENDER], { ...env, PG_LOG_LEVEL: process.env.PG_LOG_LEVEL ?? 'error' }, { killAfterMs: 40_000 });
@@ -109,14 +121,15 @@ describePostgres('PostgreSQL outbox shared by two sender processes', () => {
     expect(new Set(duplicates.map((copies) => copies[0])).size).toBeLessThanOrEqual(CONCURRENCY);
     // (An event A committed but died before printing is delivered too: not lost, and checked above like the others.)
 
-    // Per-target concurrency held across both processes: never more than CONCURRENCY requests open at once.
-    expect(maxOverlap(server.requests, killedAt)).toBeLessThanOrEqual(CONCURRENCY);
+    // Per-target concurrency held across both processes (requests, and the events they carry).
+    expect(maxOverlap(server.requests, killedAt, () => 1)).toBeLessThanOrEqual(mode.requests);
+    expect(maxOverlap(server.requests, killedAt, (r) => eventIdsOf(r).length)).toBeLessThanOrEqual(mode.events);
 
     b.child.kill('SIGTERM');
     await b.result;
     console.log(
       `pg outbox instances: emitted=${emitted.size} requests=${server.requests.length} duplicates=${duplicates.length} ` +
-        `max in flight=${maxOverlap(server.requests, killedAt)}`,
+        `max in flight=${maxOverlap(server.requests, killedAt, () => 1)}`,
     );
   });
 });
@@ -132,12 +145,12 @@ async function pendingRows(pool: Pool, schema: string): Promise<number> {
   return result.rows[0].n as number;
 }
 
-/** Most requests open at once; a request the killed process left unanswered ends at the kill. */
-function maxOverlap(requests: readonly RecordedRequest[], killedAt: number): number {
+/** Most requests (weighed by `weight`) open at once; a request the killed process left unanswered ends at the kill. */
+function maxOverlap(requests: readonly RecordedRequest[], killedAt: number, weight: (r: RecordedRequest) => number): number {
   const edges: Array<[number, number]> = [];
   for (const r of requests) {
-    edges.push([r.receivedAt, 1]);
-    edges.push([r.answeredAt ?? Math.max(killedAt, r.receivedAt), -1]);
+    edges.push([r.receivedAt, weight(r)]);
+    edges.push([r.answeredAt ?? Math.max(killedAt, r.receivedAt), -weight(r)]);
   }
   edges.sort((x, y) => x[0] - y[0] || x[1] - y[1]);
   let open = 0;

@@ -23,6 +23,8 @@ const bus = createEventBus({
   database: env('PG_DATABASE'),
   databaseSchema: env('PG_SCHEMA'),
   concurrency: Number(env('PG_CONCURRENCY')),
+  // 'off', or the most events per batch request.
+  batch: env('PG_BATCH') === 'off' ? false : { maxEvents: Number(env('PG_BATCH')) },
   outbox: { pollIntervalMs: 200, leaseMs: Number(env('PG_LEASE_MS')) },
   timeoutMs: 2_000,
   retry: { retries: 0 },
