@@ -39,14 +39,32 @@ export function openDatabase(
   const Driver = loadDriver(variable);
   let db: Database | undefined;
   try {
-    db = new Driver(path, { timeout: options.busyTimeoutMs ?? DEFAULTS.sqlite.busyTimeoutMs });
-    db.pragma('journal_mode = WAL');
+    const timeout = options.busyTimeoutMs ?? DEFAULTS.sqlite.busyTimeoutMs;
+    db = new Driver(path, { timeout });
+    switchToWal(db, Date.now() + timeout);
     db.pragma('synchronous = NORMAL');
     db.pragma('wal_autocheckpoint = 16384');
     return db;
   } catch (cause) {
     if (db?.open) db.close();
     throw startupError(path, variable, cause);
+  }
+}
+
+/**
+ * `journal_mode = WAL` can answer SQLITE_BUSY at once, without the busy handler, while another
+ * process is creating the same new file (instances sharing an inbox, started together): try
+ * again until `deadline`. Startup only, so the short synchronous waits block nothing that runs.
+ */
+function switchToWal(db: Database, deadline: number): void {
+  for (;;) {
+    try {
+      db.pragma('journal_mode = WAL');
+      return;
+    } catch (error) {
+      if (faultOf(error).kind !== 'locked' || Date.now() >= deadline) throw error;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+    }
   }
 }
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 
 const FIXTURE = join(__dirname, '..', 'fixtures', 'open-shared-inbox.ts');
 const INSTANCES = 4;
-const ROUNDS = 5;
+const ROUNDS = 6;
 
 jest.setTimeout(60_000);
 
