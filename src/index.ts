@@ -36,6 +36,7 @@ export type { NodeHandler } from './adapters/node.js';
 export type { BrokerAdminOptions, BrokerDeadLetter, BrokerReplaySelection } from './broker/admin.js';
 export type { KafkaClientLike } from './broker/kafka-api.js';
 export type {
+  BatchOptions,
   BrokerOptions,
   KafkaOptions,
   EventBusOptions,

@@ -38,8 +38,8 @@ export interface DeliveryResult {
   attempts: number;
   /**
    * Batch sends only: the target refused the batch as a whole because it does not read batch
-   * mode (415). The event was not processed; the dispatcher sends it again on its own, in
-   * structured mode, and stops batching to that target.
+   * mode (415, or 400/410/413/422 without per-event results). The event was not processed; the
+   * dispatcher sends it again on its own, in structured mode, and stops batching to that target.
    */
   batchUnsupported?: boolean;
 }
