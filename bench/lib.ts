@@ -69,6 +69,12 @@ export async function listen(server: http.Server): Promise<string> {
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
+/** Closes `server` now, keep-alive connections included. */
+export async function stopServer(server: http.Server): Promise<void> {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+}
+
 /** A TypeScript file of bench/ as a child process with an IPC channel. */
 export function forkTs(file: string): ChildProcess {
   return fork(join(__dirname, file), [], {

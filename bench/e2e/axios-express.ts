@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import axios from 'axios';
 import express from 'express';
-import { listen } from '../lib.js';
+import { listen, stopServer } from '../lib.js';
 import { EVENT_TYPE, type E2EPayload } from './event.js';
 import { type Emitter, type ReceiverSide, type Sink, WINDOW } from './system.js';
 
@@ -22,10 +22,7 @@ export async function receiver(_system: string, _index: number, sink: Sink): Pro
   const url = await listen(server);
   return {
     address: `${url}/events`,
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    },
+    close: () => stopServer(server),
   };
 }
 

@@ -8,7 +8,7 @@ import http from 'node:http';
 import { join } from 'node:path';
 import winston from 'winston';
 import { createEventBus, type EventBusOptions } from '../../src/index.js';
-import { listen } from '../lib.js';
+import { listen, stopServer } from '../lib.js';
 import { EVENT_TYPE, type E2EPayload, SCHEMA, SECRET } from './event.js';
 import { type Emitter, type ReceiverSide, scratchRoot, type Sink, type SystemName } from './system.js';
 
@@ -42,8 +42,7 @@ export async function receiver(system: SystemName, index: number, sink: Sink): P
   return {
     address: `${url}/events`,
     close: async () => {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
+      await stopServer(server);
       await bus.close();
       if (dir) rmSync(dir, { recursive: true, force: true });
     },

@@ -6,7 +6,7 @@
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import { Pool } from 'undici';
-import { listen } from '../lib.js';
+import { listen, stopServer } from '../lib.js';
 import { EVENT_TYPE, type E2EPayload, SECRET } from './event.js';
 import { type Emitter, type ReceiverSide, type Sink, WINDOW } from './system.js';
 
@@ -35,10 +35,7 @@ export async function receiver(_system: string, _index: number, sink: Sink): Pro
   const url = await listen(server);
   return {
     address: `${url}/events`,
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    },
+    close: () => stopServer(server),
   };
 }
 

@@ -96,6 +96,20 @@ export function parseStructured(body: Buffer): CloudEvent {
 }
 
 /** An item of a batch: its CloudEvent, or why it is not one and its id when it had a string one. */
+/**
+ * One event's entry in a receiver's answer to a batch (`{ results: [...] }`, one per event, in
+ * the batch's order): `status` is always the number, the receipt or the error beside it.
+ */
+export interface BatchResult {
+  id?: string;
+  status: number;
+  receipt?: 'delivered' | 'duplicate';
+  error?: string;
+  message?: string;
+  /** Seconds, when this event asks to be retried later. */
+  retryAfter?: number;
+}
+
 export type BatchItem = { event: CloudEvent; invalid?: undefined } | { event?: undefined; invalid: ProtocolError; id: string | undefined };
 
 /**

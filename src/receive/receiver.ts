@@ -1,7 +1,7 @@
 import type { Logger } from 'winston';
 import type { Catalog, Subscription } from '../catalog.js';
 import { NonRetryableError, RetryLaterError, ValidationError } from '../errors/index.js';
-import { type BatchItem, type CloudEvent, detectMode, type Headers, parseBatch, parseStructured, singleHeader } from '../protocol/cloudevents.js';
+import { type BatchItem, type BatchResult, type CloudEvent, detectMode, type Headers, parseBatch, parseStructured, singleHeader } from '../protocol/cloudevents.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import { checkSignatureHeaders, verify, type VerifyFailure } from '../protocol/signature.js';
 import type { Telemetry } from '../observe/telemetry.js';
@@ -593,17 +593,6 @@ function handlerFailure(errors: unknown[], total: number): ReceiverResponse {
     headers: {},
     body: { error: 'handler_failed', message: `${errors.length} of ${total} handlers failed; retry later` },
   };
-}
-
-/** One event's part of a batch answer: `status` is always the number, the receipt or the error beside it. */
-interface BatchResult {
-  id?: string;
-  status: number;
-  receipt?: 'delivered' | 'duplicate';
-  error?: string;
-  message?: string;
-  /** Seconds, when this event asks to be retried later. */
-  retryAfter?: number;
 }
 
 function batchResult(response: ReceiverResponse, id: string | undefined): BatchResult {

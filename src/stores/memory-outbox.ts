@@ -76,8 +76,13 @@ export class MemoryOutbox implements OutboxStore {
       if (held.bytes + sum.bytes > this.maxPendingBytes) throw new OutboxFullError(this.maxPendingBytes, target, 'bytes');
     }
     for (const delivery of deliveries) {
+      // The targets of one event share its body: its size is measured once (in the loop above for the last one).
+      if (delivery.body !== lastBody) {
+        lastBody = delivery.body;
+        lastBytes = Buffer.byteLength(delivery.body);
+      }
       const record: OutboxRecord = { ...delivery, id: this.nextId++, attempts: 0, nextAttemptAt: delivery.createdAt };
-      this.hold(record);
+      this.hold(record, lastBytes);
       this.lane(record.target).ready.push(record);
       if (delivery.createdAt > this.maxStamp) this.maxStamp = delivery.createdAt;
     }
@@ -194,11 +199,11 @@ export class MemoryOutbox implements OutboxStore {
 
   async close(): Promise<void> {}
 
-  private hold(record: OutboxRecord): void {
+  private hold(record: OutboxRecord, bytes = Buffer.byteLength(record.body)): void {
     this.records.set(record.id, record);
     const backlog = this.backlogs.get(record.target) ?? { count: 0, bytes: 0 };
     backlog.count += 1;
-    backlog.bytes += Buffer.byteLength(record.body);
+    backlog.bytes += bytes;
     this.backlogs.set(record.target, backlog);
   }
 

@@ -1,4 +1,5 @@
 import { isFinalStatus, isTargetDownStatus, parseRetryAfter } from '../send/retry-policy.js';
+import type { BatchResult } from '../protocol/cloudevents.js';
 import type { DeliveryResult } from './transport.js';
 
 /**
@@ -62,17 +63,6 @@ export function batchResults(
   return Array.from({ length: count }, () => ({ ...result }));
 }
 
-/** One event's entry in our receiver's batch answer (`{ results: [...] }`). */
-export interface BatchItem {
-  status: number;
-  id?: string;
-  receipt?: string;
-  error?: string;
-  message?: string;
-  /** Seconds. */
-  retryAfter?: number;
-}
-
 /**
  * The per-event results of a batch answer, or undefined when the body has none to trust: not
  * JSON, no `results` array, the wrong number of entries, an entry without a numeric status, or
@@ -80,10 +70,10 @@ export interface BatchItem {
  * wrong event). The caller then reads the answer as if it had no results (and may retry the
  * whole request: the receiver dedupes).
  */
-export function readBatchResults(bodyText: string | undefined, count: number, ids?: readonly string[]): BatchItem[] | undefined {
+export function readBatchResults(bodyText: string | undefined, count: number, ids?: readonly string[]): BatchResult[] | undefined {
   const results = parseObject(bodyText)?.results;
   if (!Array.isArray(results) || results.length !== count) return undefined;
-  const items: BatchItem[] = [];
+  const items: BatchResult[] = [];
   for (const [index, entry] of (results as unknown[]).entries()) {
     if (entry === null || typeof entry !== 'object') return undefined;
     const { status, id, receipt, error, message, retryAfter } = entry as Record<string, unknown>;
@@ -93,7 +83,7 @@ export function readBatchResults(bodyText: string | undefined, count: number, id
     items.push({
       status,
       ...(typeof id === 'string' ? { id } : {}),
-      ...(typeof receipt === 'string' ? { receipt } : {}),
+      ...(receipt === 'delivered' || receipt === 'duplicate' ? { receipt } : {}),
       ...(typeof error === 'string' ? { error } : {}),
       ...(typeof message === 'string' ? { message } : {}),
       ...(typeof retryAfter === 'number' && Number.isFinite(retryAfter) && retryAfter >= 0 ? { retryAfter } : {}),
@@ -108,7 +98,7 @@ export function describeAnswer(status: number, bodyText: string | undefined): st
   return `HTTP ${status}${body ? `: ${body}` : ''}`;
 }
 
-function itemResult(item: BatchItem, attempts: number, responseRetryAfterMs: number | undefined): DeliveryResult {
+function itemResult(item: BatchResult, attempts: number, responseRetryAfterMs: number | undefined): DeliveryResult {
   const { status } = item;
   if (status >= 200 && status < 300) return { outcome: 'delivered', status, attempts, receipt: true };
   const final = isFinalStatus(status) || (status < 500 && item.error === 'rejected_by_handler');

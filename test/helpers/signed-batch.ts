@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { BATCH_CONTENT_TYPE } from '../../src/protocol/cloudevents.js';
+import { BATCH_CONTENT_TYPE, type BatchResult } from '../../src/protocol/cloudevents.js';
 import { webhookHeaders, type SignedRequest } from './signing.js';
 
 /**
@@ -16,15 +16,6 @@ export function signedBatchBody(secret: string, body: string, signedAt: Date = n
   return { body, headers: { 'content-type': BATCH_CONTENT_TYPE, ...webhookHeaders(secret, `batch_${randomUUID()}`, body, signedAt) } };
 }
 
-/** One event's part of our receiver's batch answer. */
-export interface BatchResult {
-  id?: string;
-  status: number;
-  receipt?: 'delivered' | 'duplicate';
-  error?: string;
-  message?: string;
-  retryAfter?: number;
-}
 
 /** The `results` of a batch answer (throws when the body has none, so a test fails clearly). */
 export function resultsOf(json: unknown): BatchResult[] {
