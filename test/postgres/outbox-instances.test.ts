@@ -64,6 +64,8 @@ describePostgres('PostgreSQL outbox shared by two sender processes', () => {
     await Promise.all([a.line(/^started/), b.line(/^started/)]);
 
     // Mid-stream: both emit and deliver; A has deliveries in flight (each answer takes 2–12 ms).
+    // A's first emit opens its pool and schema, which can lag B's on a loaded machine: wait for it.
+    await a.line(/^emitted /);
     await waitFor(() => server.requests.flatMap(eventIdsOf).length >= 80, { timeoutMs: 20_000, what: '80 deliveries' });
     const killedAt = Date.now();
     a.child.kill('SIGKILL');
