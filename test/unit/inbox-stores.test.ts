@@ -115,6 +115,29 @@ describe('MemoryInbox', () => {
     expect(inbox.completed(eventKey('s', 'e1'))).toEqual(new Set(['h1', 'h2', 'h3']));
     expect(inbox.completed(eventKey('s', 'e2'))).toBe(true);
   });
+
+  test('at scale: an event marked done after its handlers is as new as its done mark; the oldest go first, and forgetsBefore follows', () => {
+    const N = 5_000;
+    const inbox = new MemoryInbox(N);
+    const key = (i: number) => eventKey('s', `e${i}`);
+    // Each event: a handler's mark, then done (as the receiver records them), many times over the bound.
+    for (let i = 0; i < 4 * N; i++) {
+      inbox.markHandler(key(i), 'h');
+      if (i >= 1) inbox.markDone(key(i - 1));
+    }
+    // The newest N are remembered (the last one still with its handler's mark only), every older one forgotten.
+    expect(inbox.completed(key(4 * N - 1))).toEqual(new Set(['h']));
+    expect(inbox.completed(key(4 * N - 2))).toBe(true);
+    expect(inbox.completed(key(3 * N))).toBe(true);
+    expect(inbox.completed(key(3 * N - 1))).toBeUndefined();
+    expect(inbox.completed(key(0))).toBeUndefined();
+    // An early event marked done again is the newest: the next eviction takes the oldest other.
+    inbox.markDone(key(3 * N));
+    inbox.markDone(key(4 * N));
+    expect(inbox.completed(key(3 * N))).toBe(true);
+    expect(inbox.completed(key(3 * N + 1))).toBeUndefined();
+    expect(inbox.forgetsBefore()).toBeGreaterThan(0);
+  });
 });
 
 describe('SqliteInbox', () => {
