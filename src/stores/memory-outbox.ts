@@ -57,34 +57,48 @@ export class MemoryOutbox implements OutboxStore {
   ) {}
 
   async add(deliveries: readonly NewDelivery[]): Promise<void> {
+    // The targets of one event share its body: its size is measured once.
+    const sizes = new Array<number>(deliveries.length);
+    for (let i = 0; i < deliveries.length; i++) {
+      const body = deliveries[i]!.body;
+      sizes[i] = i > 0 && body === deliveries[i - 1]!.body ? sizes[i - 1]! : Buffer.byteLength(body);
+    }
+    this.checkRoom(deliveries, sizes);
+    for (let i = 0; i < deliveries.length; i++) {
+      const d = deliveries[i]!;
+      const record: OutboxRecord = {
+        eventId: d.eventId,
+        type: d.type,
+        source: d.source,
+        target: d.target,
+        body: d.body,
+        createdAt: d.createdAt,
+        id: this.nextId++,
+        attempts: 0,
+        nextAttemptAt: d.createdAt,
+      };
+      if (d.traceparent !== undefined) record.traceparent = d.traceparent;
+      if (d.tracestate !== undefined) record.tracestate = d.tracestate;
+      this.hold(record, sizes[i]);
+      this.lane(record.target).ready.push(record);
+      if (d.createdAt > this.maxStamp) this.maxStamp = d.createdAt;
+    }
+  }
+
+  /** Throws OutboxFullError, before anything is recorded, when `deliveries` would take a target over a bound. */
+  private checkRoom(deliveries: readonly NewDelivery[], sizes: readonly number[]): void {
     const adding = new Map<string, Backlog>();
-    let lastBody: string | undefined;
-    let lastBytes = 0;
-    for (const { target, body } of deliveries) {
-      if (body !== lastBody) {
-        lastBody = body;
-        lastBytes = Buffer.byteLength(body);
-      }
-      const sum = adding.get(target) ?? { count: 0, bytes: 0 };
+    for (let i = 0; i < deliveries.length; i++) {
+      const target = deliveries[i]!.target;
+      let sum = adding.get(target);
+      if (!sum) adding.set(target, (sum = { count: 0, bytes: 0 }));
       sum.count += 1;
-      sum.bytes += lastBytes;
-      adding.set(target, sum);
+      sum.bytes += sizes[i]!;
     }
     for (const [target, sum] of adding) {
-      const held = this.backlogs.get(target) ?? { count: 0, bytes: 0 };
-      if (held.count + sum.count > this.maxPending) throw new OutboxFullError(this.maxPending, target, 'deliveries');
-      if (held.bytes + sum.bytes > this.maxPendingBytes) throw new OutboxFullError(this.maxPendingBytes, target, 'bytes');
-    }
-    for (const delivery of deliveries) {
-      // The targets of one event share its body: its size is measured once (in the loop above for the last one).
-      if (delivery.body !== lastBody) {
-        lastBody = delivery.body;
-        lastBytes = Buffer.byteLength(delivery.body);
-      }
-      const record: OutboxRecord = { ...delivery, id: this.nextId++, attempts: 0, nextAttemptAt: delivery.createdAt };
-      this.hold(record, lastBytes);
-      this.lane(record.target).ready.push(record);
-      if (delivery.createdAt > this.maxStamp) this.maxStamp = delivery.createdAt;
+      const held = this.backlogs.get(target);
+      if ((held?.count ?? 0) + sum.count > this.maxPending) throw new OutboxFullError(this.maxPending, target, 'deliveries');
+      if ((held?.bytes ?? 0) + sum.bytes > this.maxPendingBytes) throw new OutboxFullError(this.maxPendingBytes, target, 'bytes');
     }
   }
 
