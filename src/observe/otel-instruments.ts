@@ -1,4 +1,4 @@
-import type { Attributes, Context, Counter, Histogram, ObservableGauge, ObservableResult, Span, Tracer } from '@opentelemetry/api';
+import type { Attributes, Context, Counter, Histogram, ObservableGauge, ObservableResult, Span, Tracer, TracerProvider } from '@opentelemetry/api';
 import type { CloudEvent } from '../protocol/cloudevents.js';
 import type { OutboxRecord } from '../send/outbox-store.js';
 import type { DeliveryResult } from '../transports/transport.js';
@@ -28,7 +28,10 @@ export interface OpenSpan extends Partial<TraceContext> {
 /**
  * Spans (OpenTelemetry messaging conventions: `publish` at emit, `send` per delivery attempt,
  * `process` per handler) and metrics, on `@opentelemetry/api`. Exists only when the API is
- * installed and not turned off; each method is one event's work.
+ * installed and not turned off; each method is one event's work, and nothing at all while no SDK
+ * is registered: spans only while a tracer provider is (checked at each call, so an SDK started
+ * after the bus is used), metrics only when a meter provider was when the bus was created (the
+ * API's meters, unlike its tracers, do not follow a provider registered later).
  */
 export class OtelInstruments {
   private readonly tracer: Tracer;
@@ -42,6 +45,10 @@ export class OtelInstruments {
   private readonly upGauge: ObservableGauge;
   private readonly observeBacklog: (result: ObservableResult) => void;
   private readonly observeUp: (result: ObservableResult) => void;
+  /** A meter provider was registered: the counters and histograms record. */
+  private readonly metricsOn: boolean;
+  /** What the API's tracer provider delegates to while no SDK registered one. */
+  private readonly noTracerProvider: TracerProvider;
 
   constructor(
     private readonly api: Otel,
@@ -90,10 +97,19 @@ export class OtelInstruments {
     };
     this.backlogGauge.addCallback(this.observeBacklog);
     this.upGauge.addCallback(this.observeUp);
+    this.metricsOn = this.deliveries !== api.createNoopMeter().createCounter('events.deliveries');
+    this.noTracerProvider = new api.ProxyTracerProvider().getDelegate();
+  }
+
+  /** A tracer provider is registered (the API's own proxy delegates to a real one). */
+  private tracing(): boolean {
+    const provider = this.api.trace.getTracerProvider();
+    return !(provider instanceof this.api.ProxyTracerProvider) || provider.getDelegate() !== this.noTracerProvider;
   }
 
   /** Starts the `publish` span of an emit, a child of the active context; its context goes with the event. */
-  publish(event: CloudEvent, targets: readonly string[]): OpenSpan {
+  publish(event: CloudEvent, targets: readonly string[]): OpenSpan | undefined {
+    if (!this.tracing()) return undefined;
     const span = this.tracer.startSpan(`publish ${event.type}`, { kind: this.api.SpanKind.PRODUCER }, this.api.context.active());
     // Attributes only on a span that records (no SDK, or not sampled: no per-event objects).
     if (span.isRecording()) {
@@ -108,13 +124,14 @@ export class OtelInstruments {
     return { span, ...this.contextOf(span) };
   }
 
-  published(open: OpenSpan, type: string, error?: unknown): void {
-    if (error === undefined) this.emittedCount.add(1, this.attrs({ 'cloudevents.event_type': type }));
-    this.end(open.span, error);
+  published(open: OpenSpan | undefined, type: string, error?: unknown): void {
+    if (error === undefined && this.metricsOn) this.emittedCount.add(1, this.attrs({ 'cloudevents.event_type': type }));
+    if (open) this.end(open.span, error);
   }
 
   /** Starts the `send` span of one delivery attempt, a child of the context stored with the delivery. */
-  send(record: OutboxRecord): OpenSpan {
+  send(record: OutboxRecord): OpenSpan | undefined {
+    if (!this.tracing()) return undefined;
     const parent = this.restore(record.traceparent, record.tracestate) ?? this.api.ROOT_CONTEXT;
     const span = this.tracer.startSpan(`send ${record.target}`, { kind: this.api.SpanKind.PRODUCER }, parent);
     if (span.isRecording()) {
@@ -141,17 +158,23 @@ export class OtelInstruments {
   }
 
   delivered(record: OutboxRecord): void {
+    if (!this.metricsOn) return;
     const attrs = this.attrs({ 'events.target': record.target, 'cloudevents.event_type': record.type });
     this.deliveries.add(1, { ...attrs, 'events.outcome': 'delivered' });
     this.deliveryLatency.record(Math.max(0, Date.now() - record.createdAt) / 1000, attrs);
   }
 
   outcome(record: OutboxRecord, outcome: 'retried' | 'dead_lettered'): void {
+    if (!this.metricsOn) return;
     this.deliveries.add(1, this.attrs({ 'events.target': record.target, 'cloudevents.event_type': record.type, 'events.outcome': outcome }));
   }
 
   /** Runs one handler inside its `process` span, a child of the context the event carries (signed, in its body). */
-  async process<T>(event: CloudEvent, handler: string, run: () => T | Promise<T>): Promise<T> {
+  process<T>(event: CloudEvent, handler: string, run: () => T | Promise<T>): T | Promise<T> {
+    return this.metricsOn || this.tracing() ? this.observe(event, handler, run) : run();
+  }
+
+  private async observe<T>(event: CloudEvent, handler: string, run: () => T | Promise<T>): Promise<T> {
     const parent = this.restore(event.traceparent, event.tracestate) ?? this.api.context.active();
     const attrs = this.attrs({ 'cloudevents.event_type': event.type, 'events.handler': handler });
     const sentAt = typeof event.time === 'string' ? Date.parse(event.time) : NaN;

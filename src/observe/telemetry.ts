@@ -41,7 +41,7 @@ export class Telemetry {
   }
 
   published(open: OpenSpan | undefined, type: string, error?: unknown): void {
-    if (open) this.otel!.published(open, type, error);
+    this.otel?.published(open, type, error);
   }
 
   /** The `send` span of one delivery attempt, and the trace context for the transport's headers. */
