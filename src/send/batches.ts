@@ -17,18 +17,28 @@ export interface RequestPlan {
 const framing = (count: number): number => count + 1;
 
 /**
- * Spreads `records` (oldest first) over `slots` requests. What fits one per slot goes one per
- * slot: a lone event is sent at once in structured mode. Otherwise each request takes an even
- * share of what is left, within `maxEvents` and `maxBytes`; a record larger than `maxBytes` by
- * itself goes alone (structured mode has no batch cap; the receiver's body limit decides).
+ * Spreads `records` (oldest first) over at most `slots` requests. What fits one per slot goes one
+ * per slot: a lone event is sent at once in structured mode. Otherwise each request takes an even
+ * share of what is left, within `maxEvents` and `maxBytes`: over all the slots when the lane is
+ * idle (a burst is worked on in parallel, and an outage is noticed after as many requests), over
+ * as few requests as carry them when `busy` (150 due: two of 75, not sixteen of 9), because every
+ * request costs both sides far more than an event in it. A record larger than `maxBytes` by itself
+ * goes alone (structured mode has no batch cap; the receiver's body limit decides).
  */
-export function planRequests(records: readonly OutboxRecord[], slots: number, caps: BatchCaps, sizes: readonly number[]): RequestPlan {
+export function planRequests(
+  records: readonly OutboxRecord[],
+  slots: number,
+  caps: BatchCaps,
+  sizes: readonly number[],
+  busy = false,
+): RequestPlan {
   if (records.length <= slots) return { requests: records.map((record) => [record]), overflow: [] };
+  const used = busy ? Math.min(slots, Math.ceil(records.length / caps.maxEvents)) : slots;
   const requests: OutboxRecord[][] = [];
   let i = 0;
   while (i < records.length && requests.length < slots) {
-    // An even share of what is left over the slots left, so that the requests carry alike.
-    const share = Math.min(caps.maxEvents, Math.ceil((records.length - i) / (slots - requests.length)));
+    // An even share of what is left over the requests planned, so that they carry alike.
+    const share = Math.min(caps.maxEvents, Math.ceil((records.length - i) / Math.max(1, used - requests.length)));
     const group = [records[i]!];
     let bytes = sizes[i]!;
     i += 1;

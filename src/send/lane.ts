@@ -165,7 +165,7 @@ export class Lane {
     return false;
   }
 
-  /** Sends what was claimed: one per free request while it fits, else spread in batches over them. */
+  /** Sends what was claimed: one per free request while it fits, else in batches (src/send/batches.ts). */
   private async start(target: ResolvedTarget, claimed: OutboxRecord[], free: number, batching: boolean): Promise<void> {
     if (!batching || claimed.length <= free) {
       for (const record of claimed) void this.deliver(target, [record], false);
@@ -175,7 +175,8 @@ export class Lane {
     let total = 0;
     for (const size of sizes) total += size;
     this.averageBytes = total / sizes.length;
-    const { requests, overflow } = planRequests(claimed, free, this.o.batch!, sizes);
+    // With requests in flight, what queued meanwhile goes in as few requests as carry it.
+    const { requests, overflow } = planRequests(claimed, free, this.o.batch!, sizes, this.inFlight > 0);
     for (const records of requests) void this.deliver(target, records, false);
     // Larger than the last claim suggested: back to the store as they were (no attempt charged), due as before.
     if (overflow.length > 0) await this.write(overflow.map((record) => ({ kind: 'reschedule', record, nextAttemptAt: record.nextAttemptAt })));

@@ -202,6 +202,22 @@ describe('Dispatcher batching: what goes in which request', () => {
     expect(store.stats().pending).toBe(0);
   });
 
+  test('what queued while requests were in flight goes in as few requests as carry it, in even shares', async () => {
+    const { transport, store, emit } = setup({ concurrency: 4, batch: { maxEvents: 4 } });
+    transport.hold = true;
+    await emit(delivery(1));
+    await settle();
+    // Ten due, three requests free, one in flight: three requests (4, 3, 3), not spread thinner.
+    await emit(...many(10, 2));
+    await settle();
+    expect(transport.shapes()).toEqual([['evt-1'], ['evt-2', 'evt-3', 'evt-4', 'evt-5'], ['evt-6', 'evt-7', 'evt-8'], ['evt-9', 'evt-10', 'evt-11']]);
+    transport.hold = false;
+    transport.release();
+    await settle();
+    expect(transport.shapes().flat().sort()).toEqual(many(11).map((d) => d.eventId).sort());
+    expect(store.stats()).toMatchObject({ pending: 0, deadLetters: 0 });
+  });
+
   test('a request carries at most batch.maxEvents; the lane claims only what its free requests carry', async () => {
     const { transport, store, emit } = setup({ concurrency: 1, batch: { maxEvents: 3 } });
     const claim = jest.spyOn(store, 'claim');
@@ -463,7 +479,7 @@ describe('planRequests', () => {
   const records = (sizes: number[]): OutboxRecord[] =>
     sizes.map((_, i) => ({ ...delivery(i + 1), id: i + 1, attempts: 0, nextAttemptAt: T }));
 
-  test('one per slot when it fits; else even shares within maxEvents, the rest over', () => {
+  test('one per slot when it fits; else even shares within maxEvents (over every slot when idle, the fewest requests when busy), the rest over', () => {
     const caps = { maxEvents: 4, maxBytes: 1_000_000 };
     const ids = (plan: ReturnType<typeof planRequests>) => ({
       requests: plan.requests.map((r) => r.map((x) => x.id)),
@@ -473,6 +489,14 @@ describe('planRequests', () => {
     expect(ids(planRequests(records([1, 1, 1, 1, 1]), 2, caps, [1, 1, 1, 1, 1]))).toEqual({ requests: [[1, 2, 3], [4, 5]], overflow: [] });
     const ten = Array.from({ length: 10 }, () => 1);
     expect(ids(planRequests(records(ten), 2, caps, ten))).toEqual({ requests: [[1, 2, 3, 4], [5, 6, 7, 8]], overflow: [9, 10] });
+    expect(ids(planRequests(records(ten), 8, caps, ten))).toEqual({
+      requests: [[1, 2], [3, 4], [5], [6], [7], [8], [9], [10]],
+      overflow: [],
+    });
+    // Busy: ten over eight free slots take three requests (4, 3, 3); five over four take two.
+    expect(ids(planRequests(records(ten), 8, caps, ten, true))).toEqual({ requests: [[1, 2, 3, 4], [5, 6, 7], [8, 9, 10]], overflow: [] });
+    expect(ids(planRequests(records([1, 1, 1, 1, 1]), 4, caps, [1, 1, 1, 1, 1], true))).toEqual({ requests: [[1, 2, 3], [4, 5]], overflow: [] });
+    expect(ids(planRequests(records(ten), 2, caps, ten, true))).toEqual({ requests: [[1, 2, 3, 4], [5, 6, 7, 8]], overflow: [9, 10] });
   });
 
   test('bytes: a group closes before maxBytes (with the brackets and commas); an oversized record goes alone', () => {
