@@ -2,7 +2,7 @@ import { batchVariable, type ResolvedTarget } from '../config.js';
 import { DEFAULTS } from '../defaults.js';
 import type { OpenSpan } from '../observe/telemetry.js';
 import type { Delivery, DeliveryResult } from '../transports/transport.js';
-import { eventsPerRequest, planRequests } from './batches.js';
+import { type BatchCaps, eventsPerRequest, planRequests } from './batches.js';
 import type { DispatcherOptions } from './dispatcher.js';
 import type { OutboxRecord, Settlement } from './outbox-store.js';
 import { failureHint } from './failure-hints.js';
@@ -57,6 +57,8 @@ export class Lane {
   private unconfirmed = false;
   /** The target answered a batch as a peer that does not read them: one event per request from now on. */
   private batchesRefused = false;
+  /** The target answered 413 to a batch this large: its batches stay under half of it (undefined: batch.maxBytes). */
+  private batchBytes: number | undefined;
   /** Average body size of what was last claimed, to claim about what the free requests can carry. */
   private averageBytes = 0;
   /** With `batch.lingerMs`: when the wait for more events ends (undefined: not waiting). */
@@ -130,7 +132,7 @@ export class Lane {
     try {
       if (free > 0) {
         // Only what the free requests can carry: a record claimed and not sent would be handed back.
-        const perRequest = batching ? eventsPerRequest(this.o.batch!, this.averageBytes) : 1;
+        const perRequest = batching ? eventsPerRequest(this.caps(), this.averageBytes) : 1;
         const limit = free * perRequest;
         const claimed = await this.o.store.claim(this.target, Date.now(), limit);
         // Started before the next read, so that they count in flight.
@@ -149,6 +151,12 @@ export class Lane {
   /** Batches go to this target: the transport sends them, the target takes them, and no answer said otherwise. */
   private batching(target: ResolvedTarget): boolean {
     return target.batch && !this.batchesRefused && this.o.batch !== undefined && this.o.transport.sendBatch !== undefined;
+  }
+
+  /** The batch caps for this target: batch.maxBytes, or less after a 413. */
+  private caps(): BatchCaps {
+    const { maxEvents, maxBytes } = this.o.batch!;
+    return this.batchBytes === undefined ? { maxEvents, maxBytes } : { maxEvents, maxBytes: Math.min(maxBytes, this.batchBytes) };
   }
 
   /** With `batch.lingerMs`: true while the lane waits for more events before claiming (a timer pumps at the end). */
@@ -176,7 +184,7 @@ export class Lane {
     for (const size of sizes) total += size;
     this.averageBytes = total / sizes.length;
     // With requests in flight, what queued meanwhile goes in as few requests as carry it.
-    const { requests, overflow } = planRequests(claimed, free, this.o.batch!, sizes, this.inFlight > 0);
+    const { requests, overflow } = planRequests(claimed, free, this.caps(), sizes, this.inFlight > 0);
     for (const records of requests) void this.deliver(target, records, false);
     // Larger than the last claim suggested: back to the store as they were (no attempt charged), due as before.
     if (overflow.length > 0) await this.write(overflow.map((record) => ({ kind: 'reschedule', record, nextAttemptAt: record.nextAttemptAt })));
@@ -363,7 +371,7 @@ export class Lane {
       }
     }
     // Before the write: a pump running meanwhile must not batch the returned events again.
-    if (unsupported > 0) this.refuseBatches(results);
+    if (unsupported > 0) this.refuseBatches(records, results);
     const up = delivered > 0 || (refused > 0 && this.down);
     if (!up && firstFailure >= 0) {
       this.explainFailures(records, results);
@@ -528,9 +536,26 @@ export class Lane {
     for (const [key, scope] of this.hints) if (scope === undefined || scope === type) this.hints.delete(key);
   }
 
-  /** Batches refused as such (415 or a final 4xx without per-event results): one event per request from now on, said once. */
-  private refuseBatches(results: DeliveryResult[]): void {
+  /**
+   * Batches refused as such (415 or a final 4xx without per-event results): one event per request
+   * from now on, said once. A 413 says the batch was larger than the peer takes: its batches stay
+   * under half that size from now on (an event larger than that goes alone).
+   */
+  private refuseBatches(records: OutboxRecord[], results: DeliveryResult[]): void {
     if (this.batchesRefused) return;
+    if (records.length > 1 && results.every((result) => !result.batchUnsupported || result.status === 413)) {
+      const bytes = records.reduce((sum, record) => sum + Buffer.byteLength(record.body) + 1, 1);
+      const limit = Math.floor(bytes / 2);
+      if (this.batchBytes === undefined || limit < this.batchBytes) {
+        this.batchBytes = limit;
+        this.o.logger.warn(`${this.target} refused a batch of ${bytes} bytes as too large (413); sending batches of at most ${limit} bytes`, {
+          target: this.target,
+          url: this.url,
+          status: 413,
+        });
+      }
+      return;
+    }
     this.batchesRefused = true;
     const status = results.find((result) => result.batchUnsupported)?.status;
     this.o.logger.warn(

@@ -32,8 +32,11 @@ interface Arrivals {
 const isBatch = (contentType: string | undefined) => (contentType ?? '').startsWith(BATCH_CONTENT_TYPE.split(';')[0]!);
 
 /** The receiving service `payments`: an Express app that counts requests by content type, then eventsMiddleware. */
-async function payments(subscribe: (bus: EventBus) => void): Promise<{ bus: EventBus; server: TestServer; arrivals: Arrivals }> {
-  const bus = createEventBus({ service: 'payments', secret, logger: log.logger, env: {} });
+async function payments(
+  subscribe: (bus: EventBus) => void,
+  options: EventBusOptions = {},
+): Promise<{ bus: EventBus; server: TestServer; arrivals: Arrivals }> {
+  const bus = createEventBus({ service: 'payments', secret, logger: log.logger, env: {}, ...options });
   open.unshift(bus);
   subscribe(bus);
   const arrivals: Arrivals = { batches: 0, structured: 0 };
@@ -160,6 +163,30 @@ describe('a peer that does not read batches', () => {
     expect(messages('does not accept CloudEvents batches')).toEqual([
       expect.objectContaining({ level: 'warn', target: 'peer', status: 415 }),
     ]);
+    expect(messages('delivery failed; will redeliver')).toEqual([]);
+  });
+
+  it('a receiver with a smaller body limit answers 413 to a large batch: its events go again in smaller batches, each handled once', async () => {
+    const seen: number[] = [];
+    const { server, arrivals } = await payments((bus) => bus.subscribeTo('to-payments', (data) => void seen.push((data as { n: number }).n)), {
+      bodyLimitBytes: 8 * 1024,
+    });
+    const sender = users({ payments: server.url });
+    const pad = 'x'.repeat(500);
+    // Forty ~700-byte events in one turn: two batches of twenty (~14 KB each), over the receiver's 8 KiB.
+    await Promise.all(Array.from({ length: 40 }, (_, n) => sender.emit('to-payments', { n, pad })));
+    await waitFor(() => seen.length >= 40 && sender.outboxStats().pending === 0, { what: 'every event handled' });
+    await sleep(100);
+
+    expect(seen.slice().sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, n) => n));
+    expect(arrivals.batches).toBeGreaterThan(2);
+    expect(sender.outboxStats()).toMatchObject({ pending: 0, deadLetters: 0 });
+    // One warning per shrink: the two batches in flight may each shrink it (the second only if it was the smaller).
+    const shrinks = messages('as too large (413); sending batches of at most');
+    expect(shrinks.length).toBeGreaterThanOrEqual(1);
+    expect(shrinks.length).toBeLessThanOrEqual(2);
+    expect(shrinks.every((r) => r.level === 'warn' && r.target === 'payments' && r.status === 413)).toBe(true);
+    expect(messages('does not accept CloudEvents batches')).toEqual([]);
     expect(messages('delivery failed; will redeliver')).toEqual([]);
   });
 

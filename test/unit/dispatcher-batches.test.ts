@@ -475,6 +475,43 @@ describe('Dispatcher batching: a peer that does not read batches', () => {
   });
 });
 
+describe('Dispatcher batching: a peer whose body limit is smaller than batch.maxBytes', () => {
+  test('a 413 for a batch: its events go again at once, uncharged, in batches under half its size; batching goes on', async () => {
+    const { transport, store, logger, emit } = setup({ concurrency: 1 });
+    const LIMIT = 1_000; // what the peer takes: five of these ~200-byte events, not eight
+    const sizeOf = (deliveries: readonly Delivery[]) => deliveries.reduce((sum, d) => sum + Buffer.byteLength(d.body) + 1, 1);
+    const accept = transport.sendBatch.bind(transport);
+    transport.sendBatch = async (deliveries) => {
+      if (sizeOf(deliveries) <= LIMIT) return accept(deliveries);
+      transport.requests.push({ at: Date.now(), batch: true, deliveries });
+      return deliveries.map((): DeliveryResult => ({ outcome: 'retry', status: 413, error: 'HTTP 413', attempts: 1, batchUnsupported: true }));
+    };
+    const padded = (count: number, from: number) => Array.from({ length: count }, (_, i) => delivery(from + i, T, 100));
+    await emit(...padded(8, 1));
+    for (let i = 0; i < 6; i++) await settle();
+
+    const tooLarge = transport.requests.filter((r) => sizeOf(r.deliveries) > LIMIT);
+    const taken = transport.requests.filter((r) => sizeOf(r.deliveries) <= LIMIT);
+    expect(tooLarge.length).toBeGreaterThan(0);
+    // Each event delivered once, none charged an attempt for the 413s, and still in batches.
+    expect(taken.flatMap((r) => r.deliveries.map((d) => d.eventId)).sort()).toEqual(padded(8, 1).map((d) => d.eventId).sort());
+    expect(taken.every((r) => r.deliveries.every((d) => d.previousAttempts === 0))).toBe(true);
+    expect(taken.some((r) => r.batch && r.deliveries.length > 1)).toBe(true);
+    expect(store.stats()).toMatchObject({ pending: 0, deadLetters: 0 });
+    expect(logger.warn).toHaveBeenCalledWith(expect.stringMatching(/^payments refused a batch of \d+ bytes as too large \(413\); sending batches of at most \d+ bytes$/), expect.objectContaining({ status: 413 }));
+    expect(logger.warn).not.toHaveBeenCalledWith(expect.stringContaining('does not accept CloudEvents batches'), expect.anything());
+
+    // Later batches stay under the smaller size: no more 413s.
+    const before = transport.requests.length;
+    await emit(...padded(8, 9));
+    for (let i = 0; i < 6; i++) await settle();
+    const later = transport.requests.slice(before);
+    expect(later.every((r) => sizeOf(r.deliveries) <= LIMIT)).toBe(true);
+    expect(later.some((r) => r.batch)).toBe(true);
+    expect(store.stats()).toMatchObject({ pending: 0, deadLetters: 0 });
+  });
+});
+
 describe('planRequests', () => {
   const records = (sizes: number[]): OutboxRecord[] =>
     sizes.map((_, i) => ({ ...delivery(i + 1), id: i + 1, attempts: 0, nextAttemptAt: T }));
