@@ -19,11 +19,12 @@ const framing = (count: number): number => count + 1;
 /**
  * Spreads `records` (oldest first) over at most `slots` requests. What fits one per slot goes one
  * per slot: a lone event is sent at once in structured mode. Otherwise each request takes an even
- * share of what is left, within `maxEvents` and `maxBytes`: over all the slots when the lane is
- * idle (a burst is worked on in parallel, and an outage is noticed after as many requests), over
- * as few requests as carry them when `busy` (150 due: two of 75, not sixteen of 9), because every
- * request costs both sides far more than an event in it. A record larger than `maxBytes` by itself
- * goes alone (structured mode has no batch cap; the receiver's body limit decides).
+ * share of what is left, within `maxEvents` and `maxBytes`: over every slot for a burst on an idle
+ * lane (worked on in parallel, and an outage is noticed after as many requests), over as few
+ * requests as carry them when `busy` (requests in flight, or a full batch due: 150 due make two
+ * of 75, not sixteen of 9), because every request costs both sides far more than an event in it.
+ * A record larger than `maxBytes` by itself goes alone (structured mode has no batch cap; the
+ * receiver's body limit decides).
  */
 export function planRequests(
   records: readonly OutboxRecord[],

@@ -183,8 +183,9 @@ export class Lane {
     let total = 0;
     for (const size of sizes) total += size;
     this.averageBytes = total / sizes.length;
-    // With requests in flight, what queued meanwhile goes in as few requests as carry it.
-    const { requests, overflow } = planRequests(claimed, free, this.caps(), sizes, this.inFlight > 0);
+    // With requests in flight, or a full batch due, what is due goes in as few requests as carry it.
+    const caps = this.caps();
+    const { requests, overflow } = planRequests(claimed, free, caps, sizes, this.inFlight > 0 || claimed.length >= caps.maxEvents);
     for (const records of requests) void this.deliver(target, records, false);
     // Larger than the last claim suggested: back to the store as they were (no attempt charged), due as before.
     if (overflow.length > 0) await this.write(overflow.map((record) => ({ kind: 'reschedule', record, nextAttemptAt: record.nextAttemptAt })));

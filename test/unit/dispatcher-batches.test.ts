@@ -218,6 +218,18 @@ describe('Dispatcher batching: what goes in which request', () => {
     expect(store.stats()).toMatchObject({ pending: 0, deadLetters: 0 });
   });
 
+  test('a full batch or more due on an idle lane goes in as few requests as carry it', async () => {
+    const { transport, store, emit } = setup({ concurrency: 4, batch: { maxEvents: 4 } });
+    await emit(...many(10));
+    await settle();
+    expect(transport.shapes()).toEqual([
+      ['evt-1', 'evt-2', 'evt-3', 'evt-4'],
+      ['evt-5', 'evt-6', 'evt-7'],
+      ['evt-8', 'evt-9', 'evt-10'],
+    ]);
+    expect(store.stats()).toMatchObject({ pending: 0, deadLetters: 0 });
+  });
+
   test('a request carries at most batch.maxEvents; the lane claims only what its free requests carry', async () => {
     const { transport, store, emit } = setup({ concurrency: 1, batch: { maxEvents: 3 } });
     const claim = jest.spyOn(store, 'claim');
