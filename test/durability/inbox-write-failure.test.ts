@@ -1,16 +1,12 @@
 // Issue 6 item 9 (second half): "the handler failed" is kept apart from "recording its completion failed".
 import Database from 'better-sqlite3';
-import { createNodeHandler } from '../../src/adapters/node.js';
 import { Catalog } from '../../src/catalog.js';
-import { parseSecret } from '../../src/protocol/signature.js';
 import { eventKey, type InboxStore } from '../../src/receive/inbox-store.js';
-import { Receiver } from '../../src/receive/receiver.js';
-import { Telemetry } from '../../src/observe/telemetry.js';
 import { SqliteInbox } from '../../src/stores/sqlite-inbox.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
 import { post } from '../helpers/http-client.js';
 import { createCapturingLogger } from '../helpers/logger.js';
-import { startServer } from '../helpers/server.js';
+import { startReceiverServer } from '../helpers/receiver-server.js';
 import { newSecret, signedRequest } from '../helpers/signing.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
@@ -67,21 +63,7 @@ async function setup(handlers: Record<string, () => void>) {
   const log = createCapturingLogger();
   const catalog = new Catalog();
   for (const [name, handler] of Object.entries(handlers)) catalog.subscribe('invoice-paid', handler, undefined, name);
-  const receiver = new Receiver({
-    catalog,
-    inbox,
-    logger: log.logger,
-    telemetry: Telemetry.off(log.logger),
-    keys: [parseSecret(secret)],
-    toleranceSeconds: 300,
-    bodyLimitBytes: 1024 * 1024,
-    bodyTimeoutMs: 10_000,
-    maxUnverifiedBytes: 32 * 1024 * 1024,
-    retryAfterSeconds: 7,
-    maxUnrecorded: 100,
-    service: 'billing',
-  });
-  const server = await startServer(createNodeHandler(receiver, '/events', 1024 * 1024));
+  const server = await startReceiverServer({ catalog, inbox: inbox, logger: log.logger, secret });
   cleanups.push(() => server.close());
   return { inbox, path, secret, log, url: server.url };
 }

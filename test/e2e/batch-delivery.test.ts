@@ -1,6 +1,7 @@
 import express from 'express';
 import { createEventBus, NonRetryableError, type EventBus, type EventBusOptions } from '../../src/index.js';
 import { BATCH_CONTENT_TYPE } from '../../src/protocol/cloudevents.js';
+import { closeAfterEach } from '../helpers/cleanups.js';
 import { createCapturingLogger, type CapturingLogger } from '../helpers/logger.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { tempDir } from '../helpers/temp-dir.js';
@@ -10,11 +11,7 @@ import { sleep, waitFor } from '../helpers/wait.js';
 // Batched delivery between real buses over real HTTP: a sender bus, and an Express app with the
 // receiver bus's middleware (or a raw node:http peer that does not read batches).
 
-const open: Array<{ close(): Promise<void> }> = [];
-afterEach(async () => {
-  // Buses first (they wait for in-flight deliveries), then the servers.
-  for (const o of open.splice(0)) await o.close();
-});
+const open = closeAfterEach();
 
 let secret: string;
 let log: CapturingLogger;

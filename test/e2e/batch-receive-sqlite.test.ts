@@ -1,16 +1,12 @@
 import Database from 'better-sqlite3';
-import { createNodeHandler } from '../../src/adapters/node.js';
 import { Catalog } from '../../src/catalog.js';
 import { NonRetryableError } from '../../src/index.js';
-import { Telemetry } from '../../src/observe/telemetry.js';
-import { parseSecret } from '../../src/protocol/signature.js';
 import { eventKey, type InboxMark, type InboxStore } from '../../src/receive/inbox-store.js';
-import { Receiver } from '../../src/receive/receiver.js';
 import { SqliteInbox } from '../../src/stores/sqlite-inbox.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
 import { request } from '../helpers/http-client.js';
 import { createCapturingLogger } from '../helpers/logger.js';
-import { startServer } from '../helpers/server.js';
+import { startReceiverServer } from '../helpers/receiver-server.js';
 import { resultsOf, signedBatch } from '../helpers/signed-batch.js';
 import { newSecret, signedStructured, structuredEvent } from '../helpers/signing.js';
 import { tempDir } from '../helpers/temp-dir.js';
@@ -77,21 +73,7 @@ async function setup(path: string, options: { batchMethods?: boolean } = {}) {
     count(event.id);
     if ((data as { fail?: boolean }).fail) throw new Error('ledger locked');
   }, undefined, 'late');
-  const receiver = new Receiver({
-    catalog,
-    inbox: options.batchMethods === false ? withoutBatchMethods(inbox) : inbox,
-    logger: log.logger,
-    telemetry: Telemetry.off(log.logger),
-    keys: [parseSecret(secret)],
-    toleranceSeconds: 300,
-    bodyLimitBytes: 1024 * 1024,
-    bodyTimeoutMs: 10_000,
-    maxUnverifiedBytes: 32 * 1024 * 1024,
-    retryAfterSeconds: 7,
-    maxUnrecorded: 100,
-    service: 'billing',
-  });
-  const server = await startServer(createNodeHandler(receiver, '/events', 1024 * 1024));
+  const server = await startReceiverServer({ catalog, inbox: options.batchMethods === false ? withoutBatchMethods(inbox) : inbox, logger: log.logger, secret });
   cleanups.push(() => server.close());
   return { inbox, secret, runs, url: server.url };
 }

@@ -1,6 +1,7 @@
 import express from 'express';
 import { Webhook } from 'standardwebhooks';
 import { createEventBus, type EventBus, type EventBusOptions } from '../../src/index.js';
+import { closeAfterEach } from '../helpers/cleanups.js';
 import { request } from '../helpers/http-client.js';
 import { createCapturingLogger, type CapturingLogger, type LogRecord } from '../helpers/logger.js';
 import { headersOf, startRecordingServer, type RecordingServer, type RecordingServerOptions } from '../helpers/recording-server.js';
@@ -8,11 +9,7 @@ import { freePort, startServer } from '../helpers/server.js';
 import { newSecret } from '../helpers/signing.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
-const open: Array<{ close(): Promise<void> }> = [];
-afterEach(async () => {
-  // Buses first (they wait for in-flight deliveries), then the servers.
-  for (const o of open.splice(0)) await o.close();
-});
+const open = closeAfterEach();
 
 let secret: string;
 let log: CapturingLogger;

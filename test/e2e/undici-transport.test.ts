@@ -1,6 +1,7 @@
 import express from 'express';
 import { Webhook } from 'standardwebhooks';
 import { createEventBus, type EventBus, type EventBusOptions } from '../../src/index.js';
+import { closeAfterEach } from '../helpers/cleanups.js';
 import { createCapturingLogger, type CapturingLogger } from '../helpers/logger.js';
 import { headersOf, startRecordingServer, type RecordingServer, type RecordingServerOptions } from '../helpers/recording-server.js';
 import { freePort, startServer } from '../helpers/server.js';
@@ -13,10 +14,7 @@ import { sleep, waitFor } from '../helpers/wait.js';
  */
 const clients = ['axios', 'undici'] as const;
 
-const open: Array<{ close(): Promise<void> }> = [];
-afterEach(async () => {
-  for (const o of open.splice(0)) await o.close();
-});
+const open = closeAfterEach();
 
 let secret: string;
 let log: CapturingLogger;

@@ -1,6 +1,7 @@
 import express from 'express';
 import Koa from 'koa';
 import { createEventBus, type EventBus, type EventBusOptions, type HealthStatus } from '../../src/index.js';
+import { closeAfterEach } from '../helpers/cleanups.js';
 import { request } from '../helpers/http-client.js';
 import { quietLogger } from '../helpers/logger.js';
 import { type Reply, startRecordingServer } from '../helpers/recording-server.js';
@@ -8,10 +9,7 @@ import { startServer } from '../helpers/server.js';
 import { newSecret } from '../helpers/signing.js';
 import { waitFor } from '../helpers/wait.js';
 
-const open: Array<{ close(): Promise<void> }> = [];
-afterEach(async () => {
-  for (const o of open.splice(0)) await o.close();
-});
+const open = closeAfterEach();
 
 function bus(services: Record<string, string>, options: EventBusOptions = {}): EventBus {
   const b = createEventBus({

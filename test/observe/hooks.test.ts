@@ -1,13 +1,11 @@
 import { createEventBus, type DeadLetter, type DeliveredReport, type EventBus } from '../../src/index.js';
+import { closeAfterEach } from '../helpers/cleanups.js';
 import { createCapturingLogger } from '../helpers/logger.js';
 import { startRecordingServer } from '../helpers/recording-server.js';
 import { newSecret } from '../helpers/signing.js';
 import { waitFor } from '../helpers/wait.js';
 
-const open: Array<{ close(): Promise<void> }> = [];
-afterEach(async () => {
-  for (const o of open.splice(0)) await o.close();
-});
+const open = closeAfterEach();
 
 describe('onDelivered and onDeadLetter hooks', () => {
   it('are called once per delivered and per dead-lettered delivery, and a throwing or rejecting hook never breaks delivery', async () => {
