@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import amqplib from 'amqplib';
-import { serviceTopology } from '../src/broker/topology.js';
+import { serviceTopology } from '../src/backends/amqp/topology.js';
 import { createEventBus, DEFAULTS } from '../src/index.js';
 import { ask, cpuMeter, discardLogger, EVENT_TYPE, payload, SCHEMA, SECRET, sleep } from './lib.js';
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { createEventBus } from '../src/index.js';
 import { createEvent, toStructuredBody } from '../src/protocol/cloudevents.js';
-import { SqliteOutbox } from '../src/stores/sqlite-outbox.js';
+import { SqliteOutbox } from '../src/backends/sqlite/outbox.js';
 import { cpuMeter, discardLogger, EVENT_TYPE, payload, percentile, SCHEMA, SECRET, sleep } from './lib.js';
 
 export interface EmitFigures {

@@ -12,7 +12,7 @@ import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import winston from 'winston';
 import { createEventBus } from '../src/index.js';
-import type { Transport } from '../src/transports/transport.js';
+import type { Transport } from '../src/send/transport.js';
 
 const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(`--${name}`);

@@ -16,9 +16,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import winston from 'winston';
 import type { NewDelivery, OutboxRecord, OutboxStore } from '../src/send/outbox-store.js';
-import { MemoryOutbox } from '../src/stores/memory-outbox.js';
-import { PostgresOutbox } from '../src/stores/postgres-outbox.js';
-import { SqliteOutbox } from '../src/stores/sqlite-outbox.js';
+import { MemoryOutbox } from '../src/backends/memory/outbox.js';
+import { PostgresOutbox } from '../src/backends/postgres/outbox.js';
+import { SqliteOutbox } from '../src/backends/sqlite/outbox.js';
 
 const BODY = JSON.stringify({ specversion: '1.0', id: 'x', source: 'users', type: 'user-created', data: { pad: 'x'.repeat(900) } });
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));

@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util';
 import { Pool, type PoolClient } from 'pg';
 import { createEventBus } from '../src/index.js';
 import { createEvent, toStructuredBody } from '../src/protocol/cloudevents.js';
-import type { Transport } from '../src/transports/transport.js';
+import type { Transport } from '../src/send/transport.js';
 import { discardLogger, EVENT_TYPE, fmt, listen, median, payload, SECRET, table } from './lib.js';
 
 const { values } = parseArgs({

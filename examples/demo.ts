@@ -9,7 +9,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import winston from 'winston';
-import { serviceTopology } from '../src/broker/topology.js';
+import { serviceTopology } from '../src/backends/amqp/topology.js';
 import { DEFAULTS, type BrokerOptions } from '../src/index.js';
 import { createOrdersService } from './orders.js';
 import { createPaymentsService } from './payments.js';

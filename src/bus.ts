@@ -2,7 +2,7 @@ import type { Logger } from 'winston';
 import { createExpressMiddleware, type ExpressMiddleware, type MiddlewareOptions } from './adapters/express.js';
 import { createKoaMiddleware, type KoaMiddleware } from './adapters/koa.js';
 import { createNodeHandler, type NodeHandler } from './adapters/node.js';
-import { type BrokerConsumer, type BrokerLink, openBroker } from './broker/broker-link.js';
+import { type BrokerConsumer, type BrokerLink, openBroker } from './backends/broker-link.js';
 import { Catalog } from './catalog.js';
 import { type EventBusOptions, type ResolvedConfig, type ResolvedTarget, resolveConfig, resolveTarget } from './config.js';
 import { DEFAULTS } from './defaults.js';
@@ -16,10 +16,10 @@ import { Receiver, type ReceiverOptions, type ReceiverRequest, type ReceiverResp
 import { Admission } from './send/admission.js';
 import { Dispatcher } from './send/dispatcher.js';
 import type { DeadLetter, DeadLetterFilter, OutboxRecord, OutboxStats, OutboxStore } from './send/outbox-store.js';
-import { openInbox, openOutbox } from './stores/open.js';
-import { HttpTransport } from './transports/http.js';
-import { UndiciTransport } from './transports/undici.js';
-import type { Transport } from './transports/transport.js';
+import { openInbox, openOutbox } from './backends/open.js';
+import { HttpTransport } from './backends/http/axios-transport.js';
+import { UndiciTransport } from './backends/http/undici-transport.js';
+import type { Transport } from './send/transport.js';
 import type {
   DataOf,
   DeclareOptions,

@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { inspectOutbox, listDeadLetters, type PostgresOutboxLocation, replayEach } from './admin.js';
-import { BROKER_USAGE, isBrokerCommand, runBrokerCommand } from './broker/cli-commands.js';
+import { inspectOutbox, listDeadLetters, type PostgresOutboxLocation, replayEach } from './operate/functions.js';
+import { BROKER_USAGE, isBrokerCommand, runBrokerCommand } from './broker-cli.js';
 import { DEFAULTS } from './defaults.js';
-import { allDdl, applyDdl, connect, quoteSchema, redact } from './stores/postgres.js';
+import { allDdl, applyDdl, connect, quoteSchema, redact } from './backends/postgres/pool.js';
 import { ConfigError } from './errors/index.js';
 import type { DeadLetter, DeadLetterFilter, OutboxStats } from './send/outbox-store.js';
 import { escapeField, escapeOutput, safeJson } from './terminal-safe.js';

@@ -3,9 +3,9 @@ import { DEFAULTS } from './defaults.js';
 import { ConfigError } from './errors/index.js';
 import { createLogger } from './logger.js';
 import { parseSecret } from './protocol/signature.js';
-import type { KafkaClientLike } from './broker/kafka-api.js';
+import type { KafkaClientLike } from './backends/kafka/api.js';
 import type { OnDeadLetter, OnDelivered } from './observe/hooks.js';
-import type { Transport } from './transports/transport.js';
+import type { Transport } from './send/transport.js';
 import type { DatabasePool } from './types.js';
 
 /** A `whsec_…` secret, or several (any of them verifies; all of them sign), for rotation. */

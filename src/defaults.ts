@@ -170,7 +170,7 @@ export const DEFAULTS = {
    * `configure({ handleSignals: false })` or `EVENTS_HANDLE_SIGNALS=false`.
    */
   handleSignals: true,
-  /** RabbitMQ (`broker` / `EVENTS_BROKER_URL`); see src/broker/topology.ts for the queues these shape. */
+  /** RabbitMQ (`broker` / `EVENTS_BROKER_URL`); see src/backends/amqp/topology.ts for the queues these shape. */
   broker: {
     /** Prefix of every queue name (test isolation, or several systems on one vhost). */
     prefix: '',
@@ -192,7 +192,7 @@ export const DEFAULTS = {
     /** Reconnect backoff: first wait, doubled per failure up to the max, with jitter. */
     reconnectBaseDelayMs: 100,
     reconnectMaxDelayMs: 5_000,
-    /** Kafka (`kafka://…`); see src/broker/kafka-topics.ts for the topics these shape. */
+    /** Kafka (`kafka://…`); see src/backends/kafka/topics.ts for the topics these shape. */
     kafka: {
       /** Create a service's topic and its `.dlq` when missing (and allow auto-creation); off where topics are provisioned. */
       createTopics: true,

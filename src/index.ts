@@ -12,9 +12,9 @@ export {
 } from './default-bus.js';
 export type { DefaultBusOptions } from './default-bus.js';
 export { EventBus, createEventBus } from './bus.js';
-export { inspectOutbox, listDeadLetters, replayDeadLetters } from './admin.js';
-export { listBrokerDeadLetters, replayBrokerDeadLetters } from './broker/admin.js';
-export type { PostgresOutboxLocation } from './admin.js';
+export { inspectOutbox, listDeadLetters, replayDeadLetters } from './operate/functions.js';
+export { listBrokerDeadLetters, replayBrokerDeadLetters } from './backends/amqp/dead-letters.js';
+export type { PostgresOutboxLocation } from './operate/functions.js';
 export {
   BusClosedError,
   ConfigError,
@@ -33,8 +33,8 @@ export { DEFAULTS } from './defaults.js';
 export type { ExpressLikeRequest, ExpressMiddleware, MiddlewareOptions } from './adapters/express.js';
 export type { KoaLikeContext, KoaMiddleware } from './adapters/koa.js';
 export type { NodeHandler } from './adapters/node.js';
-export type { BrokerAdminOptions, BrokerDeadLetter, BrokerReplaySelection } from './broker/admin.js';
-export type { KafkaClientLike } from './broker/kafka-api.js';
+export type { BrokerAdminOptions, BrokerDeadLetter, BrokerReplaySelection } from './backends/amqp/dead-letters.js';
+export type { KafkaClientLike } from './backends/kafka/api.js';
 export type {
   BatchOptions,
   BrokerOptions,
@@ -54,7 +54,7 @@ export type { DeliveredReport, OnDeadLetter, OnDelivered } from './observe/hooks
 export type { HealthStatus, TargetHealth } from './observe/health.js';
 export type { ReceiverRequest, ReceiverResponse } from './receive/receiver.js';
 export type { DeadLetter, DeadLetterFilter, OutboxRecord, OutboxStats } from './send/outbox-store.js';
-export type { Delivery, DeliveryResult, Transport } from './transports/transport.js';
+export type { Delivery, DeliveryResult, Transport } from './send/transport.js';
 export type {
   DatabasePool,
   DataOf,

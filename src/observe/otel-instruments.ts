@@ -1,7 +1,7 @@
 import type { Attributes, Context, Counter, Histogram, ObservableGauge, ObservableResult, Span, Tracer, TracerProvider } from '@opentelemetry/api';
 import type { CloudEvent } from '../protocol/cloudevents.js';
 import type { OutboxRecord } from '../send/outbox-store.js';
-import type { DeliveryResult } from '../transports/transport.js';
+import type { DeliveryResult } from '../send/transport.js';
 import type { Otel } from './otel-api.js';
 import { cleanTracestate, formatTraceparent, parseTraceparent, type TraceContext } from './trace-context.js';
 

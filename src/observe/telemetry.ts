@@ -1,7 +1,7 @@
 import type { Logger } from 'winston';
 import type { CloudEvent } from '../protocol/cloudevents.js';
 import type { DeadLetter, OutboxRecord } from '../send/outbox-store.js';
-import type { DeliveryResult } from '../transports/transport.js';
+import type { DeliveryResult } from '../send/transport.js';
 import { callHook, type Hooks } from './hooks.js';
 import { loadOtel } from './otel-api.js';
 import { type GaugeSources, type OpenSpan, OtelInstruments } from './otel-instruments.js';

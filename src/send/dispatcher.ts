@@ -1,7 +1,7 @@
 import type { Logger } from 'winston';
 import type { BatchOptions, RedeliveryOptions, ResolvedTarget } from '../config.js';
 import type { Telemetry } from '../observe/telemetry.js';
-import type { Transport } from '../transports/transport.js';
+import type { Transport } from './transport.js';
 import { Lane } from './lane.js';
 import type { OutboxRecord, OutboxStore } from './outbox-store.js';
 

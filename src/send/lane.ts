@@ -1,11 +1,11 @@
 import { batchVariable, type ResolvedTarget } from '../config.js';
 import { DEFAULTS } from '../defaults.js';
 import type { OpenSpan } from '../observe/telemetry.js';
-import type { Delivery, DeliveryResult } from '../transports/transport.js';
+import type { Delivery, DeliveryResult } from './transport.js';
 import { type BatchCaps, eventsPerRequest, planRequests } from './batches.js';
 import type { DispatcherOptions } from './dispatcher.js';
 import type { OutboxRecord, Settlement } from './outbox-store.js';
-import { failureHint } from './failure-hints.js';
+import { failureHint } from '../backends/http/failure-hints.js';
 import { backoffMs } from './retry-policy.js';
 
 /**

@@ -3,7 +3,7 @@ import { STRUCTURED_CONTENT_TYPE } from '../protocol/cloudevents.js';
 import { signatureHeader } from '../protocol/signature.js';
 import type { ReceiverRequest, ReceiverResponse } from '../receive/receiver.js';
 import { backoffMs, isFinalStatus, isRetryableStatus, isTargetDownStatus, parseRetryAfter } from '../send/retry-policy.js';
-import type { Delivery, DeliveryResult, Transport } from '../transports/transport.js';
+import type { Delivery, DeliveryResult, Transport } from '../send/transport.js';
 
 /** Where a delivery goes: the receiving bus's `handle`, or undefined when no such service is in the network. */
 export type InProcessRoute = (service: string) => ((request: ReceiverRequest) => Promise<ReceiverResponse>) | undefined;

@@ -3,7 +3,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import amqplib from 'amqplib';
-import { runBrokerCommand } from '../../src/broker/cli-commands.js';
+import { runBrokerCommand } from '../../src/broker-cli.js';
 import {
   createEventBus,
   type EventBus,

@@ -1,7 +1,7 @@
 // A broker restart (rabbitmqctl stop_app, then start_app) mid-stream: senders and consumers
 // reconnect, re-declare and re-consume by themselves, and nothing is lost. It restarts the whole
 // node, so the broker test files take turns (takeBrokerTurns).
-import { serviceTopology } from '../../src/broker/topology.js';
+import { serviceTopology } from '../../src/backends/amqp/topology.js';
 import { createEventBus, DEFAULTS, type EventBus } from '../../src/index.js';
 import amqplib from 'amqplib';
 import { BROKER_HOST, BROKER_PORT, describeWithBroker, restartBroker, takeBrokerTurns } from '../helpers/broker.js';

@@ -2,7 +2,7 @@
 import Database from 'better-sqlite3';
 import { Catalog } from '../../src/catalog.js';
 import { eventKey, type InboxStore } from '../../src/receive/inbox-store.js';
-import { SqliteInbox } from '../../src/stores/sqlite-inbox.js';
+import { SqliteInbox } from '../../src/backends/sqlite/inbox.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
 import { post } from '../helpers/http-client.js';
 import { createCapturingLogger } from '../helpers/logger.js';

@@ -8,7 +8,7 @@ import { closeSync, existsSync, mkdirSync, openSync, unlinkSync, writeSync } fro
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { ConfigError, OutboxUnavailableError, createEventBus, inspectOutbox } from '../../src/index.js';
-import { SqliteOutbox } from '../../src/stores/sqlite-outbox.js';
+import { SqliteOutbox } from '../../src/backends/sqlite/outbox.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
 import { createCapturingLogger, quietLogger } from '../helpers/logger.js';
 import { type RecordingServer, startRecordingServer } from '../helpers/recording-server.js';

@@ -1,7 +1,7 @@
 import type { Pool } from 'pg';
 import { createEventBus, type EventBus } from '../../src/index.js';
 import { eventKey } from '../../src/receive/inbox-store.js';
-import { PostgresInbox } from '../../src/stores/postgres-inbox.js';
+import { PostgresInbox } from '../../src/backends/postgres/inbox.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
 import { request } from '../helpers/http-client.js';
 import { createCapturingLogger } from '../helpers/logger.js';

@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { Catalog } from '../../src/catalog.js';
 import { NonRetryableError } from '../../src/index.js';
 import { eventKey, type InboxMark, type InboxStore } from '../../src/receive/inbox-store.js';
-import { SqliteInbox } from '../../src/stores/sqlite-inbox.js';
+import { SqliteInbox } from '../../src/backends/sqlite/inbox.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
 import { request } from '../helpers/http-client.js';
 import { createCapturingLogger } from '../helpers/logger.js';

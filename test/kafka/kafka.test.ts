@@ -1,5 +1,5 @@
 import { Kafka, logLevel } from 'kafkajs';
-import { runBrokerCommand } from '../../src/broker/cli-commands.js';
+import { runBrokerCommand } from '../../src/broker-cli.js';
 import { createEventBus, type EventBus, NonRetryableError } from '../../src/index.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
 import { describeWithKafka, type MockCluster, startMockCluster } from '../helpers/kafka.js';

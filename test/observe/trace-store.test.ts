@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
-import { MemoryOutbox } from '../../src/stores/memory-outbox.js';
-import { SqliteOutbox } from '../../src/stores/sqlite-outbox.js';
+import { MemoryOutbox } from '../../src/backends/memory/outbox.js';
+import { SqliteOutbox } from '../../src/backends/sqlite/outbox.js';
 import type { NewDelivery, OutboxStore } from '../../src/send/outbox-store.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
 import { quietLogger } from '../helpers/logger.js';

@@ -1,7 +1,7 @@
 import type { Pool } from 'pg';
 import { createEventBus, type EventBus, type ReceiverResponse } from '../../src/index.js';
 import { eventKey } from '../../src/receive/inbox-store.js';
-import { PostgresInbox } from '../../src/stores/postgres-inbox.js';
+import { PostgresInbox } from '../../src/backends/postgres/inbox.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
 import { createCapturingLogger } from '../helpers/logger.js';
 import { createTestSchema, describePostgres, PG_URL } from '../helpers/postgres.js';

@@ -2,8 +2,8 @@
 // the memory and SQLite stores, lease ownership in settleMany, and the cap on live leases.
 import type { Pool } from 'pg';
 import { resolveConfig } from '../../src/config.js';
-import { openOutbox } from '../../src/stores/open.js';
-import { PostgresOutbox } from '../../src/stores/postgres-outbox.js';
+import { openOutbox } from '../../src/backends/open.js';
+import { PostgresOutbox } from '../../src/backends/postgres/outbox.js';
 import { delivery, ids, settleManyContract, T, tried } from '../helpers/outbox-contract.js';
 import { DATABASE_URL, describePostgres, freshSchema } from '../helpers/postgres.js';
 import { newSecret } from '../helpers/signing.js';

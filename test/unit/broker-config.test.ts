@@ -8,7 +8,7 @@ import {
   retryDelay,
   serviceTopology,
   waitQueue,
-} from '../../src/broker/topology.js';
+} from '../../src/backends/amqp/topology.js';
 import { quietLogger } from '../helpers/logger.js';
 import { newSecret } from '../helpers/signing.js';
 

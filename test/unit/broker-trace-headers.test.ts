@@ -1,7 +1,7 @@
-import { envelopeOf } from '../../src/broker/envelope.js';
-import { recordOf } from '../../src/broker/kafka-envelope.js';
+import { envelopeOf } from '../../src/backends/amqp/envelope.js';
+import { recordOf } from '../../src/backends/kafka/envelope.js';
 import { parseSecret } from '../../src/protocol/signature.js';
-import type { Delivery } from '../../src/transports/transport.js';
+import type { Delivery } from '../../src/send/transport.js';
 import { newSecret } from '../helpers/signing.js';
 
 /** Issue 11: the trace context crosses the brokers in their own headers too, as it does over HTTP. */

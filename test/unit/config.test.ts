@@ -10,7 +10,7 @@ import {
   ValidationError,
 } from '../../src/errors/index.js';
 import { parseSecret } from '../../src/protocol/signature.js';
-import type { Delivery, DeliveryResult, Transport } from '../../src/transports/transport.js';
+import type { Delivery, DeliveryResult, Transport } from '../../src/send/transport.js';
 
 const SECRET_A = 'whsec_' + Buffer.alloc(24, 1).toString('base64');
 const SECRET_B = 'whsec_' + Buffer.alloc(24, 2).toString('base64');

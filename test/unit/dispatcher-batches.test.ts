@@ -5,8 +5,8 @@ import { Telemetry } from '../../src/observe/telemetry.js';
 import { planRequests } from '../../src/send/batches.js';
 import { Dispatcher } from '../../src/send/dispatcher.js';
 import type { NewDelivery, OutboxRecord, OutboxStore, Settlement } from '../../src/send/outbox-store.js';
-import { MemoryOutbox } from '../../src/stores/memory-outbox.js';
-import type { Delivery, DeliveryResult, Transport } from '../../src/transports/transport.js';
+import { MemoryOutbox } from '../../src/backends/memory/outbox.js';
+import type { Delivery, DeliveryResult, Transport } from '../../src/send/transport.js';
 
 // The dispatcher's batching against a scripted transport, on a fake clock: how due deliveries are
 // spread over requests, and how each event of a batch is settled from its own result. No network.

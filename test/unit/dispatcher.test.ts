@@ -5,8 +5,8 @@ import { ConfigError } from '../../src/errors/index.js';
 import { Dispatcher } from '../../src/send/dispatcher.js';
 import { Telemetry } from '../../src/observe/telemetry.js';
 import type { NewDelivery } from '../../src/send/outbox-store.js';
-import { MemoryOutbox } from '../../src/stores/memory-outbox.js';
-import type { Delivery, DeliveryResult, Transport } from '../../src/transports/transport.js';
+import { MemoryOutbox } from '../../src/backends/memory/outbox.js';
+import type { Delivery, DeliveryResult, Transport } from '../../src/send/transport.js';
 
 // The dispatcher against a scripted transport, on a fake clock: which deliveries are sent when,
 // and what becomes of each outcome. No network.

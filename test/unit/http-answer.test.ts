@@ -1,4 +1,4 @@
-import { batchResults, networkResult, readBatchResults, singleResult } from '../../src/transports/http-answer.js';
+import { batchResults, networkResult, readBatchResults, singleResult } from '../../src/backends/http/answer.js';
 
 const noHeaders = (): undefined => undefined;
 const headers =

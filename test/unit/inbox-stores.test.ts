@@ -4,9 +4,9 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import winston, { type Logger } from 'winston';
 import { eventKey, type InboxStore } from '../../src/receive/inbox-store.js';
-import { MemoryInbox } from '../../src/stores/memory-inbox.js';
-import { PostgresInbox } from '../../src/stores/postgres-inbox.js';
-import { SqliteInbox } from '../../src/stores/sqlite-inbox.js';
+import { MemoryInbox } from '../../src/backends/memory/inbox.js';
+import { PostgresInbox } from '../../src/backends/postgres/inbox.js';
+import { SqliteInbox } from '../../src/backends/sqlite/inbox.js';
 import { createTestSchema, PG_URL, postgresRequiredOrAnswers } from '../helpers/postgres.js';
 
 const DAY = 24 * 60 * 60 * 1000;

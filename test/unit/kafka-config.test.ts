@@ -1,8 +1,8 @@
 import { createEventBus } from '../../src/bus.js';
 import { resolveConfig } from '../../src/config.js';
 import { ConfigError } from '../../src/errors/index.js';
-import { recordOf } from '../../src/broker/kafka-envelope.js';
-import type { Delivery } from '../../src/transports/transport.js';
+import { recordOf } from '../../src/backends/kafka/envelope.js';
+import type { Delivery } from '../../src/send/transport.js';
 import { quietLogger } from '../helpers/logger.js';
 import { newSecret } from '../helpers/signing.js';
 import { waitFor } from '../helpers/wait.js';

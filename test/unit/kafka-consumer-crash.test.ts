@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { createEventBus, type KafkaClientLike } from '../../src/index.js';
-import type { KafkaConsumerLike } from '../../src/broker/kafka-api.js';
+import type { KafkaConsumerLike } from '../../src/backends/kafka/api.js';
 import { createCapturingLogger } from '../helpers/logger.js';
 import { newSecret } from '../helpers/signing.js';
 import { waitFor } from '../helpers/wait.js';

@@ -5,8 +5,8 @@ import Database from 'better-sqlite3';
 import winston from 'winston';
 import { OutboxFullError, OutboxUnavailableError } from '../../src/errors/index.js';
 import type { NewDelivery, OutboxRecord, OutboxStore } from '../../src/send/outbox-store.js';
-import { MemoryOutbox } from '../../src/stores/memory-outbox.js';
-import { SqliteOutbox } from '../../src/stores/sqlite-outbox.js';
+import { MemoryOutbox } from '../../src/backends/memory/outbox.js';
+import { SqliteOutbox } from '../../src/backends/sqlite/outbox.js';
 import { settleManyContract } from '../helpers/outbox-contract.js';
 
 const T = 1_700_000_000_000;

@@ -1,7 +1,7 @@
 import type { InboxStore } from '../../src/receive/inbox-store.js';
 import { eventKey } from '../../src/receive/inbox-store.js';
-import { MemoryInbox } from '../../src/stores/memory-inbox.js';
-import { SqliteInbox } from '../../src/stores/sqlite-inbox.js';
+import { MemoryInbox } from '../../src/backends/memory/inbox.js';
+import { SqliteInbox } from '../../src/backends/sqlite/inbox.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
 import { tempDir } from '../helpers/temp-dir.js';
 

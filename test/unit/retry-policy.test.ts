@@ -1,5 +1,5 @@
 import { DEFAULTS } from '../../src/defaults.js';
-import { failureHint } from '../../src/send/failure-hints.js';
+import { failureHint } from '../../src/backends/http/failure-hints.js';
 import {
   backoffMs,
   isFinalStatus,

@@ -1,0 +1,220 @@
+import type { ChannelModel, ConsumeMessage, MessageProperties } from 'amqplib';
+import type { Logger } from 'winston';
+import type { ResolvedBroker } from '../../config.js';
+import type { Receiver, ReceiverResponse } from '../../receive/receiver.js';
+import type { AmqpConnection } from './connection.js';
+import { requestOf } from './envelope.js';
+import { Publisher } from './publisher.js';
+import { delayAtLeast, HEADERS, retryDelay, serviceTopology, type ServiceTopology } from './topology.js';
+
+export interface AmqpConsumerOptions {
+  connection: AmqpConnection;
+  /** The receiver, built to verify signatures without the timestamp window. */
+  receiver: Receiver;
+  logger: Logger;
+  broker: ResolvedBroker;
+  service: string;
+  /** Prefetch: messages in the hands of this instance at once. */
+  concurrency: number;
+}
+
+/**
+ * Consumes this service's queue, competing with the service's other instances. Each message goes
+ * through the receiver (verify → parse → validate → dedupe → handlers) and its answer decides:
+ * - delivered, or a duplicate: ack;
+ * - a handler failed: republished to a wait queue (growing delays), attempt count in a header,
+ *   then acked; past `maxAttempts`, to `<queue>.dlq`;
+ * - `RetryLaterError(n)`: to the shortest wait queue of at least n seconds;
+ * - `NonRetryableError`, bad signature, malformed, schema-invalid: to `<queue>.dlq` at once, with
+ *   the reason in headers; no subscriber for the type here: retried like a handler failure.
+ * The republish is confirmed by the broker before the original is acked: a crash in between
+ * yields a duplicate, which the inbox absorbs, never a loss.
+ */
+export class AmqpConsumer {
+  private readonly topology: ServiceTopology;
+  private publisher: Publisher | undefined;
+  private consumerTag: string | undefined;
+  private active = 0;
+  private stopping = false;
+  private started: Promise<void> | undefined;
+  private readonly setup = (model: ChannelModel): Promise<void> => this.consume(model);
+
+  constructor(private readonly o: AmqpConsumerOptions) {
+    const { prefix, deliveryLimit, retryDelaysMs } = o.broker;
+    this.topology = serviceTopology(prefix, o.service, deliveryLimit, retryDelaysMs);
+  }
+
+  get queue(): string {
+    return this.topology.main.name;
+  }
+
+  /** Starts consuming (once); resolves when the first consumer is registered on the broker. */
+  start(): Promise<void> {
+    this.started ??= (async () => {
+      this.o.connection.onConnect(this.setup);
+      this.o.connection.start();
+      while (this.consumerTag === undefined && !this.stopping) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    })();
+    return this.started;
+  }
+
+  /** Stops taking messages, and waits (until `deadline`) for those in hand to be settled. */
+  async stop(deadline: number): Promise<void> {
+    this.stopping = true;
+    this.o.connection.offConnect(this.setup);
+    const { publisher, consumerTag } = this;
+    if (publisher && !publisher.closed && consumerTag !== undefined) {
+      await publisher.channel.cancel(consumerTag).catch(() => undefined);
+    }
+    while (this.active > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(20, deadline - Date.now())));
+    }
+    // Close the channel before the connection: a quorum queue can lose acks sent just before the
+    // connection closes (the message comes back: a duplicate). Unacked messages return to the queue.
+    await publisher?.close();
+  }
+
+  private async consume(model: ChannelModel): Promise<void> {
+    if (this.stopping) return;
+    const publisher = new Publisher(await model.createConfirmChannel());
+    const { main, deadLetters, waits } = this.topology;
+    await publisher.declare([deadLetters, main, ...waits.values()]);
+    await publisher.channel.prefetch(this.o.concurrency);
+    publisher.channel.on('close', () => {
+      if (this.publisher !== publisher) return;
+      this.publisher = undefined;
+      this.consumerTag = undefined;
+      // The channel closed with the connection still up (a channel error): start over on a new connection.
+      if (!this.stopping) this.o.connection.reset(model, 'consumer channel closed');
+    });
+    this.publisher = publisher;
+    const { consumerTag } = await publisher.channel.consume(main.name, (message) => {
+      if (message === null) {
+        // The broker cancelled the consumer (the queue was deleted): re-declare and re-consume.
+        if (!this.stopping) this.o.connection.reset(model, `the broker cancelled the consumer of ${main.name}`);
+        return;
+      }
+      void this.onMessage(publisher, message);
+    });
+    this.consumerTag = consumerTag;
+  }
+
+  private async onMessage(publisher: Publisher, message: ConsumeMessage): Promise<void> {
+    if (this.stopping) {
+      requeue(publisher, message);
+      return;
+    }
+    this.active += 1;
+    try {
+      const { content, properties } = message;
+      const response = await this.o.receiver.handle(requestOf(content, properties.contentType as string | undefined, properties.headers));
+      await this.settle(publisher, message, response);
+    } catch (error) {
+      // The channel went away with the connection (logged once by the connection): the broker redelivers.
+      if (publisher.closed) return;
+      this.o.logger.error('could not settle a broker message; it will be redelivered', {
+        queue: this.queue,
+        eventId: message.properties.messageId,
+        error: (error as Error)?.message ?? String(error),
+      });
+      requeue(publisher, message);
+    } finally {
+      this.active -= 1;
+    }
+  }
+
+  private async settle(publisher: Publisher, message: ConsumeMessage, response: ReceiverResponse): Promise<void> {
+    const { status, body } = response;
+    if (status < 300) {
+      publisher.channel.ack(message);
+      return;
+    }
+    const code = String(body.error ?? 'failed');
+    const why = String(body.message ?? '');
+    if (code === 'shutting_down') {
+      requeue(publisher, message);
+      return;
+    }
+    // No subscriber here is retried like a handler failure, not dead-lettered at once: during a
+    // rolling deploy an instance without the new subscription may take an event meant for it.
+    if (status < 500 && code !== 'no_subscriber') {
+      await this.deadLetter(publisher, message, code, why);
+      return;
+    }
+    const attempts = attemptsOf(message) + 1;
+    const { maxAttempts, retryDelaysMs } = this.o.broker;
+    if (attempts >= maxAttempts) {
+      await this.deadLetter(publisher, message, code, `gave up after ${attempts} attempts: ${why}`, attempts);
+      return;
+    }
+    const retryAfterS = Number(response.headers['retry-after']);
+    const delay = Number.isFinite(retryAfterS)
+      ? delayAtLeast(this.topology.waits.keys(), retryAfterS * 1000)
+      : retryDelay(retryDelaysMs, attempts);
+    const wait = this.topology.waits.get(delay)!;
+    await this.republish(publisher, message, wait.name, { [HEADERS.attempts]: attempts });
+    publisher.channel.ack(message);
+    this.o.logger.warn('event will be retried from the broker', {
+      eventId: message.properties.messageId,
+      queue: this.queue,
+      attempt: attempts,
+      retryInMs: delay,
+      reason: code,
+    });
+  }
+
+  private async deadLetter(publisher: Publisher, message: ConsumeMessage, code: string, why: string, attempts?: number): Promise<void> {
+    const queue = this.topology.deadLetters.name;
+    await this.republish(publisher, message, queue, {
+      [HEADERS.deadReason]: code,
+      [HEADERS.deadError]: why.slice(0, 1000),
+      [HEADERS.deadAt]: new Date().toISOString(),
+      [HEADERS.deadQueue]: this.queue,
+      [HEADERS.attempts]: attempts ?? attemptsOf(message) + 1,
+    });
+    publisher.channel.ack(message);
+    this.o.logger.error('event dead-lettered', {
+      eventId: message.properties.messageId,
+      type: message.properties.type,
+      source: message.properties.appId,
+      queue,
+      reason: code,
+      error: why,
+    });
+  }
+
+  private async republish(publisher: Publisher, message: ConsumeMessage, queue: string, extra: Record<string, string | number>): Promise<void> {
+    const outcome = await publisher.publish(queue, message.content, {
+      ...propertiesOf(message.properties),
+      headers: { ...ownHeaders(message.properties.headers), ...extra },
+    });
+    if (outcome === 'returned') throw new Error(`the broker has no queue "${queue}"`);
+  }
+}
+
+function requeue(publisher: Publisher, message: ConsumeMessage): void {
+  if (!publisher.closed) publisher.channel.nack(message, false, true);
+}
+
+/** Failed handler attempts recorded on the message (0 on its first delivery). */
+function attemptsOf(message: ConsumeMessage): number {
+  const value = Number(message.properties.headers?.[HEADERS.attempts]);
+  return Number.isInteger(value) && value > 0 ? value : 0;
+}
+
+/** The message's headers without the broker's own (`x-death`, `x-delivery-count`, …), which it sets again. */
+function ownHeaders(headers: MessageProperties['headers']): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(headers ?? {})) if (!name.startsWith('x-')) out[name] = value;
+  return out;
+}
+
+function propertiesOf(p: MessageProperties): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const name of ['contentType', 'contentEncoding', 'messageId', 'type', 'appId', 'timestamp', 'correlationId'] as const) {
+    if (p[name] !== undefined) out[name] = p[name];
+  }
+  return out;
+}

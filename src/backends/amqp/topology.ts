@@ -1,0 +1,120 @@
+/**
+ * The RabbitMQ topology, built in this one place: a queue declared twice with different arguments
+ * closes the channel (PRECONDITION_FAILED), so senders and consumers take names and arguments from here.
+ *
+ * For a service `S` (queue names prefixed with the `prefix` option):
+ * - `S`: durable quorum queue, every instance of S competing on it; messages arrive through the
+ *   default exchange, routed by queue name. `x-delivery-limit` dead-letters (at least once) a
+ *   message that keeps killing its consumer to `S.dlq`.
+ * - `S.wait.<ms>`: one durable quorum queue per retry delay, `x-message-ttl` = that delay,
+ *   dead-lettering back to `S` (RabbitMQ here has no delayed-message plugin).
+ * - `S.dlq`: durable quorum queue of dead letters, each with `events-dead-reason` headers.
+ */
+
+import { DEFAULTS } from '../../defaults.js';
+
+export type QueueArguments = Record<string, string | number>;
+
+export interface QueueSpec {
+  name: string;
+  arguments: QueueArguments;
+}
+
+export interface ServiceTopology {
+  main: QueueSpec;
+  deadLetters: QueueSpec;
+  /** Wait queues by delay in ms. */
+  waits: Map<number, QueueSpec>;
+}
+
+/** The queue that receives service `service`'s events. */
+export function queueName(prefix: string, service: string): string {
+  return `${prefix}${service}`;
+}
+
+export function deadLetterQueueName(queue: string): string {
+  return `${queue}.dlq`;
+}
+
+export function waitQueueName(queue: string, delayMs: number): string {
+  return `${queue}.wait.${delayMs}ms`;
+}
+
+/** Dead-lettering that RabbitMQ guarantees at least once (quorum queues, 3.10+; needs `reject-publish`). */
+const AT_LEAST_ONCE: QueueArguments = {
+  'x-dead-letter-strategy': 'at-least-once',
+  'x-overflow': 'reject-publish',
+};
+
+export function mainQueue(prefix: string, service: string, deliveryLimit: number): QueueSpec {
+  const name = queueName(prefix, service);
+  return {
+    name,
+    arguments: {
+      'x-queue-type': 'quorum',
+      'x-delivery-limit': deliveryLimit,
+      'x-dead-letter-exchange': '',
+      'x-dead-letter-routing-key': deadLetterQueueName(name),
+      ...AT_LEAST_ONCE,
+    },
+  };
+}
+
+export function deadLetterQueue(queue: string): QueueSpec {
+  return { name: deadLetterQueueName(queue), arguments: { 'x-queue-type': 'quorum' } };
+}
+
+export function waitQueue(queue: string, delayMs: number): QueueSpec {
+  return {
+    name: waitQueueName(queue, delayMs),
+    arguments: {
+      'x-queue-type': 'quorum',
+      'x-message-ttl': delayMs,
+      'x-dead-letter-exchange': '',
+      'x-dead-letter-routing-key': queue,
+      ...AT_LEAST_ONCE,
+    },
+  };
+}
+
+/**
+ * Everything a service's consumer declares (a sender declares `main` and `deadLetters` of its
+ * targets): one wait queue per delay of the retry schedule and of the `RetryLaterError` tiers.
+ */
+export function serviceTopology(
+  prefix: string,
+  service: string,
+  deliveryLimit: number,
+  retryDelaysMs: readonly number[],
+  retryLaterDelaysMs: readonly number[] = DEFAULTS.broker.retryLaterDelaysMs,
+): ServiceTopology {
+  const main = mainQueue(prefix, service, deliveryLimit);
+  const waits = new Map<number, QueueSpec>();
+  for (const delay of [...retryDelaysMs, ...retryLaterDelaysMs].sort((a, b) => a - b)) waits.set(delay, waitQueue(main.name, delay));
+  return { main, deadLetters: deadLetterQueue(main.name), waits };
+}
+
+/** The wait before retry number `attempt` (1-based): the schedule's entry, the last one repeating. */
+export function retryDelay(retryDelaysMs: readonly number[], attempt: number): number {
+  return retryDelaysMs[Math.min(attempt, retryDelaysMs.length) - 1]!;
+}
+
+/** The shortest wait at least `ms` long among `delays` (the longest when none is). */
+export function delayAtLeast(delays: Iterable<number>, ms: number): number {
+  const sorted = [...delays].sort((a, b) => a - b);
+  return sorted.find((d) => d >= ms) ?? sorted[sorted.length - 1]!;
+}
+
+/** Message headers the library sets besides the CloudEvents and Standard Webhooks ones. */
+export const HEADERS = {
+  /** Handler attempts that failed so far. */
+  attempts: 'events-attempts',
+  /** Why a message is in the dead-letter queue: a short code (`invalid_signature`, `handler_failed`, …). */
+  deadReason: 'events-dead-reason',
+  /** The longer explanation. */
+  deadError: 'events-dead-error',
+  /** When it was dead-lettered (ISO 8601). */
+  deadAt: 'events-dead-at',
+  /** The queue it was dead-lettered from. */
+  deadQueue: 'events-dead-queue',
+} as const;

@@ -1,0 +1,135 @@
+import { isFinalStatus, isTargetDownStatus, parseRetryAfter } from '../../send/retry-policy.js';
+import type { BatchResult } from '../../protocol/cloudevents.js';
+import type { DeliveryResult } from '../../send/transport.js';
+
+/**
+ * What a target's HTTP answer means for the deliveries it carried: pure functions shared by
+ * every HTTP client (axios, undici), so both settle the same answer the same way.
+ */
+
+/** Reads one response header (lower-case name); undefined when absent. */
+export type HeaderOf = (name: string) => string | undefined;
+
+/** How much of a target's answer goes into a result's `error` (and from there into logs). */
+const RESPONSE_SNIPPET = 300;
+
+/**
+ * One event's answer. `bodyText` is undefined when the body was not read (over the response cap):
+ * the status alone decides then.
+ */
+export function singleResult(status: number, header: HeaderOf, bodyText: string | undefined, attempts: number): DeliveryResult {
+  const body = parseObject(bodyText);
+  if (status >= 200 && status < 300) return { outcome: 'delivered', status, attempts, receipt: isReceipt(body) };
+  // Dead-letter at once only a verdict on the event itself; any other 4xx (401, 403, 404, …) is
+  // an operator's to fix and is redelivered from the outbox with the normal backoff.
+  const final = isFinalStatus(status) || (status < 500 && body?.error === 'rejected_by_handler');
+  return failure(final, status, describeAnswer(status, bodyText), attempts, parseRetryAfter(header('retry-after')));
+}
+
+/** No answer at all (connection refused or reset, timeout, DNS): the target as a whole is down. */
+export function networkResult(error: string, attempts: number): DeliveryResult {
+  return { outcome: 'retry', error, attempts, targetDown: true };
+}
+
+/**
+ * A batch's answer: one result per event, in the batch's order. An answer with a `results` array
+ * of the right length is read per event; otherwise the status speaks for every event (a 415 or
+ * other final 4xx then means the peer does not read batches). Never throws.
+ * @param ids the batch's event ids, in order, when known: a result naming another id is not trusted
+ */
+export function batchResults(
+  status: number,
+  header: HeaderOf,
+  bodyText: string | undefined,
+  count: number,
+  attempts: number,
+  ids?: readonly string[],
+): DeliveryResult[] {
+  const items = readBatchResults(bodyText, count, ids);
+  if (items) {
+    const retryAfterMs = parseRetryAfter(header('retry-after'));
+    return items.map((item) => itemResult(item, attempts, retryAfterMs));
+  }
+  let result: DeliveryResult;
+  if (status >= 200 && status < 300) {
+    // A peer that took the whole array without a word per event: delivered, and no receipt.
+    result = { outcome: 'delivered', status, attempts, receipt: false };
+  } else if (isFinalStatus(status)) {
+    // Nothing in it was processed: each event goes again on its own, in structured mode.
+    result = { outcome: 'retry', status, error: describeAnswer(status, bodyText), attempts, batchUnsupported: true };
+  } else {
+    result = singleResult(status, header, bodyText, attempts);
+  }
+  return Array.from({ length: count }, () => ({ ...result }));
+}
+
+/**
+ * The per-event results of a batch answer, or undefined when the body has none to trust: not
+ * JSON, no `results` array, the wrong number of entries, an entry without a numeric status, or
+ * one naming another event than the batch has at its place (a result is never credited to the
+ * wrong event). The caller then reads the answer as if it had no results (and may retry the
+ * whole request: the receiver dedupes).
+ */
+export function readBatchResults(bodyText: string | undefined, count: number, ids?: readonly string[]): BatchResult[] | undefined {
+  const results = parseObject(bodyText)?.results;
+  if (!Array.isArray(results) || results.length !== count) return undefined;
+  const items: BatchResult[] = [];
+  for (const [index, entry] of (results as unknown[]).entries()) {
+    if (entry === null || typeof entry !== 'object') return undefined;
+    const { status, id, receipt, error, message, retryAfter } = entry as Record<string, unknown>;
+    if (typeof status !== 'number' || !Number.isInteger(status) || status < 100 || status > 599) return undefined;
+    // An item for an unreadable event may have no id; one that has an id must be this event's.
+    if (ids !== undefined && typeof id === 'string' && id !== ids[index]) return undefined;
+    items.push({
+      status,
+      ...(typeof id === 'string' ? { id } : {}),
+      ...(receipt === 'delivered' || receipt === 'duplicate' ? { receipt } : {}),
+      ...(typeof error === 'string' ? { error } : {}),
+      ...(typeof message === 'string' ? { message } : {}),
+      ...(typeof retryAfter === 'number' && Number.isFinite(retryAfter) && retryAfter >= 0 ? { retryAfter } : {}),
+    });
+  }
+  return items;
+}
+
+/** A short summary of an answer for a result's `error`: the status and the start of the body. */
+export function describeAnswer(status: number, bodyText: string | undefined): string {
+  const body = bodyText ? bodyText.slice(0, RESPONSE_SNIPPET) : '';
+  return `HTTP ${status}${body ? `: ${body}` : ''}`;
+}
+
+function itemResult(item: BatchResult, attempts: number, responseRetryAfterMs: number | undefined): DeliveryResult {
+  const { status } = item;
+  if (status >= 200 && status < 300) return { outcome: 'delivered', status, attempts, receipt: true };
+  const final = isFinalStatus(status) || (status < 500 && item.error === 'rejected_by_handler');
+  const summary = [item.error, item.message].filter((part) => part !== undefined).join(': ');
+  const error = `HTTP ${status}${summary ? `: ${summary.slice(0, RESPONSE_SNIPPET)}` : ''}`;
+  const retryAfterMs = item.retryAfter !== undefined ? item.retryAfter * 1000 : responseRetryAfterMs;
+  return failure(final, status, error, attempts, retryAfterMs);
+}
+
+function failure(final: boolean, status: number, error: string, attempts: number, retryAfterMs: number | undefined): DeliveryResult {
+  return {
+    outcome: final ? 'refused' : 'retry',
+    status,
+    error,
+    attempts,
+    targetDown: isTargetDownStatus(status),
+    ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+  };
+}
+
+/** Our receiver's answer to a delivered event: `{ status: 'delivered' | 'duplicate', id }`. */
+function isReceipt(body: Record<string, unknown> | undefined): boolean {
+  return body !== undefined && (body.status === 'delivered' || body.status === 'duplicate') && typeof body.id === 'string';
+}
+
+function parseObject(text: string | undefined): Record<string, unknown> | undefined {
+  if (text === undefined || !text.startsWith('{')) return undefined;
+  try {
+    const value: unknown = JSON.parse(text);
+    return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}

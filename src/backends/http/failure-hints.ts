@@ -1,0 +1,58 @@
+import { secretVariable } from '../../config.js';
+
+/**
+ * What an operator should check when a target keeps refusing deliveries for a reason that is
+ * theirs to fix (a secret, a deploy, a URL). One line per state change per target, not per event.
+ */
+export interface FailureHint {
+  /** Same key, same state: the line is not repeated until a delivery in its scope succeeds. */
+  key: string;
+  /** What it concerns: the whole target (a secret, a proxy, the URL), or one event type (a missing subscriber). */
+  scope: 'target' | 'type';
+  message: string;
+}
+
+/** The likely cause of `status` from `target` (at `url`, delivering `type`), or undefined when there is nothing to say. */
+export function failureHint(status: number | undefined, target: string, url: string, type: string): FailureHint | undefined {
+  if (status === undefined || status < 300 || status >= 500) return undefined;
+  if (status < 400) {
+    return {
+      key: '3xx',
+      scope: 'target',
+      message: `${status} from ${target}: ${url} redirects, and deliveries do not follow redirects; set the final URL of its events endpoint. Deliveries are kept and retried`,
+    };
+  }
+  const secretVar = secretVariable(target);
+  switch (status) {
+    case 401:
+      return {
+        key: '401',
+        scope: 'target',
+        message: `401 from ${target}: check EVENTS_SECRET / ${secretVar} on both sides, and the clocks (more than 5 minutes apart is refused); deliveries are kept and retried`,
+      };
+    case 403:
+      return {
+        key: '403',
+        scope: 'target',
+        message: `403 from ${target}: something in front of the receiver (a proxy, firewall or auth layer) refuses this sender at ${url}; deliveries are kept and retried`,
+      };
+    case 404:
+      return {
+        key: `404 ${type}`,
+        scope: 'type',
+        message: `404 from ${target}: is the receiver deployed and subscribed to ${type}? is the URL (${url}) right? deliveries are kept and retried`,
+      };
+    case 405:
+      return {
+        key: '405',
+        scope: 'target',
+        message: `405 from ${target}: ${url} does not take POST; is it the events endpoint (the middleware's path, /events by default)? deliveries are kept and retried`,
+      };
+    default:
+      return {
+        key: `${status} ${type}`,
+        scope: 'type',
+        message: `${status} from ${target} at ${url}: deliveries are kept and retried until the redelivery horizon`,
+      };
+  }
+}

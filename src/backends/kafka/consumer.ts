@@ -1,0 +1,246 @@
+import type { Logger } from 'winston';
+import type { ResolvedBroker } from '../../config.js';
+import type { Receiver, ReceiverResponse } from '../../receive/receiver.js';
+import type { KafkaBatchPayload, KafkaConsumerLike, KafkaIncomingMessage } from './api.js';
+import { headerText, kafkaRequestOf } from './envelope.js';
+import { KAFKA_GROUP, type KafkaLink } from './link.js';
+import { deadLetterTopic, KAFKA_HEADERS, serviceTopic } from './topics.js';
+import { retryDelay } from '../amqp/topology.js';
+
+export interface KafkaConsumerOptions {
+  link: KafkaLink;
+  /** The receiver, built to verify signatures without the timestamp window. */
+  receiver: Receiver;
+  logger: Logger;
+  broker: ResolvedBroker;
+  service: string;
+  /** Partitions this instance works on at once. */
+  concurrency: number;
+}
+
+/** How one record ended: settled (commit past it), or left for a later read (not committed). */
+type Outcome = 'settled' | 'left';
+
+/**
+ * Consumes this service's topic in the consumer group `<prefix><service>`, from the earliest
+ * offset when the group is new. Records of one partition are handled one after the other, each
+ * through the receiver (verify → parse → validate → dedupe → handlers), and its offset is
+ * committed only once it is settled, so a later success never commits past an earlier failure:
+ * - delivered, or a duplicate: commit;
+ * - a handler failed (or no subscriber here): retried in place after `retryDelaysMs` (or the
+ *   handler's `RetryLaterError` wait), heartbeats going on, other partitions going on; past
+ *   `maxAttempts`, written to `<topic>.dlq` with the reason (acks = all), then committed;
+ * - `NonRetryableError`, bad signature, malformed, schema-invalid: to the `.dlq` at once.
+ * A partition revoked by a rebalance, or a bus closing, stops its loop before the next record
+ * and commits nothing for work not done: the record is read again by its next owner.
+ */
+export class KafkaConsumer {
+  private consumer: KafkaConsumerLike | undefined;
+  private started: Promise<void> | undefined;
+  private stopping = false;
+  private active = 0;
+  private joined = false;
+
+  constructor(private readonly o: KafkaConsumerOptions) {}
+
+  get topic(): string {
+    return serviceTopic(this.o.broker.prefix, this.o.service);
+  }
+
+  /** Starts consuming (once); resolves when this instance has joined its group. */
+  start(): Promise<void> {
+    this.started ??= (async () => {
+      await this.runUntilUp();
+      while (!this.joined && !this.stopping) await sleep(10);
+    })();
+    return this.started;
+  }
+
+  /** Stops taking records, waits (until `deadline`) for those in hand, then leaves the group. */
+  async stop(deadline: number): Promise<void> {
+    this.stopping = true;
+    while (this.active > 0 && Date.now() < deadline) await sleep(Math.min(20, Math.max(1, deadline - Date.now())));
+    const consumer = this.consumer;
+    this.consumer = undefined;
+    await consumer?.disconnect().catch(() => undefined);
+  }
+
+  /** Runs a consumer, retrying with backoff until one runs or the bus closes. */
+  private async runUntilUp(): Promise<void> {
+    let failures = 0;
+    while (!this.stopping) {
+      try {
+        await this.run();
+        return;
+      } catch (error) {
+        failures += 1;
+        this.o.logger.warn('kafka consumer could not start; retrying', { topic: this.topic, error: (error as Error)?.message ?? String(error) });
+        const consumer = this.consumer;
+        this.consumer = undefined;
+        await consumer?.disconnect().catch(() => undefined);
+        await sleep(Math.min(this.o.broker.reconnectMaxDelayMs, this.o.broker.reconnectBaseDelayMs * 2 ** failures));
+      }
+    }
+  }
+
+  /**
+   * Replaces a consumer the client stopped for good. kafkajs restarts itself only after errors it
+   * deems retriable; after any other (e.g. INVALID_REQUEST answered to a SyncGroup that reaches
+   * librdkafka's mock coordinator after the leader's) it disconnects and stays stopped, and this
+   * instance would take no records again while looking alive. The new consumer joins once the
+   * session timeout has passed: kafkajs leaves the group only when the crashed one was consuming,
+   * so the old member may still be there, and joining beside it would cost a second rebalance
+   * (mid-stream) when it times out.
+   */
+  private async replaceCrashed(crashed: KafkaConsumerLike, error: string | undefined): Promise<void> {
+    if (this.stopping || this.consumer !== crashed) return;
+    this.o.logger.warn('kafka consumer stopped by an error its client does not retry; starting a new one from the last committed offset', {
+      topic: this.topic,
+      error,
+      inMs: this.o.broker.kafka.sessionTimeoutMs,
+    });
+    this.consumer = undefined;
+    await crashed.disconnect().catch(() => undefined);
+    const until = Date.now() + this.o.broker.kafka.sessionTimeoutMs;
+    while (!this.stopping && Date.now() < until) await sleep(Math.min(50, until - Date.now()));
+    await this.runUntilUp();
+  }
+
+  private async run(): Promise<void> {
+    const { link, broker, service } = this.o;
+    await link.ensureService(service);
+    // A bus closing meanwhile (stop() found no consumer to disconnect) must not leave one running.
+    if (this.stopping) return;
+    const consumer = link.client.consumer({
+      groupId: serviceTopic(broker.prefix, service),
+      allowAutoTopicCreation: broker.kafka.createTopics,
+      sessionTimeout: broker.kafka.sessionTimeoutMs,
+      heartbeatInterval: KAFKA_GROUP.heartbeatInterval,
+      maxWaitTimeInMs: KAFKA_GROUP.maxWaitTimeInMs,
+      retry: { initialRetryTime: broker.reconnectBaseDelayMs, maxRetryTime: broker.reconnectMaxDelayMs, retries: 1_000_000 },
+    });
+    this.consumer = consumer;
+    consumer.on(consumer.events.GROUP_JOIN ?? 'consumer.group_join', () => {
+      this.joined = true;
+    });
+    consumer.on(consumer.events.CRASH ?? 'consumer.crash', (event: { payload?: { error?: Error; restart?: boolean } }) => {
+      const error = event?.payload?.error?.message;
+      if (event?.payload?.restart === false) {
+        void this.replaceCrashed(consumer, error);
+        return;
+      }
+      this.o.logger.warn('kafka consumer crashed; it restarts from the last committed offset', { topic: this.topic, error });
+    });
+    await consumer.connect();
+    await consumer.subscribe({ topics: [this.topic], fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: Math.max(1, this.o.concurrency),
+      eachBatch: (payload) => this.onBatch(consumer, payload),
+    });
+  }
+
+  private async onBatch(consumer: KafkaConsumerLike, payload: KafkaBatchPayload): Promise<void> {
+    const { batch, resolveOffset, heartbeat } = payload;
+    const owned = (): boolean => !this.stopping && payload.isRunning() && !payload.isStale();
+    for (const message of batch.messages) {
+      if (!owned()) return;
+      this.active += 1;
+      let outcome: Outcome;
+      try {
+        outcome = await this.handle(batch.topic, message, heartbeat, owned);
+      } finally {
+        this.active -= 1;
+      }
+      if (outcome === 'left') return;
+      const offset = (BigInt(message.offset) + 1n).toString();
+      try {
+        await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset }]);
+      } catch (error) {
+        // A rebalance took the partition: its next owner reads the record again (the inbox absorbs it).
+        if (this.o.logger.isDebugEnabled()) this.o.logger.debug('kafka commit refused', { topic: batch.topic, error: (error as Error)?.message });
+        return;
+      }
+      resolveOffset(message.offset);
+      // Throttled by the client to the heartbeat interval; a rebalance is noticed here (it throws
+      // REBALANCE_IN_PROGRESS, which the client handles by rejoining), not only after the batch.
+      await heartbeat();
+    }
+  }
+
+  private async handle(topic: string, message: KafkaIncomingMessage, heartbeat: () => Promise<void>, owned: () => boolean): Promise<Outcome> {
+    for (let attempt = 1; ; attempt += 1) {
+      let response: ReceiverResponse;
+      try {
+        response = await this.o.receiver.handle(kafkaRequestOf(message));
+      } catch (error) {
+        response = { status: 500, headers: {}, body: { error: 'receiver_failed', message: (error as Error)?.message ?? String(error) } };
+      }
+      const { status, body } = response;
+      if (status < 300) return 'settled';
+      const code = String(body.error ?? 'failed');
+      const why = String(body.message ?? '');
+      if (code === 'shutting_down') return 'left';
+      // No subscriber here is retried like a handler failure (a rolling deploy), not dead-lettered at once.
+      if (status < 500 && code !== 'no_subscriber') {
+        await this.deadLetter(message, code, why, attempt);
+        return 'settled';
+      }
+      if (attempt >= this.o.broker.maxAttempts) {
+        await this.deadLetter(message, code, `gave up after ${attempt} attempts: ${why}`, attempt);
+        return 'settled';
+      }
+      const retryAfterS = Number(response.headers['retry-after']);
+      const delay = Number.isFinite(retryAfterS) && retryAfterS > 0 ? retryAfterS * 1000 : retryDelay(this.o.broker.retryDelaysMs, attempt);
+      this.o.logger.warn('event will be retried from the broker', {
+        eventId: headerText(message, 'ce_id'),
+        topic,
+        attempt,
+        retryInMs: delay,
+        reason: code,
+      });
+      if (!(await this.wait(delay, heartbeat, owned))) return 'left';
+    }
+  }
+
+  /** Waits `ms`, heartbeating; false when the partition was revoked or the bus is closing meanwhile. */
+  private async wait(ms: number, heartbeat: () => Promise<void>, owned: () => boolean): Promise<boolean> {
+    const until = Date.now() + ms;
+    while (Date.now() < until) {
+      if (!owned()) return false;
+      await sleep(Math.min(KAFKA_GROUP.heartbeatInterval, until - Date.now()));
+      // A refused heartbeat (a rebalance took the partition): leave the record to its next owner.
+      if (!(await heartbeat().then(() => true, () => false))) return false;
+    }
+    return owned();
+  }
+
+  private async deadLetter(message: KafkaIncomingMessage, code: string, why: string, attempts: number): Promise<void> {
+    const headers: Record<string, Buffer | string> = {};
+    for (const [name, value] of Object.entries(message.headers ?? {})) {
+      const first = Array.isArray(value) ? value[0] : value;
+      if (first !== undefined && !name.startsWith('events-')) headers[name] = first;
+    }
+    Object.assign(headers, {
+      [KAFKA_HEADERS.deadReason]: code,
+      [KAFKA_HEADERS.deadError]: why.slice(0, 1000),
+      [KAFKA_HEADERS.deadAt]: new Date().toISOString(),
+      [KAFKA_HEADERS.attempts]: String(attempts),
+    });
+    const dlq = deadLetterTopic(this.o.broker.prefix, this.o.service);
+    await this.o.link.send(dlq, [{ key: message.key, value: message.value, headers }]);
+    this.o.logger.error('event dead-lettered', {
+      eventId: headerText(message, 'ce_id'),
+      type: headerText(message, 'ce_type'),
+      source: headerText(message, 'ce_source'),
+      topic: dlq,
+      reason: code,
+      error: why,
+    });
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,70 @@
+import type { Logger } from 'winston';
+import { recordOf } from './envelope.js';
+import type { KafkaLink } from './link.js';
+import { serviceTopic } from './topics.js';
+import type { Delivery, DeliveryResult, Transport } from '../../send/transport.js';
+
+export interface KafkaTransportOptions {
+  link: KafkaLink;
+  logger: Logger;
+  prefix: string;
+}
+
+/**
+ * Kafka: writes one delivery to its target service's topic (`<prefix><target>`), acks = all,
+ * keyed by the event's partition key (else its id); `delivered` once every in-sync replica has it.
+ * No cluster, a timeout or a refusal is `retry` with `targetDown`: the outbox keeps the delivery
+ * and the dispatcher probes until the cluster is back. Per-key order: the dispatcher sends one
+ * target's deliveries in outbox order, and the producer keeps one request in flight.
+ */
+export class KafkaTransport implements Transport {
+  /** Per topic and key, whether the last send in line succeeded: a send waits for the one before it. */
+  private readonly tails = new Map<string, Promise<boolean>>();
+
+  constructor(private readonly o: KafkaTransportOptions) {}
+
+  async send(delivery: Delivery): Promise<DeliveryResult> {
+    const startedAt = performance.now();
+    const topic = serviceTopic(this.o.prefix, delivery.target.name);
+    const record = recordOf(delivery);
+    // Same key, same partition: a send waits for the previous one with the key, and fails when it
+    // failed, so a retried earlier event is never overtaken by a later one (the outbox retries both).
+    const line = `${topic}\0${String(record.key)}`;
+    const previous = this.tails.get(line);
+    const sending = (async () => {
+      if (previous && !(await previous)) throw new Error('an earlier event with the same key is not delivered yet');
+      await this.o.link.send(topic, [record]);
+    })();
+    const ok = sending.then(
+      () => true,
+      () => false,
+    );
+    this.tails.set(line, ok);
+    void ok.then(() => {
+      if (this.tails.get(line) === ok) this.tails.delete(line);
+    });
+    try {
+      await sending;
+    } catch (error) {
+      const message = (error as Error)?.message ?? String(error);
+      this.o.logger.warn('delivery attempt failed', { ...fields(delivery), attempt: delivery.previousAttempts + 1, durationMs: elapsed(startedAt), error: message });
+      return { outcome: 'retry', error: message, attempts: 1, targetDown: true };
+    }
+    if (this.o.logger.isInfoEnabled()) {
+      this.o.logger.info('delivery attempt', { ...fields(delivery), attempt: delivery.previousAttempts + 1, durationMs: elapsed(startedAt) });
+    }
+    return { outcome: 'delivered', attempts: 1 };
+  }
+
+  async close(): Promise<void> {
+    // The link (shared with the consumer) is closed by the bus.
+  }
+}
+
+function fields(delivery: Delivery): Record<string, unknown> {
+  return { eventId: delivery.eventId, type: delivery.type, source: delivery.source, target: delivery.target.name };
+}
+
+function elapsed(startedAt: number): number {
+  return Math.round((performance.now() - startedAt) * 10) / 10;
+}

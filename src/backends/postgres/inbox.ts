@@ -1,0 +1,245 @@
+import type { Logger } from 'winston';
+import { DEFAULTS } from '../../defaults.js';
+import { eventKey as keyOf, type InboxMark, type InboxStore, splitEventKey } from '../../receive/inbox-store.js';
+import { TransactionStoreError } from '../../receive/transaction-store-error.js';
+import type { DatabasePool, HandlerContext } from '../../types.js';
+import { openPool, type OwnedPool } from './inbox-pool.js';
+import { DDL_LOCK_KEY, inboxDdl, inboxTable, quoteIdent } from './inbox-schema.js';
+
+const DONE = '*';
+
+export interface PostgresInboxOptions {
+  /** A `postgres://` URL or your pool. */
+  database: string | DatabasePool;
+  /** This service's name: in every row, so services may share the table. */
+  service: string;
+  schema: string;
+  retentionMs: number;
+  logger: Logger;
+  /** @default DEFAULTS.database.inboxPruneIntervalMs */
+  pruneIntervalMs?: number;
+}
+
+/**
+ * The inbox in PostgreSQL, shared by every instance of a service. Each handler runs in a
+ * transaction that first claims its row (`INSERT … ON CONFLICT DO NOTHING`: an instance handling
+ * the same event at the same time waits on that row's lock, then finds it committed and skips),
+ * then runs the handler with `tx` = that transaction's client, then commits both. A crash anywhere
+ * before the COMMIT rolls back the handler's writes and its completion together.
+ *
+ * The table is created on first use. Every failure (server down, connection lost) rejects the
+ * call: the receiver answers 503 and the sender retries. Ids older than `retentionMs` are deleted
+ * by a timer that logs a failure and never throws.
+ */
+export class PostgresInbox implements InboxStore {
+  readonly durable = true;
+  private readonly pool: OwnedPool;
+  private readonly table: string;
+  private setup: Promise<void> | undefined;
+  private readonly pruneTimer: NodeJS.Timeout;
+  private pruneFailing = false;
+  private closed = false;
+
+  constructor(private readonly o: PostgresInboxOptions) {
+    this.pool = openPool(o.database, o.logger);
+    this.table = inboxTable(o.schema);
+    this.pruneTimer = setInterval(() => void this.prune(), o.pruneIntervalMs ?? DEFAULTS.database.inboxPruneIntervalMs).unref();
+  }
+
+  async completed(eventKey: string): Promise<true | ReadonlySet<string> | undefined> {
+    await this.ready();
+    const { source, id } = splitEventKey(eventKey);
+    const { rows } = await this.pool.pool.query<{ handler: string }>(
+      `SELECT handler FROM ${this.table} WHERE service = $1 AND source = $2 AND event_id = $3`,
+      [this.o.service, source, id],
+    );
+    if (rows.length === 0) return undefined;
+    const handlers = new Set(rows.map((r) => r.handler));
+    return handlers.has(DONE) ? true : handlers;
+  }
+
+  async markHandler(eventKey: string, handlerKey: string): Promise<void> {
+    await this.ready();
+    await this.pool.pool.query(this.insertSql(), this.row(eventKey, handlerKey));
+  }
+
+  async markDone(eventKey: string): Promise<void> {
+    await this.markHandler(eventKey, DONE);
+  }
+
+  /** One query for every key (a request's events): the keys travel as two arrays. */
+  async completedMany(eventKeys: readonly string[]): Promise<ReadonlyMap<string, true | ReadonlySet<string>>> {
+    await this.ready();
+    const sources: string[] = [];
+    const ids: string[] = [];
+    for (const key of eventKeys) {
+      const { source, id } = splitEventKey(key);
+      sources.push(source);
+      ids.push(id);
+    }
+    const { rows } = await this.pool.pool.query<{ source: string; event_id: string; handler: string }>(
+      `SELECT source, event_id, handler FROM ${this.table}
+       WHERE service = $1 AND (source, event_id) IN (SELECT * FROM unnest($2::text[], $3::text[]))`,
+      [this.o.service, sources, ids],
+    );
+    const handlers = new Map<string, Set<string>>();
+    for (const row of rows) {
+      const key = keyOf(row.source, row.event_id);
+      let set = handlers.get(key);
+      if (!set) handlers.set(key, (set = new Set()));
+      set.add(row.handler);
+    }
+    const states = new Map<string, true | ReadonlySet<string>>();
+    for (const [key, set] of handlers) states.set(key, set.has(DONE) ? true : set);
+    return states;
+  }
+
+  /** Every mark in one statement (so in one implicit transaction). */
+  async markMany(marks: readonly InboxMark[]): Promise<void> {
+    await this.ready();
+    const sources: string[] = [];
+    const ids: string[] = [];
+    const handlers: string[] = [];
+    for (const { eventKey, handlerKey } of marks) {
+      const { source, id } = splitEventKey(eventKey);
+      sources.push(source);
+      ids.push(id);
+      handlers.push(handlerKey ?? DONE);
+    }
+    await this.pool.pool.query(
+      `INSERT INTO ${this.table} (service, source, event_id, handler)
+       SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[]) ON CONFLICT DO NOTHING`,
+      [this.o.service, sources, ids, handlers],
+    );
+  }
+
+  async runInTransaction(
+    eventKey: string,
+    handlerKey: string,
+    run: (context: HandlerContext) => Promise<void>,
+  ): Promise<'ran' | 'done-already'> {
+    let client: Awaited<ReturnType<DatabasePool['connect']>>;
+    try {
+      await this.ready();
+      client = await this.pool.pool.connect();
+    } catch (error) {
+      throw new TransactionStoreError(error);
+    }
+    let broken: Error | undefined;
+    try {
+      try {
+        await client.query('BEGIN');
+        // Blocks while another instance holds an uncommitted claim on the same row.
+        const claim = await client.query(`${this.insertSql()} RETURNING 1`, this.row(eventKey, handlerKey));
+        if (claim.rowCount === 0) {
+          await client.query('ROLLBACK');
+          return 'done-already';
+        }
+      } catch (error) {
+        broken = asError(error);
+        throw new TransactionStoreError(error);
+      }
+      try {
+        await run({ tx: client });
+      } catch (error) {
+        try {
+          await client.query('ROLLBACK');
+        } catch (rollback) {
+          broken = asError(rollback);
+        }
+        throw error;
+      }
+      try {
+        await client.query('COMMIT');
+      } catch (error) {
+        broken = asError(error);
+        throw new TransactionStoreError(error);
+      }
+      return 'ran';
+    } finally {
+      // A connection whose state is unknown is destroyed rather than reused.
+      client.release(broken);
+    }
+  }
+
+  /** Ids older than the retention are deleted; nothing younger is forgotten, restarts included. */
+  forgetsBefore(): number {
+    return Date.now() - this.o.retentionMs;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.pruneTimer);
+    await this.pool.end();
+  }
+
+  /** Deletes this service's ids past retention. Runs from a timer: logs a failure (once until it works again), never throws. */
+  async prune(): Promise<void> {
+    if (this.closed) return;
+    try {
+      await this.ready();
+      await this.pool.pool.query(`DELETE FROM ${this.table} WHERE service = $1 AND done_at < now() - make_interval(secs => $2)`, [
+        this.o.service,
+        this.o.retentionMs / 1000,
+      ]);
+      if (this.pruneFailing) this.o.logger.info('inbox prune works again', { store: 'postgres' });
+      this.pruneFailing = false;
+    } catch (error) {
+      if (!this.pruneFailing) {
+        this.o.logger.error('inbox prune failed; retrying at the next one', {
+          store: 'postgres',
+          error: (error as Error)?.message ?? String(error),
+          code: (error as { code?: unknown })?.code,
+        });
+      }
+      this.pruneFailing = true;
+    }
+  }
+
+  /** Creates the schema and table once (serialised across instances); a failure is retried at the next call. */
+  private ready(): Promise<void> {
+    this.setup ??= this.createTables().catch((error: unknown) => {
+      this.setup = undefined;
+      throw error;
+    });
+    return this.setup;
+  }
+
+  /**
+   * Skips the DDL when the table and its index exist: CREATE INDEX IF NOT EXISTS takes a lock that
+   * waits for every open handler transaction, so a starting instance would stall the others.
+   */
+  private async createTables(): Promise<void> {
+    const { rows } = await this.pool.pool.query<{ ok: boolean }>(
+      'SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AS ok',
+      [this.table, `${quoteIdent(this.o.schema)}.events_inbox_done_at`],
+    );
+    if (rows[0]?.ok) return;
+    const client = await this.pool.pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [DDL_LOCK_KEY]);
+      await client.query(inboxDdl(this.o.schema));
+      await client.query('COMMIT');
+    } catch (error) {
+      broken = asError(error);
+      throw error;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  private insertSql(): string {
+    return `INSERT INTO ${this.table} (service, source, event_id, handler) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`;
+  }
+
+  private row(eventKey: string, handlerKey: string): string[] {
+    const { source, id } = splitEventKey(eventKey);
+    return [this.o.service, source, id, handlerKey];
+  }
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}

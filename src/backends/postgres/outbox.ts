@@ -1,0 +1,790 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Notification, PoolClient } from 'pg';
+import type { Logger } from 'winston';
+import type { PgPoolLike } from '../../config.js';
+import { DEFAULTS } from '../../defaults.js';
+import { OutboxUnavailableError } from '../../errors/index.js';
+import type {
+  AddOptions,
+  DeadLetter,
+  DeadLetterFilter,
+  NewDelivery,
+  OutboxRecord,
+  OutboxStats,
+  OutboxStore,
+  Settlement,
+} from '../../send/outbox-store.js';
+import type { TransactionClient } from '../../types.js';
+import { applyDdl, connect, isUnavailable, type PgConnection, quoteSchema, registerDdl } from './pool.js';
+
+/** The NOTIFY channel: payload `<schema>\t<service>\t<target>`. */
+export const OUTBOX_CHANNEL = 'events_outbox';
+
+/** The outbox tables in schema `s` (quoted): deliveries, dead letters, and per-target state shared by instances. */
+export function outboxDdl(s: string): string {
+  return `
+CREATE TABLE IF NOT EXISTS ${s}.events_outbox (
+  id BIGSERIAL PRIMARY KEY,
+  service TEXT NOT NULL,
+  event_id TEXT NOT NULL, type TEXT NOT NULL, source TEXT NOT NULL, target TEXT NOT NULL,
+  body TEXT NOT NULL, created_at BIGINT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at BIGINT NOT NULL,
+  last_attempt_at BIGINT, last_status INTEGER, last_error TEXT,
+  traceparent TEXT, tracestate TEXT,
+  leased_until BIGINT, lease_owner TEXT
+);
+CREATE INDEX IF NOT EXISTS events_outbox_due ON ${s}.events_outbox (service, target, next_attempt_at, id);
+CREATE INDEX IF NOT EXISTS events_outbox_leased ON ${s}.events_outbox (service, target, leased_until) WHERE leased_until IS NOT NULL;
+CREATE TABLE IF NOT EXISTS ${s}.events_dead_letters (
+  id BIGINT PRIMARY KEY,
+  service TEXT NOT NULL,
+  event_id TEXT NOT NULL, type TEXT NOT NULL, source TEXT NOT NULL, target TEXT NOT NULL,
+  body TEXT NOT NULL, created_at BIGINT NOT NULL,
+  attempts INTEGER NOT NULL, next_attempt_at BIGINT NOT NULL,
+  last_attempt_at BIGINT, last_status INTEGER, last_error TEXT,
+  traceparent TEXT, tracestate TEXT,
+  dead_at BIGINT NOT NULL, reason TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_dead_letters_service ON ${s}.events_dead_letters (service, event_id);
+CREATE TABLE IF NOT EXISTS ${s}.events_targets (
+  service TEXT NOT NULL, target TEXT NOT NULL,
+  down BOOLEAN NOT NULL DEFAULT false,
+  probe_at BIGINT NOT NULL DEFAULT 0,
+  PRIMARY KEY (service, target)
+);`;
+}
+
+registerDdl({ name: 'outbox', sql: outboxDdl });
+
+const COLUMNS = `id, event_id, type, source, target, body, created_at, attempts, next_attempt_at,
+  last_attempt_at, last_status, last_error, traceparent, tracestate`;
+
+/** The database's clock in ms: leases are measured by it, so instances on hosts with skewed clocks agree. */
+const DB_NOW = '(extract(epoch from clock_timestamp()) * 1000)::bigint';
+
+interface Row {
+  id: string;
+  event_id: string;
+  type: string;
+  source: string;
+  target: string;
+  body: string;
+  created_at: string;
+  attempts: number;
+  next_attempt_at: string;
+  last_attempt_at: string | null;
+  last_status: number | null;
+  last_error: string | null;
+  traceparent: string | null;
+  tracestate: string | null;
+  dead_at?: string;
+  reason?: string;
+}
+
+export interface PostgresOutboxOptions {
+  /** The service whose rows this outbox reads and writes. */
+  service: string;
+  /** @default DEFAULTS.database.schema */
+  schema?: string;
+  logger?: Logger;
+  /** Deliveries in flight per target, across every instance of the service. @default DEFAULTS.concurrency */
+  concurrency?: number;
+  /**
+   * How many deliveries one request to `target` may carry: `batch.maxEvents` for a target sent
+   * batches. The leases live on a target, across instances, are capped at `concurrency` times
+   * this. @default 1 for every target
+   */
+  eventsPerRequest?: (target: string) => number;
+  /** @default DEFAULTS.outbox.leaseMs */
+  leaseMs?: number;
+  /** How long `add` retries while the database cannot be reached before it rejects. @default DEFAULTS.outbox.writeWaitMs */
+  writeWaitMs?: number;
+  /** Create the tables on first use. Operator tools pass false (they never create tables). @default true */
+  createTables?: boolean;
+}
+
+interface Waiter {
+  deliveries: readonly NewDelivery[];
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * The outbox in PostgreSQL, shared by every instance of a service (rows carry the service name, so
+ * services may share a database too).
+ *
+ * - `add` without a transaction is a group commit: every delivery added in one turn of the event
+ *   loop goes in one INSERT statement. With `{ tx }` the INSERT runs on the caller's client, in the
+ *   caller's transaction; the same statement's `pg_notify` is delivered by PostgreSQL only at
+ *   commit, and wakes every instance LISTENing (the poll is the fallback).
+ * - Claims are leases in the rows (`leased_until`, `lease_owner`), taken with
+ *   `FOR UPDATE SKIP LOCKED` and renewed every third of `leaseMs` while the delivery runs. A row
+ *   whose lease ran out (its instance died) is claimed again by any instance.
+ * - Per target, one row of `events_targets` is locked by every claim: the deliveries in flight
+ *   across instances never exceed `concurrency` (times `eventsPerRequest`, for a target sent
+ *   batches; the live leases are counted through a partial index, not by reading the target's
+ *   whole backlog), and a target one instance found down is probed
+ *   by one delivery at a time, whichever instance sends it, until a delivery succeeds.
+ */
+export class PostgresOutbox implements OutboxStore {
+  readonly durable = true;
+  readonly transactional = true;
+  readonly service: string;
+  readonly schema: string;
+  /** This instance, in `lease_owner`. */
+  readonly owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+  private readonly s: string;
+  private readonly conn: PgConnection;
+  private readonly logger: Logger | undefined;
+  private readonly concurrency: number;
+  private readonly eventsPerRequest: (target: string) => number;
+  private readonly leaseMs: number;
+  private readonly writeWaitMs: number;
+  private readonly createTables: boolean;
+  private ready: Promise<void> | undefined;
+  private queue: Waiter[] = [];
+  private flushScheduled = false;
+  /** Deliveries this instance holds a lease on (id → target): renewed by the heartbeat. */
+  private readonly held = new Map<string, string>();
+  /** Targets this instance found marked down (by any instance): the first success here marks them up for all. */
+  private readonly downSeen = new Set<string>();
+  private readonly heartbeat: NodeJS.Timeout;
+  /** Targets whose last claim got less than asked because of other instances (busy or down): look again soon. */
+  private readonly busy = new Set<string>();
+  private readonly knownTargets = new Set<string>();
+  private listener: PoolClient | undefined;
+  private wake: ((target: string) => void) | undefined;
+  private listenRetry: NodeJS.Timeout | undefined;
+  /** Why the database cannot be used, as last logged (undefined: it works). */
+  private fault: string | undefined;
+  private closed = false;
+  private readonly writes = new Set<Promise<unknown>>();
+
+  constructor(database: string | PgPoolLike, options: PostgresOutboxOptions) {
+    this.service = options.service;
+    this.schema = options.schema ?? DEFAULTS.database.schema;
+    this.s = quoteSchema(this.schema);
+    this.logger = options.logger;
+    this.concurrency = options.concurrency ?? DEFAULTS.concurrency;
+    this.eventsPerRequest = options.eventsPerRequest ?? (() => 1);
+    this.leaseMs = options.leaseMs ?? DEFAULTS.outbox.leaseMs;
+    this.writeWaitMs = options.writeWaitMs ?? DEFAULTS.outbox.writeWaitMs;
+    this.createTables = options.createTables ?? true;
+    this.conn = connect(database);
+    this.heartbeat = setInterval(() => void this.renew(), Math.max(50, Math.floor(this.leaseMs / 3))).unref();
+  }
+
+  /** Where the outbox is, for messages: the URL without password, the schema and the service. */
+  get where(): string {
+    return `${this.conn.where} (schema ${this.schema}, service ${this.service})`;
+  }
+
+  /** The tables exist (created on first use, under an advisory lock). A failure is retried at the next call. */
+  private ensureReady(): Promise<void> {
+    if (!this.createTables) return Promise.resolve();
+    this.ready ??= applyDdl(this.conn.pool, `CREATE SCHEMA IF NOT EXISTS ${this.s};\n${outboxDdl(this.s)}`).catch((error: unknown) => {
+      this.ready = undefined;
+      throw error;
+    });
+    return this.ready;
+  }
+
+  async add(deliveries: readonly NewDelivery[], options: AddOptions = {}): Promise<void> {
+    if (this.closed) throw new OutboxUnavailableError(this.where, 'the outbox is closed');
+    if (deliveries.length === 0) return;
+    const tx = options.tx as TransactionClient | undefined;
+    if (tx !== undefined) {
+      try {
+        await this.ensureReady();
+        await tx.query(...this.insertStatement(deliveries));
+      } catch (error) {
+        throw this.unavailable(error);
+      }
+      return;
+    }
+    await new Promise<void>((resolve, reject) => {
+      this.queue.push({ deliveries, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => void this.track(this.flush()));
+      }
+    });
+  }
+
+  /** One INSERT of every delivery queued in this turn (its own transaction), retried while the database is unreachable. */
+  private async flush(): Promise<void> {
+    this.flushScheduled = false;
+    const batch = this.queue;
+    this.queue = [];
+    if (batch.length === 0) return;
+    const deadline = Date.now() + this.writeWaitMs;
+    let wait: number = DEFAULTS.storeRetry.baseDelayMs;
+    for (;;) {
+      try {
+        await this.ensureReady();
+        await this.conn.pool.query(...this.insertStatement(batch.flatMap((w) => w.deliveries)));
+        this.recovered();
+        for (const waiter of batch) waiter.resolve();
+        return;
+      } catch (error) {
+        if (!isUnavailable(error) || Date.now() + wait > deadline || this.closed) {
+          const failure = this.unavailable(error);
+          for (const waiter of batch) waiter.reject(failure);
+          return;
+        }
+        this.failed(error);
+        await sleep(wait);
+        wait = Math.min(DEFAULTS.storeRetry.maxDelayMs, wait * 2);
+      }
+    }
+  }
+
+  /** INSERT … SELECT FROM unnest(…), and one pg_notify per target, in one statement. */
+  private insertStatement(deliveries: readonly NewDelivery[]): [string, unknown[]] {
+    const column = <K extends keyof NewDelivery>(key: K) => deliveries.map((d) => d[key] ?? null);
+    const text = `WITH ins AS (
+      INSERT INTO ${this.s}.events_outbox
+        (service, event_id, type, source, target, body, created_at, next_attempt_at, traceparent, tracestate)
+      SELECT $1, u.event_id, u.type, u.source, u.target, u.body, u.created_at, u.created_at, u.traceparent, u.tracestate
+      FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::text[])
+        AS u(event_id, type, source, target, body, created_at, traceparent, tracestate)
+      RETURNING target)
+    SELECT pg_notify('${OUTBOX_CHANNEL}', $10 || t.target) FROM (SELECT DISTINCT target FROM ins) t`;
+    return [
+      text,
+      [
+        this.service,
+        column('eventId'),
+        column('type'),
+        column('source'),
+        column('target'),
+        column('body'),
+        column('createdAt'),
+        column('traceparent'),
+        column('tracestate'),
+        `${this.schema}\t${this.service}\t`,
+      ],
+    ];
+  }
+
+  async claim(target: string, now: number, limit: number): Promise<OutboxRecord[]> {
+    return this.claimWith(target, limit, false, now);
+  }
+
+  async claimProbe(target: string): Promise<OutboxRecord | undefined> {
+    return (await this.claimWith(target, 1, true, Date.now()))[0];
+  }
+
+  /**
+   * In one transaction: lock the target's row, count the leases live on it across instances, and
+   * lease what is due within the target's concurrency (a target that is down: one delivery, only
+   * when none is in flight anywhere, at most every `busyRetryMs`; a probe: the soonest, due or not).
+   */
+  private async claimWith(target: string, limit: number, probe: boolean, now: number): Promise<OutboxRecord[]> {
+    return this.guard(async () => {
+      await this.ensureReady();
+      if (!this.knownTargets.has(target)) {
+        await this.conn.pool.query(
+          `INSERT INTO ${this.s}.events_targets (service, target) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+          [this.service, target],
+        );
+        this.knownTargets.add(target);
+      }
+      // A claim lost in a database crash only makes its deliveries claimable again: no fsync to wait for.
+      return this.transaction(async (client) => {
+        // The lock first, then a statement of its own: its snapshot sees every claim committed before the lock was granted.
+        const state = await client.query<{ down: boolean; probe_at: string }>(
+          `SELECT down, probe_at FROM ${this.s}.events_targets WHERE service = $1 AND target = $2 FOR UPDATE`,
+          [this.service, target],
+        );
+        const down = state.rows[0]?.down === true;
+        if (down) this.downSeen.add(target);
+        else this.downSeen.delete(target);
+        // A target that is down (here or in another instance) gets one delivery at a time, at most every busyRetryMs.
+        const cap = probe || down ? 1 : this.concurrency * this.eventsPerRequest(target);
+        const want = down && !probe && Number(state.rows[0]?.probe_at ?? 0) > now ? 0 : probe || down ? 1 : limit;
+        if (want === 0) {
+          this.busy.add(target);
+          return [];
+        }
+        const result = await client.query<Row & { others: string }>(
+          `WITH live AS (SELECT count(*) AS n, count(*) FILTER (WHERE lease_owner <> $5) AS others FROM ${this.s}.events_outbox
+             WHERE service = $1 AND target = $2 AND leased_until > ${DB_NOW}),
+           pick AS (SELECT id FROM ${this.s}.events_outbox
+             WHERE service = $1 AND target = $2 AND ($3::bigint IS NULL OR next_attempt_at <= $3::bigint)
+               AND (leased_until IS NULL OR leased_until <= ${DB_NOW})
+             ORDER BY next_attempt_at, id LIMIT GREATEST(0, LEAST($6::int, $7::int - (SELECT n FROM live)))
+             FOR UPDATE SKIP LOCKED)
+           UPDATE ${this.s}.events_outbox SET leased_until = ${DB_NOW} + $4, lease_owner = $5
+           WHERE id IN (SELECT id FROM pick)
+           RETURNING ${COLUMNS}, (SELECT others FROM live) AS others`,
+          [this.service, target, probe ? null : now, this.leaseMs, this.owner, want, cap],
+        );
+        // Fewer than asked while others hold the target (their claims, a probe): look again soon, not in a loop.
+        // (Held back by this instance's own claims needs no polling: each one ending pumps again.)
+        const others = Number(result.rows[0]?.others ?? 0);
+        if (others > 0 && result.rows.length < want) this.busy.add(target);
+        else if (result.rows.length === 0) this.busy.add(target); // possibly held elsewhere; nextDueAt decides
+        else this.busy.delete(target);
+        if (down && !probe && result.rows.length > 0) {
+          await client.query(`UPDATE ${this.s}.events_targets SET probe_at = $3 WHERE service = $1 AND target = $2`, [
+            this.service,
+            target,
+            now + DEFAULTS.database.busyRetryMs,
+          ]);
+        }
+        const records = result.rows.map(toRecord).sort(byDue);
+        for (const record of records) this.held.set(String(record.id), record.target);
+        return records;
+      });
+    });
+  }
+
+  async complete(id: number): Promise<void> {
+    await this.write(`DELETE FROM ${this.s}.events_outbox WHERE id = $1`, [id]);
+    const target = this.held.get(String(id));
+    this.held.delete(String(id));
+    // A success is news to every instance: the target is up (whoever marked it down, even a dead instance).
+    if (target !== undefined && this.downSeen.delete(target)) await this.markUp(target);
+  }
+
+  private async markUp(target: string): Promise<void> {
+    await this.write(
+      `WITH t AS (UPDATE ${this.s}.events_targets SET down = false, probe_at = 0 WHERE service = $1 AND target = $2 AND down RETURNING 1)
+       SELECT pg_notify('${OUTBOX_CHANNEL}', $3) FROM t`,
+      [this.service, target, `${this.schema}\t${this.service}\t${target}`],
+    );
+  }
+
+  async reschedule(record: OutboxRecord, nextAttemptAt: number): Promise<void> {
+    record.nextAttemptAt = nextAttemptAt;
+    // Only while this instance still holds the lease: past it, another instance owns the row.
+    await this.write(
+      `UPDATE ${this.s}.events_outbox SET leased_until = NULL, lease_owner = NULL, attempts = $3, next_attempt_at = $4,
+         last_attempt_at = $5, last_status = $6, last_error = $7
+       WHERE id = $1 AND lease_owner = $2`,
+      [record.id, this.owner, record.attempts, nextAttemptAt, record.lastAttemptAt ?? null, record.lastStatus ?? null, record.lastError ?? null],
+    );
+    this.held.delete(String(record.id));
+  }
+
+  async kill(record: OutboxRecord, reason: DeadLetter['reason']): Promise<void> {
+    await this.write(
+      `WITH d AS (DELETE FROM ${this.s}.events_outbox WHERE id = $1 AND lease_owner = $2
+         RETURNING id, service, event_id, type, source, target, body, created_at, traceparent, tracestate)
+       INSERT INTO ${this.s}.events_dead_letters (id, service, event_id, type, source, target, body, created_at,
+         traceparent, tracestate, attempts, next_attempt_at, last_attempt_at, last_status, last_error, dead_at, reason)
+       SELECT d.id, d.service, d.event_id, d.type, d.source, d.target, d.body, d.created_at, d.traceparent, d.tracestate,
+         $3, $4, $5, $6, $7, $8, $9 FROM d
+       ON CONFLICT (id) DO UPDATE SET attempts = EXCLUDED.attempts, last_attempt_at = EXCLUDED.last_attempt_at,
+         last_status = EXCLUDED.last_status, last_error = EXCLUDED.last_error, dead_at = EXCLUDED.dead_at, reason = EXCLUDED.reason`,
+      [
+        record.id,
+        this.owner,
+        record.attempts,
+        record.nextAttemptAt,
+        record.lastAttemptAt ?? null,
+        record.lastStatus ?? null,
+        record.lastError ?? null,
+        Date.now(),
+        reason,
+      ],
+    );
+    this.held.delete(String(record.id));
+  }
+
+  /**
+   * Every outcome in one statement, so one transaction and one round trip: completions deleted,
+   * reschedules and dead letters only while this instance holds the lease, as one by one.
+   */
+  async settleMany(settlements: readonly Settlement[]): Promise<void> {
+    if (settlements.length === 0) return;
+    const done: number[] = [];
+    const again: OutboxRecord[] = [];
+    const dead: OutboxRecord[] = [];
+    const reasons: string[] = [];
+    for (const settlement of settlements) {
+      if (settlement.kind === 'complete') done.push(settlement.record.id);
+      else if (settlement.kind === 'reschedule') {
+        settlement.record.nextAttemptAt = settlement.nextAttemptAt;
+        again.push(settlement.record);
+      } else {
+        dead.push(settlement.record);
+        reasons.push(settlement.reason);
+      }
+    }
+    const history = (records: OutboxRecord[]) => [
+      records.map((r) => r.id),
+      records.map((r) => r.attempts),
+      records.map((r) => r.nextAttemptAt),
+      records.map((r) => r.lastAttemptAt ?? null),
+      records.map((r) => r.lastStatus ?? null),
+      records.map((r) => r.lastError ?? null),
+    ];
+    await this.write(
+      `WITH done AS (DELETE FROM ${this.s}.events_outbox WHERE id = ANY($1::bigint[]) RETURNING 1),
+       again AS (UPDATE ${this.s}.events_outbox o SET leased_until = NULL, lease_owner = NULL, attempts = u.attempts,
+           next_attempt_at = u.next_attempt_at, last_attempt_at = u.last_attempt_at, last_status = u.last_status,
+           last_error = u.last_error
+         FROM unnest($3::bigint[], $4::int[], $5::bigint[], $6::bigint[], $7::int[], $8::text[]) AS u(id, attempts, next_attempt_at, last_attempt_at, last_status, last_error)
+         WHERE o.id = u.id AND o.lease_owner = $2 RETURNING 1),
+       gone AS (DELETE FROM ${this.s}.events_outbox WHERE id = ANY($9::bigint[]) AND lease_owner = $2
+         RETURNING id, service, event_id, type, source, target, body, created_at, traceparent, tracestate),
+       buried AS (INSERT INTO ${this.s}.events_dead_letters (id, service, event_id, type, source, target, body, created_at,
+           traceparent, tracestate, attempts, next_attempt_at, last_attempt_at, last_status, last_error, dead_at, reason)
+         SELECT d.id, d.service, d.event_id, d.type, d.source, d.target, d.body, d.created_at, d.traceparent, d.tracestate,
+           k.attempts, k.next_attempt_at, k.last_attempt_at, k.last_status, k.last_error, $16, k.reason
+         FROM gone d JOIN unnest($9::bigint[], $10::int[], $11::bigint[], $12::bigint[], $13::int[], $14::text[], $15::text[])
+           AS k(id, attempts, next_attempt_at, last_attempt_at, last_status, last_error, reason) ON k.id = d.id
+         ON CONFLICT (id) DO UPDATE SET attempts = EXCLUDED.attempts, last_attempt_at = EXCLUDED.last_attempt_at,
+           last_status = EXCLUDED.last_status, last_error = EXCLUDED.last_error, dead_at = EXCLUDED.dead_at, reason = EXCLUDED.reason
+         RETURNING 1)
+       SELECT (SELECT count(*) FROM done) AS done, (SELECT count(*) FROM again) AS again, (SELECT count(*) FROM buried) AS buried`,
+      [done, this.owner, ...history(again), ...history(dead), reasons, Date.now()],
+    );
+    const up = new Set<string>();
+    for (const settlement of settlements) {
+      const key = String(settlement.record.id);
+      const target = this.held.get(key);
+      this.held.delete(key);
+      if (settlement.kind === 'complete' && target !== undefined && this.downSeen.delete(target)) up.add(target);
+    }
+    // A success is news to every instance, as with `complete`.
+    for (const target of up) await this.markUp(target);
+  }
+
+  async release(target: string, since: number, now: number): Promise<void> {
+    await this.write(
+      `WITH r AS (UPDATE ${this.s}.events_outbox SET next_attempt_at = $3
+         WHERE service = $1 AND target = $2 AND leased_until IS NULL AND last_attempt_at >= $4 RETURNING 1),
+       t AS (UPDATE ${this.s}.events_targets SET down = false, probe_at = 0 WHERE service = $1 AND target = $2 RETURNING 1)
+       SELECT pg_notify('${OUTBOX_CHANNEL}', $5), (SELECT count(*) FROM r), (SELECT count(*) FROM t)`,
+      [this.service, target, now, since, `${this.schema}\t${this.service}\t${target}`],
+    );
+  }
+
+  async markDown(target: string): Promise<void> {
+    await this.write(
+      `INSERT INTO ${this.s}.events_targets (service, target, down, probe_at) VALUES ($1, $2, true, $3)
+       ON CONFLICT (service, target) DO UPDATE SET down = true, probe_at = EXCLUDED.probe_at`,
+      [this.service, target, Date.now() + DEFAULTS.database.busyRetryMs],
+    );
+  }
+
+  async nextDueAt(target: string): Promise<number | undefined> {
+    return this.guard(async () => {
+      await this.ensureReady();
+      const result = await this.conn.pool.query<{ due: string | null; lease_end: string | null; db_now: string }>(
+        `SELECT MIN(next_attempt_at) FILTER (WHERE leased_until IS NULL OR leased_until <= ${DB_NOW}) AS due,
+           MIN(leased_until) FILTER (WHERE leased_until > ${DB_NOW} AND lease_owner <> $3) AS lease_end,
+           ${DB_NOW} AS db_now
+         FROM ${this.s}.events_outbox WHERE service = $1 AND target = $2`,
+        [this.service, target, this.owner],
+      );
+      const row = result.rows[0]!;
+      const now = Date.now();
+      const times: number[] = [];
+      if (row.due !== null) times.push(Number(row.due));
+      // Another instance's claim: if it dies, its lease runs out then (measured on the database's clock).
+      if (row.lease_end !== null) times.push(now + Number(row.lease_end) - Number(row.db_now));
+      if (times.length === 0) return undefined;
+      const next = Math.min(...times);
+      // Held up by other instances (their concurrency, a probe elsewhere): look again soon, not in a loop.
+      return this.busy.has(target) ? Math.max(next, now + DEFAULTS.database.busyRetryMs) : next;
+    });
+  }
+
+  async targets(): Promise<string[]> {
+    return this.guard(async () => {
+      await this.ensureReady();
+      const result = await this.conn.pool.query<{ target: string }>(
+        `SELECT DISTINCT target FROM ${this.s}.events_outbox WHERE service = $1`,
+        [this.service],
+      );
+      return result.rows.map((r) => r.target);
+    });
+  }
+
+  async stats(): Promise<OutboxStats> {
+    await this.ensureReady();
+    const result = await this.conn.pool.query<{ target: string; pending: string; dead: string; oldest: string | null }>(
+      `SELECT target, SUM(pending) AS pending, SUM(dead) AS dead, MIN(oldest) AS oldest FROM (
+         SELECT target, count(*) AS pending, 0 AS dead, MIN(created_at) AS oldest FROM ${this.s}.events_outbox
+           WHERE service = $1 GROUP BY target
+         UNION ALL
+         SELECT target, 0, count(*), NULL FROM ${this.s}.events_dead_letters WHERE service = $1 GROUP BY target) x
+       GROUP BY target ORDER BY target`,
+      [this.service],
+    );
+    const stats: OutboxStats = { durable: true, pending: 0, deadLetters: 0, targets: {} };
+    for (const row of result.rows) {
+      const pending = Number(row.pending);
+      const deadLetters = Number(row.dead);
+      stats.pending += pending;
+      stats.deadLetters += deadLetters;
+      stats.targets[row.target] = { pending, deadLetters, ...(row.oldest !== null ? { oldestCreatedAt: Number(row.oldest) } : {}) };
+    }
+    return stats;
+  }
+
+  async deadLetters(filter?: DeadLetterFilter): Promise<DeadLetter[]> {
+    await this.ensureReady();
+    const { where, params } = this.whereOf(filter);
+    const result = await this.conn.pool.query<Row>(
+      `SELECT ${COLUMNS}, dead_at, reason FROM ${this.s}.events_dead_letters ${where} ORDER BY dead_at, id`,
+      params,
+    );
+    return result.rows.map(toDeadLetter);
+  }
+
+  async replay(filter: DeadLetterFilter | 'all', now: number): Promise<OutboxRecord[]> {
+    await this.ensureReady();
+    const { where, params } = this.whereOf(filter === 'all' ? undefined : filter);
+    const n = params.length;
+    try {
+      const result = await this.conn.pool.query<Row>(
+        `WITH d AS (DELETE FROM ${this.s}.events_dead_letters ${where} RETURNING *),
+         ins AS (INSERT INTO ${this.s}.events_outbox (id, service, event_id, type, source, target, body, created_at, attempts,
+             next_attempt_at, last_attempt_at, last_status, last_error, traceparent, tracestate)
+           SELECT id, service, event_id, type, source, target, body, $${n + 1}, attempts, $${n + 1}, last_attempt_at, last_status,
+             last_error, traceparent, tracestate FROM d
+           RETURNING ${COLUMNS}),
+         woken AS (SELECT pg_notify('${OUTBOX_CHANNEL}', $${n + 2} || target) FROM (SELECT DISTINCT target FROM ins) t)
+         SELECT ins.*, (SELECT count(*) FROM woken) AS woken FROM ins ORDER BY id`,
+        [...params, now, `${this.schema}\t${this.service}\t`],
+      );
+      return result.rows.map(toRecord);
+    } catch (error) {
+      throw this.unavailable(error);
+    }
+  }
+
+  async pendingRecords(): Promise<OutboxRecord[]> {
+    await this.ensureReady();
+    const result = await this.conn.pool.query<Row>(
+      `SELECT ${COLUMNS} FROM ${this.s}.events_outbox WHERE service = $1 ORDER BY id`,
+      [this.service],
+    );
+    return result.rows.map(toRecord);
+  }
+
+  /** LISTENs on a connection of its own: a committed emit (here or in another instance) wakes its target's lane. */
+  onWork(wake: (target: string) => void): void {
+    this.wake = wake;
+    void this.listen();
+  }
+
+  private async listen(): Promise<void> {
+    if (this.closed || this.wake === undefined) return;
+    let client: PoolClient;
+    try {
+      client = await this.conn.pool.connect();
+    } catch {
+      this.listenLater();
+      return;
+    }
+    const prefix = `${this.schema}\t${this.service}\t`;
+    const onNotification = (message: Notification) => {
+      if (message.channel !== OUTBOX_CHANNEL || !message.payload?.startsWith(prefix)) return;
+      this.wake?.(message.payload.slice(prefix.length));
+    };
+    const onLost = () => {
+      if (this.listener !== client) return;
+      this.listener = undefined;
+      client.off('notification', onNotification);
+      client.release(true);
+      this.listenLater();
+    };
+    client.on('notification', onNotification);
+    client.on('error', onLost);
+    client.on('end', onLost);
+    try {
+      await client.query(`LISTEN ${OUTBOX_CHANNEL}`);
+    } catch {
+      client.off('notification', onNotification);
+      client.release(true);
+      this.listenLater();
+      return;
+    }
+    if (this.closed) {
+      client.release(true);
+      return;
+    }
+    this.listener = client;
+  }
+
+  /** LISTEN again after a lost connection; the poll delivers meanwhile. */
+  private listenLater(): void {
+    if (this.closed || this.listenRetry !== undefined) return;
+    this.listenRetry = setTimeout(() => {
+      this.listenRetry = undefined;
+      void this.listen();
+    }, DEFAULTS.storeRetry.maxDelayMs).unref();
+  }
+
+  /** Extends the leases of the deliveries this instance has in flight. */
+  private async renew(): Promise<void> {
+    if (this.held.size === 0 || this.closed) return;
+    const ids = [...this.held.keys()];
+    try {
+      await this.conn.pool.query(
+        `UPDATE ${this.s}.events_outbox SET leased_until = ${DB_NOW} + $1 WHERE lease_owner = $2 AND id = ANY($3::bigint[])`,
+        [this.leaseMs, this.owner, ids],
+      );
+    } catch (error) {
+      this.failed(error);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    // Emits queued this turn are written first.
+    if (this.queue.length > 0) await this.flush();
+    await Promise.allSettled([...this.writes]);
+    // Deliveries still claimed here are not in flight any more (the bus closes the store last):
+    // hand them back now rather than after the lease, so that a restart or another instance goes on at once.
+    if (this.held.size > 0) {
+      await this.conn.pool
+        .query(`UPDATE ${this.s}.events_outbox SET leased_until = NULL, lease_owner = NULL WHERE lease_owner = $1`, [this.owner])
+        .catch(() => undefined);
+    }
+    this.closed = true;
+    clearInterval(this.heartbeat);
+    clearTimeout(this.listenRetry);
+    const listener = this.listener;
+    this.listener = undefined;
+    if (listener) {
+      await listener.query(`UNLISTEN ${OUTBOX_CHANNEL}`).catch(() => {});
+      listener.release();
+    }
+    await this.conn.release();
+  }
+
+  /**
+   * A dispatcher's transaction (a claim, outcomes, target state), which does not wait for its WAL
+   * flush (see `write`). BEGIN and the setting go in one round trip.
+   */
+  private async transaction<T>(run: (client: PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.conn.pool.connect();
+    try {
+      await client.query('BEGIN; SET LOCAL synchronous_commit = off');
+      const value = await run(client);
+      await client.query('COMMIT');
+      return value;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  /**
+   * A dispatcher's write (complete, reschedule, dead letter, target state), in a transaction that
+   * does not wait for its WAL flush: a database crash can only undo it, which redelivers (at least
+   * once, as ever) rather than loses. Emits keep PostgreSQL's synchronous commit.
+   */
+  private async write(text: string, params: unknown[]): Promise<void> {
+    await this.track(
+      this.guard(async () => {
+        await this.ensureReady();
+        await this.transaction((client) => client.query(text, params));
+      }),
+    );
+  }
+
+  private track<T>(promise: Promise<T>): Promise<T> {
+    this.writes.add(promise);
+    void promise.then(
+      () => this.writes.delete(promise),
+      () => this.writes.delete(promise),
+    );
+    return promise;
+  }
+
+  /** Runs a dispatcher's call: a failure is logged once per change (the dispatcher retries), a success after one logs the recovery. */
+  private async guard<T>(run: () => Promise<T>): Promise<T> {
+    try {
+      const value = await run();
+      this.recovered();
+      return value;
+    } catch (error) {
+      this.failed(error);
+      throw error;
+    }
+  }
+
+  private failed(error: unknown): void {
+    const reason = (error as Error)?.message ?? String(error);
+    if (this.fault !== undefined || this.closed) return;
+    this.fault = reason;
+    this.logger?.error('outbox database call failed; retrying in the background', {
+      database: this.where,
+      error: reason,
+      hint: 'Check that PostgreSQL runs and accepts connections at EVENTS_DATABASE_URL; delivery resumes by itself.',
+    });
+  }
+
+  private recovered(): void {
+    if (this.fault === undefined) return;
+    this.fault = undefined;
+    this.logger?.info('outbox database reachable again; delivery resumes', { database: this.where });
+  }
+
+  /** An error of `add`/`replay`: unreachable database → OutboxUnavailableError; anything else as it is. */
+  private unavailable(error: unknown): unknown {
+    if (!isUnavailable(error)) return error;
+    return new OutboxUnavailableError(this.where, (error as Error)?.message ?? String(error), {
+      cause: error,
+      hint: 'Check that PostgreSQL runs and accepts connections at EVENTS_DATABASE_URL.',
+    });
+  }
+
+  private whereOf(filter: DeadLetterFilter | undefined): { where: string; params: unknown[] } {
+    const clauses = ['service = $1'];
+    const params: unknown[] = [this.service];
+    if (filter?.ids) {
+      params.push(filter.ids.map(String));
+      clauses.push(`id = ANY($${params.length}::bigint[])`);
+    }
+    if (filter?.eventId !== undefined) {
+      params.push(filter.eventId);
+      clauses.push(`event_id = $${params.length}`);
+    }
+    if (filter?.target !== undefined) {
+      params.push(filter.target);
+      clauses.push(`target = $${params.length}`);
+    }
+    return { where: `WHERE ${clauses.join(' AND ')}`, params };
+  }
+}
+
+function toRecord(row: Row): OutboxRecord {
+  return {
+    id: Number(row.id),
+    eventId: row.event_id,
+    type: row.type,
+    source: row.source,
+    target: row.target,
+    body: row.body,
+    createdAt: Number(row.created_at),
+    attempts: row.attempts,
+    nextAttemptAt: Number(row.next_attempt_at),
+    ...(row.last_attempt_at !== null ? { lastAttemptAt: Number(row.last_attempt_at) } : {}),
+    ...(row.last_status !== null ? { lastStatus: row.last_status } : {}),
+    ...(row.last_error !== null ? { lastError: row.last_error } : {}),
+    ...(row.traceparent !== null ? { traceparent: row.traceparent } : {}),
+    ...(row.tracestate !== null ? { tracestate: row.tracestate } : {}),
+  };
+}
+
+function toDeadLetter(row: Row): DeadLetter {
+  return { ...toRecord(row), deadAt: Number(row.dead_at), reason: row.reason as DeadLetter['reason'] };
+}
+
+function byDue(a: OutboxRecord, b: OutboxRecord): number {
+  return a.nextAttemptAt - b.nextAttemptAt || a.id - b.id;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

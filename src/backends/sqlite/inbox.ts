@@ -1,0 +1,127 @@
+import type { Statement } from 'better-sqlite3';
+import type { Logger } from 'winston';
+import type { InboxMark, InboxStore } from '../../receive/inbox-store.js';
+import { DEFAULTS } from '../../defaults.js';
+import { type Database, faultOf, openDatabase, startupError, watchIdentity } from './database.js';
+
+const DONE = '*';
+const PRUNE_EVERY_MS = 60 * 60 * 1000;
+const VARIABLE = 'EVENTS_INBOX_PATH';
+
+/**
+ * The durable inbox, in SQLite: one row per completed handler, and one `*` row once every handler
+ * completed. Each mark commits before the receiver answers, so a crash after a 2xx cannot rerun
+ * a handler. Ids older than `retentionMs` are pruned hourly; a prune that fails (disk full, locked)
+ * is logged and tried again at the next one, never thrown out of the timer. Unlike the outbox, the
+ * file may be shared by several processes on one host (a service's instances behind a broker):
+ * marks are idempotent inserts, so sharing it is what makes dedupe hold across them.
+ */
+export class SqliteInbox implements InboxStore {
+  readonly durable = true;
+  private readonly db: Database;
+  private readonly select: Statement;
+  private readonly mark: Statement;
+  private readonly selectMany: Statement;
+  private readonly markAll: (marks: readonly InboxMark[], at: number) => void;
+  private readonly pruneTimer: NodeJS.Timeout;
+  private pruneFailing = false;
+  private readonly unwatch: () => void;
+
+  /** @param options.fileCheckIntervalMs How often to check that the file at `path` is still the one opened. */
+  constructor(
+    private readonly path: string,
+    private readonly retentionMs: number,
+    private readonly logger?: Logger,
+    options: { fileCheckIntervalMs?: number } = {},
+  ) {
+    // Setup may wait for another instance creating the same shared file at the same moment
+    // (WAL switch, schema): at startup, not on a request path, so with the operators' timeout.
+    this.db = openDatabase(path, VARIABLE, { busyTimeoutMs: DEFAULTS.sqlite.operatorBusyTimeoutMs });
+    try {
+      this.db.exec(`CREATE TABLE IF NOT EXISTS inbox (
+        event_key TEXT NOT NULL, handler TEXT NOT NULL, done_at INTEGER NOT NULL,
+        PRIMARY KEY (event_key, handler)) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS inbox_done_at ON inbox (done_at);`);
+      this.select = this.db.prepare('SELECT handler FROM inbox WHERE event_key = ?');
+      this.mark = this.db.prepare('INSERT OR IGNORE INTO inbox (event_key, handler, done_at) VALUES (?, ?, ?)');
+      // One statement for any number of keys: the keys travel as one JSON array parameter.
+      this.selectMany = this.db.prepare('SELECT event_key, handler FROM inbox WHERE event_key IN (SELECT value FROM json_each(?))');
+      const mark = this.mark;
+      this.markAll = this.db.transaction((marks: readonly InboxMark[], at: number) => {
+        for (const { eventKey, handlerKey } of marks) mark.run(eventKey, handlerKey ?? DONE, at);
+      });
+      // From here on a lock held elsewhere fails fast (the driver blocks the event loop while it waits).
+      this.db.pragma(`busy_timeout = ${DEFAULTS.sqlite.busyTimeoutMs}`);
+    } catch (cause) {
+      this.db.close();
+      throw startupError(path, VARIABLE, cause);
+    }
+    this.prune();
+    this.pruneTimer = setInterval(() => this.prune(), PRUNE_EVERY_MS).unref();
+    this.unwatch = watchIdentity(path, options.fileCheckIntervalMs ?? DEFAULTS.sqlite.fileCheckIntervalMs, (reason) =>
+      this.logger?.error('inbox file deleted or replaced: processed ids recorded from now on are lost at restart', {
+        path,
+        error: reason,
+        hint: 'Restore the file or restart the service soon (redeliveries after a restart may run handlers again), and keep the inbox out of cleanup jobs.',
+      }),
+    );
+  }
+
+  completed(eventKey: string): true | ReadonlySet<string> | undefined {
+    const rows = this.select.all(eventKey) as { handler: string }[];
+    if (rows.length === 0) return undefined;
+    const handlers = new Set(rows.map((r) => r.handler));
+    return handlers.has(DONE) ? true : handlers;
+  }
+
+  markHandler(eventKey: string, handlerKey: string): void {
+    this.mark.run(eventKey, handlerKey, Date.now());
+  }
+
+  markDone(eventKey: string): void {
+    this.mark.run(eventKey, DONE, Date.now());
+  }
+
+  completedMany(eventKeys: readonly string[]): ReadonlyMap<string, true | ReadonlySet<string>> {
+    const handlers = new Map<string, Set<string>>();
+    for (const { event_key: key, handler } of this.selectMany.all(JSON.stringify(eventKeys)) as { event_key: string; handler: string }[]) {
+      let set = handlers.get(key);
+      if (!set) handlers.set(key, (set = new Set()));
+      set.add(handler);
+    }
+    const states = new Map<string, true | ReadonlySet<string>>();
+    for (const [key, set] of handlers) states.set(key, set.has(DONE) ? true : set);
+    return states;
+  }
+
+  /** Every mark in one transaction: one commit for a whole request's completions. */
+  markMany(marks: readonly InboxMark[]): void {
+    this.markAll(marks, Date.now());
+  }
+
+  /** Ids older than the retention are pruned; nothing younger is forgotten, restarts included. */
+  forgetsBefore(): number {
+    return Date.now() - this.retentionMs;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.pruneTimer);
+    this.unwatch();
+    if (this.db.open) this.db.close();
+  }
+
+  /** Forgets ids past retention. Runs from a timer: logs a failure (once until it works again), never throws. */
+  private prune(): void {
+    try {
+      this.db.prepare('DELETE FROM inbox WHERE done_at < ?').run(Date.now() - this.retentionMs);
+      if (this.pruneFailing) this.logger?.info('inbox prune works again', { path: this.path });
+      this.pruneFailing = false;
+    } catch (error) {
+      if (!this.pruneFailing) {
+        const fault = faultOf(error);
+        this.logger?.error('inbox prune failed; retrying at the next one', { path: this.path, error: fault.reason, hint: fault.hint });
+      }
+      this.pruneFailing = true;
+    }
+  }
+}

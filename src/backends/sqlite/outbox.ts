@@ -1,0 +1,659 @@
+import type { Statement } from 'better-sqlite3';
+import type { Logger } from 'winston';
+import { DEFAULTS } from '../../defaults.js';
+import { OutboxUnavailableError } from '../../errors/index.js';
+import type {
+  DeadLetter,
+  DeadLetterFilter,
+  NewDelivery,
+  OutboxRecord,
+  OutboxStats,
+  OutboxStore,
+  Settlement,
+} from '../../send/outbox-store.js';
+import { type Database, type Fault, faultOf, lockExclusive, openDatabase, startupError, watchIdentity } from './database.js';
+
+const COLUMNS = `id, event_id, type, source, target, body, created_at, attempts, next_attempt_at,
+  last_attempt_at, last_status, last_error, traceparent, tracestate`;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS outbox (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  event_id TEXT NOT NULL, type TEXT NOT NULL, source TEXT NOT NULL, target TEXT NOT NULL,
+  body TEXT NOT NULL, created_at INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL,
+  last_attempt_at INTEGER, last_status INTEGER, last_error TEXT,
+  leased INTEGER NOT NULL DEFAULT 0, traceparent TEXT, tracestate TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (target, leased, next_attempt_at, id);
+CREATE TABLE IF NOT EXISTS dead_letters (
+  id INTEGER PRIMARY KEY,
+  event_id TEXT NOT NULL, type TEXT NOT NULL, source TEXT NOT NULL, target TEXT NOT NULL,
+  body TEXT NOT NULL, created_at INTEGER NOT NULL,
+  attempts INTEGER NOT NULL, next_attempt_at INTEGER NOT NULL,
+  last_attempt_at INTEGER, last_status INTEGER, last_error TEXT,
+  dead_at INTEGER NOT NULL, reason TEXT NOT NULL, traceparent TEXT, tracestate TEXT
+);
+CREATE INDEX IF NOT EXISTS dead_letters_event ON dead_letters (event_id);
+`;
+
+interface Row {
+  id: number;
+  event_id: string;
+  type: string;
+  source: string;
+  target: string;
+  body: string;
+  created_at: number;
+  attempts: number;
+  next_attempt_at: number;
+  last_attempt_at: number | null;
+  last_status: number | null;
+  last_error: string | null;
+  traceparent: string | null;
+  tracestate: string | null;
+  dead_at?: number;
+  reason?: string;
+}
+
+export interface SqliteOutboxOptions {
+  /**
+   * The owning service (default): takes the file's exclusive lock, forgets leases an earlier
+   * version left in the file, watches the file, retries failed writes in the background. Operator tools
+   * opening the file beside a running service pass `false`: none of that, a patient busy timeout.
+   */
+  resetLeases?: boolean;
+  /** The variable named in errors. @default 'EVENTS_OUTBOX_PATH' */
+  variable?: string;
+  /** Where faults and recoveries are logged (owner only). */
+  logger?: Logger;
+  /** How often the owner checks that its file is still the one at `path`. @default DEFAULTS.outbox.pollIntervalMs */
+  pollIntervalMs?: number;
+  /** How long `add` waits for a store that cannot write before it rejects. @default DEFAULTS.outbox.writeWaitMs */
+  writeWaitMs?: number;
+  /** The wall clock (tests inject one). @default Date.now */
+  now?: () => number;
+}
+
+interface Waiter {
+  resolve: () => void;
+  reject: (error: unknown) => void;
+  /** Rejected with OutboxUnavailableError if still not committed by then (ms since epoch). */
+  deadline: number;
+}
+
+/** One buffered write; `waiter` is the `add` caller waiting on it (deferred writes have none). */
+interface Pending {
+  write: () => void;
+  waiter?: Waiter;
+}
+
+/**
+ * The durable outbox, in SQLite. `add` is a group commit: every delivery added in one turn of
+ * the event loop goes in one transaction, and each caller resolves once it is committed.
+ * Completions, reschedules and dead letters (one by one or `settleMany`) ride in the same
+ * batched transactions; a claim writes nothing to the file.
+ *
+ * One owning process per file, enforced by an exclusive lock on `<path>-lock`; leases live in
+ * the owner's connection, so a restart after a crash resumes everything.
+ *
+ * Nothing here throws out of a timer. When the file cannot take writes (disk full, locked by
+ * another connection, damaged), buffered writes are kept, in order, and retried with growing
+ * waits; one error line says what is wrong and what to do, one info line says when it recovered.
+ * Meanwhile `add` waits up to `writeWaitMs`, then rejects with OutboxUnavailableError (its
+ * deliveries are not recorded). If the file is deleted or replaced under the running service,
+ * `add` rejects from then on and an error line says so.
+ */
+export class SqliteOutbox implements OutboxStore {
+  readonly durable = true;
+  readonly path: string;
+  private readonly db: Database;
+  private readonly variable: string;
+  private readonly owner: boolean;
+  private readonly logger: Logger | undefined;
+  private readonly writeWaitMs: number;
+  private readonly now: () => number;
+  private readonly lock: { release(): void } | undefined;
+  private readonly insert: Statement;
+  private readonly selectDue: Statement;
+  private readonly selectFirst: Statement;
+  private readonly lease: Statement;
+  private readonly leaseOne: Statement;
+  private readonly unlease: Statement;
+  private readonly deleteOne: Statement;
+  private readonly update: Statement;
+  private readonly minDue: Statement;
+  private readonly bury: Statement;
+  private readonly releaseSince: Statement;
+  private readonly unstepClock: Statement;
+  private readonly runWrites: (writes: Pending[]) => void;
+  private queue: Pending[] = [];
+  /**
+   * The earliest time at which a buffered write makes a record claimable (an add, a release, a
+   * reschedule): a claim at or after it runs the buffer first. Completions and dead letters need
+   * not: their records stay leased until written, so a claim skips them either way.
+   */
+  private opensAt = Infinity;
+  private flushScheduled = false;
+  /** Set while the file cannot take writes; cleared by the first write that succeeds. */
+  private fault: Fault | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retryTimerAt = Infinity;
+  private retryDelayMs = 0;
+  /** Set once the file at `path` is gone or another file: then `add` always rejects. */
+  private lost: string | undefined;
+  private readonly unwatch: (() => void) | undefined;
+  /** The latest created/tried time written: beyond `now + slack`, the wall clock stepped back. */
+  private maxStamp = -Infinity;
+
+  constructor(path: string, options: SqliteOutboxOptions = {}) {
+    this.path = path;
+    this.variable = options.variable ?? 'EVENTS_OUTBOX_PATH';
+    this.owner = options.resetLeases ?? true;
+    this.logger = options.logger;
+    this.writeWaitMs = options.writeWaitMs ?? DEFAULTS.outbox.writeWaitMs;
+    this.now = options.now ?? Date.now;
+    // The lock first: a second service fails here, before it touches the file.
+    this.lock = this.owner ? lockExclusive(path, this.variable) : undefined;
+    try {
+      this.db = openDatabase(path, this.variable, {
+        busyTimeoutMs: this.owner ? DEFAULTS.sqlite.busyTimeoutMs : DEFAULTS.sqlite.operatorBusyTimeoutMs,
+      });
+    } catch (error) {
+      this.lock?.release();
+      throw error;
+    }
+    try {
+      this.db.exec(SCHEMA);
+      addTraceColumns(this.db);
+      // Leases live in this connection, not in the file: one process owns the file, and a restart
+      // resumes every lease anyway. A claim then writes nothing to the file (no transaction, no
+      // WAL frame), and a settlement ends its lease in the group commit that records it, so a
+      // failed write keeps the record leased until it lands. In memory: no disk, even when full.
+      this.db.pragma('temp_store = MEMORY');
+      this.db.exec('CREATE TEMP TABLE IF NOT EXISTS outbox_leases (id INTEGER PRIMARY KEY)');
+      this.insert = this.db.prepare(
+        `INSERT INTO outbox (event_id, type, source, target, body, created_at, next_attempt_at, traceparent, tracestate)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      );
+      // `leased = 0`: a file left by an earlier version keeps leases in that column (reset on open by the owner).
+      this.selectDue = this.db.prepare(
+        `SELECT ${COLUMNS} FROM outbox WHERE target = ? AND leased = 0 AND next_attempt_at <= ? AND ${UNLEASED}
+         ORDER BY next_attempt_at, id LIMIT ?`,
+      );
+      this.selectFirst = this.db.prepare(
+        `SELECT ${COLUMNS} FROM outbox WHERE target = ? AND leased = 0 AND ${UNLEASED} ORDER BY next_attempt_at, id LIMIT 1`,
+      );
+      // However many were claimed: one statement, the ids as a JSON array.
+      this.lease = this.db.prepare('INSERT INTO temp.outbox_leases (id) SELECT value FROM json_each(?)');
+      this.leaseOne = this.db.prepare('INSERT INTO temp.outbox_leases (id) VALUES (?)');
+      this.unlease = this.db.prepare('DELETE FROM temp.outbox_leases WHERE id = ?');
+      this.deleteOne = this.db.prepare('DELETE FROM outbox WHERE id = ?');
+      this.minDue = this.db.prepare(
+        `SELECT next_attempt_at AS due FROM outbox WHERE target = ? AND leased = 0 AND ${UNLEASED}
+         ORDER BY next_attempt_at, id LIMIT 1`,
+      );
+      this.update = this.db.prepare(
+        `UPDATE outbox SET attempts = @attempts, next_attempt_at = @nextAttemptAt,
+           last_attempt_at = @lastAttemptAt, last_status = @lastStatus, last_error = @lastError WHERE id = @id`,
+      );
+      this.bury = this.db.prepare(
+        `INSERT OR REPLACE INTO dead_letters (${COLUMNS}, dead_at, reason)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      );
+      this.releaseSince = this.db.prepare(
+        `UPDATE outbox SET next_attempt_at = ? WHERE target = ? AND leased = 0 AND last_attempt_at >= ? AND ${UNLEASED}`,
+      );
+      // A wall-clock step back: whatever was created or tried "in the future" is due now, and its
+      // times are pulled back to now so that backoff and horizon are measured from there.
+      this.unstepClock = this.db.prepare(
+        `UPDATE outbox SET next_attempt_at = @now, created_at = MIN(created_at, @now),
+           last_attempt_at = MIN(last_attempt_at, @now)
+         WHERE created_at > @limit OR last_attempt_at > @limit`,
+      );
+      const stamp = this.db
+        .prepare('SELECT MAX(COALESCE(MAX(created_at), 0), COALESCE(MAX(last_attempt_at), 0)) AS m FROM outbox')
+        .get() as { m: number };
+      this.maxStamp = stamp.m;
+      this.runWrites = this.db.transaction((writes: Pending[]) => {
+        for (const pending of writes) pending.write();
+      });
+    } catch (cause) {
+      this.db.close();
+      this.lock?.release();
+      throw startupError(path, this.variable, cause);
+    }
+    if (!this.owner) return;
+    // A file that is full or locked still opens (reads work, emits are refused until it recovers):
+    // resetting the leases an earlier version left in the file is then the first buffered write,
+    // retried like the others.
+    this.queue.push({ write: () => this.db.exec('UPDATE outbox SET leased = 0 WHERE leased = 1') });
+    this.opensAt = -Infinity;
+    this.flushNow();
+    this.unwatch = watchIdentity(path, options.pollIntervalMs ?? DEFAULTS.outbox.pollIntervalMs, (reason) => this.fileLost(reason));
+  }
+
+  add(deliveries: readonly NewDelivery[]): Promise<void> {
+    if (this.lost !== undefined) return Promise.reject(new OutboxUnavailableError(this.path, this.lost));
+    return new Promise((resolve, reject) => {
+      this.queue.push({
+        write: () => {
+          for (const d of deliveries) {
+            this.insert.run(d.eventId, d.type, d.source, d.target, d.body, d.createdAt, d.createdAt, d.traceparent ?? null, d.tracestate ?? null);
+          }
+        },
+        waiter: { resolve, reject, deadline: this.now() + this.writeWaitMs },
+      });
+      this.opensAt = -Infinity;
+      for (const delivery of deliveries) if (delivery.createdAt > this.maxStamp) this.maxStamp = delivery.createdAt;
+      // While the store fails, the retry timer flushes: it must try again before this emit's wait ends.
+      if (this.fault !== undefined) this.retryAt(this.now() + this.writeWaitMs);
+      else this.scheduleFlush();
+    });
+  }
+
+  claim(target: string, now: number, limit: number): OutboxRecord[] {
+    return this.guard(() => {
+      // Reads see every earlier add, complete, reschedule and kill, as the interface promises (see opensAt).
+      if (this.opensAt <= now) this.sync();
+      this.checkClock(now);
+      const rows = this.selectDue.all(target, now, limit) as Row[];
+      if (rows.length === 1) this.leaseOne.run(rows[0]!.id);
+      else if (rows.length > 1) this.lease.run(JSON.stringify(rows.map((row) => row.id)));
+      return rows.map(toRecord);
+    });
+  }
+
+  claimProbe(target: string): OutboxRecord | undefined {
+    return this.guard(() => {
+      if (this.opensAt < Infinity) this.sync();
+      const row = this.selectFirst.get(target) as Row | undefined;
+      if (!row) return undefined;
+      this.leaseOne.run(row.id);
+      return toRecord(row);
+    });
+  }
+
+  complete(id: number): void {
+    this.defer(() => this.completeNow(id));
+  }
+
+  reschedule(record: OutboxRecord, nextAttemptAt: number): void {
+    const params = this.rescheduled(record, nextAttemptAt);
+    this.defer(() => this.rescheduleNow(params), nextAttemptAt);
+  }
+
+  kill(record: OutboxRecord, reason: DeadLetter['reason']): void {
+    const deadAt = this.now();
+    this.defer(() => this.killNow(record, reason, deadAt));
+  }
+
+  /** Every outcome in one buffered write: the same group commit as the emits of this turn, no transaction of its own. */
+  settleMany(settlements: readonly Settlement[]): void {
+    if (settlements.length === 0) return;
+    const deadAt = this.now();
+    const items = settlements.slice();
+    let opensAt = Infinity;
+    const params = items.map((s) => {
+      if (s.kind !== 'reschedule') return undefined;
+      opensAt = Math.min(opensAt, s.nextAttemptAt);
+      return this.rescheduled(s.record, s.nextAttemptAt);
+    });
+    this.defer(() => {
+      items.forEach((s, i) => {
+        if (s.kind === 'complete') this.completeNow(s.record.id);
+        else if (s.kind === 'reschedule') this.rescheduleNow(params[i]!);
+        else this.killNow(s.record, s.reason, deadAt);
+      });
+    }, opensAt);
+  }
+
+  private completeNow(id: number): void {
+    this.deleteOne.run(id);
+    this.unlease.run(id);
+  }
+
+  /** What `reschedule` writes, taken now: the record may change before the flush. */
+  private rescheduled(record: OutboxRecord, nextAttemptAt: number): Record<string, number | string | null> {
+    record.nextAttemptAt = nextAttemptAt;
+    if (record.lastAttemptAt !== undefined && record.lastAttemptAt > this.maxStamp) this.maxStamp = record.lastAttemptAt;
+    return {
+      id: record.id,
+      attempts: record.attempts,
+      nextAttemptAt,
+      lastAttemptAt: record.lastAttemptAt ?? null,
+      lastStatus: record.lastStatus ?? null,
+      lastError: record.lastError ?? null,
+    };
+  }
+
+  private rescheduleNow(params: Record<string, number | string | null>): void {
+    this.update.run(params);
+    this.unlease.run(params.id);
+  }
+
+  private killNow(record: OutboxRecord, reason: DeadLetter['reason'], deadAt: number): void {
+    this.bury.run(
+      record.id,
+      record.eventId,
+      record.type,
+      record.source,
+      record.target,
+      record.body,
+      record.createdAt,
+      record.attempts,
+      record.nextAttemptAt,
+      record.lastAttemptAt ?? null,
+      record.lastStatus ?? null,
+      record.lastError ?? null,
+      record.traceparent ?? null,
+      record.tracestate ?? null,
+      deadAt,
+      reason,
+    );
+    this.completeNow(record.id);
+  }
+
+  release(target: string, since: number, now: number): void {
+    this.defer(() => this.releaseSince.run(now, target, since), -Infinity);
+  }
+
+  nextDueAt(target: string): number | undefined {
+    return this.guard(() => {
+      this.sync();
+      this.checkClock(this.now());
+      const row = this.minDue.get(target) as { due: number } | undefined;
+      return row?.due;
+    });
+  }
+
+  targets(): string[] {
+    return this.guard(() => {
+      this.sync();
+      return (this.db.prepare('SELECT DISTINCT target FROM outbox').all() as { target: string }[]).map((r) => r.target);
+    });
+  }
+
+  stats(): OutboxStats {
+    this.sync();
+    const stats: OutboxStats = { durable: true, pending: 0, deadLetters: 0, targets: {} };
+    const pending = this.db
+      .prepare('SELECT target, COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox GROUP BY target')
+      .all() as { target: string; n: number; oldest: number }[];
+    for (const row of pending) {
+      stats.pending += row.n;
+      stats.targets[row.target] = { pending: row.n, deadLetters: 0, oldestCreatedAt: row.oldest };
+    }
+    const dead = this.db.prepare('SELECT target, COUNT(*) AS n FROM dead_letters GROUP BY target').all() as {
+      target: string;
+      n: number;
+    }[];
+    for (const row of dead) {
+      stats.deadLetters += row.n;
+      (stats.targets[row.target] ??= { pending: 0, deadLetters: 0 }).deadLetters = row.n;
+    }
+    return stats;
+  }
+
+  deadLetters(filter?: DeadLetterFilter): DeadLetter[] {
+    this.sync();
+    const { where, params } = whereOf(filter);
+    return (this.db.prepare(`SELECT * FROM dead_letters ${where} ORDER BY id`).all(...params) as Row[]).map(toDeadLetter);
+  }
+
+  replay(filter: DeadLetterFilter | 'all', now: number): OutboxRecord[] {
+    this.sync();
+    const { where, params } = whereOf(filter === 'all' ? undefined : filter);
+    return this.unavailableIfFault(() => this.db.transaction(() => {
+      const rows = this.db.prepare(`DELETE FROM dead_letters ${where} RETURNING ${COLUMNS}`).all(...params) as Row[];
+      const insert = this.db.prepare(
+        `INSERT INTO outbox (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      );
+      for (const row of rows) {
+        insert.run(row.id, row.event_id, row.type, row.source, row.target, row.body, now, row.attempts, now,
+          row.last_attempt_at, row.last_status, row.last_error, row.traceparent, row.tracestate);
+      }
+      return rows.map((row) => ({ ...toRecord(row), createdAt: now, nextAttemptAt: now }));
+    })());
+  }
+
+  /** Runs an operator's write; a store fault (locked, full, …) becomes an OutboxUnavailableError saying what to do. */
+  private unavailableIfFault<T>(run: () => T): T {
+    try {
+      return run();
+    } catch (error) {
+      const fault = faultOf(error);
+      if (fault.kind === 'other') throw error;
+      throw new OutboxUnavailableError(this.path, fault.reason, { cause: error, hint: fault.hint });
+    }
+  }
+
+  pendingRecords(): OutboxRecord[] {
+    this.sync();
+    return (this.db.prepare(`SELECT ${COLUMNS} FROM outbox ORDER BY id`).all() as Row[]).map(toRecord);
+  }
+
+  async close(): Promise<void> {
+    this.unwatch?.();
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    if (this.db.open) {
+      // A last try; what still fails stays as it is on disk (leased records are redelivered on reopen).
+      this.flushNow();
+      this.expireWaiters(Infinity, 'the outbox was closed');
+      this.db.close();
+    }
+    this.lock?.release();
+  }
+
+  /** Whether the store takes writes now (for health checks). */
+  isWritable(): boolean {
+    return this.fault === undefined && this.lost === undefined;
+  }
+
+  /** Runs the buffered writes before a read, unless the store is failing (the retry timer owns them then). */
+  private sync(): void {
+    if (this.fault === undefined) this.flushNow();
+  }
+
+  private guard<T>(run: () => T): T {
+    try {
+      return run();
+    } catch (error) {
+      if (this.db.open) this.failed(error);
+      throw error;
+    }
+  }
+
+  /** Buffers a write for the next group commit; `opensAt`: when it makes a record claimable, if it does. */
+  private defer(write: () => void, opensAt = Infinity): void {
+    this.queue.push({ write });
+    if (opensAt < this.opensAt) this.opensAt = opensAt;
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.fault !== undefined) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flushNow());
+  }
+
+  /** Runs every buffered write in one transaction, then settles the callers waiting on it. Never throws. */
+  private flushNow(): void {
+    this.flushScheduled = false;
+    if (this.queue.length === 0) return;
+    if (!this.db.open) {
+      // After close, a late write is dropped: its record stays leased on disk and is redelivered on reopen.
+      this.expireWaiters(Infinity, 'the outbox is closed');
+      this.queue = [];
+      return;
+    }
+    const batch = this.queue;
+    const opensAt = this.opensAt;
+    this.queue = [];
+    this.opensAt = Infinity;
+    try {
+      this.runWrites(batch);
+    } catch (error) {
+      // Nothing of the batch was written (one transaction): keep all of it, in order, and retry.
+      this.queue = batch.concat(this.queue);
+      this.opensAt = Math.min(opensAt, this.opensAt);
+      this.failed(error);
+      return;
+    }
+    for (const pending of batch) pending.waiter?.resolve();
+    this.recovered();
+  }
+
+  private failed(error: unknown): void {
+    const fault = faultOf(error);
+    if (this.fault?.kind !== fault.kind) {
+      this.logger?.error('outbox cannot write; retrying in the background, emits are refused meanwhile', {
+        path: this.path,
+        error: fault.reason,
+        hint: fault.hint,
+      });
+    }
+    this.fault = fault;
+    this.expireWaiters(this.now(), fault.reason, error, fault.hint);
+    this.scheduleRetry();
+  }
+
+  private recovered(): void {
+    if (this.fault === undefined) return;
+    this.logger?.info('outbox writable again; delivery resumes', { path: this.path });
+    this.fault = undefined;
+    this.retryDelayMs = 0;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+  }
+
+  /** The next try: after a growing, capped wait, or sooner when an emit's wait ends sooner. */
+  private scheduleRetry(): void {
+    if (this.retryTimer !== undefined || !this.db.open) return;
+    const { baseDelayMs, maxDelayMs } = DEFAULTS.storeRetry;
+    this.retryDelayMs = Math.min(maxDelayMs, Math.max(baseDelayMs, this.retryDelayMs * 2));
+    let at = this.now() + this.retryDelayMs;
+    for (const pending of this.queue) if (pending.waiter) at = Math.min(at, pending.waiter.deadline);
+    this.retryAt(at);
+  }
+
+  /** (Re)arms the retry timer to fire at `at` at the latest. */
+  private retryAt(at: number): void {
+    if (this.retryTimer !== undefined) {
+      if (this.retryTimerAt <= at) return;
+      clearTimeout(this.retryTimer);
+    }
+    this.retryTimerAt = at;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (!this.db.open) return;
+      // Nothing buffered: rewrite the header page (user_version, unchanged) to learn whether the
+      // file takes writes again; it needs WAL space like any write, even in an empty outbox.
+      if (this.queue.length === 0) {
+        this.queue.push({
+          write: () => this.db.pragma(`user_version = ${Number(this.db.pragma('user_version', { simple: true }))}`),
+        });
+      }
+      this.flushNow();
+    }, Math.max(0, at - this.now()));
+    // Emits waiting keep the process alive until they settle; background retries alone do not.
+    if (!this.queue.some((pending) => pending.waiter)) this.retryTimer.unref();
+  }
+
+  /** Rejects the `add` callers whose deadline passed, and drops their writes: those deliveries are not recorded. */
+  private expireWaiters(now: number, reason: string, cause?: unknown, hint?: string): void {
+    if (!this.queue.some((p) => p.waiter && p.waiter.deadline <= now)) return;
+    const kept: Pending[] = [];
+    for (const pending of this.queue) {
+      if (pending.waiter && pending.waiter.deadline <= now) {
+        pending.waiter.reject(new OutboxUnavailableError(this.path, reason, { cause, hint }));
+      } else {
+        kept.push(pending);
+      }
+    }
+    this.queue = kept;
+  }
+
+  /** The file at `path` is no longer the one this process opened: events recorded now would go nowhere. */
+  private fileLost(reason: string): void {
+    if (!this.db.open) return;
+    this.lost = `${reason}; restart the service`;
+    this.logger?.error('outbox file deleted or replaced: emits are refused until the service restarts', {
+      path: this.path,
+      error: reason,
+      hint:
+        'Deliveries already recorded are still sent from the open file while this process runs; what is pending at ' +
+        'restart is lost with it. Restore the file or restart the service, and keep the outbox out of cleanup jobs.',
+    });
+  }
+
+  /** A wall-clock step back: records created or tried "in the future" are due now. */
+  private checkClock(now: number): void {
+    const slack = DEFAULTS.outbox.clockStepSlackMs;
+    if (this.maxStamp <= now + slack) return;
+    this.sync(); // the retries scheduled on the old time, still buffered, are among those to move
+    const changed = this.unstepClock.run({ now, limit: now + slack }).changes;
+    this.logger?.warn('wall clock stepped back; deliveries waiting on the old time are due now', {
+      path: this.path,
+      stepMs: this.maxStamp - now,
+      deliveries: changed,
+    });
+    this.maxStamp = now;
+  }
+}
+
+/** Not leased by this process (the leases of this connection, see the constructor). */
+const UNLEASED = 'id NOT IN (SELECT id FROM temp.outbox_leases)';
+
+function whereOf(filter: DeadLetterFilter | undefined): { where: string; params: unknown[] } {
+  const clauses: string[] = [];
+  const params: unknown[] = [];
+  if (filter?.ids) {
+    clauses.push(`id IN (${filter.ids.map(() => '?').join(', ') || 'NULL'})`);
+    params.push(...filter.ids);
+  }
+  if (filter?.eventId !== undefined) {
+    clauses.push('event_id = ?');
+    params.push(filter.eventId);
+  }
+  if (filter?.target !== undefined) {
+    clauses.push('target = ?');
+    params.push(filter.target);
+  }
+  return { where: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', params };
+}
+
+/** Files made before trace context was stored get its two nullable columns. */
+function addTraceColumns(db: Database): void {
+  for (const table of ['outbox', 'dead_letters']) {
+    const names = new Set((db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).map((c) => c.name));
+    for (const column of ['traceparent', 'tracestate']) {
+      if (!names.has(column)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} TEXT`);
+    }
+  }
+}
+
+function toRecord(row: Row): OutboxRecord {
+  return {
+    id: row.id,
+    eventId: row.event_id,
+    type: row.type,
+    source: row.source,
+    target: row.target,
+    body: row.body,
+    createdAt: row.created_at,
+    attempts: row.attempts,
+    nextAttemptAt: row.next_attempt_at,
+    ...(row.last_attempt_at !== null ? { lastAttemptAt: row.last_attempt_at } : {}),
+    ...(row.last_status !== null ? { lastStatus: row.last_status } : {}),
+    ...(row.last_error !== null ? { lastError: row.last_error } : {}),
+    ...(row.traceparent !== null ? { traceparent: row.traceparent } : {}),
+    ...(row.tracestate !== null && row.tracestate !== undefined ? { tracestate: row.tracestate } : {}),
+  };
+}
+
+function toDeadLetter(row: Row): DeadLetter {
+  return { ...toRecord(row), deadAt: row.dead_at!, reason: row.reason as DeadLetter['reason'] };
+}
+

@@ -1,0 +1,118 @@
+/**
+ * The operator seam: one interface for every place dead letters and backlogs live (the in-memory,
+ * SQLite and PostgreSQL outboxes, and a broker's dead-letter queues). The bus, the standalone
+ * operator functions, the CLI and the console all go through it. Every method returns a promise.
+ */
+
+/** Where an operator function works: an outbox file, a database, or a broker. */
+export type OperatorLocation =
+  | {
+      /** The SQLite outbox file (a service's `EVENTS_OUTBOX_PATH`). */
+      outbox: string;
+    }
+  | {
+      /** A postgres://… URL (a service's `EVENTS_DATABASE_URL`). */
+      database: string;
+      /** @default 'public' */
+      schema?: string;
+      /** Only this service's outbox rows. @default every service's */
+      service?: string;
+    }
+  | {
+      /** An amqp://… or kafka://… URL (a service's `EVENTS_BROKER_URL`). */
+      broker: string;
+      /** The queue or topic prefix the services run with (`EVENTS_BROKER_PREFIX`). @default '' */
+      prefix?: string;
+      /** Only this receiving service's dead-letter queue or topic. @default every service's found under the prefix */
+      service?: string;
+    };
+
+/** A delivery or message that will not be tried again until an operator replays it. */
+export interface DeadLetter {
+  /**
+   * Opaque, made unique by its backend; no sender can choose it. Pass it back to
+   * `replayDeadLetters` / `discardDeadLetters` (or the CLI's `replay` / `discard`).
+   */
+  id: string;
+  /** Where it is kept: `outbox` (the sender could not deliver it) or `queue` (a broker receiver could not handle it). */
+  kept: 'outbox' | 'queue';
+  /** The CloudEvent id, when the event's signature verified (or it comes from this service's own outbox). */
+  eventId: string | undefined;
+  type: string | undefined;
+  /** The emitting service (the CloudEvents `source`). */
+  source: string | undefined;
+  /** The service it was for. */
+  target: string;
+  /**
+   * Why it died: `refused` or `expired` (an outbox), or the receiver's reason
+   * (`handler_failed`, `rejected_by_handler`, `invalid_signature`, `delivery_limit`, …).
+   */
+  reason: string;
+  /** The last error or status message. */
+  error?: string;
+  /** The last HTTP status, for an outbox delivery. */
+  status?: number;
+  /** Attempts made. */
+  attempts: number | undefined;
+  /** ms since epoch. */
+  createdAt: number | undefined;
+  /** ms since epoch. */
+  deadAt: number | undefined;
+  /** The event as it was sent (the structured CloudEvent). */
+  body: string;
+}
+
+/** Which dead letters: every given field must match. */
+export interface DeadLetterFilter {
+  /** Dead-letter ids, as listed (numbers are taken as their decimal text). */
+  ids?: readonly (string | number)[];
+  eventId?: string;
+  /** The receiving service. */
+  target?: string;
+  type?: string;
+}
+
+/** Dead letters to replay or discard: a list of ids, a filter, or `'all'`. */
+export type DeadLetterSelection = readonly (string | number)[] | DeadLetterFilter | 'all';
+
+/** Pending deliveries and dead letters, per target. */
+export interface OutboxStats {
+  durable: boolean;
+  pending: number;
+  deadLetters: number;
+  targets: Record<string, { pending: number; deadLetters: number; oldestCreatedAt?: number }>;
+}
+
+/** What every backend that keeps dead letters answers. */
+export interface DeadLetterOperator {
+  /** Pending and dead counts per target. */
+  stats(): Promise<OutboxStats>;
+  /** Dead letters, oldest first; all, or those matching `filter`. */
+  deadLetters(filter?: DeadLetterFilter): Promise<DeadLetter[]>;
+  /** Puts the selected dead letters back to be delivered (due now, attempts reset); resolves with how many. */
+  replay(selection: DeadLetterSelection): Promise<number>;
+  /** Deletes the selected dead letters for good; resolves with how many. */
+  discard(selection: DeadLetterSelection): Promise<number>;
+  /** Releases what the operator opened (never a pool or connection passed in). */
+  close(): Promise<void>;
+}
+
+/** A selection as a filter (`'all'` matches everything). */
+export function selectionFilter(selection: DeadLetterSelection): DeadLetterFilter {
+  if (selection === 'all') return {};
+  if (Array.isArray(selection)) return { ids: selection as readonly (string | number)[] };
+  if (typeof selection !== 'object' || selection === null) {
+    throw new TypeError('which dead letters? pass a list of ids, a filter such as { target: "payments" }, or "all"');
+  }
+  return selection as DeadLetterFilter;
+}
+
+/** Whether a dead letter matches a filter. */
+export function matchesDeadLetter(letter: DeadLetter, filter: DeadLetterFilter | undefined): boolean {
+  if (!filter) return true;
+  if (filter.ids && !filter.ids.some((id) => String(id) === letter.id)) return false;
+  if (filter.eventId !== undefined && letter.eventId !== filter.eventId) return false;
+  if (filter.target !== undefined && letter.target !== filter.target) return false;
+  if (filter.type !== undefined && letter.type !== filter.type) return false;
+  return true;
+}
