@@ -95,25 +95,32 @@ export class Dispatcher {
     return n;
   }
 
-  /** Stops claiming; resolves when nothing is in flight, or at `deadline` (ms since epoch). */
+  /** Stops claiming; resolves when every request in flight has its outcome recorded, or at `deadline` (ms since epoch). */
   async stop(deadline: number): Promise<void> {
     // Start what is due now (an emit just before close() has only been kicked for the next turn),
     // so that it is in flight and waited for below rather than left undelivered.
     await Promise.all([...this.lanes.values()].map((lane) => lane.flush()));
     this.stopping = true;
     for (const lane of this.lanes.values()) lane.halt();
-    while ((this.inFlight() > 0 || this.settling() > 0) && Date.now() < deadline) await sleep(Math.min(20, deadline - Date.now()));
+    let expired = false;
+    let timer: NodeJS.Timeout | undefined;
+    const deadlinePassed = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        expired = true;
+        resolve();
+      }, Math.max(0, deadline - Date.now()));
+    });
+    try {
+      // A probe that was claiming when the lanes stopped may start one more request: awaited too.
+      for (let work = this.work(); work.length > 0 && !expired; work = this.work()) await Promise.race([Promise.allSettled(work), deadlinePassed]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
-  /** Outcomes still being written to the store. */
-  private settling(): number {
-    let n = 0;
-    for (const lane of this.lanes.values()) n += lane.settling;
-    return n;
-  }
-
-  isStopping(): boolean {
-    return this.stopping;
+  /** Requests in flight or settling, in every lane. */
+  private work(): Promise<void>[] {
+    return [...this.lanes.values()].flatMap((lane) => [...lane.work]);
   }
 
   /** Whether `target` is counted down now (probed, not delivered to). */
@@ -141,5 +148,3 @@ export class Dispatcher {
 function messageOf(error: unknown): string {
   return (error as Error)?.message ?? String(error);
 }
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -5,7 +5,6 @@ import type { Delivery, DeliveryResult } from './transport.js';
 import { type BatchCaps, eventsPerRequest, planRequests } from './batches.js';
 import type { DispatcherOptions } from './dispatcher.js';
 import type { OutboxRecord, Settlement } from './outbox-store.js';
-import { failureHint } from '../backends/http/failure-hints.js';
 import { backoffMs } from './retry-policy.js';
 
 /**
@@ -28,11 +27,13 @@ export class Lane {
   started = false;
   /** Requests whose outcomes are being written to the store (a shared store answers asynchronously). */
   settling = 0;
+  /** Each request from its start until its outcome is recorded: stop() awaits them. */
+  readonly work = new Set<Promise<void>>();
   /** Deliveries in the requests in flight or settling. */
   private unsettled = 0;
   private scheduled = false;
-  /** A pump is awaiting the store; another request to pump runs once it is done. */
-  private pumping = false;
+  /** The pump awaiting the store; another request to pump runs once it is done. */
+  private pumping: Promise<void> | undefined;
   private pumpAgain = false;
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
@@ -49,15 +50,16 @@ export class Lane {
   private streakStart = Infinity;
   /** The target's URL as last resolved, for log lines. */
   private url = '';
-  /** Failure hints logged since the last success: key → the event type they concern (undefined: the whole target). */
-  private readonly hints = new Map<string, string | undefined>();
+  /**
+   * Hints said since the state they describe began, by key: the event type they concern
+   * (undefined: the whole target), what to say when it is over, and whether a delivery carried it.
+   */
+  private readonly hints = new Map<string, { type: string | undefined; over: string | undefined; delivered: boolean }>();
   /** Why the target could not be resolved, as last logged (undefined: it resolves). */
   private unresolved: string | undefined;
-  /** The last 2xx was not an events receipt (warned once). */
-  private unconfirmed = false;
   /** The target answered a batch as a peer that does not read them: one event per request from now on. */
   private batchesRefused = false;
-  /** The target answered 413 to a batch this large: its batches stay under half of it (undefined: batch.maxBytes). */
+  /** The target refused a batch this large as too large: its batches stay under half of it (undefined: batch.maxBytes). */
   private batchBytes: number | undefined;
   /** Average body size of what was last claimed, to claim about what the free requests can carry. */
   private averageBytes = 0;
@@ -98,23 +100,25 @@ export class Lane {
     return this.pump();
   }
 
-  /** Claims and starts the due deliveries now (a kick does this on the next turn of the event loop). */
-  async pump(): Promise<void> {
-    if (this.stopping()) return;
+  /** Claims and starts the due deliveries now (a kick does this on the next turn of the event loop); resolves once they are started. */
+  pump(): Promise<void> {
+    if (this.stopping()) return Promise.resolve();
     // One pump at a time: two claiming at once would exceed the concurrency.
     if (this.pumping) {
       this.pumpAgain = true;
-      return;
+      return this.pumping;
     }
-    this.pumping = true;
-    try {
-      do {
-        this.pumpAgain = false;
-        await this.pumpOnce();
-      } while (this.pumpAgain && !this.stopping());
-    } finally {
-      this.pumping = false;
-    }
+    this.pumping = (async () => {
+      try {
+        do {
+          this.pumpAgain = false;
+          await this.pumpOnce();
+        } while (this.pumpAgain && !this.stopping());
+      } finally {
+        this.pumping = undefined;
+      }
+    })();
+    return this.pumping;
   }
 
   private async pumpOnce(): Promise<void> {
@@ -254,8 +258,15 @@ export class Lane {
     });
   }
 
+  /** One request, counted in `work` until its outcome is recorded. */
+  private deliver(target: ResolvedTarget, records: OutboxRecord[], probe: boolean): Promise<void> {
+    const work = this.request(target, records, probe).finally(() => this.work.delete(work));
+    this.work.add(work);
+    return work;
+  }
+
   /** One request: `records` alone (structured mode) or as a batch; then each record settled from its own result. */
-  private async deliver(target: ResolvedTarget, records: OutboxRecord[], probe: boolean): Promise<void> {
+  private async request(target: ResolvedTarget, records: OutboxRecord[], probe: boolean): Promise<void> {
     this.inFlight += 1;
     this.unsettled += records.length;
     this.started = true;
@@ -480,33 +491,19 @@ export class Lane {
     }
   }
 
-  /** The likely cause of each failure an operator can fix (401, 404, …): once per state change, not per event. */
+  /** The likely cause of each failure an operator can fix (the transport's hint): once per state change, not per event. */
   private explainFailures(records: OutboxRecord[], results: DeliveryResult[]): void {
     for (let i = 0; i < records.length; i++) {
       const result = results[i]!;
-      if (result.outcome === 'retry' && !result.batchUnsupported) this.explain(result.status, records[i]!.type);
+      if (result.outcome === 'retry' && !result.batchUnsupported) this.explain(result, records[i]!.type);
     }
   }
 
-  private explain(status: number | undefined, type: string): void {
-    const hint = failureHint(status, this.target, this.url, type);
+  private explain(result: DeliveryResult, type: string): void {
+    const { hint } = result;
     if (!hint || this.hints.has(hint.key)) return;
-    this.hints.set(hint.key, hint.scope === 'type' ? type : undefined);
-    this.o.logger.warn(hint.message, { target: this.target, url: this.url, status, type });
-  }
-
-  /** A 2xx that is not an events endpoint's receipt counts as delivered, but never silently: once per state change. */
-  private checkReceipt(result: DeliveryResult): void {
-    if (result.receipt === undefined || result.receipt === !this.unconfirmed) return;
-    this.unconfirmed = !result.receipt;
-    if (this.unconfirmed) {
-      this.o.logger.warn(
-        `${result.status} from ${this.target} at ${this.url} is not an events receipt: counted as delivered, but is this the events endpoint (the middleware's path, /events by default)?`,
-        { target: this.target, url: this.url, status: result.status },
-      );
-    } else {
-      this.o.logger.info('target answers with events receipts again', { target: this.target, url: this.url });
-    }
+    this.hints.set(hint.key, { type: hint.scope === 'type' ? type : undefined, over: hint.over, delivered: result.outcome === 'delivered' });
+    this.o.logger.warn(hint.message, { target: this.target, url: this.url, status: result.status, type });
   }
 
   /** The target answered: it is up; what failed during the outage is due now; hints of what was delivered are over. */
@@ -521,10 +518,14 @@ export class Lane {
     this.probeDelayMs = 0;
     for (let i = 0; i < records.length; i++) {
       const result = results[i]!;
-      // A refusal tells that the target is back only when it was down (as for a single send).
-      if (result.outcome !== 'delivered' && !(result.outcome === 'refused' && wasDown)) continue;
-      if (this.hints.size > 0) this.forgetHints(records[i]!.type);
-      if (result.outcome === 'delivered') this.checkReceipt(result);
+      const { type } = records[i]!;
+      if (result.outcome === 'delivered') {
+        this.forgetHints(type, result.hint?.key, true);
+        this.explain(result, type);
+      } else if (result.outcome === 'refused' && wasDown) {
+        // A refusal tells that the target is back only when it was down (as for a single send).
+        this.forgetHints(type, undefined, false);
+      }
     }
     if (wasDown) {
       await this.o.store.release(this.target, since, Date.now());
@@ -532,27 +533,35 @@ export class Lane {
     }
   }
 
-  /** What was delivered of `type` ends the hints about it and about the whole target. */
-  private forgetHints(type: string): void {
-    for (const [key, scope] of this.hints) if (scope === undefined || scope === type) this.hints.delete(key);
+  /**
+   * What was delivered of `type` ends the hints about it and about the whole target, except the
+   * one it came with; a refusal (`delivered` false) ends only those of failures.
+   */
+  private forgetHints(type: string, keep: string | undefined, delivered: boolean): void {
+    for (const [key, said] of this.hints) {
+      if (key === keep || (said.type !== undefined && said.type !== type) || (said.delivered && !delivered)) continue;
+      this.hints.delete(key);
+      if (said.over !== undefined) this.o.logger.info(said.over, { target: this.target, url: this.url });
+    }
   }
 
   /**
-   * Batches refused as such (415 or a final 4xx without per-event results): one event per request
-   * from now on, said once. A 413 says the batch was larger than the peer takes: its batches stay
-   * under half that size from now on (an event larger than that goes alone).
+   * Batches refused as such (the peer does not read them): one event per request from now on,
+   * said once. A batch refused as too large: its batches stay under half that size from now on
+   * (an event larger than that goes alone).
    */
   private refuseBatches(records: OutboxRecord[], results: DeliveryResult[]): void {
     if (this.batchesRefused) return;
-    if (records.length > 1 && results.every((result) => !result.batchUnsupported || result.status === 413)) {
-      const bytes = records.reduce((sum, record) => sum + Buffer.byteLength(record.body) + 1, 1);
+    if (records.length > 1 && results.every((result) => !result.batchUnsupported || result.batchTooLarge !== undefined)) {
+      const { batchTooLarge: bytes = 0, status } = results.find((result) => result.batchTooLarge !== undefined) ?? {};
       const limit = Math.floor(bytes / 2);
       if (this.batchBytes === undefined || limit < this.batchBytes) {
         this.batchBytes = limit;
-        this.o.logger.warn(`${this.target} refused a batch of ${bytes} bytes as too large (413); sending batches of at most ${limit} bytes`, {
+        const why = status === undefined ? '' : ` (${status})`;
+        this.o.logger.warn(`${this.target} refused a batch of ${bytes} bytes as too large${why}; sending batches of at most ${limit} bytes`, {
           target: this.target,
           url: this.url,
-          status: 413,
+          status,
         });
       }
       return;

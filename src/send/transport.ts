@@ -17,31 +17,45 @@ export interface Delivery {
 
 export interface DeliveryResult {
   /**
-   * delivered: 2xx · refused: never retry (400, 410, 413, 415, 422, or a handler's NonRetryableError) ·
-   * retry: redeliver later (network errors, timeouts, 408, 429, 5xx, and every other 4xx).
+   * delivered: taken · refused: never retry (a verdict on the event itself: dead-lettered at once) ·
+   * retry: redeliver later from the outbox.
    */
   outcome: 'delivered' | 'retry' | 'refused';
-  /** Last HTTP status, if the target answered. */
+  /** The target's status code, if it answered (HTTP: the status), for logs and the record. */
   status?: number;
   /** Why it failed: a network error code, or a short summary of the target's answer. */
   error?: string;
-  /** The target's `Retry-After`, when it asked for more time than the transport waits in place. */
+  /** The target asked for this much time before the next try (more than the transport waits in place). */
   retryAfterMs?: number;
-  /** The failure concerns the whole target (unreachable, 429, 502–504), not this one event. */
+  /** The failure concerns the whole target (unreachable, overloaded), not this one event. */
   targetDown?: boolean;
-  /**
-   * On a 2xx: whether the answer was an events endpoint's receipt (`{ status: 'delivered' | 'duplicate', id }`).
-   * `false` for a plain 2xx (a Standard Webhooks receiver, or an app's fallback route): still delivered, but said.
-   */
-  receipt?: boolean;
+  /** What an operator should check about this answer: said once per state change, not per event. */
+  hint?: DeliveryHint;
   /** Tries this send made (1 + immediate retries). */
   attempts: number;
   /**
-   * Batch sends only: the target refused the batch as a whole because it does not read batch
-   * mode (415, or 400/410/413/422 without per-event results). The event was not processed; the
-   * dispatcher sends it again on its own, in structured mode, and stops batching to that target.
+   * Batch sends only: the target refused the batch as a whole, unprocessed (it does not read
+   * batches, or the batch was too large). The dispatcher sends the event again at once, uncharged;
+   * on its own from then on, unless `batchTooLarge` says batches go on, smaller.
    */
   batchUnsupported?: boolean;
+  /** With `batchUnsupported`: the batch was refused for its size, this many bytes; later batches stay under half of it. */
+  batchTooLarge?: number;
+}
+
+/**
+ * The likely cause of an answer an operator can act on (a secret, a deploy, a URL, an endpoint
+ * that does not confirm deliveries). The dispatcher logs it (warn) once, until a delivery in its
+ * scope succeeds without it.
+ */
+export interface DeliveryHint {
+  /** Same key, same state: not said again until the state ends. */
+  key: string;
+  /** What it concerns: the whole target, or the event type of the delivery it came with. */
+  scope: 'target' | 'type';
+  message: string;
+  /** On a delivered result: said (info) when a later delivery comes without this hint. */
+  over?: string;
 }
 
 /**

@@ -108,7 +108,7 @@ describe.each(clients)('batch sends over %s', (_name, create) => {
 
     const results = await transport.sendBatch(deliveries);
 
-    expect(results).toEqual(deliveries.map(() => ({ outcome: 'delivered', status: 200, attempts: 1, receipt: true })));
+    expect(results).toEqual(deliveries.map(() => ({ outcome: 'delivered', status: 200, attempts: 1 })));
     expect(server.received).toHaveLength(1);
     const [request] = server.received;
     expect(request?.verified).toBe(true);
@@ -138,10 +138,10 @@ describe.each(clients)('batch sends over %s', (_name, create) => {
     const results = await transport.sendBatch(deliveriesTo(server.url, secret, 5));
 
     expect(results).toEqual([
-      { outcome: 'delivered', status: 200, attempts: 1, receipt: true },
+      { outcome: 'delivered', status: 200, attempts: 1 },
       { outcome: 'refused', status: 422, error: 'HTTP 422: rejected_by_handler: order is closed', attempts: 1, targetDown: false, retryAfterMs: 2000 },
       { outcome: 'retry', status: 503, error: 'HTTP 503: inbox_unavailable: inbox is down', attempts: 1, targetDown: true, retryAfterMs: 1000 },
-      { outcome: 'delivered', status: 200, attempts: 1, receipt: true },
+      { outcome: 'delivered', status: 200, attempts: 1 },
       { outcome: 'retry', status: 500, error: 'HTTP 500: handler_failed: boom', attempts: 1, targetDown: false, retryAfterMs: 2000 },
     ]);
     expect(server.received).toHaveLength(1);
@@ -162,8 +162,8 @@ describe.each(clients)('batch sends over %s', (_name, create) => {
     const results = await transport.sendBatch(deliveriesTo(server.url, secret, 2));
 
     expect(results).toEqual([
-      { outcome: 'delivered', status: 204, attempts: 1, receipt: false },
-      { outcome: 'delivered', status: 204, attempts: 1, receipt: false },
+      { outcome: 'delivered', status: 204, attempts: 1, hint: expect.objectContaining({ key: 'not-a-receipt', scope: 'target' }) },
+      { outcome: 'delivered', status: 204, attempts: 1, hint: expect.objectContaining({ key: 'not-a-receipt', scope: 'target' }) },
     ]);
   });
 
@@ -173,8 +173,8 @@ describe.each(clients)('batch sends over %s', (_name, create) => {
     const results = await transport.sendBatch(deliveriesTo(server.url, secret, 2));
 
     expect(results).toEqual([
-      { outcome: 'delivered', status: 200, attempts: 2, receipt: true },
-      { outcome: 'delivered', status: 200, attempts: 2, receipt: true },
+      { outcome: 'delivered', status: 200, attempts: 2 },
+      { outcome: 'delivered', status: 200, attempts: 2 },
     ]);
     expect(server.received).toHaveLength(2);
     expect(server.received.every((request) => request.verified)).toBe(true);

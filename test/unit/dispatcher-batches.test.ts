@@ -14,10 +14,15 @@ import type { Delivery, DeliveryResult, Transport } from '../../src/send/transpo
 const T = Date.UTC(2024, 4, 1, 12, 0, 0);
 const KEY = Buffer.alloc(24, 1);
 
-const DELIVERED: DeliveryResult = { outcome: 'delivered', status: 200, receipt: true, attempts: 1 };
+const DELIVERED: DeliveryResult = { outcome: 'delivered', status: 200, attempts: 1 };
 const REFUSED: DeliveryResult = { outcome: 'refused', status: 422, error: 'rejected_by_handler: no', attempts: 1 };
 const FAILED_500: DeliveryResult = { outcome: 'retry', status: 500, error: 'handler_failed', attempts: 1 };
 const NOT_FOUND: DeliveryResult = { outcome: 'retry', status: 404, error: 'no_subscriber', attempts: 1 };
+/** A 404 as the HTTP transport answers it: with the hint of its event type. */
+const notFound = (delivery: Delivery): DeliveryResult => ({
+  ...NOT_FOUND,
+  hint: { key: `404 ${delivery.type}`, scope: 'type', message: `404 from payments: is the receiver subscribed to ${delivery.type}?` },
+});
 const UNREACHABLE: DeliveryResult = { outcome: 'retry', error: 'ECONNREFUSED', attempts: 1, targetDown: true };
 const UNSUPPORTED: DeliveryResult = { outcome: 'retry', status: 415, error: 'HTTP 415', attempts: 1, batchUnsupported: true };
 
@@ -386,7 +391,7 @@ describe('Dispatcher batching: each event settled from its own result', () => {
   });
 
   test('a batch whose every event failed counts once towards marking the target down, not once per event', async () => {
-    const { transport, dispatcher, logger, emit } = setup({ concurrency: 2, answer: () => NOT_FOUND });
+    const { transport, dispatcher, logger, emit } = setup({ concurrency: 2, answer: notFound });
     await emit(...many(20));
     await settle();
     expect(transport.requests.map((r) => r.deliveries.length)).toEqual([10, 10]);
@@ -414,12 +419,20 @@ describe('Dispatcher batching: each event settled from its own result', () => {
     expect(logger.warn.mock.calls.filter(([message]) => String(message).includes('target down'))).toHaveLength(1);
   });
 
-  test('a 2xx that is not a receipt is delivered for every event of the batch, with one warning', async () => {
-    const { store, logger, emit } = setup({ concurrency: 1, answer: () => ({ ...DELIVERED, receipt: false }) });
+  test('a 2xx that is not a receipt is delivered for every event of the batch, with one warning; a receipt again says so once', async () => {
+    const hint = { key: 'not-a-receipt', scope: 'target', message: '200 from payments is not an events receipt', over: 'receipts again' } as const;
+    let receipts = false;
+    const { store, logger, emit } = setup({ concurrency: 1, answer: () => (receipts ? DELIVERED : { ...DELIVERED, hint }) });
     await emit(...many(5));
     await settle();
     expect(store.stats().pending).toBe(0);
     expect(logger.warn.mock.calls.filter(([message]) => String(message).includes('is not an events receipt'))).toHaveLength(1);
+    expect(logger.info).not.toHaveBeenCalledWith('receipts again', expect.anything());
+
+    receipts = true;
+    await emit(...many(5, 6));
+    await settle();
+    expect(logger.info.mock.calls.filter(([message]) => message === 'receipts again')).toHaveLength(1);
   });
 
   test('with info off, no line is built for delivered events; failures still log at their levels', async () => {
@@ -496,7 +509,8 @@ describe('Dispatcher batching: a peer whose body limit is smaller than batch.max
     transport.sendBatch = async (deliveries) => {
       if (sizeOf(deliveries) <= LIMIT) return accept(deliveries);
       transport.requests.push({ at: Date.now(), batch: true, deliveries });
-      return deliveries.map((): DeliveryResult => ({ outcome: 'retry', status: 413, error: 'HTTP 413', attempts: 1, batchUnsupported: true }));
+      const batchTooLarge = sizeOf(deliveries);
+      return deliveries.map((): DeliveryResult => ({ outcome: 'retry', status: 413, error: 'HTTP 413', attempts: 1, batchUnsupported: true, batchTooLarge }));
     };
     const padded = (count: number, from: number) => Array.from({ length: count }, (_, i) => delivery(from + i, T, 100));
     await emit(...padded(8, 1));

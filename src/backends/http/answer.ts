@@ -7,6 +7,15 @@ import type { DeliveryResult } from '../../send/transport.js';
  * every HTTP client (axios, undici), so both settle the same answer the same way.
  */
 
+/**
+ * A result as read from an HTTP answer. `receipt`, on a 2xx: whether the answer was an events
+ * endpoint's receipt (`{ status: 'delivered' | 'duplicate', id }`); `false` for a plain 2xx (a
+ * Standard Webhooks receiver, or an app's fallback route): still delivered, but said (failure-hints.ts).
+ */
+export interface HttpResult extends DeliveryResult {
+  receipt?: boolean;
+}
+
 /** Reads one response header (lower-case name); undefined when absent. */
 export type HeaderOf = (name: string) => string | undefined;
 
@@ -17,7 +26,7 @@ const RESPONSE_SNIPPET = 300;
  * One event's answer. `bodyText` is undefined when the body was not read (over the response cap):
  * the status alone decides then.
  */
-export function singleResult(status: number, header: HeaderOf, bodyText: string | undefined, attempts: number): DeliveryResult {
+export function singleResult(status: number, header: HeaderOf, bodyText: string | undefined, attempts: number): HttpResult {
   const body = parseObject(bodyText);
   if (status >= 200 && status < 300) return { outcome: 'delivered', status, attempts, receipt: isReceipt(body) };
   // Dead-letter at once only a verdict on the event itself; any other 4xx (401, 403, 404, …) is
@@ -44,13 +53,13 @@ export function batchResults(
   count: number,
   attempts: number,
   ids?: readonly string[],
-): DeliveryResult[] {
+): HttpResult[] {
   const items = readBatchResults(bodyText, count, ids);
   if (items) {
     const retryAfterMs = parseRetryAfter(header('retry-after'));
     return items.map((item) => itemResult(item, attempts, retryAfterMs));
   }
-  let result: DeliveryResult;
+  let result: HttpResult;
   if (status >= 200 && status < 300) {
     // A peer that took the whole array without a word per event: delivered, and no receipt.
     result = { outcome: 'delivered', status, attempts, receipt: false };
@@ -98,7 +107,7 @@ export function describeAnswer(status: number, bodyText: string | undefined): st
   return `HTTP ${status}${body ? `: ${body}` : ''}`;
 }
 
-function itemResult(item: BatchResult, attempts: number, responseRetryAfterMs: number | undefined): DeliveryResult {
+function itemResult(item: BatchResult, attempts: number, responseRetryAfterMs: number | undefined): HttpResult {
   const { status } = item;
   if (status >= 200 && status < 300) return { outcome: 'delivered', status, attempts, receipt: true };
   const final = isFinalStatus(status) || (status < 500 && item.error === 'rejected_by_handler');

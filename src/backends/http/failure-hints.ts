@@ -1,19 +1,34 @@
 import { secretVariable } from '../../config.js';
+import type { Delivery, DeliveryHint, DeliveryResult } from '../../send/transport.js';
+import type { HttpResult } from './answer.js';
 
 /**
  * What an operator should check when a target keeps refusing deliveries for a reason that is
- * theirs to fix (a secret, a deploy, a URL). One line per state change per target, not per event.
+ * theirs to fix (a secret, a deploy, a URL), or answers with something other than an events
+ * receipt. The dispatcher says each once per state change per target, not per event.
  */
-export interface FailureHint {
-  /** Same key, same state: the line is not repeated until a delivery in its scope succeeds. */
-  key: string;
-  /** What it concerns: the whole target (a secret, a proxy, the URL), or one event type (a missing subscriber). */
-  scope: 'target' | 'type';
-  message: string;
+
+/** A result as the dispatcher reads it: with the likely cause of its answer, without the HTTP receipt flag. */
+export function explained({ receipt, ...result }: HttpResult, delivery: Delivery): DeliveryResult {
+  const { name, url } = delivery.target;
+  let hint: DeliveryHint | undefined;
+  if (result.outcome === 'delivered' && receipt === false) hint = notReceiptHint(result.status, name, url);
+  else if (result.outcome === 'retry' && !result.batchUnsupported) hint = failureHint(result.status, name, url, delivery.type);
+  return hint ? { ...result, hint } : result;
+}
+
+/** A 2xx that is not an events receipt counts as delivered, but never silently. */
+function notReceiptHint(status: number | undefined, target: string, url: string): DeliveryHint {
+  return {
+    key: 'not-a-receipt',
+    scope: 'target',
+    message: `${status} from ${target} at ${url} is not an events receipt: counted as delivered, but is this the events endpoint (the middleware's path, /events by default)?`,
+    over: 'target answers with events receipts again',
+  };
 }
 
 /** The likely cause of `status` from `target` (at `url`, delivering `type`), or undefined when there is nothing to say. */
-export function failureHint(status: number | undefined, target: string, url: string, type: string): FailureHint | undefined {
+export function failureHint(status: number | undefined, target: string, url: string, type: string): DeliveryHint | undefined {
   if (status === undefined || status < 300 || status >= 500) return undefined;
   if (status < 400) {
     return {

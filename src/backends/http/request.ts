@@ -1,67 +1,63 @@
 import { randomUUID } from 'node:crypto';
+import { BATCH_CONTENT_TYPE, STRUCTURED_CONTENT_TYPE } from '../../protocol/cloudevents.js';
 import { signatureHeader } from '../../protocol/signature.js';
 import type { Delivery } from '../../send/transport.js';
 
-/** What every HTTP client sends, the same way: bodies, signing headers, answer caps, log fields. */
-
 /** A target's answer is read up to this many bytes (an app's HTML error page is cut, not buffered). */
-export const ANSWER_CAP_BYTES = 64 * 1024;
+const ANSWER_CAP_BYTES = 64 * 1024;
 /** A batch's answer holds one result per event: its cap grows with the batch. */
 const BATCH_ANSWER_BYTES_PER_EVENT = 1024;
 
-export function answerCapBytes(count: number): number {
-  return Math.max(ANSWER_CAP_BYTES, BATCH_ANSWER_BYTES_PER_EVENT * count);
-}
-
-/** A CloudEvents batch: the stored structured bodies, byte for byte, as one JSON array. */
-export function batchBody(deliveries: readonly Delivery[]): string {
-  return `[${deliveries.map((delivery) => delivery.body).join(',')}]`;
-}
-
-/** A batch request's `webhook-id`: fresh per try (its events keep their own ids inside). */
-export function batchWebhookId(): string {
-  return `batch_${randomUUID()}`;
-}
-
-/** Standard Webhooks headers for one try: signed now, so a retry carries a fresh timestamp. */
-export function webhookHeaders(keys: readonly Buffer[], id: string, body: string): Record<string, string> {
-  const timestamp = Math.floor(Date.now() / 1000);
-  return {
-    'webhook-id': id,
-    'webhook-timestamp': String(timestamp),
-    'webhook-signature': signatureHeader(keys, id, timestamp, body),
-  };
-}
-
-/** The W3C trace context headers of a delivery, when it has one (single sends only). */
-export function traceHeaders(delivery: Delivery, headers: Record<string, string>): Record<string, string> {
-  if (delivery.traceparent !== undefined) headers.traceparent = delivery.traceparent;
-  if (delivery.tracestate !== undefined) headers.tracestate = delivery.tracestate;
-  return headers;
-}
-
-/** One request on its way: a single delivery, or a batch (events to `first`'s target). */
-export interface RequestInFlight {
+/**
+ * One request on its way, as every HTTP client sends it: a single delivery (the structured
+ * CloudEvent, with its trace context), or a CloudEvents batch (the stored bodies joined into a
+ * JSON array, byte for byte; no trace headers: it carries many events' contexts) to `first`'s
+ * target. Signed anew for every try, so a retry carries a fresh `webhook-timestamp`.
+ */
+export class RequestInFlight {
   readonly first: Delivery;
   /** The ids of the events it carries, in order (a batch's `results` must match them). */
   readonly eventIds: readonly string[];
-  readonly batch: boolean;
-  /** The current try's `webhook-id`. */
-  webhookId: string;
-}
+  /** The exact bytes signed and sent. */
+  readonly body: string;
+  /** How much of the answer is read. */
+  readonly cap: number;
+  /** The current try's `webhook-id`: the event's id, or a fresh `batch_<uuid>` per try of a batch. */
+  webhookId = '';
 
-/** The fields of a try's debug line. */
-export function logFields(request: RequestInFlight): Record<string, unknown> {
-  const { first } = request;
-  if (request.batch) return { batch: request.webhookId, events: request.eventIds.length, target: first.target.name };
-  return { eventId: first.eventId, type: first.type, source: first.source, target: first.target.name };
-}
+  constructor(
+    readonly deliveries: readonly Delivery[],
+    readonly batch: boolean,
+  ) {
+    this.first = deliveries[0]!;
+    this.eventIds = deliveries.map((delivery) => delivery.eventId);
+    this.body = batch ? `[${deliveries.map((delivery) => delivery.body).join(',')}]` : this.first.body;
+    this.cap = Math.max(ANSWER_CAP_BYTES, BATCH_ANSWER_BYTES_PER_EVENT * deliveries.length);
+  }
 
-/** A single send's attempt counts its earlier sends; a batch's events each have their own count, so a batch counts its tries. */
-export function attemptOf(request: RequestInFlight, tries: number): number {
-  return request.batch ? tries : request.first.previousAttempts + tries;
-}
+  /** The next try's headers: content type, trace context (single sends), Standard Webhooks headers signed now. */
+  headers(): Record<string, string> {
+    this.webhookId = this.batch ? `batch_${randomUUID()}` : this.first.eventId;
+    const timestamp = Math.floor(Date.now() / 1000);
+    const headers: Record<string, string> = { 'content-type': this.batch ? BATCH_CONTENT_TYPE : STRUCTURED_CONTENT_TYPE };
+    const { traceparent, tracestate } = this.first;
+    if (!this.batch && traceparent !== undefined) headers.traceparent = traceparent;
+    if (!this.batch && tracestate !== undefined) headers.tracestate = tracestate;
+    headers['webhook-id'] = this.webhookId;
+    headers['webhook-timestamp'] = String(timestamp);
+    headers['webhook-signature'] = signatureHeader(this.first.target.keys, this.webhookId, timestamp, this.body);
+    return headers;
+  }
 
-export function eventIdsOf(deliveries: readonly Delivery[]): string[] {
-  return deliveries.map((delivery) => delivery.eventId);
+  /** The fields of a try's debug line. */
+  logFields(): Record<string, unknown> {
+    const { first } = this;
+    if (this.batch) return { batch: this.webhookId, events: this.eventIds.length, target: first.target.name };
+    return { eventId: first.eventId, type: first.type, source: first.source, target: first.target.name };
+  }
+
+  /** A single send's attempt counts its earlier sends; a batch's events each have their own count, so a batch counts its tries. */
+  attempt(tries: number): number {
+    return this.batch ? tries : this.first.previousAttempts + tries;
+  }
 }
