@@ -224,7 +224,7 @@ export interface EventBusOptions {
   /** Batched HTTP delivery; `false` turns it off for every target. @default on: up to 100 events or 512 KiB per request, no linger */
   batch?: BatchOptions | false;
   /**
-   * HTTP client of the default transport: `axios` (with axios-retry), or `undici` (optional peer
+   * HTTP client of the default transport: `axios`, or `undici` (optional peer
    * `undici`, less CPU per request). Env: `EVENTS_HTTP_CLIENT`. @default 'axios'
    */
   httpClient?: 'axios' | 'undici';

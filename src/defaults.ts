@@ -48,9 +48,9 @@ export const DEFAULTS = {
     /** Wait this long for more events before sending a partial batch, in ms (0: never wait). */
     lingerMs: 0,
   },
-  /** HTTP client of the default transport: `axios` (with axios-retry), or `undici` (optional peer, leaner per request). */
+  /** HTTP client of the default transport: `axios`, or `undici` (optional peer, leaner per request). */
   httpClient: 'axios' as 'axios' | 'undici',
-  /** Immediate retries of one delivery (axios-retry), before it goes back to the outbox. */
+  /** Immediate retries of one delivery (in place: src/backends/http/retry-in-place.ts), before it goes back to the outbox. */
   retry: {
     retries: 3,
     baseDelayMs: 300,

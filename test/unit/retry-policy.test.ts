@@ -1,13 +1,7 @@
 import { DEFAULTS } from '../../src/defaults.js';
 import { failureHint } from '../../src/backends/http/failure-hints.js';
-import {
-  backoffMs,
-  isFinalStatus,
-  isRedeliveredStatus,
-  isRetryableStatus,
-  isTargetDownStatus,
-  parseRetryAfter,
-} from '../../src/send/retry-policy.js';
+import { isFinalStatus, isRedeliveredStatus, isRetryableStatus, isTargetDownStatus, parseRetryAfter } from '../../src/backends/http/answer.js';
+import { backoffMs } from '../../src/send/retry-policy.js';
 
 describe('isRetryableStatus', () => {
   test.each([408, 429, 500, 501, 502, 503, 504, 507, 599])('%i is retried', (status) => {

@@ -1,4 +1,3 @@
-import { isFinalStatus, isTargetDownStatus, parseRetryAfter } from '../../send/retry-policy.js';
 import type { BatchResult } from '../../protocol/cloudevents.js';
 import type { DeliveryResult } from '../../send/transport.js';
 
@@ -14,6 +13,49 @@ import type { DeliveryResult } from '../../send/transport.js';
  */
 export interface HttpResult extends DeliveryResult {
   receipt?: boolean;
+}
+
+/**
+ * Retried at once, in place (retry-in-place.ts), then redelivered from the outbox: network errors,
+ * timeouts, 408, 429 and 5xx — the weather.
+ */
+export function isRetryableStatus(status: number): boolean {
+  return status === 408 || status === 429 || status >= 500;
+}
+
+/**
+ * A verdict on the event itself, which no operator action on the target changes by itself:
+ * dead-lettered at once. 400 malformed or schema-invalid, 410 gone for good, 413 too large,
+ * 415 unsupported content type, 422 a handler's NonRetryableError. (A NonRetryableError with
+ * another status is recognised by the receiver's `rejected_by_handler` answer.)
+ */
+const FINAL_STATUSES: ReadonlySet<number> = new Set([400, 410, 413, 415, 422]);
+
+export function isFinalStatus(status: number): boolean {
+  return FINAL_STATUSES.has(status);
+}
+
+/**
+ * Every other 4xx (401 wrong secret or clock skew, 403 a proxy or firewall, 404 receiver not yet
+ * deployed or not subscribed, 405 wrong URL, 409, …) is a configuration or deploy-order problem an
+ * operator fixes within minutes or hours: redelivered from the outbox with the normal backoff until
+ * the horizon, without immediate retries.
+ */
+export function isRedeliveredStatus(status: number): boolean {
+  return status >= 400 && status < 500 && !isFinalStatus(status) && !isRetryableStatus(status);
+}
+
+/** Statuses that speak of the target as a whole being unavailable, not of one event. */
+export function isTargetDownStatus(status: number): boolean {
+  return status === 401 || status === 429 || status === 502 || status === 503 || status === 504;
+}
+
+/** `Retry-After` in ms: delta-seconds or an HTTP date; undefined when absent or unreadable. */
+export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
+  if (value === undefined || value.trim() === '') return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
 /** Reads one response header (lower-case name); undefined when absent. */

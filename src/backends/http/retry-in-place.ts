@@ -1,9 +1,19 @@
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'winston';
 import type { RetryOptions } from '../../config.js';
-import { backoffMs, isRetryableStatus, parseRetryAfter } from '../../send/retry-policy.js';
+import { backoffMs } from '../../send/retry-policy.js';
 import type { Delivery, DeliveryResult } from '../../send/transport.js';
-import { batchResults, describeAnswer, type HeaderOf, type HttpResult, networkResult, readBatchResults, singleResult } from './answer.js';
+import {
+  batchResults,
+  describeAnswer,
+  type HeaderOf,
+  type HttpResult,
+  isRetryableStatus,
+  networkResult,
+  parseRetryAfter,
+  readBatchResults,
+  singleResult,
+} from './answer.js';
 import { explained } from './failure-hints.js';
 import { RequestInFlight } from './request.js';
 
