@@ -157,7 +157,7 @@ export class Lane {
     return target.batch && !this.batchesRefused && this.o.batch !== undefined && this.o.transport.sendBatch !== undefined;
   }
 
-  /** The batch caps for this target: batch.maxBytes, or less after a 413. */
+  /** The batch caps for this target: batch.maxBytes, or less after a batch refused as too large. */
   private caps(): BatchCaps {
     const { maxEvents, maxBytes } = this.o.batch!;
     return this.batchBytes === undefined ? { maxEvents, maxBytes } : { maxEvents, maxBytes: Math.min(maxBytes, this.batchBytes) };

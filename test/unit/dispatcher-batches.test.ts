@@ -1,87 +1,25 @@
-import type { Logger } from 'winston';
-import type { BatchOptions, ResolvedTarget } from '../../src/config.js';
+import type { BatchOptions } from '../../src/config.js';
 import { DEFAULTS } from '../../src/defaults.js';
-import { Telemetry } from '../../src/observe/telemetry.js';
 import { planRequests } from '../../src/send/batches.js';
-import { Dispatcher } from '../../src/send/dispatcher.js';
 import type { NewDelivery, OutboxRecord, OutboxStore, Settlement } from '../../src/send/outbox-store.js';
-import { MemoryOutbox } from '../../src/backends/memory/outbox.js';
-import type { Delivery, DeliveryResult, Transport } from '../../src/send/transport.js';
+import type { MemoryOutbox } from '../../src/backends/memory/outbox.js';
+import type { Delivery, DeliveryResult } from '../../src/send/transport.js';
+import { type Answer, type ScriptedTransport, settle, setupDispatcher, T, until, useFakeClock } from '../helpers/dispatcher.js';
 
 // The dispatcher's batching against a scripted transport, on a fake clock: how due deliveries are
 // spread over requests, and how each event of a batch is settled from its own result. No network.
-
-const T = Date.UTC(2024, 4, 1, 12, 0, 0);
-const KEY = Buffer.alloc(24, 1);
 
 const DELIVERED: DeliveryResult = { outcome: 'delivered', status: 200, attempts: 1 };
 const REFUSED: DeliveryResult = { outcome: 'refused', status: 422, error: 'rejected_by_handler: no', attempts: 1 };
 const FAILED_500: DeliveryResult = { outcome: 'retry', status: 500, error: 'handler_failed', attempts: 1 };
 const NOT_FOUND: DeliveryResult = { outcome: 'retry', status: 404, error: 'no_subscriber', attempts: 1 };
+const UNREACHABLE: DeliveryResult = { outcome: 'retry', error: 'ECONNREFUSED', attempts: 1, targetDown: true };
+const UNSUPPORTED: DeliveryResult = { outcome: 'retry', status: 415, error: 'HTTP 415', attempts: 1, batchUnsupported: true };
 /** A 404 as the HTTP transport answers it: with the hint of its event type. */
 const notFound = (delivery: Delivery): DeliveryResult => ({
   ...NOT_FOUND,
   hint: { key: `404 ${delivery.type}`, scope: 'type', message: `404 from payments: is the receiver subscribed to ${delivery.type}?` },
 });
-const UNREACHABLE: DeliveryResult = { outcome: 'retry', error: 'ECONNREFUSED', attempts: 1, targetDown: true };
-const UNSUPPORTED: DeliveryResult = { outcome: 'retry', status: 415, error: 'HTTP 415', attempts: 1, batchUnsupported: true };
-
-/** One request the transport was asked to make: a single send, or a batch. */
-interface Request {
-  at: number;
-  batch: boolean;
-  deliveries: readonly Delivery[];
-}
-
-type Answer = (delivery: Delivery, batch: boolean) => DeliveryResult;
-
-/** A transport with `sendBatch` that answers each delivery with `answer` and records every request. */
-class BatchingTransport implements Transport {
-  readonly requests: Request[] = [];
-  /** Requests not answered yet, when `hold` is on. */
-  readonly held: Array<() => void> = [];
-  hold = false;
-  constructor(public answer: Answer = () => DELIVERED) {}
-
-  send(delivery: Delivery): Promise<DeliveryResult> {
-    return this.request([delivery], false).then((results) => results[0]!);
-  }
-
-  sendBatch(deliveries: readonly Delivery[]): Promise<DeliveryResult[]> {
-    return this.request(deliveries, true);
-  }
-
-  private async request(deliveries: readonly Delivery[], batch: boolean): Promise<DeliveryResult[]> {
-    this.requests.push({ at: Date.now(), batch, deliveries });
-    if (this.hold) await new Promise<void>((resolve) => this.held.push(resolve));
-    return deliveries.map((delivery) => this.answer(delivery, batch));
-  }
-
-  async close(): Promise<void> {}
-
-  /** Event ids of each request, in order. */
-  shapes(): string[][] {
-    return this.requests.map((r) => r.deliveries.map((d) => d.eventId));
-  }
-
-  release(): void {
-    while (this.held.length > 0) this.held.shift()!();
-  }
-}
-
-function fakeLogger() {
-  const logger = {
-    error: jest.fn(),
-    warn: jest.fn(),
-    info: jest.fn(),
-    debug: jest.fn(),
-    log: jest.fn(),
-    isLevelEnabled: (_level: string): boolean => true,
-    isInfoEnabled: (): boolean => true,
-    isDebugEnabled: (): boolean => true,
-  };
-  return logger as typeof logger & Logger;
-}
 
 function delivery(n: number, createdAt = Date.now(), pad = 0): NewDelivery {
   return {
@@ -125,46 +63,24 @@ function setup(
     settleMany?: boolean;
   } = {},
 ) {
-  const logger = fakeLogger();
-  const store = new MemoryOutbox(10_000, 10_000, logger);
-  const settleManyCalls = options.settleMany ? recordSettleMany(store) : [];
-  const transport = new BatchingTransport(options.answer);
   /** What the lanes told the emit path: each settled delivery (first attempt or not), each time a lane found nothing more due. */
   const settled: boolean[] = [];
   const idle: number[] = [];
-  const resolveTarget = (name: string): ResolvedTarget => ({ name, url: `http://127.0.0.1:1/${name}`, keys: [KEY], batch: options.targetBatch ?? true });
-  const dispatcher = new Dispatcher({
-    store,
-    transport,
-    logger,
-    telemetry: Telemetry.off(logger),
+  const harness = setupDispatcher({
+    answer: options.answer,
     concurrency: options.concurrency ?? 4,
-    batch: { ...DEFAULTS.batch, ...options.batch },
-    redelivery: { ...DEFAULTS.redelivery },
-    resolveTarget,
+    batch: options.batch ?? {},
+    targetBatch: options.targetBatch ?? true,
     progress: {
       settled: (_record, firstAttempt) => settled.push(firstAttempt),
       idle: (_target, unsettled) => idle.push(unsettled),
     },
   });
-  const emit = async (...deliveries: NewDelivery[]) => {
-    await store.add(deliveries);
-    dispatcher.notify('payments');
-  };
-  return { logger, store, transport, dispatcher, emit, settled, idle, settleManyCalls };
+  const settleManyCalls = options.settleMany ? recordSettleMany(harness.store) : [];
+  return { ...harness, settled, idle, settleManyCalls };
 }
 
-const until = (ms: number) => jest.advanceTimersByTimeAsync(Math.max(0, T + ms - Date.now()));
-const settle = () => jest.advanceTimersByTimeAsync(5);
-
-beforeEach(() => {
-  jest.useFakeTimers({ now: T, doNotFake: ['nextTick', 'queueMicrotask'] });
-  jest.spyOn(Math, 'random').mockReturnValue(1);
-});
-afterEach(() => {
-  jest.useRealTimers();
-  jest.restoreAllMocks();
-});
+useFakeClock();
 
 describe('Dispatcher batching: what goes in which request', () => {
   test('what fits in the free requests goes one event per request, in structured mode (no batch when idle)', async () => {
@@ -287,7 +203,7 @@ describe('Dispatcher batching: what goes in which request', () => {
     expect(transport.requests.every((r) => !r.batch)).toBe(true);
 
     const plain = setup({ concurrency: 2 });
-    (plain.transport as Partial<BatchingTransport>).sendBatch = undefined;
+    (plain.transport as Partial<ScriptedTransport>).sendBatch = undefined;
     await plain.emit(...many(6));
     await settle();
     expect(plain.transport.requests).toHaveLength(6);

@@ -1,58 +1,16 @@
-import type { Logger } from 'winston';
 import type { RedeliveryOptions, ResolvedTarget } from '../../src/config.js';
 import { DEFAULTS } from '../../src/defaults.js';
 import { ConfigError } from '../../src/errors/index.js';
-import { Dispatcher } from '../../src/send/dispatcher.js';
-import { Telemetry } from '../../src/observe/telemetry.js';
 import type { NewDelivery } from '../../src/send/outbox-store.js';
-import { MemoryOutbox } from '../../src/backends/memory/outbox.js';
-import type { Delivery, DeliveryResult, Transport } from '../../src/send/transport.js';
+import type { DeliveryResult } from '../../src/send/transport.js';
+import { type Answer, HOP, KEY, settle, setupDispatcher, T, until, useFakeClock } from '../helpers/dispatcher.js';
 
 // The dispatcher against a scripted transport, on a fake clock: which deliveries are sent when,
 // and what becomes of each outcome. No network.
 
-const T = Date.UTC(2024, 4, 1, 12, 0, 0);
-const KEY = Buffer.alloc(24, 1);
-
 const DELIVERED: DeliveryResult = { outcome: 'delivered', status: 204, attempts: 1 };
 const FAILED_500: DeliveryResult = { outcome: 'retry', status: 500, error: 'HTTP 500', attempts: 1 };
 const UNREACHABLE: DeliveryResult = { outcome: 'retry', error: 'ECONNREFUSED', attempts: 1, targetDown: true };
-
-interface Sent {
-  at: number;
-  delivery: Delivery;
-}
-
-/** A transport that answers with `answer(delivery)` and records when it was asked. */
-class ScriptedTransport implements Transport {
-  readonly sent: Sent[] = [];
-  constructor(public answer: (delivery: Delivery) => DeliveryResult | Promise<DeliveryResult>) {}
-
-  async send(delivery: Delivery): Promise<DeliveryResult> {
-    this.sent.push({ at: Date.now(), delivery });
-    return this.answer(delivery);
-  }
-
-  async close(): Promise<void> {}
-
-  eventIds(): string[] {
-    return this.sent.map((s) => s.delivery.eventId);
-  }
-}
-
-function fakeLogger() {
-  const logger = {
-    error: jest.fn(),
-    warn: jest.fn(),
-    info: jest.fn(),
-    debug: jest.fn(),
-    log: jest.fn(),
-    isLevelEnabled: () => true,
-    isInfoEnabled: () => true,
-    isDebugEnabled: () => true,
-  };
-  return logger as typeof logger & Logger;
-}
 
 function delivery(n: number, target = 'payments', createdAt = Date.now()): NewDelivery {
   return {
@@ -66,48 +24,13 @@ function delivery(n: number, target = 'payments', createdAt = Date.now()): NewDe
 }
 
 function setup(
-  answer: ScriptedTransport['answer'],
+  answer: Answer,
   options: { concurrency?: number; redelivery?: Partial<RedeliveryOptions>; resolveTarget?: (name: string) => ResolvedTarget } = {},
 ) {
-  const logger = fakeLogger();
-  const store = new MemoryOutbox(10_000, 10_000, logger);
-  const transport = new ScriptedTransport(answer);
-  const dispatcher = new Dispatcher({
-    store,
-    transport,
-    logger,
-    telemetry: Telemetry.off(logger),
-    concurrency: options.concurrency ?? 16,
-    redelivery: { ...DEFAULTS.redelivery, ...options.redelivery },
-    resolveTarget: options.resolveTarget ?? ((name) => ({ name, url: `http://127.0.0.1:1/${name}`, keys: [KEY], batch: false })),
-  });
-  /** Adds deliveries as `emit` does: store, then notify. */
-  const emit = async (...deliveries: NewDelivery[]) => {
-    await store.add(deliveries);
-    for (const target of new Set(deliveries.map((d) => d.target))) dispatcher.notify(target);
-  };
-  return { logger, store, transport, dispatcher, emit };
+  return setupDispatcher({ answer, ...options });
 }
 
-/** Advances the fake clock to `T + ms`, running every timer and promise due on the way. */
-const until = (ms: number) => jest.advanceTimersByTimeAsync(Math.max(0, T + ms - Date.now()));
-/**
- * Runs what is due now (setImmediate pumps, resolved sends). The fake clock schedules a
- * setImmediate made while timers run 1 ms later, so "now" here spans a few fake milliseconds.
- */
-const settle = () => jest.advanceTimersByTimeAsync(5);
-/** The fake clock's 1 ms per setImmediate hop (see settle), allowed on top of a nominal delay. */
-const HOP = 1;
-
-beforeEach(() => {
-  jest.useFakeTimers({ now: T, doNotFake: ['nextTick', 'queueMicrotask'] });
-  // Jitter at its top: every wait is exactly its nominal value, so times can be asserted.
-  jest.spyOn(Math, 'random').mockReturnValue(1);
-});
-afterEach(() => {
-  jest.useRealTimers();
-  jest.restoreAllMocks();
-});
+useFakeClock();
 
 describe('Dispatcher', () => {
   test('delivers each pending delivery once, to the resolved target, and completes it', async () => {
@@ -326,6 +249,31 @@ describe('Dispatcher', () => {
     expect(stopped).toBe(true);
     expect(transport.eventIds()).toEqual(['evt-1']);
     expect(store.stats().pending).toBe(1);
+  });
+
+  test('stop() gives up at its deadline on a request still in flight; a second stop() awaits it once it is answered', async () => {
+    const pending: Array<(result: DeliveryResult) => void> = [];
+    const { dispatcher, store, emit } = setup(() => new Promise((resolve) => pending.push(resolve)));
+    await emit(delivery(1));
+    await settle();
+
+    let stopped = false;
+    const stopping = dispatcher.stop(T + 1_000).then(() => (stopped = true));
+    await until(999);
+    expect(stopped).toBe(false);
+    await until(1_001);
+    await stopping;
+    expect(stopped).toBe(true);
+    expect(store.stats().pending).toBe(1);
+
+    // The bus closes the transport (which answers what it aborted), then awaits the outcomes again.
+    const again = dispatcher.stop(T + 5_000);
+    pending.shift()!(FAILED_500);
+    await settle();
+    await again;
+    expect(Date.now()).toBeLessThan(T + 5_000);
+    expect(store.stats()).toMatchObject({ pending: 1, deadLetters: 0 });
+    expect(store.pendingRecords()[0]).toMatchObject({ attempts: 1, lastStatus: 500 });
   });
 
   test('a store that throws (disk full, locked) never throws out of a timer: the lane backs off, growing, and delivers once it works', async () => {
