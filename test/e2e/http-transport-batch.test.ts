@@ -156,6 +156,17 @@ describe.each(clients)('batch sends over %s', (_name, create) => {
     expect(server.received).toHaveLength(1);
   });
 
+  test('a 413 says the batch was too large: every event comes back, with the size of the batch refused', async () => {
+    const server = await receiver([() => ({ status: 413, body: '{"error":"payload_too_large"}' })]);
+    const deliveries = deliveriesTo(server.url, secret, 3);
+
+    const results = await transport.sendBatch(deliveries);
+
+    const bytes = Buffer.byteLength(`[${deliveries.map((d) => d.body).join(',')}]`);
+    for (const result of results) expect(result).toMatchObject({ outcome: 'retry', status: 413, batchUnsupported: true, batchTooLarge: bytes });
+    expect(server.received).toHaveLength(1);
+  });
+
   test('a plain 2xx takes every event, without a receipt', async () => {
     const server = await receiver([() => ({ status: 204 })]);
 
