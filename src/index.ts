@@ -54,7 +54,7 @@ export type { DeliveredReport, OnDeadLetter, OnDelivered } from './observe/hooks
 export type { HealthStatus, TargetHealth } from './observe/health.js';
 export type { ReceiverRequest, ReceiverResponse } from './receive/receiver.js';
 export type { DeadLetter, DeadLetterFilter, OutboxRecord, OutboxStats } from './send/outbox-store.js';
-export type { Delivery, DeliveryResult, Transport } from './send/transport.js';
+export type { Delivery, DeliveryHint, DeliveryResult, Transport } from './send/transport.js';
 export type {
   DatabasePool,
   DataOf,
