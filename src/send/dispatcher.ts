@@ -98,9 +98,11 @@ export class Dispatcher {
   /** Stops claiming; resolves when every request in flight has its outcome recorded, or at `deadline` (ms since epoch). */
   async stop(deadline: number): Promise<void> {
     // Start what is due now (an emit just before close() has only been kicked for the next turn),
-    // so that it is in flight and waited for below rather than left undelivered.
-    await Promise.all([...this.lanes.values()].map((lane) => lane.flush()));
+    // so that it is in flight and waited for below rather than left undelivered; a pump already
+    // running finishes its pass, and none starts after it.
+    const flushing = Promise.all([...this.lanes.values()].map((lane) => lane.flush()));
     this.stopping = true;
+    await flushing;
     for (const lane of this.lanes.values()) lane.halt();
     let expired = false;
     let timer: NodeJS.Timeout | undefined;

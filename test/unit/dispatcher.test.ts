@@ -1,7 +1,7 @@
 import type { RedeliveryOptions, ResolvedTarget } from '../../src/config.js';
 import { DEFAULTS } from '../../src/defaults.js';
 import { ConfigError } from '../../src/errors/index.js';
-import type { NewDelivery } from '../../src/send/outbox-store.js';
+import type { NewDelivery, OutboxStore } from '../../src/send/outbox-store.js';
 import type { DeliveryResult } from '../../src/send/transport.js';
 import { type Answer, HOP, KEY, settle, setupDispatcher, T, until, useFakeClock } from '../helpers/dispatcher.js';
 
@@ -274,6 +274,34 @@ describe('Dispatcher', () => {
     expect(Date.now()).toBeLessThan(T + 5_000);
     expect(store.stats()).toMatchObject({ pending: 1, deadLetters: 0 });
     expect(store.pendingRecords()[0]).toMatchObject({ attempts: 1, lastStatus: 500 });
+  });
+
+  test('stop() while a pump is claiming from a slow store awaits the pass and the requests it starts', async () => {
+    const pending: Array<(result: DeliveryResult) => void> = [];
+    const { dispatcher, store, transport, emit } = setup(() => new Promise((resolve) => pending.push(resolve)));
+    const claim = store.claim.bind(store);
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const outbox: OutboxStore = store; // a shared store answers later
+    jest.spyOn(outbox, 'claim').mockImplementation(async (target, now, limit) => {
+      await gate;
+      return claim(target, now, limit);
+    });
+    await emit(delivery(1));
+    await settle(); // the pump waits in claim()
+
+    let stopped = false;
+    const stopping = dispatcher.stop(T + 5_000).then(() => (stopped = true));
+    await settle();
+    open();
+    await settle();
+    expect(transport.eventIds()).toEqual(['evt-1']);
+    expect(stopped).toBe(false);
+    pending.shift()!(DELIVERED);
+    await settle();
+    await stopping;
+    expect(Date.now()).toBeLessThan(T + 5_000);
+    expect(store.stats().pending).toBe(0);
   });
 
   test('a store that throws (disk full, locked) never throws out of a timer: the lane backs off, growing, and delivers once it works', async () => {
