@@ -21,8 +21,8 @@ export interface RetryPolicy {
 }
 
 /** The step for a message on its `attempt`-th try (1-based). A batch body is settled by its worst verdict. */
-export function brokerStep(result: Verdict | readonly Verdict[], attempt: number, policy: RetryPolicy): BrokerStep {
-  const verdict = isList(result) ? worst(result) : result;
+export function brokerStep(result: Verdict | Verdict[], attempt: number, policy: RetryPolicy): BrokerStep {
+  const verdict = Array.isArray(result) ? worst(result) : result;
   switch (verdict.kind) {
     case 'done':
     case 'duplicate':
@@ -44,8 +44,4 @@ const RANK: Record<Verdict['kind'], number> = { done: 0, duplicate: 0, reject: 1
 /** The verdict that decides for a whole batch: the first of the highest rank (nothing that could still succeed is dead-lettered). */
 function worst(verdicts: readonly Verdict[]): Verdict {
   return verdicts.reduce<Verdict>((a, b) => (RANK[b.kind] > RANK[a.kind] ? b : a), { kind: 'done' });
-}
-
-function isList(result: Verdict | readonly Verdict[]): result is readonly Verdict[] {
-  return Array.isArray(result);
 }

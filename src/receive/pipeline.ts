@@ -97,9 +97,18 @@ export class ReceivePipeline {
     await this.inFlight.settled(deadline);
   }
 
-  /** Logs a refusal (`event refused`, at warn) and returns it. */
+  /** Logs a refusal (`event refused`, at warn, naming the event but never its data) and returns it. */
   refuse(verdict: Refusal, startedAt: number, event?: CloudEvent, fields: Record<string, unknown> = {}): Refusal {
-    logRefusal(this.o, statusOf(verdict), verdict.reason, verdict.message, startedAt, event ? eventFields(event) : fields);
+    if (this.o.logger.isLevelEnabled('warn')) {
+      this.o.logger.warn('event refused', {
+        ...(event ? eventFields(event) : fields),
+        target: this.o.service,
+        status: statusOf(verdict),
+        reason: verdict.reason,
+        error: verdict.message,
+        durationMs: elapsed(startedAt),
+      });
+    }
     return verdict;
   }
 
@@ -458,19 +467,6 @@ function handlerFailure(errors: unknown[], total: number): Refusal {
 /** What the protocol refused while parsing: a rejection, kept with its code. */
 function rejectOf(error: ProtocolError): Refusal {
   return { kind: 'reject', reason: error.code, message: error.message };
-}
-
-/** Logs one refusal (`event refused`, at warn), with the fields that say which event, never its data. */
-export function logRefusal(
-  o: { logger: Logger; service: string | undefined },
-  status: number,
-  reason: string,
-  message: string,
-  startedAt: number,
-  fields: Record<string, unknown> = {},
-): void {
-  if (!o.logger.isLevelEnabled('warn')) return;
-  o.logger.warn('event refused', { ...fields, target: o.service, status, reason, error: message, durationMs: elapsed(startedAt) });
 }
 
 function eventFields(event: CloudEvent): Record<string, unknown> {

@@ -1,10 +1,8 @@
-import type { BatchResult, Headers } from '../protocol/cloudevents.js';
-import { singleHeader } from '../protocol/cloudevents.js';
-import { ProtocolError } from '../protocol/protocol-error.js';
+import { type BatchResult, type Headers, singleHeader } from '../protocol/cloudevents.js';
 import { checkSignatureHeaders } from '../protocol/signature.js';
-import { logRefusal, type PipelineOptions, ReceivePipeline, signatureHeaders, VERIFY_MESSAGES } from './pipeline.js';
+import { type PipelineOptions, ReceivePipeline, signatureHeaders, VERIFY_MESSAGES } from './pipeline.js';
 import { type BudgetClaim, UnverifiedBudget } from './unverified-budget.js';
-import { retryAfterSecondsOf, statusOf, type Verdict } from './verdict.js';
+import { type Refusal, retryAfterSecondsOf, statusOf, type Verdict } from './verdict.js';
 
 /** A request as any framework sees it: the adapters translate to and from these. */
 export interface ReceiverRequest {
@@ -59,7 +57,7 @@ export class Receiver {
     const closed = this.pipeline.refuseIfClosed();
     if (closed) return responseOf(closed);
     const failure = checkSignatureHeaders(signatureHeaders(headers), this.o.toleranceSeconds);
-    if (failure) return this.refuse(new ProtocolError(401, 'invalid_signature', VERIFY_MESSAGES[failure]));
+    if (failure) return this.refuse({ kind: 'reject', reason: 'invalid_signature', message: VERIFY_MESSAGES[failure] });
     const declared = declaredLength(headers);
     if (declared !== undefined && declared > this.o.bodyLimitBytes) return this.tooLarge();
     return undefined;
@@ -79,7 +77,7 @@ export class Receiver {
   /** 503 + Retry-After: too many bytes of unauthenticated requests are held now. */
   busy(): ReceiverResponse {
     const message = 'too many unauthenticated request bodies are being read at once; retry later';
-    return this.refuse(new ProtocolError(503, 'busy', message), { 'retry-after': String(this.o.retryAfterSeconds) });
+    return this.refuse({ kind: 'unavailable', reason: 'busy', message, afterMs: this.o.retryAfterSeconds * 1000 });
   }
 
   /** The answer when reading the body stopped early. */
@@ -90,9 +88,9 @@ export class Receiver {
       case 'busy':
         return this.busy();
       case 'timeout':
-        return this.refuse(new ProtocolError(408, 'body_timeout', `the request body did not arrive within ${this.o.bodyTimeoutMs} ms`));
+        return this.refuse({ kind: 'retry', reason: 'body_timeout', message: `the request body did not arrive within ${this.o.bodyTimeoutMs} ms` });
       case 'size-mismatch':
-        return this.refuse(new ProtocolError(400, 'body_length_mismatch', 'the body does not match its content-length'));
+        return this.refuse({ kind: 'reject', reason: 'body_length_mismatch', message: 'the body does not match its content-length' });
       case 'aborted':
         this.o.logger.debug('request aborted by the client before its body arrived', { target: this.o.service });
         return { status: 400, headers: {}, body: { error: 'aborted', message: 'the request was aborted' } };
@@ -104,19 +102,17 @@ export class Receiver {
    * cannot be checked. Logged here at error level, since the sender only sees a 500.
    */
   rawBodyUnavailable(middleware: string, hint: string): ReceiverResponse {
-    const error = new ProtocolError(
-      500,
-      'raw_body_unavailable',
+    const message =
       `${middleware}: a body parser mounted before it already read this request and did not keep the raw bytes, ` +
-        `so the signature cannot be checked. Mount ${middleware} before the body parser, or ${hint}.`,
-    );
+      `so the signature cannot be checked. Mount ${middleware} before the body parser, or ${hint}.`;
+    const [status, reason] = [500, 'raw_body_unavailable'];
     this.o.logger.error('event refused: the raw body is gone, so its signature cannot be checked (fix the middleware order)', {
       target: this.o.service,
-      status: error.status,
-      reason: error.code,
-      error: error.message,
+      status,
+      reason,
+      error: message,
     });
-    return { status: error.status, headers: {}, body: { error: error.code, message: error.message } };
+    return { status, headers: {}, body: { error: reason, message } };
   }
 
   /**
@@ -135,7 +131,7 @@ export class Receiver {
 
   /** Answers 413 for a body over the limit (used by adapters that stop reading early). */
   tooLarge(): ReceiverResponse {
-    return this.refuse(new ProtocolError(413, 'payload_too_large', `the body is larger than the limit of ${this.o.bodyLimitBytes} bytes`));
+    return this.refuse({ kind: 'reject', reason: 'payload_too_large', message: `the body is larger than the limit of ${this.o.bodyLimitBytes} bytes` });
   }
 
   /** Starts answering 503 to new events; resolves when in-flight handlers finish or at `deadline`. */
@@ -143,9 +139,9 @@ export class Receiver {
     return this.pipeline.close(deadline);
   }
 
-  private refuse(error: ProtocolError, headers: Record<string, string> = {}): ReceiverResponse {
-    logRefusal(this.o, error.status, error.code, error.message, performance.now());
-    return { status: error.status, headers, body: { error: error.code, message: error.message } };
+  /** A refusal of the intake's own (logged as the pipeline logs its refusals), as an answer. */
+  private refuse(verdict: Refusal): ReceiverResponse {
+    return responseOf(this.pipeline.refuse(verdict, performance.now()));
   }
 }
 

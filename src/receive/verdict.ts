@@ -26,6 +26,7 @@ export type Refusal = Extract<Verdict, { reason: string }>;
 const STATUS_OF_REASON: Readonly<Record<string, number>> = {
   invalid_signature: 401,
   no_subscriber: 404,
+  body_timeout: 408,
   payload_too_large: 413,
   binary_mode_refused: 415,
   unsupported_media_type: 415,

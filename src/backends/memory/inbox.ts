@@ -42,11 +42,14 @@ export class MemoryInbox implements InboxStore {
   }
 
   async markHandler(eventKey: string, handlerKey: string): Promise<void> {
-    this.addHandler(eventKey, handlerKey);
+    const entry = this.entries.get(eventKey);
+    if (entry?.handlers === true) return;
+    if (entry) entry.handlers.add(handlerKey);
+    else this.set(eventKey, new Set([handlerKey]), Date.now());
   }
 
   async markDone(eventKey: string): Promise<void> {
-    this.setDone(eventKey);
+    this.set(eventKey, true, this.entries.get(eventKey)?.at ?? Date.now());
   }
 
   async completedMany(eventKeys: readonly string[]): Promise<ReadonlyMap<string, true | ReadonlySet<string>>> {
@@ -63,8 +66,8 @@ export class MemoryInbox implements InboxStore {
     const done = new Set<string>();
     for (const { eventKey, handlerKey } of marks) if (handlerKey === undefined) done.add(eventKey);
     for (const { eventKey, handlerKey } of marks) {
-      if (handlerKey === undefined) this.setDone(eventKey);
-      else if (!done.has(eventKey)) this.addHandler(eventKey, handlerKey);
+      if (handlerKey === undefined) await this.markDone(eventKey);
+      else if (!done.has(eventKey)) await this.markHandler(eventKey, handlerKey);
     }
   }
 
@@ -73,17 +76,6 @@ export class MemoryInbox implements InboxStore {
   }
 
   async close(): Promise<void> {}
-
-  private addHandler(eventKey: string, handlerKey: string): void {
-    const entry = this.entries.get(eventKey);
-    if (entry?.handlers === true) return;
-    if (entry) entry.handlers.add(handlerKey);
-    else this.set(eventKey, new Set([handlerKey]), Date.now());
-  }
-
-  private setDone(eventKey: string): void {
-    this.set(eventKey, true, this.entries.get(eventKey)?.at ?? Date.now());
-  }
 
   /** Records `eventKey` as the newest entry; beyond `maxEntries`, forgets the oldest. */
   private set(eventKey: string, handlers: true | Set<string>, at: number): void {
