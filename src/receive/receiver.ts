@@ -147,12 +147,9 @@ export class Receiver {
 
 /** A verdict on one event, as an HTTP answer: the receipt (`delivered`, `duplicate`) or the refusal, with `Retry-After`. */
 function responseOf(verdict: Verdict): ReceiverResponse {
-  const status = statusOf(verdict);
-  if (verdict.kind === 'done' || verdict.kind === 'duplicate') {
-    return { status, headers: {}, body: { status: verdict.kind === 'done' ? 'delivered' : 'duplicate', id: verdict.id } };
-  }
-  const retryAfter = retryAfterSecondsOf(verdict);
-  return { status, headers: retryAfter === undefined ? {} : { 'retry-after': String(retryAfter) }, body: { error: verdict.reason, message: verdict.message } };
+  const { status, receipt, error, message, retryAfter } = batchResultOf(verdict);
+  const body = receipt === undefined ? { error, message } : { status: receipt, id: verdict.id };
+  return { status, headers: retryAfter === undefined ? {} : { 'retry-after': String(retryAfter) }, body };
 }
 
 /** A batch's answer: one result per event, in order, with the worst status and the longest Retry-After any event asks. */

@@ -23,16 +23,11 @@ export interface AmqpConsumerOptions {
 
 /**
  * Consumes this service's queue, competing with the service's other instances. Each message goes
- * through the receive pipeline (verify → parse → validate → dedupe → handlers) and its verdict
- * decides (brokerStep):
- * - delivered, or a duplicate: ack;
- * - a handler failed: republished to a wait queue (growing delays), attempt count in a header,
- *   then acked; past `maxAttempts`, to `<queue>.dlq`;
- * - `RetryLaterError(n)`: to the shortest wait queue of at least n seconds;
- * - `NonRetryableError`, bad signature, malformed, schema-invalid: to `<queue>.dlq` at once, with
- *   the reason in headers; no subscriber for the type here: retried like a handler failure.
- * The republish is confirmed by the broker before the original is acked: a crash in between
- * yields a duplicate, which the inbox absorbs, never a loss.
+ * through the receive pipeline, and its verdict is settled as brokerStep says: acked; a retry
+ * republished to the shortest wait queue at least as long as its wait (the attempt count in a
+ * header), then acked; a dead letter republished to `<queue>.dlq` with the reason in headers, then
+ * acked; given back (requeued) while stopping. The republish is confirmed by the broker before
+ * the original is acked: a crash in between yields a duplicate, which the inbox absorbs, never a loss.
  */
 export class AmqpConsumer {
   private readonly topology: ServiceTopology;

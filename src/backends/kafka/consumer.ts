@@ -26,16 +26,12 @@ type Outcome = 'settled' | 'left';
 /**
  * Consumes this service's topic in the consumer group `<prefix><service>`, from the earliest
  * offset when the group is new. Records of one partition are handled one after the other, each
- * through the receive pipeline (verify → parse → validate → dedupe → handlers), and its offset is
- * committed only once its verdict is settled (brokerStep), so a later success never commits past
- * an earlier failure:
- * - delivered, or a duplicate: commit;
- * - a handler failed (or no subscriber here): retried in place after `retryDelaysMs` (or the
- *   handler's `RetryLaterError` wait), heartbeats going on, other partitions going on; past
- *   `maxAttempts`, written to `<topic>.dlq` with the reason (acks = all), then committed;
- * - `NonRetryableError`, bad signature, malformed, schema-invalid: to the `.dlq` at once.
- * A partition revoked by a rebalance, or a bus closing, stops its loop before the next record
- * and commits nothing for work not done: the record is read again by its next owner.
+ * through the receive pipeline, and its offset is committed only once its verdict is settled as
+ * brokerStep says, so a later success never commits past an earlier failure: a retry waits in
+ * place (heartbeats going on, other partitions going on), a dead letter is written to
+ * `<topic>.dlq` with the reason (acks = all) before the commit. A partition revoked by a
+ * rebalance, or a bus closing, stops its loop before the next record and commits nothing for
+ * work not done: the record is read again by its next owner.
  */
 export class KafkaConsumer {
   private consumer: KafkaConsumerLike | undefined;
