@@ -105,14 +105,14 @@ export class Receiver {
     const message =
       `${middleware}: a body parser mounted before it already read this request and did not keep the raw bytes, ` +
       `so the signature cannot be checked. Mount ${middleware} before the body parser, or ${hint}.`;
-    const [status, reason] = [500, 'raw_body_unavailable'];
+    const reason = 'raw_body_unavailable';
     this.o.logger.error('event refused: the raw body is gone, so its signature cannot be checked (fix the middleware order)', {
       target: this.o.service,
-      status,
+      status: 500,
       reason,
       error: message,
     });
-    return { status, headers: {}, body: { error: reason, message } };
+    return { status: 500, headers: {}, body: { error: reason, message } };
   }
 
   /**
