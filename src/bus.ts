@@ -434,16 +434,11 @@ export class EventBus<Events extends object = EventRegistry> {
     return new HttpTransport({ logger, timeoutMs, retry });
   }
 
-  /** The broker consumer, with its own receiver: the same checks, but no timestamp window (see ReceiverOptions.checkTimestamp). */
+  /** The broker consumer, on the same receive pipeline as the HTTP intake (it turns the timestamp window off per message). */
   private createConsumer(): void {
     const { concurrency } = this.config;
     const service = this.requireService('subscribeTo with a broker');
-    this.receiverFor('subscribeTo with a broker');
-    this.consumer = this.broker!.consumer({
-      service,
-      concurrency,
-      receiver: new Receiver({ ...this.receiverOptions(), checkTimestamp: false }),
-    });
+    this.consumer = this.broker!.consumer({ service, concurrency, pipeline: this.receiverFor('subscribeTo with a broker').pipeline });
   }
 
   private receiverOptions(): ReceiverOptions {

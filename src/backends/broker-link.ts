@@ -1,6 +1,6 @@
 import type { Logger } from 'winston';
 import type { ResolvedBroker } from '../config.js';
-import type { Receiver } from '../receive/receiver.js';
+import type { ReceivePipeline } from '../receive/pipeline.js';
 import { AmqpTransport } from './amqp/transport.js';
 import { KafkaTransport } from './kafka/transport.js';
 import type { Transport } from '../send/transport.js';
@@ -18,8 +18,8 @@ export interface BrokerConsumer {
 }
 
 export interface BrokerConsumerOptions {
-  /** The receiver, built to verify signatures without the timestamp window. */
-  receiver: Receiver;
+  /** The bus's receive pipeline: the consumer calls it without the timestamp window and settles each message by its verdict. */
+  pipeline: ReceivePipeline;
   service: string;
   concurrency: number;
 }

@@ -1,29 +1,26 @@
 import type { HandlerContext } from '../types.js';
 
-/** A value, or a promise of it: the in-process stores answer at once, the PostgreSQL one does not. */
-export type MaybePromise<T> = T | Promise<T>;
-
 /**
  * The inbox: which events (by CloudEvents source + id) this service has processed, and which
- * handlers completed for events only partly processed. The receiver awaits every method: the
- * memory and SQLite stores answer synchronously, the PostgreSQL store asynchronously.
+ * handlers completed for events only partly processed. Every method returns a promise, whatever
+ * the store (a failure is a rejection, never a throw).
  */
 export interface InboxStore {
   readonly durable: boolean;
   /** `true` when every handler completed; else the keys of the handlers that did; undefined if unseen. */
-  completed(eventKey: string): MaybePromise<true | ReadonlySet<string> | undefined>;
-  markHandler(eventKey: string, handlerKey: string): MaybePromise<void>;
-  markDone(eventKey: string): MaybePromise<void>;
+  completed(eventKey: string): Promise<true | ReadonlySet<string> | undefined>;
+  markHandler(eventKey: string, handlerKey: string): Promise<void>;
+  markDone(eventKey: string): Promise<void>;
   /**
    * Stores that can read many events at once: `completed` of each key, in one query. Keys absent
-   * from the map are unseen. The receiver reads a request's events with it (one call per request).
+   * from the map are unseen. The pipeline reads a message's events with it (one call per message).
    */
-  completedMany?(eventKeys: readonly string[]): MaybePromise<ReadonlyMap<string, true | ReadonlySet<string>>>;
+  completedMany?(eventKeys: readonly string[]): Promise<ReadonlyMap<string, true | ReadonlySet<string>>>;
   /**
    * Stores that can write many marks at once: records every mark in one transaction (all or
-   * none), resolving once it is committed. The receiver records a request's completions with it.
+   * none), resolving once it is committed. The pipeline records a message's completions with it.
    */
-  markMany?(marks: readonly InboxMark[]): MaybePromise<void>;
+  markMany?(marks: readonly InboxMark[]): Promise<void>;
   /**
    * Stores that can run a handler in the transaction that records its completion (PostgreSQL):
    * claims (eventKey, handlerKey), waiting while another instance holds the same claim; resolves

@@ -25,22 +25,22 @@ class BreakableInbox implements InboxStore {
     this.readonly = new Database(path, { readonly: true });
   }
 
-  completed(key: string): true | ReadonlySet<string> | undefined {
+  completed(key: string): Promise<true | ReadonlySet<string> | undefined> {
     return this.inner.completed(key);
   }
 
-  markHandler(key: string, handler: string): void {
+  async markHandler(key: string, handler: string): Promise<void> {
     if (this.broken) this.failWrite(key, handler);
-    this.inner.markHandler(key, handler);
+    await this.inner.markHandler(key, handler);
   }
 
   forgetsBefore(): number {
     return this.inner.forgetsBefore();
   }
 
-  markDone(key: string): void {
+  async markDone(key: string): Promise<void> {
     if (this.broken) this.failWrite(key, '*');
-    this.inner.markDone(key);
+    await this.inner.markDone(key);
   }
 
   async close(): Promise<void> {
@@ -139,7 +139,7 @@ describe('an inbox that cannot record a completion (real SQLite file, writes fai
     f.inbox.markDone = (key) => {
       f.inbox.broken = failDone;
       try {
-        markDone(key);
+        return markDone(key); // its check of `broken` runs before its first await
       } finally {
         f.inbox.broken = false;
       }

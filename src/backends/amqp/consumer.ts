@@ -1,16 +1,19 @@
 import type { ChannelModel, ConsumeMessage, MessageProperties } from 'amqplib';
 import type { Logger } from 'winston';
 import type { ResolvedBroker } from '../../config.js';
-import type { Receiver, ReceiverResponse } from '../../receive/receiver.js';
+import { InFlight } from '../../receive/in-flight.js';
+import type { ReceivePipeline } from '../../receive/pipeline.js';
+import type { Verdict } from '../../receive/verdict.js';
+import { brokerStep } from '../broker-verdict.js';
 import type { AmqpConnection } from './connection.js';
-import { requestOf } from './envelope.js';
+import { messageOf } from './envelope.js';
 import { Publisher } from './publisher.js';
-import { delayAtLeast, HEADERS, retryDelay, serviceTopology, type ServiceTopology } from './topology.js';
+import { delayAtLeast, HEADERS, serviceTopology, type ServiceTopology } from './topology.js';
 
 export interface AmqpConsumerOptions {
   connection: AmqpConnection;
-  /** The receiver, built to verify signatures without the timestamp window. */
-  receiver: Receiver;
+  /** The bus's receive pipeline (called without the timestamp window). */
+  pipeline: ReceivePipeline;
   logger: Logger;
   broker: ResolvedBroker;
   service: string;
@@ -20,23 +23,22 @@ export interface AmqpConsumerOptions {
 
 /**
  * Consumes this service's queue, competing with the service's other instances. Each message goes
- * through the receiver (verify → parse → validate → dedupe → handlers) and its answer decides:
- * - delivered, or a duplicate: ack;
- * - a handler failed: republished to a wait queue (growing delays), attempt count in a header,
- *   then acked; past `maxAttempts`, to `<queue>.dlq`;
- * - `RetryLaterError(n)`: to the shortest wait queue of at least n seconds;
- * - `NonRetryableError`, bad signature, malformed, schema-invalid: to `<queue>.dlq` at once, with
- *   the reason in headers; no subscriber for the type here: retried like a handler failure.
- * The republish is confirmed by the broker before the original is acked: a crash in between
- * yields a duplicate, which the inbox absorbs, never a loss.
+ * through the receive pipeline, and its verdict is settled as brokerStep says: acked; a retry
+ * republished to the shortest wait queue at least as long as its wait (the attempt count in a
+ * header), then acked; a dead letter republished to `<queue>.dlq` with the reason in headers, then
+ * acked; given back (requeued) while stopping. The republish is confirmed by the broker before
+ * the original is acked: a crash in between yields a duplicate, which the inbox absorbs, never a loss.
  */
 export class AmqpConsumer {
   private readonly topology: ServiceTopology;
   private publisher: Publisher | undefined;
   private consumerTag: string | undefined;
-  private active = 0;
+  private readonly inFlight = new InFlight();
   private stopping = false;
   private started: Promise<void> | undefined;
+  /** Resolves `consuming`: once the first consumer is registered, or at stop. */
+  private registered!: () => void;
+  private readonly consuming = new Promise<void>((resolve) => (this.registered = resolve));
   private readonly setup = (model: ChannelModel): Promise<void> => this.consume(model);
 
   constructor(private readonly o: AmqpConsumerOptions) {
@@ -53,9 +55,7 @@ export class AmqpConsumer {
     this.started ??= (async () => {
       this.o.connection.onConnect(this.setup);
       this.o.connection.start();
-      while (this.consumerTag === undefined && !this.stopping) {
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
+      await this.consuming;
     })();
     return this.started;
   }
@@ -63,14 +63,13 @@ export class AmqpConsumer {
   /** Stops taking messages, and waits (until `deadline`) for those in hand to be settled. */
   async stop(deadline: number): Promise<void> {
     this.stopping = true;
+    this.registered();
     this.o.connection.offConnect(this.setup);
     const { publisher, consumerTag } = this;
     if (publisher && !publisher.closed && consumerTag !== undefined) {
       await publisher.channel.cancel(consumerTag).catch(() => undefined);
     }
-    while (this.active > 0 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, Math.min(20, deadline - Date.now())));
-    }
+    await this.inFlight.settled(deadline);
     // Close the channel before the connection: a quorum queue can lose acks sent just before the
     // connection closes (the message comes back: a duplicate). Unacked messages return to the queue.
     await publisher?.close();
@@ -96,9 +95,10 @@ export class AmqpConsumer {
         if (!this.stopping) this.o.connection.reset(model, `the broker cancelled the consumer of ${main.name}`);
         return;
       }
-      void this.onMessage(publisher, message);
+      void this.inFlight.track(this.onMessage(publisher, message));
     });
     this.consumerTag = consumerTag;
+    this.registered();
   }
 
   private async onMessage(publisher: Publisher, message: ConsumeMessage): Promise<void> {
@@ -106,11 +106,12 @@ export class AmqpConsumer {
       requeue(publisher, message);
       return;
     }
-    this.active += 1;
     try {
       const { content, properties } = message;
-      const response = await this.o.receiver.handle(requestOf(content, properties.contentType as string | undefined, properties.headers));
-      await this.settle(publisher, message, response);
+      const verdict = await this.o.pipeline.receive(messageOf(content, properties.contentType as string | undefined, properties.headers), {
+        checkTimestamp: false,
+      });
+      await this.settle(publisher, message, verdict);
     } catch (error) {
       // The channel went away with the connection (logged once by the connection): the broker redelivers.
       if (publisher.closed) return;
@@ -120,59 +121,45 @@ export class AmqpConsumer {
         error: (error as Error)?.message ?? String(error),
       });
       requeue(publisher, message);
-    } finally {
-      this.active -= 1;
     }
   }
 
-  private async settle(publisher: Publisher, message: ConsumeMessage, response: ReceiverResponse): Promise<void> {
-    const { status, body } = response;
-    if (status < 300) {
-      publisher.channel.ack(message);
-      return;
+  private async settle(publisher: Publisher, message: ConsumeMessage, verdict: Verdict | Verdict[]): Promise<void> {
+    const attempt = attemptsOf(message) + 1;
+    const step = brokerStep(verdict, attempt, this.o.broker);
+    switch (step.step) {
+      case 'ack':
+        publisher.channel.ack(message);
+        return;
+      case 'give-back':
+        requeue(publisher, message);
+        return;
+      case 'dead-letter':
+        await this.deadLetter(publisher, message, step.reason, step.message, attempt);
+        return;
+      case 'retry': {
+        const delay = delayAtLeast(this.topology.waits.keys(), step.afterMs);
+        await this.republish(publisher, message, this.topology.waits.get(delay)!.name, { [HEADERS.attempts]: attempt });
+        publisher.channel.ack(message);
+        this.o.logger.warn('event will be retried from the broker', {
+          eventId: message.properties.messageId,
+          queue: this.queue,
+          attempt,
+          retryInMs: delay,
+          reason: step.reason,
+        });
+      }
     }
-    const code = String(body.error ?? 'failed');
-    const why = String(body.message ?? '');
-    if (code === 'shutting_down') {
-      requeue(publisher, message);
-      return;
-    }
-    // No subscriber here is retried like a handler failure, not dead-lettered at once: during a
-    // rolling deploy an instance without the new subscription may take an event meant for it.
-    if (status < 500 && code !== 'no_subscriber') {
-      await this.deadLetter(publisher, message, code, why);
-      return;
-    }
-    const attempts = attemptsOf(message) + 1;
-    const { maxAttempts, retryDelaysMs } = this.o.broker;
-    if (attempts >= maxAttempts) {
-      await this.deadLetter(publisher, message, code, `gave up after ${attempts} attempts: ${why}`, attempts);
-      return;
-    }
-    const retryAfterS = Number(response.headers['retry-after']);
-    const delay = Number.isFinite(retryAfterS)
-      ? delayAtLeast(this.topology.waits.keys(), retryAfterS * 1000)
-      : retryDelay(retryDelaysMs, attempts);
-    const wait = this.topology.waits.get(delay)!;
-    await this.republish(publisher, message, wait.name, { [HEADERS.attempts]: attempts });
-    publisher.channel.ack(message);
-    this.o.logger.warn('event will be retried from the broker', {
-      eventId: message.properties.messageId,
-      queue: this.queue,
-      attempt: attempts,
-      retryInMs: delay,
-      reason: code,
-    });
   }
 
-  private async deadLetter(publisher: Publisher, message: ConsumeMessage, code: string, why: string, attempts?: number): Promise<void> {
+  private async deadLetter(publisher: Publisher, message: ConsumeMessage, code: string, why: string, attempts: number): Promise<void> {
     const queue = this.topology.deadLetters.name;
     await this.republish(publisher, message, queue, {
       [HEADERS.deadReason]: code,
       [HEADERS.deadError]: why.slice(0, 1000),
       [HEADERS.deadAt]: new Date().toISOString(),
       [HEADERS.deadQueue]: this.queue,
-      [HEADERS.attempts]: attempts ?? attemptsOf(message) + 1,
+      [HEADERS.attempts]: attempts,
     });
     publisher.channel.ack(message);
     this.o.logger.error('event dead-lettered', {

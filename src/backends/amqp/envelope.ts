@@ -1,6 +1,6 @@
 import { STRUCTURED_CONTENT_TYPE } from '../../protocol/cloudevents.js';
 import { signatureHeader } from '../../protocol/signature.js';
-import type { ReceiverRequest } from '../../receive/receiver.js';
+import type { ReceivedMessage } from '../../receive/pipeline.js';
 import type { Delivery } from '../../send/transport.js';
 
 /**
@@ -51,8 +51,8 @@ export function envelopeOf(delivery: Delivery, extraHeaders: Record<string, stri
   };
 }
 
-/** What the receiver needs from a message: the exact body, the signature headers and the content type. */
-export function requestOf(content: Buffer, contentType: string | undefined, headers: Record<string, unknown> | undefined): ReceiverRequest {
+/** What the receive pipeline needs from a message: the exact body, the signature headers and the content type. */
+export function messageOf(content: Buffer, contentType: string | undefined, headers: Record<string, unknown> | undefined): ReceivedMessage {
   const out: Record<string, string> = {};
   for (const name of WEBHOOK_HEADERS) {
     const value = headers?.[name];

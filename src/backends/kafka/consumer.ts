@@ -1,16 +1,18 @@
 import type { Logger } from 'winston';
 import type { ResolvedBroker } from '../../config.js';
-import type { Receiver, ReceiverResponse } from '../../receive/receiver.js';
+import { InFlight } from '../../receive/in-flight.js';
+import type { ReceivePipeline } from '../../receive/pipeline.js';
+import type { Verdict } from '../../receive/verdict.js';
+import { brokerStep } from '../broker-verdict.js';
 import type { KafkaBatchPayload, KafkaConsumerLike, KafkaIncomingMessage } from './api.js';
-import { headerText, kafkaRequestOf } from './envelope.js';
+import { headerText, kafkaMessageOf } from './envelope.js';
 import { KAFKA_GROUP, type KafkaLink } from './link.js';
 import { deadLetterTopic, KAFKA_HEADERS, serviceTopic } from './topics.js';
-import { retryDelay } from '../amqp/topology.js';
 
 export interface KafkaConsumerOptions {
   link: KafkaLink;
-  /** The receiver, built to verify signatures without the timestamp window. */
-  receiver: Receiver;
+  /** The bus's receive pipeline (called without the timestamp window). */
+  pipeline: ReceivePipeline;
   logger: Logger;
   broker: ResolvedBroker;
   service: string;
@@ -24,22 +26,24 @@ type Outcome = 'settled' | 'left';
 /**
  * Consumes this service's topic in the consumer group `<prefix><service>`, from the earliest
  * offset when the group is new. Records of one partition are handled one after the other, each
- * through the receiver (verify → parse → validate → dedupe → handlers), and its offset is
- * committed only once it is settled, so a later success never commits past an earlier failure:
- * - delivered, or a duplicate: commit;
- * - a handler failed (or no subscriber here): retried in place after `retryDelaysMs` (or the
- *   handler's `RetryLaterError` wait), heartbeats going on, other partitions going on; past
- *   `maxAttempts`, written to `<topic>.dlq` with the reason (acks = all), then committed;
- * - `NonRetryableError`, bad signature, malformed, schema-invalid: to the `.dlq` at once.
- * A partition revoked by a rebalance, or a bus closing, stops its loop before the next record
- * and commits nothing for work not done: the record is read again by its next owner.
+ * through the receive pipeline, and its offset is committed only once its verdict is settled as
+ * brokerStep says, so a later success never commits past an earlier failure: a retry waits in
+ * place (heartbeats going on, other partitions going on), a dead letter is written to
+ * `<topic>.dlq` with the reason (acks = all) before the commit. A partition revoked by a
+ * rebalance, or a bus closing, stops its loop before the next record and commits nothing for
+ * work not done: the record is read again by its next owner.
  */
 export class KafkaConsumer {
   private consumer: KafkaConsumerLike | undefined;
   private started: Promise<void> | undefined;
   private stopping = false;
-  private active = 0;
-  private joined = false;
+  private readonly inFlight = new InFlight();
+  /** Resolves `stopped`, at stop. */
+  private markStopped!: () => void;
+  private readonly stopped = new Promise<void>((resolve) => (this.markStopped = resolve));
+  /** Resolves `joined`: once this instance joined its group, or at stop. */
+  private markJoined!: () => void;
+  private readonly joined = new Promise<void>((resolve) => (this.markJoined = resolve));
 
   constructor(private readonly o: KafkaConsumerOptions) {}
 
@@ -51,7 +55,7 @@ export class KafkaConsumer {
   start(): Promise<void> {
     this.started ??= (async () => {
       await this.runUntilUp();
-      while (!this.joined && !this.stopping) await sleep(10);
+      await this.joined;
     })();
     return this.started;
   }
@@ -59,7 +63,9 @@ export class KafkaConsumer {
   /** Stops taking records, waits (until `deadline`) for those in hand, then leaves the group. */
   async stop(deadline: number): Promise<void> {
     this.stopping = true;
-    while (this.active > 0 && Date.now() < deadline) await sleep(Math.min(20, Math.max(1, deadline - Date.now())));
+    this.markStopped();
+    this.markJoined();
+    await this.inFlight.settled(deadline);
     const consumer = this.consumer;
     this.consumer = undefined;
     await consumer?.disconnect().catch(() => undefined);
@@ -78,7 +84,7 @@ export class KafkaConsumer {
         const consumer = this.consumer;
         this.consumer = undefined;
         await consumer?.disconnect().catch(() => undefined);
-        await sleep(Math.min(this.o.broker.reconnectMaxDelayMs, this.o.broker.reconnectBaseDelayMs * 2 ** failures));
+        await this.pause(Math.min(this.o.broker.reconnectMaxDelayMs, this.o.broker.reconnectBaseDelayMs * 2 ** failures));
       }
     }
   }
@@ -101,8 +107,7 @@ export class KafkaConsumer {
     });
     this.consumer = undefined;
     await crashed.disconnect().catch(() => undefined);
-    const until = Date.now() + this.o.broker.kafka.sessionTimeoutMs;
-    while (!this.stopping && Date.now() < until) await sleep(Math.min(50, until - Date.now()));
+    await this.pause(this.o.broker.kafka.sessionTimeoutMs);
     await this.runUntilUp();
   }
 
@@ -120,9 +125,7 @@ export class KafkaConsumer {
       retry: { initialRetryTime: broker.reconnectBaseDelayMs, maxRetryTime: broker.reconnectMaxDelayMs, retries: 1_000_000 },
     });
     this.consumer = consumer;
-    consumer.on(consumer.events.GROUP_JOIN ?? 'consumer.group_join', () => {
-      this.joined = true;
-    });
+    consumer.on(consumer.events.GROUP_JOIN ?? 'consumer.group_join', () => this.markJoined());
     consumer.on(consumer.events.CRASH ?? 'consumer.crash', (event: { payload?: { error?: Error; restart?: boolean } }) => {
       const error = event?.payload?.error?.message;
       if (event?.payload?.restart === false) {
@@ -146,13 +149,7 @@ export class KafkaConsumer {
     const owned = (): boolean => !this.stopping && payload.isRunning() && !payload.isStale();
     for (const message of batch.messages) {
       if (!owned()) return;
-      this.active += 1;
-      let outcome: Outcome;
-      try {
-        outcome = await this.handle(batch.topic, message, heartbeat, owned);
-      } finally {
-        this.active -= 1;
-      }
+      const outcome = await this.inFlight.track(this.handle(batch.topic, message, heartbeat, owned));
       if (outcome === 'left') return;
       const offset = (BigInt(message.offset) + 1n).toString();
       try {
@@ -171,36 +168,31 @@ export class KafkaConsumer {
 
   private async handle(topic: string, message: KafkaIncomingMessage, heartbeat: () => Promise<void>, owned: () => boolean): Promise<Outcome> {
     for (let attempt = 1; ; attempt += 1) {
-      let response: ReceiverResponse;
+      let verdict: Verdict | Verdict[];
       try {
-        response = await this.o.receiver.handle(kafkaRequestOf(message));
+        verdict = await this.o.pipeline.receive(kafkaMessageOf(message), { checkTimestamp: false });
       } catch (error) {
-        response = { status: 500, headers: {}, body: { error: 'receiver_failed', message: (error as Error)?.message ?? String(error) } };
+        verdict = { kind: 'retry', reason: 'receiver_failed', message: (error as Error)?.message ?? String(error) };
       }
-      const { status, body } = response;
-      if (status < 300) return 'settled';
-      const code = String(body.error ?? 'failed');
-      const why = String(body.message ?? '');
-      if (code === 'shutting_down') return 'left';
-      // No subscriber here is retried like a handler failure (a rolling deploy), not dead-lettered at once.
-      if (status < 500 && code !== 'no_subscriber') {
-        await this.deadLetter(message, code, why, attempt);
-        return 'settled';
+      const step = brokerStep(verdict, attempt, this.o.broker);
+      switch (step.step) {
+        case 'ack':
+          return 'settled';
+        case 'give-back':
+          return 'left';
+        case 'dead-letter':
+          await this.deadLetter(message, step.reason, step.message, attempt);
+          return 'settled';
+        case 'retry':
+          this.o.logger.warn('event will be retried from the broker', {
+            eventId: headerText(message, 'ce_id'),
+            topic,
+            attempt,
+            retryInMs: step.afterMs,
+            reason: step.reason,
+          });
+          if (!(await this.wait(step.afterMs, heartbeat, owned))) return 'left';
       }
-      if (attempt >= this.o.broker.maxAttempts) {
-        await this.deadLetter(message, code, `gave up after ${attempt} attempts: ${why}`, attempt);
-        return 'settled';
-      }
-      const retryAfterS = Number(response.headers['retry-after']);
-      const delay = Number.isFinite(retryAfterS) && retryAfterS > 0 ? retryAfterS * 1000 : retryDelay(this.o.broker.retryDelaysMs, attempt);
-      this.o.logger.warn('event will be retried from the broker', {
-        eventId: headerText(message, 'ce_id'),
-        topic,
-        attempt,
-        retryInMs: delay,
-        reason: code,
-      });
-      if (!(await this.wait(delay, heartbeat, owned))) return 'left';
     }
   }
 
@@ -209,7 +201,7 @@ export class KafkaConsumer {
     const until = Date.now() + ms;
     while (Date.now() < until) {
       if (!owned()) return false;
-      await sleep(Math.min(KAFKA_GROUP.heartbeatInterval, until - Date.now()));
+      await this.pause(Math.min(KAFKA_GROUP.heartbeatInterval, until - Date.now()));
       // A refused heartbeat (a rebalance took the partition): leave the record to its next owner.
       if (!(await heartbeat().then(() => true, () => false))) return false;
     }
@@ -239,8 +231,11 @@ export class KafkaConsumer {
       error: why,
     });
   }
-}
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  /** Waits `ms`, or less when the consumer stops meanwhile. */
+  private async pause(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([new Promise((resolve) => (timer = setTimeout(resolve, ms))), this.stopped]);
+    clearTimeout(timer);
+  }
 }

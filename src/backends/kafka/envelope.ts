@@ -1,7 +1,7 @@
 import { STRUCTURED_CONTENT_TYPE } from '../../protocol/cloudevents.js';
 import { traceHeaders } from '../amqp/envelope.js';
 import { signatureHeader } from '../../protocol/signature.js';
-import type { ReceiverRequest } from '../../receive/receiver.js';
+import type { ReceivedMessage } from '../../receive/pipeline.js';
 import type { Delivery } from '../../send/transport.js';
 import type { KafkaIncomingMessage, KafkaOutgoingMessage } from './api.js';
 
@@ -36,8 +36,8 @@ export function recordOf(delivery: Delivery): KafkaOutgoingMessage {
 
 const WEBHOOK_HEADERS = ['webhook-id', 'webhook-timestamp', 'webhook-signature', 'content-type'] as const;
 
-/** What the receiver needs from a record: the exact value, the signature headers and the content type. */
-export function kafkaRequestOf(message: KafkaIncomingMessage): ReceiverRequest {
+/** What the receive pipeline needs from a record: the exact value, the signature headers and the content type. */
+export function kafkaMessageOf(message: KafkaIncomingMessage): ReceivedMessage {
   const headers: Record<string, string> = {};
   for (const name of WEBHOOK_HEADERS) {
     const value = headerText(message, name);

@@ -37,22 +37,22 @@ export class MemoryInbox implements InboxStore {
 
   constructor(private readonly maxEntries: number) {}
 
-  completed(eventKey: string): true | ReadonlySet<string> | undefined {
+  async completed(eventKey: string): Promise<true | ReadonlySet<string> | undefined> {
     return this.entries.get(eventKey)?.handlers;
   }
 
-  markHandler(eventKey: string, handlerKey: string): void {
+  async markHandler(eventKey: string, handlerKey: string): Promise<void> {
     const entry = this.entries.get(eventKey);
     if (entry?.handlers === true) return;
     if (entry) entry.handlers.add(handlerKey);
     else this.set(eventKey, new Set([handlerKey]), Date.now());
   }
 
-  markDone(eventKey: string): void {
+  async markDone(eventKey: string): Promise<void> {
     this.set(eventKey, true, this.entries.get(eventKey)?.at ?? Date.now());
   }
 
-  completedMany(eventKeys: readonly string[]): ReadonlyMap<string, true | ReadonlySet<string>> {
+  async completedMany(eventKeys: readonly string[]): Promise<ReadonlyMap<string, true | ReadonlySet<string>>> {
     const states = new Map<string, true | ReadonlySet<string>>();
     for (const key of eventKeys) {
       const entry = this.entries.get(key);
@@ -62,12 +62,12 @@ export class MemoryInbox implements InboxStore {
   }
 
   /** A handler's mark is skipped when its event is marked done in the same call: `done` replaces it. */
-  markMany(marks: readonly InboxMark[]): void {
+  async markMany(marks: readonly InboxMark[]): Promise<void> {
     const done = new Set<string>();
     for (const { eventKey, handlerKey } of marks) if (handlerKey === undefined) done.add(eventKey);
     for (const { eventKey, handlerKey } of marks) {
-      if (handlerKey === undefined) this.markDone(eventKey);
-      else if (!done.has(eventKey)) this.markHandler(eventKey, handlerKey);
+      if (handlerKey === undefined) await this.markDone(eventKey);
+      else if (!done.has(eventKey)) await this.markHandler(eventKey, handlerKey);
     }
   }
 

@@ -67,22 +67,22 @@ export class SqliteInbox implements InboxStore {
     );
   }
 
-  completed(eventKey: string): true | ReadonlySet<string> | undefined {
+  async completed(eventKey: string): Promise<true | ReadonlySet<string> | undefined> {
     const rows = this.select.all(eventKey) as { handler: string }[];
     if (rows.length === 0) return undefined;
     const handlers = new Set(rows.map((r) => r.handler));
     return handlers.has(DONE) ? true : handlers;
   }
 
-  markHandler(eventKey: string, handlerKey: string): void {
+  async markHandler(eventKey: string, handlerKey: string): Promise<void> {
     this.mark.run(eventKey, handlerKey, Date.now());
   }
 
-  markDone(eventKey: string): void {
+  async markDone(eventKey: string): Promise<void> {
     this.mark.run(eventKey, DONE, Date.now());
   }
 
-  completedMany(eventKeys: readonly string[]): ReadonlyMap<string, true | ReadonlySet<string>> {
+  async completedMany(eventKeys: readonly string[]): Promise<ReadonlyMap<string, true | ReadonlySet<string>>> {
     const handlers = new Map<string, Set<string>>();
     for (const { event_key: key, handler } of this.selectMany.all(JSON.stringify(eventKeys)) as { event_key: string; handler: string }[]) {
       let set = handlers.get(key);
@@ -95,7 +95,7 @@ export class SqliteInbox implements InboxStore {
   }
 
   /** Every mark in one transaction: one commit for a whole request's completions. */
-  markMany(marks: readonly InboxMark[]): void {
+  async markMany(marks: readonly InboxMark[]): Promise<void> {
     this.markAll(marks, Date.now());
   }
 

@@ -1,0 +1,47 @@
+import type { Verdict } from '../receive/verdict.js';
+import { retryDelay } from './amqp/topology.js';
+
+/**
+ * What a broker consumer does with a message, from the pipeline's verdict (RabbitMQ and Kafka alike):
+ * - `ack`: delivered, or a duplicate;
+ * - `give-back`: this instance takes nothing now (it is stopping): the message stays the broker's,
+ *   untouched, for the next reader; not an attempt;
+ * - `retry`: after `afterMs` (the verdict's wait, else the retry schedule's for this attempt);
+ * - `dead-letter`: a rejection at once, or a retry past `maxAttempts` ("gave up after n attempts").
+ */
+export type BrokerStep =
+  | { step: 'ack' }
+  | { step: 'give-back' }
+  | { step: 'retry'; reason: string; afterMs: number }
+  | { step: 'dead-letter'; reason: string; message: string };
+
+export interface RetryPolicy {
+  maxAttempts: number;
+  retryDelaysMs: readonly number[];
+}
+
+/** The step for a message on its `attempt`-th try (1-based). A batch body is settled by its worst verdict. */
+export function brokerStep(result: Verdict | Verdict[], attempt: number, policy: RetryPolicy): BrokerStep {
+  const verdict = Array.isArray(result) ? worst(result) : result;
+  switch (verdict.kind) {
+    case 'done':
+    case 'duplicate':
+      return { step: 'ack' };
+    case 'unavailable':
+      return { step: 'give-back' };
+    case 'reject':
+      return { step: 'dead-letter', reason: verdict.reason, message: verdict.message };
+    case 'retry':
+      if (attempt >= policy.maxAttempts) {
+        return { step: 'dead-letter', reason: verdict.reason, message: `gave up after ${attempt} attempts: ${verdict.message}` };
+      }
+      return { step: 'retry', reason: verdict.reason, afterMs: verdict.afterMs || retryDelay(policy.retryDelaysMs, attempt) };
+  }
+}
+
+const RANK: Record<Verdict['kind'], number> = { done: 0, duplicate: 0, reject: 1, retry: 2, unavailable: 3 };
+
+/** The verdict that decides for a whole batch: the first of the highest rank (nothing that could still succeed is dead-lettered). */
+function worst(verdicts: readonly Verdict[]): Verdict {
+  return verdicts.reduce<Verdict>((a, b) => (RANK[b.kind] > RANK[a.kind] ? b : a), { kind: 'done' });
+}

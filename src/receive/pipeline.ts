@@ -1,0 +1,487 @@
+import type { Logger } from 'winston';
+import type { Catalog, Subscription } from '../catalog.js';
+import { NonRetryableError, RetryLaterError, ValidationError } from '../errors/index.js';
+import type { Telemetry } from '../observe/telemetry.js';
+import { type BatchItem, type CloudEvent, detectMode, type Headers, parseBatch, parseStructured, singleHeader } from '../protocol/cloudevents.js';
+import { ProtocolError } from '../protocol/protocol-error.js';
+import { verify, type VerifyFailure } from '../protocol/signature.js';
+import type { ReceivedEvent } from '../types.js';
+import { InFlight } from './in-flight.js';
+import { eventKey, type InboxMark, type InboxStore } from './inbox-store.js';
+import { TransactionStoreError } from './transaction-store-error.js';
+import { UnrecordedCompletions } from './unrecorded-completions.js';
+import { type Refusal, statusOf, type Verdict } from './verdict.js';
+
+/**
+ * A message as any transport hands it over: the headers that carry the Standard Webhooks
+ * signature (`webhook-id`, `webhook-timestamp`, `webhook-signature`) and the content type, and the
+ * exact bytes the signature covers.
+ */
+export interface ReceivedMessage {
+  headers: Headers;
+  body: Buffer;
+}
+
+export interface PipelineOptions {
+  catalog: Catalog;
+  inbox: InboxStore;
+  logger: Logger;
+  keys: readonly Buffer[];
+  toleranceSeconds: number;
+  /** How long a sender is asked to wait while the inbox cannot record events, in seconds. */
+  retryAfterSeconds: number;
+  /** Handler completions remembered in memory while the inbox cannot record them. */
+  maxUnrecorded: number;
+  /** This service's name, for log lines. */
+  service: string | undefined;
+  /** Spans and metrics around handlers (src/observe/). */
+  telemetry: Telemetry;
+}
+
+export interface ReceiveOptions {
+  /**
+   * Refuse a `webhook-timestamp` outside ±`toleranceSeconds`. Off for broker receipt: a message may
+   * wait in its queue for hours while the service is down, and replays are caught by the inbox's
+   * dedupe and kept out by the broker's access control. The signature is checked either way.
+   * @default true
+   */
+  checkTimestamp?: boolean;
+  /** Called as soon as the signature is known good (the HTTP intake releases the body's budget claim then). */
+  onVerified?: () => void;
+}
+
+export const VERIFY_MESSAGES: Record<VerifyFailure, string> = {
+  'missing-headers': 'missing webhook-id, webhook-timestamp or webhook-signature header',
+  'bad-timestamp': 'webhook-timestamp is not a Unix time in seconds',
+  'timestamp-too-old': 'webhook-timestamp is too old (more than the allowed tolerance)',
+  'timestamp-too-new': 'webhook-timestamp is too far in the future (more than the allowed tolerance)',
+  'no-matching-signature': 'no webhook-signature matches',
+};
+
+/** How long a sender is asked to wait while this service shuts down, in ms. */
+const SHUTDOWN_RETRY_AFTER_MS = 5_000;
+
+/**
+ * The receive pipeline, with no transport in it: verify → parse → validate → dedupe → handlers →
+ * mark, answering a verdict per event (a list of them for a batch). Every refusal says what is
+ * wrong and never reaches a handler. One pipeline serves a bus's HTTP intake and its broker consumer.
+ */
+export class ReceivePipeline {
+  private closed = false;
+  private readonly inFlight = new InFlight();
+  /** Events whose handlers run now, by event key: a second delivery of one joins its run. */
+  private readonly running = new Map<string, Promise<Verdict>>();
+  private readonly unrecorded: UnrecordedCompletions;
+
+  constructor(private readonly o: PipelineOptions) {
+    this.unrecorded = new UnrecordedCompletions(o.maxUnrecorded);
+  }
+
+  /** The verdict on `message`: one, or one per event of a batch, in order. Throws only on a fault (a bug), never for a refusal. */
+  receive(message: ReceivedMessage, options: ReceiveOptions = {}): Promise<Verdict | Verdict[]> {
+    const startedAt = performance.now();
+    const closed = this.refuseIfClosed(startedAt);
+    return closed ? Promise.resolve(closed) : this.inFlight.track(this.process(message, startedAt, options));
+  }
+
+  /** `unavailable` (logged) once this pipeline is closing; undefined while it takes events. */
+  refuseIfClosed(startedAt = performance.now()): Refusal | undefined {
+    if (!this.closed) return undefined;
+    const message = 'this service is shutting down; retry later';
+    return this.refuse({ kind: 'unavailable', reason: 'shutting_down', message, afterMs: SHUTDOWN_RETRY_AFTER_MS }, startedAt);
+  }
+
+  /** Takes no new event (they get `unavailable`); resolves when the events in flight are settled, or at `deadline`. */
+  async close(deadline: number): Promise<void> {
+    this.closed = true;
+    await this.inFlight.settled(deadline);
+  }
+
+  /** Logs a refusal (`event refused`, at warn, naming the event but never its data) and returns it. */
+  refuse(verdict: Refusal, startedAt: number, event?: CloudEvent, fields: Record<string, unknown> = {}): Refusal {
+    if (this.o.logger.isLevelEnabled('warn')) {
+      this.o.logger.warn('event refused', {
+        ...(event ? eventFields(event) : fields),
+        target: this.o.service,
+        status: statusOf(verdict),
+        reason: verdict.reason,
+        error: verdict.message,
+        durationMs: elapsed(startedAt),
+      });
+    }
+    return verdict;
+  }
+
+  private async process(message: ReceivedMessage, startedAt: number, options: ReceiveOptions): Promise<Verdict | Verdict[]> {
+    const { headers, body } = message;
+    const windowed = options.checkTimestamp !== false;
+    const failure = verify(this.o.keys, { ...signatureHeaders(headers), body }, windowed ? this.o.toleranceSeconds : Infinity);
+    if (failure) return this.refuse({ kind: 'reject', reason: 'invalid_signature', message: VERIFY_MESSAGES[failure] }, startedAt);
+    options.onVerified?.();
+    // Without the time window (broker receipt) a message may be older than the inbox's memory by
+    // design; the broker's access control and the dedupe stand in for the window there.
+    const replay = windowed ? this.replayUndetectable(headers) : undefined;
+    if (replay) return this.refuse(replay, startedAt);
+    // Only an authenticated sender learns anything about the content. Every attribute that picks
+    // the handler, the source or the dedupe key comes from the signed body.
+    let event: CloudEvent | undefined;
+    let items: BatchItem[] = [];
+    try {
+      if (detectMode(headers) === 'structured') event = parseStructured(body);
+      else items = parseBatch(body);
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      return this.refuse(rejectOf(error), startedAt, undefined, { webhookId: singleHeader(headers, 'webhook-id') });
+    }
+    if (event === undefined) return this.receiveBatch(items, startedAt);
+    const jobs: Job[] = [];
+    const admitted = this.admit(event, jobs);
+    if ('kind' in admitted) return this.refuse(admitted, startedAt, event);
+    const [verdict] = await Promise.all([admitted.verdict, this.runJobs(jobs, startedAt)]);
+    return verdict;
+  }
+
+  /**
+   * Every event of a batch at once: no ordering beyond what separate messages give. The same
+   * source + id twice runs the handlers once (the second shares the first's outcome). The inbox
+   * is read once and written once for the whole batch.
+   */
+  private async receiveBatch(items: readonly BatchItem[], startedAt: number): Promise<Verdict[]> {
+    const jobs: Job[] = [];
+    const verdicts: Array<Verdict | Promise<Verdict>> = [];
+    try {
+      for (const item of items) verdicts.push(this.admitItem(item, jobs, startedAt));
+    } catch (error) {
+      // A fault that is not a refusal: the events admitted so far must not stay in flight forever.
+      void Promise.allSettled(verdicts);
+      this.abandon(jobs, error);
+      throw error;
+    }
+    const [results] = await Promise.all([Promise.all(verdicts), this.runJobs(jobs, startedAt)]);
+    return results;
+  }
+
+  private admitItem(item: BatchItem, jobs: Job[], startedAt: number): Verdict | Promise<Verdict> {
+    if (item.event === undefined) return this.refuse({ ...rejectOf(item.invalid), id: item.id }, startedAt, undefined, { eventId: item.id });
+    const admitted = this.admit(item.event, jobs);
+    return 'kind' in admitted ? this.refuse(admitted, startedAt, item.event) : admitted.verdict;
+  }
+
+  /**
+   * A signed request older than what the inbox remembers (it restarted, or forgot older ids) could
+   * be a captured request replayed within the signature's time window: dedupe cannot tell. Refuse
+   * it as "try later": a real sender signs every try afresh, so its retry passes.
+   */
+  private replayUndetectable(headers: Headers): Refusal | undefined {
+    const signedAt = Number(singleHeader(headers, 'webhook-timestamp')) * 1000;
+    if (!(signedAt <= this.o.inbox.forgetsBefore())) return undefined;
+    return {
+      kind: 'retry',
+      reason: 'signed_before_inbox_memory',
+      message:
+        'webhook-timestamp is older than what this receiver remembers of processed events (it restarted or forgot older ids): sign the request again and resend it',
+      afterMs: 1000,
+    };
+  }
+
+  /**
+   * Routes and validates `event` (a refusal when it has no subscriber here or its data is invalid),
+   * then joins the run of the same event in flight, or adds a job to `jobs` for this message to
+   * run. Synchronous up to that point, so the same source + id twice, in one batch or in two
+   * messages, runs once.
+   */
+  private admit(event: CloudEvent, jobs: Job[]): Refusal | { verdict: Promise<Verdict> } {
+    const { id } = event;
+    const subscribers = this.o.catalog.subscribers(event.type);
+    if (subscribers.length === 0) {
+      // A retry, not a rejection: during a rolling deploy an instance without the new subscription may get it.
+      return { kind: 'retry', id, reason: 'no_subscriber', message: `no subscriber for event type "${event.type}" at this service` };
+    }
+    for (const subscription of subscribers) {
+      try {
+        this.o.catalog.check(event.type, subscription.validate, event.data);
+      } catch (error) {
+        if (error instanceof ValidationError) return { kind: 'reject', id, reason: 'invalid_data', message: error.message };
+        throw error;
+      }
+    }
+    const key = eventKey(event.source, id);
+    const running = this.running.get(key);
+    if (running) return { verdict: running.then((v) => (v.kind === 'done' || v.kind === 'duplicate' ? { kind: 'duplicate', id } : v)) };
+    let job!: Job;
+    const verdict = new Promise<Verdict>((resolve, reject) => {
+      job = { key, event: event as ReceivedEvent, subscribers, resolve, reject };
+    });
+    this.running.set(key, verdict);
+    jobs.push(job);
+    return { verdict };
+  }
+
+  /** Runs a message's jobs and settles each; the events stay "in flight" until their completion is recorded. */
+  private async runJobs(jobs: readonly Job[], startedAt: number): Promise<void> {
+    if (jobs.length === 0) return;
+    try {
+      const verdicts = await this.settle(jobs, startedAt);
+      jobs.forEach((job, i) => {
+        this.running.delete(job.key);
+        job.resolve(verdicts[i]!);
+      });
+    } catch (error) {
+      this.abandon(jobs, error);
+      throw error;
+    }
+  }
+
+  /** Fails `jobs` with `error` (a fault, not a refusal), for this message and every one waiting on them. */
+  private abandon(jobs: readonly Job[], error: unknown): void {
+    for (const job of jobs) {
+      this.running.delete(job.key);
+      job.reject(error);
+    }
+  }
+
+  /**
+   * Reads the inbox once for every job, runs the handlers of all of them at once, then records
+   * every completion in one write before any verdict is given.
+   */
+  private async settle(jobs: readonly Job[], startedAt: number): Promise<Verdict[]> {
+    let states: ReadonlyArray<InboxState>;
+    try {
+      states = await this.completedOf(jobs.map((job) => job.key));
+    } catch (error) {
+      return jobs.map((job) => this.storeFailed('reading the inbox failed; no handler ran', job.event, error, startedAt));
+    }
+    const runs = await Promise.all(jobs.map((job, i) => this.runHandlers(job, states[i])));
+    const marks: InboxMark[] = [];
+    for (const [i, run] of runs.entries()) {
+      if (run.duplicate) continue;
+      const { key } = jobs[i]!;
+      // The same rows as one mark at a time wrote: a handler's, then `done` once all completed.
+      for (const handlerKey of run.succeeded) marks.push({ eventKey: key, handlerKey });
+      if (run.failed.length === 0 && run.store === undefined) marks.push({ eventKey: key });
+    }
+    const unrecorded = await this.record(marks);
+    return runs.map((run, i) => this.verdictOf(jobs[i]!, run, unrecorded, startedAt));
+  }
+
+  private async runHandlers(job: Job, completed: InboxState): Promise<Run> {
+    if (completed === true) return { duplicate: true, pending: 0, succeeded: [], failed: [] };
+    const pending = job.subscribers.filter((s) => !completed?.has(s.key));
+    const outcomes = await Promise.all(pending.map((subscription) => this.runHandler(job, subscription)));
+    const run: Run = { pending: pending.length, succeeded: [], failed: [] };
+    for (const outcome of outcomes) {
+      if (outcome.succeeded !== undefined) run.succeeded.push(outcome.succeeded);
+      if (outcome.failed !== undefined) run.failed.push(outcome.failed.error);
+      if (outcome.store !== undefined) run.store ??= outcome.store;
+    }
+    return run;
+  }
+
+  /**
+   * Runs one handler. Inside the inbox's transaction when the store has one (its completion is
+   * committed with its writes); else on its own, its completion recorded with the message's
+   * others (at-least-once: a crash before that reruns it).
+   */
+  private async runHandler({ key, event }: Job, subscription: Subscription): Promise<HandlerOutcome> {
+    if (this.o.inbox.runInTransaction) return this.runInTransaction(key, event, subscription);
+    // A handler that completed while the inbox could not record it is recorded now, not run again.
+    if (this.unrecorded.has(key, subscription.key)) return { succeeded: subscription.key };
+    try {
+      await this.o.telemetry.process(event, subscription.key, () => subscription.handler(event.data, event, {}));
+      return { succeeded: subscription.key };
+    } catch (error) {
+      this.logHandlerFailure(event, subscription, error);
+      return { failed: { error } };
+    }
+  }
+
+  /**
+   * Runs a handler inside the inbox's transaction, which commits its writes through `tx` together
+   * with its completion (exactly-once effects). A store failure rolled everything back: the
+   * handler runs again at the redelivery, so nothing is remembered as unrecorded.
+   */
+  private async runInTransaction(key: string, event: ReceivedEvent, subscription: Subscription): Promise<HandlerOutcome> {
+    try {
+      await this.o.inbox.runInTransaction!(key, subscription.key, async (context) => {
+        await this.o.telemetry.process(event, subscription.key, () => subscription.handler(event.data, event, context));
+      });
+      return {};
+    } catch (error) {
+      if (error instanceof TransactionStoreError) return { store: error.storeError };
+      this.logHandlerFailure(event, subscription, error);
+      return { failed: { error } };
+    }
+  }
+
+  /** Each key's completed state, in one read when the store can. */
+  private async completedOf(keys: readonly string[]): Promise<ReadonlyArray<InboxState>> {
+    const { inbox } = this.o;
+    if (inbox.completedMany) {
+      const states = await inbox.completedMany(keys);
+      return keys.map((key) => states.get(key));
+    }
+    return Promise.all(keys.map((key) => inbox.completed(key)));
+  }
+
+  /** Records `marks` in one write when the store can; answers what stopped it, if anything did. */
+  private async record(marks: readonly InboxMark[]): Promise<{ error: unknown } | undefined> {
+    if (marks.length === 0) return undefined;
+    const { inbox } = this.o;
+    try {
+      if (inbox.markMany) await inbox.markMany(marks);
+      else {
+        for (const { eventKey: key, handlerKey } of marks) {
+          await (handlerKey === undefined ? inbox.markDone(key) : inbox.markHandler(key, handlerKey));
+        }
+      }
+    } catch (error) {
+      return { error };
+    }
+    for (const { eventKey: key, handlerKey } of marks) this.unrecorded.delete(key, handlerKey);
+    return undefined;
+  }
+
+  /** One job's verdict, from what its handlers did and whether their completion was recorded. */
+  private verdictOf({ key, event }: Job, run: Run, unrecorded: { error: unknown } | undefined, startedAt: number): Verdict {
+    const { id } = event;
+    if (run.duplicate) {
+      this.logReceipt('event received again; already processed', event, 200, startedAt);
+      return { kind: 'duplicate', id };
+    }
+    const { failed, store } = run;
+    if (store !== undefined && failed.length === 0) {
+      return this.storeFailed('recording completion failed; handlers whose transaction did not commit will run again', event, store, startedAt);
+    }
+    if (store !== undefined) this.logStoreError('recording completion failed for some handlers', event, store);
+    const marked = failed.length === 0 || run.succeeded.length > 0;
+    if (unrecorded !== undefined && marked) {
+      for (const handlerKey of run.succeeded) this.unrecorded.add(key, handlerKey);
+      if (failed.length === 0) {
+        const message = this.o.inbox.runInTransaction
+          ? 'recording completion failed; every handler succeeded and will not run again'
+          : 'recording completion failed; the handlers that succeeded will not run again in this process';
+        return this.storeFailed(message, event, unrecorded.error, startedAt);
+      }
+      this.logStoreError('recording completion failed for some handlers', event, unrecorded.error);
+    }
+    if (failed.length === 0) {
+      this.logReceipt('event received', event, 200, startedAt, { handlers: run.pending });
+      return { kind: 'done', id };
+    }
+    const verdict = { ...handlerFailure(failed, run.pending), id };
+    this.logReceipt('event handling failed', event, statusOf(verdict), startedAt, { failed: failed.length });
+    return verdict;
+  }
+
+  private logHandlerFailure(event: ReceivedEvent, subscription: Subscription, error: unknown): void {
+    this.o.logger.error('handler failed', {
+      ...eventFields(event),
+      handler: subscription.key,
+      error: (error as Error)?.message ?? String(error),
+      stack: (error as Error)?.stack,
+    });
+  }
+
+  /** The inbox store failed (not a handler): log the store problem, ask for a retry after the store's wait. */
+  private storeFailed(message: string, event: CloudEvent, error: unknown, startedAt: number): Verdict {
+    const verdict: Verdict = {
+      kind: 'retry',
+      id: event.id,
+      reason: 'inbox_unavailable',
+      message: 'this service cannot record events right now; retry later',
+      afterMs: this.o.retryAfterSeconds * 1000,
+    };
+    this.logStoreError(message, event, error, { status: statusOf(verdict), durationMs: elapsed(startedAt) });
+    return verdict;
+  }
+
+  private logStoreError(message: string, event: CloudEvent, error: unknown, receipt: object = {}): void {
+    this.o.logger.error(`${message} (the inbox store failed: check its disk, file and locks; the sender will retry)`, {
+      ...eventFields(event),
+      target: this.o.service,
+      ...receipt,
+      error: (error as Error)?.message ?? String(error),
+      code: (error as { code?: unknown })?.code,
+    });
+  }
+
+  private logReceipt(message: string, event: CloudEvent, status: number, startedAt: number, extra: object = {}): void {
+    const level = status < 300 ? 'info' : 'warn';
+    if (!this.o.logger.isLevelEnabled(level)) return;
+    this.o.logger.log(level, message, {
+      ...eventFields(event),
+      target: this.o.service,
+      status,
+      durationMs: elapsed(startedAt),
+      ...extra,
+    });
+    if (this.o.logger.isDebugEnabled()) this.o.logger.debug('event data', { eventId: event.id, data: event.data });
+  }
+}
+
+/** An event whose handlers this message runs, and how to settle everyone waiting on it. */
+interface Job {
+  key: string;
+  event: ReceivedEvent;
+  subscribers: readonly Subscription[];
+  resolve(verdict: Verdict): void;
+  reject(error: unknown): void;
+}
+
+type InboxState = Awaited<ReturnType<InboxStore['completed']>>;
+
+/**
+ * What became of one handler: it completed and its completion is still to be recorded (its key),
+ * it failed, or the store failed around it. Empty: it completed in the inbox's transaction.
+ */
+interface HandlerOutcome {
+  succeeded?: string;
+  failed?: { error: unknown };
+  store?: unknown;
+}
+
+/** What became of one event's handlers, before its completion is recorded. */
+interface Run {
+  /** Every handler had completed already. */
+  duplicate?: true;
+  /** Handlers run (those that had not completed before). */
+  pending: number;
+  /** Keys of the handlers whose completion is still to be recorded. */
+  succeeded: string[];
+  failed: unknown[];
+  store?: unknown;
+}
+
+/** Retry-later beats retry, which beats never-retry: no handler that could still succeed is given up on. */
+function handlerFailure(errors: unknown[], total: number): Refusal {
+  const later = errors.filter((e): e is RetryLaterError => e instanceof RetryLaterError);
+  if (later.length > 0) {
+    const seconds = Math.max(...later.map((e) => e.retryAfterSeconds));
+    return { kind: 'retry', reason: 'retry_later', message: later[0]!.message, afterMs: seconds * 1000 };
+  }
+  const final = errors.filter((e): e is NonRetryableError => e instanceof NonRetryableError);
+  if (final.length === errors.length) return { kind: 'reject', reason: 'rejected_by_handler', message: final[0]!.message, cause: final[0] };
+  return { kind: 'retry', reason: 'handler_failed', message: `${errors.length} of ${total} handlers failed; retry later` };
+}
+
+/** What the protocol refused while parsing: a rejection, kept with its code. */
+function rejectOf(error: ProtocolError): Refusal {
+  return { kind: 'reject', reason: error.code, message: error.message };
+}
+
+function eventFields(event: CloudEvent): Record<string, unknown> {
+  return { eventId: event.id, type: event.type, source: event.source };
+}
+
+/** The three Standard Webhooks headers; a duplicated one with different values reads as absent (refused). */
+export function signatureHeaders(headers: Headers): { id: string | undefined; timestamp: string | undefined; signature: string | undefined } {
+  return {
+    id: singleHeader(headers, 'webhook-id'),
+    timestamp: singleHeader(headers, 'webhook-timestamp'),
+    signature: singleHeader(headers, 'webhook-signature'),
+  };
+}
+
+function elapsed(startedAt: number): number {
+  return Math.round((performance.now() - startedAt) * 10) / 10;
+}
