@@ -84,8 +84,10 @@ export function runScenarios(backend: Backend): void {
     it('fans out: one event declared to two services reaches each of them once', async () => {
       const payments = recorder();
       const orders = recorder();
-      await world.receiver('payments', { subscribe: (bus) => bus.subscribeTo('user-created', payments.handler) });
-      await world.receiver('orders', { subscribe: (bus) => bus.subscribeTo('user-created', orders.handler) });
+      await Promise.all([
+        world.receiver('payments', { subscribe: (bus) => bus.subscribeTo('user-created', payments.handler) }),
+        world.receiver('orders', { subscribe: (bus) => bus.subscribeTo('user-created', orders.handler) }),
+      ]);
       const users = await sender(['payments', 'orders']);
       users.declareEvent('user-created', ['payments', 'orders']);
       const ids = await Promise.all(Array.from({ length: 20 }, async (_, n) => (await users.emit('user-created', { n })).id));
@@ -288,11 +290,14 @@ export function runScenarios(backend: Backend): void {
 
     itWith('manyInstances', 'two services with two instances each: every event is handled once per service', async () => {
       const handled: Record<string, string[]> = { payments: [], orders: [] };
-      for (const service of ['payments', 'orders']) {
-        // One at a time: instances joining a group at once can keep a Kafka group rebalancing.
-        for (let i = 0; i < 2; i += 1) {
-          await world.receiver(service, { concurrency: 4, subscribe: (bus) => bus.subscribeTo('user-created', (_d, event) => void handled[service]!.push(event.id)) });
-        }
+      // The instances of one service one at a time (instances joining a Kafka group at once can keep
+      // it rebalancing); the two services side by side.
+      for (let i = 0; i < 2; i += 1) {
+        await Promise.all(
+          ['payments', 'orders'].map((service) =>
+            world.receiver(service, { concurrency: 4, subscribe: (bus) => bus.subscribeTo('user-created', (_d, event) => void handled[service]!.push(event.id)) }),
+          ),
+        );
       }
       const users = await sender(['payments', 'orders']);
       users.declareEvent('user-created', ['payments', 'orders']);
