@@ -1,13 +1,25 @@
+// Receiving CloudEvents batches: the answer table on each adapter (node:http, Express, Koa), then
+// what a batch does to the inbox, parametrised by store (memory, SQLite, PostgreSQL), then what is
+// specific to one store (SQLite: one read and one write per request, a failing write; PostgreSQL:
+// handlers writing through { tx }).
 import type { RequestListener } from 'node:http';
-import { createEventBus, type EventBus, NonRetryableError, RetryLaterError } from '../../src/index.js';
+import Database from 'better-sqlite3';
+import type { Pool } from 'pg';
+import { Catalog } from '../../src/catalog.js';
+import { createEventBus, type EventBus, type EventBusOptions, NonRetryableError, RetryLaterError } from '../../src/index.js';
+import { eventKey, type InboxMark, type InboxStore } from '../../src/receive/inbox-store.js';
+import { SqliteInbox } from '../../src/backends/sqlite/inbox.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
 import { request } from '../helpers/http-client.js';
 import { createCapturingLogger } from '../helpers/logger.js';
+import { createTestSchema, describePostgres, PG_URL, postgresRequiredOrAnswers } from '../helpers/postgres.js';
 import { appWith } from '../helpers/receiver-contract.js';
+import { startReceiverServer } from '../helpers/receiver-server.js';
 import { startServer } from '../helpers/server.js';
 import { gate } from '../helpers/wait.js';
 import { resultsOf, signedBatch, signedBatchBody } from '../helpers/signed-batch.js';
 import { newSecret, signedStructured, structuredEvent } from '../helpers/signing.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const UserCreated = {
   type: 'object',
@@ -176,4 +188,340 @@ describe.each<Kind>(['node', 'express', 'koa'])('receiving a CloudEvents batch (
     expect((badSignature.json as Record<string, unknown>).results).toBeUndefined();
     expect(calls.size).toBe(0);
   });
+});
+
+const storeCleanups = cleanupAfterEach();
+
+type Store = 'memory' | 'sqlite' | 'postgres';
+const STORES: Store[] = ['memory', 'sqlite', ...(postgresRequiredOrAnswers() ? (['postgres'] as const) : [])];
+
+describe.each(STORES)('a batch on the %s inbox', (store) => {
+  const secret = newSecret();
+  const dir = tempDir('batch-store');
+  let db: { schema: string; drop(): Promise<void> } | undefined;
+  beforeAll(async () => {
+    if (store === 'postgres') db = await createTestSchema('batch_store');
+  });
+  afterAll(async () => {
+    dir.remove();
+    await db?.drop();
+  });
+  let services = 0;
+  beforeEach(() => {
+    services += 1;
+  });
+  /** `it`, or skipped with the reason when the store does not have what the test needs. */
+  const itIf = (has: boolean, reason: string) => (has ? it : (title: string, fn: () => Promise<void>) => it.skip(`${title} [skipped: ${reason}]`, fn));
+
+  /**
+   * An instance of this test's receiving service on the store, behind a real node:http server;
+   * `runs` (shared by the instances of one test) counts handler runs per event id.
+   */
+  async function instance(runs: Map<string, number>): Promise<{ bus: EventBus; url: string }> {
+    const service = `payments-${services}`;
+    const storeOptions: Partial<EventBusOptions> =
+      store === 'sqlite' ? { inbox: { path: dir.file(`${service}.db`) } } : store === 'postgres' ? { database: PG_URL, databaseSchema: db!.schema } : {};
+    const bus = createEventBus({ service, secret, logger: createCapturingLogger('warn').logger, env: {}, ...storeOptions });
+    storeCleanups.push(() => bus.close());
+    const count = (id: string) => runs.set(id, (runs.get(id) ?? 0) + 1);
+    bus.subscribeTo('invoice-paid', (_data, event) => void count(event.id));
+    bus.subscribeTo('invoice-void', (_data, event) => {
+      count(event.id);
+      throw new NonRetryableError('already voided');
+    });
+    bus.subscribeTo('invoice-late', (data, event) => {
+      count(event.id);
+      if ((data as { fail?: boolean }).fail) throw new Error('ledger locked');
+    });
+    const server = await startServer(bus.nodeHandler());
+    storeCleanups.push(() => server.close());
+    return { bus, url: server.url };
+  }
+
+  const paid = () => structuredEvent('invoice-paid', { invoice: 'inv' }, { source: 'orders' });
+
+  it('mixed outcomes: the delivered are recorded, the refused and failed are not; a resend runs only what was not recorded', async () => {
+    const runs = new Map<string, number>();
+    const { url } = await instance(runs);
+    const ok = paid();
+    const repeated = paid();
+    const voided = structuredEvent('invoice-void', {}, { source: 'orders' });
+    const late = structuredEvent('invoice-late', { fail: true }, { source: 'orders' });
+
+    const first = await request(url, signedBatch(secret, [ok, voided, late, repeated, repeated]));
+    expect(first.status).toBe(500);
+    expect(resultsOf(first.json).map((r) => [r.id, r.status, r.receipt ?? r.error])).toEqual([
+      [ok.id, 200, 'delivered'],
+      [voided.id, 422, 'rejected_by_handler'],
+      [late.id, 500, 'handler_failed'],
+      [repeated.id, 200, 'delivered'],
+      [repeated.id, 200, 'duplicate'],
+    ]);
+
+    const fixed = { ...late, data: { fail: false } };
+    const again = await request(url, signedBatch(secret, [ok, voided, fixed, repeated]));
+    expect(resultsOf(again.json).map((r) => [r.id, r.status, r.receipt ?? r.error])).toEqual([
+      [ok.id, 200, 'duplicate'],
+      [voided.id, 422, 'rejected_by_handler'],
+      [late.id, 200, 'delivered'],
+      [repeated.id, 200, 'duplicate'],
+    ]);
+    expect([ok, voided, late, repeated].map((e) => runs.get(String(e.id)))).toEqual([1, 2, 2, 1]);
+  });
+
+  itIf(store !== 'memory', 'the memory inbox does not outlive its process')(
+    'after a restart on the same store, a resent batch is all duplicates and runs nothing',
+    async () => {
+      const events = [paid(), paid()];
+      const before = await instance(new Map());
+      expect((await request(before.url, signedBatch(secret, events))).status).toBe(200);
+      await before.bus.close();
+
+      const runs = new Map<string, number>();
+      const after = await instance(runs);
+      const res = await request(after.url, signedBatch(secret, [...events, events[0]!]));
+      expect(res.status).toBe(200);
+      expect(resultsOf(res.json).map((r) => r.receipt)).toEqual(['duplicate', 'duplicate', 'duplicate']);
+      expect(runs.size).toBe(0);
+    },
+  );
+
+  itIf(store !== 'memory', 'instances do not share a memory inbox')(
+    'an id processed by a single request, then by another instance, comes back in a batch as a duplicate',
+    async () => {
+      const runs = new Map<string, number>();
+      const one = await instance(runs);
+      const other = await instance(runs);
+      const seen = paid();
+      expect((await request(one.url, signedStructured(secret, seen))).status).toBe(200);
+      const fresh = paid();
+      const res = await request(other.url, signedBatch(secret, [fresh, seen]));
+      expect(res.status).toBe(200);
+      expect(resultsOf(res.json)).toEqual([
+        { id: fresh.id, status: 200, receipt: 'delivered' },
+        { id: seen.id, status: 200, receipt: 'duplicate' },
+      ]);
+      expect(runs.get(String(seen.id))).toBe(1);
+    },
+  );
+});
+
+/** The real SQLite inbox, counting the calls the receiver makes on it. */
+class CountingInbox extends SqliteInbox {
+  readonly calls = { completed: 0, completedMany: 0, markHandler: 0, markDone: 0, markMany: 0 };
+  /** While set, markMany fails as SQLite does on a full disk, before writing anything. */
+  failWrites = false;
+
+  override completed(key: string): ReturnType<SqliteInbox['completed']> {
+    this.calls.completed += 1;
+    return super.completed(key);
+  }
+  override completedMany(keys: readonly string[]): ReturnType<SqliteInbox['completedMany']> {
+    this.calls.completedMany += 1;
+    return super.completedMany(keys);
+  }
+  override markHandler(key: string, handler: string): void {
+    this.calls.markHandler += 1;
+    super.markHandler(key, handler);
+  }
+  override markDone(key: string): void {
+    this.calls.markDone += 1;
+    super.markDone(key);
+  }
+  override markMany(marks: readonly InboxMark[]): void {
+    this.calls.markMany += 1;
+    if (this.failWrites) throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+    super.markMany(marks);
+  }
+}
+
+/** An inbox written before the batch methods existed: the real SQLite store, seen through the required methods only. */
+function withoutBatchMethods(inner: SqliteInbox): InboxStore {
+  return {
+    durable: true,
+    completed: (key) => inner.completed(key),
+    markHandler: (key, handler) => inner.markHandler(key, handler),
+    markDone: (key) => inner.markDone(key),
+    forgetsBefore: () => inner.forgetsBefore(),
+    close: () => inner.close(),
+  };
+}
+
+/** A receiver on a real SQLite inbox file behind a real node:http server; `runs` counts handler runs per event id. */
+async function setupCounting(path: string, options: { batchMethods?: boolean } = {}) {
+  const inbox = new CountingInbox(path, 60_000);
+  storeCleanups.push(() => inbox.close());
+  const secret = newSecret();
+  const log = createCapturingLogger('warn');
+  const runs = new Map<string, number>();
+  const count = (id: string) => runs.set(id, (runs.get(id) ?? 0) + 1);
+  const catalog = new Catalog();
+  catalog.subscribe('invoice-paid', (_data, event) => void count(event.id), undefined, 'ledger');
+  catalog.subscribe('invoice-paid', (_data, event) => void count(`${event.id}/email`), undefined, 'email');
+  catalog.subscribe('invoice-void', (_data, event) => {
+    count(event.id);
+    throw new NonRetryableError('already voided');
+  }, undefined, 'void');
+  catalog.subscribe('invoice-late', (data, event) => {
+    count(event.id);
+    if ((data as { fail?: boolean }).fail) throw new Error('ledger locked');
+  }, undefined, 'late');
+  const server = await startReceiverServer({ catalog, inbox: options.batchMethods === false ? withoutBatchMethods(inbox) : inbox, logger: log.logger, secret });
+  storeCleanups.push(() => server.close());
+  return { inbox, secret, runs, url: server.url };
+}
+
+/** The inbox rows of `id` (source `orders`), read from the file itself. */
+function rowsOf(path: string, id: unknown): string[] {
+  const db = new Database(path, { readonly: true });
+  try {
+    const rows = db.prepare('SELECT handler FROM inbox WHERE event_key = ?').all(eventKey('orders', String(id))) as { handler: string }[];
+    return rows.map((r) => r.handler).sort();
+  } finally {
+    db.close();
+  }
+}
+
+const paid = (data: unknown = { invoice: 'inv' }) => structuredEvent('invoice-paid', data, { source: 'orders' });
+
+describe('a batch on the SQLite inbox: one read and one write per request', () => {
+  test('one read and one write per request: every completion is on disk when the answer arrives', async () => {
+    const dir = tempDir('batch-sqlite');
+    storeCleanups.push(() => dir.remove());
+    const f = await setupCounting(dir.file('inbox.db'));
+    const events = [paid(), paid(), paid(), paid()];
+
+    const res = await request(f.url, signedBatch(f.secret, events));
+
+    expect(res.status).toBe(200);
+    expect(resultsOf(res.json).map((r) => r.receipt)).toEqual(['delivered', 'delivered', 'delivered', 'delivered']);
+    expect(f.inbox.calls).toEqual({ completed: 0, completedMany: 1, markHandler: 0, markDone: 0, markMany: 1 });
+    for (const event of events) expect(rowsOf(dir.file('inbox.db'), event.id)).toEqual(['*', 'email', 'ledger']);
+  });
+
+  test('a single request reads and writes the inbox once too', async () => {
+    const dir = tempDir('batch-sqlite');
+    storeCleanups.push(() => dir.remove());
+    const f = await setupCounting(dir.file('inbox.db'));
+    const event = paid();
+    expect((await request(f.url, signedStructured(f.secret, event))).status).toBe(200);
+    expect(f.inbox.calls).toEqual({ completed: 0, completedMany: 1, markHandler: 0, markDone: 0, markMany: 1 });
+    expect(rowsOf(dir.file('inbox.db'), event.id)).toEqual(['*', 'email', 'ledger']);
+  });
+
+  test('the write failing: every event of the batch asks for a retry (503 + Retry-After), and the resend records them without running any handler again', async () => {
+    const dir = tempDir('batch-sqlite');
+    storeCleanups.push(() => dir.remove());
+    const f = await setupCounting(dir.file('inbox.db'));
+    const events = [paid(), paid()];
+    f.inbox.failWrites = true;
+
+    const first = await request(f.url, signedBatch(f.secret, events));
+    expect(first.status).toBe(503);
+    expect(first.headers['retry-after']).toBe('7');
+    expect(resultsOf(first.json)).toEqual(
+      events.map((e) => ({
+        id: e.id,
+        status: 503,
+        error: 'inbox_unavailable',
+        message: 'this service cannot record events right now; retry later',
+        retryAfter: 7,
+      })),
+    );
+    expect(rowsOf(dir.file('inbox.db'), events[0]!.id)).toEqual([]);
+
+    f.inbox.failWrites = false;
+    const again = await request(f.url, signedBatch(f.secret, events));
+    expect(resultsOf(again.json).map((r) => r.receipt)).toEqual(['delivered', 'delivered']);
+    expect([...f.runs.values()]).toEqual([1, 1, 1, 1]);
+    for (const event of events) expect(rowsOf(dir.file('inbox.db'), event.id)).toEqual(['*', 'email', 'ledger']);
+  });
+
+  test('a store without the batch methods still serves a batch, one mark at a time', async () => {
+    const dir = tempDir('batch-sqlite');
+    storeCleanups.push(() => dir.remove());
+    const f = await setupCounting(dir.file('inbox.db'), { batchMethods: false });
+    const events = [paid(), paid()];
+    const res = await request(f.url, signedBatch(f.secret, [...events, events[0]!]));
+    expect(resultsOf(res.json).map((r) => r.receipt)).toEqual(['delivered', 'delivered', 'duplicate']);
+    expect(f.inbox.calls).toEqual({ completed: 2, completedMany: 0, markHandler: 4, markDone: 2, markMany: 0 });
+    for (const event of events) expect(rowsOf(dir.file('inbox.db'), event.id)).toEqual(['*', 'email', 'ledger']);
+  });
+});
+
+describePostgres('a batch on the PostgreSQL inbox (handlers writing through tx)', () => {
+  let db: { schema: string; pool: Pool; drop(): Promise<void> };
+  const secret = newSecret();
+  const cleanups = cleanupAfterEach();
+
+  beforeAll(async () => {
+    db = await createTestSchema('batch_inbox');
+    await db.pool.query(`CREATE TABLE "${db.schema}".effects (event_id text NOT NULL)`);
+  });
+  afterAll(async () => {
+    await db.drop();
+  });
+
+  /** The payments service on a real node:http server; `payment.made` writes an effect through tx, then fails when asked. */
+  async function service(): Promise<{ bus: EventBus; url: string }> {
+    const bus = createEventBus({ service: 'payments', secret, database: PG_URL, databaseSchema: db.schema, logger: createCapturingLogger('warn').logger, env: {} });
+    cleanups.push(() => bus.close());
+    bus.subscribeTo('payment.made', async (data, event, { tx }) => {
+      await tx!.query(`INSERT INTO "${db.schema}".effects (event_id) VALUES ($1)`, [event.id]);
+      if ((data as { fail?: boolean }).fail) throw new Error('crashed after writing');
+    }, { name: 'record' });
+    const server = await startServer(bus.nodeHandler());
+    cleanups.push(() => server.close());
+    return { bus, url: server.url };
+  }
+
+  const payment = (data: Record<string, unknown> = {}) => structuredEvent('payment.made', { amount: 5, ...data }, { source: 'users' });
+  const effects = async (id: unknown): Promise<number> =>
+    Number((await db.pool.query<{ n: string }>(`SELECT count(*) AS n FROM "${db.schema}".effects WHERE event_id = $1`, [id])).rows[0]!.n);
+  const inboxRows = async (id: unknown): Promise<string[]> =>
+    (
+      await db.pool.query<{ handler: string }>(
+        `SELECT handler FROM "${db.schema}".events_inbox WHERE service = 'payments' AND source = 'users' AND event_id = $1 ORDER BY handler`,
+        [id],
+      )
+    ).rows.map((r) => r.handler);
+
+  test('each event commits its write with its completion; a failing one rolls back alone; a resend is duplicates and the fixed one', async () => {
+    const { url } = await service();
+    const ok = payment();
+    const failing = payment({ fail: true });
+    const repeated = payment();
+
+    const first = await request(url, signedBatch(secret, [ok, failing, repeated, repeated]));
+    expect(first.status).toBe(500);
+    expect(resultsOf(first.json).map((r) => [r.id, r.status, r.receipt ?? r.error])).toEqual([
+      [ok.id, 200, 'delivered'],
+      [failing.id, 500, 'handler_failed'],
+      [repeated.id, 200, 'delivered'],
+      [repeated.id, 200, 'duplicate'],
+    ]);
+    // Recorded before the answer: the rows are there as soon as it arrives.
+    expect(await inboxRows(ok.id)).toEqual(['*', 'record']);
+    expect(await inboxRows(repeated.id)).toEqual(['*', 'record']);
+    expect(await inboxRows(failing.id)).toEqual([]);
+    expect([await effects(ok.id), await effects(failing.id), await effects(repeated.id)]).toEqual([1, 0, 1]);
+
+    const fixed = { ...failing, data: { amount: 5 } };
+    const again = await request(url, signedBatch(secret, [ok, fixed, repeated]));
+    expect(again.status).toBe(200);
+    expect(resultsOf(again.json).map((r) => r.receipt)).toEqual(['duplicate', 'delivered', 'duplicate']);
+    expect([await effects(ok.id), await effects(failing.id), await effects(repeated.id)]).toEqual([1, 1, 1]);
+  });
+
+  test('the same batch to two instances at once: every effect once', async () => {
+    const one = await service();
+    const other = await service();
+    const events = Array.from({ length: 20 }, () => payment());
+    const [a, b] = await Promise.all([request(one.url, signedBatch(secret, events)), request(other.url, signedBatch(secret, events))]);
+    expect([a.status, b.status]).toEqual([200, 200]);
+    for (const event of events) expect(await effects(event.id)).toBe(1);
+    const receipts = [...resultsOf(a.json), ...resultsOf(b.json)].map((r) => r.receipt);
+    expect(receipts.filter((r) => r === 'delivered').length).toBeGreaterThanOrEqual(20);
+  });
+
 });

@@ -1,7 +1,7 @@
-// Contract tests of `settleMany` and of large claims, the same for every outbox store: the
-// memory and SQLite stores (test/unit/outbox-stores.test.ts) and PostgreSQL
-// (test/postgres/outbox-settle.test.ts). Every call is awaited, so stores that answer at once and
-// stores that answer with promises run the same tests.
+// The outbox store contract, the same for every outbox store: the memory and SQLite stores
+// (test/unit/outbox-stores.test.ts) and PostgreSQL (test/postgres/outbox-settle.test.ts). Every
+// call is awaited, so stores that answer at once and stores that answer with promises run the
+// same tests. `open` gives a fresh, empty store (for PostgreSQL: a service of its own).
 import type { NewDelivery, OutboxRecord, OutboxStore } from '../../src/send/outbox-store.js';
 
 export const T = 1_700_000_000_000;
@@ -27,6 +27,238 @@ export function tried(record: OutboxRecord, at: number, status = 503): OutboxRec
   record.lastStatus = status;
   record.lastError = `HTTP ${status}`;
   return record;
+}
+
+/** What every outbox store does: claims and leases, outcomes, dead letters, replay, release, stats, clock steps. */
+export function outboxStoreContract(open: () => Promise<OutboxStore> | OutboxStore): void {
+  let store: OutboxStore;
+  beforeEach(async () => {
+    store = await open();
+  });
+  afterEach(async () => {
+    await store.close();
+  });
+
+  test('add → claim returns due records of that target, oldest first, with their fields', async () => {
+    await store.add([delivery(1), delivery(2)]);
+    await store.add([delivery(3), delivery(4, 'orders')]);
+    const claimed = await store.claim('payments', T + 100, 10);
+    expect(ids(claimed)).toEqual(['evt-1', 'evt-2', 'evt-3']);
+    expect(claimed[0]).toMatchObject({ ...delivery(1), attempts: 0, nextAttemptAt: T + 1 });
+    expect(new Set(claimed.map((r) => r.id)).size).toBe(3);
+    expect(ids(await store.claim('orders', T + 100, 10))).toEqual(['evt-4']);
+  });
+
+  test('claimed records are leased: a second claim does not return them', async () => {
+    await store.add([delivery(1), delivery(2)]);
+    expect(await store.claim('payments', T + 100, 10)).toHaveLength(2);
+    expect(await store.claim('payments', T + 100, 10)).toEqual([]);
+    expect(await store.claimProbe('payments')).toBeUndefined();
+  });
+
+  test('claim takes at most `limit`, the oldest', async () => {
+    await store.add([delivery(1), delivery(2), delivery(3)]);
+    expect(ids(await store.claim('payments', T + 100, 2))).toEqual(['evt-1', 'evt-2']);
+    expect(ids(await store.claim('payments', T + 100, 2))).toEqual(['evt-3']);
+  });
+
+  test('claim of an unknown target is empty', async () => {
+    expect(await store.claim('nobody', T, 10)).toEqual([]);
+    expect(await store.nextDueAt('nobody')).toBeUndefined();
+  });
+
+  test('a record rescheduled to the future is not claimable until then, and keeps its try history', async () => {
+    await store.add([delivery(1)]);
+    const [record] = await store.claim('payments', T + 10, 10);
+    await store.reschedule(tried(record!, T + 10), T + 1000);
+
+    // nextDueAt first: after a claim that found nothing, a shared store (PostgreSQL) answers "look again soon".
+    expect(await store.nextDueAt('payments')).toBe(T + 1000);
+    expect(await store.claim('payments', T + 999, 10)).toEqual([]);
+    const [again] = await store.claim('payments', T + 1000, 10);
+    expect(again).toMatchObject({
+      eventId: 'evt-1',
+      attempts: 1,
+      nextAttemptAt: T + 1000,
+      lastAttemptAt: T + 10,
+      lastStatus: 503,
+      lastError: 'HTTP 503',
+    });
+  });
+
+  test('rescheduled records come back in due order', async () => {
+    await store.add([delivery(1), delivery(2), delivery(3)]);
+    const [r1, r2, r3] = await store.claim('payments', T + 10, 10);
+    await store.reschedule(tried(r1!, T + 10), T + 3000);
+    await store.reschedule(tried(r2!, T + 10), T + 1000);
+    await store.reschedule(tried(r3!, T + 10), T + 2000);
+    expect(await store.nextDueAt('payments')).toBe(T + 1000);
+    expect(ids(await store.claim('payments', T + 2500, 10))).toEqual(['evt-2', 'evt-3']);
+    expect(ids(await store.claim('payments', T + 3000, 10))).toEqual(['evt-1']);
+  });
+
+  test('nextDueAt is the earliest unleased record, undefined when all are leased or done', async () => {
+    await store.add([delivery(1), delivery(2)]);
+    expect(await store.nextDueAt('payments')).toBe(T + 1);
+    const claimed = await store.claim('payments', T + 10, 10);
+    expect(await store.nextDueAt('payments')).toBeUndefined();
+    for (const r of claimed) await store.complete(r.id);
+    expect(await store.nextDueAt('payments')).toBeUndefined();
+  });
+
+  test('the very next claim, in the same turn, sees every outcome and release recorded before it', async () => {
+    await store.add([delivery(1), delivery(2), delivery(3)]);
+    const [r1, r2, r3] = await store.claim('payments', T + 10, 10);
+    await store.complete(r1!.id);
+    await store.kill(r2!, 'refused');
+    await store.reschedule(tried(r3!, T + 10), T + 20);
+    expect(ids(await store.claim('payments', T + 20, 10))).toEqual(['evt-3']);
+    await store.reschedule(tried(r3!, T + 30), T + 60_000);
+    await store.release('payments', T + 30, T + 40);
+    expect(ids(await store.claim('payments', T + 40, 10))).toEqual(['evt-3']);
+    expect(await store.claim('payments', T + 40, 10)).toEqual([]);
+  });
+
+  test('claimProbe leases the record due soonest, due or not, and only once', async () => {
+    await store.add([delivery(1), delivery(2)]);
+    const [r1, r2] = await store.claim('payments', T + 10, 10);
+    await store.reschedule(tried(r1!, T + 10), T + 60_000);
+    await store.reschedule(tried(r2!, T + 10), T + 30_000);
+
+    expect(await store.claim('payments', T + 10, 10)).toEqual([]);
+    const probe = await store.claimProbe('payments');
+    expect(probe).toMatchObject({ eventId: 'evt-2', attempts: 1 });
+    expect(await store.claim('payments', T + 30_000, 10)).toEqual([]); // leased by the probe
+    // One probe of a target at a time (a shared store refuses a second while one is out): settle it first.
+    await store.complete(probe!.id);
+    expect(await store.claimProbe('payments')).toMatchObject({ eventId: 'evt-1' });
+    expect(await store.claimProbe('payments')).toBeUndefined();
+    expect(await store.claimProbe('nobody')).toBeUndefined();
+  });
+
+  test('complete removes a delivery for good', async () => {
+    await store.add([delivery(1), delivery(2)]);
+    const [r1] = await store.claim('payments', T + 10, 1);
+    await store.complete(r1!.id);
+    expect(ids(await store.pendingRecords())).toEqual(['evt-2']);
+    expect((await store.stats()).pending).toBe(1);
+    expect(await store.deadLetters()).toEqual([]);
+  });
+
+  test('kill makes a dead letter with its reason, out of the pending set', async () => {
+    await store.add([delivery(1), delivery(2), delivery(3, 'orders')]);
+    const [r1, r2] = await store.claim('payments', T + 10, 10);
+    const [r3] = await store.claim('orders', T + 10, 10);
+    const before = Date.now();
+    await store.kill(tried(r1!, T + 10, 400), 'refused');
+    await store.kill(tried(r2!, T + 10), 'expired');
+    await store.kill(tried(r3!, T + 10, 404), 'refused');
+
+    const dead = await store.deadLetters();
+    expect(dead.map((d) => [d.eventId, d.reason])).toEqual([
+      ['evt-1', 'refused'],
+      ['evt-2', 'expired'],
+      ['evt-3', 'refused'],
+    ]);
+    expect(dead[0]).toMatchObject({ ...delivery(1), attempts: 1, lastStatus: 400, lastError: 'HTTP 400' });
+    expect(dead[0]!.deadAt).toBeGreaterThanOrEqual(before);
+    expect(await store.claim('payments', T + 1e9, 10)).toEqual([]);
+    expect(await store.pendingRecords()).toEqual([]);
+
+    expect(ids(await store.deadLetters({ target: 'orders' }))).toEqual(['evt-3']);
+    expect(ids(await store.deadLetters({ eventId: 'evt-2' }))).toEqual(['evt-2']);
+    expect(ids(await store.deadLetters({ ids: [r1!.id, r3!.id] }))).toEqual(['evt-1', 'evt-3']);
+    expect(ids(await store.deadLetters({ ids: [] }))).toEqual([]);
+    expect(ids(await store.deadLetters({ target: 'payments', eventId: 'evt-3' }))).toEqual([]);
+  });
+
+  test('replay puts matching dead letters back, due now with a fresh horizon, and keeps the others dead', async () => {
+    await store.add([delivery(1), delivery(2), delivery(3)]);
+    const claimed = await store.claim('payments', T + 10, 10);
+    for (const r of claimed) await store.kill(tried(r, T + 10, 400), 'refused');
+
+    const revived = await store.replay({ eventId: 'evt-2' }, T + 5000);
+    expect(revived).toHaveLength(1);
+    expect(revived[0]).toMatchObject({ eventId: 'evt-2', target: 'payments', createdAt: T + 5000, nextAttemptAt: T + 5000, attempts: 1 });
+    expect(ids(await store.deadLetters())).toEqual(['evt-1', 'evt-3']);
+    expect(await store.stats()).toMatchObject({ pending: 1, deadLetters: 2 });
+
+    expect(ids(await store.claim('payments', T + 5000, 10))).toEqual(['evt-2']);
+    expect(ids(await store.replay('all', T + 6000)).sort()).toEqual(['evt-1', 'evt-3']);
+    expect(await store.deadLetters()).toEqual([]);
+    expect(ids(await store.claim('payments', T + 6000, 10)).sort()).toEqual(['evt-1', 'evt-3']);
+  });
+
+  test('replay of nothing matching returns nothing', async () => {
+    await store.add([delivery(1)]);
+    const [r1] = await store.claim('payments', T + 10, 1);
+    await store.kill(r1!, 'refused');
+    expect(await store.replay({ target: 'orders' }, T + 100)).toEqual([]);
+    expect(await store.deadLetters()).toHaveLength(1);
+  });
+
+  test('release makes what failed since the outage began due now, and nothing else', async () => {
+    await store.add([delivery(1), delivery(2), delivery(3), delivery(4, 'orders')]);
+    const [r1, r2, r3] = await store.claim('payments', T + 10, 10);
+    const [r4] = await store.claim('orders', T + 10, 10);
+    await store.reschedule(tried(r1!, T + 100), T + 1e6); // failed during the outage
+    await store.reschedule(tried(r2!, T + 200), T + 2e6); // failed during the outage
+    await store.reschedule(tried(r3!, T + 50), T + 3e6); // failed before it
+    await store.reschedule(tried(r4!, T + 100), T + 1e6); // another target
+
+    await store.release('payments', T + 100, T + 300);
+
+    expect(ids(await store.claim('payments', T + 300, 10)).sort()).toEqual(['evt-1', 'evt-2']);
+    expect(await store.nextDueAt('payments')).toBe(T + 3e6);
+    expect(await store.nextDueAt('orders')).toBe(T + 1e6);
+    expect(await store.claim('orders', T + 300, 10)).toEqual([]);
+  });
+
+  test('stats count pending (leased included) and dead letters per target, with the oldest pending', async () => {
+    expect(await store.stats()).toEqual({ durable: store.durable, pending: 0, deadLetters: 0, targets: {} });
+    await store.add([delivery(1), delivery(2), delivery(3, 'orders', T + 50), delivery(4, 'orders', T + 40)]);
+    const [r1] = await store.claim('payments', T + 100, 1);
+    await store.kill(r1!, 'expired');
+    await store.claim('orders', T + 100, 1);
+
+    expect(await store.stats()).toEqual({
+      durable: store.durable,
+      pending: 3,
+      deadLetters: 1,
+      targets: {
+        payments: { pending: 1, deadLetters: 1, oldestCreatedAt: T + 2 },
+        orders: { pending: 2, deadLetters: 0, oldestCreatedAt: T + 40 },
+      },
+    });
+  });
+
+  test('targets lists every target with pending deliveries', async () => {
+    await store.add([delivery(1), delivery(2, 'orders')]);
+    expect((await store.targets()).sort()).toEqual(['orders', 'payments']);
+  });
+
+  test('pendingRecords lists what is not yet delivered', async () => {
+    await store.add([delivery(1), delivery(2, 'orders')]);
+    expect(ids(await store.pendingRecords()).sort()).toEqual(['evt-1', 'evt-2']);
+  });
+
+  // KNOWN BUG (PostgreSQL): its outbox has no wall-clock step guard (the memory and SQLite stores
+  // pull times "in the future" back to now): after a step back, a retry waits the hour. Fails there until fixed.
+  test('after the wall clock stepped back an hour, a delivery tried "in the future" is due now, not in an hour', async () => {
+    const HOUR = 60 * 60 * 1000;
+    await store.add([delivery(1), delivery(2)]);
+    for (const record of await store.claim('payments', T + 10, 10)) await store.reschedule(tried(record, T + HOUR), T + HOUR + 5_000);
+    // The clock now reads T + 1 min: both retries were scheduled 5 s after a try an hour "ahead".
+    expect(ids(await store.claim('payments', T + 60_000, 10))).toEqual(['evt-1', 'evt-2']);
+  });
+
+  test('a small step back (within the slack) changes nothing: a retry is still due at its time', async () => {
+    await store.add([delivery(1)]);
+    const [record] = await store.claim('payments', T + 10, 10);
+    await store.reschedule(tried(record!, T + 1_000), T + 6_000);
+    expect(await store.claim('payments', T + 500, 10)).toEqual([]);
+    expect(ids(await store.claim('payments', T + 6_000, 10))).toEqual(['evt-1']);
+  });
 }
 
 /** `open` gives a fresh, empty store; each test closes it. */

@@ -59,32 +59,7 @@ describeWithKafka('Kafka transport (librdkafka mock cluster)', () => {
     return out;
   }
 
-  it('two services with two instances each: every event is handled once per service', async () => {
-    const users = bus('users').declareEvent('user-created', ['payments', 'orders']);
-    const handled: Record<string, string[]> = { payments: [], orders: [] };
-    const instances: Record<string, Set<number>> = { payments: new Set(), orders: new Set() };
-    for (const service of ['payments', 'orders']) {
-      for (let i = 0; i < 2; i += 1) {
-        const b = bus(service, { concurrency: 6 });
-        b.subscribeTo('user-created', (_data, event) => {
-          handled[service]!.push(event.id);
-          instances[service]!.add(i);
-        });
-        // One at a time: four consumers joining two groups at once can keep the mock cluster's
-        // group coordinator rebalancing for a long while on a loaded machine.
-        await b.start();
-      }
-    }
-    const ids = await Promise.all(Array.from({ length: 200 }, async (_, n) => (await users.emit('user-created', { n })).id));
-    await waitFor(() => handled.payments!.length >= 200 && handled.orders!.length >= 200, { timeoutMs: 30_000, what: 'all events' });
-    for (const service of ['payments', 'orders']) {
-      expect(handled[service]!.length).toBe(200);
-      expect([...new Set(handled[service])].sort()).toEqual([...ids].sort());
-    }
-    expect(users.outboxStats().pending).toBe(0);
-  });
-
-  it('keeps events emitted before the target ever started; the record carries ce_* headers, the key and a signature', async () => {
+  it('a record carries the ce_* headers, the key and a signature', async () => {
     const users = bus('users').declareEvent('user-created', ['late']);
     const { id } = await users.emit('user-created', { n: 1 }, { key: 'user-42' });
     await waitFor(() => users.outboxStats().pending === 0, { what: 'the publish to be acknowledged' });
@@ -94,34 +69,6 @@ describeWithKafka('Kafka transport (librdkafka mock cluster)', () => {
     expect(record!.headers).toMatchObject({ ce_id: id, ce_type: 'user-created', ce_source: 'users', ce_specversion: '1.0', 'webhook-id': id });
     expect(record!.headers['content-type']).toMatch(/^application\/cloudevents\+json/);
     expect(record!.headers['webhook-signature']).toMatch(/^v1,/);
-
-    const received: string[] = [];
-    const late = bus('late');
-    late.subscribeTo('user-created', (_d, event) => void received.push(event.id));
-    await waitFor(() => received.length === 1, { timeoutMs: 15_000, what: 'the late consumer to get it' });
-    expect(received).toEqual([id]);
-  });
-
-  it('events with the same key reach the target in emit order, under concurrent emits', async () => {
-    const users = bus('users', { concurrency: 16 }).declareEvent('account-changed', ['ledger']);
-    const seen: Record<string, number[]> = {};
-    for (let i = 0; i < 2; i += 1) {
-      const ledger = bus('ledger', { concurrency: 6 });
-      ledger.subscribeTo('account-changed', async (data) => {
-        const { account, seq } = data as { account: string; seq: number };
-        await new Promise((resolve) => setTimeout(resolve, seq % 3)); // handlers of other keys interleave
-        (seen[account] ??= []).push(seq);
-      });
-      await ledger.start();
-    }
-    const accounts = ['a', 'b', 'c', 'd', 'e'];
-    const emits: Array<Promise<unknown>> = [];
-    for (let seq = 0; seq < 40; seq += 1) {
-      for (const account of accounts) emits.push(users.emit('account-changed', { account, seq }, { key: account }));
-    }
-    await Promise.all(emits);
-    await waitFor(() => accounts.every((a) => (seen[a]?.length ?? 0) >= 40), { timeoutMs: 30_000, what: 'every event' });
-    for (const account of accounts) expect(seen[account]).toEqual(Array.from({ length: 40 }, (_, n) => n));
   });
 
   it('retries a failing handler, then dead-letters it with the reason; other events go on; a NonRetryableError at once; the CLI lists and replays them', async () => {

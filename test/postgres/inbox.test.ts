@@ -6,6 +6,7 @@ import { cleanupAfterEach } from '../helpers/cleanups.js';
 import { createCapturingLogger } from '../helpers/logger.js';
 import { createTestSchema, describePostgres, PG_URL } from '../helpers/postgres.js';
 import { newSecret, type SignedRequest, signedRequest } from '../helpers/signing.js';
+import { inboxStoreContract } from '../helpers/inbox-contract.js';
 import { gate } from '../helpers/wait.js';
 
 const TYPE = 'payment.made';
@@ -47,6 +48,13 @@ describePostgres('PostgreSQL inbox: exactly-once handler effects', () => {
     return rows.map((r) => `${r.service}:${r.handler}`);
   };
   const effectSql = () => `INSERT INTO "${db.schema}".effects (event_id, handler) VALUES ($1, $2)`;
+
+  describe('the inbox store contract (every store keeps it)', () => {
+    let services = 0;
+    inboxStoreContract(
+      () => new PostgresInbox({ database: PG_URL, service: `contract-${++services}`, schema: db.schema, retentionMs: 7 * 24 * 3_600_000, logger: createCapturingLogger().logger }),
+    );
+  });
 
   test('a handler writing through tx: its write and its completion commit together, and a redelivery is a duplicate', async () => {
     const payments = bus();

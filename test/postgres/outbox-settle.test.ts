@@ -1,10 +1,10 @@
-// The PostgreSQL outbox as a store (no bus): the settleMany and large-claim contract shared with
-// the memory and SQLite stores, lease ownership in settleMany, and the cap on live leases.
+// The PostgreSQL outbox as a store (no bus): the outbox store contract shared with the memory and
+// SQLite stores (test/helpers/outbox-contract.ts), lease ownership in settleMany, and the cap on live leases.
 import type { Pool } from 'pg';
 import { resolveConfig } from '../../src/config.js';
 import { openOutbox } from '../../src/backends/open.js';
 import { PostgresOutbox } from '../../src/backends/postgres/outbox.js';
-import { delivery, ids, settleManyContract, T, tried } from '../helpers/outbox-contract.js';
+import { delivery, ids, outboxStoreContract, settleManyContract, T, tried } from '../helpers/outbox-contract.js';
 import { DATABASE_URL, describePostgres, freshSchema } from '../helpers/postgres.js';
 import { newSecret } from '../helpers/signing.js';
 
@@ -23,7 +23,8 @@ describePostgres('PostgreSQL outbox as a store', () => {
   const open = (options: Partial<ConstructorParameters<typeof PostgresOutbox>[1]> = {}, service = `svc${++services}`) =>
     new PostgresOutbox(DATABASE_URL, { service, schema, eventsPerRequest: () => 200, ...options });
 
-  describe('settleMany and large claims (the contract of every store)', () => {
+  describe('the outbox store contract (every store keeps it)', () => {
+    outboxStoreContract(() => open());
     settleManyContract(() => open());
   });
 

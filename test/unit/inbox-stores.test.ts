@@ -2,12 +2,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import winston, { type Logger } from 'winston';
+import type { Logger } from 'winston';
 import { eventKey, type InboxStore } from '../../src/receive/inbox-store.js';
 import { MemoryInbox } from '../../src/backends/memory/inbox.js';
-import { PostgresInbox } from '../../src/backends/postgres/inbox.js';
 import { SqliteInbox } from '../../src/backends/sqlite/inbox.js';
-import { createTestSchema, PG_URL, postgresRequiredOrAnswers } from '../helpers/postgres.js';
+import { inboxStoreContract } from '../helpers/inbox-contract.js';
 
 const DAY = 24 * 60 * 60 * 1000;
 
@@ -21,23 +20,6 @@ afterAll(() => {
 });
 const tempFile = () => path.join(dir, `inbox-${++fileCounter}.db`);
 
-// The PostgreSQL inbox runs the same contract, in a schema of this file's own, one service per test.
-let pg: { schema: string; drop(): Promise<void> } | undefined;
-let pgServices = 0;
-afterAll(async () => {
-  await pg?.drop();
-});
-const openPostgres = async (): Promise<InboxStore> => {
-  pg ??= await createTestSchema('inbox_contract');
-  return new PostgresInbox({ database: PG_URL, service: `svc-${++pgServices}`, schema: pg.schema, retentionMs: 7 * DAY, logger: winston.createLogger({ silent: true }) });
-};
-
-const stores: Array<[string, () => InboxStore | Promise<InboxStore>]> = [
-  ['MemoryInbox', () => new MemoryInbox(1000)],
-  ['SqliteInbox', () => new SqliteInbox(tempFile(), 7 * DAY)],
-  ...(postgresRequiredOrAnswers() ? [['PostgresInbox', openPostgres] as [string, () => Promise<InboxStore>]] : []),
-];
-
 describe('eventKey', () => {
   test('keys an event by source and id, so the same id from two sources is two events', () => {
     expect(eventKey('users', 'e1')).not.toBe(eventKey('orders', 'e1'));
@@ -46,47 +28,12 @@ describe('eventKey', () => {
   });
 });
 
-describe.each(stores)('%s (shared behaviour)', (_name, open) => {
-  let inbox: InboxStore;
-  const key = eventKey('users', 'evt-1');
-  beforeEach(async () => {
-    inbox = await open();
-  });
-  afterEach(async () => {
-    await inbox.close();
-  });
-
-  test('an unseen event is undefined', async () => {
-    expect(await inbox.completed(key)).toBeUndefined();
-  });
-
-  test('markHandler records the handlers that completed for a partly processed event', async () => {
-    await inbox.markHandler(key, 'user-created#1');
-    expect(await inbox.completed(key)).toEqual(new Set(['user-created#1']));
-    await inbox.markHandler(key, 'send-welcome');
-    await inbox.markHandler(key, 'send-welcome');
-    expect(await inbox.completed(key)).toEqual(new Set(['user-created#1', 'send-welcome']));
-  });
-
-  test('markDone makes the event completed (true), whatever handlers were marked', async () => {
-    await inbox.markHandler(key, 'h1');
-    await inbox.markDone(key);
-    expect(await inbox.completed(key)).toBe(true);
-    await inbox.markHandler(key, 'h2'); // a late mark does not reopen it
-    expect(await inbox.completed(key)).toBe(true);
-  });
-
-  test('markDone without any markHandler (an event with no pending handler) is completed', async () => {
-    await inbox.markDone(key);
-    expect(await inbox.completed(key)).toBe(true);
-  });
-
-  test('events are independent of each other', async () => {
-    await inbox.markDone(key);
-    await inbox.markHandler(eventKey('users', 'evt-2'), 'h1');
-    expect(await inbox.completed(eventKey('users', 'evt-2'))).toEqual(new Set(['h1']));
-    expect(await inbox.completed(eventKey('orders', 'evt-1'))).toBeUndefined();
-  });
+// The contract every inbox store keeps (PostgreSQL runs it too: test/postgres/inbox.test.ts).
+describe.each<[string, () => InboxStore]>([
+  ['MemoryInbox', () => new MemoryInbox(1000)],
+  ['SqliteInbox', () => new SqliteInbox(tempFile(), 7 * DAY)],
+])('%s (the inbox store contract)', (_name, open) => {
+  inboxStoreContract(open);
 });
 
 describe('MemoryInbox', () => {

@@ -1,0 +1,44 @@
+// RabbitMQ: the real broker, a vhost per test file (test/helpers/broker.ts), a queue prefix per test.
+import amqplib from 'amqplib';
+import { createVhost, type TestVhost } from '../../helpers/broker.js';
+import { webhookHeaders } from '../../helpers/signing.js';
+import type { Backend } from '../backend.js';
+import { brokerWorld } from './broker.js';
+
+export function amqpBackend(): Backend {
+  let vhost: TestVhost | undefined;
+  let worlds = 0;
+  return {
+    name: 'RabbitMQ',
+    features: { persistent: true, perKeyOrder: false, manyInstances: true, transactionalInbox: false, batches: false, deadLetters: 'receiver' },
+    beforeAll() {
+      vhost = createVhost('scenarios');
+    },
+    afterAll() {
+      vhost?.remove();
+    },
+    async world() {
+      worlds += 1;
+      const url = vhost!.url;
+      return brokerWorld({
+        url,
+        prefix: `s${worlds}.`,
+        async publish(queue, event, secret) {
+          const connection = await amqplib.connect(url);
+          try {
+            const channel = await connection.createConfirmChannel();
+            const body = JSON.stringify(event);
+            channel.publish('', queue, Buffer.from(body), {
+              contentType: 'application/cloudevents+json',
+              persistent: true,
+              headers: webhookHeaders(secret, String(event.id), body),
+            });
+            await channel.waitForConfirms();
+          } finally {
+            await connection.close();
+          }
+        },
+      });
+    },
+  };
+}

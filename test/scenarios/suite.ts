@@ -1,0 +1,383 @@
+// The scenario suite: every behaviour the backends share, written once and run against each
+// backend (test/scenarios/<backend>.test.ts plugs one in). A scenario that needs a feature the
+// backend does not declare is skipped, and says why. Backend-specific behaviour (RabbitMQ topology,
+// Kafka rebalances, SQLite file locking, HTTP status codes…) stays in the backend's own test files.
+import type { Pool } from 'pg';
+import { type EventBus, NonRetryableError, type ReceivedEvent, RetryLaterError } from '../../src/index.js';
+import { structuredEvent } from '../helpers/signing.js';
+import { gate, sleep, waitFor } from '../helpers/wait.js';
+import type { Backend, Features, RunningService, World } from './backend.js';
+
+const WAIT = { timeoutMs: 20_000 };
+
+/** The operator contract of issue 15, on the bus: every call a promise, dead-letter ids opaque strings. */
+interface DeadLetterOperations {
+  deadLetters(): Promise<Array<{ id: string; eventId?: string; type?: string; reason: string }>>;
+  replayDeadLetters(ids: readonly string[]): Promise<number>;
+}
+// TODO(issue 15 merge): the bus methods have these types once the operator contract lands; drop the cast.
+const operator = (bus: EventBus): DeadLetterOperations => bus as unknown as DeadLetterOperations;
+
+/**
+ * What the sender still has to deliver. TODO(issue 15 merge): `await bus.outboxStats()` answers for
+ * every store then; until it does, the PostgreSQL outbox answers through `inspectOutbox()`.
+ */
+async function pending(bus: EventBus): Promise<number> {
+  const legacy = (bus as unknown as { inspectOutbox?: () => Promise<{ pending: number }> }).inspectOutbox;
+  return (legacy ? await legacy.call(bus) : await bus.outboxStats()).pending;
+}
+
+/** Handler runs, in order. */
+function recorder() {
+  const events: ReceivedEvent[] = [];
+  return {
+    events,
+    ids: () => events.map((e) => e.id),
+    handler: (_data: unknown, event: ReceivedEvent) => void events.push(event),
+  };
+}
+
+/** How many times each id occurs. */
+function counts(ids: readonly string[]): Map<string, number> {
+  const map = new Map<string, number>();
+  for (const id of ids) map.set(id, (map.get(id) ?? 0) + 1);
+  return map;
+}
+
+export function runScenarios(backend: Backend): void {
+  const { features } = backend;
+
+  describe(`scenarios: ${backend.name}`, () => {
+    let world: World;
+    beforeAll(() => backend.beforeAll?.(), 60_000);
+    afterAll(() => backend.afterAll?.());
+    beforeEach(async () => {
+      world = await backend.world();
+    });
+    afterEach(async () => {
+      await world.close();
+    });
+
+    /** `it` when the backend has `feature`; otherwise the test is skipped, saying why. */
+    const itWith = (feature: keyof Features, title: string, fn: () => Promise<void>, timeoutMs?: number): void => {
+      if (features[feature]) it(title, fn, timeoutMs);
+      else it.skip(`${title} [skipped: ${backend.name} has no ${feature}]`, fn);
+    };
+
+    const sender = (targets: string[] = ['payments'], options?: SenderOptions) => world.sender({ targets, ...(options ? { options } : {}) });
+    type SenderOptions = Parameters<World['sender']>[0]['options'];
+    /** The bus an operator lists and replays this backend's dead letters on. */
+    const keeper = (users: EventBus, target: RunningService): DeadLetterOperations => operator(features.deadLetters === 'sender' ? users : target.bus);
+
+    it('delivers an emitted event once: the handler gets its data, id, type and source', async () => {
+      const got = recorder();
+      await world.receiver('payments', { subscribe: (bus) => bus.subscribeTo('user-created', got.handler) });
+      const users = await sender();
+      users.declareEvent('user-created', ['payments']);
+      const { id } = await users.emit('user-created', { user_id: 'u_1', n: 1 });
+      await waitFor(() => got.events.length === 1, { ...WAIT, what: 'the delivery' });
+      expect(got.events[0]).toMatchObject({ id, type: 'user-created', source: 'users', data: { user_id: 'u_1', n: 1 } });
+      await waitFor(async () => (await pending(users)) === 0, { ...WAIT, what: 'nothing left to send' });
+      expect(got.ids()).toEqual([id]);
+    });
+
+    it('fans out: one event declared to two services reaches each of them once', async () => {
+      const payments = recorder();
+      const orders = recorder();
+      await Promise.all([
+        world.receiver('payments', { subscribe: (bus) => bus.subscribeTo('user-created', payments.handler) }),
+        world.receiver('orders', { subscribe: (bus) => bus.subscribeTo('user-created', orders.handler) }),
+      ]);
+      const users = await sender(['payments', 'orders']);
+      users.declareEvent('user-created', ['payments', 'orders']);
+      const ids = await Promise.all(Array.from({ length: 20 }, async (_, n) => (await users.emit('user-created', { n })).id));
+      await waitFor(() => payments.events.length >= 20 && orders.events.length >= 20, { ...WAIT, what: 'every event at both services' });
+      await waitFor(async () => (await pending(users)) === 0, { ...WAIT, what: 'nothing left to send' });
+      expect([...payments.ids()].sort()).toEqual([...ids].sort());
+      expect([...orders.ids()].sort()).toEqual([...ids].sort());
+    });
+
+    it('keeps an event emitted before its target ever started, and delivers it once the target starts', async () => {
+      const users = await sender();
+      users.declareEvent('user-created', ['payments']);
+      const { id } = await users.emit('user-created', { n: 1 });
+      const got = recorder();
+      await world.receiver('payments', { subscribe: (bus) => bus.subscribeTo('user-created', got.handler) });
+      await waitFor(() => got.events.length === 1, { ...WAIT, what: 'the late target to get it' });
+      expect(got.events[0]).toMatchObject({ id, data: { n: 1 } });
+    });
+
+    it('redelivers after failures: a handler that throws twice runs again until it succeeds, once', async () => {
+      let calls = 0;
+      const handled: string[] = [];
+      await world.receiver('payments', {
+        subscribe: (bus) =>
+          bus.subscribeTo('user-created', (_data, event) => {
+            calls += 1;
+            if (calls <= 2) throw new Error('database unavailable');
+            handled.push(event.id);
+          }),
+      });
+      const users = await sender();
+      users.declareEvent('user-created', ['payments']);
+      const { id } = await users.emit('user-created', {});
+      await waitFor(() => handled.length === 1, { ...WAIT, what: 'success after two failures' });
+      await waitFor(async () => (await pending(users)) === 0, { ...WAIT, what: 'nothing left to send' });
+      expect(calls).toBe(3);
+      expect(handled).toEqual([id]);
+    });
+
+    it('dedupes: the same event delivered twice runs the handler once', async () => {
+      const got = recorder();
+      await world.receiver('payments', { concurrency: 1, subscribe: (bus) => bus.subscribeTo('user-created', got.handler) });
+      const event = structuredEvent('user-created', { n: 1 });
+      const marker = structuredEvent('user-created', { marker: true });
+      // One key: on Kafka all three land in one partition, handled in this order.
+      await world.deliverRaw('payments', event, 'k');
+      await world.deliverRaw('payments', event, 'k');
+      await world.deliverRaw('payments', marker, 'k');
+      await waitFor(() => got.ids().includes(String(marker.id)), { ...WAIT, what: 'the event after the duplicate' });
+      expect(got.ids()).toEqual([event.id, marker.id]);
+    });
+
+    it('NonRetryableError: the event becomes a dead letter at once, its handler is not run again, the service goes on', async () => {
+      let refusals = 0;
+      const fine = recorder();
+      const payments = await world.receiver('payments', {
+        subscribe: (bus) => {
+          bus.subscribeTo('refused', () => {
+            refusals += 1;
+            throw new NonRetryableError('unsupported country');
+          });
+          bus.subscribeTo('fine', fine.handler);
+        },
+      });
+      const users = await sender();
+      users.declareEvent('refused', ['payments']).declareEvent('fine', ['payments']);
+      const { id } = await users.emit('refused', {});
+      const dead = await waitFor(async () => {
+        const letters = await keeper(users, payments).deadLetters();
+        return letters.length === 1 && letters;
+      }, { ...WAIT, what: 'the dead letter' });
+      expect(dead[0]).toMatchObject({ eventId: id, type: 'refused' });
+      const after = await users.emit('fine', {});
+      await waitFor(() => fine.ids().includes(after.id), { ...WAIT, what: 'the next event' });
+      expect(refusals).toBe(1);
+    });
+
+    it('RetryLaterError: the event is tried again no sooner than asked, then handled once', async () => {
+      const runs: number[] = [];
+      await world.receiver('payments', {
+        subscribe: (bus) =>
+          bus.subscribeTo('user-created', () => {
+            runs.push(Date.now());
+            if (runs.length === 1) throw new RetryLaterError(1, 'rate limited');
+          }),
+      });
+      const users = await sender();
+      users.declareEvent('user-created', ['payments']);
+      await users.emit('user-created', {});
+      await waitFor(() => runs.length === 2, { ...WAIT, what: 'the second try' });
+      await waitFor(async () => (await pending(users)) === 0, { ...WAIT, what: 'nothing left to send' });
+      // A lower bound only (asked for 1 s; timers may round down by a millisecond or so).
+      expect(runs[1]! - runs[0]!).toBeGreaterThanOrEqual(990);
+      expect(runs).toHaveLength(2);
+    });
+
+    it('dead letter, then replay: operator lists them (opaque string ids), replays one, then the other; each handled once', async () => {
+      let broken = true;
+      const handled: string[] = [];
+      const payments = await world.receiver('payments', {
+        subscribe: (bus) =>
+          bus.subscribeTo('user-created', (_data, event) => {
+            if (broken) throw new NonRetryableError('not yet');
+            handled.push(event.id);
+          }),
+      });
+      const users = await sender();
+      users.declareEvent('user-created', ['payments']);
+      const a = await users.emit('user-created', { n: 1 });
+      const b = await users.emit('user-created', { n: 2 });
+      const ops = keeper(users, payments);
+      const letters = await waitFor(async () => {
+        const listed = await ops.deadLetters();
+        return listed.length === 2 && listed;
+      }, { ...WAIT, what: 'two dead letters' });
+      expect(letters.map((l) => l.eventId).sort()).toEqual([a.id, b.id].sort());
+      for (const letter of letters) expect(typeof letter.id).toBe('string');
+      expect(new Set(letters.map((l) => l.id)).size).toBe(2);
+
+      broken = false;
+      const letterOf = (eventId: string) => letters.find((l) => l.eventId === eventId)!;
+      expect(await ops.replayDeadLetters([letterOf(a.id).id])).toBe(1);
+      await waitFor(() => handled.includes(a.id), { ...WAIT, what: 'the replayed event handled' });
+      expect((await ops.deadLetters()).map((l) => l.eventId)).toEqual([b.id]);
+
+      expect(await ops.replayDeadLetters([letterOf(b.id).id])).toBe(1);
+      await waitFor(() => handled.includes(b.id), { ...WAIT, what: 'the other handled' });
+      await waitFor(async () => (await ops.deadLetters()).length === 0, { ...WAIT, what: 'no dead letter left' });
+      expect([...handled].sort()).toEqual([a.id, b.id].sort());
+    });
+
+    it('shutdown drain: close() waits for the handler in flight (its event done), and leaves the rest for the next instance', async () => {
+      const release = gate();
+      const done: string[] = [];
+      let started = 0;
+      const first = await world.receiver('payments', {
+        concurrency: 1,
+        subscribe: (bus) =>
+          bus.subscribeTo('user-created', async (_data, event) => {
+            started += 1;
+            await release.wait();
+            done.push(event.id);
+          }),
+      });
+      // One delivery at a time, one event per request: the other two wait behind the first.
+      const users = await sender(['payments'], { concurrency: 1, batch: false });
+      users.declareEvent('user-created', ['payments']);
+      for (let n = 0; n < 3; n += 1) await users.emit('user-created', { n });
+      await waitFor(() => started === 1, { ...WAIT, what: 'the first handler to start' });
+      const closing = first.stop().then(() => done.length);
+      // Give close() the chance to resolve early, which it must not: the handler is still held.
+      await sleep(100);
+      release.open();
+      expect(await closing).toBe(1);
+      expect(started).toBe(1);
+
+      const next = recorder();
+      await world.receiver('payments', { subscribe: (bus) => bus.subscribeTo('user-created', next.handler) });
+      await waitFor(() => next.events.length >= 2, { ...WAIT, what: 'the two left for the next instance' });
+      await waitFor(async () => (await pending(users)) === 0, { ...WAIT, what: 'nothing left to send' });
+      expect(next.ids()).toHaveLength(2);
+      expect(next.ids()).not.toContain(done[0]);
+    });
+
+    it('the target down, then back: events emitted meanwhile arrive once it restarts, each handled once', async () => {
+      const got = recorder();
+      const spec = { subscribe: (bus: EventBus) => void bus.subscribeTo('user-created', got.handler) };
+      const first = await world.receiver('payments', spec);
+      const users = await sender();
+      users.declareEvent('user-created', ['payments']);
+      const before = await users.emit('user-created', { n: 0 });
+      await waitFor(() => got.events.length === 1, { ...WAIT, what: 'the first event' });
+      await first.stop();
+      const meanwhile = [(await users.emit('user-created', { n: 1 })).id, (await users.emit('user-created', { n: 2 })).id];
+      await world.receiver('payments', spec);
+      await waitFor(() => meanwhile.every((id) => got.ids().includes(id)), { ...WAIT, what: 'the events emitted while it was down' });
+      await waitFor(async () => (await pending(users)) === 0, { ...WAIT, what: 'nothing left to send' });
+      expect([...got.ids()].sort()).toEqual([before.id, ...meanwhile].sort());
+    });
+
+    itWith('persistent', 'restart with durable stores: sender and target both restarted, what was emitted while the target was down arrives once', async () => {
+      const got = recorder();
+      const spec = { subscribe: (bus: EventBus) => void bus.subscribeTo('user-created', got.handler) };
+      const first = await world.receiver('payments', spec);
+      let users = await sender();
+      users.declareEvent('user-created', ['payments']);
+      const before = await users.emit('user-created', { n: 0 });
+      await waitFor(() => got.events.length === 1, { ...WAIT, what: 'the first event' });
+      await first.stop();
+      const meanwhile = await Promise.all([1, 2, 3].map(async (n) => (await users.emit('user-created', { n })).id));
+      // The sender restarts on its durable outbox (an HTTP sender still holds all three), then the target on its inbox.
+      await users.close();
+      users = await sender();
+      users.declareEvent('user-created', ['payments']);
+      await world.receiver('payments', spec);
+      await waitFor(() => meanwhile.every((id) => got.ids().includes(id)), { ...WAIT, what: 'the events emitted while it was down' });
+      await waitFor(async () => (await pending(users)) === 0, { ...WAIT, what: 'nothing left to send' });
+      expect([...got.ids()].sort()).toEqual([before.id, ...meanwhile].sort());
+    });
+
+    itWith('manyInstances', 'two services with two instances each: every event is handled once per service', async () => {
+      const handled: Record<string, string[]> = { payments: [], orders: [] };
+      // The instances of one service one at a time (instances joining a Kafka group at once can keep
+      // it rebalancing); the two services side by side.
+      for (let i = 0; i < 2; i += 1) {
+        await Promise.all(
+          ['payments', 'orders'].map((service) =>
+            world.receiver(service, { concurrency: 4, subscribe: (bus) => bus.subscribeTo('user-created', (_d, event) => void handled[service]!.push(event.id)) }),
+          ),
+        );
+      }
+      const users = await sender(['payments', 'orders']);
+      users.declareEvent('user-created', ['payments', 'orders']);
+      const ids = await Promise.all(Array.from({ length: 100 }, async (_, n) => (await users.emit('user-created', { n })).id));
+      await waitFor(() => handled.payments!.length >= 100 && handled.orders!.length >= 100, { ...WAIT, timeoutMs: 30_000, what: 'every event at both services' });
+      await waitFor(async () => (await pending(users)) === 0, { ...WAIT, what: 'nothing left to send' });
+      for (const service of ['payments', 'orders']) {
+        expect([...counts(handled[service]!).values()].every((n) => n === 1)).toBe(true);
+        expect([...handled[service]!].sort()).toEqual([...ids].sort());
+      }
+    }, 60_000);
+
+    itWith('perKeyOrder', 'events with the same key reach the target in emit order, under concurrent emits and handlers', async () => {
+      const seen: Record<string, number[]> = {};
+      for (let i = 0; i < 2; i += 1) {
+        await world.receiver('ledger', {
+          concurrency: 6,
+          subscribe: (bus) =>
+            bus.subscribeTo('account-changed', async (data) => {
+              const { account, seq } = data as { account: string; seq: number };
+              await sleep(seq % 3); // handlers of other keys interleave
+              (seen[account] ??= []).push(seq);
+            }),
+        });
+      }
+      const users = await sender(['ledger'], { concurrency: 16 });
+      users.declareEvent('account-changed', ['ledger']);
+      const accounts = ['a', 'b', 'c', 'd', 'e'];
+      const emits: Array<Promise<unknown>> = [];
+      for (let seq = 0; seq < 30; seq += 1) {
+        for (const account of accounts) emits.push(users.emit('account-changed', { account, seq }, { key: account }));
+      }
+      await Promise.all(emits);
+      await waitFor(() => accounts.every((a) => (seen[a]?.length ?? 0) >= 30), { ...WAIT, timeoutMs: 30_000, what: 'every event' });
+      for (const account of accounts) expect(seen[account]).toEqual(Array.from({ length: 30 }, (_, n) => n));
+    }, 60_000);
+
+    itWith('transactionalInbox', "a handler's writes through { tx } commit with its completion: the failed run leaves none, the retry one", async () => {
+      const { pool, schema } = world.database as { pool: Pool; schema: string };
+      await pool.query(`CREATE TABLE "${schema}".effects (event_id text NOT NULL)`);
+      let runs = 0;
+      await world.receiver('payments', {
+        subscribe: (bus) =>
+          bus.subscribeTo('payment-made', async (_data, event, { tx }) => {
+            runs += 1;
+            await tx!.query(`INSERT INTO "${schema}".effects (event_id) VALUES ($1)`, [event.id]);
+            if (runs === 1) throw new Error('crashed after writing');
+          }, { name: 'record' }),
+      });
+      const users = await sender();
+      users.declareEvent('payment-made', ['payments']);
+      const { id } = await users.emit('payment-made', { amount: 5 });
+      await waitFor(() => runs === 2, { ...WAIT, what: 'the retry' });
+      await waitFor(async () => (await pending(users)) === 0, { ...WAIT, what: 'nothing left to send' });
+      const { rows } = await pool.query<{ event_id: string }>(`SELECT event_id FROM "${schema}".effects`);
+      expect(rows).toEqual([{ event_id: id }]);
+    });
+
+    itWith('batches', 'sent in batches: every event arrives once; an event whose handler failed is retried alone', async () => {
+      let failedOnce = false;
+      const ok: string[] = [];
+      const tries = new Map<string, number>();
+      await world.receiver('payments', {
+        subscribe: (bus) =>
+          bus.subscribeTo('user-created', (data, event) => {
+            tries.set(event.id, (tries.get(event.id) ?? 0) + 1);
+            if ((data as { n: number }).n === 7 && !failedOnce) {
+              failedOnce = true;
+              throw new Error('database unavailable');
+            }
+            ok.push(event.id);
+          }),
+      });
+      const users = await sender(['payments'], { batch: { maxEvents: 10, lingerMs: 20 } });
+      users.declareEvent('user-created', ['payments']);
+      const ids = await Promise.all(Array.from({ length: 30 }, async (_, n) => (await users.emit('user-created', { n })).id));
+      await waitFor(() => ok.length >= 30, { ...WAIT, what: 'every event handled' });
+      await waitFor(async () => (await pending(users)) === 0, { ...WAIT, what: 'nothing left to send' });
+      expect([...ok].sort()).toEqual([...ids].sort());
+      expect([...tries.values()].sort()).toEqual([...Array.from({ length: 29 }, () => 1), 2]);
+    });
+  });
+}
