@@ -51,19 +51,19 @@ export function settleManyContract(open: () => Promise<OutboxStore> | OutboxStor
 
     expect(ids(await store.pendingRecords())).toEqual(['evt-2', 'evt-5']);
     const dead = await store.deadLetters();
-    expect(dead.map((d) => [d.eventId, d.reason, d.attempts, d.lastStatus])).toEqual([
+    expect(dead.map((d) => [d.eventId, d.reason, d.attempts, d.status])).toEqual([
       ['evt-3', 'refused', 1, 422],
       ['evt-4', 'expired', 1, 503],
     ]);
-    expect(dead[0]).toMatchObject({ ...delivery(3), lastAttemptAt: T + 20, lastError: 'HTTP 422' });
+    expect(dead[0]).toMatchObject({ id: String(r3!.id), kept: 'outbox', eventId: 'evt-3', body: delivery(3).body, error: 'HTTP 422' });
     expect(await store.claim('payments', T + 999, 10)).toEqual([]);
     const [again] = await store.claim('payments', T + 1000, 10);
     expect(again).toMatchObject({ eventId: 'evt-2', attempts: 1, nextAttemptAt: T + 1000, lastAttemptAt: T + 20, lastStatus: 503 });
     const stats = await store.stats();
     expect(stats).toMatchObject({ pending: 2, deadLetters: 2 });
     expect(stats.targets.payments).toMatchObject({ pending: 1, deadLetters: 2 });
-    expect(await store.replay({ eventId: 'evt-3' }, T + 2000)).toHaveLength(1);
-    expect(ids(await store.claim('payments', T + 2000, 10))).toEqual(['evt-3']);
+    expect(await store.replay({ eventId: 'evt-3' })).toBe(1);
+    expect(ids(await store.claim('payments', Date.now(), 10))).toEqual(['evt-3']);
   });
 
   test('settleMany of nothing changes nothing; one outcome is the same as its single call', async () => {
