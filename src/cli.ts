@@ -197,12 +197,16 @@ async function settle(
   const done = command === 'replay' ? 'replayed' : 'discarded';
   if (json) io.out(`${safeJson({ [done]: count, ...(unmatched.length > 0 ? { unmatched } : {}) })}\n`);
   else if (count === 0) io.out(`${done} 0 dead letters\n`);
-  else io.out(`${done} ${count} dead letter${count === 1 ? '' : 's'}${command === 'replay' ? '; a running service delivers them within its poll interval' : ''}\n`);
+  else io.out(`${done} ${count} dead letter${count === 1 ? '' : 's'}${command === 'replay' ? replayedTo(location) : ''}\n`);
   if (unmatched.length === 0) return 0;
   const scope = filter === undefined ? '' : ` of ${describe(filter)}`;
   io.err(`events-library: no dead letter${scope} matches ${unmatched.map((id) => `"${escapeField(id)}"`).join(', ')}: ` +
     'list them with "events-library dead-letters"\n');
   return 1;
+}
+
+function replayedTo(location: OperatorLocation): string {
+  return 'broker' in location ? ` to the queue of ${escapeField(location.service ?? '')}` : '; a running service delivers them within its poll interval';
 }
 
 /** Where to work: the one flag given, else the variables (a file first, then a broker, then a database). */

@@ -112,15 +112,15 @@ describeWithBroker('chaos over RabbitMQ', () => {
     await Promise.all([senderFault, dropFaults, instanceFaults]);
 
     const recorded = lines(emittedPath).map((line) => line.split(' ')[1]!);
-    const converged = () => {
+    const converged = async () => {
       const logs = SERVICES.map((name) => new Set(lines(logOf(name)).map((line) => line.split(' ')[0])));
-      return recorded.every((id) => logs.every((log) => log.has(id))) && inspectOutbox(outboxPath).pending === 0;
+      return recorded.every((id) => logs.every((log) => log.has(id))) && (await inspectOutbox({ outbox: outboxPath })).pending === 0;
     };
     try {
       await waitFor(converged, { what: 'every event at every service and an empty outbox', timeoutMs: 30_000, intervalMs: 100 });
     } catch (error) {
       throw new Error(
-        `${(error as Error).message}\noutbox: ${JSON.stringify(inspectOutbox(outboxPath))}\nfaults: ${faults.join('; ')}\n` +
+        `${(error as Error).message}\noutbox: ${JSON.stringify(await inspectOutbox({ outbox: outboxPath }))}\nfaults: ${faults.join('; ')}\n` +
           `sender stderr: ${sender.stderr().slice(-1500)}`,
       );
     }
@@ -167,7 +167,7 @@ describeWithBroker('chaos over RabbitMQ', () => {
     const drops = faults.filter((f) => f.startsWith('connections dropped')).length;
     for (const s of perService) expect(s.dropReruns.length).toBeLessThanOrEqual(drops * 2); // two instances per service
     expect(deadLetters).toEqual([0, 0]);
-    expect(inspectOutbox(outboxPath)).toMatchObject({ pending: 0, deadLetters: 0 });
+    expect(await inspectOutbox({ outbox: outboxPath })).toMatchObject({ pending: 0, deadLetters: 0 });
   }, 90_000);
 });
 

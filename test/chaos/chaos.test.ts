@@ -116,9 +116,9 @@ it(`delivers every emitted event to each of 3 targets exactly once through SIGKI
 
   // Converged: every recorded id is at every target, and the outbox has nothing left.
   const recorded = lines(emittedPath).map((line) => line.split(' ')[1]!);
-  const converged = () => {
+  const converged = async () => {
     const logs = TARGETS.map((name) => new Set(lines(logOf(name)).map((line) => line.split(' ')[0])));
-    return recorded.every((id) => logs.every((log) => log.has(id))) && inspectOutbox(outboxPath).pending === 0;
+    return recorded.every((id) => logs.every((log) => log.has(id))) && (await inspectOutbox({ outbox: outboxPath })).pending === 0;
   };
   try {
     await waitFor(converged, {
@@ -127,7 +127,7 @@ it(`delivers every emitted event to each of 3 targets exactly once through SIGKI
       intervalMs: 100,
     });
   } catch (error) {
-    const stats = inspectOutbox(outboxPath);
+    const stats = await inspectOutbox({ outbox: outboxPath });
     throw new Error(
       `${(error as Error).message}\noutbox: ${JSON.stringify(stats)}\nfaults: ${faults.join('; ')}\n` +
         `sender stderr: ${sender.stderr().slice(-1500)}`,
@@ -164,7 +164,7 @@ it(`delivers every emitted event to each of 3 targets exactly once through SIGKI
   const lost = perTarget.reduce((n, t) => n + t.lost.length, 0);
   const duplicates = perTarget.flatMap((t) => t.duplicates.map(t.describe));
   const crashWindow = perTarget.flatMap((t) => t.crashWindow.map(t.describe));
-  const stats = inspectOutbox(outboxPath);
+  const stats = await inspectOutbox({ outbox: outboxPath });
 
   console.log(
     `chaos: seed=${SEED} emitted=${emittedIds.size} delivered per target=[${perTarget.map((t) => t.delivered).join(', ')}] ` +

@@ -18,7 +18,7 @@ export function delivery(n: number, target = 'payments', createdAt = T + n): New
   };
 }
 
-export const ids = (records: readonly { eventId: string }[]) => records.map((r) => r.eventId);
+export const ids = (records: readonly { eventId?: string }[]) => records.map((r) => r.eventId);
 
 /** What the dispatcher does to a record after a failed try. */
 export function tried(record: OutboxRecord, at: number, status = 503): OutboxRecord {

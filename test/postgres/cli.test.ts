@@ -45,7 +45,7 @@ describePostgres('events-library CLI on the PostgreSQL outbox', () => {
     cleanups.push(() => bus.close());
     bus.declareEvent('user-created', ['payments']);
     const receipt = await bus.emit('user-created', { n: 1 });
-    await waitFor(async () => (await bus.listDeadLetters()).length === 1, { timeoutMs: 10_000, what: 'the dead letter' });
+    await waitFor(async () => (await bus.deadLetters()).length === 1, { timeoutMs: 10_000, what: 'the dead letter' });
 
     const where = ['--database', DATABASE_URL, '--schema', schema, '--service', 'users'];
     const shown = await cli(['status', '--json', ...where]);

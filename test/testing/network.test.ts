@@ -82,8 +82,8 @@ describe('test network', () => {
     expect(orders).toEqual([{ user_id: 'u1' }]);
     const letters = await net.deadLetters();
     expect(letters).toHaveLength(1);
-    expect(letters[0]).toMatchObject({ service: 'users', target: 'payments', eventId: id, reason: 'refused', lastStatus: 422 });
-    expect(letters[0]!.lastError).toContain('unsupported country');
+    expect(letters[0]).toMatchObject({ service: 'users', target: 'payments', eventId: id, reason: 'refused', status: 422 });
+    expect(letters[0]!.error).toContain('unsupported country');
     expect(sockets).toEqual({ connects: 0, listens: 0 });
   });
 
