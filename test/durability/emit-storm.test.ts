@@ -78,7 +78,7 @@ async function storm(bus: EventBus, runs: readonly string[], ms: number, atLeast
   const sample = async () => {
     peak = Math.max(peak, (await bus.outboxStats()).pending);
   };
-  const sampler = setInterval(sample, 5);
+  const sampler = setInterval(() => void sample(), 5);
   try {
     await Promise.all(
       Array.from({ length: EMITTERS }, async () => {
@@ -97,7 +97,7 @@ async function storm(bus: EventBus, runs: readonly string[], ms: number, atLeast
   } finally {
     clearInterval(sampler);
   }
-  sample();
+  await sample();
   return { ids, peak, refused, handledMidway, handledAtEnd: runs.length };
 }
 

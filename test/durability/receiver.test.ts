@@ -182,7 +182,7 @@ describe('handlers choose the outcome', () => {
       async () => ((await users.deadLetters()).length > 0 ? users.deadLetters() : undefined),
       { ...WAIT, what: 'a dead letter' },
     );
-    expect(letter).toMatchObject({ eventId: receipt.id, target: 'payments', lastStatus: 422, attempts: 1, reason: 'refused' });
+    expect(letter).toMatchObject({ eventId: receipt.id, target: 'payments', status: 422, attempts: 1, reason: 'refused' });
     expect(answers.map((a) => a.status)).toEqual([422]);
     expect(runs).toBe(1);
     expect(await users.outboxStats()).toMatchObject({ pending: 0, deadLetters: 1 });

@@ -3,6 +3,7 @@ import express from 'express';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   createEventBus,
+  discardDeadLetters,
   type EventBus,
   type EventBusOptions,
   inspectOutbox,
@@ -88,7 +89,7 @@ describe('dead letters and replay', () => {
     const receipt = await orders.emit(TYPE, { amount: 12 });
 
     await waitFor(async () => (await orders.deadLetters()).length === 1, { ...WAIT, what: 'the dead letter' });
-    expect((await orders.deadLetters())[0]).toMatchObject({ eventId: receipt.id, lastStatus: 400, attempts: 1, reason: 'refused' });
+    expect((await orders.deadLetters())[0]).toMatchObject({ eventId: receipt.id, status: 400, attempts: 1, reason: 'refused' });
     expect(await orders.outboxStats()).toMatchObject({ pending: 0, deadLetters: 1 });
     expect(broken.runs).toEqual([]);
 
@@ -130,6 +131,46 @@ describe('dead letters and replay', () => {
     await waitFor(async () => (await inspectOutbox({ outbox: outboxPath })).pending === 0, { ...WAIT, what: 'an empty outbox' });
     expect(await inspectOutbox({ outbox: outboxPath })).toMatchObject({ pending: 0, deadLetters: 0 });
     expect(await orders.deadLetters()).toEqual([]);
+  });
+
+  it.each([
+    ['in-memory', () => ({})],
+    ['SQLite', () => {
+      const dir = tempDir('discard');
+      cleanups.push(() => dir.remove());
+      return { outbox: { path: dir.file('outbox.db') } };
+    }],
+  ] as const)('discardDeadLetters deletes dead letters for good (%s outbox: the bus, by id and by filter)', async (_name, options) => {
+    const broken = await receiver({ schema: STRICT });
+    const orders = sender({ billing: broken.server.url }, options());
+    const receipts = [await orders.emit(TYPE, { amount: 1 }), await orders.emit(TYPE, { amount: 2 }), await orders.emit(TYPE, { amount: 3 })];
+    await waitFor(async () => (await orders.deadLetters()).length === 3, { ...WAIT, what: 'three dead letters' });
+
+    const [first] = await orders.deadLetters({ eventId: receipts[0]!.id });
+    expect(await orders.discardDeadLetters([first!.id])).toBe(1);
+    expect(await orders.discardDeadLetters([first!.id])).toBe(0); // gone for good
+    expect(await orders.discardDeadLetters({ target: 'nobody' })).toBe(0);
+    expect((await orders.deadLetters()).map((d) => d.eventId).sort()).toEqual([receipts[1]!.id, receipts[2]!.id].sort());
+    expect(await orders.discardDeadLetters({ target: 'billing', type: TYPE })).toBe(2);
+    expect(await orders.outboxStats()).toMatchObject({ pending: 0, deadLetters: 0 });
+    expect(await orders.replayDeadLetters('all')).toBe(0);
+    expect(broken.runs).toEqual([]);
+  });
+
+  it('discardDeadLetters({ outbox: path }, …) deletes them from the file beside the running service', async () => {
+    const dir = tempDir('discard-file');
+    cleanups.push(() => dir.remove());
+    const outboxPath = dir.file('outbox.db');
+    const broken = await receiver({ schema: STRICT });
+    const orders = sender({ billing: broken.server.url }, { outbox: { path: outboxPath, pollIntervalMs: 100 } });
+    const receipts = [await orders.emit(TYPE, { amount: 1 }), await orders.emit(TYPE, { amount: 2 })];
+    await waitFor(async () => (await listDeadLetters({ outbox: outboxPath })).length === 2, { ...WAIT, what: 'two dead letters in the file' });
+
+    const [first] = await listDeadLetters({ outbox: outboxPath }, { eventId: receipts[0]!.id });
+    expect(await discardDeadLetters({ outbox: outboxPath }, [first!.id])).toBe(1);
+    expect((await orders.deadLetters()).map((d) => d.eventId)).toEqual([receipts[1]!.id]);
+    expect(await discardDeadLetters({ outbox: outboxPath }, 'all')).toBe(1);
+    expect(await inspectOutbox({ outbox: outboxPath })).toMatchObject({ pending: 0, deadLetters: 0 });
   });
 });
 

@@ -116,7 +116,7 @@ describe('batched delivery to a library receiver (Express + eventsMiddleware)', 
     expect(arrivals.structured).toBe(1);
     expect(calls).toEqual({ ok: 1, refuse: 1, flaky: 2 });
     expect(await sender.outboxStats()).toMatchObject({ pending: 0, deadLetters: 1 });
-    expect(await sender.deadLetters()).toEqual([expect.objectContaining({ eventId: refused!.id, reason: 'refused', attempts: 1, lastStatus: 422 })]);
+    expect(await sender.deadLetters()).toEqual([expect.objectContaining({ eventId: refused!.id, reason: 'refused', attempts: 1, status: 422 })]);
     const delivered = log.records.filter((r) => r.message === 'event delivered');
     expect(delivered.map((r) => r.eventId).sort()).toEqual([ok!.id, flaky!.id].sort());
     expect(delivered.find((r) => r.eventId === flaky!.id)).toMatchObject({ attempt: 2 });

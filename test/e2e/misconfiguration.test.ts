@@ -175,7 +175,7 @@ describe.each(['in-memory', 'SQLite'] as const)('with the %s outbox', (kind) => 
     const receipt = await bus.emit(TYPE, { user_id: 'u3', pad: 'x'.repeat(300) });
     await waitFor(async () => (await bus.deadLetters()).length === 1, { ...WAIT, what: 'the dead letter' });
     await sleep(300); // more than one redelivery delay: a retry would have come
-    expect(await bus.deadLetters()).toEqual([expect.objectContaining({ eventId: receipt.id, lastStatus: status, reason: 'refused' })]);
+    expect(await bus.deadLetters()).toEqual([expect.objectContaining({ eventId: receipt.id, status: status, reason: 'refused' })]);
     expect(log.records.filter((r) => r.message === 'delivery attempt' || r.message === 'delivery attempt failed')).toHaveLength(1);
     expect(log.withMessage('delivery refused; dead-lettered')).toEqual([expect.objectContaining({ level: 'error', status })]);
     expect((await bus.outboxStats()).pending).toBe(0);

@@ -41,7 +41,7 @@ describe('onDelivered and onDeadLetter hooks', () => {
     expect(await bus.deadLetters()).toHaveLength(1);
     expect(delivered[0]).toMatchObject({ eventId: first.id, type: 'user-created', source: 'users', target: 'payments', attempts: 1, status: 200 });
     expect(delivered[0]!.latencyMs).toBeGreaterThanOrEqual(0);
-    expect(dead[0]).toMatchObject({ eventId: first.id, target: 'audit', reason: 'refused', lastStatus: 400, attempts: 1 });
+    expect(dead[0]).toMatchObject({ eventId: first.id, target: 'audit', reason: 'refused', status: 400, attempts: 1 });
     expect(typeof dead[0]!.body).toBe('string');
 
     // Both failures are logged at error level, and the lanes keep delivering.

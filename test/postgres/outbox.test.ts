@@ -1,5 +1,5 @@
 import type { Pool } from 'pg';
-import { ConfigError, createEventBus, inspectOutbox, listDeadLetters, OutboxUnavailableError, replayDeadLetters } from '../../src/index.js';
+import { ConfigError, createEventBus, discardDeadLetters, inspectOutbox, listDeadLetters, OutboxUnavailableError, replayDeadLetters } from '../../src/index.js';
 import type { EventBus } from '../../src/bus.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
 import { quietLogger } from '../helpers/logger.js';
@@ -132,6 +132,24 @@ describePostgres('PostgreSQL outbox (one process)', () => {
     expect(await users.outboxStats()).toMatchObject({ pending: 0, deadLetters: 0 });
   });
 
+  it('dead letters are discarded for good, by the bus (by id) and by the exported function (by filter); replay then finds nothing', async () => {
+    const server = await target(400);
+    const users = bus(server.url, 'users-discard');
+    const receipts = await Promise.all([1, 2, 3].map((n) => users.emit('user-created', { n })));
+    await waitFor(async () => (await users.deadLetters()).length === 3, { ...WAIT, what: 'three dead letters' });
+    const [first] = await users.deadLetters({ eventId: receipts[0]!.id });
+    expect(await users.discardDeadLetters([first!.id, 'no-such-id'])).toBe(1);
+    expect((await users.deadLetters()).map((d) => d.eventId).sort()).toEqual([receipts[1]!.id, receipts[2]!.id].sort());
+
+    const where = { database: DATABASE_URL, service: 'users-discard', schema };
+    expect(await discardDeadLetters({ ...where, service: 'someone-else' }, 'all')).toBe(0); // another service's rows stay
+    expect(await discardDeadLetters(where, { target: 'payments' })).toBe(2);
+    expect(await inspectOutbox(where)).toMatchObject({ pending: 0, deadLetters: 0 });
+    expect(await users.replayDeadLetters('all')).toBe(0);
+    const rows = await pool.query(`SELECT count(*)::int AS n FROM "${schema}".events_dead_letters WHERE service = 'users-discard'`);
+    expect(rows.rows).toEqual([{ n: 0 }]);
+  });
+
   it('a target down then back: probed, then every failed delivery drains; the shared down mark is cleared', async () => {
     const server = await startRecordingServer({ replies: Array.from({ length: 6 }, () => ({ status: 503 })), then: { status: 200 } });
     cleanups.push(() => server.close());
@@ -161,6 +179,7 @@ describePostgres('PostgreSQL outbox (one process)', () => {
     cleanups.push(() => users.close());
     users.declareEvent('user-created', ['payments']);
     await expect(users.emit('user-created', { n: 1 })).rejects.toBeInstanceOf(OutboxUnavailableError);
+    await expect(users.emit('user-created', { n: 2 })).rejects.toMatchObject({ where: expect.stringContaining('127.0.0.1:1') });
   });
 
   it('emit(…, { tx }) without the PostgreSQL outbox is a ConfigError naming EVENTS_DATABASE_URL', async () => {
