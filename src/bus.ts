@@ -59,8 +59,9 @@ export class EventBus<Events extends object = EventRegistry> {
   private readonly receiver: Receiver;
   private readonly telemetry: Telemetry;
   private closing: Promise<void> | undefined;
-  /** Dead letters, replay and discard: the outbox's, and on a broker also this service's dead-letter queue. */
-  private readonly operator: DeadLetterOperator;
+  /** Dead letters, replay and discard: the outbox's, and once this bus consumes from a broker, its queue's too. */
+  private operator: DeadLetterOperator;
+  private brokerOperator: DeadLetterOperator | undefined;
   private readonly resuming: NodeJS.Immediate | undefined;
   private readonly poll: NodeJS.Timeout | undefined;
   /** Through a broker: the connection, and this service's consumer (started by the first subscribeTo). */
@@ -115,11 +116,7 @@ export class EventBus<Events extends object = EventRegistry> {
     });
     this.receiver = new Receiver(this.receiverOptions());
     this.outbox.onWork((target) => this.dispatcher.notify(target));
-    const { broker: location, service } = this.config;
-    this.operator =
-      location && service
-        ? combineOperators([this.outbox, openBrokerOperator({ broker: location.url, prefix: location.prefix, service })])
-        : this.outbox;
+    this.operator = this.outbox;
     if (this.outbox.durable) {
       // Resume what a previous run left, and pick up what an operator replays from another process.
       this.resuming = setImmediate(() => this.dispatcher.resume());
@@ -386,7 +383,7 @@ export class EventBus<Events extends object = EventRegistry> {
       }
     }
     this.telemetry.close();
-    await Promise.all([this.outbox.close(), this.inbox.close(), this.operator === this.outbox ? undefined : this.operator.close()]);
+    await Promise.all([this.outbox.close(), this.inbox.close(), this.brokerOperator?.close()]);
   }
 
   /** HTTP push over the configured client: axios (the default) or undici (an optional peer). */
@@ -406,6 +403,10 @@ export class EventBus<Events extends object = EventRegistry> {
       concurrency,
       receiver: new Receiver({ ...this.receiverOptions(), checkTimestamp: false }),
     });
+    // Its own dead-letter queue, beside the outbox's dead letters (distinct ids: each backend makes its own).
+    const { url, prefix } = this.config.broker!;
+    this.brokerOperator = openBrokerOperator({ broker: url, prefix, service });
+    this.operator = combineOperators([this.outbox, this.brokerOperator]);
   }
 
   private receiverOptions(): ReceiverOptions {
