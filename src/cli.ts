@@ -250,13 +250,9 @@ function filterOf(values: Values): DeadLetterFilter | undefined {
   return Object.keys(filter).length > 0 ? filter : undefined;
 }
 
-function describe(filter: DeadLetterFilter): string {
-  const parts = [
-    filter.target !== undefined ? `target ${escapeField(filter.target)}` : '',
-    filter.type !== undefined ? `type ${escapeField(filter.type)}` : '',
-    filter.eventId !== undefined ? `event ${escapeField(filter.eventId)}` : '',
-  ];
-  return parts.filter(Boolean).join(', ');
+function describe({ target, type, eventId }: DeadLetterFilter): string {
+  const parts = [target && `target ${target}`, type && `type ${type}`, eventId && `event ${eventId}`];
+  return parts.filter((part): part is string => typeof part === 'string' && part !== '').map(escapeField).join(', ');
 }
 
 /** A fresh Standard Webhooks secret: `whsec_` + base64 of 32 random bytes (HMAC-SHA256's block-sized key). */
