@@ -48,7 +48,7 @@ async function main(): Promise<void> {
     logger: discardLogger('error'),
   });
   bus.declareEvent(EVENT_TYPE, ['sink']);
-  await bus.inspectOutbox(); // tables created
+  await bus.outboxStats(); // tables created
   // The bare baseline: a table of the outbox's shape (indexes included), the same row.
   await pool.query(`CREATE TABLE "${schema}".bare (LIKE "${schema}".events_outbox INCLUDING ALL)`);
   const insertBare = `INSERT INTO "${schema}".bare (service, event_id, type, source, target, body, created_at, next_attempt_at)

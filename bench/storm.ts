@@ -134,7 +134,7 @@ async function storm(store: 'memory' | 'sqlite', receiver: Receiver, url: string
   let sampledAt = 0;
   const sample = () => {
     sampledAt = Date.now();
-    peakPending = Math.max(peakPending, bus.outboxStats().pending);
+    void bus.outboxStats().then((stats) => (peakPending = Math.max(peakPending, stats.pending)));
   };
   // A timer samples when the loop yields; the loop samples itself when it does not.
   const sampler = setInterval(sample, SAMPLE_MS);
@@ -159,7 +159,7 @@ async function storm(store: 'memory' | 'sqlite', receiver: Receiver, url: string
   const stormCpuUs = stormCpu();
   clearInterval(sampler);
   sample();
-  const backlogAtEnd = bus.outboxStats().pending;
+  const backlogAtEnd = (await bus.outboxStats()).pending;
   const drainCpu = cpuMeter();
   await waitFor(receiver, base + warmup + emitted);
   const drainCpuUs = drainCpu();

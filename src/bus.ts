@@ -15,7 +15,10 @@ import type { InboxStore } from './receive/inbox-store.js';
 import { Receiver, type ReceiverOptions, type ReceiverRequest, type ReceiverResponse } from './receive/receiver.js';
 import { Admission } from './send/admission.js';
 import { Dispatcher } from './send/dispatcher.js';
-import type { DeadLetter, DeadLetterFilter, OutboxRecord, OutboxStats, OutboxStore } from './send/outbox-store.js';
+import type { OutboxStore } from './send/outbox-store.js';
+import { openBrokerOperator } from './backends/broker-operator.js';
+import { combineOperators } from './operate/functions.js';
+import type { DeadLetter, DeadLetterFilter, DeadLetterOperator, DeadLetterSelection, OutboxStats } from './operate/operator.js';
 import { openInbox, openOutbox } from './backends/open.js';
 import { HttpTransport } from './backends/http/axios-transport.js';
 import { UndiciTransport } from './backends/http/undici-transport.js';
@@ -56,8 +59,9 @@ export class EventBus<Events extends object = EventRegistry> {
   private readonly receiver: Receiver;
   private readonly telemetry: Telemetry;
   private closing: Promise<void> | undefined;
-  /** The PostgreSQL outbox's last stats (see statsAtOnce). */
-  private lastStats: { stats: OutboxStats } | { error: unknown } | undefined;
+  /** Dead letters, replay and discard: the outbox's, and once this bus consumes from a broker, its queue's too. */
+  private operator: DeadLetterOperator;
+  private brokerOperator: DeadLetterOperator | undefined;
   private readonly resuming: NodeJS.Immediate | undefined;
   private readonly poll: NodeJS.Timeout | undefined;
   /** Through a broker: the connection, and this service's consumer (started by the first subscribeTo). */
@@ -86,7 +90,7 @@ export class EventBus<Events extends object = EventRegistry> {
       openTelemetry: this.config.openTelemetry,
       hooks: this.config.hooks,
       sources: {
-        backlog: () => Object.fromEntries(Object.entries(this.statsAtOnce().targets).map(([t, s]) => [t, s.pending])),
+        backlog: async () => Object.fromEntries(Object.entries((await this.outbox.stats()).targets).map(([t, s]) => [t, s.pending])),
         targetsDown: () => {
           const down = this.dispatcher.downSince();
           return Object.fromEntries([...new Set([...this.targets.keys(), ...Object.keys(down)])].map((t) => [t, t in down]));
@@ -111,14 +115,8 @@ export class EventBus<Events extends object = EventRegistry> {
       progress: this.admission,
     });
     this.receiver = new Receiver(this.receiverOptions());
-    this.outbox.onWork?.((target) => this.dispatcher.notify(target));
-    if (this.outbox.transactional) {
-      try {
-        this.statsAtOnce(); // PostgreSQL answers later: ask now, so that health() has an answer at once
-      } catch {
-        // not answered yet
-      }
-    }
+    this.outbox.onWork((target) => this.dispatcher.notify(target));
+    this.operator = this.outbox;
     if (this.outbox.durable) {
       // Resume what a previous run left, and pick up what an operator replays from another process.
       this.resuming = setImmediate(() => this.dispatcher.resume());
@@ -212,7 +210,7 @@ export class EventBus<Events extends object = EventRegistry> {
     if (this.closing) throw new BusClosedError(this.config.service);
     const tx = options.tx;
     const inTx = tx !== undefined && tx !== null;
-    if (inTx && !this.outbox.transactional) {
+    if (inTx && !this.outbox.acceptsTransaction) {
       throw new ConfigError(
         'emit(…, { tx }) records the event in your transaction, which needs the PostgreSQL outbox: set EVENTS_DATABASE_URL (or the database option)',
         { variable: 'EVENTS_DATABASE_URL' },
@@ -289,12 +287,13 @@ export class EventBus<Events extends object = EventRegistry> {
    * A small JSON-able status: outbox reachable, backlog and oldest pending age per target,
    * targets down, shutting down; `healthy` is false past the `health` thresholds.
    */
-  health(): HealthStatus {
+  async health(): Promise<HealthStatus> {
+    const stats = await this.outbox.stats().catch(() => undefined);
     return healthOf({
       service: this.config.service,
       durable: this.outbox.durable,
       shuttingDown: this.closing !== undefined,
-      stats: () => this.statsAtOnce(),
+      stats,
       known: [...this.targets.keys()],
       downSince: () => this.dispatcher.downSince(),
       thresholds: this.config.health,
@@ -303,10 +302,10 @@ export class EventBus<Events extends object = EventRegistry> {
   }
 
   /** What the middleware answers on `GET <path>/health`; undefined when the endpoint is turned off. */
-  private healthEndpoint(): (() => ReceiverResponse) | undefined {
+  private healthEndpoint(): (() => Promise<ReceiverResponse>) | undefined {
     if (!this.config.health.endpoint) return undefined;
-    return () => {
-      const status = this.health();
+    return async () => {
+      const status = await this.health();
       return { status: status.healthy ? 200 : 503, headers: { 'cache-control': 'no-store' }, body: { ...status } };
     };
   }
@@ -316,75 +315,35 @@ export class EventBus<Events extends object = EventRegistry> {
     return this.receiverFor('handle').handle(request);
   }
 
-  /**
-   * Pending deliveries and dead letters, per target. In-memory and SQLite outboxes only (they
-   * answer at once); with PostgreSQL use `await bus.inspectOutbox()`, which works with all three.
-   */
-  outboxStats(): OutboxStats {
-    return this.now(this.outbox.stats(), 'outboxStats', 'inspectOutbox');
-  }
-
-  /** Dead letters (in-memory and SQLite outboxes; with PostgreSQL use `await bus.listDeadLetters()`). */
-  deadLetters(filter?: DeadLetterFilter): DeadLetter[] {
-    return this.now(this.outbox.deadLetters(filter), 'deadLetters', 'listDeadLetters');
-  }
-
-  /**
-   * Puts dead letters back in the outbox, due now, and delivers them. Returns how many.
-   * In-memory and SQLite outboxes; with PostgreSQL use `await bus.replay()`.
-   */
-  replayDeadLetters(filter: DeadLetterFilter | 'all' = 'all'): number {
-    return this.replayed(this.now(this.outbox.replay(filter, Date.now()), 'replayDeadLetters', 'replay'));
-  }
-
-  /** Pending deliveries and dead letters, per target: every outbox (PostgreSQL: this service's rows). */
-  async inspectOutbox(): Promise<OutboxStats> {
+  /** Pending deliveries and dead letters in the outbox, per target (PostgreSQL: this service's rows). */
+  outboxStats(): Promise<OutboxStats> {
     return this.outbox.stats();
   }
 
-  /** Dead letters (all, or those matching `filter`), oldest first: every outbox. */
-  async listDeadLetters(filter?: DeadLetterFilter): Promise<DeadLetter[]> {
-    return this.outbox.deadLetters(filter);
-  }
-
-  /** Puts dead letters back in the outbox, due now, and delivers them; resolves with how many: every outbox. */
-  async replay(filter: DeadLetterFilter | 'all' = 'all'): Promise<number> {
-    return this.replayed(await this.outbox.replay(filter, Date.now()));
-  }
-
-  private replayed(revived: OutboxRecord[]): number {
-    for (const target of new Set(revived.map((r) => r.target))) this.dispatcher.notify(target);
-    if (revived.length > 0) this.config.logger.info('dead letters replayed', { count: revived.length });
-    return revived.length;
+  /**
+   * Dead letters, oldest first: all, or those matching `filter`. The outbox's (deliveries this
+   * service could not make) and, on a broker, its own queue's (events it could not handle).
+   */
+  deadLetters(filter?: DeadLetterFilter): Promise<DeadLetter[]> {
+    return this.operator.deadLetters(filter);
   }
 
   /**
-   * The outbox's stats at once, for health and the backlog gauge: the store's answer, or with
-   * PostgreSQL (which answers later) the last answer, each call asking for a fresh one.
+   * Puts dead letters back to be delivered, due now, attempts reset, and wakes the dispatcher;
+   * resolves with how many. `selection`: their ids (as listed), a filter, or `'all'`.
+   * @example await bus.replayDeadLetters({ target: 'payments' })
    */
-  private statsAtOnce(): OutboxStats {
-    const value = this.outbox.stats();
-    if (!(value instanceof Promise)) return value;
-    value.then(
-      (stats) => {
-        this.lastStats = { stats };
-      },
-      (error: unknown) => {
-        this.lastStats = { error };
-      },
-    );
-    if (this.lastStats === undefined) throw new Error('the outbox has not answered yet');
-    if ('error' in this.lastStats) throw this.lastStats.error;
-    return this.lastStats.stats;
+  async replayDeadLetters(selection: DeadLetterSelection): Promise<number> {
+    const count = await this.operator.replay(selection);
+    if (count > 0) this.config.logger.info('dead letters replayed', { count });
+    return count;
   }
 
-  /** A store's answer, which the synchronous methods need at once (the PostgreSQL store answers later). */
-  private now<T>(value: T | Promise<T>, method: string, instead: string): T {
-    if (value instanceof Promise) {
-      value.catch(() => {}); // answered by the error below
-      throw new ConfigError(`bus.${method}() answers at once, which the PostgreSQL outbox cannot: use await bus.${instead}()`);
-    }
-    return value;
+  /** Deletes dead letters for good; resolves with how many. `selection` as for `replayDeadLetters`. */
+  async discardDeadLetters(selection: DeadLetterSelection): Promise<number> {
+    const count = await this.operator.discard(selection);
+    if (count > 0) this.config.logger.info('dead letters discarded', { count });
+    return count;
   }
 
   /**
@@ -424,7 +383,7 @@ export class EventBus<Events extends object = EventRegistry> {
       }
     }
     this.telemetry.close();
-    await Promise.all([this.outbox.close(), this.inbox.close()]);
+    await Promise.all([this.outbox.close(), this.inbox.close(), this.brokerOperator?.close()]);
   }
 
   /** HTTP push over the configured client: axios (the default) or undici (an optional peer). */
@@ -439,6 +398,10 @@ export class EventBus<Events extends object = EventRegistry> {
     const { concurrency } = this.config;
     const service = this.requireService('subscribeTo with a broker');
     this.consumer = this.broker!.consumer({ service, concurrency, pipeline: this.receiverFor('subscribeTo with a broker').pipeline });
+    // Its own dead-letter queue, beside the outbox's dead letters (distinct ids: each backend makes its own).
+    const { url, prefix } = this.config.broker!;
+    this.brokerOperator = openBrokerOperator({ broker: url, prefix, service });
+    this.operator = combineOperators([this.outbox, this.brokerOperator]);
   }
 
   private receiverOptions(): ReceiverOptions {

@@ -1,19 +1,20 @@
 #!/usr/bin/env node
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { inspectOutbox, listDeadLetters, type PostgresOutboxLocation, replayEach } from './operate/functions.js';
-import { BROKER_USAGE, isBrokerCommand, runBrokerCommand } from './broker-cli.js';
+import { migrate, migrationSql } from './backends/postgres/migrate.js';
+import { redact } from './backends/postgres/pool.js';
 import { DEFAULTS } from './defaults.js';
-import { allDdl, applyDdl, connect, quoteSchema, redact } from './backends/postgres/pool.js';
 import { ConfigError } from './errors/index.js';
-import type { DeadLetter, DeadLetterFilter, OutboxStats } from './send/outbox-store.js';
+import { withOperator } from './operate/functions.js';
+import type { DeadLetter, DeadLetterFilter, DeadLetterSelection, OperatorLocation, OutboxStats } from './operate/operator.js';
 import { escapeField, escapeOutput, safeJson } from './terminal-safe.js';
 
 /**
- * `events-library`: the operator's view of a durable outbox file. Argument parsing and printing
- * only; the work is done by the functions of admin.ts, which are exported for programs too.
- * Exit codes: 0 done, 1 failed (e.g. the file is locked, or a replayed id matched nothing), 2 wrong
- * usage or configuration (no command, or a file that is not an outbox).
+ * `events-library`: the operator's view of a service's dead letters and backlog, wherever they
+ * are (an outbox file, a PostgreSQL outbox, a broker's dead-letter queues). Argument parsing and
+ * printing only; the work is done by the operator functions (src/operate/functions.ts), which
+ * programs use too. Exit codes: 0 done, 1 failed (e.g. the file is locked, or an id matched
+ * nothing), 2 wrong usage or configuration (no command, or a file that is not an outbox).
  * Everything printed is terminal-safe (terminal-safe.ts): stored error bodies, types and names
  * come from elsewhere, and their control characters are printed escaped, never raw.
  */
@@ -22,49 +23,65 @@ const USAGE = `Usage: events-library <command> [options]
 
 Commands:
   status                          pending deliveries and dead letters per target, oldest pending age
-  dead-letters [--target T]       list dead letters (--json: the full records, body included)
-  replay <id|eventId>... [--target T]
-                                  move dead letters back to pending; numeric arguments are
-                                  delivery ids, others event ids
-  replay --all [--target T]       replay every dead letter (of target T)
+  dead-letters [filters]          list dead letters (--json: the full records, body included)
+  replay <id>... | --all | filters
+                                  put dead letters back to be delivered, attempts reset
+  discard <id>... | --all | filters
+                                  delete dead letters for good
   migrate [--apply]               print the SQL of the PostgreSQL tables (--apply: run it on --database)
   secret                          print a fresh signing secret (whsec_…, 32 random bytes)
   help                            this text
 
+Where (one of; default: $EVENTS_OUTBOX_PATH, else $EVENTS_BROKER_URL, else $EVENTS_DATABASE_URL):
+  --outbox <path>   a service's durable outbox file
+  --database <url>  a PostgreSQL outbox, with --schema <name> (default: $EVENTS_DATABASE_SCHEMA, else public)
+                    and --service <name> (default: $EVENTS_SERVICE_NAME, else every service's rows)
+  --broker <url>    RabbitMQ or Kafka: the dead-letter queue (topic) of --service <name> (default:
+                    $EVENTS_SERVICE_NAME), with --prefix <p> (default: $EVENTS_BROKER_PREFIX)
+
+Filters (dead-letters, replay, discard):
+  --target <name>   only dead letters for this receiving service
+  --type <type>     only events of this type
+  --event <id>      only this event id
+
 Options:
-  --outbox <path>   the durable outbox file (default: $EVENTS_OUTBOX_PATH)
-  --database <url>  the PostgreSQL outbox instead (default: $EVENTS_DATABASE_URL), with:
-  --service <name>  the service whose outbox it is (default: $EVENTS_SERVICE_NAME)
-  --schema <name>   the schema of the tables (default: $EVENTS_DATABASE_SCHEMA, else public)
-  --target <name>   only this target service
   --json            machine-readable output
   -h, --help        this text
 
-status, dead-letters and replay read the outbox file of a service, beside the running service;
-they refuse a file that is not an outbox and never create one. With --database (or
-EVENTS_DATABASE_URL and no outbox file) they read the service's rows in PostgreSQL instead. A running service picks replayed
-deliveries up within its poll interval (2 s by default).
+Ids are the dead-letter ids "events-library dead-letters" lists. The commands work beside the
+running service: they refuse a file that is not an outbox, or a database without the tables, and
+never create one. A running service picks replayed deliveries up within its poll interval (2 s by
+default), at once with PostgreSQL.
 Exit codes: 0 done; 1 failed (e.g. an id matched no dead letter); 2 wrong usage or configuration.
-
-${BROKER_USAGE}`;
+`;
 
 const OPTIONS = {
   outbox: { type: 'string' },
   database: { type: 'string' },
+  broker: { type: 'string' },
   service: { type: 'string' },
   schema: { type: 'string' },
+  prefix: { type: 'string' },
   apply: { type: 'boolean' },
   target: { type: 'string' },
+  type: { type: 'string' },
+  event: { type: 'string' },
   json: { type: 'boolean' },
   all: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-/** Which options each command takes (besides --help; the store options are checked apart). */
-const COMMANDS: Record<string, readonly string[]> = {
-  status: ['json', 'outbox', 'database', 'service', 'schema'],
-  'dead-letters': ['target', 'json', 'outbox', 'database', 'service', 'schema'],
-  replay: ['target', 'json', 'all', 'outbox', 'database', 'service', 'schema'],
+type Option = Exclude<keyof typeof OPTIONS, 'help'>;
+
+const WHERE: readonly Option[] = ['outbox', 'database', 'broker', 'service', 'schema', 'prefix'];
+const FILTERS: readonly Option[] = ['target', 'type', 'event'];
+
+/** Which options each command takes (besides --help). */
+const COMMANDS: Record<string, readonly Option[]> = {
+  status: ['json', ...WHERE],
+  'dead-letters': ['json', ...FILTERS, ...WHERE],
+  replay: ['json', 'all', ...FILTERS, ...WHERE],
+  discard: ['json', 'all', ...FILTERS, ...WHERE],
   migrate: ['apply', 'database', 'schema'],
   secret: [],
 };
@@ -89,117 +106,153 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, io: 
       safe.err(`events-library: ${message}\nRun "events-library help" for usage.\n`);
       return 2;
     }
-    if (error instanceof ConfigError) {
-      safe.err(`events-library: ${message}\n`);
-      return 2;
-    }
     safe.err(`events-library: ${message}\n`);
-    return 1;
+    return error instanceof ConfigError ? 2 : 1;
+  }
+}
+
+type Values = ReturnType<typeof parse>['values'];
+
+function parse(argv: readonly string[]) {
+  try {
+    return parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
   }
 }
 
 async function run(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io, now: number): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parse(argv);
   const [command, ...args] = positionals;
   if (values.help || command === 'help') {
     io.out(USAGE);
     return 0;
   }
   if (command === undefined) {
-    // Wrong usage, not a request for help: scripts see a failure, people see the usage.
+    // `npx events-library`: the full help, on stderr with exit 2 (scripts see a failure, people see the usage).
     io.err(`events-library: which command?\n\n${USAGE}`);
     return 2;
   }
-  const allowed = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
-  if (!allowed) throw new UsageError(`unknown command "${command}": use status, dead-letters, replay, migrate, secret or help`);
-  for (const name of ['target', 'json', 'all', 'outbox', 'database', 'service', 'schema', 'apply'] as const) {
-    if (values[name] !== undefined && !allowed.includes(name)) throw new UsageError(`${command} does not take --${name}`);
+  const allowed = Object.hasOwn(COMMANDS, command) ? COMMANDS[command]! : undefined;
+  if (!allowed) throw new UsageError(`unknown command "${command}": use ${Object.keys(COMMANDS).join(', ')} or help`);
+  for (const name of Object.keys(OPTIONS) as (keyof typeof OPTIONS)[]) {
+    if (name !== 'help' && values[name] !== undefined && !allowed.includes(name)) throw new UsageError(`${command} does not take --${name}`);
   }
-  if (command !== 'replay' && args.length > 0) throw new UsageError(`${command} takes no arguments, got "${args.join(' ')}"`);
+  const takesIds = command === 'replay' || command === 'discard';
+  if (!takesIds && args.length > 0) throw new UsageError(`${command} takes no arguments, got "${args.join(' ')}"`);
   if (command === 'secret') {
     io.out(`${newSecret()}\n`);
     return 0;
   }
   const schema = values.schema ?? nonEmpty(env.EVENTS_DATABASE_SCHEMA) ?? DEFAULTS.database.schema;
-  if (command === 'migrate') return migrate(values.apply === true, values.database ?? nonEmpty(env.EVENTS_DATABASE_URL), schema, io);
-
-  // An explicit flag first, then the variables; a file before a database, as the bus does.
-  const database = values.database ?? (values.outbox === undefined ? nonEmpty(env.EVENTS_DATABASE_URL) : undefined);
-  const file = values.outbox ?? (values.database === undefined ? nonEmpty(env.EVENTS_OUTBOX_PATH) : undefined);
-  let path: string | PostgresOutboxLocation;
-  if (file !== undefined) path = file;
-  else if (database !== undefined) {
-    const service = values.service ?? nonEmpty(env.EVENTS_SERVICE_NAME);
-    if (service === undefined) throw new UsageError('which service? set EVENTS_SERVICE_NAME or pass --service <name> with the database');
-    quoteSchema(schema);
-    path = { database, service, schema };
-  } else {
-    throw new UsageError('which outbox? set EVENTS_OUTBOX_PATH or pass --outbox <path> (PostgreSQL: EVENTS_DATABASE_URL or --database <url>)');
+  if (command === 'migrate') {
+    if (!values.apply) {
+      io.out(migrationSql(schema));
+      return 0;
+    }
+    const database = values.database ?? nonEmpty(env.EVENTS_DATABASE_URL);
+    if (database === undefined) throw new UsageError('migrate --apply needs the database: set EVENTS_DATABASE_URL or pass --database <url>');
+    io.out(`applied: the events-library tables exist in schema ${schema} of ${await migrate(database, schema)}\n`);
+    return 0;
   }
-  const target = values.target;
-  const json = values.json === true;
-  const label = typeof path === 'string' ? path : `${redact(path.database as string)} (schema ${path.schema}, service ${path.service})`;
 
+  const location = locationOf(values, env, schema);
+  const label = labelOf(location);
+  const filter = filterOf(values);
+  const json = values.json === true;
   if (command === 'status') {
-    const stats = typeof path === 'string' ? inspectOutbox(path) : await inspectOutbox(path);
+    const stats = await withOperator(location, (operator) => operator.stats());
     io.out(json ? `${safeJson(statusJson(label, stats, now), 2)}\n` : formatStatus(label, stats, now));
     return 0;
   }
   if (command === 'dead-letters') {
-    const filter = target === undefined ? undefined : { target };
-    const letters = typeof path === 'string' ? listDeadLetters(path, filter) : await listDeadLetters(path, filter);
-    io.out(json ? `${safeJson(letters, 2)}\n` : formatDeadLetters(letters, target, now));
+    const letters = await withOperator(location, (operator) => operator.deadLetters(filter));
+    io.out(json ? `${safeJson(letters, 2)}\n` : formatDeadLetters(letters, filter, now));
     return 0;
   }
-  // replay
-  if (values.all && args.length > 0) throw new UsageError('replay takes ids or --all, not both');
-  if (!values.all && args.length === 0) {
-    throw new UsageError('replay needs the dead letters to replay: delivery ids, event ids, or --all');
+  return settle(command as 'replay' | 'discard', location, args, values.all === true, filter, json, io);
+}
+
+/** replay / discard: ids (within the filters), or the filters, or --all. An id that matches nothing is a mistake (exit 1). */
+async function settle(
+  command: 'replay' | 'discard',
+  location: OperatorLocation,
+  args: string[],
+  all: boolean,
+  filter: DeadLetterFilter | undefined,
+  json: boolean,
+  io: Io,
+): Promise<number> {
+  if (all && args.length > 0) throw new UsageError(`${command} takes ids or --all, not both`);
+  if (!all && args.length === 0 && filter === undefined) {
+    throw new UsageError(`${command} needs the dead letters to ${command}: their ids, a filter (--target, --type, --event), or --all`);
   }
-  // --all with nothing to replay is done (exit 0); an id that matches no dead letter is a mistake (exit 1).
   const ids = [...new Set(args)];
-  const selections = values.all ? [target === undefined ? ('all' as const) : { target }] : ids.map((arg) => selection(arg, target));
-  const counts = typeof path === 'string' ? replayEach(path, selections) : await replayEach(path, selections);
-  const count = counts.reduce((sum, n) => sum + n, 0);
-  const unmatched = values.all ? [] : ids.filter((_, i) => counts[i] === 0);
-  if (json) io.out(`${safeJson({ replayed: count, ...(unmatched.length > 0 ? { unmatched } : {}) })}\n`);
-  else if (count === 0) io.out('replayed 0 dead letters\n');
-  else io.out(`replayed ${count} dead letter${count === 1 ? '' : 's'}; a running service delivers them within its poll interval\n`);
+  const selection: DeadLetterSelection = ids.length > 0 ? { ...filter, ids } : (filter ?? 'all');
+  const { count, unmatched } = await withOperator(location, async (operator) => {
+    const found = ids.length > 0 ? new Set((await operator.deadLetters(selection as DeadLetterFilter)).map((d) => d.id)) : undefined;
+    const count = await (command === 'replay' ? operator.replay(selection) : operator.discard(selection));
+    return { count, unmatched: found ? ids.filter((id) => !found.has(id)) : [] };
+  });
+  const done = command === 'replay' ? 'replayed' : 'discarded';
+  if (json) io.out(`${safeJson({ [done]: count, ...(unmatched.length > 0 ? { unmatched } : {}) })}\n`);
+  else if (count === 0) io.out(`${done} 0 dead letters\n`);
+  else io.out(`${done} ${count} dead letter${count === 1 ? '' : 's'}${command === 'replay' ? replayedTo(location) : ''}\n`);
   if (unmatched.length === 0) return 0;
-  const scope = target === undefined ? '' : ` of target ${escapeField(target)}`;
-  io.err(`events-library: no dead letter${scope} matches ${unmatched.map((arg) => `"${escapeField(arg)}"`).join(', ')}: ` +
-    'list them with "events-library dead-letters" (numbers are delivery ids, others event ids)\n');
+  const scope = filter === undefined ? '' : ` of ${describe(filter)}`;
+  io.err(`events-library: no dead letter${scope} matches ${unmatched.map((id) => `"${escapeField(id)}"`).join(', ')}: ` +
+    'list them with "events-library dead-letters"\n');
   return 1;
 }
 
-/** Prints the SQL of every table of the library in `schema`; with `apply`, runs it on the database. */
-async function migrate(apply: boolean, database: string | undefined, schema: string, io: Io): Promise<number> {
-  const sql = allDdl(schema);
-  if (!apply) {
-    io.out(sql);
-    return 0;
-  }
-  if (database === undefined) throw new UsageError('migrate --apply needs the database: set EVENTS_DATABASE_URL or pass --database <url>');
-  const connection = connect(database, { max: 1 });
-  try {
-    await applyDdl(connection.pool, sql);
-  } finally {
-    await connection.release();
-  }
-  io.out(`applied: the events-library tables exist in schema ${schema} of ${connection.where}\n`);
-  return 0;
+function replayedTo(location: OperatorLocation): string {
+  return 'broker' in location ? ` to the queue of ${escapeField(location.service ?? '')}` : '; a running service delivers them within its poll interval';
 }
 
-/** A numeric argument is a delivery id, any other an event id. */
-function selection(arg: string, target: string | undefined): DeadLetterFilter {
-  const scope = target === undefined ? {} : { target };
-  return /^\d+$/.test(arg) ? { ids: [Number(arg)], ...scope } : { eventId: arg, ...scope };
+/** Where to work: the one flag given, else the variables (a file first, then a broker, then a database). */
+function locationOf(values: Values, env: NodeJS.ProcessEnv, schema: string): OperatorLocation {
+  const given = (['outbox', 'database', 'broker'] as const).filter((name) => values[name] !== undefined);
+  if (given.length > 1) throw new UsageError(`pass one of --${given.join(', --')}`);
+  const which =
+    given[0] ??
+    (nonEmpty(env.EVENTS_OUTBOX_PATH) !== undefined ? 'outbox'
+      : nonEmpty(env.EVENTS_BROKER_URL) !== undefined ? 'broker'
+        : nonEmpty(env.EVENTS_DATABASE_URL) !== undefined ? 'database'
+          : undefined);
+  const service = values.service ?? nonEmpty(env.EVENTS_SERVICE_NAME);
+  const misplaced = (['service', 'schema', 'prefix'] as const).find(
+    (name) => values[name] !== undefined && !(name === 'service' ? which !== 'outbox' : which === (name === 'schema' ? 'database' : 'broker')),
+  );
+  if (misplaced && which !== undefined) throw new UsageError(`--${misplaced} does not go with --${which}`);
+  if (which === 'outbox') return { outbox: values.outbox ?? nonEmpty(env.EVENTS_OUTBOX_PATH)! };
+  if (which === 'database') return { database: values.database ?? nonEmpty(env.EVENTS_DATABASE_URL)!, schema, service };
+  if (which === 'broker') {
+    if (service === undefined) throw new UsageError('which service? set EVENTS_SERVICE_NAME or pass --service <name> with the broker');
+    return { broker: values.broker ?? nonEmpty(env.EVENTS_BROKER_URL)!, prefix: values.prefix ?? nonEmpty(env.EVENTS_BROKER_PREFIX) ?? '', service };
+  }
+  throw new UsageError('which outbox? set EVENTS_OUTBOX_PATH or pass --outbox <path> (PostgreSQL: --database <url>; a broker: --broker <url>)');
+}
+
+function labelOf(location: OperatorLocation): string {
+  if ('outbox' in location) return location.outbox;
+  if ('database' in location) {
+    return `${redact(location.database)} (schema ${location.schema}, ${location.service === undefined ? 'every service' : `service ${location.service}`})`;
+  }
+  return `${redact(location.broker)} (dead letters of ${location.service})`;
+}
+
+function filterOf(values: Values): DeadLetterFilter | undefined {
+  const filter: DeadLetterFilter = {
+    ...(values.target !== undefined ? { target: values.target } : {}),
+    ...(values.type !== undefined ? { type: values.type } : {}),
+    ...(values.event !== undefined ? { eventId: values.event } : {}),
+  };
+  return Object.keys(filter).length > 0 ? filter : undefined;
+}
+
+function describe({ target, type, eventId }: DeadLetterFilter): string {
+  const parts = [target && `target ${target}`, type && `type ${type}`, eventId && `event ${eventId}`];
+  return parts.filter((part): part is string => typeof part === 'string' && part !== '').map(escapeField).join(', ');
 }
 
 /** A fresh Standard Webhooks secret: `whsec_` + base64 of 32 random bytes (HMAC-SHA256's block-sized key). */
@@ -236,18 +289,18 @@ function formatStatus(path: string, stats: OutboxStats, now: number): string {
   return `${lines.join('\n')}\n`;
 }
 
-function formatDeadLetters(letters: readonly DeadLetter[], target: string | undefined, now: number): string {
-  if (letters.length === 0) return `no dead letters${target === undefined ? '' : ` for target ${escapeField(target)}`}\n`;
+function formatDeadLetters(letters: readonly DeadLetter[], filter: DeadLetterFilter | undefined, now: number): string {
+  if (letters.length === 0) return `no dead letters${filter === undefined ? '' : ` of ${describe(filter)}`}\n`;
   const rows = letters.map((d) => [
-    String(d.id),
-    escapeField(d.eventId),
-    escapeField(d.type),
+    escapeField(d.id),
+    escapeField(d.eventId ?? '-'),
+    escapeField(d.type ?? '-'),
     escapeField(d.target),
-    d.lastStatus === undefined ? '-' : String(d.lastStatus),
+    d.status === undefined ? '-' : String(d.status),
     escapeField(d.reason),
-    String(d.attempts),
-    `${new Date(d.deadAt).toISOString().slice(0, 19)}Z (${age(now - d.deadAt)} ago)`,
-    short(d.lastError),
+    d.attempts === undefined ? '-' : String(d.attempts),
+    d.deadAt === undefined ? '-' : `${new Date(d.deadAt).toISOString().slice(0, 19)}Z (${age(now - d.deadAt)} ago)`,
+    short(d.error),
   ]);
   const header = ['id', 'event id', 'type', 'target', 'status', 'reason', 'attempts', 'dead since', 'last error'];
   const numeric = [true, false, false, false, true, false, true, false, false];
@@ -314,9 +367,7 @@ if (require.main === module) {
     process.exit(process.exitCode ?? 0);
   });
   const io: Io = { out: (text) => process.stdout.write(text), err: (text) => process.stderr.write(text) };
-  const argv = process.argv.slice(2);
-  const done = isBrokerCommand(argv, process.env) ? runBrokerCommand(argv, process.env, io) : main(argv, process.env, io);
-  void done.then((code) => {
+  void main(process.argv.slice(2), process.env, io).then((code) => {
     process.exitCode = code;
   });
 }

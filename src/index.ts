@@ -12,9 +12,7 @@ export {
 } from './default-bus.js';
 export type { DefaultBusOptions } from './default-bus.js';
 export { EventBus, createEventBus } from './bus.js';
-export { inspectOutbox, listDeadLetters, replayDeadLetters } from './operate/functions.js';
-export { listBrokerDeadLetters, replayBrokerDeadLetters } from './backends/amqp/dead-letters.js';
-export type { PostgresOutboxLocation } from './operate/functions.js';
+export { discardDeadLetters, inspectOutbox, listDeadLetters, replayDeadLetters } from './operate/functions.js';
 export {
   BusClosedError,
   ConfigError,
@@ -33,7 +31,6 @@ export { DEFAULTS } from './defaults.js';
 export type { ExpressLikeRequest, ExpressMiddleware, MiddlewareOptions } from './adapters/express.js';
 export type { KoaLikeContext, KoaMiddleware } from './adapters/koa.js';
 export type { NodeHandler } from './adapters/node.js';
-export type { BrokerAdminOptions, BrokerDeadLetter, BrokerReplaySelection } from './backends/amqp/dead-letters.js';
 export type { KafkaClientLike } from './backends/kafka/api.js';
 export type {
   BatchOptions,
@@ -53,7 +50,15 @@ export type { CloudEvent } from './protocol/cloudevents.js';
 export type { DeliveredReport, OnDeadLetter, OnDelivered } from './observe/hooks.js';
 export type { HealthStatus, TargetHealth } from './observe/health.js';
 export type { ReceiverRequest, ReceiverResponse } from './receive/receiver.js';
-export type { DeadLetter, DeadLetterFilter, OutboxRecord, OutboxStats } from './send/outbox-store.js';
+export type {
+  DeadLetter,
+  DeadLetterFilter,
+  DeadLetterOperator,
+  DeadLetterSelection,
+  OperatorLocation,
+  OutboxStats,
+} from './operate/operator.js';
+export type { OutboxRecord } from './send/outbox-store.js';
 export type { Delivery, DeliveryHint, DeliveryResult, Transport } from './send/transport.js';
 export type {
   DatabasePool,

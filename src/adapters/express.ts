@@ -21,12 +21,12 @@ export function createExpressMiddleware(
   receiver: Receiver,
   path: string,
   limit: number,
-  health?: () => ReceiverResponse,
+  health?: () => Promise<ReceiverResponse>,
 ): ExpressMiddleware {
   const healthPath = `${path}/health`;
   return function eventsMiddleware(req, res, next) {
     if (health && req.method === 'GET' && (req.path ?? pathOf(req.url)) === healthPath) {
-      writeNodeResponse(res, health());
+      health().then((response) => writeNodeResponse(res, response), next);
       return;
     }
     if (req.method !== 'POST' || (req.path ?? pathOf(req.url)) !== path) {

@@ -21,11 +21,11 @@ const KOA_BODY_UNPARSED = Symbol.for('unparsedBody');
  * Koa middleware: answers `POST <path>`, passes everything else on. Works before or after
  * `@koa/bodyparser` / `koa-bodyparser` (they keep `ctx.request.rawBody`) and koa-body with `includeUnparsed`.
  */
-export function createKoaMiddleware(receiver: Receiver, path: string, limit: number, health?: () => ReceiverResponse): KoaMiddleware {
+export function createKoaMiddleware(receiver: Receiver, path: string, limit: number, health?: () => Promise<ReceiverResponse>): KoaMiddleware {
   const healthPath = `${path}/health`;
   return async function koaEventsMiddleware(ctx, next) {
     if (health && ctx.method === 'GET' && ctx.path === healthPath) {
-      const response = health();
+      const response = await health();
       ctx.status = response.status;
       for (const [name, value] of Object.entries(response.headers)) ctx.set(name, value);
       ctx.body = response.body;

@@ -9,11 +9,17 @@ export type NodeHandler = (req: IncomingMessage, res: ServerResponse, next?: (er
  * A plain `node:http` request handler: answers `POST <path>`; other requests go to `next` when
  * given, else get 404 (or 405 for another method on the events path).
  */
-export function createNodeHandler(receiver: Receiver, path: string, limit: number, health?: () => ReceiverResponse): NodeHandler {
+export function createNodeHandler(receiver: Receiver, path: string, limit: number, health?: () => Promise<ReceiverResponse>): NodeHandler {
   const healthPath = `${path}/health`;
   return function eventsHandler(req, res, next) {
     if (health && req.method === 'GET' && pathOf(req.url) === healthPath) {
-      writeNodeResponse(res, health());
+      health()
+        .then((response) => writeNodeResponse(res, response))
+        .catch((error: unknown) => {
+          if (next) return next(error);
+          res.statusCode = 500;
+          res.end();
+        });
       return;
     }
     const onPath = pathOf(req.url) === path;

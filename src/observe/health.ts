@@ -1,4 +1,4 @@
-import type { OutboxStats } from '../send/outbox-store.js';
+import type { OutboxStats } from '../operate/operator.js';
 
 /** One target service as `bus.health()` sees it. */
 export interface TargetHealth {
@@ -37,8 +37,8 @@ export interface HealthInputs {
   service: string | undefined;
   durable: boolean;
   shuttingDown: boolean;
-  /** Throws when the outbox cannot be read. */
-  stats: () => OutboxStats;
+  /** The outbox's answer; undefined when it cannot be read. */
+  stats: OutboxStats | undefined;
   /** Targets this service sends to (declared), listed even with nothing pending. */
   known: readonly string[];
   /** Targets the dispatcher counts down, with since when (ms since epoch). */
@@ -51,12 +51,8 @@ export interface HealthInputs {
 export function healthOf(input: HealthInputs): HealthStatus {
   const { thresholds, now } = input;
   const problems: string[] = [];
-  let stats: OutboxStats | undefined;
-  try {
-    stats = input.stats();
-  } catch {
-    problems.push('the outbox cannot be read');
-  }
+  const stats = input.stats;
+  if (stats === undefined) problems.push('the outbox cannot be read');
   const down = input.downSince();
   const targets: Record<string, TargetHealth> = {};
   for (const name of input.known) targets[name] = { backlog: 0, deadLetters: 0, down: false };

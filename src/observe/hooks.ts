@@ -1,5 +1,5 @@
 import type { Logger } from 'winston';
-import type { DeadLetter } from '../send/outbox-store.js';
+import type { DeadLetter } from '../operate/operator.js';
 
 /** What `onDelivered` receives: one event delivered to one target. */
 export interface DeliveredReport {
@@ -17,7 +17,7 @@ export interface DeliveredReport {
 
 /** Called once per delivery that reached its target, once the dispatcher has settled it. */
 export type OnDelivered = (report: DeliveredReport) => void | Promise<void>;
-/** Called once per delivery that became a dead letter: refused by the target, or past its horizon. */
+/** Called once per delivery that became a dead letter: refused by the target, or past its horizon (as `bus.deadLetters()` lists it). */
 export type OnDeadLetter = (deadLetter: DeadLetter) => void | Promise<void>;
 
 export interface Hooks {
@@ -29,7 +29,7 @@ export interface Hooks {
  * Runs a user's hook: whatever it throws or rejects with is logged at error level and goes no
  * further, so a broken hook never changes what happens to a delivery.
  */
-export function callHook<T extends { eventId: string; target: string }>(
+export function callHook<T extends { eventId: string | undefined; target: string }>(
   logger: Logger,
   name: string,
   hook: ((value: T) => void | Promise<void>) | undefined,

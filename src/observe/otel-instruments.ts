@@ -14,8 +14,8 @@ const SYSTEM = 'events-library';
 
 /** What the gauges read at each collection. */
 export interface GaugeSources {
-  /** Pending deliveries per target; throws when the outbox cannot be read (nothing is reported then). */
-  backlog(): Record<string, number>;
+  /** Pending deliveries per target; rejects when the outbox cannot be read (nothing is reported then). */
+  backlog(): Promise<Record<string, number>>;
   /** Targets the dispatcher knows, and whether each is down. */
   targetsDown(): Record<string, boolean>;
 }
@@ -43,7 +43,7 @@ export class OtelInstruments {
   private readonly handlerFailures: Counter;
   private readonly backlogGauge: ObservableGauge;
   private readonly upGauge: ObservableGauge;
-  private readonly observeBacklog: (result: ObservableResult) => void;
+  private readonly observeBacklog: (result: ObservableResult) => Promise<void>;
   private readonly observeUp: (result: ObservableResult) => void;
   /** A meter provider was registered: the counters and histograms record. */
   private readonly metricsOn: boolean;
@@ -81,10 +81,10 @@ export class OtelInstruments {
       description: 'Deliveries waiting in the outbox, per target',
     });
     this.upGauge = meter.createObservableGauge('events.target.up', { description: '1 while a target answers, 0 while it is down' });
-    this.observeBacklog = (result) => {
+    this.observeBacklog = async (result) => {
       let backlog: Record<string, number>;
       try {
-        backlog = sources.backlog();
+        backlog = await sources.backlog();
       } catch {
         return; // an unreadable outbox: no value rather than a wrong one (health says why)
       }

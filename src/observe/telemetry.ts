@@ -1,6 +1,6 @@
 import type { Logger } from 'winston';
 import type { CloudEvent } from '../protocol/cloudevents.js';
-import type { DeadLetter, OutboxRecord } from '../send/outbox-store.js';
+import { type DeathReason, type OutboxRecord, outboxDeadLetter } from '../send/outbox-store.js';
 import type { DeliveryResult } from '../send/transport.js';
 import { callHook, type Hooks } from './hooks.js';
 import { loadOtel } from './otel-api.js';
@@ -32,7 +32,7 @@ export class Telemetry {
 
   /** Reports nothing but to no hook: no OpenTelemetry, no hooks (tests of the parts alone). */
   static off(logger: Logger): Telemetry {
-    return new Telemetry({ logger, service: undefined, openTelemetry: false, hooks: {}, sources: { backlog: () => ({}), targetsDown: () => ({}) } });
+    return new Telemetry({ logger, service: undefined, openTelemetry: false, hooks: {}, sources: { backlog: async () => ({}), targetsDown: () => ({}) } });
   }
 
   /** The `publish` span of an emit; its trace context goes into the event. Undefined when tracing is off. */
@@ -72,10 +72,10 @@ export class Telemetry {
     this.otel?.outcome(record, 'retried');
   }
 
-  deadLettered(record: OutboxRecord, reason: DeadLetter['reason']): void {
+  deadLettered(record: OutboxRecord, reason: DeathReason): void {
     this.otel?.outcome(record, 'dead_lettered');
     if (this.o.hooks.onDeadLetter) {
-      callHook(this.o.logger, 'onDeadLetter', this.o.hooks.onDeadLetter, { ...record, deadAt: Date.now(), reason });
+      callHook(this.o.logger, 'onDeadLetter', this.o.hooks.onDeadLetter, outboxDeadLetter(record, reason, Date.now()));
     }
   }
 

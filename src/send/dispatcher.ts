@@ -57,20 +57,14 @@ export class Dispatcher {
   /** Starts every target with pending deliveries (after a restart, or a replay). */
   resume(): void {
     if (this.stopping || this.resuming) return;
-    let answer: string[] | Promise<string[]>;
-    try {
-      answer = this.options.store.targets();
-    } catch (error) {
-      this.unreadable(error);
-      return;
-    }
-    // A store answering at once is resumed at once (before an emit of this turn starts a lane).
-    if (!(answer instanceof Promise)) return this.resumeTargets(answer);
     this.resuming = true;
-    answer.then(
-      (targets) => this.resumeTargets(targets),
-      (error: unknown) => this.unreadable(error),
-    ).finally(() => (this.resuming = false));
+    this.options.store
+      .targets()
+      .then(
+        (targets) => this.resumeTargets(targets),
+        (error: unknown) => this.unreadable(error),
+      )
+      .finally(() => (this.resuming = false));
   }
 
   /** Runs from a timer: a store that cannot be read now (it logs why) is tried at the next poll. */

@@ -411,10 +411,7 @@ export class Lane {
       return;
     }
     for (const s of settlements) {
-      const done =
-        s.kind === 'complete' ? store.complete(s.record.id) : s.kind === 'kill' ? store.kill(s.record, s.reason) : store.reschedule(s.record, s.nextAttemptAt);
-      // The memory and SQLite stores answer at once: no turn of the microtask queue per event.
-      if (done instanceof Promise) await done;
+      await (s.kind === 'complete' ? store.complete(s.record.id) : s.kind === 'kill' ? store.kill(s.record, s.reason) : store.reschedule(s.record, s.nextAttemptAt));
     }
   }
 

@@ -1,3 +1,5 @@
+import type { DeadLetter, DeadLetterOperator } from '../operate/operator.js';
+
 /** The outbox: every delivery (one event × one target) from `emit` until delivered or dead. */
 
 export interface NewDelivery {
@@ -26,33 +28,33 @@ export interface OutboxRecord extends NewDelivery {
   lastError?: string;
 }
 
-export interface DeadLetter extends OutboxRecord {
-  deadAt: number;
-  /** Why it died: `refused` (a status never retried) or `expired` (past the redelivery horizon). */
-  reason: 'refused' | 'expired';
-}
+/** Why a delivery became a dead letter: `refused` (a status never retried) or `expired` (past the redelivery horizon). */
+export type DeathReason = 'refused' | 'expired';
 
-export interface OutboxStats {
-  durable: boolean;
-  pending: number;
-  deadLetters: number;
-  targets: Record<string, { pending: number; deadLetters: number; oldestCreatedAt?: number }>;
-}
-
-export interface DeadLetterFilter {
-  ids?: readonly number[];
-  eventId?: string;
-  target?: string;
+/** A dead outbox record as the operator seam shows it: its row id as text, `kept: 'outbox'`. */
+export function outboxDeadLetter(record: OutboxRecord, reason: DeathReason, deadAt: number): DeadLetter {
+  return {
+    id: String(record.id),
+    kept: 'outbox',
+    eventId: record.eventId,
+    type: record.type,
+    source: record.source,
+    target: record.target,
+    reason,
+    ...(record.lastError !== undefined ? { error: record.lastError } : {}),
+    ...(record.lastStatus !== undefined ? { status: record.lastStatus } : {}),
+    attempts: record.attempts,
+    createdAt: record.createdAt,
+    deadAt,
+    body: record.body,
+  };
 }
 
 /** One delivery's outcome, as `settleMany` records it (the same as `complete`, `reschedule` or `kill`). */
 export type Settlement =
   | { kind: 'complete'; record: OutboxRecord }
   | { kind: 'reschedule'; record: OutboxRecord; nextAttemptAt: number }
-  | { kind: 'kill'; record: OutboxRecord; reason: DeadLetter['reason'] };
-
-/** A value, or a promise of it: the memory and SQLite stores answer at once, the PostgreSQL store asynchronously. */
-export type Awaitable<T> = T | Promise<T>;
+  | { kind: 'kill'; record: OutboxRecord; reason: DeathReason };
 
 /**
  * What `emit` passes to `add` besides the deliveries: the caller's transaction, for a store that
@@ -63,52 +65,58 @@ export interface AddOptions {
 }
 
 /**
- * One interface, three stores: in memory (default), SQLite and PostgreSQL (durable). The
- * dispatcher awaits every call: the memory and SQLite stores return plain values, PostgreSQL
- * returns promises.
+ * One interface, three stores: in memory (default), SQLite and PostgreSQL (durable). Every call
+ * returns a promise. A store is also its own operator (DeadLetterOperator: stats, dead letters,
+ * replay, discard; dead-letter ids are its record ids as text).
  */
-export interface OutboxStore {
+export interface OutboxStore extends DeadLetterOperator {
   readonly durable: boolean;
-  /** Whether `add` takes the caller's transaction (`emit(…, { tx })`): PostgreSQL only. */
-  readonly transactional?: boolean;
+  /** Whether `add` writes in the caller's transaction (`emit(…, { tx })`); a store without it refuses `tx`. */
+  readonly acceptsTransaction: boolean;
   /** Records deliveries; resolves once they are stored (for SQLite: committed, in a group commit; with `tx`: written in that transaction). */
   add(deliveries: readonly NewDelivery[], options?: AddOptions): Promise<void>;
   /** Leases up to `limit` records of `target` due at `now`, oldest first; leased records are not claimed again. */
-  claim(target: string, now: number, limit: number): Awaitable<OutboxRecord[]>;
+  claim(target: string, now: number, limit: number): Promise<OutboxRecord[]>;
   /** Leases the one record of `target` that is due soonest, due or not (a probe of a target that is down). */
-  claimProbe(target: string): Awaitable<OutboxRecord | undefined>;
-  complete(id: number): Awaitable<void>;
+  claimProbe(target: string): Promise<OutboxRecord | undefined>;
+  complete(id: number): Promise<void>;
   /**
    * Records many outcomes at once (a batch's, or every delivery that ended in one turn): in one
    * transaction where the store has them. Optional: without it the dispatcher calls `complete`,
    * `reschedule` and `kill` one by one.
    */
-  settleMany?(settlements: readonly Settlement[]): Awaitable<void>;
+  settleMany?(settlements: readonly Settlement[]): Promise<void>;
   /** Ends a lease: due again at `nextAttemptAt`. */
-  reschedule(record: OutboxRecord, nextAttemptAt: number): Awaitable<void>;
+  reschedule(record: OutboxRecord, nextAttemptAt: number): Promise<void>;
   /** Ends a lease: the record becomes a dead letter. */
-  kill(record: OutboxRecord, reason: DeadLetter['reason']): Awaitable<void>;
+  kill(record: OutboxRecord, reason: DeathReason): Promise<void>;
   /** Makes every waiting record of `target` last tried at or after `since` due now (a target came back). */
-  release(target: string, since: number, now: number): Awaitable<void>;
+  release(target: string, since: number, now: number): Promise<void>;
   /**
    * A lane judged `target` down (shared stores tell the other instances, so that one probe at a
    * time reaches it across processes). Optional: a store of one process has nothing to share.
    */
-  markDown?(target: string): Awaitable<void>;
+  markDown?(target: string): Promise<void>;
   /** When the next unleased record of `target` is due. */
-  nextDueAt(target: string): Awaitable<number | undefined>;
+  nextDueAt(target: string): Promise<number | undefined>;
   /** Targets with pending records. */
-  targets(): Awaitable<string[]>;
-  stats(): Awaitable<OutboxStats>;
-  deadLetters(filter?: DeadLetterFilter): Awaitable<DeadLetter[]>;
-  /** Moves matching dead letters back to pending, due now, with a fresh horizon. Returns how many. */
-  replay(filter: DeadLetterFilter | 'all', now: number): Awaitable<OutboxRecord[]>;
-  /** Every pending record, leased ones included: what an in-memory outbox loses at shutdown. */
-  pendingRecords(): Awaitable<OutboxRecord[]>;
+  targets(): Promise<string[]>;
   /**
-   * Calls `wake(target)` when another process (or a committed transaction) added deliveries for
-   * `target`: PostgreSQL's LISTEN/NOTIFY. Optional: the others are woken by `emit` itself and the poll.
+   * (DeadLetterOperator) `replay` moves the selected dead letters back to pending, due now, with a
+   * fresh horizon, and calls the `onWork` callback for their targets; `discard` deletes them.
    */
-  onWork?(wake: (target: string) => void): void;
+  /** Every pending record, leased ones included: what an in-memory outbox loses at shutdown. */
+  pendingRecords(): Promise<OutboxRecord[]>;
+  /**
+   * Calls `wake(target)` when deliveries for `target` became due outside the dispatcher: a replay,
+   * and for PostgreSQL another process or a committed transaction (LISTEN/NOTIFY). `emit` wakes
+   * the dispatcher itself, and the poll is the fallback.
+   */
+  onWork(wake: (target: string) => void): void;
   close(): Promise<void>;
+}
+
+/** Dead-letter ids as record ids: decimal text only (another backend's id matches no record). */
+export function recordIds(ids: readonly (string | number)[]): number[] {
+  return ids.map(String).filter((id) => /^\d{1,15}$/.test(id)).map(Number);
 }

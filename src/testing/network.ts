@@ -4,7 +4,7 @@ import { createEventBus, type EventBus } from '../bus.js';
 import type { EventBusOptions, RedeliveryOptions, RetryOptions, SecretInput, ServiceEntry } from '../config.js';
 import { DEFAULTS } from '../defaults.js';
 import { ConfigError } from '../errors/index.js';
-import type { DeadLetter, OutboxStats } from '../send/outbox-store.js';
+import type { DeadLetter, OutboxStats } from '../operate/operator.js';
 import type { EventRegistry } from '../types.js';
 import { type InProcessRoute, InProcessTransport } from './in-process-transport.js';
 import { type EmitRecorder, type RecordedEmit, sequencedEmits } from './record-emits.js';
@@ -166,7 +166,7 @@ export class TestNetwork {
   async deadLetters(): Promise<NetworkDeadLetter[]> {
     const letters: NetworkDeadLetter[] = [];
     for (const [service, bus] of this.buses) {
-      for (const letter of await Promise.resolve(bus.deadLetters())) letters.push({ ...letter, service });
+      for (const letter of await bus.deadLetters()) letters.push({ ...letter, service });
     }
     return letters;
   }
@@ -193,7 +193,7 @@ export class TestNetwork {
     for (const [service, bus] of this.buses) {
       let stats: OutboxStats;
       try {
-        stats = await Promise.resolve(bus.outboxStats());
+        stats = await bus.outboxStats();
       } catch {
         continue; // a closed durable outbox: nothing will move in it
       }

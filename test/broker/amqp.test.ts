@@ -3,13 +3,13 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import amqplib from 'amqplib';
-import { runBrokerCommand } from '../../src/broker-cli.js';
+import { main } from '../../src/cli.js';
 import {
   createEventBus,
   type EventBus,
-  listBrokerDeadLetters,
+  listDeadLetters,
   NonRetryableError,
-  replayBrokerDeadLetters,
+  replayDeadLetters,
   RetryLaterError,
 } from '../../src/index.js';
 import { createVhost, describeWithBroker, takeBrokerTurns, type TestVhost } from '../helpers/broker.js';
@@ -70,7 +70,7 @@ describeWithBroker('RabbitMQ transport (real broker)', () => {
   it('the sender declares the target\'s queue: an event published before the target ever consumed waits in it', async () => {
     const users = bus('users').declareEvent('user-created', ['late']);
     await users.emit('user-created', { n: 1 });
-    await waitFor(() => users.outboxStats().pending === 0, { what: 'the publish to be confirmed' });
+    await waitFor(async () => (await users.outboxStats()).pending === 0, { what: 'the publish to be confirmed' });
     expect(await vhost.messageCount(`${prefix}late`)).toBe(1);
   });
   it('a negative confirm (queue full) is a retry, never delivered: the event waits in the outbox and goes out later', async () => {
@@ -80,12 +80,12 @@ describeWithBroker('RabbitMQ transport (real broker)', () => {
     try {
       // A quorum queue rejects publishes once it is over its limit: the first two are taken.
       const taken = [(await users.emit('user-created', { n: 1 })).id, (await users.emit('user-created', { n: 2 })).id];
-      await waitFor(() => users.outboxStats().pending === 0, { what: 'the first two confirmed' });
+      await waitFor(async () => (await users.outboxStats()).pending === 0, { what: 'the first two confirmed' });
       const third = await users.emit('user-created', { n: 3 });
       await waitFor(() => capture.withMessage('delivery attempt failed').length > 0, { what: 'a nack' });
       const [failure] = capture.withMessage('delivery attempt failed') as unknown as Array<{ error: string; eventId: string }>;
       expect(failure).toMatchObject({ eventId: third.id, error: 'message nacked' });
-      expect(users.outboxStats().pending).toBe(1);
+      expect((await users.outboxStats()).pending).toBe(1);
       expect(await vhost.messageCount(`${prefix}full`)).toBe(2);
 
       await vhost.clearPolicy(`${prefix}full-max`);
@@ -103,12 +103,12 @@ describeWithBroker('RabbitMQ transport (real broker)', () => {
     const capture = createCapturingLogger('warn');
     const users = bus('users', { logger: capture.logger, redelivery: { baseDelayMs: 50, probeMaxDelayMs: 200 } }).declareEvent('user-created', ['vanishing']);
     await users.emit('user-created', { n: 1 });
-    await waitFor(() => users.outboxStats().pending === 0, { what: 'the first publish' });
+    await waitFor(async () => (await users.outboxStats()).pending === 0, { what: 'the first publish' });
     const conn = await amqplib.connect(vhost.url);
     cleanups.push(() => conn.close());
     await (await conn.createChannel()).deleteQueue(`${prefix}vanishing`);
     const { id } = await users.emit('user-created', { n: 2 });
-    await waitFor(() => users.outboxStats().pending === 0, { what: 'the retry to be confirmed' });
+    await waitFor(async () => (await users.outboxStats()).pending === 0, { what: 'the retry to be confirmed' });
     const failures = capture.withMessage('delivery attempt failed') as unknown as Array<{ error: string; eventId: string }>;
     expect(failures.map((f) => [f.eventId, f.error])).toEqual([[id, `unroutable: the broker has no queue "${prefix}vanishing"`]]);
     const [message] = await drain(`${prefix}vanishing`);
@@ -118,7 +118,7 @@ describeWithBroker('RabbitMQ transport (real broker)', () => {
   it('puts the structured CloudEvent and the AMQP binding headers on the wire, signed', async () => {
     const users = bus('users').declareEvent('user-created', ['wire']);
     const { id } = await users.emit('user-created', { n: 7 });
-    await waitFor(() => users.outboxStats().pending === 0, { what: 'the publish' });
+    await waitFor(async () => (await users.outboxStats()).pending === 0, { what: 'the publish' });
     const [message] = await drain(`${prefix}wire`);
     expect(message!.contentType).toBe('application/cloudevents+json; charset=utf-8');
     expect(JSON.parse(message!.body)).toMatchObject({ specversion: '1.0', id, source: 'users', type: 'user-created', data: { n: 7 } });
@@ -285,8 +285,8 @@ describeWithBroker('RabbitMQ transport (real broker)', () => {
     await waitFor(() => ids.every((id) => handled.has(id)), { timeoutMs: 20_000, what: 'every event after the drop' });
     await waitFor(() => senderLog.withMessage('broker connection restored').length > 0, { what: 'the recovery line' });
     // A publish whose confirm the drop lost is sent again (the consumer dedupes it): wait for its confirm.
-    await waitFor(() => users.outboxStats().pending === 0, { timeoutMs: 20_000, what: 'the outbox to drain' });
-    expect(users.outboxStats()).toMatchObject({ pending: 0, deadLetters: 0 });
+    await waitFor(async () => (await users.outboxStats()).pending === 0, { timeoutMs: 20_000, what: 'the outbox to drain' });
+    expect(await users.outboxStats()).toMatchObject({ pending: 0, deadLetters: 0 });
     expect(senderLog.withMessage('broker connection lost; reconnecting')).toHaveLength(1);
     expect(senderLog.withMessage('broker connection restored')).toHaveLength(1);
   });
@@ -306,32 +306,36 @@ describeWithBroker('RabbitMQ transport (real broker)', () => {
     await waitFor(async () => (await vhost.messageCount(`${prefix}fixable.dlq`)) === 2, { what: 'two dead letters' });
 
     const options = { broker: vhost.url, service: 'fixable', prefix };
-    const letters = await listBrokerDeadLetters(options);
+    const letters = await listDeadLetters(options);
     expect(letters.map((d) => d.eventId).sort()).toEqual([a.id, b.id].sort());
-    expect(letters[0]).toMatchObject({ type: 'user-created', source: 'users', reason: 'rejected_by_handler', error: 'not yet', attempts: 1, queue: `${prefix}fixable` });
+    expect(letters[0]).toMatchObject({ kept: 'queue', type: 'user-created', source: 'users', target: 'fixable', reason: 'rejected_by_handler', error: 'not yet', attempts: 1 });
+    expect(typeof letters[0]!.id).toBe('string');
+    // The bus lists its own queue's dead letters beside its outbox's.
+    expect((await fixable.deadLetters()).map((d) => d.id).sort()).toEqual(letters.map((d) => d.id).sort());
     expect(await vhost.messageCount(`${prefix}fixable.dlq`)).toBe(2); // listing leaves them there
 
     const out: string[] = [];
     const io = { out: (t: string) => void out.push(t), err: (t: string) => void out.push(t) };
     const env = { EVENTS_BROKER_URL: vhost.url, EVENTS_BROKER_PREFIX: prefix };
-    expect(await runBrokerCommand(['dead-letters', '--service', 'fixable'], env, io)).toBe(0);
+    expect(await main(['dead-letters', '--service', 'fixable'], env, io)).toBe(0);
     expect(out.join('')).toContain(a.id);
     expect(out.join('')).toContain('rejected_by_handler');
 
     broken = false;
-    expect(await replayBrokerDeadLetters(options, { eventIds: [a.id] })).toBe(1);
+    const idOfA = letters.find((d) => d.eventId === a.id)!.id;
+    expect(await replayDeadLetters(options, [idOfA])).toBe(1);
     await waitFor(() => handled.length === 1, { what: 'the replayed one handled' });
     expect(handled).toEqual([a.id]);
-    expect((await listBrokerDeadLetters(options)).map((d) => d.eventId)).toEqual([b.id]);
+    expect((await listDeadLetters(options)).map((d) => d.eventId)).toEqual([b.id]);
 
     out.length = 0;
-    expect(await runBrokerCommand(['replay', '--all', '--service', 'fixable', '--broker', vhost.url], { EVENTS_BROKER_PREFIX: prefix }, io)).toBe(0);
+    expect(await main(['replay', '--all', '--service', 'fixable', '--broker', vhost.url], { EVENTS_BROKER_PREFIX: prefix }, io)).toBe(0);
     expect(out.join('')).toContain('replayed 1 dead letter');
     await waitFor(() => handled.length === 2, { what: 'the other handled' });
     expect(await vhost.messageCount(`${prefix}fixable.dlq`)).toBe(0);
 
     out.length = 0;
-    expect(await runBrokerCommand(['dead-letters', '--service', 'nobody'], env, io)).toBe(2);
+    expect(await main(['dead-letters', '--service', 'nobody'], env, io)).toBe(2);
     expect(out.join('')).toContain('no dead-letter queue');
   });
 

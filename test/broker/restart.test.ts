@@ -71,7 +71,7 @@ describeWithBroker('RabbitMQ restart', () => {
       await broker.start();
     }
     await waitFor(() => ids.every((id) => handled.has(id)), { timeoutMs: 30_000, what: 'every event after the restart' });
-    expect(users.outboxStats()).toMatchObject({ pending: 0, deadLetters: 0 });
+    expect(await users.outboxStats()).toMatchObject({ pending: 0, deadLetters: 0 });
     for (const log of [senderLog, consumerLog]) {
       expect(log.withMessage('broker connection lost; reconnecting')).toHaveLength(1);
       expect(log.withMessage('broker connection restored')).toHaveLength(1);

@@ -240,7 +240,7 @@ const httpSqlite: ChaosBackend = {
       },
       emitted: async () => lines(emittedPath).map((line) => line.split(' ')[1]!),
       runs: async (service) => runsOf(logOf(service)),
-      outbox: async () => inspectOutbox(outboxPath),
+      outbox: async () => inspectOutbox({ outbox: outboxPath }),
       allowedReruns(service, runs) {
         // Events in flight at one target at once: the one sender's concurrency per target (support/sender.ts keeps the default).
         const target = targets[TARGETS.indexOf(service)]!;
@@ -435,7 +435,7 @@ function rabbitmq(): ChaosBackend {
         },
         emitted: async () => lines(emittedPath).map((line) => line.split(' ')[1]!),
         runs: async (service) => runsOf(logOf(service)),
-        outbox: async () => inspectOutbox(outboxPath),
+        outbox: async () => inspectOutbox({ outbox: outboxPath }),
         allowedReruns(_service, runs, counts) {
           // Prefetch 1: a SIGKILL catches at most one handler between its append and its inbox commit.
           const window = crashWindowReruns(runs, new Set(instances.flatMap((p) => [...p.killedPids])), 1);

@@ -53,7 +53,7 @@ beforeAll(async () => {
   for (const email of ['ada@example.com', 'linus@example.com', 'grace@example.com']) {
     eventIds.push((await bus.emit('user-created', { email })).id);
   }
-  await waitFor(() => bus.deadLetters().length === 6, { ...WAIT, what: '6 dead letters' });
+  await waitFor(async () => (await bus.deadLetters()).length === 6, { ...WAIT, what: '6 dead letters' });
 }, 30_000);
 
 afterAll(async () => {
@@ -110,8 +110,8 @@ describe('events-library dead-letters', () => {
     const all = JSON.parse((await cli(['dead-letters', '--json', '--outbox', outboxPath])).stdout) as DeadLetter[];
     expect(all).toHaveLength(6);
     const letter = all.find((d) => d.target === 'payments' && d.eventId === eventIds[0])!;
-    expect(letter).toMatchObject({ type: 'user-created', source: 'users', lastStatus: 400, attempts: 1, reason: 'refused' });
-    expect(letter.lastError).toContain('email is not an email');
+    expect(letter).toMatchObject({ type: 'user-created', source: 'users', status: 400, attempts: 1, reason: 'refused' });
+    expect(letter.error).toContain('email is not an email');
     expect(JSON.parse(letter.body)).toMatchObject({ specversion: '1.0', id: eventIds[0], data: { email: 'ada@example.com' } });
 
     const orders = JSON.parse((await cli(['dead-letters', '--target', 'orders', '--json', '--outbox', outboxPath])).stdout);
@@ -120,17 +120,17 @@ describe('events-library dead-letters', () => {
 });
 
 describe('events-library replay', () => {
-  it('replays by delivery id, by event id, then all; the running service delivers them', async () => {
+  it('replays by dead-letter id, by event id, then all; the running service delivers them', async () => {
     answer = 204; // the cause is fixed
-    const letters = bus.deadLetters();
+    const letters = await bus.deadLetters();
     const first = letters.find((d) => d.target === 'payments' && d.eventId === eventIds[0])!;
 
-    const byId = await cli(['replay', String(first.id), '--outbox', outboxPath]);
+    const byId = await cli(['replay', first.id, '--outbox', outboxPath]);
     expect(byId).toMatchObject({ code: 0, stderr: '' });
     expect(byId.stdout).toMatch(/^replayed 1 dead letter;/);
     await waitFor(() => delivered.includes(`payments ${eventIds[0]}`), { ...WAIT, what: 'the replayed delivery' });
 
-    const byEvent = await cli(['replay', eventIds[1]!, '--target', 'orders', '--outbox', outboxPath]);
+    const byEvent = await cli(['replay', '--event', eventIds[1]!, '--target', 'orders', '--outbox', outboxPath]);
     expect(byEvent.stdout).toMatch(/^replayed 1 dead letter;/);
     await waitFor(() => delivered.includes(`orders ${eventIds[1]}`), { ...WAIT, what: 'the replayed event' });
 
@@ -141,7 +141,7 @@ describe('events-library replay', () => {
     const rest = await cli(['replay', '--all', '--outbox', outboxPath]);
     expect(rest.stdout).toMatch(/^replayed 4 dead letters;/);
     await waitFor(() => delivered.length >= 6, { ...WAIT, what: 'every delivery' });
-    await waitFor(() => bus.outboxStats().pending === 0, { ...WAIT, what: 'an empty outbox' });
+    await waitFor(async () => (await bus.outboxStats()).pending === 0, { ...WAIT, what: 'an empty outbox' });
 
     expect([...delivered].sort()).toEqual(
       eventIds.flatMap((id) => [`orders ${id}`, `payments ${id}`]).sort(),
@@ -197,7 +197,7 @@ describe('events-library usage and errors', () => {
   it('exits 2 on an unknown command or option, saying what to do', async () => {
     const unknown = await cli(['stats', '--outbox', outboxPath]);
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toContain('unknown command "stats": use status, dead-letters, replay, migrate, secret or help');
+    expect(unknown.stderr).toContain('unknown command "stats": use status, dead-letters, replay, discard, migrate, secret or help');
     const option = await cli(['status', '--verbose', '--outbox', outboxPath]);
     expect(option.code).toBe(2);
     expect(option.stderr).toContain("'--verbose'");
@@ -221,12 +221,48 @@ describe('events-library usage and errors', () => {
     expect(existsSync(missing)).toBe(false);
   }, 60_000);
 
-  it('exits 2 for replay without ids or --all, or with both', async () => {
-    const neither = await cli(['replay', '--outbox', outboxPath]);
-    expect(neither.code).toBe(2);
-    expect(neither.stderr).toContain('delivery ids, event ids, or --all');
-    const both = await cli(['replay', '12', '--all', '--outbox', outboxPath]);
-    expect(both.code).toBe(2);
-    expect(both.stderr).toContain('not both');
+  it('exits 2 for replay or discard without ids, a filter or --all, or with both ids and --all', async () => {
+    for (const command of ['replay', 'discard']) {
+      const neither = await cli([command, '--outbox', outboxPath]);
+      expect(neither.code).toBe(2);
+      expect(neither.stderr).toContain('their ids, a filter (--target, --type, --event), or --all');
+      const both = await cli([command, '12', '--all', '--outbox', outboxPath]);
+      expect(both.code).toBe(2);
+      expect(both.stderr).toContain('not both');
+    }
   }, 30_000);
+
+  it('exits 2 when two places are named, or an option that does not go with the place', async () => {
+    const two = await cli(['status', '--outbox', outboxPath, '--broker', 'amqp://127.0.0.1:1']);
+    expect(two.code).toBe(2);
+    expect(two.stderr).toContain('pass one of --outbox, --broker');
+    const prefix = await cli(['status', '--outbox', outboxPath, '--prefix', 'x.']);
+    expect(prefix.code).toBe(2);
+    expect(prefix.stderr).toContain('--prefix does not go with --outbox');
+  }, 30_000);
+});
+
+describe('events-library discard', () => {
+  it('deletes dead letters for good, by id or by filter, beside the running service; an id that matches nothing exits 1', async () => {
+    answer = 400; // broken again
+    const sent = delivered.length;
+    const fresh: string[] = [];
+    for (const email of ['x@example.com', 'y@example.com']) fresh.push((await bus.emit('user-created', { email })).id);
+    await waitFor(async () => (await bus.deadLetters()).length === 4, { ...WAIT, what: '4 new dead letters' });
+    const [one] = await bus.deadLetters({ eventId: fresh[0], target: 'payments' });
+
+    const byId = await cli(['discard', one!.id, '--outbox', outboxPath]);
+    expect(byId).toMatchObject({ code: 0, stderr: '', stdout: 'discarded 1 dead letter\n' });
+    const byTarget = await cli(['discard', '--target', 'orders', '--json', '--outbox', outboxPath]);
+    expect(byTarget).toMatchObject({ code: 0, stderr: '' });
+    expect(JSON.parse(byTarget.stdout)).toEqual({ discarded: 2 });
+    const again = await cli(['discard', one!.id, '--outbox', outboxPath]);
+    expect(again.code).toBe(1);
+    expect(again.stdout).toBe('discarded 0 dead letters\n');
+    expect(again.stderr).toContain(`no dead letter matches "${one!.id}"`);
+
+    expect((await bus.deadLetters()).map((d) => [d.eventId, d.target])).toEqual([[fresh[1], 'payments']]);
+    expect(await bus.outboxStats()).toMatchObject({ pending: 0, deadLetters: 1 });
+    expect(delivered).toHaveLength(sent); // discarded, not sent
+  }, 60_000);
 });

@@ -5,7 +5,7 @@
  */
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import { ConfigError, inspectOutbox, listDeadLetters, replayDeadLetters } from '../../src/index.js';
+import { ConfigError, discardDeadLetters, inspectOutbox, listDeadLetters, replayDeadLetters } from '../../src/index.js';
 import { runScript } from '../helpers/child.js';
 import { tempDir, type TempDir } from '../helpers/temp-dir.js';
 
@@ -88,16 +88,12 @@ describe('the CLI refuses a file that is not an outbox, and leaves it untouched'
     expect(readdirSync(dir.path).filter((name) => name.startsWith('notes.txt'))).toEqual(['notes.txt']);
   }, 30_000);
 
-  it('the exported operator functions refuse it the same way (ConfigError naming EVENTS_OUTBOX_PATH)', () => {
+  it('the exported operator functions refuse it the same way (ConfigError naming EVENTS_OUTBOX_PATH)', async () => {
     const path = foreignDatabase('other.db', 'CREATE TABLE accounts (id INTEGER PRIMARY KEY);');
     const before = snapshot(path);
-    for (const call of [() => inspectOutbox(path), () => listDeadLetters(path), () => replayDeadLetters(path)]) {
-      let caught: unknown;
-      try {
-        call();
-      } catch (error) {
-        caught = error;
-      }
+    const location = { outbox: path };
+    for (const call of [inspectOutbox(location), listDeadLetters(location), replayDeadLetters(location, 'all'), discardDeadLetters(location, 'all')]) {
+      const caught: unknown = await call.then(() => undefined, (error: unknown) => error);
       expect(caught).toBeInstanceOf(ConfigError);
       expect((caught as ConfigError).variable).toBe('EVENTS_OUTBOX_PATH');
       expect((caught as ConfigError).message).toContain(`${path} is not an events-library outbox`);

@@ -49,7 +49,7 @@ beforeAll(async () => {
   });
   bus.declareEvent('user-created', ['raw', 'json']);
   await bus.emit('user-created', { email: 'ada@example.com' });
-  await waitFor(() => bus.deadLetters().length === 2, { timeoutMs: 15_000, what: '2 dead letters' });
+  await waitFor(async () => (await bus.deadLetters()).length === 2, { timeoutMs: 15_000, what: '2 dead letters' });
 }, 30_000);
 
 afterAll(async () => {
@@ -79,8 +79,8 @@ describe('the CLI prints control characters escaped', () => {
     expect(stdout).toContain('\\u009b31m');
     expect(stdout).toContain('\\u202egnp.exe');
     const letters = JSON.parse(stdout) as DeadLetter[];
-    expect(letters.map((d) => d.lastError).sort()).toEqual(bus.deadLetters().map((d) => d.lastError).sort());
-    expect(letters.find((d) => d.target === 'raw')!.lastError).toBe(`HTTP 400: ${RAW_BODY}`);
+    expect(letters.map((d) => d.error).sort()).toEqual((await bus.deadLetters()).map((d) => d.error).sort());
+    expect(letters.find((d) => d.target === 'raw')!.error).toBe(`HTTP 400: ${RAW_BODY}`);
   }, 30_000);
 
   it('messages escape what they quote (a path, an argument)', async () => {

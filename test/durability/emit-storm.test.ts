@@ -75,10 +75,10 @@ async function storm(bus: EventBus, runs: readonly string[], ms: number, atLeast
   let peak = 0;
   let refused = 0;
   let handledMidway = 0;
-  const sample = () => {
-    peak = Math.max(peak, bus.outboxStats().pending);
+  const sample = async () => {
+    peak = Math.max(peak, (await bus.outboxStats()).pending);
   };
-  const sampler = setInterval(sample, 5);
+  const sampler = setInterval(() => void sample(), 5);
   try {
     await Promise.all(
       Array.from({ length: EMITTERS }, async () => {
@@ -97,7 +97,7 @@ async function storm(bus: EventBus, runs: readonly string[], ms: number, atLeast
   } finally {
     clearInterval(sampler);
   }
-  sample();
+  await sample();
   return { ids, peak, refused, handledMidway, handledAtEnd: runs.length };
 }
 
@@ -127,7 +127,7 @@ describe.each([
     expect(handledMidway).toBeGreaterThanOrEqual(STORM_EMITS / 2 - BOUND);
     expect(handledAtEnd).toBeGreaterThanOrEqual(ids.length - BOUND);
 
-    await waitFor(() => runs.length >= ids.length && bus.outboxStats().pending === 0, { timeoutMs: 10_000, what: 'every event delivered' });
+    await waitFor(async () => runs.length >= ids.length && (await bus.outboxStats()).pending === 0, { timeoutMs: 10_000, what: 'every event delivered' });
     expect(runs).toHaveLength(ids.length);
     expect(new Set(runs)).toEqual(new Set(ids));
   }, 20_000);
@@ -147,7 +147,7 @@ it('a storm to a target that is down never waits: the outbox fills to maxPending
   expect(ids).toHaveLength(500);
   expect(refused).toBe(EMITTERS);
   expect(peak).toBe(500);
-  expect(bus.health().targetsDown).toEqual(['warehouse']);
+  expect((await bus.health()).targetsDown).toEqual(['warehouse']);
 });
 
 it('a target that hangs without failing holds each emit for outbox.maxBlockMs at most, and a warning says so once', async () => {
@@ -167,9 +167,9 @@ it('a target that hangs without failing holds each emit for outbox.maxBlockMs at
     }),
   );
 
-  expect(bus.outboxStats().pending).toBeGreaterThanOrEqual(200);
+  expect((await bus.outboxStats()).pending).toBeGreaterThanOrEqual(200);
   const warnings = withMessage("emit waited outbox.maxBlockMs for a target's backlog to drain; until it does, emits to it resolve after that wait");
   expect(warnings).toHaveLength(1);
   expect(warnings[0]).toMatchObject({ level: 'warn', target: 'warehouse', highWaterMark: 20, maxBlockMs: 50 });
-  expect(bus.health().targetsDown).toEqual([]);
+  expect((await bus.health()).targetsDown).toEqual([]);
 }, 15_000);

@@ -3,6 +3,7 @@ import express from 'express';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   createEventBus,
+  discardDeadLetters,
   type EventBus,
   type EventBusOptions,
   inspectOutbox,
@@ -87,9 +88,9 @@ describe('dead letters and replay', () => {
 
     const receipt = await orders.emit(TYPE, { amount: 12 });
 
-    await waitFor(() => orders.deadLetters().length === 1, { ...WAIT, what: 'the dead letter' });
-    expect(orders.deadLetters()[0]).toMatchObject({ eventId: receipt.id, lastStatus: 400, attempts: 1, reason: 'refused' });
-    expect(orders.outboxStats()).toMatchObject({ pending: 0, deadLetters: 1 });
+    await waitFor(async () => (await orders.deadLetters()).length === 1, { ...WAIT, what: 'the dead letter' });
+    expect((await orders.deadLetters())[0]).toMatchObject({ eventId: receipt.id, status: 400, attempts: 1, reason: 'refused' });
+    expect(await orders.outboxStats()).toMatchObject({ pending: 0, deadLetters: 1 });
     expect(broken.runs).toEqual([]);
 
     // The receiver is fixed and redeployed on the same address.
@@ -97,14 +98,14 @@ describe('dead letters and replay', () => {
     await broken.server.close();
     const fixed = await receiver({ port, schema: LENIENT });
 
-    expect(orders.replayDeadLetters({ eventId: receipt.id })).toBe(1);
+    expect(await orders.replayDeadLetters({ eventId: receipt.id })).toBe(1);
     await waitFor(() => fixed.runs.length === 1, { ...WAIT, what: 'the replayed delivery' });
     expect(fixed.runs).toEqual([receipt.id]);
-    await waitFor(() => orders.outboxStats().pending === 0, { ...WAIT, what: 'an empty outbox' });
-    expect(orders.outboxStats()).toMatchObject({ pending: 0, deadLetters: 0 });
+    await waitFor(async () => (await orders.outboxStats()).pending === 0, { ...WAIT, what: 'an empty outbox' });
+    expect(await orders.outboxStats()).toMatchObject({ pending: 0, deadLetters: 0 });
   });
 
-  it('replayDeadLetters(path) on the outbox file is picked up by the running service', async () => {
+  it('replayDeadLetters({ outbox: path }, "all") on the outbox file is picked up by the running service', async () => {
     const dir = tempDir('replay');
     cleanups.push(() => dir.remove());
     const outboxPath = dir.file('outbox.db');
@@ -114,22 +115,62 @@ describe('dead letters and replay', () => {
 
     const receipts = [await orders.emit(TYPE, { amount: 1 }), await orders.emit(TYPE, { amount: 2 })];
 
-    await waitFor(() => listDeadLetters(outboxPath).length === 2, { ...WAIT, what: 'two dead letters in the file' });
-    expect(listDeadLetters(outboxPath).map((d) => [d.eventId, d.lastStatus, d.attempts]).sort()).toEqual(
+    await waitFor(async () => (await listDeadLetters({ outbox: outboxPath })).length === 2, { ...WAIT, what: 'two dead letters in the file' });
+    expect((await listDeadLetters({ outbox: outboxPath })).map((d) => [d.eventId, d.status, d.attempts]).sort()).toEqual(
       receipts.map((r) => [r.id, 400, 1]).sort(),
     );
-    expect(inspectOutbox(outboxPath)).toMatchObject({ durable: true, pending: 0, deadLetters: 2 });
+    expect(await inspectOutbox({ outbox: outboxPath })).toMatchObject({ durable: true, pending: 0, deadLetters: 2 });
 
     await broken.bus.close();
     await broken.server.close();
     const fixed = await receiver({ port, schema: LENIENT });
 
-    expect(replayDeadLetters(outboxPath)).toBe(2);
+    expect(await replayDeadLetters({ outbox: outboxPath }, 'all')).toBe(2);
     await waitFor(() => fixed.runs.length === 2, { ...WAIT, timeoutMs: 5_000, what: 'the replayed deliveries' });
     expect(fixed.runs.sort()).toEqual(receipts.map((r) => r.id).sort());
-    await waitFor(() => inspectOutbox(outboxPath).pending === 0, { ...WAIT, what: 'an empty outbox' });
-    expect(inspectOutbox(outboxPath)).toMatchObject({ pending: 0, deadLetters: 0 });
-    expect(orders.deadLetters()).toEqual([]);
+    await waitFor(async () => (await inspectOutbox({ outbox: outboxPath })).pending === 0, { ...WAIT, what: 'an empty outbox' });
+    expect(await inspectOutbox({ outbox: outboxPath })).toMatchObject({ pending: 0, deadLetters: 0 });
+    expect(await orders.deadLetters()).toEqual([]);
+  });
+
+  it.each([
+    ['in-memory', () => ({})],
+    ['SQLite', () => {
+      const dir = tempDir('discard');
+      cleanups.push(() => dir.remove());
+      return { outbox: { path: dir.file('outbox.db') } };
+    }],
+  ] as const)('discardDeadLetters deletes dead letters for good (%s outbox: the bus, by id and by filter)', async (_name, options) => {
+    const broken = await receiver({ schema: STRICT });
+    const orders = sender({ billing: broken.server.url }, options());
+    const receipts = [await orders.emit(TYPE, { amount: 1 }), await orders.emit(TYPE, { amount: 2 }), await orders.emit(TYPE, { amount: 3 })];
+    await waitFor(async () => (await orders.deadLetters()).length === 3, { ...WAIT, what: 'three dead letters' });
+
+    const [first] = await orders.deadLetters({ eventId: receipts[0]!.id });
+    expect(await orders.discardDeadLetters([first!.id])).toBe(1);
+    expect(await orders.discardDeadLetters([first!.id])).toBe(0); // gone for good
+    expect(await orders.discardDeadLetters({ target: 'nobody' })).toBe(0);
+    expect((await orders.deadLetters()).map((d) => d.eventId).sort()).toEqual([receipts[1]!.id, receipts[2]!.id].sort());
+    expect(await orders.discardDeadLetters({ target: 'billing', type: TYPE })).toBe(2);
+    expect(await orders.outboxStats()).toMatchObject({ pending: 0, deadLetters: 0 });
+    expect(await orders.replayDeadLetters('all')).toBe(0);
+    expect(broken.runs).toEqual([]);
+  });
+
+  it('discardDeadLetters({ outbox: path }, …) deletes them from the file beside the running service', async () => {
+    const dir = tempDir('discard-file');
+    cleanups.push(() => dir.remove());
+    const outboxPath = dir.file('outbox.db');
+    const broken = await receiver({ schema: STRICT });
+    const orders = sender({ billing: broken.server.url }, { outbox: { path: outboxPath, pollIntervalMs: 100 } });
+    const receipts = [await orders.emit(TYPE, { amount: 1 }), await orders.emit(TYPE, { amount: 2 })];
+    await waitFor(async () => (await listDeadLetters({ outbox: outboxPath })).length === 2, { ...WAIT, what: 'two dead letters in the file' });
+
+    const [first] = await listDeadLetters({ outbox: outboxPath }, { eventId: receipts[0]!.id });
+    expect(await discardDeadLetters({ outbox: outboxPath }, [first!.id])).toBe(1);
+    expect((await orders.deadLetters()).map((d) => d.eventId)).toEqual([receipts[1]!.id]);
+    expect(await discardDeadLetters({ outbox: outboxPath }, 'all')).toBe(1);
+    expect(await inspectOutbox({ outbox: outboxPath })).toMatchObject({ pending: 0, deadLetters: 0 });
   });
 });
 
@@ -152,10 +193,10 @@ describe('redelivery and recovery', () => {
     failing = false;
 
     await waitFor(() => new Set(billing.runs).size === ids.length, { ...WAIT, timeoutMs: 8_000, what: 'every event at the receiver' });
-    await waitFor(() => orders.outboxStats().pending === 0, { ...WAIT, what: 'an empty outbox' });
+    await waitFor(async () => (await orders.outboxStats()).pending === 0, { ...WAIT, what: 'an empty outbox' });
     const counts = countOf(billing.runs);
     expect(ids.filter((id) => counts.get(id) !== 1)).toEqual([]);
-    expect(orders.deadLetters()).toEqual([]);
+    expect(await orders.deadLetters()).toEqual([]);
   });
 
   it('releases a delivery that started before the outage was noticed but failed after it', async () => {
@@ -210,8 +251,8 @@ describe('redelivery and recovery', () => {
 
     await waitFor(() => healthy.runs.length === 50, { ...WAIT, timeoutMs: 8_000, what: 'every event at the healthy target' });
     expect(healthy.runs.sort()).toEqual(ids.sort());
-    await waitFor(() => (orders.outboxStats().targets.billing?.pending ?? 0) === 0, { ...WAIT, what: 'no pending delivery to billing' });
-    const stats = orders.outboxStats();
+    await waitFor(async () => ((await orders.outboxStats()).targets.billing?.pending ?? 0) === 0, { ...WAIT, what: 'no pending delivery to billing' });
+    const stats = await orders.outboxStats();
     expect(stats.targets.archive?.pending).toBe(50);
     expect(stats.targets.audit?.pending).toBe(50);
   });

@@ -98,7 +98,7 @@ describe('durable outbox across restarts', () => {
       { ...WAIT, what: 'every first try to fail' },
     );
     await first.close();
-    expect(inspectOutbox(path)).toMatchObject({ pending: count, deadLetters: 0 });
+    expect(await inspectOutbox({ outbox: path })).toMatchObject({ pending: count, deadLetters: 0 });
     return ids;
   }
 
@@ -116,7 +116,7 @@ describe('durable outbox across restarts', () => {
 
     await waitFor(() => received.length === ids.length, { ...WAIT, timeoutMs: 8_000, what: 'every event at the target' });
     expect(received.sort()).toEqual([...ids].sort());
-    await waitFor(() => inspectOutbox(path).pending === 0, { ...WAIT, what: 'an empty outbox' });
+    await waitFor(async () => (await inspectOutbox({ outbox: path })).pending === 0, { ...WAIT, what: 'an empty outbox' });
   });
 
   it('a new bus started while the target is still down delivers once it comes up', async () => {
@@ -135,7 +135,7 @@ describe('durable outbox across restarts', () => {
 
     await waitFor(() => received.length === 6, { ...WAIT, timeoutMs: 8_000, what: 'every event at the target' });
     expect(received.sort()).toEqual([...ids, ...more].sort());
-    await waitFor(() => inspectOutbox(path).pending === 0, { ...WAIT, what: 'an empty outbox' });
+    await waitFor(async () => (await inspectOutbox({ outbox: path })).pending === 0, { ...WAIT, what: 'an empty outbox' });
   });
 });
 
@@ -150,5 +150,5 @@ it('closes a durable bus right after creating it, before its first resume, witho
   await bus.close();
   await sleep(50); // past the resume the constructor scheduled
   expect(errors).toEqual([]);
-  expect(inspectOutbox(dir.file('outbox.db'))).toMatchObject({ pending: 0, deadLetters: 0 });
+  expect(await inspectOutbox({ outbox: dir.file('outbox.db') })).toMatchObject({ pending: 0, deadLetters: 0 });
 });

@@ -267,7 +267,7 @@ describe('store faults in a running service', () => {
     expect((error as ConfigError).message).toContain(outbox);
     expect((error as ConfigError).message).toContain('EVENTS_OUTBOX_PATH');
     expect((error as ConfigError).variable).toBe('EVENTS_OUTBOX_PATH');
-    expect(inspectOutbox(outbox).durable).toBe(true);
+    expect((await inspectOutbox({ outbox: outbox })).durable).toBe(true);
 
     await service.kill();
     const bus = open();
@@ -376,6 +376,6 @@ describe('wall clock steps', () => {
     const bus = createEventBus({ service: 'users', secret: newSecret(), services: { sink: server.url }, outbox: { path: outbox }, logger: quietLogger() });
     cleanups.push(() => bus.close());
     await waitFor(() => ids.every((id) => delivered(server).has(id)), { timeoutMs: 5_000, what: 'the deliveries recorded an hour ahead' });
-    await waitFor(() => bus.outboxStats().pending === 0, { what: 'the outbox to empty' });
+    await waitFor(async () => (await bus.outboxStats()).pending === 0, { what: 'the outbox to empty' });
   });
 });

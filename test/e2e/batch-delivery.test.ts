@@ -83,14 +83,14 @@ describe('batched delivery to a library receiver (Express + eventsMiddleware)', 
     const sender = users({ payments: server.url }, outbox === 'SQLite' ? { outbox: { path: dir.file('outbox.db') } } : {});
 
     await burst(sender, 'to-payments', 60);
-    await waitFor(() => seen.length >= 60 && sender.outboxStats().pending === 0, { what: 'every event handled' });
+    await waitFor(async () => seen.length >= 60 && (await sender.outboxStats()).pending === 0, { what: 'every event handled' });
     await sleep(100); // room for a wrong extra delivery
 
     expect(seen.slice().sort((a, b) => a - b)).toEqual(Array.from({ length: 60 }, (_, i) => i));
     expect(arrivals.batches).toBeGreaterThan(0);
     // Fewer requests than events: the burst was carried in batches, not one event per request.
     expect(arrivals.batches + arrivals.structured).toBeLessThan(60);
-    expect(sender.outboxStats()).toMatchObject({ pending: 0, deadLetters: 0 });
+    expect(await sender.outboxStats()).toMatchObject({ pending: 0, deadLetters: 0 });
     expect(messages('is not an events receipt')).toEqual([]);
   });
 
@@ -108,15 +108,15 @@ describe('batched delivery to a library receiver (Express + eventsMiddleware)', 
 
     // One turn: the lane's one request carries all three.
     const [ok, refused, flaky] = await Promise.all(['ok', 'refuse', 'flaky'].map((kind) => sender.emit('to-payments', { kind })));
-    await waitFor(() => calls.flaky === 2 && sender.outboxStats().pending === 0, { what: 'the flaky event redelivered' });
+    await waitFor(async () => calls.flaky === 2 && (await sender.outboxStats()).pending === 0, { what: 'the flaky event redelivered' });
     await sleep(150); // room for a wrong extra delivery
 
     expect(arrivals.batches).toBe(1);
     // Only the failed event came back, alone, in structured mode; the delivered and refused ones never did.
     expect(arrivals.structured).toBe(1);
     expect(calls).toEqual({ ok: 1, refuse: 1, flaky: 2 });
-    expect(sender.outboxStats()).toMatchObject({ pending: 0, deadLetters: 1 });
-    expect(sender.deadLetters()).toEqual([expect.objectContaining({ eventId: refused!.id, reason: 'refused', attempts: 1, lastStatus: 422 })]);
+    expect(await sender.outboxStats()).toMatchObject({ pending: 0, deadLetters: 1 });
+    expect(await sender.deadLetters()).toEqual([expect.objectContaining({ eventId: refused!.id, reason: 'refused', attempts: 1, status: 422 })]);
     const delivered = log.records.filter((r) => r.message === 'event delivered');
     expect(delivered.map((r) => r.eventId).sort()).toEqual([ok!.id, flaky!.id].sort());
     expect(delivered.find((r) => r.eventId === flaky!.id)).toMatchObject({ attempt: 2 });
@@ -145,18 +145,18 @@ describe('a peer that does not read batches', () => {
     const sender = users({ peer: server.url });
 
     const first = await burst(sender, 'to-peer', 10);
-    await waitFor(() => sender.outboxStats().pending === 0, { what: 'the first burst delivered' });
+    await waitFor(async () => (await sender.outboxStats()).pending === 0, { what: 'the first burst delivered' });
     const batchesAfterFirst = requests.filter((r) => r.batch).length;
     expect(batchesAfterFirst).toBeGreaterThan(0);
 
     const second = await burst(sender, 'to-peer', 10, 10);
-    await waitFor(() => sender.outboxStats().pending === 0, { what: 'the second burst delivered' });
+    await waitFor(async () => (await sender.outboxStats()).pending === 0, { what: 'the second burst delivered' });
     await sleep(100);
 
     const structuredIds = requests.filter((r) => !r.batch).flatMap((r) => r.ids);
     expect(structuredIds.slice().sort()).toEqual([...first, ...second].map((r) => r.id).sort());
     expect(requests.filter((r) => r.batch)).toHaveLength(batchesAfterFirst);
-    expect(sender.outboxStats()).toMatchObject({ pending: 0, deadLetters: 0 });
+    expect(await sender.outboxStats()).toMatchObject({ pending: 0, deadLetters: 0 });
     expect(messages('does not accept CloudEvents batches')).toEqual([
       expect.objectContaining({ level: 'warn', target: 'peer', status: 415 }),
     ]);
@@ -172,12 +172,12 @@ describe('a peer that does not read batches', () => {
     const pad = 'x'.repeat(500);
     // Forty ~700-byte events in one turn: two batches of twenty (~14 KB each), over the receiver's 8 KiB.
     await Promise.all(Array.from({ length: 40 }, (_, n) => sender.emit('to-payments', { n, pad })));
-    await waitFor(() => seen.length >= 40 && sender.outboxStats().pending === 0, { what: 'every event handled' });
+    await waitFor(async () => seen.length >= 40 && (await sender.outboxStats()).pending === 0, { what: 'every event handled' });
     await sleep(100);
 
     expect(seen.slice().sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, n) => n));
     expect(arrivals.batches).toBeGreaterThan(2);
-    expect(sender.outboxStats()).toMatchObject({ pending: 0, deadLetters: 0 });
+    expect(await sender.outboxStats()).toMatchObject({ pending: 0, deadLetters: 0 });
     // One warning per shrink: the two batches in flight may each shrink it (the second only if it was the smaller).
     const shrinks = messages('as too large (413); sending batches of at most');
     expect(shrinks.length).toBeGreaterThanOrEqual(1);
@@ -193,7 +193,7 @@ describe('a peer that does not read batches', () => {
     const sender = users({ payments: { url: server.url, batch: false } });
 
     await burst(sender, 'to-payments', 30);
-    await waitFor(() => seen.length >= 30 && sender.outboxStats().pending === 0, { what: 'every event handled' });
+    await waitFor(async () => seen.length >= 30 && (await sender.outboxStats()).pending === 0, { what: 'every event handled' });
     await sleep(100);
 
     expect(arrivals).toEqual({ batches: 0, structured: 30 });

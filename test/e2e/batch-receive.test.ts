@@ -320,18 +320,18 @@ class CountingInbox extends SqliteInbox {
     this.calls.completedMany += 1;
     return super.completedMany(keys);
   }
-  override markHandler(key: string, handler: string): void {
+  override markHandler(key: string, handler: string): Promise<void> {
     this.calls.markHandler += 1;
-    super.markHandler(key, handler);
+    return super.markHandler(key, handler);
   }
-  override markDone(key: string): void {
+  override markDone(key: string): Promise<void> {
     this.calls.markDone += 1;
-    super.markDone(key);
+    return super.markDone(key);
   }
-  override markMany(marks: readonly InboxMark[]): void {
+  override async markMany(marks: readonly InboxMark[]): Promise<void> {
     this.calls.markMany += 1;
     if (this.failWrites) throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
-    super.markMany(marks);
+    await super.markMany(marks);
   }
 }
 

@@ -41,7 +41,7 @@ function nested(levels: number): unknown {
 }
 
 async function expectNothingSent(bus: EventBus, target: RecordingServer): Promise<void> {
-  expect(bus.outboxStats()).toMatchObject({ pending: 0, deadLetters: 0 });
+  expect(await bus.outboxStats()).toMatchObject({ pending: 0, deadLetters: 0 });
   await sleep(50);
   expect(target.requests).toEqual([]);
 }

@@ -123,7 +123,7 @@ describe('sending over HTTP to a real server', () => {
     expect(failure).toMatchObject({ level: 'error', eventId: receipt.id, type: 'to-payments', source: 'users', target: 'payments', status });
     expect(failure).not.toHaveProperty('data');
     expect(withMessage('dead letter data')).toEqual([expect.objectContaining({ level: 'debug', eventId: receipt.id, data: payload })]);
-    expect(bus.deadLetters()).toEqual([expect.objectContaining({ eventId: receipt.id, body: server.requests[0]!.body })]);
+    expect(await bus.deadLetters()).toEqual([expect.objectContaining({ eventId: receipt.id, body: server.requests[0]!.body })]);
   });
 
   it.each([401, 403, 404, 405, 409])('a %i is redelivered from the outbox (no immediate retry), then delivered', async (status) => {
@@ -133,7 +133,7 @@ describe('sending over HTTP to a real server', () => {
     await waitFor(() => withMessage('event delivered').length === 1, { what: 'the delivery' });
     expect(server.requests.map((r) => r.status)).toEqual([status, status, 200]);
     expect(withMessage('delivery retry')).toEqual([]); // never retried in place
-    expect(bus.deadLetters()).toEqual([]);
+    expect(await bus.deadLetters()).toEqual([]);
     expect(withMessage('event delivered')).toEqual([expect.objectContaining({ level: 'info', eventId: receipt.id, attempt: 3, status: 200 })]);
   });
 
@@ -176,7 +176,7 @@ describe('sending over HTTP to a real server', () => {
     expect(failure).not.toHaveProperty('data');
     expect(withMessage('dead letter data')).toEqual([expect.objectContaining({ level: 'debug', data: payload })]);
     expect(server.requests).toHaveLength(2);
-    expect(bus.deadLetters()).toEqual([expect.objectContaining({ eventId: receipt.id, target: 'payments' })]);
+    expect(await bus.deadLetters()).toEqual([expect.objectContaining({ eventId: receipt.id, target: 'payments' })]);
   });
 
   it('fans out in parallel: a target that hangs does not hold back a healthy one', async () => {

@@ -123,7 +123,7 @@ describe.each(clients)('single sends over %s', (httpClient) => {
     await waitFor(() => log.withMessage('delivery refused; dead-lettered').length === 1);
     await sleep(300); // several retry delays: a retry would have come
     expect(server.requests).toHaveLength(1);
-    expect(bus.deadLetters()).toEqual([expect.objectContaining({ eventId: receipt.id })]);
+    expect(await bus.deadLetters()).toEqual([expect.objectContaining({ eventId: receipt.id })]);
   });
 
   it('a handler\'s NonRetryableError under a 409 is refused', async () => {

@@ -67,7 +67,7 @@ describe('a 2xx that is not an events receipt', () => {
     await sleep(200); // an immediate retry would have come
     expect(app.fallback).toEqual(['POST /app']);
     expect(notReceipt(log)).toEqual([expect.objectContaining({ url, status: 200 })]);
-    expect(bus.outboxStats().pending).toBe(0);
+    expect((await bus.outboxStats()).pending).toBe(0);
   });
 
   it('a real events receiver: delivered, no warning', async () => {

@@ -18,7 +18,7 @@ export function delivery(n: number, target = 'payments', createdAt = T + n): New
   };
 }
 
-export const ids = (records: readonly { eventId: string }[]) => records.map((r) => r.eventId);
+export const ids = (records: readonly { eventId?: string }[]) => records.map((r) => r.eventId);
 
 /** What the dispatcher does to a record after a failed try. */
 export function tried(record: OutboxRecord, at: number, status = 503): OutboxRecord {
@@ -177,24 +177,46 @@ export function outboxStoreContract(open: () => Promise<OutboxStore> | OutboxSto
     const claimed = await store.claim('payments', T + 10, 10);
     for (const r of claimed) await store.kill(tried(r, T + 10, 400), 'refused');
 
-    const revived = await store.replay({ eventId: 'evt-2' }, T + 5000);
-    expect(revived).toHaveLength(1);
-    expect(revived[0]).toMatchObject({ eventId: 'evt-2', target: 'payments', createdAt: T + 5000, nextAttemptAt: T + 5000, attempts: 1 });
+    const woken: string[] = [];
+    store.onWork((target) => woken.push(target));
+    const before = Date.now();
+    expect(await store.replay({ eventId: 'evt-2' })).toBe(1);
+    expect(woken).toEqual(['payments']);
     expect(ids(await store.deadLetters())).toEqual(['evt-1', 'evt-3']);
     expect(await store.stats()).toMatchObject({ pending: 1, deadLetters: 2 });
 
-    expect(ids(await store.claim('payments', T + 5000, 10))).toEqual(['evt-2']);
-    expect(ids(await store.replay('all', T + 6000)).sort()).toEqual(['evt-1', 'evt-3']);
+    const [again] = await store.claim('payments', Date.now(), 10);
+    expect(again).toMatchObject({ eventId: 'evt-2', target: 'payments', attempts: 1 });
+    expect(again!.createdAt).toBeGreaterThanOrEqual(before); // a fresh horizon
+    expect(await store.replay('all')).toBe(2);
     expect(await store.deadLetters()).toEqual([]);
-    expect(ids(await store.claim('payments', T + 6000, 10)).sort()).toEqual(['evt-1', 'evt-3']);
+    expect(ids(await store.claim('payments', Date.now(), 10)).sort()).toEqual(['evt-1', 'evt-3']);
   });
 
   test('replay of nothing matching returns nothing', async () => {
     await store.add([delivery(1)]);
     const [r1] = await store.claim('payments', T + 10, 1);
     await store.kill(r1!, 'refused');
-    expect(await store.replay({ target: 'orders' }, T + 100)).toEqual([]);
+    expect(await store.replay({ target: 'orders' })).toBe(0);
+    expect(await store.replay(['999999', 'not-an-id'])).toBe(0);
     expect(await store.deadLetters()).toHaveLength(1);
+  });
+
+  test('discard deletes the selected dead letters for good: by id, by filter, all', async () => {
+    await store.add([delivery(1), delivery(2), delivery(3, 'orders'), delivery(4, 'orders')]);
+    for (const target of ['payments', 'orders']) {
+      for (const r of await store.claim(target, T + 10, 10)) await store.kill(tried(r, T + 10, 400), 'refused');
+    }
+    const [first] = await store.deadLetters({ eventId: 'evt-1' });
+    expect(await store.discard([first!.id, '999999'])).toBe(1);
+    expect(ids(await store.deadLetters())).toEqual(['evt-2', 'evt-3', 'evt-4']);
+    expect(await store.discard({ target: 'orders', type: 'user-created' })).toBe(2);
+    expect(await store.discard({ type: 'no-such-type' })).toBe(0);
+    expect(ids(await store.deadLetters())).toEqual(['evt-2']);
+    expect(await store.discard('all')).toBe(1);
+    expect(await store.stats()).toMatchObject({ pending: 0, deadLetters: 0 });
+    expect(await store.replay('all')).toBe(0); // gone for good
+    expect(await store.pendingRecords()).toEqual([]);
   });
 
   test('release makes what failed since the outage began due now, and nothing else', async () => {
@@ -283,19 +305,19 @@ export function settleManyContract(open: () => Promise<OutboxStore> | OutboxStor
 
     expect(ids(await store.pendingRecords())).toEqual(['evt-2', 'evt-5']);
     const dead = await store.deadLetters();
-    expect(dead.map((d) => [d.eventId, d.reason, d.attempts, d.lastStatus])).toEqual([
+    expect(dead.map((d) => [d.eventId, d.reason, d.attempts, d.status])).toEqual([
       ['evt-3', 'refused', 1, 422],
       ['evt-4', 'expired', 1, 503],
     ]);
-    expect(dead[0]).toMatchObject({ ...delivery(3), lastAttemptAt: T + 20, lastError: 'HTTP 422' });
+    expect(dead[0]).toMatchObject({ id: String(r3!.id), kept: 'outbox', eventId: 'evt-3', body: delivery(3).body, error: 'HTTP 422' });
     expect(await store.claim('payments', T + 999, 10)).toEqual([]);
     const [again] = await store.claim('payments', T + 1000, 10);
     expect(again).toMatchObject({ eventId: 'evt-2', attempts: 1, nextAttemptAt: T + 1000, lastAttemptAt: T + 20, lastStatus: 503 });
     const stats = await store.stats();
     expect(stats).toMatchObject({ pending: 2, deadLetters: 2 });
     expect(stats.targets.payments).toMatchObject({ pending: 1, deadLetters: 2 });
-    expect(await store.replay({ eventId: 'evt-3' }, T + 2000)).toHaveLength(1);
-    expect(ids(await store.claim('payments', T + 2000, 10))).toEqual(['evt-3']);
+    expect(await store.replay({ eventId: 'evt-3' })).toBe(1);
+    expect(ids(await store.claim('payments', Date.now(), 10))).toEqual(['evt-3']);
   });
 
   test('settleMany of nothing changes nothing; one outcome is the same as its single call', async () => {

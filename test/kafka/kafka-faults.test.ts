@@ -123,7 +123,7 @@ describeWithKafka('Kafka faults (librdkafka mock cluster)', () => {
     const ids: string[] = [];
     for (let n = 0; n < 30; n += 1) ids.push((await users.emit('user-created', { n })).id);
     await waitFor(() => capture.withMessage('delivery attempt failed').length > 0, { timeoutMs: 20_000, what: 'a failed attempt' });
-    expect(users.outboxStats().pending).toBe(30);
+    expect((await users.outboxStats()).pending).toBe(30);
     expect(capture.withMessage('kafka cluster unreachable; the outbox keeps the events')).toHaveLength(1);
 
     const cluster = await startMockCluster();
@@ -133,7 +133,7 @@ describeWithKafka('Kafka faults (librdkafka mock cluster)', () => {
     const received: string[] = [];
     const keeper = bus('keeper', cluster.url);
     keeper.subscribeTo('user-created', (_d, event) => void received.push(event.id));
-    await waitFor(() => users.outboxStats().pending === 0, { timeoutMs: 30_000, what: 'the outbox to drain' });
+    await waitFor(async () => (await users.outboxStats()).pending === 0, { timeoutMs: 30_000, what: 'the outbox to drain' });
     await waitFor(() => new Set(received).size === 30, { timeoutMs: 30_000, what: 'every event received' });
     expect([...new Set(received)].sort()).toEqual([...ids].sort());
   });

@@ -1,5 +1,5 @@
 import { Kafka, logLevel } from 'kafkajs';
-import { runBrokerCommand } from '../../src/broker-cli.js';
+import { main } from '../../src/cli.js';
 import { createEventBus, type EventBus, NonRetryableError } from '../../src/index.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
 import { describeWithKafka, type MockCluster, startMockCluster } from '../helpers/kafka.js';
@@ -62,7 +62,7 @@ describeWithKafka('Kafka transport (librdkafka mock cluster)', () => {
   it('a record carries the ce_* headers, the key and a signature', async () => {
     const users = bus('users').declareEvent('user-created', ['late']);
     const { id } = await users.emit('user-created', { n: 1 }, { key: 'user-42' });
-    await waitFor(() => users.outboxStats().pending === 0, { what: 'the publish to be acknowledged' });
+    await waitFor(async () => (await users.outboxStats()).pending === 0, { what: 'the publish to be acknowledged' });
     const [record] = await readTopic(`${prefix}late`, 1);
     expect(record!.key).toBe('user-42');
     expect(JSON.parse(record!.value)).toMatchObject({ id, type: 'user-created', source: 'users', partitionkey: 'user-42', data: { n: 1 } });
@@ -104,7 +104,7 @@ describeWithKafka('Kafka transport (librdkafka mock cluster)', () => {
     // The same CLI as for RabbitMQ: list, replay one (the handler is fixed), list again.
     const cli = async (...args: string[]): Promise<{ code: number; out: string }> => {
       let out = '';
-      const code = await runBrokerCommand([...args, '--broker', cluster.url, '--service', 'picky', '--prefix', prefix], {}, {
+      const code = await main([...args, '--broker', cluster.url, '--service', 'picky', '--prefix', prefix], {}, {
         out: (t) => (out += t),
         err: (t) => (out += t),
       });
@@ -112,12 +112,13 @@ describeWithKafka('Kafka transport (librdkafka mock cluster)', () => {
     };
     const listed = await cli('dead-letters', '--json');
     expect(listed.code).toBe(0);
-    expect((JSON.parse(listed.out) as Array<{ eventId: string; reason: string }>).map((l) => [l.eventId, l.reason])).toEqual([
+    const listedLetters = JSON.parse(listed.out) as Array<{ id: string; eventId: string; reason: string }>;
+    expect(listedLetters.map((l) => [l.eventId, l.reason])).toEqual([
       [bad.id, 'handler_failed'],
       [refused.id, 'rejected_by_handler'],
     ]);
     fixed = true;
-    expect(await cli('replay', bad.id)).toEqual({ code: 0, out: 'replayed 1 dead letter to the queue of picky\n' });
+    expect(await cli('replay', listedLetters[0]!.id)).toEqual({ code: 0, out: 'replayed 1 dead letter to the queue of picky\n' });
     await waitFor(() => capture.withMessage('event received').length === 2, { timeoutMs: 15_000, what: 'the replayed event handled' });
     expect(failing).toBe(4);
     const after2 = JSON.parse((await cli('dead-letters', '--json')).out) as Array<{ eventId: string }>;

@@ -50,8 +50,8 @@ describe('health', () => {
 
     await users.emit('user-created', { id: 1 });
     // Down (a 503 counts the whole target down), but not yet for longer than the threshold: still 200.
-    await waitFor(() => users.health().targetsDown.length === 1, { what: 'target down' });
-    const early = users.health();
+    await waitFor(async () => (await users.health()).targetsDown.length === 1, { what: 'target down' });
+    const early = await users.health();
     if (early.targets.payments!.downForMs! < 150) expect(early.healthy).toBe(true);
 
     const down = await waitFor(async () => {
@@ -93,8 +93,8 @@ describe('health', () => {
     expect(stale.body.problems).toEqual([expect.stringMatching(/^a delivery to payments has waited \d+ s$/)]);
 
     const closing = users.close();
-    expect(users.health()).toMatchObject({ healthy: false, shuttingDown: true });
-    expect(users.health().problems).toContain('shutting down');
+    expect(await users.health()).toMatchObject({ healthy: false, shuttingDown: true });
+    expect((await users.health()).problems).toContain('shutting down');
     await closing;
   });
 
@@ -107,6 +107,6 @@ describe('health', () => {
     open.push(server);
     const answer = await request(`${server.url}/health`, { method: 'GET' });
     expect(answer.status).toBe(418);
-    expect(users.health().healthy).toBe(true);
+    expect((await users.health()).healthy).toBe(true);
   });
 });

@@ -37,11 +37,11 @@ describe('onDelivered and onDeadLetter hooks', () => {
     const first = await bus.emit('user-created', { id: 1 });
     await waitFor(() => delivered.length === 1 && dead.length === 1, { what: 'both hooks' });
     // The delivery went on as if no hook existed: recorded delivered, the refusal dead-lettered once.
-    await waitFor(() => bus.outboxStats().pending === 0, { what: 'empty outbox' });
-    expect(bus.deadLetters()).toHaveLength(1);
+    await waitFor(async () => (await bus.outboxStats()).pending === 0, { what: 'empty outbox' });
+    expect(await bus.deadLetters()).toHaveLength(1);
     expect(delivered[0]).toMatchObject({ eventId: first.id, type: 'user-created', source: 'users', target: 'payments', attempts: 1, status: 200 });
     expect(delivered[0]!.latencyMs).toBeGreaterThanOrEqual(0);
-    expect(dead[0]).toMatchObject({ eventId: first.id, target: 'audit', reason: 'refused', lastStatus: 400, attempts: 1 });
+    expect(dead[0]).toMatchObject({ eventId: first.id, target: 'audit', reason: 'refused', status: 400, attempts: 1 });
     expect(typeof dead[0]!.body).toBe('string');
 
     // Both failures are logged at error level, and the lanes keep delivering.

@@ -87,8 +87,8 @@ describe('metrics', () => {
     shop.declareEvent('order-placed', ['audit', 'legacy', 'orders', 'billing']);
     // Both emits before the dispatcher's next turn: each target gets both at once.
     await Promise.all([shop.emit('order-placed', { n: 1 }), shop.emit('order-placed', { n: 2 })]);
-    const pending = (target: string) => shop.outboxStats().targets[target]?.pending ?? 0;
-    await waitFor(() => pending('orders') === 0 && pending('audit') === 0 && shop.deadLetters().length === 2 && runs === 3, {
+    const pending = async (target: string) => (await shop.outboxStats()).targets[target]?.pending ?? 0;
+    await waitFor(async () => (await pending('orders')) === 0 && (await pending('audit')) === 0 && (await shop.deadLetters()).length === 2 && runs === 3, {
       what: 'the sequence to settle',
     });
 

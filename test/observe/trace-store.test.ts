@@ -33,8 +33,8 @@ describe.each<[string, () => OutboxStore]>([
     expect(b!.traceparent).toBeUndefined();
     expect(b!.tracestate).toBeUndefined();
     await store.kill(a!, 'refused');
-    expect((await store.deadLetters())[0]).toMatchObject({ eventId: 'a', traceparent: TRACEPARENT, tracestate: 'vendor=1' });
-    await store.replay('all', Date.now());
+    expect((await store.deadLetters())[0]).toMatchObject({ eventId: 'a' });
+    await store.replay('all');
     expect((await store.claim('orders', Date.now() + 1, 10))[0]).toMatchObject({ eventId: 'a', traceparent: TRACEPARENT, tracestate: 'vendor=1' });
   });
 });
@@ -63,7 +63,7 @@ describe('an SQLite outbox made before trace context was stored', () => {
     const store = new SqliteOutbox(path);
     cleanups.push(() => store.close());
     await store.add([delivery('new', { traceparent: TRACEPARENT })]);
-    const claimed = store.claim('orders', Date.now() + 1, 10);
+    const claimed = await store.claim('orders', Date.now() + 1, 10);
     expect(claimed.map((r) => [r.eventId, r.traceparent])).toEqual([
       ['old', undefined],
       ['new', TRACEPARENT],

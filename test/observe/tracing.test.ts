@@ -77,7 +77,7 @@ describe('trace context end to end', () => {
       expect(answer.status).toBe(200);
       const eventId = (answer.json as { id: string }).id;
       await waitFor(() => finished().some((s) => s.name === 'send orders'), { what: 'the failed first attempt' });
-      await waitFor(() => users.outboxStats().targets.orders?.pending === 1 && users.health().targetsDown.length === 1, {
+      await waitFor(async () => (await users.outboxStats()).targets.orders?.pending === 1 && (await users.health()).targetsDown.length === 1, {
         what: 'the delivery back in the outbox',
       });
       await users.close();

@@ -1,4 +1,4 @@
-import { createEventBus } from '../../src/index.js';
+import { createEventBus, type DeadLetter } from '../../src/index.js';
 import { runScript } from '../helpers/child.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
 import { quietLogger } from '../helpers/logger.js';
@@ -45,7 +45,7 @@ describePostgres('events-library CLI on the PostgreSQL outbox', () => {
     cleanups.push(() => bus.close());
     bus.declareEvent('user-created', ['payments']);
     const receipt = await bus.emit('user-created', { n: 1 });
-    await waitFor(async () => (await bus.listDeadLetters()).length === 1, { timeoutMs: 10_000, what: 'the dead letter' });
+    await waitFor(async () => (await bus.deadLetters()).length === 1, { timeoutMs: 10_000, what: 'the dead letter' });
 
     const where = ['--database', DATABASE_URL, '--schema', schema, '--service', 'users'];
     const shown = await cli(['status', '--json', ...where]);
@@ -54,11 +54,15 @@ describePostgres('events-library CLI on the PostgreSQL outbox', () => {
 
     const env = { EVENTS_DATABASE_URL: DATABASE_URL, EVENTS_DATABASE_SCHEMA: schema, EVENTS_SERVICE_NAME: 'users' };
     const listed = await cli(['dead-letters', '--json'], env);
-    expect(JSON.parse(listed.stdout)).toEqual([expect.objectContaining({ eventId: receipt.id, reason: 'refused', lastStatus: 400 })]);
+    const [letter] = JSON.parse(listed.stdout) as DeadLetter[];
+    expect(letter).toEqual(expect.objectContaining({ eventId: receipt.id, reason: 'refused', status: 400, kept: 'outbox' }));
+    // Without a service: every service's rows.
+    const everyone = await cli(['dead-letters', '--json', '--database', DATABASE_URL, '--schema', schema]);
+    expect((JSON.parse(everyone.stdout) as DeadLetter[]).map((d) => d.id)).toContain(letter!.id);
     expect((await cli(['dead-letters', '--json'], { ...env, EVENTS_SERVICE_NAME: 'orders' })).stdout.trim()).toBe('[]');
 
     status = 200;
-    const replayed = await cli(['replay', receipt.id], env);
+    const replayed = await cli(['replay', letter!.id], env);
     expect(replayed).toMatchObject({ code: 0 });
     expect(replayed.stdout).toContain('replayed 1 dead letter');
     await waitFor(() => server.requests.some((r) => r.status === 200), { timeoutMs: 10_000, what: 'the replayed delivery' });

@@ -1,5 +1,5 @@
 import type { Pool } from 'pg';
-import { ConfigError, createEventBus, inspectOutbox, listDeadLetters, OutboxUnavailableError, replayDeadLetters } from '../../src/index.js';
+import { ConfigError, createEventBus, discardDeadLetters, inspectOutbox, listDeadLetters, OutboxUnavailableError, replayDeadLetters } from '../../src/index.js';
 import type { EventBus } from '../../src/bus.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
 import { quietLogger } from '../helpers/logger.js';
@@ -80,14 +80,14 @@ describePostgres('PostgreSQL outbox (one process)', () => {
     expect(idsOf(server)).not.toContain(inTx.id);
     await client.query('COMMIT');
     await waitFor(() => idsOf(server).includes(inTx.id), { ...WAIT, what: 'the committed event (NOTIFY)' });
-    await waitFor(async () => (await users.inspectOutbox()).pending === 0, { ...WAIT, what: 'an empty outbox' });
+    await waitFor(async () => (await users.outboxStats()).pending === 0, { ...WAIT, what: 'an empty outbox' });
     expect(idsOf(server).filter((id) => id === inTx.id)).toHaveLength(1);
   });
 
   it('a commit in one of two bus instances is delivered at once and exactly once (LISTEN/NOTIFY, claims)', async () => {
     const server = await target();
     const listening = bus(server.url);
-    await listening.inspectOutbox(); // the tables exist; its LISTEN connection is set up at start
+    await listening.outboxStats(); // the tables exist; its LISTEN connection is set up at start
     await sleep(200);
     // Another instance of the same service commits; both instances LISTEN and poll only every
     // minute: the event is delivered at once, and once.
@@ -108,8 +108,8 @@ describePostgres('PostgreSQL outbox (one process)', () => {
     await users.emit('user-created', { n: 1 });
     await users.emit('user-created', { n: 2 });
     await orders.emit('user-created', { n: 3 });
-    expect((await users.inspectOutbox()).pending).toBe(2);
-    expect((await orders.inspectOutbox()).pending).toBe(1);
+    expect((await users.outboxStats()).pending).toBe(2);
+    expect((await orders.outboxStats()).pending).toBe(1);
   });
 
   it('a dead letter is listed and replayed by the exported functions (another process): its NOTIFY wakes the service', async () => {
@@ -122,15 +122,33 @@ describePostgres('PostgreSQL outbox (one process)', () => {
     const where = { database: DATABASE_URL, service: 'users-dead', schema };
     await waitFor(async () => (await listDeadLetters(where)).length === 1, { ...WAIT, what: 'the dead letter' });
     const [letter] = await listDeadLetters(where);
-    expect(letter).toMatchObject({ eventId: receipt.id, reason: 'refused', lastStatus: 400, target: 'payments' });
+    expect(letter).toMatchObject({ eventId: receipt.id, reason: 'refused', status: 400, target: 'payments' });
     expect(await inspectOutbox(where)).toMatchObject({ pending: 0, deadLetters: 1 });
 
     status = 200;
     // Replayed from "another process" (the exported function): its NOTIFY wakes the service.
     expect(await replayDeadLetters(where, { eventId: receipt.id })).toBe(1);
     await waitFor(() => server.requests.some((r) => r.status === 200), { ...WAIT, what: 'the replayed delivery' });
-    await waitFor(async () => (await users.inspectOutbox()).pending === 0, { ...WAIT, what: 'an empty outbox' });
-    expect(await users.inspectOutbox()).toMatchObject({ pending: 0, deadLetters: 0 });
+    await waitFor(async () => (await users.outboxStats()).pending === 0, { ...WAIT, what: 'an empty outbox' });
+    expect(await users.outboxStats()).toMatchObject({ pending: 0, deadLetters: 0 });
+  });
+
+  it('dead letters are discarded for good, by the bus (by id) and by the exported function (by filter); replay then finds nothing', async () => {
+    const server = await target(400);
+    const users = bus(server.url, 'users-discard');
+    const receipts = await Promise.all([1, 2, 3].map((n) => users.emit('user-created', { n })));
+    await waitFor(async () => (await users.deadLetters()).length === 3, { ...WAIT, what: 'three dead letters' });
+    const [first] = await users.deadLetters({ eventId: receipts[0]!.id });
+    expect(await users.discardDeadLetters([first!.id, 'no-such-id'])).toBe(1);
+    expect((await users.deadLetters()).map((d) => d.eventId).sort()).toEqual([receipts[1]!.id, receipts[2]!.id].sort());
+
+    const where = { database: DATABASE_URL, service: 'users-discard', schema };
+    expect(await discardDeadLetters({ ...where, service: 'someone-else' }, 'all')).toBe(0); // another service's rows stay
+    expect(await discardDeadLetters(where, { target: 'payments' })).toBe(2);
+    expect(await inspectOutbox(where)).toMatchObject({ pending: 0, deadLetters: 0 });
+    expect(await users.replayDeadLetters('all')).toBe(0);
+    const rows = await pool.query(`SELECT count(*)::int AS n FROM "${schema}".events_dead_letters WHERE service = 'users-discard'`);
+    expect(rows.rows).toEqual([{ n: 0 }]);
   });
 
   it('a target down then back: probed, then every failed delivery drains; the shared down mark is cleared', async () => {
@@ -143,7 +161,7 @@ describePostgres('PostgreSQL outbox (one process)', () => {
       ...WAIT,
       what: 'every event delivered after the outage',
     });
-    await waitFor(async () => (await users.inspectOutbox()).pending === 0, { ...WAIT, what: 'an empty outbox' });
+    await waitFor(async () => (await users.outboxStats()).pending === 0, { ...WAIT, what: 'an empty outbox' });
     const state = await pool.query(`SELECT down FROM "${schema}".events_targets WHERE service = 'users-down'`);
     expect(state.rows).toEqual([{ down: false }]);
     expect(server.requests.filter((q) => q.status === 503).length).toBe(6);
@@ -162,6 +180,7 @@ describePostgres('PostgreSQL outbox (one process)', () => {
     cleanups.push(() => users.close());
     users.declareEvent('user-created', ['payments']);
     await expect(users.emit('user-created', { n: 1 })).rejects.toBeInstanceOf(OutboxUnavailableError);
+    await expect(users.emit('user-created', { n: 2 })).rejects.toMatchObject({ where: expect.stringContaining('127.0.0.1:1') });
   });
 
   it('emit(…, { tx }) without the PostgreSQL outbox is a ConfigError naming EVENTS_DATABASE_URL', async () => {
@@ -184,7 +203,7 @@ describePostgres('PostgreSQL outbox (one process)', () => {
     users.declareEvent('user-created', ['payments']);
     const receipt = await users.emit('user-created', { n: 1 });
     await waitFor(() => idsOf(server).includes(receipt.id), { ...WAIT, what: 'the delivery' });
-    expect((await users.inspectOutbox()).durable).toBe(true);
+    expect((await users.outboxStats()).durable).toBe(true);
     expect(() => createEventBus({ env: { ...env, EVENTS_DATABASE_SCHEMA: 'x"; drop' }, logger: quietLogger() })).toThrow(ConfigError);
   });
 });

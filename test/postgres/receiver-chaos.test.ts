@@ -77,7 +77,7 @@ describePostgres('PostgreSQL inbox under SIGKILL: two receiver processes with tr
     await streaming;
     const tKills = Date.now() - t0;
 
-    await waitFor(() => sender.outboxStats().pending === 0, { timeoutMs: 30_000, intervalMs: 50, what: 'every delivery acknowledged' });
+    await waitFor(async () => (await sender.outboxStats()).pending === 0, { timeoutMs: 30_000, intervalMs: 50, what: 'every delivery acknowledged' });
     const tDrain = Date.now() - t0 - tKills;
     const { rows } = await db.pool.query<{ event_id: string; n: string }>(
       `SELECT event_id, count(*) AS n FROM "${db.schema}".effects GROUP BY event_id`,
@@ -85,7 +85,7 @@ describePostgres('PostgreSQL inbox under SIGKILL: two receiver processes with tr
     const counts = new Map(rows.map((r) => [r.event_id, Number(r.n)]));
     const lost = ids.filter((id) => !counts.has(id));
     const duplicates = [...counts].filter(([, n]) => n > 1);
-    const stats = sender.outboxStats();
+    const stats = await sender.outboxStats();
     await sender.close();
     console.log(`pg inbox chaos: emitted=${ids.length} effects=${rows.length} lost=${lost.length} duplicates=${duplicates.length} kills=${kills} killing=${tKills} ms drain=${tDrain} ms`);
 

@@ -10,22 +10,8 @@ import type { Backend, Features, RunningService, World } from './backend.js';
 
 const WAIT = { timeoutMs: 20_000 };
 
-/** The operator contract of issue 15, on the bus: every call a promise, dead-letter ids opaque strings. */
-interface DeadLetterOperations {
-  deadLetters(): Promise<Array<{ id: string; eventId?: string; type?: string; reason: string }>>;
-  replayDeadLetters(ids: readonly string[]): Promise<number>;
-}
-// TODO(issue 15 merge): the bus methods have these types once the operator contract lands; drop the cast.
-const operator = (bus: EventBus): DeadLetterOperations => bus as unknown as DeadLetterOperations;
-
-/**
- * What the sender still has to deliver. TODO(issue 15 merge): `await bus.outboxStats()` answers for
- * every store then; until it does, the PostgreSQL outbox answers through `inspectOutbox()`.
- */
-async function pending(bus: EventBus): Promise<number> {
-  const legacy = (bus as unknown as { inspectOutbox?: () => Promise<{ pending: number }> }).inspectOutbox;
-  return (legacy ? await legacy.call(bus) : await bus.outboxStats()).pending;
-}
+/** What the sender still has to deliver. */
+const pending = async (bus: EventBus): Promise<number> => (await bus.outboxStats()).pending;
 
 /** Handler runs, in order. */
 function recorder() {
@@ -67,7 +53,7 @@ export function runScenarios(backend: Backend): void {
     const sender = (targets: string[] = ['payments'], options?: SenderOptions) => world.sender({ targets, ...(options ? { options } : {}) });
     type SenderOptions = Parameters<World['sender']>[0]['options'];
     /** The bus an operator lists and replays this backend's dead letters on. */
-    const keeper = (users: EventBus, target: RunningService): DeadLetterOperations => operator(features.deadLetters === 'sender' ? users : target.bus);
+    const keeper = (users: EventBus, target: RunningService): EventBus => (features.deadLetters === 'sender' ? users : target.bus);
 
     it('delivers an emitted event once: the handler gets its data, id, type and source', async () => {
       const got = recorder();

@@ -82,8 +82,8 @@ describe('test network', () => {
     expect(orders).toEqual([{ user_id: 'u1' }]);
     const letters = await net.deadLetters();
     expect(letters).toHaveLength(1);
-    expect(letters[0]).toMatchObject({ service: 'users', target: 'payments', eventId: id, reason: 'refused', lastStatus: 422 });
-    expect(letters[0]!.lastError).toContain('unsupported country');
+    expect(letters[0]).toMatchObject({ service: 'users', target: 'payments', eventId: id, reason: 'refused', status: 422 });
+    expect(letters[0]!.error).toContain('unsupported country');
     expect(sockets).toEqual({ connects: 0, listens: 0 });
   });
 
@@ -138,7 +138,7 @@ describe('test network', () => {
     await net.settled();
 
     expect(ran).toBe(0);
-    expect(await net.deadLetters()).toMatchObject([{ target: 'payments', reason: 'refused', lastStatus: 400 }]);
+    expect(await net.deadLetters()).toMatchObject([{ target: 'payments', reason: 'refused', status: 400 }]);
   });
 
   test('signatures are checked: a receiver holding another secret refuses (401) and nothing runs', async () => {
@@ -153,7 +153,7 @@ describe('test network', () => {
     await net.settled();
 
     expect(ran).toBe(0);
-    expect(await net.deadLetters()).toMatchObject([{ target: 'payments', reason: 'expired', lastStatus: 401 }]);
+    expect(await net.deadLetters()).toMatchObject([{ target: 'payments', reason: 'expired', status: 401 }]);
   });
 
   test('an event emitted by a handler is delivered before settled() resolves', async () => {

@@ -420,7 +420,7 @@ describe('createEventBus: configuration errors are loud, at once', () => {
       expect(missing).toBeInstanceOf(ValidationError);
       expect(missing.errors.map((e) => e.params)).toContainEqual({ missingProperty: 'email' });
 
-      expect(bus.outboxStats().pending).toBe(0);
+      expect((await bus.outboxStats()).pending).toBe(0);
 
       // A valid emit afterwards is the first and only delivery the transport ever sees.
       const sent = transport.nextSend();

@@ -42,13 +42,13 @@ function recordSettleMany(store: MemoryOutbox): Settlement[][] {
   const calls: Settlement[][] = [];
   const outbox: OutboxStore = store;
   const own = outbox.settleMany?.bind(store);
-  outbox.settleMany = (settlements) => {
+  outbox.settleMany = async (settlements) => {
     calls.push([...settlements]);
     if (own) return own(settlements);
     for (const s of settlements) {
-      if (s.kind === 'complete') store.complete(s.record.id);
-      else if (s.kind === 'kill') store.kill(s.record, s.reason);
-      else store.reschedule(s.record, s.nextAttemptAt);
+      if (s.kind === 'complete') await store.complete(s.record.id);
+      else if (s.kind === 'kill') await store.kill(s.record, s.reason);
+      else await store.reschedule(s.record, s.nextAttemptAt);
     }
   };
   return calls;
@@ -91,7 +91,7 @@ describe('Dispatcher batching: what goes in which request', () => {
     await settle();
     expect(transport.requests.map((r) => r.batch)).toEqual([false, false, false, false]);
     expect(transport.shapes()).toEqual([['evt-1'], ['evt-2'], ['evt-3'], ['evt-4']]);
-    expect(store.stats().pending).toBe(0);
+    expect((await store.stats()).pending).toBe(0);
   });
 
   test('more due than free requests: spread evenly over them as batches, oldest first, each event once', async () => {
@@ -103,7 +103,7 @@ describe('Dispatcher batching: what goes in which request', () => {
       ['evt-1', 'evt-2', 'evt-3', 'evt-4', 'evt-5'],
       ['evt-6', 'evt-7', 'evt-8', 'evt-9', 'evt-10'],
     ]);
-    expect(store.stats()).toMatchObject({ pending: 0, deadLetters: 0 });
+    expect(await store.stats()).toMatchObject({ pending: 0, deadLetters: 0 });
   });
 
   test('events that queued up while every request was in flight go out together when one ends', async () => {
@@ -120,7 +120,7 @@ describe('Dispatcher batching: what goes in which request', () => {
     expect(transport.requests[1]!.batch).toBe(true);
     transport.release();
     await settle();
-    expect(store.stats().pending).toBe(0);
+    expect((await store.stats()).pending).toBe(0);
   });
 
   test('what queued while requests were in flight goes in as few requests as carry it, in even shares', async () => {
@@ -136,7 +136,7 @@ describe('Dispatcher batching: what goes in which request', () => {
     transport.release();
     await settle();
     expect(transport.shapes().flat().sort()).toEqual(many(11).map((d) => d.eventId).sort());
-    expect(store.stats()).toMatchObject({ pending: 0, deadLetters: 0 });
+    expect(await store.stats()).toMatchObject({ pending: 0, deadLetters: 0 });
   });
 
   test('a full batch or more due on an idle lane goes in as few requests as carry it', async () => {
@@ -148,7 +148,7 @@ describe('Dispatcher batching: what goes in which request', () => {
       ['evt-5', 'evt-6', 'evt-7'],
       ['evt-8', 'evt-9', 'evt-10'],
     ]);
-    expect(store.stats()).toMatchObject({ pending: 0, deadLetters: 0 });
+    expect(await store.stats()).toMatchObject({ pending: 0, deadLetters: 0 });
   });
 
   test('a request carries at most batch.maxEvents; the lane claims only what its free requests carry', async () => {
@@ -161,7 +161,7 @@ describe('Dispatcher batching: what goes in which request', () => {
     expect(transport.requests.map((r) => r.batch)).toEqual([true, true, false]);
     expect(claim.mock.calls.map((call) => call[2])).toEqual(expect.arrayContaining([3]));
     expect(Math.max(...claim.mock.calls.map((call) => call[2]))).toBe(3);
-    expect(store.stats().pending).toBe(0);
+    expect((await store.stats()).pending).toBe(0);
   });
 
   test('a request stays within batch.maxBytes; what did not fit goes back to the store uncharged and is sent next', async () => {
@@ -176,7 +176,7 @@ describe('Dispatcher batching: what goes in which request', () => {
     }
     expect(transport.shapes().flat().sort()).toEqual(['evt-1', 'evt-2', 'evt-3', 'evt-4', 'evt-5']);
     expect(transport.requests.every((r) => r.deliveries.every((d) => d.previousAttempts === 0))).toBe(true);
-    expect(store.stats()).toMatchObject({ pending: 0, deadLetters: 0 });
+    expect(await store.stats()).toMatchObject({ pending: 0, deadLetters: 0 });
   });
 
   test('an event larger than batch.maxBytes by itself goes alone, in structured mode', async () => {
@@ -246,7 +246,7 @@ describe('Dispatcher batching: what goes in which request', () => {
     const after = transport.requests.slice(before);
     expect(after.some((r) => r.batch)).toBe(true);
     expect(after.flatMap((r) => r.deliveries.map((d) => d.eventId)).sort()).toEqual(many(10).map((d) => d.eventId).sort());
-    expect(store.stats()).toMatchObject({ pending: 0, deadLetters: 0 });
+    expect(await store.stats()).toMatchObject({ pending: 0, deadLetters: 0 });
   });
 });
 
@@ -271,10 +271,10 @@ describe('Dispatcher batching: each event settled from its own result', () => {
     transport.hold = false;
 
     expect(transport.shapes()).toEqual([['evt-9'], ['evt-1', 'evt-2', 'evt-3']]);
-    expect(store.deadLetters()).toEqual([expect.objectContaining({ eventId: 'evt-2', reason: 'refused', attempts: 1, lastStatus: 422 })]);
-    expect(store.pendingRecords()).toEqual([expect.objectContaining({ eventId: 'evt-3', attempts: 1, lastStatus: 500 })]);
-    expect(store.nextDueAt('payments')).toBeGreaterThanOrEqual(store.pendingRecords()[0]!.lastAttemptAt! + DEFAULTS.redelivery.baseDelayMs);
-    expect(store.nextDueAt('payments')).toBeLessThanOrEqual(Date.now() + DEFAULTS.redelivery.baseDelayMs);
+    expect(await store.deadLetters()).toEqual([expect.objectContaining({ eventId: 'evt-2', reason: 'refused', attempts: 1, status: 422 })]);
+    expect(await store.pendingRecords()).toEqual([expect.objectContaining({ eventId: 'evt-3', attempts: 1, lastStatus: 500 })]);
+    expect(await store.nextDueAt('payments')).toBeGreaterThanOrEqual((await store.pendingRecords())[0]!.lastAttemptAt! + DEFAULTS.redelivery.baseDelayMs);
+    expect(await store.nextDueAt('payments')).toBeLessThanOrEqual(Date.now() + DEFAULTS.redelivery.baseDelayMs);
     expect(logger.info).toHaveBeenCalledWith('event delivered', expect.objectContaining({ eventId: 'evt-1', status: 200 }));
     expect(logger.error).toHaveBeenCalledWith('delivery refused; dead-lettered', expect.objectContaining({ eventId: 'evt-2', status: 422 }));
     expect(logger.log).toHaveBeenCalledWith('warn', 'delivery failed; will redeliver', expect.objectContaining({ eventId: 'evt-3', status: 500 }));
@@ -282,7 +282,7 @@ describe('Dispatcher batching: each event settled from its own result', () => {
     await until(DEFAULTS.redelivery.baseDelayMs + 100);
     expect(transport.shapes()[2]).toEqual(['evt-3']);
     expect(transport.requests[2]!.deliveries[0]!.previousAttempts).toBe(1);
-    expect(store.stats()).toMatchObject({ pending: 0, deadLetters: 1 });
+    expect(await store.stats()).toMatchObject({ pending: 0, deadLetters: 1 });
     expect(settled).toEqual([true, true, true, true, false]); // evt-9, the batch of three, evt-3 again
   });
 
@@ -303,7 +303,7 @@ describe('Dispatcher batching: each event settled from its own result', () => {
       ['evt-4', 'complete'],
     ]);
     expect(progress).toEqual([true, true, true, true]);
-    expect(store.stats()).toMatchObject({ pending: 1, deadLetters: 1 });
+    expect(await store.stats()).toMatchObject({ pending: 1, deadLetters: 1 });
   });
 
   test('a batch whose every event failed counts once towards marking the target down, not once per event', async () => {
@@ -341,7 +341,7 @@ describe('Dispatcher batching: each event settled from its own result', () => {
     const { store, logger, emit } = setup({ concurrency: 1, answer: () => (receipts ? DELIVERED : { ...DELIVERED, hint }) });
     await emit(...many(5));
     await settle();
-    expect(store.stats().pending).toBe(0);
+    expect((await store.stats()).pending).toBe(0);
     expect(logger.warn.mock.calls.filter(([message]) => String(message).includes('is not an events receipt'))).toHaveLength(1);
     expect(logger.info).not.toHaveBeenCalledWith('receipts again', expect.anything());
 
@@ -359,7 +359,7 @@ describe('Dispatcher batching: each event settled from its own result', () => {
     logger.isLevelEnabled = (level: string) => level === 'warn' || level === 'error';
     await emit(...many(3));
     await settle();
-    expect(store.stats().pending).toBe(1);
+    expect((await store.stats()).pending).toBe(1);
     expect(logger.info).not.toHaveBeenCalled();
     expect(logger.debug).not.toHaveBeenCalled();
     expect(logger.log).toHaveBeenCalledTimes(1);
@@ -371,7 +371,7 @@ describe('Dispatcher batching: each event settled from its own result', () => {
     transport.sendBatch = () => Promise.reject(new Error('socket hang up'));
     await emit(...many(3));
     await settle();
-    expect(store.pendingRecords()).toEqual(
+    expect(await store.pendingRecords()).toEqual(
       ['evt-1', 'evt-2', 'evt-3'].map((eventId) => expect.objectContaining({ eventId, attempts: 1, lastError: 'socket hang up' })),
     );
   });
@@ -393,7 +393,7 @@ describe('Dispatcher batching: a peer that does not read batches', () => {
     expect(resent.map((r) => r.deliveries[0]!.eventId).sort()).toEqual(many(6).map((d) => d.eventId).sort());
     expect(resent.every((r) => r.deliveries[0]!.previousAttempts === 0)).toBe(true);
     expect(resent.every((r) => r.at - T < 20)).toBe(true);
-    expect(store.stats()).toMatchObject({ pending: 0, deadLetters: 0 });
+    expect(await store.stats()).toMatchObject({ pending: 0, deadLetters: 0 });
     // The emit path's backpressure hears of each event once, when it settled after its first real try.
     expect(settled).toEqual([true, true, true, true, true, true]);
     expect(idle.at(-1)).toBe(0);
@@ -439,7 +439,7 @@ describe('Dispatcher batching: a peer whose body limit is smaller than batch.max
     expect(taken.flatMap((r) => r.deliveries.map((d) => d.eventId)).sort()).toEqual(padded(8, 1).map((d) => d.eventId).sort());
     expect(taken.every((r) => r.deliveries.every((d) => d.previousAttempts === 0))).toBe(true);
     expect(taken.some((r) => r.batch && r.deliveries.length > 1)).toBe(true);
-    expect(store.stats()).toMatchObject({ pending: 0, deadLetters: 0 });
+    expect(await store.stats()).toMatchObject({ pending: 0, deadLetters: 0 });
     expect(logger.warn).toHaveBeenCalledWith(expect.stringMatching(/^payments refused a batch of \d+ bytes as too large \(413\); sending batches of at most \d+ bytes$/), expect.objectContaining({ status: 413 }));
     expect(logger.warn).not.toHaveBeenCalledWith(expect.stringContaining('does not accept CloudEvents batches'), expect.anything());
 
@@ -450,7 +450,7 @@ describe('Dispatcher batching: a peer whose body limit is smaller than batch.max
     const later = transport.requests.slice(before);
     expect(later.every((r) => sizeOf(r.deliveries) <= LIMIT)).toBe(true);
     expect(later.some((r) => r.batch)).toBe(true);
-    expect(store.stats()).toMatchObject({ pending: 0, deadLetters: 0 });
+    expect(await store.stats()).toMatchObject({ pending: 0, deadLetters: 0 });
   });
 });
 
@@ -458,7 +458,7 @@ describe('planRequests', () => {
   const records = (sizes: number[]): OutboxRecord[] =>
     sizes.map((_, i) => ({ ...delivery(i + 1), id: i + 1, attempts: 0, nextAttemptAt: T }));
 
-  test('one per slot when it fits; else even shares within maxEvents (over every slot when idle, the fewest requests when busy), the rest over', () => {
+  test('one per slot when it fits; else even shares within maxEvents (over every slot when idle, the fewest requests when busy), the rest over', async () => {
     const caps = { maxEvents: 4, maxBytes: 1_000_000 };
     const ids = (plan: ReturnType<typeof planRequests>) => ({
       requests: plan.requests.map((r) => r.map((x) => x.id)),
@@ -478,7 +478,7 @@ describe('planRequests', () => {
     expect(ids(planRequests(records(ten), 2, caps, ten, true))).toEqual({ requests: [[1, 2, 3, 4], [5, 6, 7, 8]], overflow: [9, 10] });
   });
 
-  test('bytes: a group closes before maxBytes (with the brackets and commas); an oversized record goes alone', () => {
+  test('bytes: a group closes before maxBytes (with the brackets and commas); an oversized record goes alone', async () => {
     const caps = { maxEvents: 10, maxBytes: 100 };
     const sizes = [40, 40, 40, 200, 10, 10];
     const plan = planRequests(records(sizes), 4, caps, sizes);

@@ -48,7 +48,7 @@ describe('Dispatcher', () => {
       body: delivery(1).body,
       previousAttempts: 0,
     });
-    expect(store.stats()).toMatchObject({ pending: 0, deadLetters: 0 });
+    expect(await store.stats()).toMatchObject({ pending: 0, deadLetters: 0 });
 
     await until(24 * 60 * 60 * 1000);
     expect(transport.sent).toHaveLength(3);
@@ -59,8 +59,8 @@ describe('Dispatcher', () => {
     await emit(delivery(1));
     await settle();
 
-    expect(store.deadLetters()).toEqual([
-      expect.objectContaining({ eventId: 'evt-1', reason: 'refused', attempts: 1, lastStatus: 400, lastError: 'HTTP 400: bad' }),
+    expect(await store.deadLetters()).toEqual([
+      expect.objectContaining({ eventId: 'evt-1', reason: 'refused', attempts: 1, status: 400, error: 'HTTP 400: bad' }),
     ]);
     expect(logger.error).toHaveBeenCalledWith(
       expect.stringContaining('refused'),
@@ -77,14 +77,14 @@ describe('Dispatcher', () => {
     const { transport, store, emit } = setup(() => answers.shift()!);
     await emit(delivery(1));
     await settle();
-    expect(store.nextDueAt('payments')).toBe(T + DEFAULTS.redelivery.baseDelayMs);
+    expect(await store.nextDueAt('payments')).toBe(T + DEFAULTS.redelivery.baseDelayMs);
 
     await until(DEFAULTS.redelivery.baseDelayMs - 1);
     expect(transport.sent).toHaveLength(1);
     await until(DEFAULTS.redelivery.baseDelayMs);
     expect(transport.sent).toHaveLength(2);
     expect(transport.sent[1]!.delivery.previousAttempts).toBe(4);
-    expect(store.stats().pending).toBe(0);
+    expect((await store.stats()).pending).toBe(0);
   });
 
   test('the wait grows with the time since emit (about doubling), capped at maxDelayMs', async () => {
@@ -99,7 +99,7 @@ describe('Dispatcher', () => {
     const { store, emit } = setup(() => FAILED_500);
     await emit(delivery(1));
     await settle();
-    expect(store.nextDueAt('payments')).toBe(T + DEFAULTS.redelivery.baseDelayMs / 2);
+    expect(await store.nextDueAt('payments')).toBe(T + DEFAULTS.redelivery.baseDelayMs / 2);
   });
 
   test('a Retry-After longer than the backoff is honoured', async () => {
@@ -107,7 +107,7 @@ describe('Dispatcher', () => {
     const { transport, store, emit } = setup(() => answers.shift()!);
     await emit(delivery(1));
     await settle();
-    expect(store.nextDueAt('payments')).toBe(T + 120_000);
+    expect(await store.nextDueAt('payments')).toBe(T + 120_000);
     await until(119_999);
     expect(transport.sent).toHaveLength(1);
     await until(120_000);
@@ -123,8 +123,8 @@ describe('Dispatcher', () => {
 
     // Tries at 0, 5 s, 10 s, 20 s, 40 s; the next wait (40 s) would end past the 60 s horizon.
     expect(transport.sent.map((s) => s.at - T)).toEqual([0, 5_000, 10_000, 20_000, 40_000]);
-    expect(store.deadLetters()).toEqual([expect.objectContaining({ eventId: 'evt-1', reason: 'expired', attempts: 5 })]);
-    expect(store.stats().pending).toBe(0);
+    expect(await store.deadLetters()).toEqual([expect.objectContaining({ eventId: 'evt-1', reason: 'expired', attempts: 5 })]);
+    expect((await store.stats()).pending).toBe(0);
     expect(logger.error).toHaveBeenCalledWith(expect.stringContaining('expired'), expect.objectContaining({ eventId: 'evt-1', status: 500 }));
   });
 
@@ -138,10 +138,10 @@ describe('Dispatcher', () => {
     const { transport, store, emit } = setup(() => answers.shift()!());
     await emit(delivery(1));
     await settle();
-    expect(store.pendingRecords()).toEqual([expect.objectContaining({ attempts: 1, lastError: 'socket hang up' })]);
+    expect(await store.pendingRecords()).toEqual([expect.objectContaining({ attempts: 1, lastError: 'socket hang up' })]);
     await until(DEFAULTS.redelivery.baseDelayMs);
     expect(transport.sent).toHaveLength(2);
-    expect(store.stats().pending).toBe(0);
+    expect((await store.stats()).pending).toBe(0);
   });
 
   test('a target that is down is probed one delivery at a time; when it answers, the whole backlog is sent at once', async () => {
@@ -173,7 +173,7 @@ describe('Dispatcher', () => {
       Array.from({ length: 10 }, (_, i) => `evt-${i + 1}`).sort(),
     );
     expect(new Set(delivered.map((s) => s.at)).size).toBeLessThanOrEqual(2); // the probe, then everything else together
-    expect(store.stats()).toMatchObject({ pending: 0, deadLetters: 0 });
+    expect(await store.stats()).toMatchObject({ pending: 0, deadLetters: 0 });
   });
 
   test('one target being down does not hold back another', async () => {
@@ -186,8 +186,8 @@ describe('Dispatcher', () => {
     const toOrders = transport.sent.filter((s) => s.delivery.target.name === 'orders');
     expect(toOrders.map((s) => s.delivery.eventId)).toEqual(['evt-2', 'evt-4']);
     expect(Math.max(...toOrders.map((s) => s.at))).toBeLessThan(T + 100);
-    expect(store.stats().targets.payments?.pending).toBe(2);
-    expect(store.stats().targets.orders?.pending ?? 0).toBe(0);
+    expect((await store.stats()).targets.payments?.pending).toBe(2);
+    expect((await store.stats()).targets.orders?.pending ?? 0).toBe(0);
   });
 
   test('at most `concurrency` deliveries are in flight per target', async () => {
@@ -210,7 +210,7 @@ describe('Dispatcher', () => {
       await settle();
     }
     expect(transport.sent).toHaveLength(6);
-    expect(store.stats().pending).toBe(0);
+    expect((await store.stats()).pending).toBe(0);
   });
 
   test('a target that cannot be resolved keeps its deliveries and logs why', async () => {
@@ -222,7 +222,7 @@ describe('Dispatcher', () => {
     await emit(delivery(1));
     await settle();
     expect(transport.sent).toEqual([]);
-    expect(store.stats().pending).toBe(1);
+    expect((await store.stats()).pending).toBe(1);
     expect(logger.error).toHaveBeenCalledWith(
       expect.stringContaining('not configured'),
       expect.objectContaining({ target: 'payments', error: expect.stringContaining('EVENTS_SERVICE_PAYMENTS_URL') }),
@@ -248,7 +248,7 @@ describe('Dispatcher', () => {
     await stopping;
     expect(stopped).toBe(true);
     expect(transport.eventIds()).toEqual(['evt-1']);
-    expect(store.stats().pending).toBe(1);
+    expect((await store.stats()).pending).toBe(1);
   });
 
   test('stop() gives up at its deadline on a request still in flight; a second stop() awaits it once it is answered', async () => {
@@ -264,7 +264,7 @@ describe('Dispatcher', () => {
     await until(1_001);
     await stopping;
     expect(stopped).toBe(true);
-    expect(store.stats().pending).toBe(1);
+    expect((await store.stats()).pending).toBe(1);
 
     // The bus closes the transport (which answers what it aborted), then awaits the outcomes again.
     const again = dispatcher.stop(T + 5_000);
@@ -272,8 +272,8 @@ describe('Dispatcher', () => {
     await settle();
     await again;
     expect(Date.now()).toBeLessThan(T + 5_000);
-    expect(store.stats()).toMatchObject({ pending: 1, deadLetters: 0 });
-    expect(store.pendingRecords()[0]).toMatchObject({ attempts: 1, lastStatus: 500 });
+    expect(await store.stats()).toMatchObject({ pending: 1, deadLetters: 0 });
+    expect((await store.pendingRecords())[0]).toMatchObject({ attempts: 1, lastStatus: 500 });
   });
 
   test('stop() while a pump is claiming from a slow store awaits the pass and the requests it starts', async () => {
@@ -301,7 +301,7 @@ describe('Dispatcher', () => {
     await settle();
     await stopping;
     expect(Date.now()).toBeLessThan(T + 5_000);
-    expect(store.stats().pending).toBe(0);
+    expect((await store.stats()).pending).toBe(0);
   });
 
   test('a store that throws (disk full, locked) never throws out of a timer: the lane backs off, growing, and delivers once it works', async () => {
@@ -311,12 +311,12 @@ describe('Dispatcher', () => {
     let failing = true;
     const claims: number[] = [];
     const diskFull = () => Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
-    jest.spyOn(store, 'claim').mockImplementation((target, now, limit) => {
+    jest.spyOn(store, 'claim').mockImplementation(async (target, now, limit) => {
       claims.push(Date.now());
       if (failing) throw diskFull();
       return claim(target, now, limit);
     });
-    jest.spyOn(store, 'targets').mockImplementation(() => {
+    jest.spyOn(store, 'targets').mockImplementation(async () => {
       if (failing) throw diskFull();
       return resumeTargets();
     });
@@ -332,6 +332,6 @@ describe('Dispatcher', () => {
     failing = false;
     await until(3_000 + DEFAULTS.storeRetry.maxDelayMs + 10);
     expect(transport.eventIds()).toEqual(['evt-1']);
-    expect(store.stats().pending).toBe(0);
+    expect((await store.stats()).pending).toBe(0);
   });
 });

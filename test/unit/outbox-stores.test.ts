@@ -33,7 +33,7 @@ function delivery(n: number, target = 'payments', createdAt = T + n): NewDeliver
   };
 }
 
-const ids = (records: readonly { eventId: string }[]) => records.map((r) => r.eventId);
+const ids = (records: readonly { eventId?: string }[]) => records.map((r) => r.eventId);
 
 /** What the dispatcher does to a record after a failed try. */
 function tried(record: OutboxRecord, at: number, status = 503): OutboxRecord {
@@ -72,17 +72,17 @@ describe('MemoryOutbox', () => {
     await expect(full).rejects.toThrow(OutboxFullError);
     await expect(full).rejects.toMatchObject({ limit: 3, message: expect.stringContaining('EVENTS_OUTBOX_PATH') });
 
-    expect(store.stats().pending).toBe(2);
-    expect(ids(store.pendingRecords())).toEqual(['evt-1', 'evt-2']);
+    expect((await store.stats()).pending).toBe(2);
+    expect(ids(await store.pendingRecords())).toEqual(['evt-1', 'evt-2']);
 
     await store.add([delivery(3)]); // exactly at the limit is fine
     await expect(store.add([delivery(4)])).rejects.toThrow(OutboxFullError);
-    const claimed = store.claim('payments', T + 100, 10);
+    const claimed = await store.claim('payments', T + 100, 10);
     expect(ids(claimed)).toEqual(['evt-1', 'evt-2', 'evt-3']);
 
-    store.complete(claimed[0]!.id); // a delivered record frees its place
+    await store.complete(claimed[0]!.id); // a delivered record frees its place
     await store.add([delivery(4)]);
-    expect(store.stats().pending).toBe(3);
+    expect((await store.stats()).pending).toBe(3);
   });
 
   test('dead letters beyond maxDeadLetters are evicted oldest first, each with an error log line (no payload)', async () => {
@@ -90,9 +90,9 @@ describe('MemoryOutbox', () => {
     const error = jest.spyOn(logger, 'error');
     const store = new MemoryOutbox(100, 2, logger);
     await store.add([delivery(1), delivery(2), delivery(3)]);
-    for (const r of store.claim('payments', T + 10, 10)) store.kill(r, 'refused');
+    for (const r of await store.claim('payments', T + 10, 10)) await store.kill(r, 'refused');
 
-    expect(ids(store.deadLetters())).toEqual(['evt-2', 'evt-3']);
+    expect(ids(await store.deadLetters())).toEqual(['evt-2', 'evt-3']);
     expect(error).toHaveBeenCalledTimes(1);
     expect(error).toHaveBeenCalledWith(
       expect.stringContaining('evicted'),
@@ -101,7 +101,7 @@ describe('MemoryOutbox', () => {
     expect((error.mock.calls[0] as unknown[])[1]).not.toHaveProperty('body'); // payloads never above debug
   });
 
-  test('is not durable', () => {
+  test('is not durable', async () => {
     expect(new MemoryOutbox(1, 1, silent()).durable).toBe(false);
   });
 
@@ -114,9 +114,9 @@ describe('MemoryOutbox', () => {
     await expect(both).rejects.toThrow(OutboxFullError);
     await expect(both).rejects.toMatchObject({ target: 'dead', unit: 'deliveries', limit: 2, message: expect.stringContaining('"dead"') });
     // Refused as a whole: nothing of event 4 was recorded, for any target.
-    expect(ids(store.pendingRecords()).sort()).toEqual(['evt-1', 'evt-2', 'evt-3']);
+    expect(ids(await store.pendingRecords()).sort()).toEqual(['evt-1', 'evt-2', 'evt-3']);
     await store.add([delivery(5, 'healthy')]);
-    expect(store.stats().targets.healthy!.pending).toBe(2);
+    expect((await store.stats()).targets.healthy!.pending).toBe(2);
   });
 
   test('maxPendingBytes bounds the bytes each target holds; delivered or dead records free theirs', async () => {
@@ -126,11 +126,11 @@ describe('MemoryOutbox', () => {
     await expect(store.add([big(3, 'dead')])).rejects.toMatchObject({ name: 'OutboxFullError', target: 'dead', unit: 'bytes', limit: 2500 });
     await store.add([big(4, 'healthy'), big(5, 'healthy')]);
 
-    const [first, second] = store.claim('dead', T + 10, 10);
-    store.complete(first!.id);
-    store.kill(second!, 'refused');
+    const [first, second] = await store.claim('dead', T + 10, 10);
+    await store.complete(first!.id);
+    await store.kill(second!, 'refused');
     await store.add([big(6, 'dead'), big(7, 'dead')]);
-    expect(store.stats().targets.dead!.pending).toBe(2);
+    expect((await store.stats()).targets.dead!.pending).toBe(2);
   });
 });
 
@@ -163,7 +163,7 @@ describe('SqliteOutbox', () => {
 
     const reopened = new SqliteOutbox(file);
     try {
-      const claimed = reopened.claim('payments', T + 10_000, 5000);
+      const claimed = await reopened.claim('payments', T + 10_000, 5000);
       expect(claimed).toHaveLength(1000);
       expect(claimed[0]!.eventId).toBe('evt-1');
       expect(claimed[999]!.eventId).toBe('evt-1000');
@@ -181,11 +181,11 @@ describe('SqliteOutbox', () => {
       adds.push(store.add([{ ...delivery(1000), body: null as unknown as string }]));
       const results = await Promise.allSettled(adds);
       expect(results.filter((r) => r.status === 'rejected')).toHaveLength(1000);
-      expect(store.stats().pending).toBe(0);
+      expect((await store.stats()).pending).toBe(0);
 
       // ...and the next tick's burst is a transaction of its own.
       await Promise.all([store.add([delivery(2001)]), store.add([delivery(2002)])]);
-      expect(ids(store.pendingRecords())).toEqual(['evt-2001', 'evt-2002']);
+      expect(ids(await store.pendingRecords())).toEqual(['evt-2001', 'evt-2002']);
     } finally {
       await store.close();
     }
@@ -195,22 +195,22 @@ describe('SqliteOutbox', () => {
     const file = tempFile();
     const first = new SqliteOutbox(file);
     await first.add([delivery(1), delivery(2), delivery(3, 'orders')]);
-    const [r1, r2] = first.claim('payments', T + 10, 10);
-    first.reschedule(tried(r1!, T + 10), T + 5000);
-    first.kill(tried(r2!, T + 10, 410), 'refused');
+    const [r1, r2] = await first.claim('payments', T + 10, 10);
+    await first.reschedule(tried(r1!, T + 10), T + 5000);
+    await first.kill(tried(r2!, T + 10, 410), 'refused');
     await first.close();
 
     const second = new SqliteOutbox(file);
     try {
-      expect(second.stats()).toMatchObject({ pending: 2, deadLetters: 1 });
-      expect(second.claim('payments', T + 4999, 10)).toEqual([]);
-      expect(second.claim('payments', T + 5000, 10)).toEqual([
+      expect(await second.stats()).toMatchObject({ pending: 2, deadLetters: 1 });
+      expect(await second.claim('payments', T + 4999, 10)).toEqual([]);
+      expect(await second.claim('payments', T + 5000, 10)).toEqual([
         expect.objectContaining({ eventId: 'evt-1', attempts: 1, lastStatus: 503, lastError: 'HTTP 503', nextAttemptAt: T + 5000 }),
       ]);
-      expect(second.deadLetters()).toEqual([
-        expect.objectContaining({ eventId: 'evt-2', reason: 'refused', lastStatus: 410, body: delivery(2).body }),
+      expect(await second.deadLetters()).toEqual([
+        expect.objectContaining({ eventId: 'evt-2', reason: 'refused', status: 410, body: delivery(2).body }),
       ]);
-      expect(ids(second.claim('orders', T + 10, 10))).toEqual(['evt-3']);
+      expect(ids(await second.claim('orders', T + 10, 10))).toEqual(['evt-3']);
     } finally {
       await second.close();
     }
@@ -220,7 +220,7 @@ describe('SqliteOutbox', () => {
     const file = tempFile();
     const crashed = new SqliteOutbox(file);
     await crashed.add([delivery(1), delivery(2)]);
-    expect(crashed.claim('payments', T + 10, 10)).toHaveLength(2);
+    expect(await crashed.claim('payments', T + 10, 10)).toHaveLength(2);
     const raw = new Database(file, { readonly: true });
     try {
       expect(raw.prepare('SELECT COUNT(*) AS n FROM outbox WHERE leased = 0').get()).toEqual({ n: 2 });
@@ -231,7 +231,7 @@ describe('SqliteOutbox', () => {
 
     const restarted = new SqliteOutbox(file);
     try {
-      expect(ids(restarted.claim('payments', T + 10, 10))).toEqual(['evt-1', 'evt-2']);
+      expect(ids(await restarted.claim('payments', T + 10, 10))).toEqual(['evt-1', 'evt-2']);
     } finally {
       await restarted.close();
     }
@@ -247,14 +247,14 @@ describe('SqliteOutbox', () => {
     raw.close();
 
     const operator = new SqliteOutbox(file, { resetLeases: false });
-    expect(operator.claim('payments', T + 10, 10)).toEqual([]);
-    expect(operator.nextDueAt('payments')).toBeUndefined();
-    expect(operator.stats().pending).toBe(1);
+    expect(await operator.claim('payments', T + 10, 10)).toEqual([]);
+    expect(await operator.nextDueAt('payments')).toBeUndefined();
+    expect((await operator.stats()).pending).toBe(1);
     await operator.close();
 
     const restarted = new SqliteOutbox(file);
     try {
-      expect(ids(restarted.claim('payments', T + 10, 10))).toEqual(['evt-1']);
+      expect(ids(await restarted.claim('payments', T + 10, 10))).toEqual(['evt-1']);
     } finally {
       await restarted.close();
     }
@@ -265,22 +265,22 @@ describe('SqliteOutbox', () => {
     const service = new SqliteOutbox(file);
     try {
       await service.add([delivery(1)]);
-      const [r1] = service.claim('payments', T + 10, 10);
-      service.kill(r1!, 'expired');
-      expect(service.deadLetters()).toHaveLength(1);
+      const [r1] = await service.claim('payments', T + 10, 10);
+      await service.kill(r1!, 'expired');
+      expect(await service.deadLetters()).toHaveLength(1);
 
       const operator = new SqliteOutbox(file, { resetLeases: false });
-      expect(operator.replay('all', T + 100)).toHaveLength(1);
+      expect(await operator.replay('all')).toBe(1);
       await operator.close();
 
-      expect(service.targets()).toEqual(['payments']);
-      expect(ids(service.claim('payments', T + 100, 10))).toEqual(['evt-1']);
+      expect(await service.targets()).toEqual(['payments']);
+      expect(ids(await service.claim('payments', Date.now(), 10))).toEqual(['evt-1']);
     } finally {
       await service.close();
     }
   });
 
-  test('a file that is not a database, or a directory, is a ConfigError naming the path and the variable', () => {
+  test('a file that is not a database, or a directory, is a ConfigError naming the path and the variable', async () => {
     const notADatabase = path.join(dir, 'not-a-database.db');
     fs.writeFileSync(notADatabase, 'this is not a SQLite file, but it is long enough to have a header of sorts. '.repeat(20));
     for (const file of [notADatabase, dir]) {
@@ -303,7 +303,7 @@ describe('SqliteOutbox', () => {
       expect.objectContaining({ name: 'ConfigError', variable: 'EVENTS_OUTBOX_PATH', message: expect.stringContaining(file) }),
     );
     const operator = new SqliteOutbox(file, { resetLeases: false });
-    expect(operator.stats().pending).toBe(0);
+    expect((await operator.stats()).pending).toBe(0);
     await operator.close();
     await owner.close();
     const next = new SqliteOutbox(file);
@@ -330,21 +330,21 @@ describe('SqliteOutbox', () => {
       const store = new SqliteOutbox(file, { logger: logs as unknown as winston.Logger });
       try {
         await store.add([delivery(1), delivery(2)]);
-        const [done, retried] = store.claim('payments', T + 10, 10);
+        const [done, retried] = await store.claim('payments', T + 10, 10);
         lockIt();
-        store.complete(done!.id);
-        store.reschedule(tried(retried!, T + 20), T + 30);
+        await store.complete(done!.id);
+        await store.reschedule(tried(retried!, T + 20), T + 30);
         await new Promise((resolve) => setTimeout(resolve, 100)); // the flush ran and failed
         expect(logs.error).toHaveBeenCalledTimes(1);
         expect(logs.error.mock.calls[0]![1]).toMatchObject({ path: file, hint: expect.stringContaining('Another process holds a write lock') });
         // A claim writes nothing, so it still works; what is settled but not yet written stays leased.
-        expect(store.claim('payments', T + 100, 10)).toEqual([]);
+        expect(await store.claim('payments', T + 100, 10)).toEqual([]);
         other.exec('COMMIT');
         await waitUntil(() => logs.info.mock.calls.length > 0);
         expect(logs.info).toHaveBeenCalledWith('outbox writable again; delivery resumes', { path: file });
         expect(logs.error).toHaveBeenCalledTimes(1); // one line per state change, not one per retry
-        expect(ids(store.pendingRecords())).toEqual(['evt-2']);
-        expect(ids(store.claim('payments', T + 100, 10))).toEqual(['evt-2']);
+        expect(ids(await store.pendingRecords())).toEqual(['evt-2']);
+        expect(ids(await store.claim('payments', T + 100, 10))).toEqual(['evt-2']);
       } finally {
         await store.close();
       }
@@ -354,23 +354,23 @@ describe('SqliteOutbox', () => {
       const store = new SqliteOutbox(file, { logger: silent() });
       try {
         await store.add([delivery(1), delivery(2), delivery(3)]);
-        const [r1, r2, r3] = store.claim('payments', T + 10, 10);
+        const [r1, r2, r3] = await store.claim('payments', T + 10, 10);
         lockIt();
         const emitted = store.add([delivery(4)]);
-        store.settleMany([
+        await store.settleMany([
           { kind: 'complete', record: r1! },
           { kind: 'reschedule', record: tried(r2!, T + 20), nextAttemptAt: T + 30 },
           { kind: 'kill', record: tried(r3!, T + 20, 400), reason: 'refused' },
         ]);
         await new Promise((resolve) => setTimeout(resolve, 100)); // the flush ran and failed
         // Nothing of the turn is in the file yet, and nothing settled is handed out again.
-        expect(ids(store.pendingRecords())).toEqual(['evt-1', 'evt-2', 'evt-3']);
-        expect(store.claim('payments', T + 100, 10)).toEqual([]);
+        expect(ids(await store.pendingRecords())).toEqual(['evt-1', 'evt-2', 'evt-3']);
+        expect(await store.claim('payments', T + 100, 10)).toEqual([]);
         other.exec('COMMIT');
         await emitted;
-        expect(ids(store.pendingRecords())).toEqual(['evt-2', 'evt-4']);
-        expect(ids(store.deadLetters())).toEqual(['evt-3']);
-        expect(ids(store.claim('payments', T + 100, 10))).toEqual(['evt-4', 'evt-2']); // due order
+        expect(ids(await store.pendingRecords())).toEqual(['evt-2', 'evt-4']);
+        expect(ids(await store.deadLetters())).toEqual(['evt-3']);
+        expect(ids(await store.claim('payments', T + 100, 10))).toEqual(['evt-4', 'evt-2']); // due order
       } finally {
         await store.close();
       }
@@ -380,14 +380,14 @@ describe('SqliteOutbox', () => {
       const store = new SqliteOutbox(file);
       try {
         await store.add([delivery(1)]);
-        store.kill(store.claim('payments', T + 10, 10)[0]!, 'refused');
-        expect(store.deadLetters()).toHaveLength(1);
+        await store.kill((await store.claim('payments', T + 10, 10))[0]!, 'refused');
+        expect(await store.deadLetters()).toHaveLength(1);
         lockIt();
-        expect(() => store.replay('all', T + 100)).toThrow(
+        await expect(store.replay('all')).rejects.toThrow(
           expect.objectContaining({ name: 'OutboxUnavailableError', message: expect.stringContaining('Another process holds a write lock') }),
         );
         other.exec('COMMIT');
-        expect(store.deadLetters()).toHaveLength(1);
+        expect(await store.deadLetters()).toHaveLength(1);
       } finally {
         await store.close();
       }
@@ -399,18 +399,18 @@ describe('SqliteOutbox', () => {
         lockIt();
         const refused = store.add([delivery(1)]);
         await expect(refused).rejects.toThrow(OutboxUnavailableError);
-        await expect(refused).rejects.toMatchObject({ path: file, message: expect.stringContaining('locked') });
+        await expect(refused).rejects.toMatchObject({ where: file, message: expect.stringContaining('locked') });
         const waiting = store.add([delivery(2)]);
         other.exec('COMMIT'); // freed within its wait: it is recorded
         await expect(waiting).resolves.toBeUndefined();
-        expect(ids(store.pendingRecords())).toEqual(['evt-2']);
+        expect(ids(await store.pendingRecords())).toEqual(['evt-2']);
       } finally {
         await store.close();
       }
     });
   });
 
-  test('a file that cannot be opened is a ConfigError naming the variable', () => {
+  test('a file that cannot be opened is a ConfigError naming the variable', async () => {
     expect(() => new SqliteOutbox(path.join(dir, 'no-such-dir', 'outbox.db'))).toThrow(
       expect.objectContaining({ name: 'ConfigError', variable: 'EVENTS_OUTBOX_PATH' }),
     );

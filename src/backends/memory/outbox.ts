@@ -2,17 +2,28 @@ import TinyQueue from 'tinyqueue';
 import type { Logger } from 'winston';
 import { DEFAULTS } from '../../defaults.js';
 import { OutboxFullError } from '../../errors/index.js';
-import type {
-  DeadLetter,
-  DeadLetterFilter,
-  NewDelivery,
-  OutboxRecord,
-  OutboxStats,
-  OutboxStore,
-  Settlement,
+import {
+  type DeadLetter,
+  type DeadLetterFilter,
+  type DeadLetterSelection,
+  matchesDeadLetter,
+  type OutboxStats,
+  selectionFilter,
+} from '../../operate/operator.js';
+import {
+  type DeathReason,
+  type NewDelivery,
+  type OutboxRecord,
+  type OutboxStore,
+  outboxDeadLetter,
+  type Settlement,
 } from '../../send/outbox-store.js';
-import { matchesFilter, summarize } from '../../operate/dead-letter-filter.js';
 
+/** A dead record: what `replay` puts back, and what the operator sees. */
+interface Buried {
+  record: OutboxRecord;
+  letter: DeadLetter;
+}
 
 interface Lane {
   /** Due records, oldest first; `head` skips those already taken. */
@@ -40,10 +51,12 @@ interface Backlog {
  */
 export class MemoryOutbox implements OutboxStore {
   readonly durable = false;
+  readonly acceptsTransaction = false;
   private readonly records = new Map<number, OutboxRecord>();
   private readonly lanes = new Map<string, Lane>();
   private readonly backlogs = new Map<string, Backlog>();
-  private dead: DeadLetter[] = [];
+  private dead: Buried[] = [];
+  private wake: ((target: string) => void) | undefined;
   private nextId = 1;
   /** The latest created/tried time seen: beyond `now + slack`, the wall clock stepped back. */
   private maxStamp = -Infinity;
@@ -102,7 +115,7 @@ export class MemoryOutbox implements OutboxStore {
     }
   }
 
-  claim(target: string, now: number, limit: number): OutboxRecord[] {
+  async claim(target: string, now: number, limit: number): Promise<OutboxRecord[]> {
     this.checkClock(now);
     const lane = this.lanes.get(target);
     if (!lane) return [];
@@ -117,42 +130,46 @@ export class MemoryOutbox implements OutboxStore {
     return taken;
   }
 
-  claimProbe(target: string): OutboxRecord | undefined {
+  async claimProbe(target: string): Promise<OutboxRecord | undefined> {
     const lane = this.lanes.get(target);
     if (!lane) return undefined;
     if (lane.head < lane.ready.length) return lane.ready[lane.head++];
     return lane.waiting.pop();
   }
 
-  complete(id: number): void {
+  async complete(id: number): Promise<void> {
     this.drop(id);
   }
 
-  reschedule(record: OutboxRecord, nextAttemptAt: number): void {
+  async reschedule(record: OutboxRecord, nextAttemptAt: number): Promise<void> {
+    this.wait(record, nextAttemptAt);
+  }
+
+  private wait(record: OutboxRecord, nextAttemptAt: number): void {
     record.nextAttemptAt = nextAttemptAt;
     if (record.lastAttemptAt !== undefined && record.lastAttemptAt > this.maxStamp) this.maxStamp = record.lastAttemptAt;
     this.lane(record.target).waiting.push(record);
   }
 
-  kill(record: OutboxRecord, reason: DeadLetter['reason']): void {
+  async kill(record: OutboxRecord, reason: DeathReason): Promise<void> {
     this.bury(record, reason, Date.now());
   }
 
   /** One pass, the same as `complete`, `reschedule` and `kill` one by one: nothing here waits on a write. */
-  settleMany(settlements: readonly Settlement[]): void {
+  async settleMany(settlements: readonly Settlement[]): Promise<void> {
     const deadAt = Date.now();
     for (const settlement of settlements) {
       if (settlement.kind === 'complete') this.drop(settlement.record.id);
-      else if (settlement.kind === 'reschedule') this.reschedule(settlement.record, settlement.nextAttemptAt);
+      else if (settlement.kind === 'reschedule') this.wait(settlement.record, settlement.nextAttemptAt);
       else this.bury(settlement.record, settlement.reason, deadAt);
     }
   }
 
-  private bury(record: OutboxRecord, reason: DeadLetter['reason'], deadAt: number): void {
+  private bury(record: OutboxRecord, reason: DeathReason, deadAt: number): void {
     this.drop(record.id);
-    this.dead.push({ ...record, deadAt, reason });
+    this.dead.push({ record, letter: outboxDeadLetter(record, reason, deadAt) });
     if (this.dead.length > this.maxDeadLetters) {
-      const evicted = this.dead.shift()!;
+      const evicted = this.dead.shift()!.record;
       this.logger.error('dead letter evicted from the in-memory outbox', {
         eventId: evicted.eventId,
         type: evicted.type,
@@ -164,7 +181,7 @@ export class MemoryOutbox implements OutboxStore {
     }
   }
 
-  release(target: string, since: number, now: number): void {
+  async release(target: string, since: number, now: number): Promise<void> {
     const lane = this.lanes.get(target);
     if (!lane) return;
     for (const record of extract(lane, (r) => (r.lastAttemptAt ?? 0) >= since)) {
@@ -173,7 +190,7 @@ export class MemoryOutbox implements OutboxStore {
     }
   }
 
-  nextDueAt(target: string): number | undefined {
+  async nextDueAt(target: string): Promise<number | undefined> {
     this.checkClock(this.now());
     const lane = this.lanes.get(target);
     if (!lane) return undefined;
@@ -181,33 +198,61 @@ export class MemoryOutbox implements OutboxStore {
     return lane.waiting.peek()?.nextAttemptAt;
   }
 
-  targets(): string[] {
+  async targets(): Promise<string[]> {
     return [...this.lanes.keys()];
   }
 
-  stats(): OutboxStats {
-    return summarize(false, this.records.values(), this.dead);
+  async stats(): Promise<OutboxStats> {
+    const stats: OutboxStats = { durable: false, pending: 0, deadLetters: 0, targets: {} };
+    const of = (target: string) => (stats.targets[target] ??= { pending: 0, deadLetters: 0 });
+    for (const record of this.records.values()) {
+      stats.pending += 1;
+      const t = of(record.target);
+      t.pending += 1;
+      if (t.oldestCreatedAt === undefined || record.createdAt < t.oldestCreatedAt) t.oldestCreatedAt = record.createdAt;
+    }
+    for (const { record } of this.dead) {
+      stats.deadLetters += 1;
+      of(record.target).deadLetters += 1;
+    }
+    return stats;
   }
 
-  deadLetters(filter?: DeadLetterFilter): DeadLetter[] {
-    return this.dead.filter((d) => matchesFilter(d, filter));
+  async deadLetters(filter?: DeadLetterFilter): Promise<DeadLetter[]> {
+    return this.dead.filter((d) => matchesDeadLetter(d.letter, filter)).map((d) => ({ ...d.letter }));
   }
 
-  replay(filter: DeadLetterFilter | 'all', now: number): OutboxRecord[] {
-    const revived: OutboxRecord[] = [];
-    this.dead = this.dead.filter((letter) => {
-      if (filter !== 'all' && !matchesFilter(letter, filter)) return true;
-      const { deadAt: _deadAt, reason: _reason, ...rest } = letter;
-      const record: OutboxRecord = { ...rest, createdAt: now, nextAttemptAt: now };
+  async replay(selection: DeadLetterSelection): Promise<number> {
+    const now = this.now();
+    const targets = new Set<string>();
+    const revived = this.remove(selection);
+    for (const { record: dead } of revived) {
+      const record: OutboxRecord = { ...dead, createdAt: now, nextAttemptAt: now };
       this.hold(record);
       this.lane(record.target).ready.push(record);
-      revived.push(record);
-      return false;
-    });
-    return revived;
+      targets.add(record.target);
+    }
+    for (const target of targets) this.wake?.(target);
+    return revived.length;
   }
 
-  pendingRecords(): OutboxRecord[] {
+  async discard(selection: DeadLetterSelection): Promise<number> {
+    return this.remove(selection).length;
+  }
+
+  /** Takes the selected dead letters out. */
+  private remove(selection: DeadLetterSelection): Buried[] {
+    const filter = selectionFilter(selection);
+    const taken: Buried[] = [];
+    this.dead = this.dead.filter((d) => (matchesDeadLetter(d.letter, filter) ? (taken.push(d), false) : true));
+    return taken;
+  }
+
+  onWork(wake: (target: string) => void): void {
+    this.wake = wake;
+  }
+
+  async pendingRecords(): Promise<OutboxRecord[]> {
     return [...this.records.values()];
   }
 

@@ -5,15 +5,16 @@ import type { Logger } from 'winston';
 import type { PgPoolLike } from '../../config.js';
 import { DEFAULTS } from '../../defaults.js';
 import { OutboxUnavailableError } from '../../errors/index.js';
-import type {
-  AddOptions,
-  DeadLetter,
-  DeadLetterFilter,
-  NewDelivery,
-  OutboxRecord,
-  OutboxStats,
-  OutboxStore,
-  Settlement,
+import { type DeadLetter, type DeadLetterFilter, type DeadLetterSelection, type OutboxStats, selectionFilter } from '../../operate/operator.js';
+import {
+  type AddOptions,
+  type DeathReason,
+  type NewDelivery,
+  type OutboxRecord,
+  type OutboxStore,
+  outboxDeadLetter,
+  recordIds,
+  type Settlement,
 } from '../../send/outbox-store.js';
 import type { TransactionClient } from '../../types.js';
 import { applyDdl, connect, isUnavailable, type PgConnection, quoteSchema, registerDdl } from './pool.js';
@@ -60,6 +61,9 @@ registerDdl({ name: 'outbox', sql: outboxDdl });
 const COLUMNS = `id, event_id, type, source, target, body, created_at, attempts, next_attempt_at,
   last_attempt_at, last_status, last_error, traceparent, tracestate`;
 
+/** The rows of the operator's service ($1), or every service's ($1 null). */
+const SCOPE = '($1::text IS NULL OR service = $1)';
+
 /** The database's clock in ms: leases are measured by it, so instances on hosts with skewed clocks agree. */
 const DB_NOW = '(extract(epoch from clock_timestamp()) * 1000)::bigint';
 
@@ -83,8 +87,8 @@ interface Row {
 }
 
 export interface PostgresOutboxOptions {
-  /** The service whose rows this outbox reads and writes. */
-  service: string;
+  /** The service whose rows this outbox reads and writes. An operator's view may leave it out: every service's dead letters and stats. */
+  service: string | undefined;
   /** @default DEFAULTS.database.schema */
   schema?: string;
   logger?: Logger;
@@ -129,8 +133,10 @@ interface Waiter {
  */
 export class PostgresOutbox implements OutboxStore {
   readonly durable = true;
-  readonly transactional = true;
+  readonly acceptsTransaction = true;
   readonly service: string;
+  /** The service of the operator calls (stats, dead letters, replay, discard); null: every service's. */
+  private readonly scope: string | null;
   readonly schema: string;
   /** This instance, in `lease_owner`. */
   readonly owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
@@ -162,7 +168,8 @@ export class PostgresOutbox implements OutboxStore {
   private readonly writes = new Set<Promise<unknown>>();
 
   constructor(database: string | PgPoolLike, options: PostgresOutboxOptions) {
-    this.service = options.service;
+    this.service = options.service ?? '';
+    this.scope = options.service ?? null;
     this.schema = options.schema ?? DEFAULTS.database.schema;
     this.s = quoteSchema(this.schema);
     this.logger = options.logger;
@@ -177,7 +184,7 @@ export class PostgresOutbox implements OutboxStore {
 
   /** Where the outbox is, for messages: the URL without password, the schema and the service. */
   get where(): string {
-    return `${this.conn.where} (schema ${this.schema}, service ${this.service})`;
+    return `${this.conn.where} (schema ${this.schema}, ${this.scope === null ? 'every service' : `service ${this.scope}`})`;
   }
 
   /** The tables exist (created on first use, under an advisory lock). A failure is retried at the next call. */
@@ -369,7 +376,7 @@ export class PostgresOutbox implements OutboxStore {
     this.held.delete(String(record.id));
   }
 
-  async kill(record: OutboxRecord, reason: DeadLetter['reason']): Promise<void> {
+  async kill(record: OutboxRecord, reason: DeathReason): Promise<void> {
     await this.write(
       `WITH d AS (DELETE FROM ${this.s}.events_outbox WHERE id = $1 AND lease_owner = $2
          RETURNING id, service, event_id, type, source, target, body, created_at, traceparent, tracestate)
@@ -511,11 +518,11 @@ export class PostgresOutbox implements OutboxStore {
     const result = await this.conn.pool.query<{ target: string; pending: string; dead: string; oldest: string | null }>(
       `SELECT target, SUM(pending) AS pending, SUM(dead) AS dead, MIN(oldest) AS oldest FROM (
          SELECT target, count(*) AS pending, 0 AS dead, MIN(created_at) AS oldest FROM ${this.s}.events_outbox
-           WHERE service = $1 GROUP BY target
+           WHERE ${SCOPE} GROUP BY target
          UNION ALL
-         SELECT target, 0, count(*), NULL FROM ${this.s}.events_dead_letters WHERE service = $1 GROUP BY target) x
+         SELECT target, 0, count(*), NULL FROM ${this.s}.events_dead_letters WHERE ${SCOPE} GROUP BY target) x
        GROUP BY target ORDER BY target`,
-      [this.service],
+      [this.scope],
     );
     const stats: OutboxStats = { durable: true, pending: 0, deadLetters: 0, targets: {} };
     for (const row of result.rows) {
@@ -538,23 +545,36 @@ export class PostgresOutbox implements OutboxStore {
     return result.rows.map(toDeadLetter);
   }
 
-  async replay(filter: DeadLetterFilter | 'all', now: number): Promise<OutboxRecord[]> {
+  async replay(selection: DeadLetterSelection): Promise<number> {
     await this.ensureReady();
-    const { where, params } = this.whereOf(filter === 'all' ? undefined : filter);
+    const { where, params } = this.whereOf(selectionFilter(selection));
     const n = params.length;
     try {
-      const result = await this.conn.pool.query<Row>(
+      const result = await this.conn.pool.query<{ target: string }>(
         `WITH d AS (DELETE FROM ${this.s}.events_dead_letters ${where} RETURNING *),
          ins AS (INSERT INTO ${this.s}.events_outbox (id, service, event_id, type, source, target, body, created_at, attempts,
              next_attempt_at, last_attempt_at, last_status, last_error, traceparent, tracestate)
            SELECT id, service, event_id, type, source, target, body, $${n + 1}, attempts, $${n + 1}, last_attempt_at, last_status,
              last_error, traceparent, tracestate FROM d
-           RETURNING ${COLUMNS}),
-         woken AS (SELECT pg_notify('${OUTBOX_CHANNEL}', $${n + 2} || target) FROM (SELECT DISTINCT target FROM ins) t)
-         SELECT ins.*, (SELECT count(*) FROM woken) AS woken FROM ins ORDER BY id`,
-        [...params, now, `${this.schema}\t${this.service}\t`],
+           RETURNING service, target),
+         woken AS (SELECT pg_notify('${OUTBOX_CHANNEL}', $${n + 2} || service || E'\\t' || target)
+           FROM (SELECT DISTINCT service, target FROM ins) t)
+         SELECT ins.target, (SELECT count(*) FROM woken) AS woken FROM ins`,
+        [...params, Date.now(), `${this.schema}\t`],
       );
-      return result.rows.map(toRecord);
+      // The NOTIFY wakes every instance; this one at once, without waiting for it.
+      for (const target of new Set(result.rows.map((row) => row.target))) this.wake?.(target);
+      return result.rows.length;
+    } catch (error) {
+      throw this.unavailable(error);
+    }
+  }
+
+  async discard(selection: DeadLetterSelection): Promise<number> {
+    await this.ensureReady();
+    const { where, params } = this.whereOf(selectionFilter(selection));
+    try {
+      return (await this.conn.pool.query(`DELETE FROM ${this.s}.events_dead_letters ${where}`, params)).rowCount ?? 0;
     } catch (error) {
       throw this.unavailable(error);
     }
@@ -742,10 +762,10 @@ export class PostgresOutbox implements OutboxStore {
   }
 
   private whereOf(filter: DeadLetterFilter | undefined): { where: string; params: unknown[] } {
-    const clauses = ['service = $1'];
-    const params: unknown[] = [this.service];
+    const clauses = [SCOPE];
+    const params: unknown[] = [this.scope];
     if (filter?.ids) {
-      params.push(filter.ids.map(String));
+      params.push(recordIds(filter.ids));
       clauses.push(`id = ANY($${params.length}::bigint[])`);
     }
     if (filter?.eventId !== undefined) {
@@ -755,6 +775,10 @@ export class PostgresOutbox implements OutboxStore {
     if (filter?.target !== undefined) {
       params.push(filter.target);
       clauses.push(`target = $${params.length}`);
+    }
+    if (filter?.type !== undefined) {
+      params.push(filter.type);
+      clauses.push(`type = $${params.length}`);
     }
     return { where: `WHERE ${clauses.join(' AND ')}`, params };
   }
@@ -780,7 +804,7 @@ function toRecord(row: Row): OutboxRecord {
 }
 
 function toDeadLetter(row: Row): DeadLetter {
-  return { ...toRecord(row), deadAt: Number(row.dead_at), reason: row.reason as DeadLetter['reason'] };
+  return outboxDeadLetter(toRecord(row), row.reason as DeathReason, Number(row.dead_at));
 }
 
 function byDue(a: OutboxRecord, b: OutboxRecord): number {

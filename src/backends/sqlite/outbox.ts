@@ -2,14 +2,15 @@ import type { Statement } from 'better-sqlite3';
 import type { Logger } from 'winston';
 import { DEFAULTS } from '../../defaults.js';
 import { OutboxUnavailableError } from '../../errors/index.js';
-import type {
-  DeadLetter,
-  DeadLetterFilter,
-  NewDelivery,
-  OutboxRecord,
-  OutboxStats,
-  OutboxStore,
-  Settlement,
+import { type DeadLetter, type DeadLetterFilter, type DeadLetterSelection, type OutboxStats, selectionFilter } from '../../operate/operator.js';
+import {
+  type DeathReason,
+  type NewDelivery,
+  type OutboxRecord,
+  type OutboxStore,
+  outboxDeadLetter,
+  recordIds,
+  type Settlement,
 } from '../../send/outbox-store.js';
 import { type Database, type Fault, faultOf, lockExclusive, openDatabase, startupError, watchIdentity } from './database.js';
 
@@ -106,6 +107,7 @@ interface Pending {
  */
 export class SqliteOutbox implements OutboxStore {
   readonly durable = true;
+  readonly acceptsTransaction = false;
   readonly path: string;
   private readonly db: Database;
   private readonly variable: string;
@@ -145,6 +147,7 @@ export class SqliteOutbox implements OutboxStore {
   private readonly unwatch: (() => void) | undefined;
   /** The latest created/tried time written: beyond `now + slack`, the wall clock stepped back. */
   private maxStamp = -Infinity;
+  private wake: ((target: string) => void) | undefined;
 
   constructor(path: string, options: SqliteOutboxOptions = {}) {
     this.path = path;
@@ -252,7 +255,7 @@ export class SqliteOutbox implements OutboxStore {
     });
   }
 
-  claim(target: string, now: number, limit: number): OutboxRecord[] {
+  async claim(target: string, now: number, limit: number): Promise<OutboxRecord[]> {
     return this.guard(() => {
       // Reads see every earlier add, complete, reschedule and kill, as the interface promises (see opensAt).
       if (this.opensAt <= now) this.sync();
@@ -264,7 +267,7 @@ export class SqliteOutbox implements OutboxStore {
     });
   }
 
-  claimProbe(target: string): OutboxRecord | undefined {
+  async claimProbe(target: string): Promise<OutboxRecord | undefined> {
     return this.guard(() => {
       if (this.opensAt < Infinity) this.sync();
       const row = this.selectFirst.get(target) as Row | undefined;
@@ -274,22 +277,22 @@ export class SqliteOutbox implements OutboxStore {
     });
   }
 
-  complete(id: number): void {
+  async complete(id: number): Promise<void> {
     this.defer(() => this.completeNow(id));
   }
 
-  reschedule(record: OutboxRecord, nextAttemptAt: number): void {
+  async reschedule(record: OutboxRecord, nextAttemptAt: number): Promise<void> {
     const params = this.rescheduled(record, nextAttemptAt);
     this.defer(() => this.rescheduleNow(params), nextAttemptAt);
   }
 
-  kill(record: OutboxRecord, reason: DeadLetter['reason']): void {
+  async kill(record: OutboxRecord, reason: DeathReason): Promise<void> {
     const deadAt = this.now();
     this.defer(() => this.killNow(record, reason, deadAt));
   }
 
   /** Every outcome in one buffered write: the same group commit as the emits of this turn, no transaction of its own. */
-  settleMany(settlements: readonly Settlement[]): void {
+  async settleMany(settlements: readonly Settlement[]): Promise<void> {
     if (settlements.length === 0) return;
     const deadAt = this.now();
     const items = settlements.slice();
@@ -332,7 +335,7 @@ export class SqliteOutbox implements OutboxStore {
     this.unlease.run(params.id);
   }
 
-  private killNow(record: OutboxRecord, reason: DeadLetter['reason'], deadAt: number): void {
+  private killNow(record: OutboxRecord, reason: DeathReason, deadAt: number): void {
     this.bury.run(
       record.id,
       record.eventId,
@@ -354,11 +357,11 @@ export class SqliteOutbox implements OutboxStore {
     this.completeNow(record.id);
   }
 
-  release(target: string, since: number, now: number): void {
+  async release(target: string, since: number, now: number): Promise<void> {
     this.defer(() => this.releaseSince.run(now, target, since), -Infinity);
   }
 
-  nextDueAt(target: string): number | undefined {
+  async nextDueAt(target: string): Promise<number | undefined> {
     return this.guard(() => {
       this.sync();
       this.checkClock(this.now());
@@ -367,14 +370,14 @@ export class SqliteOutbox implements OutboxStore {
     });
   }
 
-  targets(): string[] {
+  async targets(): Promise<string[]> {
     return this.guard(() => {
       this.sync();
       return (this.db.prepare('SELECT DISTINCT target FROM outbox').all() as { target: string }[]).map((r) => r.target);
     });
   }
 
-  stats(): OutboxStats {
+  async stats(): Promise<OutboxStats> {
     this.sync();
     const stats: OutboxStats = { durable: true, pending: 0, deadLetters: 0, targets: {} };
     const pending = this.db
@@ -395,16 +398,17 @@ export class SqliteOutbox implements OutboxStore {
     return stats;
   }
 
-  deadLetters(filter?: DeadLetterFilter): DeadLetter[] {
+  async deadLetters(filter?: DeadLetterFilter): Promise<DeadLetter[]> {
     this.sync();
     const { where, params } = whereOf(filter);
     return (this.db.prepare(`SELECT * FROM dead_letters ${where} ORDER BY id`).all(...params) as Row[]).map(toDeadLetter);
   }
 
-  replay(filter: DeadLetterFilter | 'all', now: number): OutboxRecord[] {
+  async replay(selection: DeadLetterSelection): Promise<number> {
     this.sync();
-    const { where, params } = whereOf(filter === 'all' ? undefined : filter);
-    return this.unavailableIfFault(() => this.db.transaction(() => {
+    const now = this.now();
+    const { where, params } = whereOf(selectionFilter(selection));
+    const targets = this.unavailableIfFault(() => this.db.transaction(() => {
       const rows = this.db.prepare(`DELETE FROM dead_letters ${where} RETURNING ${COLUMNS}`).all(...params) as Row[];
       const insert = this.db.prepare(
         `INSERT INTO outbox (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -413,8 +417,20 @@ export class SqliteOutbox implements OutboxStore {
         insert.run(row.id, row.event_id, row.type, row.source, row.target, row.body, now, row.attempts, now,
           row.last_attempt_at, row.last_status, row.last_error, row.traceparent, row.tracestate);
       }
-      return rows.map((row) => ({ ...toRecord(row), createdAt: now, nextAttemptAt: now }));
+      return rows.map((row) => row.target);
     })());
+    for (const target of new Set(targets)) this.wake?.(target);
+    return targets.length;
+  }
+
+  async discard(selection: DeadLetterSelection): Promise<number> {
+    this.sync();
+    const { where, params } = whereOf(selectionFilter(selection));
+    return this.unavailableIfFault(() => this.db.prepare(`DELETE FROM dead_letters ${where}`).run(...params).changes);
+  }
+
+  onWork(wake: (target: string) => void): void {
+    this.wake = wake;
   }
 
   /** Runs an operator's write; a store fault (locked, full, …) becomes an OutboxUnavailableError saying what to do. */
@@ -428,7 +444,7 @@ export class SqliteOutbox implements OutboxStore {
     }
   }
 
-  pendingRecords(): OutboxRecord[] {
+  async pendingRecords(): Promise<OutboxRecord[]> {
     this.sync();
     return (this.db.prepare(`SELECT ${COLUMNS} FROM outbox ORDER BY id`).all() as Row[]).map(toRecord);
   }
@@ -610,8 +626,9 @@ function whereOf(filter: DeadLetterFilter | undefined): { where: string; params:
   const clauses: string[] = [];
   const params: unknown[] = [];
   if (filter?.ids) {
-    clauses.push(`id IN (${filter.ids.map(() => '?').join(', ') || 'NULL'})`);
-    params.push(...filter.ids);
+    const ids = recordIds(filter.ids);
+    clauses.push(`id IN (${ids.map(() => '?').join(', ') || 'NULL'})`);
+    params.push(...ids);
   }
   if (filter?.eventId !== undefined) {
     clauses.push('event_id = ?');
@@ -620,6 +637,10 @@ function whereOf(filter: DeadLetterFilter | undefined): { where: string; params:
   if (filter?.target !== undefined) {
     clauses.push('target = ?');
     params.push(filter.target);
+  }
+  if (filter?.type !== undefined) {
+    clauses.push('type = ?');
+    params.push(filter.type);
   }
   return { where: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', params };
 }
@@ -654,6 +675,6 @@ function toRecord(row: Row): OutboxRecord {
 }
 
 function toDeadLetter(row: Row): DeadLetter {
-  return { ...toRecord(row), deadAt: row.dead_at!, reason: row.reason as DeadLetter['reason'] };
+  return outboxDeadLetter(toRecord(row), row.reason as DeathReason, row.dead_at!);
 }
 
