@@ -4,7 +4,8 @@ import { parseArgs } from 'node:util';
 import { inspectOutbox, listDeadLetters, type PostgresOutboxLocation, replayEach } from './operate/functions.js';
 import { BROKER_USAGE, isBrokerCommand, runBrokerCommand } from './broker-cli.js';
 import { DEFAULTS } from './defaults.js';
-import { allDdl, applyDdl, connect, quoteSchema, redact } from './backends/postgres/pool.js';
+import { migrate as migrateDatabase, redact } from './backends/postgres/database.js';
+import { quoteSchema, schemaSql } from './backends/postgres/schema.js';
 import { ConfigError } from './errors/index.js';
 import type { DeadLetter, DeadLetterFilter, OutboxStats } from './send/outbox-store.js';
 import { escapeField, escapeOutput, safeJson } from './terminal-safe.js';
@@ -180,19 +181,14 @@ async function run(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io, now:
 
 /** Prints the SQL of every table of the library in `schema`; with `apply`, runs it on the database. */
 async function migrate(apply: boolean, database: string | undefined, schema: string, io: Io): Promise<number> {
-  const sql = allDdl(schema);
+  const sql = schemaSql(schema);
   if (!apply) {
     io.out(sql);
     return 0;
   }
   if (database === undefined) throw new UsageError('migrate --apply needs the database: set EVENTS_DATABASE_URL or pass --database <url>');
-  const connection = connect(database, { max: 1 });
-  try {
-    await applyDdl(connection.pool, sql);
-  } finally {
-    await connection.release();
-  }
-  io.out(`applied: the events-library tables exist in schema ${schema} of ${connection.where}\n`);
+  const { where, from, to } = await migrateDatabase(database, schema);
+  io.out(`applied: the events-library tables exist in schema ${schema} of ${where} (version ${from} → ${to})\n`);
   return 0;
 }
 
