@@ -1,6 +1,6 @@
 import type http from 'node:http';
 import { randomUUID } from 'node:crypto';
-import type { Pool, PoolClient } from 'pg';
+import { Pool, type PoolClient } from 'pg';
 import { createEventBus, type EventBus, type ReceiverResponse } from '../../src/index.js';
 import { runScript } from '../helpers/child.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
@@ -94,6 +94,29 @@ describePostgres('PostgreSQL: one database per bus', () => {
     expect(await count(`SELECT count(DISTINCT event_id) AS n FROM "${db.schema}".effects WHERE handler = $1`, [name])).toBe(total);
     expect(most).toBeGreaterThan(1);
     expect(most).toBeLessThanOrEqual(poolSize + 1);
+  });
+
+  test('your pg.Pool is used and never ended; LISTEN is one connection beside it', async () => {
+    const name = service();
+    const yours = new Pool({ connectionString: PG_URL, max: 3, application_name: `events-library ${name}` });
+    cleanups.push(() => yours.end());
+    const audit = await startRecordingServer();
+    cleanups.push(() => audit.close());
+    // The poll is a minute away: only NOTIFY, on the LISTEN connection, wakes the dispatcher after the commit.
+    const b = bus({ service: name, database: yours, outbox: { pollIntervalMs: 60_000 }, services: { audit: audit.url } });
+    b.declareEvent('followed', ['audit']);
+    const client = await yours.connect();
+    await client.query('BEGIN');
+    const receipt = await b.emit('followed', {}, { tx: client });
+    await client.query('COMMIT');
+    client.release();
+    await waitFor(() => audit.requests.some((r) => (JSON.parse(r.body) as { id?: string }).id === receipt.id), {
+      timeoutMs: 10_000,
+      what: 'the committed event',
+    });
+    expect(await count(`SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1`, [`events-library ${name}`])).toBeLessThanOrEqual(4);
+    await b.close();
+    expect((await yours.query<{ one: number }>('SELECT 1 AS one')).rows[0]!.one).toBe(1);
   });
 
   test('a connection lost while a handler holds its transaction never crashes the process: rolled back, run again', async () => {

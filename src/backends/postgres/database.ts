@@ -123,8 +123,9 @@ export class PostgresDatabase {
     this.ending ??= (async () => {
       clearTimeout(this.listenRetry);
       this.channels.clear();
-      await this.listening;
-      await this.stopListening(false);
+      const listener = this.listener;
+      this.listener = undefined;
+      await listener?.close(false).catch(() => {}); // one still connecting closes itself once connected
       if (this.owned) await this.pool.end();
     })();
     return this.ending;
@@ -217,7 +218,7 @@ export class PostgresDatabase {
       client.on('error', () => this.lost(listener));
       client.on('end', () => this.lost(listener));
       for (const channel of this.channels.keys()) await client.query(`LISTEN ${channel}`);
-      if (this.ended) await listener.close(false);
+      if (this.ended) await listener.close(false).catch(() => {});
       else this.listener = listener;
     } catch {
       if (listener) await listener.close(true).catch(() => {});
@@ -241,12 +242,6 @@ export class PostgresDatabase {
       this.listenRetry = undefined;
       if (!this.ended) this.listening ??= this.startListening();
     }, DEFAULTS.storeRetry.maxDelayMs).unref();
-  }
-
-  private async stopListening(broken: boolean): Promise<void> {
-    const listener = this.listener;
-    this.listener = undefined;
-    if (listener) await listener.close(broken).catch(() => {});
   }
 
   private async ownClient(pg: PgModule, config: Pg.ClientConfig): Promise<Listener> {
