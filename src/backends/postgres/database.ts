@@ -28,12 +28,12 @@ export interface DatabaseOptions {
   schema?: string;
   /** Connections of the pool opened from a URL (your pool keeps its own). @default DEFAULTS.database.poolSize */
   poolSize?: number;
-  /** Shown in `pg_stat_activity` for the connections opened from a URL (the URL's own `application_name` wins). */
+  /** In `pg_stat_activity`, for the connections opened from a URL (the URL's own `application_name` wins). */
   applicationName?: string;
   logger?: Logger;
 }
 
-/** The LISTEN connection: a client of its own, or (a pool that is not a `pg.Pool`) one held from the pool. */
+/** The LISTEN connection and how to let it go (`broken`: destroy it). */
 interface Listener {
   client: Pg.ClientBase;
   close(broken: boolean): Promise<void>;
@@ -44,7 +44,7 @@ interface Listener {
  *
  * - One pool: yours as is (never ended here), or one of `poolSize` connections opened from a URL,
  *   ended when the last store using it closes.
- * - One LISTEN connection beside the pool, for every channel, opened again after a loss.
+ * - One LISTEN connection beside the pool, configured as its connections, opened again after a loss.
  * - The schema set up once (created or upgraded to SCHEMA_VERSION) under one advisory lock.
  * - A client taken for a transaction listens for `'error'` (a connection lost while it is held
  *   never crashes the process) and is always released, destroyed when its state is unknown.
@@ -60,8 +60,8 @@ export class PostgresDatabase {
   /** Where it points, for messages (no password). */
   readonly where: string;
   private readonly owned: boolean;
-  private readonly logger: Logger | undefined;
-  private readonly openListener: () => Promise<Listener>;
+  /** The pool's connection settings, for the LISTEN client (none: a pool that is not a `pg.Pool` lends it one). */
+  private readonly settings: Pg.PoolConfig | undefined;
   private users = 0;
   private ending: Promise<void> | undefined;
   private setup: Promise<void> | undefined;
@@ -69,7 +69,7 @@ export class PostgresDatabase {
   private readonly slots: number;
   private inFlight = 0;
   private readonly queued: Array<() => void> = [];
-  private readonly channels = new Map<string, Set<(payload: string) => void>>();
+  private readonly channels = new Map<string, (payload: string) => void>();
   private listener: Listener | undefined;
   private listening: Promise<void> | undefined;
   private listenRetry: NodeJS.Timeout | undefined;
@@ -77,37 +77,19 @@ export class PostgresDatabase {
   constructor(database: string | DatabasePool | Pool, options: DatabaseOptions = {}) {
     this.schema = options.schema ?? DEFAULTS.database.schema;
     this.s = quoteSchema(this.schema);
-    this.logger = options.logger;
-    let size: number;
+    this.owned = typeof database === 'string';
+    this.where = typeof database === 'string' ? redact(database) : 'your pg.Pool';
     if (typeof database === 'string') {
-      const pg = loadPg();
-      size = options.poolSize ?? DEFAULTS.database.poolSize;
-      const config = { connectionString: database, application_name: options.applicationName ?? 'events-library' };
-      this.pool = new pg.Pool({ ...config, max: size });
-      // An idle connection that breaks (the server restarted) is dropped by the pool, never thrown into the process.
+      const application_name = options.applicationName ?? 'events-library';
+      this.pool = new (loadPg().Pool)({ connectionString: database, application_name, max: options.poolSize ?? DEFAULTS.database.poolSize });
+      // An idle connection that breaks (a server restart) is dropped by the pool, never thrown into the process.
       this.pool.on('error', (error) =>
-        this.logger?.warn('an idle PostgreSQL connection failed; the pool opens another', { error: error.message, code: codeOf(error) }),
+        options.logger?.warn('an idle PostgreSQL connection failed; the pool opens another', { error: error.message, code: codeOf(error) }),
       );
-      this.owned = true;
-      this.where = redact(database);
-      this.openListener = () => this.ownClient(pg, config);
-    } else {
-      this.pool = database as Pool;
-      this.owned = false;
-      this.where = 'your pg.Pool';
-      const options = (database as { options?: Pg.PoolConfig }).options;
-      size = options?.max ?? DEFAULTS.database.poolSize;
-      if (options !== undefined) {
-        this.openListener = () => this.ownClient(loadPg(), options);
-      } else {
-        size -= 1; // LISTEN holds one of the pool's connections
-        this.openListener = async () => {
-          const client = await this.pool.connect();
-          return { client, close: async (broken) => client.release(broken) };
-        };
-      }
-    }
-    this.slots = Math.max(1, size - 1);
+    } else this.pool = database as Pool;
+    this.settings = (this.pool as { options?: Pg.PoolConfig }).options;
+    const size = this.settings?.max ?? DEFAULTS.database.poolSize;
+    this.slots = Math.max(1, size - (this.settings ? 1 : 2));
   }
 
   /** A store starts using this database: it calls `release()` when it closes. */
@@ -122,7 +104,6 @@ export class PostgresDatabase {
     if (this.users > 0) return Promise.resolve();
     this.ending ??= (async () => {
       clearTimeout(this.listenRetry);
-      this.channels.clear();
       const listener = this.listener;
       this.listener = undefined;
       await listener?.close(false).catch(() => {}); // one still connecting closes itself once connected
@@ -162,9 +143,7 @@ export class PostgresDatabase {
   async transaction<T>(run: (client: PoolClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
     const client = await this.pool.connect();
     let broken: Error | undefined;
-    const onError = (error: Error) => {
-      broken ??= error;
-    };
+    const onError = (error: Error) => (broken ??= error);
     client.on('error', onError);
     try {
       await client.query(begin);
@@ -172,9 +151,7 @@ export class PostgresDatabase {
       await client.query('COMMIT');
       return value;
     } catch (error) {
-      await client.query('ROLLBACK').catch((rollback: unknown) => {
-        broken ??= rollback instanceof Error ? rollback : new Error(String(rollback));
-      });
+      await client.query('ROLLBACK').catch((rollback: unknown) => (broken ??= rollback as Error));
       throw error;
     } finally {
       client.off('error', onError);
@@ -197,14 +174,10 @@ export class PostgresDatabase {
 
   /** Calls `onPayload` with each NOTIFY on `channel`, from the one LISTEN connection. Returns the unsubscribe. */
   listen(channel: string, onPayload: (payload: string) => void): () => void {
-    let handlers = this.channels.get(channel);
-    if (!handlers) this.channels.set(channel, (handlers = new Set()));
-    handlers.add(onPayload);
-    if (this.listener) void this.listener.client.query(`LISTEN ${channel}`).catch(() => this.lost());
+    this.channels.set(channel, onPayload);
+    if (this.listener) void this.listener.client.query(`LISTEN ${channel}`).catch(() => this.lost(this.listener));
     else this.listening ??= this.startListening();
-    return () => {
-      handlers.delete(onPayload);
-    };
+    return () => this.channels.delete(channel);
   }
 
   private async startListening(): Promise<void> {
@@ -212,24 +185,33 @@ export class PostgresDatabase {
     try {
       listener = await this.openListener();
       const { client } = listener;
-      client.on('notification', (message: Notification) => {
-        for (const handler of this.channels.get(message.channel) ?? []) handler(message.payload ?? '');
-      });
+      client.on('notification', (message: Notification) => this.channels.get(message.channel)?.(message.payload ?? ''));
       client.on('error', () => this.lost(listener));
       client.on('end', () => this.lost(listener));
       for (const channel of this.channels.keys()) await client.query(`LISTEN ${channel}`);
       if (this.ended) await listener.close(false).catch(() => {});
       else this.listener = listener;
     } catch {
-      if (listener) await listener.close(true).catch(() => {});
+      await listener?.close(true).catch(() => {});
       this.listenLater();
     } finally {
       this.listening = undefined;
     }
   }
 
+  private async openListener(): Promise<Listener> {
+    if (this.settings === undefined) {
+      const lent = await this.pool.connect();
+      return { client: lent, close: async (broken) => lent.release(broken) };
+    }
+    const client = new (loadPg().Client)(this.settings);
+    client.on('error', () => {}); // a failed connect rejects; once connected, `lost` handles it
+    await client.connect();
+    return { client, close: () => client.end() };
+  }
+
   /** The LISTEN connection was lost: open it again later (the poll delivers meanwhile). */
-  private lost(listener = this.listener): void {
+  private lost(listener: Listener | undefined): void {
     if (listener === undefined || this.listener !== listener) return;
     this.listener = undefined;
     void listener.close(true).catch(() => {});
@@ -242,13 +224,6 @@ export class PostgresDatabase {
       this.listenRetry = undefined;
       if (!this.ended) this.listening ??= this.startListening();
     }, DEFAULTS.storeRetry.maxDelayMs).unref();
-  }
-
-  private async ownClient(pg: PgModule, config: Pg.ClientConfig): Promise<Listener> {
-    const client = new pg.Client(config);
-    client.on('error', () => {}); // replaced by the listener's own handling once connected
-    await client.connect();
-    return { client, close: () => client.end() };
   }
 }
 
