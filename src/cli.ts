@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { migrate, migrationSql } from './backends/postgres/migrate.js';
-import { redact } from './backends/postgres/pool.js';
 import { DEFAULTS } from './defaults.js';
+import { migrate as migrateDatabase, redact } from './backends/postgres/database.js';
+import { schemaSql } from './backends/postgres/schema.js';
 import { ConfigError } from './errors/index.js';
 import { withOperator } from './operate/functions.js';
 import type { DeadLetter, DeadLetterFilter, DeadLetterSelection, OperatorLocation, OutboxStats } from './operate/operator.js';
@@ -147,12 +147,13 @@ async function run(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io, now:
   const schema = values.schema ?? nonEmpty(env.EVENTS_DATABASE_SCHEMA) ?? DEFAULTS.database.schema;
   if (command === 'migrate') {
     if (!values.apply) {
-      io.out(migrationSql(schema));
+      io.out(schemaSql(schema));
       return 0;
     }
     const database = values.database ?? nonEmpty(env.EVENTS_DATABASE_URL);
     if (database === undefined) throw new UsageError('migrate --apply needs the database: set EVENTS_DATABASE_URL or pass --database <url>');
-    io.out(`applied: the events-library tables exist in schema ${schema} of ${await migrate(database, schema)}\n`);
+    const { where, from, to } = await migrateDatabase(database, schema);
+    io.out(`applied: the events-library tables exist in schema ${schema} of ${where} (version ${from} → ${to})\n`);
     return 0;
   }
 

@@ -7,6 +7,7 @@ import type { KafkaClientLike } from './backends/kafka/api.js';
 import type { OnDeadLetter, OnDelivered } from './observe/hooks.js';
 import type { Transport } from './send/transport.js';
 import type { DatabasePool } from './types.js';
+import { checkSchemaName } from './backends/postgres/schema.js';
 
 /** A `whsec_…` secret, or several (any of them verifies; all of them sign), for rotation. */
 export type SecretInput = string | readonly string[];
@@ -244,6 +245,12 @@ export interface EventBusOptions {
    * @example 'events'
    */
   databaseSchema?: string;
+  /**
+   * Connections of the one pool the bus opens from a `database` URL, shared by its outbox and
+   * inbox (LISTEN takes one more, beside it). Handler transactions hold at most all but one of
+   * them. Your own `pg.Pool` keeps its size. Env: `EVENTS_DATABASE_POOL_SIZE`. @default 10
+   */
+  databasePoolSize?: number;
   /** How long `close()` waits for in-flight deliveries and handlers, in ms. @default 5000 */
   shutdownTimeoutMs?: number;
   /** Where `EVENTS_*` variables are read. @default process.env */
@@ -307,6 +314,7 @@ export interface ResolvedConfig {
   /** A PostgreSQL URL or pool, when configured. */
   database: string | DatabasePool | undefined;
   databaseSchema: string;
+  databasePoolSize: number;
   shutdownTimeoutMs: number;
   openTelemetry: boolean;
   health: Required<HealthOptions>;
@@ -381,7 +389,8 @@ export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
       retentionMs: positive('inbox.retentionMs', options.inbox?.retentionMs ?? DEFAULTS.inbox.retentionMs),
     },
     database: checkDatabase(options.database ?? nonEmpty(env.EVENTS_DATABASE_URL), options.database !== undefined),
-    databaseSchema: checkSchema(options.databaseSchema ?? nonEmpty(env.EVENTS_DATABASE_SCHEMA) ?? DEFAULTS.database.schema),
+    databaseSchema: checkSchemaName(options.databaseSchema ?? nonEmpty(env.EVENTS_DATABASE_SCHEMA) ?? DEFAULTS.database.schema),
+    databasePoolSize: checkPoolSize(options.databasePoolSize ?? nonEmpty(env.EVENTS_DATABASE_POOL_SIZE), options.databasePoolSize !== undefined),
     shutdownTimeoutMs: positive('shutdownTimeoutMs', options.shutdownTimeoutMs ?? DEFAULTS.shutdownTimeoutMs, true),
     openTelemetry: options.openTelemetry ?? DEFAULTS.openTelemetry,
     health: {
@@ -591,12 +600,18 @@ function checkDatabase(value: string | DatabasePool | undefined, fromOptions: bo
   return value;
 }
 
-/** A plain SQL identifier: it is quoted in every statement, but a typo should fail here, not in SQL. */
-function checkSchema(schema: string): string {
-  if (typeof schema !== 'string' || !/^[A-Za-z_][A-Za-z0-9_$]{0,62}$/.test(schema)) {
-    throw new ConfigError(`databaseSchema must be a plain SQL identifier (letters, digits, _), got ${JSON.stringify(schema)}`);
+/** A whole number of at least 2: a handler's transaction holds one connection while its emit without `tx` takes another. */
+function checkPoolSize(value: number | string | undefined, fromOptions: boolean): number {
+  if (value === undefined) return DEFAULTS.database.poolSize;
+  const size = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+  if (typeof size !== 'number' || !Number.isInteger(size) || size < 2) {
+    throw new ConfigError(
+      `${fromOptions ? 'databasePoolSize' : 'EVENTS_DATABASE_POOL_SIZE'} must be a whole number of at least 2 ` +
+        `(a handler's transaction holds one connection while the outbox writes on another), got ${JSON.stringify(value)}`,
+      { variable: 'EVENTS_DATABASE_POOL_SIZE' },
+    );
   }
-  return schema;
+  return size;
 }
 
 function splitList(value: string | undefined): string[] | undefined {

@@ -114,7 +114,10 @@ export const DEFAULTS = {
   database: {
     /** The schema holding the library's tables (created on first use). */
     schema: 'public',
-    /** Connections of the pool the bus opens from a URL (your own `pg.Pool` keeps its own size). */
+    /**
+     * `databasePoolSize`: connections of the one pool a bus opens from a URL for its outbox and
+     * inbox, LISTEN aside (your own `pg.Pool` keeps its own size).
+     */
     poolSize: 10,
     /**
      * PostgreSQL outbox: while another instance holds a target's whole concurrency, or the target

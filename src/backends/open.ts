@@ -4,6 +4,7 @@ import type { OutboxStore } from '../send/outbox-store.js';
 import { MemoryInbox } from './memory/inbox.js';
 import { MemoryOutbox } from './memory/outbox.js';
 import { ConfigError } from '../errors/index.js';
+import { databaseOf } from './postgres/database.js';
 import { PostgresInbox } from './postgres/inbox.js';
 import { PostgresOutbox } from './postgres/outbox.js';
 import { SqliteInbox } from './sqlite/inbox.js';
@@ -20,7 +21,7 @@ export function openOutbox(config: ResolvedConfig): OutboxStore {
         variable: 'EVENTS_SERVICE_NAME',
       });
     }
-    return new PostgresOutbox(config.database, {
+    return new PostgresOutbox(databaseOf(config), {
       service: config.service,
       schema: config.databaseSchema,
       logger: config.logger,
@@ -63,7 +64,7 @@ export function openInbox(config: ResolvedConfig): InboxStore {
       });
     }
     return new PostgresInbox({
-      database: config.database,
+      database: databaseOf(config), // one pool, one LISTEN, one setup per bus, with a PostgreSQL outbox
       service: config.service,
       schema: config.databaseSchema,
       retentionMs: config.inbox.retentionMs,

@@ -17,13 +17,15 @@ describePostgres('events-library CLI on the PostgreSQL outbox', () => {
     expect(printed.code).toBe(0);
     expect(printed.stdout).toContain('CREATE SCHEMA IF NOT EXISTS "billing_events";');
     expect(printed.stdout).toContain('CREATE TABLE IF NOT EXISTS "billing_events".events_outbox');
+    expect(printed.stdout).toContain('CREATE TABLE IF NOT EXISTS "billing_events".events_inbox');
+    expect(printed.stdout).toContain('INSERT INTO "billing_events".events_library_schema');
 
     const { schema, pool, drop } = await freshSchema('migrate');
     cleanups.push(drop);
     const applied = await cli(['migrate', '--apply'], { EVENTS_DATABASE_URL: DATABASE_URL, EVENTS_DATABASE_SCHEMA: schema });
     expect(applied).toMatchObject({ code: 0 });
     const tables = await pool.query(`SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1`, [schema]);
-    expect(tables.rows.map((r: { table_name: string }) => r.table_name)).toEqual(['events_dead_letters', 'events_inbox', 'events_outbox', 'events_targets']);
+    expect(tables.rows.map((r: { table_name: string }) => r.table_name)).toEqual(['events_dead_letters', 'events_inbox', 'events_library_schema', 'events_outbox', 'events_targets']);
     expect((await cli(['migrate', '--apply'])).code).toBe(2); // no database given
   });
 

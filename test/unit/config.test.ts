@@ -187,6 +187,25 @@ describe('resolveConfig', () => {
     expect(configError(() => resolveConfig({ env: { EVENTS_DATABASE_URL: 'mysql://x/y' } })).message).toContain('EVENTS_DATABASE_URL');
     expect(configError(() => resolveConfig({ env: {}, database: {} as never })).message).toContain('pg Pool');
     expect(configError(() => resolveConfig({ env: {}, databaseSchema: 'a"; DROP' })).message).toContain('databaseSchema');
+    // One rule for the name, here and in SQL: `$` is refused here rather than by the first query.
+    expect(configError(() => resolveConfig({ env: { EVENTS_DATABASE_SCHEMA: 'events$1' } })).variable).toBe('EVENTS_DATABASE_SCHEMA');
+  });
+
+  test('databasePoolSize (EVENTS_DATABASE_POOL_SIZE) defaults to 10, the option wins; fewer than 2 or not a whole number is a ConfigError', () => {
+    expect(resolveConfig({ env: {} }).databasePoolSize).toBe(10);
+    expect(resolveConfig({ env: { EVENTS_DATABASE_POOL_SIZE: '4' } }).databasePoolSize).toBe(4);
+    expect(resolveConfig({ env: { EVENTS_DATABASE_POOL_SIZE: '4' }, databasePoolSize: 6 }).databasePoolSize).toBe(6);
+    for (const [options, named] of [
+      [{ databasePoolSize: 1 }, 'databasePoolSize'],
+      [{ databasePoolSize: 2.5 }, 'databasePoolSize'],
+      [{ env: { EVENTS_DATABASE_POOL_SIZE: 'ten' } }, 'EVENTS_DATABASE_POOL_SIZE'],
+      [{ env: { EVENTS_DATABASE_POOL_SIZE: '0' } }, 'EVENTS_DATABASE_POOL_SIZE'],
+    ] as const) {
+      const error = configError(() => resolveConfig({ env: {}, ...options }));
+      expect(error.message).toContain(named);
+      expect(error.message).toContain('at least 2');
+      expect(error.variable).toBe('EVENTS_DATABASE_POOL_SIZE');
+    }
   });
 
   test('the PostgreSQL inbox needs a service name, since every row carries it', () => {

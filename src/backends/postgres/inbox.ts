@@ -3,17 +3,17 @@ import { DEFAULTS } from '../../defaults.js';
 import { eventKey as keyOf, type InboxMark, type InboxStore, splitEventKey } from '../../receive/inbox-store.js';
 import { TransactionStoreError } from '../../receive/transaction-store-error.js';
 import type { DatabasePool, HandlerContext } from '../../types.js';
-import { openPool, type OwnedPool } from './inbox-pool.js';
-import { DDL_LOCK_KEY, inboxDdl, inboxTable, quoteIdent } from './inbox-schema.js';
+import { databaseFrom, type PostgresDatabase } from './database.js';
 
 const DONE = '*';
 
 export interface PostgresInboxOptions {
-  /** A `postgres://` URL or your pool. */
-  database: string | DatabasePool;
+  /** A `postgres://` URL or your pool (this inbox opens its own handle on it), or the bus's shared database. */
+  database: string | DatabasePool | PostgresDatabase;
   /** This service's name: in every row, so services may share the table. */
   service: string;
-  schema: string;
+  /** With a URL or a pool (a shared database has its own). @default DEFAULTS.database.schema */
+  schema?: string;
   retentionMs: number;
   logger: Logger;
   /** @default DEFAULTS.database.inboxPruneIntervalMs */
@@ -27,29 +27,30 @@ export interface PostgresInboxOptions {
  * then runs the handler with `tx` = that transaction's client, then commits both. A crash anywhere
  * before the COMMIT rolls back the handler's writes and its completion together.
  *
- * The table is created on first use. Every failure (server down, connection lost) rejects the
+ * Handler transactions hold at most the pool's size minus one connection (see PostgresDatabase):
+ * a handler that emits without `tx` finds a connection. The table is created on first use (the
+ * database's setup, shared with the outbox). Every failure (server down, connection lost) rejects the
  * call: the receiver answers 503 and the sender retries. Ids older than `retentionMs` are deleted
  * by a timer that logs a failure and never throws.
  */
 export class PostgresInbox implements InboxStore {
   readonly durable = true;
-  private readonly pool: OwnedPool;
+  private readonly db: PostgresDatabase;
   private readonly table: string;
-  private setup: Promise<void> | undefined;
   private readonly pruneTimer: NodeJS.Timeout;
   private pruneFailing = false;
   private closed = false;
 
   constructor(private readonly o: PostgresInboxOptions) {
-    this.pool = openPool(o.database, o.logger);
-    this.table = inboxTable(o.schema);
+    this.db = databaseFrom(o.database, { schema: o.schema, logger: o.logger });
+    this.table = `${this.db.s}.events_inbox`;
     this.pruneTimer = setInterval(() => void this.prune(), o.pruneIntervalMs ?? DEFAULTS.database.inboxPruneIntervalMs).unref();
   }
 
   async completed(eventKey: string): Promise<true | ReadonlySet<string> | undefined> {
     await this.ready();
     const { source, id } = splitEventKey(eventKey);
-    const { rows } = await this.pool.pool.query<{ handler: string }>(
+    const { rows } = await this.db.pool.query<{ handler: string }>(
       `SELECT handler FROM ${this.table} WHERE service = $1 AND source = $2 AND event_id = $3`,
       [this.o.service, source, id],
     );
@@ -60,7 +61,7 @@ export class PostgresInbox implements InboxStore {
 
   async markHandler(eventKey: string, handlerKey: string): Promise<void> {
     await this.ready();
-    await this.pool.pool.query(this.insertSql(), this.row(eventKey, handlerKey));
+    await this.db.pool.query(this.insertSql(), this.row(eventKey, handlerKey));
   }
 
   async markDone(eventKey: string): Promise<void> {
@@ -77,7 +78,7 @@ export class PostgresInbox implements InboxStore {
       sources.push(source);
       ids.push(id);
     }
-    const { rows } = await this.pool.pool.query<{ source: string; event_id: string; handler: string }>(
+    const { rows } = await this.db.pool.query<{ source: string; event_id: string; handler: string }>(
       `SELECT source, event_id, handler FROM ${this.table}
        WHERE service = $1 AND (source, event_id) IN (SELECT * FROM unnest($2::text[], $3::text[]))`,
       [this.o.service, sources, ids],
@@ -106,7 +107,7 @@ export class PostgresInbox implements InboxStore {
       ids.push(id);
       handlers.push(handlerKey ?? DONE);
     }
-    await this.pool.pool.query(
+    await this.db.pool.query(
       `INSERT INTO ${this.table} (service, source, event_id, handler)
        SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[]) ON CONFLICT DO NOTHING`,
       [this.o.service, sources, ids, handlers],
@@ -118,47 +119,25 @@ export class PostgresInbox implements InboxStore {
     handlerKey: string,
     run: (context: HandlerContext) => Promise<void>,
   ): Promise<'ran' | 'done-already'> {
-    let client: Awaited<ReturnType<DatabasePool['connect']>>;
+    // What the handler threw is rethrown as is (after the rollback); any other failure is the store's.
+    let failed: { error: unknown } | undefined;
     try {
       await this.ready();
-      client = await this.pool.pool.connect();
-    } catch (error) {
-      throw new TransactionStoreError(error);
-    }
-    let broken: Error | undefined;
-    try {
-      try {
-        await client.query('BEGIN');
+      return await this.db.handlerTransaction(async (client) => {
         // Blocks while another instance holds an uncommitted claim on the same row.
         const claim = await client.query(`${this.insertSql()} RETURNING 1`, this.row(eventKey, handlerKey));
-        if (claim.rowCount === 0) {
-          await client.query('ROLLBACK');
-          return 'done-already';
-        }
-      } catch (error) {
-        broken = asError(error);
-        throw new TransactionStoreError(error);
-      }
-      try {
-        await run({ tx: client });
-      } catch (error) {
+        if (claim.rowCount === 0) return 'done-already';
         try {
-          await client.query('ROLLBACK');
-        } catch (rollback) {
-          broken = asError(rollback);
+          await run({ tx: client });
+        } catch (error) {
+          failed = { error };
+          throw error;
         }
-        throw error;
-      }
-      try {
-        await client.query('COMMIT');
-      } catch (error) {
-        broken = asError(error);
-        throw new TransactionStoreError(error);
-      }
-      return 'ran';
-    } finally {
-      // A connection whose state is unknown is destroyed rather than reused.
-      client.release(broken);
+        return 'ran';
+      });
+    } catch (error) {
+      if (failed !== undefined && error === failed.error) throw error;
+      throw new TransactionStoreError(error);
     }
   }
 
@@ -168,9 +147,10 @@ export class PostgresInbox implements InboxStore {
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
     clearInterval(this.pruneTimer);
-    await this.pool.end();
+    await this.db.release();
   }
 
   /** Deletes this service's ids past retention. Runs from a timer: logs a failure (once until it works again), never throws. */
@@ -178,7 +158,7 @@ export class PostgresInbox implements InboxStore {
     if (this.closed) return;
     try {
       await this.ready();
-      await this.pool.pool.query(`DELETE FROM ${this.table} WHERE service = $1 AND done_at < now() - make_interval(secs => $2)`, [
+      await this.db.pool.query(`DELETE FROM ${this.table} WHERE service = $1 AND done_at < now() - make_interval(secs => $2)`, [
         this.o.service,
         this.o.retentionMs / 1000,
       ]);
@@ -196,38 +176,9 @@ export class PostgresInbox implements InboxStore {
     }
   }
 
-  /** Creates the schema and table once (serialised across instances); a failure is retried at the next call. */
+  /** The tables exist: the database's setup, once for both stores. */
   private ready(): Promise<void> {
-    this.setup ??= this.createTables().catch((error: unknown) => {
-      this.setup = undefined;
-      throw error;
-    });
-    return this.setup;
-  }
-
-  /**
-   * Skips the DDL when the table and its index exist: CREATE INDEX IF NOT EXISTS takes a lock that
-   * waits for every open handler transaction, so a starting instance would stall the others.
-   */
-  private async createTables(): Promise<void> {
-    const { rows } = await this.pool.pool.query<{ ok: boolean }>(
-      'SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AS ok',
-      [this.table, `${quoteIdent(this.o.schema)}.events_inbox_done_at`],
-    );
-    if (rows[0]?.ok) return;
-    const client = await this.pool.pool.connect();
-    let broken: Error | undefined;
-    try {
-      await client.query('BEGIN');
-      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [DDL_LOCK_KEY]);
-      await client.query(inboxDdl(this.o.schema));
-      await client.query('COMMIT');
-    } catch (error) {
-      broken = asError(error);
-      throw error;
-    } finally {
-      client.release(broken);
-    }
+    return this.db.ready();
   }
 
   private insertSql(): string {
@@ -238,8 +189,4 @@ export class PostgresInbox implements InboxStore {
     const { source, id } = splitEventKey(eventKey);
     return [this.o.service, source, id, handlerKey];
   }
-}
-
-function asError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(String(error));
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Notification, PoolClient } from 'pg';
+import type { PoolClient } from 'pg';
 import type { Logger } from 'winston';
 import type { PgPoolLike } from '../../config.js';
 import { DEFAULTS } from '../../defaults.js';
@@ -17,46 +17,10 @@ import {
   type Settlement,
 } from '../../send/outbox-store.js';
 import type { TransactionClient } from '../../types.js';
-import { applyDdl, connect, isUnavailable, type PgConnection, quoteSchema, registerDdl } from './pool.js';
+import { databaseFrom, isUnavailable, type PostgresDatabase } from './database.js';
 
 /** The NOTIFY channel: payload `<schema>\t<service>\t<target>`. */
 export const OUTBOX_CHANNEL = 'events_outbox';
-
-/** The outbox tables in schema `s` (quoted): deliveries, dead letters, and per-target state shared by instances. */
-export function outboxDdl(s: string): string {
-  return `
-CREATE TABLE IF NOT EXISTS ${s}.events_outbox (
-  id BIGSERIAL PRIMARY KEY,
-  service TEXT NOT NULL,
-  event_id TEXT NOT NULL, type TEXT NOT NULL, source TEXT NOT NULL, target TEXT NOT NULL,
-  body TEXT NOT NULL, created_at BIGINT NOT NULL,
-  attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at BIGINT NOT NULL,
-  last_attempt_at BIGINT, last_status INTEGER, last_error TEXT,
-  traceparent TEXT, tracestate TEXT,
-  leased_until BIGINT, lease_owner TEXT
-);
-CREATE INDEX IF NOT EXISTS events_outbox_due ON ${s}.events_outbox (service, target, next_attempt_at, id);
-CREATE INDEX IF NOT EXISTS events_outbox_leased ON ${s}.events_outbox (service, target, leased_until) WHERE leased_until IS NOT NULL;
-CREATE TABLE IF NOT EXISTS ${s}.events_dead_letters (
-  id BIGINT PRIMARY KEY,
-  service TEXT NOT NULL,
-  event_id TEXT NOT NULL, type TEXT NOT NULL, source TEXT NOT NULL, target TEXT NOT NULL,
-  body TEXT NOT NULL, created_at BIGINT NOT NULL,
-  attempts INTEGER NOT NULL, next_attempt_at BIGINT NOT NULL,
-  last_attempt_at BIGINT, last_status INTEGER, last_error TEXT,
-  traceparent TEXT, tracestate TEXT,
-  dead_at BIGINT NOT NULL, reason TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_dead_letters_service ON ${s}.events_dead_letters (service, event_id);
-CREATE TABLE IF NOT EXISTS ${s}.events_targets (
-  service TEXT NOT NULL, target TEXT NOT NULL,
-  down BOOLEAN NOT NULL DEFAULT false,
-  probe_at BIGINT NOT NULL DEFAULT 0,
-  PRIMARY KEY (service, target)
-);`;
-}
-
-registerDdl({ name: 'outbox', sql: outboxDdl });
 
 const COLUMNS = `id, event_id, type, source, target, body, created_at, attempts, next_attempt_at,
   last_attempt_at, last_status, last_error, traceparent, tracestate`;
@@ -89,7 +53,7 @@ interface Row {
 export interface PostgresOutboxOptions {
   /** The service whose rows this outbox reads and writes. An operator's view may leave it out: every service's dead letters and stats. */
   service: string | undefined;
-  /** @default DEFAULTS.database.schema */
+  /** With a URL or a pool (a shared database has its own). @default DEFAULTS.database.schema */
   schema?: string;
   logger?: Logger;
   /** Deliveries in flight per target, across every instance of the service. @default DEFAULTS.concurrency */
@@ -141,14 +105,13 @@ export class PostgresOutbox implements OutboxStore {
   /** This instance, in `lease_owner`. */
   readonly owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   private readonly s: string;
-  private readonly conn: PgConnection;
+  private readonly db: PostgresDatabase;
   private readonly logger: Logger | undefined;
   private readonly concurrency: number;
   private readonly eventsPerRequest: (target: string) => number;
   private readonly leaseMs: number;
   private readonly writeWaitMs: number;
   private readonly createTables: boolean;
-  private ready: Promise<void> | undefined;
   private queue: Waiter[] = [];
   private flushScheduled = false;
   /** Deliveries this instance holds a lease on (id → target): renewed by the heartbeat. */
@@ -159,42 +122,38 @@ export class PostgresOutbox implements OutboxStore {
   /** Targets whose last claim got less than asked because of other instances (busy or down): look again soon. */
   private readonly busy = new Set<string>();
   private readonly knownTargets = new Set<string>();
-  private listener: PoolClient | undefined;
-  private wake: ((target: string) => void) | undefined;
-  private listenRetry: NodeJS.Timeout | undefined;
+  private unlisten: (() => void) | undefined;
   /** Why the database cannot be used, as last logged (undefined: it works). */
   private fault: string | undefined;
   private closed = false;
+  /** The dispatcher's wake-up, set by onWork: a replay here wakes this instance at once. */
+  private wake: ((target: string) => void) | undefined;
   private readonly writes = new Set<Promise<unknown>>();
 
-  constructor(database: string | PgPoolLike, options: PostgresOutboxOptions) {
+  /** `database`: a URL or a pool (this outbox opens its own handle on it), or the bus's shared database. */
+  constructor(database: string | PgPoolLike | PostgresDatabase, options: PostgresOutboxOptions) {
     this.service = options.service ?? '';
     this.scope = options.service ?? null;
-    this.schema = options.schema ?? DEFAULTS.database.schema;
-    this.s = quoteSchema(this.schema);
+    this.db = databaseFrom(database, { schema: options.schema, logger: options.logger });
+    this.schema = this.db.schema;
+    this.s = this.db.s;
     this.logger = options.logger;
     this.concurrency = options.concurrency ?? DEFAULTS.concurrency;
     this.eventsPerRequest = options.eventsPerRequest ?? (() => 1);
     this.leaseMs = options.leaseMs ?? DEFAULTS.outbox.leaseMs;
     this.writeWaitMs = options.writeWaitMs ?? DEFAULTS.outbox.writeWaitMs;
     this.createTables = options.createTables ?? true;
-    this.conn = connect(database);
     this.heartbeat = setInterval(() => void this.renew(), Math.max(50, Math.floor(this.leaseMs / 3))).unref();
   }
 
   /** Where the outbox is, for messages: the URL without password, the schema and the service. */
   get where(): string {
-    return `${this.conn.where} (schema ${this.schema}, ${this.scope === null ? 'every service' : `service ${this.scope}`})`;
+    return `${this.db.where} (schema ${this.schema}, ${this.scope === null ? 'every service' : `service ${this.scope}`})`;
   }
 
-  /** The tables exist (created on first use, under an advisory lock). A failure is retried at the next call. */
+  /** The tables exist (the database's setup, once). Operator tools create none. */
   private ensureReady(): Promise<void> {
-    if (!this.createTables) return Promise.resolve();
-    this.ready ??= applyDdl(this.conn.pool, `CREATE SCHEMA IF NOT EXISTS ${this.s};\n${outboxDdl(this.s)}`).catch((error: unknown) => {
-      this.ready = undefined;
-      throw error;
-    });
-    return this.ready;
+    return this.createTables ? this.db.ready() : Promise.resolve();
   }
 
   async add(deliveries: readonly NewDelivery[], options: AddOptions = {}): Promise<void> {
@@ -230,7 +189,7 @@ export class PostgresOutbox implements OutboxStore {
     for (;;) {
       try {
         await this.ensureReady();
-        await this.conn.pool.query(...this.insertStatement(batch.flatMap((w) => w.deliveries)));
+        await this.db.pool.query(...this.insertStatement(batch.flatMap((w) => w.deliveries)));
         this.recovered();
         for (const waiter of batch) waiter.resolve();
         return;
@@ -292,7 +251,7 @@ export class PostgresOutbox implements OutboxStore {
     return this.guard(async () => {
       await this.ensureReady();
       if (!this.knownTargets.has(target)) {
-        await this.conn.pool.query(
+        await this.db.pool.query(
           `INSERT INTO ${this.s}.events_targets (service, target) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
           [this.service, target],
         );
@@ -482,7 +441,7 @@ export class PostgresOutbox implements OutboxStore {
   async nextDueAt(target: string): Promise<number | undefined> {
     return this.guard(async () => {
       await this.ensureReady();
-      const result = await this.conn.pool.query<{ due: string | null; lease_end: string | null; db_now: string }>(
+      const result = await this.db.pool.query<{ due: string | null; lease_end: string | null; db_now: string }>(
         `SELECT MIN(next_attempt_at) FILTER (WHERE leased_until IS NULL OR leased_until <= ${DB_NOW}) AS due,
            MIN(leased_until) FILTER (WHERE leased_until > ${DB_NOW} AND lease_owner <> $3) AS lease_end,
            ${DB_NOW} AS db_now
@@ -505,7 +464,7 @@ export class PostgresOutbox implements OutboxStore {
   async targets(): Promise<string[]> {
     return this.guard(async () => {
       await this.ensureReady();
-      const result = await this.conn.pool.query<{ target: string }>(
+      const result = await this.db.pool.query<{ target: string }>(
         `SELECT DISTINCT target FROM ${this.s}.events_outbox WHERE service = $1`,
         [this.service],
       );
@@ -515,7 +474,7 @@ export class PostgresOutbox implements OutboxStore {
 
   async stats(): Promise<OutboxStats> {
     await this.ensureReady();
-    const result = await this.conn.pool.query<{ target: string; pending: string; dead: string; oldest: string | null }>(
+    const result = await this.db.pool.query<{ target: string; pending: string; dead: string; oldest: string | null }>(
       `SELECT target, SUM(pending) AS pending, SUM(dead) AS dead, MIN(oldest) AS oldest FROM (
          SELECT target, count(*) AS pending, 0 AS dead, MIN(created_at) AS oldest FROM ${this.s}.events_outbox
            WHERE ${SCOPE} GROUP BY target
@@ -538,7 +497,7 @@ export class PostgresOutbox implements OutboxStore {
   async deadLetters(filter?: DeadLetterFilter): Promise<DeadLetter[]> {
     await this.ensureReady();
     const { where, params } = this.whereOf(filter);
-    const result = await this.conn.pool.query<Row>(
+    const result = await this.db.pool.query<Row>(
       `SELECT ${COLUMNS}, dead_at, reason FROM ${this.s}.events_dead_letters ${where} ORDER BY dead_at, id`,
       params,
     );
@@ -550,7 +509,7 @@ export class PostgresOutbox implements OutboxStore {
     const { where, params } = this.whereOf(selectionFilter(selection));
     const n = params.length;
     try {
-      const result = await this.conn.pool.query<{ target: string }>(
+      const result = await this.db.pool.query<{ target: string }>(
         `WITH d AS (DELETE FROM ${this.s}.events_dead_letters ${where} RETURNING *),
          ins AS (INSERT INTO ${this.s}.events_outbox (id, service, event_id, type, source, target, body, created_at, attempts,
              next_attempt_at, last_attempt_at, last_status, last_error, traceparent, tracestate)
@@ -574,7 +533,7 @@ export class PostgresOutbox implements OutboxStore {
     await this.ensureReady();
     const { where, params } = this.whereOf(selectionFilter(selection));
     try {
-      return (await this.conn.pool.query(`DELETE FROM ${this.s}.events_dead_letters ${where}`, params)).rowCount ?? 0;
+      return (await this.db.pool.query(`DELETE FROM ${this.s}.events_dead_letters ${where}`, params)).rowCount ?? 0;
     } catch (error) {
       throw this.unavailable(error);
     }
@@ -582,65 +541,21 @@ export class PostgresOutbox implements OutboxStore {
 
   async pendingRecords(): Promise<OutboxRecord[]> {
     await this.ensureReady();
-    const result = await this.conn.pool.query<Row>(
+    const result = await this.db.pool.query<Row>(
       `SELECT ${COLUMNS} FROM ${this.s}.events_outbox WHERE service = $1 ORDER BY id`,
       [this.service],
     );
     return result.rows.map(toRecord);
   }
 
-  /** LISTENs on a connection of its own: a committed emit (here or in another instance) wakes its target's lane. */
+  /** A committed emit (here or in another instance) wakes its target's lane: NOTIFY, on the database's LISTEN connection. */
   onWork(wake: (target: string) => void): void {
-    this.wake = wake;
-    void this.listen();
-  }
-
-  private async listen(): Promise<void> {
-    if (this.closed || this.wake === undefined) return;
-    let client: PoolClient;
-    try {
-      client = await this.conn.pool.connect();
-    } catch {
-      this.listenLater();
-      return;
-    }
     const prefix = `${this.schema}\t${this.service}\t`;
-    const onNotification = (message: Notification) => {
-      if (message.channel !== OUTBOX_CHANNEL || !message.payload?.startsWith(prefix)) return;
-      this.wake?.(message.payload.slice(prefix.length));
-    };
-    const onLost = () => {
-      if (this.listener !== client) return;
-      this.listener = undefined;
-      client.off('notification', onNotification);
-      client.release(true);
-      this.listenLater();
-    };
-    client.on('notification', onNotification);
-    client.on('error', onLost);
-    client.on('end', onLost);
-    try {
-      await client.query(`LISTEN ${OUTBOX_CHANNEL}`);
-    } catch {
-      client.off('notification', onNotification);
-      client.release(true);
-      this.listenLater();
-      return;
-    }
-    if (this.closed) {
-      client.release(true);
-      return;
-    }
-    this.listener = client;
-  }
-
-  /** LISTEN again after a lost connection; the poll delivers meanwhile. */
-  private listenLater(): void {
-    if (this.closed || this.listenRetry !== undefined) return;
-    this.listenRetry = setTimeout(() => {
-      this.listenRetry = undefined;
-      void this.listen();
-    }, DEFAULTS.storeRetry.maxDelayMs).unref();
+    this.wake = wake;
+    this.unlisten?.();
+    this.unlisten = this.db.listen(OUTBOX_CHANNEL, (payload) => {
+      if (payload.startsWith(prefix)) wake(payload.slice(prefix.length));
+    });
   }
 
   /** Extends the leases of the deliveries this instance has in flight. */
@@ -648,7 +563,7 @@ export class PostgresOutbox implements OutboxStore {
     if (this.held.size === 0 || this.closed) return;
     const ids = [...this.held.keys()];
     try {
-      await this.conn.pool.query(
+      await this.db.pool.query(
         `UPDATE ${this.s}.events_outbox SET leased_until = ${DB_NOW} + $1 WHERE lease_owner = $2 AND id = ANY($3::bigint[])`,
         [this.leaseMs, this.owner, ids],
       );
@@ -665,39 +580,22 @@ export class PostgresOutbox implements OutboxStore {
     // Deliveries still claimed here are not in flight any more (the bus closes the store last):
     // hand them back now rather than after the lease, so that a restart or another instance goes on at once.
     if (this.held.size > 0) {
-      await this.conn.pool
+      await this.db.pool
         .query(`UPDATE ${this.s}.events_outbox SET leased_until = NULL, lease_owner = NULL WHERE lease_owner = $1`, [this.owner])
         .catch(() => undefined);
     }
     this.closed = true;
     clearInterval(this.heartbeat);
-    clearTimeout(this.listenRetry);
-    const listener = this.listener;
-    this.listener = undefined;
-    if (listener) {
-      await listener.query(`UNLISTEN ${OUTBOX_CHANNEL}`).catch(() => {});
-      listener.release();
-    }
-    await this.conn.release();
+    this.unlisten?.();
+    await this.db.release();
   }
 
   /**
    * A dispatcher's transaction (a claim, outcomes, target state), which does not wait for its WAL
    * flush (see `write`). BEGIN and the setting go in one round trip.
    */
-  private async transaction<T>(run: (client: PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.conn.pool.connect();
-    try {
-      await client.query('BEGIN; SET LOCAL synchronous_commit = off');
-      const value = await run(client);
-      await client.query('COMMIT');
-      return value;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw error;
-    } finally {
-      client.release();
-    }
+  private transaction<T>(run: (client: PoolClient) => Promise<T>): Promise<T> {
+    return this.db.transaction(run, 'BEGIN; SET LOCAL synchronous_commit = off');
   }
 
   /**

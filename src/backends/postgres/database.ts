@@ -1,0 +1,286 @@
+import type * as Pg from 'pg';
+import type { Notification, Pool, PoolClient } from 'pg';
+import type { Logger } from 'winston';
+import type { ResolvedConfig } from '../../config.js';
+import { DEFAULTS } from '../../defaults.js';
+import { ConfigError } from '../../errors/index.js';
+import type { DatabasePool } from '../../types.js';
+import { quoteSchema, SCHEMA_VERSION, schemaVersion, upgradeSchema } from './schema.js';
+
+// `pg` is an optional peer dependency, loaded only here, when a store opens.
+
+export type PgModule = typeof Pg;
+
+export function loadPg(): PgModule {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require('pg') as PgModule;
+  } catch (cause) {
+    throw new ConfigError(
+      'EVENTS_DATABASE_URL (or the database option) is set, but the optional peer dependency pg is not installed: run npm install pg@^8',
+      { variable: 'EVENTS_DATABASE_URL', cause },
+    );
+  }
+}
+
+export interface DatabaseOptions {
+  /** @default DEFAULTS.database.schema */
+  schema?: string;
+  /** Connections of the pool opened from a URL (your pool keeps its own). @default DEFAULTS.database.poolSize */
+  poolSize?: number;
+  /** In `pg_stat_activity`, for the connections opened from a URL (the URL's own `application_name` wins). */
+  applicationName?: string;
+  logger?: Logger;
+}
+
+/** The LISTEN connection and how to let it go (`broken`: destroy it). */
+interface Listener {
+  client: Pg.ClientBase;
+  close(broken: boolean): Promise<void>;
+}
+
+/**
+ * One PostgreSQL database as a bus uses it; its outbox and inbox share it.
+ *
+ * - One pool: yours as is (never ended here), or one of `poolSize` connections opened from a URL,
+ *   ended when the last store using it closes.
+ * - One LISTEN connection beside the pool, configured as its connections, opened again after a loss.
+ * - The schema set up once (created or upgraded to SCHEMA_VERSION) under one advisory lock.
+ * - A client taken for a transaction listens for `'error'` (a connection lost while it is held
+ *   never crashes the process) and is always released, destroyed when its state is unknown.
+ * - Handler transactions hold at most the pool's size minus one connection: the outbox's own
+ *   writes, an emit without `tx` inside a handler, claims and reads always find a connection.
+ *   Nothing else holds a connection while it waits for another.
+ */
+export class PostgresDatabase {
+  readonly pool: Pool;
+  readonly schema: string;
+  /** The schema, quoted for SQL. */
+  readonly s: string;
+  /** Where it points, for messages (no password). */
+  readonly where: string;
+  private readonly owned: boolean;
+  /** The pool's connection settings, for the LISTEN client (none: a pool that is not a `pg.Pool` lends it one). */
+  private readonly settings: Pg.PoolConfig | undefined;
+  private users = 0;
+  private ending: Promise<void> | undefined;
+  private setup: Promise<void> | undefined;
+  /** Handler transactions: at most `slots` at once, the others wait their turn (holding nothing). */
+  private readonly slots: number;
+  private inFlight = 0;
+  private readonly queued: Array<() => void> = [];
+  private readonly channels = new Map<string, (payload: string) => void>();
+  private listener: Listener | undefined;
+  private listening: Promise<void> | undefined;
+  private listenRetry: NodeJS.Timeout | undefined;
+
+  constructor(database: string | DatabasePool | Pool, options: DatabaseOptions = {}) {
+    this.schema = options.schema ?? DEFAULTS.database.schema;
+    this.s = quoteSchema(this.schema);
+    this.owned = typeof database === 'string';
+    this.where = typeof database === 'string' ? redact(database) : 'your pg.Pool';
+    if (typeof database === 'string') {
+      const application_name = options.applicationName ?? 'events-library';
+      this.pool = new (loadPg().Pool)({ connectionString: database, application_name, max: options.poolSize ?? DEFAULTS.database.poolSize });
+      // An idle connection that breaks (a server restart) is dropped by the pool, never thrown into the process.
+      this.pool.on('error', (error) =>
+        options.logger?.warn('an idle PostgreSQL connection failed; the pool opens another', { error: error.message, code: codeOf(error) }),
+      );
+    } else this.pool = database as Pool;
+    this.settings = (this.pool as { options?: Pg.PoolConfig }).options;
+    const size = this.settings?.max ?? DEFAULTS.database.poolSize;
+    this.slots = Math.max(1, size - (this.settings ? 1 : 2));
+  }
+
+  /** A store starts using this database: it calls `release()` when it closes. */
+  use(): this {
+    this.users += 1;
+    return this;
+  }
+
+  /** A store is done with it: the last one stops LISTEN and ends a pool opened here. */
+  release(): Promise<void> {
+    this.users -= 1;
+    if (this.users > 0) return Promise.resolve();
+    this.ending ??= (async () => {
+      clearTimeout(this.listenRetry);
+      const listener = this.listener;
+      this.listener = undefined;
+      await listener?.close(false).catch(() => {}); // one still connecting closes itself once connected
+      if (this.owned) await this.pool.end();
+    })();
+    return this.ending;
+  }
+
+  get ended(): boolean {
+    return this.ending !== undefined;
+  }
+
+  /** The schema is at SCHEMA_VERSION (created or upgraded once; a failure is retried at the next call). */
+  ready(): Promise<void> {
+    this.setup ??= this.migrate().then(
+      () => undefined,
+      (error: unknown) => {
+        this.setup = undefined;
+        throw error;
+      },
+    );
+    return this.setup;
+  }
+
+  /** Creates or upgrades the schema; a current one costs one read and takes no lock. */
+  async migrate(): Promise<{ from: number; to: number }> {
+    const version = await schemaVersion(this.pool, this.s);
+    if (version >= SCHEMA_VERSION) return { from: version, to: version };
+    return this.transaction((client) => upgradeSchema(client, this.s));
+  }
+
+  /**
+   * Runs `run` in a transaction on a client of the pool (`begin` opens it): committed when `run`
+   * resolves, rolled back when anything throws. The client's `'error'` is caught while it is held,
+   * and it is always released, destroyed when broken (or when it could not roll back).
+   */
+  async transaction<T>(run: (client: PoolClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    const onError = (error: Error) => (broken ??= error);
+    client.on('error', onError);
+    try {
+      await client.query(begin);
+      const value = await run(client);
+      await client.query('COMMIT');
+      return value;
+    } catch (error) {
+      await client.query('ROLLBACK').catch((rollback: unknown) => (broken ??= rollback as Error));
+      throw error;
+    } finally {
+      client.off('error', onError);
+      client.release(broken);
+    }
+  }
+
+  /** A transaction that runs a handler: it waits for a free slot first, holding nothing. */
+  async handlerTransaction<T>(run: (client: PoolClient) => Promise<T>): Promise<T> {
+    if (this.inFlight >= this.slots) await new Promise<void>((resolve) => this.queued.push(resolve));
+    else this.inFlight += 1;
+    try {
+      return await this.transaction(run);
+    } finally {
+      const next = this.queued.shift();
+      if (next) next();
+      else this.inFlight -= 1;
+    }
+  }
+
+  /** Calls `onPayload` with each NOTIFY on `channel`, from the one LISTEN connection. Returns the unsubscribe. */
+  listen(channel: string, onPayload: (payload: string) => void): () => void {
+    this.channels.set(channel, onPayload);
+    if (this.listener) void this.listener.client.query(`LISTEN ${channel}`).catch(() => this.lost(this.listener));
+    else this.listening ??= this.startListening();
+    return () => this.channels.delete(channel);
+  }
+
+  private async startListening(): Promise<void> {
+    let listener: Listener | undefined;
+    try {
+      listener = await this.openListener();
+      const { client } = listener;
+      client.on('notification', (message: Notification) => this.channels.get(message.channel)?.(message.payload ?? ''));
+      client.on('error', () => this.lost(listener));
+      client.on('end', () => this.lost(listener));
+      for (const channel of this.channels.keys()) await client.query(`LISTEN ${channel}`);
+      if (this.ended) await listener.close(false).catch(() => {});
+      else this.listener = listener;
+    } catch {
+      await listener?.close(true).catch(() => {});
+      this.listenLater();
+    } finally {
+      this.listening = undefined;
+    }
+  }
+
+  private async openListener(): Promise<Listener> {
+    if (this.settings === undefined) {
+      const lent = await this.pool.connect();
+      return { client: lent, close: async (broken) => lent.release(broken) };
+    }
+    const client = new (loadPg().Client)(this.settings);
+    client.on('error', () => {}); // a failed connect rejects; once connected, `lost` handles it
+    await client.connect();
+    return { client, close: () => client.end() };
+  }
+
+  /** The LISTEN connection was lost: open it again later (the poll delivers meanwhile). */
+  private lost(listener: Listener | undefined): void {
+    if (listener === undefined || this.listener !== listener) return;
+    this.listener = undefined;
+    void listener.close(true).catch(() => {});
+    this.listenLater();
+  }
+
+  private listenLater(): void {
+    if (this.ended || this.listenRetry !== undefined) return;
+    this.listenRetry = setTimeout(() => {
+      this.listenRetry = undefined;
+      if (!this.ended) this.listening ??= this.startListening();
+    }, DEFAULTS.storeRetry.maxDelayMs).unref();
+  }
+}
+
+/**
+ * The database of the bus configured by `config`: one per configuration, so that its outbox and
+ * inbox share one pool, one LISTEN connection and one setup.
+ */
+export function databaseOf(config: ResolvedConfig): PostgresDatabase {
+  let db = shared.get(config);
+  if (db === undefined || db.ended) {
+    db = new PostgresDatabase(config.database!, {
+      schema: config.databaseSchema,
+      poolSize: config.databasePoolSize,
+      applicationName: config.service === undefined ? undefined : `events-library ${config.service}`.slice(0, 63),
+      logger: config.logger,
+    });
+    shared.set(config, db);
+  }
+  return db;
+}
+
+const shared = new WeakMap<ResolvedConfig, PostgresDatabase>();
+
+/** `database` as given to a store: a handle to share, or a URL or pool to open one of its own from. */
+export function databaseFrom(database: string | DatabasePool | PostgresDatabase, options: DatabaseOptions): PostgresDatabase {
+  return (database instanceof PostgresDatabase ? database : new PostgresDatabase(database, options)).use();
+}
+
+/** A URL without its password, for messages and logs. */
+export function redact(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return 'postgres://…';
+  }
+}
+
+const codeOf = (error: unknown): string => String((error as { code?: unknown })?.code ?? '');
+
+/** Whether `error` means the database cannot be reached or cannot write now (rather than a mistake in a query). */
+export function isUnavailable(error: unknown): boolean {
+  const code = codeOf(error);
+  if (['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'EAI_AGAIN'].includes(code)) return true;
+  // 08: connection exceptions; 53: insufficient resources (disk full, too many connections); 57P: shutdown; 25006: read-only.
+  if (/^(08|53|57P)/.test(code) || code === '25006') return true;
+  const message = (error as Error)?.message ?? '';
+  return /Connection terminated|connection timeout|Client has encountered a connection error|Cannot use a pool after calling end/i.test(message);
+}
+
+/** `events-library migrate --apply`: creates or upgrades the library's tables in `schema` of `database`. */
+export async function migrate(database: string | DatabasePool, schema?: string): Promise<{ from: number; to: number; where: string }> {
+  const db = new PostgresDatabase(database, { schema, poolSize: 1 }).use();
+  try {
+    return { ...(await db.migrate()), where: db.where };
+  } finally {
+    await db.release();
+  }
+}
