@@ -265,8 +265,6 @@ export function outboxStoreContract(open: () => Promise<OutboxStore> | OutboxSto
     expect(ids(await store.pendingRecords()).sort()).toEqual(['evt-1', 'evt-2']);
   });
 
-  // KNOWN BUG (PostgreSQL): its outbox has no wall-clock step guard (the memory and SQLite stores
-  // pull times "in the future" back to now): after a step back, a retry waits the hour. Fails there until fixed.
   test('after the wall clock stepped back an hour, a delivery tried "in the future" is due now, not in an hour', async () => {
     const HOUR = 60 * 60 * 1000;
     await store.add([delivery(1), delivery(2)]);

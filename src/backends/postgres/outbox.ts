@@ -128,6 +128,8 @@ export class PostgresOutbox implements OutboxStore {
   private closed = false;
   /** The dispatcher's wake-up, set by onWork: a replay here wakes this instance at once. */
   private wake: ((target: string) => void) | undefined;
+  /** The latest created/tried time this instance wrote: beyond `now + slack`, the wall clock stepped back. */
+  private maxStamp = -Infinity;
   private readonly writes = new Set<Promise<unknown>>();
 
   /** `database`: a URL or a pool (this outbox opens its own handle on it), or the bus's shared database. */
@@ -157,6 +159,7 @@ export class PostgresOutbox implements OutboxStore {
   }
 
   async add(deliveries: readonly NewDelivery[], options: AddOptions = {}): Promise<void> {
+    for (const delivery of deliveries) this.stamp(delivery.createdAt);
     if (this.closed) throw new OutboxUnavailableError(this.where, 'the outbox is closed');
     if (deliveries.length === 0) return;
     const tx = options.tx as TransactionClient | undefined;
@@ -235,7 +238,33 @@ export class PostgresOutbox implements OutboxStore {
   }
 
   async claim(target: string, now: number, limit: number): Promise<OutboxRecord[]> {
+    if (this.maxStamp > now + DEFAULTS.outbox.clockStepSlackMs) await this.unstepClock(now);
     return this.claimWith(target, limit, false, now);
+  }
+
+  /** A wall-clock step back: this service's deliveries created or tried "in the future" are due now, their times pulled back to now. */
+  private async unstepClock(now: number): Promise<void> {
+    const limit = now + DEFAULTS.outbox.clockStepSlackMs;
+    const result = await this.guard(async () => {
+      await this.ensureReady();
+      return this.db.pool.query(
+        `UPDATE ${this.s}.events_outbox SET next_attempt_at = $2, created_at = LEAST(created_at, $2),
+           last_attempt_at = LEAST(last_attempt_at, $2)
+         WHERE service = $1 AND (created_at > $3 OR last_attempt_at > $3)`,
+        [this.service, now, limit],
+      );
+    });
+    this.logger?.warn('wall clock stepped back; deliveries waiting on the old time are due now', {
+      where: this.where,
+      stepMs: this.maxStamp - now,
+      deliveries: result.rowCount ?? 0,
+    });
+    this.maxStamp = now;
+  }
+
+  /** Remembers the latest time written, for the clock-step check. */
+  private stamp(ms: number | undefined): void {
+    if (ms !== undefined && ms > this.maxStamp) this.maxStamp = ms;
   }
 
   async claimProbe(target: string): Promise<OutboxRecord | undefined> {
@@ -325,6 +354,7 @@ export class PostgresOutbox implements OutboxStore {
 
   async reschedule(record: OutboxRecord, nextAttemptAt: number): Promise<void> {
     record.nextAttemptAt = nextAttemptAt;
+    this.stamp(record.lastAttemptAt);
     // Only while this instance still holds the lease: past it, another instance owns the row.
     await this.write(
       `UPDATE ${this.s}.events_outbox SET leased_until = NULL, lease_owner = NULL, attempts = $3, next_attempt_at = $4,
@@ -371,6 +401,7 @@ export class PostgresOutbox implements OutboxStore {
     const dead: OutboxRecord[] = [];
     const reasons: string[] = [];
     for (const settlement of settlements) {
+      this.stamp(settlement.record.lastAttemptAt);
       if (settlement.kind === 'complete') done.push(settlement.record.id);
       else if (settlement.kind === 'reschedule') {
         settlement.record.nextAttemptAt = settlement.nextAttemptAt;
