@@ -19,9 +19,8 @@ import type { OutboxStore } from './send/outbox-store.js';
 import { openBrokerOperator } from './backends/broker-operator.js';
 import { combineOperators } from './operate/functions.js';
 import type { DeadLetter, DeadLetterFilter, DeadLetterOperator, DeadLetterSelection, OutboxStats } from './operate/operator.js';
-import { openInbox, openOutbox } from './backends/open.js';
-import { HttpTransport } from './backends/http/axios-transport.js';
-import { UndiciTransport } from './backends/http/undici-transport.js';
+import { openInbox, openOutbox } from './backends/stores.js';
+import { openHttpTransport } from './backends/http/backend.js';
 import type { Transport } from './send/transport.js';
 import type {
   DataOf,
@@ -76,7 +75,7 @@ export class EventBus<Events extends object = EventRegistry> {
       this.broker = openBroker(broker, logger, this.config.service ?? 'events-library', this.config.timeoutMs);
     }
     // Before any store opens: a missing optional HTTP client fails with nothing to release.
-    this.transport = options.transport ?? this.broker?.transport ?? this.httpTransport();
+    this.transport = options.transport ?? this.broker?.transport ?? openHttpTransport(this.config);
     this.outbox = openOutbox(this.config);
     try {
       this.inbox = openInbox(this.config);
@@ -384,13 +383,6 @@ export class EventBus<Events extends object = EventRegistry> {
     }
     this.telemetry.close();
     await Promise.all([this.outbox.close(), this.inbox.close(), this.brokerOperator?.close()]);
-  }
-
-  /** HTTP push over the configured client: axios (the default) or undici (an optional peer). */
-  private httpTransport(): Transport {
-    const { logger, timeoutMs, retry, concurrency } = this.config;
-    if (this.config.httpClient === 'undici') return new UndiciTransport({ logger, timeoutMs, retry, connections: concurrency });
-    return new HttpTransport({ logger, timeoutMs, retry });
   }
 
   /** The broker consumer, on the same receive pipeline as the HTTP intake (it turns the timestamp window off per message). */

@@ -1,9 +1,4 @@
-import { statSync } from 'node:fs';
-import { openBrokerOperator } from '../backends/broker-operator.js';
-import { PostgresOutbox } from '../backends/postgres/outbox.js';
-import { assertOutboxFile } from '../backends/sqlite/file-check.js';
-import { SqliteOutbox } from '../backends/sqlite/outbox.js';
-import { ConfigError } from '../errors/index.js';
+import { openOperator } from '../backends/stores.js';
 import type {
   DeadLetter,
   DeadLetterFilter,
@@ -50,82 +45,14 @@ export function discardDeadLetters(location: OperatorLocation, selection: DeadLe
   return withOperator(location, (operator) => operator.discard(selection));
 }
 
-/** Opens the operator for `location`, runs `call`, closes it. */
+/** Opens the operator for `location` (its backend's), runs `call`, closes it. */
 export async function withOperator<T>(location: OperatorLocation, call: (operator: DeadLetterOperator) => Promise<T>): Promise<T> {
   const operator = openOperator(location);
   try {
     return await call(operator);
-  } catch (error) {
-    throw operator instanceof PostgresOutbox ? missingTables(error, operator) : error;
   } finally {
     await operator.close();
   }
-}
-
-/** The operator of a location: an outbox file, a PostgreSQL outbox (no tables created, no LISTEN, no lease taken), a broker. */
-function openOperator(location: OperatorLocation): DeadLetterOperator {
-  if (typeof location !== 'object' || location === null) throw new ConfigError(WHERE);
-  if ('outbox' in location) return openOutboxFile(location.outbox);
-  if ('database' in location) {
-    if (typeof location.database !== 'string' || location.database.trim() === '') {
-      throw new ConfigError('no database given: set EVENTS_DATABASE_URL or pass database (a postgres://… URL)', { variable: 'EVENTS_DATABASE_URL' });
-    }
-    return new PostgresOutbox(location.database, { service: location.service, schema: location.schema, createTables: false });
-  }
-  if ('broker' in location) {
-    if (typeof location.broker !== 'string' || location.broker.trim() === '') {
-      throw new ConfigError('no broker given: set EVENTS_BROKER_URL or pass broker (an amqp://… or kafka://… URL)', { variable: 'EVENTS_BROKER_URL' });
-    }
-    return openBrokerOperator(location);
-  }
-  throw new ConfigError(WHERE);
-}
-
-const WHERE = 'which outbox? pass { outbox: path }, { database: url } or { broker: url }';
-
-/** A PostgreSQL error saying the schema or the tables are missing, as what to fix. */
-function missingTables(error: unknown, outbox: PostgresOutbox): unknown {
-  const code = (error as { code?: unknown })?.code;
-  if (code !== '42P01' && code !== '3F000') return error;
-  return new ConfigError(
-    `no events-library outbox in schema ${outbox.schema} of ${outbox.where}: check the schema and the database ` +
-      '(the tables are created when the service first runs, or by "events-library migrate --apply")',
-    { variable: 'EVENTS_DATABASE_URL', cause: error },
-  );
-}
-
-/** The outbox file at `path`, opened beside its running service (never taking its ownership), after checking it is one. */
-function openOutboxFile(path: string): SqliteOutbox {
-  checkExists(path);
-  assertOutboxFile(path);
-  try {
-    return new SqliteOutbox(path, { resetLeases: false });
-  } catch (cause) {
-    if (cause instanceof ConfigError) throw cause;
-    throw new ConfigError(`${path} is not an events-library outbox file: ${(cause as Error).message}`, {
-      variable: 'EVENTS_OUTBOX_PATH',
-      cause,
-    });
-  }
-}
-
-function checkExists(path: string): void {
-  if (typeof path !== 'string' || path.trim() === '') {
-    throw new ConfigError('no outbox file given: set EVENTS_OUTBOX_PATH or pass the path of the outbox file', {
-      variable: 'EVENTS_OUTBOX_PATH',
-    });
-  }
-  let isFile: boolean;
-  try {
-    isFile = statSync(path).isFile();
-  } catch (cause) {
-    throw new ConfigError(
-      `the outbox file ${path} does not exist: check the path (it is the service's EVENTS_OUTBOX_PATH, ` +
-        'created by the service when it starts with the durable outbox)',
-      { variable: 'EVENTS_OUTBOX_PATH', cause },
-    );
-  }
-  if (!isFile) throw new ConfigError(`${path} is not a file: give the path of the outbox file itself`, { variable: 'EVENTS_OUTBOX_PATH' });
 }
 
 /**

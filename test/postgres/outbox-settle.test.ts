@@ -2,7 +2,7 @@
 // SQLite stores (test/helpers/outbox-contract.ts), lease ownership in settleMany, and the cap on live leases.
 import type { Pool } from 'pg';
 import { resolveConfig } from '../../src/config.js';
-import { openOutbox } from '../../src/backends/open.js';
+import { openOutbox } from '../../src/backends/stores.js';
 import { PostgresOutbox } from '../../src/backends/postgres/outbox.js';
 import { delivery, ids, outboxStoreContract, settleManyContract, T, tried } from '../helpers/outbox-contract.js';
 import { DATABASE_URL, describePostgres, freshSchema } from '../helpers/postgres.js';

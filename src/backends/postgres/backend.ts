@@ -1,0 +1,83 @@
+import { type ResolvedConfig, resolveTarget } from '../../config.js';
+import { ConfigError } from '../../errors/index.js';
+import type { DeadLetterOperator } from '../../operate/operator.js';
+import type { StoreBackend } from '../stores.js';
+import { databaseOf } from './database.js';
+import { PostgresInbox } from './inbox.js';
+import { PostgresOutbox } from './outbox.js';
+
+/** PostgreSQL (`EVENTS_DATABASE_URL`): one database handle per bus for both stores; pg is loaded when one opens. */
+export const postgresBackend: StoreBackend = {
+  keepsOutbox: (config) => config.database !== undefined,
+  keepsInbox: (config) => config.database !== undefined,
+  openOutbox: (config) =>
+    new PostgresOutbox(databaseOf(config), {
+      service: serviceOf(config, 'outbox'),
+      schema: config.databaseSchema,
+      logger: config.logger,
+      concurrency: config.concurrency,
+      eventsPerRequest: (target) => (batchesTo(config, target) ? config.batch.maxEvents : 1),
+      leaseMs: config.outbox.leaseMs,
+      writeWaitMs: config.outbox.writeWaitMs,
+    }),
+  openInbox: (config) =>
+    new PostgresInbox({
+      database: databaseOf(config),
+      service: serviceOf(config, 'inbox'),
+      schema: config.databaseSchema,
+      retentionMs: config.inbox.retentionMs,
+      logger: config.logger,
+    }),
+  location: 'database',
+  operator(location) {
+    const { database, schema, service } = location as { database: string; schema?: string; service?: string };
+    if (typeof database !== 'string' || database.trim() === '') {
+      throw new ConfigError('no database given: set EVENTS_DATABASE_URL or pass database (a postgres://… URL)', { variable: 'EVENTS_DATABASE_URL' });
+    }
+    // No tables created, no LISTEN, no lease taken.
+    return missingTablesSaid(new PostgresOutbox(database, { service, schema, createTables: false }));
+  },
+};
+
+function serviceOf(config: ResolvedConfig, store: 'outbox' | 'inbox'): string {
+  if (!config.service) {
+    throw new ConfigError(`the PostgreSQL ${store} keeps each service's rows under its name: set EVENTS_SERVICE_NAME (or pass service)`, {
+      variable: 'EVENTS_SERVICE_NAME',
+    });
+  }
+  return config.service;
+}
+
+/** Whether `target` is sent HTTP batches (its own `batch` over the bus's); a target not configured yet follows the bus. */
+function batchesTo(config: ResolvedConfig, target: string): boolean {
+  if (config.broker) return false;
+  try {
+    return resolveTarget(config, target).batch;
+  } catch {
+    return config.batch.enabled;
+  }
+}
+
+/** The operator, with a missing schema or missing tables said as what to fix. */
+function missingTablesSaid(outbox: PostgresOutbox): DeadLetterOperator {
+  const said = <A extends unknown[], T>(call: (...args: A) => Promise<T>) => async (...args: A): Promise<T> => {
+    try {
+      return await call(...args);
+    } catch (error) {
+      const code = (error as { code?: unknown })?.code;
+      if (code !== '42P01' && code !== '3F000') throw error;
+      throw new ConfigError(
+        `no events-library outbox in schema ${outbox.schema} of ${outbox.where}: check the schema and the database ` +
+          '(the tables are created when the service first runs, or by "events-library migrate --apply")',
+        { variable: 'EVENTS_DATABASE_URL', cause: error },
+      );
+    }
+  };
+  return {
+    stats: said(() => outbox.stats()),
+    deadLetters: said((filter) => outbox.deadLetters(filter)),
+    replay: said((selection) => outbox.replay(selection)),
+    discard: said((selection) => outbox.discard(selection)),
+    close: () => outbox.close(),
+  };
+}
