@@ -8,7 +8,7 @@
 //   them). tshy's own README warns of this dual-package hazard; it also rewrites package.json's
 //   exports on every build.
 // - tsup (esbuild) bundles the ESM and CJS formats separately: the same two copies, and in the
-//   ESM bundle the lazy require('better-sqlite3') of src/stores becomes esbuild's __require shim,
+//   ESM bundle the lazy require('better-sqlite3') of src/backends/sqlite becomes esbuild's __require shim,
 //   which throws "Dynamic require of "better-sqlite3" is not supported" (checked with the esbuild
 //   that tsx installs: --bundle --format=esm --platform=node --external:better-sqlite3). A
 //   createRequire banner can patch the shim; nothing removes the second copy.
