@@ -1,64 +1,76 @@
-import { DEFAULTS } from '../defaults.js';
-import { ConfigError } from '../errors/index.js';
-import {
-  type DeadLetter,
-  type DeadLetterFilter,
-  type DeadLetterOperator,
-  type DeadLetterSelection,
-  matchesDeadLetter,
-  selectionFilter,
-} from '../operate/operator.js';
-import { type BrokerDeadLetter, listBrokerDeadLetters, replayBrokerDeadLetters } from './amqp/dead-letters.js';
+import type { DeadLetterOperator } from '../operate/operator.js';
+import { type BrokerLocation, brokerBackendFor } from './broker-link.js';
 
-/** A broker location: its URL, the prefix the services run with, and (optionally) one receiving service. */
-export interface BrokerLocation {
-  broker: string;
-  prefix?: string;
-  service?: string;
-}
+export type { BrokerLocation } from './broker-link.js';
 
 /**
- * The dead-letter queues (RabbitMQ) or topics (Kafka) of a broker, behind the operator seam.
- * Interim: ids are the event ids until the broker backends assign their own.
+ * The dead-letter queues (RabbitMQ) or topics (Kafka) of a broker, behind the operator seam: the
+ * backend serving the URL's scheme answers (see `amqp/dead-letters.ts`, `kafka/dead-letters.ts`).
+ * Without `service`, every service's dead letters under the prefix.
  */
 export function openBrokerOperator(location: BrokerLocation): DeadLetterOperator {
-  const service = location.service;
-  if (typeof service !== 'string' || service.trim() === '') {
-    throw new ConfigError('which service? pass its name (the service whose queue the dead letters came from)', { variable: 'EVENTS_SERVICE_NAME' });
-  }
-  const options = { broker: location.broker, service, prefix: location.prefix ?? DEFAULTS.broker.prefix };
-  const list = async (filter?: DeadLetterFilter): Promise<DeadLetter[]> =>
-    (await listBrokerDeadLetters(options)).map((letter) => toDeadLetter(letter, service)).filter((l) => matchesDeadLetter(l, filter));
-  return {
-    stats: async () => {
-      const letters = await list();
-      return { durable: true, pending: 0, deadLetters: letters.length, targets: letters.length ? { [service]: { pending: 0, deadLetters: letters.length } } : {} };
-    },
-    deadLetters: list,
-    replay: async (selection: DeadLetterSelection) => {
-      const ids = (await list(selectionFilter(selection))).map((l) => l.id);
-      return ids.length === 0 ? 0 : replayBrokerDeadLetters(options, selection === 'all' ? 'all' : { eventIds: ids });
-    },
-    discard: async () => {
-      throw new Error('discarding broker dead letters is not available yet');
-    },
-    close: async () => undefined,
-  };
+  return brokerBackendFor(location.broker).operator(location);
 }
 
-function toDeadLetter(letter: BrokerDeadLetter, service: string): DeadLetter {
-  return {
-    id: letter.eventId ?? '',
-    kept: 'queue',
-    eventId: letter.eventId,
-    type: letter.type,
-    source: letter.source,
-    target: service,
-    reason: letter.reason ?? 'unknown',
-    error: letter.error,
-    attempts: letter.attempts,
-    createdAt: undefined,
-    deadAt: letter.deadAt,
-    body: letter.body,
-  };
+// ---------------------------------------------------------------------------------------------
+// Interim, for src/broker-cli.ts and the public exports until they move to openBrokerOperator
+// (then delete from here down, and the re-export in amqp/dead-letters.ts).
+
+/** @deprecated use openBrokerOperator({ broker, prefix, service }) */
+export interface BrokerAdminOptions {
+  broker: string;
+  service: string;
+  prefix?: string;
+  /** Ignored: every dead letter is read. */
+  limit?: number;
+}
+
+/** @deprecated use openBrokerOperator(…).deadLetters() */
+export interface BrokerDeadLetter {
+  eventId: string | undefined;
+  type: string | undefined;
+  source: string | undefined;
+  /** The receiving service's queue (or topic) it came from. */
+  queue: string;
+  reason: string | undefined;
+  error: string | undefined;
+  deadAt: number | undefined;
+  attempts: number | undefined;
+  body: string;
+}
+
+/** @deprecated select by dead-letter id with openBrokerOperator(…).replay() */
+export type BrokerReplaySelection = 'all' | { eventIds: readonly string[] };
+
+/** @deprecated use openBrokerOperator(…).deadLetters() */
+export async function listBrokerDeadLetters(options: BrokerAdminOptions): Promise<BrokerDeadLetter[]> {
+  const operator = openBrokerOperator(options);
+  try {
+    return (await operator.deadLetters()).map((l) => ({
+      eventId: l.eventId,
+      type: l.type,
+      source: l.source,
+      queue: `${options.prefix ?? ''}${l.target}`,
+      reason: l.reason,
+      error: l.error,
+      deadAt: l.deadAt,
+      attempts: l.attempts,
+      body: l.body,
+    }));
+  } finally {
+    await operator.close();
+  }
+}
+
+/** @deprecated use openBrokerOperator(…).replay(ids) */
+export async function replayBrokerDeadLetters(options: BrokerAdminOptions, selection: BrokerReplaySelection = 'all'): Promise<number> {
+  const operator = openBrokerOperator(options);
+  try {
+    if (selection === 'all') return await operator.replay('all');
+    const wanted = new Set(selection.eventIds);
+    const ids = (await operator.deadLetters()).filter((l) => l.eventId !== undefined && wanted.has(l.eventId)).map((l) => l.id);
+    return ids.length === 0 ? 0 : await operator.replay(ids);
+  } finally {
+    await operator.close();
+  }
 }

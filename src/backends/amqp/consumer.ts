@@ -1,18 +1,20 @@
+import { randomUUID } from 'node:crypto';
 import type { ChannelModel, ConsumeMessage, MessageProperties } from 'amqplib';
 import type { Logger } from 'winston';
-import type { ResolvedBroker } from '../../config.js';
+import type { AmqpBroker } from './config.js';
 import type { Receiver, ReceiverResponse } from '../../receive/receiver.js';
 import type { AmqpConnection } from './connection.js';
 import { requestOf } from './envelope.js';
 import { Publisher } from './publisher.js';
-import { delayAtLeast, HEADERS, retryDelay, serviceTopology, type ServiceTopology } from './topology.js';
+import { retryDelay } from '../broker-common.js';
+import { delayAtLeast, HEADERS, serviceTopology, type ServiceTopology } from './topology.js';
 
 export interface AmqpConsumerOptions {
   connection: AmqpConnection;
   /** The receiver, built to verify signatures without the timestamp window. */
   receiver: Receiver;
   logger: Logger;
-  broker: ResolvedBroker;
+  broker: AmqpBroker;
   service: string;
   /** Prefetch: messages in the hands of this instance at once. */
   concurrency: number;
@@ -173,6 +175,7 @@ export class AmqpConsumer {
       [HEADERS.deadAt]: new Date().toISOString(),
       [HEADERS.deadQueue]: this.queue,
       [HEADERS.attempts]: attempts ?? attemptsOf(message) + 1,
+      [HEADERS.deadLetterId]: randomUUID(),
     });
     publisher.channel.ack(message);
     this.o.logger.error('event dead-lettered', {

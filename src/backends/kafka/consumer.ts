@@ -1,18 +1,18 @@
 import type { Logger } from 'winston';
-import type { ResolvedBroker } from '../../config.js';
+import type { KafkaBroker } from './config.js';
 import type { Receiver, ReceiverResponse } from '../../receive/receiver.js';
 import type { KafkaBatchPayload, KafkaConsumerLike, KafkaIncomingMessage } from './api.js';
 import { headerText, kafkaRequestOf } from './envelope.js';
 import { KAFKA_GROUP, type KafkaLink } from './link.js';
 import { deadLetterTopic, KAFKA_HEADERS, serviceTopic } from './topics.js';
-import { retryDelay } from '../amqp/topology.js';
+import { retryDelay } from '../broker-common.js';
 
 export interface KafkaConsumerOptions {
   link: KafkaLink;
   /** The receiver, built to verify signatures without the timestamp window. */
   receiver: Receiver;
   logger: Logger;
-  broker: ResolvedBroker;
+  broker: KafkaBroker;
   service: string;
   /** Partitions this instance works on at once. */
   concurrency: number;
