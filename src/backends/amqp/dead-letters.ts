@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { ChannelModel, ConfirmChannel, GetMessage } from 'amqplib';
+import type { ChannelModel, GetMessage } from 'amqplib';
 import { DEFAULTS } from '../../defaults.js';
 import { ConfigError } from '../../errors/index.js';
 import {
@@ -15,8 +15,8 @@ import { identityOfBody } from '../broker-common.js';
 import type { BrokerLocation } from '../broker-link.js';
 import { loadAmqplib } from './connection.js';
 import { Publisher } from './publisher.js';
-import { registeredServices } from './registry.js';
-import { deadLetterQueueName, HEADERS, queueName } from './topology.js';
+import { registeredNames } from './registry.js';
+import { deadLetterQueueName, HEADERS, queueName, registryQueue } from './topology.js';
 
 // Interim: src/broker-cli.ts imports these from here (see broker-operator.ts).
 export {
@@ -54,21 +54,20 @@ export {
 export class AmqpDeadLetters implements DeadLetterOperator {
   private readonly prefix: string;
   private model: Promise<ChannelModel> | undefined;
+  /** One channel for every read and settle: a message given back (nack) on it is back before its next read. */
+  private publisher: Promise<Publisher> | undefined;
+  private current: Publisher | undefined;
+  /** Queues seen to exist. */
+  private readonly existing = new Set<string>();
 
   constructor(private readonly location: BrokerLocation) {
     this.prefix = location.prefix ?? DEFAULTS.broker.prefix;
-    const { service } = location;
-    if (service !== undefined && (typeof service !== 'string' || service.trim() === '')) {
-      throw new ConfigError('which service? pass its name (the service whose queue the dead letters came from), or none for every service', {
-        variable: 'EVENTS_SERVICE_NAME',
-      });
-    }
   }
 
   async stats(): Promise<OutboxStats> {
     const stats: OutboxStats = { durable: true, pending: 0, deadLetters: 0, targets: {} };
     for (const service of await this.services()) {
-      const count = await this.probe(service);
+      const count = await this.withLetters(service, async (_publisher, held) => held.length);
       if (count === undefined) continue;
       stats.deadLetters += count;
       stats.targets[service] = { pending: 0, deadLetters: count };
@@ -79,44 +78,47 @@ export class AmqpDeadLetters implements DeadLetterOperator {
   async deadLetters(filter?: DeadLetterFilter): Promise<DeadLetter[]> {
     const letters: DeadLetter[] = [];
     for (const service of await this.services(filter?.target)) {
-      letters.push(...(await this.withLetters(service, async (_channel, held) => held.map((h) => h.letter))));
+      letters.push(...((await this.withLetters(service, async (_publisher, held) => held.map((h) => h.letter))) ?? []));
     }
     return letters.filter((l) => matchesDeadLetter(l, filter)).sort((a, b) => (a.deadAt ?? 0) - (b.deadAt ?? 0));
   }
 
   replay(selection: DeadLetterSelection): Promise<number> {
-    return this.settle(selection, async (channel, { message, letter }) => {
+    return this.settle(selection, async (publisher, { message, letter }) => {
       const queue = queueName(this.prefix, letter.target);
       const headers: Record<string, unknown> = {};
       for (const [name, value] of Object.entries(message.properties.headers ?? {})) {
         if (!name.startsWith('x-') && !name.startsWith('events-')) headers[name] = value;
       }
       const { contentType, messageId, type, appId, timestamp } = message.properties;
-      const outcome = await new Publisher(channel).publish(queue, message.content, { contentType, messageId, type, appId, timestamp, headers });
+      const outcome = await publisher.publish(queue, message.content, { contentType, messageId, type, appId, timestamp, headers });
       if (outcome === 'returned') throw new Error(`the broker has no queue "${queue}": has the service ever run with this prefix?`);
-      channel.ack(message);
     });
   }
 
   discard(selection: DeadLetterSelection): Promise<number> {
-    return this.settle(selection, async (channel, { message }) => channel.ack(message));
+    return this.settle(selection, async () => undefined);
   }
 
   async close(): Promise<void> {
-    const model = this.model;
-    this.model = undefined;
+    const { model, publisher } = this;
+    this.model = this.publisher = this.current = undefined;
+    // The channel closes before the connection: a quorum queue can lose acks sent just before a connection closes.
+    await publisher?.then((p) => p.close()).catch(() => undefined);
     await model?.then((m) => m.close()).catch(() => undefined);
   }
 
-  /** Runs `action` on each selected letter (its own channel per queue: what is not acked goes back); resolves with how many. */
-  private async settle(selection: DeadLetterSelection, action: (channel: ConfirmChannel, held: Held) => Promise<void>): Promise<number> {
+  /** Runs `action` on each selected letter, then acks it; resolves with how many. */
+  private async settle(selection: DeadLetterSelection, action: (publisher: Publisher, held: Held) => Promise<void>): Promise<number> {
     const filter = selectionFilter(selection);
     let count = 0;
     for (const service of await this.services(filter.target)) {
-      await this.withLetters(service, async (channel, held) => {
+      await this.withLetters(service, async (publisher, held) => {
         for (const h of held) {
           if (!matchesDeadLetter(h.letter, filter)) continue;
-          await action(channel, h);
+          await action(publisher, h);
+          publisher.channel.ack(h.message);
+          h.settled = true;
           count += 1;
         }
       });
@@ -126,62 +128,79 @@ export class AmqpDeadLetters implements DeadLetterOperator {
 
   /** The given service, or every service in the registry under the prefix (only `target`, when given). */
   private async services(target?: string): Promise<string[]> {
-    const services = this.location.service !== undefined ? [this.location.service] : await registeredServices(await this.connect(), this.prefix);
+    let services = this.location.service !== undefined ? [this.location.service] : [];
+    if (this.location.service === undefined && (await this.exists(registryQueue(this.prefix).name))) {
+      services = await registeredNames((await this.open()).channel, this.prefix);
+    }
     return target === undefined ? services : services.filter((s) => s === target);
   }
 
-  /** Messages in the service's dead-letter queue; undefined when there is none (an error when that service was asked for). */
-  private async probe(service: string): Promise<number | undefined> {
-    const dlq = deadLetterQueueName(queueName(this.prefix, service));
+  /** Whether the queue exists; for the dead-letter queue of the one service asked for, an error when not. */
+  private async exists(queue: string): Promise<boolean> {
+    if (this.existing.has(queue)) return true;
     const channel = await (await this.connect()).createChannel();
     channel.on('error', () => undefined);
     try {
-      const { messageCount } = await channel.checkQueue(dlq);
+      await channel.checkQueue(queue);
       await channel.close().catch(() => undefined);
-      return messageCount;
+      this.existing.add(queue);
+      return true;
     } catch (cause) {
       // The broker closed the channel with its refusal.
-      if (this.location.service === undefined) return undefined;
-      throw new ConfigError(`the broker has no dead-letter queue "${dlq}": check the service name and the prefix`, {
+      if (this.location.service === undefined) return false;
+      throw new ConfigError(`the broker has no dead-letter queue "${queue}": check the service name and the prefix`, {
         variable: 'EVENTS_BROKER_PREFIX',
         cause,
       });
     }
   }
 
-  /** Fetches every message of the service's dead-letter queue unacknowledged, runs `run`, and closes the channel (returning the rest). */
-  private async withLetters<T>(service: string, run: (channel: ConfirmChannel, held: Held[]) => Promise<T[] | void>): Promise<T[]> {
-    const count = await this.probe(service);
-    if (count === undefined || count === 0) return [];
+  /**
+   * Fetches every message of the service's dead-letter queue unacknowledged (however many), runs
+   * `run`, and gives back (nack, requeue, in order) what `run` did not settle. Undefined when the
+   * service has no dead-letter queue.
+   */
+  private async withLetters<T>(service: string, run: (publisher: Publisher, held: Held[]) => Promise<T>): Promise<T | undefined> {
     const dlq = deadLetterQueueName(queueName(this.prefix, service));
-    const channel = await (await this.connect()).createConfirmChannel();
-    channel.on('error', () => undefined);
+    if (!(await this.exists(dlq))) return undefined;
+    const publisher = await this.open();
+    const held: Held[] = [];
     try {
-      const held: Held[] = [];
       const ids = new Map<string, number>();
-      while (held.length < count) {
-        const message = await channel.get(dlq, { noAck: false });
+      for (;;) {
+        const message = await publisher.channel.get(dlq, { noAck: false });
         if (message === false) break;
-        held.push({ message, letter: describe(message, service, ids) });
+        held.push({ message, letter: describe(message, service, ids), settled: false });
       }
-      return (await run(channel, held)) ?? [];
+      return await run(publisher, held);
     } finally {
-      // The channel closes before the connection does: a quorum queue can lose acks sent just
-      // before a connection closes. Closing returns what was fetched and not acked.
-      await channel.close().catch(() => undefined);
+      for (const h of held) if (!h.settled && !publisher.closed) publisher.channel.nack(h.message, false, true);
     }
+  }
+
+  /** The operator's channel (a new one after a channel error). */
+  private open(): Promise<Publisher> {
+    if (this.current?.closed) this.publisher = this.current = undefined;
+    if (!this.publisher) {
+      const opening = (async () => (this.current = new Publisher(await (await this.connect()).createConfirmChannel())))();
+      opening.catch(() => {
+        if (this.publisher === opening) this.publisher = undefined;
+      });
+      this.publisher = opening;
+    }
+    return this.publisher;
   }
 
   private connect(): Promise<ChannelModel> {
     if (!this.model) {
-      const opening = loadAmqplib().connect(this.location.broker, { clientProperties: { connection_name: 'events-library operator' } });
-      this.model = opening.then((model) => {
-        model.on('error', () => undefined);
-        return model;
-      });
-      this.model.catch(() => {
+      const opening = loadAmqplib()
+        .connect(this.location.broker, { clientProperties: { connection_name: 'events-library operator' } })
+        .then((model) => model.on('error', () => undefined));
+      // A failed connect is tried again on the next call.
+      opening.catch(() => {
         if (this.model === opening) this.model = undefined;
       });
+      this.model = opening;
     }
     return this.model;
   }
@@ -190,6 +209,7 @@ export class AmqpDeadLetters implements DeadLetterOperator {
 interface Held {
   message: GetMessage;
   letter: DeadLetter;
+  settled: boolean;
 }
 
 function describe(message: GetMessage, service: string, ids: Map<string, number>): DeadLetter {

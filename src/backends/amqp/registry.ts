@@ -1,4 +1,4 @@
-import type { Channel, ChannelModel, ConfirmChannel } from 'amqplib';
+import type { Channel, ChannelModel, ConfirmChannel, GetMessage } from 'amqplib';
 import type { Logger } from 'winston';
 import { registryQueue } from './topology.js';
 
@@ -19,8 +19,7 @@ export async function registerService(model: ChannelModel, prefix: string, servi
     channel = await model.createConfirmChannel();
     channel.on('error', () => undefined);
     await channel.assertQueue(spec.name, { durable: true, arguments: spec.arguments });
-    const names = await readNames(channel, spec.name, true);
-    if (!names.has(service)) {
+    if (!(await registeredNames(channel, prefix, true)).includes(service)) {
       channel.sendToQueue(spec.name, Buffer.from(service, 'utf8'), { persistent: true });
       await channel.waitForConfirms();
     }
@@ -30,36 +29,27 @@ export async function registerService(model: ChannelModel, prefix: string, servi
       error: (error as Error)?.message ?? String(error),
     });
   } finally {
-    // Returns the names read (unacknowledged) to the queue.
     await channel?.close().catch(() => undefined);
   }
 }
 
-/** The service names recorded under `prefix`, sorted; none when no service ever registered. */
-export async function registeredServices(model: ChannelModel, prefix: string): Promise<string[]> {
-  const { name } = registryQueue(prefix);
-  const channel = await model.createChannel();
-  channel.on('error', () => undefined);
-  try {
-    await channel.checkQueue(name);
-  } catch {
-    return []; // the channel is closed by the broker's refusal
-  }
-  try {
-    return [...(await readNames(channel, name, false))].sort();
-  } finally {
-    await channel.close().catch(() => undefined);
-  }
-}
-
-/** Every name in the queue, fetched unacknowledged (returned when the channel closes); with `dropDuplicates`, repeats are acked away. */
-async function readNames(channel: Channel, queue: string, dropDuplicates: boolean): Promise<Set<string>> {
+/**
+ * The service names in the registry (which must exist), sorted. Each message is fetched and given
+ * back at once (nack, requeue) on `channel`, so a next read on the same channel finds it; with
+ * `dropDuplicates`, a repeated name is acked away instead.
+ */
+export async function registeredNames(channel: Channel, prefix: string, dropDuplicates = false): Promise<string[]> {
+  const queue = registryQueue(prefix).name;
   const names = new Set<string>();
+  const held: GetMessage[] = [];
   for (;;) {
     const message = await channel.get(queue, { noAck: false });
-    if (message === false) return names;
+    if (message === false) break;
     const name = message.content.toString('utf8');
     if (names.has(name) && dropDuplicates) channel.ack(message);
+    else held.push(message);
     names.add(name);
   }
+  for (const message of held) channel.nack(message, false, true);
+  return [...names].sort();
 }

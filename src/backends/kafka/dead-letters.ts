@@ -38,12 +38,6 @@ export class KafkaDeadLetters implements DeadLetterOperator {
 
   constructor(private readonly location: BrokerLocation) {
     this.prefix = location.prefix ?? DEFAULTS.broker.prefix;
-    const { service } = location;
-    if (service !== undefined && (typeof service !== 'string' || service.trim() === '')) {
-      throw new ConfigError('which service? pass its name (the service whose topic the dead letters came from), or none for every service', {
-        variable: 'EVENTS_SERVICE_NAME',
-      });
-    }
   }
 
   async stats(): Promise<OutboxStats> {
