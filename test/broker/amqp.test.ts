@@ -398,7 +398,7 @@ describeWithBroker('RabbitMQ transport (real broker)', () => {
     expect(new Set(letters.map((l) => l.id)).size).toBe(3);
     for (const l of letters) expect(l.id).toMatch(/^[0-9a-f-]{36}$/);
     expect(letters.map((l) => l.id)).not.toContain(a.id);
-    expect(await vhost.messageCount(`${prefix}fixable.dlq`)).toBe(3); // listing leaves them there
+    await waitFor(async () => (await vhost.messageCount(`${prefix}fixable.dlq`)) === 3, { what: 'listing to leave them there' });
     expect(await operator.stats()).toEqual({ durable: true, pending: 0, deadLetters: 3, targets: { fixable: { pending: 0, deadLetters: 3 } } });
 
     const out: string[] = [];
@@ -494,7 +494,9 @@ describeWithBroker('RabbitMQ transport (real broker)', () => {
       ['alpha', emitted.id],
       ['beta', emitted.id],
     ]);
-    expect(await vhost.messageCount(`${prefix}events-library.services`)).toBe(2);
+    // Three consumers started, two names recorded.
+    await operator.close();
+    await waitFor(async () => (await vhost.messageCount(`${prefix}events-library.services`)) === 2, { what: 'the registry given back' });
   });
 
   it('two instances as child processes share the queue: each event handled once', async () => {

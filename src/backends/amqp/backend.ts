@@ -19,7 +19,7 @@ export const amqpBackend: BrokerBackend<AmqpBroker> = {
       transport: new AmqpTransport({ connection, logger, prefix: broker.prefix, deliveryLimit: broker.deliveryLimit, timeoutMs }),
       consumer(options) {
         // Before the consumer's own setup, on every connection: the operator finds the service by it.
-        connection.onConnect((model) => registerService(model, broker.prefix, options.service, logger));
+        connection.onConnect((model) => registerService(model, broker.prefix, options.service, logger, timeoutMs));
         return new AmqpConsumer({ ...options, connection, broker, logger });
       },
       close: () => connection.close(),

@@ -31,8 +31,9 @@ export {
  * RabbitMQ's dead letters behind the operator seam: the messages of each service's `<queue>.dlq`
  * (one service's, or every service's in the registry under the prefix, see registry.ts).
  *
- * A queue is read to its end (the message count at the start of the read, however large) by
- * fetching each message without acknowledging it; closing the channel returns them in order.
+ * A queue is read to its end, however long, by fetching each message without acknowledging it;
+ * what is not settled is given back (nack, requeue) in order on the same channel, where the next
+ * read finds it (a closing channel also gives messages back, but the broker applies that later).
  * `replay` republishes the selected ones to the service's queue (attempts reset, confirmed by the
  * broker) and then acks them; `discard` acks them. Neither touches the rest.
  *

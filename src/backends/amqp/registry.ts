@@ -11,8 +11,18 @@ import { registryQueue } from './topology.js';
  * with an older release are not in it until they start again.
  */
 
-/** Records `service` in the registry unless it is there; drops duplicates left by two instances starting at once. Never throws. */
-export async function registerService(model: ChannelModel, prefix: string, service: string, logger: Logger): Promise<void> {
+/**
+ * Records `service` in the registry unless it is there; drops duplicates left by two instances
+ * starting at once. Never throws, and resolves within `timeoutMs` (the consumer waits for it: an
+ * operator finds the service as soon as it consumes), going on in the background after that.
+ */
+export async function registerService(model: ChannelModel, prefix: string, service: string, logger: Logger, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+  await Promise.race([register(model, prefix, service, logger), late]).finally(() => clearTimeout(timer));
+}
+
+async function register(model: ChannelModel, prefix: string, service: string, logger: Logger): Promise<void> {
   const spec = registryQueue(prefix);
   let channel: ConfirmChannel | undefined;
   try {
