@@ -429,7 +429,9 @@ describeWithBroker('RabbitMQ transport (real broker)', () => {
     out.length = 0;
     expect(await runBrokerCommand(['dead-letters', '--service', 'nobody'], env, io)).toBe(2);
     expect(out.join('')).toContain('no dead-letter queue');
-    await expect(openBrokerOperator({ broker: vhost.url, service: 'nobody', prefix }).deadLetters()).rejects.toThrow('no dead-letter queue');
+    const nobody = openBrokerOperator({ broker: vhost.url, service: 'nobody', prefix });
+    cleanups.push(() => nobody.close());
+    await expect(nobody.deadLetters()).rejects.toThrow('no dead-letter queue');
   });
 
   it('without a service, the operator finds every service under the prefix (the registry); ids are never the sender\'s', async () => {
@@ -441,8 +443,9 @@ describeWithBroker('RabbitMQ transport (real broker)', () => {
       });
       await b.start();
     }
-    await bus('beta').start(); // a second instance: the registry still holds each name once
-    bus('elsewhere', { broker: { url: vhost.url, prefix: `other.${prefix}` } }).subscribeTo('user-created', () => undefined);
+    // A second instance: the registry still holds each name once. (The services of the earlier
+    // tests of this file, under other prefixes, are not listed.)
+    await bus('beta').start();
     const emitted = await users.emit('user-created', { n: 1 });
 
     const conn = await amqplib.connect(vhost.url);

@@ -9,8 +9,8 @@
  * - `S.wait.<ms>`: one durable quorum queue per retry delay, `x-message-ttl` = that delay,
  *   dead-lettering back to `S` (RabbitMQ here has no delayed-message plugin).
  * - `S.dlq`: durable quorum queue of dead letters, each with `events-dead-reason` headers.
- * - `events-library.services` (prefixed): the registry of services, one message per service name
- *   (see registry.ts).
+ * - `events-library.services` (prefixed): durable classic queue, the registry of services, one
+ *   message per service name (see registry.ts).
  */
 
 import { DEFAULTS } from '../../defaults.js';
@@ -82,10 +82,12 @@ export function waitQueue(queue: string, delayMs: number): QueueSpec {
 /**
  * The registry of the services consuming under `prefix`: AMQP 0-9-1 cannot list queues, so each
  * service's consumer records its name here (see registry.ts) and an operator reads it to find
- * every dead-letter queue. A service named `events-library.services` would collide with it.
+ * every dead-letter queue. A durable classic queue: a quorum queue holds files open (a broker has
+ * a few hundred descriptors), and a name recorded again on the next start is all a loss costs.
+ * A service named `events-library.services` would collide with it.
  */
 export function registryQueue(prefix: string): QueueSpec {
-  return { name: `${prefix}events-library.services`, arguments: { 'x-queue-type': 'quorum' } };
+  return { name: `${prefix}events-library.services`, arguments: { 'x-queue-type': 'classic' } };
 }
 
 /**
