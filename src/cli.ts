@@ -37,7 +37,7 @@ Where (one of; default: $EVENTS_OUTBOX_PATH, else $EVENTS_BROKER_URL, else $EVEN
   --database <url>  a PostgreSQL outbox, with --schema <name> (default: $EVENTS_DATABASE_SCHEMA, else public)
                     and --service <name> (default: $EVENTS_SERVICE_NAME, else every service's rows)
   --broker <url>    RabbitMQ or Kafka: the dead-letter queue (topic) of --service <name> (default:
-                    $EVENTS_SERVICE_NAME), with --prefix <p> (default: $EVENTS_BROKER_PREFIX)
+                    $EVENTS_SERVICE_NAME, else every service under the prefix), and --prefix <p> (default: $EVENTS_BROKER_PREFIX)
 
 Filters (dead-letters, replay, discard):
   --target <name>   only dead letters for this receiving service
@@ -207,7 +207,7 @@ async function settle(
 }
 
 function replayedTo(location: OperatorLocation): string {
-  return 'broker' in location ? ` to the queue of ${escapeField(location.service ?? '')}` : '; a running service delivers them within its poll interval';
+  return 'broker' in location ? ` to the queue of ${location.service === undefined ? 'each service' : escapeField(location.service)}` : '; a running service delivers them within its poll interval';
 }
 
 /** Where to work: the one flag given, else the variables (a file first, then a broker, then a database). */
@@ -228,7 +228,6 @@ function locationOf(values: Values, env: NodeJS.ProcessEnv, schema: string): Ope
   if (which === 'outbox') return { outbox: values.outbox ?? nonEmpty(env.EVENTS_OUTBOX_PATH)! };
   if (which === 'database') return { database: values.database ?? nonEmpty(env.EVENTS_DATABASE_URL)!, schema, service };
   if (which === 'broker') {
-    if (service === undefined) throw new UsageError('which service? set EVENTS_SERVICE_NAME or pass --service <name> with the broker');
     return { broker: values.broker ?? nonEmpty(env.EVENTS_BROKER_URL)!, prefix: values.prefix ?? nonEmpty(env.EVENTS_BROKER_PREFIX) ?? '', service };
   }
   throw new UsageError('which outbox? set EVENTS_OUTBOX_PATH or pass --outbox <path> (PostgreSQL: --database <url>; a broker: --broker <url>)');
@@ -239,7 +238,7 @@ function labelOf(location: OperatorLocation): string {
   if ('database' in location) {
     return `${redact(location.database)} (schema ${location.schema}, ${location.service === undefined ? 'every service' : `service ${location.service}`})`;
   }
-  return `${redact(location.broker)} (dead letters of ${location.service})`;
+  return `${redact(location.broker)} (dead letters of ${location.service ?? 'every service'})`;
 }
 
 function filterOf(values: Values): DeadLetterFilter | undefined {

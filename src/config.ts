@@ -3,11 +3,15 @@ import { DEFAULTS } from './defaults.js';
 import { ConfigError } from './errors/index.js';
 import { createLogger } from './logger.js';
 import { parseSecret } from './protocol/signature.js';
-import type { KafkaClientLike } from './backends/kafka/api.js';
+import { brokerBackendFor } from './backends/broker-link.js';
+import type { KafkaOptions } from './backends/kafka/config.js';
 import type { OnDeadLetter, OnDelivered } from './observe/hooks.js';
 import type { Transport } from './send/transport.js';
 import type { DatabasePool } from './types.js';
 import { checkSchemaName } from './backends/postgres/schema.js';
+
+/** Kafka's own options (`broker.kafka`), declared by its backend. */
+export type { KafkaOptions } from './backends/kafka/config.js';
 
 /** A `whsec_…` secret, or several (any of them verifies; all of them sign), for rotation. */
 export type SecretInput = string | readonly string[];
@@ -139,42 +143,20 @@ export interface BrokerOptions {
   kafka?: KafkaOptions;
 }
 
-/** Kafka settings (see README "Kafka"). SSL and SASL pass through to the client as given. */
-export interface KafkaOptions {
-  /**
-   * Your own client with the KafkaJS API (`new Kafka({ … })` of kafkajs, or the KafkaJS-compatible
-   * API of `@confluentinc/kafka-javascript`); then `ssl`, `sasl` and the URL's hosts are not used.
-   * @default a kafkajs client built from the URL (optional peer `kafkajs`)
-   */
-  client?: KafkaClientLike;
-  /** TLS, passed to kafkajs as is (`true`, or tls.connect options). `kafkas://` sets it to `true`. @default false */
-  ssl?: boolean | Record<string, unknown>;
-  /** SASL, passed to kafkajs as is, e.g. `{ mechanism: 'scram-sha-512', username, password }`. @default none */
-  sasl?: Record<string, unknown>;
-  /**
-   * Create missing topics (a service's topic and its `.dlq`) at setup, and let the cluster
-   * auto-create them; `false` for production clusters where topics are provisioned. @default true
-   */
-  createTopics?: boolean;
-  /** Partitions of a topic the library creates. @default 6 */
-  partitions?: number;
-  /** Consumer group session timeout: an instance that died loses its partitions to the others after this long. @default 10000 */
-  sessionTimeoutMs?: number;
-}
-
-/** Broker options after merging and checking. */
+/**
+ * Broker options after merging and checking: the part every broker shares. The backend serving
+ * the URL's scheme resolves the rest and extends this type (`backends/amqp/config.ts`,
+ * `backends/kafka/config.ts`); `backends/broker-link.ts` registers the backends.
+ */
 export interface ResolvedBroker {
-  /** Which broker, from the URL's scheme. */
-  kind: 'amqp' | 'kafka';
+  /** Which backend, from the URL's scheme (`amqp`, `kafka`). */
+  kind: string;
   url: string;
   prefix: string;
   retryDelaysMs: readonly number[];
   maxAttempts: number;
-  deliveryLimit: number;
   reconnectBaseDelayMs: number;
   reconnectMaxDelayMs: number;
-  /** Kafka only: bootstrap brokers (`host:port`) from the URL, and the settings. */
-  kafka: { brokers: string[]; client?: KafkaClientLike; ssl: boolean | Record<string, unknown>; sasl?: Record<string, unknown>; createTopics: boolean; partitions: number; sessionTimeoutMs: number };
 }
 
 export interface HealthOptions {
@@ -439,23 +421,7 @@ function resolveBroker(option: EventBusOptions['broker'], env: ResolvedConfig['e
   const given = typeof option === 'string' ? { url: option } : option;
   const url = given?.url ?? nonEmpty(env.EVENTS_BROKER_URL);
   if (url === undefined) return undefined;
-  const kafkaHosts = kafkaBrokersOf(url);
-  if (kafkaHosts === undefined) {
-    let parsed: URL;
-    try {
-      parsed = new URL(url);
-    } catch (cause) {
-      throw new ConfigError('EVENTS_BROKER_URL is not a valid URL (expected e.g. amqp://user:pass@host:5672/vhost or kafka://host1:9092,host2:9092)', {
-        variable: 'EVENTS_BROKER_URL',
-        cause,
-      });
-    }
-    if (parsed.protocol !== 'amqp:' && parsed.protocol !== 'amqps:') {
-      throw new ConfigError(`EVENTS_BROKER_URL must be an amqp://, amqps://, kafka:// or kafkas:// URL, not ${parsed.protocol}//…`, {
-        variable: 'EVENTS_BROKER_URL',
-      });
-    }
-  }
+  const backend = brokerBackendFor(url);
   const d = DEFAULTS.broker;
   const prefix = given?.prefix ?? nonEmpty(env.EVENTS_BROKER_PREFIX) ?? d.prefix;
   if (typeof prefix !== 'string' || !/^[A-Za-z0-9._:-]*$/.test(prefix)) {
@@ -466,39 +432,16 @@ function resolveBroker(option: EventBusOptions['broker'], env: ResolvedConfig['e
     throw new ConfigError('broker.retryDelaysMs must be a non-empty list of positive numbers');
   }
   retryDelaysMs.forEach((ms: number, i: number) => positive(`broker.retryDelaysMs[${i}]`, ms));
-  const k = given?.kafka;
-  return {
-    kind: kafkaHosts === undefined ? 'amqp' : 'kafka',
+  const common: ResolvedBroker = {
+    kind: backend.kind,
     url,
     prefix,
     retryDelaysMs: [...retryDelaysMs].map((ms: number) => Math.round(ms)),
     maxAttempts: positive('broker.maxAttempts', given?.maxAttempts ?? d.maxAttempts),
-    deliveryLimit: d.deliveryLimit,
     reconnectBaseDelayMs: positive('broker.reconnectBaseDelayMs', given?.reconnectBaseDelayMs ?? d.reconnectBaseDelayMs),
     reconnectMaxDelayMs: positive('broker.reconnectMaxDelayMs', given?.reconnectMaxDelayMs ?? d.reconnectMaxDelayMs),
-    kafka: {
-      brokers: kafkaHosts ?? [],
-      ...(k?.client !== undefined ? { client: k.client } : {}),
-      ssl: k?.ssl ?? url.toLowerCase().startsWith('kafkas://'),
-      ...(k?.sasl !== undefined ? { sasl: k.sasl } : {}),
-      createTopics: k?.createTopics ?? d.kafka.createTopics,
-      partitions: positive('broker.kafka.partitions', k?.partitions ?? d.kafka.partitions),
-      sessionTimeoutMs: positive('broker.kafka.sessionTimeoutMs', k?.sessionTimeoutMs ?? d.kafka.sessionTimeoutMs),
-    },
   };
-}
-
-/** `kafka://h1:9092,h2:9092` (or `kafkas://`, TLS) → its `host:port` list; undefined for another scheme. */
-export function kafkaBrokersOf(url: string): string[] | undefined {
-  const match = /^kafkas?:\/\/(.*)$/i.exec(url.trim());
-  if (!match) return undefined;
-  const hosts = match[1]!.replace(/\/+$/, '').split(',').map((h) => h.trim());
-  if (hosts.length === 0 || hosts.some((h) => !/^[A-Za-z0-9.\-_]+:\d{1,5}$|^\[[0-9A-Fa-f:.]+\]:\d{1,5}$/.test(h))) {
-    throw new ConfigError('EVENTS_BROKER_URL: a Kafka URL lists host:port pairs, e.g. kafka://host1:9092,host2:9092', {
-      variable: 'EVENTS_BROKER_URL',
-    });
-  }
-  return hosts;
+  return backend.resolve(common, given);
 }
 
 /**
@@ -623,7 +566,7 @@ function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value.trim() === '' ? undefined : value.trim();
 }
 
-function positive(name: string, value: number, allowZero = false): number {
+export function positive(name: string, value: number, allowZero = false): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
     throw new ConfigError(`${name} must be a ${allowZero ? 'non-negative' : 'positive'} number, got ${String(value)}`);
   }

@@ -1,13 +1,11 @@
 import type { Logger } from 'winston';
-import type { ResolvedBroker } from '../config.js';
+import type { BrokerOptions, ResolvedBroker } from '../config.js';
+import { ConfigError } from '../errors/index.js';
+import type { DeadLetterOperator, OperatorLocation } from '../operate/operator.js';
 import type { ReceivePipeline } from '../receive/pipeline.js';
-import { AmqpTransport } from './amqp/transport.js';
-import { KafkaTransport } from './kafka/transport.js';
 import type { Transport } from '../send/transport.js';
-import { AmqpConnection } from './amqp/connection.js';
-import { AmqpConsumer } from './amqp/consumer.js';
-import { KafkaConsumer } from './kafka/consumer.js';
-import { KafkaLink } from './kafka/link.js';
+import { amqpBackend } from './amqp/backend.js';
+import { kafkaBackend } from './kafka/backend.js';
 
 /** This service's consumer on a broker. */
 export interface BrokerConsumer {
@@ -24,7 +22,7 @@ export interface BrokerConsumerOptions {
   concurrency: number;
 }
 
-/** A bus's link to its broker (RabbitMQ or Kafka, by the URL's scheme): its transport, its consumer, one connection. */
+/** A bus's link to its broker: its transport, its consumer, one connection. */
 export interface BrokerLink {
   readonly transport: Transport;
   consumer(options: BrokerConsumerOptions): BrokerConsumer;
@@ -32,19 +30,49 @@ export interface BrokerLink {
   close(): Promise<void>;
 }
 
-export function openBroker(broker: ResolvedBroker, logger: Logger, name: string, timeoutMs: number): BrokerLink {
-  if (broker.kind === 'kafka') {
-    const link = new KafkaLink({ broker, logger, name, timeoutMs });
-    return {
-      transport: new KafkaTransport({ link, logger, prefix: broker.prefix }),
-      consumer: (o) => new KafkaConsumer({ ...o, link, broker, logger }),
-      close: () => link.close(),
-    };
+/** A broker's dead letters, for the operator functions: its URL, the services' prefix, and (optionally) one receiving service. */
+export type BrokerLocation = Extract<OperatorLocation, { broker: string }>;
+
+/**
+ * A broker backend, registered below: the URL schemes it serves, how it resolves its own options,
+ * and how it opens a bus's link and an operator on its dead letters.
+ */
+export interface BrokerBackend<B extends ResolvedBroker = ResolvedBroker> {
+  /** `ResolvedBroker.kind` of the brokers it resolves. */
+  readonly kind: B['kind'];
+  /** URL schemes, lower case, without `://`. */
+  readonly schemes: readonly string[];
+  /** Its options over the common ones (config.ts resolved those); throws ConfigError. */
+  resolve(common: ResolvedBroker, given: BrokerOptions | undefined): B;
+  open(broker: B, logger: Logger, name: string, timeoutMs: number): BrokerLink;
+  operator(location: BrokerLocation): DeadLetterOperator;
+}
+
+/** Every broker backend (a function: the backends' modules import this one's types). */
+function backends(): readonly BrokerBackend[] {
+  return [amqpBackend, kafkaBackend];
+}
+
+/** The backend serving this URL's scheme; a ConfigError (never echoing the URL) for any other. */
+export function brokerBackendFor(url: string): BrokerBackend {
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(url.trim())?.[1]?.toLowerCase();
+  if (scheme === undefined) {
+    throw new ConfigError('EVENTS_BROKER_URL is not a valid URL (expected e.g. amqp://user:pass@host:5672/vhost or kafka://host1:9092,host2:9092)', {
+      variable: 'EVENTS_BROKER_URL',
+    });
   }
-  const connection = new AmqpConnection({ broker, logger, name, timeoutMs });
-  return {
-    transport: new AmqpTransport({ connection, logger, prefix: broker.prefix, deliveryLimit: broker.deliveryLimit, timeoutMs }),
-    consumer: (o) => new AmqpConsumer({ ...o, connection, broker, logger }),
-    close: () => connection.close(),
-  };
+  const backend = backends().find((b) => b.schemes.includes(scheme));
+  if (!backend) {
+    const known = backends().flatMap((b) => b.schemes.map((s) => `${s}://`));
+    throw new ConfigError(`EVENTS_BROKER_URL must be an ${known.slice(0, -1).join(', ')} or ${known.at(-1)!} URL, not ${scheme}://…`, {
+      variable: 'EVENTS_BROKER_URL',
+    });
+  }
+  return backend;
+}
+
+export function openBroker(broker: ResolvedBroker, logger: Logger, name: string, timeoutMs: number): BrokerLink {
+  return backends()
+    .find((b) => b.kind === broker.kind)!
+    .open(broker, logger, name, timeoutMs);
 }

@@ -1,5 +1,5 @@
 import type { Verdict } from '../receive/verdict.js';
-import { retryDelay } from './amqp/topology.js';
+import { retryDelay } from './broker-common.js';
 
 /**
  * What a broker consumer does with a message, from the pipeline's verdict (RabbitMQ and Kafka alike):

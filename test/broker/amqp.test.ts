@@ -3,13 +3,12 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import amqplib from 'amqplib';
+import { openBrokerOperator } from '../../src/backends/broker-operator.js';
 import { main } from '../../src/cli.js';
 import {
   createEventBus,
   type EventBus,
-  listDeadLetters,
   NonRetryableError,
-  replayDeadLetters,
   RetryLaterError,
 } from '../../src/index.js';
 import { createVhost, describeWithBroker, takeBrokerTurns, type TestVhost } from '../helpers/broker.js';
@@ -291,7 +290,7 @@ describeWithBroker('RabbitMQ transport (real broker)', () => {
     expect(senderLog.withMessage('broker connection restored')).toHaveLength(1);
   });
 
-  it('lists and replays the dead letters of a service queue (functions and CLI), leaving the rest in place', async () => {
+  it('lists, replays and discards the dead letters of a service queue by id (operator and CLI), leaving the rest in place', async () => {
     const users = bus('users').declareEvent('user-created', ['fixable']);
     const fixable = bus('fixable');
     let broken = true;
@@ -303,16 +302,23 @@ describeWithBroker('RabbitMQ transport (real broker)', () => {
     await fixable.start();
     const a = await users.emit('user-created', { n: 1 });
     const b = await users.emit('user-created', { n: 2 });
-    await waitFor(async () => (await vhost.messageCount(`${prefix}fixable.dlq`)) === 2, { what: 'two dead letters' });
+    const c = await users.emit('user-created', { n: 3 });
+    await waitFor(async () => (await vhost.messageCount(`${prefix}fixable.dlq`)) === 3, { what: 'three dead letters' });
 
-    const options = { broker: vhost.url, service: 'fixable', prefix };
-    const letters = await listDeadLetters(options);
-    expect(letters.map((d) => d.eventId).sort()).toEqual([a.id, b.id].sort());
+    const operator = openBrokerOperator({ broker: vhost.url, service: 'fixable', prefix });
+    cleanups.push(() => operator.close());
+    const letters = await operator.deadLetters();
+    expect(letters.map((d) => d.eventId).sort()).toEqual([a.id, b.id, c.id].sort());
     expect(letters[0]).toMatchObject({ kept: 'queue', type: 'user-created', source: 'users', target: 'fixable', reason: 'rejected_by_handler', error: 'not yet', attempts: 1 });
-    expect(typeof letters[0]!.id).toBe('string');
+    const idOf = (eventId: string): string => letters.find((l) => l.eventId === eventId)!.id;
+    // Ids the library assigned as it dead-lettered (not the event ids), unique.
+    expect(new Set(letters.map((l) => l.id)).size).toBe(3);
+    for (const l of letters) expect(l.id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(letters.map((l) => l.id)).not.toContain(a.id);
+    await waitFor(async () => (await vhost.messageCount(`${prefix}fixable.dlq`)) === 3, { what: 'listing to leave them there' });
+    expect(await operator.stats()).toEqual({ durable: true, pending: 0, deadLetters: 3, targets: { fixable: { pending: 0, deadLetters: 3 } } });
     // The bus lists its own queue's dead letters beside its outbox's.
     expect((await fixable.deadLetters()).map((d) => d.id).sort()).toEqual(letters.map((d) => d.id).sort());
-    expect(await vhost.messageCount(`${prefix}fixable.dlq`)).toBe(2); // listing leaves them there
 
     const out: string[] = [];
     const io = { out: (t: string) => void out.push(t), err: (t: string) => void out.push(t) };
@@ -322,21 +328,97 @@ describeWithBroker('RabbitMQ transport (real broker)', () => {
     expect(out.join('')).toContain('rejected_by_handler');
 
     broken = false;
-    const idOfA = letters.find((d) => d.eventId === a.id)!.id;
-    expect(await replayDeadLetters(options, [idOfA])).toBe(1);
+    expect(await operator.replay([idOf(a.id)])).toBe(1);
     await waitFor(() => handled.length === 1, { what: 'the replayed one handled' });
     expect(handled).toEqual([a.id]);
-    expect((await listDeadLetters(options)).map((d) => d.eventId)).toEqual([b.id]);
+    // The others keep their ids.
+    expect((await operator.deadLetters()).map((d) => d.id).sort()).toEqual([idOf(b.id), idOf(c.id)].sort());
+
+    expect(await operator.discard([idOf(b.id)])).toBe(1);
+    expect(await operator.discard([idOf(b.id)])).toBe(0);
+    expect((await operator.deadLetters()).map((d) => d.eventId)).toEqual([c.id]);
 
     out.length = 0;
     expect(await main(['replay', '--all', '--service', 'fixable', '--broker', vhost.url], { EVENTS_BROKER_PREFIX: prefix }, io)).toBe(0);
     expect(out.join('')).toContain('replayed 1 dead letter');
     await waitFor(() => handled.length === 2, { what: 'the other handled' });
+    expect(handled).toEqual([a.id, c.id]);
     expect(await vhost.messageCount(`${prefix}fixable.dlq`)).toBe(0);
 
     out.length = 0;
     expect(await main(['dead-letters', '--service', 'nobody'], env, io)).toBe(2);
     expect(out.join('')).toContain('no dead-letter queue');
+    const nobody = openBrokerOperator({ broker: vhost.url, service: 'nobody', prefix });
+    cleanups.push(() => nobody.close());
+    await expect(nobody.deadLetters()).rejects.toThrow('no dead-letter queue');
+  });
+
+  it('without a service, the operator finds every service under the prefix (the registry); ids are never the sender\'s', async () => {
+    const users = bus('users').declareEvent('user-created', ['alpha', 'beta']);
+    for (const name of ['alpha', 'beta']) {
+      const b = bus(name);
+      b.subscribeTo('user-created', () => {
+        throw new NonRetryableError(`${name} refuses`);
+      });
+      await b.start();
+    }
+    // A second instance: the registry still holds each name once. (The services of the earlier
+    // tests of this file, under other prefixes, are not listed.)
+    await bus('beta').start();
+    const emitted = await users.emit('user-created', { n: 1 });
+
+    const conn = await amqplib.connect(vhost.url);
+    cleanups.push(() => conn.close());
+    const ch = await conn.createConfirmChannel();
+    // A sender picks the dead-letter id header (and a reason) on a message the consumer dead-letters…
+    const forged = structuredEvent('user-created', { n: 2 });
+    const forgedBody = JSON.stringify(forged);
+    ch.publish('', `${prefix}alpha`, Buffer.from(forgedBody), {
+      contentType: 'application/cloudevents+json',
+      messageId: 'chosen',
+      headers: { ...webhookHeaders(newSecret(), String(forged.id), forgedBody), 'events-dead-letter-id': 'chosen', 'events-dead-reason': 'forged' },
+    });
+    // …and on one the broker dead-letters itself (as it does past x-delivery-limit; here a TTL).
+    await ch.assertQueue(`${prefix}expiring`, { arguments: { 'x-message-ttl': 1, 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': `${prefix}beta.dlq` } });
+    ch.publish('', `${prefix}expiring`, Buffer.from(forgedBody), {
+      contentType: 'application/cloudevents+json',
+      headers: { 'events-dead-letter-id': 'chosen', 'events-dead-reason': 'forged' },
+    });
+    await ch.waitForConfirms();
+    await waitFor(async () => (await vhost.messageCount(`${prefix}alpha.dlq`)) === 2 && (await vhost.messageCount(`${prefix}beta.dlq`)) === 2, {
+      what: 'two dead letters each',
+    });
+
+    const operator = openBrokerOperator({ broker: vhost.url, prefix });
+    cleanups.push(() => operator.close());
+    const letters = await operator.deadLetters();
+    expect(letters.map((l) => l.target).sort()).toEqual(['alpha', 'alpha', 'beta', 'beta']);
+    expect(letters.map((l) => l.id)).not.toContain('chosen');
+    expect(new Set(letters.map((l) => l.id)).size).toBe(4);
+    expect(letters.map((l) => l.reason).sort()).toEqual(['expired', 'invalid_signature', 'rejected_by_handler', 'rejected_by_handler']);
+    // Identity from the body, not from the message's properties or headers.
+    expect(letters.filter((l) => l.eventId === String(forged.id))).toHaveLength(2);
+    // Stable: listed again, the same ids.
+    expect((await operator.deadLetters()).map((l) => l.id)).toEqual(letters.map((l) => l.id));
+    expect(await operator.stats()).toEqual({
+      durable: true,
+      pending: 0,
+      deadLetters: 4,
+      targets: { alpha: { pending: 0, deadLetters: 2 }, beta: { pending: 0, deadLetters: 2 } },
+    });
+    expect(await operator.deadLetters({ target: 'beta', eventId: emitted.id })).toHaveLength(1);
+
+    const expired = letters.find((l) => l.reason === 'expired')!;
+    expect(await operator.discard(['chosen'])).toBe(0);
+    expect(await operator.discard([expired.id])).toBe(1);
+    expect(await operator.discard({ target: 'alpha', eventId: String(forged.id) })).toBe(1);
+    expect((await operator.deadLetters()).map((l) => [l.target, l.eventId]).sort()).toEqual([
+      ['alpha', emitted.id],
+      ['beta', emitted.id],
+    ]);
+    // Three consumers started, two names recorded.
+    await operator.close();
+    await waitFor(async () => (await vhost.messageCount(`${prefix}events-library.services`)) === 2, { what: 'the registry given back' });
   });
 
   it('two instances as child processes share the queue: each event handled once', async () => {

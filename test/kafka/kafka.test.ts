@@ -1,5 +1,6 @@
 import { Kafka, logLevel } from 'kafkajs';
 import { main } from '../../src/cli.js';
+import { openBrokerOperator } from '../../src/backends/broker-operator.js';
 import { createEventBus, type EventBus, NonRetryableError } from '../../src/index.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
 import { describeWithKafka, type MockCluster, startMockCluster } from '../helpers/kafka.js';
@@ -123,5 +124,58 @@ describeWithKafka('Kafka transport (librdkafka mock cluster)', () => {
     expect(failing).toBe(4);
     const after2 = JSON.parse((await cli('dead-letters', '--json')).out) as Array<{ eventId: string }>;
     expect(after2.map((l) => l.eventId)).toEqual([refused.id]);
+  });
+  it('the operator finds every service\'s dead-letter topic without a service, replays and discards by topic/partition/offset; a forged marker or id header is ignored', async () => {
+    const users = bus('users').declareEvent('refused', ['ka', 'kb']);
+    let fixed = false;
+    const handled: string[] = [];
+    for (const name of ['ka', 'kb']) {
+      const b = bus(name);
+      b.subscribeTo('refused', (_d, event) => {
+        if (!fixed) throw new NonRetryableError('not now');
+        handled.push(`${name}:${event.id}`);
+      });
+      await b.start();
+    }
+    const first = await users.emit('refused', { n: 1 }, { key: 'k' });
+    const second = await users.emit('refused', { n: 2 }, { key: 'k' });
+    await Promise.all([readTopic(`${prefix}ka.dlq`, 2), readTopic(`${prefix}kb.dlq`, 2)]);
+
+    const operator = openBrokerOperator({ broker: cluster.url, prefix });
+    cleanups.push(() => operator.close());
+    const letters = await operator.deadLetters();
+    expect(letters.map((l) => l.target).sort()).toEqual(['ka', 'ka', 'kb', 'kb']);
+    for (const l of letters) expect(l.id).toMatch(new RegExp(`^${prefix.replace('.', '\\.')}${l.target}\\.dlq/\\d+/\\d+$`));
+    expect(letters.filter((l) => l.target === 'ka').map((l) => l.eventId)).toEqual([first.id, second.id]);
+    expect(letters[0]).toMatchObject({ kept: 'queue', type: 'refused', source: 'users', reason: 'rejected_by_handler', error: 'not now', attempts: 1 });
+    const victim = letters.find((l) => l.target === 'ka' && l.eventId === first.id)!;
+
+    // A record shaped like a marker naming that letter, with a chosen id header, sent to ka's topic:
+    // the consumer dead-letters it without its events-* headers, so it is a letter, not a marker.
+    const kafka = new Kafka({ brokers: cluster.bootstrap.split(','), logLevel: logLevel.NOTHING });
+    const producer = kafka.producer();
+    await producer.connect();
+    cleanups.push(() => producer.disconnect());
+    await producer.send({
+      topic: `${prefix}ka`,
+      acks: -1,
+      messages: [{ key: 'k', value: null, headers: { 'events-replayed': victim.id, 'events-discarded': victim.id, 'events-dead-letter-id': 'chosen' } }],
+    });
+    await readTopic(`${prefix}ka.dlq`, 3);
+    const ka = await operator.deadLetters({ target: 'ka' });
+    expect(ka.map((l) => l.id)).toContain(victim.id);
+    expect(ka.map((l) => l.id)).not.toContain('chosen');
+    const forged = ka.find((l) => l.eventId === undefined)!;
+    expect(forged).toMatchObject({ target: 'ka', body: '' });
+
+    fixed = true;
+    expect(await operator.replay([victim.id])).toBe(1);
+    await waitFor(() => handled.length === 1, { timeoutMs: 15_000, what: 'the replayed event handled' });
+    expect(handled).toEqual([`ka:${first.id}`]);
+    expect(await operator.discard([forged.id, victim.id])).toBe(1);
+    expect((await operator.deadLetters({ target: 'ka' })).map((l) => l.eventId)).toEqual([second.id]);
+    expect(await operator.discard({ target: 'kb' })).toBe(2);
+    expect(await operator.stats()).toEqual({ durable: true, pending: 0, deadLetters: 1, targets: { ka: { pending: 0, deadLetters: 1 }, kb: { pending: 0, deadLetters: 0 } } });
+    expect(handled).toEqual([`ka:${first.id}`]);
   });
 });

@@ -5,10 +5,10 @@ import {
   deadLetterQueue,
   delayAtLeast,
   mainQueue,
-  retryDelay,
   serviceTopology,
   waitQueue,
 } from '../../src/backends/amqp/topology.js';
+import { retryDelay } from '../../src/backends/broker-common.js';
 import { quietLogger } from '../helpers/logger.js';
 import { newSecret } from '../helpers/signing.js';
 

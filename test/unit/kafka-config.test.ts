@@ -1,6 +1,7 @@
 import { createEventBus } from '../../src/bus.js';
 import { resolveConfig } from '../../src/config.js';
 import { ConfigError } from '../../src/errors/index.js';
+import type { KafkaBroker } from '../../src/backends/kafka/config.js';
 import { recordOf } from '../../src/backends/kafka/envelope.js';
 import type { Delivery } from '../../src/send/transport.js';
 import { quietLogger } from '../helpers/logger.js';
@@ -12,7 +13,7 @@ describe('choosing Kafka', () => {
     const broker = resolveConfig({ env: { EVENTS_BROKER_URL: 'kafka://k1:9092,k2:9093', EVENTS_BROKER_PREFIX: 'ci.' } }).broker!;
     expect(broker).toMatchObject({ kind: 'kafka', prefix: 'ci.', kafka: { brokers: ['k1:9092', 'k2:9093'], ssl: false, createTopics: true, partitions: 6 } });
     const sasl = { mechanism: 'plain', username: 'u', password: 'p' };
-    const tls = resolveConfig({ env: {}, broker: { url: 'kafkas://k1:9094', kafka: { sasl, createTopics: false } } }).broker!;
+    const tls = resolveConfig({ env: {}, broker: { url: 'kafkas://k1:9094', kafka: { sasl, createTopics: false } } }).broker as KafkaBroker;
     expect(tls.kafka).toMatchObject({ brokers: ['k1:9094'], ssl: true, sasl, createTopics: false });
     expect(resolveConfig({ env: { EVENTS_BROKER_URL: 'amqp://h' } }).broker!.kind).toBe('amqp');
   });

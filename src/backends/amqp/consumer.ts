@@ -1,6 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import type { ChannelModel, ConsumeMessage, MessageProperties } from 'amqplib';
 import type { Logger } from 'winston';
-import type { ResolvedBroker } from '../../config.js';
+import type { AmqpBroker } from './config.js';
 import { InFlight } from '../../receive/in-flight.js';
 import type { ReceivePipeline } from '../../receive/pipeline.js';
 import type { Verdict } from '../../receive/verdict.js';
@@ -15,7 +16,7 @@ export interface AmqpConsumerOptions {
   /** The bus's receive pipeline (called without the timestamp window). */
   pipeline: ReceivePipeline;
   logger: Logger;
-  broker: ResolvedBroker;
+  broker: AmqpBroker;
   service: string;
   /** Prefetch: messages in the hands of this instance at once. */
   concurrency: number;
@@ -160,6 +161,7 @@ export class AmqpConsumer {
       [HEADERS.deadAt]: new Date().toISOString(),
       [HEADERS.deadQueue]: this.queue,
       [HEADERS.attempts]: attempts,
+      [HEADERS.deadLetterId]: randomUUID(),
     });
     publisher.channel.ack(message);
     this.o.logger.error('event dead-lettered', {

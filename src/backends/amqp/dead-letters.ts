@@ -1,85 +1,83 @@
-import type { ConfirmChannel, GetMessage } from 'amqplib';
+import { createHash } from 'node:crypto';
+import type { ChannelModel, GetMessage } from 'amqplib';
 import { DEFAULTS } from '../../defaults.js';
 import { ConfigError } from '../../errors/index.js';
+import {
+  type DeadLetter,
+  type DeadLetterFilter,
+  type DeadLetterOperator,
+  type DeadLetterSelection,
+  matchesDeadLetter,
+  type OutboxStats,
+  selectionFilter,
+} from '../../operate/operator.js';
+import { identityOfBody } from '../broker-common.js';
+import type { BrokerLocation } from '../broker-link.js';
 import { loadAmqplib } from './connection.js';
-import { listKafkaDeadLetters, replayKafkaDeadLetters } from '../kafka/dead-letters.js';
 import { Publisher } from './publisher.js';
-import { deadLetterQueueName, HEADERS, queueName } from './topology.js';
-
-/** Which service's dead-letter queue, on which broker. */
-export interface BrokerAdminOptions {
-  /** The broker URL. @example 'amqp://guest:guest@127.0.0.1:5672' */
-  broker: string;
-  /** The service whose queue's dead letters these are (the receiving service). */
-  service: string;
-  /** The queue name prefix the service runs with (`EVENTS_BROKER_PREFIX`). @default '' */
-  prefix?: string;
-  /** Dead letters read at most. @default 10000 */
-  limit?: number;
-}
-
-/** A dead letter in a service's `<queue>.dlq`. */
-export interface BrokerDeadLetter {
-  /** The CloudEvent id (the message id). */
-  eventId: string | undefined;
-  type: string | undefined;
-  source: string | undefined;
-  /** The receiving service's queue it came from. */
-  queue: string;
-  /** Short reason: `handler_failed`, `rejected_by_handler`, `invalid_signature`, `malformed_json`, … */
-  reason: string | undefined;
-  error: string | undefined;
-  /** ms since epoch. */
-  deadAt: number | undefined;
-  /** Handler attempts made. */
-  attempts: number | undefined;
-  /** The message body (the signed structured CloudEvent). */
-  body: string;
-}
-
-/** Event ids to replay, or every dead letter. */
-export type BrokerReplaySelection = 'all' | { eventIds: readonly string[] };
-
-const LIMIT = 10_000;
-
-/** Kafka (`kafka://…`, `kafkas://…`): the same commands on the service's `.dlq` topic (see kafka-admin.ts). */
-function isKafka(url: string): boolean {
-  return /^kafkas?:\/\//i.test(url.trim());
-}
+import { registeredNames } from './registry.js';
+import { deadLetterQueueName, HEADERS, queueName, registryQueue } from './topology.js';
 
 /**
- * Lists the dead letters of a service's queue on the broker (oldest first), leaving them there:
- * they are fetched unacknowledged and returned to the queue when the channel closes.
+ * RabbitMQ's dead letters behind the operator seam: the messages of each service's `<queue>.dlq`
+ * (one service's, or every service's in the registry under the prefix, see registry.ts).
  *
- * @example await listBrokerDeadLetters({ broker: process.env.EVENTS_BROKER_URL!, service: 'payments' })
+ * A queue is read to its end, however long, by fetching each message without acknowledging it;
+ * what is not settled is given back (nack, requeue) in order on the same channel, where the next
+ * read finds it (a closing channel also gives messages back, but the broker applies that later).
+ * `replay` republishes the selected ones to the service's queue (attempts reset, confirmed by the
+ * broker) and then acks them; `discard` acks them. Neither touches the rest.
+ *
+ * Ids, which no sender can choose:
+ * - a message the consumer dead-lettered carries the random UUID the consumer assigned in
+ *   `events-dead-letter-id` (over any header of that name the sender set);
+ * - a message the broker dead-lettered itself (`x-delivery-limit`: it kept killing its consumer)
+ *   arrives with the sender's headers intact, so that header is never read from a message with
+ *   `x-death`. Its id is `x` and a SHA-256 of what the broker recorded when it dead-lettered it
+ *   (`x-death`: queue, reason, count, time) with the message id and the body;
+ * - a letter dead-lettered by an older release (neither) gets the same kind of derived id, from its
+ *   `events-dead-at` and body.
+ * Two letters deriving the same id (the same message dead-lettered twice) are told apart by a
+ * `~2`, `~3`, … suffix in queue order.
+ *
+ * Identity (event id, type, source) comes from the body, the signed event (the operator has no
+ * secret to verify it), else from the message properties, never from a header.
  */
-export async function listBrokerDeadLetters(options: BrokerAdminOptions): Promise<BrokerDeadLetter[]> {
-  if (isKafka(options.broker)) return listKafkaDeadLetters(options);
-  return withDeadLetterQueue(options, async (channel, dlq) => {
-    const letters: BrokerDeadLetter[] = [];
-    for (const message of await fetchAll(channel, dlq, options.limit ?? LIMIT)) letters.push(describe(message, options));
-    return letters;
-  });
-}
+export class AmqpDeadLetters implements DeadLetterOperator {
+  private readonly prefix: string;
+  private model: Promise<ChannelModel> | undefined;
+  /** One channel for every read and settle: a message given back (nack) on it is back before its next read. */
+  private publisher: Promise<Publisher> | undefined;
+  private current: Publisher | undefined;
+  /** Queues seen to exist. */
+  private readonly existing = new Set<string>();
 
-/**
- * Moves dead letters back to the service's queue (with their attempt count reset), where its
- * running instances consume them; returns how many. Each is republished, confirmed by the broker,
- * then removed from the dead-letter queue. The signature still verifies: broker receipt has no
- * timestamp window.
- *
- * @example await replayBrokerDeadLetters({ broker, service: 'payments' }, { eventIds: ['5c1f…'] })
- */
-export async function replayBrokerDeadLetters(options: BrokerAdminOptions, selection: BrokerReplaySelection = 'all'): Promise<number> {
-  if (isKafka(options.broker)) return replayKafkaDeadLetters(options, selection);
-  const queue = queueName(options.prefix ?? DEFAULTS.broker.prefix, options.service);
-  return withDeadLetterQueue(options, async (channel, dlq) => {
-    const publisher = new Publisher(channel);
-    const wanted = selection === 'all' ? undefined : new Set(selection.eventIds);
-    let count = 0;
-    for (const message of await fetchAll(channel, dlq, options.limit ?? LIMIT)) {
-      const eventId = message.properties.messageId as string | undefined;
-      if (wanted && (eventId === undefined || !wanted.has(eventId))) continue;
+  constructor(private readonly location: BrokerLocation) {
+    this.prefix = location.prefix ?? DEFAULTS.broker.prefix;
+  }
+
+  async stats(): Promise<OutboxStats> {
+    const stats: OutboxStats = { durable: true, pending: 0, deadLetters: 0, targets: {} };
+    for (const service of await this.services()) {
+      const count = await this.withLetters(service, async (_publisher, held) => held.length);
+      if (count === undefined) continue;
+      stats.deadLetters += count;
+      stats.targets[service] = { pending: 0, deadLetters: count };
+    }
+    return stats;
+  }
+
+  async deadLetters(filter?: DeadLetterFilter): Promise<DeadLetter[]> {
+    const letters: DeadLetter[] = [];
+    for (const service of await this.services(filter?.target)) {
+      letters.push(...((await this.withLetters(service, async (_publisher, held) => held.map((h) => h.letter))) ?? []));
+    }
+    return letters.filter((l) => matchesDeadLetter(l, filter)).sort((a, b) => (a.deadAt ?? 0) - (b.deadAt ?? 0));
+  }
+
+  replay(selection: DeadLetterSelection): Promise<number> {
+    return this.settle(selection, async (publisher, { message, letter }) => {
+      const queue = queueName(this.prefix, letter.target);
       const headers: Record<string, unknown> = {};
       for (const [name, value] of Object.entries(message.properties.headers ?? {})) {
         if (!name.startsWith('x-') && !name.startsWith('events-')) headers[name] = value;
@@ -87,76 +85,174 @@ export async function replayBrokerDeadLetters(options: BrokerAdminOptions, selec
       const { contentType, messageId, type, appId, timestamp } = message.properties;
       const outcome = await publisher.publish(queue, message.content, { contentType, messageId, type, appId, timestamp, headers });
       if (outcome === 'returned') throw new Error(`the broker has no queue "${queue}": has the service ever run with this prefix?`);
-      channel.ack(message);
-      count += 1;
-    }
-    return count;
-  });
-}
-
-async function withDeadLetterQueue<T>(options: BrokerAdminOptions, run: (channel: ConfirmChannel, dlq: string) => Promise<T>): Promise<T> {
-  if (typeof options.service !== 'string' || options.service.trim() === '') {
-    throw new ConfigError('which service? pass its name (the service whose queue the dead letters came from)', {
-      variable: 'EVENTS_SERVICE_NAME',
     });
   }
-  const amqp = loadAmqplib();
-  const dlq = deadLetterQueueName(queueName(options.prefix ?? DEFAULTS.broker.prefix, options.service));
-  const connection = await amqp.connect(options.broker, { clientProperties: { connection_name: 'events-library admin' } });
-  try {
-    connection.on('error', () => undefined);
-    const probe = await connection.createChannel();
-    probe.on('error', () => undefined);
+
+  discard(selection: DeadLetterSelection): Promise<number> {
+    return this.settle(selection, async () => undefined);
+  }
+
+  async close(): Promise<void> {
+    const { model, publisher } = this;
+    this.model = this.publisher = this.current = undefined;
+    // The channel closes before the connection: a quorum queue can lose acks sent just before a connection closes.
+    await publisher?.then((p) => p.close()).catch(() => undefined);
+    await model?.then((m) => m.close()).catch(() => undefined);
+  }
+
+  /** Runs `action` on each selected letter, then acks it; resolves with how many. */
+  private async settle(selection: DeadLetterSelection, action: (publisher: Publisher, held: Held) => Promise<void>): Promise<number> {
+    const filter = selectionFilter(selection);
+    let count = 0;
+    for (const service of await this.services(filter.target)) {
+      await this.withLetters(service, async (publisher, held) => {
+        for (const h of held) {
+          if (!matchesDeadLetter(h.letter, filter)) continue;
+          await action(publisher, h);
+          publisher.channel.ack(h.message);
+          h.settled = true;
+          count += 1;
+        }
+      });
+    }
+    return count;
+  }
+
+  /** The given service, or every service in the registry under the prefix (only `target`, when given). */
+  private async services(target?: string): Promise<string[]> {
+    let services = this.location.service !== undefined ? [this.location.service] : [];
+    if (this.location.service === undefined && (await this.exists(registryQueue(this.prefix).name))) {
+      services = await registeredNames((await this.open()).channel, this.prefix);
+    }
+    return target === undefined ? services : services.filter((s) => s === target);
+  }
+
+  /** Whether the queue exists; for the dead-letter queue of the one service asked for, an error when not. */
+  private async exists(queue: string): Promise<boolean> {
+    if (this.existing.has(queue)) return true;
+    const channel = await (await this.connect()).createChannel();
+    channel.on('error', () => undefined);
     try {
-      await probe.checkQueue(dlq);
+      await channel.checkQueue(queue);
+      await channel.close().catch(() => undefined);
+      this.existing.add(queue);
+      return true;
     } catch (cause) {
-      throw new ConfigError(`the broker has no dead-letter queue "${dlq}": check the service name and the prefix`, {
+      // The broker closed the channel with its refusal.
+      if (this.location.service === undefined) return false;
+      throw new ConfigError(`the broker has no dead-letter queue "${queue}": check the service name and the prefix`, {
         variable: 'EVENTS_BROKER_PREFIX',
         cause,
       });
     }
-    await probe.close().catch(() => undefined);
-    const channel = await connection.createConfirmChannel();
-    channel.on('error', () => undefined);
-    const result = await run(channel, dlq);
-    // Close the channel first: acks sent just before a connection closes can be lost by a quorum
-    // queue. The channel's close also returns what was fetched and not acked to the queue.
-    await channel.close();
-    return result;
-  } finally {
-    await connection.close().catch(() => undefined);
+  }
+
+  /**
+   * Fetches every message of the service's dead-letter queue unacknowledged (however many), runs
+   * `run`, and gives back (nack, requeue, in order) what `run` did not settle. Undefined when the
+   * service has no dead-letter queue.
+   */
+  private async withLetters<T>(service: string, run: (publisher: Publisher, held: Held[]) => Promise<T>): Promise<T | undefined> {
+    const dlq = deadLetterQueueName(queueName(this.prefix, service));
+    if (!(await this.exists(dlq))) return undefined;
+    const publisher = await this.open();
+    const held: Held[] = [];
+    try {
+      const ids = new Map<string, number>();
+      for (;;) {
+        const message = await publisher.channel.get(dlq, { noAck: false });
+        if (message === false) break;
+        held.push({ message, letter: describe(message, service, ids), settled: false });
+      }
+      return await run(publisher, held);
+    } finally {
+      for (const h of held) if (!h.settled && !publisher.closed) publisher.channel.nack(h.message, false, true);
+    }
+  }
+
+  /** The operator's channel (a new one after a channel error). */
+  private open(): Promise<Publisher> {
+    if (this.current?.closed) this.publisher = this.current = undefined;
+    if (!this.publisher) {
+      const opening = (async () => (this.current = new Publisher(await (await this.connect()).createConfirmChannel())))();
+      opening.catch(() => {
+        if (this.publisher === opening) this.publisher = undefined;
+      });
+      this.publisher = opening;
+    }
+    return this.publisher;
+  }
+
+  private connect(): Promise<ChannelModel> {
+    if (!this.model) {
+      const opening = loadAmqplib()
+        .connect(this.location.broker, { clientProperties: { connection_name: 'events-library operator' } })
+        .then((model) => model.on('error', () => undefined));
+      // A failed connect is tried again on the next call.
+      opening.catch(() => {
+        if (this.model === opening) this.model = undefined;
+      });
+      this.model = opening;
+    }
+    return this.model;
   }
 }
 
-/** Every message of `queue` (up to `limit`), fetched without acknowledging. */
-async function fetchAll(channel: ConfirmChannel, queue: string, limit: number): Promise<GetMessage[]> {
-  const messages: GetMessage[] = [];
-  while (messages.length < limit) {
-    const message = await channel.get(queue, { noAck: false });
-    if (message === false) break;
-    messages.push(message);
-  }
-  return messages;
+interface Held {
+  message: GetMessage;
+  letter: DeadLetter;
+  settled: boolean;
 }
 
-function describe(message: GetMessage, options: BrokerAdminOptions): BrokerDeadLetter {
-  const headers = message.properties.headers ?? {};
-  const text = (name: string): string | undefined => {
-    const value: unknown = headers[name];
-    return typeof value === 'string' ? value : Buffer.isBuffer(value) ? value.toString('utf8') : undefined;
-  };
-  const deadAt = Date.parse(text(HEADERS.deadAt) ?? '');
-  const attempts = Number(headers[HEADERS.attempts]);
+function describe(message: GetMessage, service: string, ids: Map<string, number>): DeadLetter {
+  const { properties, content } = message;
+  const headers = properties.headers ?? {};
+  const deaths: unknown = headers['x-death'];
+  // Dead-lettered by the broker: every header besides x-death is the sender's.
+  const byBroker = deaths !== undefined;
+  const own = (name: string): string | undefined => (byBroker ? undefined : text(headers[name]));
+  const body = content.toString('utf8');
+  let id = own(HEADERS.deadLetterId);
+  if (id === undefined || id === '') {
+    const hash = createHash('sha256').update(JSON.stringify([deaths ?? null, own(HEADERS.deadAt) ?? null, properties.messageId ?? null]));
+    id = `x${hash.update(content).digest('hex').slice(0, 32)}`;
+  }
+  const seen = (ids.get(id) ?? 0) + 1;
+  ids.set(id, seen);
+  if (seen > 1) id = `${id}~${seen}`;
+  const identity = identityOfBody(body);
+  const deadAt = byBroker ? deathTime(deaths) : Date.parse(own(HEADERS.deadAt) ?? '');
+  const attempts = Number(own(HEADERS.attempts));
   return {
-    eventId: message.properties.messageId as string | undefined,
-    type: message.properties.type as string | undefined,
-    source: message.properties.appId as string | undefined,
-    queue: text(HEADERS.deadQueue) ?? queueName(options.prefix ?? DEFAULTS.broker.prefix, options.service),
-    // Dead-lettered by the broker itself (x-delivery-limit): its own reason, e.g. `delivery_limit`.
-    reason: text(HEADERS.deadReason) ?? text('x-first-death-reason'),
-    error: text(HEADERS.deadError),
-    deadAt: Number.isNaN(deadAt) ? undefined : deadAt,
-    attempts: Number.isFinite(attempts) ? attempts : undefined,
-    body: message.content.toString('utf8'),
+    id,
+    kept: 'queue',
+    eventId: identity.eventId ?? text(properties.messageId),
+    type: identity.type ?? text(properties.type),
+    source: identity.source ?? text(properties.appId),
+    target: service,
+    // The broker's own reason, e.g. `delivery_limit`.
+    reason: (byBroker ? text(lastDeath(deaths)?.reason) : own(HEADERS.deadReason)) ?? 'unknown',
+    error: own(HEADERS.deadError),
+    attempts: Number.isFinite(attempts) && attempts > 0 ? attempts : undefined,
+    createdAt: identity.time,
+    deadAt: deadAt === undefined || Number.isNaN(deadAt) ? undefined : deadAt,
+    body,
   };
+}
+
+function text(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : Buffer.isBuffer(value) ? value.toString('utf8') : typeof value === 'number' ? String(value) : undefined;
+}
+
+/** The broker's latest dead-lettering of the message (`x-death` lists the latest first). */
+function lastDeath(deaths: unknown): { reason?: unknown; time?: unknown } | undefined {
+  const last: unknown = Array.isArray(deaths) ? deaths[0] : undefined;
+  return last !== null && typeof last === 'object' ? last : undefined;
+}
+
+/** ms since epoch of that dead-lettering (`time` in seconds, as amqplib decodes an AMQP timestamp). */
+function deathTime(deaths: unknown): number | undefined {
+  const time = lastDeath(deaths)?.time;
+  const seconds = typeof time === 'number' ? time : (time as { value?: unknown } | undefined)?.value;
+  return typeof seconds === 'number' ? seconds * 1000 : undefined;
 }

@@ -2,6 +2,7 @@ import { STRUCTURED_CONTENT_TYPE } from '../../protocol/cloudevents.js';
 import { signatureHeader } from '../../protocol/signature.js';
 import type { ReceivedMessage } from '../../receive/pipeline.js';
 import type { Delivery } from '../../send/transport.js';
+import { traceHeaders } from '../broker-common.js';
 
 /**
  * The AMQP envelope: the structured CloudEvent as the body (`application/cloudevents+json`), the
@@ -74,17 +75,4 @@ function timeOf(body: string): string | undefined {
   if (data >= 0 && data < at) return undefined;
   const end = body.indexOf('"', at + 8);
   return end < 0 ? undefined : body.slice(at + 8, end);
-}
-
-/**
- * The attempt's W3C trace context as the broker's own headers: plain `traceparent`/`tracestate`
- * (what OpenTelemetry's messaging instrumentations read) and the CloudEvents binding's prefixed
- * attribute headers. Informational, like every header: the receiver restores the context from the
- * event's signed attributes.
- */
-export function traceHeaders(delivery: Delivery, prefix: string): Record<string, string> {
-  const headers: Record<string, string> = {};
-  if (delivery.traceparent !== undefined) headers.traceparent = headers[`${prefix}traceparent`] = delivery.traceparent;
-  if (delivery.tracestate !== undefined) headers.tracestate = headers[`${prefix}tracestate`] = delivery.tracestate;
-  return headers;
 }

@@ -9,6 +9,8 @@
  * - `S.wait.<ms>`: one durable quorum queue per retry delay, `x-message-ttl` = that delay,
  *   dead-lettering back to `S` (RabbitMQ here has no delayed-message plugin).
  * - `S.dlq`: durable quorum queue of dead letters, each with `events-dead-reason` headers.
+ * - `events-library.services` (prefixed): durable classic queue, the registry of services, one
+ *   message per service name (see registry.ts).
  */
 
 import { DEFAULTS } from '../../defaults.js';
@@ -78,6 +80,17 @@ export function waitQueue(queue: string, delayMs: number): QueueSpec {
 }
 
 /**
+ * The registry of the services consuming under `prefix`: AMQP 0-9-1 cannot list queues, so each
+ * service's consumer records its name here (see registry.ts) and an operator reads it to find
+ * every dead-letter queue. A durable classic queue: a quorum queue holds files open (a broker has
+ * a few hundred descriptors), and a name recorded again on the next start is all a loss costs.
+ * A service named `events-library.services` would collide with it.
+ */
+export function registryQueue(prefix: string): QueueSpec {
+  return { name: `${prefix}events-library.services`, arguments: { 'x-queue-type': 'classic' } };
+}
+
+/**
  * Everything a service's consumer declares (a sender declares `main` and `deadLetters` of its
  * targets): one wait queue per delay of the retry schedule and of the `RetryLaterError` tiers.
  */
@@ -92,11 +105,6 @@ export function serviceTopology(
   const waits = new Map<number, QueueSpec>();
   for (const delay of [...retryDelaysMs, ...retryLaterDelaysMs].sort((a, b) => a - b)) waits.set(delay, waitQueue(main.name, delay));
   return { main, deadLetters: deadLetterQueue(main.name), waits };
-}
-
-/** The wait before retry number `attempt` (1-based): the schedule's entry, the last one repeating. */
-export function retryDelay(retryDelaysMs: readonly number[], attempt: number): number {
-  return retryDelaysMs[Math.min(attempt, retryDelaysMs.length) - 1]!;
 }
 
 /** The shortest wait at least `ms` long among `delays` (the longest when none is). */
@@ -117,4 +125,9 @@ export const HEADERS = {
   deadAt: 'events-dead-at',
   /** The queue it was dead-lettered from. */
   deadQueue: 'events-dead-queue',
+  /**
+   * The dead letter's id, a random UUID the consumer assigns as it dead-letters (over any such
+   * header the sender set). Read only from messages without `x-death` (see dead-letters.ts).
+   */
+  deadLetterId: 'events-dead-letter-id',
 } as const;

@@ -61,6 +61,8 @@ export interface KafkaAdminLike {
   disconnect(): Promise<void>;
   createTopics(options: { topics: Array<{ topic: string; numPartitions?: number }>; waitForLeaders?: boolean; timeout?: number }): Promise<boolean>;
   fetchTopicOffsets(topic: string): Promise<Array<{ partition: number; offset: string; high: string; low: string }>>;
+  /** Used by the dead-letter operator only, which brings its own kafkajs client. */
+  listTopics?(): Promise<string[]>;
 }
 
 export interface KafkaClientLike {

@@ -1,5 +1,5 @@
 import type { Logger } from 'winston';
-import type { ResolvedBroker } from '../../config.js';
+import type { KafkaBroker } from './config.js';
 import { ConfigError } from '../../errors/index.js';
 import type { KafkaClientLike } from './api.js';
 
@@ -26,7 +26,7 @@ export function loadKafkajs(): KafkajsModule {
  * the given TLS and SASL settings. kafkajs' own log lines go to the bus's logger at debug: the
  * library logs outages itself, once each.
  */
-export function kafkaClientFor(broker: ResolvedBroker, logger: Logger, clientId: string, timeoutMs: number): KafkaClientLike {
+export function kafkaClientFor(broker: KafkaBroker, logger: Logger, clientId: string, timeoutMs: number): KafkaClientLike {
   if (broker.kafka.client) return broker.kafka.client;
   const kafkajs = loadKafkajs();
   return new kafkajs.Kafka({

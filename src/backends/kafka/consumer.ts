@@ -1,5 +1,5 @@
 import type { Logger } from 'winston';
-import type { ResolvedBroker } from '../../config.js';
+import type { KafkaBroker } from './config.js';
 import { InFlight } from '../../receive/in-flight.js';
 import type { ReceivePipeline } from '../../receive/pipeline.js';
 import type { Verdict } from '../../receive/verdict.js';
@@ -14,7 +14,7 @@ export interface KafkaConsumerOptions {
   /** The bus's receive pipeline (called without the timestamp window). */
   pipeline: ReceivePipeline;
   logger: Logger;
-  broker: ResolvedBroker;
+  broker: KafkaBroker;
   service: string;
   /** Partitions this instance works on at once. */
   concurrency: number;

@@ -1,142 +1,220 @@
-import { kafkaBrokersOf } from '../../config.js';
 import { DEFAULTS } from '../../defaults.js';
 import { ConfigError } from '../../errors/index.js';
-import type { BrokerAdminOptions, BrokerDeadLetter, BrokerReplaySelection } from '../amqp/dead-letters.js';
-import type { KafkaClientLike, KafkaIncomingMessage } from './api.js';
+import {
+  type DeadLetter,
+  type DeadLetterFilter,
+  type DeadLetterOperator,
+  type DeadLetterSelection,
+  matchesDeadLetter,
+  type OutboxStats,
+  selectionFilter,
+} from '../../operate/operator.js';
+import { identityOfBody } from '../broker-common.js';
+import type { BrokerLocation } from '../broker-link.js';
+import type { KafkaClientLike, KafkaIncomingMessage, KafkaProducerLike } from './api.js';
 import { loadKafkajs } from './client.js';
+import { kafkaBrokersOf } from './config.js';
 import { headerText } from './envelope.js';
 import { deadLetterTopic, KAFKA_HEADERS, serviceTopic } from './topics.js';
 
 /**
- * Dead letters on Kafka: the records of `<prefix><service>.dlq`, read from the start by a
- * throwaway consumer group (nothing committed for the service). A topic cannot drop a record, so a
- * replay writes the event back to the service's topic and then a marker record (no value, header
- * `events-replayed`, same key) to the `.dlq`: listing leaves out what a later marker replayed.
+ * Kafka's dead letters behind the operator seam: the records of `<prefix><service>.dlq` (one
+ * service's, or every such topic the cluster lists under the prefix), read from the start by a
+ * throwaway consumer group (nothing committed for the services) up to the end offsets taken first.
+ *
+ * A dead letter's id is `<topic>/<partition>/<offset>` of its record: the cluster assigns it. A
+ * topic cannot drop a record, so `replay` writes the event back to the service's topic and then a
+ * marker to the `.dlq` (no value, header `events-replayed: <id>`), and `discard` writes only a
+ * marker (`events-discarded: <id>`); listing leaves out every letter a marker names. A sender
+ * cannot forge a marker: the consumer drops `events-*` headers when it dead-letters a record.
+ * (Markers of an older release name an event id instead: they hide the letters before them with
+ * that event id.) Identity (event id, type, source) comes from the record's value, the signed
+ * event, never from its `ce_*` headers.
  */
+export class KafkaDeadLetters implements DeadLetterOperator {
+  private readonly prefix: string;
+  private client: KafkaClientLike | undefined;
+  private producer: Promise<KafkaProducerLike> | undefined;
 
-interface Letter {
-  message: KafkaIncomingMessage;
-  letter: BrokerDeadLetter;
-}
+  constructor(private readonly location: BrokerLocation) {
+    this.prefix = location.prefix ?? DEFAULTS.broker.prefix;
+  }
 
-export async function listKafkaDeadLetters(options: BrokerAdminOptions): Promise<BrokerDeadLetter[]> {
-  return (await readLetters(clientFor(options), options)).map((l) => l.letter);
-}
+  async stats(): Promise<OutboxStats> {
+    const stats: OutboxStats = { durable: true, pending: 0, deadLetters: 0, targets: {} };
+    const topics = await this.topics();
+    for (const topic of topics) stats.targets[this.serviceOf(topic)] = { pending: 0, deadLetters: 0 };
+    for (const { letter } of await this.read(topics)) {
+      stats.deadLetters += 1;
+      stats.targets[letter.target]!.deadLetters += 1;
+    }
+    return stats;
+  }
 
-export async function replayKafkaDeadLetters(options: BrokerAdminOptions, selection: BrokerReplaySelection): Promise<number> {
-  const client = clientFor(options);
-  const letters = await readLetters(client, options);
-  const wanted = selection === 'all' ? undefined : new Set(selection.eventIds);
-  const prefix = options.prefix ?? DEFAULTS.broker.prefix;
-  const producer = client.producer({ allowAutoTopicCreation: false });
-  await producer.connect();
-  let count = 0;
-  try {
-    for (const { message, letter } of letters) {
-      if (wanted && (letter.eventId === undefined || !wanted.has(letter.eventId))) continue;
+  async deadLetters(filter?: DeadLetterFilter): Promise<DeadLetter[]> {
+    const letters = (await this.read(await this.topics(filter?.target))).map((l) => l.letter);
+    return letters.filter((l) => matchesDeadLetter(l, filter)).sort((a, b) => (a.deadAt ?? 0) - (b.deadAt ?? 0));
+  }
+
+  replay(selection: DeadLetterSelection): Promise<number> {
+    return this.settle(selection, KAFKA_HEADERS.replayed, async (producer, { message, letter }) => {
       const headers: Record<string, Buffer | string> = {};
       for (const [name, value] of Object.entries(message.headers ?? {})) {
         const first = Array.isArray(value) ? value[0] : value;
         if (first !== undefined && !name.startsWith('events-')) headers[name] = first;
       }
-      await producer.send({ topic: serviceTopic(prefix, options.service), acks: -1, messages: [{ key: message.key, value: message.value, headers }] });
-      await producer.send({
-        topic: deadLetterTopic(prefix, options.service),
-        acks: -1,
-        messages: [{ key: message.key, value: null, headers: { [KAFKA_HEADERS.replayed]: letter.eventId ?? '' } }],
-      });
-      count += 1;
-    }
-  } finally {
-    await producer.disconnect().catch(() => undefined);
-  }
-  return count;
-}
-
-function clientFor(options: BrokerAdminOptions): KafkaClientLike {
-  if (typeof options.service !== 'string' || options.service.trim() === '') {
-    throw new ConfigError('which service? pass its name (the service whose topic the dead letters came from)', { variable: 'EVENTS_SERVICE_NAME' });
-  }
-  const brokers = kafkaBrokersOf(options.broker)!;
-  const kafkajs = loadKafkajs();
-  return new kafkajs.Kafka({
-    clientId: 'events-library admin',
-    brokers,
-    ssl: options.broker.toLowerCase().startsWith('kafkas://'),
-    logLevel: kafkajs.logLevel.NOTHING,
-    retry: { retries: 2 },
-  });
-}
-
-/** Every dead letter not replayed since, oldest first per partition. */
-async function readLetters(client: KafkaClientLike, options: BrokerAdminOptions): Promise<Letter[]> {
-  const prefix = options.prefix ?? DEFAULTS.broker.prefix;
-  const topic = deadLetterTopic(prefix, options.service);
-  const admin = client.admin();
-  await admin.connect();
-  let ends: Map<number, bigint>;
-  try {
-    const offsets = await admin.fetchTopicOffsets(topic).catch((cause: unknown) => {
-      throw new ConfigError(`the cluster has no dead-letter topic "${topic}": check the service name and the prefix`, { variable: 'EVENTS_BROKER_PREFIX', cause });
+      await producer.send({ topic: serviceTopic(this.prefix, letter.target), acks: -1, messages: [{ key: message.key, value: message.value, headers }] });
     });
-    ends = new Map(offsets.filter((o) => BigInt(o.high) > BigInt(o.low)).map((o) => [o.partition, BigInt(o.high)]));
-  } finally {
-    await admin.disconnect().catch(() => undefined);
   }
-  const limit = options.limit ?? 10_000;
-  const seen: Array<{ partition: number; message: KafkaIncomingMessage }> = [];
-  if (ends.size > 0) {
-    const consumer = client.consumer({ groupId: `events-library-admin-${process.pid}-${Date.now()}`, maxWaitTimeInMs: 200 });
-    await consumer.connect();
+
+  discard(selection: DeadLetterSelection): Promise<number> {
+    return this.settle(selection, KAFKA_HEADERS.discarded, async () => undefined);
+  }
+
+  async close(): Promise<void> {
+    const producer = this.producer;
+    this.producer = undefined;
+    await producer?.then((p) => p.disconnect()).catch(() => undefined);
+  }
+
+  /** Runs `action` on each selected letter, then writes its marker; resolves with how many. */
+  private async settle(selection: DeadLetterSelection, marker: string, action: (producer: KafkaProducerLike, letter: Letter) => Promise<void>): Promise<number> {
+    const filter = selectionFilter(selection);
+    const selected = (await this.read(await this.topics(filter.target))).filter((l) => matchesDeadLetter(l.letter, filter));
+    if (selected.length === 0) return 0;
+    const producer = await this.openProducer();
+    for (const letter of selected) {
+      await action(producer, letter);
+      await producer.send({ topic: letter.topic, acks: -1, messages: [{ key: letter.message.key, value: null, headers: { [marker]: letter.letter.id } }] });
+    }
+    return selected.length;
+  }
+
+  private serviceOf(topic: string): string {
+    return topic.slice(this.prefix.length, -'.dlq'.length);
+  }
+
+  /** The given service's dead-letter topic, or every `<prefix>….dlq` topic of the cluster (only `target`'s, when given). */
+  private async topics(target?: string): Promise<string[]> {
+    const { service } = this.location;
+    if (service !== undefined) return target === undefined || target === service ? [deadLetterTopic(this.prefix, service)] : [];
+    if (target !== undefined) return [deadLetterTopic(this.prefix, target)];
+    const admin = this.kafka().admin();
+    await admin.connect();
     try {
-      await consumer.subscribe({ topics: [topic], fromBeginning: true });
-      const pending = new Set(ends.keys());
-      let done: () => void = () => undefined;
-      const finished = new Promise<void>((resolve) => (done = resolve));
-      await consumer.run({
-        autoCommit: false,
-        eachBatchAutoResolve: true,
-        eachBatch: async ({ batch }) => {
-          for (const message of batch.messages) {
-            if (BigInt(message.offset) < (ends.get(batch.partition) ?? 0n)) seen.push({ partition: batch.partition, message });
-            if (BigInt(message.offset) + 1n >= (ends.get(batch.partition) ?? 0n)) pending.delete(batch.partition);
-          }
-          if (pending.size === 0) done();
-        },
-      });
-      await finished;
+      const topics = await admin.listTopics!();
+      return topics.filter((t) => t.startsWith(this.prefix) && t.endsWith('.dlq') && t.length > this.prefix.length + 4).sort();
     } finally {
-      await consumer.disconnect().catch(() => undefined);
+      await admin.disconnect().catch(() => undefined);
     }
   }
-  const letters = new Map<string, Letter>();
-  const order: Letter[] = [];
-  for (const { message } of seen) {
-    const replayed = headerText(message, KAFKA_HEADERS.replayed);
-    if (replayed !== undefined && message.value === null) {
-      letters.delete(replayed);
-      continue;
+
+  /** Every dead letter of `topics` not replayed or discarded since. */
+  private async read(topics: string[]): Promise<Letter[]> {
+    if (topics.length === 0) return [];
+    const ends = new Map<string, bigint>();
+    const admin = this.kafka().admin();
+    await admin.connect();
+    try {
+      for (const topic of topics) {
+        const offsets = await admin.fetchTopicOffsets(topic).catch((cause: unknown) => {
+          if (this.location.service === undefined) return [];
+          throw new ConfigError(`the cluster has no dead-letter topic "${topic}": check the service name and the prefix`, { variable: 'EVENTS_BROKER_PREFIX', cause });
+        });
+        for (const o of offsets) if (BigInt(o.high) > BigInt(o.low)) ends.set(`${topic}/${o.partition}`, BigInt(o.high));
+      }
+    } finally {
+      await admin.disconnect().catch(() => undefined);
     }
-    const letter = describe(message, serviceTopic(prefix, options.service));
-    const entry = { message, letter };
-    letters.set(letter.eventId ?? `${order.length}`, entry);
-    order.push(entry);
+    const records: Array<{ topic: string; partition: number; message: KafkaIncomingMessage }> = [];
+    if (ends.size > 0) {
+      const consumer = this.kafka().consumer({ groupId: `events-library-operator-${process.pid}-${Date.now()}`, maxWaitTimeInMs: 200 });
+      await consumer.connect();
+      try {
+        await consumer.subscribe({ topics: [...new Set([...ends.keys()].map((k) => k.slice(0, k.lastIndexOf('/'))))], fromBeginning: true });
+        const pending = new Set(ends.keys());
+        let done: () => void = () => undefined;
+        const finished = new Promise<void>((resolve) => (done = resolve));
+        await consumer.run({
+          autoCommit: false,
+          eachBatchAutoResolve: true,
+          eachBatch: async ({ batch }) => {
+            const key = `${batch.topic}/${batch.partition}`;
+            const end = ends.get(key) ?? 0n;
+            for (const message of batch.messages) {
+              if (BigInt(message.offset) < end) records.push({ topic: batch.topic, partition: batch.partition, message });
+              if (BigInt(message.offset) + 1n >= end) pending.delete(key);
+            }
+            if (pending.size === 0) done();
+          },
+        });
+        await finished;
+      } finally {
+        await consumer.disconnect().catch(() => undefined);
+      }
+    }
+    const settled = new Set<string>();
+    let letters: Letter[] = [];
+    for (const { topic, partition, message } of records) {
+      const marked = headerText(message, KAFKA_HEADERS.replayed) ?? headerText(message, KAFKA_HEADERS.discarded);
+      if (marked !== undefined && message.value === null) {
+        if (/^.+\/\d+\/\d+$/.test(marked)) settled.add(marked);
+        else letters = letters.filter((l) => l.letter.eventId !== marked); // an older release's marker: an event id
+        continue;
+      }
+      letters.push({ topic, message, letter: describe(topic, partition, message, this.serviceOf(topic)) });
+    }
+    return letters.filter((l) => !settled.has(l.letter.id));
   }
-  return order.filter((l) => letters.get(l.letter.eventId ?? '') === l).slice(0, limit);
+
+  private kafka(): KafkaClientLike {
+    if (!this.client) {
+      const kafkajs = loadKafkajs();
+      this.client = new kafkajs.Kafka({
+        clientId: 'events-library operator',
+        brokers: kafkaBrokersOf(this.location.broker),
+        ssl: this.location.broker.trim().toLowerCase().startsWith('kafkas://'),
+        logLevel: kafkajs.logLevel.NOTHING,
+        retry: { retries: 2 },
+      });
+    }
+    return this.client;
+  }
+
+  private openProducer(): Promise<KafkaProducerLike> {
+    this.producer ??= (async () => {
+      const producer = this.kafka().producer({ allowAutoTopicCreation: false });
+      await producer.connect();
+      return producer;
+    })();
+    return this.producer;
+  }
 }
 
-function describe(message: KafkaIncomingMessage, queue: string): BrokerDeadLetter {
+interface Letter {
+  /** The `.dlq` topic it is in. */
+  topic: string;
+  message: KafkaIncomingMessage;
+  letter: DeadLetter;
+}
+
+function describe(topic: string, partition: number, message: KafkaIncomingMessage, service: string): DeadLetter {
+  const body = message.value?.toString('utf8') ?? '';
+  const identity = identityOfBody(body);
   const deadAt = Date.parse(headerText(message, KAFKA_HEADERS.deadAt) ?? '');
   const attempts = Number(headerText(message, KAFKA_HEADERS.attempts));
   return {
-    eventId: headerText(message, 'ce_id'),
-    type: headerText(message, 'ce_type'),
-    source: headerText(message, 'ce_source'),
-    queue,
-    reason: headerText(message, KAFKA_HEADERS.deadReason),
+    id: `${topic}/${partition}/${message.offset}`,
+    kept: 'queue',
+    eventId: identity.eventId,
+    type: identity.type,
+    source: identity.source,
+    target: service,
+    reason: headerText(message, KAFKA_HEADERS.deadReason) ?? 'unknown',
     error: headerText(message, KAFKA_HEADERS.deadError),
+    attempts: Number.isFinite(attempts) && attempts > 0 ? attempts : undefined,
+    createdAt: identity.time,
     deadAt: Number.isNaN(deadAt) ? undefined : deadAt,
-    attempts: Number.isFinite(attempts) ? attempts : undefined,
-    body: message.value?.toString('utf8') ?? '',
+    body,
   };
 }

@@ -1,5 +1,5 @@
 import { STRUCTURED_CONTENT_TYPE } from '../../protocol/cloudevents.js';
-import { traceHeaders } from '../amqp/envelope.js';
+import { traceHeaders } from '../broker-common.js';
 import { signatureHeader } from '../../protocol/signature.js';
 import type { ReceivedMessage } from '../../receive/pipeline.js';
 import type { Delivery } from '../../send/transport.js';

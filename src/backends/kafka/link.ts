@@ -1,12 +1,12 @@
 import type { Logger } from 'winston';
-import type { ResolvedBroker } from '../../config.js';
+import type { KafkaBroker } from './config.js';
 import { DEFAULTS } from '../../defaults.js';
 import type { KafkaClientLike, KafkaOutgoingMessage, KafkaProducerLike } from './api.js';
 import { kafkaClientFor } from './client.js';
 import { deadLetterTopic, serviceTopic } from './topics.js';
 
 export interface KafkaLinkOptions {
-  broker: ResolvedBroker;
+  broker: KafkaBroker;
   logger: Logger;
   /** The client id (the service name). */
   name: string;

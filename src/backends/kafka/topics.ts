@@ -4,7 +4,7 @@
  * per declared target to that target's topic (through the outbox), so each target gets each event
  * once, and a target that has never started still finds everything in its topic: its group starts
  * from the earliest offset. Failures past the attempt limit go to `<topic>.dlq`, with the reason in
- * headers; replay appends them to the service's topic again and a marker to the `.dlq`.
+ * headers; replay appends them to the service's topic again and a marker to the `.dlq` (see dead-letters.ts).
  */
 
 export function serviceTopic(prefix: string, service: string): string {
@@ -21,6 +21,8 @@ export const KAFKA_HEADERS = {
   deadError: 'events-dead-error',
   deadAt: 'events-dead-at',
   attempts: 'events-attempts',
-  /** On a record in the `.dlq` with no value: the dead letter with this event id was replayed. */
+  /** On a record in the `.dlq` with no value: the dead letter with this id (`<topic>/<partition>/<offset>`) was replayed. */
   replayed: 'events-replayed',
+  /** The same for a dead letter discarded. */
+  discarded: 'events-discarded',
 } as const;

@@ -1,0 +1,31 @@
+import type { BrokerBackend } from '../broker-link.js';
+import { type AmqpBroker, resolveAmqpBroker } from './config.js';
+import { AmqpConnection } from './connection.js';
+import { AmqpConsumer } from './consumer.js';
+import { AmqpDeadLetters } from './dead-letters.js';
+import { registerService } from './registry.js';
+import { AmqpTransport } from './transport.js';
+
+/** RabbitMQ (`amqp://`, `amqps://`): one connection per bus, shared by the transport and the consumer. */
+export const amqpBackend: BrokerBackend<AmqpBroker> = {
+  kind: 'amqp',
+  schemes: ['amqp', 'amqps'],
+  resolve(common, given) {
+    return resolveAmqpBroker(common, given);
+  },
+  open(broker, logger, name, timeoutMs) {
+    const connection = new AmqpConnection({ broker, logger, name, timeoutMs });
+    return {
+      transport: new AmqpTransport({ connection, logger, prefix: broker.prefix, deliveryLimit: broker.deliveryLimit, timeoutMs }),
+      consumer(options) {
+        // Before the consumer's own setup, on every connection: the operator finds the service by it.
+        connection.onConnect((model) => registerService(model, broker.prefix, options.service, logger, timeoutMs));
+        return new AmqpConsumer({ ...options, connection, broker, logger });
+      },
+      close: () => connection.close(),
+    };
+  },
+  operator(location) {
+    return new AmqpDeadLetters(location);
+  },
+};

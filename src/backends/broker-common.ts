@@ -1,0 +1,51 @@
+import { parseJson } from '../protocol/safe-json.js';
+import type { Delivery } from '../send/transport.js';
+
+/** What the RabbitMQ and Kafka backends share: trace headers, the retry schedule, a dead letter's identity. */
+
+/**
+ * The attempt's W3C trace context as the broker's own headers: plain `traceparent`/`tracestate`
+ * (what OpenTelemetry's messaging instrumentations read) and the CloudEvents binding's prefixed
+ * attribute headers (`cloudEvents_` on AMQP, `ce_` on Kafka). Informational, like every header:
+ * the receiver restores the context from the event's signed attributes.
+ */
+export function traceHeaders(delivery: Delivery, prefix: string): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (delivery.traceparent !== undefined) headers.traceparent = headers[`${prefix}traceparent`] = delivery.traceparent;
+  if (delivery.tracestate !== undefined) headers.tracestate = headers[`${prefix}tracestate`] = delivery.tracestate;
+  return headers;
+}
+
+/** The wait before retry number `attempt` (1-based): the schedule's entry, the last one repeating. */
+export function retryDelay(retryDelaysMs: readonly number[], attempt: number): number {
+  return retryDelaysMs[Math.min(attempt, retryDelaysMs.length) - 1]!;
+}
+
+/** A dead letter's CloudEvent attributes, as its body (the signed structured event) states them. */
+export interface BodyIdentity {
+  eventId: string | undefined;
+  type: string | undefined;
+  source: string | undefined;
+  /** ms since epoch (the event's `time`). */
+  time: number | undefined;
+}
+
+/**
+ * Reads the identity of a dead letter from its body, never from a header: the body is what was
+ * signed (an operator holds no secret to verify it, but a header is not even covered by the
+ * signature). Undefined fields for a body that is not a JSON object (a `malformed_json` letter).
+ */
+export function identityOfBody(body: string): BodyIdentity {
+  let event: unknown;
+  try {
+    event = parseJson(body, 'the dead letter');
+  } catch {
+    event = undefined;
+  }
+  const field = (name: string): string | undefined => {
+    const value = event !== null && typeof event === 'object' ? (event as Record<string, unknown>)[name] : undefined;
+    return typeof value === 'string' ? value : undefined;
+  };
+  const time = Date.parse(field('time') ?? '');
+  return { eventId: field('id'), type: field('type'), source: field('source'), time: Number.isNaN(time) ? undefined : time };
+}

@@ -1,0 +1,26 @@
+import type { BrokerBackend } from '../broker-link.js';
+import { type KafkaBroker, resolveKafkaBroker } from './config.js';
+import { KafkaConsumer } from './consumer.js';
+import { KafkaDeadLetters } from './dead-letters.js';
+import { KafkaLink } from './link.js';
+import { KafkaTransport } from './transport.js';
+
+/** Kafka (`kafka://`, `kafkas://`): one client per bus, its producer shared by the transport and the consumer. */
+export const kafkaBackend: BrokerBackend<KafkaBroker> = {
+  kind: 'kafka',
+  schemes: ['kafka', 'kafkas'],
+  resolve(common, given) {
+    return resolveKafkaBroker(common, given);
+  },
+  open(broker, logger, name, timeoutMs) {
+    const link = new KafkaLink({ broker, logger, name, timeoutMs });
+    return {
+      transport: new KafkaTransport({ link, logger, prefix: broker.prefix }),
+      consumer: (options) => new KafkaConsumer({ ...options, link, broker, logger }),
+      close: () => link.close(),
+    };
+  },
+  operator(location) {
+    return new KafkaDeadLetters(location);
+  },
+};
