@@ -10,4 +10,8 @@ module.exports = {
   },
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   testTimeout: 30000,
+  // Two workers on the 2-core CI machine: the broker, Kafka and PostgreSQL files mostly wait on
+  // their servers (the Kafka mock's rebalances above all), so a second worker halves the run
+  // (511 s → 265 s on one machine) without loading the CPU past what the timing-sensitive files take.
+  maxWorkers: 2,
 };
