@@ -2,7 +2,7 @@ import type { Logger } from 'winston';
 import { createExpressMiddleware, type ExpressMiddleware, type MiddlewareOptions } from './adapters/express.js';
 import { createKoaMiddleware, type KoaMiddleware } from './adapters/koa.js';
 import { createNodeHandler, type NodeHandler } from './adapters/node.js';
-import { type BrokerConsumer, type BrokerLink, openBroker } from './backends/broker-link.js';
+import { type BrokerConsumer, type BrokerLink, openBroker, openBrokerOperator } from './backends/broker-link.js';
 import { Catalog } from './catalog.js';
 import { type EventBusOptions, type ResolvedConfig, type ResolvedTarget, resolveConfig, resolveTarget } from './config.js';
 import { DEFAULTS } from './defaults.js';
@@ -16,7 +16,6 @@ import { Receiver, type ReceiverOptions, type ReceiverRequest, type ReceiverResp
 import { Admission } from './send/admission.js';
 import { Dispatcher } from './send/dispatcher.js';
 import type { OutboxStore } from './send/outbox-store.js';
-import { openBrokerOperator } from './backends/broker-operator.js';
 import { combineOperators } from './operate/functions.js';
 import type { DeadLetter, DeadLetterFilter, DeadLetterOperator, DeadLetterSelection, OutboxStats } from './operate/operator.js';
 import { openInbox, openOutbox } from './backends/stores.js';

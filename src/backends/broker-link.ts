@@ -76,3 +76,20 @@ export function openBroker(broker: ResolvedBroker, logger: Logger, name: string,
     .find((b) => b.kind === broker.kind)!
     .open(broker, logger, name, timeoutMs);
 }
+
+/**
+ * The dead-letter queues (RabbitMQ) or topics (Kafka) of a broker, behind the operator seam: the
+ * backend serving the URL's scheme answers. Without `service`, every service's under the prefix.
+ */
+export function openBrokerOperator(location: BrokerLocation): DeadLetterOperator {
+  if (typeof location.broker !== 'string' || location.broker.trim() === '') {
+    throw new ConfigError('no broker given: set EVENTS_BROKER_URL or pass broker (an amqp://… or kafka://… URL)', { variable: 'EVENTS_BROKER_URL' });
+  }
+  const { service } = location;
+  if (service !== undefined && (typeof service !== 'string' || service.trim() === '')) {
+    throw new ConfigError('which service? pass its name (the service whose dead letters to see), or none for every service', {
+      variable: 'EVENTS_SERVICE_NAME',
+    });
+  }
+  return brokerBackendFor(location.broker).operator(location);
+}

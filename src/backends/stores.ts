@@ -3,7 +3,7 @@ import { ConfigError } from '../errors/index.js';
 import type { DeadLetterOperator, OperatorLocation } from '../operate/operator.js';
 import type { InboxStore } from '../receive/inbox-store.js';
 import type { OutboxStore } from '../send/outbox-store.js';
-import { openBrokerOperator } from './broker-operator.js';
+import { openBrokerOperator } from './broker-link.js';
 import { memoryBackend } from './memory/backend.js';
 import { postgresBackend } from './postgres/backend.js';
 import { sqliteBackend } from './sqlite/backend.js';
@@ -43,12 +43,7 @@ const WHERE = 'which outbox? pass { outbox: path }, { database: url } or { broke
 /** The operator of a location: an outbox file, a database, a broker (each opened by its backend). */
 export function openOperator(location: OperatorLocation): DeadLetterOperator {
   if (typeof location !== 'object' || location === null) throw new ConfigError(WHERE);
-  if ('broker' in location) {
-    if (typeof location.broker !== 'string' || location.broker.trim() === '') {
-      throw new ConfigError('no broker given: set EVENTS_BROKER_URL or pass broker (an amqp://… or kafka://… URL)', { variable: 'EVENTS_BROKER_URL' });
-    }
-    return openBrokerOperator(location);
-  }
+  if ('broker' in location) return openBrokerOperator(location);
   const backend = backends().find((b) => b.location !== undefined && b.location in location);
   if (!backend?.operator) throw new ConfigError(WHERE);
   return backend.operator(location);

@@ -3,7 +3,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import amqplib from 'amqplib';
-import { openBrokerOperator } from '../../src/backends/broker-operator.js';
+import { openBrokerOperator } from '../../src/backends/broker-link.js';
 import { main } from '../../src/cli.js';
 import {
   createEventBus,

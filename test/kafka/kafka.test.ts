@@ -1,6 +1,6 @@
 import { Kafka, logLevel } from 'kafkajs';
 import { main } from '../../src/cli.js';
-import { openBrokerOperator } from '../../src/backends/broker-operator.js';
+import { openBrokerOperator } from '../../src/backends/broker-link.js';
 import { createEventBus, type EventBus, NonRetryableError } from '../../src/index.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
 import { describeWithKafka, type MockCluster, startMockCluster } from '../helpers/kafka.js';
