@@ -7,6 +7,7 @@ import { Catalog } from './catalog.js';
 import { type EventBusOptions, type ResolvedConfig, type ResolvedTarget, resolveConfig, resolveTarget } from './config.js';
 import { DEFAULTS } from './defaults.js';
 import { BusClosedError, ConfigError, PayloadTooDeepError, PayloadTooLargeError, UndeclaredEventError } from './errors/index.js';
+import { loggablePayload } from './logger.js';
 import { healthOf, type HealthStatus } from './observe/health.js';
 import { Telemetry } from './observe/telemetry.js';
 import { createEvent, toStructuredBody } from './protocol/cloudevents.js';
@@ -255,7 +256,7 @@ export class EventBus<Events extends object = EventRegistry> {
     }
     const targets = [...declaration.targets];
     if (this.config.logger.isInfoEnabled()) this.config.logger.info('event emitted', { eventId: event.id, type, source, targets });
-    if (this.config.logger.isDebugEnabled()) this.config.logger.debug('event data', { eventId: event.id, data: payload });
+    if (this.config.logger.isDebugEnabled()) this.config.logger.debug('event data', { eventId: event.id, data: loggablePayload(payload) });
     // Backpressure (outbox.highWaterMark): recorded, but not resolved while a target that is up has
     // too much not yet tried; the wait leaves the event loop to the dispatcher. Not in the caller's
     // transaction: the event exists only at its commit, and waiting would hold the transaction open.

@@ -31,6 +31,12 @@ export const DEFAULTS = {
   /** How far a `webhook-timestamp` may be from the receiver's clock, in seconds (Standard Webhooks: 5 min). */
   toleranceSeconds: 300,
   logLevel: 'info',
+  /**
+   * A payload written into a debug log line (`event data`): one nested deeper than `maxDepth` is
+   * left out, one longer than `maxChars` as JSON is cut, so that nothing a peer sends can overflow a
+   * logger's stack or flood its output.
+   */
+  logPayload: { maxDepth: 32, maxChars: 16 * 1024 },
   /** Deliveries in flight at once, per target service (with batching: requests in flight, each carrying a batch). */
   concurrency: 16,
   /**

@@ -1,5 +1,6 @@
 import type { Logger } from 'winston';
 import type { Catalog, Subscription } from '../catalog.js';
+import { loggablePayload } from '../logger.js';
 import { NonRetryableError, RetryLaterError, ValidationError } from '../errors/index.js';
 import type { Telemetry } from '../observe/telemetry.js';
 import { type BatchItem, type CloudEvent, detectMode, type Headers, parseBatch, parseStructured, singleHeader } from '../protocol/cloudevents.js';
@@ -415,7 +416,7 @@ export class ReceivePipeline {
       durationMs: elapsed(startedAt),
       ...extra,
     });
-    if (this.o.logger.isDebugEnabled()) this.o.logger.debug('event data', { eventId: event.id, data: event.data });
+    if (this.o.logger.isDebugEnabled()) this.o.logger.debug('event data', { eventId: event.id, data: loggablePayload(event.data) });
   }
 }
 

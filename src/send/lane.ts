@@ -1,5 +1,6 @@
 import { batchVariable, type ResolvedTarget } from '../config.js';
 import { DEFAULTS } from '../defaults.js';
+import { loggablePayload } from '../logger.js';
 import type { OpenSpan } from '../observe/telemetry.js';
 import type { Delivery, DeliveryResult } from './transport.js';
 import { type BatchCaps, eventsPerRequest, planRequests } from './batches.js';
@@ -574,7 +575,7 @@ export class Lane {
   /** The payload, at debug only (enough to replay by hand; the dead letter keeps it too). */
   private logData(message: string, record: OutboxRecord): void {
     if (this.o.logger.isDebugEnabled()) {
-      this.o.logger.debug(message, { eventId: record.eventId, target: record.target, data: payloadOf(record.body) });
+      this.o.logger.debug(message, { eventId: record.eventId, target: record.target, data: loggablePayload(payloadOf(record.body)) });
     }
   }
 
