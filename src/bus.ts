@@ -10,7 +10,7 @@ import { BusClosedError, ConfigError, PayloadTooDeepError, PayloadTooLargeError,
 import { loggablePayload } from './logger.js';
 import { healthOf, type HealthStatus } from './observe/health.js';
 import { Telemetry } from './observe/telemetry.js';
-import { createEvent, toStructuredBody } from './protocol/cloudevents.js';
+import { addressedTo, createEvent, toStructuredBody } from './protocol/cloudevents.js';
 import { deeperThan } from './protocol/payload-depth.js';
 import type { InboxStore } from './receive/inbox-store.js';
 import { Receiver, type ReceiverOptions, type ReceiverRequest, type ReceiverResponse } from './receive/receiver.js';
@@ -232,15 +232,17 @@ export class EventBus<Events extends object = EventRegistry> {
     if (trace) Object.assign(event, trace.tracestate === undefined ? { traceparent: trace.traceparent } : trace);
     try {
       const body = toStructuredBody(event);
+      // Each target's delivery names it (`recipient`, signed): another service sharing the secret refuses it.
+      const bodies = declaration.targets.map((target) => addressedTo(body, target));
       // A body receivers would refuse with 413 is refused here, before anything is recorded.
       const limit = this.config.bodyLimitBytes;
-      if (body.length * 3 > limit) {
-        const bytes = Buffer.byteLength(body);
+      for (const addressed of bodies) {
+        const bytes = addressed.length * 3 > limit ? Buffer.byteLength(addressed) : 0;
         if (bytes > limit) throw new PayloadTooLargeError(type, bytes, limit);
       }
       const createdAt = Date.now();
       await this.outbox.add(
-        declaration.targets.map((target) => ({ eventId: event.id, type, source, target, body, createdAt, ...trace })),
+        declaration.targets.map((target, i) => ({ eventId: event.id, type, source, target, body: bodies[i]!, createdAt, ...trace })),
         inTx ? { tx } : undefined,
       );
     } catch (error) {

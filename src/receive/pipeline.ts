@@ -193,6 +193,8 @@ export class ReceivePipeline {
    */
   private admit(event: CloudEvent, jobs: Job[]): Refusal | { verdict: Promise<Verdict> } {
     const { id } = event;
+    const wrong = this.wrongRecipient(event);
+    if (wrong) return { kind: 'reject', id, reason: 'wrong_recipient', message: wrong };
     const subscribers = this.o.catalog.subscribers(event.type);
     if (subscribers.length === 0) {
       // A retry, not a rejection: during a rolling deploy an instance without the new subscription may get it.
@@ -216,6 +218,19 @@ export class ReceivePipeline {
     this.running.set(key, verdict);
     jobs.push(job);
     return { verdict };
+  }
+
+  /**
+   * Why `event` is not for this service: its signed `recipient` names another one (a delivery
+   * captured on its way to a service sharing the secret, or a sender's URL pointing at the wrong
+   * service). Undefined when it names this service or none (a foreign producer).
+   */
+  private wrongRecipient({ recipient }: CloudEvent): string | undefined {
+    const { service } = this.o;
+    if (recipient === undefined || recipient === service) return undefined;
+    const named = typeof recipient === 'string' ? JSON.stringify(recipient.slice(0, 200)) : 'a non-string value';
+    const self = service === undefined ? 'this service has no name (set EVENTS_SERVICE_NAME)' : `this service is "${service}"`;
+    return `the event is addressed to ${named} (its recipient attribute) and ${self}: nothing ran; check where the sender sends it`;
   }
 
   /** Runs a message's jobs and settles each; the events stay "in flight" until their completion is recorded. */
