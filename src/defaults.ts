@@ -25,6 +25,12 @@ export const DEFAULTS = {
     retryAfterSeconds: 5,
     /** Handler completions remembered in memory while the inbox cannot record them (oldest forgotten first). */
     maxUnrecorded: 10_000,
+    /**
+     * Handler completions are recorded as they finish, in groups written at `maxCompletions` marks
+     * or `maxWaitMs` after the first (at once when no handler runs): a crash reruns the handlers
+     * running then, and at most this many that had completed.
+     */
+    recordGroup: { maxCompletions: 16, maxWaitMs: 10 },
   },
   /** Timeout of one HTTP request, in ms. */
   timeoutMs: 10_000,
