@@ -407,6 +407,7 @@ export class EventBus<Events extends object = EventRegistry> {
       toleranceSeconds: this.config.toleranceSeconds,
       bodyLimitBytes: this.config.bodyLimitBytes,
       bodyTimeoutMs: this.config.bodyTimeoutMs,
+      bodyStartTimeoutMs: this.config.bodyStartTimeoutMs,
       maxUnverifiedBytes: this.config.maxUnverifiedBytes,
       retryAfterSeconds: DEFAULTS.receiver.retryAfterSeconds,
       maxUnrecorded: DEFAULTS.receiver.maxUnrecorded,

@@ -15,9 +15,15 @@ export const DEFAULTS = {
    */
   bodyTimeoutMs: 10_000,
   /**
-   * Bytes held at once by request bodies whose signature is not checked yet, across every
-   * request a receiver reads (32 MiB: 32 bodies at the 1 MiB limit, or thousands of typical
-   * 1 KB events in transit). Beyond it the receiver answers 503 + Retry-After and closes.
+   * Longest wait for the first byte of a request body once its headers arrived, in ms (then 408,
+   * connection closed). A body still arriving then is slow: slow bodies together hold at most half
+   * of `maxUnverifiedBytes`.
+   */
+  bodyStartTimeoutMs: 2_000,
+  /**
+   * Bytes held at once by request bodies whose signature is not checked yet, counted as they
+   * arrive, across every request a receiver reads (32 MiB: 32 bodies at the 1 MiB limit, or
+   * thousands of typical 1 KB events in transit). Beyond it the receiver answers 503 + Retry-After and closes.
    */
   maxUnverifiedBytes: 32 * 1024 * 1024,
   receiver: {
