@@ -1,5 +1,6 @@
+import type { Logger } from 'winston';
 import { parseJson } from '../protocol/safe-json.js';
-import type { Delivery } from '../send/transport.js';
+import type { Delivery, DeliveryResult } from '../send/transport.js';
 
 /** What the RabbitMQ and Kafka backends share: trace headers, the retry schedule, a dead letter's identity. */
 
@@ -14,6 +15,27 @@ export function traceHeaders(delivery: Delivery, prefix: string): Record<string,
   if (delivery.traceparent !== undefined) headers.traceparent = headers[`${prefix}traceparent`] = delivery.traceparent;
   if (delivery.tracestate !== undefined) headers.tracestate = headers[`${prefix}tracestate`] = delivery.tracestate;
   return headers;
+}
+
+/**
+ * One broker send of `delivery` (started at `startedAt`, a `performance.now()`), said and
+ * answered: `delivered`, or, given the `error`, `retry` with `targetDown` (no broker, a refusal:
+ * the outbox keeps the delivery and the dispatcher probes until the broker is back).
+ */
+export function brokerAttempt(logger: Logger, delivery: Delivery, startedAt: number, error?: string): DeliveryResult {
+  const level = error === undefined ? 'info' : 'warn';
+  if (logger.isLevelEnabled(level)) {
+    logger.log(level, error === undefined ? 'delivery attempt' : 'delivery attempt failed', {
+      eventId: delivery.eventId,
+      type: delivery.type,
+      source: delivery.source,
+      target: delivery.target.name,
+      attempt: delivery.previousAttempts + 1,
+      durationMs: Math.round((performance.now() - startedAt) * 10) / 10,
+      ...(error === undefined ? {} : { error }),
+    });
+  }
+  return error === undefined ? { outcome: 'delivered', attempts: 1 } : { outcome: 'retry', error, attempts: 1, targetDown: true };
 }
 
 /** The wait before retry number `attempt` (1-based): the schedule's entry, the last one repeating. */
