@@ -218,7 +218,7 @@ export class Lane {
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.timerAt = Infinity;
-      if (probe) this.probe();
+      if (probe) void this.probe();
       else void this.pump();
     }, Math.max(0, at - Date.now()));
   }
@@ -229,11 +229,7 @@ export class Lane {
     this.timerAt = Infinity;
   }
 
-  private probe(): void {
-    void this.probeNow();
-  }
-
-  private async probeNow(): Promise<void> {
+  private async probe(): Promise<void> {
     if (this.stopping()) return;
     const target = this.targetConfig();
     let record: OutboxRecord | undefined;
@@ -271,7 +267,7 @@ export class Lane {
     this.unsettled += records.length;
     this.started = true;
     const startedAt = Date.now();
-    const results = records.length === 1 ? [await this.sendOne(target, records[0]!)] : await this.sendBatch(target, records);
+    const results = await this.send(target, records);
     this.inFlight -= 1;
     this.settling += 1;
     try {
@@ -292,26 +288,16 @@ export class Lane {
     this.kick();
   }
 
-  private async sendOne(target: ResolvedTarget, record: OutboxRecord): Promise<DeliveryResult> {
-    const span = this.o.telemetry.send(record);
-    let result: DeliveryResult;
-    try {
-      result = await this.o.transport.send(this.delivery(target, record, span));
-    } catch (error) {
-      result = thrown(error);
-    }
-    this.o.telemetry.sent(span, result);
-    return result;
-  }
-
-  /** One batch request; one result per record, in order, whatever the transport answers. */
-  private async sendBatch(target: ResolvedTarget, records: OutboxRecord[]): Promise<DeliveryResult[]> {
+  /** One request (one record: a single send, else a batch); one result per record, in order, whatever the transport answers. */
+  private async send(target: ResolvedTarget, records: OutboxRecord[]): Promise<DeliveryResult[]> {
     const spans = records.map((record) => this.o.telemetry.send(record));
+    const deliveries = records.map((record, i) => this.delivery(target, record, spans[i]));
     let results: DeliveryResult[];
     try {
-      results = await this.o.transport.sendBatch!(records.map((record, i) => this.delivery(target, record, spans[i])));
+      results = deliveries.length === 1 ? [await this.o.transport.send(deliveries[0]!)] : await this.o.transport.sendBatch!(deliveries);
     } catch (error) {
-      const result = thrown(error);
+      // A transport that threw (it should answer instead): a failed try to retry, not a crash.
+      const result: DeliveryResult = { outcome: 'retry', error: messageOf(error), attempts: 1 };
       results = records.map(() => result);
     }
     if (results.length !== records.length) {
@@ -434,7 +420,8 @@ export class Lane {
         // Payloads never go above debug: the dead letter keeps the body for replay.
         logger.error(message, { ...fields(record, result), error: result.error });
       }
-      this.logData('dead letter data', record);
+      // The payload, at debug only (enough to replay by hand; the dead letter keeps it too).
+      if (logger.isDebugEnabled()) logger.debug('dead letter data', { eventId: record.eventId, target: record.target, data: payloadOf(record.body) });
       return;
     }
     telemetry.retried(record);
@@ -571,13 +558,6 @@ export class Lane {
     );
   }
 
-  /** The payload, at debug only (enough to replay by hand; the dead letter keeps it too). */
-  private logData(message: string, record: OutboxRecord): void {
-    if (this.o.logger.isDebugEnabled()) {
-      this.o.logger.debug(message, { eventId: record.eventId, target: record.target, data: payloadOf(record.body) });
-    }
-  }
-
   /** The target's URL and keys as the bus knows them now (a later declareEvent may change them). */
   private targetConfig(): ResolvedTarget | undefined {
     try {
@@ -610,11 +590,6 @@ function fields(record: OutboxRecord, result: DeliveryResult) {
     attempt: record.attempts,
     status: result.status,
   };
-}
-
-/** A transport that threw (it should answer instead): a failed try to retry, not a crash. */
-function thrown(error: unknown): DeliveryResult {
-  return { outcome: 'retry', error: messageOf(error), attempts: 1 };
 }
 
 function messageOf(error: unknown): string {
