@@ -12,14 +12,13 @@ export type NodeHandler = (req: IncomingMessage, res: ServerResponse, next?: (er
 export function createNodeHandler(receiver: Receiver, path: string, limit: number, health?: () => Promise<ReceiverResponse>): NodeHandler {
   const healthPath = `${path}/health`;
   return function eventsHandler(req, res, next) {
+    const failed = (error: unknown): void => {
+      if (next) return next(error);
+      res.statusCode = 500;
+      res.end();
+    };
     if (health && req.method === 'GET' && pathOf(req.url) === healthPath) {
-      health()
-        .then((response) => writeNodeResponse(res, response))
-        .catch((error: unknown) => {
-          if (next) return next(error);
-          res.statusCode = 500;
-          res.end();
-        });
+      health().then((response) => writeNodeResponse(res, response)).catch(failed);
       return;
     }
     const onPath = pathOf(req.url) === path;
@@ -34,10 +33,6 @@ export function createNodeHandler(receiver: Receiver, path: string, limit: numbe
     }
     receiveFromNode(receiver, req, limit, { consumed: req.readableEnded, middleware: 'the events handler', hint: 'pass the raw body' })
       .then((response) => writeNodeResponse(res, response))
-      .catch((error: unknown) => {
-        if (next) return next(error);
-        res.statusCode = 500;
-        res.end();
-      });
+      .catch(failed);
   };
 }
