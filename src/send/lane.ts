@@ -1,6 +1,7 @@
 import { batchVariable, type ResolvedTarget } from '../config.js';
 import { DEFAULTS } from '../defaults.js';
 import type { OpenSpan } from '../observe/telemetry.js';
+import type { InFlight } from '../receive/in-flight.js';
 import type { Delivery, DeliveryResult } from './transport.js';
 import { type BatchCaps, eventsPerRequest, planRequests } from './batches.js';
 import type { DispatcherOptions } from './dispatcher.js';
@@ -27,8 +28,6 @@ export class Lane {
   started = false;
   /** Requests whose outcomes are being written to the store (a shared store answers asynchronously). */
   settling = 0;
-  /** Each request from its start until its outcome is recorded: stop() awaits them. */
-  readonly work = new Set<Promise<void>>();
   /** Deliveries in the requests in flight or settling. */
   private unsettled = 0;
   private scheduled = false;
@@ -70,6 +69,8 @@ export class Lane {
     private readonly target: string,
     private readonly o: DispatcherOptions,
     private readonly stopping: () => boolean,
+    /** Each request from its start until its outcome is recorded: the dispatcher's stop() awaits them. */
+    private readonly work: InFlight,
   ) {}
 
   /** Pumps on the next turn of the event loop; many kicks in one turn pump once. */
@@ -256,9 +257,7 @@ export class Lane {
 
   /** One request, counted in `work` until its outcome is recorded. */
   private deliver(target: ResolvedTarget, records: OutboxRecord[], probe: boolean): Promise<void> {
-    const work = this.request(target, records, probe).finally(() => this.work.delete(work));
-    this.work.add(work);
-    return work;
+    return this.work.track(this.request(target, records, probe));
   }
 
   /** One request: `records` alone (structured mode) or as a batch; then each record settled from its own result. */
