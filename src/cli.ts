@@ -142,7 +142,8 @@ async function run(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io, now:
   const takesIds = command === 'replay' || command === 'discard';
   if (!takesIds && args.length > 0) throw new UsageError(`${command} takes no arguments, got "${args.join(' ')}"`);
   if (command === 'secret') {
-    io.out(`${newSecret()}\n`);
+    // A fresh Standard Webhooks secret: `whsec_` + base64 of 32 random bytes (HMAC-SHA256's block-sized key).
+    io.out(`whsec_${randomBytes(32).toString('base64')}\n`);
     return 0;
   }
   const schema = values.schema ?? nonEmpty(env.EVENTS_DATABASE_SCHEMA) ?? DEFAULTS.database.schema;
@@ -254,11 +255,6 @@ function filterOf(values: Values): DeadLetterFilter | undefined {
 function describe({ target, type, eventId }: DeadLetterFilter): string {
   const parts = [target && `target ${target}`, type && `type ${type}`, eventId && `event ${eventId}`];
   return parts.filter((part): part is string => typeof part === 'string' && part !== '').map(escapeField).join(', ');
-}
-
-/** A fresh Standard Webhooks secret: `whsec_` + base64 of 32 random bytes (HMAC-SHA256's block-sized key). */
-function newSecret(): string {
-  return `whsec_${randomBytes(32).toString('base64')}`;
 }
 
 function statusJson(path: string, stats: OutboxStats, now: number) {
