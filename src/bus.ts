@@ -13,6 +13,7 @@ import { createEvent, toStructuredBody } from './protocol/cloudevents.js';
 import { deeperThan } from './protocol/payload-depth.js';
 import type { InboxStore } from './receive/inbox-store.js';
 import { Receiver, type ReceiverOptions, type ReceiverRequest, type ReceiverResponse } from './receive/receiver.js';
+import { type RouteResponse, RouteTable } from './adapters/routes.js';
 import { Admission } from './send/admission.js';
 import { Dispatcher } from './send/dispatcher.js';
 import type { OutboxStore } from './send/outbox-store.js';
@@ -57,6 +58,7 @@ export class EventBus<Events extends object = EventRegistry> {
   private readonly receiver: Receiver;
   private readonly telemetry: Telemetry;
   private closing: Promise<void> | undefined;
+  private routeTable: RouteTable | undefined;
   /** Dead letters, replay and discard: the outbox's, and once this bus consumes from a broker, its queue's too. */
   private operator: DeadLetterOperator;
   private brokerOperator: DeadLetterOperator | undefined;
@@ -268,17 +270,17 @@ export class EventBus<Events extends object = EventRegistry> {
 
   /** Express middleware answering `POST /events` (configurable), and `GET /events/health`. */
   expressMiddleware(options: MiddlewareOptions = {}): ExpressMiddleware {
-    return createExpressMiddleware(this.receiverFor('eventsMiddleware'), this.pathOf(options), this.config.bodyLimitBytes, this.healthEndpoint());
+    return createExpressMiddleware(this.receiverFor('eventsMiddleware'), this.pathOf(options), this.config.bodyLimitBytes, this.routes);
   }
 
   /** Koa middleware answering `POST /events` (configurable), and `GET /events/health`. */
   koaMiddleware(options: MiddlewareOptions = {}): KoaMiddleware {
-    return createKoaMiddleware(this.receiverFor('koaEventsMiddleware'), this.pathOf(options), this.config.bodyLimitBytes, this.healthEndpoint());
+    return createKoaMiddleware(this.receiverFor('koaEventsMiddleware'), this.pathOf(options), this.config.bodyLimitBytes, this.routes);
   }
 
   /** A plain `node:http` handler answering `POST /events` (configurable), and `GET /events/health`. */
   nodeHandler(options: MiddlewareOptions = {}): NodeHandler {
-    return createNodeHandler(this.receiverFor('nodeHandler'), this.pathOf(options), this.config.bodyLimitBytes, this.healthEndpoint());
+    return createNodeHandler(this.receiverFor('nodeHandler'), this.pathOf(options), this.config.bodyLimitBytes, this.routes);
   }
 
   /**
@@ -299,13 +301,23 @@ export class EventBus<Events extends object = EventRegistry> {
     });
   }
 
-  /** What the middleware answers on `GET <path>/health`; undefined when the endpoint is turned off. */
-  private healthEndpoint(): (() => Promise<ReceiverResponse>) | undefined {
-    if (!this.config.health.endpoint) return undefined;
-    return async () => {
-      const status = await this.health();
-      return { status: status.healthy ? 200 : 503, headers: { 'cache-control': 'no-store' }, body: { ...status } };
-    };
+  /**
+   * The routes every adapter answers below the events path, besides the events intake: one table,
+   * so Express, Koa, node:http and any adapter added later answer them alike. For the adapters.
+   * @internal
+   */
+  get routes(): RouteTable {
+    if (!this.routeTable) {
+      this.routeTable = new RouteTable();
+      if (this.config.health.endpoint) this.routeTable.add('GET', '/health', () => this.healthResponse());
+    }
+    return this.routeTable;
+  }
+
+  /** What `GET <path>/health` answers. */
+  private async healthResponse(): Promise<RouteResponse> {
+    const status = await this.health();
+    return { status: status.healthy ? 200 : 503, headers: { 'cache-control': 'no-store' }, body: { ...status } };
   }
 
   /** The receiver itself, for any other framework: pass the exact bytes received. */
