@@ -7,7 +7,7 @@ import { Catalog } from './catalog.js';
 import { type EventBusOptions, type ResolvedConfig, type ResolvedTarget, resolveConfig, resolveTarget } from './config.js';
 import { DEFAULTS } from './defaults.js';
 import { BusClosedError, ConfigError, PayloadTooDeepError, PayloadTooLargeError, UndeclaredEventError } from './errors/index.js';
-import { healthOf, type HealthStatus } from './observe/health.js';
+import { type HealthEndpoint, healthOf, type HealthStatus, StatsSnapshot } from './observe/health.js';
 import { Telemetry } from './observe/telemetry.js';
 import { createEvent, toStructuredBody } from './protocol/cloudevents.js';
 import { deeperThan } from './protocol/payload-depth.js';
@@ -17,6 +17,7 @@ import { Admission } from './send/admission.js';
 import { Dispatcher } from './send/dispatcher.js';
 import type { OutboxStore } from './send/outbox-store.js';
 import { combineOperators } from './operate/functions.js';
+import { operatorOf } from './operate/operator-token.js';
 import type { DeadLetter, DeadLetterFilter, DeadLetterOperator, DeadLetterSelection, OutboxStats } from './operate/operator.js';
 import { openInbox, openOutbox } from './backends/stores.js';
 import { openHttpTransport } from './backends/http/backend.js';
@@ -56,6 +57,8 @@ export class EventBus<Events extends object = EventRegistry> {
   private readonly admission: Admission;
   private readonly receiver: Receiver;
   private readonly telemetry: Telemetry;
+  /** The outbox's figures health shows: a few seconds old at most, never read once per request. */
+  private readonly stats: StatsSnapshot;
   private closing: Promise<void> | undefined;
   /** Dead letters, replay and discard: the outbox's, and once this bus consumes from a broker, its queue's too. */
   private operator: DeadLetterOperator;
@@ -113,6 +116,7 @@ export class EventBus<Events extends object = EventRegistry> {
       progress: this.admission,
     });
     this.receiver = new Receiver(this.receiverOptions());
+    this.stats = new StatsSnapshot(() => this.outbox.stats(), DEFAULTS.health.statsMaxAgeMs);
     this.outbox.onWork((target) => this.dispatcher.notify(target));
     this.operator = this.outbox;
     if (this.outbox.durable) {
@@ -282,29 +286,36 @@ export class EventBus<Events extends object = EventRegistry> {
   }
 
   /**
-   * A small JSON-able status: outbox reachable, backlog and oldest pending age per target,
-   * targets down, shutting down; `healthy` is false past the `health` thresholds.
+   * A small JSON-able status: outbox reachable, backlog and oldest pending age per target (figures
+   * up to a few seconds old), targets down, the broker consumer and the database (down since when),
+   * shutting down; `healthy` is false past the `health` thresholds.
    */
   async health(): Promise<HealthStatus> {
-    const stats = await this.outbox.stats().catch(() => undefined);
+    const database = this.outbox.database ?? this.inbox.database;
     return healthOf({
       service: this.config.service,
       durable: this.outbox.durable,
       shuttingDown: this.closing !== undefined,
-      stats,
+      stats: await this.stats.current(),
       known: [...this.targets.keys()],
       downSince: () => this.dispatcher.downSince(),
+      consumers: this.consumer ? { [this.consumer.name]: this.consumer.availability } : {},
+      database,
       thresholds: this.config.health,
       now: Date.now(),
     });
   }
 
-  /** What the middleware answers on `GET <path>/health`; undefined when the endpoint is turned off. */
-  private healthEndpoint(): (() => Promise<ReceiverResponse>) | undefined {
+  /**
+   * What the middleware answers on `GET <path>/health` (undefined when the endpoint is turned off):
+   * `{ healthy }`, and the details only to an operator (`Authorization: Bearer <console token>`).
+   */
+  private healthEndpoint(): HealthEndpoint | undefined {
     if (!this.config.health.endpoint) return undefined;
-    return async () => {
+    return async (authorization) => {
       const status = await this.health();
-      return { status: status.healthy ? 200 : 503, headers: { 'cache-control': 'no-store' }, body: { ...status } };
+      const body = operatorOf(this.config.operators, authorization) === undefined ? { healthy: status.healthy } : { ...status };
+      return { status: status.healthy ? 200 : 503, headers: { 'cache-control': 'no-store' }, body };
     };
   }
 

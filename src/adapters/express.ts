@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Receiver, ReceiverResponse } from '../receive/receiver.js';
+import type { HealthEndpoint } from '../observe/health.js';
+import type { Receiver } from '../receive/receiver.js';
 import { asBuffer, pathOf, receiveFromNode } from './node-body.js';
 import { writeNodeResponse } from './node-response.js';
 
@@ -21,12 +22,12 @@ export function createExpressMiddleware(
   receiver: Receiver,
   path: string,
   limit: number,
-  health?: () => Promise<ReceiverResponse>,
+  health?: HealthEndpoint,
 ): ExpressMiddleware {
   const healthPath = `${path}/health`;
   return function eventsMiddleware(req, res, next) {
     if (health && req.method === 'GET' && (req.path ?? pathOf(req.url)) === healthPath) {
-      health().then((response) => writeNodeResponse(res, response), next);
+      health(req.headers.authorization).then((response) => writeNodeResponse(res, response), next);
       return;
     }
     if (req.method !== 'POST' || (req.path ?? pathOf(req.url)) !== path) {

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
-import type { Receiver, ReceiverResponse } from '../receive/receiver.js';
+import type { HealthEndpoint } from '../observe/health.js';
+import type { Receiver } from '../receive/receiver.js';
 import { asBuffer, receiveFromNode } from './node-body.js';
 
 /** The parts of a Koa context the middleware uses; Koa's own context fits it, so Koa's types are not needed. */
@@ -21,11 +22,11 @@ const KOA_BODY_UNPARSED = Symbol.for('unparsedBody');
  * Koa middleware: answers `POST <path>`, passes everything else on. Works before or after
  * `@koa/bodyparser` / `koa-bodyparser` (they keep `ctx.request.rawBody`) and koa-body with `includeUnparsed`.
  */
-export function createKoaMiddleware(receiver: Receiver, path: string, limit: number, health?: () => Promise<ReceiverResponse>): KoaMiddleware {
+export function createKoaMiddleware(receiver: Receiver, path: string, limit: number, health?: HealthEndpoint): KoaMiddleware {
   const healthPath = `${path}/health`;
   return async function koaEventsMiddleware(ctx, next) {
     if (health && ctx.method === 'GET' && ctx.path === healthPath) {
-      const response = await health();
+      const response = await health(ctx.req.headers.authorization);
       ctx.status = response.status;
       for (const [name, value] of Object.entries(response.headers)) ctx.set(name, value);
       ctx.body = response.body;

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Receiver, ReceiverResponse } from '../receive/receiver.js';
+import type { HealthEndpoint } from '../observe/health.js';
+import type { Receiver } from '../receive/receiver.js';
 import { pathOf, receiveFromNode } from './node-body.js';
 import { writeNodeResponse } from './node-response.js';
 
@@ -9,11 +10,11 @@ export type NodeHandler = (req: IncomingMessage, res: ServerResponse, next?: (er
  * A plain `node:http` request handler: answers `POST <path>`; other requests go to `next` when
  * given, else get 404 (or 405 for another method on the events path).
  */
-export function createNodeHandler(receiver: Receiver, path: string, limit: number, health?: () => Promise<ReceiverResponse>): NodeHandler {
+export function createNodeHandler(receiver: Receiver, path: string, limit: number, health?: HealthEndpoint): NodeHandler {
   const healthPath = `${path}/health`;
   return function eventsHandler(req, res, next) {
     if (health && req.method === 'GET' && pathOf(req.url) === healthPath) {
-      health()
+      health(req.headers.authorization)
         .then((response) => writeNodeResponse(res, response))
         .catch((error: unknown) => {
           if (next) return next(error);
