@@ -276,6 +276,15 @@ export function runScenarios(backend: Backend): void {
       }
     });
 
+    it('health: a started receiver is healthy, its broker consumer (one where the receiver keeps dead letters: a broker) consuming', async () => {
+      const payments = await world.receiver('payments', { subscribe: (bus) => bus.subscribeTo('user-created', () => undefined) });
+      const status = await payments.bus.health();
+      expect(status).toMatchObject({ healthy: true, problems: [] });
+      const consumers = Object.entries(status.consumers);
+      expect(consumers).toHaveLength(features.deadLetters === 'receiver' ? 1 : 0);
+      for (const [name, consumer] of consumers) expect([name, consumer.state]).toEqual([expect.stringMatching(/payments$/), 'consuming']);
+    });
+
     itWith('persistent', 'restart with durable stores: sender and target both restarted, what was emitted while the target was down arrives once', async () => {
       const got = recorder();
       const spec = { subscribe: (bus: EventBus) => void bus.subscribeTo('user-created', got.handler) };
