@@ -102,13 +102,15 @@ export function healthOf(input: HealthInputs): HealthStatus {
       }
     }
   }
-  const connection = <S extends string>(what: string, a: Availability, up: S): ConnectionHealth<S | 'down'> => {
-    if (a.downSince === undefined) return { state: up, ...(a.lastError === undefined ? {} : { lastError: a.lastError }) };
-    const downForMs = Math.max(0, now - a.downSince);
+  // A consumer or the database: down longer than targetDownMs is a problem, as a target is.
+  const connection = <S extends string>(what: string, { downSince, lastError }: Availability, up: S): ConnectionHealth<S | 'down'> => {
+    const error = lastError === undefined ? {} : { lastError };
+    if (downSince === undefined) return { state: up, ...error };
+    const downForMs = Math.max(0, now - downSince);
     if (thresholds.targetDownMs > 0 && downForMs > thresholds.targetDownMs) {
-      problems.push(`${what} for ${Math.round(downForMs / 1000)} s${a.lastError === undefined ? '' : ` (${a.lastError})`}`);
+      problems.push(`${what} for ${Math.round(downForMs / 1000)} s${lastError === undefined ? '' : ` (${lastError})`}`);
     }
-    return { state: 'down', downForMs, ...(a.lastError === undefined ? {} : { lastError: a.lastError }) };
+    return { state: 'down', downForMs, ...error };
   };
   const consumers = Object.fromEntries(
     Object.entries(input.consumers).map(([name, a]) => [name, connection(`the consumer of ${name} has not been consuming`, a, 'consuming')]),
