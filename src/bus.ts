@@ -7,12 +7,13 @@ import { Catalog } from './catalog.js';
 import { type EventBusOptions, type ResolvedConfig, type ResolvedTarget, resolveConfig, resolveTarget } from './config.js';
 import { DEFAULTS } from './defaults.js';
 import { BusClosedError, ConfigError, PayloadTooDeepError, PayloadTooLargeError, UndeclaredEventError } from './errors/index.js';
-import { type HealthEndpoint, healthOf, type HealthStatus, StatsSnapshot } from './observe/health.js';
+import { healthOf, type HealthStatus, StatsSnapshot } from './observe/health.js';
 import { Telemetry } from './observe/telemetry.js';
 import { createEvent, toStructuredBody } from './protocol/cloudevents.js';
 import { deeperThan } from './protocol/payload-depth.js';
 import type { InboxStore } from './receive/inbox-store.js';
 import { Receiver, type ReceiverOptions, type ReceiverRequest, type ReceiverResponse } from './receive/receiver.js';
+import { type RouteRequest, type RouteResponse, RouteTable } from './adapters/routes.js';
 import { Admission } from './send/admission.js';
 import { Dispatcher } from './send/dispatcher.js';
 import type { OutboxStore } from './send/outbox-store.js';
@@ -60,6 +61,7 @@ export class EventBus<Events extends object = EventRegistry> {
   /** The outbox's figures health shows: a few seconds old at most, never read once per request. */
   private readonly stats: StatsSnapshot;
   private closing: Promise<void> | undefined;
+  private routeTable: RouteTable | undefined;
   /** Dead letters, replay and discard: the outbox's, and once this bus consumes from a broker, its queue's too. */
   private operator: DeadLetterOperator;
   private brokerOperator: DeadLetterOperator | undefined;
@@ -272,17 +274,17 @@ export class EventBus<Events extends object = EventRegistry> {
 
   /** Express middleware answering `POST /events` (configurable), and `GET /events/health`. */
   expressMiddleware(options: MiddlewareOptions = {}): ExpressMiddleware {
-    return createExpressMiddleware(this.receiverFor('eventsMiddleware'), this.pathOf(options), this.config.bodyLimitBytes, this.healthEndpoint());
+    return createExpressMiddleware(this.receiverFor('eventsMiddleware'), this.pathOf(options), this.config.bodyLimitBytes, this.routes);
   }
 
   /** Koa middleware answering `POST /events` (configurable), and `GET /events/health`. */
   koaMiddleware(options: MiddlewareOptions = {}): KoaMiddleware {
-    return createKoaMiddleware(this.receiverFor('koaEventsMiddleware'), this.pathOf(options), this.config.bodyLimitBytes, this.healthEndpoint());
+    return createKoaMiddleware(this.receiverFor('koaEventsMiddleware'), this.pathOf(options), this.config.bodyLimitBytes, this.routes);
   }
 
   /** A plain `node:http` handler answering `POST /events` (configurable), and `GET /events/health`. */
   nodeHandler(options: MiddlewareOptions = {}): NodeHandler {
-    return createNodeHandler(this.receiverFor('nodeHandler'), this.pathOf(options), this.config.bodyLimitBytes, this.healthEndpoint());
+    return createNodeHandler(this.receiverFor('nodeHandler'), this.pathOf(options), this.config.bodyLimitBytes, this.routes);
   }
 
   /**
@@ -307,16 +309,24 @@ export class EventBus<Events extends object = EventRegistry> {
   }
 
   /**
-   * What the middleware answers on `GET <path>/health` (undefined when the endpoint is turned off):
-   * `{ healthy }`, and the details only to an operator (`Authorization: Bearer <console token>`).
+   * The routes every adapter answers below the events path, besides the events intake: one table,
+   * so Express, Koa, node:http and any adapter added later answer them alike. For the adapters.
+   * @internal
    */
-  private healthEndpoint(): HealthEndpoint | undefined {
-    if (!this.config.health.endpoint) return undefined;
-    return async (authorization) => {
-      const status = await this.health();
-      const body = operatorOf(this.config.operators, authorization) === undefined ? { healthy: status.healthy } : { ...status };
-      return { status: status.healthy ? 200 : 503, headers: { 'cache-control': 'no-store' }, body };
-    };
+  get routes(): RouteTable {
+    if (!this.routeTable) {
+      this.routeTable = new RouteTable();
+      if (this.config.health.endpoint) this.routeTable.add('GET', '/health', (request) => this.healthResponse(request));
+    }
+    return this.routeTable;
+  }
+
+  /** What `GET <path>/health` answers: `{ healthy }`, and the details only to an operator (`Authorization: Bearer <console token>`). */
+  private async healthResponse(request: RouteRequest): Promise<RouteResponse> {
+    const status = await this.health();
+    const { authorization } = request.headers;
+    const operator = typeof authorization === 'string' ? operatorOf(this.config.operators, authorization) : undefined;
+    return { status: status.healthy ? 200 : 503, headers: { 'cache-control': 'no-store' }, body: operator === undefined ? { healthy: status.healthy } : { ...status } };
   }
 
   /** The receiver itself, for any other framework: pass the exact bytes received. */

@@ -1,9 +1,5 @@
 import type { OutboxStats } from '../operate/operator.js';
-import type { ReceiverResponse } from '../receive/receiver.js';
 import type { Availability } from './availability.js';
-
-/** `GET <path>/health` as the adapters call it, with the request's `Authorization` header. */
-export type HealthEndpoint = (authorization: string | undefined) => Promise<ReceiverResponse>;
 
 /** One target service as `bus.health()` sees it. */
 export interface TargetHealth {
