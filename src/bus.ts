@@ -293,7 +293,6 @@ export class EventBus<Events extends object = EventRegistry> {
    * shutting down; `healthy` is false past the `health` thresholds.
    */
   async health(): Promise<HealthStatus> {
-    const database = this.outbox.database ?? this.inbox.database;
     return healthOf({
       service: this.config.service,
       durable: this.outbox.durable,
@@ -302,7 +301,7 @@ export class EventBus<Events extends object = EventRegistry> {
       known: [...this.targets.keys()],
       downSince: () => this.dispatcher.downSince(),
       consumers: this.consumer ? { [this.consumer.name]: this.consumer.availability } : {},
-      database,
+      database: this.outbox.database ?? this.inbox.database,
       thresholds: this.config.health,
       now: Date.now(),
     });
@@ -325,8 +324,9 @@ export class EventBus<Events extends object = EventRegistry> {
   private async healthResponse(request: RouteRequest): Promise<RouteResponse> {
     const status = await this.health();
     const { authorization } = request.headers;
-    const operator = typeof authorization === 'string' ? operatorOf(this.config.operators, authorization) : undefined;
-    return { status: status.healthy ? 200 : 503, headers: { 'cache-control': 'no-store' }, body: operator === undefined ? { healthy: status.healthy } : { ...status } };
+    const operator = operatorOf(this.config.operators, typeof authorization === 'string' ? authorization : undefined);
+    const body = operator === undefined ? { healthy: status.healthy } : { ...status };
+    return { status: status.healthy ? 200 : 503, headers: { 'cache-control': 'no-store' }, body };
   }
 
   /** The receiver itself, for any other framework: pass the exact bytes received. */
