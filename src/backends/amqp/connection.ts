@@ -60,6 +60,11 @@ export class AmqpConnection {
     this.running ??= this.loop();
   }
 
+  /** Whether a connection is up now. */
+  get isUp(): boolean {
+    return this.model !== undefined;
+  }
+
   /**
    * The connection if up. Before the first connection succeeds, waits for it up to `timeoutMs`;
    * once it has been up, a lost connection answers undefined at once (callers retry later).
