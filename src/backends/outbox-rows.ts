@@ -1,4 +1,4 @@
-import type { DeadLetter, DeadLetterFilter, OutboxStats } from '../operate/operator.js';
+import type { DeadLetter, DeadLetterFilter } from '../operate/operator.js';
 import { type DeathReason, type OutboxRecord, outboxDeadLetter, recordIds } from '../send/outbox-store.js';
 
 /** What the SQLite and PostgreSQL outboxes share: their rows, how a row reads, a filter as SQL, stats from counts. */
@@ -90,31 +90,11 @@ export function filterConditions(
   return conditions;
 }
 
-/** Per target: pending deliveries, dead letters, the oldest pending one's creation (null: none pending). */
-export interface TargetCounts {
-  target: string;
-  pending: number | string;
-  dead: number | string;
-  oldest: number | string | null;
-}
-
-/** The SQL of TargetCounts rows, over the outbox and dead-letter tables (`where`: a condition on both, or none). */
+/** The SQL of the TargetCounts rows (see statsOf) over the outbox and dead-letter tables (`where`: a condition on both, or none). */
 export function targetCountsSql(outbox: string, deadLetters: string, where = 'TRUE'): string {
   return `SELECT target, SUM(pending) AS pending, SUM(dead) AS dead, MIN(oldest) AS oldest FROM (
          SELECT target, count(*) AS pending, 0 AS dead, MIN(created_at) AS oldest FROM ${outbox} WHERE ${where} GROUP BY target
          UNION ALL
          SELECT target, 0, count(*), NULL FROM ${deadLetters} WHERE ${where} GROUP BY target) x
        GROUP BY target ORDER BY target`;
-}
-
-export function statsOf(rows: readonly TargetCounts[]): OutboxStats {
-  const stats: OutboxStats = { durable: true, pending: 0, deadLetters: 0, targets: {} };
-  for (const row of rows) {
-    const pending = Number(row.pending);
-    const deadLetters = Number(row.dead);
-    stats.pending += pending;
-    stats.deadLetters += deadLetters;
-    stats.targets[row.target] = { pending, deadLetters, ...(row.oldest !== null ? { oldestCreatedAt: Number(row.oldest) } : {}) };
-  }
-  return stats;
 }

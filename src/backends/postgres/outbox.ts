@@ -5,10 +5,18 @@ import type { Logger } from 'winston';
 import type { PgPoolLike } from '../../config.js';
 import { DEFAULTS } from '../../defaults.js';
 import { OutboxUnavailableError } from '../../errors/index.js';
-import { type DeadLetter, type DeadLetterFilter, type DeadLetterSelection, type OutboxStats, selectionFilter } from '../../operate/operator.js';
+import {
+  type DeadLetter,
+  type DeadLetterFilter,
+  type DeadLetterSelection,
+  type OutboxStats,
+  selectionFilter,
+  statsOf,
+  type TargetCounts,
+} from '../../operate/operator.js';
 import type { AddOptions, DeathReason, NewDelivery, OutboxRecord, OutboxStore, Settlement } from '../../send/outbox-store.js';
 import type { TransactionClient } from '../../types.js';
-import { COLUMNS, filterConditions, type OutboxRow, statsOf, type TargetCounts, targetCountsSql, toDeadLetter, toRecord } from '../outbox-rows.js';
+import { COLUMNS, filterConditions, type OutboxRow, targetCountsSql, toDeadLetter, toRecord } from '../outbox-rows.js';
 import { databaseFrom, isUnavailable, type PostgresDatabase } from './database.js';
 
 /** The NOTIFY channel: payload `<schema>\t<service>\t<target>`. */

@@ -2,9 +2,17 @@ import type { Statement } from 'better-sqlite3';
 import type { Logger } from 'winston';
 import { DEFAULTS } from '../../defaults.js';
 import { OutboxUnavailableError } from '../../errors/index.js';
-import { type DeadLetter, type DeadLetterFilter, type DeadLetterSelection, type OutboxStats, selectionFilter } from '../../operate/operator.js';
+import {
+  type DeadLetter,
+  type DeadLetterFilter,
+  type DeadLetterSelection,
+  type OutboxStats,
+  selectionFilter,
+  statsOf,
+  type TargetCounts,
+} from '../../operate/operator.js';
 import type { DeathReason, NewDelivery, OutboxRecord, OutboxStore, Settlement } from '../../send/outbox-store.js';
-import { COLUMNS, filterConditions, type OutboxRow, statsOf, type TargetCounts, targetCountsSql, toDeadLetter, toRecord, toRow } from '../outbox-rows.js';
+import { COLUMNS, filterConditions, type OutboxRow, targetCountsSql, toDeadLetter, toRecord, toRow } from '../outbox-rows.js';
 import { type Database, type Fault, faultOf, lockExclusive, openDatabase, startupError, watchIdentity } from './database.js';
 
 const SCHEMA = `
