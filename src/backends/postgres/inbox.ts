@@ -68,17 +68,11 @@ export class PostgresInbox implements InboxStore {
   /** One query for every key (a request's events): the keys travel as two arrays. */
   async completedMany(eventKeys: readonly string[]): Promise<ReadonlyMap<string, true | ReadonlySet<string>>> {
     await this.ready();
-    const sources: string[] = [];
-    const ids: string[] = [];
-    for (const key of eventKeys) {
-      const { source, id } = splitEventKey(key);
-      sources.push(source);
-      ids.push(id);
-    }
+    const keys = eventKeys.map((key) => splitEventKey(key));
     const { rows } = await this.db.pool.query<{ source: string; event_id: string; handler: string }>(
       `SELECT source, event_id, handler FROM ${this.table}
        WHERE service = $1 AND (source, event_id) IN (SELECT * FROM unnest($2::text[], $3::text[]))`,
-      [this.o.service, sources, ids],
+      [this.o.service, keys.map((k) => k.source), keys.map((k) => k.id)],
     );
     return handlerStates(rows.map((row) => [keyOf(row.source, row.event_id), row.handler]));
   }
@@ -86,19 +80,12 @@ export class PostgresInbox implements InboxStore {
   /** Every mark in one statement (so in one implicit transaction). */
   async markMany(marks: readonly InboxMark[]): Promise<void> {
     await this.ready();
-    const sources: string[] = [];
-    const ids: string[] = [];
-    const handlers: string[] = [];
-    for (const { eventKey, handlerKey } of marks) {
-      const { source, id } = splitEventKey(eventKey);
-      sources.push(source);
-      ids.push(id);
-      handlers.push(handlerKey ?? DONE);
-    }
+    const keys = marks.map((mark) => splitEventKey(mark.eventKey));
+    const handlers = marks.map((mark) => mark.handlerKey ?? DONE);
     await this.db.pool.query(
       `INSERT INTO ${this.table} (service, source, event_id, handler)
        SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[]) ON CONFLICT DO NOTHING`,
-      [this.o.service, sources, ids, handlers],
+      [this.o.service, keys.map((k) => k.source), keys.map((k) => k.id), handlers],
     );
   }
 

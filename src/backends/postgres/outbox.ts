@@ -330,20 +330,11 @@ export class PostgresOutbox implements OutboxStore {
     );
   }
 
+  /** Both in the statement of `settleMany`, only while this instance still holds the lease: past it, another instance owns the row. */
   async reschedule(record: OutboxRecord, nextAttemptAt: number): Promise<void> {
-    record.nextAttemptAt = nextAttemptAt;
-    this.stamp(record.lastAttemptAt);
-    // Only while this instance still holds the lease: past it, another instance owns the row.
-    await this.write(
-      `UPDATE ${this.s}.events_outbox SET leased_until = NULL, lease_owner = NULL, attempts = $3, next_attempt_at = $4,
-         last_attempt_at = $5, last_status = $6, last_error = $7
-       WHERE id = $1 AND lease_owner = $2`,
-      [record.id, this.owner, record.attempts, nextAttemptAt, record.lastAttemptAt ?? null, record.lastStatus ?? null, record.lastError ?? null],
-    );
-    this.held.delete(String(record.id));
+    await this.settleMany([{ kind: 'reschedule', record, nextAttemptAt }]);
   }
 
-  /** In the statement of `settleMany`: dead letters are rare, one statement burying them is enough. */
   async kill(record: OutboxRecord, reason: DeathReason): Promise<void> {
     await this.settleMany([{ kind: 'kill', record, reason }]);
   }
