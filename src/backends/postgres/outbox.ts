@@ -25,6 +25,9 @@ export const OUTBOX_CHANNEL = 'events_outbox';
 /** The rows of the operator's service ($1), or every service's ($1 null). */
 const SCOPE = '($1::text IS NULL OR service = $1)';
 
+/** The fields of a delivery the INSERT of `add` takes, in the order of its `unnest` ($2…$9). */
+const INSERTED = ['eventId', 'type', 'source', 'target', 'body', 'createdAt', 'traceparent', 'tracestate'] as const;
+
 /** The database's clock in ms: leases are measured by it, so instances on hosts with skewed clocks agree. */
 const DB_NOW = '(extract(epoch from clock_timestamp()) * 1000)::bigint';
 
@@ -189,7 +192,6 @@ export class PostgresOutbox implements OutboxStore {
 
   /** INSERT … SELECT FROM unnest(…), and one pg_notify per target, in one statement. */
   private insertStatement(deliveries: readonly NewDelivery[]): [string, unknown[]] {
-    const column = <K extends keyof NewDelivery>(key: K) => deliveries.map((d) => d[key] ?? null);
     const text = `WITH ins AS (
       INSERT INTO ${this.s}.events_outbox
         (service, event_id, type, source, target, body, created_at, next_attempt_at, traceparent, tracestate)
@@ -198,21 +200,8 @@ export class PostgresOutbox implements OutboxStore {
         AS u(event_id, type, source, target, body, created_at, traceparent, tracestate)
       RETURNING target)
     SELECT pg_notify('${OUTBOX_CHANNEL}', $10 || t.target) FROM (SELECT DISTINCT target FROM ins) t`;
-    return [
-      text,
-      [
-        this.service,
-        column('eventId'),
-        column('type'),
-        column('source'),
-        column('target'),
-        column('body'),
-        column('createdAt'),
-        column('traceparent'),
-        column('tracestate'),
-        `${this.schema}\t${this.service}\t`,
-      ],
-    ];
+    const columns = INSERTED.map((key) => deliveries.map((d) => d[key] ?? null));
+    return [text, [this.service, ...columns, `${this.schema}\t${this.service}\t`]];
   }
 
   async claim(target: string, now: number, limit: number): Promise<OutboxRecord[]> {
