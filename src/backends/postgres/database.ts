@@ -141,10 +141,9 @@ export class PostgresDatabase {
    * and it is always released, destroyed when broken (or when it could not roll back).
    */
   async transaction<T>(run: (client: PoolClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
-    const client = await this.pool.connect();
     let broken: Error | undefined;
     const onError = (error: Error) => (broken ??= error);
-    client.on('error', onError);
+    const client = await this.checkout(onError);
     try {
       await client.query(begin);
       const value = await run(client);
@@ -157,6 +156,19 @@ export class PostgresDatabase {
       client.off('error', onError);
       client.release(broken);
     }
+  }
+
+  /**
+   * A client of the pool with `onError` listening from the moment the pool hands it over: after an
+   * `await pool.connect()` it would listen a turn later, and a connection the server ended in the
+   * same read (a FATAL after the previous query's answer) would throw into the process.
+   */
+  private checkout(onError: (error: Error) => void): Promise<PoolClient> {
+    const listen = (client: PoolClient) => client.on('error', onError);
+    if (this.settings === undefined) return this.pool.connect().then(listen);
+    return new Promise((resolve, reject) =>
+      this.pool.connect((error, client) => (client === undefined ? reject(error) : resolve(listen(client)))),
+    );
   }
 
   /** A transaction that runs a handler: it waits for a free slot first, holding nothing. */

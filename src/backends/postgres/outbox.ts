@@ -337,9 +337,8 @@ export class PostgresOutbox implements OutboxStore {
   }
 
   async complete(id: number): Promise<void> {
-    await this.write(`DELETE FROM ${this.s}.events_outbox WHERE id = $1`, [id]);
     const target = this.held.get(String(id));
-    this.held.delete(String(id));
+    await this.write(`DELETE FROM ${this.s}.events_outbox WHERE id = $1`, [id], [id]);
     // A success is news to every instance: the target is up (whoever marked it down, even a dead instance).
     if (target !== undefined && this.downSeen.delete(target)) await this.markUp(target);
   }
@@ -361,8 +360,8 @@ export class PostgresOutbox implements OutboxStore {
          last_attempt_at = $5, last_status = $6, last_error = $7
        WHERE id = $1 AND lease_owner = $2`,
       [record.id, this.owner, record.attempts, nextAttemptAt, record.lastAttemptAt ?? null, record.lastStatus ?? null, record.lastError ?? null],
+      [record.id],
     );
-    this.held.delete(String(record.id));
   }
 
   async kill(record: OutboxRecord, reason: DeathReason): Promise<void> {
@@ -386,8 +385,8 @@ export class PostgresOutbox implements OutboxStore {
         Date.now(),
         reason,
       ],
+      [record.id],
     );
-    this.held.delete(String(record.id));
   }
 
   /**
@@ -419,6 +418,7 @@ export class PostgresOutbox implements OutboxStore {
       records.map((r) => r.lastStatus ?? null),
       records.map((r) => r.lastError ?? null),
     ];
+    const targets = new Map(settlements.map(({ record }) => [record.id, this.held.get(String(record.id))]));
     await this.write(
       `WITH done AS (DELETE FROM ${this.s}.events_outbox WHERE id = ANY($1::bigint[]) RETURNING 1),
        again AS (UPDATE ${this.s}.events_outbox o SET leased_until = NULL, lease_owner = NULL, attempts = u.attempts,
@@ -439,12 +439,11 @@ export class PostgresOutbox implements OutboxStore {
          RETURNING 1)
        SELECT (SELECT count(*) FROM done) AS done, (SELECT count(*) FROM again) AS again, (SELECT count(*) FROM buried) AS buried`,
       [done, this.owner, ...history(again), ...history(dead), reasons, Date.now()],
+      [...targets.keys()],
     );
     const up = new Set<string>();
     for (const settlement of settlements) {
-      const key = String(settlement.record.id);
-      const target = this.held.get(key);
-      this.held.delete(key);
+      const target = targets.get(settlement.record.id);
       if (settlement.kind === 'complete' && target !== undefined && this.downSeen.delete(target)) up.add(target);
     }
     // A success is news to every instance, as with `complete`.
@@ -632,15 +631,21 @@ export class PostgresOutbox implements OutboxStore {
   /**
    * A dispatcher's write (complete, reschedule, dead letter, target state), in a transaction that
    * does not wait for its WAL flush: a database crash can only undo it, which redelivers (at least
-   * once, as ever) rather than loses. Emits keep PostgreSQL's synchronous commit.
+   * once, as ever) rather than loses. Emits keep PostgreSQL's synchronous commit. The deliveries
+   * it `settles` are held here no more, written or not: a failed write leaves their leases to run
+   * out (renewing them would keep them here, undelivered, for as long as the process lives).
    */
-  private async write(text: string, params: unknown[]): Promise<void> {
-    await this.track(
-      this.guard(async () => {
-        await this.ensureReady();
-        await this.transaction((client) => client.query(text, params));
-      }),
-    );
+  private async write(text: string, params: unknown[], settles: readonly number[] = []): Promise<void> {
+    try {
+      await this.track(
+        this.guard(async () => {
+          await this.ensureReady();
+          await this.transaction((client) => client.query(text, params));
+        }),
+      );
+    } finally {
+      for (const id of settles) this.held.delete(String(id));
+    }
   }
 
   private track<T>(promise: Promise<T>): Promise<T> {
