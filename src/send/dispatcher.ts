@@ -96,8 +96,6 @@ export class Dispatcher {
     // running finishes its pass, and none starts after it.
     const flushing = Promise.all([...this.lanes.values()].map((lane) => lane.flush()));
     this.stopping = true;
-    await flushing;
-    for (const lane of this.lanes.values()) lane.halt();
     let expired = false;
     let timer: NodeJS.Timeout | undefined;
     const deadlinePassed = new Promise<void>((resolve) => {
@@ -107,6 +105,8 @@ export class Dispatcher {
       }, Math.max(0, deadline - Date.now()));
     });
     try {
+      await Promise.race([flushing, deadlinePassed]); // a claim from a store that does not answer is not waited for past it
+      for (const lane of this.lanes.values()) lane.halt();
       // A probe that was claiming when the lanes stopped may start one more request: awaited too.
       for (let work = this.work(); work.length > 0 && !expired; work = this.work()) await Promise.race([Promise.allSettled(work), deadlinePassed]);
     } finally {

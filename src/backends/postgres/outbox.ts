@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { PoolClient } from 'pg';
+import type { PoolClient, QueryConfig } from 'pg';
 import type { Logger } from 'winston';
 import type { PgPoolLike } from '../../config.js';
 import { DEFAULTS } from '../../defaults.js';
@@ -17,7 +17,7 @@ import {
   type Settlement,
 } from '../../send/outbox-store.js';
 import type { TransactionClient } from '../../types.js';
-import { databaseFrom, isUnavailable, type PostgresDatabase } from './database.js';
+import { databaseFrom, isUnavailable, type PostgresDatabase, within } from './database.js';
 
 /** The NOTIFY channel: payload `<schema>\t<service>\t<target>`. */
 export const OUTBOX_CHANNEL = 'events_outbox';
@@ -165,7 +165,7 @@ export class PostgresOutbox implements OutboxStore {
     const tx = options.tx as TransactionClient | undefined;
     if (tx !== undefined) {
       try {
-        await this.ensureReady();
+        await within(this.ensureReady(), this.writeWaitMs, () => this.late());
         await tx.query(...this.insertStatement(deliveries));
       } catch (error) {
         throw this.unavailable(error);
@@ -181,18 +181,27 @@ export class PostgresOutbox implements OutboxStore {
     });
   }
 
-  /** One INSERT of every delivery queued in this turn (its own transaction), retried while the database is unreachable. */
+  /**
+   * One INSERT of every delivery queued in this turn (its own transaction), retried while the
+   * database is unreachable, answered within `writeWaitMs` (a connection that does not answer by
+   * then is destroyed by the pool).
+   */
   private async flush(): Promise<void> {
     this.flushScheduled = false;
     const batch = this.queue;
     this.queue = [];
     if (batch.length === 0) return;
     const deadline = Date.now() + this.writeWaitMs;
+    const [text, values] = this.insertStatement(batch.flatMap((w) => w.deliveries));
     let wait: number = DEFAULTS.storeRetry.baseDelayMs;
     for (;;) {
       try {
-        await this.ensureReady();
-        await this.db.pool.query(...this.insertStatement(batch.flatMap((w) => w.deliveries)));
+        const left = Math.max(1, deadline - Date.now());
+        const insert = async () => {
+          await this.ensureReady();
+          await this.db.pool.query({ text, values, query_timeout: left } as QueryConfig);
+        };
+        await within(insert(), left, () => this.late());
         this.recovered();
         for (const waiter of batch) waiter.resolve();
         return;
@@ -602,8 +611,9 @@ export class PostgresOutbox implements OutboxStore {
     }
   }
 
-  async close(): Promise<void> {
+  async close(deadline?: number): Promise<void> {
     if (this.closed) return;
+    this.db.closeBy(deadline);
     // Emits queued this turn are written first.
     if (this.queue.length > 0) await this.flush();
     await Promise.allSettled([...this.writes]);
@@ -684,6 +694,11 @@ export class PostgresOutbox implements OutboxStore {
     if (this.fault === undefined) return;
     this.fault = undefined;
     this.logger?.info('outbox database reachable again; delivery resumes', { database: this.where });
+  }
+
+  /** No answer within `writeWaitMs`: an error that `unavailable` turns into an OutboxUnavailableError. */
+  private late(): Error {
+    return Object.assign(new Error(`PostgreSQL did not answer within outbox.writeWaitMs (${this.writeWaitMs} ms)`), { code: 'ETIMEDOUT' });
   }
 
   /** An error of `add`/`replay`: unreachable database → OutboxUnavailableError; anything else as it is. */
