@@ -5,6 +5,8 @@ import type { ResolvedConfig } from '../../config.js';
 import { DEFAULTS } from '../../defaults.js';
 import { ConfigError } from '../../errors/index.js';
 import type { DatabasePool } from '../../types.js';
+import { AvailabilityState } from '../../observe/availability.js';
+import { observedPool } from './observed-pool.js';
 import { quoteSchema, SCHEMA_VERSION, schemaVersion, upgradeSchema } from './schema.js';
 
 // `pg` is an optional peer dependency, loaded only here, when a store opens.
@@ -54,6 +56,8 @@ interface Listener {
  */
 export class PostgresDatabase {
   readonly pool: Pool;
+  /** Whether calls reach the database (health's `database`). */
+  readonly availability = new AvailabilityState();
   readonly schema: string;
   /** The schema, quoted for SQL. */
   readonly s: string;
@@ -106,11 +110,13 @@ export class PostgresDatabase {
       );
       // A connection given back with its statement unanswered is destroyed by the pool, never handed out again.
       this.pool.on('release', (error) => {
-        if (timedOut(error)) this.logger?.warn('a PostgreSQL connection did not answer in time; destroyed, the pool opens another', { database: this.where });
+        if (unanswered(error)) this.logger?.warn('a PostgreSQL connection did not answer in time; destroyed, the pool opens another', { database: this.where });
       });
       this.pool.on('connect', (client) => this.open.add(client));
       this.pool.on('remove', (client) => this.open.delete(client));
     } else this.pool = database as Pool;
+    // Health: every call through the pool marks the database up, or down since its first failure.
+    this.pool = observedPool(this.pool, this.availability, isUnavailable);
     this.settings = (this.pool as { options?: Pg.PoolConfig }).options;
     const size = this.settings?.max ?? DEFAULTS.database.poolSize;
     this.slots = Math.max(1, size - (this.settings ? 1 : 2));
@@ -201,7 +207,7 @@ export class PostgresDatabase {
       return value;
     } catch (error) {
       // Unanswered: a ROLLBACK would wait behind it; the connection is destroyed (which rolls back).
-      if (timedOut(error)) broken ??= error as Error;
+      if (unanswered(error)) broken ??= error as Error;
       else await client.query('ROLLBACK').catch((rollback: unknown) => (broken ??= rollback as Error));
       throw error;
     } finally {
@@ -332,7 +338,7 @@ export function redact(url: string): string {
 const codeOf = (error: unknown): string => String((error as { code?: unknown })?.code ?? '');
 
 /** `pg`'s `query_timeout`: the statement got no answer in time (its connection is stuck). */
-const timedOut = (error: unknown): boolean => (error as Error)?.message === 'Query read timeout';
+const unanswered = (error: unknown): boolean => (error as Error)?.message === 'Query read timeout';
 
 /** `promise`, or a rejection with `late()` after `ms` (what `promise` does later is ignored). */
 export function within<T>(promise: Promise<T>, ms: number, late: () => Error): Promise<T> {
