@@ -1,4 +1,4 @@
-import { batchVariable, type ResolvedTarget } from '../config.js';
+import { batchVariable, redactUrl, type ResolvedTarget } from '../config.js';
 import { DEFAULTS } from '../defaults.js';
 import type { OpenSpan } from '../observe/telemetry.js';
 import type { Delivery, DeliveryResult } from './transport.js';
@@ -48,7 +48,8 @@ export class Lane {
   private storeRetryMs = 0;
   /** Earliest try among the failures since the last success (Infinity: none). */
   private streakStart = Infinity;
-  /** The target's URL as last resolved, for log lines. */
+  /** The target's URL as last resolved, and as log lines name it (no query string; empty through a broker). */
+  private resolvedUrl = '';
   private url = '';
   /**
    * Hints said since the state they describe began, by key: the event type they concern
@@ -432,7 +433,7 @@ export class Lane {
         const message =
           settlement.reason === 'refused' ? 'delivery refused; dead-lettered' : 'delivery expired after its redelivery horizon; dead-lettered';
         // Payloads never go above debug: the dead letter keeps the body for replay.
-        logger.error(message, { ...fields(record, result), error: result.error });
+        logger.error(message, { ...fields(record, result), ...this.where(), error: result.error });
       }
       this.logData('dead letter data', record);
       return;
@@ -443,6 +444,7 @@ export class Lane {
     if (logger.isLevelEnabled(level)) {
       logger.log(level, 'delivery failed; will redeliver', {
         ...fields(record, result),
+        ...this.where(),
         error: result.error,
         nextAttemptAt: new Date(settlement.nextAttemptAt).toISOString(),
       });
@@ -479,7 +481,7 @@ export class Lane {
       this.downSince = Date.now();
       this.probeDelayMs = Math.max(retryAfter, 500);
       this.clearTimer();
-      this.o.logger.warn('target down; probing before sending more', { target: this.target, status: result.status, error: result.error });
+      this.o.logger.warn('target down; probing before sending more', { target: this.target, ...this.where(), status: result.status, error: result.error });
       try {
         await this.o.store.markDown?.(this.target);
       } catch (error) {
@@ -571,6 +573,11 @@ export class Lane {
     );
   }
 
+  /** The target's URL for a failure's log line (none through a broker). */
+  private where(): { url?: string } {
+    return this.url ? { url: this.url } : {};
+  }
+
   /** The payload, at debug only (enough to replay by hand; the dead letter keeps it too). */
   private logData(message: string, record: OutboxRecord): void {
     if (this.o.logger.isDebugEnabled()) {
@@ -582,7 +589,10 @@ export class Lane {
   private targetConfig(): ResolvedTarget | undefined {
     try {
       const target = this.o.resolveTarget(this.target);
-      this.url = target.url;
+      if (target.url !== this.resolvedUrl) {
+        this.resolvedUrl = target.url;
+        this.url = target.url && redactUrl(target.url);
+      }
       this.unresolved = undefined;
       return target;
     } catch (error) {
