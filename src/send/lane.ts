@@ -83,10 +83,12 @@ export class Lane {
     });
   }
 
-  /** Starts down, with every failed delivery in the store counted in the outage. */
+  /**
+   * Starts by probing, with every failed delivery in the store counted in the outage. The target
+   * is not counted down (emits keep their backpressure, health its state) until a probe fails.
+   */
   assumeDown(): void {
     this.down = true;
-    this.downSince ??= Date.now();
     this.probeDelayMs = 0;
     this.streakStart = 0;
   }
@@ -470,6 +472,7 @@ export class Lane {
     }
     if (this.failing.size > known) this.failures += 1;
     if (probe) {
+      this.downSince ??= Date.now();
       this.probeDelayMs = Math.max(
         retryAfter,
         Math.min(this.o.redelivery.probeMaxDelayMs, Math.max(250, this.probeDelayMs * 2)),
