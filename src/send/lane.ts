@@ -273,6 +273,7 @@ export class Lane {
     this.inFlight += 1;
     this.unsettled += records.length;
     this.started = true;
+    this.o.dispatched?.(records);
     const startedAt = Date.now();
     const results = records.length === 1 ? [await this.sendOne(target, records[0]!)] : await this.sendBatch(target, records);
     this.inFlight -= 1;
