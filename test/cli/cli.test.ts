@@ -44,7 +44,8 @@ beforeAll(async () => {
     service: 'users',
     secret: SECRET,
     logger: quietLogger(),
-    services: { payments: `${base}/payments/events`, orders: `${base}/orders/events` },
+    // A plain sink answering a bare status, not the events middleware: no receipt to require.
+    services: { payments: { url: `${base}/payments/events`, receipt: false }, orders: { url: `${base}/orders/events`, receipt: false } },
     outbox: { path: outboxPath, pollIntervalMs: 100 },
   });
   bus.declareEvent('user-created', ['payments', 'orders'], {
