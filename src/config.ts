@@ -6,6 +6,7 @@ import { parseSecret } from './protocol/signature.js';
 import { brokerBackendFor } from './backends/broker-link.js';
 import type { KafkaOptions } from './backends/kafka/config.js';
 import type { OnDeadLetter, OnDelivered } from './observe/hooks.js';
+import type { OperatorTokens } from './operate/operator-token.js';
 import type { Transport } from './send/transport.js';
 import type { DatabasePool } from './types.js';
 import { checkSchemaName } from './backends/postgres/schema.js';
@@ -33,6 +34,13 @@ export interface ServiceEntry {
    * (`false`/`0`/`off`). @default the bus's `batch.enabled` (true)
    */
   batch?: boolean;
+  /**
+   * A 2xx counts as delivered only with the events middleware's receipt (`{ status, id }`): a 2xx
+   * without it (an app's catch-all route) is kept and retried, then dead-lettered. `false` for a
+   * peer that is not this library (a plain CloudEvents sink): any 2xx is delivered. Env:
+   * `EVENTS_SERVICE_<NAME>_RECEIPT` (`false`/`0`/`off`). @default true
+   */
+  receipt?: boolean;
 }
 
 /** Batched HTTP delivery (see README "Throughput"). */
@@ -168,6 +176,22 @@ export interface HealthOptions {
   maxPendingAgeMs?: number;
 }
 
+/** Operators: who may see the health endpoint's details (and, later, the console). */
+export interface ConsoleOptions {
+  /**
+   * The operator token: a request with `Authorization: Bearer <token>` gets the details of
+   * `GET <path>/health` (targets, consumers, database); without it, only `{"healthy": …}`.
+   * Env: `EVENTS_CONSOLE_TOKEN`. @default none (no one gets the details over HTTP)
+   * @example { token: process.env.OPS_TOKEN }
+   */
+  token?: string;
+  /**
+   * Named operators, each with a token of its own (`token` is the one named `operator`).
+   * @example { tokens: { alice: 'k3y-for-alice', oncall: 'k3y-for-oncall' } }
+   */
+  tokens?: Readonly<Record<string, string>>;
+}
+
 export interface EventBusOptions {
   /** This service's name, the CloudEvents `source` of what it emits. Env: `EVENTS_SERVICE_NAME`. */
   service?: string;
@@ -259,6 +283,8 @@ export interface EventBusOptions {
   openTelemetry?: boolean;
   /** `bus.health()` and the middleware's `GET <path>/health`. */
   health?: HealthOptions;
+  /** The operator tokens (`EVENTS_CONSOLE_TOKEN`). */
+  console?: ConsoleOptions;
   /** Called after each delivery reaches its target; what it throws is logged, never fails the delivery. */
   onDelivered?: OnDelivered;
   /** Called when a delivery becomes a dead letter; what it throws is logged, never fails the delivery. */
@@ -277,6 +303,8 @@ export interface ResolvedTarget {
   keys: Buffer[];
   /** Batches may be sent to it (the bus's `batch.enabled`, overridden by the target's own `batch`). */
   batch: boolean;
+  /** A 2xx must carry the events middleware's receipt to count as delivered (the target's `receipt`, true unless set false). */
+  receipt: boolean;
 }
 
 /** Options after merging caller, environment and DEFAULTS, and checking them. */
@@ -306,6 +334,8 @@ export interface ResolvedConfig {
   shutdownTimeoutMs: number;
   openTelemetry: boolean;
   health: Required<HealthOptions>;
+  /** Operators by name, with their tokens. */
+  operators: OperatorTokens;
   hooks: { onDelivered: OnDelivered | undefined; onDeadLetter: OnDeadLetter | undefined };
   env: Readonly<Record<string, string | undefined>>;
   services: Record<string, string | ServiceEntry>;
@@ -321,6 +351,17 @@ export function envKey(service: string): string {
 export const urlVariable = (service: string): string => `EVENTS_SERVICE_${envKey(service)}_URL`;
 export const secretVariable = (service: string): string => `EVENTS_SERVICE_${envKey(service)}_SECRET`;
 export const batchVariable = (service: string): string => `EVENTS_SERVICE_${envKey(service)}_BATCH`;
+export const receiptVariable = (service: string): string => `EVENTS_SERVICE_${envKey(service)}_RECEIPT`;
+
+/** A target URL as logs and errors show it: without userinfo, query string or fragment, which may carry secrets. */
+export function redactUrl(url: string): string {
+  try {
+    const { origin, pathname } = new URL(url);
+    return `${origin}${pathname}`;
+  } catch {
+    return '(not a valid URL)';
+  }
+}
 
 /** Merges options over the environment over DEFAULTS and checks every value. Throws ConfigError. */
 export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
@@ -387,6 +428,7 @@ export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
       targetDownMs: positive('health.targetDownMs', options.health?.targetDownMs ?? DEFAULTS.health.targetDownMs, true),
       maxPendingAgeMs: positive('health.maxPendingAgeMs', options.health?.maxPendingAgeMs ?? DEFAULTS.health.maxPendingAgeMs, true),
     },
+    operators: resolveOperators(options.console, env),
     hooks: { onDelivered: hook('onDelivered', options.onDelivered), onDeadLetter: hook('onDeadLetter', options.onDeadLetter) },
     env,
     services: options.services ?? {},
@@ -403,6 +445,24 @@ function resolveBatch(option: EventBusOptions['batch'], env: ResolvedConfig['env
     maxBytes: positive('batch.maxBytes', given.maxBytes ?? d.maxBytes),
     lingerMs: positive('batch.lingerMs', given.lingerMs ?? d.lingerMs, true),
   };
+}
+
+/** `console.token` (or EVENTS_CONSOLE_TOKEN) as the operator named `operator`, beside `console.tokens`. */
+function resolveOperators(option: ConsoleOptions | undefined, env: ResolvedConfig['env']): OperatorTokens {
+  const token = option?.token ?? nonEmpty(env.EVENTS_CONSOLE_TOKEN);
+  const named: Array<[name: string, token: unknown, where: string]> = Object.entries(option?.tokens ?? {}).map(([name, value]) => [name, value, `console.tokens.${name}`]);
+  if (token !== undefined) named.unshift([DEFAULTS.console.operator, token, 'EVENTS_CONSOLE_TOKEN (console.token)']);
+  const operators: Record<string, string> = Object.create(null);
+  for (const [name, value, where] of named) {
+    if (typeof value !== 'string' || !/^\S+$/.test(value)) {
+      throw new ConfigError(`${where} must be a non-empty token without spaces`, { variable: 'EVENTS_CONSOLE_TOKEN' });
+    }
+    if (name in operators || Object.values(operators).includes(value)) {
+      throw new ConfigError(`${where}: each operator needs a name and a token of its own`, { variable: 'EVENTS_CONSOLE_TOKEN' });
+    }
+    operators[name] = value;
+  }
+  return operators;
 }
 
 function resolveHttpClient(value: string | undefined): 'axios' | 'undici' {
@@ -482,7 +542,8 @@ export function resolveTarget(config: ResolvedConfig, name: string): ResolvedTar
     );
   }
   const batch = fromOptions?.batch ?? flag(config.env[batchVariable(name)], batchVariable(name)) ?? config.batch.enabled;
-  return { name, url: normalised, keys, batch };
+  const receipt = fromOptions?.receipt ?? flag(config.env[receiptVariable(name)], receiptVariable(name)) ?? true;
+  return { name, url: normalised, keys, batch, receipt };
 }
 
 /**
@@ -569,7 +630,8 @@ function splitList(value: string | undefined): string[] | undefined {
   return list && list.length > 0 ? list : undefined;
 }
 
-function nonEmpty(value: string | undefined): string | undefined {
+/** A variable's value, trimmed; undefined when unset or blank. */
+export function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value.trim() === '' ? undefined : value.trim();
 }
 

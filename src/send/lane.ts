@@ -1,7 +1,8 @@
-import { batchVariable, type ResolvedTarget } from '../config.js';
+import { batchVariable, redactUrl, type ResolvedTarget } from '../config.js';
 import { DEFAULTS } from '../defaults.js';
 import { loggablePayload } from '../logger.js';
 import type { OpenSpan } from '../observe/telemetry.js';
+import type { InFlight } from '../receive/in-flight.js';
 import type { Delivery, DeliveryResult } from './transport.js';
 import { type BatchCaps, eventsPerRequest, planRequests } from './batches.js';
 import type { DispatcherOptions } from './dispatcher.js';
@@ -28,8 +29,6 @@ export class Lane {
   started = false;
   /** Requests whose outcomes are being written to the store (a shared store answers asynchronously). */
   settling = 0;
-  /** Each request from its start until its outcome is recorded: stop() awaits them. */
-  readonly work = new Set<Promise<void>>();
   /** Deliveries in the requests in flight or settling. */
   private unsettled = 0;
   private scheduled = false;
@@ -49,7 +48,8 @@ export class Lane {
   private storeRetryMs = 0;
   /** Earliest try among the failures since the last success (Infinity: none). */
   private streakStart = Infinity;
-  /** The target's URL as last resolved, for log lines. */
+  /** The target's URL as last resolved, and as log lines name it (no query string; empty through a broker). */
+  private resolvedUrl = '';
   private url = '';
   /**
    * Hints said since the state they describe began, by key: the event type they concern
@@ -71,6 +71,8 @@ export class Lane {
     private readonly target: string,
     private readonly o: DispatcherOptions,
     private readonly stopping: () => boolean,
+    /** Each request from its start until its outcome is recorded: the dispatcher's stop() awaits them. */
+    private readonly work: InFlight,
   ) {}
 
   /** Pumps on the next turn of the event loop; many kicks in one turn pump once. */
@@ -83,10 +85,12 @@ export class Lane {
     });
   }
 
-  /** Starts down, with every failed delivery in the store counted in the outage. */
+  /**
+   * Starts by probing, with every failed delivery in the store counted in the outage. The target
+   * is not counted down (emits keep their backpressure, health its state) until a probe fails.
+   */
   assumeDown(): void {
     this.down = true;
-    this.downSince ??= Date.now();
     this.probeDelayMs = 0;
     this.streakStart = 0;
   }
@@ -219,7 +223,7 @@ export class Lane {
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.timerAt = Infinity;
-      if (probe) this.probe();
+      if (probe) void this.probe();
       else void this.pump();
     }, Math.max(0, at - Date.now()));
   }
@@ -230,11 +234,7 @@ export class Lane {
     this.timerAt = Infinity;
   }
 
-  private probe(): void {
-    void this.probeNow();
-  }
-
-  private async probeNow(): Promise<void> {
+  private async probe(): Promise<void> {
     if (this.stopping()) return;
     const target = this.targetConfig();
     let record: OutboxRecord | undefined;
@@ -261,9 +261,7 @@ export class Lane {
 
   /** One request, counted in `work` until its outcome is recorded. */
   private deliver(target: ResolvedTarget, records: OutboxRecord[], probe: boolean): Promise<void> {
-    const work = this.request(target, records, probe).finally(() => this.work.delete(work));
-    this.work.add(work);
-    return work;
+    return this.work.track(this.request(target, records, probe));
   }
 
   /** One request: `records` alone (structured mode) or as a batch; then each record settled from its own result. */
@@ -271,8 +269,9 @@ export class Lane {
     this.inFlight += 1;
     this.unsettled += records.length;
     this.started = true;
+    this.o.dispatched?.(records);
     const startedAt = Date.now();
-    const results = records.length === 1 ? [await this.sendOne(target, records[0]!)] : await this.sendBatch(target, records);
+    const results = await this.send(target, records);
     this.inFlight -= 1;
     this.settling += 1;
     try {
@@ -293,26 +292,16 @@ export class Lane {
     this.kick();
   }
 
-  private async sendOne(target: ResolvedTarget, record: OutboxRecord): Promise<DeliveryResult> {
-    const span = this.o.telemetry.send(record);
-    let result: DeliveryResult;
-    try {
-      result = await this.o.transport.send(this.delivery(target, record, span));
-    } catch (error) {
-      result = thrown(error);
-    }
-    this.o.telemetry.sent(span, result);
-    return result;
-  }
-
-  /** One batch request; one result per record, in order, whatever the transport answers. */
-  private async sendBatch(target: ResolvedTarget, records: OutboxRecord[]): Promise<DeliveryResult[]> {
+  /** One request (one record: a single send, else a batch); one result per record, in order, whatever the transport answers. */
+  private async send(target: ResolvedTarget, records: OutboxRecord[]): Promise<DeliveryResult[]> {
     const spans = records.map((record) => this.o.telemetry.send(record));
+    const deliveries = records.map((record, i) => this.delivery(target, record, spans[i]));
     let results: DeliveryResult[];
     try {
-      results = await this.o.transport.sendBatch!(records.map((record, i) => this.delivery(target, record, spans[i])));
+      results = deliveries.length === 1 ? [await this.o.transport.send(deliveries[0]!)] : await this.o.transport.sendBatch!(deliveries);
     } catch (error) {
-      const result = thrown(error);
+      // A transport that threw (it should answer instead): a failed try to retry, not a crash.
+      const result: DeliveryResult = { outcome: 'retry', error: messageOf(error), attempts: 1 };
       results = records.map(() => result);
     }
     if (results.length !== records.length) {
@@ -433,9 +422,10 @@ export class Lane {
         const message =
           settlement.reason === 'refused' ? 'delivery refused; dead-lettered' : 'delivery expired after its redelivery horizon; dead-lettered';
         // Payloads never go above debug: the dead letter keeps the body for replay.
-        logger.error(message, { ...fields(record, result), error: result.error });
+        logger.error(message, { ...fields(record, result), ...this.where(), error: result.error });
       }
-      this.logData('dead letter data', record);
+      // The payload, at debug only (enough to replay by hand; the dead letter keeps it too).
+      if (logger.isDebugEnabled()) logger.debug('dead letter data', { eventId: record.eventId, target: record.target, data: loggablePayload(payloadOf(record.body)) });
       return;
     }
     telemetry.retried(record);
@@ -444,6 +434,7 @@ export class Lane {
     if (logger.isLevelEnabled(level)) {
       logger.log(level, 'delivery failed; will redeliver', {
         ...fields(record, result),
+        ...this.where(),
         error: result.error,
         nextAttemptAt: new Date(settlement.nextAttemptAt).toISOString(),
       });
@@ -469,6 +460,7 @@ export class Lane {
     }
     if (this.failing.size > known) this.failures += 1;
     if (probe) {
+      this.downSince ??= Date.now();
       this.probeDelayMs = Math.max(
         retryAfter,
         Math.min(this.o.redelivery.probeMaxDelayMs, Math.max(250, this.probeDelayMs * 2)),
@@ -480,7 +472,7 @@ export class Lane {
       this.downSince = Date.now();
       this.probeDelayMs = Math.max(retryAfter, 500);
       this.clearTimer();
-      this.o.logger.warn('target down; probing before sending more', { target: this.target, status: result.status, error: result.error });
+      this.o.logger.warn('target down; probing before sending more', { target: this.target, ...this.where(), status: result.status, error: result.error });
       try {
         await this.o.store.markDown?.(this.target);
       } catch (error) {
@@ -572,18 +564,19 @@ export class Lane {
     );
   }
 
-  /** The payload, at debug only (enough to replay by hand; the dead letter keeps it too). */
-  private logData(message: string, record: OutboxRecord): void {
-    if (this.o.logger.isDebugEnabled()) {
-      this.o.logger.debug(message, { eventId: record.eventId, target: record.target, data: loggablePayload(payloadOf(record.body)) });
-    }
+  /** The target's URL for a failure's log line (none through a broker). */
+  private where(): { url?: string } {
+    return this.url ? { url: this.url } : {};
   }
 
   /** The target's URL and keys as the bus knows them now (a later declareEvent may change them). */
   private targetConfig(): ResolvedTarget | undefined {
     try {
       const target = this.o.resolveTarget(this.target);
-      this.url = target.url;
+      if (target.url !== this.resolvedUrl) {
+        this.resolvedUrl = target.url;
+        this.url = target.url && redactUrl(target.url);
+      }
       this.unresolved = undefined;
       return target;
     } catch (error) {
@@ -611,11 +604,6 @@ function fields(record: OutboxRecord, result: DeliveryResult) {
     attempt: record.attempts,
     status: result.status,
   };
-}
-
-/** A transport that threw (it should answer instead): a failed try to retry, not a crash. */
-function thrown(error: unknown): DeliveryResult {
-  return { outcome: 'retry', error: messageOf(error), attempts: 1 };
 }
 
 function messageOf(error: unknown): string {
