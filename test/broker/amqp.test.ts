@@ -42,6 +42,7 @@ describeWithBroker('RabbitMQ transport (real broker)', () => {
       service,
       secret,
       logger: quietLogger(),
+      inbox: { volatile: true },
       ...extra,
       broker: { url: vhost.url, prefix, retryDelaysMs: [100, 200], ...(extra.broker as object | undefined) },
     });
@@ -438,6 +439,7 @@ describeWithBroker('RabbitMQ transport (real broker)', () => {
           EVENTS_BROKER_PREFIX: prefix,
           EVENTS_SERVICE_NAME: 'workers',
           EVENTS_SECRET: secret,
+          EVENTS_INBOX_VOLATILE: 'true',
           EVENTS_LOG_LEVEL: 'error',
           FIXTURE_LOG: log,
         },

@@ -31,6 +31,7 @@ describeWithKafka('Kafka transport (librdkafka mock cluster)', () => {
       service,
       secret,
       logger: quietLogger(),
+      inbox: { volatile: true },
       ...extra,
       broker: { url: cluster.url, prefix, retryDelaysMs: [100, 200], ...(extra.broker as object | undefined) },
     });
