@@ -180,8 +180,9 @@ describeWithBroker('RabbitMQ transport (real broker)', () => {
     expect(byId.get(b.id)!.headers['webhook-signature']).toBeDefined();
   });
 
-  it('dead-letters a poison message (bad signature, or not JSON) with the reason and never runs a handler', async () => {
-    const target = bus('guarded');
+  it('dead-letters a poison message (bad signature, or not JSON) with the reason and never runs a handler; what it claims is never logged or listed as verified', async () => {
+    const capture = createCapturingLogger('error');
+    const target = bus('guarded', { logger: capture.logger });
     let calls = 0;
     target.subscribeTo('user-created', () => void (calls += 1));
     await target.start();
@@ -199,10 +200,22 @@ describeWithBroker('RabbitMQ transport (real broker)', () => {
       contentType: 'application/cloudevents+json',
       headers: webhookHeaders(secret, 'x1', garbled),
     });
+    // One unsigned byte with forged properties (issue 16 item 23).
+    ch.publish('', `${prefix}guarded`, Buffer.from('x'), { messageId: 'FORGED-ID', type: 'user-created', appId: 'users' });
     await ch.waitForConfirms();
-    await waitFor(async () => (await vhost.messageCount(`${prefix}guarded.dlq`)) === 2, { what: 'two dead letters' });
+    await waitFor(async () => (await vhost.messageCount(`${prefix}guarded.dlq`)) === 3, { what: 'three dead letters' });
+    const listed = await target.deadLetters();
+    expect(listed.map((l) => [l.reason, l.eventId, l.unverified]).sort()).toEqual([
+      ['invalid_signature', undefined, undefined],
+      ['invalid_signature', undefined, { eventId: forged.id, type: 'user-created', source: 'users' }],
+      ['malformed_json', undefined, undefined],
+    ]);
+    const lines = capture.withMessage('event dead-lettered');
+    expect(lines).toHaveLength(3);
+    for (const line of lines) expect(line).not.toHaveProperty('eventId');
+    expect(capture.lines.join('\n')).not.toContain('FORGED-ID');
     const reasons = (await drain(`${prefix}guarded.dlq`)).map((d) => d.headers['events-dead-reason']).sort();
-    expect(reasons).toEqual(['invalid_signature', 'malformed_json']);
+    expect(reasons).toEqual(['invalid_signature', 'invalid_signature', 'malformed_json']);
     expect(calls).toBe(0);
     expect(await vhost.messageCount(`${prefix}guarded`)).toBe(0);
   });
