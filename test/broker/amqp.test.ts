@@ -410,8 +410,13 @@ describeWithBroker('RabbitMQ transport (real broker)', () => {
     expect(letters.map((l) => l.id)).not.toContain('chosen');
     expect(new Set(letters.map((l) => l.id)).size).toBe(4);
     expect(letters.map((l) => l.reason).sort()).toEqual(['expired', 'invalid_signature', 'rejected_by_handler', 'rejected_by_handler']);
-    // Identity from the body, not from the message's properties or headers.
-    expect(letters.filter((l) => l.eventId === String(forged.id))).toHaveLength(2);
+    // Identity from the body, not from the message's properties or headers; and neither letter's
+    // signature is known good (a bad one; the broker's own dead-lettering), so only as unverified.
+    const unverified = letters.filter((l) => l.unverified?.eventId === String(forged.id));
+    expect(unverified.map((l) => [l.target, l.eventId, l.unverified?.source]).sort()).toEqual([
+      ['alpha', undefined, 'users'],
+      ['beta', undefined, 'users'],
+    ]);
     // Stable: listed again, the same ids.
     expect((await operator.deadLetters()).map((l) => l.id)).toEqual(letters.map((l) => l.id));
     expect(await operator.stats()).toEqual({
@@ -425,7 +430,8 @@ describeWithBroker('RabbitMQ transport (real broker)', () => {
     const expired = letters.find((l) => l.reason === 'expired')!;
     expect(await operator.discard(['chosen'])).toBe(0);
     expect(await operator.discard([expired.id])).toBe(1);
-    expect(await operator.discard({ target: 'alpha', eventId: String(forged.id) })).toBe(1);
+    expect(await operator.discard({ target: 'alpha', eventId: String(forged.id) })).toBe(0);
+    expect(await operator.discard([unverified.find((l) => l.target === 'alpha')!.id])).toBe(1);
     expect((await operator.deadLetters()).map((l) => [l.target, l.eventId]).sort()).toEqual([
       ['alpha', emitted.id],
       ['beta', emitted.id],
