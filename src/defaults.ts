@@ -167,6 +167,16 @@ export const DEFAULTS = {
     targetDownMs: 60_000,
     /** A delivery waiting in the outbox longer than this, in ms, makes the service unhealthy (10 min); 0: never. */
     maxPendingAgeMs: 10 * 60 * 1000,
+    /**
+     * The outbox's backlog figures in health are at most this old, in ms: read again in the
+     * background when older (one read at a time), never once per request.
+     */
+    statsMaxAgeMs: 2_000,
+  },
+  /** Operators (`console.token`, `EVENTS_CONSOLE_TOKEN`). */
+  console: {
+    /** The name of the operator of the single `console.token`. */
+    operator: 'operator',
   },
   /**
    * The module-level default bus drains on SIGTERM/SIGINT, then re-raises the signal. Opt out with

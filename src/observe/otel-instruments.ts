@@ -3,6 +3,7 @@ import type { CloudEvent } from '../protocol/cloudevents.js';
 import type { OutboxRecord } from '../send/outbox-store.js';
 import type { DeliveryResult } from '../send/transport.js';
 import type { Otel } from './otel-api.js';
+import type { GaugeSources, OpenSpan } from './instrument-types.js';
 import { cleanTracestate, formatTraceparent, parseTraceparent, type TraceContext } from './trace-context.js';
 
 const SCOPE = 'events-library';
@@ -11,19 +12,6 @@ const RUN_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
 /** … and latencies from emit, which an outage stretches to hours (redelivery horizon: days). */
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 21600, 86400];
 const SYSTEM = 'events-library';
-
-/** What the gauges read at each collection. */
-export interface GaugeSources {
-  /** Pending deliveries per target; rejects when the outbox cannot be read (nothing is reported then). */
-  backlog(): Promise<Record<string, number>>;
-  /** Targets the dispatcher knows, and whether each is down. */
-  targetsDown(): Record<string, boolean>;
-}
-
-/** An open span and the trace context to carry onward. */
-export interface OpenSpan extends Partial<TraceContext> {
-  span: Span;
-}
 
 /**
  * Spans (OpenTelemetry messaging conventions: `publish` at emit, `send` per delivery attempt,
@@ -126,7 +114,7 @@ export class OtelInstruments {
 
   published(open: OpenSpan | undefined, type: string, error?: unknown): void {
     if (error === undefined && this.metricsOn) this.emittedCount.add(1, this.attrs({ 'cloudevents.event_type': type }));
-    if (open) this.end(open.span, error);
+    if (open) this.end(open.span as Span, error);
   }
 
   /** Starts the `send` span of one delivery attempt, a child of the context stored with the delivery. */
@@ -150,11 +138,12 @@ export class OtelInstruments {
   }
 
   sent(open: OpenSpan, result: DeliveryResult): void {
-    if (open.span.isRecording()) {
-      if (result.status !== undefined) open.span.setAttribute('http.response.status_code', result.status);
-      open.span.setAttribute('events.outcome', result.outcome);
+    const span = open.span as Span;
+    if (span.isRecording()) {
+      if (result.status !== undefined) span.setAttribute('http.response.status_code', result.status);
+      span.setAttribute('events.outcome', result.outcome);
     }
-    this.end(open.span, result.outcome === 'delivered' ? undefined : (result.error ?? result.outcome));
+    this.end(span, result.outcome === 'delivered' ? undefined : (result.error ?? result.outcome));
   }
 
   delivered(record: OutboxRecord): void {

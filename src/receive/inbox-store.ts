@@ -1,3 +1,4 @@
+import type { Availability } from '../observe/availability.js';
 import type { HandlerContext } from '../types.js';
 
 /**
@@ -7,6 +8,8 @@ import type { HandlerContext } from '../types.js';
  */
 export interface InboxStore {
   readonly durable: boolean;
+  /** A store on a database server (PostgreSQL): whether its calls succeed, for health. */
+  readonly database?: Availability;
   /** `true` when every handler completed; else the keys of the handlers that did; undefined if unseen. */
   completed(eventKey: string): Promise<true | ReadonlySet<string> | undefined>;
   markHandler(eventKey: string, handlerKey: string): Promise<void>;

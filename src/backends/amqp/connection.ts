@@ -44,6 +44,8 @@ export class AmqpConnection {
   private closed = false;
   private everUp = false;
   private downSince: number | undefined;
+  /** The last reason the connection failed or closed (for health). */
+  lastError: string | undefined;
   private readonly setups = new Set<OnConnect>();
   private readonly waiters = new Set<() => void>();
   private wakeUp: (() => void) | undefined;
@@ -180,6 +182,7 @@ export class AmqpConnection {
   }
 
   private down(error: Error): void {
+    this.lastError = error?.message ?? String(error);
     if (this.downSince !== undefined) return;
     this.downSince = Date.now();
     this.o.logger.warn(this.everUp ? 'broker connection lost; reconnecting' : 'broker unreachable; retrying', {

@@ -5,6 +5,8 @@ import type { ResolvedConfig } from '../../config.js';
 import { DEFAULTS } from '../../defaults.js';
 import { ConfigError } from '../../errors/index.js';
 import type { DatabasePool } from '../../types.js';
+import { AvailabilityState } from '../../observe/availability.js';
+import { observedPool } from './observed-pool.js';
 import { quoteSchema, SCHEMA_VERSION, schemaVersion, upgradeSchema } from './schema.js';
 
 // `pg` is an optional peer dependency, loaded only here, when a store opens.
@@ -54,6 +56,8 @@ interface Listener {
  */
 export class PostgresDatabase {
   readonly pool: Pool;
+  /** Whether calls reach the database (health's `database`). */
+  readonly availability = new AvailabilityState();
   readonly schema: string;
   /** The schema, quoted for SQL. */
   readonly s: string;
@@ -87,6 +91,8 @@ export class PostgresDatabase {
         options.logger?.warn('an idle PostgreSQL connection failed; the pool opens another', { error: error.message, code: codeOf(error) }),
       );
     } else this.pool = database as Pool;
+    // Health: every call through the pool marks the database up, or down since its first failure.
+    this.pool = observedPool(this.pool, this.availability, isUnavailable);
     this.settings = (this.pool as { options?: Pg.PoolConfig }).options;
     const size = this.settings?.max ?? DEFAULTS.database.poolSize;
     this.slots = Math.max(1, size - (this.settings ? 1 : 2));

@@ -1,4 +1,5 @@
 import type { Logger } from 'winston';
+import type { Availability } from '../../observe/availability.js';
 import { DEFAULTS } from '../../defaults.js';
 import { eventKey as keyOf, type InboxMark, type InboxStore, splitEventKey } from '../../receive/inbox-store.js';
 import { TransactionStoreError } from '../../receive/transaction-store-error.js';
@@ -36,6 +37,10 @@ export interface PostgresInboxOptions {
 export class PostgresInbox implements InboxStore {
   readonly durable = true;
   private readonly db: PostgresDatabase;
+  /** Whether its database answers (health). */
+  get database(): Availability {
+    return this.db.availability;
+  }
   private readonly table: string;
   private readonly pruneTimer: NodeJS.Timeout;
   private pruneFailing = false;

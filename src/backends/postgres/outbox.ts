@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { PoolClient } from 'pg';
 import type { Logger } from 'winston';
+import type { Availability } from '../../observe/availability.js';
 import type { PgPoolLike } from '../../config.js';
 import { DEFAULTS } from '../../defaults.js';
 import { OutboxUnavailableError } from '../../errors/index.js';
@@ -106,6 +107,10 @@ export class PostgresOutbox implements OutboxStore {
   readonly owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   private readonly s: string;
   private readonly db: PostgresDatabase;
+  /** Whether its database answers (health). */
+  get database(): Availability {
+    return this.db.availability;
+  }
   private readonly logger: Logger | undefined;
   private readonly concurrency: number;
   private readonly eventsPerRequest: (target: string) => number;
