@@ -389,7 +389,7 @@ export class EventBus<Events extends object = EventRegistry> {
     clearImmediate(this.resuming);
     clearInterval(this.poll);
     clearImmediate(this.consumerStart);
-    await Promise.all([this.dispatcher.stop(deadline), this.receiver.shutdown(deadline), this.consumer?.stop(deadline)]);
+    await Promise.all([this.dispatcher.stop(deadline), this.receiver.pipeline.close(deadline), this.consumer?.stop(deadline)]);
     await this.transport.close(); // aborts deliveries still in flight past the deadline …
     await this.dispatcher.stop(Date.now() + ABORT_SETTLE_MS); // … which settle back into the outbox
     await this.broker?.close(); // unacked messages go back to the queue, for another instance

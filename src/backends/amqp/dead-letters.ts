@@ -10,6 +10,8 @@ import {
   matchesDeadLetter,
   type OutboxStats,
   selectionFilter,
+  statsOf,
+  type TargetCounts,
 } from '../../operate/operator.js';
 import { claimsOf, identityOfBody } from '../broker-common.js';
 import type { BrokerLocation } from '../broker-link.js';
@@ -58,14 +60,12 @@ export class AmqpDeadLetters implements DeadLetterOperator {
   }
 
   async stats(): Promise<OutboxStats> {
-    const stats: OutboxStats = { durable: true, pending: 0, deadLetters: 0, targets: {} };
+    const counts: TargetCounts[] = [];
     for (const service of await this.services()) {
       const count = await this.withLetters(service, async (_publisher, held) => held.length);
-      if (count === undefined) continue;
-      stats.deadLetters += count;
-      stats.targets[service] = { pending: 0, deadLetters: count };
+      if (count !== undefined) counts.push({ target: service, dead: count });
     }
-    return stats;
+    return statsOf(counts);
   }
 
   async deadLetters(filter?: DeadLetterFilter): Promise<DeadLetter[]> {
