@@ -410,7 +410,9 @@ export class EventBus<Events extends object = EventRegistry> {
       }
     }
     this.telemetry.close();
-    await Promise.all([this.outbox.close(), this.inbox.close(), this.brokerOperator?.close()]);
+    // The stores get until the deadline (at least the settle time past it), even from a database that hangs.
+    const storesBy = Math.max(deadline, Date.now() + ABORT_SETTLE_MS);
+    await Promise.all([this.outbox.close(storesBy), this.inbox.close(storesBy), this.brokerOperator?.close()]);
   }
 
   /** The broker consumer, on the same receive pipeline as the HTTP intake (it turns the timestamp window off per message). */
