@@ -459,5 +459,36 @@ export function runScenarios(backend: Backend): void {
       expect([...ok].sort()).toEqual([...ids].sort());
       expect([...tries.values()].sort()).toEqual([...Array.from({ length: 29 }, () => 1), 2]);
     });
+
+    itWith('handlerHoldsDelivery', 'backpressure in every outbox: a target that stalls without failing holds emits for outbox.maxBlockMs, said once; all arrive once it moves', async () => {
+      const stalled = gate();
+      const handled: string[] = [];
+      await world.receiver('payments', {
+        subscribe: (bus) =>
+          bus.subscribeTo('user-created', async (_data, event) => {
+            await stalled.wait();
+            handled.push(event.id);
+          }),
+      });
+      const log = createCapturingLogger('warn');
+      const mark = 10;
+      const users = await sender(['payments'], { logger: log.logger, concurrency: 2, batch: false, outbox: { highWaterMark: mark, maxBlockMs: 100 } });
+      users.declareEvent('user-created', ['payments']);
+      // Emitted at once (a durable outbox starts by probing what it holds), by four loops, to well over the mark.
+      const ids: string[] = [];
+      await Promise.all(
+        Array.from({ length: 4 }, async () => {
+          while (ids.length < 5 * mark) ids.push((await users.emit('user-created', { n: ids.length })).id);
+        }),
+      );
+      const blocked = log.withMessage("emit waited outbox.maxBlockMs for a target's backlog to drain; until it does, emits to it resolve after that wait");
+      expect(blocked).toEqual([expect.objectContaining({ target: 'payments', highWaterMark: mark, maxBlockMs: 100 })]);
+      expect(handled).toEqual([]);
+
+      stalled.open();
+      await waitFor(() => handled.length >= ids.length, { ...WAIT, what: 'every event handled' });
+      await waitFor(async () => (await pending(users)) === 0, { ...WAIT, what: 'nothing left to send' });
+      expect([...handled].sort()).toEqual([...ids].sort());
+    });
   });
 }
