@@ -224,6 +224,11 @@ export interface EventBusOptions {
   /** Longest wait for a request body once its headers arrived, in ms; then 408. @default 10000 */
   bodyTimeoutMs?: number;
   /**
+   * Longest wait for the first byte of a request body, in ms; then 408. A body still arriving then
+   * counts as slow: slow bodies together hold at most half of `maxUnverifiedBytes`. @default 2000
+   */
+  bodyStartTimeoutMs?: number;
+  /**
    * Bytes held at once by request bodies not authenticated yet; beyond it, 503 + Retry-After.
    * @default 33554432 (32 MiB)
    */
@@ -317,6 +322,7 @@ export interface ResolvedConfig {
   bodyLimitBytes: number;
   maxPayloadDepth: number;
   bodyTimeoutMs: number;
+  bodyStartTimeoutMs: number;
   maxUnverifiedBytes: number;
   timeoutMs: number;
   toleranceSeconds: number;
@@ -393,6 +399,7 @@ export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
     bodyLimitBytes: positive('bodyLimitBytes', options.bodyLimitBytes ?? DEFAULTS.bodyLimitBytes),
     maxPayloadDepth: positive('maxPayloadDepth', options.maxPayloadDepth ?? DEFAULTS.maxPayloadDepth),
     bodyTimeoutMs: positive('bodyTimeoutMs', options.bodyTimeoutMs ?? DEFAULTS.bodyTimeoutMs),
+    bodyStartTimeoutMs: positive('bodyStartTimeoutMs', options.bodyStartTimeoutMs ?? DEFAULTS.bodyStartTimeoutMs),
     maxUnverifiedBytes: positive('maxUnverifiedBytes', options.maxUnverifiedBytes ?? DEFAULTS.maxUnverifiedBytes),
     timeoutMs: positive('timeoutMs', options.timeoutMs ?? DEFAULTS.timeoutMs),
     toleranceSeconds: positive('toleranceSeconds', options.toleranceSeconds ?? DEFAULTS.toleranceSeconds),

@@ -440,10 +440,12 @@ export function runScenarios(backend: Backend): void {
       let failedOnce = false;
       const ok: string[] = [];
       const tries = new Map<string, number>();
+      const recipients = new Set<unknown>();
       await world.receiver('payments', {
         subscribe: (bus) =>
           bus.subscribeTo('user-created', (data, event) => {
             tries.set(event.id, (tries.get(event.id) ?? 0) + 1);
+            recipients.add(event.recipient);
             if ((data as { n: number }).n === 7 && !failedOnce) {
               failedOnce = true;
               throw new Error('database unavailable');
@@ -458,6 +460,43 @@ export function runScenarios(backend: Backend): void {
       await waitFor(async () => (await pending(users)) === 0, { ...WAIT, what: 'nothing left to send' });
       expect([...ok].sort()).toEqual([...ids].sort());
       expect([...tries.values()].sort()).toEqual([...Array.from({ length: 29 }, () => 1), 2]);
+      expect([...recipients]).toEqual(['payments']); // each event of a batch names its recipient
+    });
+
+    it('a delivery addressed to another service runs nothing there: HTTP answers 403 wrong_recipient, a broker dead-letters it; an event naming no recipient passes', async () => {
+      const payments = recorder();
+      const orders = recorder();
+      const [, ordersService] = await Promise.all([
+        world.receiver('payments', { subscribe: (bus) => bus.subscribeTo('payment-due', payments.handler) }),
+        world.receiver('orders', { subscribe: (bus) => bus.subscribeTo('payment-due', orders.handler) }),
+      ]);
+      const users = await sender(['payments']);
+      users.declareEvent('payment-due', ['payments']);
+      const { id } = await users.emit('payment-due', { amount: 5 });
+      await waitFor(() => payments.events.length === 1, { ...WAIT, what: 'the delivery to payments' });
+      expect(payments.events[0]).toMatchObject({ id, recipient: 'payments' });
+
+      // The delivery to payments, captured and put on orders' intake: the two share the secret, as in the quick start.
+      const captured = { ...payments.events[0]! } as Record<string, unknown>;
+      const refused = await world.deliverRaw('orders', captured, 'k').then(
+        () => undefined,
+        (error: Error) => error.message,
+      );
+      if (features.deadLetters === 'sender') {
+        expect(refused).toMatch(/answered 403: .*wrong_recipient/);
+      } else {
+        expect(refused).toBeUndefined();
+        const dead = await waitFor(async () => {
+          const letters = await ordersService.bus.deadLetters();
+          return letters.length === 1 && letters;
+        }, { ...WAIT, what: 'the dead letter at orders' });
+        expect(dead[0]).toMatchObject({ eventId: captured.id, reason: 'wrong_recipient' });
+      }
+      // A foreign producer names no recipient: it passes as before.
+      const foreign = structuredEvent('payment-due', { amount: 7 });
+      await world.deliverRaw('orders', foreign, 'k');
+      await waitFor(() => orders.events.length === 1, { ...WAIT, what: 'the event without a recipient at orders' });
+      expect(orders.ids()).toEqual([foreign.id]);
     });
 
     itWith('handlerHoldsDelivery', 'backpressure in every outbox: a target that stalls without failing holds emits for outbox.maxBlockMs, said once; all arrive once it moves', async () => {
