@@ -200,6 +200,14 @@ export class EventBus<Events extends object = EventRegistry> {
    */
   async start(): Promise<void> {
     if (!this.broker || this.closing) return;
+    if (!this.inbox.durable && !this.config.inbox.volatile) {
+      // Broker receipt has no timestamp window: only the inbox's memory stops a captured message republished after a restart.
+      throw new ConfigError(
+        'consuming from a broker needs a durable inbox, or the choice of a volatile one: the in-memory inbox forgets at restart, and a message captured and republished to the queue then runs its handlers again. ' +
+          'Set EVENTS_INBOX_PATH (a SQLite file) or EVENTS_DATABASE_URL (the inbox in PostgreSQL), or accept it with inbox: { volatile: true } / EVENTS_INBOX_VOLATILE=true',
+        { variable: 'EVENTS_INBOX_PATH' },
+      );
+    }
     if (!this.consumer) this.createConsumer();
     await this.consumer!.start();
   }

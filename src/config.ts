@@ -131,6 +131,12 @@ export interface InboxOptions {
   maxEntries?: number;
   /** Durable inbox only: how long a processed event id is remembered. @default 604800000 (7 days) */
   retentionMs?: number;
+  /**
+   * Consume from a broker with the in-memory inbox, accepting that a message captured and
+   * republished to the queue after a restart runs its handlers again (without a durable inbox
+   * or this, a broker consumer's `start()` throws a ConfigError). Env: `EVENTS_INBOX_VOLATILE`. @default false
+   */
+  volatile?: boolean;
 }
 
 /** RabbitMQ or Kafka instead of HTTP push (see README "Choosing a transport"). */
@@ -410,6 +416,7 @@ export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
       path: options.inbox?.path ?? nonEmpty(env.EVENTS_INBOX_PATH),
       maxEntries: positive('inbox.maxEntries', options.inbox?.maxEntries ?? DEFAULTS.inbox.maxEntries),
       retentionMs: positive('inbox.retentionMs', options.inbox?.retentionMs ?? DEFAULTS.inbox.retentionMs),
+      volatile: options.inbox?.volatile ?? flag(env.EVENTS_INBOX_VOLATILE, 'EVENTS_INBOX_VOLATILE') ?? false,
     },
     database: checkDatabase(options.database ?? nonEmpty(env.EVENTS_DATABASE_URL), options.database !== undefined),
     databaseSchema: checkSchemaName(options.databaseSchema ?? nonEmpty(env.EVENTS_DATABASE_SCHEMA) ?? DEFAULTS.database.schema),
