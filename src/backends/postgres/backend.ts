@@ -76,6 +76,7 @@ function missingTablesSaid(outbox: PostgresOutbox): DeadLetterOperator {
   return {
     stats: said(() => outbox.stats()),
     deadLetters: said((filter) => outbox.deadLetters(filter)),
+    deadLetterPage: said((filter, page) => outbox.deadLetterPage(filter, page)),
     replay: said((selection) => outbox.replay(selection)),
     discard: said((selection) => outbox.discard(selection)),
     close: () => outbox.close(),

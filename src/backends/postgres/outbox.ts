@@ -6,7 +6,17 @@ import type { Availability } from '../../observe/availability.js';
 import type { PgPoolLike } from '../../config.js';
 import { DEFAULTS } from '../../defaults.js';
 import { OutboxUnavailableError } from '../../errors/index.js';
-import { type DeadLetter, type DeadLetterFilter, type DeadLetterSelection, type OutboxStats, selectionFilter } from '../../operate/operator.js';
+import {
+  type DeadLetter,
+  type DeadLetterFilter,
+  type DeadLetterPage,
+  type DeadLetterSelection,
+  type OutboxStats,
+  type PageRequest,
+  pageFrom,
+  parseCursor,
+  selectionFilter,
+} from '../../operate/operator.js';
 import {
   type AddOptions,
   type DeathReason,
@@ -540,6 +550,17 @@ export class PostgresOutbox implements OutboxStore {
     return result.rows.map(toDeadLetter);
   }
 
+  async deadLetterPage(filter: DeadLetterFilter | undefined, page: PageRequest): Promise<DeadLetterPage> {
+    await this.ensureReady();
+    const after = parseCursor(page.cursor);
+    const { where, params } = this.whereOf(filter, after && { deadAt: after.deadAt, id: /^\d{1,18}$/.test(after.id) ? after.id : '0' });
+    const result = await this.db.pool.query<Row>(
+      `SELECT ${COLUMNS}, dead_at, reason FROM ${this.s}.events_dead_letters ${where} ORDER BY dead_at, id LIMIT $${params.length + 1}`,
+      [...params, page.limit + 1],
+    );
+    return pageFrom(result.rows.map(toDeadLetter), page.limit);
+  }
+
   async replay(selection: DeadLetterSelection): Promise<number> {
     await this.ensureReady();
     const { where, params } = this.whereOf(selectionFilter(selection));
@@ -695,7 +716,7 @@ export class PostgresOutbox implements OutboxStore {
     });
   }
 
-  private whereOf(filter: DeadLetterFilter | undefined): { where: string; params: unknown[] } {
+  private whereOf(filter: DeadLetterFilter | undefined, after?: { deadAt: number; id: string }): { where: string; params: unknown[] } {
     const clauses = [SCOPE];
     const params: unknown[] = [this.scope];
     if (filter?.ids) {
@@ -713,6 +734,18 @@ export class PostgresOutbox implements OutboxStore {
     if (filter?.type !== undefined) {
       params.push(filter.type);
       clauses.push(`type = $${params.length}`);
+    }
+    if (filter?.since !== undefined) {
+      params.push(filter.since);
+      clauses.push(`dead_at >= $${params.length}`);
+    }
+    if (filter?.until !== undefined) {
+      params.push(filter.until);
+      clauses.push(`dead_at < $${params.length}`);
+    }
+    if (after) {
+      params.push(after.deadAt, after.id);
+      clauses.push(`(dead_at, id) > ($${params.length - 1}, $${params.length}::bigint)`);
     }
     return { where: `WHERE ${clauses.join(' AND ')}`, params };
   }

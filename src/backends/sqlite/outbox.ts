@@ -2,7 +2,17 @@ import type { Statement } from 'better-sqlite3';
 import type { Logger } from 'winston';
 import { DEFAULTS } from '../../defaults.js';
 import { OutboxUnavailableError } from '../../errors/index.js';
-import { type DeadLetter, type DeadLetterFilter, type DeadLetterSelection, type OutboxStats, selectionFilter } from '../../operate/operator.js';
+import {
+  type DeadLetter,
+  type DeadLetterFilter,
+  type DeadLetterPage,
+  type DeadLetterSelection,
+  type OutboxStats,
+  type PageRequest,
+  pageFrom,
+  parseCursor,
+  selectionFilter,
+} from '../../operate/operator.js';
 import {
   type DeathReason,
   type NewDelivery,
@@ -36,6 +46,7 @@ CREATE TABLE IF NOT EXISTS dead_letters (
   dead_at INTEGER NOT NULL, reason TEXT NOT NULL, traceparent TEXT, tracestate TEXT
 );
 CREATE INDEX IF NOT EXISTS dead_letters_event ON dead_letters (event_id);
+CREATE INDEX IF NOT EXISTS dead_letters_dead_at ON dead_letters (dead_at, id);
 `;
 
 interface Row {
@@ -404,6 +415,14 @@ export class SqliteOutbox implements OutboxStore {
     return (this.db.prepare(`SELECT * FROM dead_letters ${where} ORDER BY id`).all(...params) as Row[]).map(toDeadLetter);
   }
 
+  async deadLetterPage(filter: DeadLetterFilter | undefined, page: PageRequest): Promise<DeadLetterPage> {
+    this.sync();
+    const after = parseCursor(page.cursor);
+    const { where, params } = whereOf(filter, after && { deadAt: after.deadAt, id: Number(after.id) || 0 });
+    const rows = this.db.prepare(`SELECT * FROM dead_letters ${where} ORDER BY dead_at, id LIMIT ?`).all(...params, page.limit + 1) as Row[];
+    return pageFrom(rows.map(toDeadLetter), page.limit);
+  }
+
   async replay(selection: DeadLetterSelection): Promise<number> {
     this.sync();
     const now = this.now();
@@ -622,7 +641,7 @@ export class SqliteOutbox implements OutboxStore {
 /** Not leased by this process (the leases of this connection, see the constructor). */
 const UNLEASED = 'id NOT IN (SELECT id FROM temp.outbox_leases)';
 
-function whereOf(filter: DeadLetterFilter | undefined): { where: string; params: unknown[] } {
+function whereOf(filter: DeadLetterFilter | undefined, after?: { deadAt: number; id: number }): { where: string; params: unknown[] } {
   const clauses: string[] = [];
   const params: unknown[] = [];
   if (filter?.ids) {
@@ -641,6 +660,18 @@ function whereOf(filter: DeadLetterFilter | undefined): { where: string; params:
   if (filter?.type !== undefined) {
     clauses.push('type = ?');
     params.push(filter.type);
+  }
+  if (filter?.since !== undefined) {
+    clauses.push('dead_at >= ?');
+    params.push(filter.since);
+  }
+  if (filter?.until !== undefined) {
+    clauses.push('dead_at < ?');
+    params.push(filter.until);
+  }
+  if (after) {
+    clauses.push('(dead_at > ? OR (dead_at = ? AND id > ?))');
+    params.push(after.deadAt, after.deadAt, after.id);
   }
   return { where: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', params };
 }
