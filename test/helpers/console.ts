@@ -156,15 +156,18 @@ const refuseAll: Transport = {
   close: async () => {},
 };
 
-/** A service whose outbox holds `count` dead letters to `payments`, its console served on 127.0.0.1. */
-export async function startManyDeadLetters(count: number, logger: Logger = quietLogger()): Promise<{ bus: EventBus; server: TestServer; consoleUrl: string; close(): Promise<void> }> {
+/** A service whose outbox (in memory, or SQLite at `outboxPath`) holds `count` dead letters to `payments`, its console served on 127.0.0.1. */
+export async function startManyDeadLetters(
+  count: number,
+  { outboxPath, logger = quietLogger() }: { outboxPath?: string; logger?: Logger } = {},
+): Promise<{ bus: EventBus; server: TestServer; consoleUrl: string; close(): Promise<void> }> {
   const bus = createEventBus({
     service: 'users',
     secret: newSecret(),
     services: { payments: 'http://127.0.0.1:9/events' },
     console: { tokens: { [OPERATOR]: TOKEN } },
     transport: refuseAll,
-    outbox: { maxDeadLetters: count, highWaterMark: 0 },
+    outbox: { maxDeadLetters: count, highWaterMark: 0, ...(outboxPath ? { path: outboxPath } : {}) },
     logger,
     env: {},
     shutdownTimeoutMs: 200,

@@ -108,7 +108,7 @@
     if (!error) return undefined;
     return el('span', { class: 'last-error' },
       error.status !== undefined ? el('strong', { text: `HTTP ${error.status}` }) : undefined,
-      el('span', { class: 'message', text: error.message }),
+      el('span', { class: 'message', text: error.status !== undefined && error.message.startsWith(`HTTP ${error.status}: `) ? error.message.slice(`HTTP ${error.status}: `.length) : error.message }),
       error.variable ? el('span', { class: 'variable' }, 'check ', el('code', { text: error.variable })) : undefined);
   }
 
@@ -186,8 +186,8 @@
     const row = el('tr', { 'data-id': item.id },
       cell(when(item.time)),
       cell(el('code', { text: item.eventId || '' })),
-      cell(item.type),
-      cell(item.target),
+      cell(item.type, { class: 'name' }),
+      cell(item.target, { class: 'name' }),
       cell(item.reason),
       cell(item.attempts === null ? undefined : String(item.attempts), { class: 'number' }),
       cell(item.lastStatus === null ? undefined : String(item.lastStatus), { class: 'number' }),
