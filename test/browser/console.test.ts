@@ -5,9 +5,12 @@
  * Chromium through playwright-core, never skipped in CI).
  */
 import type { Page } from 'playwright-core';
+import { startStandaloneConsole } from '../../src/console/standalone.js';
 import { request } from '../helpers/http-client.js';
+import { quietLogger } from '../helpers/logger.js';
+import { tempDir } from '../helpers/temp-dir.js';
 import { startServer } from '../helpers/server.js';
-import { describeWithChromium, OPERATOR, openBrowser, ordersDown, signIn, startConsoleScenario, startManyDeadLetters, type ConsoleScenario, type TestBrowser } from '../helpers/console.js';
+import { describeWithChromium, OPERATOR, openBrowser, TOKEN, ordersDown, signIn, startConsoleScenario, startManyDeadLetters, type ConsoleScenario, type TestBrowser } from '../helpers/console.js';
 import { waitFor } from '../helpers/wait.js';
 
 jest.setTimeout(60_000);
@@ -62,6 +65,14 @@ describeWithChromium('the console in Chromium', () => {
     await page.reload();
     await page.getByLabel('Operator token').waitFor();
     expect(await page.locator('#console').isHidden()).toBe(true);
+
+    // A session that ends while the page is open (here: its cookie gone) takes the page back to the sign-in form.
+    await signIn(page, scenario.consoleUrl);
+    await page.getByText(`Signed in as ${OPERATOR}`).waitFor();
+    await browser.context.clearCookies();
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    await page.getByRole('alert').filter({ hasText: 'Your session has ended: sign in again.' }).waitFor();
+    expect(await page.locator('#targets tbody tr').count()).toBe(0);
   });
 
   test('a wrong token shows nothing', async () => {
@@ -160,6 +171,33 @@ describeWithChromium('the console in Chromium', () => {
     expect(dialogs).toEqual([]);
   });
 
+  test('the filters (target, type, time) are asked of the server', async () => {
+    const eventId = await scenario.deadLetter();
+    const lists: URLSearchParams[] = [];
+    page.on('request', (sent) => {
+      const url = new URL(sent.url());
+      if (url.pathname.endsWith('/console/api/dead-letters')) lists.push(url.searchParams);
+    });
+    await signIn(page, scenario.consoleUrl);
+    await deadLetterRows(page).filter({ hasText: eventId }).waitFor();
+
+    await page.getByLabel('Type').fill('order-placed');
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    await page.getByText('No dead letters.').waitFor();
+    expect(lists.at(-1)!.get('type')).toBe('order-placed');
+
+    await page.getByRole('button', { name: 'Clear filters' }).click();
+    await deadLetterRows(page).filter({ hasText: eventId }).waitFor();
+    await page.getByLabel('Since').fill('2999-01-01T00:00:00');
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    await page.getByText('No dead letters.').waitFor();
+    expect(new Date(lists.at(-1)!.get('since')!).getFullYear()).toBe(2999);
+
+    await page.getByRole('button', { name: /^Show the \d+ dead letters? of payments$/ }).click();
+    await deadLetterRows(page).filter({ hasText: eventId }).waitFor();
+    expect(Object.fromEntries(lists.at(-1)!)).toEqual({ limit: '50', target: 'payments' });
+  });
+
   test('a cross-origin POST is refused, from a signed-in browser', async () => {
     const eventId = await scenario.deadLetter();
     await signIn(page, scenario.consoleUrl);
@@ -230,5 +268,36 @@ describeWithChromium('the console with 10,000 dead letters', () => {
     await page.getByText('Page 1 · 50 dead letters').waitFor();
     expect(await deadLetterRows(page).first().getAttribute('data-id')).toBe(first);
     await page.close();
+  });
+});
+
+describeWithChromium('the standalone console in Chromium', () => {
+  test('shows what the outbox file holds, without the running service\'s figures, and replays from it', async () => {
+    const dir = tempDir('console-standalone');
+    const path = dir.file('outbox.db');
+    const service = await startManyDeadLetters(3, { outboxPath: path });
+    await service.close();
+    const [browser, standalone] = await Promise.all([
+      openBrowser(),
+      startStandaloneConsole({ location: { outbox: path }, service: 'users', tokens: { [OPERATOR]: TOKEN }, host: '127.0.0.1', port: 0, logger: quietLogger() }),
+    ]);
+    try {
+      const page = await browser.newPage();
+      await signIn(page, standalone.url);
+      await page.getByText('Page 1 · 3 dead letters').waitFor();
+      expect(await page.getByText(/^Served beside the service: what the store holds/).isVisible()).toBe(true);
+      const payments = page.locator('#targets tbody tr[data-target="payments"]');
+      expect(await payments.locator('th, td').allInnerTexts()).toEqual(['payments', '—', '0', '—', '3', '—', '—']);
+
+      await page.getByRole('button', { name: 'Replay all (filter)' }).click();
+      await page.getByRole('dialog').getByRole('button', { name: 'Yes, replay' }).click();
+      await page.getByText('Replayed 3 dead letters.').waitFor();
+      await page.getByText('No dead letters.').waitFor();
+      expect(await payments.locator('td').nth(1).innerText()).toBe('3'); // back in the backlog
+    } finally {
+      await browser.close();
+      await standalone.close();
+      dir.remove();
+    }
   });
 });
