@@ -397,7 +397,7 @@ export class EventBus<Events extends object = EventRegistry> {
     clearImmediate(this.resuming);
     clearInterval(this.poll);
     clearImmediate(this.consumerStart);
-    await Promise.all([this.dispatcher.stop(deadline), this.receiver.shutdown(deadline), this.consumer?.stop(deadline)]);
+    await Promise.all([this.dispatcher.stop(deadline), this.receiver.pipeline.close(deadline), this.consumer?.stop(deadline)]);
     await this.transport.close(); // aborts deliveries still in flight past the deadline …
     await this.dispatcher.stop(Date.now() + ABORT_SETTLE_MS); // … which settle back into the outbox
     await this.broker?.close(); // unacked messages go back to the queue, for another instance
@@ -418,7 +418,9 @@ export class EventBus<Events extends object = EventRegistry> {
       }
     }
     this.telemetry.close();
-    await Promise.all([this.outbox.close(), this.inbox.close(), this.brokerOperator?.close()]);
+    // The stores get until the deadline (at least the settle time past it), even from a database that hangs.
+    const storesBy = Math.max(deadline, Date.now() + ABORT_SETTLE_MS);
+    await Promise.all([this.outbox.close(storesBy), this.inbox.close(storesBy), this.brokerOperator?.close()]);
   }
 
   /** The broker consumer, on the same receive pipeline as the HTTP intake (it turns the timestamp window off per message). */

@@ -618,7 +618,8 @@ function splitList(value: string | undefined): string[] | undefined {
   return list && list.length > 0 ? list : undefined;
 }
 
-function nonEmpty(value: string | undefined): string | undefined {
+/** A variable's value, trimmed; undefined when unset or blank. */
+export function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value.trim() === '' ? undefined : value.trim();
 }
 

@@ -13,6 +13,8 @@ import {
   type PageRequest,
   pageOf,
   selectionFilter,
+  statsOf,
+  type TargetCounts,
 } from '../../operate/operator.js';
 import { identityOfBody } from '../broker-common.js';
 import type { BrokerLocation } from '../broker-link.js';
@@ -60,14 +62,12 @@ export class AmqpDeadLetters implements DeadLetterOperator {
   }
 
   async stats(): Promise<OutboxStats> {
-    const stats: OutboxStats = { durable: true, pending: 0, deadLetters: 0, targets: {} };
+    const counts: TargetCounts[] = [];
     for (const service of await this.services()) {
       const count = await this.withLetters(service, async (_publisher, held) => held.length);
-      if (count === undefined) continue;
-      stats.deadLetters += count;
-      stats.targets[service] = { pending: 0, deadLetters: count };
+      if (count !== undefined) counts.push({ target: service, dead: count });
     }
-    return stats;
+    return statsOf(counts);
   }
 
   async deadLetters(filter?: DeadLetterFilter): Promise<DeadLetter[]> {

@@ -1,4 +1,5 @@
 import type { Logger } from 'winston';
+import { brokerAttempt } from '../broker-common.js';
 import type { AmqpConnection } from './connection.js';
 import { envelopeOf } from './envelope.js';
 import { Publisher } from './publisher.js';
@@ -35,37 +36,24 @@ export class AmqpTransport implements Transport {
   async send(delivery: Delivery): Promise<DeliveryResult> {
     const startedAt = performance.now();
     const publisher = await this.open();
-    if (!publisher) return this.failed(delivery, startedAt, 'not connected to the broker');
+    if (!publisher) return brokerAttempt(this.o.logger, delivery, startedAt, 'not connected to the broker');
     const specs = this.topologyOf(delivery.target.name);
     try {
       await publisher.declare(specs);
       const outcome = await publisher.publish(specs[0]!.name, Buffer.from(delivery.body), envelopeOf(delivery));
       if (outcome === 'returned') {
-        return this.failed(delivery, startedAt, `unroutable: the broker has no queue "${specs[0]!.name}"`);
+        return brokerAttempt(this.o.logger, delivery, startedAt, `unroutable: the broker has no queue "${specs[0]!.name}"`);
       }
     } catch (error) {
-      return this.failed(delivery, startedAt, (error as Error)?.message ?? String(error));
+      return brokerAttempt(this.o.logger, delivery, startedAt, (error as Error)?.message ?? String(error));
     }
-    if (this.o.logger.isInfoEnabled()) {
-      this.o.logger.info('delivery attempt', { ...fields(delivery), attempt: delivery.previousAttempts + 1, durationMs: elapsed(startedAt) });
-    }
-    return { outcome: 'delivered', attempts: 1 };
+    return brokerAttempt(this.o.logger, delivery, startedAt);
   }
 
   async close(): Promise<void> {
     this.closed = true;
     await this.publisher?.close();
     this.publisher = undefined;
-  }
-
-  private failed(delivery: Delivery, startedAt: number, error: string): DeliveryResult {
-    this.o.logger.warn('delivery attempt failed', {
-      ...fields(delivery),
-      attempt: delivery.previousAttempts + 1,
-      durationMs: elapsed(startedAt),
-      error,
-    });
-    return { outcome: 'retry', error, attempts: 1, targetDown: true };
   }
 
   /** The publishing channel: the current one, or a new one on the current connection (undefined when there is none). */
@@ -96,12 +84,4 @@ export class AmqpTransport implements Transport {
     }
     return specs;
   }
-}
-
-function fields(delivery: Delivery): Record<string, unknown> {
-  return { eventId: delivery.eventId, type: delivery.type, source: delivery.source, target: delivery.target.name };
-}
-
-function elapsed(startedAt: number): number {
-  return Math.round((performance.now() - startedAt) * 10) / 10;
 }
