@@ -15,6 +15,7 @@ import type { InboxStore } from './receive/inbox-store.js';
 import { Receiver, type ReceiverOptions, type ReceiverRequest, type ReceiverResponse } from './receive/receiver.js';
 import { type RouteRequest, type RouteResponse, RouteTable } from './adapters/routes.js';
 import { Admission } from './send/admission.js';
+import { TransactionEmits } from './send/transaction-emits.js';
 import { Dispatcher } from './send/dispatcher.js';
 import type { OutboxStore } from './send/outbox-store.js';
 import { combineOperators } from './operate/functions.js';
@@ -59,6 +60,8 @@ export class EventBus<Events extends object = EventRegistry> {
   private readonly dispatcher: Dispatcher;
   /** Backpressure: `emit` waits while a target that is up has more than `outbox.highWaterMark` deliveries not yet tried. */
   private readonly admission: Admission;
+  /** The log lines of `emit(…, { tx })`: `event emitted` once committed and dispatched. */
+  private readonly transactionEmits: TransactionEmits;
   private readonly receiver: Receiver;
   private readonly telemetry: Telemetry;
   /** The outbox's figures health shows: a few seconds old at most, never read once per request. */
@@ -107,6 +110,7 @@ export class EventBus<Events extends object = EventRegistry> {
         },
       },
     });
+    this.transactionEmits = new TransactionEmits(logger);
     this.admission = new Admission({
       highWaterMark: this.config.outbox.highWaterMark,
       maxBlockMs: this.config.outbox.maxBlockMs,
@@ -123,6 +127,7 @@ export class EventBus<Events extends object = EventRegistry> {
       resolveTarget: (name) => this.target(name),
       telemetry: this.telemetry,
       progress: this.admission,
+      dispatched: (records) => this.transactionEmits.dispatched(records),
     });
     this.receiver = new Receiver(this.receiverOptions());
     this.stats = new StatsSnapshot(() => this.outbox.stats(), DEFAULTS.health.statsMaxAgeMs);
@@ -202,6 +207,14 @@ export class EventBus<Events extends object = EventRegistry> {
    */
   async start(): Promise<void> {
     if (!this.broker || this.closing) return;
+    if (!this.inbox.durable && !this.config.inbox.volatile) {
+      // Broker receipt has no timestamp window: only the inbox's memory stops a captured message republished after a restart.
+      throw new ConfigError(
+        'consuming from a broker needs a durable inbox, or the choice of a volatile one: the in-memory inbox forgets at restart, and a message captured and republished to the queue then runs its handlers again. ' +
+          'Set EVENTS_INBOX_PATH (a SQLite file) or EVENTS_DATABASE_URL (the inbox in PostgreSQL), or accept it with inbox: { volatile: true } / EVENTS_INBOX_VOLATILE=true',
+        { variable: 'EVENTS_INBOX_PATH' },
+      );
+    }
     if (!this.consumer) this.createConsumer();
     await this.consumer!.start();
   }
@@ -267,7 +280,9 @@ export class EventBus<Events extends object = EventRegistry> {
       for (const target of declaration.targets) this.dispatcher.notify(target);
     }
     const targets = [...declaration.targets];
-    if (this.config.logger.isInfoEnabled()) this.config.logger.info('event emitted', { eventId: event.id, type, source, targets });
+    // In the caller's transaction the event may still roll back: `event emitted` waits for its dispatch.
+    if (inTx) this.transactionEmits.recorded({ eventId: event.id, type, source, targets });
+    else if (this.config.logger.isInfoEnabled()) this.config.logger.info('event emitted', { eventId: event.id, type, source, targets });
     if (this.config.logger.isDebugEnabled()) this.config.logger.debug('event data', { eventId: event.id, data: payload });
     // Backpressure (outbox.highWaterMark): recorded, but not resolved while a target that is up has
     // too much not yet tried; the wait leaves the event loop to the dispatcher. Not in the caller's
