@@ -141,6 +141,18 @@ describe.each(clients)('HTTPS targets over %s', (httpClient) => {
     expect(target.requests).toEqual([]);
   });
 
+  it('keeps an event that an nginx front answers with its 400 "No required SSL certificate was sent"', async () => {
+    const page = '<html><head><title>400 No required SSL certificate was sent</title></head><body><center><h1>400 Bad Request</h1></center></body></html>';
+    const target = await startRecordingServer({ tls: { cert: server.cert, key: server.key }, then: { status: 400, headers: { 'content-type': 'text/html' }, body: page } });
+    open.push(target);
+    const bus = users({ services: { payments: { url: target.url, tls: { ca: companyCa.cert } } } });
+    await bus.emit('to-payments', { n: 1 });
+
+    await keptWith(bus);
+    const hint = await waitFor(() => log.records.find((r) => String(r.message).startsWith('400 from payments')));
+    expect(hint.message).toMatch(/refuses this service's client certificate: set EVENTS_SERVICE_PAYMENTS_TLS_CERT_FILE and EVENTS_SERVICE_PAYMENTS_TLS_KEY_FILE/);
+  });
+
   it('picks up a rotated CA file without a restart', async () => {
     const target = await mutualTlsTarget();
     const caFile = dir.file(`rotating-ca-${httpClient}.pem`);

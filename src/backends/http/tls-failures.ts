@@ -26,7 +26,7 @@ export function tlsFailure(error: string, target: ResolvedTarget): string {
   const { name } = target;
   const { origin, hostname } = new URL(target.url);
   const variable = (field: string): string => `EVENTS_SERVICE_${envKey(name)}_TLS_${field}_FILE`;
-  const clientCert = `${variable('CERT')} and ${variable('KEY')} (or services.${name}.tls.cert and .key)`;
+  const clientCert = clientCertificateSettings(name);
   if (UNTRUSTED.has(error)) {
     return (
       `certificate not trusted: set ${variable('CA')} (or services.${name}.tls.ca; EVENTS_TLS_CA_FILE for every target) ` +
@@ -51,4 +51,10 @@ export function tlsFailure(error: string, target: ResolvedTarget): string {
     );
   }
   return error;
+}
+
+/** Where a target's client certificate is set. */
+export function clientCertificateSettings(name: string): string {
+  const prefix = `EVENTS_SERVICE_${envKey(name)}_TLS`;
+  return `${prefix}_CERT_FILE and ${prefix}_KEY_FILE (or services.${name}.tls.cert and .key)`;
 }
