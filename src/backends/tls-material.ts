@@ -148,13 +148,13 @@ function build(parts: TlsParts, files: Map<string, Buffer>): ConnectionOptions {
     const value = field === 'ca' ? ca : cert;
     const texts = value === undefined ? [] : Array.isArray(value) ? value : [value];
     if (texts.some((text: unknown) => !/-----BEGIN CERTIFICATE-----/.test(String(text)))) {
-      throw new ConfigError(`${parts[field]!.where} must be PEM certificates (-----BEGIN CERTIFICATE-----)`, { variable: parts[field]!.where });
+      throw new ConfigError(`${parts[field]!.where} must be PEM certificates (-----BEGIN CERTIFICATE-----)`, { variable: variableOf(parts[field]!.where) });
     }
   }
   if ((cert === undefined) !== (key === undefined)) {
     const missing = cert === undefined ? 'cert' : 'key';
     const given = parts[missing === 'cert' ? 'key' : 'cert']!.where;
-    throw new ConfigError(`${given} is set without the client certificate's ${missing}: set both (or neither)`, { variable: given });
+    throw new ConfigError(`${given} is set without the client certificate's ${missing}: set both (or neither)`, { variable: variableOf(given) });
   }
   const options: ConnectionOptions = {
     ...(ca !== undefined ? { ca: ca as ConnectionOptions['ca'] } : {}),
@@ -166,7 +166,12 @@ function build(parts: TlsParts, files: Map<string, Buffer>): ConnectionOptions {
     createSecureContext(options);
   } catch (cause) {
     const where = parts.key?.where ?? parts.ca?.where ?? 'tls';
-    throw new ConfigError(`${where}: ${(cause as Error).message} (is the key the certificate's, and its passphrase right?)`, { variable: where, cause });
+    throw new ConfigError(`${where}: ${(cause as Error).message} (is the key the certificate's, and its passphrase right?)`, { variable: variableOf(where), cause });
   }
   return options;
+}
+
+/** The environment variable of a setting, when it came from one (`ConfigError.variable`). */
+function variableOf(where: string): string | undefined {
+  return where.startsWith('EVENTS_') ? where : undefined;
 }
