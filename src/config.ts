@@ -140,6 +140,12 @@ export interface InboxOptions {
   maxEntries?: number;
   /** Durable inbox only: how long a processed event id is remembered. @default 604800000 (7 days) */
   retentionMs?: number;
+  /**
+   * Consume from a broker with the in-memory inbox, accepting that a message captured and
+   * republished to the queue after a restart runs its handlers again (without a durable inbox
+   * or this, a broker consumer's `start()` throws a ConfigError). Env: `EVENTS_INBOX_VOLATILE`. @default false
+   */
+  volatile?: boolean;
 }
 
 /** RabbitMQ or Kafka instead of HTTP push (see README "Choosing a transport"). */
@@ -228,6 +234,11 @@ export interface EventBusOptions {
   maxPayloadDepth?: number;
   /** Longest wait for a request body once its headers arrived, in ms; then 408. @default 10000 */
   bodyTimeoutMs?: number;
+  /**
+   * Longest wait for the first byte of a request body, in ms; then 408. A body still arriving then
+   * counts as slow: slow bodies together hold at most half of `maxUnverifiedBytes`. @default 2000
+   */
+  bodyStartTimeoutMs?: number;
   /**
    * Bytes held at once by request bodies not authenticated yet; beyond it, 503 + Retry-After.
    * @default 33554432 (32 MiB)
@@ -331,6 +342,7 @@ export interface ResolvedConfig {
   bodyLimitBytes: number;
   maxPayloadDepth: number;
   bodyTimeoutMs: number;
+  bodyStartTimeoutMs: number;
   maxUnverifiedBytes: number;
   timeoutMs: number;
   toleranceSeconds: number;
@@ -411,6 +423,7 @@ export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
     bodyLimitBytes: positive('bodyLimitBytes', options.bodyLimitBytes ?? DEFAULTS.bodyLimitBytes),
     maxPayloadDepth: positive('maxPayloadDepth', options.maxPayloadDepth ?? DEFAULTS.maxPayloadDepth),
     bodyTimeoutMs: positive('bodyTimeoutMs', options.bodyTimeoutMs ?? DEFAULTS.bodyTimeoutMs),
+    bodyStartTimeoutMs: positive('bodyStartTimeoutMs', options.bodyStartTimeoutMs ?? DEFAULTS.bodyStartTimeoutMs),
     maxUnverifiedBytes: positive('maxUnverifiedBytes', options.maxUnverifiedBytes ?? DEFAULTS.maxUnverifiedBytes),
     timeoutMs: positive('timeoutMs', options.timeoutMs ?? DEFAULTS.timeoutMs),
     toleranceSeconds: positive('toleranceSeconds', options.toleranceSeconds ?? DEFAULTS.toleranceSeconds),
@@ -435,6 +448,7 @@ export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
       path: options.inbox?.path ?? nonEmpty(env.EVENTS_INBOX_PATH),
       maxEntries: positive('inbox.maxEntries', options.inbox?.maxEntries ?? DEFAULTS.inbox.maxEntries),
       retentionMs: positive('inbox.retentionMs', options.inbox?.retentionMs ?? DEFAULTS.inbox.retentionMs),
+      volatile: options.inbox?.volatile ?? flag(env.EVENTS_INBOX_VOLATILE, 'EVENTS_INBOX_VOLATILE') ?? false,
     },
     database: checkDatabase(options.database ?? nonEmpty(env.EVENTS_DATABASE_URL), options.database !== undefined),
     databaseSchema: checkSchemaName(options.databaseSchema ?? nonEmpty(env.EVENTS_DATABASE_SCHEMA) ?? DEFAULTS.database.schema),

@@ -1,5 +1,6 @@
 import { batchVariable, redactUrl, type ResolvedTarget } from '../config.js';
 import { DEFAULTS } from '../defaults.js';
+import { loggablePayload } from '../logger.js';
 import type { OpenSpan } from '../observe/telemetry.js';
 import type { InFlight } from '../receive/in-flight.js';
 import type { Delivery, DeliveryResult } from './transport.js';
@@ -424,7 +425,7 @@ export class Lane {
         logger.error(message, { ...fields(record, result), ...this.where(), error: result.error });
       }
       // The payload, at debug only (enough to replay by hand; the dead letter keeps it too).
-      if (logger.isDebugEnabled()) logger.debug('dead letter data', { eventId: record.eventId, target: record.target, data: payloadOf(record.body) });
+      if (logger.isDebugEnabled()) logger.debug('dead letter data', { eventId: record.eventId, target: record.target, data: loggablePayload(payloadOf(record.body)) });
       return;
     }
     telemetry.retried(record);

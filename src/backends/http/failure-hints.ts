@@ -1,4 +1,4 @@
-import { receiptVariable, redactUrl, secretVariable } from '../../config.js';
+import { receiptVariable, redactUrl, secretVariable, urlVariable } from '../../config.js';
 import type { Delivery, DeliveryHint, DeliveryResult } from '../../send/transport.js';
 import type { HttpResult } from './answer.js';
 import { clientCertificateSettings } from './tls-failures.js';
@@ -65,7 +65,7 @@ export function failureHint(status: number | undefined, target: string, fullUrl:
       return {
         key: '403',
         scope: 'target',
-        message: `403 from ${target}: something in front of the receiver (a proxy, firewall or auth layer) refuses this sender at ${url}; deliveries are kept and retried`,
+        message: `403 from ${target}: ${url} is another service (wrong_recipient: check ${urlVariable(target)}), or something in front of the receiver (a proxy, firewall or auth layer) refuses this sender; deliveries are kept and retried`,
       };
     case 404:
       return {
