@@ -49,7 +49,7 @@ describeWithBroker('amqps:// with a private CA and a client certificate', () => 
   });
 
   function bus(service: string, url: string, options: EventBusOptions = {}): EventBus {
-    const b = createEventBus({ service, secret, env: {}, logger: quietLogger(), broker: { url, prefix: 'tls.' }, shutdownTimeoutMs: 300, ...options });
+    const b = createEventBus({ service, secret, env: {}, logger: quietLogger(), broker: { url, prefix: 'tls.' }, inbox: { volatile: true }, shutdownTimeoutMs: 300, ...options });
     cleanups.push(() => b.close());
     return b;
   }
