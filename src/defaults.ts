@@ -68,6 +68,13 @@ export const DEFAULTS = {
   },
   /** HTTP client of the default transport: `axios`, or `undici` (optional peer, leaner per request). */
   httpClient: 'axios' as 'axios' | 'undici',
+  tls: {
+    /**
+     * TLS files named by `EVENTS_TLS_*_FILE` are read again at most this often, in ms (and before
+     * the next connection after a failed one): a rotated certificate is used without a restart.
+     */
+    fileCheckMs: 1_000,
+  },
   /** Immediate retries of one delivery (in place: src/backends/http/retry-in-place.ts), before it goes back to the outbox. */
   retry: {
     retries: 3,

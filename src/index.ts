@@ -46,6 +46,7 @@ export type {
   RetryOptions,
   SecretInput,
   ServiceEntry,
+  TlsOptions,
 } from './config.js';
 export type { CloudEvent } from './protocol/cloudevents.js';
 export type { DeliveredReport, OnDeadLetter, OnDelivered } from './observe/hooks.js';
