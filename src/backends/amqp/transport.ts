@@ -46,8 +46,8 @@ export class AmqpTransport implements Transport {
     } catch (error) {
       return this.failed(delivery, startedAt, (error as Error)?.message ?? String(error));
     }
-    if (this.o.logger.isInfoEnabled()) {
-      this.o.logger.info('delivery attempt', { ...fields(delivery), attempt: delivery.previousAttempts + 1, durationMs: elapsed(startedAt) });
+    if (this.o.logger.isDebugEnabled()) {
+      this.o.logger.debug('delivery attempt', { ...fields(delivery), attempt: delivery.previousAttempts + 1, durationMs: elapsed(startedAt) });
     }
     return { outcome: 'delivered', attempts: 1 };
   }
@@ -58,13 +58,11 @@ export class AmqpTransport implements Transport {
     this.publisher = undefined;
   }
 
+  /** Every try at debug, as over HTTP: the outage is logged once by the connection and by the dispatcher. */
   private failed(delivery: Delivery, startedAt: number, error: string): DeliveryResult {
-    this.o.logger.warn('delivery attempt failed', {
-      ...fields(delivery),
-      attempt: delivery.previousAttempts + 1,
-      durationMs: elapsed(startedAt),
-      error,
-    });
+    if (this.o.logger.isDebugEnabled()) {
+      this.o.logger.debug('delivery attempt failed', { ...fields(delivery), attempt: delivery.previousAttempts + 1, durationMs: elapsed(startedAt), error });
+    }
     return { outcome: 'retry', error, attempts: 1, targetDown: true };
   }
 

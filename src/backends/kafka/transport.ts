@@ -47,11 +47,14 @@ export class KafkaTransport implements Transport {
       await sending;
     } catch (error) {
       const message = (error as Error)?.message ?? String(error);
-      this.o.logger.warn('delivery attempt failed', { ...fields(delivery), attempt: delivery.previousAttempts + 1, durationMs: elapsed(startedAt), error: message });
+      // Every try at debug, as over HTTP: the outage is logged once by the link and by the dispatcher.
+      if (this.o.logger.isDebugEnabled()) {
+        this.o.logger.debug('delivery attempt failed', { ...fields(delivery), attempt: delivery.previousAttempts + 1, durationMs: elapsed(startedAt), error: message });
+      }
       return { outcome: 'retry', error: message, attempts: 1, targetDown: true };
     }
-    if (this.o.logger.isInfoEnabled()) {
-      this.o.logger.info('delivery attempt', { ...fields(delivery), attempt: delivery.previousAttempts + 1, durationMs: elapsed(startedAt) });
+    if (this.o.logger.isDebugEnabled()) {
+      this.o.logger.debug('delivery attempt', { ...fields(delivery), attempt: delivery.previousAttempts + 1, durationMs: elapsed(startedAt) });
     }
     return { outcome: 'delivered', attempts: 1 };
   }
