@@ -8,6 +8,7 @@ import type { Verdict } from '../../receive/verdict.js';
 import { brokerStep } from '../broker-verdict.js';
 import type { AmqpConnection } from './connection.js';
 import { messageOf } from './envelope.js';
+import { queueMismatch } from './failures.js';
 import { Publisher } from './publisher.js';
 import { delayAtLeast, HEADERS, serviceTopology, type ServiceTopology } from './topology.js';
 
@@ -39,7 +40,12 @@ export class AmqpConsumer {
   private started: Promise<void> | undefined;
   /** Resolves `consuming`: once the first consumer is registered, or at stop. */
   private registered!: () => void;
-  private readonly consuming = new Promise<void>((resolve) => (this.registered = resolve));
+  /** Rejects `consuming`: the queues cannot be declared as they are (no retry fixes that). */
+  private refused!: (error: Error) => void;
+  private readonly consuming = new Promise<void>((resolve, reject) => {
+    this.registered = resolve;
+    this.refused = reject;
+  });
   private readonly setup = (model: ChannelModel): Promise<void> => this.consume(model);
 
   constructor(private readonly o: AmqpConsumerOptions) {
@@ -80,7 +86,16 @@ export class AmqpConsumer {
     if (this.stopping) return;
     const publisher = new Publisher(await model.createConfirmChannel());
     const { main, deadLetters, waits } = this.topology;
-    await publisher.declare([deadLetters, main, ...waits.values()]);
+    try {
+      await publisher.declare([deadLetters, main, ...waits.values()]);
+    } catch (error) {
+      const mismatch = queueMismatch(error);
+      if (!mismatch) throw error;
+      // A queue declared with other arguments: start() fails with what differs and what to do.
+      this.o.connection.offConnect(this.setup);
+      this.refused(mismatch);
+      return;
+    }
     await publisher.channel.prefetch(this.o.concurrency);
     publisher.channel.on('close', () => {
       if (this.publisher !== publisher) return;

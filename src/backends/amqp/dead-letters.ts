@@ -14,6 +14,7 @@ import {
 import { identityOfBody } from '../broker-common.js';
 import type { BrokerLocation } from '../broker-link.js';
 import { loadAmqplib } from './connection.js';
+import { describeConnectFailure } from './failures.js';
 import { Publisher } from './publisher.js';
 import { registeredNames } from './registry.js';
 import { deadLetterQueueName, HEADERS, queueName, registryQueue } from './topology.js';
@@ -185,9 +186,16 @@ export class AmqpDeadLetters implements DeadLetterOperator {
 
   private connect(): Promise<ChannelModel> {
     if (!this.model) {
+      const url = this.location.broker;
       const opening = loadAmqplib()
-        .connect(this.location.broker, { clientProperties: { connection_name: 'events-library operator' } })
-        .then((model) => model.on('error', () => undefined));
+        .connect(url, { clientProperties: { connection_name: 'events-library operator' } })
+        .then(
+          (model) => model.on('error', () => undefined),
+          (cause: unknown) => {
+            const { message, permanent } = describeConnectFailure(cause, url);
+            throw permanent ? new ConfigError(message, { variable: 'EVENTS_BROKER_URL', cause }) : new Error(message, { cause });
+          },
+        );
       // A failed connect is tried again on the next call.
       opening.catch(() => {
         if (this.model === opening) this.model = undefined;

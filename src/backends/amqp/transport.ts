@@ -1,6 +1,7 @@
 import type { Logger } from 'winston';
 import type { AmqpConnection } from './connection.js';
 import { envelopeOf } from './envelope.js';
+import { queueMismatch } from './failures.js';
 import { Publisher } from './publisher.js';
 import { deadLetterQueue, mainQueue, type QueueSpec } from './topology.js';
 import type { Delivery, DeliveryResult, Transport } from '../../send/transport.js';
@@ -44,7 +45,7 @@ export class AmqpTransport implements Transport {
         return this.failed(delivery, startedAt, `unroutable: the broker has no queue "${specs[0]!.name}"`);
       }
     } catch (error) {
-      return this.failed(delivery, startedAt, (error as Error)?.message ?? String(error));
+      return this.failed(delivery, startedAt, queueMismatch(error)?.message ?? (error as Error)?.message ?? String(error));
     }
     if (this.o.logger.isDebugEnabled()) {
       this.o.logger.debug('delivery attempt', { ...fields(delivery), attempt: delivery.previousAttempts + 1, durationMs: elapsed(startedAt) });
