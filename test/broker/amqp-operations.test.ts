@@ -97,6 +97,30 @@ describeWithBroker('RabbitMQ operations (real broker)', () => {
     expect(String(lines[0]!.error)).toContain('EVENTS_BROKER_URL');
   });
 
+  it('a deleted <queue>.dlq: a poison event is dead-lettered into it declared again, after maxAttempts runs, never dropped', async () => {
+    let runs = 0;
+    const log = createCapturingLogger('debug');
+    const payments = bus('payments', { logger: log.logger, broker: { url: vhost.url, maxAttempts: 2 } });
+    payments.subscribeTo('user-created', () => {
+      runs += 1;
+      throw new Error('poison');
+    });
+    let pinged = false;
+    payments.subscribeTo('ping', () => void (pinged = true));
+    await payments.start();
+    // The sender declares its target's queues before its first publish: delete after that one.
+    const users = bus('users').declareEvent('user-created', ['payments']).declareEvent('ping', ['payments']);
+    await users.emit('ping', {});
+    await waitFor(() => pinged, { what: 'the first event' });
+    await withChannel((channel) => channel.deleteQueue(`${prefix}payments.dlq`));
+    const { id } = await users.emit('user-created', {});
+    await waitFor(async () => (await vhost.messageCount(`${prefix}payments.dlq`)) === 1, { timeoutMs: 20_000, what: 'the dead letter' });
+    expect(await payments.deadLetters()).toEqual([expect.objectContaining({ eventId: id, reason: 'handler_failed' })]);
+    expect(runs).toBe(2);
+    expect(log.withMessage('could not settle a broker message; it will be redelivered')).toEqual([]);
+    expect(log.withMessage('a queue of this service was deleted; declaring it again')).toHaveLength(1);
+  });
+
   it('a queue declared with other arguments: start() fails saying what differs and what to do, no endless retry', async () => {
     await withChannel((channel) => channel.assertQueue(`${prefix}payments`, { durable: true }));
     cleanups.push(() => withChannel((channel) => channel.deleteQueue(`${prefix}payments`)));

@@ -168,6 +168,12 @@ export class AmqpConsumer {
     }
   }
 
+  /**
+   * Republishes to `<queue>.dlq`, then acks. A dead-letter queue deleted behind the consumer's back
+   * (the publish comes back unroutable) is declared again and the publish repeated: the message is
+   * acked only once the dead-letter queue holds it, and the queue is there again for the broker's
+   * own delivery limit, which would otherwise drop what it dead-letters into a missing queue.
+   */
   private async deadLetter(publisher: Publisher, message: ConsumeMessage, code: string, why: string, attempts: number): Promise<void> {
     const queue = this.topology.deadLetters.name;
     await this.republish(publisher, message, queue, {
@@ -189,12 +195,20 @@ export class AmqpConsumer {
     });
   }
 
+  /** Republishes `message` to `queue` (one of this service's), declaring the queue again once if it was deleted. */
   private async republish(publisher: Publisher, message: ConsumeMessage, queue: string, extra: Record<string, string | number>): Promise<void> {
-    const outcome = await publisher.publish(queue, message.content, {
-      ...propertiesOf(message.properties),
-      headers: { ...ownHeaders(message.properties.headers), ...extra },
-    });
-    if (outcome === 'returned') throw new Error(`the broker has no queue "${queue}"`);
+    const publish = () =>
+      publisher.publish(queue, message.content, { ...propertiesOf(message.properties), headers: { ...ownHeaders(message.properties.headers), ...extra } });
+    if ((await publish()) === 'returned') {
+      const { deadLetters, waits } = this.topology;
+      const spec = [deadLetters, ...waits.values()].find((q) => q.name === queue);
+      if (spec) {
+        this.o.logger.warn('a queue of this service was deleted; declaring it again', { queue });
+        await publisher.declare([spec]);
+        if ((await publish()) === 'confirmed') return;
+      }
+      throw new Error(`the broker has no queue "${queue}"`);
+    }
   }
 }
 
