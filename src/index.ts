@@ -53,6 +53,7 @@ export type { ReceiverRequest, ReceiverResponse } from './receive/receiver.js';
 export type {
   DeadLetter,
   DeadLetterFilter,
+  DeadLetterList,
   DeadLetterOperator,
   DeadLetterSelection,
   OperatorLocation,

@@ -70,7 +70,15 @@ export interface DeadLetterFilter {
   /** The receiving service. */
   target?: string;
   type?: string;
+  /**
+   * Listing only: at most this many (a broker's dead-letter queue can hold millions); what matched
+   * beyond it is counted in the list's `more`. @default every one (RabbitMQ: 10000)
+   */
+  limit?: number;
 }
+
+/** Dead letters as listed; `more`: how many more matched but were left out by `limit` (absent when none). */
+export type DeadLetterList = DeadLetter[] & { more?: number };
 
 /** Dead letters to replay or discard: a list of ids, a filter, or `'all'`. */
 export type DeadLetterSelection = readonly (string | number)[] | DeadLetterFilter | 'all';
@@ -87,8 +95,8 @@ export interface OutboxStats {
 export interface DeadLetterOperator {
   /** Pending and dead counts per target. */
   stats(): Promise<OutboxStats>;
-  /** Dead letters, oldest first; all, or those matching `filter`. */
-  deadLetters(filter?: DeadLetterFilter): Promise<DeadLetter[]>;
+  /** Dead letters, oldest first; all, or those matching `filter` (see its `limit`). */
+  deadLetters(filter?: DeadLetterFilter): Promise<DeadLetterList>;
   /** Puts the selected dead letters back to be delivered (due now, attempts reset); resolves with how many. */
   replay(selection: DeadLetterSelection): Promise<number>;
   /** Deletes the selected dead letters for good; resolves with how many. */

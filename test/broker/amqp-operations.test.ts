@@ -2,7 +2,7 @@
 // other arguments, a deleted dead-letter queue, and dead-letter queues longer than a page.
 import amqplib from 'amqplib';
 import { main } from '../../src/cli.js';
-import { ConfigError, createEventBus, type EventBus, type EventBusOptions } from '../../src/index.js';
+import { ConfigError, createEventBus, type EventBus, type EventBusOptions, listDeadLetters, NonRetryableError, replayDeadLetters } from '../../src/index.js';
 import { BROKER_HOST, BROKER_PORT, createVhost, describeWithBroker, takeBrokerTurns, type TestVhost } from '../helpers/broker.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
 import { createCapturingLogger, quietLogger } from '../helpers/logger.js';
@@ -119,6 +119,45 @@ describeWithBroker('RabbitMQ operations (real broker)', () => {
     expect(runs).toBe(2);
     expect(log.withMessage('could not settle a broker message; it will be redelivered')).toEqual([]);
     expect(log.withMessage('a queue of this service was deleted; declaring it again')).toHaveLength(1);
+  });
+
+  it('a dead-letter queue longer than the listing limit: the listing says how many more, a filter and replay by id reach past it', async () => {
+    let refuse = true;
+    const handled: string[] = [];
+    const payments = bus('payments');
+    payments.subscribeTo('user-created', (_data, event) => {
+      if (refuse) throw new NonRetryableError('not yet');
+      handled.push(event.id);
+    });
+    await payments.start();
+    // Junk dead-lettered first (oldest), then the real refused event behind it.
+    await withChannel(async (channel) => {
+      for (let n = 0; n < 7; n += 1) channel.sendToQueue(`${prefix}payments.dlq`, Buffer.from(`junk ${n}`), { headers: { 'events-dead-reason': 'malformed_json' } });
+      await channel.checkQueue(`${prefix}payments.dlq`);
+    });
+    const users = bus('users').declareEvent('user-created', ['payments']);
+    const { id } = await users.emit('user-created', {});
+    await waitFor(async () => (await vhost.messageCount(`${prefix}payments.dlq`)) === 8, { timeoutMs: 20_000, what: 'eight dead letters' });
+    const location = { broker: vhost.url, prefix, service: 'payments' };
+
+    const page = await listDeadLetters(location, { limit: 5 });
+    expect(page).toHaveLength(5);
+    expect(page.more).toBe(3);
+    expect(page.map((l) => l.eventId)).not.toContain(id);
+    const out: string[] = [];
+    const err: string[] = [];
+    const io = { out: (t: string) => out.push(t), err: (t: string) => err.push(t) };
+    expect(await main(['dead-letters', '--broker', vhost.url, '--prefix', prefix, '--service', 'payments', '--limit', '5'], {}, io)).toBe(0);
+    expect(err.join('')).toContain('3 more dead letters not listed');
+
+    const [real] = await listDeadLetters(location, { eventId: id, limit: 5 });
+    expect(real).toMatchObject({ eventId: id });
+    refuse = false;
+    expect(await replayDeadLetters(location, [real!.id])).toBe(1);
+    await waitFor(() => handled.includes(id), { what: 'the replayed event handled' });
+    const rest = await listDeadLetters(location);
+    expect(rest).toHaveLength(7);
+    expect(rest.more).toBeUndefined();
   });
 
   it('a queue declared with other arguments: start() fails saying what differs and what to do, no endless retry', async () => {

@@ -5,6 +5,7 @@ import { ConfigError } from '../../errors/index.js';
 import {
   type DeadLetter,
   type DeadLetterFilter,
+  type DeadLetterList,
   type DeadLetterOperator,
   type DeadLetterSelection,
   matchesDeadLetter,
@@ -60,7 +61,7 @@ export class AmqpDeadLetters implements DeadLetterOperator {
   async stats(): Promise<OutboxStats> {
     const stats: OutboxStats = { durable: true, pending: 0, deadLetters: 0, targets: {} };
     for (const service of await this.services()) {
-      const count = await this.withLetters(service, async (_publisher, held) => held.length);
+      const count = await this.withLetters(service, undefined, 0, async (_publisher, _held, more) => more);
       if (count === undefined) continue;
       stats.deadLetters += count;
       stats.targets[service] = { pending: 0, deadLetters: count };
@@ -68,17 +69,25 @@ export class AmqpDeadLetters implements DeadLetterOperator {
     return stats;
   }
 
-  async deadLetters(filter?: DeadLetterFilter): Promise<DeadLetter[]> {
-    const letters: DeadLetter[] = [];
+  /** The first `filter.limit` matches in queue order (each service's queue read to its end), `more` counting the rest. */
+  async deadLetters(filter?: DeadLetterFilter): Promise<DeadLetterList> {
+    const limit = filter?.limit ?? DEFAULTS.broker.listLimit;
+    const letters: DeadLetterList = [];
+    let more = 0;
     for (const service of await this.services(filter?.target)) {
-      letters.push(...((await this.withLetters(service, async (_publisher, held) => held.map((h) => h.letter))) ?? []));
+      await this.withLetters(service, filter, limit - letters.length, async (_publisher, held, left) => {
+        letters.push(...held.map((h) => h.letter!));
+        more += left;
+      });
     }
-    return letters.filter((l) => matchesDeadLetter(l, filter)).sort((a, b) => (a.deadAt ?? 0) - (b.deadAt ?? 0));
+    letters.sort((a, b) => (a.deadAt ?? 0) - (b.deadAt ?? 0));
+    if (more > 0) letters.more = more;
+    return letters;
   }
 
   replay(selection: DeadLetterSelection): Promise<number> {
     return this.settle(selection, async (publisher, { message, letter }) => {
-      const queue = queueName(this.prefix, letter.target);
+      const queue = queueName(this.prefix, letter!.target);
       const headers: Record<string, unknown> = {};
       for (const [name, value] of Object.entries(message.properties.headers ?? {})) {
         if (!name.startsWith('x-') && !name.startsWith('events-')) headers[name] = value;
@@ -106,9 +115,8 @@ export class AmqpDeadLetters implements DeadLetterOperator {
     const filter = selectionFilter(selection);
     let count = 0;
     for (const service of await this.services(filter.target)) {
-      await this.withLetters(service, async (publisher, held) => {
+      await this.withLetters(service, filter, Infinity, async (publisher, held) => {
         for (const h of held) {
-          if (!matchesDeadLetter(h.letter, filter)) continue;
           await action(publisher, h);
           publisher.channel.ack(h.message);
           h.settled = true;
@@ -150,24 +158,41 @@ export class AmqpDeadLetters implements DeadLetterOperator {
 
   /**
    * Fetches every message of the service's dead-letter queue unacknowledged (however many), runs
-   * `run`, and gives back (nack, requeue, in order) what `run` did not settle. Undefined when the
-   * service has no dead-letter queue.
+   * `run` with the first `keep` that match `filter` and the count of the other matches, and gives
+   * back (nack, requeue, in order) what `run` did not settle. Of the rest only the delivery tag is
+   * kept, so a queue of millions costs no memory here. Undefined when the service has no
+   * dead-letter queue.
    */
-  private async withLetters<T>(service: string, run: (publisher: Publisher, held: Held[]) => Promise<T>): Promise<T | undefined> {
+  private async withLetters<T>(
+    service: string,
+    filter: DeadLetterFilter | undefined,
+    keep: number,
+    run: (publisher: Publisher, held: Held[], more: number) => Promise<T>,
+  ): Promise<T | undefined> {
     const dlq = deadLetterQueueName(queueName(this.prefix, service));
     if (!(await this.exists(dlq))) return undefined;
     const publisher = await this.open();
+    const taken: Held[] = [];
     const held: Held[] = [];
+    let more = 0;
     try {
       const ids = new Map<string, number>();
       for (;;) {
         const message = await publisher.channel.get(dlq, { noAck: false });
         if (message === false) break;
-        held.push({ message, letter: describe(message, service, ids), settled: false });
+        const letter = describe(message, service, ids);
+        const matches = matchesDeadLetter(letter, filter);
+        if (matches && held.length < keep) {
+          held.push({ message, letter, settled: false });
+          taken.push(held[held.length - 1]!);
+        } else {
+          if (matches) more += 1;
+          taken.push({ message: { fields: message.fields } as GetMessage, settled: false });
+        }
       }
-      return await run(publisher, held);
+      return await run(publisher, held, more);
     } finally {
-      for (const h of held) if (!h.settled && !publisher.closed) publisher.channel.nack(h.message, false, true);
+      for (const h of taken) if (!h.settled && !publisher.closed) publisher.channel.nack(h.message, false, true);
     }
   }
 
@@ -208,7 +233,8 @@ export class AmqpDeadLetters implements DeadLetterOperator {
 
 interface Held {
   message: GetMessage;
-  letter: DeadLetter;
+  /** Absent for a message read past what is kept (only its delivery tag is). */
+  letter?: DeadLetter;
   settled: boolean;
 }
 
