@@ -1,5 +1,5 @@
 // Type-checks every ```ts block of README.md against src/, so the README's code cannot drift from
-// the library (issue 6, item 14). Usage: node scripts/check-readme.js [markdown file] (default README.md).
+// the library (issue 6, item 14), and checks that its relative links and #anchors lead somewhere. Usage: node scripts/check-readme.js [markdown file] (default README.md).
 //
 // Each block becomes its own module in a scratch directory (.tmp/, inside the repository so that
 // node_modules resolves). A block that augments a module or the global scope (`declare module
@@ -54,6 +54,32 @@ function blocksOf(text) {
     i = end;
   }
   return blocks;
+}
+
+/** GitHub's anchor of each heading of a markdown file (outside code fences). */
+function anchorsOf(text) {
+  const anchors = new Set();
+  let fenced = false;
+  for (const line of text.split('\n')) {
+    if (/^\s*(```|~~~)/.test(line)) fenced = !fenced;
+    const heading = !fenced && /^#+ (.*)$/.exec(line);
+    if (heading) anchors.add(heading[1].trim().toLowerCase().replace(/[^\w\- ]/g, '').replace(/ /g, '-'));
+  }
+  return anchors;
+}
+
+// Every relative link goes to a file that exists, and every #anchor to a heading of its file.
+const brokenLinks = [];
+for (const [, link] of markdown.matchAll(/\]\(([^)\s]+)\)/g)) {
+  if (/^[a-z]+:/.test(link)) continue;
+  const [file, anchor] = link.split('#');
+  const target = file ? path.resolve(path.dirname(markdownPath), file) : markdownPath;
+  if (!fs.existsSync(target)) brokenLinks.push(`${link}: no such file`);
+  else if (anchor && target.endsWith('.md') && !anchorsOf(fs.readFileSync(target, 'utf8')).has(anchor)) brokenLinks.push(`${link}: no such heading`);
+}
+if (brokenLinks.length > 0) {
+  console.error(`${shown}: broken links:\n  ${brokenLinks.join('\n  ')}`);
+  process.exit(1);
 }
 
 const blocks = blocksOf(markdown);

@@ -7,16 +7,18 @@ import { Catalog } from './catalog.js';
 import { type EventBusOptions, type ResolvedConfig, type ResolvedTarget, resolveConfig, resolveTarget } from './config.js';
 import { DEFAULTS } from './defaults.js';
 import { BusClosedError, ConfigError, PayloadTooDeepError, PayloadTooLargeError, UndeclaredEventError } from './errors/index.js';
-import { healthOf, type HealthStatus } from './observe/health.js';
+import { healthOf, type HealthStatus, StatsSnapshot } from './observe/health.js';
 import { Telemetry } from './observe/telemetry.js';
 import { createEvent, toStructuredBody } from './protocol/cloudevents.js';
 import { deeperThan } from './protocol/payload-depth.js';
 import type { InboxStore } from './receive/inbox-store.js';
 import { Receiver, type ReceiverOptions, type ReceiverRequest, type ReceiverResponse } from './receive/receiver.js';
+import { type RouteRequest, type RouteResponse, RouteTable } from './adapters/routes.js';
 import { Admission } from './send/admission.js';
 import { Dispatcher } from './send/dispatcher.js';
 import type { OutboxStore } from './send/outbox-store.js';
 import { combineOperators } from './operate/functions.js';
+import { operatorOf } from './operate/operator-token.js';
 import type { DeadLetterFilter, DeadLetterList, DeadLetterOperator, DeadLetterSelection, OutboxStats } from './operate/operator.js';
 import { openInbox, openOutbox } from './backends/stores.js';
 import { openHttpTransport } from './backends/http/backend.js';
@@ -56,7 +58,10 @@ export class EventBus<Events extends object = EventRegistry> {
   private readonly admission: Admission;
   private readonly receiver: Receiver;
   private readonly telemetry: Telemetry;
+  /** The outbox's figures health shows: a few seconds old at most, never read once per request. */
+  private readonly stats: StatsSnapshot;
   private closing: Promise<void> | undefined;
+  private routeTable: RouteTable | undefined;
   /** Dead letters, replay and discard: the outbox's, and once this bus consumes from a broker, its queue's too. */
   private operator: DeadLetterOperator;
   private brokerOperator: DeadLetterOperator | undefined;
@@ -113,6 +118,7 @@ export class EventBus<Events extends object = EventRegistry> {
       progress: this.admission,
     });
     this.receiver = new Receiver(this.receiverOptions());
+    this.stats = new StatsSnapshot(() => this.outbox.stats(), DEFAULTS.health.statsMaxAgeMs);
     this.outbox.onWork((target) => this.dispatcher.notify(target));
     this.operator = this.outbox;
     if (this.outbox.durable) {
@@ -268,44 +274,59 @@ export class EventBus<Events extends object = EventRegistry> {
 
   /** Express middleware answering `POST /events` (configurable), and `GET /events/health`. */
   expressMiddleware(options: MiddlewareOptions = {}): ExpressMiddleware {
-    return createExpressMiddleware(this.receiverFor('eventsMiddleware'), this.pathOf(options), this.config.bodyLimitBytes, this.healthEndpoint());
+    return createExpressMiddleware(this.receiverFor('eventsMiddleware'), this.pathOf(options), this.config.bodyLimitBytes, this.routes);
   }
 
   /** Koa middleware answering `POST /events` (configurable), and `GET /events/health`. */
   koaMiddleware(options: MiddlewareOptions = {}): KoaMiddleware {
-    return createKoaMiddleware(this.receiverFor('koaEventsMiddleware'), this.pathOf(options), this.config.bodyLimitBytes, this.healthEndpoint());
+    return createKoaMiddleware(this.receiverFor('koaEventsMiddleware'), this.pathOf(options), this.config.bodyLimitBytes, this.routes);
   }
 
   /** A plain `node:http` handler answering `POST /events` (configurable), and `GET /events/health`. */
   nodeHandler(options: MiddlewareOptions = {}): NodeHandler {
-    return createNodeHandler(this.receiverFor('nodeHandler'), this.pathOf(options), this.config.bodyLimitBytes, this.healthEndpoint());
+    return createNodeHandler(this.receiverFor('nodeHandler'), this.pathOf(options), this.config.bodyLimitBytes, this.routes);
   }
 
   /**
-   * A small JSON-able status: outbox reachable, backlog and oldest pending age per target,
-   * targets down, shutting down; `healthy` is false past the `health` thresholds.
+   * A small JSON-able status: outbox reachable, backlog and oldest pending age per target (figures
+   * up to a few seconds old), targets down, the broker consumer and the database (down since when),
+   * shutting down; `healthy` is false past the `health` thresholds.
    */
   async health(): Promise<HealthStatus> {
-    const stats = await this.outbox.stats().catch(() => undefined);
     return healthOf({
       service: this.config.service,
       durable: this.outbox.durable,
       shuttingDown: this.closing !== undefined,
-      stats,
+      stats: await this.stats.current(),
       known: [...this.targets.keys()],
       downSince: () => this.dispatcher.downSince(),
+      consumers: this.consumer ? { [this.consumer.name]: this.consumer.availability } : {},
+      database: this.outbox.database ?? this.inbox.database,
       thresholds: this.config.health,
       now: Date.now(),
     });
   }
 
-  /** What the middleware answers on `GET <path>/health`; undefined when the endpoint is turned off. */
-  private healthEndpoint(): (() => Promise<ReceiverResponse>) | undefined {
-    if (!this.config.health.endpoint) return undefined;
-    return async () => {
-      const status = await this.health();
-      return { status: status.healthy ? 200 : 503, headers: { 'cache-control': 'no-store' }, body: { ...status } };
-    };
+  /**
+   * The routes every adapter answers below the events path, besides the events intake: one table,
+   * so Express, Koa, node:http and any adapter added later answer them alike. For the adapters.
+   * @internal
+   */
+  get routes(): RouteTable {
+    if (!this.routeTable) {
+      this.routeTable = new RouteTable();
+      if (this.config.health.endpoint) this.routeTable.add('GET', '/health', (request) => this.healthResponse(request));
+    }
+    return this.routeTable;
+  }
+
+  /** What `GET <path>/health` answers: `{ healthy }`, and the details only to an operator (`Authorization: Bearer <console token>`). */
+  private async healthResponse(request: RouteRequest): Promise<RouteResponse> {
+    const status = await this.health();
+    const { authorization } = request.headers;
+    const operator = operatorOf(this.config.operators, typeof authorization === 'string' ? authorization : undefined);
+    const body = operator === undefined ? { healthy: status.healthy } : { ...status };
+    return { status: status.healthy ? 200 : 503, headers: { 'cache-control': 'no-store' }, body };
   }
 
   /** The receiver itself, for any other framework: pass the exact bytes received. */
@@ -361,7 +382,7 @@ export class EventBus<Events extends object = EventRegistry> {
     clearImmediate(this.resuming);
     clearInterval(this.poll);
     clearImmediate(this.consumerStart);
-    await Promise.all([this.dispatcher.stop(deadline), this.receiver.shutdown(deadline), this.consumer?.stop(deadline)]);
+    await Promise.all([this.dispatcher.stop(deadline), this.receiver.pipeline.close(deadline), this.consumer?.stop(deadline)]);
     await this.transport.close(); // aborts deliveries still in flight past the deadline …
     await this.dispatcher.stop(Date.now() + ABORT_SETTLE_MS); // … which settle back into the outbox
     await this.broker?.close(); // unacked messages go back to the queue, for another instance
@@ -382,7 +403,9 @@ export class EventBus<Events extends object = EventRegistry> {
       }
     }
     this.telemetry.close();
-    await Promise.all([this.outbox.close(), this.inbox.close(), this.brokerOperator?.close()]);
+    // The stores get until the deadline (at least the settle time past it), even from a database that hangs.
+    const storesBy = Math.max(deadline, Date.now() + ABORT_SETTLE_MS);
+    await Promise.all([this.outbox.close(storesBy), this.inbox.close(storesBy), this.brokerOperator?.close()]);
   }
 
   /** The broker consumer, on the same receive pipeline as the HTTP intake (it turns the timestamp window off per message). */

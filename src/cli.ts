@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
+import { nonEmpty } from './config.js';
 import { DEFAULTS } from './defaults.js';
 import { migrate as migrateDatabase, redact } from './backends/postgres/database.js';
 import { schemaSql } from './backends/postgres/schema.js';
@@ -144,7 +145,8 @@ async function run(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io, now:
   const takesIds = command === 'replay' || command === 'discard';
   if (!takesIds && args.length > 0) throw new UsageError(`${command} takes no arguments, got "${args.join(' ')}"`);
   if (command === 'secret') {
-    io.out(`${newSecret()}\n`);
+    // A fresh Standard Webhooks secret: `whsec_` + base64 of 32 random bytes (HMAC-SHA256's block-sized key).
+    io.out(`whsec_${randomBytes(32).toString('base64')}\n`);
     return 0;
   }
   const schema = values.schema ?? nonEmpty(env.EVENTS_DATABASE_SCHEMA) ?? DEFAULTS.database.schema;
@@ -263,11 +265,6 @@ function describe({ target, type, eventId }: DeadLetterFilter): string {
   return parts.filter((part): part is string => typeof part === 'string' && part !== '').map(escapeField).join(', ');
 }
 
-/** A fresh Standard Webhooks secret: `whsec_` + base64 of 32 random bytes (HMAC-SHA256's block-sized key). */
-function newSecret(): string {
-  return `whsec_${randomBytes(32).toString('base64')}`;
-}
-
 function statusJson(path: string, stats: OutboxStats, now: number) {
   const oldest = oldestOf(stats);
   const targets = Object.fromEntries(
@@ -362,10 +359,6 @@ function age(ms: number): string {
   if (h > 0) return `${h}h ${m}m`;
   if (m > 0) return `${m}m ${s % 60}s`;
   return `${s}s`;
-}
-
-function nonEmpty(value: string | undefined): string | undefined {
-  return value === undefined || value.trim() === '' ? undefined : value.trim();
 }
 
 if (require.main === module) {

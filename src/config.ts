@@ -6,6 +6,7 @@ import { parseSecret } from './protocol/signature.js';
 import { brokerBackendFor } from './backends/broker-link.js';
 import type { KafkaOptions } from './backends/kafka/config.js';
 import type { OnDeadLetter, OnDelivered } from './observe/hooks.js';
+import type { OperatorTokens } from './operate/operator-token.js';
 import type { Transport } from './send/transport.js';
 import type { DatabasePool } from './types.js';
 import { checkSchemaName } from './backends/postgres/schema.js';
@@ -168,6 +169,22 @@ export interface HealthOptions {
   maxPendingAgeMs?: number;
 }
 
+/** Operators: who may see the health endpoint's details (and, later, the console). */
+export interface ConsoleOptions {
+  /**
+   * The operator token: a request with `Authorization: Bearer <token>` gets the details of
+   * `GET <path>/health` (targets, consumers, database); without it, only `{"healthy": …}`.
+   * Env: `EVENTS_CONSOLE_TOKEN`. @default none (no one gets the details over HTTP)
+   * @example { token: process.env.OPS_TOKEN }
+   */
+  token?: string;
+  /**
+   * Named operators, each with a token of its own (`token` is the one named `operator`).
+   * @example { tokens: { alice: 'k3y-for-alice', oncall: 'k3y-for-oncall' } }
+   */
+  tokens?: Readonly<Record<string, string>>;
+}
+
 export interface EventBusOptions {
   /** This service's name, the CloudEvents `source` of what it emits. Env: `EVENTS_SERVICE_NAME`. */
   service?: string;
@@ -254,6 +271,8 @@ export interface EventBusOptions {
   openTelemetry?: boolean;
   /** `bus.health()` and the middleware's `GET <path>/health`. */
   health?: HealthOptions;
+  /** The operator tokens (`EVENTS_CONSOLE_TOKEN`). */
+  console?: ConsoleOptions;
   /** Called after each delivery reaches its target; what it throws is logged, never fails the delivery. */
   onDelivered?: OnDelivered;
   /** Called when a delivery becomes a dead letter; what it throws is logged, never fails the delivery. */
@@ -300,6 +319,8 @@ export interface ResolvedConfig {
   shutdownTimeoutMs: number;
   openTelemetry: boolean;
   health: Required<HealthOptions>;
+  /** Operators by name, with their tokens. */
+  operators: OperatorTokens;
   hooks: { onDelivered: OnDelivered | undefined; onDeadLetter: OnDeadLetter | undefined };
   env: Readonly<Record<string, string | undefined>>;
   services: Record<string, string | ServiceEntry>;
@@ -380,6 +401,7 @@ export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
       targetDownMs: positive('health.targetDownMs', options.health?.targetDownMs ?? DEFAULTS.health.targetDownMs, true),
       maxPendingAgeMs: positive('health.maxPendingAgeMs', options.health?.maxPendingAgeMs ?? DEFAULTS.health.maxPendingAgeMs, true),
     },
+    operators: resolveOperators(options.console, env),
     hooks: { onDelivered: hook('onDelivered', options.onDelivered), onDeadLetter: hook('onDeadLetter', options.onDeadLetter) },
     env,
     services: options.services ?? {},
@@ -396,6 +418,24 @@ function resolveBatch(option: EventBusOptions['batch'], env: ResolvedConfig['env
     maxBytes: positive('batch.maxBytes', given.maxBytes ?? d.maxBytes),
     lingerMs: positive('batch.lingerMs', given.lingerMs ?? d.lingerMs, true),
   };
+}
+
+/** `console.token` (or EVENTS_CONSOLE_TOKEN) as the operator named `operator`, beside `console.tokens`. */
+function resolveOperators(option: ConsoleOptions | undefined, env: ResolvedConfig['env']): OperatorTokens {
+  const token = option?.token ?? nonEmpty(env.EVENTS_CONSOLE_TOKEN);
+  const named: Array<[name: string, token: unknown, where: string]> = Object.entries(option?.tokens ?? {}).map(([name, value]) => [name, value, `console.tokens.${name}`]);
+  if (token !== undefined) named.unshift([DEFAULTS.console.operator, token, 'EVENTS_CONSOLE_TOKEN (console.token)']);
+  const operators: Record<string, string> = Object.create(null);
+  for (const [name, value, where] of named) {
+    if (typeof value !== 'string' || !/^\S+$/.test(value)) {
+      throw new ConfigError(`${where} must be a non-empty token without spaces`, { variable: 'EVENTS_CONSOLE_TOKEN' });
+    }
+    if (name in operators || Object.values(operators).includes(value)) {
+      throw new ConfigError(`${where}: each operator needs a name and a token of its own`, { variable: 'EVENTS_CONSOLE_TOKEN' });
+    }
+    operators[name] = value;
+  }
+  return operators;
 }
 
 function resolveHttpClient(value: string | undefined): 'axios' | 'undici' {
@@ -562,7 +602,8 @@ function splitList(value: string | undefined): string[] | undefined {
   return list && list.length > 0 ? list : undefined;
 }
 
-function nonEmpty(value: string | undefined): string | undefined {
+/** A variable's value, trimmed; undefined when unset or blank. */
+export function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value.trim() === '' ? undefined : value.trim();
 }
 

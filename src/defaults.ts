@@ -120,6 +120,26 @@ export const DEFAULTS = {
      */
     poolSize: 10,
     /**
+     * Timeouts of the pool a bus opens from a URL (your own `pg.Pool` keeps its settings); every
+     * call has a deadline, so a connection that hangs (a network that drops packets, a proxy that
+     * stops forwarding) fails calls on time instead of stalling them. `connectionTimeoutMillis`:
+     * the longest wait for a connection (opening one, or one of the pool coming free).
+     */
+    connectTimeoutMs: 5_000,
+    /**
+     * `statement_timeout`: the server cancels a statement running longer (a lock wait, a runaway
+     * query; a handler's own statements through `tx` too: a handler answers within the sender's
+     * `timeoutMs` anyway).
+     */
+    statementTimeoutMs: 10_000,
+    /**
+     * `query_timeout`: a statement with no answer for this long fails and its connection is
+     * destroyed (never handed out again) and replaced, with a warning. Longer than
+     * `statementTimeoutMs`, so that a live server's cancel comes first. Emits use what is left of
+     * `outbox.writeWaitMs` instead; `close()` destroys what is still open at its deadline.
+     */
+    queryTimeoutMs: 15_000,
+    /**
      * PostgreSQL outbox: while another instance holds a target's whole concurrency, or the target
      * is down and probed elsewhere, how often this instance looks again (NOTIFY wakes it sooner).
      */
@@ -167,6 +187,16 @@ export const DEFAULTS = {
     targetDownMs: 60_000,
     /** A delivery waiting in the outbox longer than this, in ms, makes the service unhealthy (10 min); 0: never. */
     maxPendingAgeMs: 10 * 60 * 1000,
+    /**
+     * The outbox's backlog figures in health are at most this old, in ms: read again in the
+     * background when older (one read at a time), never once per request.
+     */
+    statsMaxAgeMs: 2_000,
+  },
+  /** Operators (`console.token`, `EVENTS_CONSOLE_TOKEN`). */
+  console: {
+    /** The name of the operator of the single `console.token`. */
+    operator: 'operator',
   },
   /**
    * The module-level default bus drains on SIGTERM/SIGINT, then re-raises the signal. Opt out with

@@ -35,6 +35,7 @@ export type { KafkaClientLike } from './backends/kafka/api.js';
 export type {
   BatchOptions,
   BrokerOptions,
+  ConsoleOptions,
   KafkaOptions,
   EventBusOptions,
   HealthOptions,
@@ -48,7 +49,7 @@ export type {
 } from './config.js';
 export type { CloudEvent } from './protocol/cloudevents.js';
 export type { DeliveredReport, OnDeadLetter, OnDelivered } from './observe/hooks.js';
-export type { HealthStatus, TargetHealth } from './observe/health.js';
+export type { ConnectionHealth, HealthStatus, TargetHealth } from './observe/health.js';
 export type { ReceiverRequest, ReceiverResponse } from './receive/receiver.js';
 export type {
   DeadLetter,

@@ -1,7 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Receiver, ReceiverResponse } from '../receive/receiver.js';
+import type { Receiver } from '../receive/receiver.js';
 import { asBuffer, pathOf, receiveFromNode } from './node-body.js';
 import { writeNodeResponse } from './node-response.js';
+import { answerRoute } from './node-routes.js';
+import type { RouteTable } from './routes.js';
 
 /** The parts of an Express request the middleware reads; Express's own `Request` fits it. */
 export type ExpressLikeRequest = IncomingMessage & { path?: string; body?: unknown };
@@ -14,22 +16,19 @@ export interface MiddlewareOptions {
 }
 
 /**
- * Express (4 and 5) middleware: answers `POST <path>`, passes everything else on. Mount it
- * before `express.json()`, or keep the raw bytes in `req.rawBody` with express.json's `verify`.
+ * Express (4 and 5) middleware: answers `POST <path>` and the route table's routes below it,
+ * passes everything else on. Mount it before `express.json()`, or keep the raw bytes in
+ * `req.rawBody` with express.json's `verify`.
  */
-export function createExpressMiddleware(
-  receiver: Receiver,
-  path: string,
-  limit: number,
-  health?: () => Promise<ReceiverResponse>,
-): ExpressMiddleware {
-  const healthPath = `${path}/health`;
+export function createExpressMiddleware(receiver: Receiver, path: string, limit: number, routes: RouteTable): ExpressMiddleware {
   return function eventsMiddleware(req, res, next) {
-    if (health && req.method === 'GET' && (req.path ?? pathOf(req.url)) === healthPath) {
-      health().then((response) => writeNodeResponse(res, response), next);
+    const requestPath = req.path ?? pathOf(req.url);
+    const routed = answerRoute(routes, receiver, { req, path: requestPath, base: path, parsed: req.body });
+    if (routed) {
+      routed.then((response) => writeNodeResponse(res, response), next);
       return;
     }
-    if (req.method !== 'POST' || (req.path ?? pathOf(req.url)) !== path) {
+    if (req.method !== 'POST' || requestPath !== path) {
       next();
       return;
     }

@@ -1,6 +1,8 @@
 import type { IncomingMessage } from 'node:http';
-import type { Receiver, ReceiverResponse } from '../receive/receiver.js';
+import type { Receiver } from '../receive/receiver.js';
 import { asBuffer, receiveFromNode } from './node-body.js';
+import { answerRoute } from './node-routes.js';
+import type { RouteResponse, RouteTable } from './routes.js';
 
 /** The parts of a Koa context the middleware uses; Koa's own context fits it, so Koa's types are not needed. */
 export interface KoaLikeContext {
@@ -18,17 +20,15 @@ export type KoaMiddleware = (ctx: KoaLikeContext, next: () => Promise<unknown>) 
 const KOA_BODY_UNPARSED = Symbol.for('unparsedBody');
 
 /**
- * Koa middleware: answers `POST <path>`, passes everything else on. Works before or after
- * `@koa/bodyparser` / `koa-bodyparser` (they keep `ctx.request.rawBody`) and koa-body with `includeUnparsed`.
+ * Koa middleware: answers `POST <path>` and the route table's routes below it, passes everything
+ * else on. Works before or after `@koa/bodyparser` / `koa-bodyparser` (they keep
+ * `ctx.request.rawBody`) and koa-body with `includeUnparsed`.
  */
-export function createKoaMiddleware(receiver: Receiver, path: string, limit: number, health?: () => Promise<ReceiverResponse>): KoaMiddleware {
-  const healthPath = `${path}/health`;
+export function createKoaMiddleware(receiver: Receiver, path: string, limit: number, routes: RouteTable): KoaMiddleware {
   return async function koaEventsMiddleware(ctx, next) {
-    if (health && ctx.method === 'GET' && ctx.path === healthPath) {
-      const response = await health();
-      ctx.status = response.status;
-      for (const [name, value] of Object.entries(response.headers)) ctx.set(name, value);
-      ctx.body = response.body;
+    const routed = answerRoute(routes, receiver, { req: ctx.req, path: ctx.path, base: path, parsed: ctx.request.body });
+    if (routed) {
+      answerKoa(ctx, await routed);
       return;
     }
     if (ctx.method !== 'POST' || ctx.path !== path) {
@@ -45,9 +45,13 @@ export function createKoaMiddleware(receiver: Receiver, path: string, limit: num
       middleware: 'koaEventsMiddleware()',
       hint: 'use @koa/bodyparser, which keeps ctx.request.rawBody',
     });
-    ctx.status = response.status;
-    for (const [name, value] of Object.entries(response.headers)) ctx.set(name, value);
     if (response.closeConnection) ctx.set('connection', 'close');
-    ctx.body = response.body;
+    answerKoa(ctx, response);
   };
+}
+
+function answerKoa(ctx: KoaLikeContext, response: RouteResponse): void {
+  ctx.status = response.status;
+  for (const [name, value] of Object.entries(response.headers)) ctx.set(name, value);
+  ctx.body = response.body;
 }

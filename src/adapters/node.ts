@@ -1,25 +1,29 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Receiver, ReceiverResponse } from '../receive/receiver.js';
+import type { Receiver } from '../receive/receiver.js';
 import { pathOf, receiveFromNode } from './node-body.js';
 import { writeNodeResponse } from './node-response.js';
+import { answerRoute } from './node-routes.js';
+import type { RouteResponse, RouteTable } from './routes.js';
 
 export type NodeHandler = (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void) => void;
 
 /**
- * A plain `node:http` request handler: answers `POST <path>`; other requests go to `next` when
- * given, else get 404 (or 405 for another method on the events path).
+ * A plain `node:http` request handler: answers `POST <path>` and the route table's routes below
+ * it; other requests go to `next` when given, else get 404 (or 405 for another method on the events path).
  */
-export function createNodeHandler(receiver: Receiver, path: string, limit: number, health?: () => Promise<ReceiverResponse>): NodeHandler {
-  const healthPath = `${path}/health`;
+export function createNodeHandler(receiver: Receiver, path: string, limit: number, routes: RouteTable): NodeHandler {
   return function eventsHandler(req, res, next) {
-    if (health && req.method === 'GET' && pathOf(req.url) === healthPath) {
-      health()
-        .then((response) => writeNodeResponse(res, response))
+    const answer = (response: Promise<RouteResponse>) =>
+      response
+        .then((done) => writeNodeResponse(res, done))
         .catch((error: unknown) => {
           if (next) return next(error);
           res.statusCode = 500;
           res.end();
         });
+    const routed = answerRoute(routes, receiver, { req, path: pathOf(req.url), base: path });
+    if (routed) {
+      void answer(routed);
       return;
     }
     const onPath = pathOf(req.url) === path;
@@ -32,12 +36,6 @@ export function createNodeHandler(receiver: Receiver, path: string, limit: numbe
       });
       return;
     }
-    receiveFromNode(receiver, req, limit, { consumed: req.readableEnded, middleware: 'the events handler', hint: 'pass the raw body' })
-      .then((response) => writeNodeResponse(res, response))
-      .catch((error: unknown) => {
-        if (next) return next(error);
-        res.statusCode = 500;
-        res.end();
-      });
+    void answer(receiveFromNode(receiver, req, limit, { consumed: req.readableEnded, middleware: 'the events handler', hint: 'pass the raw body' }));
   };
 }

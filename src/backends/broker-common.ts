@@ -1,19 +1,71 @@
+import type { Logger } from 'winston';
 import { parseJson } from '../protocol/safe-json.js';
-import type { Delivery } from '../send/transport.js';
+import { signatureHeader } from '../protocol/signature.js';
+import type { Delivery, DeliveryResult } from '../send/transport.js';
 
 /** What the RabbitMQ and Kafka backends share: trace headers, the retry schedule, a dead letter's identity. */
 
 /**
- * The attempt's W3C trace context as the broker's own headers: plain `traceparent`/`tracestate`
- * (what OpenTelemetry's messaging instrumentations read) and the CloudEvents binding's prefixed
- * attribute headers (`cloudEvents_` on AMQP, `ce_` on Kafka). Informational, like every header:
- * the receiver restores the context from the event's signed attributes.
+ * The headers of one broker message of `delivery`, signed at `timestamp` (seconds): the
+ * CloudEvents binding's attribute headers (`prefix`: `cloudEvents_` on AMQP, `ce_` on Kafka), so
+ * that a plain consumer can route and filter on them, the Standard Webhooks headers, and the
+ * attempt's W3C trace context both plain (`traceparent`/`tracestate`, what OpenTelemetry's
+ * messaging instrumentations read) and prefixed. Informational but for the signature: the receiver
+ * decides on the signed body, and restores the trace context from the event's signed attributes.
  */
-export function traceHeaders(delivery: Delivery, prefix: string): Record<string, string> {
-  const headers: Record<string, string> = {};
+export function signedHeaders(delivery: Delivery, prefix: string, timestamp: number): Record<string, string> {
+  const time = attributeOf(delivery.body, 'time');
+  const headers: Record<string, string> = {
+    [`${prefix}specversion`]: '1.0',
+    [`${prefix}id`]: delivery.eventId,
+    [`${prefix}type`]: delivery.type,
+    [`${prefix}source`]: delivery.source,
+    ...(time !== undefined ? { [`${prefix}time`]: time } : {}),
+    'webhook-id': delivery.eventId,
+    'webhook-timestamp': String(timestamp),
+    'webhook-signature': signatureHeader(delivery.target.keys, delivery.eventId, timestamp, delivery.body),
+  };
   if (delivery.traceparent !== undefined) headers.traceparent = headers[`${prefix}traceparent`] = delivery.traceparent;
   if (delivery.tracestate !== undefined) headers.tracestate = headers[`${prefix}tracestate`] = delivery.tracestate;
   return headers;
+}
+
+/**
+ * A string attribute of a body we serialised (createEvent puts attributes before `data`), found
+ * without parsing the whole body (a JSON.parse per publish showed in profiles); undefined when
+ * absent or only inside `data`.
+ */
+export function attributeOf(body: string, name: string): string | undefined {
+  const marker = `"${name}":"`;
+  const at = body.indexOf(marker);
+  if (at < 0) return undefined;
+  const data = body.indexOf('"data":');
+  if (data >= 0 && data < at) return undefined;
+  const start = at + marker.length;
+  let end = start;
+  while (end < body.length && body[end] !== '"') end += body[end] === '\\' ? 2 : 1;
+  return JSON.parse(body.slice(at + marker.length - 1, end + 1)) as string;
+}
+
+/**
+ * One broker send of `delivery` (started at `startedAt`, a `performance.now()`), said at debug
+ * (every try, as over HTTP: the outage is logged once by the connection and by the dispatcher)
+ * and answered: `delivered`, or, given the `error`, `retry` with `targetDown` (no broker, a
+ * refusal: the outbox keeps the delivery and the dispatcher probes until the broker is back).
+ */
+export function brokerAttempt(logger: Logger, delivery: Delivery, startedAt: number, error?: string): DeliveryResult {
+  if (logger.isDebugEnabled()) {
+    logger.debug(error === undefined ? 'delivery attempt' : 'delivery attempt failed', {
+      eventId: delivery.eventId,
+      type: delivery.type,
+      source: delivery.source,
+      target: delivery.target.name,
+      attempt: delivery.previousAttempts + 1,
+      durationMs: Math.round((performance.now() - startedAt) * 10) / 10,
+      ...(error === undefined ? {} : { error }),
+    });
+  }
+  return error === undefined ? { outcome: 'delivered', attempts: 1 } : { outcome: 'retry', error, attempts: 1, targetDown: true };
 }
 
 /** The wait before retry number `attempt` (1-based): the schedule's entry, the last one repeating. */

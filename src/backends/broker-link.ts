@@ -1,6 +1,7 @@
 import type { Logger } from 'winston';
 import type { BrokerOptions, ResolvedBroker } from '../config.js';
 import { ConfigError } from '../errors/index.js';
+import type { Availability } from '../observe/availability.js';
 import type { DeadLetterOperator, OperatorLocation } from '../operate/operator.js';
 import type { ReceivePipeline } from '../receive/pipeline.js';
 import type { Transport } from '../send/transport.js';
@@ -9,6 +10,10 @@ import { kafkaBackend } from './kafka/backend.js';
 
 /** This service's consumer on a broker. */
 export interface BrokerConsumer {
+  /** The queue or topic it consumes. */
+  readonly name: string;
+  /** Consuming now, or down since when (before its first registration too) and why: for health. */
+  readonly availability: Availability;
   /** Starts consuming (once); resolves when the broker has registered it. */
   start(): Promise<void>;
   /** Stops taking messages and waits (until `deadline`, ms since epoch) for those in hand. */

@@ -8,20 +8,18 @@ import { EventsError } from './events-error.js';
  */
 export class OutboxFullError extends EventsError {
   override name = 'OutboxFullError';
-  readonly limit: number;
-  /** The target whose backlog is full. */
-  readonly target: string | undefined;
-  /** Which bound was reached. */
-  readonly unit: 'deliveries' | 'bytes';
 
-  constructor(limit: number, target?: string, unit: 'deliveries' | 'bytes' = 'deliveries') {
+  constructor(
+    readonly limit: number,
+    /** The target whose backlog is full. */
+    readonly target: string | undefined = undefined,
+    /** Which bound was reached. */
+    readonly unit: 'deliveries' | 'bytes' = 'deliveries',
+  ) {
     const option = unit === 'bytes' ? 'outbox.maxPendingBytes' : 'outbox.maxPending';
     super(
       `The in-memory outbox is full for target "${target ?? '?'}" (${limit} undelivered ${unit === 'bytes' ? 'bytes' : 'deliveries'}): ` +
         `the event was not accepted. Check that "${target ?? '?'}" is up, raise ${option}, or set EVENTS_OUTBOX_PATH to keep the backlog on disk.`,
     );
-    this.limit = limit;
-    this.target = target;
-    this.unit = unit;
   }
 }

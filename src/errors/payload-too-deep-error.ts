@@ -7,16 +7,15 @@ import { EventsError } from './events-error.js';
  */
 export class PayloadTooDeepError extends EventsError {
   override name = 'PayloadTooDeepError';
-  readonly type: string;
-  /** The limit it is over (`maxPayloadDepth`). */
-  readonly limit: number;
 
-  constructor(type: string, limit: number) {
+  constructor(
+    readonly type: string,
+    /** The limit it is over (`maxPayloadDepth`). */
+    readonly limit: number,
+  ) {
     super(
       `Payload of "${type}" is nested deeper than ${limit} levels (or refers to itself): nothing was sent. ` +
         'Flatten it, or raise the maxPayloadDepth option.',
     );
-    this.type = type;
-    this.limit = limit;
   }
 }

@@ -7,19 +7,17 @@ import { EventsError } from './events-error.js';
  */
 export class PayloadTooLargeError extends EventsError {
   override name = 'PayloadTooLargeError';
-  readonly type: string;
-  /** Size of the serialised event, in bytes. */
-  readonly bytes: number;
-  /** The limit it is over (`bodyLimitBytes`). */
-  readonly limit: number;
 
-  constructor(type: string, bytes: number, limit: number) {
+  constructor(
+    readonly type: string,
+    /** Size of the serialised event, in bytes. */
+    readonly bytes: number,
+    /** The limit it is over (`bodyLimitBytes`). */
+    readonly limit: number,
+  ) {
     super(
       `Event "${type}" is ${bytes} bytes serialised, over the ${limit}-byte limit receivers accept (bodyLimitBytes): ` +
         'nothing was sent. Send a reference to the data instead, or raise the bodyLimitBytes option on this service and on every receiver of this type.',
     );
-    this.type = type;
-    this.bytes = bytes;
-    this.limit = limit;
   }
 }

@@ -3,12 +3,10 @@ import { EventsError } from './events-error.js';
 /** `emit` was called for a type that no `declareEvent` call declared. Nothing was sent. */
 export class UndeclaredEventError extends EventsError {
   override name = 'UndeclaredEventError';
-  readonly type: string;
 
-  constructor(type: string) {
+  constructor(readonly type: string) {
     super(
       `Event type "${type}" is not declared: call declareEvent(${JSON.stringify(type)}, [targetServices]) before emitting it.`,
     );
-    this.type = type;
   }
 }

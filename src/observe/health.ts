@@ -1,4 +1,5 @@
 import type { OutboxStats } from '../operate/operator.js';
+import type { Availability } from './availability.js';
 
 /** One target service as `bus.health()` sees it. */
 export interface TargetHealth {
@@ -13,7 +14,19 @@ export interface TargetHealth {
   downForMs?: number;
 }
 
-/** `bus.health()`: JSON-able; what `GET /events/health` answers (200 when `healthy`, else 503). */
+/** A broker consumer (by the queue or topic it consumes) or the database, as health sees it. */
+export interface ConnectionHealth<State extends string> {
+  state: State;
+  /** How long it has not worked, in ms (absent while it works). */
+  downForMs?: number;
+  /** The last error it met. */
+  lastError?: string;
+}
+
+/**
+ * `bus.health()`: JSON-able. `GET /events/health` answers 200 when `healthy`, else 503, with only
+ * `{ healthy }`, unless the request carries an operator token (`Authorization: Bearer <token>`).
+ */
 export interface HealthStatus {
   healthy: boolean;
   service: string | undefined;
@@ -22,6 +35,10 @@ export interface HealthStatus {
   targets: Record<string, TargetHealth>;
   /** Targets down now (for any time). */
   targetsDown: string[];
+  /** This service's broker consumer, by its queue or topic: `consuming`, or `down` since `downForMs` (none over HTTP push). */
+  consumers: Record<string, ConnectionHealth<'consuming' | 'down'>>;
+  /** The stores' PostgreSQL database, when they use one: its last call failed or timed out (`down`) or not. */
+  database?: ConnectionHealth<'up' | 'down'>;
   /** Why `healthy` is false, one short sentence each (empty when healthy). */
   problems: string[];
 }
@@ -43,6 +60,8 @@ export interface HealthInputs {
   known: readonly string[];
   /** Targets the dispatcher counts down, with since when (ms since epoch). */
   downSince: () => Record<string, number>;
+  consumers: Record<string, Availability>;
+  database: Availability | undefined;
   thresholds: HealthThresholds;
   now: number;
 }
@@ -79,6 +98,20 @@ export function healthOf(input: HealthInputs): HealthStatus {
       }
     }
   }
+  // A consumer or the database: down longer than targetDownMs is a problem, as a target is.
+  const connection = <S extends string>(what: string, { downSince, lastError }: Availability, up: S): ConnectionHealth<S | 'down'> => {
+    const error = lastError === undefined ? {} : { lastError };
+    if (downSince === undefined) return { state: up, ...error };
+    const downForMs = Math.max(0, now - downSince);
+    if (thresholds.targetDownMs > 0 && downForMs > thresholds.targetDownMs) {
+      problems.push(`${what} for ${Math.round(downForMs / 1000)} s${lastError === undefined ? '' : ` (${lastError})`}`);
+    }
+    return { state: 'down', downForMs, ...error };
+  };
+  const consumers = Object.fromEntries(
+    Object.entries(input.consumers).map(([name, a]) => [name, connection(`the consumer of ${name} has not been consuming`, a, 'consuming')]),
+  );
+  const database = input.database && connection('the database has been failing', input.database, 'up');
   if (input.shuttingDown) problems.push('shutting down');
   return {
     healthy: problems.length === 0,
@@ -87,6 +120,42 @@ export function healthOf(input: HealthInputs): HealthStatus {
     outbox: { reachable: stats !== undefined, durable: input.durable },
     targets,
     targetsDown: Object.keys(down),
+    consumers,
+    ...(database ? { database } : {}),
     problems,
   };
+}
+
+/**
+ * The outbox's stats as health shows them: read again in the background once older than
+ * `maxAgeMs`, one read at a time, so a flood of health requests costs no more than one read per
+ * `maxAgeMs`. Only a caller that finds no figures yet waits for the first read.
+ */
+export class StatsSnapshot {
+  private stats: OutboxStats | undefined;
+  private readAt: number | undefined;
+  private reading: Promise<void> | undefined;
+
+  constructor(
+    private readonly read: () => Promise<OutboxStats>,
+    private readonly maxAgeMs: number,
+  ) {}
+
+  /** The last figures read (undefined when the last read failed). */
+  async current(): Promise<OutboxStats | undefined> {
+    if (this.readAt === undefined || Date.now() - this.readAt >= this.maxAgeMs) this.reading ??= this.refresh();
+    if (this.readAt === undefined) await this.reading;
+    return this.stats;
+  }
+
+  private async refresh(): Promise<void> {
+    try {
+      this.stats = await this.read();
+    } catch {
+      this.stats = undefined;
+    } finally {
+      this.readAt = Date.now();
+      this.reading = undefined;
+    }
+  }
 }

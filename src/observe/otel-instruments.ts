@@ -3,6 +3,7 @@ import type { CloudEvent } from '../protocol/cloudevents.js';
 import type { OutboxRecord } from '../send/outbox-store.js';
 import type { DeliveryResult } from '../send/transport.js';
 import type { Otel } from './otel-api.js';
+import type { GaugeSources, OpenSpan } from './instrument-types.js';
 import { cleanTracestate, formatTraceparent, parseTraceparent, type TraceContext } from './trace-context.js';
 
 const SCOPE = 'events-library';
@@ -11,19 +12,6 @@ const RUN_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
 /** … and latencies from emit, which an outage stretches to hours (redelivery horizon: days). */
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 21600, 86400];
 const SYSTEM = 'events-library';
-
-/** What the gauges read at each collection. */
-export interface GaugeSources {
-  /** Pending deliveries per target; rejects when the outbox cannot be read (nothing is reported then). */
-  backlog(): Promise<Record<string, number>>;
-  /** Targets the dispatcher knows, and whether each is down. */
-  targetsDown(): Record<string, boolean>;
-}
-
-/** An open span and the trace context to carry onward. */
-export interface OpenSpan extends Partial<TraceContext> {
-  span: Span;
-}
 
 /**
  * Spans (OpenTelemetry messaging conventions: `publish` at emit, `send` per delivery attempt,
@@ -110,51 +98,34 @@ export class OtelInstruments {
   /** Starts the `publish` span of an emit, a child of the active context; its context goes with the event. */
   publish(event: CloudEvent, targets: readonly string[]): OpenSpan | undefined {
     if (!this.tracing()) return undefined;
-    const span = this.tracer.startSpan(`publish ${event.type}`, { kind: this.api.SpanKind.PRODUCER }, this.api.context.active());
-    // Attributes only on a span that records (no SDK, or not sampled: no per-event objects).
-    if (span.isRecording()) {
-      span.setAttributes({
-        ...this.eventAttrs(event.id, event.type, event.source),
-        'messaging.operation.name': 'publish',
-        'messaging.operation.type': 'create',
-        'messaging.destination.name': event.type,
-        'events.targets': [...targets],
-      });
-    }
+    const span = this.start('publish', event.type, this.api.context.active(), event.id, event.type, event.source);
+    if (span.isRecording()) span.setAttribute('events.targets', [...targets]);
     return { span, ...this.contextOf(span) };
   }
 
   published(open: OpenSpan | undefined, type: string, error?: unknown): void {
     if (error === undefined && this.metricsOn) this.emittedCount.add(1, this.attrs({ 'cloudevents.event_type': type }));
-    if (open) this.end(open.span, error);
+    if (open) this.end(open.span as Span, error);
   }
 
   /** Starts the `send` span of one delivery attempt, a child of the context stored with the delivery. */
   send(record: OutboxRecord): OpenSpan | undefined {
     if (!this.tracing()) return undefined;
     const parent = this.restore(record.traceparent, record.tracestate) ?? this.api.ROOT_CONTEXT;
-    const span = this.tracer.startSpan(`send ${record.target}`, { kind: this.api.SpanKind.PRODUCER }, parent);
-    if (span.isRecording()) {
-      span.setAttributes({
-        ...this.eventAttrs(record.eventId, record.type, record.source),
-        'messaging.operation.name': 'send',
-        'messaging.operation.type': 'send',
-        'messaging.destination.name': record.target,
-        'events.target': record.target,
-        'events.attempt': record.attempts + 1,
-      });
-    }
+    const span = this.start('send', record.target, parent, record.eventId, record.type, record.source);
+    if (span.isRecording()) span.setAttributes({ 'events.target': record.target, 'events.attempt': record.attempts + 1 });
     // Without a recording span, pass on what the emit stored (a receiver may still trace).
     const own = this.contextOf(span);
     return { span, ...(own.traceparent ? own : { traceparent: record.traceparent, tracestate: record.tracestate }) };
   }
 
   sent(open: OpenSpan, result: DeliveryResult): void {
-    if (open.span.isRecording()) {
-      if (result.status !== undefined) open.span.setAttribute('http.response.status_code', result.status);
-      open.span.setAttribute('events.outcome', result.outcome);
+    const span = open.span as Span;
+    if (span.isRecording()) {
+      if (result.status !== undefined) span.setAttribute('http.response.status_code', result.status);
+      span.setAttribute('events.outcome', result.outcome);
     }
-    this.end(open.span, result.outcome === 'delivered' ? undefined : (result.error ?? result.outcome));
+    this.end(span, result.outcome === 'delivered' ? undefined : (result.error ?? result.outcome));
   }
 
   delivered(record: OutboxRecord): void {
@@ -179,16 +150,8 @@ export class OtelInstruments {
     const attrs = this.attrs({ 'cloudevents.event_type': event.type, 'events.handler': handler });
     const sentAt = typeof event.time === 'string' ? Date.parse(event.time) : NaN;
     if (!Number.isNaN(sentAt)) this.handlerLatency.record(Math.max(0, Date.now() - sentAt) / 1000, attrs);
-    const span = this.tracer.startSpan(`process ${event.type}`, { kind: this.api.SpanKind.CONSUMER }, parent);
-    if (span.isRecording()) {
-      span.setAttributes({
-        ...this.eventAttrs(event.id, event.type, event.source),
-        'messaging.operation.name': 'process',
-        'messaging.operation.type': 'process',
-        'messaging.destination.name': event.type,
-        'events.handler': handler,
-      });
-    }
+    const span = this.start('process', event.type, parent, event.id, event.type, event.source);
+    if (span.isRecording()) span.setAttribute('events.handler', handler);
     const startedAt = performance.now();
     try {
       const value = await this.api.context.with(this.api.trace.setSpan(parent, span), run);
@@ -237,14 +200,26 @@ export class OtelInstruments {
     });
   }
 
-  private eventAttrs(id: string, type: string, source: string): Attributes {
-    return {
-      'messaging.system': SYSTEM,
-      'messaging.message.id': id,
-      'cloudevents.event_id': id,
-      'cloudevents.event_type': type,
-      'cloudevents.event_source': source,
-    };
+  /**
+   * Starts the `<operation> <destination>` span of one event, a child of `parent`. Attributes only
+   * on a span that records (no SDK, or not sampled: no per-event objects); callers add their own likewise.
+   */
+  private start(operation: 'publish' | 'send' | 'process', destination: string, parent: Context, id: string, type: string, source: string): Span {
+    const kind = operation === 'process' ? this.api.SpanKind.CONSUMER : this.api.SpanKind.PRODUCER;
+    const span = this.tracer.startSpan(`${operation} ${destination}`, { kind }, parent);
+    if (span.isRecording()) {
+      span.setAttributes({
+        'messaging.system': SYSTEM,
+        'messaging.message.id': id,
+        'cloudevents.event_id': id,
+        'cloudevents.event_type': type,
+        'cloudevents.event_source': source,
+        'messaging.operation.name': operation,
+        'messaging.operation.type': operation === 'publish' ? 'create' : operation,
+        'messaging.destination.name': destination,
+      });
+    }
+    return span;
   }
 
   private attrs(extra: Attributes): Attributes {

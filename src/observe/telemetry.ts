@@ -4,9 +4,10 @@ import { type DeathReason, type OutboxRecord, outboxDeadLetter } from '../send/o
 import type { DeliveryResult } from '../send/transport.js';
 import { callHook, type Hooks } from './hooks.js';
 import { loadOtel } from './otel-api.js';
-import { type GaugeSources, type OpenSpan, OtelInstruments } from './otel-instruments.js';
+import type { GaugeSources, OpenSpan } from './instrument-types.js';
+import { OtelInstruments } from './otel-instruments.js';
 
-export type { OpenSpan } from './otel-instruments.js';
+export type { OpenSpan } from './instrument-types.js';
 
 export interface TelemetryOptions {
   logger: Logger;

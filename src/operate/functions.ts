@@ -1,11 +1,12 @@
 import { openOperator } from '../backends/stores.js';
-import type {
-  DeadLetterFilter,
-  DeadLetterList,
-  DeadLetterOperator,
-  DeadLetterSelection,
-  OperatorLocation,
-  OutboxStats,
+import {
+  type DeadLetterFilter,
+  type DeadLetterList,
+  type DeadLetterOperator,
+  type DeadLetterSelection,
+  type OperatorLocation,
+  type OutboxStats,
+  statsOf,
 } from './operator.js';
 
 /**
@@ -68,20 +69,11 @@ export function combineOperators(operators: readonly DeadLetterOperator[]): Dead
   const sum = (counts: number[]) => counts.reduce((total, n) => total + n, 0);
   return {
     stats: async () => {
-      const stats: OutboxStats = { durable: true, pending: 0, deadLetters: 0, targets: {} };
-      for (const part of await each((operator) => operator.stats())) {
-        stats.durable &&= part.durable;
-        stats.pending += part.pending;
-        stats.deadLetters += part.deadLetters;
-        for (const [name, t] of Object.entries(part.targets)) {
-          const into = (stats.targets[name] ??= { pending: 0, deadLetters: 0 });
-          into.pending += t.pending;
-          into.deadLetters += t.deadLetters;
-          const oldest = Math.min(into.oldestCreatedAt ?? Infinity, t.oldestCreatedAt ?? Infinity);
-          if (oldest < Infinity) into.oldestCreatedAt = oldest;
-        }
-      }
-      return stats;
+      const parts = await each((operator) => operator.stats());
+      const counts = parts.flatMap((part) =>
+        Object.entries(part.targets).map(([target, t]) => ({ target, pending: t.pending, dead: t.deadLetters, oldest: t.oldestCreatedAt })),
+      );
+      return statsOf(counts, parts.every((part) => part.durable));
     },
     deadLetters: async (filter) => {
       const parts = await each((operator) => operator.deadLetters(filter));

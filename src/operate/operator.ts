@@ -91,6 +91,31 @@ export interface OutboxStats {
   targets: Record<string, { pending: number; deadLetters: number; oldestCreatedAt?: number }>;
 }
 
+/** Counts of one target, in any number of rows: pending deliveries, dead letters, the oldest pending one's creation. */
+export interface TargetCounts {
+  target: string;
+  pending?: number | string;
+  dead?: number | string;
+  oldest?: number | string | null;
+}
+
+/** Stats from counts: a target's rows add up (numbers as text too, as PostgreSQL returns them). */
+export function statsOf(rows: Iterable<TargetCounts>, durable = true): OutboxStats {
+  const stats: OutboxStats = { durable, pending: 0, deadLetters: 0, targets: {} };
+  for (const row of rows) {
+    const pending = Number(row.pending ?? 0);
+    const dead = Number(row.dead ?? 0);
+    const into = (stats.targets[row.target] ??= { pending: 0, deadLetters: 0 });
+    into.pending += pending;
+    into.deadLetters += dead;
+    stats.pending += pending;
+    stats.deadLetters += dead;
+    const oldest = Math.min(into.oldestCreatedAt ?? Infinity, Number(row.oldest ?? Infinity));
+    if (oldest < Infinity) into.oldestCreatedAt = oldest;
+  }
+  return stats;
+}
+
 /** What every backend that keeps dead letters answers. */
 export interface DeadLetterOperator {
   /** Pending and dead counts per target. */

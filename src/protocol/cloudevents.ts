@@ -81,15 +81,6 @@ export function detectMode(headers: Headers): ContentMode {
   );
 }
 
-/** Parses the events in a request body. Throws ProtocolError (400/415) for anything malformed. */
-export function parseEvents(mode: ContentMode, body: Buffer): CloudEvent[] {
-  if (mode === 'structured') return [parseStructured(body)];
-  return parseBatch(body).map((item) => {
-    if (item.event === undefined) throw item.invalid;
-    return item.event;
-  });
-}
-
 /** The event of a structured-mode body. Throws ProtocolError (400/415) for anything malformed. */
 export function parseStructured(body: Buffer): CloudEvent {
   return checkEnvelope(parseJson(body.toString('utf8'), 'the body'));

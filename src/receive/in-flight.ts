@@ -2,10 +2,6 @@
 export class InFlight {
   private readonly work = new Set<Promise<unknown>>();
 
-  get size(): number {
-    return this.work.size;
-  }
-
   /** Tracks `promise` until it settles; returns it. */
   track<T>(promise: Promise<T>): Promise<T> {
     this.work.add(promise);

@@ -1,3 +1,4 @@
+import type { Availability } from '../observe/availability.js';
 import type { HandlerContext } from '../types.js';
 
 /**
@@ -7,6 +8,8 @@ import type { HandlerContext } from '../types.js';
  */
 export interface InboxStore {
   readonly durable: boolean;
+  /** A store on a database server (PostgreSQL): whether its calls succeed, for health. */
+  readonly database?: Availability;
   /** `true` when every handler completed; else the keys of the handlers that did; undefined if unseen. */
   completed(eventKey: string): Promise<true | ReadonlySet<string> | undefined>;
   markHandler(eventKey: string, handlerKey: string): Promise<void>;
@@ -39,7 +42,8 @@ export interface InboxStore {
    * forgotten (restart, count bound, retention): a replay of it could not be told from a first delivery.
    */
   forgetsBefore(): number;
-  close(): Promise<void>;
+  /** Releases the store; by `deadline` (ms since epoch), if given, even when its backend does not answer. */
+  close(deadline?: number): Promise<void>;
 }
 
 /** A completion to record: one handler's (`markHandler`), or every handler's when `handlerKey` is absent (`markDone`). */

@@ -134,11 +134,6 @@ export class Receiver {
     return this.refuse({ kind: 'reject', reason: 'payload_too_large', message: `the body is larger than the limit of ${this.o.bodyLimitBytes} bytes` });
   }
 
-  /** Starts answering 503 to new events; resolves when in-flight handlers finish or at `deadline`. */
-  shutdown(deadline: number): Promise<void> {
-    return this.pipeline.close(deadline);
-  }
-
   /** A refusal of the intake's own (logged as the pipeline logs its refusals), as an answer. */
   private refuse(verdict: Refusal): ReceiverResponse {
     return responseOf(this.pipeline.refuse(verdict, performance.now()));

@@ -1,6 +1,7 @@
 import type { Logger } from 'winston';
 import type { BatchOptions, RedeliveryOptions, ResolvedTarget } from '../config.js';
 import type { Telemetry } from '../observe/telemetry.js';
+import { InFlight } from '../receive/in-flight.js';
 import type { Transport } from './transport.js';
 import { Lane } from './lane.js';
 import type { OutboxRecord, OutboxStore } from './outbox-store.js';
@@ -44,6 +45,8 @@ export interface DispatcherOptions {
  */
 export class Dispatcher {
   private readonly lanes = new Map<string, Lane>();
+  /** Requests in flight or settling, in every lane. */
+  private readonly work = new InFlight();
   private stopping = false;
   private resuming = false;
 
@@ -96,27 +99,13 @@ export class Dispatcher {
     // running finishes its pass, and none starts after it.
     const flushing = Promise.all([...this.lanes.values()].map((lane) => lane.flush()));
     this.stopping = true;
-    await flushing;
+    // A claim from a store that does not answer is not waited for past the deadline.
+    const claiming = new InFlight();
+    claiming.track(flushing).catch(() => undefined);
+    await claiming.settled(deadline);
     for (const lane of this.lanes.values()) lane.halt();
-    let expired = false;
-    let timer: NodeJS.Timeout | undefined;
-    const deadlinePassed = new Promise<void>((resolve) => {
-      timer = setTimeout(() => {
-        expired = true;
-        resolve();
-      }, Math.max(0, deadline - Date.now()));
-    });
-    try {
-      // A probe that was claiming when the lanes stopped may start one more request: awaited too.
-      for (let work = this.work(); work.length > 0 && !expired; work = this.work()) await Promise.race([Promise.allSettled(work), deadlinePassed]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** Requests in flight or settling, in every lane. */
-  private work(): Promise<void>[] {
-    return [...this.lanes.values()].flatMap((lane) => [...lane.work]);
+    // A probe that was claiming when the lanes stopped may start one more request: awaited too.
+    await this.work.settled(deadline);
   }
 
   /** Whether `target` is counted down now (probed, not delivered to). */
@@ -134,7 +123,7 @@ export class Dispatcher {
   private lane(target: string): Lane {
     let lane = this.lanes.get(target);
     if (!lane) {
-      lane = new Lane(target, this.options, () => this.stopping);
+      lane = new Lane(target, this.options, () => this.stopping, this.work);
       this.lanes.set(target, lane);
     }
     return lane;

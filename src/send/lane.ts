@@ -1,6 +1,7 @@
 import { batchVariable, type ResolvedTarget } from '../config.js';
 import { DEFAULTS } from '../defaults.js';
 import type { OpenSpan } from '../observe/telemetry.js';
+import type { InFlight } from '../receive/in-flight.js';
 import type { Delivery, DeliveryResult } from './transport.js';
 import { type BatchCaps, eventsPerRequest, planRequests } from './batches.js';
 import type { DispatcherOptions } from './dispatcher.js';
@@ -27,8 +28,6 @@ export class Lane {
   started = false;
   /** Requests whose outcomes are being written to the store (a shared store answers asynchronously). */
   settling = 0;
-  /** Each request from its start until its outcome is recorded: stop() awaits them. */
-  readonly work = new Set<Promise<void>>();
   /** Deliveries in the requests in flight or settling. */
   private unsettled = 0;
   private scheduled = false;
@@ -72,6 +71,8 @@ export class Lane {
     private readonly target: string,
     private readonly o: DispatcherOptions,
     private readonly stopping: () => boolean,
+    /** Each request from its start until its outcome is recorded: the dispatcher's stop() awaits them. */
+    private readonly work: InFlight,
   ) {}
 
   /** Pumps on the next turn of the event loop; many kicks in one turn pump once. */
@@ -220,7 +221,7 @@ export class Lane {
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.timerAt = Infinity;
-      if (probe) this.probe();
+      if (probe) void this.probe();
       else void this.pump();
     }, Math.max(0, at - Date.now()));
   }
@@ -231,11 +232,7 @@ export class Lane {
     this.timerAt = Infinity;
   }
 
-  private probe(): void {
-    void this.probeNow();
-  }
-
-  private async probeNow(): Promise<void> {
+  private async probe(): Promise<void> {
     if (this.stopping()) return;
     const target = this.targetConfig();
     let record: OutboxRecord | undefined;
@@ -262,9 +259,7 @@ export class Lane {
 
   /** One request, counted in `work` until its outcome is recorded. */
   private deliver(target: ResolvedTarget, records: OutboxRecord[], probe: boolean): Promise<void> {
-    const work = this.request(target, records, probe).finally(() => this.work.delete(work));
-    this.work.add(work);
-    return work;
+    return this.work.track(this.request(target, records, probe));
   }
 
   /** One request: `records` alone (structured mode) or as a batch; then each record settled from its own result. */
@@ -273,7 +268,7 @@ export class Lane {
     this.unsettled += records.length;
     this.started = true;
     const startedAt = Date.now();
-    const results = records.length === 1 ? [await this.sendOne(target, records[0]!)] : await this.sendBatch(target, records);
+    const results = await this.send(target, records);
     this.inFlight -= 1;
     this.settling += 1;
     try {
@@ -294,26 +289,16 @@ export class Lane {
     this.kick();
   }
 
-  private async sendOne(target: ResolvedTarget, record: OutboxRecord): Promise<DeliveryResult> {
-    const span = this.o.telemetry.send(record);
-    let result: DeliveryResult;
-    try {
-      result = await this.o.transport.send(this.delivery(target, record, span));
-    } catch (error) {
-      result = thrown(error);
-    }
-    this.o.telemetry.sent(span, result);
-    return result;
-  }
-
-  /** One batch request; one result per record, in order, whatever the transport answers. */
-  private async sendBatch(target: ResolvedTarget, records: OutboxRecord[]): Promise<DeliveryResult[]> {
+  /** One request (one record: a single send, else a batch); one result per record, in order, whatever the transport answers. */
+  private async send(target: ResolvedTarget, records: OutboxRecord[]): Promise<DeliveryResult[]> {
     const spans = records.map((record) => this.o.telemetry.send(record));
+    const deliveries = records.map((record, i) => this.delivery(target, record, spans[i]));
     let results: DeliveryResult[];
     try {
-      results = await this.o.transport.sendBatch!(records.map((record, i) => this.delivery(target, record, spans[i])));
+      results = deliveries.length === 1 ? [await this.o.transport.send(deliveries[0]!)] : await this.o.transport.sendBatch!(deliveries);
     } catch (error) {
-      const result = thrown(error);
+      // A transport that threw (it should answer instead): a failed try to retry, not a crash.
+      const result: DeliveryResult = { outcome: 'retry', error: messageOf(error), attempts: 1 };
       results = records.map(() => result);
     }
     if (results.length !== records.length) {
@@ -436,7 +421,8 @@ export class Lane {
         // Payloads never go above debug: the dead letter keeps the body for replay.
         logger.error(message, { ...fields(record, result), error: result.error });
       }
-      this.logData('dead letter data', record);
+      // The payload, at debug only (enough to replay by hand; the dead letter keeps it too).
+      if (logger.isDebugEnabled()) logger.debug('dead letter data', { eventId: record.eventId, target: record.target, data: payloadOf(record.body) });
       return;
     }
     telemetry.retried(record);
@@ -575,13 +561,6 @@ export class Lane {
     );
   }
 
-  /** The payload, at debug only (enough to replay by hand; the dead letter keeps it too). */
-  private logData(message: string, record: OutboxRecord): void {
-    if (this.o.logger.isDebugEnabled()) {
-      this.o.logger.debug(message, { eventId: record.eventId, target: record.target, data: payloadOf(record.body) });
-    }
-  }
-
   /** The target's URL and keys as the bus knows them now (a later declareEvent may change them). */
   private targetConfig(): ResolvedTarget | undefined {
     try {
@@ -614,11 +593,6 @@ function fields(record: OutboxRecord, result: DeliveryResult) {
     attempt: record.attempts,
     status: result.status,
   };
-}
-
-/** A transport that threw (it should answer instead): a failed try to retry, not a crash. */
-function thrown(error: unknown): DeliveryResult {
-  return { outcome: 'retry', error: messageOf(error), attempts: 1 };
 }
 
 function messageOf(error: unknown): string {

@@ -1,3 +1,4 @@
+import type { Availability } from '../observe/availability.js';
 import type { DeadLetter, DeadLetterOperator } from '../operate/operator.js';
 
 /** The outbox: every delivery (one event × one target) from `emit` until delivered or dead. */
@@ -71,6 +72,8 @@ export interface AddOptions {
  */
 export interface OutboxStore extends DeadLetterOperator {
   readonly durable: boolean;
+  /** A store on a database server (PostgreSQL): whether its calls succeed, for health. */
+  readonly database?: Availability;
   /** Whether `add` writes in the caller's transaction (`emit(…, { tx })`); a store without it refuses `tx`. */
   readonly acceptsTransaction: boolean;
   /** Records deliveries; resolves once they are stored (for SQLite: committed, in a group commit; with `tx`: written in that transaction). */
@@ -113,7 +116,8 @@ export interface OutboxStore extends DeadLetterOperator {
    * the dispatcher itself, and the poll is the fallback.
    */
   onWork(wake: (target: string) => void): void;
-  close(): Promise<void>;
+  /** Releases the store; by `deadline` (ms since epoch), if given, even when its backend does not answer. */
+  close(deadline?: number): Promise<void>;
 }
 
 /** Dead-letter ids as record ids: decimal text only (another backend's id matches no record). */

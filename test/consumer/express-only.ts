@@ -1,9 +1,11 @@
 /**
- * Compiled by scripts/check-package.js against the BUILT package (dist/) with skipLibCheck off
- * and no Koa types loaded: an Express-only user's types must not break.
+ * Compiled by scripts/check-packed-consumer.js in an empty project where the PACKED package is
+ * installed beside express and typescript only (no optional peers: no Koa, pg, amqplib, kafkajs,
+ * undici, better-sqlite3 or @opentelemetry/api), with skipLibCheck off: an Express-only user's
+ * types must not break.
  */
 import express from 'express';
-import { createEventBus, eventsMiddleware, type EmitReceipt } from '../../dist/index.js';
+import { createEventBus, eventsMiddleware, type EmitReceipt } from 'events-library';
 
 const app = express();
 app.use(eventsMiddleware());
@@ -13,7 +15,7 @@ const receipt: Promise<EmitReceipt> = bus.emit('user-created', { user_id: 'u1' }
 void receipt;
 
 // The test kit's types, from the built package as well.
-import { createTestNetwork, recordEmits, signedRequest } from '../../dist/testing/index.js';
+import { createTestNetwork, recordEmits, signedRequest } from 'events-library/testing';
 
 const network = createTestNetwork();
 const users = network.bus('users').declareEvent('user-created', ['payments']);

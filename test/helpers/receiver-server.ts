@@ -1,5 +1,6 @@
 import type { Logger } from 'winston';
 import { createNodeHandler } from '../../src/adapters/node.js';
+import { RouteTable } from '../../src/adapters/routes.js';
 import type { Catalog } from '../../src/catalog.js';
 import { Telemetry } from '../../src/observe/telemetry.js';
 import { parseSecret } from '../../src/protocol/signature.js';
@@ -28,5 +29,5 @@ export function startReceiverServer(o: { catalog: Catalog; inbox: InboxStore; lo
     maxUnrecorded: 100,
     service: 'billing',
   });
-  return startServer(createNodeHandler(receiver, '/events', BODY_LIMIT));
+  return startServer(createNodeHandler(receiver, '/events', BODY_LIMIT, new RouteTable()));
 }

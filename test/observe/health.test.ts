@@ -10,6 +10,7 @@ import { newSecret } from '../helpers/signing.js';
 import { waitFor } from '../helpers/wait.js';
 
 const open = closeAfterEach();
+const TOKEN = 'ops-token-for-tests';
 
 function bus(services: Record<string, string>, options: EventBusOptions = {}): EventBus {
   const b = createEventBus({
@@ -20,14 +21,16 @@ function bus(services: Record<string, string>, options: EventBusOptions = {}): E
     env: {},
     retry: { retries: 0 },
     shutdownTimeoutMs: 200,
+    console: { token: TOKEN },
     ...options,
   });
   open.unshift(b);
   return b;
 }
 
-async function health(url: string): Promise<{ status: number; body: HealthStatus }> {
-  const answer = await request(url, { method: 'GET' });
+/** GET <path>/health as an operator (the details), or with `authorization` as given. */
+async function health(url: string, authorization: string | undefined = `Bearer ${TOKEN}`): Promise<{ status: number; body: HealthStatus }> {
+  const answer = await request(url, { method: 'GET', headers: authorization === undefined ? {} : { authorization } });
   return { status: answer.status, body: answer.json as HealthStatus };
 }
 
@@ -56,8 +59,8 @@ describe('health', () => {
 
     const down = await waitFor(async () => {
       const h = await health(url);
-      return h.status === 503 && h;
-    }, { what: '503 from the health endpoint' });
+      return h.status === 503 && h.body.targets.payments?.backlog === 1 && h;
+    }, { what: '503 from the health endpoint', timeoutMs: 8_000 });
     expect(down.body.healthy).toBe(false);
     expect(down.body.targetsDown).toEqual(['payments']);
     expect(down.body.targets.payments).toMatchObject({ backlog: 1, down: true, deadLetters: 0 });
@@ -68,7 +71,7 @@ describe('health', () => {
     reply = { status: 200 };
     const back = await waitFor(async () => {
       const h = await health(url);
-      return h.status === 200 && h;
+      return h.status === 200 && h.body.targets.payments?.backlog === 0 && h;
     }, { what: '200 after the target is back', timeoutMs: 8_000 });
     expect(back.body).toMatchObject({ healthy: true, targetsDown: [], problems: [] });
     expect(back.body.targets.payments).toMatchObject({ backlog: 0, down: false });
@@ -96,6 +99,37 @@ describe('health', () => {
     expect(await users.health()).toMatchObject({ healthy: false, shuttingDown: true });
     expect((await users.health()).problems).toContain('shutting down');
     await closing;
+  });
+
+  it('without the operator token answers only { healthy } (a wrong token too); the token, or a named one, gets the details', async () => {
+    let reply: Reply = { status: 503 };
+    const payments = await startRecordingServer({ then: () => reply });
+    open.push(payments);
+    const users = bus({ payments: payments.url }, { health: { targetDownMs: 100 }, console: { token: TOKEN, tokens: { alice: 'alice-token' } } });
+    users.declareEvent('user-created', ['payments']);
+    const server = await startServer(users.nodeHandler());
+    open.push(server);
+    const url = `${server.url}/health`;
+
+    for (const authorization of [undefined, 'Bearer wrong-token', `Basic ${TOKEN}`, TOKEN]) {
+      const anonymous = await request(url, { method: 'GET', headers: authorization === undefined ? {} : { authorization } });
+      expect(anonymous.status).toBe(200);
+      expect(anonymous.text).toBe('{"healthy":true}');
+      expect(anonymous.headers['cache-control']).toBe('no-store');
+    }
+    for (const authorization of [`Bearer ${TOKEN}`, 'Bearer alice-token']) {
+      const details = await health(url, authorization);
+      expect(details.status).toBe(200);
+      expect(details.body).toMatchObject({ healthy: true, service: 'users', targets: { payments: { backlog: 0 } }, consumers: {} });
+    }
+
+    await users.emit('user-created', { id: 1 });
+    const down = await waitFor(async () => {
+      const answer = await request(url, { method: 'GET' });
+      return answer.status === 503 && answer;
+    }, { what: '503 without the token' });
+    expect(down.json).toEqual({ healthy: false });
+    reply = { status: 200 };
   });
 
   it('is opt-out: with health.endpoint false the path falls through to the app', async () => {

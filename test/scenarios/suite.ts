@@ -3,8 +3,13 @@
 // backend does not declare is skipped, and says why. Backend-specific behaviour (RabbitMQ topology,
 // Kafka rebalances, SQLite file locking, HTTP status codes…) stays in the backend's own test files.
 import type { Pool } from 'pg';
+import { MemoryOutbox } from '../../src/backends/memory/outbox.js';
+import { PostgresOutbox } from '../../src/backends/postgres/outbox.js';
+import { SqliteOutbox } from '../../src/backends/sqlite/outbox.js';
 import { type EventBus, NonRetryableError, type ReceivedEvent, RetryLaterError } from '../../src/index.js';
 import { createCapturingLogger, type LogRecord } from '../helpers/logger.js';
+import { request } from '../helpers/http-client.js';
+import { startServer } from '../helpers/server.js';
 import { structuredEvent } from '../helpers/signing.js';
 import { gate, sleep, waitFor } from '../helpers/wait.js';
 import type { Backend, Features, RunningService, World } from './backend.js';
@@ -301,6 +306,32 @@ export function runScenarios(backend: Backend): void {
       await waitFor(() => meanwhile.every((id) => got.ids().includes(id)), { ...WAIT, what: 'the events emitted while it was down' });
       await waitFor(async () => (await pending(users)) === 0, { ...WAIT, what: 'nothing left to send' });
       expect([...got.ids()].sort()).toEqual([before.id, ...meanwhile].sort());
+    });
+
+    it('health: a flood of GET <path>/health reads the outbox stats once or so, never once per request, and tells strangers only { healthy }', async () => {
+      const users = await sender();
+      users.declareEvent('user-created', ['payments']);
+      await users.emit('user-created', { n: 1 }); // payments is not running: a backlog to count
+      const server = await startServer(users.nodeHandler());
+      const reads = [MemoryOutbox, SqliteOutbox, PostgresOutbox].map((store) => jest.spyOn(store.prototype, 'stats'));
+      try {
+        const answers = await Promise.all(Array.from({ length: 300 }, () => request(`${server.url}/health`, { method: 'GET' })));
+        for (const answer of answers) expect([answer.status, answer.text]).toEqual([200, '{"healthy":true}']);
+        // One read, a second (or third) only if the flood outlasted a refresh period on a slow machine.
+        expect(reads.reduce((n, spy) => n + spy.mock.calls.length, 0)).toBeLessThanOrEqual(3);
+      } finally {
+        for (const spy of reads) spy.mockRestore();
+        await server.close();
+      }
+    });
+
+    it('health: a started receiver is healthy, its broker consumer (one where the receiver keeps dead letters: a broker) consuming', async () => {
+      const payments = await world.receiver('payments', { subscribe: (bus) => bus.subscribeTo('user-created', () => undefined) });
+      const status = await payments.bus.health();
+      expect(status).toMatchObject({ healthy: true, problems: [] });
+      const consumers = Object.entries(status.consumers);
+      expect(consumers).toHaveLength(features.deadLetters === 'receiver' ? 1 : 0);
+      for (const [name, consumer] of consumers) expect([name, consumer.state]).toEqual([expect.stringMatching(/payments$/), 'consuming']);
     });
 
     itWith('persistent', 'restart with durable stores: sender and target both restarted, what was emitted while the target was down arrives once', async () => {

@@ -4,7 +4,8 @@ import {
   createEvent,
   detectMode,
   type Headers,
-  parseEvents,
+  parseBatch,
+  parseStructured,
   STRUCTURED_CONTENT_TYPE,
   toStructuredBody,
 } from '../../src/protocol/cloudevents.js';
@@ -33,10 +34,14 @@ const binaryHeaders = (extra: Record<string, string> = {}): Headers => ({
   ...extra,
 });
 
-/** Parses a body as the receiver would: detect the mode from the headers, then parse. */
+/** Parses a body as the receiver would: detect the mode from the headers, then parse (a batch's first invalid event throws). */
 function parse(headers: Headers, body: string | object): CloudEvent[] {
-  const text = typeof body === 'string' ? body : JSON.stringify(body);
-  return parseEvents(detectMode(headers), Buffer.from(text));
+  const text = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+  if (detectMode(headers) === 'structured') return [parseStructured(text)];
+  return parseBatch(text).map((item) => {
+    if (item.event === undefined) throw item.invalid;
+    return item.event;
+  });
 }
 
 /** The ProtocolError thrown by `run`, or a test failure. */

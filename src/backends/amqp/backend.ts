@@ -10,9 +10,7 @@ import { AmqpTransport } from './transport.js';
 export const amqpBackend: BrokerBackend<AmqpBroker> = {
   kind: 'amqp',
   schemes: ['amqp', 'amqps'],
-  resolve(common, given) {
-    return resolveAmqpBroker(common, given);
-  },
+  resolve: resolveAmqpBroker,
   open(broker, logger, name, timeoutMs) {
     const connection = new AmqpConnection({ broker, logger, name, timeoutMs });
     return {
@@ -25,7 +23,5 @@ export const amqpBackend: BrokerBackend<AmqpBroker> = {
       close: () => connection.close(),
     };
   },
-  operator(location) {
-    return new AmqpDeadLetters(location);
-  },
+  operator: (location) => new AmqpDeadLetters(location),
 };

@@ -45,6 +45,8 @@ export class AmqpConnection {
   private closed = false;
   private everUp = false;
   private downSince: number | undefined;
+  /** The last reason the connection failed or closed (for health). */
+  lastError: string | undefined;
   private readonly setups = new Set<OnConnect>();
   private readonly waiters = new Set<() => void>();
   private wakeUp: (() => void) | undefined;
@@ -188,6 +190,7 @@ export class AmqpConnection {
     if (failure.permanent && (failures & (failures - 1)) === 0) {
       this.o.logger.error('broker refused the connection; retrying', { error: failure.message, failures });
     }
+    this.lastError = failure.message;
     if (this.downSince !== undefined) return;
     this.downSince = Date.now();
     if (failure.permanent) return;

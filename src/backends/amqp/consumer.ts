@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { ChannelModel, ConsumeMessage, MessageProperties } from 'amqplib';
 import type { Logger } from 'winston';
 import type { AmqpBroker } from './config.js';
+import { type Availability, AvailabilityState } from '../../observe/availability.js';
 import { InFlight } from '../../receive/in-flight.js';
 import type { ReceivePipeline } from '../../receive/pipeline.js';
 import type { Verdict } from '../../receive/verdict.js';
@@ -47,6 +48,8 @@ export class AmqpConsumer {
     this.refused = reject;
   });
   private readonly setup = (model: ChannelModel): Promise<void> => this.consume(model);
+  /** Down until the first consumer is registered, and again from when its channel closes. */
+  private readonly state = new AvailabilityState(true);
 
   constructor(private readonly o: AmqpConsumerOptions) {
     const { prefix, deliveryLimit, retryDelaysMs } = o.broker;
@@ -55,6 +58,16 @@ export class AmqpConsumer {
 
   get queue(): string {
     return this.topology.main.name;
+  }
+
+  get name(): string {
+    return this.queue;
+  }
+
+  /** Consuming, or down since when; while the connection is down, why it is. */
+  get availability(): Availability {
+    const { downSince, lastError } = this.state;
+    return { downSince, lastError: this.o.connection.isUp ? lastError : (this.o.connection.lastError ?? lastError) };
   }
 
   /** Starts consuming (once); resolves when the first consumer is registered on the broker. */
@@ -101,12 +114,14 @@ export class AmqpConsumer {
       if (this.publisher !== publisher) return;
       this.publisher = undefined;
       this.consumerTag = undefined;
+      this.state.down('consumer channel closed');
       // The channel closed with the connection still up (a channel error): start over on a new connection.
       if (!this.stopping) this.o.connection.reset(model, 'consumer channel closed');
     });
     this.publisher = publisher;
     const { consumerTag } = await publisher.channel.consume(main.name, (message) => {
       if (message === null) {
+        this.state.down(`the broker cancelled the consumer of ${main.name}`);
         // The broker cancelled the consumer (the queue was deleted): re-declare and re-consume.
         if (!this.stopping) this.o.connection.reset(model, `the broker cancelled the consumer of ${main.name}`);
         return;
@@ -114,6 +129,7 @@ export class AmqpConsumer {
       void this.inFlight.track(this.onMessage(publisher, message));
     });
     this.consumerTag = consumerTag;
+    this.state.up();
     this.registered();
   }
 

@@ -11,6 +11,8 @@ import {
   matchesDeadLetter,
   type OutboxStats,
   selectionFilter,
+  statsOf,
+  type TargetCounts,
 } from '../../operate/operator.js';
 import { identityOfBody } from '../broker-common.js';
 import type { BrokerLocation } from '../broker-link.js';
@@ -59,14 +61,12 @@ export class AmqpDeadLetters implements DeadLetterOperator {
   }
 
   async stats(): Promise<OutboxStats> {
-    const stats: OutboxStats = { durable: true, pending: 0, deadLetters: 0, targets: {} };
+    const counts: TargetCounts[] = [];
     for (const service of await this.services()) {
       const count = await this.withLetters(service, undefined, 0, async (_publisher, _held, more) => more);
-      if (count === undefined) continue;
-      stats.deadLetters += count;
-      stats.targets[service] = { pending: 0, deadLetters: count };
+      if (count !== undefined) counts.push({ target: service, dead: count });
     }
-    return stats;
+    return statsOf(counts);
   }
 
   /** The first `filter.limit` matches in queue order (each service's queue read to its end), `more` counting the rest. */

@@ -38,10 +38,6 @@ export function deadLetterQueueName(queue: string): string {
   return `${queue}.dlq`;
 }
 
-export function waitQueueName(queue: string, delayMs: number): string {
-  return `${queue}.wait.${delayMs}ms`;
-}
-
 /** Dead-lettering that RabbitMQ guarantees at least once (quorum queues, 3.10+; needs `reject-publish`). */
 const AT_LEAST_ONCE: QueueArguments = {
   'x-dead-letter-strategy': 'at-least-once',
@@ -68,7 +64,7 @@ export function deadLetterQueue(queue: string): QueueSpec {
 
 export function waitQueue(queue: string, delayMs: number): QueueSpec {
   return {
-    name: waitQueueName(queue, delayMs),
+    name: `${queue}.wait.${delayMs}ms`,
     arguments: {
       'x-queue-type': 'quorum',
       'x-message-ttl': delayMs,

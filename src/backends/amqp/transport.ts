@@ -1,4 +1,5 @@
 import type { Logger } from 'winston';
+import { brokerAttempt } from '../broker-common.js';
 import type { AmqpConnection } from './connection.js';
 import { envelopeOf } from './envelope.js';
 import { queueMismatch } from './failures.js';
@@ -36,35 +37,24 @@ export class AmqpTransport implements Transport {
   async send(delivery: Delivery): Promise<DeliveryResult> {
     const startedAt = performance.now();
     const publisher = await this.open();
-    if (!publisher) return this.failed(delivery, startedAt, 'not connected to the broker');
+    if (!publisher) return brokerAttempt(this.o.logger, delivery, startedAt, 'not connected to the broker');
     const specs = this.topologyOf(delivery.target.name);
     try {
       await publisher.declare(specs);
       const outcome = await publisher.publish(specs[0]!.name, Buffer.from(delivery.body), envelopeOf(delivery));
       if (outcome === 'returned') {
-        return this.failed(delivery, startedAt, `unroutable: the broker has no queue "${specs[0]!.name}"`);
+        return brokerAttempt(this.o.logger, delivery, startedAt, `unroutable: the broker has no queue "${specs[0]!.name}"`);
       }
     } catch (error) {
-      return this.failed(delivery, startedAt, queueMismatch(error)?.message ?? (error as Error)?.message ?? String(error));
+      return brokerAttempt(this.o.logger, delivery, startedAt, queueMismatch(error)?.message ?? (error as Error)?.message ?? String(error));
     }
-    if (this.o.logger.isDebugEnabled()) {
-      this.o.logger.debug('delivery attempt', { ...fields(delivery), attempt: delivery.previousAttempts + 1, durationMs: elapsed(startedAt) });
-    }
-    return { outcome: 'delivered', attempts: 1 };
+    return brokerAttempt(this.o.logger, delivery, startedAt);
   }
 
   async close(): Promise<void> {
     this.closed = true;
     await this.publisher?.close();
     this.publisher = undefined;
-  }
-
-  /** Every try at debug, as over HTTP: the outage is logged once by the connection and by the dispatcher. */
-  private failed(delivery: Delivery, startedAt: number, error: string): DeliveryResult {
-    if (this.o.logger.isDebugEnabled()) {
-      this.o.logger.debug('delivery attempt failed', { ...fields(delivery), attempt: delivery.previousAttempts + 1, durationMs: elapsed(startedAt), error });
-    }
-    return { outcome: 'retry', error, attempts: 1, targetDown: true };
   }
 
   /** The publishing channel: the current one, or a new one on the current connection (undefined when there is none). */
@@ -95,12 +85,4 @@ export class AmqpTransport implements Transport {
     }
     return specs;
   }
-}
-
-function fields(delivery: Delivery): Record<string, unknown> {
-  return { eventId: delivery.eventId, type: delivery.type, source: delivery.source, target: delivery.target.name };
-}
-
-function elapsed(startedAt: number): number {
-  return Math.round((performance.now() - startedAt) * 10) / 10;
 }

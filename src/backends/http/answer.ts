@@ -61,6 +61,14 @@ export function parseRetryAfter(value: string | undefined, now = Date.now()): nu
 /** Reads one response header (lower-case name); undefined when absent. */
 export type HeaderOf = (name: string) => string | undefined;
 
+/** The reader of a client's response headers: a value that is not one string reads as absent. */
+export function headerReader(headers: Readonly<Record<string, unknown>> | undefined): HeaderOf {
+  return (name) => {
+    const value = headers?.[name];
+    return typeof value === 'string' ? value : undefined;
+  };
+}
+
 /** How much of a target's answer goes into a result's `error` (and from there into logs). */
 const RESPONSE_SNIPPET = 300;
 

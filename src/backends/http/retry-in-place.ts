@@ -2,7 +2,7 @@ import { setMaxListeners } from 'node:events';
 import type { Logger } from 'winston';
 import type { RetryOptions } from '../../config.js';
 import { backoffMs } from '../../send/retry-policy.js';
-import type { Delivery, DeliveryResult } from '../../send/transport.js';
+import type { Delivery, DeliveryResult, Transport } from '../../send/transport.js';
 import {
   batchResults,
   describeAnswer,
@@ -35,15 +35,23 @@ export interface RetryInPlaceOptions {
   logger?: Logger;
 }
 
+/** What every HTTP client transport takes. */
+export interface HttpClientOptions {
+  logger: Logger;
+  timeoutMs: number;
+  retry: RetryOptions;
+}
+
 /**
  * Sends a request the way every HTTP client of HTTP push does, and retries it in place: network
  * errors, timeouts, 408, 429 and 5xx, `retry.retries` times, with jittered exponential backoff and
  * a `Retry-After` up to `maxRetryAfterMs` waited out; never an answer that is final for it (a
  * longer `Retry-After`, any other status, a batch answered per event: its delivered events must
  * not go again). Then reads the answer (answer.ts) and its likely cause (failure-hints.ts) into
- * transport-neutral results. `close()` aborts what is in flight, a wait included.
+ * transport-neutral results. `close()` aborts what is in flight, a wait included. The HTTP
+ * transports extend it with their client's `post`; the test kit holds one.
  */
-export class RetryInPlace {
+export class RetryInPlace implements Transport {
   private readonly aborter = new AbortController();
 
   constructor(private readonly o: RetryInPlaceOptions) {
@@ -74,7 +82,7 @@ export class RetryInPlace {
     });
   }
 
-  close(): void {
+  async close(): Promise<void> {
     this.aborter.abort();
   }
 

@@ -1,12 +1,9 @@
 import type { Readable } from 'node:stream';
 import type * as UndiciModule from 'undici';
-import type { Logger } from 'winston';
-import type { RetryOptions } from '../../config.js';
 import { ConfigError } from '../../errors/index.js';
-import type { HeaderOf } from './answer.js';
+import { headerReader } from './answer.js';
 import type { RequestInFlight } from './request.js';
-import { RetryInPlace, type TryOutcome } from './retry-in-place.js';
-import type { Delivery, DeliveryResult, Transport } from '../../send/transport.js';
+import { type HttpClientOptions, RetryInPlace, type TryOutcome } from './retry-in-place.js';
 
 /** Loads undici, the optional peer dependency, only when `httpClient: 'undici'` is chosen. */
 function loadUndici(): typeof UndiciModule {
@@ -21,10 +18,7 @@ function loadUndici(): typeof UndiciModule {
   }
 }
 
-export interface UndiciTransportOptions {
-  logger: Logger;
-  timeoutMs: number;
-  retry: RetryOptions;
+export interface UndiciTransportOptions extends HttpClientOptions {
   /** Keep-alive connections per target origin (the dispatcher's concurrency fits). @default 64 */
   connections?: number;
 }
@@ -34,28 +28,19 @@ export interface UndiciTransportOptions {
  * both through RetryInPlace, with a fraction of its CPU per request. One keep-alive pool per
  * target origin, no redirects.
  */
-export class UndiciTransport implements Transport {
+export class UndiciTransport extends RetryInPlace {
   private readonly agent: UndiciModule.Agent;
-  private readonly sender: RetryInPlace;
   /** Origin and path of each target URL, parsed once. */
   private readonly endpoints = new Map<string, { origin: string; path: string }>();
 
   constructor(private readonly options: UndiciTransportOptions) {
+    super({ retry: options.retry, logger: options.logger, post: (request, headers, signal) => this.post(request, headers, signal) });
     const { Agent } = loadUndici();
     this.agent = new Agent({ connections: options.connections ?? 64, connect: { timeout: options.timeoutMs } });
-    this.sender = new RetryInPlace({ retry: options.retry, logger: options.logger, post: (request, headers, signal) => this.post(request, headers, signal) });
   }
 
-  send(delivery: Delivery): Promise<DeliveryResult> {
-    return this.sender.send(delivery);
-  }
-
-  sendBatch(deliveries: readonly Delivery[]): Promise<DeliveryResult[]> {
-    return this.sender.sendBatch(deliveries);
-  }
-
-  async close(): Promise<void> {
-    this.sender.close();
+  override async close(): Promise<void> {
+    await super.close();
     await this.agent.destroy();
   }
 
@@ -109,13 +94,6 @@ async function readCapped(body: Readable, cap: number): Promise<string | undefin
     chunks.push(chunk);
   }
   return chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks).toString('utf8');
-}
-
-function headerReader(headers: Record<string, string | string[] | undefined>): HeaderOf {
-  return (name) => {
-    const value = headers[name];
-    return typeof value === 'string' ? value : undefined;
-  };
 }
 
 /** A network error's code (ECONNREFUSED, UND_ERR_SOCKET, …), as the axios transport reports it. */

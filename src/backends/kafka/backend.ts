@@ -9,9 +9,7 @@ import { KafkaTransport } from './transport.js';
 export const kafkaBackend: BrokerBackend<KafkaBroker> = {
   kind: 'kafka',
   schemes: ['kafka', 'kafkas'],
-  resolve(common, given) {
-    return resolveKafkaBroker(common, given);
-  },
+  resolve: resolveKafkaBroker,
   open(broker, logger, name, timeoutMs) {
     const link = new KafkaLink({ broker, logger, name, timeoutMs });
     return {
@@ -20,7 +18,5 @@ export const kafkaBackend: BrokerBackend<KafkaBroker> = {
       close: () => link.close(),
     };
   },
-  operator(location) {
-    return new KafkaDeadLetters(location);
-  },
+  operator: (location) => new KafkaDeadLetters(location),
 };

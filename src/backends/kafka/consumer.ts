@@ -1,5 +1,6 @@
 import type { Logger } from 'winston';
 import type { KafkaBroker } from './config.js';
+import { AvailabilityState } from '../../observe/availability.js';
 import { InFlight } from '../../receive/in-flight.js';
 import type { ReceivePipeline } from '../../receive/pipeline.js';
 import type { Verdict } from '../../receive/verdict.js';
@@ -44,11 +45,17 @@ export class KafkaConsumer {
   /** Resolves `joined`: once this instance joined its group, or at stop. */
   private markJoined!: () => void;
   private readonly joined = new Promise<void>((resolve) => (this.markJoined = resolve));
+  /** Consuming from when this instance joins its group; down before, and from a failed start or a crash. */
+  readonly availability = new AvailabilityState(true);
 
   constructor(private readonly o: KafkaConsumerOptions) {}
 
   get topic(): string {
     return serviceTopic(this.o.broker.prefix, this.o.service);
+  }
+
+  get name(): string {
+    return this.topic;
   }
 
   /** Starts consuming (once); resolves when this instance has joined its group. */
@@ -85,6 +92,7 @@ export class KafkaConsumer {
         return;
       } catch (error) {
         failures += 1;
+        this.availability.down(error);
         const level = failures === 1 ? 'warn' : 'debug';
         if (this.o.logger.isLevelEnabled(level)) {
           this.o.logger.log(level, 'kafka consumer could not start; retrying', { topic: this.topic, error: (error as Error)?.message ?? String(error) });
@@ -133,9 +141,13 @@ export class KafkaConsumer {
       retry: { initialRetryTime: broker.reconnectBaseDelayMs, maxRetryTime: broker.reconnectMaxDelayMs, retries: 1_000_000 },
     });
     this.consumer = consumer;
-    consumer.on(consumer.events.GROUP_JOIN ?? 'consumer.group_join', () => this.markJoined());
+    consumer.on(consumer.events.GROUP_JOIN ?? 'consumer.group_join', () => {
+      this.availability.up();
+      this.markJoined();
+    });
     consumer.on(consumer.events.CRASH ?? 'consumer.crash', (event: { payload?: { error?: Error; restart?: boolean } }) => {
       const error = event?.payload?.error?.message;
+      this.availability.down(error ?? 'the consumer crashed');
       if (event?.payload?.restart === false) {
         void this.replaceCrashed(consumer, error);
         return;

@@ -8,6 +8,7 @@ import {
   matchesDeadLetter,
   type OutboxStats,
   selectionFilter,
+  statsOf,
 } from '../../operate/operator.js';
 import { identityOfBody } from '../broker-common.js';
 import type { BrokerLocation } from '../broker-link.js';
@@ -41,14 +42,9 @@ export class KafkaDeadLetters implements DeadLetterOperator {
   }
 
   async stats(): Promise<OutboxStats> {
-    const stats: OutboxStats = { durable: true, pending: 0, deadLetters: 0, targets: {} };
     const topics = await this.topics();
-    for (const topic of topics) stats.targets[this.serviceOf(topic)] = { pending: 0, deadLetters: 0 };
-    for (const { letter } of await this.read(topics)) {
-      stats.deadLetters += 1;
-      stats.targets[letter.target]!.deadLetters += 1;
-    }
-    return stats;
+    const dead = (await this.read(topics)).map(({ letter }) => ({ target: letter.target, dead: 1 }));
+    return statsOf([...topics.map((topic) => ({ target: this.serviceOf(topic) })), ...dead]);
   }
 
   async deadLetters(filter?: DeadLetterFilter): Promise<DeadLetter[]> {

@@ -1,6 +1,5 @@
 import { STRUCTURED_CONTENT_TYPE } from '../../protocol/cloudevents.js';
-import { traceHeaders } from '../broker-common.js';
-import { signatureHeader } from '../../protocol/signature.js';
+import { attributeOf, signedHeaders } from '../broker-common.js';
 import type { ReceivedMessage } from '../../receive/pipeline.js';
 import type { Delivery } from '../../send/transport.js';
 import type { KafkaIncomingMessage, KafkaOutgoingMessage } from './api.js';
@@ -12,24 +11,14 @@ import type { KafkaIncomingMessage, KafkaOutgoingMessage } from './api.js';
  * (`emit(type, payload, { key })`) or else its id. On receipt only the signed value decides.
  */
 export function recordOf(delivery: Delivery): KafkaOutgoingMessage {
-  const timestamp = Math.floor(Date.now() / 1000);
-  const time = attributeOf(delivery.body, 'time');
   const key = attributeOf(delivery.body, 'partitionkey');
   return {
     key: key ?? delivery.eventId,
     value: delivery.body,
     headers: {
       'content-type': STRUCTURED_CONTENT_TYPE,
-      ce_specversion: '1.0',
-      ce_id: delivery.eventId,
-      ce_type: delivery.type,
-      ce_source: delivery.source,
-      ...(time !== undefined ? { ce_time: time } : {}),
+      ...signedHeaders(delivery, 'ce_', Math.floor(Date.now() / 1000)),
       ...(key !== undefined ? { ce_partitionkey: key } : {}),
-      'webhook-id': delivery.eventId,
-      'webhook-timestamp': String(timestamp),
-      'webhook-signature': signatureHeader(delivery.target.keys, delivery.eventId, timestamp, delivery.body),
-      ...traceHeaders(delivery, 'ce_'),
     },
   };
 }
@@ -50,20 +39,4 @@ export function headerText(message: KafkaIncomingMessage, name: string): string 
   let value = message.headers?.[name];
   if (Array.isArray(value)) value = value[0];
   return value === undefined ? undefined : Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
-}
-
-/**
- * A string attribute of a body we serialised (createEvent puts attributes before `data`), found
- * without parsing the whole body; undefined when absent or only inside `data`.
- */
-function attributeOf(body: string, name: string): string | undefined {
-  const marker = `"${name}":"`;
-  const at = body.indexOf(marker);
-  if (at < 0) return undefined;
-  const data = body.indexOf('"data":');
-  if (data >= 0 && data < at) return undefined;
-  const start = at + marker.length;
-  let end = start;
-  while (end < body.length && body[end] !== '"') end += body[end] === '\\' ? 2 : 1;
-  return JSON.parse(body.slice(at + marker.length - 1, end + 1)) as string;
 }

@@ -1,4 +1,5 @@
 import type { Logger } from 'winston';
+import { brokerAttempt } from '../broker-common.js';
 import { recordOf } from './envelope.js';
 import type { KafkaLink } from './link.js';
 import { serviceTopic } from './topics.js';
@@ -46,28 +47,12 @@ export class KafkaTransport implements Transport {
     try {
       await sending;
     } catch (error) {
-      const message = (error as Error)?.message ?? String(error);
-      // Every try at debug, as over HTTP: the outage is logged once by the link and by the dispatcher.
-      if (this.o.logger.isDebugEnabled()) {
-        this.o.logger.debug('delivery attempt failed', { ...fields(delivery), attempt: delivery.previousAttempts + 1, durationMs: elapsed(startedAt), error: message });
-      }
-      return { outcome: 'retry', error: message, attempts: 1, targetDown: true };
+      return brokerAttempt(this.o.logger, delivery, startedAt, (error as Error)?.message ?? String(error));
     }
-    if (this.o.logger.isDebugEnabled()) {
-      this.o.logger.debug('delivery attempt', { ...fields(delivery), attempt: delivery.previousAttempts + 1, durationMs: elapsed(startedAt) });
-    }
-    return { outcome: 'delivered', attempts: 1 };
+    return brokerAttempt(this.o.logger, delivery, startedAt);
   }
 
   async close(): Promise<void> {
     // The link (shared with the consumer) is closed by the bus.
   }
-}
-
-function fields(delivery: Delivery): Record<string, unknown> {
-  return { eventId: delivery.eventId, type: delivery.type, source: delivery.source, target: delivery.target.name };
-}
-
-function elapsed(startedAt: number): number {
-  return Math.round((performance.now() - startedAt) * 10) / 10;
 }

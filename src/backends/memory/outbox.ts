@@ -9,6 +9,7 @@ import {
   matchesDeadLetter,
   type OutboxStats,
   selectionFilter,
+  statsOf,
 } from '../../operate/operator.js';
 import {
   type DeathReason,
@@ -203,19 +204,8 @@ export class MemoryOutbox implements OutboxStore {
   }
 
   async stats(): Promise<OutboxStats> {
-    const stats: OutboxStats = { durable: false, pending: 0, deadLetters: 0, targets: {} };
-    const of = (target: string) => (stats.targets[target] ??= { pending: 0, deadLetters: 0 });
-    for (const record of this.records.values()) {
-      stats.pending += 1;
-      const t = of(record.target);
-      t.pending += 1;
-      if (t.oldestCreatedAt === undefined || record.createdAt < t.oldestCreatedAt) t.oldestCreatedAt = record.createdAt;
-    }
-    for (const { record } of this.dead) {
-      stats.deadLetters += 1;
-      of(record.target).deadLetters += 1;
-    }
-    return stats;
+    const pending = [...this.records.values()].map((record) => ({ target: record.target, pending: 1, oldest: record.createdAt }));
+    return statsOf([...pending, ...this.dead.map(({ record }) => ({ target: record.target, dead: 1 }))], false);
   }
 
   async deadLetters(filter?: DeadLetterFilter): Promise<DeadLetter[]> {

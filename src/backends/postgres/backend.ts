@@ -60,10 +60,8 @@ function batchesTo(config: ResolvedConfig, target: string): boolean {
 
 /** The operator, with a missing schema or missing tables said as what to fix. */
 function missingTablesSaid(outbox: PostgresOutbox): DeadLetterOperator {
-  const said = <A extends unknown[], T>(call: (...args: A) => Promise<T>) => async (...args: A): Promise<T> => {
-    try {
-      return await call(...args);
-    } catch (error) {
+  const said = <T>(call: Promise<T>): Promise<T> =>
+    call.catch((error: unknown) => {
       const code = (error as { code?: unknown })?.code;
       if (code !== '42P01' && code !== '3F000') throw error;
       throw new ConfigError(
@@ -71,13 +69,12 @@ function missingTablesSaid(outbox: PostgresOutbox): DeadLetterOperator {
           '(the tables are created when the service first runs, or by "events-library migrate --apply")',
         { variable: 'EVENTS_DATABASE_URL', cause: error },
       );
-    }
-  };
+    });
   return {
-    stats: said(() => outbox.stats()),
-    deadLetters: said((filter) => outbox.deadLetters(filter)),
-    replay: said((selection) => outbox.replay(selection)),
-    discard: said((selection) => outbox.discard(selection)),
+    stats: () => said(outbox.stats()),
+    deadLetters: (filter) => said(outbox.deadLetters(filter)),
+    replay: (selection) => said(outbox.replay(selection)),
+    discard: (selection) => said(outbox.discard(selection)),
     close: () => outbox.close(),
   };
 }

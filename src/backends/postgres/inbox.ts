@@ -1,11 +1,11 @@
 import type { Logger } from 'winston';
+import type { Availability } from '../../observe/availability.js';
 import { DEFAULTS } from '../../defaults.js';
 import { eventKey as keyOf, type InboxMark, type InboxStore, splitEventKey } from '../../receive/inbox-store.js';
 import { TransactionStoreError } from '../../receive/transaction-store-error.js';
 import type { DatabasePool, HandlerContext } from '../../types.js';
+import { DONE, handlerStates } from '../inbox-rows.js';
 import { databaseFrom, type PostgresDatabase } from './database.js';
-
-const DONE = '*';
 
 export interface PostgresInboxOptions {
   /** A `postgres://` URL or your pool (this inbox opens its own handle on it), or the bus's shared database. */
@@ -36,6 +36,10 @@ export interface PostgresInboxOptions {
 export class PostgresInbox implements InboxStore {
   readonly durable = true;
   private readonly db: PostgresDatabase;
+  /** Whether its database answers (health). */
+  get database(): Availability {
+    return this.db.availability;
+  }
   private readonly table: string;
   private readonly pruneTimer: NodeJS.Timeout;
   private pruneFailing = false;
@@ -54,9 +58,7 @@ export class PostgresInbox implements InboxStore {
       `SELECT handler FROM ${this.table} WHERE service = $1 AND source = $2 AND event_id = $3`,
       [this.o.service, source, id],
     );
-    if (rows.length === 0) return undefined;
-    const handlers = new Set(rows.map((r) => r.handler));
-    return handlers.has(DONE) ? true : handlers;
+    return handlerStates(rows.map((r) => [eventKey, r.handler])).get(eventKey);
   }
 
   async markHandler(eventKey: string, handlerKey: string): Promise<void> {
@@ -71,46 +73,24 @@ export class PostgresInbox implements InboxStore {
   /** One query for every key (a request's events): the keys travel as two arrays. */
   async completedMany(eventKeys: readonly string[]): Promise<ReadonlyMap<string, true | ReadonlySet<string>>> {
     await this.ready();
-    const sources: string[] = [];
-    const ids: string[] = [];
-    for (const key of eventKeys) {
-      const { source, id } = splitEventKey(key);
-      sources.push(source);
-      ids.push(id);
-    }
+    const keys = eventKeys.map((key) => splitEventKey(key));
     const { rows } = await this.db.pool.query<{ source: string; event_id: string; handler: string }>(
       `SELECT source, event_id, handler FROM ${this.table}
        WHERE service = $1 AND (source, event_id) IN (SELECT * FROM unnest($2::text[], $3::text[]))`,
-      [this.o.service, sources, ids],
+      [this.o.service, keys.map((k) => k.source), keys.map((k) => k.id)],
     );
-    const handlers = new Map<string, Set<string>>();
-    for (const row of rows) {
-      const key = keyOf(row.source, row.event_id);
-      let set = handlers.get(key);
-      if (!set) handlers.set(key, (set = new Set()));
-      set.add(row.handler);
-    }
-    const states = new Map<string, true | ReadonlySet<string>>();
-    for (const [key, set] of handlers) states.set(key, set.has(DONE) ? true : set);
-    return states;
+    return handlerStates(rows.map((row) => [keyOf(row.source, row.event_id), row.handler]));
   }
 
   /** Every mark in one statement (so in one implicit transaction). */
   async markMany(marks: readonly InboxMark[]): Promise<void> {
     await this.ready();
-    const sources: string[] = [];
-    const ids: string[] = [];
-    const handlers: string[] = [];
-    for (const { eventKey, handlerKey } of marks) {
-      const { source, id } = splitEventKey(eventKey);
-      sources.push(source);
-      ids.push(id);
-      handlers.push(handlerKey ?? DONE);
-    }
+    const keys = marks.map((mark) => splitEventKey(mark.eventKey));
+    const handlers = marks.map((mark) => mark.handlerKey ?? DONE);
     await this.db.pool.query(
       `INSERT INTO ${this.table} (service, source, event_id, handler)
        SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[]) ON CONFLICT DO NOTHING`,
-      [this.o.service, sources, ids, handlers],
+      [this.o.service, keys.map((k) => k.source), keys.map((k) => k.id), handlers],
     );
   }
 
@@ -146,9 +126,10 @@ export class PostgresInbox implements InboxStore {
     return Date.now() - this.o.retentionMs;
   }
 
-  async close(): Promise<void> {
+  async close(deadline?: number): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.db.closeBy(deadline);
     clearInterval(this.pruneTimer);
     await this.db.release();
   }

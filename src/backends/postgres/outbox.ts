@@ -1,54 +1,36 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { PoolClient } from 'pg';
+import type { PoolClient, QueryConfig } from 'pg';
 import type { Logger } from 'winston';
+import type { Availability } from '../../observe/availability.js';
 import type { PgPoolLike } from '../../config.js';
 import { DEFAULTS } from '../../defaults.js';
 import { OutboxUnavailableError } from '../../errors/index.js';
-import { type DeadLetter, type DeadLetterFilter, type DeadLetterSelection, type OutboxStats, selectionFilter } from '../../operate/operator.js';
 import {
-  type AddOptions,
-  type DeathReason,
-  type NewDelivery,
-  type OutboxRecord,
-  type OutboxStore,
-  outboxDeadLetter,
-  recordIds,
-  type Settlement,
-} from '../../send/outbox-store.js';
+  type DeadLetter,
+  type DeadLetterFilter,
+  type DeadLetterSelection,
+  type OutboxStats,
+  selectionFilter,
+  statsOf,
+  type TargetCounts,
+} from '../../operate/operator.js';
+import type { AddOptions, DeathReason, NewDelivery, OutboxRecord, OutboxStore, Settlement } from '../../send/outbox-store.js';
 import type { TransactionClient } from '../../types.js';
-import { databaseFrom, isUnavailable, type PostgresDatabase } from './database.js';
+import { COLUMNS, filterConditions, type OutboxRow, targetCountsSql, toDeadLetter, toRecord } from '../outbox-rows.js';
+import { databaseFrom, isUnavailable, type PostgresDatabase, within } from './database.js';
 
 /** The NOTIFY channel: payload `<schema>\t<service>\t<target>`. */
 export const OUTBOX_CHANNEL = 'events_outbox';
 
-const COLUMNS = `id, event_id, type, source, target, body, created_at, attempts, next_attempt_at,
-  last_attempt_at, last_status, last_error, traceparent, tracestate`;
-
 /** The rows of the operator's service ($1), or every service's ($1 null). */
 const SCOPE = '($1::text IS NULL OR service = $1)';
 
+/** The fields of a delivery the INSERT of `add` takes, in the order of its `unnest` ($2…$9). */
+const INSERTED = ['eventId', 'type', 'source', 'target', 'body', 'createdAt', 'traceparent', 'tracestate'] as const;
+
 /** The database's clock in ms: leases are measured by it, so instances on hosts with skewed clocks agree. */
 const DB_NOW = '(extract(epoch from clock_timestamp()) * 1000)::bigint';
-
-interface Row {
-  id: string;
-  event_id: string;
-  type: string;
-  source: string;
-  target: string;
-  body: string;
-  created_at: string;
-  attempts: number;
-  next_attempt_at: string;
-  last_attempt_at: string | null;
-  last_status: number | null;
-  last_error: string | null;
-  traceparent: string | null;
-  tracestate: string | null;
-  dead_at?: string;
-  reason?: string;
-}
 
 export interface PostgresOutboxOptions {
   /** The service whose rows this outbox reads and writes. An operator's view may leave it out: every service's dead letters and stats. */
@@ -106,6 +88,10 @@ export class PostgresOutbox implements OutboxStore {
   readonly owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   private readonly s: string;
   private readonly db: PostgresDatabase;
+  /** Whether its database answers (health). */
+  get database(): Availability {
+    return this.db.availability;
+  }
   private readonly logger: Logger | undefined;
   private readonly concurrency: number;
   private readonly eventsPerRequest: (target: string) => number;
@@ -165,7 +151,7 @@ export class PostgresOutbox implements OutboxStore {
     const tx = options.tx as TransactionClient | undefined;
     if (tx !== undefined) {
       try {
-        await this.ensureReady();
+        await within(this.ensureReady(), this.writeWaitMs, () => this.late());
         await tx.query(...this.insertStatement(deliveries));
       } catch (error) {
         throw this.unavailable(error);
@@ -181,18 +167,27 @@ export class PostgresOutbox implements OutboxStore {
     });
   }
 
-  /** One INSERT of every delivery queued in this turn (its own transaction), retried while the database is unreachable. */
+  /**
+   * One INSERT of every delivery queued in this turn (its own transaction), retried while the
+   * database is unreachable, answered within `writeWaitMs` (a connection that does not answer by
+   * then is destroyed by the pool).
+   */
   private async flush(): Promise<void> {
     this.flushScheduled = false;
     const batch = this.queue;
     this.queue = [];
     if (batch.length === 0) return;
     const deadline = Date.now() + this.writeWaitMs;
+    const [text, values] = this.insertStatement(batch.flatMap((w) => w.deliveries));
     let wait: number = DEFAULTS.storeRetry.baseDelayMs;
     for (;;) {
       try {
-        await this.ensureReady();
-        await this.db.pool.query(...this.insertStatement(batch.flatMap((w) => w.deliveries)));
+        const left = Math.max(1, deadline - Date.now());
+        const insert = async () => {
+          await this.ensureReady();
+          await this.db.pool.query({ text, values, query_timeout: left } as QueryConfig);
+        };
+        await within(insert(), left, () => this.late());
         this.recovered();
         for (const waiter of batch) waiter.resolve();
         return;
@@ -211,7 +206,6 @@ export class PostgresOutbox implements OutboxStore {
 
   /** INSERT … SELECT FROM unnest(…), and one pg_notify per target, in one statement. */
   private insertStatement(deliveries: readonly NewDelivery[]): [string, unknown[]] {
-    const column = <K extends keyof NewDelivery>(key: K) => deliveries.map((d) => d[key] ?? null);
     const text = `WITH ins AS (
       INSERT INTO ${this.s}.events_outbox
         (service, event_id, type, source, target, body, created_at, next_attempt_at, traceparent, tracestate)
@@ -220,21 +214,8 @@ export class PostgresOutbox implements OutboxStore {
         AS u(event_id, type, source, target, body, created_at, traceparent, tracestate)
       RETURNING target)
     SELECT pg_notify('${OUTBOX_CHANNEL}', $10 || t.target) FROM (SELECT DISTINCT target FROM ins) t`;
-    return [
-      text,
-      [
-        this.service,
-        column('eventId'),
-        column('type'),
-        column('source'),
-        column('target'),
-        column('body'),
-        column('createdAt'),
-        column('traceparent'),
-        column('tracestate'),
-        `${this.schema}\t${this.service}\t`,
-      ],
-    ];
+    const columns = INSERTED.map((key) => deliveries.map((d) => d[key] ?? null));
+    return [text, [this.service, ...columns, `${this.schema}\t${this.service}\t`]];
   }
 
   async claim(target: string, now: number, limit: number): Promise<OutboxRecord[]> {
@@ -303,7 +284,7 @@ export class PostgresOutbox implements OutboxStore {
           this.busy.add(target);
           return [];
         }
-        const result = await client.query<Row & { others: string }>(
+        const result = await client.query<OutboxRow & { others: string }>(
           `WITH live AS (SELECT count(*) AS n, count(*) FILTER (WHERE lease_owner <> $5) AS others FROM ${this.s}.events_outbox
              WHERE service = $1 AND target = $2 AND leased_until > ${DB_NOW}),
            pick AS (SELECT id FROM ${this.s}.events_outbox
@@ -337,9 +318,8 @@ export class PostgresOutbox implements OutboxStore {
   }
 
   async complete(id: number): Promise<void> {
-    await this.write(`DELETE FROM ${this.s}.events_outbox WHERE id = $1`, [id]);
     const target = this.held.get(String(id));
-    this.held.delete(String(id));
+    await this.write(`DELETE FROM ${this.s}.events_outbox WHERE id = $1`, [id], [id]);
     // A success is news to every instance: the target is up (whoever marked it down, even a dead instance).
     if (target !== undefined && this.downSeen.delete(target)) await this.markUp(target);
   }
@@ -352,42 +332,13 @@ export class PostgresOutbox implements OutboxStore {
     );
   }
 
+  /** Both in the statement of `settleMany`, only while this instance still holds the lease: past it, another instance owns the row. */
   async reschedule(record: OutboxRecord, nextAttemptAt: number): Promise<void> {
-    record.nextAttemptAt = nextAttemptAt;
-    this.stamp(record.lastAttemptAt);
-    // Only while this instance still holds the lease: past it, another instance owns the row.
-    await this.write(
-      `UPDATE ${this.s}.events_outbox SET leased_until = NULL, lease_owner = NULL, attempts = $3, next_attempt_at = $4,
-         last_attempt_at = $5, last_status = $6, last_error = $7
-       WHERE id = $1 AND lease_owner = $2`,
-      [record.id, this.owner, record.attempts, nextAttemptAt, record.lastAttemptAt ?? null, record.lastStatus ?? null, record.lastError ?? null],
-    );
-    this.held.delete(String(record.id));
+    await this.settleMany([{ kind: 'reschedule', record, nextAttemptAt }]);
   }
 
   async kill(record: OutboxRecord, reason: DeathReason): Promise<void> {
-    await this.write(
-      `WITH d AS (DELETE FROM ${this.s}.events_outbox WHERE id = $1 AND lease_owner = $2
-         RETURNING id, service, event_id, type, source, target, body, created_at, traceparent, tracestate)
-       INSERT INTO ${this.s}.events_dead_letters (id, service, event_id, type, source, target, body, created_at,
-         traceparent, tracestate, attempts, next_attempt_at, last_attempt_at, last_status, last_error, dead_at, reason)
-       SELECT d.id, d.service, d.event_id, d.type, d.source, d.target, d.body, d.created_at, d.traceparent, d.tracestate,
-         $3, $4, $5, $6, $7, $8, $9 FROM d
-       ON CONFLICT (id) DO UPDATE SET attempts = EXCLUDED.attempts, last_attempt_at = EXCLUDED.last_attempt_at,
-         last_status = EXCLUDED.last_status, last_error = EXCLUDED.last_error, dead_at = EXCLUDED.dead_at, reason = EXCLUDED.reason`,
-      [
-        record.id,
-        this.owner,
-        record.attempts,
-        record.nextAttemptAt,
-        record.lastAttemptAt ?? null,
-        record.lastStatus ?? null,
-        record.lastError ?? null,
-        Date.now(),
-        reason,
-      ],
-    );
-    this.held.delete(String(record.id));
+    await this.settleMany([{ kind: 'kill', record, reason }]);
   }
 
   /**
@@ -419,6 +370,7 @@ export class PostgresOutbox implements OutboxStore {
       records.map((r) => r.lastStatus ?? null),
       records.map((r) => r.lastError ?? null),
     ];
+    const targets = new Map(settlements.map(({ record }) => [record.id, this.held.get(String(record.id))]));
     await this.write(
       `WITH done AS (DELETE FROM ${this.s}.events_outbox WHERE id = ANY($1::bigint[]) RETURNING 1),
        again AS (UPDATE ${this.s}.events_outbox o SET leased_until = NULL, lease_owner = NULL, attempts = u.attempts,
@@ -439,12 +391,11 @@ export class PostgresOutbox implements OutboxStore {
          RETURNING 1)
        SELECT (SELECT count(*) FROM done) AS done, (SELECT count(*) FROM again) AS again, (SELECT count(*) FROM buried) AS buried`,
       [done, this.owner, ...history(again), ...history(dead), reasons, Date.now()],
+      [...targets.keys()],
     );
     const up = new Set<string>();
     for (const settlement of settlements) {
-      const key = String(settlement.record.id);
-      const target = this.held.get(key);
-      this.held.delete(key);
+      const target = targets.get(settlement.record.id);
       if (settlement.kind === 'complete' && target !== undefined && this.downSeen.delete(target)) up.add(target);
     }
     // A success is news to every instance, as with `complete`.
@@ -505,30 +456,14 @@ export class PostgresOutbox implements OutboxStore {
 
   async stats(): Promise<OutboxStats> {
     await this.ensureReady();
-    const result = await this.db.pool.query<{ target: string; pending: string; dead: string; oldest: string | null }>(
-      `SELECT target, SUM(pending) AS pending, SUM(dead) AS dead, MIN(oldest) AS oldest FROM (
-         SELECT target, count(*) AS pending, 0 AS dead, MIN(created_at) AS oldest FROM ${this.s}.events_outbox
-           WHERE ${SCOPE} GROUP BY target
-         UNION ALL
-         SELECT target, 0, count(*), NULL FROM ${this.s}.events_dead_letters WHERE ${SCOPE} GROUP BY target) x
-       GROUP BY target ORDER BY target`,
-      [this.scope],
-    );
-    const stats: OutboxStats = { durable: true, pending: 0, deadLetters: 0, targets: {} };
-    for (const row of result.rows) {
-      const pending = Number(row.pending);
-      const deadLetters = Number(row.dead);
-      stats.pending += pending;
-      stats.deadLetters += deadLetters;
-      stats.targets[row.target] = { pending, deadLetters, ...(row.oldest !== null ? { oldestCreatedAt: Number(row.oldest) } : {}) };
-    }
-    return stats;
+    const sql = targetCountsSql(`${this.s}.events_outbox`, `${this.s}.events_dead_letters`, SCOPE);
+    return statsOf((await this.db.pool.query<TargetCounts>(sql, [this.scope])).rows);
   }
 
   async deadLetters(filter?: DeadLetterFilter): Promise<DeadLetter[]> {
     await this.ensureReady();
     const { where, params } = this.whereOf(filter);
-    const result = await this.db.pool.query<Row>(
+    const result = await this.db.pool.query<OutboxRow>(
       `SELECT ${COLUMNS}, dead_at, reason FROM ${this.s}.events_dead_letters ${where} ORDER BY dead_at, id`,
       params,
     );
@@ -572,7 +507,7 @@ export class PostgresOutbox implements OutboxStore {
 
   async pendingRecords(): Promise<OutboxRecord[]> {
     await this.ensureReady();
-    const result = await this.db.pool.query<Row>(
+    const result = await this.db.pool.query<OutboxRow>(
       `SELECT ${COLUMNS} FROM ${this.s}.events_outbox WHERE service = $1 ORDER BY id`,
       [this.service],
     );
@@ -603,8 +538,9 @@ export class PostgresOutbox implements OutboxStore {
     }
   }
 
-  async close(): Promise<void> {
+  async close(deadline?: number): Promise<void> {
     if (this.closed) return;
+    this.db.closeBy(deadline);
     // Emits queued this turn are written first.
     if (this.queue.length > 0) await this.flush();
     await Promise.allSettled([...this.writes]);
@@ -632,15 +568,21 @@ export class PostgresOutbox implements OutboxStore {
   /**
    * A dispatcher's write (complete, reschedule, dead letter, target state), in a transaction that
    * does not wait for its WAL flush: a database crash can only undo it, which redelivers (at least
-   * once, as ever) rather than loses. Emits keep PostgreSQL's synchronous commit.
+   * once, as ever) rather than loses. Emits keep PostgreSQL's synchronous commit. The deliveries
+   * it `settles` are held here no more, written or not: a failed write leaves their leases to run
+   * out (renewing them would keep them here, undelivered, for as long as the process lives).
    */
-  private async write(text: string, params: unknown[]): Promise<void> {
-    await this.track(
-      this.guard(async () => {
-        await this.ensureReady();
-        await this.transaction((client) => client.query(text, params));
-      }),
-    );
+  private async write(text: string, params: unknown[], settles: readonly number[] = []): Promise<void> {
+    try {
+      await this.track(
+        this.guard(async () => {
+          await this.ensureReady();
+          await this.transaction((client) => client.query(text, params));
+        }),
+      );
+    } finally {
+      for (const id of settles) this.held.delete(String(id));
+    }
   }
 
   private track<T>(promise: Promise<T>): Promise<T> {
@@ -681,6 +623,11 @@ export class PostgresOutbox implements OutboxStore {
     this.logger?.info('outbox database reachable again; delivery resumes', { database: this.where });
   }
 
+  /** No answer within `writeWaitMs`: an error that `unavailable` turns into an OutboxUnavailableError. */
+  private late(): Error {
+    return Object.assign(new Error(`PostgreSQL did not answer within outbox.writeWaitMs (${this.writeWaitMs} ms)`), { code: 'ETIMEDOUT' });
+  }
+
   /** An error of `add`/`replay`: unreachable database → OutboxUnavailableError; anything else as it is. */
   private unavailable(error: unknown): unknown {
     if (!isUnavailable(error)) return error;
@@ -691,49 +638,11 @@ export class PostgresOutbox implements OutboxStore {
   }
 
   private whereOf(filter: DeadLetterFilter | undefined): { where: string; params: unknown[] } {
-    const clauses = [SCOPE];
     const params: unknown[] = [this.scope];
-    if (filter?.ids) {
-      params.push(recordIds(filter.ids));
-      clauses.push(`id = ANY($${params.length}::bigint[])`);
-    }
-    if (filter?.eventId !== undefined) {
-      params.push(filter.eventId);
-      clauses.push(`event_id = $${params.length}`);
-    }
-    if (filter?.target !== undefined) {
-      params.push(filter.target);
-      clauses.push(`target = $${params.length}`);
-    }
-    if (filter?.type !== undefined) {
-      params.push(filter.type);
-      clauses.push(`type = $${params.length}`);
-    }
-    return { where: `WHERE ${clauses.join(' AND ')}`, params };
+    const bind = (value: unknown) => `$${params.push(value)}`;
+    const conditions = filterConditions(filter, bind, (ids) => `id = ANY(${bind(ids)}::bigint[])`);
+    return { where: `WHERE ${[SCOPE, ...conditions].join(' AND ')}`, params };
   }
-}
-
-function toRecord(row: Row): OutboxRecord {
-  return {
-    id: Number(row.id),
-    eventId: row.event_id,
-    type: row.type,
-    source: row.source,
-    target: row.target,
-    body: row.body,
-    createdAt: Number(row.created_at),
-    attempts: row.attempts,
-    nextAttemptAt: Number(row.next_attempt_at),
-    ...(row.last_attempt_at !== null ? { lastAttemptAt: Number(row.last_attempt_at) } : {}),
-    ...(row.last_status !== null ? { lastStatus: row.last_status } : {}),
-    ...(row.last_error !== null ? { lastError: row.last_error } : {}),
-    ...(row.traceparent !== null ? { traceparent: row.traceparent } : {}),
-    ...(row.tracestate !== null ? { tracestate: row.tracestate } : {}),
-  };
-}
-
-function toDeadLetter(row: Row): DeadLetter {
-  return outboxDeadLetter(toRecord(row), row.reason as DeathReason, Number(row.dead_at));
 }
 
 function byDue(a: OutboxRecord, b: OutboxRecord): number {

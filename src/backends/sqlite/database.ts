@@ -6,15 +6,16 @@ import { ConfigError } from '../../errors/index.js';
 
 export type Database = BetterSqlite3.Database;
 
-function loadDriver(variable: string): typeof BetterSqlite3 {
+/** better-sqlite3, the optional peer dependency; `need` says what needs it when it is not installed. */
+export function loadDriver(
+  variable: string,
+  need = `${variable} is set, but the optional peer dependency better-sqlite3 is not installed`,
+): typeof BetterSqlite3 {
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     return require('better-sqlite3') as typeof BetterSqlite3;
   } catch (cause) {
-    throw new ConfigError(
-      `${variable} is set, but the optional peer dependency better-sqlite3 is not installed: run npm install better-sqlite3@^12`,
-      { variable, cause },
-    );
+    throw new ConfigError(`${need}: run npm install better-sqlite3@^12`, { variable, cause });
   }
 }
 

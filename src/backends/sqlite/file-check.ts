@@ -1,5 +1,6 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import { ConfigError } from '../../errors/index.js';
+import { loadDriver } from './database.js';
 
 /**
  * The tables of an events-library outbox and the columns the operator tools read and write.
@@ -26,7 +27,7 @@ const WHAT = 'an events-library outbox (an SQLite file with the tables outbox an
  * mode change, no -wal file). Throws a ConfigError naming the path and what was expected.
  */
 export function assertOutboxFile(path: string, variable = 'EVENTS_OUTBOX_PATH'): void {
-  const Driver = loadDriver(variable);
+  const Driver = loadDriver(variable, 'reading an outbox file needs the optional peer dependency better-sqlite3');
   let db: BetterSqlite3.Database | undefined;
   let tables: Map<string, Set<string>>;
   try {
@@ -56,18 +57,6 @@ export function assertOutboxFile(path: string, variable = 'EVENTS_OUTBOX_PATH'):
   if (missing.length > 0) {
     throw new ConfigError(`${path} is not ${WHAT}: it has no ${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ', …' : ''}. Nothing was changed in it.`, {
       variable,
-    });
-  }
-}
-
-function loadDriver(variable: string): typeof BetterSqlite3 {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return require('better-sqlite3') as typeof BetterSqlite3;
-  } catch (cause) {
-    throw new ConfigError('reading an outbox file needs the optional peer dependency better-sqlite3: run npm install better-sqlite3@^12', {
-      variable,
-      cause,
     });
   }
 }

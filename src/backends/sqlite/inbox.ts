@@ -2,9 +2,9 @@ import type { Statement } from 'better-sqlite3';
 import type { Logger } from 'winston';
 import type { InboxMark, InboxStore } from '../../receive/inbox-store.js';
 import { DEFAULTS } from '../../defaults.js';
+import { DONE, handlerStates } from '../inbox-rows.js';
 import { type Database, faultOf, openDatabase, startupError, watchIdentity } from './database.js';
 
-const DONE = '*';
 const PRUNE_EVERY_MS = 60 * 60 * 1000;
 const VARIABLE = 'EVENTS_INBOX_PATH';
 
@@ -69,9 +69,7 @@ export class SqliteInbox implements InboxStore {
 
   async completed(eventKey: string): Promise<true | ReadonlySet<string> | undefined> {
     const rows = this.select.all(eventKey) as { handler: string }[];
-    if (rows.length === 0) return undefined;
-    const handlers = new Set(rows.map((r) => r.handler));
-    return handlers.has(DONE) ? true : handlers;
+    return handlerStates(rows.map((r) => [eventKey, r.handler])).get(eventKey);
   }
 
   async markHandler(eventKey: string, handlerKey: string): Promise<void> {
@@ -83,15 +81,8 @@ export class SqliteInbox implements InboxStore {
   }
 
   async completedMany(eventKeys: readonly string[]): Promise<ReadonlyMap<string, true | ReadonlySet<string>>> {
-    const handlers = new Map<string, Set<string>>();
-    for (const { event_key: key, handler } of this.selectMany.all(JSON.stringify(eventKeys)) as { event_key: string; handler: string }[]) {
-      let set = handlers.get(key);
-      if (!set) handlers.set(key, (set = new Set()));
-      set.add(handler);
-    }
-    const states = new Map<string, true | ReadonlySet<string>>();
-    for (const [key, set] of handlers) states.set(key, set.has(DONE) ? true : set);
-    return states;
+    const rows = this.selectMany.all(JSON.stringify(eventKeys)) as { event_key: string; handler: string }[];
+    return handlerStates(rows.map((r) => [r.event_key, r.handler]));
   }
 
   /** Every mark in one transaction: one commit for a whole request's completions. */

@@ -2,20 +2,18 @@ import type { Statement } from 'better-sqlite3';
 import type { Logger } from 'winston';
 import { DEFAULTS } from '../../defaults.js';
 import { OutboxUnavailableError } from '../../errors/index.js';
-import { type DeadLetter, type DeadLetterFilter, type DeadLetterSelection, type OutboxStats, selectionFilter } from '../../operate/operator.js';
 import {
-  type DeathReason,
-  type NewDelivery,
-  type OutboxRecord,
-  type OutboxStore,
-  outboxDeadLetter,
-  recordIds,
-  type Settlement,
-} from '../../send/outbox-store.js';
+  type DeadLetter,
+  type DeadLetterFilter,
+  type DeadLetterSelection,
+  type OutboxStats,
+  selectionFilter,
+  statsOf,
+  type TargetCounts,
+} from '../../operate/operator.js';
+import type { DeathReason, NewDelivery, OutboxRecord, OutboxStore, Settlement } from '../../send/outbox-store.js';
+import { COLUMNS, filterConditions, type OutboxRow, targetCountsSql, toDeadLetter, toRecord, toRow } from '../outbox-rows.js';
 import { type Database, type Fault, faultOf, lockExclusive, openDatabase, startupError, watchIdentity } from './database.js';
-
-const COLUMNS = `id, event_id, type, source, target, body, created_at, attempts, next_attempt_at,
-  last_attempt_at, last_status, last_error, traceparent, tracestate`;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS outbox (
@@ -37,25 +35,6 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 );
 CREATE INDEX IF NOT EXISTS dead_letters_event ON dead_letters (event_id);
 `;
-
-interface Row {
-  id: number;
-  event_id: string;
-  type: string;
-  source: string;
-  target: string;
-  body: string;
-  created_at: number;
-  attempts: number;
-  next_attempt_at: number;
-  last_attempt_at: number | null;
-  last_status: number | null;
-  last_error: string | null;
-  traceparent: string | null;
-  tracestate: string | null;
-  dead_at?: number;
-  reason?: string;
-}
 
 export interface SqliteOutboxOptions {
   /**
@@ -197,12 +176,11 @@ export class SqliteOutbox implements OutboxStore {
          ORDER BY next_attempt_at, id LIMIT 1`,
       );
       this.update = this.db.prepare(
-        `UPDATE outbox SET attempts = @attempts, next_attempt_at = @nextAttemptAt,
-           last_attempt_at = @lastAttemptAt, last_status = @lastStatus, last_error = @lastError WHERE id = @id`,
+        `UPDATE outbox SET attempts = @attempts, next_attempt_at = @next_attempt_at,
+           last_attempt_at = @last_attempt_at, last_status = @last_status, last_error = @last_error WHERE id = @id`,
       );
       this.bury = this.db.prepare(
-        `INSERT OR REPLACE INTO dead_letters (${COLUMNS}, dead_at, reason)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT OR REPLACE INTO dead_letters (${COLUMNS}, dead_at, reason) VALUES (${NAMED_COLUMNS}, @dead_at, @reason)`,
       );
       this.releaseSince = this.db.prepare(
         `UPDATE outbox SET next_attempt_at = ? WHERE target = ? AND leased = 0 AND last_attempt_at >= ? AND ${UNLEASED}`,
@@ -260,7 +238,7 @@ export class SqliteOutbox implements OutboxStore {
       // Reads see every earlier add, complete, reschedule and kill, as the interface promises (see opensAt).
       if (this.opensAt <= now) this.sync();
       this.checkClock(now);
-      const rows = this.selectDue.all(target, now, limit) as Row[];
+      const rows = this.selectDue.all(target, now, limit) as OutboxRow[];
       if (rows.length === 1) this.leaseOne.run(rows[0]!.id);
       else if (rows.length > 1) this.lease.run(JSON.stringify(rows.map((row) => row.id)));
       return rows.map(toRecord);
@@ -270,7 +248,7 @@ export class SqliteOutbox implements OutboxStore {
   async claimProbe(target: string): Promise<OutboxRecord | undefined> {
     return this.guard(() => {
       if (this.opensAt < Infinity) this.sync();
-      const row = this.selectFirst.get(target) as Row | undefined;
+      const row = this.selectFirst.get(target) as OutboxRow | undefined;
       if (!row) return undefined;
       this.leaseOne.run(row.id);
       return toRecord(row);
@@ -282,13 +260,11 @@ export class SqliteOutbox implements OutboxStore {
   }
 
   async reschedule(record: OutboxRecord, nextAttemptAt: number): Promise<void> {
-    const params = this.rescheduled(record, nextAttemptAt);
-    this.defer(() => this.rescheduleNow(params), nextAttemptAt);
+    return this.settleMany([{ kind: 'reschedule', record, nextAttemptAt }]);
   }
 
   async kill(record: OutboxRecord, reason: DeathReason): Promise<void> {
-    const deadAt = this.now();
-    this.defer(() => this.killNow(record, reason, deadAt));
+    return this.settleMany([{ kind: 'kill', record, reason }]);
   }
 
   /** Every outcome in one buffered write: the same group commit as the emits of this turn, no transaction of its own. */
@@ -297,7 +273,7 @@ export class SqliteOutbox implements OutboxStore {
     const deadAt = this.now();
     const items = settlements.slice();
     let opensAt = Infinity;
-    const params = items.map((s) => {
+    const rows = items.map((s) => {
       if (s.kind !== 'reschedule') return undefined;
       opensAt = Math.min(opensAt, s.nextAttemptAt);
       return this.rescheduled(s.record, s.nextAttemptAt);
@@ -305,7 +281,7 @@ export class SqliteOutbox implements OutboxStore {
     this.defer(() => {
       items.forEach((s, i) => {
         if (s.kind === 'complete') this.completeNow(s.record.id);
-        else if (s.kind === 'reschedule') this.rescheduleNow(params[i]!);
+        else if (s.kind === 'reschedule') this.rescheduleNow(rows[i]!);
         else this.killNow(s.record, s.reason, deadAt);
       });
     }, opensAt);
@@ -317,43 +293,19 @@ export class SqliteOutbox implements OutboxStore {
   }
 
   /** What `reschedule` writes, taken now: the record may change before the flush. */
-  private rescheduled(record: OutboxRecord, nextAttemptAt: number): Record<string, number | string | null> {
+  private rescheduled(record: OutboxRecord, nextAttemptAt: number): OutboxRow {
     record.nextAttemptAt = nextAttemptAt;
     if (record.lastAttemptAt !== undefined && record.lastAttemptAt > this.maxStamp) this.maxStamp = record.lastAttemptAt;
-    return {
-      id: record.id,
-      attempts: record.attempts,
-      nextAttemptAt,
-      lastAttemptAt: record.lastAttemptAt ?? null,
-      lastStatus: record.lastStatus ?? null,
-      lastError: record.lastError ?? null,
-    };
+    return toRow(record);
   }
 
-  private rescheduleNow(params: Record<string, number | string | null>): void {
-    this.update.run(params);
-    this.unlease.run(params.id);
+  private rescheduleNow(row: OutboxRow): void {
+    this.update.run(row);
+    this.unlease.run(row.id);
   }
 
   private killNow(record: OutboxRecord, reason: DeathReason, deadAt: number): void {
-    this.bury.run(
-      record.id,
-      record.eventId,
-      record.type,
-      record.source,
-      record.target,
-      record.body,
-      record.createdAt,
-      record.attempts,
-      record.nextAttemptAt,
-      record.lastAttemptAt ?? null,
-      record.lastStatus ?? null,
-      record.lastError ?? null,
-      record.traceparent ?? null,
-      record.tracestate ?? null,
-      deadAt,
-      reason,
-    );
+    this.bury.run({ ...toRow(record), dead_at: deadAt, reason });
     this.completeNow(record.id);
   }
 
@@ -379,29 +331,13 @@ export class SqliteOutbox implements OutboxStore {
 
   async stats(): Promise<OutboxStats> {
     this.sync();
-    const stats: OutboxStats = { durable: true, pending: 0, deadLetters: 0, targets: {} };
-    const pending = this.db
-      .prepare('SELECT target, COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox GROUP BY target')
-      .all() as { target: string; n: number; oldest: number }[];
-    for (const row of pending) {
-      stats.pending += row.n;
-      stats.targets[row.target] = { pending: row.n, deadLetters: 0, oldestCreatedAt: row.oldest };
-    }
-    const dead = this.db.prepare('SELECT target, COUNT(*) AS n FROM dead_letters GROUP BY target').all() as {
-      target: string;
-      n: number;
-    }[];
-    for (const row of dead) {
-      stats.deadLetters += row.n;
-      (stats.targets[row.target] ??= { pending: 0, deadLetters: 0 }).deadLetters = row.n;
-    }
-    return stats;
+    return statsOf(this.db.prepare(targetCountsSql('outbox', 'dead_letters')).all() as TargetCounts[]);
   }
 
   async deadLetters(filter?: DeadLetterFilter): Promise<DeadLetter[]> {
     this.sync();
     const { where, params } = whereOf(filter);
-    return (this.db.prepare(`SELECT * FROM dead_letters ${where} ORDER BY id`).all(...params) as Row[]).map(toDeadLetter);
+    return (this.db.prepare(`SELECT * FROM dead_letters ${where} ORDER BY id`).all(...params) as OutboxRow[]).map(toDeadLetter);
   }
 
   async replay(selection: DeadLetterSelection): Promise<number> {
@@ -409,14 +345,9 @@ export class SqliteOutbox implements OutboxStore {
     const now = this.now();
     const { where, params } = whereOf(selectionFilter(selection));
     const targets = this.unavailableIfFault(() => this.db.transaction(() => {
-      const rows = this.db.prepare(`DELETE FROM dead_letters ${where} RETURNING ${COLUMNS}`).all(...params) as Row[];
-      const insert = this.db.prepare(
-        `INSERT INTO outbox (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      );
-      for (const row of rows) {
-        insert.run(row.id, row.event_id, row.type, row.source, row.target, row.body, now, row.attempts, now,
-          row.last_attempt_at, row.last_status, row.last_error, row.traceparent, row.tracestate);
-      }
+      const rows = this.db.prepare(`DELETE FROM dead_letters ${where} RETURNING ${COLUMNS}`).all(...params) as OutboxRow[];
+      const insert = this.db.prepare(`INSERT INTO outbox (${COLUMNS}) VALUES (${NAMED_COLUMNS})`);
+      for (const row of rows) insert.run({ ...row, created_at: now, next_attempt_at: now });
       return rows.map((row) => row.target);
     })());
     for (const target of new Set(targets)) this.wake?.(target);
@@ -446,7 +377,7 @@ export class SqliteOutbox implements OutboxStore {
 
   async pendingRecords(): Promise<OutboxRecord[]> {
     this.sync();
-    return (this.db.prepare(`SELECT ${COLUMNS} FROM outbox ORDER BY id`).all() as Row[]).map(toRecord);
+    return (this.db.prepare(`SELECT ${COLUMNS} FROM outbox ORDER BY id`).all() as OutboxRow[]).map(toRecord);
   }
 
   async close(): Promise<void> {
@@ -619,30 +550,22 @@ export class SqliteOutbox implements OutboxStore {
   }
 }
 
+/** COLUMNS as named parameters, bound from an OutboxRow. */
+const NAMED_COLUMNS = COLUMNS.split(',')
+  .map((column) => `@${column.trim()}`)
+  .join(', ');
+
 /** Not leased by this process (the leases of this connection, see the constructor). */
 const UNLEASED = 'id NOT IN (SELECT id FROM temp.outbox_leases)';
 
 function whereOf(filter: DeadLetterFilter | undefined): { where: string; params: unknown[] } {
-  const clauses: string[] = [];
   const params: unknown[] = [];
-  if (filter?.ids) {
-    const ids = recordIds(filter.ids);
-    clauses.push(`id IN (${ids.map(() => '?').join(', ') || 'NULL'})`);
-    params.push(...ids);
-  }
-  if (filter?.eventId !== undefined) {
-    clauses.push('event_id = ?');
-    params.push(filter.eventId);
-  }
-  if (filter?.target !== undefined) {
-    clauses.push('target = ?');
-    params.push(filter.target);
-  }
-  if (filter?.type !== undefined) {
-    clauses.push('type = ?');
-    params.push(filter.type);
-  }
-  return { where: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', params };
+  const bind = (value: unknown) => {
+    params.push(value);
+    return '?';
+  };
+  const conditions = filterConditions(filter, bind, (ids) => `id IN (${ids.map(bind).join(', ') || 'NULL'})`);
+  return { where: conditions.length ? `WHERE ${conditions.join(' AND ')}` : '', params };
 }
 
 /** Files made before trace context was stored get its two nullable columns. */
@@ -654,27 +577,3 @@ function addTraceColumns(db: Database): void {
     }
   }
 }
-
-function toRecord(row: Row): OutboxRecord {
-  return {
-    id: row.id,
-    eventId: row.event_id,
-    type: row.type,
-    source: row.source,
-    target: row.target,
-    body: row.body,
-    createdAt: row.created_at,
-    attempts: row.attempts,
-    nextAttemptAt: row.next_attempt_at,
-    ...(row.last_attempt_at !== null ? { lastAttemptAt: row.last_attempt_at } : {}),
-    ...(row.last_status !== null ? { lastStatus: row.last_status } : {}),
-    ...(row.last_error !== null ? { lastError: row.last_error } : {}),
-    ...(row.traceparent !== null ? { traceparent: row.traceparent } : {}),
-    ...(row.tracestate !== null && row.tracestate !== undefined ? { tracestate: row.tracestate } : {}),
-  };
-}
-
-function toDeadLetter(row: Row): DeadLetter {
-  return outboxDeadLetter(toRecord(row), row.reason as DeathReason, row.dead_at!);
-}
-
