@@ -81,6 +81,8 @@ export function runScenarios(backend: Backend): void {
     });
 
     it("logs as the README's Logging table says: two info lines per event; an outage once as it starts (warn) and once as it ends (info); every try at debug", async () => {
+      // Kafka's mock cluster can take a rebalance or two (seconds each) to let the group consume.
+      const SLOW = { timeoutMs: 40_000 };
       const sent = createCapturingLogger('debug');
       const received = createCapturingLogger('debug');
       const got = recorder();
@@ -89,7 +91,7 @@ export function runScenarios(backend: Backend): void {
       users.declareEvent('user-created', ['payments']);
       const N = 5;
       for (let n = 0; n < N; n += 1) await users.emit('user-created', { n });
-      await waitFor(() => got.events.length === N && sent.withMessage('event delivered').length === N, { ...WAIT, what: 'every event delivered' });
+      await waitFor(() => got.events.length === N && sent.withMessage('event delivered').length === N, { ...SLOW, what: 'every event delivered' });
       expect(visible(sent.records)).toEqual({ 'info event emitted': N, 'info event delivered': N });
       expect(visible(received.records)).toEqual({ 'info event received': N });
 
@@ -100,12 +102,12 @@ export function runScenarios(backend: Backend): void {
       const M = 3;
       for (let n = 0; n < M; n += 1) await users.emit('user-created', { n: N + n });
       const tries = () => during().filter((r) => r.message === 'delivery attempt failed').length;
-      await waitFor(() => during().some((r) => r.message === 'target down; probing before sending more'), { ...WAIT, what: 'the target seen down' });
+      await waitFor(() => during().some((r) => r.message === 'target down; probing before sending more'), { ...SLOW, what: 'the target seen down' });
       const probed = tries() + 3;
-      await waitFor(() => tries() >= probed, { ...WAIT, what: 'probes that fail' });
+      await waitFor(() => tries() >= probed, { ...SLOW, what: 'probes that fail' });
       await outage.end();
-      await waitFor(() => got.events.length === N + M && sent.withMessage('event delivered').length === N + M, { ...WAIT, what: 'the events of the outage delivered' });
-      await waitFor(async () => (await pending(users)) === 0, { ...WAIT, what: 'nothing left to send' });
+      await waitFor(() => got.events.length === N + M && sent.withMessage('event delivered').length === N + M, { ...SLOW, what: 'the events of the outage delivered' });
+      await waitFor(async () => (await pending(users)) === 0, { ...SLOW, what: 'nothing left to send' });
 
       const { 'info event emitted': emitted, 'info event delivered': delivered, 'warn delivery failed; will redeliver': firstFailures = 0, ...states } = visible(during());
       expect([emitted, delivered]).toEqual([M, M]);
@@ -119,7 +121,7 @@ export function runScenarios(backend: Backend): void {
       const ends = Object.keys(states).filter((line) => line.startsWith('info ')).length;
       expect(Object.keys(states).filter((line) => line.startsWith('error '))).toEqual([]);
       expect(starts).toBe(ends);
-    });
+    }, 120_000);
 
     it('fans out: one event declared to two services reaches each of them once', async () => {
       const payments = recorder();

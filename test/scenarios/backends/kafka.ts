@@ -37,12 +37,13 @@ export function kafkaBackend(): Backend {
             socket.once('close', () => sockets.delete(socket));
             return socket;
           };
-          const client = new Kafka({ clientId: 'users', brokers: bootstrap.split(','), socketFactory, logLevel: logLevel.NOTHING, connectionTimeout: 1_000, requestTimeout: 2_000, retry: { retries: 1, initialRetryTime: 50 } });
+          const client = new Kafka({ clientId: 'users', brokers: bootstrap.split(','), socketFactory, logLevel: logLevel.NOTHING, connectionTimeout: 1_000, requestTimeout: 2_000, retry: { retries: 5, initialRetryTime: 50, maxRetryTime: 200 } });
           return {
             broker: { kafka: { sessionTimeoutMs: 6_000, client } },
             cut: async () => {
               cut = true;
-              for (const socket of sockets) socket.destroy();
+              // With an error, so that the client fails what it has in flight at once (a plain destroy leaves it waiting for its request timeout).
+              for (const socket of sockets) socket.destroy(new Error('outage'));
             },
             restore: async () => void (cut = false),
             close: async () => undefined,
