@@ -56,9 +56,11 @@ export type {
   DeadLetterFilter,
   DeadLetterList,
   DeadLetterOperator,
+  DeadLetterPage,
   DeadLetterSelection,
   OperatorLocation,
   OutboxStats,
+  PageRequest,
 } from './operate/operator.js';
 export type { OutboxRecord } from './send/outbox-store.js';
 export type { Delivery, DeliveryHint, DeliveryResult, Transport } from './send/transport.js';

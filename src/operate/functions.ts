@@ -3,6 +3,7 @@ import {
   type DeadLetterFilter,
   type DeadLetterList,
   type DeadLetterOperator,
+  type DeadLetterPage,
   type DeadLetterSelection,
   type OperatorLocation,
   type OutboxStats,
@@ -81,6 +82,19 @@ export function combineOperators(operators: readonly DeadLetterOperator[]): Dead
       const more = sum(parts.map((part) => part.more ?? 0));
       if (more > 0) list.more = more;
       return list;
+    },
+    // Each operator's pages in turn; the cursor says which one (`<index>:<its cursor>`).
+    deadLetterPage: async (filter, { limit, cursor }) => {
+      const at = /^(\d{1,3}):(.*)$/s.exec(cursor ?? '');
+      const page: DeadLetterPage = { items: [] };
+      for (let part = at ? Number(at[1]) : 0, inner = at?.[2] || undefined; part < operators.length; part++, inner = undefined) {
+        if (page.items.length === limit) return { ...page, next: `${part}:` };
+        const got = await operators[part]!.deadLetterPage(filter, { limit: limit - page.items.length, cursor: inner });
+        page.items.push(...got.items);
+        if (got.truncated) page.truncated = true;
+        if (got.next !== undefined) return { ...page, next: `${part}:${got.next}` };
+      }
+      return page;
     },
     replay: async (selection) => sum(await each((operator) => operator.replay(selection))),
     discard: async (selection) => sum(await each((operator) => operator.discard(selection))),

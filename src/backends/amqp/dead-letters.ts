@@ -7,14 +7,17 @@ import {
   type DeadLetterFilter,
   type DeadLetterList,
   type DeadLetterOperator,
+  type DeadLetterPage,
   type DeadLetterSelection,
   matchesDeadLetter,
   type OutboxStats,
+  type PageRequest,
+  pageOf,
   selectionFilter,
   statsOf,
   type TargetCounts,
 } from '../../operate/operator.js';
-import { identityOfBody } from '../broker-common.js';
+import { claimsOf, identityOfBody } from '../broker-common.js';
 import type { BrokerLocation } from '../broker-link.js';
 import { loadAmqplib } from './connection.js';
 import { describeConnectFailure } from './failures.js';
@@ -44,8 +47,9 @@ import { deadLetterQueueName, HEADERS, queueName, registryQueue } from './topolo
  * Two letters deriving the same id (the same message dead-lettered twice) are told apart by a
  * `~2`, `~3`, … suffix in queue order.
  *
- * Identity (event id, type, source) comes from the body, the signed event (the operator has no
- * secret to verify it), else from the message properties, never from a header.
+ * Identity (event id, type, source) comes from the body, never from a property or header, and
+ * only as `unverified` unless the consumer dead-lettered it for a reason given after its
+ * signature verified (claimsOf).
  */
 export class AmqpDeadLetters implements DeadLetterOperator {
   private readonly prefix: string;
@@ -83,6 +87,20 @@ export class AmqpDeadLetters implements DeadLetterOperator {
     letters.sort((a, b) => (a.deadAt ?? 0) - (b.deadAt ?? 0));
     if (more > 0) letters.more = more;
     return letters;
+  }
+
+  /** A page of the first `DEFAULTS.operator.brokerReadWindow` messages of each queue (truncated when a queue holds more). */
+  async deadLetterPage(filter: DeadLetterFilter | undefined, page: PageRequest): Promise<DeadLetterPage> {
+    const letters: DeadLetter[] = [];
+    let truncated = false;
+    for (const service of await this.services(filter?.target)) {
+      const window = DEFAULTS.operator.brokerReadWindow;
+      await this.withLetters(service, filter, Infinity, async (_publisher, held, _more, cut) => {
+        letters.push(...held.map((h) => h.letter!));
+        truncated ||= cut;
+      }, window);
+    }
+    return pageOf(letters, filter, page, truncated);
   }
 
   replay(selection: DeadLetterSelection): Promise<number> {
@@ -157,17 +175,18 @@ export class AmqpDeadLetters implements DeadLetterOperator {
   }
 
   /**
-   * Fetches every message of the service's dead-letter queue unacknowledged (however many), runs
-   * `run` with the first `keep` that match `filter` and the count of the other matches, and gives
-   * back (nack, requeue, in order) what `run` did not settle. Of the rest only the delivery tag is
-   * kept, so a queue of millions costs no memory here. Undefined when the service has no
-   * dead-letter queue.
+   * Fetches every message of the service's dead-letter queue unacknowledged (however many, or the
+   * first `maxRead`: `truncated` tells whether others are left), runs `run` with the first `keep`
+   * that match `filter` and the count of the other matches (`more`), and gives back (nack, requeue,
+   * in order) what `run` did not settle. Of the rest only the delivery tag is kept, so a queue of
+   * millions costs no memory here. Undefined when the service has no dead-letter queue.
    */
   private async withLetters<T>(
     service: string,
     filter: DeadLetterFilter | undefined,
     keep: number,
-    run: (publisher: Publisher, held: Held[], more: number) => Promise<T>,
+    run: (publisher: Publisher, held: Held[], more: number, truncated: boolean) => Promise<T>,
+    maxRead = Infinity,
   ): Promise<T | undefined> {
     const dlq = deadLetterQueueName(queueName(this.prefix, service));
     if (!(await this.exists(dlq))) return undefined;
@@ -177,6 +196,7 @@ export class AmqpDeadLetters implements DeadLetterOperator {
     let more = 0;
     try {
       const ids = new Map<string, number>();
+      let truncated = false;
       for (;;) {
         const message = await publisher.channel.get(dlq, { noAck: false });
         if (message === false) break;
@@ -189,8 +209,12 @@ export class AmqpDeadLetters implements DeadLetterOperator {
           if (matches) more += 1;
           taken.push({ message: { fields: message.fields } as GetMessage, settled: false });
         }
+        if (taken.length >= maxRead) {
+          truncated = message.fields.messageCount > 0;
+          break;
+        }
       }
-      return await run(publisher, held, more);
+      return await run(publisher, held, more, truncated);
     } finally {
       for (const h of taken) if (!h.settled && !publisher.closed) publisher.channel.nack(h.message, false, true);
     }
@@ -257,19 +281,18 @@ function describe(message: GetMessage, service: string, ids: Map<string, number>
   const identity = identityOfBody(body);
   const deadAt = byBroker ? deathTime(deaths) : Date.parse(own(HEADERS.deadAt) ?? '');
   const attempts = Number(own(HEADERS.attempts));
+  // The broker's own reason (e.g. `delivery_limit`) tells nothing of the signature: unverified.
+  const reason = own(HEADERS.deadReason);
   return {
     id,
     kept: 'queue',
-    eventId: identity.eventId ?? text(properties.messageId),
-    type: identity.type ?? text(properties.type),
-    source: identity.source ?? text(properties.appId),
+    ...claimsOf(identity, reason),
     target: service,
-    // The broker's own reason, e.g. `delivery_limit`.
-    reason: (byBroker ? text(lastDeath(deaths)?.reason) : own(HEADERS.deadReason)) ?? 'unknown',
+    reason: (byBroker ? text(lastDeath(deaths)?.reason) : reason) ?? 'unknown',
     error: own(HEADERS.deadError),
     attempts: Number.isFinite(attempts) && attempts > 0 ? attempts : undefined,
-    createdAt: identity.time,
     deadAt: deadAt === undefined || Number.isNaN(deadAt) ? undefined : deadAt,
+    createdAt: identity.time,
     body,
   };
 }
