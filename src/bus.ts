@@ -24,7 +24,7 @@ import { DeliveryActivity } from './console/activity.js';
 import { addConsoleRoutes } from './console/api.js';
 import { serviceOverview } from './console/overview.js';
 import { operatorOf } from './operate/operator-token.js';
-import type { DeadLetter, DeadLetterFilter, DeadLetterOperator, DeadLetterSelection, OutboxStats } from './operate/operator.js';
+import type { DeadLetterFilter, DeadLetterList, DeadLetterOperator, DeadLetterSelection, OutboxStats } from './operate/operator.js';
 import { openInbox, openOutbox } from './backends/stores.js';
 import { openHttpTransport } from './backends/http/backend.js';
 import type { Transport } from './send/transport.js';
@@ -375,9 +375,10 @@ export class EventBus<Events extends object = EventRegistry> {
 
   /**
    * Dead letters, oldest first: all, or those matching `filter`. The outbox's (deliveries this
-   * service could not make) and, on a broker, its own queue's (events it could not handle).
+   * service could not make) and, on a broker, its own queue's (events it could not handle); `more`
+   * counts those left out by `filter.limit`.
    */
-  deadLetters(filter?: DeadLetterFilter): Promise<DeadLetter[]> {
+  deadLetters(filter?: DeadLetterFilter): Promise<DeadLetterList> {
     return this.operator.deadLetters(filter);
   }
 

@@ -55,6 +55,7 @@ export type { ReceiverRequest, ReceiverResponse } from './receive/receiver.js';
 export type {
   DeadLetter,
   DeadLetterFilter,
+  DeadLetterList,
   DeadLetterOperator,
   DeadLetterPage,
   DeadLetterSelection,
