@@ -6,6 +6,8 @@ module.exports = {
   testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/node-test/'],
   testMatch: ['**/*.test.ts'],
   transform: {
+    // *.legacy.test.ts: compiled with experimentalDecorators, as NestJS projects are (legacy decorators).
+    '^.+\\.legacy\\.test\\.ts$': ['ts-jest', { tsconfig: 'test/types/legacy/tsconfig.json' }],
     '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }],
   },
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
