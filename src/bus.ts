@@ -22,6 +22,7 @@ import { operatorOf } from './operate/operator-token.js';
 import type { DeadLetter, DeadLetterFilter, DeadLetterOperator, DeadLetterSelection, OutboxStats } from './operate/operator.js';
 import { openInbox, openOutbox } from './backends/stores.js';
 import { openHttpTransport } from './backends/http/backend.js';
+import type { ServiceName } from './service-names.js';
 import { isDecoratorCall, registerInstance, subscribeDecorator, type Subscribe, type SubscribeDecorator } from './subscribe-decorator.js';
 import type { Transport } from './send/transport.js';
 import type {
@@ -145,15 +146,15 @@ export class EventBus<Events extends object = EventRegistry> {
    */
   declareEvent<const T extends string, const S extends JSONSchema>(
     type: T,
-    targetServices: readonly string[],
+    targetServices: readonly ServiceName[],
     options: DeclareOptions<S> & { schema: S },
   ): EventBus<Events & { [K in T]: S }>;
   declareEvent<const T extends string>(
     type: T,
-    targetServices: readonly string[],
+    targetServices: readonly ServiceName[],
     options?: DeclareOptions,
   ): EventBus<Events & { [K in T]: unknown }>;
-  declareEvent(type: string, targetServices: readonly string[], options: DeclareOptions = {}): unknown {
+  declareEvent(type: string, targetServices: readonly ServiceName[], options: DeclareOptions = {}): unknown {
     this.requireService('declareEvent');
     if (!Array.isArray(targetServices) || targetServices.length === 0) {
       throw new ConfigError(`declareEvent("${type}") needs at least one target service, e.g. ["payments"]`);

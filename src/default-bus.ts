@@ -5,6 +5,7 @@ import { ConfigError } from './errors/index.js';
 import type { ExpressMiddleware, MiddlewareOptions } from './adapters/express.js';
 import type { KoaMiddleware } from './adapters/koa.js';
 import type { NodeHandler } from './adapters/node.js';
+import type { ServiceName } from './service-names.js';
 import { isDecoratorCall, subscribeDecorator, type SubscribeDecorator } from './subscribe-decorator.js';
 import type {
   DataOf,
@@ -121,7 +122,7 @@ export function configure(options: DefaultBusOptions): void {
 }
 
 /** Declares that this service emits `type` to `targetServices` (see EventBus.declareEvent). */
-export function declareEvent(type: string, targetServices: readonly string[], options?: DeclareOptions): void {
+export function declareEvent(type: string, targetServices: readonly ServiceName[], options?: DeclareOptions): void {
   getDefaultBus().declareEvent(type, targetServices, options);
 }
 
