@@ -17,7 +17,7 @@ export interface NodeRouteRequest {
 /**
  * Runs the table's route for a node request below the events path; undefined when the table has
  * none (the adapter passes the request on). A body is read only when the route asks for it, under
- * ROUTE_BODY_LIMIT_BYTES, `bodyTimeoutMs` and the receiver's budget of unauthenticated bytes.
+ * ROUTE_BODY_LIMIT_BYTES, the body deadlines and the receiver's budget of unauthenticated bytes.
  */
 export function answerRoute(routes: RouteTable, receiver: Receiver, { req, path, base, parsed }: NodeRouteRequest): Promise<RouteResponse> | undefined {
   if (!path.startsWith(`${base}/`)) return undefined;
@@ -28,10 +28,9 @@ export function answerRoute(routes: RouteTable, receiver: Receiver, { req, path,
   const json = async (): Promise<unknown> => {
     // A framework's parser read it first: take its result through the same checks (no prototype keys, the limit).
     if (req.readableEnded) return parsed === undefined ? undefined : parseRouteJson(Buffer.from(JSON.stringify(parsed) ?? '', 'utf8'));
-    const claim = receiver.claimUnverified(req.headers);
-    if (!('growTo' in claim)) throw new RouteRefusal(claim);
+    const claim = receiver.claimUnverified();
     try {
-      const read = await readBody(req, { limitBytes: ROUTE_BODY_LIMIT_BYTES, timeoutMs: receiver.bodyTimeoutMs, claim });
+      const read = await readBody(req, { limitBytes: ROUTE_BODY_LIMIT_BYTES, ...receiver.bodyTimeouts, claim });
       if (!Buffer.isBuffer(read)) throw new RouteRefusal(receiver.readFailed(read));
       return parseRouteJson(read);
     } finally {

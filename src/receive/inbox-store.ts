@@ -42,7 +42,8 @@ export interface InboxStore {
    * forgotten (restart, count bound, retention): a replay of it could not be told from a first delivery.
    */
   forgetsBefore(): number;
-  close(): Promise<void>;
+  /** Releases the store; by `deadline` (ms since epoch), if given, even when its backend does not answer. */
+  close(deadline?: number): Promise<void>;
 }
 
 /** A completion to record: one handler's (`markHandler`), or every handler's when `handlerKey` is absent (`markDone`). */

@@ -32,6 +32,8 @@ export interface DispatcherOptions {
     settled(record: OutboxRecord, firstAttempt: boolean): void;
     idle(target: string, unsettled: number): void;
   };
+  /** Told of the deliveries each request carries as it starts (`emit(…, { tx })` says `event emitted` then). */
+  dispatched?: (records: readonly OutboxRecord[]) => void;
 }
 
 /**
@@ -99,7 +101,10 @@ export class Dispatcher {
     // running finishes its pass, and none starts after it.
     const flushing = Promise.all([...this.lanes.values()].map((lane) => lane.flush()));
     this.stopping = true;
-    await flushing;
+    // A claim from a store that does not answer is not waited for past the deadline.
+    const claiming = new InFlight();
+    claiming.track(flushing).catch(() => undefined);
+    await claiming.settled(deadline);
     for (const lane of this.lanes.values()) lane.halt();
     // A probe that was claiming when the lanes stopped may start one more request: awaited too.
     await this.work.settled(deadline);

@@ -116,7 +116,8 @@ export interface OutboxStore extends DeadLetterOperator {
    * the dispatcher itself, and the poll is the fallback.
    */
   onWork(wake: (target: string) => void): void;
-  close(): Promise<void>;
+  /** Releases the store; by `deadline` (ms since epoch), if given, even when its backend does not answer. */
+  close(deadline?: number): Promise<void>;
 }
 
 /** Dead-letter ids as record ids: decimal text only (another backend's id matches no record). */

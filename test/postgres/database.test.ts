@@ -1,6 +1,7 @@
 import type http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { Pool, type PoolClient } from 'pg';
+import { migrate } from '../../src/backends/postgres/database.js';
 import { createEventBus, type EventBus, type ReceiverResponse } from '../../src/index.js';
 import { runScript } from '../helpers/child.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
@@ -145,7 +146,7 @@ describePostgres('PostgreSQL: one database per bus', () => {
     expect(await effects(name)).toBe(1);
   });
 
-  test('buses starting together on a schema that does not exist yet: one lock, no race, the current version', async () => {
+  test('buses and migrations starting together on a schema that does not exist yet: one lock, no race, the current version', async () => {
     const schema = `${db.schema}_fresh`;
     cleanups.push(() => db.pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`));
     const audit = await startRecordingServer();
@@ -157,10 +158,15 @@ describePostgres('PostgreSQL: one database per bus', () => {
       b.subscribeTo('payment.made', () => {});
       return b;
     });
-    const results = await Promise.all(
-      buses.flatMap((b) => [b.emit('followed', {}).then(() => 200), deliver(b, signedRequest(secret, 'users', 'payment.made', {})).then((a) => a.status)]),
-    );
+    // Each bus's first emit and first receipt, and `events-library migrate --apply` run by hand, at once.
+    const [results, migrations] = await Promise.all([
+      Promise.all(
+        buses.flatMap((b) => [b.emit('followed', {}).then(() => 200), deliver(b, signedRequest(secret, 'users', 'payment.made', {})).then((a) => a.status)]),
+      ),
+      Promise.all(Array.from({ length: 3 }, () => migrate(PG_URL, schema))),
+    ]);
     expect(results).toEqual(buses.flatMap(() => [200, 200]));
+    expect(migrations.map((m) => m.to)).toEqual([2, 2, 2]);
     expect(await count(`SELECT max(version) AS n FROM "${schema}".events_library_schema`)).toBe(2);
   });
 

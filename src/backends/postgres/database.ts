@@ -66,8 +66,16 @@ export class PostgresDatabase {
   private readonly owned: boolean;
   /** The pool's connection settings, for the LISTEN client (none: a pool that is not a `pg.Pool` lends it one). */
   private readonly settings: Pg.PoolConfig | undefined;
+  private readonly logger: Logger | undefined;
+  /** The connections close destroys at its deadline: every one of a pool opened here, and the LISTEN client. */
+  private readonly open = new Set<Pg.ClientBase>();
+  private closeTimer: NodeJS.Timeout | undefined;
+  /** Resolves when close gave up waiting (its deadline passed and what was open is destroyed). */
+  private readonly late: Promise<void>;
+  private gaveUp = () => {};
   private users = 0;
   private ending: Promise<void> | undefined;
+  private poolEnd: Promise<void> | undefined;
   private setup: Promise<void> | undefined;
   /** Handler transactions: at most `slots` at once, the others wait their turn (holding nothing). */
   private readonly slots: number;
@@ -83,13 +91,29 @@ export class PostgresDatabase {
     this.s = quoteSchema(this.schema);
     this.owned = typeof database === 'string';
     this.where = typeof database === 'string' ? redact(database) : 'your pg.Pool';
+    this.logger = options.logger;
+    this.late = new Promise((resolve) => (this.gaveUp = resolve));
     if (typeof database === 'string') {
       const application_name = options.applicationName ?? 'events-library';
-      this.pool = new (loadPg().Pool)({ connectionString: database, application_name, max: options.poolSize ?? DEFAULTS.database.poolSize });
+      const { poolSize, connectTimeoutMs, statementTimeoutMs, queryTimeoutMs } = DEFAULTS.database;
+      this.pool = new (loadPg().Pool)({
+        connectionString: database,
+        application_name,
+        max: options.poolSize ?? poolSize,
+        connectionTimeoutMillis: connectTimeoutMs,
+        statement_timeout: statementTimeoutMs,
+        query_timeout: queryTimeoutMs,
+      });
       // An idle connection that breaks (a server restart) is dropped by the pool, never thrown into the process.
       this.pool.on('error', (error) =>
         options.logger?.warn('an idle PostgreSQL connection failed; the pool opens another', { error: error.message, code: codeOf(error) }),
       );
+      // A connection given back with its statement unanswered is destroyed by the pool, never handed out again.
+      this.pool.on('release', (error) => {
+        if (unanswered(error)) this.logger?.warn('a PostgreSQL connection did not answer in time; destroyed, the pool opens another', { database: this.where });
+      });
+      this.pool.on('connect', (client) => this.open.add(client));
+      this.pool.on('remove', (client) => this.open.delete(client));
     } else this.pool = database as Pool;
     // Health: every call through the pool marks the database up, or down since its first failure.
     this.pool = observedPool(this.pool, this.availability, isUnavailable);
@@ -104,7 +128,10 @@ export class PostgresDatabase {
     return this;
   }
 
-  /** A store is done with it: the last one stops LISTEN and ends a pool opened here. */
+  /**
+   * A store is done with it: the last one stops LISTEN and ends a pool opened here. Resolves by
+   * the deadline given to `closeBy`, whatever the database does.
+   */
   release(): Promise<void> {
     this.users -= 1;
     if (this.users > 0) return Promise.resolve();
@@ -113,9 +140,32 @@ export class PostgresDatabase {
       const listener = this.listener;
       this.listener = undefined;
       await listener?.close(false).catch(() => {}); // one still connecting closes itself once connected
-      if (this.owned) await this.pool.end();
+      if (this.owned) await this.endPool();
+      clearTimeout(this.closeTimer);
     })();
-    return this.ending;
+    return Promise.race([this.ending, this.late]);
+  }
+
+  /**
+   * The stores close by `by` (ms since epoch): what is still open then (connections stuck on a
+   * database that does not answer) is destroyed, a pool opened here takes no new call, and
+   * `release` resolves.
+   */
+  closeBy(by: number | undefined): void {
+    if (by === undefined || this.closeTimer !== undefined) return;
+    this.closeTimer = setTimeout(() => {
+      if (this.owned) void this.endPool();
+      if (this.open.size > 0) {
+        this.logger?.warn('PostgreSQL connections still busy at the shutdown deadline; destroyed', { database: this.where, connections: this.open.size });
+      }
+      for (const client of this.open) (client as Pg.Client).connection.stream.destroy();
+      this.gaveUp();
+    }, Math.max(0, by - Date.now())).unref();
+  }
+
+  private endPool(): Promise<void> {
+    this.poolEnd ??= this.pool.end().catch(() => {});
+    return this.poolEnd;
   }
 
   get ended(): boolean {
@@ -147,22 +197,36 @@ export class PostgresDatabase {
    * and it is always released, destroyed when broken (or when it could not roll back).
    */
   async transaction<T>(run: (client: PoolClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
-    const client = await this.pool.connect();
     let broken: Error | undefined;
     const onError = (error: Error) => (broken ??= error);
-    client.on('error', onError);
+    const client = await this.checkout(onError);
     try {
       await client.query(begin);
       const value = await run(client);
       await client.query('COMMIT');
       return value;
     } catch (error) {
-      await client.query('ROLLBACK').catch((rollback: unknown) => (broken ??= rollback as Error));
+      // Unanswered: a ROLLBACK would wait behind it; the connection is destroyed (which rolls back).
+      if (unanswered(error)) broken ??= error as Error;
+      else await client.query('ROLLBACK').catch((rollback: unknown) => (broken ??= rollback as Error));
       throw error;
     } finally {
       client.off('error', onError);
       client.release(broken);
     }
+  }
+
+  /**
+   * A client of the pool with `onError` listening from the moment the pool hands it over: after an
+   * `await pool.connect()` it would listen a turn later, and a connection the server ended in the
+   * same read (a FATAL after the previous query's answer) would throw into the process.
+   */
+  private checkout(onError: (error: Error) => void): Promise<PoolClient> {
+    const listen = (client: PoolClient) => client.on('error', onError);
+    if (this.settings === undefined) return this.pool.connect().then(listen);
+    return new Promise((resolve, reject) =>
+      this.pool.connect((error, client) => (client === undefined ? reject(error) : resolve(listen(client)))),
+    );
   }
 
   /** A transaction that runs a handler: it waits for a free slot first, holding nothing. */
@@ -212,6 +276,8 @@ export class PostgresDatabase {
     }
     const client = new (loadPg().Client)(this.settings);
     client.on('error', () => {}); // a failed connect rejects; once connected, `lost` handles it
+    this.open.add(client);
+    client.on('end', () => this.open.delete(client));
     await client.connect();
     return { client, close: () => client.end() };
   }
@@ -271,14 +337,27 @@ export function redact(url: string): string {
 
 const codeOf = (error: unknown): string => String((error as { code?: unknown })?.code ?? '');
 
+/** `pg`'s `query_timeout`: the statement got no answer in time (its connection is stuck). */
+const unanswered = (error: unknown): boolean => (error as Error)?.message === 'Query read timeout';
+
+/** `promise`, or a rejection with `late()` after `ms` (what `promise` does later is ignored). */
+export function within<T>(promise: Promise<T>, ms: number, late: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(late()), ms)));
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
 /** Whether `error` means the database cannot be reached or cannot write now (rather than a mistake in a query). */
 export function isUnavailable(error: unknown): boolean {
   const code = codeOf(error);
   if (['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'EAI_AGAIN'].includes(code)) return true;
-  // 08: connection exceptions; 53: insufficient resources (disk full, too many connections); 57P: shutdown; 25006: read-only.
-  if (/^(08|53|57P)/.test(code) || code === '25006') return true;
+  // 08: connection exceptions; 53: insufficient resources (disk full, too many connections); 57P: shutdown;
+  // 25006: read-only; 57014: statement_timeout.
+  if (/^(08|53|57P)/.test(code) || code === '25006' || code === '57014') return true;
   const message = (error as Error)?.message ?? '';
-  return /Connection terminated|connection timeout|Client has encountered a connection error|Cannot use a pool after calling end/i.test(message);
+  return /Connection terminated|connection timeout|Client has encountered a connection error|Cannot use a pool after calling end|Query read timeout|timeout exceeded when trying to connect/i.test(
+    message,
+  );
 }
 
 /** `events-library migrate --apply`: creates or upgrades the library's tables in `schema` of `database`. */

@@ -126,9 +126,10 @@ export class PostgresInbox implements InboxStore {
     return Date.now() - this.o.retentionMs;
   }
 
-  async close(): Promise<void> {
+  async close(deadline?: number): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.db.closeBy(deadline);
     clearInterval(this.pruneTimer);
     await this.db.release();
   }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { PoolClient } from 'pg';
+import type { PoolClient, QueryConfig } from 'pg';
 import type { Logger } from 'winston';
 import type { Availability } from '../../observe/availability.js';
 import type { PgPoolLike } from '../../config.js';
@@ -18,7 +18,7 @@ import {
 import type { AddOptions, DeathReason, NewDelivery, OutboxRecord, OutboxStore, Settlement } from '../../send/outbox-store.js';
 import type { TransactionClient } from '../../types.js';
 import { COLUMNS, filterConditions, type OutboxRow, targetCountsSql, toDeadLetter, toRecord } from '../outbox-rows.js';
-import { databaseFrom, isUnavailable, type PostgresDatabase } from './database.js';
+import { databaseFrom, isUnavailable, type PostgresDatabase, within } from './database.js';
 
 /** The NOTIFY channel: payload `<schema>\t<service>\t<target>`. */
 export const OUTBOX_CHANNEL = 'events_outbox';
@@ -151,7 +151,7 @@ export class PostgresOutbox implements OutboxStore {
     const tx = options.tx as TransactionClient | undefined;
     if (tx !== undefined) {
       try {
-        await this.ensureReady();
+        await within(this.ensureReady(), this.writeWaitMs, () => this.late());
         await tx.query(...this.insertStatement(deliveries));
       } catch (error) {
         throw this.unavailable(error);
@@ -167,18 +167,27 @@ export class PostgresOutbox implements OutboxStore {
     });
   }
 
-  /** One INSERT of every delivery queued in this turn (its own transaction), retried while the database is unreachable. */
+  /**
+   * One INSERT of every delivery queued in this turn (its own transaction), retried while the
+   * database is unreachable, answered within `writeWaitMs` (a connection that does not answer by
+   * then is destroyed by the pool).
+   */
   private async flush(): Promise<void> {
     this.flushScheduled = false;
     const batch = this.queue;
     this.queue = [];
     if (batch.length === 0) return;
     const deadline = Date.now() + this.writeWaitMs;
+    const [text, values] = this.insertStatement(batch.flatMap((w) => w.deliveries));
     let wait: number = DEFAULTS.storeRetry.baseDelayMs;
     for (;;) {
       try {
-        await this.ensureReady();
-        await this.db.pool.query(...this.insertStatement(batch.flatMap((w) => w.deliveries)));
+        const left = Math.max(1, deadline - Date.now());
+        const insert = async () => {
+          await this.ensureReady();
+          await this.db.pool.query({ text, values, query_timeout: left } as QueryConfig);
+        };
+        await within(insert(), left, () => this.late());
         this.recovered();
         for (const waiter of batch) waiter.resolve();
         return;
@@ -309,9 +318,8 @@ export class PostgresOutbox implements OutboxStore {
   }
 
   async complete(id: number): Promise<void> {
-    await this.write(`DELETE FROM ${this.s}.events_outbox WHERE id = $1`, [id]);
     const target = this.held.get(String(id));
-    this.held.delete(String(id));
+    await this.write(`DELETE FROM ${this.s}.events_outbox WHERE id = $1`, [id], [id]);
     // A success is news to every instance: the target is up (whoever marked it down, even a dead instance).
     if (target !== undefined && this.downSeen.delete(target)) await this.markUp(target);
   }
@@ -362,6 +370,7 @@ export class PostgresOutbox implements OutboxStore {
       records.map((r) => r.lastStatus ?? null),
       records.map((r) => r.lastError ?? null),
     ];
+    const targets = new Map(settlements.map(({ record }) => [record.id, this.held.get(String(record.id))]));
     await this.write(
       `WITH done AS (DELETE FROM ${this.s}.events_outbox WHERE id = ANY($1::bigint[]) RETURNING 1),
        again AS (UPDATE ${this.s}.events_outbox o SET leased_until = NULL, lease_owner = NULL, attempts = u.attempts,
@@ -382,12 +391,11 @@ export class PostgresOutbox implements OutboxStore {
          RETURNING 1)
        SELECT (SELECT count(*) FROM done) AS done, (SELECT count(*) FROM again) AS again, (SELECT count(*) FROM buried) AS buried`,
       [done, this.owner, ...history(again), ...history(dead), reasons, Date.now()],
+      [...targets.keys()],
     );
     const up = new Set<string>();
     for (const settlement of settlements) {
-      const key = String(settlement.record.id);
-      const target = this.held.get(key);
-      this.held.delete(key);
+      const target = targets.get(settlement.record.id);
       if (settlement.kind === 'complete' && target !== undefined && this.downSeen.delete(target)) up.add(target);
     }
     // A success is news to every instance, as with `complete`.
@@ -530,8 +538,9 @@ export class PostgresOutbox implements OutboxStore {
     }
   }
 
-  async close(): Promise<void> {
+  async close(deadline?: number): Promise<void> {
     if (this.closed) return;
+    this.db.closeBy(deadline);
     // Emits queued this turn are written first.
     if (this.queue.length > 0) await this.flush();
     await Promise.allSettled([...this.writes]);
@@ -559,15 +568,21 @@ export class PostgresOutbox implements OutboxStore {
   /**
    * A dispatcher's write (complete, reschedule, dead letter, target state), in a transaction that
    * does not wait for its WAL flush: a database crash can only undo it, which redelivers (at least
-   * once, as ever) rather than loses. Emits keep PostgreSQL's synchronous commit.
+   * once, as ever) rather than loses. Emits keep PostgreSQL's synchronous commit. The deliveries
+   * it `settles` are held here no more, written or not: a failed write leaves their leases to run
+   * out (renewing them would keep them here, undelivered, for as long as the process lives).
    */
-  private async write(text: string, params: unknown[]): Promise<void> {
-    await this.track(
-      this.guard(async () => {
-        await this.ensureReady();
-        await this.transaction((client) => client.query(text, params));
-      }),
-    );
+  private async write(text: string, params: unknown[], settles: readonly number[] = []): Promise<void> {
+    try {
+      await this.track(
+        this.guard(async () => {
+          await this.ensureReady();
+          await this.transaction((client) => client.query(text, params));
+        }),
+      );
+    } finally {
+      for (const id of settles) this.held.delete(String(id));
+    }
   }
 
   private track<T>(promise: Promise<T>): Promise<T> {
@@ -606,6 +621,11 @@ export class PostgresOutbox implements OutboxStore {
     if (this.fault === undefined) return;
     this.fault = undefined;
     this.logger?.info('outbox database reachable again; delivery resumes', { database: this.where });
+  }
+
+  /** No answer within `writeWaitMs`: an error that `unavailable` turns into an OutboxUnavailableError. */
+  private late(): Error {
+    return Object.assign(new Error(`PostgreSQL did not answer within outbox.writeWaitMs (${this.writeWaitMs} ms)`), { code: 'ETIMEDOUT' });
   }
 
   /** An error of `add`/`replay`: unreachable database → OutboxUnavailableError; anything else as it is. */
