@@ -7,7 +7,7 @@ module.exports = {
   testMatch: ['**/*.test.ts'],
   transform: {
     // *.legacy.test.ts: compiled with experimentalDecorators, as NestJS projects are (legacy decorators).
-    '^.+\\.legacy\\.test\\.ts$': ['ts-jest', { tsconfig: 'test/types/legacy/tsconfig.json' }],
+    '^.+\\.legacy\\.test\\.ts$': '<rootDir>/test/helpers/legacy-decorators-transform.js',
     '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }],
   },
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
