@@ -196,6 +196,11 @@ export interface ConsoleOptions {
    * @example { tokens: { alice: 'k3y-for-alice', oncall: 'k3y-for-oncall' } }
    */
   tokens?: Readonly<Record<string, string>>;
+  /**
+   * Payload fields the console masks (as "•••"), at any depth, when it shows a dead letter's payload.
+   * @example { token: process.env.OPS_TOKEN, redact: ['email', 'password'] }
+   */
+  redact?: readonly string[];
 }
 
 export interface EventBusOptions {
@@ -342,6 +347,8 @@ export interface ResolvedConfig {
   health: Required<HealthOptions>;
   /** Operators by name, with their tokens. */
   operators: OperatorTokens;
+  /** `console.redact`. */
+  redact: readonly string[];
   hooks: { onDelivered: OnDelivered | undefined; onDeadLetter: OnDeadLetter | undefined };
   env: Readonly<Record<string, string | undefined>>;
   services: Record<string, string | ServiceEntry>;
@@ -436,6 +443,7 @@ export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
       maxPendingAgeMs: positive('health.maxPendingAgeMs', options.health?.maxPendingAgeMs ?? DEFAULTS.health.maxPendingAgeMs, true),
     },
     operators: resolveOperators(options.console, env),
+    redact: resolveRedact(options.console?.redact),
     hooks: { onDelivered: hook('onDelivered', options.onDelivered), onDeadLetter: hook('onDeadLetter', options.onDeadLetter) },
     env,
     services: options.services ?? {},
@@ -470,6 +478,14 @@ function resolveOperators(option: ConsoleOptions | undefined, env: ResolvedConfi
     operators[name] = value;
   }
   return operators;
+}
+
+function resolveRedact(redact: unknown): readonly string[] {
+  if (redact === undefined) return [];
+  if (!Array.isArray(redact) || !redact.every((field) => typeof field === 'string' && field !== '')) {
+    throw new ConfigError("console.redact must be a list of payload field names, e.g. ['email']");
+  }
+  return [...(redact as string[])];
 }
 
 function resolveHttpClient(value: string | undefined): 'axios' | 'undici' {

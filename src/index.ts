@@ -59,9 +59,11 @@ export type {
   DeadLetter,
   DeadLetterFilter,
   DeadLetterOperator,
+  DeadLetterPage,
   DeadLetterSelection,
   OperatorLocation,
   OutboxStats,
+  PageRequest,
 } from './operate/operator.js';
 export type { OutboxRecord } from './send/outbox-store.js';
 export type { Delivery, DeliveryHint, DeliveryResult, Transport } from './send/transport.js';
