@@ -12,6 +12,10 @@ export {
 } from './default-bus.js';
 export type { DefaultBusOptions } from './default-bus.js';
 export { EventBus, createEventBus } from './bus.js';
+export { decoratedMethods } from './subscribe-decorator.js';
+export { defineServices } from './service-names.js';
+export type { DefinedServices, ServiceName, ServiceRegistry } from './service-names.js';
+export type { DecoratedMethod, HandlerMethod, SubscribeDecorator } from './subscribe-decorator.js';
 export { discardDeadLetters, inspectOutbox, listDeadLetters, replayDeadLetters } from './operate/functions.js';
 export {
   BusClosedError,
