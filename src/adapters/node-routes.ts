@@ -1,7 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import type { Receiver } from '../receive/receiver.js';
+import { answerRoute } from './intake.js';
 import { readBody } from './node-body.js';
-import { parseRouteJson, ROUTE_BODY_LIMIT_BYTES, RouteRefusal, type RouteResponse, routeErrorResponse, type RouteTable } from './routes.js';
+import type { RouteResponse, RouteTable } from './routes.js';
 
 /** A node request's way to one of the table's routes. */
 export interface NodeRouteRequest {
@@ -14,33 +15,16 @@ export interface NodeRouteRequest {
   parsed?: unknown;
 }
 
-/**
- * Runs the table's route for a node request below the events path; undefined when the table has
- * none (the adapter passes the request on). A body is read only when the route asks for it, under
- * ROUTE_BODY_LIMIT_BYTES, `bodyTimeoutMs` and the receiver's budget of unauthenticated bytes.
- */
-export function answerRoute(routes: RouteTable, receiver: Receiver, { req, path, base, parsed }: NodeRouteRequest): Promise<RouteResponse> | undefined {
-  if (!path.startsWith(`${base}/`)) return undefined;
-  const handler = routes.find(req.method ?? 'GET', path.slice(base.length));
-  if (!handler) return undefined;
+/** Runs the table's route for a node request below the events path (see answerRoute); undefined when the table has none. */
+export function answerNodeRoute(routes: RouteTable, receiver: Receiver, { req, path, base, parsed }: NodeRouteRequest): Promise<RouteResponse> | undefined {
   const url = req.url ?? '/';
-  const query = new URLSearchParams(url.includes('?') ? url.slice(url.indexOf('?') + 1) : '');
-  const json = async (): Promise<unknown> => {
-    // A framework's parser read it first: take its result through the same checks (no prototype keys, the limit).
-    if (req.readableEnded) return parsed === undefined ? undefined : parseRouteJson(Buffer.from(JSON.stringify(parsed) ?? '', 'utf8'));
-    const claim = receiver.claimUnverified(req.headers);
-    if (!('growTo' in claim)) throw new RouteRefusal(claim);
-    try {
-      const read = await readBody(req, { limitBytes: ROUTE_BODY_LIMIT_BYTES, timeoutMs: receiver.bodyTimeoutMs, claim });
-      if (!Buffer.isBuffer(read)) throw new RouteRefusal(receiver.readFailed(read));
-      return parseRouteJson(read);
-    } finally {
-      claim.release();
-    }
-  };
-  return handler({ method: (req.method ?? 'GET').toUpperCase(), path: path.slice(base.length), query, headers: req.headers, json }).catch((error: unknown) => {
-    const refused = routeErrorResponse(error);
-    if (refused) return refused;
-    throw error;
+  return answerRoute(routes, receiver, {
+    method: req.method ?? 'GET',
+    path,
+    base,
+    query: new URLSearchParams(url.includes('?') ? url.slice(url.indexOf('?') + 1) : ''),
+    headers: req.headers,
+    read: req.readableEnded ? undefined : (options) => readBody(req, options),
+    parsed,
   });
 }
