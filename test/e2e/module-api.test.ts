@@ -1,4 +1,7 @@
+import { getRequestListener } from '@hono/node-server';
 import express from 'express';
+import Fastify from 'fastify';
+import { Hono } from 'hono';
 import Koa from 'koa';
 import { Webhook } from 'standardwebhooks';
 // Imported before any EVENTS_* variable is set: the package loads without configuration.
@@ -7,7 +10,9 @@ import {
   ConfigError,
   declareEvent,
   emit,
+  eventsFetchHandler,
   eventsMiddleware,
+  fastifyEventsPlugin,
   koaEventsMiddleware,
   subscribeTo,
   type ReceivedEvent,
@@ -61,6 +66,29 @@ describe('module-level API configured only through the environment', () => {
     const byType = Object.fromEntries(received.map((r) => [r.event.type, r]));
     expect(byType['to-payments']).toMatchObject({ data: { n: 1 }, event: { id: a.id, source: 'users' } });
     expect(byType['to-orders']).toMatchObject({ data: { n: 2 }, event: { id: b.id, source: 'users' } });
+  });
+
+  it('sends to a Fastify and a fetch-handler (Hono) service: fastifyEventsPlugin() and eventsFetchHandler() on the default bus', async () => {
+    const secret = newSecret();
+    setEnv({ EVENTS_SERVICE_NAME: 'users', EVENTS_SECRET: secret, EVENTS_LOG_LEVEL: 'error' });
+    const fastify = Fastify();
+    await fastify.register(fastifyEventsPlugin());
+    const fastifyOrigin = await fastify.listen({ port: 0, host: '127.0.0.1' });
+    open.push(fastify);
+    const hono = await startServer(getRequestListener(new Hono().all('/events', (c) => eventsFetchHandler()(c.req.raw)).fetch));
+    open.push(hono);
+    process.env.EVENTS_SERVICE_BILLING_URL = `${fastifyOrigin}/events`;
+    process.env.EVENTS_SERVICE_EDGE_URL = `${hono.origin}/events`;
+
+    const received: string[] = [];
+    subscribeTo('to-billing', (_data, event) => void received.push(event.type));
+    subscribeTo('to-edge', (_data, event) => void received.push(event.type));
+    declareEvent('to-billing', ['billing']);
+    declareEvent('to-edge', ['edge']);
+    await emit('to-billing', { n: 1 });
+    await emit('to-edge', { n: 2 });
+    await waitFor(() => received.length === 2, { what: 'both handlers' });
+    expect(received.sort()).toEqual(['to-billing', 'to-edge']);
   });
 
   it('a declared target without a URL is a ConfigError naming the exact variable to set', () => {

@@ -1,7 +1,7 @@
 import http, { type RequestListener } from 'node:http';
 import { getRequestListener } from '@hono/node-server';
 import express from 'express';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { Hono } from 'hono';
 import Koa from 'koa';
 import type { EventBus, MiddlewareOptions } from '../../src/index.js';
@@ -51,19 +51,25 @@ function nodeApp(bus: EventBus, options?: MiddlewareOptions): RequestListener {
     });
 }
 
-/** A Fastify app with the plugin registered, served through startServer (its handler taken from serverFactory). */
-export async function startFastify(bus: EventBus, options?: MiddlewareOptions, more?: (app: FastifyInstance) => void): Promise<TestServer> {
+/** A Fastify app with `more` (the app's own routes, hooks and handlers), then the plugin registered, served through startServer (its handler taken from serverFactory). */
+export async function startFastify(
+  bus: EventBus,
+  options?: MiddlewareOptions,
+  more?: (app: FastifyInstance) => void,
+  fastifyOptions: Omit<FastifyServerOptions, 'serverFactory'> = {},
+): Promise<TestServer> {
   let listener: RequestListener | undefined;
   const app = Fastify({
+    ...fastifyOptions,
     serverFactory: (handler) => {
       listener = handler;
       return http.createServer(handler);
     },
   });
+  more?.(app); // first, as a Fastify app sets its hooks and handlers before the plugins that inherit them
   await app.register(bus.fastifyPlugin(options));
   app.get('/events', async (_request, reply) => reply.code(299).send(appAnswer('GET', '/events')));
   app.post('/other', async (_request, reply) => reply.code(299).send(appAnswer('POST', '/other')));
-  more?.(app);
   await app.ready();
   const server = await startServer(listener!);
   return {
