@@ -29,6 +29,7 @@ async function start({ mode, url, prefix, prefetch }: Start): Promise<void> {
       secret: SECRET,
       concurrency: prefetch,
       broker: { url, prefix },
+      inbox: { volatile: true }, // measures the in-memory inbox
       logger: discardLogger('warn'),
     });
     bus.subscribeTo(EVENT_TYPE, () => void (count += 1), { schema: SCHEMA });

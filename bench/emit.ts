@@ -61,7 +61,8 @@ export async function measureEmits(
     service: 'users',
     secret: SECRET,
     logger: discardLogger(scenario.logLevel),
-    services: Object.fromEntries(names.map((name) => [name, `${target.url}/events`])),
+    // The live target is a raw 204 sink, not an events receiver: no receipt to require.
+    services: Object.fromEntries(names.map((name) => [name, { url: `${target.url}/events`, receipt: false }])),
     outbox: scenario.store === 'sqlite' ? { path: join(dir, 'outbox.db') } : { maxPending: 100_000_000 },
     shutdownTimeoutMs: 0,
   }).declareEvent(EVENT_TYPE, names, { schema: SCHEMA });

@@ -23,7 +23,7 @@ async function untilCount(count: () => number, n: number): Promise<void> {
 async function library(url: string): Promise<number> {
   const prefix = `bench-${randomUUID().slice(0, 8)}.`;
   const broker = { url, prefix };
-  const sink = createEventBus({ service: 'bench-sink', secret: SECRET, concurrency: 6, broker, logger: discardLogger('warn') });
+  const sink = createEventBus({ service: 'bench-sink', secret: SECRET, concurrency: 6, broker, inbox: { volatile: true }, logger: discardLogger('warn') });
   let received = 0;
   sink.subscribeTo(EVENT_TYPE, () => void (received += 1), { schema: SCHEMA });
   await sink.start();

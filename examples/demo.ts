@@ -49,8 +49,11 @@ async function removeQueues(options: BrokerOptions): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const payments = createPaymentsService({ secret, logger, broker });
-  const orders = createOrdersService({ secret, logger, broker });
+  // Over a broker a receiver needs a durable inbox (EVENTS_INBOX_PATH, EVENTS_DATABASE_URL) or this
+  // choice: the demo's in-memory inbox forgets at exit, so a message republished later would run again.
+  const inbox = broker ? { volatile: true } : undefined;
+  const payments = createPaymentsService({ secret, logger, broker, inbox });
+  const orders = createOrdersService({ secret, logger, broker, inbox });
   const paymentsServer = await listen(payments.app);
   const ordersServer = await listen(orders.app.callback());
 

@@ -9,14 +9,16 @@ import { Catalog } from './catalog.js';
 import { type EventBusOptions, type ResolvedConfig, type ResolvedTarget, resolveConfig, resolveTarget } from './config.js';
 import { DEFAULTS } from './defaults.js';
 import { BusClosedError, ConfigError, PayloadTooDeepError, PayloadTooLargeError, UndeclaredEventError } from './errors/index.js';
+import { loggablePayload } from './logger.js';
 import { healthOf, type HealthStatus, StatsSnapshot } from './observe/health.js';
 import { Telemetry } from './observe/telemetry.js';
-import { createEvent, toStructuredBody } from './protocol/cloudevents.js';
+import { addressedTo, createEvent, toStructuredBody } from './protocol/cloudevents.js';
 import { deeperThan } from './protocol/payload-depth.js';
 import type { InboxStore } from './receive/inbox-store.js';
 import { Receiver, type ReceiverOptions, type ReceiverRequest, type ReceiverResponse } from './receive/receiver.js';
 import { type RouteRequest, type RouteResponse, RouteTable } from './adapters/routes.js';
 import { Admission } from './send/admission.js';
+import { TransactionEmits } from './send/transaction-emits.js';
 import { Dispatcher } from './send/dispatcher.js';
 import type { OutboxStore } from './send/outbox-store.js';
 import { combineOperators } from './operate/functions.js';
@@ -58,6 +60,8 @@ export class EventBus<Events extends object = EventRegistry> {
   private readonly dispatcher: Dispatcher;
   /** Backpressure: `emit` waits while a target that is up has more than `outbox.highWaterMark` deliveries not yet tried. */
   private readonly admission: Admission;
+  /** The log lines of `emit(…, { tx })`: `event emitted` once committed and dispatched. */
+  private readonly transactionEmits: TransactionEmits;
   private readonly receiver: Receiver;
   private readonly telemetry: Telemetry;
   /** The outbox's figures health shows: a few seconds old at most, never read once per request. */
@@ -102,6 +106,7 @@ export class EventBus<Events extends object = EventRegistry> {
         },
       },
     });
+    this.transactionEmits = new TransactionEmits(logger);
     this.admission = new Admission({
       highWaterMark: this.config.outbox.highWaterMark,
       maxBlockMs: this.config.outbox.maxBlockMs,
@@ -118,6 +123,7 @@ export class EventBus<Events extends object = EventRegistry> {
       resolveTarget: (name) => this.target(name),
       telemetry: this.telemetry,
       progress: this.admission,
+      dispatched: (records) => this.transactionEmits.dispatched(records),
     });
     this.receiver = new Receiver(this.receiverOptions());
     this.stats = new StatsSnapshot(() => this.outbox.stats(), DEFAULTS.health.statsMaxAgeMs);
@@ -197,6 +203,14 @@ export class EventBus<Events extends object = EventRegistry> {
    */
   async start(): Promise<void> {
     if (!this.broker || this.closing) return;
+    if (!this.inbox.durable && !this.config.inbox.volatile) {
+      // Broker receipt has no timestamp window: only the inbox's memory stops a captured message republished after a restart.
+      throw new ConfigError(
+        'consuming from a broker needs a durable inbox, or the choice of a volatile one: the in-memory inbox forgets at restart, and a message captured and republished to the queue then runs its handlers again. ' +
+          'Set EVENTS_INBOX_PATH (a SQLite file) or EVENTS_DATABASE_URL (the inbox in PostgreSQL), or accept it with inbox: { volatile: true } / EVENTS_INBOX_VOLATILE=true',
+        { variable: 'EVENTS_INBOX_PATH' },
+      );
+    }
     if (!this.consumer) this.createConsumer();
     await this.consumer!.start();
   }
@@ -239,15 +253,17 @@ export class EventBus<Events extends object = EventRegistry> {
     if (trace) Object.assign(event, trace.tracestate === undefined ? { traceparent: trace.traceparent } : trace);
     try {
       const body = toStructuredBody(event);
+      // Each target's delivery names it (`recipient`, signed): another service sharing the secret refuses it.
+      const bodies = declaration.targets.map((target) => addressedTo(body, target));
       // A body receivers would refuse with 413 is refused here, before anything is recorded.
       const limit = this.config.bodyLimitBytes;
-      if (body.length * 3 > limit) {
-        const bytes = Buffer.byteLength(body);
+      for (const addressed of bodies) {
+        const bytes = addressed.length * 3 > limit ? Buffer.byteLength(addressed) : 0;
         if (bytes > limit) throw new PayloadTooLargeError(type, bytes, limit);
       }
       const createdAt = Date.now();
       await this.outbox.add(
-        declaration.targets.map((target) => ({ eventId: event.id, type, source, target, body, createdAt, ...trace })),
+        declaration.targets.map((target, i) => ({ eventId: event.id, type, source, target, body: bodies[i]!, createdAt, ...trace })),
         inTx ? { tx } : undefined,
       );
     } catch (error) {
@@ -262,8 +278,10 @@ export class EventBus<Events extends object = EventRegistry> {
       for (const target of declaration.targets) this.dispatcher.notify(target);
     }
     const targets = [...declaration.targets];
-    if (this.config.logger.isInfoEnabled()) this.config.logger.info('event emitted', { eventId: event.id, type, source, targets });
-    if (this.config.logger.isDebugEnabled()) this.config.logger.debug('event data', { eventId: event.id, data: payload });
+    // In the caller's transaction the event may still roll back: `event emitted` waits for its dispatch.
+    if (inTx) this.transactionEmits.recorded({ eventId: event.id, type, source, targets });
+    else if (this.config.logger.isInfoEnabled()) this.config.logger.info('event emitted', { eventId: event.id, type, source, targets });
+    if (this.config.logger.isDebugEnabled()) this.config.logger.debug('event data', { eventId: event.id, data: loggablePayload(payload) });
     // Backpressure (outbox.highWaterMark): recorded, but not resolved while a target that is up has
     // too much not yet tried; the wait leaves the event loop to the dispatcher. Not in the caller's
     // transaction: the event exists only at its commit, and waiting would hold the transaction open.
@@ -452,6 +470,7 @@ export class EventBus<Events extends object = EventRegistry> {
       toleranceSeconds: this.config.toleranceSeconds,
       bodyLimitBytes: this.config.bodyLimitBytes,
       bodyTimeoutMs: this.config.bodyTimeoutMs,
+      bodyStartTimeoutMs: this.config.bodyStartTimeoutMs,
       maxUnverifiedBytes: this.config.maxUnverifiedBytes,
       retryAfterSeconds: DEFAULTS.receiver.retryAfterSeconds,
       maxUnrecorded: DEFAULTS.receiver.maxUnrecorded,

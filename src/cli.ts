@@ -288,10 +288,12 @@ function formatStatus(path: string, stats: OutboxStats, now: number): string {
 
 function formatDeadLetters(letters: readonly DeadLetter[], filter: DeadLetterFilter | undefined, now: number): string {
   if (letters.length === 0) return `no dead letters${filter === undefined ? '' : ` of ${describe(filter)}`}\n`;
+  // What a message that did not verify claims is shown, marked as such (never as its event id).
+  const claim = (value: string | undefined, claimed: string | undefined) => escapeField(value ?? (claimed === undefined ? '-' : `${claimed} (unverified)`));
   const rows = letters.map((d) => [
     escapeField(d.id),
-    escapeField(d.eventId ?? '-'),
-    escapeField(d.type ?? '-'),
+    claim(d.eventId, d.unverified?.eventId),
+    claim(d.type, d.unverified?.type),
     escapeField(d.target),
     d.status === undefined ? '-' : String(d.status),
     escapeField(d.reason),

@@ -34,6 +34,13 @@ export interface ServiceEntry {
    * (`false`/`0`/`off`). @default the bus's `batch.enabled` (true)
    */
   batch?: boolean;
+  /**
+   * A 2xx counts as delivered only with the events middleware's receipt (`{ status, id }`): a 2xx
+   * without it (an app's catch-all route) is kept and retried, then dead-lettered. `false` for a
+   * peer that is not this library (a plain CloudEvents sink): any 2xx is delivered. Env:
+   * `EVENTS_SERVICE_<NAME>_RECEIPT` (`false`/`0`/`off`). @default true
+   */
+  receipt?: boolean;
 }
 
 /** Batched HTTP delivery (see README "Throughput"). */
@@ -124,6 +131,12 @@ export interface InboxOptions {
   maxEntries?: number;
   /** Durable inbox only: how long a processed event id is remembered. @default 604800000 (7 days) */
   retentionMs?: number;
+  /**
+   * Consume from a broker with the in-memory inbox, accepting that a message captured and
+   * republished to the queue after a restart runs its handlers again (without a durable inbox
+   * or this, a broker consumer's `start()` throws a ConfigError). Env: `EVENTS_INBOX_VOLATILE`. @default false
+   */
+  volatile?: boolean;
 }
 
 /** RabbitMQ or Kafka instead of HTTP push (see README "Choosing a transport"). */
@@ -211,6 +224,11 @@ export interface EventBusOptions {
   /** Longest wait for a request body once its headers arrived, in ms; then 408. @default 10000 */
   bodyTimeoutMs?: number;
   /**
+   * Longest wait for the first byte of a request body, in ms; then 408. A body still arriving then
+   * counts as slow: slow bodies together hold at most half of `maxUnverifiedBytes`. @default 2000
+   */
+  bodyStartTimeoutMs?: number;
+  /**
    * Bytes held at once by request bodies not authenticated yet; beyond it, 503 + Retry-After.
    * @default 33554432 (32 MiB)
    */
@@ -291,6 +309,8 @@ export interface ResolvedTarget {
   keys: Buffer[];
   /** Batches may be sent to it (the bus's `batch.enabled`, overridden by the target's own `batch`). */
   batch: boolean;
+  /** A 2xx must carry the events middleware's receipt to count as delivered (the target's `receipt`, true unless set false). */
+  receipt: boolean;
 }
 
 /** Options after merging caller, environment and DEFAULTS, and checking them. */
@@ -302,6 +322,7 @@ export interface ResolvedConfig {
   bodyLimitBytes: number;
   maxPayloadDepth: number;
   bodyTimeoutMs: number;
+  bodyStartTimeoutMs: number;
   maxUnverifiedBytes: number;
   timeoutMs: number;
   toleranceSeconds: number;
@@ -336,6 +357,17 @@ export function envKey(service: string): string {
 export const urlVariable = (service: string): string => `EVENTS_SERVICE_${envKey(service)}_URL`;
 export const secretVariable = (service: string): string => `EVENTS_SERVICE_${envKey(service)}_SECRET`;
 export const batchVariable = (service: string): string => `EVENTS_SERVICE_${envKey(service)}_BATCH`;
+export const receiptVariable = (service: string): string => `EVENTS_SERVICE_${envKey(service)}_RECEIPT`;
+
+/** A target URL as logs and errors show it: without userinfo, query string or fragment, which may carry secrets. */
+export function redactUrl(url: string): string {
+  try {
+    const { origin, pathname } = new URL(url);
+    return `${origin}${pathname}`;
+  } catch {
+    return '(not a valid URL)';
+  }
+}
 
 /** Merges options over the environment over DEFAULTS and checks every value. Throws ConfigError. */
 export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
@@ -367,6 +399,7 @@ export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
     bodyLimitBytes: positive('bodyLimitBytes', options.bodyLimitBytes ?? DEFAULTS.bodyLimitBytes),
     maxPayloadDepth: positive('maxPayloadDepth', options.maxPayloadDepth ?? DEFAULTS.maxPayloadDepth),
     bodyTimeoutMs: positive('bodyTimeoutMs', options.bodyTimeoutMs ?? DEFAULTS.bodyTimeoutMs),
+    bodyStartTimeoutMs: positive('bodyStartTimeoutMs', options.bodyStartTimeoutMs ?? DEFAULTS.bodyStartTimeoutMs),
     maxUnverifiedBytes: positive('maxUnverifiedBytes', options.maxUnverifiedBytes ?? DEFAULTS.maxUnverifiedBytes),
     timeoutMs: positive('timeoutMs', options.timeoutMs ?? DEFAULTS.timeoutMs),
     toleranceSeconds: positive('toleranceSeconds', options.toleranceSeconds ?? DEFAULTS.toleranceSeconds),
@@ -390,6 +423,7 @@ export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
       path: options.inbox?.path ?? nonEmpty(env.EVENTS_INBOX_PATH),
       maxEntries: positive('inbox.maxEntries', options.inbox?.maxEntries ?? DEFAULTS.inbox.maxEntries),
       retentionMs: positive('inbox.retentionMs', options.inbox?.retentionMs ?? DEFAULTS.inbox.retentionMs),
+      volatile: options.inbox?.volatile ?? flag(env.EVENTS_INBOX_VOLATILE, 'EVENTS_INBOX_VOLATILE') ?? false,
     },
     database: checkDatabase(options.database ?? nonEmpty(env.EVENTS_DATABASE_URL), options.database !== undefined),
     databaseSchema: checkSchemaName(options.databaseSchema ?? nonEmpty(env.EVENTS_DATABASE_SCHEMA) ?? DEFAULTS.database.schema),
@@ -515,7 +549,8 @@ export function resolveTarget(config: ResolvedConfig, name: string): ResolvedTar
     );
   }
   const batch = fromOptions?.batch ?? flag(config.env[batchVariable(name)], batchVariable(name)) ?? config.batch.enabled;
-  return { name, url: normalised, keys, batch };
+  const receipt = fromOptions?.receipt ?? flag(config.env[receiptVariable(name)], receiptVariable(name)) ?? true;
+  return { name, url: normalised, keys, batch, receipt };
 }
 
 /**

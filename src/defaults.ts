@@ -15,9 +15,15 @@ export const DEFAULTS = {
    */
   bodyTimeoutMs: 10_000,
   /**
-   * Bytes held at once by request bodies whose signature is not checked yet, across every
-   * request a receiver reads (32 MiB: 32 bodies at the 1 MiB limit, or thousands of typical
-   * 1 KB events in transit). Beyond it the receiver answers 503 + Retry-After and closes.
+   * Longest wait for the first byte of a request body once its headers arrived, in ms (then 408,
+   * connection closed). A body still arriving then is slow: slow bodies together hold at most half
+   * of `maxUnverifiedBytes`.
+   */
+  bodyStartTimeoutMs: 2_000,
+  /**
+   * Bytes held at once by request bodies whose signature is not checked yet, counted as they
+   * arrive, across every request a receiver reads (32 MiB: 32 bodies at the 1 MiB limit, or
+   * thousands of typical 1 KB events in transit). Beyond it the receiver answers 503 + Retry-After and closes.
    */
   maxUnverifiedBytes: 32 * 1024 * 1024,
   receiver: {
@@ -25,12 +31,24 @@ export const DEFAULTS = {
     retryAfterSeconds: 5,
     /** Handler completions remembered in memory while the inbox cannot record them (oldest forgotten first). */
     maxUnrecorded: 10_000,
+    /**
+     * Handler completions are recorded as they finish, in groups written at `maxCompletions` marks
+     * or `maxWaitMs` after the first (at once when no handler runs): a crash reruns the handlers
+     * running then, and at most this many that had completed.
+     */
+    recordGroup: { maxCompletions: 16, maxWaitMs: 10 },
   },
   /** Timeout of one HTTP request, in ms. */
   timeoutMs: 10_000,
   /** How far a `webhook-timestamp` may be from the receiver's clock, in seconds (Standard Webhooks: 5 min). */
   toleranceSeconds: 300,
   logLevel: 'info',
+  /**
+   * A payload written into a debug log line (`event data`): one nested deeper than `maxDepth` is
+   * left out, one longer than `maxChars` as JSON is cut, so that nothing a peer sends can overflow a
+   * logger's stack or flood its output.
+   */
+  logPayload: { maxDepth: 32, maxChars: 16 * 1024 },
   /** Deliveries in flight at once, per target service (with batching: requests in flight, each carrying a batch). */
   concurrency: 16,
   /**

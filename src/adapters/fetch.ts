@@ -31,18 +31,25 @@ function responseOf(request: Request, response: RouteResponse & Pick<IntakeRespo
   return new Response(request.method === 'HEAD' ? null : body, { status: response.status, headers });
 }
 
-/** Reads a web stream's bytes under the limit, the deadline and the budget claim; cancels it when it stops early. */
-async function readStream(stream: ReadableStream<Uint8Array> | null, { limitBytes, timeoutMs, claim }: ReadBodyOptions): Promise<Buffer | BodyReadFailure> {
+/** Reads a web stream's bytes under the limit, the deadlines and the budget claim; cancels it when it stops early. */
+async function readStream(stream: ReadableStream<Uint8Array> | null, { limitBytes, timeoutMs, startTimeoutMs, claim }: ReadBodyOptions): Promise<Buffer | BodyReadFailure> {
   if (!stream) return Buffer.alloc(0);
   const reader = stream.getReader();
   const chunks: Uint8Array[] = [];
   let received = 0;
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
+  const timers: ReturnType<typeof setTimeout>[] = [];
+  const stopped = new Promise<BodyReadFailure>((resolve) => {
+    timers.push(setTimeout(() => resolve('timeout'), timeoutMs));
+    const start = () => {
+      if (received === 0) resolve('idle');
+      else if (!claim.markSlow()) resolve('busy');
+    };
+    timers.push(setTimeout(start, startTimeoutMs));
+  });
   try {
     for (;;) {
-      const next = await Promise.race([reader.read(), late]);
-      if (next === 'timeout') return next;
+      const next = await Promise.race([reader.read(), stopped]);
+      if (typeof next === 'string') return next;
       if (next.done) return Buffer.concat(chunks, received);
       received += next.value.byteLength;
       if (received > limitBytes) return 'too-large';
@@ -52,7 +59,7 @@ async function readStream(stream: ReadableStream<Uint8Array> | null, { limitByte
   } catch {
     return 'aborted';
   } finally {
-    clearTimeout(timer);
+    for (const timer of timers) clearTimeout(timer);
     reader.cancel().catch(() => undefined);
   }
 }

@@ -12,7 +12,9 @@ import { parseRouteJson, ROUTE_BODY_LIMIT_BYTES, RouteRefusal, type RouteRespons
 export interface ReadBodyOptions {
   limitBytes: number;
   timeoutMs: number;
-  /** Grown as bytes arrive (a declared length is claimed before reading). */
+  /** No byte by then: 408. Still reading then: the claim is slow (it may hold only the slow share). */
+  startTimeoutMs: number;
+  /** Grown as bytes arrive. */
   claim: BudgetClaim;
 }
 
@@ -37,7 +39,7 @@ export type IntakeResponse = ReceiverResponse & { closeConnection?: boolean };
 /**
  * Reads the raw body (or takes the captured one) and hands it to the receiver. Before reading a
  * byte it refuses what the headers alone can refuse; while reading it holds a share of the
- * receiver's unauthenticated-bytes budget and a deadline. Refusals made before the whole body
+ * receiver's unauthenticated-bytes budget and the deadlines. Refusals made before the whole body
  * was read close the connection, so the rest of the body is never drained.
  */
 export async function receiveBody(receiver: Receiver, headers: Headers, limit: number, read: BodyReader, source: RawBodySource): Promise<IntakeResponse> {
@@ -46,10 +48,9 @@ export async function receiveBody(receiver: Receiver, headers: Headers, limit: n
   const refusal = receiver.preflight(headers);
   if (refusal) return { ...refusal, closeConnection: !source.consumed };
   if (source.consumed) return receiver.rawBodyUnavailable(source.middleware, source.hint);
-  const claim = receiver.claimUnverified(headers);
-  if (!('growTo' in claim)) return { ...claim, closeConnection: true };
+  const claim = receiver.claimUnverified();
   try {
-    const body = await read({ limitBytes: limit, timeoutMs: receiver.bodyTimeoutMs, claim });
+    const body = await read({ limitBytes: limit, ...receiver.bodyTimeouts, claim });
     if (!Buffer.isBuffer(body)) return { ...receiver.readFailed(body), closeConnection: true };
     return await receiver.handle({ headers, body }, claim.release);
   } finally {
@@ -74,7 +75,7 @@ export interface AdapterRouteRequest {
 /**
  * Runs the table's route for a request below the events path; undefined when the table has none
  * (the adapter passes the request on). A body is read only when the route asks for it, under
- * ROUTE_BODY_LIMIT_BYTES, `bodyTimeoutMs` and the receiver's budget of unauthenticated bytes.
+ * ROUTE_BODY_LIMIT_BYTES, the body deadlines and the receiver's budget of unauthenticated bytes.
  */
 export function answerRoute(routes: RouteTable, receiver: Receiver, request: AdapterRouteRequest): Promise<RouteResponse> | undefined {
   const { method, base, query, headers, read, parsed } = request;
@@ -85,10 +86,9 @@ export function answerRoute(routes: RouteTable, receiver: Receiver, request: Ada
   const json = async (): Promise<unknown> => {
     // A framework's parser read it first: take its result through the same checks (no prototype keys, the limit).
     if (!read) return parsed === undefined ? undefined : parseRouteJson(Buffer.from(JSON.stringify(parsed) ?? '', 'utf8'));
-    const claim = receiver.claimUnverified(headers);
-    if (!('growTo' in claim)) throw new RouteRefusal(claim);
+    const claim = receiver.claimUnverified();
     try {
-      const body = await read({ limitBytes: ROUTE_BODY_LIMIT_BYTES, timeoutMs: receiver.bodyTimeoutMs, claim });
+      const body = await read({ limitBytes: ROUTE_BODY_LIMIT_BYTES, ...receiver.bodyTimeouts, claim });
       if (!Buffer.isBuffer(body)) throw new RouteRefusal(receiver.readFailed(body));
       return parseRouteJson(body);
     } finally {

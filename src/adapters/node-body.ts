@@ -10,9 +10,10 @@ export function receiveFromNode(receiver: Receiver, req: IncomingMessage, limit:
 
 /**
  * The request's bytes (read by `raw-body`, which enforces the limit and the declared length),
- * or why reading stopped: over the limit, past the deadline, over the budget, aborted.
+ * or why reading stopped: over the limit, no byte before the start deadline, past the deadline,
+ * over the budget, aborted.
  */
-export function readBody(req: IncomingMessage, { limitBytes, timeoutMs, claim }: ReadBodyOptions): Promise<Buffer | BodyReadFailure> {
+export function readBody(req: IncomingMessage, { limitBytes, timeoutMs, startTimeoutMs, claim }: ReadBodyOptions): Promise<Buffer | BodyReadFailure> {
   return new Promise((resolve) => {
     let settled = false;
     let received = 0;
@@ -20,11 +21,16 @@ export function readBody(req: IncomingMessage, { limitBytes, timeoutMs, claim }:
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      clearTimeout(startTimer);
       req.off('data', onData);
       resolve(result);
     };
     // raw-body has no deadline and no per-chunk hook: both are kept here, beside it.
     const timer = setTimeout(() => finish('timeout'), timeoutMs);
+    const startTimer = setTimeout(() => {
+      if (received === 0) finish('idle');
+      else if (!claim.markSlow()) finish('busy');
+    }, startTimeoutMs);
     const onData = (chunk: Buffer) => {
       received += chunk.length;
       if (!claim.growTo(Math.min(received, limitBytes))) finish('busy');

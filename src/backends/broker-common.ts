@@ -1,4 +1,6 @@
 import type { Logger } from 'winston';
+import { secretVariable } from '../config.js';
+import type { DeadLetter } from '../operate/operator.js';
 import { parseJson } from '../protocol/safe-json.js';
 import { signatureHeader } from '../protocol/signature.js';
 import type { Delivery, DeliveryResult } from '../send/transport.js';
@@ -100,4 +102,43 @@ export function identityOfBody(body: string): BodyIdentity {
   };
   const time = Date.parse(field('time') ?? '');
   return { eventId: field('id'), type: field('type'), source: field('source'), time: Number.isNaN(time) ? undefined : time };
+}
+
+/** Reasons a consumer gives before a message's signature verified, or without knowing whether it did. */
+const BEFORE_VERIFICATION: ReadonlySet<string> = new Set(['invalid_signature', 'receiver_failed', 'unknown']);
+
+/** The event id, type and source a dead letter or log line may state: as such once verified, else only as the sender's claim. */
+export type Claims = Pick<DeadLetter, 'eventId' | 'type' | 'source' | 'unverified'>;
+
+/**
+ * What an operator view or log line says of a message, from its body's identity: its event id, type and
+ * source when the consumer settled it for a reason given after its signature verified (`reason`),
+ * else the same only under `unverified` (anyone able to publish chose them: a forged id must not
+ * pass for a real event's). `reason` undefined: not known to be verified.
+ */
+export function claimsOf({ eventId, type, source }: BodyIdentity, reason: string | undefined): Claims {
+  if (reason !== undefined && !BEFORE_VERIFICATION.has(reason)) return { eventId, type, source };
+  const claimed = Object.fromEntries(Object.entries({ eventId, type, source }).filter(([, v]) => v !== undefined));
+  return { eventId: undefined, type: undefined, source: undefined, ...(Object.keys(claimed).length > 0 ? { unverified: claimed } : {}) };
+}
+
+/** A log line's fields for a message settled for `reason` (undefined: not known to be verified): claimsOf its body. */
+export function logClaims(body: Buffer | null, reason: string | undefined): Record<string, unknown> {
+  const { unverified, ...claims } = claimsOf(identityOfBody(body?.toString('utf8') ?? ''), reason);
+  return unverified ? { unverified } : claims;
+}
+
+/**
+ * The fields of a consumer's `event dead-lettered` line: the claims as above and, for a bad
+ * signature, what to check (the broker never tells the sender, which logged its publish as delivered).
+ */
+export function deadLetterLogFields(body: Buffer | null, reason: string, service: string): Record<string, unknown> {
+  const fields = logClaims(body, reason);
+  if (reason !== 'invalid_signature') return fields;
+  const source = (fields.unverified as Claims['unverified'])?.source;
+  const from = typeof source === 'string' ? `"${source.slice(0, 100)}" (as the message claims)` : 'its sender';
+  fields.hint =
+    `no signature matches this service's secret: check that EVENTS_SECRET here (${service}) holds the secret ${from} signs with for ${service} ` +
+    `(there: ${secretVariable(service)}, else EVENTS_SECRET); once they match, replay the dead letters (npx events-library replay --all --service ${service})`;
+  return fields;
 }

@@ -41,6 +41,12 @@ export interface DeadLetter {
   type: string | undefined;
   /** The emitting service (the CloudEvents `source`). */
   source: string | undefined;
+  /**
+   * A broker message whose signature did not verify (or not known to have: the broker
+   * dead-lettered it itself): the id, type and source its body claims, which anyone able to
+   * publish could have chosen. `eventId`, `type` and `source` are undefined then, and filters never match these.
+   */
+  unverified?: { eventId?: string; type?: string; source?: string };
   /** The service it was for. */
   target: string;
   /**

@@ -32,6 +32,8 @@ export interface DispatcherOptions {
     settled(record: OutboxRecord, firstAttempt: boolean): void;
     idle(target: string, unsettled: number): void;
   };
+  /** Told of the deliveries each request carries as it starts (`emit(…, { tx })` says `event emitted` then). */
+  dispatched?: (records: readonly OutboxRecord[]) => void;
 }
 
 /**

@@ -1,5 +1,6 @@
-import { batchVariable, type ResolvedTarget } from '../config.js';
+import { batchVariable, redactUrl, type ResolvedTarget } from '../config.js';
 import { DEFAULTS } from '../defaults.js';
+import { loggablePayload } from '../logger.js';
 import type { OpenSpan } from '../observe/telemetry.js';
 import type { InFlight } from '../receive/in-flight.js';
 import type { Delivery, DeliveryResult } from './transport.js';
@@ -47,7 +48,8 @@ export class Lane {
   private storeRetryMs = 0;
   /** Earliest try among the failures since the last success (Infinity: none). */
   private streakStart = Infinity;
-  /** The target's URL as last resolved, for log lines. */
+  /** The target's URL as last resolved, and as log lines name it (no query string; empty through a broker). */
+  private resolvedUrl = '';
   private url = '';
   /**
    * Hints said since the state they describe began, by key: the event type they concern
@@ -83,10 +85,12 @@ export class Lane {
     });
   }
 
-  /** Starts down, with every failed delivery in the store counted in the outage. */
+  /**
+   * Starts by probing, with every failed delivery in the store counted in the outage. The target
+   * is not counted down (emits keep their backpressure, health its state) until a probe fails.
+   */
   assumeDown(): void {
     this.down = true;
-    this.downSince ??= Date.now();
     this.probeDelayMs = 0;
     this.streakStart = 0;
   }
@@ -265,6 +269,7 @@ export class Lane {
     this.inFlight += 1;
     this.unsettled += records.length;
     this.started = true;
+    this.o.dispatched?.(records);
     const startedAt = Date.now();
     const results = await this.send(target, records);
     this.inFlight -= 1;
@@ -417,10 +422,10 @@ export class Lane {
         const message =
           settlement.reason === 'refused' ? 'delivery refused; dead-lettered' : 'delivery expired after its redelivery horizon; dead-lettered';
         // Payloads never go above debug: the dead letter keeps the body for replay.
-        logger.error(message, { ...fields(record, result), error: result.error });
+        logger.error(message, { ...fields(record, result), ...this.where(), error: result.error });
       }
       // The payload, at debug only (enough to replay by hand; the dead letter keeps it too).
-      if (logger.isDebugEnabled()) logger.debug('dead letter data', { eventId: record.eventId, target: record.target, data: payloadOf(record.body) });
+      if (logger.isDebugEnabled()) logger.debug('dead letter data', { eventId: record.eventId, target: record.target, data: loggablePayload(payloadOf(record.body)) });
       return;
     }
     telemetry.retried(record);
@@ -429,6 +434,7 @@ export class Lane {
     if (logger.isLevelEnabled(level)) {
       logger.log(level, 'delivery failed; will redeliver', {
         ...fields(record, result),
+        ...this.where(),
         error: result.error,
         nextAttemptAt: new Date(settlement.nextAttemptAt).toISOString(),
       });
@@ -454,6 +460,7 @@ export class Lane {
     }
     if (this.failing.size > known) this.failures += 1;
     if (probe) {
+      this.downSince ??= Date.now();
       this.probeDelayMs = Math.max(
         retryAfter,
         Math.min(this.o.redelivery.probeMaxDelayMs, Math.max(250, this.probeDelayMs * 2)),
@@ -465,7 +472,7 @@ export class Lane {
       this.downSince = Date.now();
       this.probeDelayMs = Math.max(retryAfter, 500);
       this.clearTimer();
-      this.o.logger.warn('target down; probing before sending more', { target: this.target, status: result.status, error: result.error });
+      this.o.logger.warn('target down; probing before sending more', { target: this.target, ...this.where(), status: result.status, error: result.error });
       try {
         await this.o.store.markDown?.(this.target);
       } catch (error) {
@@ -557,11 +564,19 @@ export class Lane {
     );
   }
 
+  /** The target's URL for a failure's log line (none through a broker). */
+  private where(): { url?: string } {
+    return this.url ? { url: this.url } : {};
+  }
+
   /** The target's URL and keys as the bus knows them now (a later declareEvent may change them). */
   private targetConfig(): ResolvedTarget | undefined {
     try {
       const target = this.o.resolveTarget(this.target);
-      this.url = target.url;
+      if (target.url !== this.resolvedUrl) {
+        this.resolvedUrl = target.url;
+        this.url = target.url && redactUrl(target.url);
+      }
       this.unresolved = undefined;
       return target;
     } catch (error) {

@@ -22,6 +22,8 @@ export interface InProcessTransportOptions {
 export class InProcessTransport implements Transport {
   /** Sends in progress (a handler running counts: it runs inside the send). */
   inFlight = 0;
+  /** Why the last send to each target failed (its answer, and what to check), until one succeeds: `settled()` names it. */
+  readonly failures = new Map<string, string>();
   private readonly sender: RetryInPlace;
 
   constructor(private readonly options: InProcessTransportOptions) {
@@ -31,7 +33,11 @@ export class InProcessTransport implements Transport {
   async send(delivery: Delivery): Promise<DeliveryResult> {
     this.inFlight += 1;
     try {
-      return await this.sender.send(delivery);
+      const result = await this.sender.send(delivery);
+      const { name } = delivery.target;
+      if (result.outcome === 'delivered') this.failures.delete(name);
+      else this.failures.set(name, [result.error, result.hint?.message].filter(Boolean).join('; '));
+      return result;
     } finally {
       this.inFlight -= 1;
     }

@@ -60,7 +60,8 @@ const IN_PROCESS_ORIGIN = 'http://in-process.invalid';
 export class TestNetwork {
   readonly secret: SecretInput;
   private readonly buses = new Map<string, NetworkBus>();
-  private readonly transports = new Set<InProcessTransport>();
+  /** Each bus's transport, with the service it sends for. */
+  private readonly transports = new Map<InProcessTransport, string>();
   private readonly retry: RetryOptions;
   private readonly redelivery: Partial<RedeliveryOptions>;
   private readonly settleTimeoutMs: number;
@@ -80,7 +81,7 @@ export class TestNetwork {
    */
   options(service: string, overrides: EventBusOptions = {}): EventBusOptions {
     const transport = new InProcessTransport({ route: (name) => this.route(name), retry: this.retry });
-    this.transports.add(transport);
+    this.transports.set(transport, service);
     const explicit = overrides.services ?? {};
     const services = new Proxy(explicit, {
       get: (entries, name): string | ServiceEntry | undefined => {
@@ -181,13 +182,22 @@ export class TestNetwork {
     return bus && ((request) => bus.handle(request));
   }
 
+  /** Why the last delivery from `service` to `target` failed, if one did. */
+  private lastFailure(service: string, target: string): string | undefined {
+    for (const [transport, sender] of this.transports) {
+      const why = sender === service ? transport.failures.get(target) : undefined;
+      if (why) return `last failure: ${why}`;
+    }
+    return undefined;
+  }
+
   private inFlight(): number {
     let n = 0;
-    for (const transport of this.transports) n += transport.inFlight;
+    for (const transport of this.transports.keys()) n += transport.inFlight;
     return n;
   }
 
-  /** "service → target: n pending" for every outbox with pending deliveries. */
+  /** "service → target: n pending", and why the last send failed, for every outbox with pending deliveries. */
   private async pending(): Promise<string[]> {
     const lines: string[] = [];
     for (const [service, bus] of this.buses) {
@@ -199,7 +209,9 @@ export class TestNetwork {
       }
       if (stats.pending === 0) continue;
       for (const [target, counts] of Object.entries(stats.targets)) {
-        if (counts.pending > 0) lines.push(`${service} → ${target}: ${counts.pending} pending${this.buses.has(target) ? '' : ` (no service "${target}" in the network)`}`);
+        if (counts.pending === 0) continue;
+        const why = this.buses.has(target) ? this.lastFailure(service, target) : `no service "${target}" in the network`;
+        lines.push(`${service} → ${target}: ${counts.pending} pending${why ? ` (${why})` : ''}`);
       }
     }
     return lines;

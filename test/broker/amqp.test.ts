@@ -42,6 +42,7 @@ describeWithBroker('RabbitMQ transport (real broker)', () => {
       service,
       secret,
       logger: quietLogger(),
+      inbox: { volatile: true },
       ...extra,
       broker: { url: vhost.url, prefix, retryDelaysMs: [100, 200], ...(extra.broker as object | undefined) },
     });
@@ -179,8 +180,9 @@ describeWithBroker('RabbitMQ transport (real broker)', () => {
     expect(byId.get(b.id)!.headers['webhook-signature']).toBeDefined();
   });
 
-  it('dead-letters a poison message (bad signature, or not JSON) with the reason and never runs a handler', async () => {
-    const target = bus('guarded');
+  it('dead-letters a poison message (bad signature, or not JSON) with the reason and never runs a handler; what it claims is never logged or listed as verified', async () => {
+    const capture = createCapturingLogger('error');
+    const target = bus('guarded', { logger: capture.logger });
     let calls = 0;
     target.subscribeTo('user-created', () => void (calls += 1));
     await target.start();
@@ -198,10 +200,22 @@ describeWithBroker('RabbitMQ transport (real broker)', () => {
       contentType: 'application/cloudevents+json',
       headers: webhookHeaders(secret, 'x1', garbled),
     });
+    // One unsigned byte with forged properties (issue 16 item 23).
+    ch.publish('', `${prefix}guarded`, Buffer.from('x'), { messageId: 'FORGED-ID', type: 'user-created', appId: 'users' });
     await ch.waitForConfirms();
-    await waitFor(async () => (await vhost.messageCount(`${prefix}guarded.dlq`)) === 2, { what: 'two dead letters' });
+    await waitFor(async () => (await vhost.messageCount(`${prefix}guarded.dlq`)) === 3, { what: 'three dead letters' });
+    const listed = await target.deadLetters();
+    expect(listed.map((l) => [l.reason, l.eventId, l.unverified]).sort()).toEqual([
+      ['invalid_signature', undefined, undefined],
+      ['invalid_signature', undefined, { eventId: forged.id, type: 'user-created', source: 'users' }],
+      ['malformed_json', undefined, undefined],
+    ]);
+    const lines = capture.withMessage('event dead-lettered');
+    expect(lines).toHaveLength(3);
+    for (const line of lines) expect(line).not.toHaveProperty('eventId');
+    expect(capture.lines.join('\n')).not.toContain('FORGED-ID');
     const reasons = (await drain(`${prefix}guarded.dlq`)).map((d) => d.headers['events-dead-reason']).sort();
-    expect(reasons).toEqual(['invalid_signature', 'malformed_json']);
+    expect(reasons).toEqual(['invalid_signature', 'invalid_signature', 'malformed_json']);
     expect(calls).toBe(0);
     expect(await vhost.messageCount(`${prefix}guarded`)).toBe(0);
   });
@@ -396,8 +410,13 @@ describeWithBroker('RabbitMQ transport (real broker)', () => {
     expect(letters.map((l) => l.id)).not.toContain('chosen');
     expect(new Set(letters.map((l) => l.id)).size).toBe(4);
     expect(letters.map((l) => l.reason).sort()).toEqual(['expired', 'invalid_signature', 'rejected_by_handler', 'rejected_by_handler']);
-    // Identity from the body, not from the message's properties or headers.
-    expect(letters.filter((l) => l.eventId === String(forged.id))).toHaveLength(2);
+    // Identity from the body, not from the message's properties or headers; and neither letter's
+    // signature is known good (a bad one; the broker's own dead-lettering), so only as unverified.
+    const unverified = letters.filter((l) => l.unverified?.eventId === String(forged.id));
+    expect(unverified.map((l) => [l.target, l.eventId, l.unverified?.source]).sort()).toEqual([
+      ['alpha', undefined, 'users'],
+      ['beta', undefined, 'users'],
+    ]);
     // Stable: listed again, the same ids.
     expect((await operator.deadLetters()).map((l) => l.id)).toEqual(letters.map((l) => l.id));
     expect(await operator.stats()).toEqual({
@@ -411,7 +430,8 @@ describeWithBroker('RabbitMQ transport (real broker)', () => {
     const expired = letters.find((l) => l.reason === 'expired')!;
     expect(await operator.discard(['chosen'])).toBe(0);
     expect(await operator.discard([expired.id])).toBe(1);
-    expect(await operator.discard({ target: 'alpha', eventId: String(forged.id) })).toBe(1);
+    expect(await operator.discard({ target: 'alpha', eventId: String(forged.id) })).toBe(0);
+    expect(await operator.discard([unverified.find((l) => l.target === 'alpha')!.id])).toBe(1);
     expect((await operator.deadLetters()).map((l) => [l.target, l.eventId]).sort()).toEqual([
       ['alpha', emitted.id],
       ['beta', emitted.id],
@@ -438,6 +458,7 @@ describeWithBroker('RabbitMQ transport (real broker)', () => {
           EVENTS_BROKER_PREFIX: prefix,
           EVENTS_SERVICE_NAME: 'workers',
           EVENTS_SECRET: secret,
+          EVENTS_INBOX_VOLATILE: 'true',
           EVENTS_LOG_LEVEL: 'error',
           FIXTURE_LOG: log,
         },

@@ -38,6 +38,7 @@ describeWithBroker('RabbitMQ restart', () => {
         logger: quietLogger(),
         broker: fast,
         redelivery: { probeMaxDelayMs: 500 },
+        inbox: { volatile: true },
         ...extra,
       });
       cleanups.push(() => b.close());

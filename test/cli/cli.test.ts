@@ -44,7 +44,8 @@ beforeAll(async () => {
     service: 'users',
     secret: SECRET,
     logger: quietLogger(),
-    services: { payments: `${base}/payments/events`, orders: `${base}/orders/events` },
+    // A plain sink answering a bare status, not the events middleware: no receipt to require.
+    services: { payments: { url: `${base}/payments/events`, receipt: false }, orders: { url: `${base}/orders/events`, receipt: false } },
     outbox: { path: outboxPath, pollIntervalMs: 100 },
   });
   bus.declareEvent('user-created', ['payments', 'orders'], {
@@ -185,6 +186,21 @@ describe('events-library usage and errors', () => {
     expect(stderr).toContain('which command?');
     expect(stderr).toContain('Usage: events-library <command>');
   }, 30_000);
+
+  it('no command, or an unknown one, names every command --help lists (the broker ones included)', async () => {
+    const help = (await cli(['--help'])).stdout;
+    const section = help.slice(help.indexOf('Commands:'), help.indexOf('\n\n', help.indexOf('Commands:')));
+    const commands = [...section.matchAll(/^ {2}([a-z-]+)/gm)].map((match) => match[1]!);
+    expect(commands).toEqual(expect.arrayContaining(['status', 'dead-letters', 'replay', 'discard', 'migrate', 'secret', 'help']));
+    expect(help).toContain('--broker <url>');
+    const none = (await cli([])).stderr;
+    const unknown = (await cli(['stats'])).stderr;
+    for (const command of commands) {
+      expect(none).toMatch(new RegExp(`^ {2}${command}\\b`, 'm'));
+      expect(unknown).toContain(command);
+    }
+    expect(none).toContain('--broker <url>');
+  }, 60_000);
 
   it('exits 1 when a replayed id matches no dead letter, naming each one', async () => {
     const unknown = await cli(['replay', '424242', 'no-such-event', '--outbox', outboxPath]);

@@ -63,7 +63,7 @@ function allDelivered(request: Received): Answer {
 }
 
 function deliveriesTo(url: string, secret: string, count: number): Delivery[] {
-  const target: ResolvedTarget = { name: 'payments', url, keys: [parseSecret(secret)], batch: true };
+  const target: ResolvedTarget = { name: 'payments', url, keys: [parseSecret(secret)], batch: true, receipt: true };
   return Array.from({ length: count }, (_, n) => {
     const event = structuredEvent('order-placed', { n });
     return {
@@ -167,14 +167,27 @@ describe.each(clients)('batch sends over %s', (_name, create) => {
     expect(server.received).toHaveLength(1);
   });
 
-  test('a plain 2xx takes every event, without a receipt', async () => {
+  test('a plain 2xx is not a receipt: every event is kept for redelivery, with the hint', async () => {
     const server = await receiver([() => ({ status: 204 })]);
 
     const results = await transport.sendBatch(deliveriesTo(server.url, secret, 2));
 
+    const kept = { outcome: 'retry', status: 204, attempts: 1, targetDown: true, error: 'HTTP 204 without an events receipt' };
     expect(results).toEqual([
-      { outcome: 'delivered', status: 204, attempts: 1, hint: expect.objectContaining({ key: 'not-a-receipt', scope: 'target' }) },
-      { outcome: 'delivered', status: 204, attempts: 1, hint: expect.objectContaining({ key: 'not-a-receipt', scope: 'target' }) },
+      { ...kept, hint: expect.objectContaining({ key: 'not-a-receipt', scope: 'target' }) },
+      { ...kept, hint: expect.objectContaining({ key: 'not-a-receipt', scope: 'target' }) },
+    ]);
+  });
+
+  test('a plain 2xx takes every event of a target with receipt: false, silently', async () => {
+    const server = await receiver([() => ({ status: 204 })]);
+    const deliveries = deliveriesTo(server.url, secret, 2).map((d) => ({ ...d, target: { ...d.target, receipt: false } }));
+
+    const results = await transport.sendBatch(deliveries);
+
+    expect(results).toEqual([
+      { outcome: 'delivered', status: 204, attempts: 1 },
+      { outcome: 'delivered', status: 204, attempts: 1 },
     ]);
   });
 

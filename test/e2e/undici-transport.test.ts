@@ -142,12 +142,15 @@ describe.each(clients)('single sends over %s', (httpClient) => {
     expect(elsewhere.requests).toEqual([]);
   });
 
-  it('a plain 2xx whose body is over the answer cap is delivered, without a receipt', async () => {
+  it('a plain 2xx whose body is over the answer cap is not a receipt: kept for redelivery, said', async () => {
     const server = await target({ then: { status: 200, body: `<html>${'x'.repeat(100 * 1024)}</html>` } });
-    await users({ payments: server.url }).emit('to-payments', payload);
-    await waitFor(() => log.withMessage('event delivered').length === 1);
+    const bus = users({ payments: server.url });
+    await bus.emit('to-payments', payload);
+    await waitFor(() => log.withMessage('delivery failed; will redeliver').length === 1);
     expect(server.requests).toHaveLength(1);
-    expect(log.records.filter((r) => r.level === 'warn').map((r) => r.message)).toEqual([expect.stringContaining('is not an events receipt')]);
+    expect(log.withMessage('event delivered')).toEqual([]);
+    expect((await bus.outboxStats()).pending).toBe(1);
+    expect(log.records.filter((r) => r.level === 'warn').map((r) => r.message)).toContainEqual(expect.stringContaining('is not an events receipt'));
   });
 
   it('retries a network error, logging every try at debug with its code', async () => {

@@ -104,7 +104,7 @@ export function setupDispatcher(options: DispatcherSetup = {}) {
     concurrency: options.concurrency ?? 16,
     redelivery: { ...DEFAULTS.redelivery, ...options.redelivery },
     resolveTarget:
-      options.resolveTarget ?? ((name) => ({ name, url: `http://127.0.0.1:1/${name}`, keys: [KEY], batch: options.targetBatch ?? false })),
+      options.resolveTarget ?? ((name) => ({ name, url: `http://127.0.0.1:1/${name}`, keys: [KEY], batch: options.targetBatch ?? false, receipt: true })),
     ...(options.batch && { batch: { ...DEFAULTS.batch, ...options.batch } }),
     ...(options.progress && { progress: options.progress }),
   });

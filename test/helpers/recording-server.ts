@@ -3,7 +3,7 @@ import { startServer } from './server.js';
 
 /**
  * How the recording server answers one request. `'hang'` never answers (until the server closes).
- * Without a `body`, a 2xx answers our receiver's receipt (`{"status":"delivered","id":<webhook-id>}`), any other status `{}`.
+ * Without a `body`, a 2xx answers our receiver's receipt (`{"status":"delivered","id":<webhook-id>}`, a batch's `results`), any other status `{}`.
  */
 export type Reply = { status: number; headers?: Record<string, string>; body?: string; delayMs?: number } | 'hang';
 
@@ -63,13 +63,21 @@ export async function startRecordingServer(options: RecordingServerOptions = {})
         recorded.status = reply.status;
         recorded.answeredAt = Date.now();
         res.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers });
-        // By default a 2xx is our receiver's receipt; a reply with a body answers exactly that body.
-        const receipt = JSON.stringify({ status: 'delivered', id: req.headers['webhook-id'] ?? '' });
-        res.end(reply.body ?? (reply.status < 300 ? receipt : '{}'));
+        // By default a 2xx is our receiver's receipt (a batch's: one result per event); a reply with a body answers exactly that body.
+        res.end(reply.body ?? (reply.status < 300 ? receiptFor(recorded) : '{}'));
       });
     });
   });
   return { url: server.url, origin: server.origin, requests, close: () => server.close() };
+}
+
+/** What our receiver answers a delivered request: `{ status, id }`, or for a batch `{ results }` with one receipt per event. */
+function receiptFor(request: RecordedRequest): string {
+  if (String(request.headers['content-type']).startsWith('application/cloudevents-batch+json')) {
+    const events = JSON.parse(request.body) as { id: string }[];
+    return JSON.stringify({ results: events.map((event) => ({ id: event.id, status: 200, receipt: 'delivered' })) });
+  }
+  return JSON.stringify({ status: 'delivered', id: request.headers['webhook-id'] ?? '' });
 }
 
 /** The `webhook-*` and other headers of a recorded request as plain strings (for standardwebhooks / cloudevents). */

@@ -19,7 +19,7 @@ describeWithKafka('Kafka faults (librdkafka mock cluster)', () => {
   jest.setTimeout(90_000);
 
   function bus(service: string, url: string, extra: Parameters<typeof createEventBus>[0] = {}): EventBus {
-    const b = createEventBus({ service, secret, logger: quietLogger(), ...extra, broker: { url, prefix: 'f.', retryDelaysMs: [100] } });
+    const b = createEventBus({ service, secret, logger: quietLogger(), inbox: { volatile: true }, ...extra, broker: { url, prefix: 'f.', retryDelaysMs: [100] } });
     cleanups.push(() => b.close());
     return b;
   }

@@ -31,6 +31,7 @@ describeWithKafka('Kafka transport (librdkafka mock cluster)', () => {
       service,
       secret,
       logger: quietLogger(),
+      inbox: { volatile: true },
       ...extra,
       broker: { url: cluster.url, prefix, retryDelaysMs: [100, 200], ...(extra.broker as object | undefined) },
     });
@@ -177,5 +178,60 @@ describeWithKafka('Kafka transport (librdkafka mock cluster)', () => {
     expect(await operator.discard({ target: 'kb' })).toBe(2);
     expect(await operator.stats()).toEqual({ durable: true, pending: 0, deadLetters: 1, targets: { ka: { pending: 0, deadLetters: 1 }, kb: { pending: 0, deadLetters: 0 } } });
     expect(handled).toEqual([`ka:${first.id}`]);
+  });
+  it('junk carrying a real event\'s id in ce_id (and in its unsigned body) hides nothing: listed as unverified, the event by its signed id; replay --all runs the event (issue 16 item 17)', async () => {
+    const capture = createCapturingLogger('error');
+    const users = bus('users').declareEvent('refused', ['kj']);
+    let fixed = false;
+    const handled: string[] = [];
+    const kj = bus('kj', { logger: capture.logger });
+    kj.subscribeTo('refused', (_d, event) => {
+      if (!fixed) throw new NonRetryableError('not now');
+      handled.push(event.id);
+    });
+    await kj.start();
+    const real = await users.emit('refused', { n: 1 }, { key: 'k' });
+    await readTopic(`${prefix}kj.dlq`, 1);
+    // Junk on the same key: the real event's id in the CloudEvents binding headers and in a body nobody signed.
+    const kafka = new Kafka({ brokers: cluster.bootstrap.split(','), logLevel: logLevel.NOTHING });
+    const producer = kafka.producer();
+    await producer.connect();
+    cleanups.push(() => producer.disconnect());
+    const junk = JSON.stringify({ specversion: '1.0', id: real.id, source: 'users', type: 'refused', data: { forged: true } });
+    await producer.send({
+      topic: `${prefix}kj`,
+      acks: -1,
+      messages: [{ key: 'k', value: junk, headers: { ce_id: real.id, ce_type: 'refused', ce_source: 'users', ce_specversion: '1.0', 'content-type': 'application/cloudevents+json' } }],
+    });
+    await readTopic(`${prefix}kj.dlq`, 2);
+
+    const operator = openBrokerOperator({ broker: cluster.url, prefix, service: 'kj' });
+    cleanups.push(() => operator.close());
+    const letters = await operator.deadLetters();
+    expect(letters.map((l) => [l.eventId, l.reason, l.unverified?.eventId])).toEqual([
+      [real.id, 'rejected_by_handler', undefined],
+      [undefined, 'invalid_signature', real.id],
+    ]);
+    expect((await operator.deadLetters({ eventId: real.id })).map((l) => l.id)).toEqual([letters[0]!.id]);
+    const [junkLine] = capture.withMessage('event dead-lettered').filter((r) => r.reason === 'invalid_signature');
+    expect(junkLine).not.toHaveProperty('eventId');
+    expect(junkLine).toMatchObject({ unverified: { eventId: real.id, type: 'refused', source: 'users' } });
+
+    let out = '';
+    const io = { out: (t: string) => void (out += t), err: (t: string) => void (out += t) };
+    const where = ['--broker', cluster.url, '--service', 'kj', '--prefix', prefix];
+    expect(await main(['dead-letters', ...where], {}, io)).toBe(0);
+    expect(out).toContain(`${real.id} (unverified)`);
+
+    fixed = true;
+    out = '';
+    expect(await main(['replay', '--all', ...where], {}, io)).toBe(0);
+    expect(out).toBe('replayed 2 dead letters to the queue of kj\n');
+    await waitFor(() => handled.length === 1, { timeoutMs: 15_000, what: 'the replayed event handled' });
+    expect(handled).toEqual([real.id]);
+    // The junk is refused again; the event is not.
+    await waitFor(async () => (await operator.deadLetters()).length === 1, { timeoutMs: 15_000, what: 'the junk dead-lettered again' });
+    expect((await operator.deadLetters())[0]).toMatchObject({ eventId: undefined, reason: 'invalid_signature', unverified: { eventId: real.id } });
+    expect(handled).toEqual([real.id]);
   });
 });

@@ -2,7 +2,7 @@ import type { Pool } from 'pg';
 import { ConfigError, createEventBus, discardDeadLetters, inspectOutbox, listDeadLetters, OutboxUnavailableError, replayDeadLetters } from '../../src/index.js';
 import type { EventBus } from '../../src/bus.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
-import { quietLogger } from '../helpers/logger.js';
+import { type CapturingLogger, createCapturingLogger, quietLogger } from '../helpers/logger.js';
 import { DATABASE_URL, describePostgres, freshSchema } from '../helpers/postgres.js';
 import { type RecordingServer, startRecordingServer } from '../helpers/recording-server.js';
 import { newSecret } from '../helpers/signing.js';
@@ -49,9 +49,14 @@ describePostgres('PostgreSQL outbox (one process)', () => {
 
   const idsOf = (server: RecordingServer) => server.requests.map((r) => (JSON.parse(r.body) as { id: string }).id);
 
-  it('an emit in a transaction that rolls back is never delivered nor stored', async () => {
+  /** The `event emitted` lines, by event id. */
+  const emittedLines = (log: CapturingLogger) => log.withMessage('event emitted').map((r) => r.eventId);
+  const RECORDED_IN_TX = "event recorded in the caller's transaction; emitted once it commits";
+
+  it('an emit in a transaction that rolls back is never delivered nor stored, and never logged as emitted', async () => {
     const server = await target();
-    const users = bus(server.url);
+    const log = createCapturingLogger('debug');
+    const users = bus(server.url, 'users', { logger: log.logger });
     const client = await pool.connect();
     cleanups.push(() => client.release());
     await client.query('BEGIN');
@@ -65,11 +70,14 @@ describePostgres('PostgreSQL outbox (one process)', () => {
     expect(idsOf(server)).toEqual([marker.id]);
     const rows = await pool.query(`SELECT count(*)::int AS n FROM "${schema}".events_outbox WHERE event_id = $1`, [rolledBack.id]);
     expect(rows.rows[0].n).toBe(0);
+    expect(log.withMessage(RECORDED_IN_TX)).toEqual([expect.objectContaining({ level: 'debug', eventId: rolledBack.id, targets: ['payments'] })]);
+    expect(emittedLines(log)).toEqual([marker.id]);
   });
 
-  it('an emit in a transaction is delivered exactly once, only after COMMIT, woken by NOTIFY (the poll is a minute away)', async () => {
+  it('an emit in a transaction is delivered exactly once, only after COMMIT, woken by NOTIFY (the poll is a minute away); `event emitted` is logged then, once', async () => {
     const server = await target();
-    const users = bus(server.url);
+    const log = createCapturingLogger('info');
+    const users = bus(server.url, 'users', { logger: log.logger });
     const client = await pool.connect();
     cleanups.push(() => client.release());
     await client.query('BEGIN');
@@ -78,10 +86,14 @@ describePostgres('PostgreSQL outbox (one process)', () => {
     const marker = await users.emit('user-created', { n: 2 });
     await waitFor(() => idsOf(server).includes(marker.id), { ...WAIT, what: 'the marker event' });
     expect(idsOf(server)).not.toContain(inTx.id);
+    expect(emittedLines(log)).toEqual([marker.id]);
     await client.query('COMMIT');
     await waitFor(() => idsOf(server).includes(inTx.id), { ...WAIT, what: 'the committed event (NOTIFY)' });
     await waitFor(async () => (await users.outboxStats()).pending === 0, { ...WAIT, what: 'an empty outbox' });
     expect(idsOf(server).filter((id) => id === inTx.id)).toHaveLength(1);
+    expect(emittedLines(log)).toEqual([marker.id, inTx.id]);
+    expect(log.withMessage('event emitted')[1]).toMatchObject({ level: 'info', eventId: inTx.id, type: 'user-created', source: 'users', targets: ['payments'] });
+    expect(log.withMessage(RECORDED_IN_TX)).toEqual([]); // debug only
   });
 
   it('a commit in one of two bus instances is delivered at once and exactly once (LISTEN/NOTIFY, claims)', async () => {

@@ -18,6 +18,11 @@ export interface Features {
   /** The sender sends several events per request (HTTP batches). */
   batches: boolean;
   /**
+   * A delivery ends only once the receiver has handled it (HTTP push), so a stalled handler stalls
+   * the sender's deliveries without failing them (a broker takes the message at once).
+   */
+  handlerHoldsDelivery: boolean;
+  /**
    * Which bus keeps the dead letters an operator lists and replays: the sender's (HTTP: its outbox
    * keeps what the target refused) or the receiver's (a broker: the service's dead-letter queue).
    */

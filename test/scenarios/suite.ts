@@ -8,8 +8,9 @@ import { PostgresOutbox } from '../../src/backends/postgres/outbox.js';
 import { SqliteOutbox } from '../../src/backends/sqlite/outbox.js';
 import { type EventBus, NonRetryableError, type ReceivedEvent, RetryLaterError } from '../../src/index.js';
 import { request } from '../helpers/http-client.js';
+import { createCapturingLogger } from '../helpers/logger.js';
 import { startServer } from '../helpers/server.js';
-import { structuredEvent } from '../helpers/signing.js';
+import { newSecret, structuredEvent } from '../helpers/signing.js';
 import { gate, sleep, waitFor } from '../helpers/wait.js';
 import type { Backend, Features, RunningService, World } from './backend.js';
 
@@ -53,6 +54,12 @@ export function runScenarios(backend: Backend): void {
     const itWith = (feature: keyof Features, title: string, fn: () => Promise<void>, timeoutMs?: number): void => {
       if (features[feature]) it(title, fn, timeoutMs);
       else it.skip(`${title} [skipped: ${backend.name} has no ${feature}]`, fn);
+    };
+
+    /** `it` on a backend whose receiver keeps its dead letters (a broker): over HTTP a refused message is answered, never kept. */
+    const itKeepingAtReceiver = (title: string, fn: () => Promise<void>): void => {
+      if (features.deadLetters === 'receiver') it(title, fn);
+      else it.skip(`${title} [skipped: ${backend.name} keeps dead letters at the sender]`, fn);
     };
 
     const sender = (targets: string[] = ['payments'], options?: SenderOptions) => world.sender({ targets, ...(options ? { options } : {}) });
@@ -208,6 +215,62 @@ export function runScenarios(backend: Backend): void {
       await waitFor(() => handled.includes(b.id), { ...WAIT, what: 'the other handled' });
       await waitFor(async () => (await ops.deadLetters()).length === 0, { ...WAIT, what: 'no dead letter left' });
       expect([...handled].sort()).toEqual([a.id, b.id].sort());
+    });
+
+    itKeepingAtReceiver('a plain CloudEvents producer (signed, no binding headers): the refused event is listed by its signed id and replayed', async () => {
+      let broken = true;
+      const handled: string[] = [];
+      const payments = await world.receiver('payments', {
+        subscribe: (bus) =>
+          bus.subscribeTo('user-created', (_data, event) => {
+            if (broken) throw new NonRetryableError('not yet');
+            handled.push(event.id);
+          }),
+      });
+      const event = structuredEvent('user-created', { n: 1 });
+      await world.deliverRaw('payments', event);
+      const [letter] = await waitFor(async () => {
+        const listed = await payments.bus.deadLetters();
+        return listed.length === 1 && listed;
+      }, { ...WAIT, what: 'the dead letter' });
+      expect(letter).toMatchObject({ eventId: event.id, type: 'user-created', source: 'users', reason: 'rejected_by_handler' });
+      expect(letter!.unverified).toBeUndefined();
+      broken = false;
+      expect(await payments.bus.replayDeadLetters({ eventId: String(event.id) })).toBe(1);
+      await waitFor(() => handled.length === 1, { ...WAIT, what: 'the replayed event handled' });
+      expect(handled).toEqual([event.id]);
+    });
+
+    itKeepingAtReceiver('a wrong secret: dead-lettered, its claims listed and logged as unverified with a hint naming the source and the variables; with the secret fixed, replay runs it once', async () => {
+      const senderSecret = newSecret();
+      const receiverSecret = newSecret();
+      const capture = createCapturingLogger('error');
+      const got = recorder();
+      const spec = (secret: string | string[]) => ({ options: { secret, logger: capture.logger }, subscribe: (bus: EventBus) => void bus.subscribeTo('user-created', got.handler) });
+      const first = await world.receiver('payments', spec(receiverSecret));
+      const users = await sender(['payments'], { secret: senderSecret });
+      users.declareEvent('user-created', ['payments']);
+      const { id } = await users.emit('user-created', { n: 1 });
+      const [letter] = await waitFor(async () => {
+        const listed = await first.bus.deadLetters();
+        return listed.length === 1 && listed;
+      }, { ...WAIT, what: 'the dead letter' });
+      const claims = { eventId: id, type: 'user-created', source: 'users' };
+      expect(letter).toMatchObject({ reason: 'invalid_signature', eventId: undefined, type: undefined, source: undefined, unverified: claims });
+      const [line] = capture.withMessage('event dead-lettered');
+      expect(line).not.toHaveProperty('eventId');
+      expect(line).toMatchObject({ reason: 'invalid_signature', unverified: claims });
+      for (const part of ['"users"', 'EVENTS_SECRET', 'EVENTS_SERVICE_PAYMENTS_SECRET', 'replay']) expect(line!.hint).toContain(part);
+      expect(got.events).toHaveLength(0);
+
+      // The dead letter keeps the signature it was sent with: the receiver takes the sender's secret
+      // too (a list, as in a rotation), then the operator replays.
+      await first.stop();
+      const fixed = await world.receiver('payments', spec([receiverSecret, senderSecret]));
+      expect(await fixed.bus.replayDeadLetters('all')).toBe(1);
+      await waitFor(() => got.events.length === 1, { ...WAIT, what: 'the replayed event handled' });
+      expect(got.ids()).toEqual([id]);
+      await waitFor(async () => (await fixed.bus.deadLetters()).length === 0, { ...WAIT, what: 'no dead letter left' });
     });
 
     it('shutdown drain: close() waits for the handler in flight (its event done), and leaves the rest for the next instance', async () => {
@@ -377,10 +440,12 @@ export function runScenarios(backend: Backend): void {
       let failedOnce = false;
       const ok: string[] = [];
       const tries = new Map<string, number>();
+      const recipients = new Set<unknown>();
       await world.receiver('payments', {
         subscribe: (bus) =>
           bus.subscribeTo('user-created', (data, event) => {
             tries.set(event.id, (tries.get(event.id) ?? 0) + 1);
+            recipients.add(event.recipient);
             if ((data as { n: number }).n === 7 && !failedOnce) {
               failedOnce = true;
               throw new Error('database unavailable');
@@ -395,6 +460,74 @@ export function runScenarios(backend: Backend): void {
       await waitFor(async () => (await pending(users)) === 0, { ...WAIT, what: 'nothing left to send' });
       expect([...ok].sort()).toEqual([...ids].sort());
       expect([...tries.values()].sort()).toEqual([...Array.from({ length: 29 }, () => 1), 2]);
+      expect([...recipients]).toEqual(['payments']); // each event of a batch names its recipient
+    });
+
+    it('a delivery addressed to another service runs nothing there: HTTP answers 403 wrong_recipient, a broker dead-letters it; an event naming no recipient passes', async () => {
+      const payments = recorder();
+      const orders = recorder();
+      const [, ordersService] = await Promise.all([
+        world.receiver('payments', { subscribe: (bus) => bus.subscribeTo('payment-due', payments.handler) }),
+        world.receiver('orders', { subscribe: (bus) => bus.subscribeTo('payment-due', orders.handler) }),
+      ]);
+      const users = await sender(['payments']);
+      users.declareEvent('payment-due', ['payments']);
+      const { id } = await users.emit('payment-due', { amount: 5 });
+      await waitFor(() => payments.events.length === 1, { ...WAIT, what: 'the delivery to payments' });
+      expect(payments.events[0]).toMatchObject({ id, recipient: 'payments' });
+
+      // The delivery to payments, captured and put on orders' intake: the two share the secret, as in the quick start.
+      const captured = { ...payments.events[0]! } as Record<string, unknown>;
+      const refused = await world.deliverRaw('orders', captured, 'k').then(
+        () => undefined,
+        (error: Error) => error.message,
+      );
+      if (features.deadLetters === 'sender') {
+        expect(refused).toMatch(/answered 403: .*wrong_recipient/);
+      } else {
+        expect(refused).toBeUndefined();
+        const dead = await waitFor(async () => {
+          const letters = await ordersService.bus.deadLetters();
+          return letters.length === 1 && letters;
+        }, { ...WAIT, what: 'the dead letter at orders' });
+        expect(dead[0]).toMatchObject({ eventId: captured.id, reason: 'wrong_recipient' });
+      }
+      // A foreign producer names no recipient: it passes as before.
+      const foreign = structuredEvent('payment-due', { amount: 7 });
+      await world.deliverRaw('orders', foreign, 'k');
+      await waitFor(() => orders.events.length === 1, { ...WAIT, what: 'the event without a recipient at orders' });
+      expect(orders.ids()).toEqual([foreign.id]);
+    });
+
+    itWith('handlerHoldsDelivery', 'backpressure in every outbox: a target that stalls without failing holds emits for outbox.maxBlockMs, said once; all arrive once it moves', async () => {
+      const stalled = gate();
+      const handled: string[] = [];
+      await world.receiver('payments', {
+        subscribe: (bus) =>
+          bus.subscribeTo('user-created', async (_data, event) => {
+            await stalled.wait();
+            handled.push(event.id);
+          }),
+      });
+      const log = createCapturingLogger('warn');
+      const mark = 10;
+      const users = await sender(['payments'], { logger: log.logger, concurrency: 2, batch: false, outbox: { highWaterMark: mark, maxBlockMs: 100 } });
+      users.declareEvent('user-created', ['payments']);
+      // Emitted at once (a durable outbox starts by probing what it holds), by four loops, to well over the mark.
+      const ids: string[] = [];
+      await Promise.all(
+        Array.from({ length: 4 }, async () => {
+          while (ids.length < 5 * mark) ids.push((await users.emit('user-created', { n: ids.length })).id);
+        }),
+      );
+      const blocked = log.withMessage("emit waited outbox.maxBlockMs for a target's backlog to drain; until it does, emits to it resolve after that wait");
+      expect(blocked).toEqual([expect.objectContaining({ target: 'payments', highWaterMark: mark, maxBlockMs: 100 })]);
+      expect(handled).toEqual([]);
+
+      stalled.open();
+      await waitFor(() => handled.length >= ids.length, { ...WAIT, what: 'every event handled' });
+      await waitFor(async () => (await pending(users)) === 0, { ...WAIT, what: 'nothing left to send' });
+      expect([...handled].sort()).toEqual([...ids].sort());
     });
   });
 }

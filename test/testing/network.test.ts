@@ -212,6 +212,17 @@ describe('test network', () => {
     );
   });
 
+  test('settled() failing names the cause behind the pending events: the last 401 and its hint', async () => {
+    const net = network();
+    net.bus('payments', { secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' }).subscribeTo('user-created', () => undefined);
+    const users = net.bus('users').declareEvent('user-created', ['payments']);
+    await users.emit('user-created', { user_id: 'u1' });
+
+    const failure = net.settled({ timeoutMs: 300 });
+    await expect(failure).rejects.toThrow('users → payments: 1 pending (last failure: HTTP 401');
+    await expect(failure).rejects.toThrow('401 from payments: check EVENTS_SECRET / EVENTS_SERVICE_PAYMENTS_SECRET on both sides');
+  });
+
   test('the buses write to the network logger', async () => {
     const capture = createCapturingLogger('info');
     const net = network({ logger: capture.logger });

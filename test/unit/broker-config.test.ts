@@ -9,7 +9,8 @@ import {
   waitQueue,
 } from '../../src/backends/amqp/topology.js';
 import { retryDelay } from '../../src/backends/broker-common.js';
-import { quietLogger } from '../helpers/logger.js';
+import { createCapturingLogger, quietLogger } from '../helpers/logger.js';
+import { waitFor } from '../helpers/wait.js';
 import { newSecret } from '../helpers/signing.js';
 
 /** Nothing here connects: the broker connection starts on the first send or consume. */
@@ -63,6 +64,31 @@ describe('choosing the broker', () => {
     const noName = createEventBus({ secret: newSecret(), env: {}, broker: BROKER, logger: quietLogger() });
     expect(configError(() => noName.subscribeTo('user-created', () => undefined)).variable).toBe('EVENTS_SERVICE_NAME');
     await noName.close();
+  });
+
+  it('consuming with the in-memory inbox: start() throws a ConfigError naming the durable inboxes and the volatile choice (issue 16 item 15)', async () => {
+    for (const url of [BROKER, 'kafka://127.0.0.1:1']) {
+      const bus = createEventBus({ service: 'payments', secret: newSecret(), env: {}, broker: url, logger: quietLogger() });
+      bus.subscribeTo('user-created', () => undefined);
+      const error = await bus.start().then(() => undefined, (thrown: unknown) => thrown);
+      expect(error).toBeInstanceOf(ConfigError);
+      const { message, variable } = error as ConfigError;
+      expect(variable).toBe('EVENTS_INBOX_PATH');
+      for (const choice of ['EVENTS_INBOX_PATH', 'EVENTS_DATABASE_URL', 'inbox: { volatile: true }', 'EVENTS_INBOX_VOLATILE=true']) expect(message).toContain(choice);
+      await bus.close();
+    }
+    // Started by subscribeTo alone (no start() call): the same error, logged.
+    const capture = createCapturingLogger('error');
+    const auto = createEventBus({ service: 'payments', secret: newSecret(), env: {}, broker: BROKER, logger: capture.logger });
+    auto.subscribeTo('user-created', () => undefined);
+    await waitFor(() => capture.withMessage('broker consumer did not start').length === 1, { what: 'the error logged' });
+    expect(capture.records[0]!.error).toContain('EVENTS_INBOX_VOLATILE=true');
+    await auto.close();
+
+    expect(resolveConfig({ env: {} }).inbox.volatile).toBe(false);
+    expect(resolveConfig({ env: { EVENTS_INBOX_VOLATILE: 'true' } }).inbox.volatile).toBe(true);
+    expect(resolveConfig({ env: { EVENTS_INBOX_VOLATILE: 'true' }, inbox: { volatile: false } }).inbox.volatile).toBe(false);
+    expect(configError(() => resolveConfig({ env: { EVENTS_INBOX_VOLATILE: 'maybe' } })).variable).toBe('EVENTS_INBOX_VOLATILE');
   });
 
   it('names the install command when the optional peer amqplib is missing', () => {

@@ -14,7 +14,7 @@ function delivery(trace: Partial<Pick<Delivery, 'traceparent' | 'tracestate'>>):
     eventId: 'e1',
     type: 'user-created',
     source: 'users',
-    target: { name: 'payments', url: '', keys: [parseSecret(newSecret())], batch: false },
+    target: { name: 'payments', url: '', keys: [parseSecret(newSecret())], batch: false, receipt: true },
     body,
     previousAttempts: 0,
     ...trace,

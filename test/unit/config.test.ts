@@ -237,7 +237,7 @@ describe('resolveTarget', () => {
   test('reads EVENTS_SERVICE_<NAME>_URL with the name mangled', () => {
     const config = resolveConfig({ env: { ...base, EVENTS_SERVICE_ORDER_SERVICE_URL: 'http://orders.internal:3000/events' } });
     const target = resolveTarget(config, 'order-service');
-    expect(target).toEqual({ name: 'order-service', url: 'http://orders.internal:3000/events', keys: [parseSecret(SECRET_A)], batch: true });
+    expect(target).toEqual({ name: 'order-service', url: 'http://orders.internal:3000/events', keys: [parseSecret(SECRET_A)], batch: true, receipt: true });
   });
 
   test('signs with every own key (rotation) when the target has no secret of its own', () => {
@@ -276,6 +276,7 @@ describe('resolveTarget', () => {
       url: 'http://o-options/events',
       keys: [parseSecret(SECRET_C)],
       batch: true,
+      receipt: true,
     });
   });
 

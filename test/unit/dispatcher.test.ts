@@ -44,7 +44,7 @@ describe('Dispatcher', () => {
       eventId: 'evt-1',
       type: 'order-placed',
       source: 'orders',
-      target: { name: 'payments', url: 'http://127.0.0.1:1/payments', keys: [KEY], batch: false },
+      target: { name: 'payments', url: 'http://127.0.0.1:1/payments', keys: [KEY], batch: false, receipt: true },
       body: delivery(1).body,
       previousAttempts: 0,
     });

@@ -58,6 +58,7 @@ describe('Kafka consumer stopped by its client', () => {
       service: 'workers',
       secret: newSecret(),
       logger: capture.logger,
+      inbox: { volatile: true },
       broker: { url: 'kafka://127.0.0.1:9092', kafka: { client, sessionTimeoutMs: 200 } },
     });
     bus.subscribeTo('user-created', () => undefined);

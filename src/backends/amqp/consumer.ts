@@ -6,6 +6,7 @@ import { type Availability, AvailabilityState } from '../../observe/availability
 import { InFlight } from '../../receive/in-flight.js';
 import type { ReceivePipeline } from '../../receive/pipeline.js';
 import type { Verdict } from '../../receive/verdict.js';
+import { deadLetterLogFields, logClaims } from '../broker-common.js';
 import { brokerStep } from '../broker-verdict.js';
 import type { AmqpConnection } from './connection.js';
 import { messageOf } from './envelope.js';
@@ -133,8 +134,8 @@ export class AmqpConsumer {
       // The channel went away with the connection (logged once by the connection): the broker redelivers.
       if (publisher.closed) return;
       this.o.logger.error('could not settle a broker message; it will be redelivered', {
+        ...logClaims(message.content, undefined),
         queue: this.queue,
-        eventId: message.properties.messageId,
         error: (error as Error)?.message ?? String(error),
       });
       requeue(publisher, message);
@@ -159,7 +160,7 @@ export class AmqpConsumer {
         await this.republish(publisher, message, this.topology.waits.get(delay)!.name, { [HEADERS.attempts]: attempt });
         publisher.channel.ack(message);
         this.o.logger.warn('event will be retried from the broker', {
-          eventId: message.properties.messageId,
+          ...logClaims(message.content, step.reason),
           queue: this.queue,
           attempt,
           retryInMs: delay,
@@ -181,9 +182,7 @@ export class AmqpConsumer {
     });
     publisher.channel.ack(message);
     this.o.logger.error('event dead-lettered', {
-      eventId: message.properties.messageId,
-      type: message.properties.type,
-      source: message.properties.appId,
+      ...deadLetterLogFields(message.content, code, this.o.service),
       queue,
       reason: code,
       error: why,

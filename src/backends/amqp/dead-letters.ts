@@ -13,7 +13,7 @@ import {
   statsOf,
   type TargetCounts,
 } from '../../operate/operator.js';
-import { identityOfBody } from '../broker-common.js';
+import { claimsOf, identityOfBody } from '../broker-common.js';
 import type { BrokerLocation } from '../broker-link.js';
 import { loadAmqplib } from './connection.js';
 import { Publisher } from './publisher.js';
@@ -42,8 +42,9 @@ import { deadLetterQueueName, HEADERS, queueName, registryQueue } from './topolo
  * Two letters deriving the same id (the same message dead-lettered twice) are told apart by a
  * `~2`, `~3`, … suffix in queue order.
  *
- * Identity (event id, type, source) comes from the body, the signed event (the operator has no
- * secret to verify it), else from the message properties, never from a header.
+ * Identity (event id, type, source) comes from the body, never from a property or header, and
+ * only as `unverified` unless the consumer dead-lettered it for a reason given after its
+ * signature verified (claimsOf).
  */
 export class AmqpDeadLetters implements DeadLetterOperator {
   private readonly prefix: string;
@@ -223,19 +224,18 @@ function describe(message: GetMessage, service: string, ids: Map<string, number>
   const identity = identityOfBody(body);
   const deadAt = byBroker ? deathTime(deaths) : Date.parse(own(HEADERS.deadAt) ?? '');
   const attempts = Number(own(HEADERS.attempts));
+  // The broker's own reason (e.g. `delivery_limit`) tells nothing of the signature: unverified.
+  const reason = own(HEADERS.deadReason);
   return {
     id,
     kept: 'queue',
-    eventId: identity.eventId ?? text(properties.messageId),
-    type: identity.type ?? text(properties.type),
-    source: identity.source ?? text(properties.appId),
+    ...claimsOf(identity, reason),
     target: service,
-    // The broker's own reason, e.g. `delivery_limit`.
-    reason: (byBroker ? text(lastDeath(deaths)?.reason) : own(HEADERS.deadReason)) ?? 'unknown',
+    reason: (byBroker ? text(lastDeath(deaths)?.reason) : reason) ?? 'unknown',
     error: own(HEADERS.deadError),
     attempts: Number.isFinite(attempts) && attempts > 0 ? attempts : undefined,
-    createdAt: identity.time,
     deadAt: deadAt === undefined || Number.isNaN(deadAt) ? undefined : deadAt,
+    createdAt: identity.time,
     body,
   };
 }

@@ -8,8 +8,9 @@ import type { DeliveryResult } from '../../send/transport.js';
 
 /**
  * A result as read from an HTTP answer. `receipt`, on a 2xx: whether the answer was an events
- * endpoint's receipt (`{ status: 'delivered' | 'duplicate', id }`); `false` for a plain 2xx (a
- * Standard Webhooks receiver, or an app's fallback route): still delivered, but said (failure-hints.ts).
+ * endpoint's receipt (`{ status: 'delivered' | 'duplicate', id }`); `false` for a plain 2xx (an
+ * app's fallback route, or a peer that is not this library): delivered only to a target with
+ * `receipt: false`, else kept and said (failure-hints.ts).
  */
 export interface HttpResult extends DeliveryResult {
   receipt?: boolean;
@@ -111,7 +112,7 @@ export function batchResults(
   }
   let result: HttpResult;
   if (status >= 200 && status < 300) {
-    // A peer that took the whole array without a word per event: delivered, and no receipt.
+    // A peer that took the whole array without a word per event: no receipt (failure-hints.ts decides).
     result = { outcome: 'delivered', status, attempts, receipt: false };
   } else if (isFinalStatus(status)) {
     // Nothing in it was processed: each event goes again on its own, in structured mode.

@@ -1,4 +1,4 @@
-import { secretVariable } from '../../config.js';
+import { receiptVariable, redactUrl, secretVariable, urlVariable } from '../../config.js';
 import type { Delivery, DeliveryHint, DeliveryResult } from '../../send/transport.js';
 import type { HttpResult } from './answer.js';
 
@@ -8,28 +8,37 @@ import type { HttpResult } from './answer.js';
  * receipt. The dispatcher says each once per state change per target, not per event.
  */
 
-/** A result as the dispatcher reads it: with the likely cause of its answer, without the HTTP receipt flag. */
+/**
+ * A result as the dispatcher reads it: with the likely cause of its answer, without the HTTP
+ * receipt flag. A 2xx without the events middleware's receipt is not a delivery (unless the
+ * target opted out with `receipt: false`): kept and retried, and said.
+ */
 export function explained({ receipt, ...result }: HttpResult, delivery: Delivery): DeliveryResult {
   const { name, url } = delivery.target;
-  let hint: DeliveryHint | undefined;
-  if (result.outcome === 'delivered' && receipt === false) hint = notReceiptHint(result.status, name, url);
-  else if (result.outcome === 'retry' && !result.batchUnsupported) hint = failureHint(result.status, name, url, delivery.type);
+  if (result.outcome === 'delivered' && receipt === false && delivery.target.receipt) {
+    const { status, attempts } = result;
+    return { outcome: 'retry', status, attempts, error: `HTTP ${status} without an events receipt`, targetDown: true, hint: notReceiptHint(status, name, url) };
+  }
+  const hint = result.outcome === 'retry' && !result.batchUnsupported ? failureHint(result.status, name, url, delivery.type) : undefined;
   return hint ? { ...result, hint } : result;
 }
 
-/** A 2xx that is not an events receipt counts as delivered, but never silently. */
+/** A 2xx that is not an events receipt: the URL reaches something else than the events middleware. */
 function notReceiptHint(status: number | undefined, target: string, url: string): DeliveryHint {
   return {
     key: 'not-a-receipt',
     scope: 'target',
-    message: `${status} from ${target} at ${url} is not an events receipt: counted as delivered, but is this the events endpoint (the middleware's path, /events by default)?`,
-    over: 'target answers with events receipts again',
+    message:
+      `${status} from ${target} at ${redactUrl(url)} is not an events receipt: the URL reaches something that is not the events middleware ` +
+      `(its path is /events by default); deliveries are kept and retried. For a peer that is not events-library (a plain CloudEvents sink), ` +
+      `set services.${target}.receipt: false (or ${receiptVariable(target)}=false)`,
   };
 }
 
-/** The likely cause of `status` from `target` (at `url`, delivering `type`), or undefined when there is nothing to say. */
-export function failureHint(status: number | undefined, target: string, url: string, type: string): DeliveryHint | undefined {
+/** The likely cause of `status` from `target` (at `fullUrl`, named without its query string, delivering `type`), or undefined when there is nothing to say. */
+export function failureHint(status: number | undefined, target: string, fullUrl: string, type: string): DeliveryHint | undefined {
   if (status === undefined || status < 300 || status >= 500) return undefined;
+  const url = redactUrl(fullUrl);
   if (status < 400) {
     return {
       key: '3xx',
@@ -49,7 +58,7 @@ export function failureHint(status: number | undefined, target: string, url: str
       return {
         key: '403',
         scope: 'target',
-        message: `403 from ${target}: something in front of the receiver (a proxy, firewall or auth layer) refuses this sender at ${url}; deliveries are kept and retried`,
+        message: `403 from ${target}: ${url} is another service (wrong_recipient: check ${urlVariable(target)}), or something in front of the receiver (a proxy, firewall or auth layer) refuses this sender; deliveries are kept and retried`,
       };
     case 404:
       return {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { BATCH_CONTENT_TYPE, STRUCTURED_CONTENT_TYPE } from '../../protocol/cloudevents.js';
 import { signatureHeader } from '../../protocol/signature.js';
+import { redactUrl } from '../../config.js';
 import type { Delivery } from '../../send/transport.js';
 
 /** A target's answer is read up to this many bytes (an app's HTML error page is cut, not buffered). */
@@ -52,8 +53,9 @@ export class RequestInFlight {
   /** The fields of a try's debug line. */
   logFields(): Record<string, unknown> {
     const { first } = this;
-    if (this.batch) return { batch: this.webhookId, events: this.eventIds.length, target: first.target.name };
-    return { eventId: first.eventId, type: first.type, source: first.source, target: first.target.name };
+    const url = redactUrl(first.target.url);
+    if (this.batch) return { batch: this.webhookId, events: this.eventIds.length, target: first.target.name, url };
+    return { eventId: first.eventId, type: first.type, source: first.source, target: first.target.name, url };
   }
 
   /** A single send's attempt counts its earlier sends; a batch's events each have their own count, so a batch counts its tries. */

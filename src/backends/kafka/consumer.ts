@@ -4,9 +4,10 @@ import { AvailabilityState } from '../../observe/availability.js';
 import { InFlight } from '../../receive/in-flight.js';
 import type { ReceivePipeline } from '../../receive/pipeline.js';
 import type { Verdict } from '../../receive/verdict.js';
+import { deadLetterLogFields, logClaims } from '../broker-common.js';
 import { brokerStep } from '../broker-verdict.js';
 import type { KafkaBatchPayload, KafkaConsumerLike, KafkaIncomingMessage } from './api.js';
-import { headerText, kafkaMessageOf } from './envelope.js';
+import { kafkaMessageOf } from './envelope.js';
 import { KAFKA_GROUP, type KafkaLink } from './link.js';
 import { deadLetterTopic, KAFKA_HEADERS, serviceTopic } from './topics.js';
 
@@ -197,7 +198,7 @@ export class KafkaConsumer {
           return 'settled';
         case 'retry':
           this.o.logger.warn('event will be retried from the broker', {
-            eventId: headerText(message, 'ce_id'),
+            ...logClaims(message.value, step.reason),
             topic,
             attempt,
             retryInMs: step.afterMs,
@@ -235,9 +236,7 @@ export class KafkaConsumer {
     const dlq = deadLetterTopic(this.o.broker.prefix, this.o.service);
     await this.o.link.send(dlq, [{ key: message.key, value: message.value, headers }]);
     this.o.logger.error('event dead-lettered', {
-      eventId: headerText(message, 'ce_id'),
-      type: headerText(message, 'ce_type'),
-      source: headerText(message, 'ce_source'),
+      ...deadLetterLogFields(message.value, code, this.o.service),
       topic: dlq,
       reason: code,
       error: why,

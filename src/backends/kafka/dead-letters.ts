@@ -10,7 +10,7 @@ import {
   selectionFilter,
   statsOf,
 } from '../../operate/operator.js';
-import { identityOfBody } from '../broker-common.js';
+import { claimsOf, identityOfBody } from '../broker-common.js';
 import type { BrokerLocation } from '../broker-link.js';
 import type { KafkaClientLike, KafkaIncomingMessage, KafkaProducerLike } from './api.js';
 import { loadKafkajs } from './client.js';
@@ -29,8 +29,8 @@ import { deadLetterTopic, KAFKA_HEADERS, serviceTopic } from './topics.js';
  * marker (`events-discarded: <id>`); listing leaves out every letter a marker names. A sender
  * cannot forge a marker: the consumer drops `events-*` headers when it dead-letters a record.
  * (Markers of an older release name an event id instead: they hide the letters before them with
- * that event id.) Identity (event id, type, source) comes from the record's value, the signed
- * event, never from its `ce_*` headers.
+ * that event id.) Identity (event id, type, source) comes from the record's value, never from its
+ * `ce_*` headers, and only as `unverified` unless its signature verified (claimsOf).
  */
 export class KafkaDeadLetters implements DeadLetterOperator {
   private readonly prefix: string;
@@ -199,14 +199,14 @@ function describe(topic: string, partition: number, message: KafkaIncomingMessag
   const identity = identityOfBody(body);
   const deadAt = Date.parse(headerText(message, KAFKA_HEADERS.deadAt) ?? '');
   const attempts = Number(headerText(message, KAFKA_HEADERS.attempts));
+  // The consumer's reason (it drops a sender's events-* headers): says whether the signature verified.
+  const reason = headerText(message, KAFKA_HEADERS.deadReason);
   return {
     id: `${topic}/${partition}/${message.offset}`,
     kept: 'queue',
-    eventId: identity.eventId,
-    type: identity.type,
-    source: identity.source,
+    ...claimsOf(identity, reason),
     target: service,
-    reason: headerText(message, KAFKA_HEADERS.deadReason) ?? 'unknown',
+    reason: reason ?? 'unknown',
     error: headerText(message, KAFKA_HEADERS.deadError),
     attempts: Number.isFinite(attempts) && attempts > 0 ? attempts : undefined,
     createdAt: identity.time,
