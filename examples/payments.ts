@@ -2,8 +2,8 @@ import express from 'express';
 import { createEventBus, type EventBusOptions } from '../src/index.js';
 import { UserCreated, UserDeleted } from './schemas.js';
 
-/** The payments service: Express, two handlers for user-created, one for user-deleted. */
-export function createPaymentsService(options: EventBusOptions) {
+/** The payments service's bus and handlers: two for user-created, one for user-deleted. */
+export function createPaymentsBus(options: EventBusOptions) {
   const bus = createEventBus({ service: 'payments', ...options });
   const customers = new Map<string, { email: string }>();
   const welcomeCredits: string[] = [];
@@ -34,11 +34,17 @@ export function createPaymentsService(options: EventBusOptions) {
     { schema: UserDeleted },
   );
 
+  return { bus, received, customers };
+}
+
+/** The payments service on Express (examples/payments-fastify.ts: the same on Fastify). */
+export function createPaymentsService(options: EventBusOptions) {
+  const service = createPaymentsBus(options);
   const app = express();
-  app.use(bus.expressMiddleware()); // POST /events: signed, validated, deduped
+  app.use(service.bus.expressMiddleware()); // POST /events: signed, validated, deduped
   app.use(express.json());
   app.get('/customers', (_req, res) => {
-    res.json([...customers.entries()].map(([id, c]) => ({ id, ...c })));
+    res.json([...service.customers.entries()].map(([id, c]) => ({ id, ...c })));
   });
-  return { app, bus, received, customers };
+  return { app, ...service };
 }
