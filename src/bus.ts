@@ -22,6 +22,9 @@ import { TransactionEmits } from './send/transaction-emits.js';
 import { Dispatcher } from './send/dispatcher.js';
 import type { OutboxStore } from './send/outbox-store.js';
 import { combineOperators } from './operate/functions.js';
+import { DeliveryActivity } from './console/activity.js';
+import { addConsoleRoutes } from './console/api.js';
+import { serviceOverview } from './console/overview.js';
 import { operatorOf } from './operate/operator-token.js';
 import type { DeadLetter, DeadLetterFilter, DeadLetterOperator, DeadLetterSelection, OutboxStats } from './operate/operator.js';
 import { openInbox, openOutbox } from './backends/stores.js';
@@ -66,6 +69,8 @@ export class EventBus<Events extends object = EventRegistry> {
   private readonly telemetry: Telemetry;
   /** The outbox's figures health shows: a few seconds old at most, never read once per request. */
   private readonly stats: StatsSnapshot;
+  /** What the dispatcher saw per target (last error, deliveries per minute), for the console. */
+  private readonly activity: DeliveryActivity;
   private closing: Promise<void> | undefined;
   private routeTable: RouteTable | undefined;
   /** Dead letters, replay and discard: the outbox's, and once this bus consumes from a broker, its queue's too. */
@@ -87,6 +92,7 @@ export class EventBus<Events extends object = EventRegistry> {
     // Before any store opens: a missing optional HTTP client fails with nothing to release.
     this.transport = options.transport ?? this.broker?.transport ?? openHttpTransport(this.config);
     this.outbox = openOutbox(this.config);
+    this.activity = new DeliveryActivity(!broker && !options.transport);
     try {
       this.inbox = openInbox(this.config);
     } catch (error) {
@@ -98,6 +104,7 @@ export class EventBus<Events extends object = EventRegistry> {
       service: this.config.service,
       openTelemetry: this.config.openTelemetry,
       hooks: this.config.hooks,
+      activity: this.activity,
       sources: {
         backlog: async () => Object.fromEntries(Object.entries((await this.outbox.stats()).targets).map(([t, s]) => [t, s.pending])),
         targetsDown: () => {
@@ -359,6 +366,15 @@ export class EventBus<Events extends object = EventRegistry> {
     if (!this.routeTable) {
       this.routeTable = new RouteTable();
       if (this.config.health.endpoint) this.routeTable.add('GET', '/health', (request) => this.healthResponse(request));
+      const { operators: tokens, redact, logger } = this.config;
+      const setup = Object.keys(tokens).length === 0 ? undefined : {
+        tokens,
+        redact,
+        logger,
+        overview: async () => serviceOverview(await this.health(), this.activity, Date.now()),
+        operator: () => this.operator,
+      };
+      addConsoleRoutes(this.routeTable, setup);
     }
     return this.routeTable;
   }

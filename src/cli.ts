@@ -6,6 +6,8 @@ import { DEFAULTS } from './defaults.js';
 import { migrate as migrateDatabase, redact } from './backends/postgres/database.js';
 import { schemaSql } from './backends/postgres/schema.js';
 import { ConfigError } from './errors/index.js';
+import { startStandaloneConsole } from './console/standalone.js';
+import { createLogger } from './logger.js';
 import { withOperator } from './operate/functions.js';
 import type { DeadLetter, DeadLetterFilter, DeadLetterSelection, OperatorLocation, OutboxStats } from './operate/operator.js';
 import { escapeField, escapeOutput, safeJson } from './terminal-safe.js';
@@ -29,6 +31,11 @@ Commands:
                                   put dead letters back to be delivered, attempts reset
   discard <id>... | --all | filters
                                   delete dead letters for good
+  console [--token T] [--host H] [--port P]
+                                  serve the operations console (the page a running service serves at
+                                  <path>/console) on this store, at http://127.0.0.1:8080/events/console;
+                                  needs the operator token (--token, else $EVENTS_CONSOLE_TOKEN);
+                                  binds 127.0.0.1 unless --host says otherwise
   migrate [--apply]               print the SQL of the PostgreSQL tables (--apply: run it on --database)
   secret                          print a fresh signing secret (whsec_…, 32 random bytes)
   help                            this text
@@ -69,6 +76,9 @@ const OPTIONS = {
   event: { type: 'string' },
   json: { type: 'boolean' },
   all: { type: 'boolean' },
+  token: { type: 'string' },
+  host: { type: 'string' },
+  port: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -83,6 +93,7 @@ const COMMANDS: Record<string, readonly Option[]> = {
   'dead-letters': ['json', ...FILTERS, ...WHERE],
   replay: ['json', 'all', ...FILTERS, ...WHERE],
   discard: ['json', 'all', ...FILTERS, ...WHERE],
+  console: ['token', 'host', 'port', ...WHERE],
   migrate: ['apply', 'database', 'schema'],
   secret: [],
 };
@@ -159,6 +170,7 @@ async function run(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io, now:
     return 0;
   }
 
+  if (command === 'console') return serveConsole(values, env, schema, io);
   const location = locationOf(values, env, schema);
   const label = labelOf(location);
   const filter = filterOf(values);
@@ -174,6 +186,34 @@ async function run(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io, now:
     return 0;
   }
   return settle(command as 'replay' | 'discard', location, args, values.all === true, filter, json, io);
+}
+
+/** console: serves the console on the store until SIGINT or SIGTERM; refuses to start without an operator token. */
+async function serveConsole(values: Values, env: NodeJS.ProcessEnv, schema: string, io: Io): Promise<number> {
+  const token = values.token ?? nonEmpty(env.EVENTS_CONSOLE_TOKEN);
+  if (token === undefined || !/^\S+$/.test(token)) {
+    throw new UsageError('console needs the operator token that signs operators in: pass --token <token> or set EVENTS_CONSOLE_TOKEN');
+  }
+  const port = Number(values.port ?? DEFAULTS.console.port);
+  if (!/^\d{1,5}$/.test(values.port ?? '0') || port > 65535) throw new UsageError(`--port must be a port number, not "${values.port}"`);
+  // With an outbox file, --service only names the service on the page.
+  const file = values.outbox !== undefined || (values.database === undefined && values.broker === undefined && nonEmpty(env.EVENTS_OUTBOX_PATH) !== undefined);
+  const service = values.service ?? nonEmpty(env.EVENTS_SERVICE_NAME);
+  const running = await startStandaloneConsole({
+    location: locationOf(file ? { ...values, service: undefined } : values, env, schema),
+    service,
+    tokens: { [DEFAULTS.console.operator]: token },
+    host: values.host ?? DEFAULTS.console.host,
+    port,
+    logger: createLogger(nonEmpty(env.EVENTS_LOG_LEVEL) ?? DEFAULTS.logLevel, service),
+  });
+  io.out(`events-library console at ${running.url} (sign in with the operator token; Ctrl-C stops it)\n`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await running.close();
+  return 0;
 }
 
 /** replay / discard: ids (within the filters), or the filters, or --all. An id that matches nothing is a mistake (exit 1). */

@@ -50,6 +50,7 @@ export type {
   RetryOptions,
   SecretInput,
   ServiceEntry,
+  TlsOptions,
 } from './config.js';
 export type { CloudEvent } from './protocol/cloudevents.js';
 export type { DeliveredReport, OnDeadLetter, OnDelivered } from './observe/hooks.js';
@@ -59,9 +60,11 @@ export type {
   DeadLetter,
   DeadLetterFilter,
   DeadLetterOperator,
+  DeadLetterPage,
   DeadLetterSelection,
   OperatorLocation,
   OutboxStats,
+  PageRequest,
 } from './operate/operator.js';
 export type { OutboxRecord } from './send/outbox-store.js';
 export type { Delivery, DeliveryHint, DeliveryResult, Transport } from './send/transport.js';

@@ -1,7 +1,7 @@
 import type { Headers } from '../protocol/cloudevents.js';
 import type { BodyReadFailure, Receiver, ReceiverResponse } from '../receive/receiver.js';
 import type { BudgetClaim } from '../receive/unverified-budget.js';
-import { parseRouteJson, ROUTE_BODY_LIMIT_BYTES, RouteRefusal, type RouteResponse, routeErrorResponse, type RouteTable } from './routes.js';
+import { parseRouteJson, ROUTE_BODY_LIMIT_BYTES, RouteRefusal, type RouteRequest, type RouteResponse, routeErrorResponse, type RouteTable } from './routes.js';
 
 /**
  * What every adapter shares, whatever its request and response look like (a node stream, a
@@ -59,14 +59,14 @@ export async function receiveBody(receiver: Receiver, headers: Headers, limit: n
 }
 
 /** A request on its way to one of the table's routes, as an adapter sees it. */
-export interface AdapterRouteRequest {
+export interface AdapterRouteRequest extends Pick<RouteRequest, 'query' | 'headers' | 'secure' | 'remoteAddress'> {
   method: string;
   /** The request's path (relative to where the adapter is mounted). */
   path: string;
   /** The events path the routes hang below. */
   base: string;
-  query: URLSearchParams;
-  headers: Headers;
+  /** The request's path as the client sent it, before a framework took a mount prefix off it. */
+  fullPath: string;
   /** Reads the body; undefined when a framework's parser consumed it (then `parsed` is what it produced). */
   read: BodyReader | undefined;
   parsed?: unknown;
@@ -78,7 +78,7 @@ export interface AdapterRouteRequest {
  * ROUTE_BODY_LIMIT_BYTES, the body deadlines and the receiver's budget of unauthenticated bytes.
  */
 export function answerRoute(routes: RouteTable, receiver: Receiver, request: AdapterRouteRequest): Promise<RouteResponse> | undefined {
-  const { method, base, query, headers, read, parsed } = request;
+  const { method, base, fullPath, query, headers, secure, remoteAddress, read, parsed } = request;
   if (!request.path.startsWith(`${base}/`)) return undefined;
   const path = request.path.slice(base.length);
   const handler = routes.find(method, path);
@@ -95,7 +95,9 @@ export function answerRoute(routes: RouteTable, receiver: Receiver, request: Ada
       claim.release();
     }
   };
-  return handler({ method: method.toUpperCase(), path, query, headers, json }).catch((error: unknown) => {
+  // The events path as the client sees it, with the prefix the app mounts the adapter under.
+  const seen = fullPath.endsWith(path) ? fullPath.slice(0, fullPath.length - path.length) : base;
+  return handler({ method: method.toUpperCase(), path, query, headers, base: seen, secure, remoteAddress, json }).catch((error: unknown) => {
     const refused = routeErrorResponse(error);
     if (refused) return refused;
     throw error;

@@ -3,6 +3,7 @@ import {
   type DeadLetter,
   type DeadLetterFilter,
   type DeadLetterOperator,
+  type DeadLetterPage,
   type DeadLetterSelection,
   type OperatorLocation,
   type OutboxStats,
@@ -73,6 +74,19 @@ export function combineOperators(operators: readonly DeadLetterOperator[]): Dead
       return statsOf(counts, parts.every((part) => part.durable));
     },
     deadLetters: async (filter) => (await each((operator) => operator.deadLetters(filter))).flat(),
+    // Each operator's pages in turn; the cursor says which one (`<index>:<its cursor>`).
+    deadLetterPage: async (filter, { limit, cursor }) => {
+      const at = /^(\d{1,3}):(.*)$/s.exec(cursor ?? '');
+      const page: DeadLetterPage = { items: [] };
+      for (let part = at ? Number(at[1]) : 0, inner = at?.[2] || undefined; part < operators.length; part++, inner = undefined) {
+        if (page.items.length === limit) return { ...page, next: `${part}:` };
+        const got = await operators[part]!.deadLetterPage(filter, { limit: limit - page.items.length, cursor: inner });
+        page.items.push(...got.items);
+        if (got.truncated) page.truncated = true;
+        if (got.next !== undefined) return { ...page, next: `${part}:${got.next}` };
+      }
+      return page;
+    },
     replay: async (selection) => sum(await each((operator) => operator.replay(selection))),
     discard: async (selection) => sum(await each((operator) => operator.discard(selection))),
     close: async () => {

@@ -148,6 +148,7 @@ export class AmqpConnection {
       } catch (error) {
         if (model) void model.close().catch(() => undefined);
         this.model = undefined;
+        broker.tls?.recheck();
         if (this.closed) return;
         this.down(error as Error);
         failures += 1;
@@ -161,7 +162,9 @@ export class AmqpConnection {
    * accept the socket and then say nothing): a connection that completes after the deadline is closed.
    */
   private connect(url: string, name: string, timeoutMs: number): Promise<ChannelModel> {
-    const connecting = this.amqp.connect(withHeartbeat(url), { timeout: timeoutMs, clientProperties: { connection_name: name } });
+    // amqps:// connects with the bus's `tls` (EVENTS_TLS_*), read anew for each connection (rotation).
+    const tls = url.trim().toLowerCase().startsWith('amqps:') ? this.o.broker.tls?.current() : undefined;
+    const connecting = this.amqp.connect(withHeartbeat(url), { ...tls, timeout: timeoutMs, clientProperties: { connection_name: name } });
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {

@@ -6,9 +6,12 @@ import {
   type DeadLetter,
   type DeadLetterFilter,
   type DeadLetterOperator,
+  type DeadLetterPage,
   type DeadLetterSelection,
   matchesDeadLetter,
   type OutboxStats,
+  type PageRequest,
+  pageOf,
   selectionFilter,
   statsOf,
   type TargetCounts,
@@ -74,6 +77,19 @@ export class AmqpDeadLetters implements DeadLetterOperator {
       letters.push(...((await this.withLetters(service, async (_publisher, held) => held.map((h) => h.letter))) ?? []));
     }
     return letters.filter((l) => matchesDeadLetter(l, filter)).sort((a, b) => (a.deadAt ?? 0) - (b.deadAt ?? 0));
+  }
+
+  /** A page of the first `DEFAULTS.operator.brokerReadWindow` messages of each queue (truncated when a queue holds more). */
+  async deadLetterPage(filter: DeadLetterFilter | undefined, page: PageRequest): Promise<DeadLetterPage> {
+    const letters: DeadLetter[] = [];
+    let truncated = false;
+    for (const service of await this.services(filter?.target)) {
+      await this.withLetters(service, async (_publisher, held, more) => {
+        letters.push(...held.map((h) => h.letter));
+        truncated ||= more;
+      }, DEFAULTS.operator.brokerReadWindow);
+    }
+    return pageOf(letters, filter, page, truncated);
   }
 
   replay(selection: DeadLetterSelection): Promise<number> {
@@ -149,23 +165,30 @@ export class AmqpDeadLetters implements DeadLetterOperator {
   }
 
   /**
-   * Fetches every message of the service's dead-letter queue unacknowledged (however many), runs
-   * `run`, and gives back (nack, requeue, in order) what `run` did not settle. Undefined when the
-   * service has no dead-letter queue.
+   * Fetches every message of the service's dead-letter queue unacknowledged (however many, or the
+   * first `max`: `more` tells whether others are left), runs `run`, and gives back (nack, requeue,
+   * in order) what `run` did not settle. Undefined when the service has no dead-letter queue.
    */
-  private async withLetters<T>(service: string, run: (publisher: Publisher, held: Held[]) => Promise<T>): Promise<T | undefined> {
+  private async withLetters<T>(
+    service: string,
+    run: (publisher: Publisher, held: Held[], more: boolean) => Promise<T>,
+    max = Infinity,
+  ): Promise<T | undefined> {
     const dlq = deadLetterQueueName(queueName(this.prefix, service));
     if (!(await this.exists(dlq))) return undefined;
     const publisher = await this.open();
     const held: Held[] = [];
     try {
       const ids = new Map<string, number>();
+      let more = false;
       for (;;) {
         const message = await publisher.channel.get(dlq, { noAck: false });
         if (message === false) break;
         held.push({ message, letter: describe(message, service, ids), settled: false });
+        more = message.fields.messageCount > 0;
+        if (held.length >= max) break;
       }
-      return await run(publisher, held);
+      return await run(publisher, held, more);
     } finally {
       for (const h of held) if (!h.settled && !publisher.closed) publisher.channel.nack(h.message, false, true);
     }
