@@ -4,6 +4,8 @@
  * Fastify: providers' @subscribeTo methods receive signed events through the mounted receiver, the
  * bus injected with @InjectEventBus() emits to another Nest application, app.close() closes the bus.
  */
+import { spawn } from 'node:child_process';
+import path from 'node:path';
 import { Inject, Injectable, Module, type OnModuleInit } from '@nestjs/common';
 import { BusClosedError, ConfigError, subscribeTo, type EventBus, type ReceivedEvent } from '../../src/index.js';
 import { EVENT_BUS, EventsModule, InjectEventBus } from '../../src/nestjs/index.js';
@@ -133,4 +135,19 @@ describe.each<NestPlatform>(['express', 'fastify'])('EventsModule on Nest with %
     await expect(started).rejects.toThrow(ConfigError);
     await expect(started).rejects.toMatchObject({ variable: 'EVENTS_SECRET' });
   });
+});
+
+it('closes the bus on SIGTERM with enableShutdownHooks(), and the process ends', async () => {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'fixtures', 'shutdown-app.ts')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let output = '';
+  const ended = new Promise<NodeJS.Signals | number | null>((resolve) => child.on('exit', (code, signal) => resolve(signal ?? code)));
+  await new Promise<void>((resolve) =>
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes('listening')) resolve();
+    }),
+  );
+  child.kill('SIGTERM');
+  expect(await ended).toBe('SIGTERM');
+  expect(output.split('\n')).toEqual(['listening', 'bus closed', '']);
 });
