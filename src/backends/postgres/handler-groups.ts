@@ -30,11 +30,11 @@ type Outcome = 'ran' | 'done-already' | { error: unknown };
 /**
  * Handlers run in transactions shared by up to `recordGroup.maxCompletions` of them (one commit,
  * one fsync, for the group), each behind a savepoint, so that one that throws rolls back alone.
- * A group claims all its handlers' rows in one statement (in a fixed order: no deadlock between
- * groups), runs them one after the other on its connection, and commits; it takes no handler
- * after `recordGroup.maxWaitMs` (those left are given back to the queue), so a crash reruns at
- * most what the receiver's completion groups would. Groups run side by side, on the database's
- * handler slots. Nothing is settled before the commit: `'ran'` means committed.
+ * A group takes its share of the handlers queued when it gets its connection (it never waits for
+ * more), claims their rows in one statement (in a fixed order: no deadlock between groups), runs
+ * them one after the other, and commits: a crash reruns at most a group's handlers, as with the
+ * receiver's completion groups. Groups run side by side, one per queued handler while the
+ * database has handler slots. Nothing is settled before the commit: `'ran'` means committed.
  */
 export class HandlerGroups {
   private readonly queue: GroupedHandler[] = [];
@@ -43,7 +43,6 @@ export class HandlerGroups {
   /** Groups waiting or running. */
   private active = 0;
   private readonly max = DEFAULTS.receiver.recordGroup.maxCompletions;
-  private readonly maxWaitMs = DEFAULTS.receiver.recordGroup.maxWaitMs;
 
   constructor(private readonly o: HandlerGroupsOptions) {}
 
@@ -105,27 +104,14 @@ export class HandlerGroups {
    */
   private async runGroup(client: PoolClient, handlers: GroupedHandler[], outcomes: Map<GroupedHandler, Outcome>): Promise<void> {
     const claimed = await this.o.claim(client, handlers);
-    const openedAt = performance.now();
     let last: GroupedHandler | undefined;
-    let ran = 0;
-    for (const [i, handler] of handlers.entries()) {
+    for (const handler of handlers) {
       if (!claimed.has(handler)) {
         outcomes.set(handler, 'done-already');
         continue;
       }
-      if (ran > 0 && performance.now() - openedAt >= this.maxWaitMs) {
-        // The group closes: the handlers not yet run go back to the queue, their claims given back.
-        const rest = handlers.slice(i);
-        for (const h of rest) outcomes.delete(h);
-        await this.settleLast(client, last, outcomes, 'RELEASE SAVEPOINT handler');
-        await this.o.unclaim(client, rest.filter((h) => claimed.has(h)));
-        handlers.length = i;
-        this.queue.unshift(...rest);
-        return;
-      }
       await this.settleLast(client, last, outcomes, last === undefined ? 'SAVEPOINT handler' : 'RELEASE SAVEPOINT handler; SAVEPOINT handler');
       last = handler;
-      ran += 1;
       try {
         await handler.run({ tx: client });
         outcomes.set(handler, 'ran');
