@@ -5,6 +5,7 @@ import { nonEmpty } from './config.js';
 import { DEFAULTS } from './defaults.js';
 import { migrate as migrateDatabase, redact } from './backends/postgres/database.js';
 import { schemaSql } from './backends/postgres/schema.js';
+import { checkDocuments, describeModule, formatChecks, readDocument, readFolder } from './contracts/commands.js';
 import { ConfigError } from './errors/index.js';
 import { withOperator } from './operate/functions.js';
 import type { DeadLetter, DeadLetterFilter, DeadLetterSelection, OperatorLocation, OutboxStats } from './operate/operator.js';
@@ -31,6 +32,12 @@ Commands:
                                   delete dead letters for good
   migrate [--apply]               print the SQL of the PostgreSQL tables (--apply: run it on --database)
   secret                          print a fresh signing secret (whsec_…, 32 random bytes)
+  asyncapi --module <file>        print the AsyncAPI 3.0 document of the service a module describes
+                                  (what it declares and subscribes to on the default bus, or the bus
+                                  it exports), without resolving targets, connecting or sending
+  check <producer.json> <consumer.json> | --all <dir>
+                                  is every payload the producer may send valid for the consumer?
+                                  (--all: every ordered pair of the service documents in <dir>)
   help                            this text
 
 Where (one of; default: $EVENTS_OUTBOX_PATH, else $EVENTS_BROKER_URL, else $EVENTS_DATABASE_URL):
@@ -53,7 +60,8 @@ Ids are the dead-letter ids "events-library dead-letters" lists. The commands wo
 running service: they refuse a file that is not an outbox, or a database without the tables, and
 never create one. A running service picks replayed deliveries up within its poll interval (2 s by
 default), at once with PostgreSQL.
-Exit codes: 0 done; 1 failed (e.g. an id matched no dead letter); 2 wrong usage or configuration.
+Exit codes: 0 done; 1 failed (e.g. an id matched no dead letter; check: a payload the consumer may
+refuse, or compatibility it cannot prove); 2 wrong usage or configuration.
 `;
 
 const OPTIONS = {
@@ -69,6 +77,7 @@ const OPTIONS = {
   event: { type: 'string' },
   json: { type: 'boolean' },
   all: { type: 'boolean' },
+  module: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -85,6 +94,8 @@ const COMMANDS: Record<string, readonly Option[]> = {
   discard: ['json', 'all', ...FILTERS, ...WHERE],
   migrate: ['apply', 'database', 'schema'],
   secret: [],
+  asyncapi: ['module'],
+  check: ['json', 'all'],
 };
 
 const ERROR_MAX = 72;
@@ -139,12 +150,25 @@ async function run(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io, now:
   for (const name of Object.keys(OPTIONS) as (keyof typeof OPTIONS)[]) {
     if (name !== 'help' && values[name] !== undefined && !allowed.includes(name)) throw new UsageError(`${command} does not take --${name}`);
   }
-  const takesIds = command === 'replay' || command === 'discard';
-  if (!takesIds && args.length > 0) throw new UsageError(`${command} takes no arguments, got "${args.join(' ')}"`);
+  const takesArgs = command === 'replay' || command === 'discard' || command === 'check';
+  if (!takesArgs && args.length > 0) throw new UsageError(`${command} takes no arguments, got "${args.join(' ')}"`);
   if (command === 'secret') {
     // A fresh Standard Webhooks secret: `whsec_` + base64 of 32 random bytes (HMAC-SHA256's block-sized key).
     io.out(`whsec_${randomBytes(32).toString('base64')}\n`);
     return 0;
+  }
+  if (command === 'asyncapi') {
+    if (values.module === undefined) throw new UsageError('asyncapi needs the module that declares the events: --module ./dist/events.js');
+    io.out(`${safeJson(describeModule(values.module), 2)}\n`);
+    return 0;
+  }
+  if (command === 'check') {
+    const all = values.all === true;
+    if (args.length !== (all ? 1 : 2)) throw new UsageError(all ? 'check --all takes one folder of service documents' : 'check takes two files: <producer.json> <consumer.json>');
+    const checks = checkDocuments(all ? readFolder(args[0]!) : args.map(readDocument), all);
+    const compatible = checks.every((check) => check.findings.length === 0);
+    io.out(values.json ? `${safeJson({ compatible, checks }, 2)}\n` : formatChecks(checks));
+    return compatible ? 0 : 1;
   }
   const schema = values.schema ?? nonEmpty(env.EVENTS_DATABASE_SCHEMA) ?? DEFAULTS.database.schema;
   if (command === 'migrate') {
