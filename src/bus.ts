@@ -7,9 +7,10 @@ import { Catalog } from './catalog.js';
 import { type EventBusOptions, type ResolvedConfig, type ResolvedTarget, resolveConfig, resolveTarget } from './config.js';
 import { DEFAULTS } from './defaults.js';
 import { BusClosedError, ConfigError, PayloadTooDeepError, PayloadTooLargeError, UndeclaredEventError } from './errors/index.js';
+import { loggablePayload } from './logger.js';
 import { healthOf, type HealthStatus, StatsSnapshot } from './observe/health.js';
 import { Telemetry } from './observe/telemetry.js';
-import { createEvent, toStructuredBody } from './protocol/cloudevents.js';
+import { addressedTo, createEvent, toStructuredBody } from './protocol/cloudevents.js';
 import { deeperThan } from './protocol/payload-depth.js';
 import type { InboxStore } from './receive/inbox-store.js';
 import { Receiver, type ReceiverOptions, type ReceiverRequest, type ReceiverResponse } from './receive/receiver.js';
@@ -22,10 +23,15 @@ import { type AsyncApiDocument, asyncApiDocument, packageVersion } from './contr
 import { asyncApiRoute } from './contracts/asyncapi-route.js';
 import { describeOnly, describingConfig } from './contracts/describe-only.js';
 import { combineOperators } from './operate/functions.js';
+import { DeliveryActivity } from './console/activity.js';
+import { addConsoleRoutes } from './console/api.js';
+import { serviceOverview } from './console/overview.js';
 import { operatorOf } from './operate/operator-token.js';
-import type { DeadLetter, DeadLetterFilter, DeadLetterOperator, DeadLetterSelection, OutboxStats } from './operate/operator.js';
+import type { DeadLetterFilter, DeadLetterList, DeadLetterOperator, DeadLetterSelection, OutboxStats } from './operate/operator.js';
 import { openInbox, openOutbox } from './backends/stores.js';
 import { openHttpTransport } from './backends/http/backend.js';
+import type { ServiceName } from './service-names.js';
+import { isDecoratorCall, registerInstance, subscribeDecorator, type Subscribe, type SubscribeDecorator } from './subscribe-decorator.js';
 import type { Transport } from './send/transport.js';
 import type {
   DataOf,
@@ -66,6 +72,8 @@ export class EventBus<Events extends object = EventRegistry> {
   private readonly telemetry: Telemetry;
   /** The outbox's figures health shows: a few seconds old at most, never read once per request. */
   private readonly stats: StatsSnapshot;
+  /** What the dispatcher saw per target (last error, deliveries per minute), for the console. */
+  private readonly activity: DeliveryActivity;
   private closing: Promise<void> | undefined;
   private routeTable: RouteTable | undefined;
   /** Dead letters, replay and discard: the outbox's, and once this bus consumes from a broker, its queue's too. */
@@ -89,6 +97,7 @@ export class EventBus<Events extends object = EventRegistry> {
     // Before any store opens: a missing optional HTTP client fails with nothing to release.
     this.transport = options.transport ?? this.broker?.transport ?? openHttpTransport(this.config);
     this.outbox = openOutbox(this.config);
+    this.activity = new DeliveryActivity(!broker && !options.transport);
     try {
       this.inbox = openInbox(this.config);
     } catch (error) {
@@ -100,6 +109,7 @@ export class EventBus<Events extends object = EventRegistry> {
       service: this.config.service,
       openTelemetry: this.config.openTelemetry,
       hooks: this.config.hooks,
+      activity: this.activity,
       sources: {
         backlog: async () => Object.fromEntries(Object.entries((await this.outbox.stats()).targets).map(([t, s]) => [t, s.pending])),
         targetsDown: () => {
@@ -154,15 +164,15 @@ export class EventBus<Events extends object = EventRegistry> {
    */
   declareEvent<const T extends string, const S extends JSONSchema>(
     type: T,
-    targetServices: readonly string[],
+    targetServices: readonly ServiceName[],
     options: DeclareOptions<S> & { schema: S },
   ): EventBus<Events & { [K in T]: S }>;
   declareEvent<const T extends string>(
     type: T,
-    targetServices: readonly string[],
+    targetServices: readonly ServiceName[],
     options?: DeclareOptions,
   ): EventBus<Events & { [K in T]: unknown }>;
-  declareEvent(type: string, targetServices: readonly string[], options: DeclareOptions = {}): unknown {
+  declareEvent(type: string, targetServices: readonly ServiceName[], options: DeclareOptions = {}): unknown {
     this.requireService('declareEvent');
     if (!Array.isArray(targetServices) || targetServices.length === 0) {
       throw new ConfigError(`declareEvent("${type}") needs at least one target service, e.g. ["payments"]`);
@@ -194,9 +204,35 @@ export class EventBus<Events extends object = EventRegistry> {
     handler: EventHandler<NoInfer<PayloadOf<Events, T>>>,
     options?: SubscribeOptions,
   ): Unsubscribe;
-  subscribeTo(type: string, handler: EventHandler<never>, options: SubscribeOptions = {}): Unsubscribe {
+  /**
+   * Without a handler: a method decorator. Standard decorators subscribe each instance of the
+   * class as it is constructed, `this` bound to it, under the name `ClassName.methodName` (a
+   * second instance on this bus throws ConfigError: that name is taken); legacy ones
+   * (`experimentalDecorators`) record the method for `register(instance)`.
+   * @example class Billing { @bus.subscribeTo('user-created', { schema: UserCreated }) async open(data) {…} }
+   */
+  subscribeTo<const T extends string, const S extends JSONSchema>(
+    type: T,
+    options: SubscribeOptions<S> & { schema: S },
+  ): SubscribeDecorator<DataOf<S>>;
+  subscribeTo<const T extends string>(type: T, options?: SubscribeOptions): SubscribeDecorator<NoInfer<PayloadOf<Events, T>>>;
+  subscribeTo(type: string, ...rest: unknown[]): unknown {
+    if (isDecoratorCall(rest)) return subscribeDecorator(type, (rest[0] ?? {}) as SubscribeOptions, this.subscribe);
+    return this.subscribe(type, rest[0] as EventHandler<unknown>, (rest[1] ?? {}) as SubscribeOptions);
+  }
+
+  /**
+   * Subscribes the methods of `instance` decorated with `subscribeTo` the legacy way
+   * (`experimentalDecorators`, as NestJS compiles), `this` bound to it; all or none. Returns one
+   * unsubscribe for them all. Standard decorators need no call: constructing the class subscribes it.
+   */
+  register(instance: object): Unsubscribe {
+    return registerInstance(this.subscribe, instance);
+  }
+
+  private readonly subscribe: Subscribe = (type, handler, options) => {
     if (this.broker && !this.consumer) this.createConsumer();
-    const unsubscribe = this.catalog.subscribe(type, handler as EventHandler<unknown>, options.schema, options.name);
+    const unsubscribe = this.catalog.subscribe(type, handler, options.schema, options.name);
     // Through a broker, consuming starts by itself once the startup code (this turn) has subscribed everything.
     if (this.consumer && !this.consumerStart && !this.closing) {
       this.consumerStart = setImmediate(() => {
@@ -206,7 +242,7 @@ export class EventBus<Events extends object = EventRegistry> {
       });
     }
     return unsubscribe;
-  }
+  };
 
   /**
    * Through a broker: starts consuming this service's queue now, and resolves once the consumer
@@ -265,15 +301,17 @@ export class EventBus<Events extends object = EventRegistry> {
     if (trace) Object.assign(event, trace.tracestate === undefined ? { traceparent: trace.traceparent } : trace);
     try {
       const body = toStructuredBody(event);
+      // Each target's delivery names it (`recipient`, signed): another service sharing the secret refuses it.
+      const bodies = declaration.targets.map((target) => addressedTo(body, target));
       // A body receivers would refuse with 413 is refused here, before anything is recorded.
       const limit = this.config.bodyLimitBytes;
-      if (body.length * 3 > limit) {
-        const bytes = Buffer.byteLength(body);
+      for (const addressed of bodies) {
+        const bytes = addressed.length * 3 > limit ? Buffer.byteLength(addressed) : 0;
         if (bytes > limit) throw new PayloadTooLargeError(type, bytes, limit);
       }
       const createdAt = Date.now();
       await this.outbox.add(
-        declaration.targets.map((target) => ({ eventId: event.id, type, source, target, body, createdAt, ...trace })),
+        declaration.targets.map((target, i) => ({ eventId: event.id, type, source, target, body: bodies[i]!, createdAt, ...trace })),
         inTx ? { tx } : undefined,
       );
     } catch (error) {
@@ -291,7 +329,7 @@ export class EventBus<Events extends object = EventRegistry> {
     // In the caller's transaction the event may still roll back: `event emitted` waits for its dispatch.
     if (inTx) this.transactionEmits.recorded({ eventId: event.id, type, source, targets });
     else if (this.config.logger.isInfoEnabled()) this.config.logger.info('event emitted', { eventId: event.id, type, source, targets });
-    if (this.config.logger.isDebugEnabled()) this.config.logger.debug('event data', { eventId: event.id, data: payload });
+    if (this.config.logger.isDebugEnabled()) this.config.logger.debug('event data', { eventId: event.id, data: loggablePayload(payload) });
     // Backpressure (outbox.highWaterMark): recorded, but not resolved while a target that is up has
     // too much not yet tried; the wait leaves the event loop to the dispatcher. Not in the caller's
     // transaction: the event exists only at its commit, and waiting would hold the transaction open.
@@ -347,6 +385,15 @@ export class EventBus<Events extends object = EventRegistry> {
       this.routeTable = new RouteTable();
       if (this.config.health.endpoint) this.routeTable.add('GET', '/health', (request) => this.healthResponse(request));
       this.routeTable.add('GET', '/asyncapi.json', asyncApiRoute(this.config.operators, () => this.asyncapi()));
+      const { operators: tokens, redact, logger } = this.config;
+      const setup = Object.keys(tokens).length === 0 ? undefined : {
+        tokens,
+        redact,
+        logger,
+        overview: async () => serviceOverview(await this.health(), this.activity, Date.now()),
+        operator: () => this.operator,
+      };
+      addConsoleRoutes(this.routeTable, setup);
     }
     return this.routeTable;
   }
@@ -372,9 +419,10 @@ export class EventBus<Events extends object = EventRegistry> {
 
   /**
    * Dead letters, oldest first: all, or those matching `filter`. The outbox's (deliveries this
-   * service could not make) and, on a broker, its own queue's (events it could not handle).
+   * service could not make) and, on a broker, its own queue's (events it could not handle); `more`
+   * counts those left out by `filter.limit`.
    */
-  deadLetters(filter?: DeadLetterFilter): Promise<DeadLetter[]> {
+  deadLetters(filter?: DeadLetterFilter): Promise<DeadLetterList> {
     return this.operator.deadLetters(filter);
   }
 
@@ -458,6 +506,7 @@ export class EventBus<Events extends object = EventRegistry> {
       toleranceSeconds: this.config.toleranceSeconds,
       bodyLimitBytes: this.config.bodyLimitBytes,
       bodyTimeoutMs: this.config.bodyTimeoutMs,
+      bodyStartTimeoutMs: this.config.bodyStartTimeoutMs,
       maxUnverifiedBytes: this.config.maxUnverifiedBytes,
       retryAfterSeconds: DEFAULTS.receiver.retryAfterSeconds,
       maxUnrecorded: DEFAULTS.receiver.maxUnrecorded,

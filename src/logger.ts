@@ -1,4 +1,6 @@
 import winston from 'winston';
+import { DEFAULTS } from './defaults.js';
+import { deeperThan } from './protocol/payload-depth.js';
 
 /** The default logger: one JSON line per record on the console. */
 export function createLogger(level: string, service: string | undefined): winston.Logger {
@@ -23,4 +25,20 @@ export interface EventLogFields {
   status?: number;
   durationMs?: number;
   [key: string]: unknown;
+}
+
+/**
+ * A payload as it may go into a log line: itself when shallow and short, else a string saying what
+ * was left out or cut (`logPayload` in defaults.ts). Never throws, whatever a peer sent.
+ */
+export function loggablePayload(value: unknown): unknown {
+  const { maxDepth, maxChars } = DEFAULTS.logPayload;
+  try {
+    if (deeperThan(value, maxDepth)) return `[not logged: nested deeper than ${maxDepth} levels]`;
+    const json = JSON.stringify(value);
+    if (json === undefined || json.length <= maxChars) return value;
+    return `${json.slice(0, maxChars)}… [truncated: ${json.length} characters]`;
+  } catch {
+    return '[not logged: not serialisable]';
+  }
 }

@@ -32,10 +32,9 @@ export async function receiveFromNode(
   const refusal = receiver.preflight(req.headers);
   if (refusal) return { ...refusal, closeConnection: !source.consumed };
   if (source.consumed) return receiver.rawBodyUnavailable(source.middleware, source.hint);
-  const claim = receiver.claimUnverified(req.headers);
-  if (!('growTo' in claim)) return { ...claim, closeConnection: true };
+  const claim = receiver.claimUnverified();
   try {
-    const read = await readBody(req, { limitBytes: limit, timeoutMs: receiver.bodyTimeoutMs, claim });
+    const read = await readBody(req, { limitBytes: limit, ...receiver.bodyTimeouts, claim });
     if (!Buffer.isBuffer(read)) return { ...receiver.readFailed(read), closeConnection: true };
     return await receiver.handle({ headers: req.headers, body: read }, claim.release);
   } finally {
@@ -46,15 +45,18 @@ export async function receiveFromNode(
 export interface ReadBodyOptions {
   limitBytes: number;
   timeoutMs: number;
-  /** Grown as bytes arrive (a declared length is claimed before reading). */
+  /** No byte by then: 408. Still reading then: the claim is slow (it may hold only the slow share). */
+  startTimeoutMs: number;
+  /** Grown as bytes arrive. */
   claim: BudgetClaim;
 }
 
 /**
  * The request's bytes (read by `raw-body`, which enforces the limit and the declared length),
- * or why reading stopped: over the limit, past the deadline, over the budget, aborted.
+ * or why reading stopped: over the limit, no byte before the start deadline, past the deadline,
+ * over the budget, aborted.
  */
-export function readBody(req: IncomingMessage, { limitBytes, timeoutMs, claim }: ReadBodyOptions): Promise<Buffer | BodyReadFailure> {
+export function readBody(req: IncomingMessage, { limitBytes, timeoutMs, startTimeoutMs, claim }: ReadBodyOptions): Promise<Buffer | BodyReadFailure> {
   return new Promise((resolve) => {
     let settled = false;
     let received = 0;
@@ -62,11 +64,16 @@ export function readBody(req: IncomingMessage, { limitBytes, timeoutMs, claim }:
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      clearTimeout(startTimer);
       req.off('data', onData);
       resolve(result);
     };
     // raw-body has no deadline and no per-chunk hook: both are kept here, beside it.
     const timer = setTimeout(() => finish('timeout'), timeoutMs);
+    const startTimer = setTimeout(() => {
+      if (received === 0) finish('idle');
+      else if (!claim.markSlow()) finish('busy');
+    }, startTimeoutMs);
     const onData = (chunk: Buffer) => {
       received += chunk.length;
       if (!claim.growTo(Math.min(received, limitBytes))) finish('busy');

@@ -42,6 +42,15 @@ export function toStructuredBody(event: CloudEvent): string {
   return JSON.stringify(event);
 }
 
+/**
+ * A structured body of ours addressed to one target: the extension attribute `recipient` (the
+ * target's service name) added first, inside the signed bytes, so that a captured delivery cannot
+ * be run by another service that shares the secret.
+ */
+export function addressedTo(body: string, recipient: string): string {
+  return `{"recipient":${JSON.stringify(recipient)},${body.slice(1)}`;
+}
+
 export type Headers = Readonly<Record<string, string | string[] | undefined>>;
 
 export type ContentMode = 'structured' | 'batch';

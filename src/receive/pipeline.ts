@@ -1,11 +1,14 @@
 import type { Logger } from 'winston';
 import type { Catalog, Subscription } from '../catalog.js';
+import { DEFAULTS } from '../defaults.js';
+import { loggablePayload } from '../logger.js';
 import { NonRetryableError, RetryLaterError, ValidationError } from '../errors/index.js';
 import type { Telemetry } from '../observe/telemetry.js';
 import { type BatchItem, type CloudEvent, detectMode, type Headers, parseBatch, parseStructured, singleHeader } from '../protocol/cloudevents.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import { verify, type VerifyFailure } from '../protocol/signature.js';
 import type { ReceivedEvent } from '../types.js';
+import { CompletionGroups } from './completion-groups.js';
 import { InFlight } from './in-flight.js';
 import { eventKey, type InboxMark, type InboxStore } from './inbox-store.js';
 import { TransactionStoreError } from './transaction-store-error.js';
@@ -72,9 +75,16 @@ export class ReceivePipeline {
   /** Events whose handlers run now, by event key: a second delivery of one joins its run. */
   private readonly running = new Map<string, Promise<Verdict>>();
   private readonly unrecorded: UnrecordedCompletions;
+  /** Completions on their way to the inbox, in small groups. */
+  private readonly completions: CompletionGroups;
 
   constructor(private readonly o: PipelineOptions) {
     this.unrecorded = new UnrecordedCompletions(o.maxUnrecorded);
+    this.completions = new CompletionGroups({
+      write: (marks) => this.write(marks),
+      maxMarks: DEFAULTS.receiver.recordGroup.maxCompletions,
+      maxWaitMs: DEFAULTS.receiver.recordGroup.maxWaitMs,
+    });
   }
 
   /** The verdict on `message`: one, or one per event of a batch, in order. Throws only on a fault (a bug), never for a refusal. */
@@ -192,6 +202,8 @@ export class ReceivePipeline {
    */
   private admit(event: CloudEvent, jobs: Job[]): Refusal | { verdict: Promise<Verdict> } {
     const { id } = event;
+    const wrong = this.wrongRecipient(event);
+    if (wrong) return { kind: 'reject', id, reason: 'wrong_recipient', message: wrong };
     const subscribers = this.o.catalog.subscribers(event.type);
     if (subscribers.length === 0) {
       // A retry, not a rejection: during a rolling deploy an instance without the new subscription may get it.
@@ -215,6 +227,19 @@ export class ReceivePipeline {
     this.running.set(key, verdict);
     jobs.push(job);
     return { verdict };
+  }
+
+  /**
+   * Why `event` is not for this service: its signed `recipient` names another one (a delivery
+   * captured on its way to a service sharing the secret, or a sender's URL pointing at the wrong
+   * service). Undefined when it names this service or none (a foreign producer).
+   */
+  private wrongRecipient({ recipient }: CloudEvent): string | undefined {
+    const { service } = this.o;
+    if (recipient === undefined || recipient === service) return undefined;
+    const named = typeof recipient === 'string' ? JSON.stringify(recipient.slice(0, 200)) : 'a non-string value';
+    const self = service === undefined ? 'this service has no name (set EVENTS_SERVICE_NAME)' : `this service is "${service}"`;
+    return `the event is addressed to ${named} (its recipient attribute) and ${self}: nothing ran; check where the sender sends it`;
   }
 
   /** Runs a message's jobs and settles each; the events stay "in flight" until their completion is recorded. */
@@ -241,8 +266,8 @@ export class ReceivePipeline {
   }
 
   /**
-   * Reads the inbox once for every job, runs the handlers of all of them at once, then records
-   * every completion in one write before any verdict is given.
+   * Reads the inbox once for every job, runs the handlers of all of them at once, each recording
+   * its completion as it finishes; a job's verdict is given once its completions are recorded.
    */
   private async settle(jobs: readonly Job[], startedAt: number): Promise<Verdict[]> {
     let states: ReadonlyArray<InboxState>;
@@ -252,27 +277,42 @@ export class ReceivePipeline {
       return jobs.map((job) => this.storeFailed('reading the inbox failed; no handler ran', job.event, error, startedAt));
     }
     const runs = await Promise.all(jobs.map((job, i) => this.runHandlers(job, states[i])));
-    const marks: InboxMark[] = [];
-    for (const [i, run] of runs.entries()) {
-      if (run.duplicate) continue;
-      const { key } = jobs[i]!;
-      // The same rows as one mark at a time wrote: a handler's, then `done` once all completed.
-      for (const handlerKey of run.succeeded) marks.push({ eventKey: key, handlerKey });
-      if (run.failed.length === 0 && run.store === undefined) marks.push({ eventKey: key });
-    }
-    const unrecorded = await this.record(marks);
-    return runs.map((run, i) => this.verdictOf(jobs[i]!, run, unrecorded, startedAt));
+    return runs.map((run, i) => this.verdictOf(jobs[i]!, run, startedAt));
   }
 
+  /**
+   * Runs the event's pending handlers at once. Each completion goes to the inbox as the handler
+   * finishes (grouped with others for a few ms at most: completion-groups.ts), the event's `done`
+   * with the last one, so that a crash reruns only the handlers running then and the completions
+   * of the open group, never a whole batch's.
+   */
   private async runHandlers(job: Job, completed: InboxState): Promise<Run> {
     if (completed === true) return { duplicate: true, pending: 0, succeeded: [], failed: [] };
     const pending = job.subscribers.filter((s) => !completed?.has(s.key));
-    const outcomes = await Promise.all(pending.map((subscription) => this.runHandler(job, subscription)));
     const run: Run = { pending: pending.length, succeeded: [], failed: [] };
-    for (const outcome of outcomes) {
-      if (outcome.succeeded !== undefined) run.succeeded.push(outcome.succeeded);
-      if (outcome.failed !== undefined) run.failed.push(outcome.failed.error);
-      if (outcome.store !== undefined) run.store ??= outcome.store;
+    let left = pending.length;
+    let doneRecorded = false;
+    const allSucceeded = () => left === 0 && run.failed.length === 0 && run.store === undefined;
+    await Promise.all(
+      pending.map(async (subscription) => {
+        this.completions.begin();
+        const outcome = await this.runHandler(job, subscription);
+        left -= 1;
+        if (outcome.failed !== undefined) run.failed.push(outcome.failed.error);
+        if (outcome.store !== undefined) run.store ??= outcome.store;
+        const marks: InboxMark[] = [];
+        if (outcome.succeeded !== undefined) {
+          run.succeeded.push(outcome.succeeded);
+          marks.push({ eventKey: job.key, handlerKey: outcome.succeeded });
+          if (allSucceeded()) marks.push({ eventKey: job.key });
+          doneRecorded ||= marks.length === 2;
+        }
+        await this.record(marks, run);
+      }),
+    );
+    if (!doneRecorded && allSucceeded()) {
+      this.completions.begin(); // `done` alone (its handlers committed their own marks, or had completed before)
+      await this.record([{ eventKey: job.key }], run);
     }
     return run;
   }
@@ -283,8 +323,8 @@ export class ReceivePipeline {
    * others (at-least-once: a crash before that reruns it).
    */
   private async runHandler({ key, event }: Job, subscription: Subscription): Promise<HandlerOutcome> {
-    if (this.o.inbox.runInTransaction) return this.runInTransaction(key, event, subscription);
     // A handler that completed while the inbox could not record it is recorded now, not run again.
+    if (this.o.inbox.runInTransaction) return this.runInTransaction(key, event, subscription);
     if (this.unrecorded.has(key, subscription.key)) return { succeeded: subscription.key };
     try {
       await this.o.telemetry.process(event, subscription.key, () => subscription.handler(event.data, event, {}));
@@ -323,26 +363,31 @@ export class ReceivePipeline {
     return Promise.all(keys.map((key) => inbox.completed(key)));
   }
 
-  /** Records `marks` in one write when the store can; answers what stopped it, if anything did. */
-  private async record(marks: readonly InboxMark[]): Promise<{ error: unknown } | undefined> {
-    if (marks.length === 0) return undefined;
-    const { inbox } = this.o;
+  /**
+   * A handler ended: records its `marks` with the open group. A failure is kept on `run`, and the
+   * handlers' completions in memory, so that the redelivery reaching this process records them
+   * instead of running them.
+   */
+  private async record(marks: readonly InboxMark[], run: Run): Promise<void> {
     try {
-      if (inbox.markMany) await inbox.markMany(marks);
-      else {
-        for (const { eventKey: key, handlerKey } of marks) {
-          await (handlerKey === undefined ? inbox.markDone(key) : inbox.markHandler(key, handlerKey));
-        }
-      }
+      await this.completions.end(marks);
     } catch (error) {
-      return { error };
+      run.unrecorded ??= { error };
+      for (const { eventKey: key, handlerKey } of marks) if (handlerKey !== undefined) this.unrecorded.add(key, handlerKey);
+      return;
     }
     for (const { eventKey: key, handlerKey } of marks) this.unrecorded.delete(key, handlerKey);
-    return undefined;
+  }
+
+  /** One group of marks, in one write when the store can. */
+  private async write(marks: readonly InboxMark[]): Promise<void> {
+    const { inbox } = this.o;
+    if (inbox.markMany) return inbox.markMany(marks);
+    for (const { eventKey: key, handlerKey } of marks) await (handlerKey === undefined ? inbox.markDone(key) : inbox.markHandler(key, handlerKey));
   }
 
   /** One job's verdict, from what its handlers did and whether their completion was recorded. */
-  private verdictOf({ key, event }: Job, run: Run, unrecorded: { error: unknown } | undefined, startedAt: number): Verdict {
+  private verdictOf({ event }: Job, run: Run, startedAt: number): Verdict {
     const { id } = event;
     if (run.duplicate) {
       this.logReceipt('event received again; already processed', event, 200, startedAt);
@@ -353,9 +398,8 @@ export class ReceivePipeline {
       return this.storeFailed('recording completion failed; handlers whose transaction did not commit will run again', event, store, startedAt);
     }
     if (store !== undefined) this.logStoreError('recording completion failed for some handlers', event, store);
-    const marked = failed.length === 0 || run.succeeded.length > 0;
-    if (unrecorded !== undefined && marked) {
-      for (const handlerKey of run.succeeded) this.unrecorded.add(key, handlerKey);
+    const { unrecorded } = run;
+    if (unrecorded !== undefined) {
       if (failed.length === 0) {
         const message = this.o.inbox.runInTransaction
           ? 'recording completion failed; every handler succeeded and will not run again'
@@ -415,7 +459,7 @@ export class ReceivePipeline {
       durationMs: elapsed(startedAt),
       ...extra,
     });
-    if (this.o.logger.isDebugEnabled()) this.o.logger.debug('event data', { eventId: event.id, data: event.data });
+    if (this.o.logger.isDebugEnabled()) this.o.logger.debug('event data', { eventId: event.id, data: loggablePayload(event.data) });
   }
 }
 
@@ -446,10 +490,12 @@ interface Run {
   duplicate?: true;
   /** Handlers run (those that had not completed before). */
   pending: number;
-  /** Keys of the handlers whose completion is still to be recorded. */
+  /** Keys of the handlers that completed outside the inbox's transaction (their marks recorded apart). */
   succeeded: string[];
   failed: unknown[];
   store?: unknown;
+  /** Why recording a completion failed, when it did. */
+  unrecorded?: { error: unknown };
 }
 
 /** Retry-later beats retry, which beats never-retry: no handler that could still succeed is given up on. */

@@ -21,12 +21,14 @@ export interface ReceiverOptions extends PipelineOptions {
   bodyLimitBytes: number;
   /** How long the adapters wait for a request body, in ms (then 408). */
   bodyTimeoutMs: number;
+  /** How long they wait for its first byte (then 408); a body still arriving then is slow (half the budget at most). */
+  bodyStartTimeoutMs: number;
   /** Bytes held at once by requests not authenticated yet (then 503 + `Retry-After: retryAfterSeconds`). */
   maxUnverifiedBytes: number;
 }
 
 /** Why reading a body stopped before its end. */
-export type BodyReadFailure = 'too-large' | 'timeout' | 'busy' | 'aborted' | 'size-mismatch';
+export type BodyReadFailure = 'too-large' | 'idle' | 'timeout' | 'busy' | 'aborted' | 'size-mismatch';
 
 /**
  * The HTTP intake: owns what only HTTP has (body limits, checks of the headers before the body is
@@ -43,9 +45,9 @@ export class Receiver {
     this.unverified = new UnverifiedBudget(o.maxUnverifiedBytes);
   }
 
-  /** How long adapters that read the body themselves wait for it, in ms. */
-  get bodyTimeoutMs(): number {
-    return this.o.bodyTimeoutMs;
+  /** How long adapters that read the body themselves wait for it, and for its first byte, in ms. */
+  get bodyTimeouts(): { timeoutMs: number; startTimeoutMs: number } {
+    return { timeoutMs: this.o.bodyTimeoutMs, startTimeoutMs: this.o.bodyStartTimeoutMs };
   }
 
   /**
@@ -63,15 +65,9 @@ export class Receiver {
     return undefined;
   }
 
-  /**
-   * A share of the unauthenticated-bytes budget for one request, holding its declared length
-   * already; or the 503 to answer when the budget cannot hold it.
-   */
-  claimUnverified(headers: Headers): BudgetClaim | ReceiverResponse {
-    const claim = this.unverified.claim();
-    const declared = declaredLength(headers);
-    if (declared === undefined || claim.growTo(declared)) return claim;
-    return this.busy();
+  /** A share of the unauthenticated-bytes budget for one request, empty: it grows as the body's bytes arrive. */
+  claimUnverified(): BudgetClaim {
+    return this.unverified.claim();
   }
 
   /** 503 + Retry-After: too many bytes of unauthenticated requests are held now. */
@@ -87,6 +83,8 @@ export class Receiver {
         return this.tooLarge();
       case 'busy':
         return this.busy();
+      case 'idle':
+        return this.refuse({ kind: 'retry', reason: 'body_timeout', message: `no byte of the request body arrived within ${this.o.bodyStartTimeoutMs} ms` });
       case 'timeout':
         return this.refuse({ kind: 'retry', reason: 'body_timeout', message: `the request body did not arrive within ${this.o.bodyTimeoutMs} ms` });
       case 'size-mismatch':

@@ -25,6 +25,7 @@ export type Refusal = Extract<Verdict, { reason: string }>;
 /** Reasons whose status is not the default of their kind (reject 400; retry 500, or 503 with a wait). */
 const STATUS_OF_REASON: Readonly<Record<string, number>> = {
   invalid_signature: 401,
+  wrong_recipient: 403,
   no_subscriber: 404,
   body_timeout: 408,
   payload_too_large: 413,

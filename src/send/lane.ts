@@ -1,5 +1,6 @@
 import { batchVariable, redactUrl, type ResolvedTarget } from '../config.js';
 import { DEFAULTS } from '../defaults.js';
+import { loggablePayload } from '../logger.js';
 import type { OpenSpan } from '../observe/telemetry.js';
 import type { InFlight } from '../receive/in-flight.js';
 import type { Delivery, DeliveryResult } from './transport.js';
@@ -37,6 +38,8 @@ export class Lane {
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
   private down = false;
+  /** Whether `target down` was logged: a lane that only assumed it (a backlog found at start) logs no recovery either. */
+  private saidDown = false;
   private probing = false;
   private probeDelayMs = 0;
   /** Deliveries failed since the last success, by record id. */
@@ -424,7 +427,7 @@ export class Lane {
         logger.error(message, { ...fields(record, result), ...this.where(), error: result.error });
       }
       // The payload, at debug only (enough to replay by hand; the dead letter keeps it too).
-      if (logger.isDebugEnabled()) logger.debug('dead letter data', { eventId: record.eventId, target: record.target, data: payloadOf(record.body) });
+      if (logger.isDebugEnabled()) logger.debug('dead letter data', { eventId: record.eventId, target: record.target, data: loggablePayload(payloadOf(record.body)) });
       return;
     }
     telemetry.retried(record);
@@ -471,6 +474,7 @@ export class Lane {
       this.downSince = Date.now();
       this.probeDelayMs = Math.max(retryAfter, 500);
       this.clearTimer();
+      this.saidDown = true;
       this.o.logger.warn('target down; probing before sending more', { target: this.target, ...this.where(), status: result.status, error: result.error });
       try {
         await this.o.store.markDown?.(this.target);
@@ -518,7 +522,8 @@ export class Lane {
     }
     if (wasDown) {
       await this.o.store.release(this.target, since, Date.now());
-      this.o.logger.info('target back up; draining its backlog', { target: this.target });
+      if (this.saidDown) this.o.logger.info('target back up; draining its backlog', { target: this.target });
+      this.saidDown = false;
     }
   }
 

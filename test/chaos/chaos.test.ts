@@ -16,6 +16,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { Pool } from 'pg';
 import { DEFAULTS, inspectOutbox } from '../../src/index.js';
 import { createVhost, describeWithBroker, takeBrokerTurns, type TestVhost } from '../helpers/broker.js';
+import { bothInstances } from '../helpers/fan-out.js';
 import { createTestSchema, describePostgres, PG_URL } from '../helpers/postgres.js';
 import { newSecret } from '../helpers/signing.js';
 import { tempDir, type TempDir } from '../helpers/temp-dir.js';
@@ -258,6 +259,7 @@ const httpSqlite: ChaosBackend = {
 function httpPostgres(): ChaosBackend {
   const PER_SENDER = 150;
   let db: { schema: string; pool: Pool; drop(): Promise<void> };
+  let proxy: { close(): Promise<void> } | undefined;
   return {
     name: 'HTTP + PostgreSQL',
     timeoutMs: 120_000,
@@ -266,13 +268,16 @@ function httpPostgres(): ChaosBackend {
       // No unique constraint: a duplicate effect would show as a second row.
       await db.pool.query(`CREATE TABLE "${db.schema}".effects (event_id text NOT NULL, pid integer NOT NULL)`);
     },
-    after: () => db?.drop(),
+    async after() {
+      await proxy?.close();
+      await db?.drop();
+    },
     async start(dir) {
       const secret = newSecret();
       const faultLog: string[] = [];
       // Two instances of the receiving service `ledger` (one inbox: it keys by the receiving service,
-      // the source and the event id). The event is declared to both instances by address, as
-      // `ledger-a` and `ledger-b`: each event id reaches the shared inbox twice, and must book once.
+      // the source and the event id). Each request to `ledger` goes to both instances (one fan-out
+      // address): each event id reaches the shared inbox twice, and must book once.
       const receiverEnv = { PG_URL, PG_SCHEMA: db.schema, PG_EFFECTS: `"${db.schema}".effects`, PG_SECRET: secret };
       const receivers = ['a', 'b'].map((name) => new ScriptProcess(`ledger-${name}`, '../../postgres/support/receiver.ts', { ...receiverEnv, PG_PORT: '0' }));
       const ports: string[] = [];
@@ -281,6 +286,8 @@ function httpPostgres(): ChaosBackend {
         ports.push(port!);
         receiver.setEnv({ PG_PORT: port! }); // restarted on the same port
       }
+      const fanOut = await bothInstances(ports.map(Number));
+      proxy = fanOut;
       const emittedPaths = ['a', 'b'].map((name) => dir.file(`pg-emitted-${name}.txt`));
       const senders = ['a', 'b'].map(
         (name, n) =>
@@ -291,7 +298,7 @@ function httpPostgres(): ChaosBackend {
             CHAOS_EMITTED: emittedPaths[n]!,
             CHAOS_DATABASE: PG_URL,
             CHAOS_SCHEMA: db.schema,
-            CHAOS_TARGETS: JSON.stringify({ 'ledger-a': `http://127.0.0.1:${ports[0]}/events`, 'ledger-b': `http://127.0.0.1:${ports[1]}/events` }),
+            CHAOS_TARGETS: JSON.stringify({ ledger: fanOut.url }),
           }),
       );
       await Promise.all(senders.map((s) => s.start(/^started/)));

@@ -132,8 +132,9 @@ describe('the reference libraries verify and parse what we send', () => {
     expect(sent!.headers['content-type']).toBe('application/cloudevents+json; charset=utf-8');
 
     const body = JSON.parse(sent!.body) as Record<string, unknown>;
-    expect(Object.keys(body).sort()).toEqual(['data', 'datacontenttype', 'id', 'source', 'specversion', 'time', 'type']);
+    expect(Object.keys(body).sort()).toEqual(['data', 'datacontenttype', 'id', 'recipient', 'source', 'specversion', 'time', 'type']);
     expect(body).toEqual({
+      recipient: 'payments', // the target, signed with the rest (issue 16 item 21)
       specversion: '1.0',
       id: receipt.id,
       source: 'users',
@@ -164,6 +165,7 @@ describe('the reference libraries verify and parse what we send', () => {
     expect(event.source).toBe('users');
     expect(event.specversion).toBe('1.0');
     expect(event.datacontenttype).toBe('application/json');
+    expect(event.recipient).toBe('payments');
     expect(event.data).toEqual({ user_id: 'u_1', email: 'ada@example.com', tags: ['a', 'é'] });
   });
 

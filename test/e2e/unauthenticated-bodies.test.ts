@@ -111,13 +111,14 @@ describe.each(Object.keys(apps) as Framework[])('unauthenticated bodies (%s)', (
     expect(calls).toBe(0);
   });
 
-  it('bytes held by unauthenticated requests are bounded: beyond the budget 503 + Retry-After before the body is read; an aborted client gives its share back', async () => {
-    await setup({ maxUnverifiedBytes: 10_000 });
+  it('bytes held by unauthenticated requests are bounded: beyond the budget 503 + Retry-After as the bytes arrive; an aborted client gives its share back', async () => {
+    await setup({ maxUnverifiedBytes: 10_000, bodyStartTimeoutMs: 60_000 });
     const holder = await connect(forgedHeaders(8_000));
-    holder.write('x'.repeat(100)); // holds its declared 8,000 bytes of the budget
+    holder.write('x'.repeat(7_000)); // holds the 7,000 bytes that arrived (not its declared 8,000)
     await waitFor(async () => {
-      // The holder's claim is taken as soon as its headers are read; poll until then.
+      // The holder's bytes are counted as they are read; poll until then.
       const probe = await connect(forgedHeaders(4_000));
+      probe.write('y'.repeat(4_000));
       const answer = await probe.answer;
       return answer.status === 503 && answer;
     }, { what: 'a 503 while the budget is held' }).then((answer) => {
@@ -132,6 +133,45 @@ describe.each(Object.keys(apps) as Framework[])('unauthenticated bodies (%s)', (
       return answer.status === 200 && answer;
     }, { what: 'the budget released after the abort' });
     expect(res.status).toBe(200);
+    expect(calls).toBe(1);
+  });
+
+  it('headers-only clients (content-length 1 MiB, a fresh timestamp, a junk signature) hold nothing: with 40 of them open and more arriving, every signed event is accepted', async () => {
+    await setup({ bodyStartTimeoutMs: 60_000 }); // they stay for the whole test
+    // 40 declared MiB: more than the 32 MiB budget, had declared lengths been claimed.
+    const silent = await Promise.all(Array.from({ length: 40 }, () => connect(forgedHeaders(1024 * 1024))));
+    for (let round = 0; round < 5; round += 1) {
+      silent.push(...(await Promise.all(Array.from({ length: 8 }, () => connect(forgedHeaders(1024 * 1024))))));
+      const res = await request(server.url, signedStructured(secret, structuredEvent('user-created', { round })));
+      expect(res.status).toBe(200);
+    }
+    expect(calls).toBe(5);
+    expect(silent.filter((c) => c.isClosed())).toEqual([]);
+  });
+
+  it('a client that sends no body byte before the start deadline gets 408 and its connection closed', async () => {
+    await setup({ bodyStartTimeoutMs: 200, bodyTimeoutMs: 60_000 });
+    const connection = await connect(forgedHeaders(1024 * 1024));
+    const answer = await connection.answer;
+    expect(answer.status).toBe(408);
+    expect(JSON.parse(answer.body)).toMatchObject({ error: 'body_timeout', message: expect.stringContaining('no byte of the request body arrived within 200 ms') });
+    expect(answer.headers.connection).toBe('close');
+    await connection.closed;
+  });
+
+  it('slow clients (still sending past the start deadline) hold at most half the budget: the rest stays for prompt requests', async () => {
+    await setup({ maxUnverifiedBytes: 10_000, bodyStartTimeoutMs: 200, bodyTimeoutMs: 60_000 });
+    const slow = await Promise.all(Array.from({ length: 3 }, () => connect(forgedHeaders(5_000))));
+    const refused: number[] = [];
+    for (const connection of slow) {
+      connection.write('z'.repeat(3_000)); // … and nothing more
+      void connection.answer.then((a) => refused.push(a.status), () => undefined);
+    }
+    // Past the deadline each counts as slow: one fits in the 5,000-byte slow share, the others are refused.
+    await waitFor(() => refused.length === 2, { what: 'two slow clients refused' });
+    expect(refused).toEqual([503, 503]);
+    const res = await request(server.url, signedStructured(secret, structuredEvent('user-created', { pad: 'p'.repeat(4_000) })));
+    expect(res.status).toBe(200); // 3,000 slow + 4,000 prompt bytes fit in 10,000
     expect(calls).toBe(1);
   });
 

@@ -141,6 +141,37 @@ describe('a 2xx that is not an events receipt', () => {
   });
 });
 
+describe('a URL that reaches another service (issue 16 item 21)', () => {
+  it("payments' URL points at orders (same secret): 403 wrong_recipient, nothing runs at orders, the delivery is kept and redelivered, never dead-lettered at once", async () => {
+    const runs: string[] = [];
+    const orders = createEventBus({ service: 'orders', secret: SECRET, logger: quietLogger(), env: {} });
+    orders.subscribeTo(TYPE, (_data, event) => void runs.push(event.id));
+    const server = await startServer(express().use(orders.expressMiddleware()));
+    cleanups.push(() => orders.close(), () => server.close());
+    const answers: number[] = [];
+    const log = createCapturingLogger('debug');
+    const bus = createEventBus({
+      service: 'users',
+      secret: SECRET,
+      services: { payments: server.url },
+      logger: log.logger,
+      env: {},
+      redelivery: { baseDelayMs: 20, maxDelayMs: 50, probeMaxDelayMs: 50 },
+      onDeadLetter: () => void answers.push(-1),
+    });
+    cleanups.push(() => bus.close());
+    bus.declareEvent(TYPE, ['payments']);
+    await bus.emit(TYPE, { n: 1 });
+    const tries = () => log.records.filter((r) => r.status === 403 && /delivery/.test(r.message)).length;
+    await waitFor(() => tries() >= 3, { what: 'three refused tries' });
+    expect(runs).toEqual([]);
+    expect(await bus.outboxStats()).toMatchObject({ pending: 1, deadLetters: 0 });
+    expect(answers).toEqual([]);
+    const hint = log.records.find((r) => r.level === 'warn' && r.message.startsWith('403 from payments'));
+    expect(hint?.message).toContain('EVENTS_SERVICE_PAYMENTS_URL');
+  });
+});
+
 describe('a service URL with no path means its events path', () => {
   it.each(['', '/'])('EVENTS_SERVICE_PAYMENTS_URL=http://127.0.0.1:<port>%s reaches /events: the handler runs, the fallback is never hit', async (suffix) => {
     const app = await paymentsApp();

@@ -24,6 +24,7 @@ export function startReceiverServer(o: { catalog: Catalog; inbox: InboxStore; lo
     toleranceSeconds: 300,
     bodyLimitBytes: BODY_LIMIT,
     bodyTimeoutMs: 10_000,
+    bodyStartTimeoutMs: 2_000,
     maxUnverifiedBytes: 32 * 1024 * 1024,
     retryAfterSeconds: 7,
     maxUnrecorded: 100,

@@ -193,7 +193,7 @@ describe('without @opentelemetry/api', () => {
     const result = await runFixture('without-otel.ts', { FIXTURE_SECRET: newSecret() });
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
-    expect(result.stdout).toContain('received ["data","datacontenttype","id","source","specversion","time","type"]\n');
+    expect(result.stdout).toContain('received ["data","datacontenttype","id","recipient","source","specversion","time","type"]\n');
     expect(result.stdout).toContain('header none\n');
     expect(result.stdout).toContain('otel loaded: false\n');
   });

@@ -85,8 +85,16 @@ describePostgres('PostgreSQL outbox shared by two sender processes', () => {
     expect(emitted.size).toBeGreaterThan(PER_SENDER); // all of B's, and what A emitted before its death
 
     // 0 lost: every emit that resolved is delivered (A's claims are taken over once their lease ran out) …
+    // One set per poll, not one per emitted id: this process is also the target, and a poll costing
+    // emitted × requests JSON parses (100–200 ms every 10 ms) starved its answers on a loaded machine.
     const delivered = () => new Set(server.requests.filter((r) => r.status === 200).flatMap(eventIdsOf));
-    await waitFor(() => [...emitted].every((id) => delivered().has(id)), { timeoutMs: 20_000, what: 'every emitted event delivered' }).catch(
+    await waitFor(
+      () => {
+        const got = delivered();
+        return [...emitted].every((id) => got.has(id));
+      },
+      { timeoutMs: 20_000, what: 'every emitted event delivered' },
+    ).catch(
       async (error: unknown) => {
         const state = await pool.query(
           `SELECT (SELECT count(*) FROM "${schema}".events_outbox) AS pending,
@@ -136,10 +144,17 @@ describePostgres('PostgreSQL outbox shared by two sender processes', () => {
   });
 });
 
-/** The event ids a request carried: one (structured mode), or each of a batch's. */
+const idsByRequest = new WeakMap<RecordedRequest, string[]>();
+
+/** The event ids a request carried: one (structured mode), or each of a batch's. Parsed once: the waits poll every 10 ms. */
 function eventIdsOf(request: RecordedRequest): string[] {
-  const body = JSON.parse(request.body) as { id: string } | Array<{ id: string }>;
-  return Array.isArray(body) ? body.map((event) => event.id) : [body.id];
+  let ids = idsByRequest.get(request);
+  if (ids === undefined) {
+    const body = JSON.parse(request.body) as { id: string } | Array<{ id: string }>;
+    ids = Array.isArray(body) ? body.map((event) => event.id) : [body.id];
+    idsByRequest.set(request, ids);
+  }
+  return ids;
 }
 
 async function pendingRows(pool: Pool, schema: string): Promise<number> {

@@ -3,6 +3,7 @@ import { createEventBus } from '../../src/index.js';
 import { ScriptProcess } from '../chaos/support/processes.js';
 import { createCapturingLogger } from '../helpers/logger.js';
 import { createTestSchema, describePostgres, PG_URL } from '../helpers/postgres.js';
+import { bothInstances } from '../helpers/fan-out.js';
 import { newSecret } from '../helpers/signing.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
@@ -34,19 +35,20 @@ describePostgres('PostgreSQL inbox under SIGKILL: two receiver processes with tr
       receiver.setEnv({ PG_PORT: port! }); // restarted on the same port
     }
 
-    // One sender, every event declared to both instances of `ledger`: each event id reaches the
-    // shared inbox twice, often at the same moment, and across kills and redeliveries.
+    // One sender, every request to `ledger` delivered to both of its instances: each event id
+    // reaches the shared inbox twice, often at the same moment, and across kills and redeliveries.
     const logger = createCapturingLogger('error').logger;
+    const proxy = await bothInstances(ports);
     const sender = createEventBus({
       service: 'books',
       secret,
-      services: { 'ledger-a': `http://127.0.0.1:${ports[0]}/events`, 'ledger-b': `http://127.0.0.1:${ports[1]}/events` },
+      services: { ledger: proxy.url },
       timeoutMs: 2_000,
       retry: { retries: 2, baseDelayMs: 20, maxDelayMs: 100 },
       redelivery: { baseDelayMs: 100, maxDelayMs: 500, probeMaxDelayMs: 200 },
       logger,
     });
-    sender.declareEvent('ledger.entry', ['ledger-a', 'ledger-b']);
+    sender.declareEvent('ledger.entry', ['ledger']);
 
     const ids: string[] = [];
     let killing = true;
@@ -87,6 +89,7 @@ describePostgres('PostgreSQL inbox under SIGKILL: two receiver processes with tr
     const duplicates = [...counts].filter(([, n]) => n > 1);
     const stats = await sender.outboxStats();
     await sender.close();
+    await proxy.close();
     console.log(`pg inbox chaos: emitted=${ids.length} effects=${rows.length} lost=${lost.length} duplicates=${duplicates.length} kills=${kills} killing=${tKills} ms drain=${tDrain} ms`);
 
     expect(ids.length).toBeGreaterThanOrEqual(MIN_EVENTS);

@@ -127,3 +127,13 @@ test('describe-only: declarations need no target URL or secret, and nothing is o
   // The in-memory stores, and no broker consumer, whatever the environment says.
   expect(await described.health()).toMatchObject({ outbox: { durable: false }, consumers: {} });
 });
+
+test('a decorated method is a receive operation under its handler name, ClassName.methodName', () => {
+  const payments = bus({ service: 'payments' });
+  class Customers {
+    @payments.subscribeTo('user-created', { schema: UserCreated })
+    async create(): Promise<void> {}
+  }
+  new Customers();
+  expect(payments.asyncapi().operations['receive.user-created']).toMatchObject({ action: 'receive', 'x-handler': 'Customers.create' });
+});

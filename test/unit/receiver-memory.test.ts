@@ -20,6 +20,25 @@ describe('UnverifiedBudget', () => {
   });
 });
 
+describe('UnverifiedBudget: slow claims', () => {
+  test('slow claims together hold at most half of the budget; the other half stays for prompt ones', () => {
+    const budget = new UnverifiedBudget(100);
+    const [a, b, prompt] = [budget.claim(), budget.claim(), budget.claim()];
+    expect(a.growTo(30)).toBe(true);
+    expect(b.growTo(30)).toBe(true);
+    expect(a.markSlow()).toBe(true);
+    expect(b.markSlow()).toBe(false); // 60 > 50: b is refused, it keeps its bytes until released
+    expect(a.growTo(50)).toBe(true);
+    expect(a.growTo(51)).toBe(false); // over the slow share
+    b.release();
+    expect(prompt.growTo(50)).toBe(true); // the prompt half is still free
+    a.release();
+    prompt.release();
+    expect(budget.heldBytes).toBe(0);
+    expect(budget.claim().markSlow()).toBe(true); // an empty slow claim takes nothing
+  });
+});
+
 describe('UnrecordedCompletions', () => {
   test('remembers handlers per event, forgets a recorded one, and is bounded (oldest event forgotten first)', () => {
     const memory = new UnrecordedCompletions(2);
