@@ -218,6 +218,8 @@ export const DEFAULTS = {
      */
     statsMaxAgeMs: 2_000,
   },
+  /** `bus.asyncapi()`: `info.version` when neither the `asyncapi.version` option nor a package.json (nearest the working directory) gives one. */
+  asyncapi: { version: '0.0.0' },
   /** Operators (`console.token`, `EVENTS_CONSOLE_TOKEN`) and the console at `<path>/console`. */
   console: {
     /** The name of the operator of the single `console.token`. */
