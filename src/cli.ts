@@ -5,7 +5,10 @@ import { nonEmpty } from './config.js';
 import { DEFAULTS } from './defaults.js';
 import { migrate as migrateDatabase, redact } from './backends/postgres/database.js';
 import { schemaSql } from './backends/postgres/schema.js';
+import { checkDocuments, describeModule, formatChecks, readDocument, readFolder } from './contracts/commands.js';
 import { ConfigError } from './errors/index.js';
+import { startStandaloneConsole } from './console/standalone.js';
+import { createLogger } from './logger.js';
 import { withOperator } from './operate/functions.js';
 import type { DeadLetter, DeadLetterFilter, DeadLetterSelection, OperatorLocation, OutboxStats } from './operate/operator.js';
 import { escapeField, escapeOutput, safeJson } from './terminal-safe.js';
@@ -24,13 +27,26 @@ const USAGE = `Usage: events-library <command> [options]
 
 Commands:
   status                          pending deliveries and dead letters per target, oldest pending age
-  dead-letters [filters]          list dead letters (--json: the full records, body included)
+  dead-letters [filters] [--limit <n>]
+                                  list dead letters (--json: the full records, body included);
+                                  a broker's at most --limit (default 10000), the number left out said
   replay <id>... | --all | filters
                                   put dead letters back to be delivered, attempts reset
   discard <id>... | --all | filters
                                   delete dead letters for good
+  console [--token T] [--host H] [--port P]
+                                  serve the operations console (the page a running service serves at
+                                  <path>/console) on this store, at http://127.0.0.1:8080/events/console;
+                                  needs the operator token (--token, else $EVENTS_CONSOLE_TOKEN);
+                                  binds 127.0.0.1 unless --host says otherwise
   migrate [--apply]               print the SQL of the PostgreSQL tables (--apply: run it on --database)
   secret                          print a fresh signing secret (whsec_…, 32 random bytes)
+  asyncapi --module <file>        print the AsyncAPI 3.0 document of the service a module describes
+                                  (what it declares and subscribes to on the default bus, or the bus
+                                  it exports), without resolving targets, connecting or sending
+  check <producer.json> <consumer.json> | --all <dir>
+                                  is every payload the producer may send valid for the consumer?
+                                  (--all: every ordered pair of the service documents in <dir>)
   help                            this text
 
 Where (one of; default: $EVENTS_OUTBOX_PATH, else $EVENTS_BROKER_URL, else $EVENTS_DATABASE_URL):
@@ -53,7 +69,8 @@ Ids are the dead-letter ids "events-library dead-letters" lists. The commands wo
 running service: they refuse a file that is not an outbox, or a database without the tables, and
 never create one. A running service picks replayed deliveries up within its poll interval (2 s by
 default), at once with PostgreSQL.
-Exit codes: 0 done; 1 failed (e.g. an id matched no dead letter); 2 wrong usage or configuration.
+Exit codes: 0 done; 1 failed (e.g. an id matched no dead letter; check: a payload the consumer may
+refuse, or compatibility it cannot prove); 2 wrong usage or configuration.
 `;
 
 const OPTIONS = {
@@ -67,8 +84,13 @@ const OPTIONS = {
   target: { type: 'string' },
   type: { type: 'string' },
   event: { type: 'string' },
+  limit: { type: 'string' },
   json: { type: 'boolean' },
   all: { type: 'boolean' },
+  module: { type: 'string' },
+  token: { type: 'string' },
+  host: { type: 'string' },
+  port: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -80,11 +102,14 @@ const FILTERS: readonly Option[] = ['target', 'type', 'event'];
 /** Which options each command takes (besides --help). */
 const COMMANDS: Record<string, readonly Option[]> = {
   status: ['json', ...WHERE],
-  'dead-letters': ['json', ...FILTERS, ...WHERE],
+  'dead-letters': ['json', 'limit', ...FILTERS, ...WHERE],
   replay: ['json', 'all', ...FILTERS, ...WHERE],
   discard: ['json', 'all', ...FILTERS, ...WHERE],
+  console: ['token', 'host', 'port', ...WHERE],
   migrate: ['apply', 'database', 'schema'],
   secret: [],
+  asyncapi: ['module'],
+  check: ['json', 'all'],
 };
 
 const ERROR_MAX = 72;
@@ -139,12 +164,25 @@ async function run(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io, now:
   for (const name of Object.keys(OPTIONS) as (keyof typeof OPTIONS)[]) {
     if (name !== 'help' && values[name] !== undefined && !allowed.includes(name)) throw new UsageError(`${command} does not take --${name}`);
   }
-  const takesIds = command === 'replay' || command === 'discard';
-  if (!takesIds && args.length > 0) throw new UsageError(`${command} takes no arguments, got "${args.join(' ')}"`);
+  const takesArgs = command === 'replay' || command === 'discard' || command === 'check';
+  if (!takesArgs && args.length > 0) throw new UsageError(`${command} takes no arguments, got "${args.join(' ')}"`);
   if (command === 'secret') {
     // A fresh Standard Webhooks secret: `whsec_` + base64 of 32 random bytes (HMAC-SHA256's block-sized key).
     io.out(`whsec_${randomBytes(32).toString('base64')}\n`);
     return 0;
+  }
+  if (command === 'asyncapi') {
+    if (values.module === undefined) throw new UsageError('asyncapi needs the module that declares the events: --module ./dist/events.js');
+    io.out(`${safeJson(describeModule(values.module), 2)}\n`);
+    return 0;
+  }
+  if (command === 'check') {
+    const all = values.all === true;
+    if (args.length !== (all ? 1 : 2)) throw new UsageError(all ? 'check --all takes one folder of service documents' : 'check takes two files: <producer.json> <consumer.json>');
+    const checks = checkDocuments(all ? readFolder(args[0]!) : args.map(readDocument), all);
+    const compatible = checks.every((check) => check.findings.length === 0);
+    io.out(values.json ? `${safeJson({ compatible, checks }, 2)}\n` : formatChecks(checks));
+    return compatible ? 0 : 1;
   }
   const schema = values.schema ?? nonEmpty(env.EVENTS_DATABASE_SCHEMA) ?? DEFAULTS.database.schema;
   if (command === 'migrate') {
@@ -159,6 +197,7 @@ async function run(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io, now:
     return 0;
   }
 
+  if (command === 'console') return serveConsole(values, env, schema, io);
   const location = locationOf(values, env, schema);
   const label = labelOf(location);
   const filter = filterOf(values);
@@ -169,11 +208,44 @@ async function run(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io, now:
     return 0;
   }
   if (command === 'dead-letters') {
-    const letters = await withOperator(location, (operator) => operator.deadLetters(filter));
+    const limit = values.limit === undefined ? undefined : Number(values.limit);
+    if (limit !== undefined && !(Number.isInteger(limit) && limit > 0)) throw new UsageError(`--limit must be a positive whole number, not "${values.limit}"`);
+    const letters = await withOperator(location, (operator) => operator.deadLetters({ ...filter, ...(limit !== undefined ? { limit } : {}) }));
     io.out(json ? `${safeJson(letters, 2)}\n` : formatDeadLetters(letters, filter, now));
+    if (letters.more !== undefined) {
+      io.err(`events-library: ${letters.more} more dead letter${letters.more === 1 ? '' : 's'} not listed: narrow with --target, --type or --event, or raise --limit\n`);
+    }
     return 0;
   }
   return settle(command as 'replay' | 'discard', location, args, values.all === true, filter, json, io);
+}
+
+/** console: serves the console on the store until SIGINT or SIGTERM; refuses to start without an operator token. */
+async function serveConsole(values: Values, env: NodeJS.ProcessEnv, schema: string, io: Io): Promise<number> {
+  const token = values.token ?? nonEmpty(env.EVENTS_CONSOLE_TOKEN);
+  if (token === undefined || !/^\S+$/.test(token)) {
+    throw new UsageError('console needs the operator token that signs operators in: pass --token <token> or set EVENTS_CONSOLE_TOKEN');
+  }
+  const port = Number(values.port ?? DEFAULTS.console.port);
+  if (!/^\d{1,5}$/.test(values.port ?? '0') || port > 65535) throw new UsageError(`--port must be a port number, not "${values.port}"`);
+  // With an outbox file, --service only names the service on the page.
+  const file = values.outbox !== undefined || (values.database === undefined && values.broker === undefined && nonEmpty(env.EVENTS_OUTBOX_PATH) !== undefined);
+  const service = values.service ?? nonEmpty(env.EVENTS_SERVICE_NAME);
+  const running = await startStandaloneConsole({
+    location: locationOf(file ? { ...values, service: undefined } : values, env, schema),
+    service,
+    tokens: { [DEFAULTS.console.operator]: token },
+    host: values.host ?? DEFAULTS.console.host,
+    port,
+    logger: createLogger(nonEmpty(env.EVENTS_LOG_LEVEL) ?? DEFAULTS.logLevel, service),
+  });
+  io.out(`events-library console at ${running.url} (sign in with the operator token; Ctrl-C stops it)\n`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await running.close();
+  return 0;
 }
 
 /** replay / discard: ids (within the filters), or the filters, or --all. An id that matches nothing is a mistake (exit 1). */
