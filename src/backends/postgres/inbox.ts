@@ -47,6 +47,8 @@ export class PostgresInbox implements InboxStore {
   private pruneFailing = false;
   private closed = false;
   private readonly groups: HandlerGroups;
+  /** The rows each grouped handler's claim inserted (a WeakMap: a settled handler is forgotten with it). */
+  private readonly claimedRows = new WeakMap<GroupedHandler, readonly string[]>();
 
   constructor(private readonly o: PostgresInboxOptions) {
     this.db = databaseFrom(o.database, { schema: o.schema, logger: o.logger });
@@ -60,13 +62,17 @@ export class PostgresInbox implements InboxStore {
           this.rowsOf(handlers),
         );
         const inserted = new Set(rows.map((row) => `${keyOf(row.source, row.event_id)}\u0000${row.handler}`));
+        // What this claim inserted, per handler: a give-back deletes only that, never a row another
+        // instance committed (an event's `done` written by an instance with other handlers).
+        for (const h of handlers) this.claimedRows.set(h, h.rows.filter((row) => inserted.has(`${keyOf(h.source, h.id)}\u0000${row}`)));
         return new Set(handlers.filter((h) => inserted.has(`${keyOf(h.source, h.id)}\u0000${h.rows[0]}`)));
       },
       unclaim: async (client, handlers) => {
-        if (handlers.length === 0) return;
+        const rows = handlers.flatMap((h) => (this.claimedRows.get(h) ?? []).map((handler) => [h.source, h.id, handler] as const));
+        if (rows.length === 0) return;
         await client.query(
           `DELETE FROM ${this.table} WHERE service = $1 AND (source, event_id, handler) IN (SELECT * FROM unnest($2::text[], $3::text[], $4::text[]))`,
-          this.rowsOf(handlers),
+          [this.o.service, rows.map((r) => r[0]), rows.map((r) => r[1]), rows.map((r) => r[2])],
         );
       },
     });
