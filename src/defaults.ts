@@ -270,6 +270,12 @@ export const DEFAULTS = {
     maxAttempts: 10,
     /** `x-delivery-limit` of a service's quorum queue: redeliveries (a consumer died mid-message) before the broker dead-letters it. */
     deliveryLimit: 20,
+    /**
+     * Most dead letters one RabbitMQ listing returns (the first that match, in queue order); the
+     * whole queue is still read, and the rest counted in the list's `more`. Replay and discard by
+     * id or filter always reach the whole queue.
+     */
+    listLimit: 10_000,
     /** Reconnect backoff: first wait, doubled per failure up to the max, with jitter. */
     reconnectBaseDelayMs: 100,
     reconnectMaxDelayMs: 5_000,

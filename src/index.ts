@@ -14,6 +14,10 @@ export {
 } from './default-bus.js';
 export type { DefaultBusOptions } from './default-bus.js';
 export { EventBus, createEventBus } from './bus.js';
+export { decoratedMethods } from './subscribe-decorator.js';
+export { defineServices } from './service-names.js';
+export type { DefinedServices, ServiceName, ServiceRegistry } from './service-names.js';
+export type { DecoratedMethod, HandlerMethod, SubscribeDecorator } from './subscribe-decorator.js';
 export { discardDeadLetters, inspectOutbox, listDeadLetters, replayDeadLetters } from './operate/functions.js';
 export {
   BusClosedError,
@@ -59,6 +63,7 @@ export type { ReceiverRequest, ReceiverResponse } from './receive/receiver.js';
 export type {
   DeadLetter,
   DeadLetterFilter,
+  DeadLetterList,
   DeadLetterOperator,
   DeadLetterPage,
   DeadLetterSelection,

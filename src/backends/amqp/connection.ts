@@ -3,6 +3,7 @@ import type { ChannelModel } from 'amqplib';
 import type { Logger } from 'winston';
 import type { ResolvedBroker } from '../../config.js';
 import { ConfigError } from '../../errors/index.js';
+import { type ConnectFailure, describeConnectFailure } from './failures.js';
 
 type Amqplib = typeof amqplib;
 
@@ -144,14 +145,14 @@ export class AmqpConnection {
         const error = await closed;
         this.model = undefined;
         if (this.closed) return;
-        this.down(error ?? new Error('connection closed'));
+        this.down({ message: error?.message ?? 'connection closed', permanent: false }, 0);
       } catch (error) {
         if (model) void model.close().catch(() => undefined);
         this.model = undefined;
         broker.tls?.recheck();
         if (this.closed) return;
-        this.down(error as Error);
         failures += 1;
+        this.down(model ? { message: (error as Error)?.message ?? String(error), permanent: false } : describeConnectFailure(error, broker.url), failures);
       }
       await this.sleep(backoff(failures, broker.reconnectBaseDelayMs, broker.reconnectMaxDelayMs));
     }
@@ -184,13 +185,19 @@ export class AmqpConnection {
     for (const wake of [...this.waiters]) wake();
   }
 
-  private down(error: Error): void {
-    this.lastError = error?.message ?? String(error);
+  /**
+   * An outage is logged once as it starts (warn). A refusal that retrying will not heal (credentials,
+   * vhost) is an error at the 1st, 2nd, 4th, 8th… failure in a row, as the backoff grows.
+   */
+  private down(failure: ConnectFailure, failures: number): void {
+    if (failure.permanent && (failures & (failures - 1)) === 0) {
+      this.o.logger.error('broker refused the connection; retrying', { error: failure.message, failures });
+    }
+    this.lastError = failure.message;
     if (this.downSince !== undefined) return;
     this.downSince = Date.now();
-    this.o.logger.warn(this.everUp ? 'broker connection lost; reconnecting' : 'broker unreachable; retrying', {
-      error: error?.message ?? String(error),
-    });
+    if (failure.permanent) return;
+    this.o.logger.warn(this.everUp ? 'broker connection lost; reconnecting' : 'broker unreachable; retrying', { error: failure.message });
   }
 
   private sleep(ms: number): Promise<void> {
