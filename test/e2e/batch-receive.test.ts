@@ -2,7 +2,6 @@
 // what a batch does to the inbox, parametrised by store (memory, SQLite, PostgreSQL), then what is
 // specific to one store (SQLite: one read and one write per request, a failing write; PostgreSQL:
 // handlers writing through { tx }).
-import type { RequestListener } from 'node:http';
 import Database from 'better-sqlite3';
 import type { Pool } from 'pg';
 import { Catalog } from '../../src/catalog.js';
@@ -13,7 +12,7 @@ import { cleanupAfterEach } from '../helpers/cleanups.js';
 import { request } from '../helpers/http-client.js';
 import { createCapturingLogger } from '../helpers/logger.js';
 import { createTestSchema, describePostgres, PG_URL, postgresRequiredOrAnswers } from '../helpers/postgres.js';
-import { appWith } from '../helpers/receiver-contract.js';
+import { mount } from '../helpers/mounts.js';
 import { startReceiverServer } from '../helpers/receiver-server.js';
 import { startServer } from '../helpers/server.js';
 import { gate } from '../helpers/wait.js';
@@ -28,9 +27,7 @@ const UserCreated = {
   additionalProperties: false,
 } as const;
 
-type Kind = 'node' | 'express' | 'koa';
-
-describe.each<Kind>(['node', 'express', 'koa'])('receiving a CloudEvents batch (%s)', (kind) => {
+describe.each(['node:http', 'express', 'koa'])('receiving a CloudEvents batch (%s)', (kind) => {
   const cleanups = cleanupAfterEach();
 
   async function setup(): Promise<{ bus: EventBus; url: string; secret: string; calls: Map<string, number> }> {
@@ -66,8 +63,7 @@ describe.each<Kind>(['node', 'express', 'koa'])('receiving a CloudEvents batch (
       count(event.id);
       secondStarted.open();
     });
-    const listener: RequestListener = kind === 'node' ? bus.nodeHandler() : appWith(kind, bus);
-    const server = await startServer(listener);
+    const server = await mount(kind).start(bus);
     cleanups.push(() => server.close());
     return { bus, url: server.url, secret, calls };
   }
