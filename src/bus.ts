@@ -24,9 +24,11 @@ import { DeliveryActivity } from './console/activity.js';
 import { addConsoleRoutes } from './console/api.js';
 import { serviceOverview } from './console/overview.js';
 import { operatorOf } from './operate/operator-token.js';
-import type { DeadLetter, DeadLetterFilter, DeadLetterOperator, DeadLetterSelection, OutboxStats } from './operate/operator.js';
+import type { DeadLetterFilter, DeadLetterList, DeadLetterOperator, DeadLetterSelection, OutboxStats } from './operate/operator.js';
 import { openInbox, openOutbox } from './backends/stores.js';
 import { openHttpTransport } from './backends/http/backend.js';
+import type { ServiceName } from './service-names.js';
+import { isDecoratorCall, registerInstance, subscribeDecorator, type Subscribe, type SubscribeDecorator } from './subscribe-decorator.js';
 import type { Transport } from './send/transport.js';
 import type {
   DataOf,
@@ -157,15 +159,15 @@ export class EventBus<Events extends object = EventRegistry> {
    */
   declareEvent<const T extends string, const S extends JSONSchema>(
     type: T,
-    targetServices: readonly string[],
+    targetServices: readonly ServiceName[],
     options: DeclareOptions<S> & { schema: S },
   ): EventBus<Events & { [K in T]: S }>;
   declareEvent<const T extends string>(
     type: T,
-    targetServices: readonly string[],
+    targetServices: readonly ServiceName[],
     options?: DeclareOptions,
   ): EventBus<Events & { [K in T]: unknown }>;
-  declareEvent(type: string, targetServices: readonly string[], options: DeclareOptions = {}): unknown {
+  declareEvent(type: string, targetServices: readonly ServiceName[], options: DeclareOptions = {}): unknown {
     this.requireService('declareEvent');
     if (!Array.isArray(targetServices) || targetServices.length === 0) {
       throw new ConfigError(`declareEvent("${type}") needs at least one target service, e.g. ["payments"]`);
@@ -187,9 +189,35 @@ export class EventBus<Events extends object = EventRegistry> {
     handler: EventHandler<NoInfer<PayloadOf<Events, T>>>,
     options?: SubscribeOptions,
   ): Unsubscribe;
-  subscribeTo(type: string, handler: EventHandler<never>, options: SubscribeOptions = {}): Unsubscribe {
+  /**
+   * Without a handler: a method decorator. Standard decorators subscribe each instance of the
+   * class as it is constructed, `this` bound to it, under the name `ClassName.methodName` (a
+   * second instance on this bus throws ConfigError: that name is taken); legacy ones
+   * (`experimentalDecorators`) record the method for `register(instance)`.
+   * @example class Billing { @bus.subscribeTo('user-created', { schema: UserCreated }) async open(data) {…} }
+   */
+  subscribeTo<const T extends string, const S extends JSONSchema>(
+    type: T,
+    options: SubscribeOptions<S> & { schema: S },
+  ): SubscribeDecorator<DataOf<S>>;
+  subscribeTo<const T extends string>(type: T, options?: SubscribeOptions): SubscribeDecorator<NoInfer<PayloadOf<Events, T>>>;
+  subscribeTo(type: string, ...rest: unknown[]): unknown {
+    if (isDecoratorCall(rest)) return subscribeDecorator(type, (rest[0] ?? {}) as SubscribeOptions, this.subscribe);
+    return this.subscribe(type, rest[0] as EventHandler<unknown>, (rest[1] ?? {}) as SubscribeOptions);
+  }
+
+  /**
+   * Subscribes the methods of `instance` decorated with `subscribeTo` the legacy way
+   * (`experimentalDecorators`, as NestJS compiles), `this` bound to it; all or none. Returns one
+   * unsubscribe for them all. Standard decorators need no call: constructing the class subscribes it.
+   */
+  register(instance: object): Unsubscribe {
+    return registerInstance(this.subscribe, instance);
+  }
+
+  private readonly subscribe: Subscribe = (type, handler, options) => {
     if (this.broker && !this.consumer) this.createConsumer();
-    const unsubscribe = this.catalog.subscribe(type, handler as EventHandler<unknown>, options.schema, options.name);
+    const unsubscribe = this.catalog.subscribe(type, handler, options.schema, options.name);
     // Through a broker, consuming starts by itself once the startup code (this turn) has subscribed everything.
     if (this.consumer && !this.consumerStart && !this.closing) {
       this.consumerStart = setImmediate(() => {
@@ -199,7 +227,7 @@ export class EventBus<Events extends object = EventRegistry> {
       });
     }
     return unsubscribe;
-  }
+  };
 
   /**
    * Through a broker: starts consuming this service's queue now, and resolves once the consumer
@@ -375,9 +403,10 @@ export class EventBus<Events extends object = EventRegistry> {
 
   /**
    * Dead letters, oldest first: all, or those matching `filter`. The outbox's (deliveries this
-   * service could not make) and, on a broker, its own queue's (events it could not handle).
+   * service could not make) and, on a broker, its own queue's (events it could not handle); `more`
+   * counts those left out by `filter.limit`.
    */
-  deadLetters(filter?: DeadLetterFilter): Promise<DeadLetter[]> {
+  deadLetters(filter?: DeadLetterFilter): Promise<DeadLetterList> {
     return this.operator.deadLetters(filter);
   }
 

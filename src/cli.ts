@@ -26,7 +26,9 @@ const USAGE = `Usage: events-library <command> [options]
 
 Commands:
   status                          pending deliveries and dead letters per target, oldest pending age
-  dead-letters [filters]          list dead letters (--json: the full records, body included)
+  dead-letters [filters] [--limit <n>]
+                                  list dead letters (--json: the full records, body included);
+                                  a broker's at most --limit (default 10000), the number left out said
   replay <id>... | --all | filters
                                   put dead letters back to be delivered, attempts reset
   discard <id>... | --all | filters
@@ -74,6 +76,7 @@ const OPTIONS = {
   target: { type: 'string' },
   type: { type: 'string' },
   event: { type: 'string' },
+  limit: { type: 'string' },
   json: { type: 'boolean' },
   all: { type: 'boolean' },
   token: { type: 'string' },
@@ -90,7 +93,7 @@ const FILTERS: readonly Option[] = ['target', 'type', 'event'];
 /** Which options each command takes (besides --help). */
 const COMMANDS: Record<string, readonly Option[]> = {
   status: ['json', ...WHERE],
-  'dead-letters': ['json', ...FILTERS, ...WHERE],
+  'dead-letters': ['json', 'limit', ...FILTERS, ...WHERE],
   replay: ['json', 'all', ...FILTERS, ...WHERE],
   discard: ['json', 'all', ...FILTERS, ...WHERE],
   console: ['token', 'host', 'port', ...WHERE],
@@ -181,8 +184,13 @@ async function run(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io, now:
     return 0;
   }
   if (command === 'dead-letters') {
-    const letters = await withOperator(location, (operator) => operator.deadLetters(filter));
+    const limit = values.limit === undefined ? undefined : Number(values.limit);
+    if (limit !== undefined && !(Number.isInteger(limit) && limit > 0)) throw new UsageError(`--limit must be a positive whole number, not "${values.limit}"`);
+    const letters = await withOperator(location, (operator) => operator.deadLetters({ ...filter, ...(limit !== undefined ? { limit } : {}) }));
     io.out(json ? `${safeJson(letters, 2)}\n` : formatDeadLetters(letters, filter, now));
+    if (letters.more !== undefined) {
+      io.err(`events-library: ${letters.more} more dead letter${letters.more === 1 ? '' : 's'} not listed: narrow with --target, --type or --event, or raise --limit\n`);
+    }
     return 0;
   }
   return settle(command as 'replay' | 'discard', location, args, values.all === true, filter, json, io);

@@ -68,6 +68,13 @@ export const DEFAULTS = {
   },
   /** HTTP client of the default transport: `axios`, or `undici` (optional peer, leaner per request). */
   httpClient: 'axios' as 'axios' | 'undici',
+  tls: {
+    /**
+     * TLS files named by `EVENTS_TLS_*_FILE` are read again at most this often, in ms (and before
+     * the next connection after a failed one): a rotated certificate is used without a restart.
+     */
+    fileCheckMs: 1_000,
+  },
   /** Immediate retries of one delivery (in place: src/backends/http/retry-in-place.ts), before it goes back to the outbox. */
   retry: {
     retries: 3,
@@ -263,6 +270,12 @@ export const DEFAULTS = {
     maxAttempts: 10,
     /** `x-delivery-limit` of a service's quorum queue: redeliveries (a consumer died mid-message) before the broker dead-letters it. */
     deliveryLimit: 20,
+    /**
+     * Most dead letters one RabbitMQ listing returns (the first that match, in queue order); the
+     * whole queue is still read, and the rest counted in the list's `more`. Replay and discard by
+     * id or filter always reach the whole queue.
+     */
+    listLimit: 10_000,
     /** Reconnect backoff: first wait, doubled per failure up to the max, with jitter. */
     reconnectBaseDelayMs: 100,
     reconnectMaxDelayMs: 5_000,

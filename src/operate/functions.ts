@@ -1,7 +1,7 @@
 import { openOperator } from '../backends/stores.js';
 import {
-  type DeadLetter,
   type DeadLetterFilter,
+  type DeadLetterList,
   type DeadLetterOperator,
   type DeadLetterPage,
   type DeadLetterSelection,
@@ -28,8 +28,11 @@ export function inspectOutbox(location: OperatorLocation): Promise<OutboxStats> 
   return withOperator(location, (operator) => operator.stats());
 }
 
-/** Dead letters, oldest first: all, or those matching `filter`. @example await listDeadLetters({ database: url, service: 'users' }, { target: 'payments' }) */
-export function listDeadLetters(location: OperatorLocation, filter?: DeadLetterFilter): Promise<DeadLetter[]> {
+/**
+ * Dead letters, oldest first: all, or those matching `filter`; `more` on the list counts those
+ * left out by `filter.limit`. @example await listDeadLetters({ database: url, service: 'users' }, { target: 'payments' })
+ */
+export function listDeadLetters(location: OperatorLocation, filter?: DeadLetterFilter): Promise<DeadLetterList> {
   return withOperator(location, (operator) => operator.deadLetters(filter));
 }
 
@@ -73,7 +76,13 @@ export function combineOperators(operators: readonly DeadLetterOperator[]): Dead
       );
       return statsOf(counts, parts.every((part) => part.durable));
     },
-    deadLetters: async (filter) => (await each((operator) => operator.deadLetters(filter))).flat(),
+    deadLetters: async (filter) => {
+      const parts = await each((operator) => operator.deadLetters(filter));
+      const list: DeadLetterList = parts.flat();
+      const more = sum(parts.map((part) => part.more ?? 0));
+      if (more > 0) list.more = more;
+      return list;
+    },
     // Each operator's pages in turn; the cursor says which one (`<index>:<its cursor>`).
     deadLetterPage: async (filter, { limit, cursor }) => {
       const at = /^(\d{1,3}):(.*)$/s.exec(cursor ?? '');

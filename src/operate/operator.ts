@@ -76,6 +76,11 @@ export interface DeadLetterFilter {
   /** The receiving service. */
   target?: string;
   type?: string;
+  /**
+   * Listing only: at most this many (a broker's dead-letter queue can hold millions); what matched
+   * beyond it is counted in the list's `more`. @default every one (RabbitMQ: 10000)
+   */
+  limit?: number;
   /** Dead at or after this time (ms since epoch). */
   since?: number;
   /** Dead before this time (ms since epoch). */
@@ -96,6 +101,9 @@ export interface DeadLetterPage {
   /** Only part of what the backend holds could be read (a broker queue past its read window): more exist than are paged. */
   truncated?: boolean;
 }
+
+/** Dead letters as listed; `more`: how many more matched but were left out by `limit` (absent when none). */
+export type DeadLetterList = DeadLetter[] & { more?: number };
 
 /** Dead letters to replay or discard: a list of ids, a filter, or `'all'`. */
 export type DeadLetterSelection = readonly (string | number)[] | DeadLetterFilter | 'all';
@@ -137,8 +145,8 @@ export function statsOf(rows: Iterable<TargetCounts>, durable = true): OutboxSta
 export interface DeadLetterOperator {
   /** Pending and dead counts per target. */
   stats(): Promise<OutboxStats>;
-  /** Dead letters, oldest first; all, or those matching `filter`. */
-  deadLetters(filter?: DeadLetterFilter): Promise<DeadLetter[]>;
+  /** Dead letters, oldest first; all, or those matching `filter` (see its `limit`). */
+  deadLetters(filter?: DeadLetterFilter): Promise<DeadLetterList>;
   /** One page of the dead letters matching `filter`, oldest first, read server-side (an outbox reads only that page). */
   deadLetterPage(filter: DeadLetterFilter | undefined, page: PageRequest): Promise<DeadLetterPage>;
   /** Puts the selected dead letters back to be delivered (due now, attempts reset); resolves with how many. */

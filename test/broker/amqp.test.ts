@@ -75,7 +75,7 @@ describeWithBroker('RabbitMQ transport (real broker)', () => {
     expect(await vhost.messageCount(`${prefix}late`)).toBe(1);
   });
   it('a negative confirm (queue full) is a retry, never delivered: the event waits in the outbox and goes out later', async () => {
-    const capture = createCapturingLogger('warn');
+    const capture = createCapturingLogger('debug');
     const users = bus('users', { logger: capture.logger, redelivery: { baseDelayMs: 50, probeMaxDelayMs: 200 } }).declareEvent('user-created', ['full']);
     await vhost.setPolicy(`${prefix}full-max`, `^${prefix.replace('.', '\\.')}full$`, { 'max-length': 1 });
     try {
@@ -101,7 +101,7 @@ describeWithBroker('RabbitMQ transport (real broker)', () => {
   });
 
   it('a returned (unroutable) message is a retry; the queue is declared again and the event delivered', async () => {
-    const capture = createCapturingLogger('warn');
+    const capture = createCapturingLogger('debug');
     const users = bus('users', { logger: capture.logger, redelivery: { baseDelayMs: 50, probeMaxDelayMs: 200 } }).declareEvent('user-created', ['vanishing']);
     await users.emit('user-created', { n: 1 });
     await waitFor(async () => (await users.outboxStats()).pending === 0, { what: 'the first publish' });
