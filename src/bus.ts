@@ -1,5 +1,7 @@
 import type { Logger } from 'winston';
 import { createExpressMiddleware, type ExpressMiddleware, type MiddlewareOptions } from './adapters/express.js';
+import { createFastifyPlugin, type FastifyPlugin } from './adapters/fastify.js';
+import { createFetchHandler, type FetchHandler } from './adapters/fetch.js';
 import { createKoaMiddleware, type KoaMiddleware } from './adapters/koa.js';
 import { createNodeHandler, type NodeHandler } from './adapters/node.js';
 import { type BrokerConsumer, type BrokerLink, openBroker, openBrokerOperator } from './backends/broker-link.js';
@@ -353,6 +355,29 @@ export class EventBus<Events extends object = EventRegistry> {
   /** A plain `node:http` handler answering `POST /events` (configurable), and `GET /events/health`. */
   nodeHandler(options: MiddlewareOptions = {}): NodeHandler {
     return createNodeHandler(this.receiverFor('nodeHandler'), this.pathOf(options), this.config.bodyLimitBytes, this.routes);
+  }
+
+  /**
+   * A Fastify plugin answering `POST /events` (configurable) and the routes below it, in its own
+   * encapsulation context: `app.register(bus.fastifyPlugin())`.
+   */
+  fastifyPlugin(options: MiddlewareOptions = {}): FastifyPlugin {
+    return createFastifyPlugin(this.receiverFor('fastifyPlugin'), this.pathOf(options), this.config.bodyLimitBytes, this.routes);
+  }
+
+  /** A web-standard `(request: Request) => Promise<Response>` answering `POST /events` (configurable) and the routes below it. */
+  fetchHandler(options: MiddlewareOptions = {}): FetchHandler {
+    return createFetchHandler(this.receiverFor('fetchHandler'), this.pathOf(options), this.config.bodyLimitBytes, this.routes);
+  }
+
+  /**
+   * Resolves once every delivery pending now has been tried once (delivered, rescheduled or
+   * dead-lettered), or after `timeoutMs`: for runtimes that freeze after the response, which would
+   * hold an in-memory outbox's deliveries (`waitUntil(bus.flush())`). A target counted down is
+   * only probed, as always. @default timeoutMs the bus's `shutdownTimeoutMs`
+   */
+  flush(timeoutMs = this.config.shutdownTimeoutMs): Promise<void> {
+    return this.dispatcher.flush(Date.now() + timeoutMs);
   }
 
   /**

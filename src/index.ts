@@ -5,7 +5,9 @@ export {
   configure,
   declareEvent,
   emit,
+  eventsFetchHandler,
   eventsMiddleware,
+  fastifyEventsPlugin,
   getDefaultBus,
   koaEventsMiddleware,
   nodeEventsHandler,
@@ -34,6 +36,8 @@ export {
 export { DEFAULTS } from './defaults.js';
 
 export type { ExpressLikeRequest, ExpressMiddleware, MiddlewareOptions } from './adapters/express.js';
+export type { FastifyLikeInstance, FastifyLikeReply, FastifyLikeRequest, FastifyPlugin } from './adapters/fastify.js';
+export type { FetchHandler } from './adapters/fetch.js';
 export type { KoaLikeContext, KoaMiddleware } from './adapters/koa.js';
 export type { NodeHandler } from './adapters/node.js';
 export type { KafkaClientLike } from './backends/kafka/api.js';

@@ -82,7 +82,7 @@ export class ReceivePipeline {
     this.unrecorded = new UnrecordedCompletions(o.maxUnrecorded);
     this.completions = new CompletionGroups({
       write: (marks) => this.write(marks),
-      maxMarks: DEFAULTS.receiver.recordGroup.maxCompletions,
+      maxCompletions: DEFAULTS.receiver.recordGroup.maxCompletions,
       maxWaitMs: DEFAULTS.receiver.recordGroup.maxWaitMs,
     });
   }
