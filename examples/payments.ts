@@ -34,7 +34,6 @@ export function createPaymentsBus(options: EventBusOptions) {
     }
   }
   const { customers, received } = new Payments();
-
   return { bus, received, customers };
 }
 

@@ -21,6 +21,9 @@ import { Admission } from './send/admission.js';
 import { TransactionEmits } from './send/transaction-emits.js';
 import { Dispatcher } from './send/dispatcher.js';
 import type { OutboxStore } from './send/outbox-store.js';
+import { type AsyncApiDocument, asyncApiDocument, packageVersion } from './contracts/asyncapi.js';
+import { asyncApiRoute } from './contracts/asyncapi-route.js';
+import { describeOnly, describingConfig } from './contracts/describe-only.js';
 import { combineOperators } from './operate/functions.js';
 import { DeliveryActivity } from './console/activity.js';
 import { addConsoleRoutes } from './console/api.js';
@@ -84,9 +87,11 @@ export class EventBus<Events extends object = EventRegistry> {
   private readonly broker: BrokerLink | undefined;
   private consumer: BrokerConsumer | undefined;
   private consumerStart: NodeJS.Immediate | undefined;
+  /** Built by `events-library asyncapi`: records declarations and subscriptions, resolves and opens nothing (contracts/describe-only.ts). */
+  private readonly describing = describeOnly();
 
   constructor(options: EventBusOptions = {}) {
-    this.config = resolveConfig(options);
+    this.config = this.describing ? describingConfig(resolveConfig(options)) : resolveConfig(options);
     const { logger, broker } = this.config;
     if (broker) {
       this.broker = openBroker(broker, logger, this.config.service ?? 'events-library', this.config.timeoutMs);
@@ -174,10 +179,20 @@ export class EventBus<Events extends object = EventRegistry> {
     if (!Array.isArray(targetServices) || targetServices.length === 0) {
       throw new ConfigError(`declareEvent("${type}") needs at least one target service, e.g. ["payments"]`);
     }
-    const targets = [...new Set(targetServices)].map((name) => resolveTarget(this.config, name));
-    for (const target of targets) this.targets.set(target.name, target);
-    this.catalog.declare(type, targets.map((t) => t.name), options.schema);
+    const names = [...new Set(targetServices)];
+    if (!this.describing) for (const target of names.map((name) => resolveTarget(this.config, name))) this.targets.set(target.name, target);
+    this.catalog.declare(type, names, options.schema);
     return this;
+  }
+
+  /**
+   * This service's AsyncAPI 3.0 document: a channel per event type, the payload schemas, an
+   * operation `send` per declared event (targets in `x-targets`) and `receive` per subscription.
+   * `info.version`: the `asyncapi.version` option, else the nearest package.json's version.
+   */
+  asyncapi(): AsyncApiDocument {
+    const service = this.requireService('asyncapi');
+    return asyncApiDocument({ service, version: this.config.asyncapiVersion ?? packageVersion(), ...this.catalog.contract() });
   }
 
   /** Runs `handler` for every `type` event this service receives. Returns an unsubscribe function. */
@@ -394,6 +409,7 @@ export class EventBus<Events extends object = EventRegistry> {
     if (!this.routeTable) {
       this.routeTable = new RouteTable();
       if (this.config.health.endpoint) this.routeTable.add('GET', '/health', (request) => this.healthResponse(request));
+      this.routeTable.add('GET', '/asyncapi.json', asyncApiRoute(this.config.operators, () => this.asyncapi()));
       const { operators: tokens, redact, logger } = this.config;
       const setup = Object.keys(tokens).length === 0 ? undefined : {
         tokens,

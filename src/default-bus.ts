@@ -7,6 +7,7 @@ import type { FastifyPlugin } from './adapters/fastify.js';
 import type { FetchHandler } from './adapters/fetch.js';
 import type { KoaMiddleware } from './adapters/koa.js';
 import type { NodeHandler } from './adapters/node.js';
+import type { AsyncApiDocument } from './contracts/asyncapi.js';
 import type { ServiceName } from './service-names.js';
 import { isDecoratorCall, subscribeDecorator, type SubscribeDecorator } from './subscribe-decorator.js';
 import type {
@@ -159,6 +160,11 @@ export function emit<const T extends EmittableType<EventRegistry>>(
   options?: EmitOptions,
 ): Promise<EmitReceipt> {
   return getDefaultBus().emit(type, payload, options);
+}
+
+/** The default bus's AsyncAPI 3.0 document (see EventBus.asyncapi). */
+export function asyncapi(): AsyncApiDocument {
+  return getDefaultBus().asyncapi();
 }
 
 /** Express middleware answering `POST /events` for the default bus. */

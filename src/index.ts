@@ -1,5 +1,6 @@
 // The public API, at a glance. Everything not listed here is internal.
 export {
+  asyncapi,
   close,
   configure,
   declareEvent,
@@ -57,6 +58,7 @@ export type {
   TlsOptions,
 } from './config.js';
 export type { CloudEvent } from './protocol/cloudevents.js';
+export type { AsyncApiDocument } from './contracts/asyncapi.js';
 export type { DeliveredReport, OnDeadLetter, OnDelivered } from './observe/hooks.js';
 export type { ConnectionHealth, HealthStatus, TargetHealth } from './observe/health.js';
 export type { ReceiverRequest, ReceiverResponse } from './receive/receiver.js';
