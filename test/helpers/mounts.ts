@@ -5,6 +5,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import { Hono } from 'hono';
 import Koa from 'koa';
 import type { EventBus, MiddlewareOptions } from '../../src/index.js';
+import { startNest } from './nest-mounts.js';
 import { startServer, type TestServer } from './server.js';
 
 /**
@@ -16,6 +17,8 @@ import { startServer, type TestServer } from './server.js';
 export interface Mount {
   name: string;
   start(bus: EventBus, options?: MiddlewareOptions): Promise<TestServer>;
+  /** false: the mount takes its path from the bus option `path` only (the NestJS module), not from MiddlewareOptions. */
+  middlewareOptions?: false;
 }
 
 const appAnswer = (method: string, path: string) => `app: ${method} ${path}`;
@@ -97,6 +100,8 @@ export const MOUNTS: Mount[] = [
   { name: 'node:http', start: (bus, options) => startServer(nodeApp(bus, options)) },
   { name: 'fastify', start: (bus, options) => startFastify(bus, options) },
   { name: 'fetch (hono)', start: (bus, options) => startServer(honoApp(bus, options)) },
+  { name: 'nestjs (express)', start: (bus) => startNest(bus, 'express'), middlewareOptions: false },
+  { name: 'nestjs (fastify)', start: (bus) => startNest(bus, 'fastify'), middlewareOptions: false },
 ];
 
 /** The mount of that name (throws for an unknown one, so a typo fails the test). */

@@ -361,7 +361,7 @@ export function describeReceiverContract(mount: Mount): void {
       expect(f.calls).toHaveLength(0);
     });
 
-    it('answers on a configured path, and passes POST /events on to the app there', async () => {
+    (mount.middlewareOptions === false ? it.skip : it)('answers on a configured path, and passes POST /events on to the app there', async () => {
       const f = await setup({}, { path: '/hooks/events-in' });
       const ok = await send(f.url, signedStructured(f.secret, validEvent()));
       expect(ok.status).toBe(200);
