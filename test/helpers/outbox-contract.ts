@@ -183,7 +183,8 @@ export function outboxStoreContract(open: () => Promise<OutboxStore> | OutboxSto
     store.onWork((target) => woken.push(target));
     const before = Date.now();
     expect(await store.replay({ eventId: 'evt-2' })).toBe(1);
-    expect(woken).toEqual(['payments']);
+    // Woken at once; a store whose replay also notifies every instance (PostgreSQL) may wake it again.
+    expect([...new Set(woken)]).toEqual(['payments']);
     expect(ids(await store.deadLetters())).toEqual(['evt-1', 'evt-3']);
     expect(await store.stats()).toMatchObject({ pending: 1, deadLetters: 2 });
 
