@@ -10,7 +10,7 @@ export function amqpBackend(): Backend {
   let worlds = 0;
   return {
     name: 'RabbitMQ',
-    features: { persistent: true, perKeyOrder: false, manyInstances: true, transactionalInbox: false, batches: false, handlerHoldsDelivery: false, deadLetters: 'receiver' },
+    features: { persistent: true, perKeyOrder: false, manyInstances: true, transactionalInbox: false, batches: false, handlerHoldsDelivery: false, deadLetters: 'receiver', subscriptions: true },
     beforeAll() {
       vhost = createVhost('scenarios');
     },
