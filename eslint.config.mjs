@@ -25,4 +25,13 @@ export default tseslint.config(
     files: ['**/*.js'],
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
+  {
+    // The console's page script runs in the browser, not in Node.
+    files: ['src/console/ui/app.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: { document: 'readonly', location: 'readonly', fetch: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', URLSearchParams: 'readonly', require: 'off', module: 'off', process: 'off', __dirname: 'off' },
+    },
+    rules: { 'no-console': 'error' },
+  },
 );

@@ -6,6 +6,8 @@ module.exports = {
   testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/node-test/'],
   testMatch: ['**/*.test.ts'],
   transform: {
+    // *.legacy.test.ts: compiled with experimentalDecorators, as NestJS projects are (legacy decorators).
+    '^.+\\.legacy\\.test\\.ts$': '<rootDir>/test/helpers/legacy-decorators-transform.js',
     '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }],
   },
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },

@@ -1,38 +1,39 @@
 import express from 'express';
-import { createEventBus, type EventBusOptions } from '../src/index.js';
+import { createEventBus, type DataOf, type EventBusOptions, type ReceivedEvent } from '../src/index.js';
 import { UserCreated, UserDeleted } from './schemas.js';
 
-/** The payments service: Express, two handlers for user-created, one for user-deleted. */
+type User = DataOf<typeof UserCreated>;
+
+/** The payments service: Express, and its handlers as a class (two for user-created, one for user-deleted). */
 export function createPaymentsService(options: EventBusOptions) {
   const bus = createEventBus({ service: 'payments', ...options });
-  const customers = new Map<string, { email: string }>();
-  const welcomeCredits: string[] = [];
-  const received: string[] = [];
 
-  bus.subscribeTo(
-    'user-created',
-    async (data, event) => {
-      customers.set(data.user_id, { email: data.email });
-      received.push(`${event.type} ${data.user_id} → customer created`);
-    },
-    { schema: UserCreated, name: 'create-customer' },
-  );
-  bus.subscribeTo(
-    'user-created',
-    async (data) => {
-      welcomeCredits.push(data.user_id);
-      received.push(`user-created ${data.user_id} → welcome credit granted`);
-    },
-    { schema: UserCreated, name: 'welcome-credit' },
-  );
-  bus.subscribeTo(
-    'user-deleted',
-    async (data) => {
-      customers.delete(data.user_id);
-      received.push(`user-deleted ${data.user_id} → customer removed`);
-    },
-    { schema: UserDeleted },
-  );
+  // Each decorated method is subscribed when the class is constructed, `this` bound to the
+  // instance, under the handler name `Payments.<method>` (the inbox key, the same on every run).
+  class Payments {
+    readonly customers = new Map<string, { email: string }>();
+    readonly welcomeCredits: string[] = [];
+    readonly received: string[] = [];
+
+    @bus.subscribeTo('user-created', { schema: UserCreated })
+    async createCustomer(data: User, event: ReceivedEvent<User>): Promise<void> {
+      this.customers.set(data.user_id, { email: data.email });
+      this.received.push(`${event.type} ${data.user_id} → customer created`);
+    }
+
+    @bus.subscribeTo('user-created', { schema: UserCreated })
+    async grantWelcomeCredit(data: User): Promise<void> {
+      this.welcomeCredits.push(data.user_id);
+      this.received.push(`user-created ${data.user_id} → welcome credit granted`);
+    }
+
+    @bus.subscribeTo('user-deleted', { schema: UserDeleted })
+    async removeCustomer(data: DataOf<typeof UserDeleted>): Promise<void> {
+      this.customers.delete(data.user_id);
+      this.received.push(`user-deleted ${data.user_id} → customer removed`);
+    }
+  }
+  const { customers, received } = new Payments();
 
   const app = express();
   app.use(bus.expressMiddleware()); // POST /events: signed, validated, deduped

@@ -20,10 +20,15 @@ import { TransactionEmits } from './send/transaction-emits.js';
 import { Dispatcher } from './send/dispatcher.js';
 import type { OutboxStore } from './send/outbox-store.js';
 import { combineOperators } from './operate/functions.js';
+import { DeliveryActivity } from './console/activity.js';
+import { addConsoleRoutes } from './console/api.js';
+import { serviceOverview } from './console/overview.js';
 import { operatorOf } from './operate/operator-token.js';
-import type { DeadLetter, DeadLetterFilter, DeadLetterOperator, DeadLetterSelection, OutboxStats } from './operate/operator.js';
+import type { DeadLetterFilter, DeadLetterList, DeadLetterOperator, DeadLetterSelection, OutboxStats } from './operate/operator.js';
 import { openInbox, openOutbox } from './backends/stores.js';
 import { openHttpTransport } from './backends/http/backend.js';
+import type { ServiceName } from './service-names.js';
+import { isDecoratorCall, registerInstance, subscribeDecorator, type Subscribe, type SubscribeDecorator } from './subscribe-decorator.js';
 import { SUBSCRIBERS, type Transport } from './send/transport.js';
 import type {
   DataOf,
@@ -64,6 +69,8 @@ export class EventBus<Events extends object = EventRegistry> {
   private readonly telemetry: Telemetry;
   /** The outbox's figures health shows: a few seconds old at most, never read once per request. */
   private readonly stats: StatsSnapshot;
+  /** What the dispatcher saw per target (last error, deliveries per minute), for the console. */
+  private readonly activity: DeliveryActivity;
   private closing: Promise<void> | undefined;
   private routeTable: RouteTable | undefined;
   /** Dead letters, replay and discard: the outbox's, and once this bus consumes from a broker, its queue's too. */
@@ -85,6 +92,7 @@ export class EventBus<Events extends object = EventRegistry> {
     // Before any store opens: a missing optional HTTP client fails with nothing to release.
     this.transport = options.transport ?? this.broker?.transport ?? openHttpTransport(this.config);
     this.outbox = openOutbox(this.config);
+    this.activity = new DeliveryActivity(!broker && !options.transport);
     try {
       this.inbox = openInbox(this.config);
     } catch (error) {
@@ -96,6 +104,7 @@ export class EventBus<Events extends object = EventRegistry> {
       service: this.config.service,
       openTelemetry: this.config.openTelemetry,
       hooks: this.config.hooks,
+      activity: this.activity,
       sources: {
         backlog: async () => Object.fromEntries(Object.entries((await this.outbox.stats()).targets).map(([t, s]) => [t, s.pending])),
         targetsDown: () => {
@@ -152,17 +161,17 @@ export class EventBus<Events extends object = EventRegistry> {
    */
   declareEvent<const T extends string, const S extends JSONSchema>(
     type: T,
-    targetServices: readonly string[],
+    targetServices: readonly ServiceName[],
     options: DeclareOptions<S> & { schema: S },
   ): EventBus<Events & { [K in T]: S }>;
   declareEvent<const T extends string>(
     type: T,
-    targetServices: readonly string[],
+    targetServices: readonly ServiceName[],
     options?: DeclareOptions,
   ): EventBus<Events & { [K in T]: unknown }>;
   declareEvent<const T extends string, const S extends JSONSchema>(type: T, options: DeclareOptions<S> & { schema: S }): EventBus<Events & { [K in T]: S }>;
   declareEvent<const T extends string>(type: T, options?: DeclareOptions): EventBus<Events & { [K in T]: unknown }>;
-  declareEvent(type: string, targetServices?: readonly string[] | DeclareOptions, options: DeclareOptions = {}): unknown {
+  declareEvent(type: string, targetServices?: readonly ServiceName[] | DeclareOptions, options: DeclareOptions = {}): unknown {
     this.requireService('declareEvent');
     if (targetServices === undefined || (typeof targetServices === 'object' && targetServices !== null && !Array.isArray(targetServices))) {
       const why = this.transport.toSubscribers?.(type) ?? HTTP_NEEDS_TARGETS;
@@ -191,9 +200,35 @@ export class EventBus<Events extends object = EventRegistry> {
     handler: EventHandler<NoInfer<PayloadOf<Events, T>>>,
     options?: SubscribeOptions,
   ): Unsubscribe;
-  subscribeTo(type: string, handler: EventHandler<never>, options: SubscribeOptions = {}): Unsubscribe {
+  /**
+   * Without a handler: a method decorator. Standard decorators subscribe each instance of the
+   * class as it is constructed, `this` bound to it, under the name `ClassName.methodName` (a
+   * second instance on this bus throws ConfigError: that name is taken); legacy ones
+   * (`experimentalDecorators`) record the method for `register(instance)`.
+   * @example class Billing { @bus.subscribeTo('user-created', { schema: UserCreated }) async open(data) {…} }
+   */
+  subscribeTo<const T extends string, const S extends JSONSchema>(
+    type: T,
+    options: SubscribeOptions<S> & { schema: S },
+  ): SubscribeDecorator<DataOf<S>>;
+  subscribeTo<const T extends string>(type: T, options?: SubscribeOptions): SubscribeDecorator<NoInfer<PayloadOf<Events, T>>>;
+  subscribeTo(type: string, ...rest: unknown[]): unknown {
+    if (isDecoratorCall(rest)) return subscribeDecorator(type, (rest[0] ?? {}) as SubscribeOptions, this.subscribe);
+    return this.subscribe(type, rest[0] as EventHandler<unknown>, (rest[1] ?? {}) as SubscribeOptions);
+  }
+
+  /**
+   * Subscribes the methods of `instance` decorated with `subscribeTo` the legacy way
+   * (`experimentalDecorators`, as NestJS compiles), `this` bound to it; all or none. Returns one
+   * unsubscribe for them all. Standard decorators need no call: constructing the class subscribes it.
+   */
+  register(instance: object): Unsubscribe {
+    return registerInstance(this.subscribe, instance);
+  }
+
+  private readonly subscribe: Subscribe = (type, handler, options) => {
     if (this.broker && !this.consumer) this.createConsumer();
-    const unsubscribe = this.catalog.subscribe(type, handler as EventHandler<unknown>, options.schema, options.name);
+    const unsubscribe = this.catalog.subscribe(type, handler, options.schema, options.name);
     // Through a broker, consuming starts by itself once the startup code (this turn) has subscribed everything.
     if (this.consumer && !this.consumerStart && !this.closing) {
       this.consumerStart = setImmediate(() => {
@@ -203,7 +238,7 @@ export class EventBus<Events extends object = EventRegistry> {
       });
     }
     return unsubscribe;
-  }
+  };
 
   /**
    * Through a broker: starts consuming this service's queue now, and resolves once the consumer
@@ -346,6 +381,15 @@ export class EventBus<Events extends object = EventRegistry> {
     if (!this.routeTable) {
       this.routeTable = new RouteTable();
       if (this.config.health.endpoint) this.routeTable.add('GET', '/health', (request) => this.healthResponse(request));
+      const { operators: tokens, redact, logger } = this.config;
+      const setup = Object.keys(tokens).length === 0 ? undefined : {
+        tokens,
+        redact,
+        logger,
+        overview: async () => serviceOverview(await this.health(), this.activity, Date.now()),
+        operator: () => this.operator,
+      };
+      addConsoleRoutes(this.routeTable, setup);
     }
     return this.routeTable;
   }
@@ -371,9 +415,10 @@ export class EventBus<Events extends object = EventRegistry> {
 
   /**
    * Dead letters, oldest first: all, or those matching `filter`. The outbox's (deliveries this
-   * service could not make) and, on a broker, its own queue's (events it could not handle).
+   * service could not make) and, on a broker, its own queue's (events it could not handle); `more`
+   * counts those left out by `filter.limit`.
    */
-  deadLetters(filter?: DeadLetterFilter): Promise<DeadLetter[]> {
+  deadLetters(filter?: DeadLetterFilter): Promise<DeadLetterList> {
     return this.operator.deadLetters(filter);
   }
 

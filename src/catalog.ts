@@ -46,7 +46,9 @@ export class Catalog {
     const subscription: Subscription = { key: name ?? `${type}#${n}`, handler, validate: this.compile(type, schema) };
     const list = this.subscriptions.get(type) ?? [];
     if (list.some((s) => s.key === subscription.key)) {
-      throw new ConfigError(`subscribeTo("${type}"): a handler named "${subscription.key}" is already subscribed`);
+      throw new ConfigError(
+        `subscribeTo("${type}"): a handler named "${subscription.key}" is already subscribed (a name is an inbox key: once per type and bus, so one instance per bus of a decorated class)`,
+      );
     }
     this.subscriptions.set(type, [...list, subscription]);
     return () => {

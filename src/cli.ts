@@ -6,6 +6,8 @@ import { DEFAULTS } from './defaults.js';
 import { migrate as migrateDatabase, redact } from './backends/postgres/database.js';
 import { schemaSql } from './backends/postgres/schema.js';
 import { ConfigError } from './errors/index.js';
+import { startStandaloneConsole } from './console/standalone.js';
+import { createLogger } from './logger.js';
 import { withOperator } from './operate/functions.js';
 import type { DeadLetter, DeadLetterFilter, DeadLetterSelection, OperatorLocation, OutboxStats } from './operate/operator.js';
 import { escapeField, escapeOutput, safeJson } from './terminal-safe.js';
@@ -24,11 +26,18 @@ const USAGE = `Usage: events-library <command> [options]
 
 Commands:
   status                          pending deliveries and dead letters per target, oldest pending age
-  dead-letters [filters]          list dead letters (--json: the full records, body included)
+  dead-letters [filters] [--limit <n>]
+                                  list dead letters (--json: the full records, body included);
+                                  a broker's at most --limit (default 10000), the number left out said
   replay <id>... | --all | filters
                                   put dead letters back to be delivered, attempts reset
   discard <id>... | --all | filters
                                   delete dead letters for good
+  console [--token T] [--host H] [--port P]
+                                  serve the operations console (the page a running service serves at
+                                  <path>/console) on this store, at http://127.0.0.1:8080/events/console;
+                                  needs the operator token (--token, else $EVENTS_CONSOLE_TOKEN);
+                                  binds 127.0.0.1 unless --host says otherwise
   migrate [--apply]               print the SQL of the PostgreSQL tables (--apply: run it on --database)
   secret                          print a fresh signing secret (whsec_…, 32 random bytes)
   help                            this text
@@ -67,8 +76,12 @@ const OPTIONS = {
   target: { type: 'string' },
   type: { type: 'string' },
   event: { type: 'string' },
+  limit: { type: 'string' },
   json: { type: 'boolean' },
   all: { type: 'boolean' },
+  token: { type: 'string' },
+  host: { type: 'string' },
+  port: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -80,9 +93,10 @@ const FILTERS: readonly Option[] = ['target', 'type', 'event'];
 /** Which options each command takes (besides --help). */
 const COMMANDS: Record<string, readonly Option[]> = {
   status: ['json', ...WHERE],
-  'dead-letters': ['json', ...FILTERS, ...WHERE],
+  'dead-letters': ['json', 'limit', ...FILTERS, ...WHERE],
   replay: ['json', 'all', ...FILTERS, ...WHERE],
   discard: ['json', 'all', ...FILTERS, ...WHERE],
+  console: ['token', 'host', 'port', ...WHERE],
   migrate: ['apply', 'database', 'schema'],
   secret: [],
 };
@@ -159,6 +173,7 @@ async function run(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io, now:
     return 0;
   }
 
+  if (command === 'console') return serveConsole(values, env, schema, io);
   const location = locationOf(values, env, schema);
   const label = labelOf(location);
   const filter = filterOf(values);
@@ -169,11 +184,44 @@ async function run(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io, now:
     return 0;
   }
   if (command === 'dead-letters') {
-    const letters = await withOperator(location, (operator) => operator.deadLetters(filter));
+    const limit = values.limit === undefined ? undefined : Number(values.limit);
+    if (limit !== undefined && !(Number.isInteger(limit) && limit > 0)) throw new UsageError(`--limit must be a positive whole number, not "${values.limit}"`);
+    const letters = await withOperator(location, (operator) => operator.deadLetters({ ...filter, ...(limit !== undefined ? { limit } : {}) }));
     io.out(json ? `${safeJson(letters, 2)}\n` : formatDeadLetters(letters, filter, now));
+    if (letters.more !== undefined) {
+      io.err(`events-library: ${letters.more} more dead letter${letters.more === 1 ? '' : 's'} not listed: narrow with --target, --type or --event, or raise --limit\n`);
+    }
     return 0;
   }
   return settle(command as 'replay' | 'discard', location, args, values.all === true, filter, json, io);
+}
+
+/** console: serves the console on the store until SIGINT or SIGTERM; refuses to start without an operator token. */
+async function serveConsole(values: Values, env: NodeJS.ProcessEnv, schema: string, io: Io): Promise<number> {
+  const token = values.token ?? nonEmpty(env.EVENTS_CONSOLE_TOKEN);
+  if (token === undefined || !/^\S+$/.test(token)) {
+    throw new UsageError('console needs the operator token that signs operators in: pass --token <token> or set EVENTS_CONSOLE_TOKEN');
+  }
+  const port = Number(values.port ?? DEFAULTS.console.port);
+  if (!/^\d{1,5}$/.test(values.port ?? '0') || port > 65535) throw new UsageError(`--port must be a port number, not "${values.port}"`);
+  // With an outbox file, --service only names the service on the page.
+  const file = values.outbox !== undefined || (values.database === undefined && values.broker === undefined && nonEmpty(env.EVENTS_OUTBOX_PATH) !== undefined);
+  const service = values.service ?? nonEmpty(env.EVENTS_SERVICE_NAME);
+  const running = await startStandaloneConsole({
+    location: locationOf(file ? { ...values, service: undefined } : values, env, schema),
+    service,
+    tokens: { [DEFAULTS.console.operator]: token },
+    host: values.host ?? DEFAULTS.console.host,
+    port,
+    logger: createLogger(nonEmpty(env.EVENTS_LOG_LEVEL) ?? DEFAULTS.logLevel, service),
+  });
+  io.out(`events-library console at ${running.url} (sign in with the operator token; Ctrl-C stops it)\n`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await running.close();
+  return 0;
 }
 
 /** replay / discard: ids (within the filters), or the filters, or --all. An id that matches nothing is a mistake (exit 1). */

@@ -10,9 +10,12 @@ import type { OperatorTokens } from './operate/operator-token.js';
 import { SUBSCRIBERS, type Transport } from './send/transport.js';
 import type { DatabasePool } from './types.js';
 import { checkSchemaName } from './backends/postgres/schema.js';
+import { mergeTlsParts, TlsMaterial, type TlsOptions, tlsParts } from './backends/tls-material.js';
 
 /** Kafka's own options (`broker.kafka`), declared by its backend. */
 export type { KafkaOptions } from './backends/kafka/config.js';
+/** TLS of HTTPS targets and `amqps://`/`kafkas://` brokers (`tls`, `services.<name>.tls`). */
+export type { TlsOptions } from './backends/tls-material.js';
 
 /** A `whsec_…` secret, or several (any of them verifies; all of them sign), for rotation. */
 export type SecretInput = string | readonly string[];
@@ -41,6 +44,12 @@ export interface ServiceEntry {
    * `EVENTS_SERVICE_<NAME>_RECEIPT` (`false`/`0`/`off`). @default true
    */
   receipt?: boolean;
+  /**
+   * TLS of an `https://` target, over the bus's `tls` field by field (its client certificate and
+   * key as a pair). Env: `EVENTS_SERVICE_<NAME>_TLS_CA_FILE`, `_TLS_CERT_FILE`, `_TLS_KEY_FILE`.
+   * @example { ca: readFileSync('/etc/pki/payments-ca.pem') }
+   */
+  tls?: TlsOptions;
 }
 
 /** Batched HTTP delivery (see README "Throughput"). */
@@ -171,6 +180,8 @@ export interface ResolvedBroker {
   maxAttempts: number;
   reconnectBaseDelayMs: number;
   reconnectMaxDelayMs: number;
+  /** The bus's `tls` (`EVENTS_TLS_*`), for an `amqps://` or `kafkas://` broker. */
+  tls?: TlsMaterial;
 }
 
 export interface HealthOptions {
@@ -196,6 +207,11 @@ export interface ConsoleOptions {
    * @example { tokens: { alice: 'k3y-for-alice', oncall: 'k3y-for-oncall' } }
    */
   tokens?: Readonly<Record<string, string>>;
+  /**
+   * Payload fields the console masks (as "•••"), at any depth, when it shows a dead letter's payload.
+   * @example { token: process.env.OPS_TOKEN, redact: ['email', 'password'] }
+   */
+  redact?: readonly string[];
 }
 
 export interface EventBusOptions {
@@ -246,6 +262,13 @@ export interface EventBusOptions {
    * `undici`, less CPU per request). Env: `EVENTS_HTTP_CLIENT`. @default 'axios'
    */
   httpClient?: 'axios' | 'undici';
+  /**
+   * TLS of every `https://` target (a private CA, a client certificate for mutual TLS), and of an
+   * `amqps://` or `kafkas://` broker (`broker.kafka.ssl` wins for Kafka). A target's own
+   * `services.<name>.tls` wins. Env: `EVENTS_TLS_CA_FILE`, `EVENTS_TLS_CERT_FILE`,
+   * `EVENTS_TLS_KEY_FILE` (PEM files, read again when they change). @default Node's public CAs, no client certificate
+   */
+  tls?: TlsOptions;
   retry?: Partial<RetryOptions>;
   redelivery?: Partial<RedeliveryOptions>;
   outbox?: OutboxOptions;
@@ -311,6 +334,8 @@ export interface ResolvedTarget {
   batch: boolean;
   /** A 2xx must carry the events middleware's receipt to count as delivered (the target's `receipt`, true unless set false). */
   receipt: boolean;
+  /** TLS of an `https://` target, when set (its own over the bus's). */
+  tls?: TlsMaterial;
 }
 
 /** Options after merging caller, environment and DEFAULTS, and checking them. */
@@ -329,6 +354,8 @@ export interface ResolvedConfig {
   concurrency: number;
   batch: Required<BatchOptions>;
   httpClient: 'axios' | 'undici';
+  /** The TLS of every target and of the broker (`tls`, `EVENTS_TLS_*`), when set. */
+  tls: TlsMaterial | undefined;
   retry: RetryOptions;
   redelivery: RedeliveryOptions;
   outbox: Required<Omit<OutboxOptions, 'path'>> & { path: string | undefined };
@@ -342,6 +369,8 @@ export interface ResolvedConfig {
   health: Required<HealthOptions>;
   /** Operators by name, with their tokens. */
   operators: OperatorTokens;
+  /** `console.redact`. */
+  redact: readonly string[];
   hooks: { onDelivered: OnDelivered | undefined; onDeadLetter: OnDeadLetter | undefined };
   env: Readonly<Record<string, string | undefined>>;
   services: Record<string, string | ServiceEntry>;
@@ -390,11 +419,13 @@ export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
   }
   const path = options.path ?? DEFAULTS.path;
   if (typeof path !== 'string' || !path.startsWith('/')) throw new ConfigError('path must start with "/"');
+  const logger = options.logger ?? createLogger(logLevel, service);
+  const tls = TlsMaterial.of(tlsParts(options.tls, env, 'EVENTS', 'tls'), logger);
 
   return {
     service,
     keys,
-    logger: options.logger ?? createLogger(logLevel, service),
+    logger,
     path,
     bodyLimitBytes: positive('bodyLimitBytes', options.bodyLimitBytes ?? DEFAULTS.bodyLimitBytes),
     maxPayloadDepth: positive('maxPayloadDepth', options.maxPayloadDepth ?? DEFAULTS.maxPayloadDepth),
@@ -406,6 +437,7 @@ export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
     concurrency: positive('concurrency', options.concurrency ?? DEFAULTS.concurrency),
     batch: resolveBatch(options.batch, env),
     httpClient: resolveHttpClient(options.httpClient ?? nonEmpty(env.EVENTS_HTTP_CLIENT)),
+    tls,
     retry: checkNumbers('retry', { ...DEFAULTS.retry, ...options.retry }, ['retries']),
     redelivery: checkNumbers('redelivery', { ...DEFAULTS.redelivery, ...options.redelivery }, []),
     outbox: {
@@ -436,10 +468,11 @@ export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
       maxPendingAgeMs: positive('health.maxPendingAgeMs', options.health?.maxPendingAgeMs ?? DEFAULTS.health.maxPendingAgeMs, true),
     },
     operators: resolveOperators(options.console, env),
+    redact: resolveRedact(options.console?.redact),
     hooks: { onDelivered: hook('onDelivered', options.onDelivered), onDeadLetter: hook('onDeadLetter', options.onDeadLetter) },
     env,
     services: options.services ?? {},
-    broker: resolveBroker(options.broker, env),
+    broker: resolveBroker(options.broker, env, tls),
   };
 }
 
@@ -472,6 +505,14 @@ function resolveOperators(option: ConsoleOptions | undefined, env: ResolvedConfi
   return operators;
 }
 
+function resolveRedact(redact: unknown): readonly string[] {
+  if (redact === undefined) return [];
+  if (!Array.isArray(redact) || !redact.every((field) => typeof field === 'string' && field !== '')) {
+    throw new ConfigError("console.redact must be a list of payload field names, e.g. ['email']");
+  }
+  return [...(redact as string[])];
+}
+
 function resolveHttpClient(value: string | undefined): 'axios' | 'undici' {
   const client = value ?? DEFAULTS.httpClient;
   if (client !== 'axios' && client !== 'undici') {
@@ -491,7 +532,7 @@ function flag(value: string | undefined, variable: string): boolean | undefined 
   throw new ConfigError(`${variable} must be true or false (or 1/0, on/off), not ${JSON.stringify(value)}`, { variable });
 }
 
-function resolveBroker(option: EventBusOptions['broker'], env: ResolvedConfig['env']): ResolvedBroker | undefined {
+function resolveBroker(option: EventBusOptions['broker'], env: ResolvedConfig['env'], tls: TlsMaterial | undefined): ResolvedBroker | undefined {
   const given = typeof option === 'string' ? { url: option } : option;
   const url = given?.url ?? nonEmpty(env.EVENTS_BROKER_URL);
   if (url === undefined) return undefined;
@@ -514,6 +555,7 @@ function resolveBroker(option: EventBusOptions['broker'], env: ResolvedConfig['e
     maxAttempts: positive('broker.maxAttempts', given?.maxAttempts ?? d.maxAttempts),
     reconnectBaseDelayMs: positive('broker.reconnectBaseDelayMs', given?.reconnectBaseDelayMs ?? d.reconnectBaseDelayMs),
     reconnectMaxDelayMs: positive('broker.reconnectMaxDelayMs', given?.reconnectMaxDelayMs ?? d.reconnectMaxDelayMs),
+    ...(tls ? { tls } : {}),
   };
   return backend.resolve(common, given);
 }
@@ -559,7 +601,22 @@ export function resolveTarget(config: ResolvedConfig, name: string): ResolvedTar
   }
   const batch = fromOptions?.batch ?? flag(config.env[batchVariable(name)], batchVariable(name)) ?? config.batch.enabled;
   const receipt = fromOptions?.receipt ?? flag(config.env[receiptVariable(name)], receiptVariable(name)) ?? true;
-  return { name, url: normalised, keys, batch, receipt };
+  const tls = normalised.startsWith('https:') ? targetTls(config, name, fromOptions?.tls) : undefined;
+  return { name, url: normalised, keys, batch, receipt, ...(tls ? { tls } : {}) };
+}
+
+/** The TLS of each target, per config: built once (its files are then watched, not read per call). */
+const tlsByTarget = new WeakMap<ResolvedConfig, Map<string, TlsMaterial | undefined>>();
+
+/** A target's own TLS settings (`services.<name>.tls`, `EVENTS_SERVICE_<NAME>_TLS_*_FILE`) over the bus's. */
+function targetTls(config: ResolvedConfig, name: string, given: TlsOptions | undefined): TlsMaterial | undefined {
+  let known = tlsByTarget.get(config);
+  if (!known) tlsByTarget.set(config, (known = new Map()));
+  if (!known.has(name)) {
+    const own = tlsParts(given, config.env, `EVENTS_SERVICE_${envKey(name)}`, `services.${name}.tls`);
+    known.set(name, Object.keys(own).length === 0 ? config.tls : TlsMaterial.of(mergeTlsParts(own, config.tls?.parts ?? {}), config.logger));
+  }
+  return known.get(name);
 }
 
 /**

@@ -5,6 +5,8 @@ import { ConfigError } from './errors/index.js';
 import type { ExpressMiddleware, MiddlewareOptions } from './adapters/express.js';
 import type { KoaMiddleware } from './adapters/koa.js';
 import type { NodeHandler } from './adapters/node.js';
+import type { ServiceName } from './service-names.js';
+import { isDecoratorCall, subscribeDecorator, type SubscribeDecorator } from './subscribe-decorator.js';
 import type {
   DataOf,
   DeclareOptions,
@@ -120,9 +122,9 @@ export function configure(options: DefaultBusOptions): void {
 }
 
 /** Declares that this service emits `type` to `targetServices`, or without them to every subscriber through a broker (see EventBus.declareEvent). */
-export function declareEvent(type: string, targetServices: readonly string[], options?: DeclareOptions): void;
+export function declareEvent(type: string, targetServices: readonly ServiceName[], options?: DeclareOptions): void;
 export function declareEvent(type: string, options?: DeclareOptions): void;
-export function declareEvent(type: string, targetServices?: readonly string[] | DeclareOptions, options?: DeclareOptions): void {
+export function declareEvent(type: string, targetServices?: readonly ServiceName[] | DeclareOptions, options?: DeclareOptions): void {
   (getDefaultBus() as unknown as { declareEvent: (...args: unknown[]) => void }).declareEvent(type, targetServices, options);
 }
 
@@ -137,10 +139,17 @@ export function subscribeTo<const T extends string>(
   handler: EventHandler<NoInfer<PayloadOf<EventRegistry, T>>>,
   options?: SubscribeOptions,
 ): Unsubscribe;
-export function subscribeTo(type: string, handler: EventHandler<never>, options?: SubscribeOptions): Unsubscribe {
+/** Without a handler: a method decorator on the default bus, resolved when an instance subscribes (see EventBus.subscribeTo). */
+export function subscribeTo<const T extends string, const S extends JSONSchema>(
+  type: T,
+  options: SubscribeOptions<S> & { schema: S },
+): SubscribeDecorator<DataOf<S>>;
+export function subscribeTo<const T extends string>(type: T, options?: SubscribeOptions): SubscribeDecorator<NoInfer<PayloadOf<EventRegistry, T>>>;
+export function subscribeTo(type: string, ...rest: unknown[]): unknown {
   // The overloads above carry the types; the bus is reached without re-resolving them.
-  const bus = getDefaultBus() as unknown as { subscribeTo: (...args: unknown[]) => Unsubscribe };
-  return bus.subscribeTo(type, handler, options);
+  const bus = (): { subscribeTo: (...args: unknown[]) => Unsubscribe } => getDefaultBus() as never;
+  if (isDecoratorCall(rest)) return subscribeDecorator(type, (rest[0] ?? {}) as SubscribeOptions, (...args) => bus().subscribeTo(...args));
+  return bus().subscribeTo(type, ...rest);
 }
 
 /** Validates and records the event for delivery; resolves with its id (see EventBus.emit). */

@@ -68,6 +68,13 @@ export const DEFAULTS = {
   },
   /** HTTP client of the default transport: `axios`, or `undici` (optional peer, leaner per request). */
   httpClient: 'axios' as 'axios' | 'undici',
+  tls: {
+    /**
+     * TLS files named by `EVENTS_TLS_*_FILE` are read again at most this often, in ms (and before
+     * the next connection after a failed one): a rotated certificate is used without a restart.
+     */
+    fileCheckMs: 1_000,
+  },
   /** Immediate retries of one delivery (in place: src/backends/http/retry-in-place.ts), before it goes back to the outbox. */
   retry: {
     retries: 3,
@@ -211,10 +218,33 @@ export const DEFAULTS = {
      */
     statsMaxAgeMs: 2_000,
   },
-  /** Operators (`console.token`, `EVENTS_CONSOLE_TOKEN`). */
+  /** Operators (`console.token`, `EVENTS_CONSOLE_TOKEN`) and the console at `<path>/console`. */
   console: {
     /** The name of the operator of the single `console.token`. */
     operator: 'operator',
+    /** A console session (its cookie) lasts this long, in ms (12 h). */
+    sessionTtlMs: 12 * 60 * 60 * 1000,
+    /** Dead letters per page, unless the page asks for another number (at most `maxPageSize`). */
+    pageSize: 50,
+    maxPageSize: 500,
+    /** Failed sign-ins from one address within `failureWindowMs` before the next are refused (429) … */
+    failuresAllowed: 5,
+    failureWindowMs: 60_000,
+    /** … for this long, in ms, doubling with each failure after that while they go on. */
+    slowDownMs: 1_000,
+    maxSlowDownMs: 15 * 60 * 1000,
+    /** Addresses whose failures are remembered at most (the oldest are forgotten). */
+    maxTrackedAddresses: 10_000,
+    /** Delivered-per-minute figures kept per target, in minutes (the chart). */
+    deliveredMinutes: 15,
+    /** The standalone console's port and address (`events-library console`). */
+    port: 8080,
+    host: '127.0.0.1',
+  },
+  /** The operator seam (src/operate/). */
+  operator: {
+    /** A page of a RabbitMQ dead-letter queue reads at most this many messages of it (the page says `truncated` past it). */
+    brokerReadWindow: 1_000,
   },
   /**
    * The module-level default bus drains on SIGTERM/SIGINT, then re-raises the signal. Opt out with
@@ -240,6 +270,12 @@ export const DEFAULTS = {
     maxAttempts: 10,
     /** `x-delivery-limit` of a service's quorum queue: redeliveries (a consumer died mid-message) before the broker dead-letters it. */
     deliveryLimit: 20,
+    /**
+     * Most dead letters one RabbitMQ listing returns (the first that match, in queue order); the
+     * whole queue is still read, and the rest counted in the list's `more`. Replay and discard by
+     * id or filter always reach the whole queue.
+     */
+    listLimit: 10_000,
     /** Reconnect backoff: first wait, doubled per failure up to the max, with jitter. */
     reconnectBaseDelayMs: 100,
     reconnectMaxDelayMs: 5_000,

@@ -12,6 +12,10 @@ export {
 } from './default-bus.js';
 export type { DefaultBusOptions } from './default-bus.js';
 export { EventBus, createEventBus } from './bus.js';
+export { decoratedMethods } from './subscribe-decorator.js';
+export { defineServices } from './service-names.js';
+export type { DefinedServices, ServiceName, ServiceRegistry } from './service-names.js';
+export type { DecoratedMethod, HandlerMethod, SubscribeDecorator } from './subscribe-decorator.js';
 export { discardDeadLetters, inspectOutbox, listDeadLetters, replayDeadLetters } from './operate/functions.js';
 export {
   BusClosedError,
@@ -46,6 +50,7 @@ export type {
   RetryOptions,
   SecretInput,
   ServiceEntry,
+  TlsOptions,
 } from './config.js';
 export type { CloudEvent } from './protocol/cloudevents.js';
 export type { DeliveredReport, OnDeadLetter, OnDelivered } from './observe/hooks.js';
@@ -54,10 +59,13 @@ export type { ReceiverRequest, ReceiverResponse } from './receive/receiver.js';
 export type {
   DeadLetter,
   DeadLetterFilter,
+  DeadLetterList,
   DeadLetterOperator,
+  DeadLetterPage,
   DeadLetterSelection,
   OperatorLocation,
   OutboxStats,
+  PageRequest,
 } from './operate/operator.js';
 export type { OutboxRecord } from './send/outbox-store.js';
 export type { Delivery, DeliveryHint, DeliveryResult, Transport } from './send/transport.js';

@@ -6,7 +6,7 @@ import { answerRoute } from './node-routes.js';
 import type { RouteTable } from './routes.js';
 
 /** The parts of an Express request the middleware reads; Express's own `Request` fits it. */
-export type ExpressLikeRequest = IncomingMessage & { path?: string; body?: unknown };
+export type ExpressLikeRequest = IncomingMessage & { path?: string; body?: unknown; originalUrl?: string };
 
 export type ExpressMiddleware = (req: ExpressLikeRequest, res: ServerResponse, next: (error?: unknown) => void) => void;
 
@@ -23,7 +23,7 @@ export interface MiddlewareOptions {
 export function createExpressMiddleware(receiver: Receiver, path: string, limit: number, routes: RouteTable): ExpressMiddleware {
   return function eventsMiddleware(req, res, next) {
     const requestPath = req.path ?? pathOf(req.url);
-    const routed = answerRoute(routes, receiver, { req, path: requestPath, base: path, parsed: req.body });
+    const routed = answerRoute(routes, receiver, { req, path: requestPath, base: path, parsed: req.body, originalUrl: req.originalUrl });
     if (routed) {
       routed.then((response) => writeNodeResponse(res, response), next);
       return;

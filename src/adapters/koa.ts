@@ -8,6 +8,7 @@ import type { RouteResponse, RouteTable } from './routes.js';
 export interface KoaLikeContext {
   method: string;
   path: string;
+  originalUrl?: string;
   req: IncomingMessage;
   request: { body?: unknown; rawBody?: unknown };
   status: number;
@@ -26,7 +27,7 @@ const KOA_BODY_UNPARSED = Symbol.for('unparsedBody');
  */
 export function createKoaMiddleware(receiver: Receiver, path: string, limit: number, routes: RouteTable): KoaMiddleware {
   return async function koaEventsMiddleware(ctx, next) {
-    const routed = answerRoute(routes, receiver, { req: ctx.req, path: ctx.path, base: path, parsed: ctx.request.body });
+    const routed = answerRoute(routes, receiver, { req: ctx.req, path: ctx.path, base: path, parsed: ctx.request.body, originalUrl: ctx.originalUrl });
     if (routed) {
       answerKoa(ctx, await routed);
       return;

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Receiver } from '../receive/receiver.js';
-import { readBody } from './node-body.js';
+import { pathOf, readBody } from './node-body.js';
 import { parseRouteJson, ROUTE_BODY_LIMIT_BYTES, RouteRefusal, type RouteResponse, routeErrorResponse, type RouteTable } from './routes.js';
 
 /** A node request's way to one of the table's routes. */
@@ -12,6 +12,8 @@ export interface NodeRouteRequest {
   base: string;
   /** The body a framework's parser already produced, when it consumed the stream. */
   parsed?: unknown;
+  /** The URL before the framework took a mount prefix off it (Express's `req.originalUrl`, Koa's `ctx.originalUrl`). */
+  originalUrl?: string;
 }
 
 /**
@@ -19,9 +21,10 @@ export interface NodeRouteRequest {
  * none (the adapter passes the request on). A body is read only when the route asks for it, under
  * ROUTE_BODY_LIMIT_BYTES, the body deadlines and the receiver's budget of unauthenticated bytes.
  */
-export function answerRoute(routes: RouteTable, receiver: Receiver, { req, path, base, parsed }: NodeRouteRequest): Promise<RouteResponse> | undefined {
+export function answerRoute(routes: RouteTable, receiver: Receiver, { req, path, base, parsed, originalUrl }: NodeRouteRequest): Promise<RouteResponse> | undefined {
   if (!path.startsWith(`${base}/`)) return undefined;
-  const handler = routes.find(req.method ?? 'GET', path.slice(base.length));
+  const below = path.slice(base.length);
+  const handler = routes.find(req.method ?? 'GET', below);
   if (!handler) return undefined;
   const url = req.url ?? '/';
   const query = new URLSearchParams(url.includes('?') ? url.slice(url.indexOf('?') + 1) : '');
@@ -37,7 +40,18 @@ export function answerRoute(routes: RouteTable, receiver: Receiver, { req, path,
       claim.release();
     }
   };
-  return handler({ method: (req.method ?? 'GET').toUpperCase(), path: path.slice(base.length), query, headers: req.headers, json }).catch((error: unknown) => {
+  const full = pathOf(originalUrl ?? url);
+  const request = {
+    method: (req.method ?? 'GET').toUpperCase(),
+    path: below,
+    query,
+    headers: req.headers,
+    base: full.endsWith(below) ? full.slice(0, full.length - below.length) : base,
+    secure: (req.socket as { encrypted?: boolean }).encrypted === true,
+    remoteAddress: req.socket.remoteAddress,
+    json,
+  };
+  return handler(request).catch((error: unknown) => {
     const refused = routeErrorResponse(error);
     if (refused) return refused;
     throw error;

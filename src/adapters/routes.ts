@@ -13,6 +13,12 @@ export interface RouteRequest {
   path: string;
   query: URLSearchParams;
   headers: Headers;
+  /** The events path as the client sees it, with any prefix the app mounts the middleware under (cookies are scoped to it). */
+  base: string;
+  /** The request came over TLS to this process. */
+  secure: boolean;
+  /** The peer's address (the socket's, never a header's). */
+  remoteAddress: string | undefined;
   /** The JSON body (at most ROUTE_BODY_LIMIT_BYTES), parsed without prototype keys; undefined without one. Rejects with a ProtocolError (400, 413). */
   json(): Promise<unknown>;
 }

@@ -50,14 +50,14 @@ export function attributeOf(body: string, name: string): string | undefined {
 }
 
 /**
- * One broker send of `delivery` (started at `startedAt`, a `performance.now()`), said and
- * answered: `delivered`, or, given the `error`, `retry` with `targetDown` (no broker, a refusal:
- * the outbox keeps the delivery and the dispatcher probes until the broker is back).
+ * One broker send of `delivery` (started at `startedAt`, a `performance.now()`), said at debug
+ * (every try, as over HTTP: the outage is logged once by the connection and by the dispatcher)
+ * and answered: `delivered`, or, given the `error`, `retry` with `targetDown` (no broker, a
+ * refusal: the outbox keeps the delivery and the dispatcher probes until the broker is back).
  */
 export function brokerAttempt(logger: Logger, delivery: Delivery, startedAt: number, error?: string): DeliveryResult {
-  const level = error === undefined ? 'info' : 'warn';
-  if (logger.isLevelEnabled(level)) {
-    logger.log(level, error === undefined ? 'delivery attempt' : 'delivery attempt failed', {
+  if (logger.isDebugEnabled()) {
+    logger.debug(error === undefined ? 'delivery attempt' : 'delivery attempt failed', {
       eventId: delivery.eventId,
       type: delivery.type,
       source: delivery.source,

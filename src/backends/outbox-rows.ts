@@ -1,4 +1,4 @@
-import type { DeadLetter, DeadLetterFilter } from '../operate/operator.js';
+import { type DeadLetter, type DeadLetterFilter, parseCursor } from '../operate/operator.js';
 import { type DeathReason, type OutboxRecord, outboxDeadLetter, recordIds } from '../send/outbox-store.js';
 
 /** What the SQLite and PostgreSQL outboxes share: their rows, how a row reads, a filter as SQL, stats from counts. */
@@ -87,7 +87,16 @@ export function filterConditions(
     ['type', filter?.type],
   ] as const;
   for (const [column, value] of fields) if (value !== undefined) conditions.push(`${column} = ${bind(value)}`);
+  if (filter?.since !== undefined) conditions.push(`dead_at >= ${bind(filter.since)}`);
+  if (filter?.until !== undefined) conditions.push(`dead_at < ${bind(filter.until)}`);
   return conditions;
+}
+
+/** The dead letters after a page's cursor, in page order (`ORDER BY dead_at, id`): a condition, or none for the first page. */
+export function afterCursor(cursor: string | undefined, bind: (value: unknown) => string): string[] {
+  const after = parseCursor(cursor);
+  if (!after) return [];
+  return [`(dead_at, id) > (${bind(after.deadAt)}, ${bind(/^\d{1,15}$/.test(after.id) ? Number(after.id) : 0)})`];
 }
 
 /** The SQL of the TargetCounts rows (see statsOf) over the outbox and dead-letter tables (`where`: a condition on both, or none). */

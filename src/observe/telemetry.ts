@@ -16,6 +16,8 @@ export interface TelemetryOptions {
   openTelemetry: boolean;
   hooks: Hooks;
   sources: GaugeSources;
+  /** Told of each delivery's outcome (the console's figures per target). */
+  activity?: { delivered(target: string): void; failed(record: OutboxRecord): void };
 }
 
 /**
@@ -56,6 +58,7 @@ export class Telemetry {
 
   delivered(record: OutboxRecord, result: DeliveryResult): void {
     this.otel?.delivered(record, result.unrouted === true);
+    this.o.activity?.delivered(record.target);
     if (this.o.hooks.onDelivered) {
       callHook(this.o.logger, 'onDelivered', this.o.hooks.onDelivered, {
         eventId: record.eventId,
@@ -71,10 +74,12 @@ export class Telemetry {
 
   retried(record: OutboxRecord): void {
     this.otel?.outcome(record, 'retried');
+    this.o.activity?.failed(record);
   }
 
   deadLettered(record: OutboxRecord, reason: DeathReason): void {
     this.otel?.outcome(record, 'dead_lettered');
+    this.o.activity?.failed(record);
     if (this.o.hooks.onDeadLetter) {
       callHook(this.o.logger, 'onDeadLetter', this.o.hooks.onDeadLetter, outboxDeadLetter(record, reason, Date.now()));
     }

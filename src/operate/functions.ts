@@ -1,8 +1,9 @@
 import { openOperator } from '../backends/stores.js';
 import {
-  type DeadLetter,
   type DeadLetterFilter,
+  type DeadLetterList,
   type DeadLetterOperator,
+  type DeadLetterPage,
   type DeadLetterSelection,
   type OperatorLocation,
   type OutboxStats,
@@ -27,8 +28,11 @@ export function inspectOutbox(location: OperatorLocation): Promise<OutboxStats> 
   return withOperator(location, (operator) => operator.stats());
 }
 
-/** Dead letters, oldest first: all, or those matching `filter`. @example await listDeadLetters({ database: url, service: 'users' }, { target: 'payments' }) */
-export function listDeadLetters(location: OperatorLocation, filter?: DeadLetterFilter): Promise<DeadLetter[]> {
+/**
+ * Dead letters, oldest first: all, or those matching `filter`; `more` on the list counts those
+ * left out by `filter.limit`. @example await listDeadLetters({ database: url, service: 'users' }, { target: 'payments' })
+ */
+export function listDeadLetters(location: OperatorLocation, filter?: DeadLetterFilter): Promise<DeadLetterList> {
   return withOperator(location, (operator) => operator.deadLetters(filter));
 }
 
@@ -72,7 +76,26 @@ export function combineOperators(operators: readonly DeadLetterOperator[]): Dead
       );
       return statsOf(counts, parts.every((part) => part.durable));
     },
-    deadLetters: async (filter) => (await each((operator) => operator.deadLetters(filter))).flat(),
+    deadLetters: async (filter) => {
+      const parts = await each((operator) => operator.deadLetters(filter));
+      const list: DeadLetterList = parts.flat();
+      const more = sum(parts.map((part) => part.more ?? 0));
+      if (more > 0) list.more = more;
+      return list;
+    },
+    // Each operator's pages in turn; the cursor says which one (`<index>:<its cursor>`).
+    deadLetterPage: async (filter, { limit, cursor }) => {
+      const at = /^(\d{1,3}):(.*)$/s.exec(cursor ?? '');
+      const page: DeadLetterPage = { items: [] };
+      for (let part = at ? Number(at[1]) : 0, inner = at?.[2] || undefined; part < operators.length; part++, inner = undefined) {
+        if (page.items.length === limit) return { ...page, next: `${part}:` };
+        const got = await operators[part]!.deadLetterPage(filter, { limit: limit - page.items.length, cursor: inner });
+        page.items.push(...got.items);
+        if (got.truncated) page.truncated = true;
+        if (got.next !== undefined) return { ...page, next: `${part}:${got.next}` };
+      }
+      return page;
+    },
     replay: async (selection) => sum(await each((operator) => operator.replay(selection))),
     discard: async (selection) => sum(await each((operator) => operator.discard(selection))),
     close: async () => {

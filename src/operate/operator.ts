@@ -76,7 +76,34 @@ export interface DeadLetterFilter {
   /** The receiving service. */
   target?: string;
   type?: string;
+  /**
+   * Listing only: at most this many (a broker's dead-letter queue can hold millions); what matched
+   * beyond it is counted in the list's `more`. @default every one (RabbitMQ: 10000)
+   */
+  limit?: number;
+  /** Dead at or after this time (ms since epoch). */
+  since?: number;
+  /** Dead before this time (ms since epoch). */
+  until?: number;
 }
+
+/** Which page of dead letters: at most `limit`, after `cursor` (a page's `next`). */
+export interface PageRequest {
+  limit: number;
+  cursor?: string | undefined;
+}
+
+/** One page of dead letters, oldest first (by the time they died, then id). */
+export interface DeadLetterPage {
+  items: DeadLetter[];
+  /** The cursor of the next page; absent on the last. */
+  next?: string;
+  /** Only part of what the backend holds could be read (a broker queue past its read window): more exist than are paged. */
+  truncated?: boolean;
+}
+
+/** Dead letters as listed; `more`: how many more matched but were left out by `limit` (absent when none). */
+export type DeadLetterList = DeadLetter[] & { more?: number };
 
 /** Dead letters to replay or discard: a list of ids, a filter, or `'all'`. */
 export type DeadLetterSelection = readonly (string | number)[] | DeadLetterFilter | 'all';
@@ -118,8 +145,10 @@ export function statsOf(rows: Iterable<TargetCounts>, durable = true): OutboxSta
 export interface DeadLetterOperator {
   /** Pending and dead counts per target. */
   stats(): Promise<OutboxStats>;
-  /** Dead letters, oldest first; all, or those matching `filter`. */
-  deadLetters(filter?: DeadLetterFilter): Promise<DeadLetter[]>;
+  /** Dead letters, oldest first; all, or those matching `filter` (see its `limit`). */
+  deadLetters(filter?: DeadLetterFilter): Promise<DeadLetterList>;
+  /** One page of the dead letters matching `filter`, oldest first, read server-side (an outbox reads only that page). */
+  deadLetterPage(filter: DeadLetterFilter | undefined, page: PageRequest): Promise<DeadLetterPage>;
   /** Puts the selected dead letters back to be delivered (due now, attempts reset); resolves with how many. */
   replay(selection: DeadLetterSelection): Promise<number>;
   /** Deletes the selected dead letters for good; resolves with how many. */
@@ -145,5 +174,40 @@ export function matchesDeadLetter(letter: DeadLetter, filter: DeadLetterFilter |
   if (filter.eventId !== undefined && letter.eventId !== filter.eventId) return false;
   if (filter.target !== undefined && letter.target !== filter.target) return false;
   if (filter.type !== undefined && letter.type !== filter.type) return false;
+  if (filter.since !== undefined && (letter.deadAt ?? 0) < filter.since) return false;
+  if (filter.until !== undefined && (letter.deadAt ?? 0) >= filter.until) return false;
   return true;
+}
+
+/** Where a page ends: the last letter's time of death and id (`<deadAt>.<id>`). */
+export function cursorOf(letter: Pick<DeadLetter, 'deadAt' | 'id'>): string {
+  return `${letter.deadAt ?? 0}.${letter.id}`;
+}
+
+/** A cursor's time of death and id; undefined for none or a malformed one (the first page). */
+export function parseCursor(cursor: string | undefined): { deadAt: number; id: string } | undefined {
+  const match = /^(\d{1,16})\.(.+)$/s.exec(cursor ?? '');
+  return match ? { deadAt: Number(match[1]), id: match[2]! } : undefined;
+}
+
+/** The order of pages: by time of death, then id (shorter first, so decimal ids go in numeric order). */
+export function byDeath(a: Pick<DeadLetter, 'deadAt' | 'id'>, b: Pick<DeadLetter, 'deadAt' | 'id'>): number {
+  return (a.deadAt ?? 0) - (b.deadAt ?? 0) || a.id.length - b.id.length || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+/** A page of letters held in memory (the memory outbox, broker queues read into memory). */
+export function pageOf(letters: readonly DeadLetter[], filter: DeadLetterFilter | undefined, page: PageRequest, truncated = false): DeadLetterPage {
+  const after = parseCursor(page.cursor);
+  const sorted = letters.filter((l) => matchesDeadLetter(l, filter) && (!after || byDeath(l, after) > 0)).sort(byDeath);
+  return pageFrom(sorted, page.limit, truncated);
+}
+
+/** The first `limit` of letters in page order (a store reads one more, to know whether a next page exists). */
+export function pageFrom(letters: readonly DeadLetter[], limit: number, truncated = false): DeadLetterPage {
+  const items = letters.slice(0, limit);
+  return {
+    items,
+    ...(letters.length > limit && items.length > 0 ? { next: cursorOf(items[items.length - 1]!) } : {}),
+    ...(truncated ? { truncated } : {}),
+  };
 }

@@ -38,6 +38,8 @@ export class Lane {
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
   private down = false;
+  /** Whether `target down` was logged: a lane that only assumed it (a backlog found at start) logs no recovery either. */
+  private saidDown = false;
   private probing = false;
   private probeDelayMs = 0;
   /** Deliveries failed since the last success, by record id. */
@@ -472,6 +474,7 @@ export class Lane {
       this.downSince = Date.now();
       this.probeDelayMs = Math.max(retryAfter, 500);
       this.clearTimer();
+      this.saidDown = true;
       this.o.logger.warn('target down; probing before sending more', { target: this.target, ...this.where(), status: result.status, error: result.error });
       try {
         await this.o.store.markDown?.(this.target);
@@ -519,7 +522,8 @@ export class Lane {
     }
     if (wasDown) {
       await this.o.store.release(this.target, since, Date.now());
-      this.o.logger.info('target back up; draining its backlog', { target: this.target });
+      if (this.saidDown) this.o.logger.info('target back up; draining its backlog', { target: this.target });
+      this.saidDown = false;
     }
   }
 

@@ -4,6 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import amqplib from 'amqplib';
 import { openBrokerOperator } from '../../src/backends/broker-link.js';
+import { DEFAULTS } from '../../src/defaults.js';
 import { main } from '../../src/cli.js';
 import {
   createEventBus,
@@ -74,7 +75,7 @@ describeWithBroker('RabbitMQ transport (real broker)', () => {
     expect(await vhost.messageCount(`${prefix}late`)).toBe(1);
   });
   it('a negative confirm (queue full) is a retry, never delivered: the event waits in the outbox and goes out later', async () => {
-    const capture = createCapturingLogger('warn');
+    const capture = createCapturingLogger('debug');
     const users = bus('users', { logger: capture.logger, redelivery: { baseDelayMs: 50, probeMaxDelayMs: 200 } }).declareEvent('user-created', ['full']);
     await vhost.setPolicy(`${prefix}full-max`, `^${prefix.replace('.', '\\.')}full$`, { 'max-length': 1 });
     try {
@@ -100,7 +101,7 @@ describeWithBroker('RabbitMQ transport (real broker)', () => {
   });
 
   it('a returned (unroutable) message is a retry; the queue is declared again and the event delivered', async () => {
-    const capture = createCapturingLogger('warn');
+    const capture = createCapturingLogger('debug');
     const users = bus('users', { logger: capture.logger, redelivery: { baseDelayMs: 50, probeMaxDelayMs: 200 } }).declareEvent('user-created', ['vanishing']);
     await users.emit('user-created', { n: 1 });
     await waitFor(async () => (await users.outboxStats()).pending === 0, { what: 'the first publish' });
@@ -329,6 +330,22 @@ describeWithBroker('RabbitMQ transport (real broker)', () => {
     expect(new Set(letters.map((l) => l.id)).size).toBe(3);
     for (const l of letters) expect(l.id).toMatch(/^[0-9a-f-]{36}$/);
     expect(letters.map((l) => l.id)).not.toContain(a.id);
+    // Paged as far as the broker allows: a page of two, then the last one; past the read window, truncated.
+    const page1 = await operator.deadLetterPage(undefined, { limit: 2 });
+    const page2 = await operator.deadLetterPage(undefined, { limit: 2, cursor: page1.next });
+    expect(page1.items).toHaveLength(2);
+    expect(page1.truncated).toBeUndefined();
+    expect(page2.next).toBeUndefined();
+    expect([...page1.items, ...page2.items].map((l) => l.id).sort()).toEqual(letters.map((l) => l.id).sort());
+    const window = DEFAULTS.operator as { brokerReadWindow: number };
+    window.brokerReadWindow = 2;
+    try {
+      const cut = await operator.deadLetterPage(undefined, { limit: 10 });
+      expect(cut.items).toHaveLength(2);
+      expect(cut.truncated).toBe(true);
+    } finally {
+      window.brokerReadWindow = 1_000;
+    }
     await waitFor(async () => (await vhost.messageCount(`${prefix}fixable.dlq`)) === 3, { what: 'listing to leave them there' });
     expect(await operator.stats()).toEqual({ durable: true, pending: 0, deadLetters: 3, targets: { fixable: { pending: 0, deadLetters: 3 } } });
     // The bus lists its own queue's dead letters beside its outbox's.

@@ -213,7 +213,7 @@ describe('events-library usage and errors', () => {
   it('exits 2 on an unknown command or option, saying what to do', async () => {
     const unknown = await cli(['stats', '--outbox', outboxPath]);
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toContain('unknown command "stats": use status, dead-letters, replay, discard, migrate, secret or help');
+    expect(unknown.stderr).toContain('unknown command "stats": use status, dead-letters, replay, discard, console, migrate, secret or help');
     const option = await cli(['status', '--verbose', '--outbox', outboxPath]);
     expect(option.code).toBe(2);
     expect(option.stderr).toContain("'--verbose'");

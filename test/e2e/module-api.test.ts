@@ -40,27 +40,29 @@ afterAll(() => {
 
 describe('module-level API configured only through the environment', () => {
   it('sends to an Express and a Koa service found through EVENTS_SERVICE_<NAME>_URL, signed with EVENTS_SECRET', async () => {
+    // One process plays each service in turn (the default bus is one service): it emits to itself
+    // through each framework's module-level middleware, as `payments` (Express), then as
+    // `order-service` (Koa: its variable is EVENTS_SERVICE_ORDER_SERVICE_URL). Each delivery names its
+    // recipient, which is the process's own service name each time.
     const secret = newSecret();
-    setEnv({ EVENTS_SERVICE_NAME: 'users', EVENTS_SECRET: secret, EVENTS_LOG_LEVEL: 'error' });
-    // One process plays both roles: it emits to itself through each framework's middleware.
-    const payments = await startServer(express().use(eventsMiddleware()));
-    const orders = await startServer(new Koa().use(koaEventsMiddleware()).callback());
-    open.push(payments, orders);
-    process.env.EVENTS_SERVICE_PAYMENTS_URL = `${payments.origin}/events`;
-    process.env.EVENTS_SERVICE_ORDER_SERVICE_URL = `${orders.origin}/events`; // order-service → ORDER_SERVICE
-
     const received: Array<{ data: unknown; event: ReceivedEvent }> = [];
-    subscribeTo('to-payments', (data, event) => void received.push({ data, event }));
-    subscribeTo('to-orders', (data, event) => void received.push({ data, event }));
-    declareEvent('to-payments', ['payments']);
-    declareEvent('to-orders', ['order-service']);
-
-    const a = await emit('to-payments', { n: 1 });
-    const b = await emit('to-orders', { n: 2 });
-    await waitFor(() => received.length === 2, { what: 'both handlers' });
-    const byType = Object.fromEntries(received.map((r) => [r.event.type, r]));
-    expect(byType['to-payments']).toMatchObject({ data: { n: 1 }, event: { id: a.id, source: 'users' } });
-    expect(byType['to-orders']).toMatchObject({ data: { n: 2 }, event: { id: b.id, source: 'users' } });
+    const phases = [
+      { service: 'payments', variable: 'EVENTS_SERVICE_PAYMENTS_URL', app: () => express().use(eventsMiddleware()), type: 'to-payments', n: 1 },
+      { service: 'order-service', variable: 'EVENTS_SERVICE_ORDER_SERVICE_URL', app: () => new Koa().use(koaEventsMiddleware()).callback(), type: 'to-orders', n: 2 },
+    ];
+    for (const phase of phases) {
+      setEnv({ EVENTS_SERVICE_NAME: phase.service, EVENTS_SECRET: secret, EVENTS_LOG_LEVEL: 'error' });
+      const server = await startServer(phase.app());
+      open.push(server);
+      process.env[phase.variable] = `${server.origin}/events`;
+      received.length = 0;
+      subscribeTo(phase.type, (data, event) => void received.push({ data, event }));
+      declareEvent(phase.type, [phase.service]);
+      const receipt = await emit(phase.type, { n: phase.n });
+      await waitFor(() => received.length === 1, { what: `the ${phase.service} handler` });
+      expect(received[0]).toMatchObject({ data: { n: phase.n }, event: { id: receipt.id, source: phase.service, type: phase.type } });
+      await close(); // the next phase builds a fresh default bus from the environment
+    }
   });
 
   it('a declared target without a URL is a ConfigError naming the exact variable to set', () => {

@@ -2,6 +2,7 @@
 // (test/unit/outbox-stores.test.ts) and PostgreSQL (test/postgres/outbox-settle.test.ts). Every
 // call is awaited, so stores that answer at once and stores that answer with promises run the
 // same tests. `open` gives a fresh, empty store (for PostgreSQL: a service of its own).
+import type { DeadLetterFilter } from '../../src/operate/operator.js';
 import type { NewDelivery, OutboxRecord, OutboxStore } from '../../src/send/outbox-store.js';
 
 export const T = 1_700_000_000_000;
@@ -218,6 +219,43 @@ export function outboxStoreContract(open: () => Promise<OutboxStore> | OutboxSto
     expect(await store.stats()).toMatchObject({ pending: 0, deadLetters: 0 });
     expect(await store.replay('all')).toBe(0); // gone for good
     expect(await store.pendingRecords()).toEqual([]);
+  });
+
+  test('dead letters page server-side, oldest first, by target, type and time; a cursor survives a discard', async () => {
+    await store.add([1, 2, 3, 4, 5, 6, 7].map((n) => delivery(n, n % 3 === 0 ? 'orders' : 'payments')));
+    for (const target of ['payments', 'orders']) {
+      for (const r of await store.claim(target, T + 10, 10)) await store.kill(tried(r, T + 10, 400), 'refused');
+    }
+    const all = await store.deadLetters();
+    const order = [...all].sort((a, b) => (a.deadAt ?? 0) - (b.deadAt ?? 0) || Number(a.id) - Number(b.id)).map((d) => d.eventId);
+    const walk = async (filter?: DeadLetterFilter, limit = 3) => {
+      const seen: Array<string | undefined> = [];
+      let cursor: string | undefined;
+      do {
+        const page = await store.deadLetterPage(filter, { limit, cursor });
+        expect(page.items.length).toBeLessThanOrEqual(limit);
+        expect(page.truncated).toBeUndefined();
+        seen.push(...ids(page.items));
+        if (seen.length > 20) throw new Error('the cursor does not advance');
+        cursor = page.next;
+      } while (cursor !== undefined);
+      return seen;
+    };
+    expect(await walk()).toEqual(order);
+    expect(await walk(undefined, 7)).toEqual(order);
+    expect(await walk({ target: 'orders' }, 1)).toEqual(['evt-3', 'evt-6']);
+    expect(await walk({ type: 'no-such-type' })).toEqual([]);
+    const first = await store.deadLetterPage(undefined, { limit: 2 });
+    expect(first.items[0]).toMatchObject({ kept: 'outbox', reason: 'refused', status: 400, body: expect.any(String) });
+    // The letter the cursor names is gone: the next page starts after where it was.
+    await store.discard([first.items[1]!.id]);
+    expect(ids((await store.deadLetterPage(undefined, { limit: 10, cursor: first.next })).items)).toEqual(order.slice(2));
+    // By time of death: since (inclusive), until (exclusive).
+    const third = all.find((d) => d.eventId === order[2])!;
+    const since = ids((await store.deadLetterPage({ since: third.deadAt }, { limit: 10 })).items);
+    expect(since).toEqual(order.filter((id) => all.find((d) => d.eventId === id)!.deadAt! >= third.deadAt! && id !== order[1]));
+    expect((await store.deadLetterPage({ until: 0 }, { limit: 10 })).items).toEqual([]);
+    expect((await store.deadLetterPage({ since: Date.now() + 60_000 }, { limit: 10 })).items).toEqual([]);
   });
 
   test('release makes what failed since the outage began due now, and nothing else', async () => {

@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import type { ServerOptions } from 'node:https';
 import { startServer } from './server.js';
 
 /**
@@ -34,6 +35,8 @@ export interface RecordingServerOptions {
   replies?: Reply[];
   /** Answer once `replies` are used up. @default { status: 200 } */
   then?: Reply | ((request: RecordedRequest) => Reply | Promise<Reply>);
+  /** Over HTTPS, with these certificates. */
+  tls?: ServerOptions;
 }
 
 /** A target service that records every request (headers and exact raw body) and answers a script. */
@@ -67,7 +70,7 @@ export async function startRecordingServer(options: RecordingServerOptions = {})
         res.end(reply.body ?? (reply.status < 300 ? receiptFor(recorded) : '{}'));
       });
     });
-  });
+  }, 0, options.tls);
   return { url: server.url, origin: server.origin, requests, close: () => server.close() };
 }
 

@@ -1,10 +1,11 @@
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 
 /** A real HTTP server on 127.0.0.1. */
 export interface TestServer {
   server: http.Server;
-  /** `http://127.0.0.1:<port>` */
+  /** `http://127.0.0.1:<port>` (`https://` with `tls`) */
   origin: string;
   /** `http://127.0.0.1:<port>/events` */
   url: string;
@@ -15,10 +16,10 @@ export interface TestServer {
 
 /**
  * Starts `listener` (a node handler, an Express app, or a Koa app's `callback()`) on 127.0.0.1 and
- * `port` (0: a free one; pass a port again to restart a service on the same address).
+ * `port` (0: a free one; pass a port again to restart a service on the same address); over HTTPS with `tls`.
  */
-export async function startServer(listener: http.RequestListener, port = 0): Promise<TestServer> {
-  const server = http.createServer(listener);
+export async function startServer(listener: http.RequestListener, port = 0, tls?: https.ServerOptions): Promise<TestServer> {
+  const server = tls ? https.createServer(tls, listener) : http.createServer(listener);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, '127.0.0.1', () => {
@@ -27,7 +28,7 @@ export async function startServer(listener: http.RequestListener, port = 0): Pro
     });
   });
   const actual = (server.address() as AddressInfo).port;
-  const origin = `http://127.0.0.1:${actual}`;
+  const origin = `${tls ? 'https' : 'http'}://127.0.0.1:${actual}`;
   let closed: Promise<void> | undefined;
   return {
     server,

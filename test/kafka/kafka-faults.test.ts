@@ -114,7 +114,7 @@ describeWithKafka('Kafka faults (librdkafka mock cluster)', () => {
   it('no cluster reachable while emitting: the outbox keeps the events, all delivered once a cluster is up', async () => {
     // A fixed bootstrap address, refused until the cluster starts: a TCP relay to it opens later.
     const port = await freePort();
-    const capture = createCapturingLogger('warn');
+    const capture = createCapturingLogger('debug');
     const users = bus('users', `kafka://127.0.0.1:${port}`, {
       logger: capture.logger,
       timeoutMs: 1_000,
@@ -136,6 +136,24 @@ describeWithKafka('Kafka faults (librdkafka mock cluster)', () => {
     await waitFor(async () => (await users.outboxStats()).pending === 0, { timeoutMs: 30_000, what: 'the outbox to drain' });
     await waitFor(() => new Set(received).size === 30, { timeoutMs: 30_000, what: 'every event received' });
     expect([...new Set(received)].sort()).toEqual([...ids].sort());
+  });
+
+  it('a consumer that cannot reach the cluster: one warning as it starts failing, its retries at debug', async () => {
+    const capture = createCapturingLogger('debug');
+    const keeper = createEventBus({
+      service: 'keeper',
+      secret,
+      logger: capture.logger,
+      timeoutMs: 500,
+      inbox: { path: dir.file('keeper-inbox.db') },
+      broker: { url: 'kafka://127.0.0.1:9', prefix: 'f.', reconnectBaseDelayMs: 20, reconnectMaxDelayMs: 100 },
+    });
+    cleanups.push(() => keeper.close());
+    keeper.subscribeTo('user-created', () => undefined);
+    void keeper.start().catch(() => undefined);
+    const tries = () => capture.withMessage('kafka consumer could not start; retrying');
+    await waitFor(() => tries().length >= 4, { timeoutMs: 30_000, what: 'four failed starts' });
+    expect(tries().map((r) => r.level)).toEqual(['warn', ...tries().slice(1).map(() => 'debug')]);
   });
 });
 

@@ -149,6 +149,14 @@ describeWithKafka('Kafka transport (librdkafka mock cluster)', () => {
     for (const l of letters) expect(l.id).toMatch(new RegExp(`^${prefix.replace('.', '\\.')}${l.target}\\.dlq/\\d+/\\d+$`));
     expect(letters.filter((l) => l.target === 'ka').map((l) => l.eventId)).toEqual([first.id, second.id]);
     expect(letters[0]).toMatchObject({ kept: 'queue', type: 'refused', source: 'users', reason: 'rejected_by_handler', error: 'not now', attempts: 1 });
+    // Paged from the topics read to their end, oldest first.
+    const paged: string[] = [];
+    for (let cursor: string | undefined, n = 0; (n === 0 || cursor !== undefined) && n < 5; n++) {
+      const page = await operator.deadLetterPage({ target: 'ka' }, { limit: 1, cursor });
+      paged.push(...page.items.map((l) => l.eventId!));
+      cursor = page.next;
+    }
+    expect(paged).toEqual([first.id, second.id]);
     const victim = letters.find((l) => l.target === 'ka' && l.eventId === first.id)!;
 
     // A record shaped like a marker naming that letter, with a chosen id header, sent to ka's topic:

@@ -66,6 +66,12 @@ export interface World {
    * Resolves once it is taken (HTTP: answered; a broker: confirmed).
    */
   deliverRaw(service: string, event: Record<string, unknown>, key?: string): Promise<void>;
+  /**
+   * Cuts the sender off from where it delivers until `end()`: HTTP stops the running receivers
+   * (and starts them again, same address and spec); a broker refuses the sender's connections
+   * (a TCP relay on RabbitMQ, the client's sockets on Kafka) while the receivers stay connected.
+   */
+  outage(): Promise<{ end(): Promise<void> }>;
   /** The database the handlers' `{ tx }` writes to (transactionalInbox only). */
   database?: { pool: Pool; schema: string };
   /** Stops everything still running and removes what the world created. */

@@ -7,8 +7,8 @@ import { MemoryOutbox } from '../../src/backends/memory/outbox.js';
 import { PostgresOutbox } from '../../src/backends/postgres/outbox.js';
 import { SqliteOutbox } from '../../src/backends/sqlite/outbox.js';
 import { type EventBus, NonRetryableError, type ReceivedEvent, RetryLaterError } from '../../src/index.js';
+import { createCapturingLogger, type LogRecord } from '../helpers/logger.js';
 import { request } from '../helpers/http-client.js';
-import { createCapturingLogger } from '../helpers/logger.js';
 import { startServer } from '../helpers/server.js';
 import { newSecret, structuredEvent } from '../helpers/signing.js';
 import { gate, sleep, waitFor } from '../helpers/wait.js';
@@ -34,6 +34,13 @@ function counts(ids: readonly string[]): Map<string, number> {
   const map = new Map<string, number>();
   for (const id of ids) map.set(id, (map.get(id) ?? 0) + 1);
   return map;
+}
+
+/** `level message` → how many times, for the lines at info and above (what the README's Logging table lists). */
+function visible(records: readonly LogRecord[]): Record<string, number> {
+  const tally: Record<string, number> = {};
+  for (const r of records) if (['error', 'warn', 'info'].includes(r.level)) tally[`${r.level} ${r.message}`] = (tally[`${r.level} ${r.message}`] ?? 0) + 1;
+  return tally;
 }
 
 export function runScenarios(backend: Backend): void {
@@ -78,6 +85,49 @@ export function runScenarios(backend: Backend): void {
       await waitFor(async () => (await pending(users)) === 0, { ...WAIT, what: 'nothing left to send' });
       expect(got.ids()).toEqual([id]);
     });
+
+    it("logs as the README's Logging table says: two info lines per event; an outage once as it starts (warn) and once as it ends (info); every try at debug", async () => {
+      // Kafka's mock cluster can take a rebalance or two (seconds each) to let the group consume.
+      const SLOW = { timeoutMs: 40_000 };
+      const sent = createCapturingLogger('debug');
+      const received = createCapturingLogger('debug');
+      const got = recorder();
+      await world.receiver('payments', { options: { logger: received.logger }, subscribe: (bus) => bus.subscribeTo('user-created', got.handler) });
+      const users = await sender(['payments'], { logger: sent.logger });
+      users.declareEvent('user-created', ['payments']);
+      const N = 5;
+      for (let n = 0; n < N; n += 1) await users.emit('user-created', { n });
+      await waitFor(() => got.events.length === N && sent.withMessage('event delivered').length === N, { ...SLOW, what: 'every event delivered' });
+      expect(visible(sent.records)).toEqual({ 'info event emitted': N, 'info event delivered': N });
+      expect(visible(received.records)).toEqual({ 'info event received': N });
+
+      // The outage: the sender cannot reach where it delivers; it tries again and again (debug).
+      const before = sent.records.length;
+      const during = () => sent.records.slice(before);
+      const outage = await world.outage();
+      const M = 3;
+      for (let n = 0; n < M; n += 1) await users.emit('user-created', { n: N + n });
+      const tries = () => during().filter((r) => r.message === 'delivery attempt failed').length;
+      await waitFor(() => during().some((r) => r.message === 'target down; probing before sending more'), { ...SLOW, what: 'the target seen down' });
+      const probed = tries() + 3;
+      await waitFor(() => tries() >= probed, { ...SLOW, what: 'probes that fail' });
+      await outage.end();
+      await waitFor(() => got.events.length === N + M && sent.withMessage('event delivered').length === N + M, { ...SLOW, what: 'the events of the outage delivered' });
+      await waitFor(async () => (await pending(users)) === 0, { ...SLOW, what: 'nothing left to send' });
+
+      const { 'info event emitted': emitted, 'info event delivered': delivered, 'warn delivery failed; will redeliver': firstFailures = 0, ...states } = visible(during());
+      expect([emitted, delivered]).toEqual([M, M]);
+      // The first failure of a delivery is a warning, its later ones debug: at most one per event.
+      expect(firstFailures).toBeLessThanOrEqual(M);
+      // Each state change once: the target's (and the broker connection's, for a broker), however many tries failed.
+      expect(states['warn target down; probing before sending more']).toBe(1);
+      expect(states['info target back up; draining its backlog']).toBe(1);
+      for (const [line, count] of Object.entries(states)) expect(`${line}: ${count}`).toBe(`${line}: 1`);
+      const starts = Object.keys(states).filter((line) => line.startsWith('warn ')).length;
+      const ends = Object.keys(states).filter((line) => line.startsWith('info ')).length;
+      expect(Object.keys(states).filter((line) => line.startsWith('error '))).toEqual([]);
+      expect(starts).toBe(ends);
+    }, 120_000);
 
     it('fans out: one event declared to two services reaches each of them once', async () => {
       const payments = recorder();

@@ -3,6 +3,7 @@ import type { ChannelModel } from 'amqplib';
 import type { Logger } from 'winston';
 import type { ResolvedBroker } from '../../config.js';
 import { ConfigError } from '../../errors/index.js';
+import { type ConnectFailure, describeConnectFailure } from './failures.js';
 
 type Amqplib = typeof amqplib;
 
@@ -144,13 +145,14 @@ export class AmqpConnection {
         const error = await closed;
         this.model = undefined;
         if (this.closed) return;
-        this.down(error ?? new Error('connection closed'));
+        this.down({ message: error?.message ?? 'connection closed', permanent: false }, 0);
       } catch (error) {
         if (model) void model.close().catch(() => undefined);
         this.model = undefined;
+        broker.tls?.recheck();
         if (this.closed) return;
-        this.down(error as Error);
         failures += 1;
+        this.down(model ? { message: (error as Error)?.message ?? String(error), permanent: false } : describeConnectFailure(error, broker.url), failures);
       }
       await this.sleep(backoff(failures, broker.reconnectBaseDelayMs, broker.reconnectMaxDelayMs));
     }
@@ -161,7 +163,9 @@ export class AmqpConnection {
    * accept the socket and then say nothing): a connection that completes after the deadline is closed.
    */
   private connect(url: string, name: string, timeoutMs: number): Promise<ChannelModel> {
-    const connecting = this.amqp.connect(withHeartbeat(url), { timeout: timeoutMs, clientProperties: { connection_name: name } });
+    // amqps:// connects with the bus's `tls` (EVENTS_TLS_*), read anew for each connection (rotation).
+    const tls = url.trim().toLowerCase().startsWith('amqps:') ? this.o.broker.tls?.current() : undefined;
+    const connecting = this.amqp.connect(withHeartbeat(url), { ...tls, timeout: timeoutMs, clientProperties: { connection_name: name } });
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
@@ -181,13 +185,19 @@ export class AmqpConnection {
     for (const wake of [...this.waiters]) wake();
   }
 
-  private down(error: Error): void {
-    this.lastError = error?.message ?? String(error);
+  /**
+   * An outage is logged once as it starts (warn). A refusal that retrying will not heal (credentials,
+   * vhost) is an error at the 1st, 2nd, 4th, 8th… failure in a row, as the backoff grows.
+   */
+  private down(failure: ConnectFailure, failures: number): void {
+    if (failure.permanent && (failures & (failures - 1)) === 0) {
+      this.o.logger.error('broker refused the connection; retrying', { error: failure.message, failures });
+    }
+    this.lastError = failure.message;
     if (this.downSince !== undefined) return;
     this.downSince = Date.now();
-    this.o.logger.warn(this.everUp ? 'broker connection lost; reconnecting' : 'broker unreachable; retrying', {
-      error: error?.message ?? String(error),
-    });
+    if (failure.permanent) return;
+    this.o.logger.warn(this.everUp ? 'broker connection lost; reconnecting' : 'broker unreachable; retrying', { error: failure.message });
   }
 
   private sleep(ms: number): Promise<void> {

@@ -10,6 +10,7 @@ import { deadLetterLogFields, logClaims } from '../broker-common.js';
 import { brokerStep } from '../broker-verdict.js';
 import type { AmqpConnection } from './connection.js';
 import { messageOf } from './envelope.js';
+import { queueMismatch } from './failures.js';
 import { Publisher } from './publisher.js';
 import { delayAtLeast, eventsExchange, HEADERS, routingKeyProblem, serviceTopology, type ServiceTopology } from './topology.js';
 
@@ -37,7 +38,12 @@ export class AmqpConsumer {
   private started: Promise<void> | undefined;
   /** Resolves `consuming`: once the first consumer is registered, or at stop. */
   private registered!: () => void;
-  private readonly consuming = new Promise<void>((resolve) => (this.registered = resolve));
+  /** Rejects `consuming`: the queues cannot be declared as they are (no retry fixes that). */
+  private refused!: (error: Error) => void;
+  private readonly consuming = new Promise<void>((resolve, reject) => {
+    this.registered = resolve;
+    this.refused = reject;
+  });
   private readonly setup = (model: ChannelModel): Promise<void> => this.consume(model);
   /** Down until the first consumer is registered, and again from when its channel closes. */
   private readonly state = new AvailabilityState(true);
@@ -90,7 +96,16 @@ export class AmqpConsumer {
     if (this.stopping) return;
     const publisher = new Publisher(await model.createConfirmChannel());
     const { main, deadLetters, waits } = this.topology;
-    await publisher.declare([deadLetters, main, ...waits.values()]);
+    try {
+      await publisher.declare([deadLetters, main, ...waits.values()]);
+    } catch (error) {
+      const mismatch = queueMismatch(error);
+      if (!mismatch) throw error;
+      // A queue declared with other arguments: start() fails with what differs and what to do.
+      this.o.connection.offConnect(this.setup);
+      this.refused(mismatch);
+      return;
+    }
     // Events declared without targets: the queue bound to each type subscribed to (until the queue is deleted).
     const exchange = eventsExchange(this.o.broker.prefix);
     await publisher.declareExchange(exchange);
@@ -171,6 +186,12 @@ export class AmqpConsumer {
     }
   }
 
+  /**
+   * Republishes to `<queue>.dlq`, then acks. A dead-letter queue deleted behind the consumer's back
+   * (the publish comes back unroutable) is declared again and the publish repeated: the message is
+   * acked only once the dead-letter queue holds it, and the queue is there again for the broker's
+   * own delivery limit, which would otherwise drop what it dead-letters into a missing queue.
+   */
   private async deadLetter(publisher: Publisher, message: ConsumeMessage, code: string, why: string, attempts: number): Promise<void> {
     const queue = this.topology.deadLetters.name;
     await this.republish(publisher, message, queue, {
@@ -190,12 +211,20 @@ export class AmqpConsumer {
     });
   }
 
+  /** Republishes `message` to `queue` (one of this service's), declaring the queue again once if it was deleted. */
   private async republish(publisher: Publisher, message: ConsumeMessage, queue: string, extra: Record<string, string | number>): Promise<void> {
-    const outcome = await publisher.publish(queue, message.content, {
-      ...propertiesOf(message.properties),
-      headers: { ...ownHeaders(message.properties.headers), ...extra },
-    });
-    if (outcome === 'returned') throw new Error(`the broker has no queue "${queue}"`);
+    const publish = () =>
+      publisher.publish(queue, message.content, { ...propertiesOf(message.properties), headers: { ...ownHeaders(message.properties.headers), ...extra } });
+    if ((await publish()) === 'returned') {
+      const { deadLetters, waits } = this.topology;
+      const spec = [deadLetters, ...waits.values()].find((q) => q.name === queue);
+      if (spec) {
+        this.o.logger.warn('a queue of this service was deleted; declaring it again', { queue });
+        await publisher.declare([spec]);
+        if ((await publish()) === 'confirmed') return;
+      }
+      throw new Error(`the broker has no queue "${queue}"`);
+    }
   }
 }
 

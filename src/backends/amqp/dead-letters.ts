@@ -5,10 +5,14 @@ import { ConfigError } from '../../errors/index.js';
 import {
   type DeadLetter,
   type DeadLetterFilter,
+  type DeadLetterList,
   type DeadLetterOperator,
+  type DeadLetterPage,
   type DeadLetterSelection,
   matchesDeadLetter,
   type OutboxStats,
+  type PageRequest,
+  pageOf,
   selectionFilter,
   statsOf,
   type TargetCounts,
@@ -16,6 +20,7 @@ import {
 import { claimsOf, identityOfBody } from '../broker-common.js';
 import type { BrokerLocation } from '../broker-link.js';
 import { loadAmqplib } from './connection.js';
+import { describeConnectFailure } from './failures.js';
 import { Publisher } from './publisher.js';
 import { registeredNames } from './registry.js';
 import { deadLetterQueueName, HEADERS, queueName, registryQueue } from './topology.js';
@@ -62,23 +67,45 @@ export class AmqpDeadLetters implements DeadLetterOperator {
   async stats(): Promise<OutboxStats> {
     const counts: TargetCounts[] = [];
     for (const service of await this.services()) {
-      const count = await this.withLetters(service, async (_publisher, held) => held.length);
+      const count = await this.withLetters(service, undefined, 0, async (_publisher, _held, more) => more);
       if (count !== undefined) counts.push({ target: service, dead: count });
     }
     return statsOf(counts);
   }
 
-  async deadLetters(filter?: DeadLetterFilter): Promise<DeadLetter[]> {
-    const letters: DeadLetter[] = [];
+  /** The first `filter.limit` matches in queue order (each service's queue read to its end), `more` counting the rest. */
+  async deadLetters(filter?: DeadLetterFilter): Promise<DeadLetterList> {
+    const limit = filter?.limit ?? DEFAULTS.broker.listLimit;
+    const letters: DeadLetterList = [];
+    let more = 0;
     for (const service of await this.services(filter?.target)) {
-      letters.push(...((await this.withLetters(service, async (_publisher, held) => held.map((h) => h.letter))) ?? []));
+      await this.withLetters(service, filter, limit - letters.length, async (_publisher, held, left) => {
+        letters.push(...held.map((h) => h.letter!));
+        more += left;
+      });
     }
-    return letters.filter((l) => matchesDeadLetter(l, filter)).sort((a, b) => (a.deadAt ?? 0) - (b.deadAt ?? 0));
+    letters.sort((a, b) => (a.deadAt ?? 0) - (b.deadAt ?? 0));
+    if (more > 0) letters.more = more;
+    return letters;
+  }
+
+  /** A page of the first `DEFAULTS.operator.brokerReadWindow` messages of each queue (truncated when a queue holds more). */
+  async deadLetterPage(filter: DeadLetterFilter | undefined, page: PageRequest): Promise<DeadLetterPage> {
+    const letters: DeadLetter[] = [];
+    let truncated = false;
+    for (const service of await this.services(filter?.target)) {
+      const window = DEFAULTS.operator.brokerReadWindow;
+      await this.withLetters(service, filter, Infinity, async (_publisher, held, _more, cut) => {
+        letters.push(...held.map((h) => h.letter!));
+        truncated ||= cut;
+      }, window);
+    }
+    return pageOf(letters, filter, page, truncated);
   }
 
   replay(selection: DeadLetterSelection): Promise<number> {
     return this.settle(selection, async (publisher, { message, letter }) => {
-      const queue = queueName(this.prefix, letter.target);
+      const queue = queueName(this.prefix, letter!.target);
       const headers: Record<string, unknown> = {};
       for (const [name, value] of Object.entries(message.properties.headers ?? {})) {
         if (!name.startsWith('x-') && !name.startsWith('events-')) headers[name] = value;
@@ -106,9 +133,8 @@ export class AmqpDeadLetters implements DeadLetterOperator {
     const filter = selectionFilter(selection);
     let count = 0;
     for (const service of await this.services(filter.target)) {
-      await this.withLetters(service, async (publisher, held) => {
+      await this.withLetters(service, filter, Infinity, async (publisher, held) => {
         for (const h of held) {
-          if (!matchesDeadLetter(h.letter, filter)) continue;
           await action(publisher, h);
           publisher.channel.ack(h.message);
           h.settled = true;
@@ -149,25 +175,48 @@ export class AmqpDeadLetters implements DeadLetterOperator {
   }
 
   /**
-   * Fetches every message of the service's dead-letter queue unacknowledged (however many), runs
-   * `run`, and gives back (nack, requeue, in order) what `run` did not settle. Undefined when the
-   * service has no dead-letter queue.
+   * Fetches every message of the service's dead-letter queue unacknowledged (however many, or the
+   * first `maxRead`: `truncated` tells whether others are left), runs `run` with the first `keep`
+   * that match `filter` and the count of the other matches (`more`), and gives back (nack, requeue,
+   * in order) what `run` did not settle. Of the rest only the delivery tag is kept, so a queue of
+   * millions costs no memory here. Undefined when the service has no dead-letter queue.
    */
-  private async withLetters<T>(service: string, run: (publisher: Publisher, held: Held[]) => Promise<T>): Promise<T | undefined> {
+  private async withLetters<T>(
+    service: string,
+    filter: DeadLetterFilter | undefined,
+    keep: number,
+    run: (publisher: Publisher, held: Held[], more: number, truncated: boolean) => Promise<T>,
+    maxRead = Infinity,
+  ): Promise<T | undefined> {
     const dlq = deadLetterQueueName(queueName(this.prefix, service));
     if (!(await this.exists(dlq))) return undefined;
     const publisher = await this.open();
+    const taken: Held[] = [];
     const held: Held[] = [];
+    let more = 0;
     try {
       const ids = new Map<string, number>();
+      let truncated = false;
       for (;;) {
         const message = await publisher.channel.get(dlq, { noAck: false });
         if (message === false) break;
-        held.push({ message, letter: describe(message, service, ids), settled: false });
+        const letter = describe(message, service, ids);
+        const matches = matchesDeadLetter(letter, filter);
+        if (matches && held.length < keep) {
+          held.push({ message, letter, settled: false });
+          taken.push(held[held.length - 1]!);
+        } else {
+          if (matches) more += 1;
+          taken.push({ message: { fields: message.fields } as GetMessage, settled: false });
+        }
+        if (taken.length >= maxRead) {
+          truncated = message.fields.messageCount > 0;
+          break;
+        }
       }
-      return await run(publisher, held);
+      return await run(publisher, held, more, truncated);
     } finally {
-      for (const h of held) if (!h.settled && !publisher.closed) publisher.channel.nack(h.message, false, true);
+      for (const h of taken) if (!h.settled && !publisher.closed) publisher.channel.nack(h.message, false, true);
     }
   }
 
@@ -186,9 +235,16 @@ export class AmqpDeadLetters implements DeadLetterOperator {
 
   private connect(): Promise<ChannelModel> {
     if (!this.model) {
+      const url = this.location.broker;
       const opening = loadAmqplib()
-        .connect(this.location.broker, { clientProperties: { connection_name: 'events-library operator' } })
-        .then((model) => model.on('error', () => undefined));
+        .connect(url, { clientProperties: { connection_name: 'events-library operator' } })
+        .then(
+          (model) => model.on('error', () => undefined),
+          (cause: unknown) => {
+            const { message, permanent } = describeConnectFailure(cause, url);
+            throw permanent ? new ConfigError(message, { variable: 'EVENTS_BROKER_URL', cause }) : new Error(message, { cause });
+          },
+        );
       // A failed connect is tried again on the next call.
       opening.catch(() => {
         if (this.model === opening) this.model = undefined;
@@ -201,7 +257,8 @@ export class AmqpDeadLetters implements DeadLetterOperator {
 
 interface Held {
   message: GetMessage;
-  letter: DeadLetter;
+  /** Absent for a message read past what is kept (only its delivery tag is). */
+  letter?: DeadLetter;
   settled: boolean;
 }
 

@@ -2,6 +2,7 @@ import type { Logger } from 'winston';
 import { brokerAttempt } from '../broker-common.js';
 import type { AmqpConnection } from './connection.js';
 import { envelopeOf } from './envelope.js';
+import { queueMismatch } from './failures.js';
 import { Publisher } from './publisher.js';
 import { deadLetterQueue, eventsExchange, mainQueue, type QueueSpec, routingKeyProblem } from './topology.js';
 import { type Delivery, type DeliveryResult, SUBSCRIBERS, type Transport } from '../../send/transport.js';
@@ -47,7 +48,7 @@ export class AmqpTransport implements Transport {
         return brokerAttempt(this.o.logger, delivery, startedAt, `unroutable: the broker has no queue "${specs[0]!.name}"`);
       }
     } catch (error) {
-      return brokerAttempt(this.o.logger, delivery, startedAt, (error as Error)?.message ?? String(error));
+      return brokerAttempt(this.o.logger, delivery, startedAt, queueMismatch(error)?.message ?? (error as Error)?.message ?? String(error));
     }
     return brokerAttempt(this.o.logger, delivery, startedAt);
   }

@@ -46,6 +46,14 @@ export function isRedeliveredStatus(status: number): boolean {
   return status >= 400 && status < 500 && !isFinalStatus(status) && !isRetryableStatus(status);
 }
 
+/**
+ * nginx answers a missing or refused client certificate with a 400 whose page says so ("No required
+ * SSL certificate was sent", "The SSL certificate error"): a certificate to fix, not a verdict on the event.
+ */
+export function isCertificateRefusal(status: number, bodyText: string | undefined): boolean {
+  return status === 400 && bodyText !== undefined && /SSL certificate/.test(bodyText);
+}
+
 /** Statuses that speak of the target as a whole being unavailable, not of one event. */
 export function isTargetDownStatus(status: number): boolean {
   return status === 401 || status === 429 || status === 502 || status === 503 || status === 504;
@@ -82,7 +90,7 @@ export function singleResult(status: number, header: HeaderOf, bodyText: string 
   if (status >= 200 && status < 300) return { outcome: 'delivered', status, attempts, receipt: isReceipt(body) };
   // Dead-letter at once only a verdict on the event itself; any other 4xx (401, 403, 404, …) is
   // an operator's to fix and is redelivered from the outbox with the normal backoff.
-  const final = isFinalStatus(status) || (status < 500 && body?.error === 'rejected_by_handler');
+  const final = (isFinalStatus(status) && !isCertificateRefusal(status, bodyText)) || (status < 500 && body?.error === 'rejected_by_handler');
   return failure(final, status, describeAnswer(status, bodyText), attempts, parseRetryAfter(header('retry-after')));
 }
 

@@ -4,6 +4,7 @@ import axios, { AxiosError, type AxiosInstance } from 'axios';
 import { headerReader } from './answer.js';
 import type { RequestInFlight } from './request.js';
 import { type HttpClientOptions, RetryInPlace, type TryOutcome } from './retry-in-place.js';
+import { TlsAgents } from './tls-agents.js';
 
 export interface HttpTransportOptions extends HttpClientOptions {
   /** Sockets per target host. @default 64 */
@@ -18,6 +19,7 @@ export interface HttpTransportOptions extends HttpClientOptions {
 export class HttpTransport extends RetryInPlace {
   private readonly httpAgent: http.Agent;
   private readonly httpsAgent: https.Agent;
+  private readonly tlsAgents: TlsAgents<https.Agent>;
   private readonly client: AxiosInstance;
 
   constructor(options: HttpTransportOptions) {
@@ -25,6 +27,11 @@ export class HttpTransport extends RetryInPlace {
     const maxSockets = options.maxSockets ?? 64;
     this.httpAgent = new http.Agent({ keepAlive: true, maxSockets });
     this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets });
+    this.tlsAgents = new TlsAgents({
+      build: (tls) => new https.Agent({ keepAlive: true, maxSockets, ...tls }),
+      destroy: (agent) => agent.destroy(),
+      graceMs: options.timeoutMs,
+    });
     this.client = axios.create({
       httpAgent: this.httpAgent,
       httpsAgent: this.httpsAgent,
@@ -40,11 +47,19 @@ export class HttpTransport extends RetryInPlace {
     await super.close();
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
+    await this.tlsAgents.close();
   }
 
   private async post(request: RequestInFlight, headers: Record<string, string>, signal: AbortSignal): Promise<TryOutcome> {
     try {
-      const response = await this.client.post(request.first.target.url, request.body, { headers, signal, maxContentLength: request.cap });
+      const { target } = request.first;
+      const httpsAgent = this.tlsAgents.for(target);
+      const response = await this.client.post(target.url, request.body, {
+        headers,
+        signal,
+        maxContentLength: request.cap,
+        ...(httpsAgent ? { httpsAgent } : {}),
+      });
       return { status: response.status, header: headerReader(response.headers), text: typeof response.data === 'string' ? response.data : undefined };
     } catch (error) {
       if (!(error instanceof AxiosError)) return { error: (error as Error)?.message ?? String(error) };

@@ -1,6 +1,7 @@
 import { receiptVariable, redactUrl, secretVariable, urlVariable } from '../../config.js';
 import type { Delivery, DeliveryHint, DeliveryResult } from '../../send/transport.js';
 import type { HttpResult } from './answer.js';
+import { clientCertificateSettings } from './tls-failures.js';
 
 /**
  * What an operator should check when a target keeps refusing deliveries for a reason that is
@@ -48,6 +49,12 @@ export function failureHint(status: number | undefined, target: string, fullUrl:
   }
   const secretVar = secretVariable(target);
   switch (status) {
+    case 400: // kept only when its TLS front refuses the client certificate (answer.ts)
+      return {
+        key: '400',
+        scope: 'target',
+        message: `400 from ${target}: its TLS front refuses this service's client certificate: set ${clientCertificateSettings(target)} to a certificate its CA trusts; deliveries are kept and retried`,
+      };
     case 401:
       return {
         key: '401',

@@ -16,6 +16,7 @@ import {
 } from './answer.js';
 import { explained } from './failure-hints.js';
 import { RequestInFlight } from './request.js';
+import { tlsFailure } from './tls-failures.js';
 
 /** What one try came back with: the target's answer (`text` undefined: over the request's cap, not read), or why there was none. */
 export type TryOutcome = { status: number; header: HeaderOf; text: string | undefined } | { status?: undefined; error: string };
@@ -61,7 +62,7 @@ export class RetryInPlace implements Transport {
   async send(delivery: Delivery): Promise<DeliveryResult> {
     const request = new RequestInFlight([delivery], false);
     const { outcome, tries } = await this.withRetries(request);
-    if (outcome.status === undefined) return networkResult(outcome.error, tries);
+    if (outcome.status === undefined) return networkResult(tlsFailure(outcome.error, delivery.target), tries);
     return explained(overCap(singleResult(outcome.status, outcome.header, outcome.text, tries), outcome, request), delivery);
   }
 
@@ -71,7 +72,7 @@ export class RetryInPlace implements Transport {
     const request = new RequestInFlight(deliveries, true);
     const { outcome, tries } = await this.withRetries(request);
     if (outcome.status === undefined) {
-      const result = networkResult(outcome.error, tries);
+      const result = networkResult(tlsFailure(outcome.error, request.first.target), tries);
       return deliveries.map(() => ({ ...result }));
     }
     const results = batchResults(outcome.status, outcome.header, outcome.text, deliveries.length, tries, request.eventIds);
@@ -118,6 +119,8 @@ export class RetryInPlace implements Transport {
     const headers = request.headers();
     const startedAt = performance.now();
     const outcome = await this.o.post(request, headers, this.aborter.signal);
+    // No answer: the target's TLS files are read again before the next try (a rotated CA may be there).
+    if (outcome.status === undefined) request.first.target.tls?.recheck();
     const { logger } = this.o;
     if (logger?.isDebugEnabled()) {
       const failed = outcome.status === undefined || outcome.status >= 300;

@@ -4,6 +4,7 @@ import { ConfigError } from '../../errors/index.js';
 import { headerReader } from './answer.js';
 import type { RequestInFlight } from './request.js';
 import { type HttpClientOptions, RetryInPlace, type TryOutcome } from './retry-in-place.js';
+import { TlsAgents } from './tls-agents.js';
 
 /** Loads undici, the optional peer dependency, only when `httpClient: 'undici'` is chosen. */
 function loadUndici(): typeof UndiciModule {
@@ -30,23 +31,29 @@ export interface UndiciTransportOptions extends HttpClientOptions {
  */
 export class UndiciTransport extends RetryInPlace {
   private readonly agent: UndiciModule.Agent;
+  private readonly tlsAgents: TlsAgents<UndiciModule.Agent>;
   /** Origin and path of each target URL, parsed once. */
   private readonly endpoints = new Map<string, { origin: string; path: string }>();
 
   constructor(private readonly options: UndiciTransportOptions) {
     super({ retry: options.retry, logger: options.logger, post: (request, headers, signal) => this.post(request, headers, signal) });
     const { Agent } = loadUndici();
-    this.agent = new Agent({ connections: options.connections ?? 64, connect: { timeout: options.timeoutMs } });
+    const agentFor = (tls = {}): UndiciModule.Agent => new Agent({ connections: options.connections ?? 64, connect: { timeout: options.timeoutMs, ...tls } });
+    this.agent = agentFor();
+    this.tlsAgents = new TlsAgents({ build: agentFor, destroy: (agent) => agent.destroy(), graceMs: options.timeoutMs });
   }
 
   override async close(): Promise<void> {
     await super.close();
+    await this.tlsAgents.close();
     await this.agent.destroy();
   }
 
   /** One POST, bounded by `timeoutMs` and aborted by close(). */
   private async post(request: RequestInFlight, headers: Record<string, string>, closed: AbortSignal): Promise<TryOutcome> {
-    const { origin, path } = this.endpoint(request.first.target.url);
+    const { target } = request.first;
+    const { origin, path } = this.endpoint(target.url);
+    const agent = this.tlsAgents.for(target) ?? this.agent;
     const controller = new AbortController();
     const abort = (): void => controller.abort();
     closed.addEventListener('abort', abort);
@@ -56,7 +63,7 @@ export class UndiciTransport extends RetryInPlace {
       controller.abort();
     }, this.options.timeoutMs);
     try {
-      const response = await this.agent.request({ origin, path, method: 'POST', headers, body: request.body, signal: controller.signal });
+      const response = await agent.request({ origin, path, method: 'POST', headers, body: request.body, signal: controller.signal });
       const text = await readCapped(response.body, request.cap);
       return { status: response.statusCode, header: headerReader(response.headers), text };
     } catch (error) {

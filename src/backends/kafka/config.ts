@@ -52,7 +52,8 @@ export function resolveKafkaBroker(common: ResolvedBroker, given: BrokerOptions 
     kafka: {
       brokers: kafkaBrokersOf(common.url),
       ...(k?.client !== undefined ? { client: k.client } : {}),
-      ssl: k?.ssl ?? common.url.trim().toLowerCase().startsWith('kafkas://'),
+      // kafkas:// takes the bus's `tls` (as read now: no rotation); broker.kafka.ssl wins.
+      ssl: k?.ssl ?? (common.url.trim().toLowerCase().startsWith('kafkas://') && ((common.tls?.current() as Record<string, unknown> | undefined) ?? true)),
       ...(k?.sasl !== undefined ? { sasl: k.sasl } : {}),
       createTopics: k?.createTopics ?? d.createTopics,
       partitions: positive('broker.kafka.partitions', k?.partitions ?? d.partitions),

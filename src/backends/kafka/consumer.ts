@@ -75,17 +75,25 @@ export class KafkaConsumer {
     await consumer?.disconnect().catch(() => undefined);
   }
 
-  /** Runs a consumer, retrying with backoff until one runs or the bus closes. */
+  /**
+   * Runs a consumer, retrying with backoff until one runs or the bus closes. The first failure is
+   * a warning, the retries are debug, and the start after failures says so once (info).
+   */
   private async runUntilUp(): Promise<void> {
     let failures = 0;
+    const since = Date.now();
     while (!this.stopping) {
       try {
         await this.run();
+        if (failures > 0) this.o.logger.info('kafka consumer started', { topic: this.topic, downMs: Date.now() - since });
         return;
       } catch (error) {
         failures += 1;
         this.availability.down(error);
-        this.o.logger.warn('kafka consumer could not start; retrying', { topic: this.topic, error: (error as Error)?.message ?? String(error) });
+        const level = failures === 1 ? 'warn' : 'debug';
+        if (this.o.logger.isLevelEnabled(level)) {
+          this.o.logger.log(level, 'kafka consumer could not start; retrying', { topic: this.topic, error: (error as Error)?.message ?? String(error) });
+        }
         const consumer = this.consumer;
         this.consumer = undefined;
         await consumer?.disconnect().catch(() => undefined);

@@ -5,8 +5,11 @@ import {
   type DeadLetterFilter,
   type DeadLetterOperator,
   type DeadLetterSelection,
+  type DeadLetterPage,
   matchesDeadLetter,
   type OutboxStats,
+  type PageRequest,
+  pageOf,
   selectionFilter,
   statsOf,
 } from '../../operate/operator.js';
@@ -50,6 +53,11 @@ export class KafkaDeadLetters implements DeadLetterOperator {
   async deadLetters(filter?: DeadLetterFilter): Promise<DeadLetter[]> {
     const letters = (await this.read(await this.topics(filter?.target))).map((l) => l.letter);
     return letters.filter((l) => matchesDeadLetter(l, filter)).sort((a, b) => (a.deadAt ?? 0) - (b.deadAt ?? 0));
+  }
+
+  /** A page, from the topics read to their end (the markers that settle letters can be anywhere after them). */
+  async deadLetterPage(filter: DeadLetterFilter | undefined, page: PageRequest): Promise<DeadLetterPage> {
+    return pageOf((await this.read(await this.topics(filter?.target))).map((l) => l.letter), filter, page);
   }
 
   replay(selection: DeadLetterSelection): Promise<number> {

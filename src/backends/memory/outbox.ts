@@ -6,8 +6,11 @@ import {
   type DeadLetter,
   type DeadLetterFilter,
   type DeadLetterSelection,
+  type DeadLetterPage,
   matchesDeadLetter,
   type OutboxStats,
+  type PageRequest,
+  pageOf,
   selectionFilter,
   statsOf,
 } from '../../operate/operator.js';
@@ -210,6 +213,11 @@ export class MemoryOutbox implements OutboxStore {
 
   async deadLetters(filter?: DeadLetterFilter): Promise<DeadLetter[]> {
     return this.dead.filter((d) => matchesDeadLetter(d.letter, filter)).map((d) => ({ ...d.letter }));
+  }
+
+  async deadLetterPage(filter: DeadLetterFilter | undefined, page: PageRequest): Promise<DeadLetterPage> {
+    const { items, ...rest } = pageOf(this.dead.map((d) => d.letter), filter, page);
+    return { items: items.map((letter) => ({ ...letter })), ...rest };
   }
 
   async replay(selection: DeadLetterSelection): Promise<number> {

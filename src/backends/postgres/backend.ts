@@ -73,6 +73,7 @@ function missingTablesSaid(outbox: PostgresOutbox): DeadLetterOperator {
   return {
     stats: () => said(outbox.stats()),
     deadLetters: (filter) => said(outbox.deadLetters(filter)),
+    deadLetterPage: (filter, page) => said(outbox.deadLetterPage(filter, page)),
     replay: (selection) => said(outbox.replay(selection)),
     discard: (selection) => said(outbox.discard(selection)),
     close: () => outbox.close(),

@@ -9,15 +9,18 @@ import { OutboxUnavailableError } from '../../errors/index.js';
 import {
   type DeadLetter,
   type DeadLetterFilter,
+  type DeadLetterPage,
   type DeadLetterSelection,
   type OutboxStats,
+  type PageRequest,
+  pageFrom,
   selectionFilter,
   statsOf,
   type TargetCounts,
 } from '../../operate/operator.js';
 import type { AddOptions, DeathReason, NewDelivery, OutboxRecord, OutboxStore, Settlement } from '../../send/outbox-store.js';
 import type { TransactionClient } from '../../types.js';
-import { COLUMNS, filterConditions, type OutboxRow, targetCountsSql, toDeadLetter, toRecord } from '../outbox-rows.js';
+import { afterCursor, COLUMNS, filterConditions, type OutboxRow, targetCountsSql, toDeadLetter, toRecord } from '../outbox-rows.js';
 import { databaseFrom, isUnavailable, type PostgresDatabase, within } from './database.js';
 
 /** The NOTIFY channel: payload `<schema>\t<service>\t<target>`. */
@@ -470,6 +473,16 @@ export class PostgresOutbox implements OutboxStore {
     return result.rows.map(toDeadLetter);
   }
 
+  async deadLetterPage(filter: DeadLetterFilter | undefined, page: PageRequest): Promise<DeadLetterPage> {
+    await this.ensureReady();
+    const { where, params } = this.whereOf(filter, page.cursor);
+    const result = await this.db.pool.query<OutboxRow>(
+      `SELECT ${COLUMNS}, dead_at, reason FROM ${this.s}.events_dead_letters ${where} ORDER BY dead_at, id LIMIT $${params.length + 1}`,
+      [...params, page.limit + 1],
+    );
+    return pageFrom(result.rows.map(toDeadLetter), page.limit);
+  }
+
   async replay(selection: DeadLetterSelection): Promise<number> {
     await this.ensureReady();
     const { where, params } = this.whereOf(selectionFilter(selection));
@@ -637,10 +650,11 @@ export class PostgresOutbox implements OutboxStore {
     });
   }
 
-  private whereOf(filter: DeadLetterFilter | undefined): { where: string; params: unknown[] } {
+  /** A filter's conditions (and, for a page, those after its cursor). */
+  private whereOf(filter: DeadLetterFilter | undefined, cursor?: string): { where: string; params: unknown[] } {
     const params: unknown[] = [this.scope];
     const bind = (value: unknown) => `$${params.push(value)}`;
-    const conditions = filterConditions(filter, bind, (ids) => `id = ANY(${bind(ids)}::bigint[])`);
+    const conditions = [...filterConditions(filter, bind, (ids) => `id = ANY(${bind(ids)}::bigint[])`), ...afterCursor(cursor, bind)];
     return { where: `WHERE ${[SCOPE, ...conditions].join(' AND ')}`, params };
   }
 }

@@ -5,14 +5,17 @@ import { OutboxUnavailableError } from '../../errors/index.js';
 import {
   type DeadLetter,
   type DeadLetterFilter,
+  type DeadLetterPage,
   type DeadLetterSelection,
   type OutboxStats,
+  type PageRequest,
+  pageFrom,
   selectionFilter,
   statsOf,
   type TargetCounts,
 } from '../../operate/operator.js';
 import type { DeathReason, NewDelivery, OutboxRecord, OutboxStore, Settlement } from '../../send/outbox-store.js';
-import { COLUMNS, filterConditions, type OutboxRow, targetCountsSql, toDeadLetter, toRecord, toRow } from '../outbox-rows.js';
+import { afterCursor, COLUMNS, filterConditions, type OutboxRow, targetCountsSql, toDeadLetter, toRecord, toRow } from '../outbox-rows.js';
 import { type Database, type Fault, faultOf, lockExclusive, openDatabase, startupError, watchIdentity } from './database.js';
 
 const SCHEMA = `
@@ -34,6 +37,7 @@ CREATE TABLE IF NOT EXISTS dead_letters (
   dead_at INTEGER NOT NULL, reason TEXT NOT NULL, traceparent TEXT, tracestate TEXT
 );
 CREATE INDEX IF NOT EXISTS dead_letters_event ON dead_letters (event_id);
+CREATE INDEX IF NOT EXISTS dead_letters_dead_at ON dead_letters (dead_at, id);
 `;
 
 export interface SqliteOutboxOptions {
@@ -340,6 +344,13 @@ export class SqliteOutbox implements OutboxStore {
     return (this.db.prepare(`SELECT * FROM dead_letters ${where} ORDER BY id`).all(...params) as OutboxRow[]).map(toDeadLetter);
   }
 
+  async deadLetterPage(filter: DeadLetterFilter | undefined, page: PageRequest): Promise<DeadLetterPage> {
+    this.sync();
+    const { where, params } = whereOf(filter, page.cursor);
+    const rows = this.db.prepare(`SELECT * FROM dead_letters ${where} ORDER BY dead_at, id LIMIT ?`).all(...params, page.limit + 1) as OutboxRow[];
+    return pageFrom(rows.map(toDeadLetter), page.limit);
+  }
+
   async replay(selection: DeadLetterSelection): Promise<number> {
     this.sync();
     const now = this.now();
@@ -558,13 +569,14 @@ const NAMED_COLUMNS = COLUMNS.split(',')
 /** Not leased by this process (the leases of this connection, see the constructor). */
 const UNLEASED = 'id NOT IN (SELECT id FROM temp.outbox_leases)';
 
-function whereOf(filter: DeadLetterFilter | undefined): { where: string; params: unknown[] } {
+/** A filter's conditions (and, for a page, those after its cursor). */
+function whereOf(filter: DeadLetterFilter | undefined, cursor?: string): { where: string; params: unknown[] } {
   const params: unknown[] = [];
   const bind = (value: unknown) => {
     params.push(value);
     return '?';
   };
-  const conditions = filterConditions(filter, bind, (ids) => `id IN (${ids.map(bind).join(', ') || 'NULL'})`);
+  const conditions = [...filterConditions(filter, bind, (ids) => `id IN (${ids.map(bind).join(', ') || 'NULL'})`), ...afterCursor(cursor, bind)];
   return { where: conditions.length ? `WHERE ${conditions.join(' AND ')}` : '', params };
 }
 

@@ -1,6 +1,7 @@
 // RabbitMQ: the real broker, a vhost per test file (test/helpers/broker.ts), a queue prefix per test.
 import amqplib from 'amqplib';
-import { createVhost, type TestVhost } from '../../helpers/broker.js';
+import { BROKER_HOST, BROKER_PORT, createVhost, type TestVhost } from '../../helpers/broker.js';
+import { startTcpProxy } from '../../helpers/tcp-proxy.js';
 import { webhookHeaders } from '../../helpers/signing.js';
 import type { Backend } from '../backend.js';
 import { brokerWorld } from './broker.js';
@@ -23,6 +24,12 @@ export function amqpBackend(): Backend {
       return brokerWorld({
         url,
         prefix: `s${worlds}.`,
+        async senderLink() {
+          const proxy = await startTcpProxy(BROKER_HOST, BROKER_PORT);
+          const relayed = new URL(url);
+          relayed.port = String(proxy.port);
+          return { broker: { url: relayed.toString() }, cut: proxy.cut, restore: proxy.restore, close: proxy.close };
+        },
         async publish(queue, event, secret) {
           const connection = await amqplib.connect(url);
           try {

@@ -15,8 +15,18 @@ export interface BrokerWorldOptions {
   prefix: string;
   /** Extra `broker` options (kafka settings). */
   broker?: Record<string, unknown>;
+  /** The sender's own way to the broker, which `outage()` cuts (the receivers connect straight). */
+  senderLink(): Promise<SenderLink>;
   /** Publishes a signed event to `<prefix><service>` as the sender's transport would. */
   publish(queue: string, event: Record<string, unknown>, secret: string, key?: string): Promise<void>;
+}
+
+/** How a world's sender reaches the broker: extra `broker` options, and a switch that cuts it off. */
+export interface SenderLink {
+  broker: Record<string, unknown>;
+  cut(): Promise<void>;
+  restore(): Promise<void>;
+  close(): Promise<void>;
 }
 
 export function brokerWorld(o: BrokerWorldOptions): World {
@@ -24,6 +34,7 @@ export function brokerWorld(o: BrokerWorldOptions): World {
   const dir = tempDir('scenario-broker');
   const senders: EventBus[] = [];
   const receivers: RunningService[] = [];
+  let link: Promise<SenderLink> | undefined;
   const bus = (service: string, extra: Partial<EventBusOptions>, store: Partial<EventBusOptions>): EventBus =>
     createEventBus({
       service,
@@ -38,7 +49,9 @@ export function brokerWorld(o: BrokerWorldOptions): World {
 
   return {
     async sender({ options = {} }) {
-      const sender = bus('users', options, { outbox: { path: dir.file('users-outbox.db'), pollIntervalMs: 100 } });
+      const { broker } = await (link ??= o.senderLink());
+      const extra = { ...options, broker: { ...broker, ...(options.broker as object | undefined) } as unknown as EventBusOptions['broker'] };
+      const sender = bus('users', extra, { outbox: { path: dir.file('users-outbox.db'), pollIntervalMs: 100 } });
       senders.push(sender);
       return sender;
     },
@@ -52,11 +65,18 @@ export function brokerWorld(o: BrokerWorldOptions): World {
       return running;
     },
 
+    async outage() {
+      const cutting = await (link ??= o.senderLink());
+      await cutting.cut();
+      return { end: () => cutting.restore() };
+    },
+
     deliverRaw: (service, event, key) => o.publish(`${o.prefix}${service}`, event, secret, key),
 
     async close() {
       for (const sender of senders) await sender.close();
       for (const receiver of receivers) await receiver.stop();
+      await (await link)?.close();
       dir.remove();
     },
   };

@@ -9,7 +9,7 @@ import { createTestSchema, PG_URL } from '../../helpers/postgres.js';
 import { freePort, startServer } from '../../helpers/server.js';
 import { newSecret, signedStructured } from '../../helpers/signing.js';
 import { tempDir } from '../../helpers/temp-dir.js';
-import type { Backend, Features, RunningService, World } from '../backend.js';
+import type { Backend, Features, ReceiverSpec, RunningService, World } from '../backend.js';
 
 export type HttpStore = 'memory' | 'sqlite' | 'postgres';
 
@@ -43,6 +43,8 @@ export function httpBackend(store: HttpStore): Backend {
       // Closed at the end, senders first (they stop sending), then receivers; closing twice is fine.
       const senders: EventBus[] = [];
       const receivers: RunningService[] = [];
+      /** The receivers not stopped yet, with what started them. */
+      const live = new Map<RunningService, [string, ReceiverSpec]>();
 
       /** The options that put a bus's outbox (sender) or inbox (receiver) in this world's store. */
       const storeOptions = (role: 'sender' | 'receiver', service: string): Partial<EventBusOptions> => {
@@ -55,7 +57,7 @@ export function httpBackend(store: HttpStore): Backend {
         return {};
       };
 
-      return {
+      const world: World = {
         database: db && { pool: db.pool, schema: db.schema },
 
         async sender({ targets, options }) {
@@ -75,7 +77,8 @@ export function httpBackend(store: HttpStore): Backend {
           return bus;
         },
 
-        async receiver(service, { subscribe, options }): Promise<RunningService> {
+        async receiver(service, spec): Promise<RunningService> {
+          const { subscribe, options } = spec;
           const bus = createEventBus({ service, secret, logger: quietLogger(), env: {}, ...storeOptions('receiver', service), ...options });
           subscribe(bus);
           await bus.start();
@@ -83,9 +86,22 @@ export function httpBackend(store: HttpStore): Backend {
           const server = await startServer(listener, await portOf(service));
           let stopped: Promise<void> | undefined;
           // The bus first: it answers what is in flight, then the server goes.
-          const running = { bus, stop: () => (stopped ??= bus.close().then(() => server.close())) };
+          const running: RunningService = {
+            bus,
+            stop: () => {
+              live.delete(running);
+              return (stopped ??= bus.close().then(() => server.close()));
+            },
+          };
           receivers.push(running);
+          live.set(running, [service, spec]);
           return running;
+        },
+
+        async outage() {
+          const down = [...live];
+          for (const [running] of down) await running.stop();
+          return { end: async () => void (await Promise.all(down.map(([, [service, spec]]) => world.receiver(service, spec)))) };
         },
 
         async deliverRaw(service, event) {
@@ -100,6 +116,7 @@ export function httpBackend(store: HttpStore): Backend {
           await db?.drop();
         },
       };
+      return world;
     },
   };
 }
