@@ -4,8 +4,8 @@ import { UserCreated, UserDeleted } from './schemas.js';
 
 type User = DataOf<typeof UserCreated>;
 
-/** The payments service: Express, and its handlers as a class (two for user-created, one for user-deleted). */
-export function createPaymentsService(options: EventBusOptions) {
+/** The payments service's bus and its handlers as a class (two for user-created, one for user-deleted). */
+export function createPaymentsBus(options: EventBusOptions) {
   const bus = createEventBus({ service: 'payments', ...options });
 
   // Each decorated method is subscribed when the class is constructed, `this` bound to the
@@ -34,12 +34,17 @@ export function createPaymentsService(options: EventBusOptions) {
     }
   }
   const { customers, received } = new Payments();
+  return { bus, received, customers };
+}
 
+/** The payments service on Express (examples/payments-fastify.ts: the same on Fastify). */
+export function createPaymentsService(options: EventBusOptions) {
+  const service = createPaymentsBus(options);
   const app = express();
-  app.use(bus.expressMiddleware()); // POST /events: signed, validated, deduped
+  app.use(service.bus.expressMiddleware()); // POST /events: signed, validated, deduped
   app.use(express.json());
   app.get('/customers', (_req, res) => {
-    res.json([...customers.entries()].map(([id, c]) => ({ id, ...c })));
+    res.json([...service.customers.entries()].map(([id, c]) => ({ id, ...c })));
   });
-  return { app, bus, received, customers };
+  return { app, ...service };
 }

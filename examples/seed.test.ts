@@ -6,6 +6,7 @@ import request from 'supertest';
 import { createTestNetwork, signedRequest } from '../src/testing/index.js';
 import { createOrdersService } from './orders.js';
 import { createPaymentsService } from './payments.js';
+import { createPaymentsFastifyService } from './payments-fastify.js';
 import { createUsersService } from './users.js';
 
 function seedScenario() {
@@ -52,5 +53,19 @@ describe('seed scenario (examples/)', () => {
     const event = signedRequest('user-created', { user_id: 'u9', email: 'grace@example.com' }, { secret: network.secret, source: 'users' });
     await request(payments.app).post('/events').set(event.headers).send(event.body).expect(200);
     await request(payments.app).get('/customers').expect(200, [{ id: 'u9', email: 'grace@example.com' }]);
+  });
+
+  test("payments on Fastify: its plugin answers a signed request beside the app's own route", async () => {
+    const { network } = seed;
+    const onFastify = createPaymentsFastifyService(network.options('payments'));
+    const origin = await onFastify.app.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const event = signedRequest('user-created', { user_id: 'u9', email: 'grace@example.com' }, { secret: network.secret, source: 'users' });
+      expect((await fetch(`${origin}/events`, { method: 'POST', headers: event.headers, body: event.body })).status).toBe(200);
+      expect(await (await fetch(`${origin}/customers`)).json()).toEqual([{ id: 'u9', email: 'grace@example.com' }]);
+    } finally {
+      await onFastify.app.close();
+      await onFastify.bus.close();
+    }
   });
 });

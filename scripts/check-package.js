@@ -24,13 +24,16 @@ const { cjsModule: testing, cjsNames: testingNames } = sameNamesBothWays('testin
 for (const name of ['createTestNetwork', 'signedRequest', 'recordEmits']) {
   if (typeof testing[name] !== 'function') throw new Error(`events-library/testing does not export ${name}`);
 }
+// events-library/nestjs loads without Nest (its peers are loaded when a module is built).
+const { cjsModule: nestjs } = sameNamesBothWays('nestjs/index');
+if (typeof nestjs.EventsModule?.forRoot !== 'function' || typeof nestjs.EVENT_BUS !== 'string') throw new Error('events-library/nestjs does not export EventsModule and EVENT_BUS');
 // The subpath resolves through package.json's exports, both ways (a self-reference, as a user's code would).
 const viaExports = execFileSync(
   process.execPath,
-  ['--input-type=module', '-e', "import { createTestNetwork } from 'events-library/testing'; import { createRequire } from 'node:module'; const r = createRequire(import.meta.url); console.log(typeof createTestNetwork, typeof r('events-library/testing').createTestNetwork)"],
+  ['--input-type=module', '-e', "import { createTestNetwork } from 'events-library/testing'; import { EventsModule } from 'events-library/nestjs'; import { createRequire } from 'node:module'; const r = createRequire(import.meta.url); console.log(typeof createTestNetwork, typeof r('events-library/testing').createTestNetwork, typeof EventsModule, typeof r('events-library/nestjs').EventsModule)"],
   { cwd: root, encoding: 'utf8' },
 ).trim();
-if (viaExports !== 'function function') throw new Error(`events-library/testing does not resolve through exports: ${viaExports}`);
+if (viaExports !== 'function function function function') throw new Error(`events-library/testing or events-library/nestjs does not resolve through exports: ${viaExports}`);
 for (const name of ['declareEvent', 'emit', 'subscribeTo', 'eventsMiddleware', 'koaEventsMiddleware', 'close', 'createEventBus']) {
   if (typeof cjs[name] !== 'function') throw new Error(`${name} is not exported`);
 }
@@ -64,7 +67,7 @@ if (!/\bbuild\b/.test(pkg.scripts?.prepack ?? '')) throw new Error('package.json
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 const [packed] = JSON.parse(execFileSync(npm, ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8' }));
 const packedFiles = new Set(packed.files.map((f) => f.path));
-for (const file of ['dist/index.js', 'dist/index.d.ts', 'dist/index.mjs', 'dist/index.d.mts', 'dist/testing/index.js', 'dist/testing/index.d.ts', 'dist/testing/index.mjs', 'dist/testing/index.d.mts', 'dist/cli.js', 'README.md']) {
+for (const file of ['dist/index.js', 'dist/index.d.ts', 'dist/index.mjs', 'dist/index.d.mts', 'dist/testing/index.js', 'dist/testing/index.d.ts', 'dist/testing/index.mjs', 'dist/testing/index.d.mts', 'dist/nestjs/index.js', 'dist/nestjs/index.d.ts', 'dist/nestjs/index.mjs', 'dist/nestjs/index.d.mts', 'dist/cli.js', 'README.md']) {
   if (!packedFiles.has(file)) throw new Error(`npm pack would not include ${file}`);
 }
 console.log(`dependencies ok: dist/ loads ${[...required].sort().join(', ')}; npm pack includes the build (${packedFiles.size} files)`);

@@ -6,7 +6,8 @@
 // 'events-library' { interface EventRegistry … }`) is compiled in a program of its own, so that its
 // augmentation cannot make another block compile; the other blocks share one program. Each has:
 // - `events-library` mapped to src/index.ts (and `events-library/testing` to src/testing/index.ts):
-//   a snippet must import every library name it uses;
+//   a snippet must import every library name it uses; a block importing @nestjs/ compiles in a
+//   program of its own with experimentalDecorators, as Nest projects are;
 // - PRELUDE below: the application's own names the snippets assume (`app`, `createUser`,
 //   `Customers`, …) and nothing of the library;
 // - a block whose first line is a comment naming a file (`// schemas.ts …`) is written under that
@@ -104,17 +105,22 @@ blocks.forEach((block, index) => {
   // `export {}` keeps each block a module: its top-level names are its own.
   fs.writeFileSync(path.join(dir, name), `${block.code}\nexport {};\n`);
   if (named) shared.push(name);
-  else if (/^\s*declare\s+(module|global)\b/m.test(block.code)) alone.push([name]);
+  else if (/^\s*declare\s+(module|global)\b/m.test(block.code) || nest(block.code)) alone.push([name]);
   else together.push(name);
 });
 const programs = [...(together.length > 0 || alone.length === 0 ? [together] : []), ...alone];
 const configs = programs.map((program, index) => {
   const config = path.join(dir, `tsconfig-${index}.json`);
-  fs.writeFileSync(config, tsconfig(['prelude.d.ts', ...shared, ...program]));
+  const legacy = program.some((name) => nest(fs.readFileSync(path.join(dir, name), 'utf8')));
+  fs.writeFileSync(config, tsconfig(['prelude.d.ts', ...shared, ...program], legacy));
   return config;
 });
 
-function tsconfig(fileNames) {
+function nest(code) {
+  return /from '@nestjs\//.test(code);
+}
+
+function tsconfig(fileNames, legacy = false) {
   return JSON.stringify(
     {
       compilerOptions: {
@@ -126,10 +132,12 @@ function tsconfig(fileNames) {
         noEmit: true,
         skipLibCheck: true,
         esModuleInterop: true,
+        ...(legacy && { experimentalDecorators: true, emitDecoratorMetadata: true }),
         types: ['node'],
         paths: {
           'events-library': [path.join(root, 'src', 'index.ts')],
           'events-library/testing': [path.join(root, 'src', 'testing', 'index.ts')],
+          'events-library/nestjs': [path.join(root, 'src', 'nestjs', 'index.ts')],
         },
       },
       files: fileNames,

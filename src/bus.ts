@@ -1,5 +1,7 @@
 import type { Logger } from 'winston';
 import { createExpressMiddleware, type ExpressMiddleware, type MiddlewareOptions } from './adapters/express.js';
+import { createFastifyPlugin, type FastifyPlugin } from './adapters/fastify.js';
+import { createFetchHandler, type FetchHandler } from './adapters/fetch.js';
 import { createKoaMiddleware, type KoaMiddleware } from './adapters/koa.js';
 import { createNodeHandler, type NodeHandler } from './adapters/node.js';
 import { type BrokerConsumer, type BrokerLink, openBroker, openBrokerOperator } from './backends/broker-link.js';
@@ -19,6 +21,9 @@ import { Admission } from './send/admission.js';
 import { TransactionEmits } from './send/transaction-emits.js';
 import { Dispatcher } from './send/dispatcher.js';
 import type { OutboxStore } from './send/outbox-store.js';
+import { type AsyncApiDocument, asyncApiDocument, packageVersion } from './contracts/asyncapi.js';
+import { asyncApiRoute } from './contracts/asyncapi-route.js';
+import { describeOnly, describingConfig } from './contracts/describe-only.js';
 import { combineOperators } from './operate/functions.js';
 import { DeliveryActivity } from './console/activity.js';
 import { addConsoleRoutes } from './console/api.js';
@@ -82,9 +87,11 @@ export class EventBus<Events extends object = EventRegistry> {
   private readonly broker: BrokerLink | undefined;
   private consumer: BrokerConsumer | undefined;
   private consumerStart: NodeJS.Immediate | undefined;
+  /** Built by `events-library asyncapi`: records declarations and subscriptions, resolves and opens nothing (contracts/describe-only.ts). */
+  private readonly describing = describeOnly();
 
   constructor(options: EventBusOptions = {}) {
-    this.config = resolveConfig(options);
+    this.config = this.describing ? describingConfig(resolveConfig(options)) : resolveConfig(options);
     const { logger, broker } = this.config;
     if (broker) {
       this.broker = openBroker(broker, logger, this.config.service ?? 'events-library', this.config.timeoutMs);
@@ -174,19 +181,29 @@ export class EventBus<Events extends object = EventRegistry> {
   declareEvent(type: string, targetServices?: readonly ServiceName[] | DeclareOptions, options: DeclareOptions = {}): unknown {
     this.requireService('declareEvent');
     if (targetServices === undefined || (typeof targetServices === 'object' && targetServices !== null && !Array.isArray(targetServices))) {
-      const why = this.transport.toSubscribers?.(type) ?? HTTP_NEEDS_TARGETS;
+      const why = this.describing || (this.transport.toSubscribers?.(type) ?? HTTP_NEEDS_TARGETS);
       if (why !== true) throw new ConfigError(`declareEvent("${type}") without target services: ${why}`);
-      this.targets.set(SUBSCRIBERS, resolveTarget(this.config, SUBSCRIBERS));
+      if (!this.describing) this.targets.set(SUBSCRIBERS, resolveTarget(this.config, SUBSCRIBERS));
       this.catalog.declare(type, [SUBSCRIBERS], (targetServices as DeclareOptions | undefined)?.schema);
       return this;
     }
     if (!Array.isArray(targetServices) || targetServices.length === 0) {
       throw new ConfigError(`declareEvent("${type}") needs at least one target service, e.g. ["payments"]`);
     }
-    const targets = [...new Set(targetServices)].map((name) => resolveTarget(this.config, name));
-    for (const target of targets) this.targets.set(target.name, target);
-    this.catalog.declare(type, targets.map((t) => t.name), options.schema);
+    const names = [...new Set(targetServices)];
+    if (!this.describing) for (const target of names.map((name) => resolveTarget(this.config, name))) this.targets.set(target.name, target);
+    this.catalog.declare(type, names, options.schema);
     return this;
+  }
+
+  /**
+   * This service's AsyncAPI 3.0 document: a channel per event type, the payload schemas, an
+   * operation `send` per declared event (targets in `x-targets`) and `receive` per subscription.
+   * `info.version`: the `asyncapi.version` option, else the nearest package.json's version.
+   */
+  asyncapi(): AsyncApiDocument {
+    const service = this.requireService('asyncapi');
+    return asyncApiDocument({ service, version: this.config.asyncapiVersion ?? packageVersion(), ...this.catalog.contract() });
   }
 
   /** Runs `handler` for every `type` event this service receives. Returns an unsubscribe function. */
@@ -353,6 +370,29 @@ export class EventBus<Events extends object = EventRegistry> {
   }
 
   /**
+   * A Fastify plugin answering `POST /events` (configurable) and the routes below it, in its own
+   * encapsulation context: `app.register(bus.fastifyPlugin())`.
+   */
+  fastifyPlugin(options: MiddlewareOptions = {}): FastifyPlugin {
+    return createFastifyPlugin(this.receiverFor('fastifyPlugin'), this.pathOf(options), this.config.bodyLimitBytes, this.routes);
+  }
+
+  /** A web-standard `(request: Request) => Promise<Response>` answering `POST /events` (configurable) and the routes below it. */
+  fetchHandler(options: MiddlewareOptions = {}): FetchHandler {
+    return createFetchHandler(this.receiverFor('fetchHandler'), this.pathOf(options), this.config.bodyLimitBytes, this.routes);
+  }
+
+  /**
+   * Resolves once every delivery pending now has been tried once (delivered, rescheduled or
+   * dead-lettered), or after `timeoutMs`: for runtimes that freeze after the response, which would
+   * hold an in-memory outbox's deliveries (`waitUntil(bus.flush())`). A target counted down is
+   * only probed, as always. @default timeoutMs the bus's `shutdownTimeoutMs`
+   */
+  flush(timeoutMs = this.config.shutdownTimeoutMs): Promise<void> {
+    return this.dispatcher.flush(Date.now() + timeoutMs);
+  }
+
+  /**
    * A small JSON-able status: outbox reachable, backlog and oldest pending age per target (figures
    * up to a few seconds old), targets down, the broker consumer and the database (down since when),
    * shutting down; `healthy` is false past the `health` thresholds.
@@ -381,6 +421,7 @@ export class EventBus<Events extends object = EventRegistry> {
     if (!this.routeTable) {
       this.routeTable = new RouteTable();
       if (this.config.health.endpoint) this.routeTable.add('GET', '/health', (request) => this.healthResponse(request));
+      this.routeTable.add('GET', '/asyncapi.json', asyncApiRoute(this.config.operators, () => this.asyncapi()));
       const { operators: tokens, redact, logger } = this.config;
       const setup = Object.keys(tokens).length === 0 ? undefined : {
         tokens,

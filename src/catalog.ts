@@ -8,6 +8,7 @@ export interface Declaration {
   /** Target service names; their URLs and keys are resolved by the bus. */
   targets: readonly string[];
   validate: ValidateFunction | undefined;
+  schema: JSONSchema | undefined;
 }
 
 export interface Subscription {
@@ -15,6 +16,7 @@ export interface Subscription {
   key: string;
   handler: EventHandler<unknown>;
   validate: ValidateFunction | undefined;
+  schema: JSONSchema | undefined;
 }
 
 /** Declarations (what this service sends, to whom) and subscriptions (what it handles), with schemas compiled once. */
@@ -31,7 +33,7 @@ export class Catalog {
 
   declare(type: string, targets: readonly string[], schema: JSONSchema | undefined): void {
     checkType(type, 'declareEvent');
-    this.declarations.set(type, { type, targets, validate: this.compile(type, schema) });
+    this.declarations.set(type, { type, targets, validate: this.compile(type, schema), schema });
   }
 
   declaration(type: string): Declaration | undefined {
@@ -43,7 +45,7 @@ export class Catalog {
     if (typeof handler !== 'function') throw new ConfigError(`subscribeTo("${type}") needs a handler function`);
     const n = (this.counters.get(type) ?? 0) + 1;
     this.counters.set(type, n);
-    const subscription: Subscription = { key: name ?? `${type}#${n}`, handler, validate: this.compile(type, schema) };
+    const subscription: Subscription = { key: name ?? `${type}#${n}`, handler, validate: this.compile(type, schema), schema };
     const list = this.subscriptions.get(type) ?? [];
     if (list.some((s) => s.key === subscription.key)) {
       throw new ConfigError(
@@ -64,6 +66,12 @@ export class Catalog {
 
   subscribers(type: string): readonly Subscription[] {
     return this.subscriptions.get(type) ?? [];
+  }
+
+  /** Every declaration, and every subscription with its type: what the service's AsyncAPI document describes. */
+  contract(): { sends: Declaration[]; receives: Array<{ type: string; handler: string; schema: JSONSchema | undefined }> } {
+    const receives = [...this.subscriptions].flatMap(([type, list]) => list.map((s) => ({ type, handler: s.key, schema: s.schema })));
+    return { sends: [...this.declarations.values()], receives };
   }
 
   /** Throws ValidationError when `data` fails `validate`. */

@@ -5,6 +5,7 @@ import { nonEmpty } from './config.js';
 import { DEFAULTS } from './defaults.js';
 import { migrate as migrateDatabase, redact } from './backends/postgres/database.js';
 import { schemaSql } from './backends/postgres/schema.js';
+import { checkDocuments, describeModule, formatChecks, readDocument, readFolder } from './contracts/commands.js';
 import { ConfigError } from './errors/index.js';
 import { startStandaloneConsole } from './console/standalone.js';
 import { createLogger } from './logger.js';
@@ -40,6 +41,12 @@ Commands:
                                   binds 127.0.0.1 unless --host says otherwise
   migrate [--apply]               print the SQL of the PostgreSQL tables (--apply: run it on --database)
   secret                          print a fresh signing secret (whsec_…, 32 random bytes)
+  asyncapi --module <file>        print the AsyncAPI 3.0 document of the service a module describes
+                                  (what it declares and subscribes to on the default bus, or the bus
+                                  it exports), without resolving targets, connecting or sending
+  check <producer.json> <consumer.json> | --all <dir>
+                                  is every payload the producer may send valid for the consumer?
+                                  (--all: every ordered pair of the service documents in <dir>)
   help                            this text
 
 Where (one of; default: $EVENTS_OUTBOX_PATH, else $EVENTS_BROKER_URL, else $EVENTS_DATABASE_URL):
@@ -62,7 +69,8 @@ Ids are the dead-letter ids "events-library dead-letters" lists. The commands wo
 running service: they refuse a file that is not an outbox, or a database without the tables, and
 never create one. A running service picks replayed deliveries up within its poll interval (2 s by
 default), at once with PostgreSQL.
-Exit codes: 0 done; 1 failed (e.g. an id matched no dead letter); 2 wrong usage or configuration.
+Exit codes: 0 done; 1 failed (e.g. an id matched no dead letter; check: a payload the consumer may
+refuse, or compatibility it cannot prove); 2 wrong usage or configuration.
 `;
 
 const OPTIONS = {
@@ -79,6 +87,7 @@ const OPTIONS = {
   limit: { type: 'string' },
   json: { type: 'boolean' },
   all: { type: 'boolean' },
+  module: { type: 'string' },
   token: { type: 'string' },
   host: { type: 'string' },
   port: { type: 'string' },
@@ -99,6 +108,8 @@ const COMMANDS: Record<string, readonly Option[]> = {
   console: ['token', 'host', 'port', ...WHERE],
   migrate: ['apply', 'database', 'schema'],
   secret: [],
+  asyncapi: ['module'],
+  check: ['json', 'all'],
 };
 
 const ERROR_MAX = 72;
@@ -153,12 +164,25 @@ async function run(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io, now:
   for (const name of Object.keys(OPTIONS) as (keyof typeof OPTIONS)[]) {
     if (name !== 'help' && values[name] !== undefined && !allowed.includes(name)) throw new UsageError(`${command} does not take --${name}`);
   }
-  const takesIds = command === 'replay' || command === 'discard';
-  if (!takesIds && args.length > 0) throw new UsageError(`${command} takes no arguments, got "${args.join(' ')}"`);
+  const takesArgs = command === 'replay' || command === 'discard' || command === 'check';
+  if (!takesArgs && args.length > 0) throw new UsageError(`${command} takes no arguments, got "${args.join(' ')}"`);
   if (command === 'secret') {
     // A fresh Standard Webhooks secret: `whsec_` + base64 of 32 random bytes (HMAC-SHA256's block-sized key).
     io.out(`whsec_${randomBytes(32).toString('base64')}\n`);
     return 0;
+  }
+  if (command === 'asyncapi') {
+    if (values.module === undefined) throw new UsageError('asyncapi needs the module that declares the events: --module ./dist/events.js');
+    io.out(`${safeJson(describeModule(values.module), 2)}\n`);
+    return 0;
+  }
+  if (command === 'check') {
+    const all = values.all === true;
+    if (args.length !== (all ? 1 : 2)) throw new UsageError(all ? 'check --all takes one folder of service documents' : 'check takes two files: <producer.json> <consumer.json>');
+    const checks = checkDocuments(all ? readFolder(args[0]!) : args.map(readDocument), all);
+    const compatible = checks.every((check) => check.findings.length === 0);
+    io.out(values.json ? `${safeJson({ compatible, checks }, 2)}\n` : formatChecks(checks));
+    return compatible ? 0 : 1;
   }
   const schema = values.schema ?? nonEmpty(env.EVENTS_DATABASE_SCHEMA) ?? DEFAULTS.database.schema;
   if (command === 'migrate') {

@@ -314,6 +314,12 @@ export interface EventBusOptions {
   health?: HealthOptions;
   /** The operator tokens (`EVENTS_CONSOLE_TOKEN`). */
   console?: ConsoleOptions;
+  /**
+   * `bus.asyncapi()`: `version` is the document's `info.version`.
+   * @default the version of the package.json nearest the working directory, else '0.0.0'
+   * @example { version: '2.3.0' }
+   */
+  asyncapi?: { version?: string };
   /** Called after each delivery reaches its target; what it throws is logged, never fails the delivery. */
   onDelivered?: OnDelivered;
   /** Called when a delivery becomes a dead letter; what it throws is logged, never fails the delivery. */
@@ -369,6 +375,8 @@ export interface ResolvedConfig {
   health: Required<HealthOptions>;
   /** Operators by name, with their tokens. */
   operators: OperatorTokens;
+  /** `info.version` of the AsyncAPI document, when the option sets it. */
+  asyncapiVersion: string | undefined;
   /** `console.redact`. */
   redact: readonly string[];
   hooks: { onDelivered: OnDelivered | undefined; onDeadLetter: OnDeadLetter | undefined };
@@ -468,6 +476,7 @@ export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
       maxPendingAgeMs: positive('health.maxPendingAgeMs', options.health?.maxPendingAgeMs ?? DEFAULTS.health.maxPendingAgeMs, true),
     },
     operators: resolveOperators(options.console, env),
+    asyncapiVersion: checkVersion(options.asyncapi?.version),
     redact: resolveRedact(options.console?.redact),
     hooks: { onDelivered: hook('onDelivered', options.onDelivered), onDeadLetter: hook('onDeadLetter', options.onDeadLetter) },
     env,
@@ -503,6 +512,11 @@ function resolveOperators(option: ConsoleOptions | undefined, env: ResolvedConfi
     operators[name] = value;
   }
   return operators;
+}
+
+function checkVersion(version: unknown): string | undefined {
+  if (version !== undefined && (typeof version !== 'string' || version.trim() === '')) throw new ConfigError('asyncapi.version must be a non-empty string, e.g. "1.4.0"');
+  return version;
 }
 
 function resolveRedact(redact: unknown): readonly string[] {

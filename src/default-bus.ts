@@ -3,8 +3,11 @@ import type { EventBusOptions } from './config.js';
 import { DEFAULTS } from './defaults.js';
 import { ConfigError } from './errors/index.js';
 import type { ExpressMiddleware, MiddlewareOptions } from './adapters/express.js';
+import type { FastifyPlugin } from './adapters/fastify.js';
+import type { FetchHandler } from './adapters/fetch.js';
 import type { KoaMiddleware } from './adapters/koa.js';
 import type { NodeHandler } from './adapters/node.js';
+import type { AsyncApiDocument } from './contracts/asyncapi.js';
 import type { ServiceName } from './service-names.js';
 import { isDecoratorCall, subscribeDecorator, type SubscribeDecorator } from './subscribe-decorator.js';
 import type {
@@ -161,6 +164,11 @@ export function emit<const T extends EmittableType<EventRegistry>>(
   return getDefaultBus().emit(type, payload, options);
 }
 
+/** The default bus's AsyncAPI 3.0 document (see EventBus.asyncapi). */
+export function asyncapi(): AsyncApiDocument {
+  return getDefaultBus().asyncapi();
+}
+
 /** Express middleware answering `POST /events` for the default bus. */
 export function eventsMiddleware(options?: MiddlewareOptions): ExpressMiddleware {
   return getDefaultBus().expressMiddleware(options);
@@ -174,6 +182,16 @@ export function koaEventsMiddleware(options?: MiddlewareOptions): KoaMiddleware 
 /** A plain `node:http` handler answering `POST /events` for the default bus. */
 export function nodeEventsHandler(options?: MiddlewareOptions): NodeHandler {
   return getDefaultBus().nodeHandler(options);
+}
+
+/** A Fastify plugin answering `POST /events` for the default bus: `app.register(fastifyEventsPlugin())`. */
+export function fastifyEventsPlugin(options?: MiddlewareOptions): FastifyPlugin {
+  return getDefaultBus().fastifyPlugin(options);
+}
+
+/** A web-standard `(request) => Promise<Response>` answering `POST /events` for the default bus. */
+export function eventsFetchHandler(options?: MiddlewareOptions): FetchHandler {
+  return getDefaultBus().fetchHandler(options);
 }
 
 /** Closes the default bus (bounded wait for in-flight work) so that the process can exit. */

@@ -32,8 +32,8 @@ export const DEFAULTS = {
     /** Handler completions remembered in memory while the inbox cannot record them (oldest forgotten first). */
     maxUnrecorded: 10_000,
     /**
-     * Handler completions are recorded as they finish, in groups written at `maxCompletions` marks
-     * or `maxWaitMs` after the first (at once when no handler runs): a crash reruns the handlers
+     * Handler completions are recorded as they finish, in groups written at `maxCompletions`
+     * completions (a handler's mark and its event's `done` count once) or `maxWaitMs` after the first (at once when no handler runs): a crash reruns the handlers
      * running then, and at most this many that had completed.
      */
     recordGroup: { maxCompletions: 16, maxWaitMs: 10 },
@@ -218,6 +218,8 @@ export const DEFAULTS = {
      */
     statsMaxAgeMs: 2_000,
   },
+  /** `bus.asyncapi()`: `info.version` when neither the `asyncapi.version` option nor a package.json (nearest the working directory) gives one. */
+  asyncapi: { version: '0.0.0' },
   /** Operators (`console.token`, `EVENTS_CONSOLE_TOKEN`) and the console at `<path>/console`. */
   console: {
     /** The name of the operator of the single `console.token`. */

@@ -1,10 +1,13 @@
 // The public API, at a glance. Everything not listed here is internal.
 export {
+  asyncapi,
   close,
   configure,
   declareEvent,
   emit,
+  eventsFetchHandler,
   eventsMiddleware,
+  fastifyEventsPlugin,
   getDefaultBus,
   koaEventsMiddleware,
   nodeEventsHandler,
@@ -33,6 +36,8 @@ export {
 export { DEFAULTS } from './defaults.js';
 
 export type { ExpressLikeRequest, ExpressMiddleware, MiddlewareOptions } from './adapters/express.js';
+export type { FastifyLikeInstance, FastifyLikeReply, FastifyLikeRequest, FastifyPlugin } from './adapters/fastify.js';
+export type { FetchHandler } from './adapters/fetch.js';
 export type { KoaLikeContext, KoaMiddleware } from './adapters/koa.js';
 export type { NodeHandler } from './adapters/node.js';
 export type { KafkaClientLike } from './backends/kafka/api.js';
@@ -53,6 +58,7 @@ export type {
   TlsOptions,
 } from './config.js';
 export type { CloudEvent } from './protocol/cloudevents.js';
+export type { AsyncApiDocument } from './contracts/asyncapi.js';
 export type { DeliveredReport, OnDeadLetter, OnDelivered } from './observe/hooks.js';
 export type { ConnectionHealth, HealthStatus, TargetHealth } from './observe/health.js';
 export type { ReceiverRequest, ReceiverResponse } from './receive/receiver.js';

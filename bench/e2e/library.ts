@@ -1,7 +1,10 @@
 /**
  * The library on both sides, through its public API only. Receiver: a bus behind `nodeHandler()`
  * on node:http, subscribed with the schema. Sender: a fresh bus per run (a fresh outbox file when
- * durable), one service per target, the event declared to all of them.
+ * durable, a fresh schema on PostgreSQL), one service per target, the event declared to all of them.
+ * `lib-postgres`: both sides on PostgreSQL (outbox and inbox in a schema of their own, dropped at
+ * close), the handler run in the inbox's transaction (`{ tx }`, unused: the library's cost alone).
+ * BENCH_PG_COUNT=1 prints each side's statements per event (by first word) to stderr at close.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
@@ -10,7 +13,8 @@ import winston from 'winston';
 import { createEventBus, type EventBusOptions } from '../../src/index.js';
 import { listen, stopServer } from '../lib.js';
 import { EVENT_TYPE, type E2EPayload, SCHEMA, SECRET } from './event.js';
-import { type Emitter, type ReceiverSide, scratchRoot, type Sink, type SystemName } from './system.js';
+import { countQueries, dropSchema, freshSchema } from './pg-schema.js';
+import { type Emitter, PG_URL, type ReceiverSide, scratchRoot, type Sink, type SystemName } from './system.js';
 
 /**
  * The library's log lines at `warn` and above, on stderr, but for what each run's close causes on
@@ -35,8 +39,15 @@ function sendOptions(system: SystemName): EventBusOptions {
 
 export async function receiver(system: SystemName, index: number, sink: Sink): Promise<ReceiverSide> {
   const dir = system === 'lib-durable' ? mkdtempSync(join(scratchRoot(), 'events-e2e-inbox-')) : undefined;
-  const bus = createEventBus({ ...base, service: `target${index}`, ...(dir ? { inbox: { path: join(dir, 'inbox.db') } } : {}) });
-  bus.subscribeTo(EVENT_TYPE, (data) => sink(data as E2EPayload), { schema: SCHEMA });
+  const schema = system === 'lib-postgres' ? await freshSchema(`r${index}`) : undefined;
+  const bus = createEventBus({
+    ...base,
+    service: `target${index}`,
+    ...(dir ? { inbox: { path: join(dir, 'inbox.db') } } : {}),
+    ...(schema ? { database: PG_URL, databaseSchema: schema } : {}),
+  });
+  const counted = schema ? countQueries('receiver') : undefined;
+  bus.subscribeTo(EVENT_TYPE, (data) => (counted?.event(), sink(data as E2EPayload)), { schema: SCHEMA });
   const server = http.createServer(bus.nodeHandler());
   const url = await listen(server);
   return {
@@ -44,13 +55,17 @@ export async function receiver(system: SystemName, index: number, sink: Sink): P
     close: async () => {
       await stopServer(server);
       await bus.close();
+      counted?.print();
       if (dir) rmSync(dir, { recursive: true, force: true });
+      if (schema) await dropSchema(schema);
     },
   };
 }
 
 export async function sender(system: SystemName, addresses: string[]): Promise<Emitter> {
   const dir = system === 'lib-durable' ? mkdtempSync(join(scratchRoot(), 'events-e2e-outbox-')) : undefined;
+  const schema = system === 'lib-postgres' ? await freshSchema('s') : undefined;
+  const counted = schema ? countQueries('sender') : undefined;
   const names = addresses.map((_, i) => `target${i}`);
   const bus = createEventBus({
     ...base,
@@ -58,13 +73,16 @@ export async function sender(system: SystemName, addresses: string[]): Promise<E
     service: 'bench-src',
     services: Object.fromEntries(names.map((name, i) => [name, addresses[i]!])),
     outbox: dir ? { path: join(dir, 'outbox.db') } : {},
+    ...(schema ? { database: PG_URL, databaseSchema: schema } : {}),
     shutdownTimeoutMs: 0,
   }).declareEvent(EVENT_TYPE, names, { schema: SCHEMA });
   return {
-    emit: (data) => bus.emit(EVENT_TYPE, data),
+    emit: (data) => (counted?.event(), bus.emit(EVENT_TYPE, data)),
     close: async () => {
       await bus.close();
+      counted?.print();
       if (dir) rmSync(dir, { recursive: true, force: true });
+      if (schema) await dropSchema(schema);
     },
   };
 }

@@ -6,7 +6,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import type { E2EPayload } from './event.js';
 
-export type SystemName = 'lib-batch' | 'lib-single' | 'lib-undici' | 'lib-durable' | 'axios-express' | 'undici-raw' | 'moleculer' | 'amqp';
+export type SystemName = 'lib-batch' | 'lib-single' | 'lib-undici' | 'lib-durable' | 'lib-postgres' | 'axios-express' | 'undici-raw' | 'moleculer' | 'amqp';
 
 /** Called by a receiving side once per event its handler got. */
 export type Sink = (data: E2EPayload) => void;
@@ -43,6 +43,7 @@ export interface SystemInfo {
 }
 
 export const NATS_URL = process.env.BENCH_NATS_URL ?? 'nats://127.0.0.1:4222';
+export const PG_URL = process.env.EVENTS_BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 export const AMQP_URL = process.env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 /** In-flight requests of the hand-written HTTP loops and publishes awaiting confirms (per target). */
 export const WINDOW = 64;
@@ -88,6 +89,13 @@ export const SYSTEMS: SystemInfo[] = [
     unavailable: installed('undici'),
   },
   { name: 'lib-durable', label: 'library, durable SQLite outbox + inbox, batching on', drive: 'bursts', load: library },
+  {
+    name: 'lib-postgres',
+    label: 'library, PostgreSQL outbox + inbox (handlers with { tx }), batching on',
+    drive: 'bursts',
+    load: library,
+    unavailable: reachable(PG_URL, 5432),
+  },
   { name: 'axios-express', label: 'hand-written axios loop → Express + express.json()', drive: 'window', load: () => import('./axios-express.js') },
   { name: 'undici-raw', label: 'undici Pool → raw node:http + HMAC check', drive: 'window', load: () => import('./raw-http.js') },
   { name: 'moleculer', label: 'Moleculer over NATS', drive: 'bursts', load: () => import('./moleculer.js'), unavailable: reachable(NATS_URL, 4222) },

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Receiver } from '../receive/receiver.js';
 import { asBuffer, pathOf, receiveFromNode } from './node-body.js';
 import { writeNodeResponse } from './node-response.js';
-import { answerRoute } from './node-routes.js';
+import { answerNodeRoute } from './node-routes.js';
 import type { RouteTable } from './routes.js';
 
 /** The parts of an Express request the middleware reads; Express's own `Request` fits it. */
@@ -23,7 +23,7 @@ export interface MiddlewareOptions {
 export function createExpressMiddleware(receiver: Receiver, path: string, limit: number, routes: RouteTable): ExpressMiddleware {
   return function eventsMiddleware(req, res, next) {
     const requestPath = req.path ?? pathOf(req.url);
-    const routed = answerRoute(routes, receiver, { req, path: requestPath, base: path, parsed: req.body, originalUrl: req.originalUrl });
+    const routed = answerNodeRoute(routes, receiver, { req, path: requestPath, base: path, parsed: req.body, originalUrl: req.originalUrl });
     if (routed) {
       routed.then((response) => writeNodeResponse(res, response), next);
       return;

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Receiver } from '../receive/receiver.js';
 import { asBuffer, receiveFromNode } from './node-body.js';
-import { answerRoute } from './node-routes.js';
+import { answerNodeRoute } from './node-routes.js';
 import type { RouteResponse, RouteTable } from './routes.js';
 
 /** The parts of a Koa context the middleware uses; Koa's own context fits it, so Koa's types are not needed. */
@@ -27,7 +27,7 @@ const KOA_BODY_UNPARSED = Symbol.for('unparsedBody');
  */
 export function createKoaMiddleware(receiver: Receiver, path: string, limit: number, routes: RouteTable): KoaMiddleware {
   return async function koaEventsMiddleware(ctx, next) {
-    const routed = answerRoute(routes, receiver, { req: ctx.req, path: ctx.path, base: path, parsed: ctx.request.body, originalUrl: ctx.originalUrl });
+    const routed = answerNodeRoute(routes, receiver, { req: ctx.req, path: ctx.path, base: path, parsed: ctx.request.body, originalUrl: ctx.originalUrl });
     if (routed) {
       answerKoa(ctx, await routed);
       return;

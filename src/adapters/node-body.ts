@@ -1,54 +1,11 @@
 import type { IncomingMessage } from 'node:http';
 import getRawBody from 'raw-body';
-import type { BodyReadFailure, Receiver, ReceiverResponse } from '../receive/receiver.js';
-import type { BudgetClaim } from '../receive/unverified-budget.js';
+import type { BodyReadFailure, Receiver } from '../receive/receiver.js';
+import { type IntakeResponse, type RawBodySource, type ReadBodyOptions, receiveBody } from './intake.js';
 
-/** Where the raw bytes are, when a framework's body parser ran first. */
-export interface RawBodySource {
-  /** Bytes a parser kept (express.raw, express.text, `req.rawBody`, koa's `ctx.request.rawBody`). */
-  captured?: Buffer | undefined;
-  /** The stream was read by someone else and the bytes were not kept. */
-  consumed: boolean;
-  /** Name of the middleware, for the configuration message. */
-  middleware: string;
-  /** How to keep the raw bytes with this framework's parser. */
-  hint: string;
-}
-
-/**
- * Reads the raw body (or takes the captured one) and hands it to the receiver. Before reading a
- * byte it refuses what the headers alone can refuse; while reading it holds a share of the
- * receiver's unauthenticated-bytes budget and a deadline. Refusals made before the whole body
- * was read close the connection, so the rest of the body is never drained.
- */
-export async function receiveFromNode(
-  receiver: Receiver,
-  req: IncomingMessage,
-  limit: number,
-  source: RawBodySource,
-): Promise<ReceiverResponse & { closeConnection?: boolean }> {
-  if (source.captured) return receiver.handle({ headers: req.headers, body: source.captured });
-  // Headers first: an unsigned request is refused (401) before anyone is told about the middleware order.
-  const refusal = receiver.preflight(req.headers);
-  if (refusal) return { ...refusal, closeConnection: !source.consumed };
-  if (source.consumed) return receiver.rawBodyUnavailable(source.middleware, source.hint);
-  const claim = receiver.claimUnverified();
-  try {
-    const read = await readBody(req, { limitBytes: limit, ...receiver.bodyTimeouts, claim });
-    if (!Buffer.isBuffer(read)) return { ...receiver.readFailed(read), closeConnection: true };
-    return await receiver.handle({ headers: req.headers, body: read }, claim.release);
-  } finally {
-    claim.release();
-  }
-}
-
-export interface ReadBodyOptions {
-  limitBytes: number;
-  timeoutMs: number;
-  /** No byte by then: 408. Still reading then: the claim is slow (it may hold only the slow share). */
-  startTimeoutMs: number;
-  /** Grown as bytes arrive. */
-  claim: BudgetClaim;
+/** The events intake for a node request: its bytes read by `readBody` (see receiveBody). */
+export function receiveFromNode(receiver: Receiver, req: IncomingMessage, limit: number, source: RawBodySource): Promise<IntakeResponse> {
+  return receiveBody(receiver, req.headers, limit, (options) => readBody(req, options), source);
 }
 
 /**

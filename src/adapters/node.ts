@@ -1,8 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Receiver } from '../receive/receiver.js';
+import { notServed } from './intake.js';
 import { pathOf, receiveFromNode } from './node-body.js';
 import { writeNodeResponse } from './node-response.js';
-import { answerRoute } from './node-routes.js';
+import { answerNodeRoute } from './node-routes.js';
 import type { RouteResponse, RouteTable } from './routes.js';
 
 export type NodeHandler = (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void) => void;
@@ -21,19 +22,14 @@ export function createNodeHandler(receiver: Receiver, path: string, limit: numbe
           res.statusCode = 500;
           res.end();
         });
-    const routed = answerRoute(routes, receiver, { req, path: pathOf(req.url), base: path });
+    const routed = answerNodeRoute(routes, receiver, { req, path: pathOf(req.url), base: path });
     if (routed) {
       void answer(routed);
       return;
     }
-    const onPath = pathOf(req.url) === path;
-    if (req.method !== 'POST' || !onPath) {
+    if (req.method !== 'POST' || pathOf(req.url) !== path) {
       if (next) return next();
-      writeNodeResponse(res, {
-        status: onPath ? 405 : 404,
-        headers: onPath ? { allow: 'POST' } : {},
-        body: { error: onPath ? 'method_not_allowed' : 'not_found', message: onPath ? `use POST ${path}` : `nothing at ${pathOf(req.url)}` },
-      });
+      writeNodeResponse(res, notServed(path, pathOf(req.url)));
       return;
     }
     void answer(receiveFromNode(receiver, req, limit, { consumed: req.readableEnded, middleware: 'the events handler', hint: 'pass the raw body' }));

@@ -30,12 +30,14 @@ export interface InboxStore {
    * `'done-already'` without calling `run` when the handler's completion is committed already;
    * otherwise calls `run` with the transaction's client and commits its writes together with the
    * completion (`'ran'`). When `run` throws, everything rolls back and the error is rethrown as is;
-   * a store failure rejects with a TransactionStoreError.
+   * a store failure rejects with a TransactionStoreError. `last`: the event's only pending
+   * handler, whose commit also records the event done.
    */
   runInTransaction?(
     eventKey: string,
     handlerKey: string,
     run: (context: HandlerContext) => Promise<void>,
+    last?: boolean,
   ): Promise<'ran' | 'done-already'>;
   /**
    * A request signed at or before this time (ms since epoch) may carry an id this inbox has

@@ -82,7 +82,7 @@ export class ReceivePipeline {
     this.unrecorded = new UnrecordedCompletions(o.maxUnrecorded);
     this.completions = new CompletionGroups({
       write: (marks) => this.write(marks),
-      maxMarks: DEFAULTS.receiver.recordGroup.maxCompletions,
+      maxCompletions: DEFAULTS.receiver.recordGroup.maxCompletions,
       maxWaitMs: DEFAULTS.receiver.recordGroup.maxWaitMs,
     });
   }
@@ -296,8 +296,9 @@ export class ReceivePipeline {
     await Promise.all(
       pending.map(async (subscription) => {
         this.completions.begin();
-        const outcome = await this.runHandler(job, subscription);
+        const outcome = await this.runHandler(job, subscription, pending.length === 1);
         left -= 1;
+        doneRecorded ||= outcome.done === true;
         if (outcome.failed !== undefined) run.failed.push(outcome.failed.error);
         if (outcome.store !== undefined) run.store ??= outcome.store;
         const marks: InboxMark[] = [];
@@ -322,9 +323,9 @@ export class ReceivePipeline {
    * committed with its writes); else on its own, its completion recorded with the message's
    * others (at-least-once: a crash before that reruns it).
    */
-  private async runHandler({ key, event }: Job, subscription: Subscription): Promise<HandlerOutcome> {
+  private async runHandler({ key, event }: Job, subscription: Subscription, last: boolean): Promise<HandlerOutcome> {
     // A handler that completed while the inbox could not record it is recorded now, not run again.
-    if (this.o.inbox.runInTransaction) return this.runInTransaction(key, event, subscription);
+    if (this.o.inbox.runInTransaction) return this.runInTransaction(key, event, subscription, last);
     if (this.unrecorded.has(key, subscription.key)) return { succeeded: subscription.key };
     try {
       await this.o.telemetry.process(event, subscription.key, () => subscription.handler(event.data, event, {}));
@@ -338,14 +339,20 @@ export class ReceivePipeline {
   /**
    * Runs a handler inside the inbox's transaction, which commits its writes through `tx` together
    * with its completion (exactly-once effects). A store failure rolled everything back: the
-   * handler runs again at the redelivery, so nothing is remembered as unrecorded.
+   * handler runs again at the redelivery, so nothing is remembered as unrecorded. `last`: the
+   * event's only pending handler, whose commit records the event done too.
    */
-  private async runInTransaction(key: string, event: ReceivedEvent, subscription: Subscription): Promise<HandlerOutcome> {
+  private async runInTransaction(key: string, event: ReceivedEvent, subscription: Subscription, last: boolean): Promise<HandlerOutcome> {
     try {
-      await this.o.inbox.runInTransaction!(key, subscription.key, async (context) => {
-        await this.o.telemetry.process(event, subscription.key, () => subscription.handler(event.data, event, context));
-      });
-      return {};
+      const outcome = await this.o.inbox.runInTransaction!(
+        key,
+        subscription.key,
+        async (context) => {
+          await this.o.telemetry.process(event, subscription.key, () => subscription.handler(event.data, event, context));
+        },
+        last,
+      );
+      return last && outcome === 'ran' ? { done: true } : {};
     } catch (error) {
       if (error instanceof TransactionStoreError) return { store: error.storeError };
       this.logHandlerFailure(event, subscription, error);
@@ -480,6 +487,8 @@ type InboxState = Awaited<ReturnType<InboxStore['completed']>>;
  */
 interface HandlerOutcome {
   succeeded?: string;
+  /** The event's `done` was committed with it. */
+  done?: true;
   failed?: { error: unknown };
   store?: unknown;
 }

@@ -110,6 +110,20 @@ export class Dispatcher {
     await this.work.settled(deadline);
   }
 
+  /**
+   * Starts what is due now in every lane that is up (no linger), and again once those requests
+   * end, until a round starts nothing; resolves when every request has its outcome recorded, or
+   * at `deadline` (ms since epoch).
+   */
+  async flush(deadline: number): Promise<void> {
+    while (!this.stopping) {
+      await Promise.all([...this.lanes.values()].map((lane) => (lane.downSince === undefined ? lane.flush() : undefined)));
+      const started = this.inFlight() > 0;
+      await this.work.settled(deadline);
+      if (!started || Date.now() >= deadline) return;
+    }
+  }
+
   /** Whether `target` is counted down now (probed, not delivered to). */
   isDown(target: string): boolean {
     return this.lanes.get(target)?.downSince !== undefined;

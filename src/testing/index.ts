@@ -4,6 +4,7 @@ export { TestNetwork, createTestNetwork } from './network.js';
 export { InProcessTransport } from './in-process-transport.js';
 export { recordEmits } from './record-emits.js';
 export { signedRequest } from './signed-request.js';
+export { assertCompatible } from './assert-compatible.js';
 
 export type { NetworkBus, NetworkDeadLetter, NetworkEmit, SettleOptions, TestNetworkOptions } from './network.js';
 export type { InProcessRoute, InProcessTransportOptions } from './in-process-transport.js';

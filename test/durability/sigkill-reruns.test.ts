@@ -1,5 +1,5 @@
 // Issue 16 item 20: a SIGKILL reruns at most the handlers in flight. With the durable SQLite inbox,
-// each handler's completion is recorded as it finishes (in groups of at most 16 marks or 10 ms),
+// each handler's completion is recorded as it finishes (in groups of at most 16 completions or 10 ms),
 // not once per request: a receiver killed while its batches wait for one slow event each must not
 // run again the events of those batches that had finished. Counted, not timed.
 import { existsSync, readFileSync } from 'node:fs';

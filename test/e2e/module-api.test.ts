@@ -1,4 +1,7 @@
+import { getRequestListener } from '@hono/node-server';
 import express from 'express';
+import Fastify from 'fastify';
+import { Hono } from 'hono';
 import Koa from 'koa';
 import { Webhook } from 'standardwebhooks';
 // Imported before any EVENTS_* variable is set: the package loads without configuration.
@@ -7,7 +10,9 @@ import {
   ConfigError,
   declareEvent,
   emit,
+  eventsFetchHandler,
   eventsMiddleware,
+  fastifyEventsPlugin,
   koaEventsMiddleware,
   subscribeTo,
   type ReceivedEvent,
@@ -39,20 +44,31 @@ afterAll(() => {
 });
 
 describe('module-level API configured only through the environment', () => {
-  it('sends to an Express and a Koa service found through EVENTS_SERVICE_<NAME>_URL, signed with EVENTS_SECRET', async () => {
+  it('sends to an Express, a Koa, a Fastify and a fetch-handler (Hono) service found through EVENTS_SERVICE_<NAME>_URL, signed with EVENTS_SECRET', async () => {
     // One process plays each service in turn (the default bus is one service): it emits to itself
-    // through each framework's module-level middleware, as `payments` (Express), then as
-    // `order-service` (Koa: its variable is EVENTS_SERVICE_ORDER_SERVICE_URL). Each delivery names its
-    // recipient, which is the process's own service name each time.
+    // through each framework's module-level adapter, as `payments` (Express), `order-service` (Koa:
+    // its variable is EVENTS_SERVICE_ORDER_SERVICE_URL), `billing` (Fastify), then `edge` (Hono).
+    // Each delivery names its recipient, which is the process's own service name each time.
     const secret = newSecret();
     const received: Array<{ data: unknown; event: ReceivedEvent }> = [];
+    const fastify = async () => {
+      const app = Fastify();
+      await app.register(fastifyEventsPlugin());
+      return { origin: await app.listen({ port: 0, host: '127.0.0.1' }), close: () => app.close() };
+    };
+    const hono = () => {
+      const handle = eventsFetchHandler();
+      return startServer(getRequestListener(new Hono().all('/events', (c) => handle(c.req.raw)).fetch));
+    };
     const phases = [
-      { service: 'payments', variable: 'EVENTS_SERVICE_PAYMENTS_URL', app: () => express().use(eventsMiddleware()), type: 'to-payments', n: 1 },
-      { service: 'order-service', variable: 'EVENTS_SERVICE_ORDER_SERVICE_URL', app: () => new Koa().use(koaEventsMiddleware()).callback(), type: 'to-orders', n: 2 },
+      { service: 'payments', variable: 'EVENTS_SERVICE_PAYMENTS_URL', start: () => startServer(express().use(eventsMiddleware())), type: 'to-payments', n: 1 },
+      { service: 'order-service', variable: 'EVENTS_SERVICE_ORDER_SERVICE_URL', start: () => startServer(new Koa().use(koaEventsMiddleware()).callback()), type: 'to-orders', n: 2 },
+      { service: 'billing', variable: 'EVENTS_SERVICE_BILLING_URL', start: fastify, type: 'to-billing', n: 3 },
+      { service: 'edge', variable: 'EVENTS_SERVICE_EDGE_URL', start: hono, type: 'to-edge', n: 4 },
     ];
     for (const phase of phases) {
       setEnv({ EVENTS_SERVICE_NAME: phase.service, EVENTS_SECRET: secret, EVENTS_LOG_LEVEL: 'error' });
-      const server = await startServer(phase.app());
+      const server = await phase.start();
       open.push(server);
       process.env[phase.variable] = `${server.origin}/events`;
       received.length = 0;

@@ -4,11 +4,9 @@ import { createEventBus, type EventBus } from '../../src/index.js';
 import { signedBinary } from '../helpers/binary.js';
 import { request } from '../helpers/http-client.js';
 import { createCapturingLogger } from '../helpers/logger.js';
-import { describeReceiverContract, expectNoSecret } from '../helpers/receiver-contract.js';
+import { expectNoSecret } from '../helpers/receiver-contract.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { newSecret, signedStructured, STRUCTURED, structuredEvent, webhookHeaders } from '../helpers/signing.js';
-
-describeReceiverContract('express');
 
 describe('Express: body parsers mounted before eventsMiddleware', () => {
   let bus: EventBus;

@@ -5,11 +5,8 @@ import { createEventBus, type EventBus } from '../../src/index.js';
 import { signedBinary } from '../helpers/binary.js';
 import { request } from '../helpers/http-client.js';
 import { createCapturingLogger } from '../helpers/logger.js';
-import { describeReceiverContract } from '../helpers/receiver-contract.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { newSecret, signedStructured, STRUCTURED, structuredEvent, webhookHeaders } from '../helpers/signing.js';
-
-describeReceiverContract('koa');
 
 describe('Koa: body parsers mounted before koaEventsMiddleware', () => {
   let bus: EventBus;

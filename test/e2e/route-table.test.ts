@@ -8,13 +8,16 @@ import type { RequestListener } from 'node:http';
 import express from 'express';
 import Koa from 'koa';
 import bodyParser from '@koa/bodyparser';
+import { getRequestListener } from '@hono/node-server';
+import { Hono } from 'hono';
 import { createEventBus, type EventBus } from '../../src/index.js';
 import { ROUTE_BODY_LIMIT_BYTES } from '../../src/adapters/routes.js';
 import { request } from '../helpers/http-client.js';
+import { startFastify } from '../helpers/mounts.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { newSecret } from '../helpers/signing.js';
 
-type Mount = 'express' | 'express after express.json()' | 'koa' | 'koa after bodyparser' | 'node:http';
+type Mount = 'express' | 'express after express.json()' | 'koa' | 'koa after bodyparser' | 'node:http' | 'fastify' | 'fetch (hono)';
 
 function listenerFor(mount: Mount, bus: EventBus): RequestListener {
   switch (mount) {
@@ -45,10 +48,24 @@ function listenerFor(mount: Mount, bus: EventBus): RequestListener {
           res.end('app');
         });
     }
+    default: {
+      // As the README shows it: the events path and everything below it go to the fetch handler, which answers them all.
+      const handle = bus.fetchHandler();
+      const app = new Hono();
+      app.all('/events', (c) => handle(c.req.raw));
+      app.all('/events/*', (c) => handle(c.req.raw));
+      return getRequestListener(app.fetch);
+    }
   }
 }
 
-const mounts: Mount[] = ['express', 'express after express.json()', 'koa', 'koa after bodyparser', 'node:http'];
+function start(mount: Mount, bus: EventBus): Promise<TestServer> {
+  if (mount !== 'fastify') return startServer(listenerFor(mount, bus));
+  // What the plugin does not answer below the events path reaches the app's own not-found handler.
+  return startFastify(bus, {}, (app) => app.setNotFoundHandler((_request, reply) => reply.code(299).send('app')));
+}
+
+const mounts: Mount[] = ['express', 'express after express.json()', 'koa', 'koa after bodyparser', 'node:http', 'fastify', 'fetch (hono)'];
 
 describe.each(mounts)('the route table through %s', (mount) => {
   let bus: EventBus;
@@ -64,7 +81,7 @@ describe.each(mounts)('the route table through %s', (mount) => {
         return { status: 201, headers: {}, body: { ok: true } };
       })
       .add('GET', '/page', async () => ({ status: 200, headers: { 'content-type': 'text/html; charset=utf-8' }, body: '<p>page</p>' }), { below: true });
-    server = await startServer(listenerFor(mount, bus));
+    server = await start(mount, bus);
   });
   afterAll(async () => {
     await server.close();
@@ -92,7 +109,8 @@ describe.each(mounts)('the route table through %s', (mount) => {
     expect(wrong.headers.allow).toBe('GET, POST');
     expect(wrong.json).toMatchObject({ error: 'method_not_allowed' });
     const elsewhere = await request(`${server.url}/nothing-here`, { method: 'GET' });
-    expect(elsewhere.status).toBe(299);
+    // A fetch handler has no `next`: it answers 404 itself.
+    expect(elsewhere.status).toBe(mount === 'fetch (hono)' ? 404 : 299);
   });
 
   test('health is a route of the table', async () => {

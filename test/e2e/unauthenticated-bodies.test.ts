@@ -1,11 +1,9 @@
-import type { RequestListener } from 'node:http';
-import express from 'express';
-import Koa from 'koa';
-import { createEventBus, type EventBus, type EventBusOptions } from '../../src/index.js';
+import { createEventBus, type EventBusOptions } from '../../src/index.js';
 import { request } from '../helpers/http-client.js';
 import { createCapturingLogger } from '../helpers/logger.js';
 import { openRawRequest, type RawConnection } from '../helpers/raw-http.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { mount, MOUNTS } from '../helpers/mounts.js';
+import type { TestServer } from '../helpers/server.js';
 import { newSecret, signedStructured, structuredEvent } from '../helpers/signing.js';
 import { gate, waitFor } from '../helpers/wait.js';
 
@@ -14,13 +12,6 @@ import { gate, waitFor } from '../helpers/wait.js';
  * a body has a read deadline, and the bytes held by unauthenticated requests are bounded.
  * Real servers, real sockets written by hand: the test decides which bytes are sent and when.
  */
-
-type Framework = 'node handler' | 'express' | 'koa';
-const apps: Record<Framework, (bus: EventBus) => RequestListener> = {
-  'node handler': (bus) => bus.nodeHandler(),
-  express: (bus) => express().use(bus.expressMiddleware()),
-  koa: (bus) => new Koa().use(bus.koaMiddleware()).callback(),
-};
 
 const open: Array<{ close(): Promise<void> }> = [];
 const sockets: RawConnection[] = [];
@@ -40,7 +31,7 @@ function forgedHeaders(length: number | 'chunked'): Record<string, string> {
   };
 }
 
-describe.each(Object.keys(apps) as Framework[])('unauthenticated bodies (%s)', (framework) => {
+describe.each(MOUNTS.map((m) => m.name))('unauthenticated bodies (%s)', (framework) => {
   let secret: string;
   let server: TestServer;
   let calls: number;
@@ -58,7 +49,7 @@ describe.each(Object.keys(apps) as Framework[])('unauthenticated bodies (%s)', (
       calls += 1;
       await hold?.wait();
     });
-    server = await startServer(apps[framework](bus));
+    server = await mount(framework).start(bus);
     open.push(server);
   }
 

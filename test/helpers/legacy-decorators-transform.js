@@ -11,6 +11,7 @@ const options = {
   target: ts.ScriptTarget.ES2022,
   esModuleInterop: true,
   experimentalDecorators: true,
+  emitDecoratorMetadata: true,
   inlineSourceMap: true,
   inlineSources: true,
 };

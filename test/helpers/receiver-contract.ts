@@ -1,41 +1,12 @@
-import type { RequestListener } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import express from 'express';
-import Koa from 'koa';
 import { createEventBus, type EventBus, type EventBusOptions, type MiddlewareOptions, type ReceivedEvent } from '../../src/index.js';
 import { request, type ClientResponse } from './http-client.js';
 import { createCapturingLogger, type CapturingLogger } from './logger.js';
-import { startServer, type TestServer } from './server.js';
+import type { Mount } from './mounts.js';
+import { openRawRequest } from './raw-http.js';
+import type { TestServer } from './server.js';
+import { resultsOf, signedBatch } from './signed-batch.js';
 import { newSecret, signedStructured, STRUCTURED, structuredEvent, webhookHeaders, type SignedRequest } from './signing.js';
-
-export type Framework = 'express' | 'koa';
-
-/**
- * A real app of `framework` with the events middleware first, then the app's own routes:
- * `GET /events` and `POST /other` answer `app: <method> <path>` (status 299), proving they passed through.
- */
-export function appWith(framework: Framework, bus: EventBus, options?: MiddlewareOptions): RequestListener {
-  if (framework === 'express') {
-    const app = express();
-    app.use(bus.expressMiddleware(options));
-    app.get('/events', (_req, res) => {
-      res.status(299).send('app: GET /events');
-    });
-    app.post('/other', (_req, res) => {
-      res.status(299).send('app: POST /other');
-    });
-    return app;
-  }
-  const app = new Koa();
-  app.use(bus.koaMiddleware(options));
-  app.use(async (ctx) => {
-    if ((ctx.method === 'GET' && ctx.path === '/events') || (ctx.method === 'POST' && ctx.path === '/other')) {
-      ctx.status = 299;
-      ctx.body = `app: ${ctx.method} ${ctx.path}`;
-    }
-  });
-  return app.callback();
-}
 
 const UserCreated = {
   type: 'object',
@@ -53,8 +24,8 @@ interface Fixture {
   url: string;
 }
 
-/** The status table of the issue, run against a real Express or Koa app. */
-export function describeReceiverContract(framework: Framework): void {
+/** The receiver's contract (statuses, receipts, limits), run against a real app of one mount (test/helpers/mounts.ts). */
+export function describeReceiverContract(mount: Mount): void {
   const open: Array<{ close(): Promise<void> }> = [];
   afterEach(async () => {
     await Promise.all(open.splice(0).map((o) => o.close()));
@@ -71,7 +42,7 @@ export function describeReceiverContract(framework: Framework): void {
     bus.subscribeTo('fails', () => {
       throw new Error('database is down');
     });
-    const server = await startServer(appWith(framework, bus, middleware));
+    const server = await mount.start(bus, middleware);
     open.push(server);
     return { secret, bus, server, log, calls, url: `${server.origin}${middleware?.path ?? '/events'}` };
   }
@@ -79,7 +50,7 @@ export function describeReceiverContract(framework: Framework): void {
   const validEvent = () => structuredEvent('user-created', { user_id: 'u_1', email: 'ada@example.com' });
   const send = (url: string, req: SignedRequest): Promise<ClientResponse> => request(url, req);
 
-  describe(`receiver status table (${framework})`, () => {
+  describe(`receiver status table (${mount.name})`, () => {
     it('accepts a valid signed event: 200, the handler runs once with (data, event)', async () => {
       const f = await setup();
       const event = validEvent();
@@ -340,17 +311,57 @@ export function describeReceiverContract(framework: Framework): void {
       expect(second).toBe(1);
     });
 
+    it('answers a batch with one result per event, in order: delivered, duplicate, schema-invalid', async () => {
+      const f = await setup();
+      const first = validEvent();
+      expect((await send(f.url, signedStructured(f.secret, first))).status).toBe(200);
+      const fresh = validEvent();
+      const invalid = structuredEvent('user-created', { user_id: 'u_1', email: 'not an email' });
+      const res = await send(f.url, signedBatch(f.secret, [fresh, first, invalid]));
+      expect(res.status).toBe(400);
+      expect(resultsOf(res.json)).toEqual([
+        { id: fresh.id, status: 200, receipt: 'delivered' },
+        { id: first.id, status: 200, receipt: 'duplicate' },
+        expect.objectContaining({ id: invalid.id, status: 400, error: expect.any(String) }),
+      ]);
+      expect(f.calls.map((call) => call.event.id)).toEqual([first.id, fresh.id]);
+    });
+
+    it('answers GET <path>/health: {"healthy": true}, the details only with the operator token', async () => {
+      const f = await setup({ console: { token: 'operator-token-0123456789abcdef' } });
+      const health = await request(`${f.url}/health`, { method: 'GET' });
+      expect([health.status, health.json]).toEqual([200, { healthy: true }]);
+      const details = await request(`${f.url}/health`, { method: 'GET', headers: { authorization: 'Bearer operator-token-0123456789abcdef' } });
+      expect(details.status).toBe(200);
+      expect(details.json).toMatchObject({ healthy: true, service: 'payments' });
+    });
+
+    it('answers 408 when the body does not arrive within bodyTimeoutMs, and closes the connection', async () => {
+      const f = await setup({ bodyTimeoutMs: 300 });
+      const req = signedStructured(f.secret, validEvent());
+      const connection = await openRawRequest(f.server.port, new URL(f.url).pathname, { ...req.headers, 'content-length': String(Buffer.byteLength(req.body)) });
+      connection.write(req.body.slice(0, 20)); // … and nothing more
+      try {
+        const answer = await connection.answer;
+        expect(answer.status).toBe(408);
+        expect(JSON.parse(answer.body)).toMatchObject({ error: 'body_timeout' });
+      } finally {
+        connection.destroy();
+      }
+      expect(f.calls).toHaveLength(0);
+    });
+
     it('passes GET /events and POST /other on to the app', async () => {
       const f = await setup();
       const get = await request(f.url, { method: 'GET' });
       expect([get.status, get.text]).toEqual([299, 'app: GET /events']);
       const other = signedStructured(f.secret, validEvent());
-      const post = await request(`${f.server.origin}/other`, other);
+      const post = await request(`${f.server.origin}/other`, { ...other, headers: { ...other.headers, 'content-type': 'application/json' } });
       expect([post.status, post.text]).toEqual([299, 'app: POST /other']);
       expect(f.calls).toHaveLength(0);
     });
 
-    it('answers on a configured path, and passes POST /events on to the app there', async () => {
+    (mount.middlewareOptions === false ? it.skip : it)('answers on a configured path, and passes POST /events on to the app there', async () => {
       const f = await setup({}, { path: '/hooks/events-in' });
       const ok = await send(f.url, signedStructured(f.secret, validEvent()));
       expect(ok.status).toBe(200);

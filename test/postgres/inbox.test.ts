@@ -5,7 +5,7 @@ import { PostgresInbox } from '../../src/backends/postgres/inbox.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
 import { createCapturingLogger } from '../helpers/logger.js';
 import { createTestSchema, describePostgres, PG_URL } from '../helpers/postgres.js';
-import { newSecret, type SignedRequest, signedRequest } from '../helpers/signing.js';
+import { newSecret, type SignedRequest, signedRequest, structuredEvent, webhookHeaders } from '../helpers/signing.js';
 import { inboxStoreContract } from '../helpers/inbox-contract.js';
 import { gate } from '../helpers/wait.js';
 
@@ -141,6 +141,38 @@ describePostgres('PostgreSQL inbox: exactly-once handler effects', () => {
     expect(await effects(request.id, 'ledger')).toBe(1);
     expect(await effects(request.id, 'mailer')).toBe(1);
     expect(plainRuns).toBe(1);
+  });
+
+  test("a batch's handlers share transactions (at most 16 to a commit), each behind a savepoint: one that throws, or leaves the transaction aborted, rolls back alone", async () => {
+    const payments = bus();
+    let failing = true;
+    payments.subscribeTo(TYPE, async (data, event, { tx }) => {
+      await tx!.query(`INSERT INTO "${db.schema}".effects (event_id, handler) VALUES ($1, txid_current()::text)`, [event.id]);
+      const { i } = data as { i: number };
+      if (failing && i === 3) throw new Error('ledger closed');
+      // A statement that fails, its error swallowed: the transaction is left aborted.
+      if (failing && i === 5) await tx!.query('SELECT 1/0').catch(() => undefined);
+    }, { name: 'ledger' });
+    const events = Array.from({ length: 40 }, (_, i) => structuredEvent(TYPE, { i }, { source: 'users' }));
+    const body = JSON.stringify(events);
+    const request = { body, headers: { 'content-type': 'application/cloudevents-batch+json', ...webhookHeaders(secret, 'batch-1', body) } };
+
+    await deliver(payments, request);
+    const ids = events.map((e) => String(e.id));
+    const ok = ids.filter((_, i) => i !== 3 && i !== 5);
+    for (const id of ok) expect(await inboxRows(id)).toEqual(['payments:*', 'payments:ledger']);
+    for (const i of [3, 5]) expect(await inboxRows(ids[i]!)).toEqual([]);
+    const { rows } = await db.pool.query<{ handler: string; n: string }>(
+      `SELECT handler, count(*) AS n FROM "${db.schema}".effects WHERE event_id = ANY($1) GROUP BY handler`,
+      [ids],
+    );
+    expect(rows.reduce((sum, r) => sum + Number(r.n), 0)).toBe(38);
+    expect(rows.length).toBeLessThan(38); // fewer commits than handlers
+    expect(Math.max(...rows.map((r) => Number(r.n)))).toBeLessThanOrEqual(16);
+
+    failing = false;
+    await deliver(payments, { ...request, headers: { ...request.headers, ...webhookHeaders(secret, 'batch-2', body) } });
+    for (const id of ids) expect(await effects(id)).toBe(1);
   });
 
   test('services sharing the database keep their own rows: the same event runs once in each', async () => {

@@ -2,7 +2,7 @@
  * Type tests of events-library/testing, compiled by `npm run typecheck`: every `@ts-expect-error`
  * line must be an error. Nothing here runs. (Type names of their own: typed-payloads.ts augments EventRegistry.)
  */
-import { createTestNetwork, recordEmits, signedRequest } from '../../src/testing/index.js';
+import { assertCompatible, createTestNetwork, recordEmits, signedRequest } from '../../src/testing/index.js';
 
 const UserCreated = {
   type: 'object',
@@ -35,3 +35,8 @@ recorder.emitted('kit-user-removed');
 signedRequest('kit-user-added', { user_id: 'u1' }, {});
 const body: string = signedRequest('kit-user-added', { user_id: 'u1' }, { secret: network.secret }).body;
 void body;
+
+// assertCompatible takes two AsyncAPI documents, as bus.asyncapi() returns them or parsed from JSON.
+assertCompatible(users.asyncapi(), JSON.parse('{}') as unknown);
+// @ts-expect-error: both documents are needed
+assertCompatible(users.asyncapi());

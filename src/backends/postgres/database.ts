@@ -78,7 +78,7 @@ export class PostgresDatabase {
   private poolEnd: Promise<void> | undefined;
   private setup: Promise<void> | undefined;
   /** Handler transactions: at most `slots` at once, the others wait their turn (holding nothing). */
-  private readonly slots: number;
+  readonly slots: number;
   private inFlight = 0;
   private readonly queued: Array<() => void> = [];
   private readonly channels = new Map<string, (payload: string) => void>();

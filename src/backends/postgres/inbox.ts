@@ -6,6 +6,7 @@ import { TransactionStoreError } from '../../receive/transaction-store-error.js'
 import type { DatabasePool, HandlerContext } from '../../types.js';
 import { DONE, handlerStates } from '../inbox-rows.js';
 import { databaseFrom, type PostgresDatabase } from './database.js';
+import { type GroupedHandler, HandlerGroups } from './handler-groups.js';
 
 export interface PostgresInboxOptions {
   /** A `postgres://` URL or your pool (this inbox opens its own handle on it), or the bus's shared database. */
@@ -21,11 +22,12 @@ export interface PostgresInboxOptions {
 }
 
 /**
- * The inbox in PostgreSQL, shared by every instance of a service. Each handler runs in a
- * transaction that first claims its row (`INSERT … ON CONFLICT DO NOTHING`: an instance handling
- * the same event at the same time waits on that row's lock, then finds it committed and skips),
- * then runs the handler with `tx` = that transaction's client, then commits both. A crash anywhere
- * before the COMMIT rolls back the handler's writes and its completion together.
+ * The inbox in PostgreSQL, shared by every instance of a service. Handlers run in transactions
+ * shared by a few of them (handler-groups.ts: one commit for up to 16), each behind a savepoint:
+ * its row is claimed first (`INSERT … ON CONFLICT DO NOTHING`: an instance handling the same event
+ * at the same time waits on that row's lock, then finds it committed and skips), then it runs with
+ * `tx` = the transaction's client; one that throws rolls back alone, its claim given back. A crash
+ * anywhere before the COMMIT rolls back the handlers' writes and their completions together.
  *
  * Handler transactions hold at most the pool's size minus one connection (see PostgresDatabase):
  * a handler that emits without `tx` finds a connection. The table is created on first use (the
@@ -44,10 +46,36 @@ export class PostgresInbox implements InboxStore {
   private readonly pruneTimer: NodeJS.Timeout;
   private pruneFailing = false;
   private closed = false;
+  private readonly groups: HandlerGroups;
+  /** The rows each grouped handler's claim inserted (a WeakMap: a settled handler is forgotten with it). */
+  private readonly claimedRows = new WeakMap<GroupedHandler, readonly string[]>();
 
   constructor(private readonly o: PostgresInboxOptions) {
     this.db = databaseFrom(o.database, { schema: o.schema, logger: o.logger });
     this.table = `${this.db.s}.events_inbox`;
+    this.groups = new HandlerGroups({
+      db: this.db,
+      claim: async (client, handlers) => {
+        const { rows } = await client.query<{ source: string; event_id: string; handler: string }>(
+          `INSERT INTO ${this.table} (service, source, event_id, handler) SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[])
+           ON CONFLICT DO NOTHING RETURNING source, event_id, handler`,
+          this.rowsOf(handlers),
+        );
+        const inserted = new Set(rows.map((row) => `${keyOf(row.source, row.event_id)}\u0000${row.handler}`));
+        // What this claim inserted, per handler: a give-back deletes only that, never a row another
+        // instance committed (an event's `done` written by an instance with other handlers).
+        for (const h of handlers) this.claimedRows.set(h, h.rows.filter((row) => inserted.has(`${keyOf(h.source, h.id)}\u0000${row}`)));
+        return new Set(handlers.filter((h) => inserted.has(`${keyOf(h.source, h.id)}\u0000${h.rows[0]}`)));
+      },
+      unclaim: async (client, handlers) => {
+        const rows = handlers.flatMap((h) => (this.claimedRows.get(h) ?? []).map((handler) => [h.source, h.id, handler] as const));
+        if (rows.length === 0) return;
+        await client.query(
+          `DELETE FROM ${this.table} WHERE service = $1 AND (source, event_id, handler) IN (SELECT * FROM unnest($2::text[], $3::text[], $4::text[]))`,
+          [this.o.service, rows.map((r) => r[0]), rows.map((r) => r[1]), rows.map((r) => r[2])],
+        );
+      },
+    });
     this.pruneTimer = setInterval(() => void this.prune(), o.pruneIntervalMs ?? DEFAULTS.database.inboxPruneIntervalMs).unref();
   }
 
@@ -98,27 +126,18 @@ export class PostgresInbox implements InboxStore {
     eventKey: string,
     handlerKey: string,
     run: (context: HandlerContext) => Promise<void>,
+    last = false,
   ): Promise<'ran' | 'done-already'> {
-    // What the handler threw is rethrown as is (after the rollback); any other failure is the store's.
-    let failed: { error: unknown } | undefined;
     try {
       await this.ready();
-      return await this.db.handlerTransaction(async (client) => {
-        // Blocks while another instance holds an uncommitted claim on the same row.
-        const claim = await client.query(`${this.insertSql()} RETURNING 1`, this.row(eventKey, handlerKey));
-        if (claim.rowCount === 0) return 'done-already';
-        try {
-          await run({ tx: client });
-        } catch (error) {
-          failed = { error };
-          throw error;
-        }
-        return 'ran';
-      });
     } catch (error) {
-      if (failed !== undefined && error === failed.error) throw error;
       throw new TransactionStoreError(error);
     }
+    return new Promise((resolve, reject) => {
+      const { source, id } = splitEventKey(eventKey);
+      const rows = last ? [handlerKey, DONE] : [handlerKey];
+      this.groups.add({ source, id, rows, order: `${eventKey}\u0000${handlerKey}`, run, resolve, reject });
+    });
   }
 
   /** Ids older than the retention are deleted; nothing younger is forgotten, restarts included. */
@@ -160,6 +179,12 @@ export class PostgresInbox implements InboxStore {
   /** The tables exist: the database's setup, once for both stores. */
   private ready(): Promise<void> {
     return this.db.ready();
+  }
+
+  /** The rows of `handlers`, as the parameters of an `unnest` of (source, event_id, handler). */
+  private rowsOf(handlers: readonly GroupedHandler[]): unknown[] {
+    const rows = handlers.flatMap((h) => h.rows.map((handler) => [h.source, h.id, handler] as const));
+    return [this.o.service, rows.map((r) => r[0]), rows.map((r) => r[1]), rows.map((r) => r[2])];
   }
 
   private insertSql(): string {

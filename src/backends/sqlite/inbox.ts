@@ -47,8 +47,12 @@ export class SqliteInbox implements InboxStore {
       // One statement for any number of keys: the keys travel as one JSON array parameter.
       this.selectMany = this.db.prepare('SELECT event_key, handler FROM inbox WHERE event_key IN (SELECT value FROM json_each(?))');
       const mark = this.mark;
+      // A handler's row is skipped when its event is marked done in the same group: `*` says it all
+      // (one random B-tree page per row is most of a commit's cost).
       this.markAll = this.db.transaction((marks: readonly InboxMark[], at: number) => {
-        for (const { eventKey, handlerKey } of marks) mark.run(eventKey, handlerKey ?? DONE, at);
+        const done = new Set<string>();
+        for (const { eventKey, handlerKey } of marks) if (handlerKey === undefined) done.add(eventKey);
+        for (const { eventKey, handlerKey } of marks) if (handlerKey === undefined || !done.has(eventKey)) mark.run(eventKey, handlerKey ?? DONE, at);
       });
       // From here on a lock held elsewhere fails fast (the driver blocks the event loop while it waits).
       this.db.pragma(`busy_timeout = ${DEFAULTS.sqlite.busyTimeoutMs}`);
