@@ -34,7 +34,7 @@ import { openInbox, openOutbox } from './backends/stores.js';
 import { openHttpTransport } from './backends/http/backend.js';
 import type { ServiceName } from './service-names.js';
 import { isDecoratorCall, registerInstance, subscribeDecorator, type Subscribe, type SubscribeDecorator } from './subscribe-decorator.js';
-import type { Transport } from './send/transport.js';
+import { SUBSCRIBERS, type Transport } from './send/transport.js';
 import type {
   DataOf,
   DeclareOptions,
@@ -162,7 +162,9 @@ export class EventBus<Events extends object = EventRegistry> {
 
   /**
    * Declares that this service emits `type` to `targetServices`. Resolves every target's URL and
-   * secret now: a missing one throws a ConfigError naming the variable to set.
+   * secret now: a missing one throws a ConfigError naming the variable to set. Without a target
+   * list (`declareEvent(type, { schema })`), through a broker: to every service that subscribes to
+   * `type` there, signed with this service's secret (over HTTP push, a ConfigError: it needs addresses).
    */
   declareEvent<const T extends string, const S extends JSONSchema>(
     type: T,
@@ -174,8 +176,17 @@ export class EventBus<Events extends object = EventRegistry> {
     targetServices: readonly ServiceName[],
     options?: DeclareOptions,
   ): EventBus<Events & { [K in T]: unknown }>;
-  declareEvent(type: string, targetServices: readonly ServiceName[], options: DeclareOptions = {}): unknown {
+  declareEvent<const T extends string, const S extends JSONSchema>(type: T, options: DeclareOptions<S> & { schema: S }): EventBus<Events & { [K in T]: S }>;
+  declareEvent<const T extends string>(type: T, options?: DeclareOptions): EventBus<Events & { [K in T]: unknown }>;
+  declareEvent(type: string, targetServices?: readonly ServiceName[] | DeclareOptions, options: DeclareOptions = {}): unknown {
     this.requireService('declareEvent');
+    if (targetServices === undefined || (typeof targetServices === 'object' && targetServices !== null && !Array.isArray(targetServices))) {
+      const why = this.describing || (this.transport.toSubscribers?.(type) ?? HTTP_NEEDS_TARGETS);
+      if (why !== true) throw new ConfigError(`declareEvent("${type}") without target services: ${why}`);
+      if (!this.describing) this.targets.set(SUBSCRIBERS, resolveTarget(this.config, SUBSCRIBERS));
+      this.catalog.declare(type, [SUBSCRIBERS], (targetServices as DeclareOptions | undefined)?.schema);
+      return this;
+    }
     if (!Array.isArray(targetServices) || targetServices.length === 0) {
       throw new ConfigError(`declareEvent("${type}") needs at least one target service, e.g. ["payments"]`);
     }
@@ -304,7 +315,8 @@ export class EventBus<Events extends object = EventRegistry> {
     try {
       const body = toStructuredBody(event);
       // Each target's delivery names it (`recipient`, signed): another service sharing the secret refuses it.
-      const bodies = declaration.targets.map((target) => addressedTo(body, target));
+      // Subscribers (no target list) share one message: it names no recipient.
+      const bodies = declaration.targets.map((target) => (target === SUBSCRIBERS ? body : addressedTo(body, target)));
       // A body receivers would refuse with 413 is refused here, before anything is recorded.
       const limit = this.config.bodyLimitBytes;
       for (const addressed of bodies) {
@@ -515,7 +527,12 @@ export class EventBus<Events extends object = EventRegistry> {
   private createConsumer(): void {
     const { concurrency } = this.config;
     const service = this.requireService('subscribeTo with a broker');
-    this.consumer = this.broker!.consumer({ service, concurrency, pipeline: this.receiverFor('subscribeTo with a broker').pipeline });
+    this.consumer = this.broker!.consumer({
+      service,
+      concurrency,
+      pipeline: this.receiverFor('subscribeTo with a broker').pipeline,
+      types: () => this.catalog.subscribedTypes(),
+    });
     // Its own dead-letter queue, beside the outbox's dead letters (distinct ids: each backend makes its own).
     const { url, prefix } = this.config.broker!;
     this.brokerOperator = openBrokerOperator({ broker: url, prefix, service });
@@ -573,6 +590,11 @@ export class EventBus<Events extends object = EventRegistry> {
     return this.config.service;
   }
 }
+
+/** Why `declareEvent(type, { schema })` needs a broker. */
+const HTTP_NEEDS_TARGETS =
+  'over HTTP push each event is POSTed to the address of each target service, so name them (e.g. ["payments"]); ' +
+  'through a broker (EVENTS_BROKER_URL) it goes to every service that subscribes to its type';
 
 /** Longest `emit(…, { key })`. */
 const MAX_KEY_LENGTH = 1024;

@@ -59,6 +59,11 @@ export class Catalog {
     };
   }
 
+  /** The types with at least one handler. */
+  subscribedTypes(): string[] {
+    return [...this.subscriptions].filter(([, list]) => list.length > 0).map(([type]) => type);
+  }
+
   subscribers(type: string): readonly Subscription[] {
     return this.subscriptions.get(type) ?? [];
   }

@@ -7,7 +7,7 @@ import { brokerBackendFor } from './backends/broker-link.js';
 import type { KafkaOptions } from './backends/kafka/config.js';
 import type { OnDeadLetter, OnDelivered } from './observe/hooks.js';
 import type { OperatorTokens } from './operate/operator-token.js';
-import type { Transport } from './send/transport.js';
+import { SUBSCRIBERS, type Transport } from './send/transport.js';
 import type { DatabasePool } from './types.js';
 import { checkSchemaName } from './backends/postgres/schema.js';
 import { mergeTlsParts, TlsMaterial, type TlsOptions, tlsParts } from './backends/tls-material.js';
@@ -581,6 +581,15 @@ function resolveBroker(option: EventBusOptions['broker'], env: ResolvedConfig['e
 export function resolveTarget(config: ResolvedConfig, name: string): ResolvedTarget {
   if (typeof name !== 'string' || name.trim() === '') {
     throw new ConfigError('target service names must be non-empty strings');
+  }
+  if (name === SUBSCRIBERS) {
+    // One message reaches every subscriber: signed with the system secret, no per-receiver secret applies.
+    if (config.keys.length === 0) {
+      throw new ConfigError('an event declared without targets is signed with this service\'s secret: set EVENTS_SECRET (a whsec_… value)', {
+        variable: 'EVENTS_SECRET',
+      });
+    }
+    return { name, url: '', keys: config.keys, batch: false, receipt: true };
   }
   const entry = config.services[name];
   const fromOptions = typeof entry === 'string' ? { url: entry } : entry;

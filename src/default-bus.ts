@@ -124,9 +124,11 @@ export function configure(options: DefaultBusOptions): void {
   defaultOptions = { ...options };
 }
 
-/** Declares that this service emits `type` to `targetServices` (see EventBus.declareEvent). */
-export function declareEvent(type: string, targetServices: readonly ServiceName[], options?: DeclareOptions): void {
-  getDefaultBus().declareEvent(type, targetServices, options);
+/** Declares that this service emits `type` to `targetServices`, or without them to every subscriber through a broker (see EventBus.declareEvent). */
+export function declareEvent(type: string, targetServices: readonly ServiceName[], options?: DeclareOptions): void;
+export function declareEvent(type: string, options?: DeclareOptions): void;
+export function declareEvent(type: string, targetServices?: readonly ServiceName[] | DeclareOptions, options?: DeclareOptions): void {
+  (getDefaultBus() as unknown as { declareEvent: (...args: unknown[]) => void }).declareEvent(type, targetServices, options);
 }
 
 /** Runs `handler` for every `type` event received; returns an unsubscribe function. */

@@ -25,6 +25,8 @@ export interface BrokerConsumerOptions {
   pipeline: ReceivePipeline;
   service: string;
   concurrency: number;
+  /** The event types this service subscribes to, read as the consumer sets up: what reaches it without being addressed to it. */
+  types: () => readonly string[];
 }
 
 /** A bus's link to its broker: its transport, its consumer, one connection. */

@@ -47,7 +47,7 @@ export class OtelInstruments {
     const meter = api.metrics.getMeter(SCOPE);
     this.emittedCount = meter.createCounter('events.emitted', { description: 'Events emitted (recorded in the outbox)' });
     this.deliveries = meter.createCounter('events.deliveries', {
-      description: 'Delivery outcomes per target: delivered, retried (back to the outbox), dead_lettered',
+      description: 'Delivery outcomes per target: delivered, retried (back to the outbox), dead_lettered, unrouted (no subscriber: dropped)',
     });
     this.deliveryLatency = meter.createHistogram('events.delivery.latency', {
       description: 'From emit to the target acknowledging the event',
@@ -128,11 +128,12 @@ export class OtelInstruments {
     this.end(span, result.outcome === 'delivered' ? undefined : (result.error ?? result.outcome));
   }
 
-  delivered(record: OutboxRecord): void {
+  /** `unrouted`: taken by the broker while no service subscribes to its type (dropped by design). */
+  delivered(record: OutboxRecord, unrouted: boolean): void {
     if (!this.metricsOn) return;
     const attrs = this.attrs({ 'events.target': record.target, 'cloudevents.event_type': record.type });
-    this.deliveries.add(1, { ...attrs, 'events.outcome': 'delivered' });
-    this.deliveryLatency.record(Math.max(0, Date.now() - record.createdAt) / 1000, attrs);
+    this.deliveries.add(1, { ...attrs, 'events.outcome': unrouted ? 'unrouted' : 'delivered' });
+    if (!unrouted) this.deliveryLatency.record(Math.max(0, Date.now() - record.createdAt) / 1000, attrs);
   }
 
   outcome(record: OutboxRecord, outcome: 'retried' | 'dead_lettered'): void {

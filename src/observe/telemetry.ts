@@ -57,7 +57,7 @@ export class Telemetry {
   }
 
   delivered(record: OutboxRecord, result: DeliveryResult): void {
-    this.otel?.delivered(record);
+    this.otel?.delivered(record, result.unrouted === true);
     this.o.activity?.delivered(record.target);
     if (this.o.hooks.onDelivered) {
       callHook(this.o.logger, 'onDelivered', this.o.hooks.onDelivered, {

@@ -1,5 +1,12 @@
 import type { ResolvedTarget } from '../config.js';
 
+/**
+ * The target of an event declared without targets (`declareEvent(type, { schema })`): every service
+ * subscribed to its type through the broker. One outbox row, one publish, signed with the system
+ * secret and addressed to no `recipient`.
+ */
+export const SUBSCRIBERS = '*';
+
 /** One event on its way to one target service. */
 export interface Delivery {
   eventId: string;
@@ -33,6 +40,8 @@ export interface DeliveryResult {
   hint?: DeliveryHint;
   /** Tries this send made (1 + immediate retries). */
   attempts: number;
+  /** Delivered to SUBSCRIBERS while no service subscribes to its type: dropped by design (counted apart in metrics). */
+  unrouted?: boolean;
   /**
    * Batch sends only: the target refused the batch as a whole, unprocessed (it does not read
    * batches, or the batch was too large). The dispatcher sends the event again at once, uncharged;
@@ -71,5 +80,10 @@ export interface Transport {
    * target whose `target.batch` is true. Never throws for a delivery failure.
    */
   sendBatch?(deliveries: readonly Delivery[]): Promise<DeliveryResult[]>;
+  /**
+   * Brokers: whether an event of `type` declared without targets can go to every service
+   * subscribed to it (SUBSCRIBERS): true, or why not. Absent: this transport needs targets (HTTP push).
+   */
+  toSubscribers?(type: string): true | string;
   close(): Promise<void>;
 }

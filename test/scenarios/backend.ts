@@ -27,6 +27,8 @@ export interface Features {
    * keeps what the target refused) or the receiver's (a broker: the service's dead-letter queue).
    */
   deadLetters: 'sender' | 'receiver';
+  /** `declareEvent(type, { schema })` without targets reaches every service subscribed to `type` (a broker; HTTP needs addresses). */
+  subscriptions: boolean;
 }
 
 /** A receiving service (one instance) as the scenario started it. */

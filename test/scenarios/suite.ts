@@ -549,6 +549,45 @@ export function runScenarios(backend: Backend): void {
       expect(orders.ids()).toEqual([foreign.id]);
     });
 
+    itWith('subscriptions', 'declared without targets: every subscribed service gets it (no recipient), one added later what follows its first subscription, one stopped what was emitted meanwhile, one never subscribed nothing', async () => {
+      const [payments, orders, audit] = [recorder(), recorder(), recorder()];
+      const subscriber = (got: ReturnType<typeof recorder>) => ({ subscribe: (bus: EventBus) => void bus.subscribeTo('user-created', got.handler) });
+      // audit subscribes, then stops before anything is emitted: it still gets everything from then on.
+      await (await world.receiver('audit', subscriber(audit))).stop();
+      const mailerLog = createCapturingLogger('warn');
+      // mailer consumes from the broker too, but never subscribes to user-created.
+      const mailer = await world.receiver('mailer', { options: { logger: mailerLog.logger }, subscribe: (bus) => bus.subscribeTo('newsletter-sent', () => undefined) });
+      let paymentsService = await world.receiver('payments', subscriber(payments));
+      const users = await sender([]);
+      users.declareEvent('user-created', { schema: { type: 'object', required: ['n'] } });
+      const a = await users.emit('user-created', { n: 1 });
+      expect(a.targets).toEqual(['*']);
+      await waitFor(() => payments.ids().includes(a.id), { ...WAIT, what: 'the event at payments' });
+
+      // orders starts later, with no change to the producer: it gets what is emitted from then on.
+      let ordersService = await world.receiver('orders', subscriber(orders));
+      const b = await users.emit('user-created', { n: 2 });
+      await waitFor(() => payments.ids().includes(b.id) && orders.ids().includes(b.id), { ...WAIT, what: 'the next event at both' });
+
+      // Both stopped: what is emitted meanwhile waits for each of them.
+      await paymentsService.stop();
+      await ordersService.stop();
+      const c = await users.emit('user-created', { n: 3 });
+      paymentsService = await world.receiver('payments', subscriber(payments));
+      ordersService = await world.receiver('orders', subscriber(orders));
+      await world.receiver('audit', subscriber(audit));
+      const everywhere = () => [payments, orders, audit].every((got) => got.ids().includes(c.id)) && audit.events.length >= 3;
+      await waitFor(everywhere, { ...WAIT, timeoutMs: 40_000, what: 'what was emitted while they were down' });
+      await waitFor(async () => (await pending(users)) === 0, { ...WAIT, what: 'nothing left to send' });
+      expect([...payments.ids()].sort()).toEqual([a.id, b.id, c.id].sort());
+      expect([...orders.ids()].sort()).toEqual([b.id, c.id].sort());
+      expect([...audit.ids()].sort()).toEqual([a.id, b.id, c.id].sort());
+      for (const event of [...payments.events, ...orders.events, ...audit.events]) expect(event.recipient).toBeUndefined();
+      // Nothing reached mailer: no retry of an event it has no handler for, no dead letter.
+      expect([...mailerLog.withMessage('event will be retried from the broker'), ...mailerLog.withMessage('event dead-lettered')]).toEqual([]);
+      expect(await mailer.bus.deadLetters()).toEqual([]);
+    }, 90_000);
+
     itWith('handlerHoldsDelivery', 'backpressure in every outbox: a target that stalls without failing holds emits for outbox.maxBlockMs, said once; all arrive once it moves', async () => {
       const stalled = gate();
       const handled: string[] = [];

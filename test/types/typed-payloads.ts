@@ -124,3 +124,11 @@ subscribeTo('user-created', async (_data, _event, context: HandlerContext) => {
   // @ts-expect-error tx is optional: only the PostgreSQL inbox provides it
   await context.tx.query('SELECT 1');
 });
+
+// Declared without targets (through a broker: to every service subscribed to the type): typed the same.
+const toSubscribers = createEventBus().declareEvent('user-created', { schema: UserCreated });
+toSubscribers.emit('user-created', { user_id: 'u1', email: 'a@b.c' });
+// @ts-expect-error: email is required
+toSubscribers.emit('user-created', { user_id: 'u1' });
+createEventBus().declareEvent('anything').emit('anything', { free: 'form' });
+declareEvent('user-created', { schema: UserCreated });

@@ -122,8 +122,13 @@ test('describe-only: declarations need no target URL or secret, and nothing is o
     setDescribeOnly(false);
   }
   described.declareEvent('user-created', ['payments'], { schema: UserCreated });
+  described.declareEvent('user-deleted', { schema: { type: 'object' } }); // without targets: to every subscriber, through the broker
   described.subscribeTo('payment-failed', async () => {});
-  expect(described.asyncapi().operations).toMatchObject({ 'send.user-created': { 'x-targets': ['payments'] }, 'receive.payment-failed': { action: 'receive' } });
+  expect(described.asyncapi().operations).toMatchObject({
+    'send.user-created': { 'x-targets': ['payments'] },
+    'send.user-deleted': { 'x-targets': ['*'] },
+    'receive.payment-failed': { action: 'receive' },
+  });
   // The in-memory stores, and no broker consumer, whatever the environment says.
   expect(await described.health()).toMatchObject({ outbox: { durable: false }, consumers: {} });
 });

@@ -408,6 +408,43 @@ describe('createEventBus: configuration errors are loud, at once', () => {
     }
   });
 
+  test('declareEvent without targets over HTTP push is a ConfigError that says why (HTTP needs addresses); an empty list stays an error', async () => {
+    const bus = createEventBus({ service: 'users', secret: SECRET_A, env: {}, logger: silent() });
+    try {
+      expect(() => bus.declareEvent('x', { schema: { type: 'object' } })).toThrow(ConfigError);
+      expect(() => bus.declareEvent('x')).toThrow(/declareEvent\("x"\) without target services: over HTTP push each event is POSTed to the address of each target service/);
+      expect(() => bus.declareEvent('x', [], { schema: { type: 'object' } })).toThrow(/needs at least one target service/);
+    } finally {
+      await bus.close();
+    }
+  });
+
+  test('declareEvent without targets, on a transport that reaches subscribers: one delivery to "*", no recipient, signed with EVENTS_SECRET (not a per-receiver secret)', async () => {
+    const transport = new (class extends RecordingTransport {
+      toSubscribers(type: string): true | string {
+        return type === 'refused' ? 'not this one' : true;
+      }
+    })();
+    const env = { EVENTS_SERVICE_PAYMENTS_SECRET: SECRET_B, EVENTS_SERVICE_PAYMENTS_URL: NOWHERE };
+    const bus = createEventBus({ service: 'users', secret: SECRET_A, env, logger: silent(), transport });
+    try {
+      expect(() => bus.declareEvent('refused')).toThrow('declareEvent("refused") without target services: not this one');
+      bus.declareEvent('user-created', { schema: UserCreated });
+      await expect(bus.emit('user-created', { user_id: 'u1' } as never)).rejects.toThrow(ValidationError);
+      const sent = transport.nextSend();
+      const receipt = await bus.emit('user-created', { user_id: 'u1', email: 'a@example.com' });
+      await sent;
+      expect(receipt.targets).toEqual(['*']);
+      expect(transport.sent).toHaveLength(1);
+      const [delivery] = transport.sent;
+      expect(delivery!.target.name).toBe('*');
+      expect(delivery!.target.keys).toEqual([parseSecret(SECRET_A)]);
+      expect(JSON.parse(delivery!.body)).not.toHaveProperty('recipient');
+    } finally {
+      await bus.close();
+    }
+  });
+
   test('emit of an undeclared type or an invalid payload rejects and sends nothing', async () => {
     const transport = new RecordingTransport();
     const bus = createEventBus({

@@ -1,3 +1,4 @@
+import { typeTopic } from '../../src/backends/kafka/topics.js';
 import { createEventBus } from '../../src/bus.js';
 import { resolveConfig } from '../../src/config.js';
 import { ConfigError } from '../../src/errors/index.js';
@@ -56,5 +57,19 @@ describe('choosing Kafka', () => {
     } finally {
       await bus.close();
     }
+  });
+});
+
+describe('typeTopic: the topic of an event declared without targets', () => {
+  it('is <prefix>events.<type> for a type Kafka takes as is; otherwise refused characters become _, cut to fit, with a hash of the type so two types never share one', () => {
+    expect(typeTopic('p.', 'user-created')).toBe('p.events.user-created');
+    expect(typeTopic('', 'Order_Paid.v2')).toBe('events.Order_Paid.v2');
+    const slash = typeTopic('', 'order/paid');
+    expect(slash).toMatch(/^events\.order_paid\.[0-9a-f]{8}$/);
+    expect(typeTopic('', 'order:paid')).toMatch(/^events\.order_paid\.[0-9a-f]{8}$/);
+    expect(typeTopic('', 'order:paid')).not.toBe(slash);
+    const long = typeTopic('', 'x'.repeat(300));
+    expect(long.length).toBeLessThanOrEqual(249);
+    expect(long).toMatch(/^[A-Za-z0-9._-]+$/);
   });
 });

@@ -19,6 +19,7 @@ function clientWhoseFirstJoinFails(): { client: KafkaClientLike; consumers: Arra
       connect: async () => undefined,
       disconnect: async () => undefined,
       createTopics: async () => true,
+      fetchOffsets: async () => [],
       fetchTopicOffsets: async () => [],
     }),
     consumer: () => {

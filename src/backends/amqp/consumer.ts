@@ -4,7 +4,7 @@ import type { Logger } from 'winston';
 import type { AmqpBroker } from './config.js';
 import { type Availability, AvailabilityState } from '../../observe/availability.js';
 import { InFlight } from '../../receive/in-flight.js';
-import type { ReceivePipeline } from '../../receive/pipeline.js';
+import type { BrokerConsumerOptions } from '../broker-link.js';
 import type { Verdict } from '../../receive/verdict.js';
 import { deadLetterLogFields, logClaims } from '../broker-common.js';
 import { brokerStep } from '../broker-verdict.js';
@@ -12,17 +12,13 @@ import type { AmqpConnection } from './connection.js';
 import { messageOf } from './envelope.js';
 import { queueMismatch } from './failures.js';
 import { Publisher } from './publisher.js';
-import { delayAtLeast, HEADERS, serviceTopology, type ServiceTopology } from './topology.js';
+import { delayAtLeast, eventsExchange, HEADERS, routingKeyProblem, serviceTopology, type ServiceTopology } from './topology.js';
 
-export interface AmqpConsumerOptions {
+/** `concurrency` is the prefetch: messages in the hands of this instance at once. */
+export interface AmqpConsumerOptions extends BrokerConsumerOptions {
   connection: AmqpConnection;
-  /** The bus's receive pipeline (called without the timestamp window). */
-  pipeline: ReceivePipeline;
   logger: Logger;
   broker: AmqpBroker;
-  service: string;
-  /** Prefetch: messages in the hands of this instance at once. */
-  concurrency: number;
 }
 
 /**
@@ -110,6 +106,11 @@ export class AmqpConsumer {
       this.refused(mismatch);
       return;
     }
+    // Events declared without targets: the queue bound to each type subscribed to (until the queue is deleted).
+    const exchange = eventsExchange(this.o.broker.prefix);
+    await publisher.declareExchange(exchange);
+    const types = this.o.types().filter((type) => routingKeyProblem(type) === undefined);
+    await Promise.all(types.map((type) => publisher.channel.bindQueue(main.name, exchange, type)));
     await publisher.channel.prefetch(this.o.concurrency);
     publisher.channel.on('close', () => {
       if (this.publisher !== publisher) return;

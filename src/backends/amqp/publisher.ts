@@ -18,7 +18,8 @@ export class Publisher {
   private readonly declared = new Map<string, Promise<unknown>>();
   /** Queues whose declaration the broker confirmed on this channel: the common case skips the promises. */
   private readonly ready = new Set<string>();
-  /** `<queue>\0<messageId>` of messages returned and not yet confirmed: RabbitMQ sends the return before the ack. */
+  private readonly exchanges = new Set<string>();
+  /** `<exchange>\0<routing key>\0<messageId>` of messages returned and not yet confirmed: RabbitMQ sends the return before the ack. */
   private readonly returned = new Set<string>();
 
   /**
@@ -31,11 +32,12 @@ export class Publisher {
     private readonly options: { retireOnNack?: boolean } = {},
   ) {
     channel.on('return', (message: Message) => {
-      const queue = message.fields.routingKey;
-      this.returned.add(returnKey(queue, message.properties.messageId as string | undefined));
+      const { exchange, routingKey } = message.fields;
+      this.returned.add(returnKey(exchange, routingKey, message.properties.messageId as string | undefined));
+      if (exchange !== '') return; // no queue bound to the routing key (see AmqpTransport)
       // The queue is gone (deleted behind our back): declare it again before the next publish.
-      this.ready.delete(queue);
-      this.declared.delete(queue);
+      this.ready.delete(routingKey);
+      this.declared.delete(routingKey);
     });
     channel.on('error', () => undefined); // a 'close' follows
     channel.on('close', () => {
@@ -62,17 +64,27 @@ export class Publisher {
     );
   }
 
+  /** Declares the durable topic exchange `name` once on this channel. */
+  async declareExchange(name: string): Promise<void> {
+    if (this.exchanges.has(name)) return;
+    await this.channel.assertExchange(name, 'topic', { durable: true });
+    this.exchanges.add(name);
+  }
+
   /** Whether new publishes may go on this channel. */
   get usable(): boolean {
     return !this.closed && !this.retiring;
   }
 
-  /** Publishes to `queue` through the default exchange; resolves once the broker has confirmed it. */
-  publish(queue: string, content: Buffer, options: Options.Publish & { messageId?: string }): Promise<PublishOutcome> {
-    const key = returnKey(queue, options.messageId);
+  /**
+   * Publishes to `queue` through the default exchange (or with routing key `queue` to `exchange`);
+   * resolves once the broker has confirmed it: `returned` when no queue took it.
+   */
+  publish(queue: string, content: Buffer, options: Options.Publish & { messageId?: string }, exchange = ''): Promise<PublishOutcome> {
+    const key = returnKey(exchange, queue, options.messageId);
     return new Promise((resolve, reject) => {
       try {
-        this.channel.publish('', queue, content, { ...options, mandatory: true, persistent: true }, (error: unknown) => {
+        this.channel.publish(exchange, queue, content, { ...options, mandatory: true, persistent: true }, (error: unknown) => {
           this.inFlight -= 1;
           const wasReturned = this.returned.delete(key);
           if (error && this.options.retireOnNack && !this.closed) this.retiring = true;
@@ -94,6 +106,6 @@ export class Publisher {
   }
 }
 
-function returnKey(queue: string, messageId: string | undefined): string {
-  return `${queue}\0${messageId ?? ''}`;
+function returnKey(exchange: string, routingKey: string, messageId: string | undefined): string {
+  return `${exchange}\0${routingKey}\0${messageId ?? ''}`;
 }

@@ -9,6 +9,8 @@
  * - `S.wait.<ms>`: one durable quorum queue per retry delay, `x-message-ttl` = that delay,
  *   dead-lettering back to `S` (RabbitMQ here has no delayed-message plugin).
  * - `S.dlq`: durable quorum queue of dead letters, each with `events-dead-reason` headers.
+ * - `events` (prefixed): the system's durable topic exchange of events declared without targets,
+ *   routing key = the event type; S's consumer binds `S` to it for each type S subscribes to.
  * - `events-library.services` (prefixed): durable classic queue, the registry of services, one
  *   message per service name (see registry.ts).
  */
@@ -36,6 +38,18 @@ export function queueName(prefix: string, service: string): string {
 
 export function deadLetterQueueName(queue: string): string {
   return `${queue}.dlq`;
+}
+
+/** The topic exchange through which an event declared without targets reaches every queue bound to its type. */
+export function eventsExchange(prefix: string): string {
+  return `${prefix}events`;
+}
+
+/** Why `type` cannot be a literal routing key of the topic exchange (undefined when it can). */
+export function routingKeyProblem(type: string): string | undefined {
+  if (/[*#]/.test(type)) return 'RabbitMQ routes it by its type through a topic exchange, where "*" and "#" are wildcards: rename the type';
+  if (Buffer.byteLength(type) > 255) return 'RabbitMQ routes it by its type, and a routing key holds at most 255 bytes: shorten the type';
+  return undefined;
 }
 
 /** Dead-lettering that RabbitMQ guarantees at least once (quorum queues, 3.10+; needs `reject-publish`). */

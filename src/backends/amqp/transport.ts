@@ -4,8 +4,8 @@ import type { AmqpConnection } from './connection.js';
 import { envelopeOf } from './envelope.js';
 import { queueMismatch } from './failures.js';
 import { Publisher } from './publisher.js';
-import { deadLetterQueue, mainQueue, type QueueSpec } from './topology.js';
-import type { Delivery, DeliveryResult, Transport } from '../../send/transport.js';
+import { deadLetterQueue, eventsExchange, mainQueue, type QueueSpec, routingKeyProblem } from './topology.js';
+import { type Delivery, type DeliveryResult, SUBSCRIBERS, type Transport } from '../../send/transport.js';
 
 export interface AmqpTransportOptions {
   connection: AmqpConnection;
@@ -24,7 +24,8 @@ export interface AmqpTransportOptions {
  * to a target, declares that target's queue and dead-letter queue (once per channel), so an event
  * published before the target's consumers ever started is kept. A negative confirm, a returned
  * (unroutable) message, a closed channel or no connection is `retry` with `targetDown`: the
- * outbox keeps the delivery and the dispatcher probes until the broker is back.
+ * outbox keeps the delivery and the dispatcher probes until the broker is back. A delivery to
+ * SUBSCRIBERS goes to the system's topic exchange instead, routing key = its type.
  */
 export class AmqpTransport implements Transport {
   private publisher: Publisher | undefined;
@@ -38,6 +39,7 @@ export class AmqpTransport implements Transport {
     const startedAt = performance.now();
     const publisher = await this.open();
     if (!publisher) return brokerAttempt(this.o.logger, delivery, startedAt, 'not connected to the broker');
+    if (delivery.target.name === SUBSCRIBERS) return this.toExchange(publisher, delivery, startedAt);
     const specs = this.topologyOf(delivery.target.name);
     try {
       await publisher.declare(specs);
@@ -47,6 +49,30 @@ export class AmqpTransport implements Transport {
       }
     } catch (error) {
       return brokerAttempt(this.o.logger, delivery, startedAt, queueMismatch(error)?.message ?? (error as Error)?.message ?? String(error));
+    }
+    return brokerAttempt(this.o.logger, delivery, startedAt);
+  }
+
+  toSubscribers(type: string): true | string {
+    return routingKeyProblem(type) ?? true;
+  }
+
+  /**
+   * To every queue bound to the type on the topic exchange. A return (`mandatory` only for the
+   * broker to tell) means no service subscribes: dropped by design, said at debug and counted, never retried.
+   */
+  private async toExchange(publisher: Publisher, delivery: Delivery, startedAt: number): Promise<DeliveryResult> {
+    const exchange = eventsExchange(this.o.prefix);
+    try {
+      await publisher.declareExchange(exchange);
+      if ((await publisher.publish(delivery.type, Buffer.from(delivery.body), envelopeOf(delivery), exchange)) === 'returned') {
+        if (this.o.logger.isDebugEnabled()) {
+          this.o.logger.debug('no service subscribes to this event type: dropped', { eventId: delivery.eventId, type: delivery.type, exchange });
+        }
+        return { ...brokerAttempt(this.o.logger, delivery, startedAt), unrouted: true };
+      }
+    } catch (error) {
+      return brokerAttempt(this.o.logger, delivery, startedAt, (error as Error)?.message ?? String(error));
     }
     return brokerAttempt(this.o.logger, delivery, startedAt);
   }

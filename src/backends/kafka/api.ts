@@ -60,6 +60,7 @@ export interface KafkaAdminLike {
   connect(): Promise<void>;
   disconnect(): Promise<void>;
   createTopics(options: { topics: Array<{ topic: string; numPartitions?: number }>; waitForLeaders?: boolean; timeout?: number }): Promise<boolean>;
+  fetchOffsets(options: { groupId: string; topics: string[] }): Promise<Array<{ topic: string; partitions: Array<{ partition: number; offset: string }> }>>;
   fetchTopicOffsets(topic: string): Promise<Array<{ partition: number; offset: string; high: string; low: string }>>;
   /** Used by the dead-letter operator only, which brings its own kafkajs client. */
   listTopics?(): Promise<string[]>;

@@ -2,24 +2,20 @@ import type { Logger } from 'winston';
 import type { KafkaBroker } from './config.js';
 import { AvailabilityState } from '../../observe/availability.js';
 import { InFlight } from '../../receive/in-flight.js';
-import type { ReceivePipeline } from '../../receive/pipeline.js';
+import type { BrokerConsumerOptions } from '../broker-link.js';
 import type { Verdict } from '../../receive/verdict.js';
 import { deadLetterLogFields, logClaims } from '../broker-common.js';
 import { brokerStep } from '../broker-verdict.js';
-import type { KafkaBatchPayload, KafkaConsumerLike, KafkaIncomingMessage } from './api.js';
+import type { KafkaBatchPayload, KafkaConsumerLike, KafkaIncomingMessage, KafkaTopicPartitionOffset } from './api.js';
 import { kafkaMessageOf } from './envelope.js';
 import { KAFKA_GROUP, type KafkaLink } from './link.js';
-import { deadLetterTopic, KAFKA_HEADERS, serviceTopic } from './topics.js';
+import { deadLetterTopic, KAFKA_HEADERS, serviceTopic, typeTopic } from './topics.js';
 
-export interface KafkaConsumerOptions {
+/** `concurrency`: partitions this instance works on at once. */
+export interface KafkaConsumerOptions extends BrokerConsumerOptions {
   link: KafkaLink;
-  /** The bus's receive pipeline (called without the timestamp window). */
-  pipeline: ReceivePipeline;
   logger: Logger;
   broker: KafkaBroker;
-  service: string;
-  /** Partitions this instance works on at once. */
-  concurrency: number;
 }
 
 /** How one record ended: settled (commit past it), or left for a later read (not committed). */
@@ -130,7 +126,8 @@ export class KafkaConsumer {
 
   private async run(): Promise<void> {
     const { link, broker, service } = this.o;
-    await link.ensureService(service);
+    const subscribed = this.o.types().map((type) => typeTopic(broker.prefix, type));
+    await link.ensureService(service, subscribed);
     // A bus closing meanwhile (stop() found no consumer to disconnect) must not leave one running.
     if (this.stopping) return;
     const consumer = link.client.consumer({
@@ -142,9 +139,11 @@ export class KafkaConsumer {
       retry: { initialRetryTime: broker.reconnectBaseDelayMs, maxRetryTime: broker.reconnectMaxDelayMs, retries: 1_000_000 },
     });
     this.consumer = consumer;
-    consumer.on(consumer.events.GROUP_JOIN ?? 'consumer.group_join', () => {
-      this.availability.up();
-      this.markJoined();
+    consumer.on(consumer.events.GROUP_JOIN ?? 'consumer.group_join', (event: { payload?: { memberAssignment?: Record<string, number[]> } }) => {
+      void this.pinStart(consumer, subscribed, event?.payload?.memberAssignment ?? {}).finally(() => {
+        this.availability.up();
+        this.markJoined();
+      });
     });
     consumer.on(consumer.events.CRASH ?? 'consumer.crash', (event: { payload?: { error?: Error; restart?: boolean } }) => {
       const error = event?.payload?.error?.message;
@@ -157,12 +156,42 @@ export class KafkaConsumer {
     });
     await consumer.connect();
     await consumer.subscribe({ topics: [this.topic], fromBeginning: true });
+    if (subscribed.length > 0) await consumer.subscribe({ topics: subscribed, fromBeginning: false });
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: Math.max(1, this.o.concurrency),
       eachBatch: (payload) => this.onBatch(consumer, payload),
     });
+  }
+
+  /**
+   * A type's topic the group reads for the first time (no committed offset) starts at its end, as
+   * kafkajs does: that end is committed at once, so what is emitted from now on waits for this
+   * service even if it stops before reading anything (an uncommitted group would start at the end again).
+   */
+  private async pinStart(consumer: KafkaConsumerLike, topics: readonly string[], assignment: Record<string, number[]>): Promise<void> {
+    const mine = topics.filter((topic) => (assignment[topic]?.length ?? 0) > 0);
+    if (mine.length === 0 || this.stopping) return;
+    const admin = this.o.link.client.admin({ retry: { retries: 0 } });
+    try {
+      await admin.connect();
+      const fresh: KafkaTopicPartitionOffset[] = [];
+      for (const { topic, partitions } of await admin.fetchOffsets({ groupId: this.topic, topics: mine })) {
+        const unset = partitions.filter((p) => Number(p.offset) < 0 && assignment[topic]!.includes(p.partition));
+        if (unset.length === 0) continue;
+        const ends = await admin.fetchTopicOffsets(topic);
+        for (const { partition } of unset) fresh.push({ topic, partition, offset: ends.find((e) => e.partition === partition)?.high ?? '0' });
+      }
+      if (fresh.length > 0) await consumer.commitOffsets(fresh);
+    } catch (error) {
+      this.o.logger.warn('kafka: where a new subscription starts could not be committed; it starts at the end of its topic when next joined', {
+        topics: mine,
+        error: (error as Error)?.message ?? String(error),
+      });
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
   }
 
   private async onBatch(consumer: KafkaConsumerLike, payload: KafkaBatchPayload): Promise<void> {

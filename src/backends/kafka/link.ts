@@ -50,13 +50,13 @@ export class KafkaLink {
   }
 
   /**
-   * Creates a service's topic and its dead-letter topic when `createTopics` is on. A cluster that
+   * Creates a service's topic and its dead-letter topic (and `others`) when `createTopics` is on. A cluster that
    * refuses (librdkafka's mock cluster has no controller; a cluster where the user may not create)
    * is tolerated: auto-creation, or the topics provisioned, are then relied on.
    */
-  async ensureService(service: string): Promise<void> {
+  async ensureService(service: string, others: readonly string[]): Promise<void> {
     const { prefix } = this.o.broker;
-    await this.ensureTopics([serviceTopic(prefix, service), deadLetterTopic(prefix, service)]);
+    await this.ensureTopics([serviceTopic(prefix, service), deadLetterTopic(prefix, service), ...others]);
   }
 
   private async ensureTopics(topics: string[]): Promise<void> {

@@ -2,8 +2,8 @@ import type { Logger } from 'winston';
 import { brokerAttempt } from '../broker-common.js';
 import { recordOf } from './envelope.js';
 import type { KafkaLink } from './link.js';
-import { serviceTopic } from './topics.js';
-import type { Delivery, DeliveryResult, Transport } from '../../send/transport.js';
+import { serviceTopic, typeTopic } from './topics.js';
+import { type Delivery, type DeliveryResult, SUBSCRIBERS, type Transport } from '../../send/transport.js';
 
 export interface KafkaTransportOptions {
   link: KafkaLink;
@@ -13,7 +13,7 @@ export interface KafkaTransportOptions {
 
 /**
  * Kafka: writes one delivery to its target service's topic (`<prefix><target>`), acks = all,
- * keyed by the event's partition key (else its id); `delivered` once every in-sync replica has it.
+ * or, for SUBSCRIBERS, to its type's topic (`<prefix>events.<type>`), keyed by the event's partition key (else its id); `delivered` once every in-sync replica has it.
  * No cluster, a timeout or a refusal is `retry` with `targetDown`: the outbox keeps the delivery
  * and the dispatcher probes until the cluster is back. Per-key order: the dispatcher sends one
  * target's deliveries in outbox order, and the producer keeps one request in flight.
@@ -26,7 +26,8 @@ export class KafkaTransport implements Transport {
 
   async send(delivery: Delivery): Promise<DeliveryResult> {
     const startedAt = performance.now();
-    const topic = serviceTopic(this.o.prefix, delivery.target.name);
+    const { name } = delivery.target;
+    const topic = name === SUBSCRIBERS ? typeTopic(this.o.prefix, delivery.type) : serviceTopic(this.o.prefix, name);
     const record = recordOf(delivery);
     // Same key, same partition: a send waits for the previous one with the key, and fails when it
     // failed, so a retried earlier event is never overtaken by a later one (the outbox retries both).
@@ -50,6 +51,11 @@ export class KafkaTransport implements Transport {
       return brokerAttempt(this.o.logger, delivery, startedAt, (error as Error)?.message ?? String(error));
     }
     return brokerAttempt(this.o.logger, delivery, startedAt);
+  }
+
+  /** Any type: its topic name is made to fit (typeTopic). */
+  toSubscribers(): true {
+    return true;
   }
 
   async close(): Promise<void> {

@@ -4,14 +4,16 @@ import { BROKER_HOST, BROKER_PORT, createVhost, type TestVhost } from '../../hel
 import { startTcpProxy } from '../../helpers/tcp-proxy.js';
 import { webhookHeaders } from '../../helpers/signing.js';
 import type { Backend } from '../backend.js';
-import { brokerWorld } from './broker.js';
+import { DEFAULTS } from '../../../src/defaults.js';
+import { serviceTopology } from '../../../src/backends/amqp/topology.js';
+import { brokerWorld, QUICK_BROKER } from './broker.js';
 
 export function amqpBackend(): Backend {
   let vhost: TestVhost | undefined;
   let worlds = 0;
   return {
     name: 'RabbitMQ',
-    features: { persistent: true, perKeyOrder: false, manyInstances: true, transactionalInbox: false, batches: false, handlerHoldsDelivery: false, deadLetters: 'receiver' },
+    features: { persistent: true, perKeyOrder: false, manyInstances: true, transactionalInbox: false, batches: false, handlerHoldsDelivery: false, deadLetters: 'receiver', subscriptions: true },
     beforeAll() {
       vhost = createVhost('scenarios');
     },
@@ -20,15 +22,30 @@ export function amqpBackend(): Backend {
     },
     async world() {
       worlds += 1;
+      const n = worlds;
       const url = vhost!.url;
       return brokerWorld({
         url,
-        prefix: `s${worlds}.`,
+        prefix: `s${n}.`,
         async senderLink() {
           const proxy = await startTcpProxy(BROKER_HOST, BROKER_PORT);
           const relayed = new URL(url);
           relayed.port = String(proxy.port);
           return { broker: { url: relayed.toString() }, cut: proxy.cut, restore: proxy.restore, close: proxy.close };
+        },
+        // Each service declares about 16 quorum queues; a file's worlds would otherwise pile up
+        // hundreds in the vhost, past the broker's file descriptors.
+        async remove(services) {
+          const connection = await amqplib.connect(url);
+          try {
+            const channel = await connection.createChannel();
+            for (const service of services) {
+              const { main, deadLetters, waits } = serviceTopology(`s${n}.`, service, DEFAULTS.broker.deliveryLimit, QUICK_BROKER.retryDelaysMs);
+              for (const queue of [main, deadLetters, ...waits.values()]) await channel.deleteQueue(queue.name);
+            }
+          } finally {
+            await connection.close();
+          }
         },
         async publish(queue, event, secret) {
           const connection = await amqplib.connect(url);

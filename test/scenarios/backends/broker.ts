@@ -17,6 +17,8 @@ export interface BrokerWorldOptions {
   broker?: Record<string, unknown>;
   /** The sender's own way to the broker, which `outage()` cuts (the receivers connect straight). */
   senderLink(): Promise<SenderLink>;
+  /** Optional: removes what the world's receiving services left on the broker (RabbitMQ: their quorum queues, which hold the broker's few file descriptors). */
+  remove?(services: readonly string[]): Promise<void>;
   /** Publishes a signed event to `<prefix><service>` as the sender's transport would. */
   publish(queue: string, event: Record<string, unknown>, secret: string, key?: string): Promise<void>;
 }
@@ -77,6 +79,7 @@ export function brokerWorld(o: BrokerWorldOptions): World {
       for (const sender of senders) await sender.close();
       for (const receiver of receivers) await receiver.stop();
       await (await link)?.close();
+      await o.remove?.([...new Set(receivers.map((r) => r.bus.service!))]);
       dir.remove();
     },
   };

@@ -14,9 +14,9 @@ import type { Backend, Features, ReceiverSpec, RunningService, World } from '../
 export type HttpStore = 'memory' | 'sqlite' | 'postgres';
 
 const FEATURES: Record<HttpStore, Features> = {
-  memory: { persistent: false, perKeyOrder: false, manyInstances: false, transactionalInbox: false, batches: true, handlerHoldsDelivery: true, deadLetters: 'sender' },
-  sqlite: { persistent: true, perKeyOrder: false, manyInstances: false, transactionalInbox: false, batches: true, handlerHoldsDelivery: true, deadLetters: 'sender' },
-  postgres: { persistent: true, perKeyOrder: false, manyInstances: false, transactionalInbox: true, batches: true, handlerHoldsDelivery: true, deadLetters: 'sender' },
+  memory: { persistent: false, perKeyOrder: false, manyInstances: false, transactionalInbox: false, batches: true, handlerHoldsDelivery: true, deadLetters: 'sender', subscriptions: false },
+  sqlite: { persistent: true, perKeyOrder: false, manyInstances: false, transactionalInbox: false, batches: true, handlerHoldsDelivery: true, deadLetters: 'sender', subscriptions: false },
+  postgres: { persistent: true, perKeyOrder: false, manyInstances: false, transactionalInbox: true, batches: true, handlerHoldsDelivery: true, deadLetters: 'sender', subscriptions: false },
 };
 
 /** Short delays through public options: the scenarios wait for conditions, never for a fixed time. */

@@ -11,7 +11,7 @@ export function kafkaBackend(): Backend {
   let worlds = 0;
   return {
     name: 'Kafka',
-    features: { persistent: true, perKeyOrder: true, manyInstances: true, transactionalInbox: false, batches: false, handlerHoldsDelivery: false, deadLetters: 'receiver' },
+    features: { persistent: true, perKeyOrder: true, manyInstances: true, transactionalInbox: false, batches: false, handlerHoldsDelivery: false, deadLetters: 'receiver', subscriptions: true },
     async beforeAll() {
       cluster = await startMockCluster();
     },
