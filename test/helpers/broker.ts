@@ -1,3 +1,4 @@
+import { describeWithService } from './describe-with-service.js';
 import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -28,20 +29,12 @@ export function brokerAnswers(): boolean {
 
 /** `describe`, or a skipped describe with a message when no broker answers outside CI. */
 export function describeWithBroker(name: string, body: () => void): void {
-  if (brokerAnswers()) {
-    describe(name, body);
-    return;
-  }
-  if (process.env.CI === 'true' || process.env.CI === '1') {
-    describe(name, () => {
-      it('needs RabbitMQ on 127.0.0.1:5672 (CI starts it in .ci/run)', () => {
-        throw new Error(`no RabbitMQ answers on ${BROKER_HOST}:${BROKER_PORT}`);
-      });
-    });
-    return;
-  }
-  console.warn(`skipping "${name}": no RabbitMQ answers on ${BROKER_HOST}:${BROKER_PORT} (start it with rabbitmq-server -detached)`);
-  describe.skip(name, body);
+  describeWithService(name, body, {
+    available: brokerAnswers,
+    needs: 'needs RabbitMQ on 127.0.0.1:5672 (CI starts it in .ci/run)',
+    missing: `no RabbitMQ answers on ${BROKER_HOST}:${BROKER_PORT}`,
+    fix: 'start it with rabbitmq-server -detached',
+  });
 }
 
 function rabbitmqctlAsync(...args: string[]): Promise<void> {

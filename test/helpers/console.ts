@@ -1,3 +1,4 @@
+import { describeWithService } from './describe-with-service.js';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -40,20 +41,12 @@ export function chromiumAvailable(): boolean {
 
 /** `describe`, or outside CI a skipped describe with a message when Chromium is missing (in CI, `CI=true`, a failing test). */
 export function describeWithChromium(name: string, body: () => void): void {
-  if (chromiumAvailable()) {
-    describe(name, body);
-    return;
-  }
-  if (process.env.CI === 'true' || process.env.CI === '1') {
-    describe(name, () => {
-      it('needs Chromium (.ci/run installs it)', () => {
-        throw new Error(`no Chromium at ${CHROMIUM}: apt-get install -y chromium`);
-      });
-    });
-    return;
-  }
-  console.warn(`skipping "${name}": no Chromium at ${CHROMIUM} (apt-get install -y chromium)`);
-  describe.skip(name, body);
+  describeWithService(name, body, {
+    available: chromiumAvailable,
+    needs: 'needs Chromium (.ci/run installs it)',
+    missing: `no Chromium at ${CHROMIUM}`,
+    fix: 'apt-get install -y chromium',
+  });
 }
 
 export interface TestBrowser {

@@ -1,3 +1,4 @@
+import { describeWithService } from './describe-with-service.js';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 
 /**
@@ -17,20 +18,12 @@ export function kcatAvailable(): boolean {
 
 /** `describe`, or a skipped describe with a message when kcat is missing outside CI. */
 export function describeWithKafka(name: string, body: () => void): void {
-  if (kcatAvailable()) {
-    describe(name, body);
-    return;
-  }
-  if (process.env.CI === 'true' || process.env.CI === '1') {
-    describe(name, () => {
-      it('needs kcat for the Kafka mock cluster (.ci/run installs it)', () => {
-        throw new Error('kcat is not installed: apt-get install -y kcat');
-      });
-    });
-    return;
-  }
-  console.warn(`skipping "${name}": kcat is not installed (apt-get install -y kcat runs librdkafka's mock Kafka cluster)`);
-  describe.skip(name, body);
+  describeWithService(name, body, {
+    available: kcatAvailable,
+    needs: 'needs kcat for the Kafka mock cluster (.ci/run installs it)',
+    missing: 'kcat is not installed',
+    fix: "apt-get install -y kcat runs librdkafka's mock Kafka cluster",
+  });
 }
 
 export interface MockCluster {

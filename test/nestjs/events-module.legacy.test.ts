@@ -10,6 +10,7 @@ import { Inject, Injectable, Module, type OnModuleInit } from '@nestjs/common';
 import { BusClosedError, ConfigError, subscribeTo, type EventBus, type ReceivedEvent } from '../../src/index.js';
 import { EVENT_BUS, EventsModule, InjectEventBus } from '../../src/nestjs/index.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
+import { UserIdSchema } from '../helpers/user-id-events.js';
 import { request } from '../helpers/http-client.js';
 import { createCapturingLogger, quietLogger } from '../helpers/logger.js';
 import { serveNest, type NestPlatform } from '../helpers/nest-mounts.js';
@@ -17,12 +18,7 @@ import { newSecret, signedStructured, structuredEvent } from '../helpers/signing
 import { waitFor } from '../helpers/wait.js';
 
 const cleanups = cleanupAfterEach();
-const UserCreated = {
-  type: 'object',
-  properties: { user_id: { type: 'string' } },
-  required: ['user_id'],
-  additionalProperties: false,
-} as const;
+const UserCreated = UserIdSchema;
 type User = { user_id: string };
 
 @Injectable()

@@ -5,23 +5,14 @@
  * them for framework integrations.
  */
 import { ConfigError, decoratedMethods, subscribeTo, type ReceivedEvent } from '../../src/index.js';
-import { createTestNetwork, type TestNetwork } from '../../src/testing/index.js';
+import type { TestNetwork } from '../../src/testing/index.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
-import { quietLogger } from '../helpers/logger.js';
+import { quietNetwork, UserIdSchema } from '../helpers/user-id-events.js';
 
 const cleanups = cleanupAfterEach();
-const UserCreated = {
-  type: 'object',
-  properties: { user_id: { type: 'string' } },
-  required: ['user_id'],
-  additionalProperties: false,
-} as const;
+const UserCreated = UserIdSchema;
 
-function network(): TestNetwork {
-  const created = createTestNetwork({ logger: quietLogger() });
-  cleanups.push(() => created.close());
-  return created;
-}
+const network = (): TestNetwork => quietNetwork(cleanups);
 
 class Billing {
   readonly seen: string[] = [];
