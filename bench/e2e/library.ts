@@ -5,6 +5,10 @@
  * `lib-postgres`: both sides on PostgreSQL (outbox and inbox in a schema of their own, dropped at
  * close), the handler run in the inbox's transaction (`{ tx }`, unused: the library's cost alone).
  * BENCH_PG_COUNT=1 prints each side's statements per event (by first word) to stderr at close.
+ * `lib-kafka`: both sides through the run's Kafka cluster (`broker: { url, prefix }`, one prefix
+ * for the bench): the sender with its in-memory outbox, each target a bus consuming its topic
+ * with a volatile inbox (the in-memory one, as `lib-batch`'s: the choice the library asks for
+ * when a broker consumer has no durable inbox); the target's address is its service name.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
@@ -14,7 +18,7 @@ import { createEventBus, type EventBusOptions } from '../../src/index.js';
 import { listen, stopServer } from '../lib.js';
 import { EVENT_TYPE, type E2EPayload, SCHEMA, SECRET } from './event.js';
 import { countQueries, dropSchema, freshSchema } from './pg-schema.js';
-import { type Emitter, PG_URL, type ReceiverSide, scratchRoot, type Sink, type SystemName } from './system.js';
+import { benchId, type Emitter, KAFKA_URL, PG_URL, type ReceiverSide, scratchRoot, type Sink, type SystemName } from './system.js';
 
 /**
  * The library's log lines at `warn` and above, on stderr, but for what each run's close causes on
@@ -31,13 +35,26 @@ const logger = winston.createLogger({
 });
 const base = { secret: SECRET, logger } as const;
 
+/** The bench's Kafka cluster and a topic prefix of this bench run's own. */
+const kafkaBroker = () => ({ broker: { url: KAFKA_URL!, prefix: `${benchId()}.` } });
+
 function sendOptions(system: SystemName): EventBusOptions {
   if (system === 'lib-single') return { batch: false };
   if (system === 'lib-undici') return { httpClient: 'undici' };
+  if (system === 'lib-kafka') return kafkaBroker();
   return {};
 }
 
+async function kafkaReceiver(index: number, sink: Sink): Promise<ReceiverSide> {
+  const service = `target${index}`;
+  const bus = createEventBus({ ...base, service, ...kafkaBroker(), inbox: { volatile: true } });
+  bus.subscribeTo(EVENT_TYPE, (data) => sink(data as E2EPayload), { schema: SCHEMA });
+  await bus.start();
+  return { address: service, close: () => bus.close() };
+}
+
 export async function receiver(system: SystemName, index: number, sink: Sink): Promise<ReceiverSide> {
+  if (system === 'lib-kafka') return kafkaReceiver(index, sink);
   const dir = system === 'lib-durable' ? mkdtempSync(join(scratchRoot(), 'events-e2e-inbox-')) : undefined;
   const schema = system === 'lib-postgres' ? await freshSchema(`r${index}`) : undefined;
   const bus = createEventBus({
@@ -71,7 +88,8 @@ export async function sender(system: SystemName, addresses: string[]): Promise<E
     ...base,
     ...sendOptions(system),
     service: 'bench-src',
-    services: Object.fromEntries(names.map((name, i) => [name, addresses[i]!])),
+    // Through a broker a target is its service name: no URL.
+    ...(system === 'lib-kafka' ? {} : { services: Object.fromEntries(names.map((name, i) => [name, addresses[i]!])) }),
     outbox: dir ? { path: join(dir, 'outbox.db') } : {},
     ...(schema ? { database: PG_URL, databaseSchema: schema } : {}),
     shutdownTimeoutMs: 0,

@@ -4,9 +4,21 @@
  */
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
+import { kcatAvailable } from '../../test/helpers/kafka.js';
 import type { E2EPayload } from './event.js';
 
-export type SystemName = 'lib-batch' | 'lib-single' | 'lib-undici' | 'lib-durable' | 'lib-postgres' | 'axios-express' | 'undici-raw' | 'moleculer' | 'amqp';
+export type SystemName =
+  | 'lib-batch'
+  | 'lib-single'
+  | 'lib-undici'
+  | 'lib-durable'
+  | 'lib-postgres'
+  | 'lib-kafka'
+  | 'axios-express'
+  | 'undici-raw'
+  | 'moleculer'
+  | 'amqp'
+  | 'kafkajs';
 
 /** Called by a receiving side once per event its handler got. */
 export type Sink = (data: E2EPayload) => void;
@@ -40,11 +52,18 @@ export interface SystemInfo {
   load: () => Promise<SystemModule>;
   /** Why the system cannot run here (service down, package missing), or undefined. */
   unavailable?: () => Promise<string | undefined>;
+  /** Needs the Kafka cluster the orchestrator starts for the run (KAFKA_URL). */
+  kafka?: boolean;
 }
 
 export const NATS_URL = process.env.BENCH_NATS_URL ?? 'nats://127.0.0.1:4222';
 export const PG_URL = process.env.EVENTS_BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 export const AMQP_URL = process.env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+/**
+ * The Kafka cluster of the run (`kafka://host:port,…`): set by the orchestrator for its children,
+ * from a mock cluster it starts, unless BENCH_KAFKA_URL was given (a cluster of your own).
+ */
+export const KAFKA_URL = process.env.BENCH_KAFKA_URL;
 /** In-flight requests of the hand-written HTTP loops and publishes awaiting confirms (per target). */
 export const WINDOW = 64;
 
@@ -76,6 +95,12 @@ function installed(pkg: string): () => Promise<string | undefined> {
   };
 }
 
+/** Undefined when a given BENCH_KAFKA_URL answers, or else kcat can start librdkafka's mock cluster. */
+async function kafkaAvailable(): Promise<string | undefined> {
+  if (KAFKA_URL) return reachable(KAFKA_URL.replace(/^kafkas?:\/\//i, 'tcp://').split(',')[0]!, 9092)();
+  return kcatAvailable() ? undefined : "kcat is not installed (apt-get install -y kcat runs librdkafka's mock Kafka cluster), and no BENCH_KAFKA_URL given";
+}
+
 const library = () => import('./library.js');
 
 export const SYSTEMS: SystemInfo[] = [
@@ -105,6 +130,22 @@ export const SYSTEMS: SystemInfo[] = [
     drive: 'window',
     load: () => import('./amqp.js'),
     unavailable: reachable(AMQP_URL, 5672),
+  },
+  {
+    name: 'lib-kafka',
+    label: 'library over Kafka (in-memory outbox, volatile inbox)',
+    drive: 'bursts',
+    load: library,
+    unavailable: kafkaAvailable,
+    kafka: true,
+  },
+  {
+    name: 'kafkajs',
+    label: 'kafkajs, acks -1 → Kafka → auto-commit consumer group',
+    drive: 'window',
+    load: () => import('./kafka.js'),
+    unavailable: kafkaAvailable,
+    kafka: true,
   },
 ];
 
