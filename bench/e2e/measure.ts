@@ -81,7 +81,6 @@ export async function measure(system: SystemName, addresses: string[], scenario:
 
   const deliveries = r1.map((s, i) => s.count - r0[i]!.count);
   const events = Math.min(...deliveries);
-  if (process.env.BENCH_DEBUG) process.stderr.write(`deliveries ${deliveries.join(",")} sent ${stopped.sent}\n`);
   const receiverCpu = r1.reduce((sum, s, i) => sum + s.cpuUs - r0[i]!.cpuUs, 0);
   return {
     eventsPerSec: events / seconds,
