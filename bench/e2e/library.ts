@@ -5,16 +5,21 @@
  * `lib-postgres`: both sides on PostgreSQL (outbox and inbox in a schema of their own, dropped at
  * close), the handler run in the inbox's transaction (`{ tx }`, unused: the library's cost alone).
  * BENCH_PG_COUNT=1 prints each side's statements per event (by first word) to stderr at close.
+ * `lib-amqp`: both sides over RabbitMQ (`broker`, queue prefix = this bench run's id), in-memory
+ * outbox, the receiver's inbox volatile (as the amqplib baseline keeps nothing); its queues are
+ * deleted at close.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import winston from 'winston';
-import { createEventBus, type EventBusOptions } from '../../src/index.js';
+import amqplib from 'amqplib';
+import { serviceTopology } from '../../src/backends/amqp/topology.js';
+import { createEventBus, DEFAULTS, type EventBusOptions } from '../../src/index.js';
 import { listen, stopServer } from '../lib.js';
 import { EVENT_TYPE, type E2EPayload, SCHEMA, SECRET } from './event.js';
 import { countQueries, dropSchema, freshSchema } from './pg-schema.js';
-import { type Emitter, PG_URL, type ReceiverSide, scratchRoot, type Sink, type SystemName } from './system.js';
+import { AMQP_URL, benchId, type Emitter, PG_URL, type ReceiverSide, scratchRoot, type Sink, type SystemName } from './system.js';
 
 /**
  * The library's log lines at `warn` and above, on stderr, but for what each run's close causes on
@@ -34,10 +39,37 @@ const base = { secret: SECRET, logger } as const;
 function sendOptions(system: SystemName): EventBusOptions {
   if (system === 'lib-single') return { batch: false };
   if (system === 'lib-undici') return { httpClient: 'undici' };
+  if (system === 'lib-amqp') return { broker: amqpBroker() };
   return {};
 }
 
+const amqpBroker = () => ({ url: AMQP_URL, prefix: `${benchId()}.lib.` });
+
+/** Deletes a service's queues (main, dead letters, waits), as the amqplib baseline deletes its own. */
+async function deleteQueues(service: string): Promise<void> {
+  const { main, deadLetters, waits } = serviceTopology(amqpBroker().prefix, service, DEFAULTS.broker.deliveryLimit, DEFAULTS.broker.retryDelaysMs);
+  const connection = await amqplib.connect(AMQP_URL);
+  const channel = await connection.createChannel();
+  for (const { name } of [main, deadLetters, ...waits.values()]) await channel.deleteQueue(name);
+  await connection.close();
+}
+
+async function amqpReceiver(index: number, sink: Sink): Promise<ReceiverSide> {
+  const service = `target${index}`;
+  const bus = createEventBus({ ...base, service, broker: amqpBroker(), inbox: { volatile: true } });
+  bus.subscribeTo(EVENT_TYPE, (data) => sink(data as E2EPayload), { schema: SCHEMA });
+  await bus.start();
+  return {
+    address: service,
+    close: async () => {
+      await bus.close();
+      await deleteQueues(service);
+    },
+  };
+}
+
 export async function receiver(system: SystemName, index: number, sink: Sink): Promise<ReceiverSide> {
+  if (system === 'lib-amqp') return amqpReceiver(index, sink);
   const dir = system === 'lib-durable' ? mkdtempSync(join(scratchRoot(), 'events-e2e-inbox-')) : undefined;
   const schema = system === 'lib-postgres' ? await freshSchema(`r${index}`) : undefined;
   const bus = createEventBus({
@@ -71,7 +103,7 @@ export async function sender(system: SystemName, addresses: string[]): Promise<E
     ...base,
     ...sendOptions(system),
     service: 'bench-src',
-    services: Object.fromEntries(names.map((name, i) => [name, addresses[i]!])),
+    ...(system === 'lib-amqp' ? {} : { services: Object.fromEntries(names.map((name, i) => [name, addresses[i]!])) }),
     outbox: dir ? { path: join(dir, 'outbox.db') } : {},
     ...(schema ? { database: PG_URL, databaseSchema: schema } : {}),
     shutdownTimeoutMs: 0,

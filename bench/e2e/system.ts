@@ -6,7 +6,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import type { E2EPayload } from './event.js';
 
-export type SystemName = 'lib-batch' | 'lib-single' | 'lib-undici' | 'lib-durable' | 'lib-postgres' | 'axios-express' | 'undici-raw' | 'moleculer' | 'amqp';
+export type SystemName = 'lib-batch' | 'lib-single' | 'lib-undici' | 'lib-durable' | 'lib-postgres' | 'axios-express' | 'undici-raw' | 'moleculer' | 'amqp' | 'lib-amqp';
 
 /** Called by a receiving side once per event its handler got. */
 export type Sink = (data: E2EPayload) => void;
@@ -99,6 +99,13 @@ export const SYSTEMS: SystemInfo[] = [
   { name: 'axios-express', label: 'hand-written axios loop → Express + express.json()', drive: 'window', load: () => import('./axios-express.js') },
   { name: 'undici-raw', label: 'undici Pool → raw node:http + HMAC check', drive: 'window', load: () => import('./raw-http.js') },
   { name: 'moleculer', label: 'Moleculer over NATS', drive: 'bursts', load: () => import('./moleculer.js'), unavailable: reachable(NATS_URL, 4222) },
+  {
+    name: 'lib-amqp',
+    label: 'library over RabbitMQ, in-memory outbox, volatile inbox (defaults)',
+    drive: 'bursts',
+    load: library,
+    unavailable: reachable(AMQP_URL, 5672),
+  },
   {
     name: 'amqp',
     label: 'amqplib, confirms → RabbitMQ → manual-ack consumer',
