@@ -5,9 +5,9 @@
  * `lib-postgres`: both sides on PostgreSQL (outbox and inbox in a schema of their own, dropped at
  * close), the handler run in the inbox's transaction (`{ tx }`, unused: the library's cost alone).
  * BENCH_PG_COUNT=1 prints each side's statements per event (by first word) to stderr at close.
- * `lib-amqp`: both sides over RabbitMQ (`broker`, queue prefix = this bench run's id), in-memory
- * outbox, the receiver's inbox volatile (as the amqplib baseline keeps nothing); its queues are
- * deleted at close.
+ * `lib-amqp`: both sides over RabbitMQ (`broker`, queue prefix = this bench run's id and the
+ * system), in-memory outbox, the receiver's inbox volatile (as the amqplib baseline keeps nothing);
+ * its queues are deleted at close. `lib-pg-amqp`: the same with the sender's outbox in PostgreSQL.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
@@ -39,37 +39,39 @@ const base = { secret: SECRET, logger } as const;
 function sendOptions(system: SystemName): EventBusOptions {
   if (system === 'lib-single') return { batch: false };
   if (system === 'lib-undici') return { httpClient: 'undici' };
-  if (system === 'lib-amqp') return { broker: amqpBroker() };
+  if (overRabbit(system)) return { broker: amqpBroker(system) };
   return {};
 }
 
-const amqpBroker = () => ({ url: AMQP_URL, prefix: `${benchId()}.lib.` });
+const overRabbit = (system: SystemName) => system === 'lib-amqp' || system === 'lib-pg-amqp';
+const amqpBroker = (system: SystemName) => ({ url: AMQP_URL, prefix: `${benchId()}.${system}.` });
 
 /** Deletes a service's queues (main, dead letters, waits), as the amqplib baseline deletes its own. */
-async function deleteQueues(service: string): Promise<void> {
-  const { main, deadLetters, waits } = serviceTopology(amqpBroker().prefix, service, DEFAULTS.broker.deliveryLimit, DEFAULTS.broker.retryDelaysMs);
+async function deleteQueues(system: SystemName, service: string): Promise<void> {
+  const { prefix } = amqpBroker(system);
+  const { main, deadLetters, waits } = serviceTopology(prefix, service, DEFAULTS.broker.deliveryLimit, DEFAULTS.broker.retryDelaysMs);
   const connection = await amqplib.connect(AMQP_URL);
   const channel = await connection.createChannel();
   for (const { name } of [main, deadLetters, ...waits.values()]) await channel.deleteQueue(name);
   await connection.close();
 }
 
-async function amqpReceiver(index: number, sink: Sink): Promise<ReceiverSide> {
+async function amqpReceiver(system: SystemName, index: number, sink: Sink): Promise<ReceiverSide> {
   const service = `target${index}`;
-  const bus = createEventBus({ ...base, service, broker: amqpBroker(), inbox: { volatile: true } });
+  const bus = createEventBus({ ...base, service, broker: amqpBroker(system), inbox: { volatile: true } });
   bus.subscribeTo(EVENT_TYPE, (data) => sink(data as E2EPayload), { schema: SCHEMA });
   await bus.start();
   return {
     address: service,
     close: async () => {
       await bus.close();
-      await deleteQueues(service);
+      await deleteQueues(system, service);
     },
   };
 }
 
 export async function receiver(system: SystemName, index: number, sink: Sink): Promise<ReceiverSide> {
-  if (system === 'lib-amqp') return amqpReceiver(index, sink);
+  if (overRabbit(system)) return amqpReceiver(system, index, sink);
   const dir = system === 'lib-durable' ? mkdtempSync(join(scratchRoot(), 'events-e2e-inbox-')) : undefined;
   const schema = system === 'lib-postgres' ? await freshSchema(`r${index}`) : undefined;
   const bus = createEventBus({
@@ -96,14 +98,14 @@ export async function receiver(system: SystemName, index: number, sink: Sink): P
 
 export async function sender(system: SystemName, addresses: string[]): Promise<Emitter> {
   const dir = system === 'lib-durable' ? mkdtempSync(join(scratchRoot(), 'events-e2e-outbox-')) : undefined;
-  const schema = system === 'lib-postgres' ? await freshSchema('s') : undefined;
+  const schema = system === 'lib-postgres' || system === 'lib-pg-amqp' ? await freshSchema('s') : undefined;
   const counted = schema ? countQueries('sender') : undefined;
   const names = addresses.map((_, i) => `target${i}`);
   const bus = createEventBus({
     ...base,
     ...sendOptions(system),
     service: 'bench-src',
-    ...(system === 'lib-amqp' ? {} : { services: Object.fromEntries(names.map((name, i) => [name, addresses[i]!])) }),
+    ...(overRabbit(system) ? {} : { services: Object.fromEntries(names.map((name, i) => [name, addresses[i]!])) }),
     outbox: dir ? { path: join(dir, 'outbox.db') } : {},
     ...(schema ? { database: PG_URL, databaseSchema: schema } : {}),
     shutdownTimeoutMs: 0,

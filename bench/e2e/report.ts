@@ -107,6 +107,8 @@ function ratios(med: (s: SystemName, k: Scenario['key'], pick: (f: Figures) => n
     line('p50 latency at the paced rate, PostgreSQL ÷ in-memory', med('lib-postgres', 'low', (f) => f.p50Ms) / med('lib-batch', 'low', (f) => f.p50Ms), '≤ 2'),
     line('1 target, library over RabbitMQ ÷ amqplib', med('lib-amqp', 'sat1', rate) / med('amqp', 'sat1', rate), '≥ 1.0'),
     line('3 targets, library over RabbitMQ ÷ amqplib', med('lib-amqp', 'sat3', rate) / med('amqp', 'sat3', rate), '≥ 1.0'),
+    line('1 target, PostgreSQL outbox over RabbitMQ ÷ amqplib', med('lib-pg-amqp', 'sat1', rate) / med('amqp', 'sat1', rate), '≥ 0.5'),
+    line('3 targets, PostgreSQL outbox over RabbitMQ ÷ amqplib', med('lib-pg-amqp', 'sat3', rate) / med('amqp', 'sat3', rate), '≥ 0.5'),
     line('1 target, batching on ÷ batch: false', lib1 / med('lib-single', 'sat1', rate), '(no goal)'),
     line('p50 latency at the paced rate, batching on ÷ batch: false', med('lib-batch', 'low', (f) => f.p50Ms) / med('lib-single', 'low', (f) => f.p50Ms), '≤ 1.2'),
     `  library CPU per event at saturation, 1 target: sender ${fmt.us(med('lib-batch', 'sat1', (f) => f.senderCpuUs))} µs, ` +

@@ -6,7 +6,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import type { E2EPayload } from './event.js';
 
-export type SystemName = 'lib-batch' | 'lib-single' | 'lib-undici' | 'lib-durable' | 'lib-postgres' | 'axios-express' | 'undici-raw' | 'moleculer' | 'amqp' | 'lib-amqp';
+export type SystemName = 'lib-batch' | 'lib-single' | 'lib-undici' | 'lib-durable' | 'lib-postgres' | 'axios-express' | 'undici-raw' | 'moleculer' | 'amqp' | 'lib-amqp' | 'lib-pg-amqp';
 
 /** Called by a receiving side once per event its handler got. */
 export type Sink = (data: E2EPayload) => void;
@@ -105,6 +105,13 @@ export const SYSTEMS: SystemInfo[] = [
     drive: 'bursts',
     load: library,
     unavailable: reachable(AMQP_URL, 5672),
+  },
+  {
+    name: 'lib-pg-amqp',
+    label: 'library over RabbitMQ, PostgreSQL outbox, volatile inbox',
+    drive: 'bursts',
+    load: library,
+    unavailable: async () => (await reachable(AMQP_URL, 5672)()) ?? (await reachable(PG_URL, 5432)()),
   },
   {
     name: 'amqp',
