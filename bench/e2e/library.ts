@@ -5,6 +5,9 @@
  * `lib-postgres`: both sides on PostgreSQL (outbox and inbox in a schema of their own, dropped at
  * close), the handler run in the inbox's transaction (`{ tx }`, unused: the library's cost alone).
  * BENCH_PG_COUNT=1 prints each side's statements per event (by first word) to stderr at close.
+ * `lib-amqp`: both sides over RabbitMQ (`broker`, queue prefix = this bench run's id and the
+ * system), in-memory outbox, the receiver's inbox volatile (as the amqplib baseline keeps nothing);
+ * its queues are deleted at close. `lib-pg-amqp`: the same with the sender's outbox in PostgreSQL.
  * `lib-kafka`: both sides through the run's Kafka cluster (`broker: { url, prefix }`, one prefix
  * for the bench): the sender with its in-memory outbox, each target a bus consuming its topic
  * with a volatile inbox (the in-memory one, as `lib-batch`'s: the choice the library asks for
@@ -14,11 +17,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import winston from 'winston';
-import { createEventBus, type EventBusOptions } from '../../src/index.js';
+import amqplib from 'amqplib';
+import { serviceTopology } from '../../src/backends/amqp/topology.js';
+import { createEventBus, DEFAULTS, type EventBusOptions } from '../../src/index.js';
 import { listen, stopServer } from '../lib.js';
 import { EVENT_TYPE, type E2EPayload, SCHEMA, SECRET } from './event.js';
 import { countQueries, dropSchema, freshSchema } from './pg-schema.js';
-import { benchId, type Emitter, KAFKA_URL, PG_URL, type ReceiverSide, scratchRoot, type Sink, type SystemName } from './system.js';
+import { AMQP_URL, benchId, type Emitter, KAFKA_URL, PG_URL, type ReceiverSide, scratchRoot, type Sink, type SystemName } from './system.js';
 
 /**
  * The library's log lines at `warn` and above, on stderr, but for what each run's close causes on
@@ -41,8 +46,36 @@ const kafkaBroker = () => ({ broker: { url: KAFKA_URL!, prefix: `${benchId()}.` 
 function sendOptions(system: SystemName): EventBusOptions {
   if (system === 'lib-single') return { batch: false };
   if (system === 'lib-undici') return { httpClient: 'undici' };
+  if (overRabbit(system)) return { broker: amqpBroker(system) };
   if (system === 'lib-kafka') return kafkaBroker();
   return {};
+}
+
+const overRabbit = (system: SystemName) => system === 'lib-amqp' || system === 'lib-pg-amqp';
+const amqpBroker = (system: SystemName) => ({ url: AMQP_URL, prefix: `${benchId()}.${system}.` });
+
+/** Deletes a service's queues (main, dead letters, waits), as the amqplib baseline deletes its own. */
+async function deleteQueues(system: SystemName, service: string): Promise<void> {
+  const { prefix } = amqpBroker(system);
+  const { main, deadLetters, waits } = serviceTopology(prefix, service, DEFAULTS.broker.deliveryLimit, DEFAULTS.broker.retryDelaysMs);
+  const connection = await amqplib.connect(AMQP_URL);
+  const channel = await connection.createChannel();
+  for (const { name } of [main, deadLetters, ...waits.values()]) await channel.deleteQueue(name);
+  await connection.close();
+}
+
+async function amqpReceiver(system: SystemName, index: number, sink: Sink): Promise<ReceiverSide> {
+  const service = `target${index}`;
+  const bus = createEventBus({ ...base, service, broker: amqpBroker(system), inbox: { volatile: true } });
+  bus.subscribeTo(EVENT_TYPE, (data) => sink(data as E2EPayload), { schema: SCHEMA });
+  await bus.start();
+  return {
+    address: service,
+    close: async () => {
+      await bus.close();
+      await deleteQueues(system, service);
+    },
+  };
 }
 
 async function kafkaReceiver(index: number, sink: Sink): Promise<ReceiverSide> {
@@ -54,6 +87,7 @@ async function kafkaReceiver(index: number, sink: Sink): Promise<ReceiverSide> {
 }
 
 export async function receiver(system: SystemName, index: number, sink: Sink): Promise<ReceiverSide> {
+  if (overRabbit(system)) return amqpReceiver(system, index, sink);
   if (system === 'lib-kafka') return kafkaReceiver(index, sink);
   const dir = system === 'lib-durable' ? mkdtempSync(join(scratchRoot(), 'events-e2e-inbox-')) : undefined;
   const schema = system === 'lib-postgres' ? await freshSchema(`r${index}`) : undefined;
@@ -81,7 +115,7 @@ export async function receiver(system: SystemName, index: number, sink: Sink): P
 
 export async function sender(system: SystemName, addresses: string[]): Promise<Emitter> {
   const dir = system === 'lib-durable' ? mkdtempSync(join(scratchRoot(), 'events-e2e-outbox-')) : undefined;
-  const schema = system === 'lib-postgres' ? await freshSchema('s') : undefined;
+  const schema = system === 'lib-postgres' || system === 'lib-pg-amqp' ? await freshSchema('s') : undefined;
   const counted = schema ? countQueries('sender') : undefined;
   const names = addresses.map((_, i) => `target${i}`);
   const bus = createEventBus({
@@ -89,7 +123,7 @@ export async function sender(system: SystemName, addresses: string[]): Promise<E
     ...sendOptions(system),
     service: 'bench-src',
     // Through a broker a target is its service name: no URL.
-    ...(system === 'lib-kafka' ? {} : { services: Object.fromEntries(names.map((name, i) => [name, addresses[i]!])) }),
+    ...(overRabbit(system) || system === 'lib-kafka' ? {} : { services: Object.fromEntries(names.map((name, i) => [name, addresses[i]!])) }),
     outbox: dir ? { path: join(dir, 'outbox.db') } : {},
     ...(schema ? { database: PG_URL, databaseSchema: schema } : {}),
     shutdownTimeoutMs: 0,

@@ -18,6 +18,8 @@ export type SystemName =
   | 'undici-raw'
   | 'moleculer'
   | 'amqp'
+  | 'lib-amqp'
+  | 'lib-pg-amqp'
   | 'kafkajs';
 
 /** Called by a receiving side once per event its handler got. */
@@ -124,6 +126,20 @@ export const SYSTEMS: SystemInfo[] = [
   { name: 'axios-express', label: 'hand-written axios loop → Express + express.json()', drive: 'window', load: () => import('./axios-express.js') },
   { name: 'undici-raw', label: 'undici Pool → raw node:http + HMAC check', drive: 'window', load: () => import('./raw-http.js') },
   { name: 'moleculer', label: 'Moleculer over NATS', drive: 'bursts', load: () => import('./moleculer.js'), unavailable: reachable(NATS_URL, 4222) },
+  {
+    name: 'lib-amqp',
+    label: 'library over RabbitMQ, in-memory outbox, volatile inbox (defaults)',
+    drive: 'bursts',
+    load: library,
+    unavailable: reachable(AMQP_URL, 5672),
+  },
+  {
+    name: 'lib-pg-amqp',
+    label: 'library over RabbitMQ, PostgreSQL outbox, volatile inbox',
+    drive: 'bursts',
+    load: library,
+    unavailable: async () => (await reachable(AMQP_URL, 5672)()) ?? (await reachable(PG_URL, 5432)()),
+  },
   {
     name: 'amqp',
     label: 'amqplib, confirms → RabbitMQ → manual-ack consumer',
