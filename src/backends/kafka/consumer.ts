@@ -27,12 +27,12 @@ const COMMIT_EVERY = 100;
 /**
  * Consumes this service's topic in the consumer group `<prefix><service>`, from the earliest
  * offset when the group is new. Records of one partition are handled one after the other, each
- * through the receive pipeline, and offsets are committed (per batch of records, see onBatch) only
- * past verdicts settled as brokerStep says, so a later success never commits past an earlier failure: a retry waits in
- * place (heartbeats going on, other partitions going on), a dead letter is written to
- * `<topic>.dlq` with the reason (acks = all) before the commit. A partition revoked by a
- * rebalance, or a bus closing, stops its loop before the next record and commits nothing for
- * work not done: the record is read again by its next owner.
+ * through the receive pipeline, and offsets are committed (for the records settled together, see
+ * onBatch) only past verdicts settled as brokerStep says, so a later success never commits past an
+ * earlier failure: a retry waits in place (heartbeats going on, other partitions going on), a dead
+ * letter is written to `<topic>.dlq` with the reason (acks = all) before the commit. A partition
+ * revoked by a rebalance, or a bus closing, stops its loop before the next record, commits past
+ * what it settled and nothing for work not done: the record is read again by its next owner.
  */
 export class KafkaConsumer {
   private consumer: KafkaConsumerLike | undefined;
