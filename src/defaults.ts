@@ -300,9 +300,10 @@ export const DEFAULTS = {
       /** Longest wait of one fetch for new records: also how long leaving the group can wait for the fetch in flight. */
       fetchMaxWaitMs: 500,
       /**
-       * Most record bytes (values) in one produce request: the records sent while one request is in
-       * flight go together in the next, up to this (a broker refuses a partition's batch over its
-       * `message.max.bytes`, 1 MB by default). A record larger than this goes alone.
+       * Most record bytes (keys, values, headers) in one produce request: the records sent while one
+       * request is in flight go together in the next, up to this (a broker refuses a partition's
+       * batch over its `message.max.bytes`, 1 MB by default, and records of one key share a
+       * partition). A record larger than this goes alone.
        */
       maxRequestBytes: 900 * 1024,
     },

@@ -9,7 +9,7 @@ export interface TopicMessages {
 export interface ProduceQueueOptions {
   /** One produce request (acks = all); throws when the cluster did not take every record of it. */
   produce(topicMessages: TopicMessages[]): Promise<void>;
-  /** Most value bytes in one request; an entry larger than this goes alone. */
+  /** Most record bytes (keys, values, headers) in one request; an entry larger than this goes alone. */
   maxBytes: number;
 }
 
@@ -40,7 +40,7 @@ export class ProduceQueue {
   send(topic: string, messages: KafkaOutgoingMessage[]): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       let bytes = 0;
-      for (const message of messages) bytes += byteLength(message.value);
+      for (const message of messages) bytes += recordBytes(message);
       this.queue.push({ topic, messages, bytes, resolve, reject });
       if (!this.flushing) void this.flush();
     });
@@ -111,7 +111,14 @@ function group(entries: readonly Entry[]): TopicMessages[] {
   return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
 }
 
-function byteLength(value: KafkaOutgoingMessage['value']): number {
-  if (value === null) return 0;
+/** A record's key, value and header bytes (what counts towards a broker's `message.max.bytes`, but for framing). */
+function recordBytes({ key, value, headers }: KafkaOutgoingMessage): number {
+  let bytes = byteLength(key) + byteLength(value);
+  if (headers) for (const name in headers) bytes += name.length + byteLength(headers[name]);
+  return bytes;
+}
+
+function byteLength(value: Buffer | string | null | undefined): number {
+  if (value === null || value === undefined) return 0;
   return typeof value === 'string' ? Buffer.byteLength(value) : value.length;
 }
