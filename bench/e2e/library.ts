@@ -4,6 +4,8 @@
  * durable, a fresh schema on PostgreSQL), one service per target, the event declared to all of them.
  * `lib-postgres`: both sides on PostgreSQL (outbox and inbox in a schema of their own, dropped at
  * close), the handler run in the inbox's transaction (`{ tx }`, unused: the library's cost alone).
+ * `lib-postgres-2`: the same with two sender processes, each a bus on the one outbox schema the
+ * first one created (and drops at close, after the second closed).
  * BENCH_PG_COUNT=1 prints each side's statements per event (by first word) to stderr at close.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -14,7 +16,9 @@ import { createEventBus, type EventBusOptions } from '../../src/index.js';
 import { listen, stopServer } from '../lib.js';
 import { EVENT_TYPE, type E2EPayload, SCHEMA, SECRET } from './event.js';
 import { countQueries, dropSchema, freshSchema } from './pg-schema.js';
-import { type Emitter, PG_URL, type ReceiverSide, scratchRoot, type Sink, type SystemName } from './system.js';
+import { type Emitter, PG_URL, type ReceiverSide, scratchRoot, type SenderPart, type Sink, type SystemName } from './system.js';
+
+const onPostgres = (system: SystemName) => system === 'lib-postgres' || system === 'lib-postgres-2';
 
 /**
  * The library's log lines at `warn` and above, on stderr, but for what each run's close causes on
@@ -39,7 +43,7 @@ function sendOptions(system: SystemName): EventBusOptions {
 
 export async function receiver(system: SystemName, index: number, sink: Sink): Promise<ReceiverSide> {
   const dir = system === 'lib-durable' ? mkdtempSync(join(scratchRoot(), 'events-e2e-inbox-')) : undefined;
-  const schema = system === 'lib-postgres' ? await freshSchema(`r${index}`) : undefined;
+  const schema = onPostgres(system) ? await freshSchema(`r${index}`) : undefined;
   const bus = createEventBus({
     ...base,
     service: `target${index}`,
@@ -62,9 +66,10 @@ export async function receiver(system: SystemName, index: number, sink: Sink): P
   };
 }
 
-export async function sender(system: SystemName, addresses: string[]): Promise<Emitter> {
+export async function sender(system: SystemName, addresses: string[], part: SenderPart): Promise<Emitter> {
   const dir = system === 'lib-durable' ? mkdtempSync(join(scratchRoot(), 'events-e2e-outbox-')) : undefined;
-  const schema = system === 'lib-postgres' ? await freshSchema('s') : undefined;
+  const schema = onPostgres(system) ? (part.shared ?? (await freshSchema('s'))) : undefined;
+  const owned = schema !== undefined && part.shared === undefined;
   const counted = schema ? countQueries('sender') : undefined;
   const names = addresses.map((_, i) => `target${i}`);
   const bus = createEventBus({
@@ -82,7 +87,8 @@ export async function sender(system: SystemName, addresses: string[]): Promise<E
       await bus.close();
       counted?.print();
       if (dir) rmSync(dir, { recursive: true, force: true });
-      if (schema) await dropSchema(schema);
+      if (owned) await dropSchema(schema);
     },
+    ...(schema ? { shared: schema } : {}),
   };
 }

@@ -1,6 +1,7 @@
 /**
  * A target process of the end-to-end bench (index in argv): hosts each system's receiving side,
- * started on first use and kept, and counts the events of the run under measurement.
+ * started on first use and kept, and counts the events of the run under measurement, each `seq`
+ * once (`distinct`) and again for every further delivery of it (`duplicates`).
  */
 import { type E2EPayload, now } from './event.js';
 import { serve } from './ipc.js';
@@ -14,10 +15,30 @@ const latencies = new Reservoir(20_000);
 let run = '';
 let count = 0;
 let recording = false;
+/** One byte per `seq` (from 100,000) of the run: seen or not. Grows by doubling. */
+let seen = new Uint8Array(1 << 20);
+let distinct = 0;
+let duplicates = 0;
+
+function mark(seq: number): void {
+  const slot = seq - 100_000;
+  if (slot < 0) return;
+  if (slot >= seen.length) {
+    const grown = new Uint8Array(Math.max(seen.length * 2, slot + 1));
+    grown.set(seen);
+    seen = grown;
+  }
+  if (seen[slot]) duplicates += 1;
+  else {
+    seen[slot] = 1;
+    distinct += 1;
+  }
+}
 
 function sink(data: E2EPayload): void {
   if (data.run !== run) return;
   count += 1;
+  mark(data.seq);
   if (recording) latencies.add(now() - data.sent_at);
 }
 
@@ -34,7 +55,8 @@ serve({
   },
   reset: ({ run: next }: { run: string }) => {
     run = next;
-    count = 0;
+    count = distinct = duplicates = 0;
+    seen.fill(0);
     recording = false;
     latencies.clear();
     return {};
@@ -47,6 +69,7 @@ serve({
   snap,
   /** The backlog feedback, many times a second: the count alone, no CPU reading. */
   count: () => count,
+  ids: () => ({ distinct, duplicates }),
   latencies: () => {
     recording = false;
     return latencies.values;
