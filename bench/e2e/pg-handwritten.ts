@@ -2,10 +2,9 @@
  * Baseline: a transactional outbox and inbox on PostgreSQL written the way teams write one, with
  * `pg` and node:http, a schema per side per run. Sender: each emit is its own transaction, one
  * INSERT of a row per target (in an application, one more statement in the business transaction,
- * whose BEGIN and COMMIT it pays anyway); WORKERS
- * loops each claim up to CLAIM due rows with `FOR UPDATE SKIP LOCKED`, POST each one (a JSON
- * envelope, keep-alive), delete the answered rows, reschedule the others, commit, and sleep IDLE_MS
- * when they found nothing. Receiver: per event, one transaction that inserts the event id into its
+ * whose BEGIN and COMMIT it pays anyway); WORKERS loops each claim up to CLAIM due rows with
+ * `FOR UPDATE SKIP LOCKED`, POST each one (a JSON envelope, keep-alive), delete the answered rows,
+ * reschedule the others, commit, and sleep IDLE_MS when they found nothing. Receiver: per event, one transaction that inserts the event id into its
  * dedupe table (`ON CONFLICT DO NOTHING`) and runs the handler (the sink) when the row is new.
  */
 import { randomUUID } from 'node:crypto';
