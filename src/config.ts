@@ -583,13 +583,14 @@ export function resolveTarget(config: ResolvedConfig, name: string): ResolvedTar
     throw new ConfigError('target service names must be non-empty strings');
   }
   if (name === SUBSCRIBERS) {
-    // One message reaches every subscriber: signed with the system secret, no per-receiver secret applies.
+    // One message reaches every subscriber: signed with the system secret, no per-receiver secret
+    // applies. Batches: a broker transport publishes a lane's batch back to back (HTTP refuses SUBSCRIBERS).
     if (config.keys.length === 0) {
       throw new ConfigError('an event declared without targets is signed with this service\'s secret: set EVENTS_SECRET (a whsec_… value)', {
         variable: 'EVENTS_SECRET',
       });
     }
-    return { name, url: '', keys: config.keys, batch: false, receipt: true };
+    return { name, url: '', keys: config.keys, batch: config.batch.enabled, receipt: true };
   }
   const entry = config.services[name];
   const fromOptions = typeof entry === 'string' ? { url: entry } : entry;

@@ -7,17 +7,23 @@
  * `lib-postgres-2`: the same with two sender processes, each a bus on the one outbox schema the
  * first one created (and drops at close, after the second closed).
  * BENCH_PG_COUNT=1 prints each side's statements per event (by first word) to stderr at close.
+ * `lib-amqp`: both sides over RabbitMQ (`broker`, queue prefix = this bench run's id and the
+ * system), in-memory outbox, the receiver's inbox volatile (as the amqplib baseline keeps nothing);
+ * its queues are deleted at close. `lib-pg-amqp`: the same with the sender's outbox in PostgreSQL.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import winston from 'winston';
-import { createEventBus, type EventBusOptions } from '../../src/index.js';
+import amqplib from 'amqplib';
+import { serviceTopology } from '../../src/backends/amqp/topology.js';
+import { createEventBus, DEFAULTS, type EventBusOptions } from '../../src/index.js';
 import { listen, stopServer } from '../lib.js';
 import { EVENT_TYPE, type E2EPayload, SCHEMA, SECRET } from './event.js';
 import { countQueries, dropSchema, freshSchema } from './pg-schema.js';
-import { type Emitter, PG_URL, type ReceiverSide, scratchRoot, type SenderPart, type Sink, type SystemName } from './system.js';
+import { AMQP_URL, benchId, type Emitter, PG_URL, type ReceiverSide, scratchRoot, type SenderPart, type Sink, type SystemName } from './system.js';
 
+/** Both sides on PostgreSQL. */
 const onPostgres = (system: SystemName) => system === 'lib-postgres' || system === 'lib-postgres-2';
 
 /**
@@ -38,10 +44,39 @@ const base = { secret: SECRET, logger } as const;
 function sendOptions(system: SystemName): EventBusOptions {
   if (system === 'lib-single') return { batch: false };
   if (system === 'lib-undici') return { httpClient: 'undici' };
+  if (overRabbit(system)) return { broker: amqpBroker(system) };
   return {};
 }
 
+const overRabbit = (system: SystemName) => system === 'lib-amqp' || system === 'lib-pg-amqp';
+const amqpBroker = (system: SystemName) => ({ url: AMQP_URL, prefix: `${benchId()}.${system}.` });
+
+/** Deletes a service's queues (main, dead letters, waits), as the amqplib baseline deletes its own. */
+async function deleteQueues(system: SystemName, service: string): Promise<void> {
+  const { prefix } = amqpBroker(system);
+  const { main, deadLetters, waits } = serviceTopology(prefix, service, DEFAULTS.broker.deliveryLimit, DEFAULTS.broker.retryDelaysMs);
+  const connection = await amqplib.connect(AMQP_URL);
+  const channel = await connection.createChannel();
+  for (const { name } of [main, deadLetters, ...waits.values()]) await channel.deleteQueue(name);
+  await connection.close();
+}
+
+async function amqpReceiver(system: SystemName, index: number, sink: Sink): Promise<ReceiverSide> {
+  const service = `target${index}`;
+  const bus = createEventBus({ ...base, service, broker: amqpBroker(system), inbox: { volatile: true } });
+  bus.subscribeTo(EVENT_TYPE, (data) => sink(data as E2EPayload), { schema: SCHEMA });
+  await bus.start();
+  return {
+    address: service,
+    close: async () => {
+      await bus.close();
+      await deleteQueues(system, service);
+    },
+  };
+}
+
 export async function receiver(system: SystemName, index: number, sink: Sink): Promise<ReceiverSide> {
+  if (overRabbit(system)) return amqpReceiver(system, index, sink);
   const dir = system === 'lib-durable' ? mkdtempSync(join(scratchRoot(), 'events-e2e-inbox-')) : undefined;
   const schema = onPostgres(system) ? await freshSchema(`r${index}`) : undefined;
   const bus = createEventBus({
@@ -68,7 +103,7 @@ export async function receiver(system: SystemName, index: number, sink: Sink): P
 
 export async function sender(system: SystemName, addresses: string[], part: SenderPart): Promise<Emitter> {
   const dir = system === 'lib-durable' ? mkdtempSync(join(scratchRoot(), 'events-e2e-outbox-')) : undefined;
-  const schema = onPostgres(system) ? (part.shared ?? (await freshSchema('s'))) : undefined;
+  const schema = onPostgres(system) || system === 'lib-pg-amqp' ? (part.shared ?? (await freshSchema('s'))) : undefined;
   const owned = schema !== undefined && part.shared === undefined;
   const counted = schema ? countQueries('sender') : undefined;
   const names = addresses.map((_, i) => `target${i}`);
@@ -76,7 +111,7 @@ export async function sender(system: SystemName, addresses: string[], part: Send
     ...base,
     ...sendOptions(system),
     service: 'bench-src',
-    services: Object.fromEntries(names.map((name, i) => [name, addresses[i]!])),
+    ...(overRabbit(system) ? {} : { services: Object.fromEntries(names.map((name, i) => [name, addresses[i]!])) }),
     outbox: dir ? { path: join(dir, 'outbox.db') } : {},
     ...(schema ? { database: PG_URL, databaseSchema: schema } : {}),
     shutdownTimeoutMs: 0,

@@ -47,6 +47,8 @@ export interface Figures {
   missing: number;
   /** Deliveries of an event a target had already received, over the whole run, every target. */
   duplicates: number;
+  /** Emits that failed (the caller told the event was not taken) and reached a target all the same (the most at one target). */
+  failedArrived: number;
 }
 
 interface Snap {
@@ -90,13 +92,17 @@ export async function measure(system: SystemName, addresses: string[], scenario:
   const seconds = (performance.now() - startedAt) / 1000;
   const samples = (await Promise.all(targets.map((r) => r.call<number[]>('latencies')))).flat();
 
-  const stops = await Promise.all(senders.map((s) => s.call<{ sent: number; errors: number; firstError?: string }>('stop', { settleMs: timing.drainMs })));
+  const stops = await Promise.all(
+    senders.map((s) => s.call<{ sent: number; errors: number; firstError?: string; failed: number[] }>('stop', { settleMs: timing.drainMs })),
+  );
   const sent = stops.reduce((n, s) => n + s.sent, 0);
   const deadline = Date.now() + timing.drainMs;
   while ((await received()) < sent && Date.now() < deadline) await sleep(timing.pollMs);
   polling = false;
   await poll;
   const ids = await Promise.all(targets.map((r) => r.call<{ distinct: number; duplicates: number }>('ids')));
+  const failed = stops.flatMap((s) => s.failed);
+  const arrived = failed.length ? await Promise.all(targets.map((r) => r.call<number>('arrived', { seqs: failed }))) : [0];
   // The first sender made what the others joined: it closes last.
   for (const sender of [...senders].reverse()) await sender.call('close');
 
@@ -115,5 +121,6 @@ export async function measure(system: SystemName, addresses: string[], scenario:
     sent,
     missing: Math.max(0, ...ids.map((i) => sent - i.distinct)),
     duplicates: ids.reduce((n, i) => n + i.duplicates, 0),
+    failedArrived: Math.max(...arrived),
   };
 }

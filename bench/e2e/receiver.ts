@@ -70,6 +70,8 @@ serve({
   /** The backlog feedback, many times a second: the count alone, no CPU reading. */
   count: () => count,
   ids: () => ({ distinct, duplicates }),
+  /** How many of `seqs` (the emits the sender saw fail) arrived all the same. */
+  arrived: ({ seqs }: { seqs: number[] }) => seqs.filter((seq) => seq >= 100_000 && seen[seq - 100_000] === 1).length,
   latencies: () => {
     recording = false;
     return latencies.values;

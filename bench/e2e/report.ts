@@ -89,6 +89,8 @@ function notes({ skipped, results }: ReportInput): string[] {
     const missing = figures.reduce((n, f) => n + f.missing, 0);
     const duplicates = figures.reduce((n, f) => n + f.duplicates, 0);
     if (missing > 0) out.push(`${name}: ${fmt.int(missing)} events sent and not received by every target when the drain wait ended, over the measured reps`);
+    const failedArrived = figures.reduce((n, f) => n + f.failedArrived, 0);
+    if (failedArrived > 0) out.push(`${name}: ${fmt.int(failedArrived)} of the failed emits reached a target all the same`);
     if (duplicates > 0) out.push(`${name}: ${fmt.int(duplicates)} duplicate deliveries (an event's handler run again at a target) over the measured reps`);
   }
   return out.length ? ['', ...out] : [];
@@ -114,6 +116,10 @@ function ratios(med: (s: SystemName, k: Scenario['key'], pick: (f: Figures) => n
     line('3 targets, PostgreSQL, two sender instances ÷ one', med('lib-postgres-2', 'sat3', rate) / med('lib-postgres', 'sat3', rate), '≥ 0.9'),
     ...twoInstances(results),
     line('p50 latency at the paced rate, PostgreSQL ÷ in-memory', med('lib-postgres', 'low', (f) => f.p50Ms) / med('lib-batch', 'low', (f) => f.p50Ms), '≤ 2'),
+    line('1 target, library over RabbitMQ ÷ amqplib', med('lib-amqp', 'sat1', rate) / med('amqp', 'sat1', rate), '≥ 1.0'),
+    line('3 targets, library over RabbitMQ ÷ amqplib', med('lib-amqp', 'sat3', rate) / med('amqp', 'sat3', rate), '≥ 1.0'),
+    line('1 target, PostgreSQL outbox over RabbitMQ ÷ amqplib', med('lib-pg-amqp', 'sat1', rate) / med('amqp', 'sat1', rate), '≥ 0.5'),
+    line('3 targets, PostgreSQL outbox over RabbitMQ ÷ amqplib', med('lib-pg-amqp', 'sat3', rate) / med('amqp', 'sat3', rate), '≥ 0.5'),
     line('1 target, batching on ÷ batch: false', lib1 / med('lib-single', 'sat1', rate), '(no goal)'),
     line('p50 latency at the paced rate, batching on ÷ batch: false', med('lib-batch', 'low', (f) => f.p50Ms) / med('lib-single', 'low', (f) => f.p50Ms), '≤ 1.2'),
     `  library CPU per event at saturation, 1 target: sender ${fmt.us(med('lib-batch', 'sat1', (f) => f.senderCpuUs))} µs, ` +

@@ -104,7 +104,8 @@ export async function runE2E(argv: string[]): Promise<void> {
             `rep ${rep}/${reps}  ${info.name} ${scenario.key}: ${fmt.int(figures.eventsPerSec)} events/s, p50 ${fmt.ms(figures.p50Ms)} ms, ` +
               `sender ${fmt.us(figures.senderCpuUs)} µs, receiver ${fmt.us(figures.receiverCpuUs)} µs${figures.errors ? `, ${figures.errors} errors` : ''}` +
               `${figures.missing ? `, ${fmt.int(figures.missing)} of ${fmt.int(figures.sent)} not received after the drain wait` : ''}` +
-              `${figures.duplicates ? `, ${fmt.int(figures.duplicates)} duplicate deliveries` : ''} ` +
+              `${figures.duplicates ? `, ${fmt.int(figures.duplicates)} duplicate deliveries` : ''}` +
+              `${figures.failedArrived ? `, ${fmt.int(figures.failedArrived)} failed emits delivered` : ''} ` +
               `(${fmt.ms((performance.now() - runStart) / 1000)} s)`,
           );
         }

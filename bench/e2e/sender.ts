@@ -30,6 +30,8 @@ let part: SenderPart = { index: 0, of: 1 };
 let sent = 0;
 let errors = 0;
 let firstError: string | undefined;
+/** The `seq`s of the emits that failed: the targets say whether any arrived all the same. */
+let failed: number[] = [];
 let received = 0;
 let inFlight = 0;
 let stopped = true;
@@ -42,8 +44,9 @@ const settle = () => {
   inFlight -= 1;
   wake?.();
 };
-const fail = (error: unknown) => {
+const fail = (seqOf: number, error: unknown) => {
   errors += 1;
+  failed.push(seqOf);
   firstError ??= error instanceof Error ? error.message : String(error);
 };
 
@@ -59,7 +62,7 @@ function emitOne(): Promise<void> {
     },
     (error: unknown) => {
       if (own !== generation) return;
-      fail(error);
+      fail(data.seq, error);
       settle();
     },
   );
@@ -102,6 +105,7 @@ serve({
     seq = 100_000 + part.index;
     sent = received = errors = inFlight = 0;
     firstError = undefined;
+    failed = [];
     emitter = await (await systemInfo(system).load()).sender(system, args.addresses, part);
     return { shared: emitter.shared };
   },
@@ -122,7 +126,7 @@ serve({
     await loop;
     const deadline = Date.now() + settleMs;
     while (inFlight > 0 && Date.now() < deadline) await sleep(5);
-    return { sent, errors, firstError };
+    return { sent, errors, firstError, failed };
   },
   close: async () => {
     await emitter?.close();

@@ -17,7 +17,9 @@ export type SystemName =
   | 'undici-raw'
   | 'pg-handwritten'
   | 'moleculer'
-  | 'amqp';
+  | 'amqp'
+  | 'lib-amqp'
+  | 'lib-pg-amqp';
 
 /** Called by a receiving side once per event its handler got. */
 export type Sink = (data: E2EPayload) => void;
@@ -140,6 +142,20 @@ export const SYSTEMS: SystemInfo[] = [
     unavailable: reachable(PG_URL, 5432),
   },
   { name: 'moleculer', label: 'Moleculer over NATS', drive: 'bursts', load: () => import('./moleculer.js'), unavailable: reachable(NATS_URL, 4222) },
+  {
+    name: 'lib-amqp',
+    label: 'library over RabbitMQ, in-memory outbox, volatile inbox (defaults)',
+    drive: 'bursts',
+    load: library,
+    unavailable: reachable(AMQP_URL, 5672),
+  },
+  {
+    name: 'lib-pg-amqp',
+    label: 'library over RabbitMQ, PostgreSQL outbox, volatile inbox',
+    drive: 'bursts',
+    load: library,
+    unavailable: async () => (await reachable(AMQP_URL, 5672)()) ?? (await reachable(PG_URL, 5432)()),
+  },
   {
     name: 'amqp',
     label: 'amqplib, confirms → RabbitMQ → manual-ack consumer',
