@@ -46,7 +46,7 @@ export async function runE2E(argv: string[]): Promise<void> {
   // The feedback must come back well within the time the bound lasts: at 40,000 events/s a
   // bound of 1,000 is 25 ms, so 10 ms (20 ms from a bound of 2,000 up).
   const base = { burst: 100, window: WINDOW, rate, gap, pollMs: quick || gap < 2_000 ? 10 : 20 };
-  // --quick fits in a minute: short windows, a small bound, a short wait for the targets to drain
+  // --quick fits in a minute: short windows, a short wait for the targets to drain
   // (they ignore a previous run's leftovers), a warm-up rep of 1-target runs only.
   const timing = (scenario: Scenario, rep: number): Timing => {
     const shortWarmup = rep === 0 || quick;
