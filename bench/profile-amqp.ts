@@ -20,7 +20,8 @@ const url = process.env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const broker = { url, prefix: `bench-prof-${randomUUID().slice(0, 8)}.` };
 
 async function fill(): Promise<number> {
-  const bus = createEventBus({ service: 'bench-src', secret: SECRET, broker, logger: discardLogger('warn') }).declareEvent(EVENT_TYPE, ['bench-sink'], {
+  const batch = process.env.BENCH_BATCH === 'false' ? false : undefined;
+  const bus = createEventBus({ service: 'bench-src', secret: SECRET, broker, batch, logger: discardLogger('warn') }).declareEvent(EVENT_TYPE, ['bench-sink'], {
     schema: SCHEMA,
   });
   const startedAt = performance.now();

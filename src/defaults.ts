@@ -270,6 +270,12 @@ export const DEFAULTS = {
     retryLaterDelaysMs: [1_000, 2_000, 3_000, 5_000, 10_000, 15_000, 30_000, 60_000, 300_000, 900_000, 3_600_000] as readonly number[],
     /** Handler attempts of one message before it goes to `<queue>.dlq`. */
     maxAttempts: 10,
+    /**
+     * RabbitMQ: messages one instance holds unacked at once, when neither `broker.prefetch` nor
+     * `concurrency` is given. A batch's worth (`batch.maxEvents`): with 16, the consumer waited on
+     * the broker between small rounds (e2e bench, docs/benchmarks.md "RabbitMQ path").
+     */
+    prefetch: 100,
     /** `x-delivery-limit` of a service's quorum queue: redeliveries (a consumer died mid-message) before the broker dead-letters it. */
     deliveryLimit: 20,
     /**

@@ -15,7 +15,7 @@ import { Publisher } from './publisher.js';
 import { Acks } from './acks.js';
 import { delayAtLeast, eventsExchange, HEADERS, routingKeyProblem, serviceTopology, type ServiceTopology } from './topology.js';
 
-/** `concurrency` is the prefetch: messages in the hands of this instance at once. */
+/** `broker.prefetch`: messages in the hands of this instance at once. */
 export interface AmqpConsumerOptions extends BrokerConsumerOptions {
   connection: AmqpConnection;
   logger: Logger;
@@ -115,7 +115,7 @@ export class AmqpConsumer {
     await publisher.declareExchange(exchange);
     const types = this.o.types().filter((type) => routingKeyProblem(type) === undefined);
     await Promise.all(types.map((type) => publisher.channel.bindQueue(main.name, exchange, type)));
-    await publisher.channel.prefetch(this.o.concurrency);
+    await publisher.channel.prefetch(this.o.broker.prefetch);
     publisher.channel.on('close', () => {
       if (this.publisher !== publisher) return;
       this.publisher = undefined;
