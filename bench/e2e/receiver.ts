@@ -9,7 +9,8 @@ import { cpuNow, Reservoir } from './stats.js';
 import { type ReceiverSide, type SystemName, systemInfo } from './system.js';
 
 const index = Number(process.argv[2] ?? 0);
-const sides = new Map<SystemName, ReceiverSide>();
+/** Promises, so two systems starting the same side at once (`targetsOf`) share one. */
+const sides = new Map<SystemName, Promise<ReceiverSide>>();
 /** Latency samples kept per window: enough for a stable p99, small enough for IPC. */
 const latencies = new Reservoir(20_000);
 let run = '';
@@ -48,10 +49,10 @@ serve({
   start: async ({ system }: { system: SystemName }) => {
     let side = sides.get(system);
     if (!side) {
-      side = await (await systemInfo(system).load()).receiver(system, index, sink);
+      side = (async () => (await systemInfo(system).load()).receiver(system, index, sink))();
       sides.set(system, side);
     }
-    return { address: side.address };
+    return { address: (await side).address };
   },
   reset: ({ run: next }: { run: string }) => {
     run = next;
@@ -77,7 +78,7 @@ serve({
     return latencies.values;
   },
   close: async () => {
-    for (const side of sides.values()) await side.close();
+    for (const side of sides.values()) await (await side).close();
     sides.clear();
     return {};
   },
