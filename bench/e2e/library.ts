@@ -4,6 +4,8 @@
  * durable, a fresh schema on PostgreSQL), one service per target, the event declared to all of them.
  * `lib-postgres`: both sides on PostgreSQL (outbox and inbox in a schema of their own, dropped at
  * close), the handler run in the inbox's transaction (`{ tx }`, unused: the library's cost alone).
+ * `lib-postgres-2`: the same with two sender processes, each a bus on the one outbox schema the
+ * first one created (and drops at close, after the second closed).
  * BENCH_PG_COUNT=1 prints each side's statements per event (by first word) to stderr at close.
  * `lib-amqp`: both sides over RabbitMQ (`broker`, queue prefix = this bench run's id and the
  * system), in-memory outbox, the receiver's inbox volatile (as the amqplib baseline keeps nothing);
@@ -23,7 +25,10 @@ import { createEventBus, DEFAULTS, type EventBusOptions } from '../../src/index.
 import { listen, stopServer } from '../lib.js';
 import { EVENT_TYPE, type E2EPayload, SCHEMA, SECRET } from './event.js';
 import { countQueries, dropSchema, freshSchema } from './pg-schema.js';
-import { AMQP_URL, benchId, type Emitter, KAFKA_URL, PG_URL, type ReceiverSide, scratchRoot, type Sink, type SystemName } from './system.js';
+import { AMQP_URL, benchId, type Emitter, KAFKA_URL, PG_URL, type ReceiverSide, scratchRoot, type SenderPart, type Sink, type SystemName } from './system.js';
+
+/** Both sides on PostgreSQL. */
+const onPostgres = (system: SystemName) => system === 'lib-postgres' || system === 'lib-postgres-2';
 
 /**
  * The library's log lines at `warn` and above, on stderr, but for what each run's close causes on
@@ -90,7 +95,7 @@ export async function receiver(system: SystemName, index: number, sink: Sink): P
   if (overRabbit(system)) return amqpReceiver(system, index, sink);
   if (system === 'lib-kafka') return kafkaReceiver(index, sink);
   const dir = system === 'lib-durable' ? mkdtempSync(join(scratchRoot(), 'events-e2e-inbox-')) : undefined;
-  const schema = system === 'lib-postgres' ? await freshSchema(`r${index}`) : undefined;
+  const schema = onPostgres(system) ? await freshSchema(`r${index}`) : undefined;
   const bus = createEventBus({
     ...base,
     service: `target${index}`,
@@ -113,9 +118,10 @@ export async function receiver(system: SystemName, index: number, sink: Sink): P
   };
 }
 
-export async function sender(system: SystemName, addresses: string[]): Promise<Emitter> {
+export async function sender(system: SystemName, addresses: string[], part: SenderPart): Promise<Emitter> {
   const dir = system === 'lib-durable' ? mkdtempSync(join(scratchRoot(), 'events-e2e-outbox-')) : undefined;
-  const schema = system === 'lib-postgres' || system === 'lib-pg-amqp' ? await freshSchema('s') : undefined;
+  const schema = onPostgres(system) || system === 'lib-pg-amqp' ? (part.shared ?? (await freshSchema('s'))) : undefined;
+  const owned = schema !== undefined && part.shared === undefined;
   const counted = schema ? countQueries('sender') : undefined;
   const names = addresses.map((_, i) => `target${i}`);
   const bus = createEventBus({
@@ -134,7 +140,8 @@ export async function sender(system: SystemName, addresses: string[]): Promise<E
       await bus.close();
       counted?.print();
       if (dir) rmSync(dir, { recursive: true, force: true });
-      if (schema) await dropSchema(schema);
+      if (owned) await dropSchema(schema);
     },
+    ...(schema ? { shared: schema } : {}),
   };
 }

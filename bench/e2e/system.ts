@@ -13,9 +13,11 @@ export type SystemName =
   | 'lib-undici'
   | 'lib-durable'
   | 'lib-postgres'
+  | 'lib-postgres-2'
   | 'lib-kafka'
   | 'axios-express'
   | 'undici-raw'
+  | 'pg-handwritten'
   | 'moleculer'
   | 'amqp'
   | 'lib-amqp'
@@ -35,11 +37,21 @@ export interface Emitter {
   /** Sends one event to every target of the run; settles when the system has taken it (its own meaning of "emitted"). */
   emit(data: E2EPayload): Promise<unknown>;
   close(): Promise<void>;
+  /** What the other sender processes of a run need to join this one (the outbox schema they share). */
+  shared?: string;
+}
+
+/** Which of a run's sender processes this is, when a system has several (`SystemInfo.senders`). */
+export interface SenderPart {
+  index: number;
+  of: number;
+  /** The first sender's `Emitter.shared`, for the others. */
+  shared?: string;
 }
 
 export interface SystemModule {
   receiver(system: SystemName, index: number, sink: Sink): Promise<ReceiverSide>;
-  sender(system: SystemName, addresses: string[]): Promise<Emitter>;
+  sender(system: SystemName, addresses: string[], part: SenderPart): Promise<Emitter>;
 }
 
 export interface SystemInfo {
@@ -51,6 +63,10 @@ export interface SystemInfo {
    * starve the I/O). `window`: keep `window` emits pending (request/answer or confirm loops).
    */
   drive: 'bursts' | 'window';
+  /** Sender processes sharing the run, each emitting its share (default 1). */
+  senders?: number;
+  /** Another system whose target sides this one uses (the same receiving code, one set of connections). */
+  targetsOf?: SystemName;
   load: () => Promise<SystemModule>;
   /** Why the system cannot run here (service down, package missing), or undefined. */
   unavailable?: () => Promise<string | undefined>;
@@ -123,8 +139,24 @@ export const SYSTEMS: SystemInfo[] = [
     load: library,
     unavailable: reachable(PG_URL, 5432),
   },
+  {
+    name: 'lib-postgres-2',
+    label: 'library, PostgreSQL, two sender instances on one outbox',
+    drive: 'bursts',
+    senders: 2,
+    targetsOf: 'lib-postgres',
+    load: library,
+    unavailable: reachable(PG_URL, 5432),
+  },
   { name: 'axios-express', label: 'hand-written axios loop → Express + express.json()', drive: 'window', load: () => import('./axios-express.js') },
   { name: 'undici-raw', label: 'undici Pool → raw node:http + HMAC check', drive: 'window', load: () => import('./raw-http.js') },
+  {
+    name: 'pg-handwritten',
+    label: 'hand-written PostgreSQL outbox (SKIP LOCKED) → node:http + inbox',
+    drive: 'window',
+    load: () => import('./pg-handwritten.js'),
+    unavailable: reachable(PG_URL, 5432),
+  },
   { name: 'moleculer', label: 'Moleculer over NATS', drive: 'bursts', load: () => import('./moleculer.js'), unavailable: reachable(NATS_URL, 4222) },
   {
     name: 'lib-amqp',
