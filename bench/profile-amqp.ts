@@ -3,6 +3,7 @@
  *   npx tsx bench/profile-amqp.ts send|receive [events=20000] [profile file]
  * `send` emits to a queue nobody consumes (in bursts of 100, then bus.flush); `receive` first fills
  * the queue through a bus, then consumes it (BENCH_CONCURRENCY: the consumer's `concurrency`).
+ * BENCH_PG=1: the sender's outbox in PostgreSQL (a fresh schema, dropped after), else in memory.
  * Prints events/s and CPU µs per event of the measured side only; with a file, writes the measured
  * side's V8 CPU profile there (summarise with `node bench/cpuprofile-top.js <file>`).
  */
@@ -12,6 +13,8 @@ import { Session } from 'node:inspector/promises';
 import amqplib from 'amqplib';
 import { serviceTopology } from '../src/backends/amqp/topology.js';
 import { createEventBus, DEFAULTS } from '../src/index.js';
+import { dropSchema, freshSchema } from './e2e/pg-schema.js';
+import { PG_URL } from './e2e/system.js';
 import { discardLogger, EVENT_TYPE, payload, SCHEMA, SECRET, sleep } from './lib.js';
 
 const [mode = 'send', count = '20000', profileFile] = process.argv.slice(2);
@@ -21,7 +24,9 @@ const broker = { url, prefix: `bench-prof-${randomUUID().slice(0, 8)}.` };
 
 async function fill(): Promise<number> {
   const batch = process.env.BENCH_BATCH === 'false' ? false : undefined;
-  const bus = createEventBus({ service: 'bench-src', secret: SECRET, broker, batch, logger: discardLogger('warn') }).declareEvent(EVENT_TYPE, ['bench-sink'], {
+  const schema = process.env.BENCH_PG === '1' ? await freshSchema('profile') : undefined;
+  const database = schema ? { database: PG_URL, databaseSchema: schema } : {};
+  const bus = createEventBus({ service: 'bench-src', secret: SECRET, broker, batch, ...database, logger: discardLogger('warn') }).declareEvent(EVENT_TYPE, ['bench-sink'], {
     schema: SCHEMA,
   });
   const startedAt = performance.now();
@@ -33,6 +38,7 @@ async function fill(): Promise<number> {
   await bus.flush(120_000);
   const seconds = (performance.now() - startedAt) / 1000;
   await bus.close();
+  if (schema) await dropSchema(schema);
   return EVENTS / seconds;
 }
 
