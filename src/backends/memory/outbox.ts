@@ -70,7 +70,6 @@ export class MemoryOutbox implements OutboxStore {
     private readonly maxDeadLetters: number,
     private readonly logger: Logger,
     private readonly maxPendingBytes: number = DEFAULTS.outbox.maxPendingBytes,
-    private readonly now: () => number = Date.now,
   ) {}
 
   async add(deliveries: readonly NewDelivery[]): Promise<void> {
@@ -83,19 +82,7 @@ export class MemoryOutbox implements OutboxStore {
     this.checkRoom(deliveries, sizes);
     for (let i = 0; i < deliveries.length; i++) {
       const d = deliveries[i]!;
-      const record: OutboxRecord = {
-        eventId: d.eventId,
-        type: d.type,
-        source: d.source,
-        target: d.target,
-        body: d.body,
-        createdAt: d.createdAt,
-        id: this.nextId++,
-        attempts: 0,
-        nextAttemptAt: d.createdAt,
-      };
-      if (d.traceparent !== undefined) record.traceparent = d.traceparent;
-      if (d.tracestate !== undefined) record.tracestate = d.tracestate;
+      const record: OutboxRecord = { ...d, id: this.nextId++, attempts: 0, nextAttemptAt: d.createdAt };
       this.hold(record, sizes[i]);
       this.lane(record.target).ready.push(record);
       if (d.createdAt > this.maxStamp) this.maxStamp = d.createdAt;
@@ -195,7 +182,7 @@ export class MemoryOutbox implements OutboxStore {
   }
 
   async nextDueAt(target: string): Promise<number | undefined> {
-    this.checkClock(this.now());
+    this.checkClock(Date.now());
     const lane = this.lanes.get(target);
     if (!lane) return undefined;
     if (lane.head < lane.ready.length) return lane.ready[lane.head]!.nextAttemptAt;
@@ -221,7 +208,7 @@ export class MemoryOutbox implements OutboxStore {
   }
 
   async replay(selection: DeadLetterSelection): Promise<number> {
-    const now = this.now();
+    const now = Date.now();
     const targets = new Set<string>();
     const revived = this.remove(selection);
     for (const { record: dead } of revived) {
