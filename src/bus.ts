@@ -15,7 +15,7 @@ import { Telemetry } from './observe/telemetry.js';
 import { addressedTo, createEvent, toStructuredBody } from './protocol/cloudevents.js';
 import { deeperThan } from './protocol/payload-depth.js';
 import type { InboxStore } from './receive/inbox-store.js';
-import { Receiver, type ReceiverOptions, type ReceiverRequest, type ReceiverResponse } from './receive/receiver.js';
+import { Receiver, type ReceiverRequest, type ReceiverResponse } from './receive/receiver.js';
 import { type RouteRequest, type RouteResponse, RouteTable } from './adapters/routes.js';
 import { Admission } from './send/admission.js';
 import { TransactionEmits } from './send/transaction-emits.js';
@@ -139,7 +139,8 @@ export class EventBus<Events extends object = EventRegistry> {
       progress: this.admission,
       dispatched: (records) => this.transactionEmits.dispatched(records),
     });
-    this.receiver = new Receiver(this.receiverOptions());
+    // Its keys, limits, timeouts, logger and service are the configuration's (the inbox after it: the store, not its options).
+    this.receiver = new Receiver({ ...this.config, ...DEFAULTS.receiver, catalog: this.catalog, inbox: this.inbox, telemetry: this.telemetry });
     this.stats = new StatsSnapshot(() => this.outbox.stats(), DEFAULTS.health.statsMaxAgeMs);
     this.outbox.onWork((target) => this.dispatcher.notify(target));
     this.operator = this.outbox;
@@ -537,24 +538,6 @@ export class EventBus<Events extends object = EventRegistry> {
     const { url, prefix } = this.config.broker!;
     this.brokerOperator = openBrokerOperator({ broker: url, prefix, service });
     this.operator = combineOperators([this.outbox, this.brokerOperator]);
-  }
-
-  private receiverOptions(): ReceiverOptions {
-    return {
-      catalog: this.catalog,
-      inbox: this.inbox,
-      logger: this.config.logger,
-      keys: this.config.keys,
-      toleranceSeconds: this.config.toleranceSeconds,
-      bodyLimitBytes: this.config.bodyLimitBytes,
-      bodyTimeoutMs: this.config.bodyTimeoutMs,
-      bodyStartTimeoutMs: this.config.bodyStartTimeoutMs,
-      maxUnverifiedBytes: this.config.maxUnverifiedBytes,
-      retryAfterSeconds: DEFAULTS.receiver.retryAfterSeconds,
-      maxUnrecorded: DEFAULTS.receiver.maxUnrecorded,
-      service: this.config.service,
-      telemetry: this.telemetry,
-    };
   }
 
   private receiverFor(what: string): Receiver {

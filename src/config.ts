@@ -524,7 +524,7 @@ function resolveHttpClient(value: string | undefined): 'axios' | 'undici' {
 }
 
 /** An on/off environment variable: true/1/on/yes, false/0/off/no; undefined when unset. */
-function flag(value: string | undefined, variable: string): boolean | undefined {
+export function flag(value: string | undefined, variable: string): boolean | undefined {
   const text = nonEmpty(value)?.trim().toLowerCase();
   if (text === undefined) return undefined;
   if (['true', '1', 'on', 'yes'].includes(text)) return true;
