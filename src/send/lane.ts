@@ -395,16 +395,11 @@ export class Lane {
     }
   }
 
-  /** Records outcomes: in one call when the store settles many at once, else one by one. */
+  /** Records outcomes: a lone success with `complete`, anything else in one `settleMany`. */
   private async write(settlements: Settlement[]): Promise<void> {
-    const { store } = this.o;
-    if (settlements.length > 1 && store.settleMany) {
-      await store.settleMany(settlements);
-      return;
-    }
-    for (const s of settlements) {
-      await (s.kind === 'complete' ? store.complete(s.record.id) : s.kind === 'kill' ? store.kill(s.record, s.reason) : store.reschedule(s.record, s.nextAttemptAt));
-    }
+    const [only] = settlements;
+    if (settlements.length === 1 && only!.kind === 'complete') await this.o.store.complete(only!.record.id);
+    else await this.o.store.settleMany(settlements);
   }
 
   /** Telemetry and the log line of one settled record, at the levels of a single send; nothing is built for a level that is off. */

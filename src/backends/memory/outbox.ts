@@ -132,21 +132,13 @@ export class MemoryOutbox implements OutboxStore {
     this.drop(id);
   }
 
-  async reschedule(record: OutboxRecord, nextAttemptAt: number): Promise<void> {
-    this.wait(record, nextAttemptAt);
-  }
-
   private wait(record: OutboxRecord, nextAttemptAt: number): void {
     record.nextAttemptAt = nextAttemptAt;
     if (record.lastAttemptAt !== undefined && record.lastAttemptAt > this.maxStamp) this.maxStamp = record.lastAttemptAt;
     this.lane(record.target).waiting.push(record);
   }
 
-  async kill(record: OutboxRecord, reason: DeathReason): Promise<void> {
-    this.bury(record, reason, Date.now());
-  }
-
-  /** One pass, the same as `complete`, `reschedule` and `kill` one by one: nothing here waits on a write. */
+  /** One pass: nothing here waits on a write. */
   async settleMany(settlements: readonly Settlement[]): Promise<void> {
     const deadAt = Date.now();
     for (const settlement of settlements) {

@@ -18,7 +18,7 @@ import {
   statsOf,
   type TargetCounts,
 } from '../../operate/operator.js';
-import type { AddOptions, DeathReason, NewDelivery, OutboxRecord, OutboxStore, Settlement } from '../../send/outbox-store.js';
+import type { AddOptions, NewDelivery, OutboxRecord, OutboxStore, Settlement } from '../../send/outbox-store.js';
 import type { TransactionClient } from '../../types.js';
 import { afterCursor, COLUMNS, filterConditions, type OutboxRow, targetCountsSql, toDeadLetter, toRecord } from '../outbox-rows.js';
 import { databaseFrom, isUnavailable, type PostgresDatabase, within } from './database.js';
@@ -335,18 +335,9 @@ export class PostgresOutbox implements OutboxStore {
     );
   }
 
-  /** Both in the statement of `settleMany`, only while this instance still holds the lease: past it, another instance owns the row. */
-  async reschedule(record: OutboxRecord, nextAttemptAt: number): Promise<void> {
-    await this.settleMany([{ kind: 'reschedule', record, nextAttemptAt }]);
-  }
-
-  async kill(record: OutboxRecord, reason: DeathReason): Promise<void> {
-    await this.settleMany([{ kind: 'kill', record, reason }]);
-  }
-
   /**
    * Every outcome in one statement, so one transaction and one round trip: completions deleted,
-   * reschedules and dead letters only while this instance holds the lease, as one by one.
+   * reschedules and dead letters only while this instance holds the lease (past it, another instance owns the row).
    */
   async settleMany(settlements: readonly Settlement[]): Promise<void> {
     if (settlements.length === 0) return;

@@ -71,7 +71,7 @@ interface Pending {
 /**
  * The durable outbox, in SQLite. `add` is a group commit: every delivery added in one turn of
  * the event loop goes in one transaction, and each caller resolves once it is committed.
- * Completions, reschedules and dead letters (one by one or `settleMany`) ride in the same
+ * Completions, reschedules and dead letters (`complete`, `settleMany`) ride in the same
  * batched transactions; a claim writes nothing to the file.
  *
  * One owning process per file, enforced by an exclusive lock on `<path>-lock`; leases live in
@@ -257,14 +257,6 @@ export class SqliteOutbox implements OutboxStore {
 
   async complete(id: number): Promise<void> {
     this.defer(() => this.completeNow(id));
-  }
-
-  async reschedule(record: OutboxRecord, nextAttemptAt: number): Promise<void> {
-    return this.settleMany([{ kind: 'reschedule', record, nextAttemptAt }]);
-  }
-
-  async kill(record: OutboxRecord, reason: DeathReason): Promise<void> {
-    return this.settleMany([{ kind: 'kill', record, reason }]);
   }
 
   /** Every outcome in one buffered write: the same group commit as the emits of this turn, no transaction of its own. */
