@@ -9,7 +9,7 @@ import { Catalog } from './catalog.js';
 import { type EventBusOptions, type ResolvedConfig, type ResolvedTarget, resolveConfig, resolveTarget } from './config.js';
 import { DEFAULTS } from './defaults.js';
 import { BusClosedError, ConfigError, PayloadTooDeepError, PayloadTooLargeError, UndeclaredEventError } from './errors/index.js';
-import { loggablePayload } from './logger.js';
+import { errorMessage, loggablePayload } from './logger.js';
 import { healthOf, type HealthStatus, StatsSnapshot } from './observe/health.js';
 import { Telemetry } from './observe/telemetry.js';
 import { addressedTo, createEvent, toStructuredBody } from './protocol/cloudevents.js';
@@ -250,9 +250,7 @@ export class EventBus<Events extends object = EventRegistry> {
     // Through a broker, consuming starts by itself once the startup code (this turn) has subscribed everything.
     if (this.consumer && !this.consumerStart && !this.closing) {
       this.consumerStart = setImmediate(() => {
-        this.start().catch((error: unknown) =>
-          this.config.logger.error('broker consumer did not start', { error: (error as Error)?.message ?? String(error) }),
-        );
+        this.start().catch((error: unknown) => this.config.logger.error('broker consumer did not start', { error: errorMessage(error) }));
       });
     }
     return unsubscribe;

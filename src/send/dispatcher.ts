@@ -1,6 +1,7 @@
 import type { Logger } from 'winston';
 import type { BatchOptions, RedeliveryOptions, ResolvedTarget } from '../config.js';
 import type { Telemetry } from '../observe/telemetry.js';
+import { errorMessage } from '../logger.js';
 import { InFlight } from '../receive/in-flight.js';
 import type { Transport } from './transport.js';
 import { Lane } from './lane.js';
@@ -74,7 +75,7 @@ export class Dispatcher {
 
   /** Runs from a timer: a store that cannot be read now (it logs why) is tried at the next poll. */
   private unreadable(error: unknown): void {
-    this.options.logger.debug('outbox not readable; resume retried at the next poll', { error: messageOf(error) });
+    this.options.logger.debug('outbox not readable; resume retried at the next poll', { error: errorMessage(error) });
   }
 
   private resumeTargets(targets: string[]): void {
@@ -146,6 +147,3 @@ export class Dispatcher {
   }
 }
 
-function messageOf(error: unknown): string {
-  return (error as Error)?.message ?? String(error);
-}

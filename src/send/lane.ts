@@ -1,6 +1,6 @@
 import { batchVariable, redactUrl, type ResolvedTarget } from '../config.js';
 import { DEFAULTS } from '../defaults.js';
-import { loggablePayload } from '../logger.js';
+import { errorMessage, loggablePayload } from '../logger.js';
 import type { OpenSpan } from '../observe/telemetry.js';
 import type { InFlight } from '../receive/in-flight.js';
 import type { Delivery, DeliveryResult } from './transport.js';
@@ -212,7 +212,7 @@ export class Lane {
     this.o.logger.debug('outbox call failed; pumping again later', {
       target: this.target,
       retryInMs: this.storeRetryMs,
-      error: messageOf(error),
+      error: errorMessage(error),
     });
     this.clearTimer();
     this.schedule(Date.now() + this.storeRetryMs, false);
@@ -285,7 +285,7 @@ export class Lane {
         eventId: records[0]!.eventId,
         ...(records.length > 1 && { eventIds: records.map((record) => record.eventId) }),
         target: this.target,
-        error: messageOf(error),
+        error: errorMessage(error),
       });
     } finally {
       this.settling -= 1;
@@ -303,7 +303,7 @@ export class Lane {
       results = deliveries.length === 1 ? [await this.o.transport.send(deliveries[0]!)] : await this.o.transport.sendBatch!(deliveries);
     } catch (error) {
       // A transport that threw (it should answer instead): a failed try to retry, not a crash.
-      const result: DeliveryResult = { outcome: 'retry', error: messageOf(error), attempts: 1 };
+      const result: DeliveryResult = { outcome: 'retry', error: errorMessage(error), attempts: 1 };
       results = records.map(() => result);
     }
     if (results.length !== records.length) {
@@ -474,7 +474,7 @@ export class Lane {
       try {
         await this.o.store.markDown?.(this.target);
       } catch (error) {
-        this.o.logger.debug('could not share that the target is down', { target: this.target, error: messageOf(error) });
+        this.o.logger.debug('could not share that the target is down', { target: this.target, error: errorMessage(error) });
       }
     }
   }
@@ -603,10 +603,6 @@ function fields(record: OutboxRecord, result: DeliveryResult) {
     attempt: record.attempts,
     status: result.status,
   };
-}
-
-function messageOf(error: unknown): string {
-  return (error as Error)?.message ?? String(error);
 }
 
 function payloadOf(body: string): unknown {

@@ -53,12 +53,9 @@ export class AmqpConsumer {
     this.topology = serviceTopology(prefix, o.service, deliveryLimit, retryDelaysMs);
   }
 
-  get queue(): string {
-    return this.topology.main.name;
-  }
-
+  /** The queue it consumes. */
   get name(): string {
-    return this.queue;
+    return this.topology.main.name;
   }
 
   /** Consuming, or down since when; while the connection is down, why it is. */
@@ -151,7 +148,7 @@ export class AmqpConsumer {
       if (publisher.closed) return;
       this.o.logger.error('could not settle a broker message; it will be redelivered', {
         ...logClaims(message.content, undefined),
-        queue: this.queue,
+        queue: this.name,
         error: (error as Error)?.message ?? String(error),
       });
       requeue(publisher, message);
@@ -177,7 +174,7 @@ export class AmqpConsumer {
         publisher.channel.ack(message);
         this.o.logger.warn('event will be retried from the broker', {
           ...logClaims(message.content, step.reason),
-          queue: this.queue,
+          queue: this.name,
           attempt,
           retryInMs: delay,
           reason: step.reason,
@@ -198,7 +195,7 @@ export class AmqpConsumer {
       [HEADERS.deadReason]: code,
       [HEADERS.deadError]: why.slice(0, 1000),
       [HEADERS.deadAt]: new Date().toISOString(),
-      [HEADERS.deadQueue]: this.queue,
+      [HEADERS.deadQueue]: this.name,
       [HEADERS.attempts]: attempts,
       [HEADERS.deadLetterId]: randomUUID(),
     });
