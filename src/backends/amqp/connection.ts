@@ -2,7 +2,7 @@ import type * as amqplib from 'amqplib';
 import type { ChannelModel } from 'amqplib';
 import type { Logger } from 'winston';
 import type { ResolvedBroker } from '../../config.js';
-import { ConfigError } from '../../errors/index.js';
+import { loadPeer } from '../../optional-peer.js';
 import { type ConnectFailure, describeConnectFailure } from './failures.js';
 
 type Amqplib = typeof amqplib;
@@ -21,15 +21,8 @@ export interface AmqpConnectionOptions {
 
 /** Loads amqplib, the optional peer dependency, only when a broker is configured. */
 export function loadAmqplib(): Amqplib {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return require('amqplib') as Amqplib;
-  } catch (cause) {
-    throw new ConfigError(
-      'EVENTS_BROKER_URL (the broker option) is set, but the optional peer dependency amqplib is not installed: run npm install amqplib@^2',
-      { variable: 'EVENTS_BROKER_URL', cause },
-    );
-  }
+  const message = 'EVENTS_BROKER_URL (the broker option) is set, but the optional peer dependency amqplib is not installed: run npm install amqplib@^2';
+  return loadPeer('amqplib', 'EVENTS_BROKER_URL', message);
 }
 
 /**
