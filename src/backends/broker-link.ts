@@ -79,9 +79,7 @@ export function brokerBackendFor(url: string): BrokerBackend {
 }
 
 export function openBroker(broker: ResolvedBroker, logger: Logger, name: string, timeoutMs: number): BrokerLink {
-  return backends()
-    .find((b) => b.kind === broker.kind)!
-    .open(broker, logger, name, timeoutMs);
+  return brokerBackendFor(broker.url).open(broker, logger, name, timeoutMs);
 }
 
 /**

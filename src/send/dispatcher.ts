@@ -68,14 +68,10 @@ export class Dispatcher {
       .targets()
       .then(
         (targets) => this.resumeTargets(targets),
-        (error: unknown) => this.unreadable(error),
+        // Runs from a timer: a store that cannot be read now (it logs why) is tried at the next poll.
+        (error: unknown) => this.options.logger.debug('outbox not readable; resume retried at the next poll', { error: errorMessage(error) }),
       )
       .finally(() => (this.resuming = false));
-  }
-
-  /** Runs from a timer: a store that cannot be read now (it logs why) is tried at the next poll. */
-  private unreadable(error: unknown): void {
-    this.options.logger.debug('outbox not readable; resume retried at the next poll', { error: errorMessage(error) });
   }
 
   private resumeTargets(targets: string[]): void {
@@ -106,7 +102,7 @@ export class Dispatcher {
     const claiming = new InFlight();
     claiming.track(flushing).catch(() => undefined);
     await claiming.settled(deadline);
-    for (const lane of this.lanes.values()) lane.halt();
+    for (const lane of this.lanes.values()) lane.clearTimer();
     // A probe that was claiming when the lanes stopped may start one more request: awaited too.
     await this.work.settled(deadline);
   }

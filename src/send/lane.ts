@@ -97,10 +97,6 @@ export class Lane {
     this.streakStart = 0;
   }
 
-  halt(): void {
-    this.clearTimer();
-  }
-
   /** Pumps now, without waiting out a linger (shutdown sends what is due). */
   flush(): Promise<void> {
     this.lingerUntil = -Infinity;
@@ -230,7 +226,8 @@ export class Lane {
     }, Math.max(0, at - Date.now()));
   }
 
-  private clearTimer(): void {
+  /** Cancels the pump or probe scheduled (the dispatcher stopping halts every lane with it). */
+  clearTimer(): void {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
     this.timerAt = Infinity;
