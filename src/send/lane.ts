@@ -183,7 +183,7 @@ export class Lane {
   /** Sends what was claimed: one per free request while it fits, else in batches (src/send/batches.ts). */
   private async start(target: ResolvedTarget, claimed: OutboxRecord[], free: number, batching: boolean): Promise<void> {
     if (!batching || claimed.length <= free) {
-      for (const record of claimed) void this.deliver(target, [record], false);
+      for (const record of claimed) void this.work.track(this.request(target, [record], false));
       return;
     }
     const sizes = claimed.map((record) => Buffer.byteLength(record.body));
@@ -193,7 +193,7 @@ export class Lane {
     // With requests in flight, or a full batch due, what is due goes in as few requests as carry it.
     const caps = this.caps();
     const { requests, overflow } = planRequests(claimed, free, caps, sizes, this.inFlight > 0 || claimed.length >= caps.maxEvents);
-    for (const records of requests) void this.deliver(target, records, false);
+    for (const records of requests) void this.work.track(this.request(target, records, false));
     // Larger than the last claim suggested: back to the store as they were (no attempt charged), due as before.
     if (overflow.length > 0) await this.write(overflow.map((record) => ({ kind: 'reschedule', record, nextAttemptAt: record.nextAttemptAt })));
   }
@@ -252,18 +252,13 @@ export class Lane {
       return;
     }
     // A probe is one event in structured mode: it asks whether the target is back, nothing more.
-    void this.deliver(target, [record], true).finally(() => {
+    void this.work.track(this.request(target, [record], true)).finally(() => {
       this.probing = false;
       this.kick();
     });
   }
 
-  /** One request, counted in `work` until its outcome is recorded. */
-  private deliver(target: ResolvedTarget, records: OutboxRecord[], probe: boolean): Promise<void> {
-    return this.work.track(this.request(target, records, probe));
-  }
-
-  /** One request: `records` alone (structured mode) or as a batch; then each record settled from its own result. */
+  /** One request (in `work` until its outcome is recorded): `records` alone or as a batch; then each record settled from its own result. */
   private async request(target: ResolvedTarget, records: OutboxRecord[], probe: boolean): Promise<void> {
     this.inFlight += 1;
     this.unsettled += records.length;
@@ -415,7 +410,6 @@ export class Lane {
       if (logger.isLevelEnabled('error')) {
         const message =
           settlement.reason === 'refused' ? 'delivery refused; dead-lettered' : 'delivery expired after its redelivery horizon; dead-lettered';
-        // Payloads never go above debug: the dead letter keeps the body for replay.
         logger.error(message, { ...fields(record, result), ...this.where(), error: result.error });
       }
       // The payload, at debug only (enough to replay by hand; the dead letter keeps it too).
