@@ -78,24 +78,15 @@ export class PostgresInbox implements InboxStore {
   }
 
   async completed(eventKey: string): Promise<true | ReadonlySet<string> | undefined> {
-    await this.db.ready();
-    const { source, id } = splitEventKey(eventKey);
-    const { rows } = await this.db.pool.query<{ handler: string }>(
-      `SELECT handler FROM ${this.table} WHERE service = $1 AND source = $2 AND event_id = $3`,
-      [this.o.service, source, id],
-    );
-    return handlerStates(rows.map((r) => [eventKey, r.handler])).get(eventKey);
+    return (await this.completedMany([eventKey])).get(eventKey);
   }
 
   async markHandler(eventKey: string, handlerKey: string): Promise<void> {
-    await this.db.ready();
-    const { source, id } = splitEventKey(eventKey);
-    const sql = `INSERT INTO ${this.table} (service, source, event_id, handler) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`;
-    await this.db.pool.query(sql, [this.o.service, source, id, handlerKey]);
+    await this.markMany([{ eventKey, handlerKey }]);
   }
 
   async markDone(eventKey: string): Promise<void> {
-    await this.markHandler(eventKey, DONE);
+    await this.markMany([{ eventKey }]);
   }
 
   /** One query for every key (a request's events): the keys travel as two arrays. */
