@@ -94,7 +94,7 @@ export class EventBus<Events extends object = EventRegistry> {
     this.config = this.describing ? describingConfig(resolveConfig(options)) : resolveConfig(options);
     const { logger, broker } = this.config;
     if (broker) {
-      this.broker = openBroker(broker, logger, this.config.service ?? 'events-library', this.config.timeoutMs);
+      this.broker = openBroker({ broker, logger, name: this.config.service ?? 'events-library', timeoutMs: this.config.timeoutMs });
     }
     // Before any store opens: a missing optional HTTP client fails with nothing to release.
     this.transport = options.transport ?? this.broker?.transport ?? openHttpTransport(this.config);

@@ -1,5 +1,4 @@
-import type { Logger } from 'winston';
-import type { BatchOptions, RedeliveryOptions, ResolvedTarget } from '../config.js';
+import type { BatchOptions, ResolvedConfig, ResolvedTarget } from '../config.js';
 import type { Telemetry } from '../observe/telemetry.js';
 import { errorMessage } from '../logger.js';
 import { InFlight } from '../receive/in-flight.js';
@@ -7,13 +6,10 @@ import type { Transport } from './transport.js';
 import { Lane } from './lane.js';
 import type { OutboxRecord, OutboxStore } from './outbox-store.js';
 
-export interface DispatcherOptions {
+/** The configuration's logger, `concurrency` (requests in flight per target) and `redelivery`, and what the dispatcher works with. */
+export interface DispatcherOptions extends Pick<ResolvedConfig, 'logger' | 'concurrency' | 'redelivery'> {
   store: OutboxStore;
   transport: Transport;
-  logger: Logger;
-  /** Requests in flight at once, per target (each one delivery, or a batch). */
-  concurrency: number;
-  redelivery: RedeliveryOptions;
   /** Finds a target's current URL and keys by name, cheaply: called on every pump. Throws ConfigError when it cannot. */
   resolveTarget: (name: string) => ResolvedTarget;
   /** Spans, metrics and hooks (src/observe/). */

@@ -11,8 +11,9 @@ export const amqpBackend: BrokerBackend<AmqpBroker> = {
   kind: 'amqp',
   schemes: ['amqp', 'amqps'],
   resolve: resolveAmqpBroker,
-  open(broker, logger, name, timeoutMs) {
-    const connection = new AmqpConnection({ broker, logger, name, timeoutMs });
+  open(options) {
+    const { broker, logger, timeoutMs } = options;
+    const connection = new AmqpConnection(options);
     return {
       transport: new AmqpTransport({ connection, logger, prefix: broker.prefix, deliveryLimit: broker.deliveryLimit, timeoutMs }),
       consumer(options) {

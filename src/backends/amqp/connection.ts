@@ -1,7 +1,6 @@
 import type * as amqplib from 'amqplib';
 import type { ChannelModel } from 'amqplib';
-import type { Logger } from 'winston';
-import type { ResolvedBroker } from '../../config.js';
+import type { BrokerOpenOptions } from '../broker-link.js';
 import { loadPeer } from '../../optional-peer.js';
 import { type ConnectFailure, describeConnectFailure } from './failures.js';
 
@@ -10,14 +9,6 @@ type Amqplib = typeof amqplib;
 /** Runs on every (re)connection, before the connection counts as up: declare, consume. */
 export type OnConnect = (model: ChannelModel) => Promise<void>;
 
-export interface AmqpConnectionOptions {
-  broker: ResolvedBroker;
-  logger: Logger;
-  /** Shown by `rabbitmqctl list_connections name` (the service name). */
-  name: string;
-  /** Socket connect timeout, in ms. */
-  timeoutMs: number;
-}
 
 /** Loads amqplib, the optional peer dependency, only when a broker is configured. */
 export function loadAmqplib(): Amqplib {
@@ -44,7 +35,7 @@ export class AmqpConnection {
   private readonly waiters = new Set<() => void>();
   private wakeUp: (() => void) | undefined;
 
-  constructor(private readonly o: AmqpConnectionOptions) {
+  constructor(private readonly o: BrokerOpenOptions) {
     this.amqp = loadAmqplib();
   }
 

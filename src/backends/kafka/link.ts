@@ -1,17 +1,9 @@
-import type { Logger } from 'winston';
 import type { KafkaBroker } from './config.js';
 import { DEFAULTS } from '../../defaults.js';
+import type { BrokerOpenOptions } from '../broker-link.js';
 import type { KafkaClientLike, KafkaOutgoingMessage, KafkaProducerLike } from './api.js';
 import { kafkaClientFor } from './client.js';
 import { deadLetterTopic, serviceTopic } from './topics.js';
-
-export interface KafkaLinkOptions {
-  broker: KafkaBroker;
-  logger: Logger;
-  /** The client id (the service name). */
-  name: string;
-  timeoutMs: number;
-}
 
 /**
  * One Kafka client for a bus: the producer shared by the transport and the consumer (dead letters),
@@ -26,7 +18,7 @@ export class KafkaLink {
   private closed = false;
   private downSince: number | undefined;
 
-  constructor(readonly o: KafkaLinkOptions) {
+  constructor(readonly o: BrokerOpenOptions<KafkaBroker>) {
     this.client = kafkaClientFor(o.broker, o.logger, o.name, o.timeoutMs);
   }
 

@@ -37,9 +37,7 @@ export class PostgresInbox implements InboxStore {
   readonly durable = true;
   private readonly db: PostgresDatabase;
   /** Whether its database answers (health). */
-  get database(): Availability {
-    return this.db.availability;
-  }
+  readonly database: Availability;
   private readonly table: string;
   private readonly pruneTimer: NodeJS.Timeout;
   private pruneFailing = false;
@@ -50,6 +48,7 @@ export class PostgresInbox implements InboxStore {
 
   constructor(private readonly o: PostgresInboxOptions) {
     this.db = databaseFrom(o.database, { schema: o.schema, logger: o.logger });
+    this.database = this.db.availability;
     this.table = `${this.db.s}.events_inbox`;
     this.groups = new HandlerGroups({
       db: this.db,

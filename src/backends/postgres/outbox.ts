@@ -92,9 +92,7 @@ export class PostgresOutbox implements OutboxStore {
   private readonly s: string;
   private readonly db: PostgresDatabase;
   /** Whether its database answers (health). */
-  get database(): Availability {
-    return this.db.availability;
-  }
+  readonly database: Availability;
   private readonly logger: Logger | undefined;
   private readonly concurrency: number;
   private readonly eventsPerRequest: (target: string) => number;
@@ -126,6 +124,7 @@ export class PostgresOutbox implements OutboxStore {
     this.service = options.service ?? '';
     this.scope = options.service ?? null;
     this.db = databaseFrom(database, { schema: options.schema, logger: options.logger });
+    this.database = this.db.availability;
     this.schema = this.db.schema;
     this.s = this.db.s;
     this.logger = options.logger;
