@@ -15,7 +15,7 @@ export const amqpBackend: BrokerBackend<AmqpBroker> = {
     const { broker, logger, timeoutMs } = options;
     const connection = new AmqpConnection(options);
     return {
-      transport: new AmqpTransport({ connection, logger, prefix: broker.prefix, deliveryLimit: broker.deliveryLimit, timeoutMs }),
+      transport: new AmqpTransport({ ...options, connection }),
       consumer(options) {
         // Before the consumer's own setup, on every connection: the operator finds the service by it.
         connection.onConnect((model) => registerService(model, broker.prefix, options.service, logger, timeoutMs));

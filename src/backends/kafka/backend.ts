@@ -11,11 +11,10 @@ export const kafkaBackend: BrokerBackend<KafkaBroker> = {
   schemes: ['kafka', 'kafkas'],
   resolve: resolveKafkaBroker,
   open(options) {
-    const { broker, logger } = options;
     const link = new KafkaLink(options);
     return {
-      transport: new KafkaTransport({ link, logger, prefix: broker.prefix }),
-      consumer: (options) => new KafkaConsumer({ ...options, link, broker, logger }),
+      transport: new KafkaTransport(link),
+      consumer: (consumer) => new KafkaConsumer({ ...consumer, ...options, link }),
       close: () => link.close(),
     };
   },

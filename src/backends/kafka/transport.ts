@@ -1,15 +1,8 @@
-import type { Logger } from 'winston';
 import { brokerAttempt } from '../broker-common.js';
 import { recordOf } from './envelope.js';
 import type { KafkaLink } from './link.js';
 import { serviceTopic, typeTopic } from './topics.js';
 import { type Delivery, type DeliveryResult, SUBSCRIBERS, type Transport } from '../../send/transport.js';
-
-export interface KafkaTransportOptions {
-  link: KafkaLink;
-  logger: Logger;
-  prefix: string;
-}
 
 /**
  * Kafka: writes one delivery to its target service's topic (`<prefix><target>`), acks = all,
@@ -22,12 +15,12 @@ export class KafkaTransport implements Transport {
   /** Per topic and key, whether the last send in line succeeded: a send waits for the one before it. */
   private readonly tails = new Map<string, Promise<boolean>>();
 
-  constructor(private readonly o: KafkaTransportOptions) {}
+  constructor(private readonly link: KafkaLink) {}
 
   async send(delivery: Delivery): Promise<DeliveryResult> {
     const startedAt = performance.now();
     const { name } = delivery.target;
-    const topic = name === SUBSCRIBERS ? typeTopic(this.o.prefix, delivery.type) : serviceTopic(this.o.prefix, name);
+    const topic = name === SUBSCRIBERS ? typeTopic(this.link.o.broker.prefix, delivery.type) : serviceTopic(this.link.o.broker.prefix, name);
     const record = recordOf(delivery);
     // Same key, same partition: a send waits for the previous one with the key, and fails when it
     // failed, so a retried earlier event is never overtaken by a later one (the outbox retries both).
@@ -35,7 +28,7 @@ export class KafkaTransport implements Transport {
     const previous = this.tails.get(line);
     const sending = (async () => {
       if (previous && !(await previous)) throw new Error('an earlier event with the same key is not delivered yet');
-      await this.o.link.send(topic, [record]);
+      await this.link.send(topic, [record]);
     })();
     const ok = sending.then(
       () => true,
@@ -48,9 +41,9 @@ export class KafkaTransport implements Transport {
     try {
       await sending;
     } catch (error) {
-      return brokerAttempt(this.o.logger, delivery, startedAt, (error as Error)?.message ?? String(error));
+      return brokerAttempt(this.link.o.logger, delivery, startedAt, (error as Error)?.message ?? String(error));
     }
-    return brokerAttempt(this.o.logger, delivery, startedAt);
+    return brokerAttempt(this.link.o.logger, delivery, startedAt);
   }
 
   /** Any type: its topic name is made to fit (typeTopic). */
