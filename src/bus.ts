@@ -107,10 +107,7 @@ export class EventBus<Events extends object = EventRegistry> {
       throw error;
     }
     this.telemetry = new Telemetry({
-      logger,
-      service: this.config.service,
-      openTelemetry: this.config.openTelemetry,
-      hooks: this.config.hooks,
+      ...this.config,
       activity: this.activity,
       sources: {
         backlog: async () => Object.fromEntries(Object.entries((await this.outbox.stats()).targets).map(([t, s]) => [t, s.pending])),
@@ -121,19 +118,11 @@ export class EventBus<Events extends object = EventRegistry> {
       },
     });
     this.transactionEmits = new TransactionEmits(logger);
-    this.admission = new Admission({
-      highWaterMark: this.config.outbox.highWaterMark,
-      maxBlockMs: this.config.outbox.maxBlockMs,
-      isDown: (target) => this.dispatcher.isDown(target),
-      logger,
-    });
+    this.admission = new Admission({ ...this.config.outbox, isDown: (target) => this.dispatcher.isDown(target), logger });
     this.dispatcher = new Dispatcher({
+      ...this.config, // logger, concurrency, batch, redelivery
       store: this.outbox,
       transport: this.transport,
-      logger,
-      concurrency: this.config.concurrency,
-      batch: this.config.batch,
-      redelivery: this.config.redelivery,
       resolveTarget: (name) => this.target(name),
       telemetry: this.telemetry,
       progress: this.admission,

@@ -1,4 +1,5 @@
 import type { Logger } from 'winston';
+import type { ResolvedConfig } from '../config.js';
 import type { CloudEvent } from '../protocol/cloudevents.js';
 import { type DeathReason, type OutboxRecord, outboxDeadLetter } from '../send/outbox-store.js';
 import type { DeliveryResult } from '../send/transport.js';
@@ -9,11 +10,8 @@ import { OtelInstruments } from './otel-instruments.js';
 
 export type { OpenSpan } from './instrument-types.js';
 
-export interface TelemetryOptions {
-  logger: Logger;
-  service: string | undefined;
-  /** Use `@opentelemetry/api` when it is installed. */
-  openTelemetry: boolean;
+/** The configuration's logger, service and `openTelemetry`, the user's hooks, and what the gauges read. */
+export interface TelemetryOptions extends Pick<ResolvedConfig, 'logger' | 'service' | 'openTelemetry'> {
   hooks: Hooks;
   sources: GaugeSources;
   /** Told of each delivery's outcome (the console's figures per target). */
