@@ -20,7 +20,7 @@ import {
 } from '../../operate/operator.js';
 import type { AddOptions, NewDelivery, OutboxRecord, OutboxStore, Settlement } from '../../send/outbox-store.js';
 import type { TransactionClient } from '../../types.js';
-import { afterCursor, COLUMNS, filterConditions, type OutboxRow, targetCountsSql, toDeadLetter, toRecord } from '../outbox-rows.js';
+import { COLUMNS, filterConditions, type OutboxRow, targetCountsSql, toDeadLetter, toRecord } from '../outbox-rows.js';
 import { databaseFrom, isUnavailable, type PostgresDatabase, within } from './database.js';
 
 /** The NOTIFY channel: payload `<schema>\t<service>\t<target>`. */
@@ -644,7 +644,7 @@ export class PostgresOutbox implements OutboxStore {
   private whereOf(filter: DeadLetterFilter | undefined, cursor?: string): { where: string; params: unknown[] } {
     const params: unknown[] = [this.scope];
     const bind = (value: unknown) => `$${params.push(value)}`;
-    const conditions = [...filterConditions(filter, bind, (ids) => `id = ANY(${bind(ids)}::bigint[])`), ...afterCursor(cursor, bind)];
+    const conditions = filterConditions(filter, cursor, bind, (ids) => `id = ANY(${bind(ids)}::bigint[])`);
     return { where: `WHERE ${[SCOPE, ...conditions].join(' AND ')}`, params };
   }
 }

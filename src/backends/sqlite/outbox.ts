@@ -15,7 +15,7 @@ import {
   type TargetCounts,
 } from '../../operate/operator.js';
 import type { DeathReason, NewDelivery, OutboxRecord, OutboxStore, Settlement } from '../../send/outbox-store.js';
-import { afterCursor, COLUMNS, filterConditions, type OutboxRow, targetCountsSql, toDeadLetter, toRecord, toRow } from '../outbox-rows.js';
+import { COLUMNS, filterConditions, type OutboxRow, targetCountsSql, toDeadLetter, toRecord, toRow } from '../outbox-rows.js';
 import { type Database, type Fault, faultOf, lockExclusive, openDatabase, startupError, watchIdentity } from './database.js';
 
 const SCHEMA = `
@@ -564,7 +564,7 @@ function whereOf(filter: DeadLetterFilter | undefined, cursor?: string): { where
     params.push(value);
     return '?';
   };
-  const conditions = [...filterConditions(filter, bind, (ids) => `id IN (${ids.map(bind).join(', ') || 'NULL'})`), ...afterCursor(cursor, bind)];
+  const conditions = filterConditions(filter, cursor, bind, (ids) => `id IN (${ids.map(bind).join(', ') || 'NULL'})`);
   return { where: conditions.length ? `WHERE ${conditions.join(' AND ')}` : '', params };
 }
 
