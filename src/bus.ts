@@ -410,11 +410,10 @@ export class EventBus<Events extends object = EventRegistry> {
       this.routeTable = new RouteTable();
       if (this.config.health.endpoint) this.routeTable.add('GET', '/health', (request) => this.healthResponse(request));
       this.routeTable.add('GET', '/asyncapi.json', asyncApiRoute(this.config.operators, () => this.asyncapi()));
-      const { operators: tokens, redact, logger } = this.config;
+      const tokens = this.config.operators;
       const setup = Object.keys(tokens).length === 0 ? undefined : {
+        ...this.config, // redact, logger
         tokens,
-        redact,
-        logger,
         overview: async () => serviceOverview(await this.health(), this.activity, Date.now()),
         operator: () => this.operator,
       };
