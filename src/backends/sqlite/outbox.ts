@@ -87,7 +87,6 @@ interface Pending {
 export class SqliteOutbox implements OutboxStore {
   readonly durable = true;
   readonly acceptsTransaction = false;
-  readonly path: string;
   private readonly db: Database;
   private readonly owner: boolean;
   private readonly logger: Logger | undefined;
@@ -128,8 +127,7 @@ export class SqliteOutbox implements OutboxStore {
   private maxStamp = -Infinity;
   private wake: ((target: string) => void) | undefined;
 
-  constructor(path: string, options: SqliteOutboxOptions = {}) {
-    this.path = path;
+  constructor(readonly path: string, options: SqliteOutboxOptions = {}) {
     this.owner = options.resetLeases ?? true;
     this.logger = options.logger;
     this.writeWaitMs = options.writeWaitMs ?? DEFAULTS.outbox.writeWaitMs;
