@@ -12,7 +12,6 @@ export interface DispatcherOptions extends Pick<ResolvedConfig, 'logger' | 'conc
   transport: Transport;
   /** Finds a target's current URL and keys by name, cheaply: called on every pump. Throws ConfigError when it cannot. */
   resolveTarget: (name: string) => ResolvedTarget;
-  /** Spans, metrics and hooks (src/observe/). */
   telemetry: Telemetry;
   /**
    * Caps of batched delivery (ResolvedConfig's `batch`): used for a target whose `batch` is true

@@ -21,7 +21,6 @@ const DOWN_AFTER_FAILURES = 3;
  * settled on its own from the target's per-event answer, exactly as a single send would be.
  */
 export class Lane {
-  /** Requests in flight. */
   inFlight = 0;
   /** When the target was last counted down (undefined: it is up). */
   downSince: number | undefined;

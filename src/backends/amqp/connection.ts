@@ -45,7 +45,6 @@ export class AmqpConnection {
     this.running ??= this.loop();
   }
 
-  /** Whether a connection is up now. */
   get isUp(): boolean {
     return this.model !== undefined;
   }

@@ -36,7 +36,6 @@ export class KafkaConsumer {
   private started: Promise<void> | undefined;
   private stopping = false;
   private readonly inFlight = new InFlight();
-  /** Resolves `stopped`, at stop. */
   private markStopped!: () => void;
   private readonly stopped = new Promise<void>((resolve) => (this.markStopped = resolve));
   /** Resolves `joined`: once this instance joined its group, or at stop. */

@@ -217,7 +217,6 @@ export class MemoryOutbox implements OutboxStore {
     return this.remove(selection).length;
   }
 
-  /** Takes the selected dead letters out. */
   private remove(selection: DeadLetterSelection): Buried[] {
     const filter = selectionFilter(selection);
     const taken: Buried[] = [];
