@@ -2,7 +2,7 @@
  * Events/s through Kafka (librdkafka's mock cluster, 3 brokers, started here through kcat), 1 KB
  * payload, sender and consumer in this process: the library (in-memory outbox, dispatcher with
  * `window` deliveries in flight, producer acks = all, consumer group through the receiver with a
- * commit per record) next to hand-written kafkajs (acks = all, `window` sends in flight, a consumer
+ * commit per fetched batch) next to hand-written kafkajs (acks = all, `window` sends in flight, a consumer
  * with kafkajs' auto-commit). Figure: from the first emit/send to the consumer having counted all.
  *
  *   npx tsx bench/kafka.ts [events=2000] [window=64]

@@ -158,6 +158,11 @@ export interface BrokerOptions {
   retryDelaysMs?: readonly number[];
   /** Handler attempts of one message before it is dead-lettered to `<queue>.dlq`. @default 10 */
   maxAttempts?: number;
+  /**
+   * RabbitMQ: messages one instance holds unacked at once (its handlers run as they arrive).
+   * @default the bus's `concurrency` when given, else 100
+   */
+  prefetch?: number;
   /** First reconnect wait after the connection drops; doubles per failure, with jitter. @default 100 */
   reconnectBaseDelayMs?: number;
   /** Longest reconnect wait. @default 5000 */
@@ -468,7 +473,7 @@ export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
     hooks: { onDelivered: hook('onDelivered', options.onDelivered), onDeadLetter: hook('onDeadLetter', options.onDeadLetter) },
     env,
     services: options.services ?? {},
-    broker: resolveBroker(options.broker, env, tls),
+    broker: resolveBroker(options.broker, env, tls, options.concurrency),
   };
 }
 
@@ -532,8 +537,15 @@ export function flag(value: string | undefined, variable: string): boolean | und
   throw new ConfigError(`${variable} must be true or false (or 1/0, on/off), not ${JSON.stringify(value)}`, { variable });
 }
 
-function resolveBroker(option: EventBusOptions['broker'], env: ResolvedConfig['env'], tls: TlsMaterial | undefined): ResolvedBroker | undefined {
-  const given = typeof option === 'string' ? { url: option } : option;
+function resolveBroker(
+  option: EventBusOptions['broker'],
+  env: ResolvedConfig['env'],
+  tls: TlsMaterial | undefined,
+  concurrency: number | undefined,
+): ResolvedBroker | undefined {
+  const asGiven = typeof option === 'string' ? { url: option } : option;
+  // An explicit `concurrency` bounds a consumer's messages in hand, as it always did.
+  const given = asGiven && { ...asGiven, prefetch: asGiven.prefetch ?? concurrency };
   const url = given?.url ?? nonEmpty(env.EVENTS_BROKER_URL);
   if (url === undefined) return undefined;
   const backend = brokerBackendFor(url);
@@ -567,13 +579,14 @@ export function resolveTarget(config: ResolvedConfig, name: string): ResolvedTar
     throw new ConfigError('target service names must be non-empty strings');
   }
   if (name === SUBSCRIBERS) {
-    // One message reaches every subscriber: signed with the system secret, no per-receiver secret applies.
+    // One message reaches every subscriber: signed with the system secret, no per-receiver secret
+    // applies. Batches: a broker transport publishes a lane's batch back to back (HTTP refuses SUBSCRIBERS).
     if (config.keys.length === 0) {
       throw new ConfigError('an event declared without targets is signed with this service\'s secret: set EVENTS_SECRET (a whsec_… value)', {
         variable: 'EVENTS_SECRET',
       });
     }
-    return { name, url: '', keys: config.keys, batch: false, receipt: true };
+    return { name, url: '', keys: config.keys, batch: config.batch.enabled, receipt: true };
   }
   const entry = config.services[name];
   const fromOptions = typeof entry === 'string' ? { url: entry } : entry;

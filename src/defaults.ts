@@ -270,6 +270,12 @@ export const DEFAULTS = {
     retryLaterDelaysMs: [1_000, 2_000, 3_000, 5_000, 10_000, 15_000, 30_000, 60_000, 300_000, 900_000, 3_600_000] as readonly number[],
     /** Handler attempts of one message before it goes to `<queue>.dlq`. */
     maxAttempts: 10,
+    /**
+     * RabbitMQ: messages one instance holds unacked at once, when neither `broker.prefetch` nor
+     * `concurrency` is given. A batch's worth (`batch.maxEvents`): with 16, the consumer waited on
+     * the broker between small rounds (e2e bench, docs/benchmarks.md "RabbitMQ path").
+     */
+    prefetch: 100,
     /** `x-delivery-limit` of a service's quorum queue: redeliveries (a consumer died mid-message) before the broker dead-letters it. */
     deliveryLimit: 20,
     /**
@@ -293,6 +299,13 @@ export const DEFAULTS = {
       heartbeatIntervalMs: 1_000,
       /** Longest wait of one fetch for new records: also how long leaving the group can wait for the fetch in flight. */
       fetchMaxWaitMs: 500,
+      /**
+       * Most record bytes (keys, values, headers) in one produce request: the records sent while one
+       * request is in flight go together in the next, up to this (a broker refuses a partition's
+       * batch over its `message.max.bytes`, 1 MB by default, and records of one key share a
+       * partition). A record larger than this goes alone.
+       */
+      maxRequestBytes: 900 * 1024,
     },
   },
   /**

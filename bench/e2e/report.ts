@@ -73,7 +73,7 @@ export function report(input: ReportInput): string {
     table(header, [...saturation, ...low]),
     ...notes(input),
     '',
-    ...ratios(med),
+    ...ratios(med, results),
     '',
     machine(input.loadBefore),
   ];
@@ -86,11 +86,17 @@ function notes({ skipped, results }: ReportInput): string[] {
     const errors = figures.reduce((n, f) => n + f.errors, 0);
     const first = figures.find((f) => f.firstError)?.firstError;
     if (errors > 0) out.push(`${name}: ${fmt.int(errors)} emits failed over the measured reps (first: ${first})`);
+    const missing = figures.reduce((n, f) => n + f.missing, 0);
+    const duplicates = figures.reduce((n, f) => n + f.duplicates, 0);
+    if (missing > 0) out.push(`${name}: ${fmt.int(missing)} events sent and not received by every target when the drain wait ended, over the measured reps`);
+    const failedArrived = figures.reduce((n, f) => n + f.failedArrived, 0);
+    if (failedArrived > 0) out.push(`${name}: ${fmt.int(failedArrived)} of the failed emits reached a target all the same`);
+    if (duplicates > 0) out.push(`${name}: ${fmt.int(duplicates)} duplicate deliveries (an event's handler run again at a target) over the measured reps`);
   }
   return out.length ? ['', ...out] : [];
 }
 
-function ratios(med: (s: SystemName, k: Scenario['key'], pick: (f: Figures) => number) => number): string[] {
+function ratios(med: (s: SystemName, k: Scenario['key'], pick: (f: Figures) => number) => number, results: Results): string[] {
   const rate = (f: Figures) => f.eventsPerSec;
   const lib1 = med('lib-batch', 'sat1', rate);
   const lib3 = med('lib-batch', 'sat3', rate);
@@ -104,11 +110,33 @@ function ratios(med: (s: SystemName, k: Scenario['key'], pick: (f: Figures) => n
     line('3 targets, durable outbox + inbox ÷ in-memory', med('lib-durable', 'sat3', rate) / lib3, '≥ 0.5'),
     line('1 target, PostgreSQL outbox + inbox ÷ in-memory', med('lib-postgres', 'sat1', rate) / lib1, '≥ 0.5'),
     line('3 targets, PostgreSQL outbox + inbox ÷ in-memory', med('lib-postgres', 'sat3', rate) / lib3, '≥ 0.5'),
+    line('1 target, PostgreSQL ÷ hand-written PostgreSQL outbox', med('lib-postgres', 'sat1', rate) / med('pg-handwritten', 'sat1', rate), '≥ 1.5'),
+    line('3 targets, PostgreSQL ÷ hand-written PostgreSQL outbox', med('lib-postgres', 'sat3', rate) / med('pg-handwritten', 'sat3', rate), '≥ 1.5'),
+    line('1 target, PostgreSQL, two sender instances ÷ one', med('lib-postgres-2', 'sat1', rate) / med('lib-postgres', 'sat1', rate), '≥ 0.9'),
+    line('3 targets, PostgreSQL, two sender instances ÷ one', med('lib-postgres-2', 'sat3', rate) / med('lib-postgres', 'sat3', rate), '≥ 0.9'),
+    ...twoInstances(results),
     line('p50 latency at the paced rate, PostgreSQL ÷ in-memory', med('lib-postgres', 'low', (f) => f.p50Ms) / med('lib-batch', 'low', (f) => f.p50Ms), '≤ 2'),
+    line('1 target, library over RabbitMQ ÷ amqplib', med('lib-amqp', 'sat1', rate) / med('amqp', 'sat1', rate), '≥ 1.0'),
+    line('3 targets, library over RabbitMQ ÷ amqplib', med('lib-amqp', 'sat3', rate) / med('amqp', 'sat3', rate), '≥ 1.0'),
+    line('1 target, PostgreSQL outbox over RabbitMQ ÷ amqplib', med('lib-pg-amqp', 'sat1', rate) / med('amqp', 'sat1', rate), '≥ 0.5'),
+    line('3 targets, PostgreSQL outbox over RabbitMQ ÷ amqplib', med('lib-pg-amqp', 'sat3', rate) / med('amqp', 'sat3', rate), '≥ 0.5'),
+    line('1 target, library over Kafka ÷ hand-written kafkajs', med('lib-kafka', 'sat1', rate) / med('kafkajs', 'sat1', rate), '≥ 1.0'),
+    line('3 targets, library over Kafka ÷ hand-written kafkajs', med('lib-kafka', 'sat3', rate) / med('kafkajs', 'sat3', rate), '≥ 1.0'),
     line('1 target, batching on ÷ batch: false', lib1 / med('lib-single', 'sat1', rate), '(no goal)'),
     line('p50 latency at the paced rate, batching on ÷ batch: false', med('lib-batch', 'low', (f) => f.p50Ms) / med('lib-single', 'low', (f) => f.p50Ms), '≤ 1.2'),
     `  library CPU per event at saturation, 1 target: sender ${fmt.us(med('lib-batch', 'sat1', (f) => f.senderCpuUs))} µs, ` +
       `receiver ${fmt.us(med('lib-batch', 'sat1', (f) => f.receiverCpuUs))} µs   goal ≤ 20 / ≤ 20`,
+  ];
+}
+
+/** Loss and duplicates of the two-instance row, every scenario and measured rep together. */
+function twoInstances(results: Results): string[] {
+  const runs = (['sat1', 'sat3', 'low'] as const).flatMap((scenario) => results.get(key('lib-postgres-2', scenario)) ?? []);
+  if (runs.length === 0) return [];
+  const sum = (pick: (f: Figures) => number) => fmt.int(runs.reduce((n, f) => n + pick(f), 0));
+  return [
+    `  PostgreSQL, two sender instances, ${runs.length} runs, ${sum((f) => f.sent)} events: ${sum((f) => f.missing)} not received after the drain wait, ` +
+      `${sum((f) => f.duplicates)} delivered twice   goal 0 / 0`,
   ];
 }
 

@@ -1,14 +1,16 @@
 /**
- * `npm run bench -- --e2e [--quick] [--reps 3] [--seconds 10] [--rate 500] [--only lib-batch,moleculer]`:
+ * `npm run bench -- --e2e [--quick] [--reps 3] [--seconds 10] [--rate 500] [--in-flight 1000] [--only lib-batch,moleculer]`:
  * the library next to hand-written HTTP loops, Moleculer over NATS and amqplib over RabbitMQ,
  * end to end, in one table. One sender process and three target processes host every system's
  * sides; repetitions are interleaved (rep 1 of every system and scenario, then rep 2, …) after a
  * discarded warm-up rep, and medians reported, so the ratios hold on a noisy shared machine.
+ * `--in-flight`: the most events sent and not yet received by every target at saturation.
  * Progress goes to stderr, the table to stdout.
  */
 import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
+import { type MockCluster, startMockCluster } from '../../test/helpers/kafka.js';
 import { fmt } from '../lib.js';
 import { Peer } from './ipc.js';
 import { type Figures, measure, type Scenario, type Timing } from './measure.js';
@@ -31,6 +33,7 @@ export async function runE2E(argv: string[]): Promise<void> {
       seconds: { type: 'string' },
       rate: { type: 'string', default: '500' },
       only: { type: 'string' },
+      'in-flight': { type: 'string', default: '1000' },
     },
   });
   const quick = values.quick!;
@@ -39,15 +42,18 @@ export async function runE2E(argv: string[]): Promise<void> {
   const rate = Number(values.rate);
   /** Paced runs need fewer seconds for stable percentiles (5 s at 500/s: 2,500 samples). */
   const lowMs = Math.max(windowMs / 2, 400);
-  const base = { burst: 100, window: WINDOW, rate, pollMs: quick ? 10 : 20 };
-  // --quick fits in a minute: short windows, a small bound, a short wait for the targets to drain
+  const gap = Number(values['in-flight']);
+  if (!(gap > 0)) throw new Error(`--in-flight: a positive number of events, not ${values['in-flight']}`);
+  // The feedback must come back well within the time the bound lasts: at 40,000 events/s a
+  // bound of 1,000 is 25 ms, so 10 ms (20 ms from a bound of 2,000 up).
+  const base = { burst: 100, window: WINDOW, rate, gap, pollMs: quick || gap < 2_000 ? 10 : 20 };
+  // --quick fits in a minute: short windows, a short wait for the targets to drain
   // (they ignore a previous run's leftovers), a warm-up rep of 1-target runs only.
   const timing = (scenario: Scenario, rep: number): Timing => {
     const shortWarmup = rep === 0 || quick;
     const low = scenario.mode === 'paced';
     return {
       ...base,
-      gap: quick ? 2_000 : 20_000,
       drainMs: quick ? 300 : 10_000,
       warmupMs: shortWarmup ? (quick ? 200 : 1_000) : 2_000,
       windowMs: rep === 0 ? (quick ? 200 : 2_000) : low ? lowMs : windowMs,
@@ -72,15 +78,23 @@ export async function runE2E(argv: string[]): Promise<void> {
     } else systems.push(info);
   }
 
-  const sender = new Peer('sender.ts');
+  // One Kafka cluster for the run (librdkafka's mock, through kcat), unless one was given: its
+  // address reaches the children through their environment, so it is set before they start.
+  let cluster: MockCluster | undefined;
+  if (systems.some((s) => s.kafka) && !process.env.BENCH_KAFKA_URL) {
+    cluster = await startMockCluster();
+    process.env.BENCH_KAFKA_URL = cluster.url;
+    log(`Kafka mock cluster at ${cluster.bootstrap}`);
+  }
+  const senders = Array.from({ length: Math.max(1, ...systems.map((s) => s.senders ?? 1)) }, () => new Peer('sender.ts'));
   const receivers = [0, 1, 2].map((i) => new Peer('receiver.ts', [String(i)]));
   const addresses = new Map<SystemName, string[]>();
   const results: Results = new Map();
   try {
     // Every target side at once: broker connections and discovery wait in parallel.
     await Promise.all(
-      systems.map(async ({ name }) => {
-        const started = await Promise.all(receivers.map((r) => r.call<{ address: string }>('start', { system: name })));
+      systems.map(async ({ name, targetsOf }) => {
+        const started = await Promise.all(receivers.map((r) => r.call<{ address: string }>('start', { system: targetsOf ?? name })));
         addresses.set(name, started.map((s) => s.address));
       }),
     );
@@ -93,22 +107,26 @@ export async function runE2E(argv: string[]): Promise<void> {
         for (const scenario of SCENARIOS) {
           if (rep === 0 && quick && scenario.key !== 'sat1') continue;
           const runStart = performance.now();
-          const figures: Figures = await measure(info.name, addresses.get(info.name)!, scenario, timing(scenario, rep), sender, receivers);
+          const figures: Figures = await measure(info.name, addresses.get(info.name)!, scenario, timing(scenario, rep), senders, receivers);
           if (rep > 0) (results.get(key(info.name, scenario.key)) ?? results.set(key(info.name, scenario.key), []).get(key(info.name, scenario.key))!).push(figures);
           log(
             `rep ${rep}/${reps}  ${info.name} ${scenario.key}: ${fmt.int(figures.eventsPerSec)} events/s, p50 ${fmt.ms(figures.p50Ms)} ms, ` +
-              `sender ${fmt.us(figures.senderCpuUs)} µs, receiver ${fmt.us(figures.receiverCpuUs)} µs${figures.errors ? `, ${figures.errors} errors` : ''} ` +
+              `sender ${fmt.us(figures.senderCpuUs)} µs, receiver ${fmt.us(figures.receiverCpuUs)} µs${figures.errors ? `, ${figures.errors} errors` : ''}` +
+              `${figures.missing ? `, ${fmt.int(figures.missing)} of ${fmt.int(figures.sent)} not received after the drain wait` : ''}` +
+              `${figures.duplicates ? `, ${fmt.int(figures.duplicates)} duplicate deliveries` : ''}` +
+              `${figures.failedArrived ? `, ${fmt.int(figures.failedArrived)} failed emits delivered` : ''} ` +
               `(${fmt.ms((performance.now() - runStart) / 1000)} s)`,
           );
         }
       }
     }
     console.log(
-      report({ systems, skipped, results, reps, windowSeconds: windowMs / 1000, lowSeconds: lowMs / 1000, rate, gap: timing(SCENARIOS[0]!, 1).gap, loadBefore }),
+      report({ systems, skipped, results, reps, windowSeconds: windowMs / 1000, lowSeconds: lowMs / 1000, rate, gap, loadBefore }),
     );
   } finally {
     await Promise.allSettled(receivers.map((r) => r.call('close')));
-    for (const peer of [sender, ...receivers]) peer.close();
+    for (const peer of [...senders, ...receivers]) peer.close();
+    await cluster?.stop();
     log(`e2e bench done in ${fmt.int((performance.now() - startedAt) / 1000)} s`);
   }
 }

@@ -4,9 +4,25 @@
  */
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
+import { kcatAvailable } from '../../test/helpers/kafka.js';
 import type { E2EPayload } from './event.js';
 
-export type SystemName = 'lib-batch' | 'lib-single' | 'lib-undici' | 'lib-durable' | 'lib-postgres' | 'axios-express' | 'undici-raw' | 'moleculer' | 'amqp';
+export type SystemName =
+  | 'lib-batch'
+  | 'lib-single'
+  | 'lib-undici'
+  | 'lib-durable'
+  | 'lib-postgres'
+  | 'lib-postgres-2'
+  | 'lib-kafka'
+  | 'axios-express'
+  | 'undici-raw'
+  | 'pg-handwritten'
+  | 'moleculer'
+  | 'amqp'
+  | 'lib-amqp'
+  | 'lib-pg-amqp'
+  | 'kafkajs';
 
 /** Called by a receiving side once per event its handler got. */
 export type Sink = (data: E2EPayload) => void;
@@ -21,11 +37,21 @@ export interface Emitter {
   /** Sends one event to every target of the run; settles when the system has taken it (its own meaning of "emitted"). */
   emit(data: E2EPayload): Promise<unknown>;
   close(): Promise<void>;
+  /** What the other sender processes of a run need to join this one (the outbox schema they share). */
+  shared?: string;
+}
+
+/** Which of a run's sender processes this is, when a system has several (`SystemInfo.senders`). */
+export interface SenderPart {
+  index: number;
+  of: number;
+  /** The first sender's `Emitter.shared`, for the others. */
+  shared?: string;
 }
 
 export interface SystemModule {
   receiver(system: SystemName, index: number, sink: Sink): Promise<ReceiverSide>;
-  sender(system: SystemName, addresses: string[]): Promise<Emitter>;
+  sender(system: SystemName, addresses: string[], part: SenderPart): Promise<Emitter>;
 }
 
 export interface SystemInfo {
@@ -37,14 +63,25 @@ export interface SystemInfo {
    * starve the I/O). `window`: keep `window` emits pending (request/answer or confirm loops).
    */
   drive: 'bursts' | 'window';
+  /** Sender processes sharing the run, each emitting its share (default 1). */
+  senders?: number;
+  /** Another system whose target sides this one uses (the same receiving code, one set of connections). */
+  targetsOf?: SystemName;
   load: () => Promise<SystemModule>;
   /** Why the system cannot run here (service down, package missing), or undefined. */
   unavailable?: () => Promise<string | undefined>;
+  /** Needs the Kafka cluster the orchestrator starts for the run (KAFKA_URL). */
+  kafka?: boolean;
 }
 
 export const NATS_URL = process.env.BENCH_NATS_URL ?? 'nats://127.0.0.1:4222';
 export const PG_URL = process.env.EVENTS_BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 export const AMQP_URL = process.env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+/**
+ * The Kafka cluster of the run (`kafka://host:port,…`): set by the orchestrator for its children,
+ * from a mock cluster it starts, unless BENCH_KAFKA_URL was given (a cluster of your own).
+ */
+export const KAFKA_URL = process.env.BENCH_KAFKA_URL;
 /** In-flight requests of the hand-written HTTP loops and publishes awaiting confirms (per target). */
 export const WINDOW = 64;
 
@@ -76,6 +113,12 @@ function installed(pkg: string): () => Promise<string | undefined> {
   };
 }
 
+/** Undefined when a given BENCH_KAFKA_URL answers, or else kcat can start librdkafka's mock cluster. */
+async function kafkaAvailable(): Promise<string | undefined> {
+  if (KAFKA_URL) return reachable(KAFKA_URL.replace(/^kafkas?:\/\//i, 'tcp://').split(',')[0]!, 9092)();
+  return kcatAvailable() ? undefined : "kcat is not installed (apt-get install -y kcat runs librdkafka's mock Kafka cluster), and no BENCH_KAFKA_URL given";
+}
+
 const library = () => import('./library.js');
 
 export const SYSTEMS: SystemInfo[] = [
@@ -96,15 +139,61 @@ export const SYSTEMS: SystemInfo[] = [
     load: library,
     unavailable: reachable(PG_URL, 5432),
   },
+  {
+    name: 'lib-postgres-2',
+    label: 'library, PostgreSQL, two sender instances on one outbox',
+    drive: 'bursts',
+    senders: 2,
+    targetsOf: 'lib-postgres',
+    load: library,
+    unavailable: reachable(PG_URL, 5432),
+  },
   { name: 'axios-express', label: 'hand-written axios loop → Express + express.json()', drive: 'window', load: () => import('./axios-express.js') },
   { name: 'undici-raw', label: 'undici Pool → raw node:http + HMAC check', drive: 'window', load: () => import('./raw-http.js') },
+  {
+    name: 'pg-handwritten',
+    label: 'hand-written PostgreSQL outbox (SKIP LOCKED) → node:http + inbox',
+    drive: 'window',
+    load: () => import('./pg-handwritten.js'),
+    unavailable: reachable(PG_URL, 5432),
+  },
   { name: 'moleculer', label: 'Moleculer over NATS', drive: 'bursts', load: () => import('./moleculer.js'), unavailable: reachable(NATS_URL, 4222) },
+  {
+    name: 'lib-amqp',
+    label: 'library over RabbitMQ, in-memory outbox, volatile inbox (defaults)',
+    drive: 'bursts',
+    load: library,
+    unavailable: reachable(AMQP_URL, 5672),
+  },
+  {
+    name: 'lib-pg-amqp',
+    label: 'library over RabbitMQ, PostgreSQL outbox, volatile inbox',
+    drive: 'bursts',
+    load: library,
+    unavailable: async () => (await reachable(AMQP_URL, 5672)()) ?? (await reachable(PG_URL, 5432)()),
+  },
   {
     name: 'amqp',
     label: 'amqplib, confirms → RabbitMQ → manual-ack consumer',
     drive: 'window',
     load: () => import('./amqp.js'),
     unavailable: reachable(AMQP_URL, 5672),
+  },
+  {
+    name: 'lib-kafka',
+    label: 'library over Kafka (in-memory outbox, volatile inbox)',
+    drive: 'bursts',
+    load: library,
+    unavailable: kafkaAvailable,
+    kafka: true,
+  },
+  {
+    name: 'kafkajs',
+    label: 'kafkajs, acks -1 → Kafka → auto-commit consumer group',
+    drive: 'window',
+    load: () => import('./kafka.js'),
+    unavailable: kafkaAvailable,
+    kafka: true,
   },
 ];
 

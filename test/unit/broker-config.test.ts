@@ -45,6 +45,14 @@ describe('choosing the broker', () => {
     configError(() => resolveConfig({ broker: { url: BROKER, maxAttempts: 0 } }));
   });
 
+  it("a RabbitMQ consumer's prefetch: broker.prefetch, else an explicit concurrency, else 100", () => {
+    const prefetch = (options: Parameters<typeof resolveConfig>[0]) => (resolveConfig(options).broker as { prefetch?: number }).prefetch;
+    expect(prefetch({ broker: BROKER })).toBe(100);
+    expect(prefetch({ broker: BROKER, concurrency: 1 })).toBe(1);
+    expect(prefetch({ broker: { url: BROKER, prefetch: 250 }, concurrency: 1 })).toBe(250);
+    expect(configError(() => resolveConfig({ broker: { url: BROKER, prefetch: 0 } })).message).toMatch(/broker\.prefetch/);
+  });
+
   it('with a broker, declareEvent needs no target URL (HTTP push does)', async () => {
     const secret = newSecret();
     const http = createEventBus({ service: 'users', secret, env: {}, logger: quietLogger() });

@@ -1,4 +1,5 @@
 import type { BrokerOptions, ResolvedBroker } from '../../config.js';
+import { positive } from '../../config.js';
 import { DEFAULTS } from '../../defaults.js';
 import { ConfigError } from '../../errors/index.js';
 
@@ -7,10 +8,12 @@ export interface AmqpBroker extends ResolvedBroker {
   kind: 'amqp';
   /** `x-delivery-limit` of services' queues. */
   deliveryLimit: number;
+  /** Unacked messages a consumer holds at once. */
+  prefetch: number;
 }
 
 /** The RabbitMQ part of the broker options, over the common part config.ts resolved. */
-export function resolveAmqpBroker(common: ResolvedBroker, _given: BrokerOptions | undefined): AmqpBroker {
+export function resolveAmqpBroker(common: ResolvedBroker, given: BrokerOptions | undefined): AmqpBroker {
   try {
     new URL(common.url);
   } catch (cause) {
@@ -19,5 +22,6 @@ export function resolveAmqpBroker(common: ResolvedBroker, _given: BrokerOptions 
       cause,
     });
   }
-  return { ...common, kind: 'amqp', deliveryLimit: DEFAULTS.broker.deliveryLimit };
+  const prefetch = positive('broker.prefetch', given?.prefetch ?? DEFAULTS.broker.prefetch);
+  return { ...common, kind: 'amqp', deliveryLimit: DEFAULTS.broker.deliveryLimit, prefetch };
 }

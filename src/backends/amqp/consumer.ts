@@ -12,9 +12,10 @@ import type { AmqpConnection } from './connection.js';
 import { messageOf } from './envelope.js';
 import { queueMismatch } from './failures.js';
 import { Publisher } from './publisher.js';
+import { Acks } from './acks.js';
 import { delayAtLeast, eventsExchange, HEADERS, routingKeyProblem, serviceTopology, type ServiceTopology } from './topology.js';
 
-/** `concurrency` is the prefetch: messages in the hands of this instance at once. */
+/** `broker.prefetch`: messages in the hands of this instance at once. */
 export interface AmqpConsumerOptions extends BrokerConsumerOptions {
   connection: AmqpConnection;
   logger: Logger;
@@ -32,6 +33,8 @@ export interface AmqpConsumerOptions extends BrokerConsumerOptions {
 export class AmqpConsumer {
   private readonly topology: ServiceTopology;
   private publisher: Publisher | undefined;
+  /** The acks of the current channel. */
+  private acks: Acks | undefined;
   private consumerTag: string | undefined;
   private readonly inFlight = new InFlight();
   private stopping = false;
@@ -84,6 +87,7 @@ export class AmqpConsumer {
       await publisher.channel.cancel(consumerTag).catch(() => undefined);
     }
     await this.inFlight.settled(deadline);
+    this.acks?.flush();
     // Close the channel before the connection: a quorum queue can lose acks sent just before the
     // connection closes (the message comes back: a duplicate). Unacked messages return to the queue.
     await publisher?.close();
@@ -108,7 +112,7 @@ export class AmqpConsumer {
     await publisher.declareExchange(exchange);
     const types = this.o.types().filter((type) => routingKeyProblem(type) === undefined);
     await Promise.all(types.map((type) => publisher.channel.bindQueue(main.name, exchange, type)));
-    await publisher.channel.prefetch(this.o.concurrency);
+    await publisher.channel.prefetch(this.o.broker.prefetch);
     publisher.channel.on('close', () => {
       if (this.publisher !== publisher) return;
       this.publisher = undefined;
@@ -118,6 +122,7 @@ export class AmqpConsumer {
       if (!this.stopping) this.o.connection.reset(model, 'consumer channel closed');
     });
     this.publisher = publisher;
+    const acks = (this.acks = new Acks(publisher.channel));
     const { consumerTag } = await publisher.channel.consume(main.name, (message) => {
       if (message === null) {
         this.state.down(`the broker cancelled the consumer of ${main.name}`);
@@ -125,16 +130,17 @@ export class AmqpConsumer {
         if (!this.stopping) this.o.connection.reset(model, `the broker cancelled the consumer of ${main.name}`);
         return;
       }
-      void this.inFlight.track(this.onMessage(publisher, message));
+      acks.received(message);
+      void this.inFlight.track(this.onMessage(publisher, acks, message));
     });
     this.consumerTag = consumerTag;
     this.state.up();
     this.registered();
   }
 
-  private async onMessage(publisher: Publisher, message: ConsumeMessage): Promise<void> {
+  private async onMessage(publisher: Publisher, acks: Acks, message: ConsumeMessage): Promise<void> {
     if (this.stopping) {
-      requeue(publisher, message);
+      requeue(publisher, acks, message);
       return;
     }
     try {
@@ -142,7 +148,7 @@ export class AmqpConsumer {
       const verdict = await this.o.pipeline.receive(messageOf(content, properties.contentType as string | undefined, properties.headers), {
         checkTimestamp: false,
       });
-      await this.settle(publisher, message, verdict);
+      await this.settle(publisher, acks, message, verdict);
     } catch (error) {
       // The channel went away with the connection (logged once by the connection): the broker redelivers.
       if (publisher.closed) return;
@@ -151,27 +157,27 @@ export class AmqpConsumer {
         queue: this.name,
         error: (error as Error)?.message ?? String(error),
       });
-      requeue(publisher, message);
+      requeue(publisher, acks, message);
     }
   }
 
-  private async settle(publisher: Publisher, message: ConsumeMessage, verdict: Verdict | Verdict[]): Promise<void> {
+  private async settle(publisher: Publisher, acks: Acks, message: ConsumeMessage, verdict: Verdict | Verdict[]): Promise<void> {
     const attempt = attemptsOf(message) + 1;
     const step = brokerStep(verdict, attempt, this.o.broker);
     switch (step.step) {
       case 'ack':
-        publisher.channel.ack(message);
+        acks.ack(message);
         return;
       case 'give-back':
-        requeue(publisher, message);
+        requeue(publisher, acks, message);
         return;
       case 'dead-letter':
-        await this.deadLetter(publisher, message, step.reason, step.message, attempt);
+        await this.deadLetter(publisher, acks, message, step.reason, step.message, attempt);
         return;
       case 'retry': {
         const delay = delayAtLeast(this.topology.waits.keys(), step.afterMs);
         await this.republish(publisher, message, this.topology.waits.get(delay)!.name, { [HEADERS.attempts]: attempt });
-        publisher.channel.ack(message);
+        acks.ack(message);
         this.o.logger.warn('event will be retried from the broker', {
           ...logClaims(message.content, step.reason),
           queue: this.name,
@@ -189,7 +195,7 @@ export class AmqpConsumer {
    * acked only once the dead-letter queue holds it, and the queue is there again for the broker's
    * own delivery limit, which would otherwise drop what it dead-letters into a missing queue.
    */
-  private async deadLetter(publisher: Publisher, message: ConsumeMessage, code: string, why: string, attempts: number): Promise<void> {
+  private async deadLetter(publisher: Publisher, acks: Acks, message: ConsumeMessage, code: string, why: string, attempts: number): Promise<void> {
     const queue = this.topology.deadLetters.name;
     await this.republish(publisher, message, queue, {
       [HEADERS.deadReason]: code,
@@ -199,7 +205,7 @@ export class AmqpConsumer {
       [HEADERS.attempts]: attempts,
       [HEADERS.deadLetterId]: randomUUID(),
     });
-    publisher.channel.ack(message);
+    acks.ack(message);
     this.o.logger.error('event dead-lettered', {
       ...deadLetterLogFields(message.content, code, this.o.service),
       queue,
@@ -225,8 +231,8 @@ export class AmqpConsumer {
   }
 }
 
-function requeue(publisher: Publisher, message: ConsumeMessage): void {
-  if (!publisher.closed) publisher.channel.nack(message, false, true);
+function requeue(publisher: Publisher, acks: Acks, message: ConsumeMessage): void {
+  if (!publisher.closed) acks.requeue(message);
 }
 
 /** Failed handler attempts recorded on the message (0 on its first delivery). */

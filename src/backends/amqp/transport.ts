@@ -14,8 +14,9 @@ export interface AmqpTransportOptions extends BrokerOpenOptions<AmqpBroker> {
 }
 
 /**
- * RabbitMQ: publishes one delivery to its target service's queue, persistent and `mandatory`,
- * on a confirm channel; `delivered` only once the broker confirmed it. Before the first publish
+ * RabbitMQ: publishes each delivery to its target service's queue, persistent and `mandatory`,
+ * on a confirm channel (a lane's batch back to back, its confirms awaited together); `delivered`
+ * only once the broker confirmed it. Before the first publish
  * to a target, declares that target's queue and dead-letter queue (once per channel), so an event
  * published before the target's consumers ever started is kept. A negative confirm, a returned
  * (unroutable) message, a closed channel or no connection is `retry` with `targetDown`: the
@@ -30,20 +31,40 @@ export class AmqpTransport implements Transport {
 
   constructor(private readonly o: AmqpTransportOptions) {}
 
-  async send(delivery: Delivery): Promise<DeliveryResult> {
+  send(delivery: Delivery): Promise<DeliveryResult> {
+    return this.sendBatch([delivery]).then((results) => results[0]!);
+  }
+
+  /**
+   * Publishes every delivery (one target's, as a lane batches them) back to back on the confirm
+   * channel, then awaits their confirms together: one result per delivery, each from its own confirm.
+   */
+  async sendBatch(deliveries: readonly Delivery[]): Promise<DeliveryResult[]> {
     const startedAt = performance.now();
     const publisher = await this.open();
-    if (!publisher) return brokerAttempt(this.o.logger, delivery, startedAt, 'not connected to the broker');
-    if (delivery.target.name === SUBSCRIBERS) return this.toExchange(publisher, delivery, startedAt);
-    const specs = this.topologyOf(delivery.target.name);
+    if (!publisher) return deliveries.map((delivery) => brokerAttempt(this.o.logger, delivery, startedAt, 'not connected to the broker'));
+    const toSubscribers = deliveries[0]!.target.name === SUBSCRIBERS;
     try {
-      await publisher.declare(specs);
-      const outcome = await publisher.publish(specs[0]!.name, Buffer.from(delivery.body), envelopeOf(delivery));
-      if (outcome === 'returned') {
-        return brokerAttempt(this.o.logger, delivery, startedAt, `unroutable: the broker has no queue "${specs[0]!.name}"`);
+      if (toSubscribers) await publisher.declareExchange(eventsExchange(this.o.broker.prefix));
+      else await publisher.declare(this.topologyOf(deliveries[0]!.target.name));
+    } catch (error) {
+      const why = queueMismatch(error)?.message ?? (error as Error)?.message ?? String(error);
+      return deliveries.map((delivery) => brokerAttempt(this.o.logger, delivery, startedAt, why));
+    }
+    const published = deliveries.map((delivery) =>
+      toSubscribers ? this.toExchange(publisher, delivery, startedAt) : this.toQueue(publisher, delivery, startedAt),
+    );
+    return Promise.all(published);
+  }
+
+  private async toQueue(publisher: Publisher, delivery: Delivery, startedAt: number): Promise<DeliveryResult> {
+    const queue = this.topologyOf(delivery.target.name)[0]!.name;
+    try {
+      if ((await publisher.publish(queue, Buffer.from(delivery.body), envelopeOf(delivery))) === 'returned') {
+        return brokerAttempt(this.o.logger, delivery, startedAt, `unroutable: the broker has no queue "${queue}"`);
       }
     } catch (error) {
-      return brokerAttempt(this.o.logger, delivery, startedAt, queueMismatch(error)?.message ?? (error as Error)?.message ?? String(error));
+      return brokerAttempt(this.o.logger, delivery, startedAt, (error as Error)?.message ?? String(error));
     }
     return brokerAttempt(this.o.logger, delivery, startedAt);
   }
@@ -59,7 +80,6 @@ export class AmqpTransport implements Transport {
   private async toExchange(publisher: Publisher, delivery: Delivery, startedAt: number): Promise<DeliveryResult> {
     const exchange = eventsExchange(this.o.broker.prefix);
     try {
-      await publisher.declareExchange(exchange);
       if ((await publisher.publish(delivery.type, Buffer.from(delivery.body), envelopeOf(delivery), exchange)) === 'returned') {
         if (this.o.logger.isDebugEnabled()) {
           this.o.logger.debug('no service subscribes to this event type: dropped', { eventId: delivery.eventId, type: delivery.type, exchange });

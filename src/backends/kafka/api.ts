@@ -16,6 +16,8 @@ export interface KafkaProducerLike {
   connect(): Promise<void>;
   disconnect(): Promise<void>;
   send(record: { topic: string; acks?: number; timeout?: number; messages: KafkaOutgoingMessage[] }): Promise<unknown>;
+  /** Records to several topics in one call (one request per broker); without it, one `send` per topic. */
+  sendBatch?(batch: { acks?: number; timeout?: number; topicMessages: Array<{ topic: string; messages: KafkaOutgoingMessage[] }> }): Promise<unknown>;
 }
 
 export interface KafkaIncomingMessage {

@@ -21,15 +21,18 @@ export interface KafkaConsumerOptions extends BrokerConsumerOptions {
 /** How one record ended: settled (commit past it), or left for a later read (not committed). */
 type Outcome = 'settled' | 'left';
 
+/** Records settled in a batch before their commit goes out without waiting for the batch's end. */
+const COMMIT_EVERY = 100;
+
 /**
  * Consumes this service's topic in the consumer group `<prefix><service>`, from the earliest
  * offset when the group is new. Records of one partition are handled one after the other, each
- * through the receive pipeline, and its offset is committed only once its verdict is settled as
- * brokerStep says, so a later success never commits past an earlier failure: a retry waits in
- * place (heartbeats going on, other partitions going on), a dead letter is written to
- * `<topic>.dlq` with the reason (acks = all) before the commit. A partition revoked by a
- * rebalance, or a bus closing, stops its loop before the next record and commits nothing for
- * work not done: the record is read again by its next owner.
+ * through the receive pipeline, and offsets are committed (for the records settled together, see
+ * onBatch) only past verdicts settled as brokerStep says, so a later success never commits past an
+ * earlier failure: a retry waits in place (heartbeats going on, other partitions going on), a dead
+ * letter is written to `<topic>.dlq` with the reason (acks = all) before the commit. A partition
+ * revoked by a rebalance, or a bus closing, stops its loop before the next record, commits past
+ * what it settled and nothing for work not done: the record is read again by its next owner.
  */
 export class KafkaConsumer {
   private consumer: KafkaConsumerLike | undefined;
@@ -157,7 +160,8 @@ export class KafkaConsumer {
       autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: Math.max(1, this.o.concurrency),
-      eachBatch: (payload) => this.onBatch(consumer, payload),
+      // Tracked whole: a stop waits for the commit of what its records settled.
+      eachBatch: (payload) => this.inFlight.track(this.onBatch(consumer, payload)),
     });
   }
 
@@ -190,29 +194,59 @@ export class KafkaConsumer {
     }
   }
 
+  /**
+   * Handles a fetched batch of one partition record by record, and commits past the records
+   * settled together: at the end of the batch, every COMMIT_EVERY records, before a retry waits in
+   * place, and when the group rebalances (the pipeline has recorded them in the inbox by then, so a
+   * record handled and not committed, read again after a crash, is a duplicate there). One commit
+   * round trip per batch rather than one per record.
+   */
   private async onBatch(consumer: KafkaConsumerLike, payload: KafkaBatchPayload): Promise<void> {
     const { batch, resolveOffset, heartbeat } = payload;
     const owned = (): boolean => !this.stopping && payload.isRunning() && !payload.isStale();
-    for (const message of batch.messages) {
-      if (!owned()) return;
-      const outcome = await this.inFlight.track(this.handle(batch.topic, message, heartbeat, owned));
-      if (outcome === 'left') return;
-      const offset = (BigInt(message.offset) + 1n).toString();
+    /** The last record settled and not committed yet. */
+    let settled: string | undefined;
+    let uncommitted = 0;
+    /** Commits past `settled` while the partition is still this instance's (a closing bus commits too); false when refused. */
+    const commit = async (): Promise<boolean> => {
+      const last = settled;
+      if (last === undefined) return true;
+      settled = undefined;
+      uncommitted = 0;
+      if (!payload.isRunning() || payload.isStale()) return false;
       try {
-        await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset }]);
+        await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }]);
       } catch (error) {
-        // A rebalance took the partition: its next owner reads the record again (the inbox absorbs it).
+        // A rebalance took the partition: its next owner reads the records again (the inbox absorbs them).
         if (this.o.logger.isDebugEnabled()) this.o.logger.debug('kafka commit refused', { topic: batch.topic, error: (error as Error)?.message });
-        return;
+        return false;
       }
-      resolveOffset(message.offset);
-      // Throttled by the client to the heartbeat interval; a rebalance is noticed here (it throws
-      // REBALANCE_IN_PROGRESS, which the client handles by rejoining), not only after the batch.
-      await heartbeat();
+      resolveOffset(last);
+      return true;
+    };
+    try {
+      for (const message of batch.messages) {
+        if (!owned()) break;
+        const outcome = await this.handle(batch.topic, message, heartbeat, owned, commit);
+        if (outcome === 'left') break;
+        settled = message.offset;
+        if (++uncommitted >= COMMIT_EVERY && !(await commit())) return;
+        // Throttled by the client to the heartbeat interval; a rebalance is noticed here (it throws
+        // REBALANCE_IN_PROGRESS, which the client handles by rejoining), not only after the batch.
+        await heartbeat();
+      }
+    } finally {
+      await commit();
     }
   }
 
-  private async handle(topic: string, message: KafkaIncomingMessage, heartbeat: () => Promise<void>, owned: () => boolean): Promise<Outcome> {
+  private async handle(
+    topic: string,
+    message: KafkaIncomingMessage,
+    heartbeat: () => Promise<void>,
+    owned: () => boolean,
+    commitSettled: () => Promise<boolean>,
+  ): Promise<Outcome> {
     for (let attempt = 1; ; attempt += 1) {
       let verdict: Verdict | Verdict[];
       try {
@@ -237,6 +271,8 @@ export class KafkaConsumer {
             retryInMs: step.afterMs,
             reason: step.reason,
           });
+          // What was settled before this record is not held back by its wait.
+          if (!(await commitSettled())) return 'left';
           if (!(await this.wait(step.afterMs, heartbeat, owned))) return 'left';
       }
     }

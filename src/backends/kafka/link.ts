@@ -3,13 +3,15 @@ import { DEFAULTS } from '../../defaults.js';
 import type { BrokerOpenOptions } from '../broker-link.js';
 import type { KafkaClientLike, KafkaOutgoingMessage, KafkaProducerLike } from './api.js';
 import { kafkaClientFor } from './client.js';
+import { ProduceQueue, type TopicMessages } from './produce-queue.js';
 import { deadLetterTopic, serviceTopic } from './topics.js';
 
 /**
  * One Kafka client for a bus: the producer shared by the transport and the consumer (dead letters),
  * connected on first use and dropped after a failed send (the next send connects again), and the
- * creation of a service's topics. Nothing is buffered here: while the cluster is unreachable,
- * sends fail and the outbox keeps the events.
+ * creation of a service's topics. Nothing waits here longer than the produce request in flight
+ * (what is sent meanwhile goes in the next one): while the cluster is unreachable, sends fail and
+ * the outbox keeps the events.
  */
 export class KafkaLink {
   readonly client: KafkaClientLike;
@@ -17,19 +19,32 @@ export class KafkaLink {
   private readonly created = new Map<string, Promise<void>>();
   private closed = false;
   private downSince: number | undefined;
+  private readonly queue = new ProduceQueue({ produce: (topicMessages) => this.produce(topicMessages), maxBytes: DEFAULTS.broker.kafka.maxRequestBytes });
 
   constructor(readonly o: BrokerOpenOptions<KafkaBroker>) {
     this.client = kafkaClientFor(o.broker, o.logger, o.name, o.timeoutMs);
   }
 
-  /** Sends records to `topic` with acks = all; throws when the cluster did not take them all. */
-  async send(topic: string, messages: KafkaOutgoingMessage[]): Promise<void> {
+  /**
+   * Sends records to `topic` with acks = all; throws when the cluster did not take them all. The
+   * records sent while a request is in flight go together in the next one (produce-queue.ts).
+   */
+  send(topic: string, messages: KafkaOutgoingMessage[]): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('the bus is closing'));
+    return this.queue.send(topic, messages);
+  }
+
+  /** One produce request, acks = all, through the producer (connected on first use, dropped after a failure). */
+  private async produce(topicMessages: TopicMessages[]): Promise<void> {
     if (this.closed) throw new Error('the bus is closing');
     const opening = (this.producer ??= this.connectProducer());
     try {
       const producer = await opening;
-      await this.ensureTopics([topic]);
-      await producer.send({ topic, acks: -1, timeout: this.o.timeoutMs, messages });
+      await this.ensureTopics(topicMessages.map((t) => t.topic));
+      const { timeoutMs: timeout } = this.o;
+      if (topicMessages.length === 1) await producer.send({ topic: topicMessages[0]!.topic, acks: -1, timeout, messages: topicMessages[0]!.messages });
+      else if (producer.sendBatch) await producer.sendBatch({ acks: -1, timeout, topicMessages });
+      else await Promise.all(topicMessages.map(({ topic, messages }) => producer.send({ topic, acks: -1, timeout, messages })));
       this.up();
     } catch (error) {
       if (this.producer === opening) {
@@ -81,6 +96,7 @@ export class KafkaLink {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.queue.failPending(new Error('the bus is closing'));
     const producer = this.producer;
     this.producer = undefined;
     await producer?.then((p) => p.disconnect()).catch(() => undefined);
@@ -89,7 +105,9 @@ export class KafkaLink {
   private async connectProducer(): Promise<KafkaProducerLike> {
     const producer = this.client.producer({
       allowAutoTopicCreation: this.o.broker.kafka.createTopics,
-      idempotent: false, // librdkafka's mock cluster refuses it with kafkajs; per-key order holds with one request in flight
+      // librdkafka's mock cluster refuses idempotence with kafkajs; per-key order holds with one
+      // request in flight (the queue sends one at a time, and this keeps the client's retries in order).
+      idempotent: false,
       maxInFlightRequests: 1,
       retry: { retries: 2, initialRetryTime: this.o.broker.reconnectBaseDelayMs, maxRetryTime: this.o.broker.reconnectMaxDelayMs },
     });
