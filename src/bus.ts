@@ -20,7 +20,7 @@ import { type RouteRequest, type RouteResponse, RouteTable } from './adapters/ro
 import { Admission } from './send/admission.js';
 import { TransactionEmits } from './send/transaction-emits.js';
 import { Dispatcher } from './send/dispatcher.js';
-import type { OutboxStore } from './send/outbox-store.js';
+import { type OutboxStore, whatAndWhere } from './send/outbox-store.js';
 import { type AsyncApiDocument, asyncApiDocument, packageVersion } from './contracts/asyncapi.js';
 import { asyncApiRoute } from './contracts/asyncapi-route.js';
 import { describeOnly, describingConfig } from './contracts/describe-only.js';
@@ -493,10 +493,7 @@ export class EventBus<Events extends object = EventRegistry> {
       const { logger } = this.config;
       for (const record of await this.outbox.pendingRecords()) {
         logger.error('undelivered at shutdown; the in-memory outbox does not keep it (set EVENTS_OUTBOX_PATH)', {
-          eventId: record.eventId,
-          type: record.type,
-          source: record.source,
-          target: record.target,
+          ...whatAndWhere(record),
           attempt: record.attempts,
           lastStatus: record.lastStatus,
           lastError: record.lastError,

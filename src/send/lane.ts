@@ -6,7 +6,7 @@ import type { InFlight } from '../receive/in-flight.js';
 import type { Delivery, DeliveryResult } from './transport.js';
 import { type BatchCaps, eventsPerRequest, planRequests } from './batches.js';
 import type { DispatcherOptions } from './dispatcher.js';
-import type { OutboxRecord, Settlement } from './outbox-store.js';
+import { type OutboxRecord, type Settlement, whatAndWhere } from './outbox-store.js';
 import { backoffMs } from './retry-policy.js';
 
 /**
@@ -585,14 +585,7 @@ export class Lane {
 
 /** The fields of a delivery's log lines. */
 function fields(record: OutboxRecord, result: DeliveryResult) {
-  return {
-    eventId: record.eventId,
-    type: record.type,
-    source: record.source,
-    target: record.target,
-    attempt: record.attempts,
-    status: result.status,
-  };
+  return { ...whatAndWhere(record), attempt: record.attempts, status: result.status };
 }
 
 function payloadOf(body: string): unknown {

@@ -29,6 +29,11 @@ export interface OutboxRecord extends NewDelivery {
   lastError?: string;
 }
 
+/** A record's event id, type and source, and its target: what every line or report about it names first. */
+export function whatAndWhere({ eventId, type, source, target }: NewDelivery): Pick<NewDelivery, 'eventId' | 'type' | 'source' | 'target'> {
+  return { eventId, type, source, target };
+}
+
 /** Why a delivery became a dead letter: `refused` (a status never retried) or `expired` (past the redelivery horizon). */
 export type DeathReason = 'refused' | 'expired';
 
@@ -37,10 +42,7 @@ export function outboxDeadLetter(record: OutboxRecord, reason: DeathReason, dead
   return {
     id: String(record.id),
     kept: 'outbox',
-    eventId: record.eventId,
-    type: record.type,
-    source: record.source,
-    target: record.target,
+    ...whatAndWhere(record),
     reason,
     ...(record.lastError !== undefined ? { error: record.lastError } : {}),
     ...(record.lastStatus !== undefined ? { status: record.lastStatus } : {}),
