@@ -2,12 +2,12 @@ import { ConfigError } from './errors/index.js';
 
 /**
  * An optional peer dependency, loaded only where a feature needs it (package.json lists them in
- * `peerDependenciesMeta`); not installed: a ConfigError with `message`, which says how to install it.
+ * `peerDependenciesMeta`) by `load`, a literal `require` (scripts/check-package.js reads those);
+ * not installed: a ConfigError with `message`, which says how to install it.
  */
-export function loadPeer<T>(name: string, variable: string, message: string): T {
+export function loadPeer<T>(load: () => unknown, variable: string, message: string): T {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return require(name) as T;
+    return load() as T;
   } catch (cause) {
     throw new ConfigError(message, { variable, cause });
   }

@@ -13,7 +13,8 @@ export type OnConnect = (model: ChannelModel) => Promise<void>;
 /** Loads amqplib, the optional peer dependency, only when a broker is configured. */
 export function loadAmqplib(): Amqplib {
   const message = 'EVENTS_BROKER_URL (the broker option) is set, but the optional peer dependency amqplib is not installed: run npm install amqplib@^2';
-  return loadPeer('amqplib', 'EVENTS_BROKER_URL', message);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return loadPeer(() => require('amqplib'), 'EVENTS_BROKER_URL', message);
 }
 
 /**

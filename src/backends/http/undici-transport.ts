@@ -9,7 +9,8 @@ import { TlsAgents } from './tls-agents.js';
 /** Loads undici, the optional peer dependency, only when `httpClient: 'undici'` is chosen. */
 function loadUndici(): typeof UndiciModule {
   const message = "httpClient is 'undici' (EVENTS_HTTP_CLIENT), but the optional peer dependency undici is not installed: run npm install undici@^7";
-  return loadPeer('undici', 'EVENTS_HTTP_CLIENT', message);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return loadPeer(() => require('undici'), 'EVENTS_HTTP_CLIENT', message);
 }
 
 export interface UndiciTransportOptions extends HttpClientOptions {

@@ -11,7 +11,8 @@ interface KafkajsModule {
 /** Loads kafkajs, the optional peer dependency, only when a Kafka broker is configured without a client. */
 export function loadKafkajs(): KafkajsModule {
   const message = 'EVENTS_BROKER_URL is a kafka:// URL, but the optional peer dependency kafkajs is not installed: run npm install kafkajs@^2 (or pass broker.kafka.client)';
-  return loadPeer('kafkajs', 'EVENTS_BROKER_URL', message);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return loadPeer(() => require('kafkajs'), 'EVENTS_BROKER_URL', message);
 }
 
 /**

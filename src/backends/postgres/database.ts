@@ -15,7 +15,8 @@ export type PgModule = typeof Pg;
 
 export function loadPg(): PgModule {
   const message = 'EVENTS_DATABASE_URL (or the database option) is set, but the optional peer dependency pg is not installed: run npm install pg@^8';
-  return loadPeer('pg', 'EVENTS_DATABASE_URL', message);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return loadPeer(() => require('pg'), 'EVENTS_DATABASE_URL', message);
 }
 
 export interface DatabaseOptions {

@@ -9,7 +9,8 @@ export type Database = BetterSqlite3.Database;
 
 /** better-sqlite3, the optional peer dependency; `need` says what needs it when it is not installed. */
 export function loadDriver(variable: string, need = `${variable} is set, but the optional peer dependency better-sqlite3 is not installed`): typeof BetterSqlite3 {
-  return loadPeer('better-sqlite3', variable, `${need}: run npm install better-sqlite3@^12`);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return loadPeer(() => require('better-sqlite3'), variable, `${need}: run npm install better-sqlite3@^12`);
 }
 
 /**
