@@ -509,11 +509,10 @@ export class EventBus<Events extends object = EventRegistry> {
 
   /** The broker consumer, on the same receive pipeline as the HTTP intake (it turns the timestamp window off per message). */
   private createConsumer(): void {
-    const { concurrency } = this.config;
     const service = this.requireService('subscribeTo with a broker');
     this.consumer = this.broker!.consumer({
       service,
-      concurrency,
+      concurrency: this.config.concurrency,
       pipeline: this.receiverFor('subscribeTo with a broker').pipeline,
       types: () => this.catalog.subscribedTypes(),
     });
