@@ -9,18 +9,18 @@ import { Catalog } from './catalog.js';
 import { type EventBusOptions, type ResolvedConfig, type ResolvedTarget, resolveConfig, resolveTarget } from './config.js';
 import { DEFAULTS } from './defaults.js';
 import { BusClosedError, ConfigError, PayloadTooDeepError, PayloadTooLargeError, UndeclaredEventError } from './errors/index.js';
-import { loggablePayload } from './logger.js';
+import { errorMessage, loggablePayload } from './logger.js';
 import { healthOf, type HealthStatus, StatsSnapshot } from './observe/health.js';
 import { Telemetry } from './observe/telemetry.js';
 import { addressedTo, createEvent, toStructuredBody } from './protocol/cloudevents.js';
 import { deeperThan } from './protocol/payload-depth.js';
 import type { InboxStore } from './receive/inbox-store.js';
-import { Receiver, type ReceiverOptions, type ReceiverRequest, type ReceiverResponse } from './receive/receiver.js';
+import { Receiver, type ReceiverRequest, type ReceiverResponse } from './receive/receiver.js';
 import { type RouteRequest, type RouteResponse, RouteTable } from './adapters/routes.js';
 import { Admission } from './send/admission.js';
 import { TransactionEmits } from './send/transaction-emits.js';
 import { Dispatcher } from './send/dispatcher.js';
-import type { OutboxStore } from './send/outbox-store.js';
+import { type OutboxStore, whatAndWhere } from './send/outbox-store.js';
 import { type AsyncApiDocument, asyncApiDocument, packageVersion } from './contracts/asyncapi.js';
 import { asyncApiRoute } from './contracts/asyncapi-route.js';
 import { describeOnly, describingConfig } from './contracts/describe-only.js';
@@ -94,7 +94,7 @@ export class EventBus<Events extends object = EventRegistry> {
     this.config = this.describing ? describingConfig(resolveConfig(options)) : resolveConfig(options);
     const { logger, broker } = this.config;
     if (broker) {
-      this.broker = openBroker(broker, logger, this.config.service ?? 'events-library', this.config.timeoutMs);
+      this.broker = openBroker({ broker, logger, name: this.config.service ?? 'events-library', timeoutMs: this.config.timeoutMs });
     }
     // Before any store opens: a missing optional HTTP client fails with nothing to release.
     this.transport = options.transport ?? this.broker?.transport ?? openHttpTransport(this.config);
@@ -107,10 +107,7 @@ export class EventBus<Events extends object = EventRegistry> {
       throw error;
     }
     this.telemetry = new Telemetry({
-      logger,
-      service: this.config.service,
-      openTelemetry: this.config.openTelemetry,
-      hooks: this.config.hooks,
+      ...this.config,
       activity: this.activity,
       sources: {
         backlog: async () => Object.fromEntries(Object.entries((await this.outbox.stats()).targets).map(([t, s]) => [t, s.pending])),
@@ -121,25 +118,18 @@ export class EventBus<Events extends object = EventRegistry> {
       },
     });
     this.transactionEmits = new TransactionEmits(logger);
-    this.admission = new Admission({
-      highWaterMark: this.config.outbox.highWaterMark,
-      maxBlockMs: this.config.outbox.maxBlockMs,
-      isDown: (target) => this.dispatcher.isDown(target),
-      logger,
-    });
+    this.admission = new Admission({ ...this.config.outbox, isDown: (target) => this.dispatcher.isDown(target), logger });
     this.dispatcher = new Dispatcher({
+      ...this.config, // logger, concurrency, batch, redelivery
       store: this.outbox,
       transport: this.transport,
-      logger,
-      concurrency: this.config.concurrency,
-      batch: this.config.batch,
-      redelivery: this.config.redelivery,
       resolveTarget: (name) => this.target(name),
       telemetry: this.telemetry,
       progress: this.admission,
       dispatched: (records) => this.transactionEmits.dispatched(records),
     });
-    this.receiver = new Receiver(this.receiverOptions());
+    // Its keys, limits, timeouts, logger and service are the configuration's (the inbox after it: the store, not its options).
+    this.receiver = new Receiver({ ...this.config, ...DEFAULTS.receiver, catalog: this.catalog, inbox: this.inbox, telemetry: this.telemetry });
     this.stats = new StatsSnapshot(() => this.outbox.stats(), DEFAULTS.health.statsMaxAgeMs);
     this.outbox.onWork((target) => this.dispatcher.notify(target));
     this.operator = this.outbox;
@@ -249,9 +239,7 @@ export class EventBus<Events extends object = EventRegistry> {
     // Through a broker, consuming starts by itself once the startup code (this turn) has subscribed everything.
     if (this.consumer && !this.consumerStart && !this.closing) {
       this.consumerStart = setImmediate(() => {
-        this.start().catch((error: unknown) =>
-          this.config.logger.error('broker consumer did not start', { error: (error as Error)?.message ?? String(error) }),
-        );
+        this.start().catch((error: unknown) => this.config.logger.error('broker consumer did not start', { error: errorMessage(error) }));
       });
     }
     return unsubscribe;
@@ -422,11 +410,10 @@ export class EventBus<Events extends object = EventRegistry> {
       this.routeTable = new RouteTable();
       if (this.config.health.endpoint) this.routeTable.add('GET', '/health', (request) => this.healthResponse(request));
       this.routeTable.add('GET', '/asyncapi.json', asyncApiRoute(this.config.operators, () => this.asyncapi()));
-      const { operators: tokens, redact, logger } = this.config;
+      const tokens = this.config.operators;
       const setup = Object.keys(tokens).length === 0 ? undefined : {
+        ...this.config, // redact, logger
         tokens,
-        redact,
-        logger,
         overview: async () => serviceOverview(await this.health(), this.activity, Date.now()),
         operator: () => this.operator,
       };
@@ -506,10 +493,7 @@ export class EventBus<Events extends object = EventRegistry> {
       const { logger } = this.config;
       for (const record of await this.outbox.pendingRecords()) {
         logger.error('undelivered at shutdown; the in-memory outbox does not keep it (set EVENTS_OUTBOX_PATH)', {
-          eventId: record.eventId,
-          type: record.type,
-          source: record.source,
-          target: record.target,
+          ...whatAndWhere(record),
           attempt: record.attempts,
           lastStatus: record.lastStatus,
           lastError: record.lastError,
@@ -525,11 +509,10 @@ export class EventBus<Events extends object = EventRegistry> {
 
   /** The broker consumer, on the same receive pipeline as the HTTP intake (it turns the timestamp window off per message). */
   private createConsumer(): void {
-    const { concurrency } = this.config;
     const service = this.requireService('subscribeTo with a broker');
     this.consumer = this.broker!.consumer({
       service,
-      concurrency,
+      concurrency: this.config.concurrency,
       pipeline: this.receiverFor('subscribeTo with a broker').pipeline,
       types: () => this.catalog.subscribedTypes(),
     });
@@ -537,24 +520,6 @@ export class EventBus<Events extends object = EventRegistry> {
     const { url, prefix } = this.config.broker!;
     this.brokerOperator = openBrokerOperator({ broker: url, prefix, service });
     this.operator = combineOperators([this.outbox, this.brokerOperator]);
-  }
-
-  private receiverOptions(): ReceiverOptions {
-    return {
-      catalog: this.catalog,
-      inbox: this.inbox,
-      logger: this.config.logger,
-      keys: this.config.keys,
-      toleranceSeconds: this.config.toleranceSeconds,
-      bodyLimitBytes: this.config.bodyLimitBytes,
-      bodyTimeoutMs: this.config.bodyTimeoutMs,
-      bodyStartTimeoutMs: this.config.bodyStartTimeoutMs,
-      maxUnverifiedBytes: this.config.maxUnverifiedBytes,
-      retryAfterSeconds: DEFAULTS.receiver.retryAfterSeconds,
-      maxUnrecorded: DEFAULTS.receiver.maxUnrecorded,
-      service: this.config.service,
-      telemetry: this.telemetry,
-    };
   }
 
   private receiverFor(what: string): Receiver {

@@ -315,12 +315,8 @@ function labelOf(location: OperatorLocation): string {
   return `${redact(location.broker)} (dead letters of ${location.service ?? 'every service'})`;
 }
 
-function filterOf(values: Values): DeadLetterFilter | undefined {
-  const filter: DeadLetterFilter = {
-    ...(values.target !== undefined ? { target: values.target } : {}),
-    ...(values.type !== undefined ? { type: values.type } : {}),
-    ...(values.event !== undefined ? { eventId: values.event } : {}),
-  };
+function filterOf({ target, type, event }: Values): DeadLetterFilter | undefined {
+  const filter: DeadLetterFilter = Object.fromEntries(Object.entries({ target, type, eventId: event }).filter(([, value]) => value !== undefined));
   return Object.keys(filter).length > 0 ? filter : undefined;
 }
 

@@ -440,14 +440,8 @@ export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
     keys,
     logger,
     path,
-    bodyLimitBytes: positive('bodyLimitBytes', options.bodyLimitBytes ?? DEFAULTS.bodyLimitBytes),
-    maxPayloadDepth: positive('maxPayloadDepth', options.maxPayloadDepth ?? DEFAULTS.maxPayloadDepth),
-    bodyTimeoutMs: positive('bodyTimeoutMs', options.bodyTimeoutMs ?? DEFAULTS.bodyTimeoutMs),
-    bodyStartTimeoutMs: positive('bodyStartTimeoutMs', options.bodyStartTimeoutMs ?? DEFAULTS.bodyStartTimeoutMs),
-    maxUnverifiedBytes: positive('maxUnverifiedBytes', options.maxUnverifiedBytes ?? DEFAULTS.maxUnverifiedBytes),
-    timeoutMs: positive('timeoutMs', options.timeoutMs ?? DEFAULTS.timeoutMs),
-    toleranceSeconds: positive('toleranceSeconds', options.toleranceSeconds ?? DEFAULTS.toleranceSeconds),
-    concurrency: positive('concurrency', options.concurrency ?? DEFAULTS.concurrency),
+    ...givenOrDefault('', DEFAULTS, options, ['bodyLimitBytes', 'maxPayloadDepth', 'bodyTimeoutMs', 'bodyStartTimeoutMs']),
+    ...givenOrDefault('', DEFAULTS, options, ['maxUnverifiedBytes', 'timeoutMs', 'toleranceSeconds', 'concurrency']),
     batch: resolveBatch(options.batch, env),
     httpClient: resolveHttpClient(options.httpClient ?? nonEmpty(env.EVENTS_HTTP_CLIENT)),
     tls,
@@ -455,19 +449,13 @@ export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
     redelivery: checkNumbers('redelivery', { ...DEFAULTS.redelivery, ...options.redelivery }, []),
     outbox: {
       path: options.outbox?.path ?? nonEmpty(env.EVENTS_OUTBOX_PATH),
-      maxPending: positive('outbox.maxPending', options.outbox?.maxPending ?? DEFAULTS.outbox.maxPending),
+      ...givenOrDefault('outbox.', DEFAULTS.outbox, options.outbox, ['maxPending', 'maxBlockMs', 'maxDeadLetters', 'pollIntervalMs']),
+      ...givenOrDefault('outbox.', DEFAULTS.outbox, options.outbox, ['maxPendingBytes', 'writeWaitMs', 'leaseMs']),
       highWaterMark: positive('outbox.highWaterMark', options.outbox?.highWaterMark ?? DEFAULTS.outbox.highWaterMark, true),
-      maxBlockMs: positive('outbox.maxBlockMs', options.outbox?.maxBlockMs ?? DEFAULTS.outbox.maxBlockMs),
-      maxDeadLetters: positive('outbox.maxDeadLetters', options.outbox?.maxDeadLetters ?? DEFAULTS.outbox.maxDeadLetters),
-      pollIntervalMs: positive('outbox.pollIntervalMs', options.outbox?.pollIntervalMs ?? DEFAULTS.outbox.pollIntervalMs),
-      maxPendingBytes: positive('outbox.maxPendingBytes', options.outbox?.maxPendingBytes ?? DEFAULTS.outbox.maxPendingBytes),
-      writeWaitMs: positive('outbox.writeWaitMs', options.outbox?.writeWaitMs ?? DEFAULTS.outbox.writeWaitMs),
-      leaseMs: positive('outbox.leaseMs', options.outbox?.leaseMs ?? DEFAULTS.outbox.leaseMs),
     },
     inbox: {
       path: options.inbox?.path ?? nonEmpty(env.EVENTS_INBOX_PATH),
-      maxEntries: positive('inbox.maxEntries', options.inbox?.maxEntries ?? DEFAULTS.inbox.maxEntries),
-      retentionMs: positive('inbox.retentionMs', options.inbox?.retentionMs ?? DEFAULTS.inbox.retentionMs),
+      ...givenOrDefault('inbox.', DEFAULTS.inbox, options.inbox, ['maxEntries', 'retentionMs']),
       volatile: options.inbox?.volatile ?? flag(env.EVENTS_INBOX_VOLATILE, 'EVENTS_INBOX_VOLATILE') ?? false,
     },
     database: checkDatabase(options.database ?? nonEmpty(env.EVENTS_DATABASE_URL), options.database !== undefined),
@@ -477,8 +465,7 @@ export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
     openTelemetry: options.openTelemetry ?? DEFAULTS.openTelemetry,
     health: {
       endpoint: options.health?.endpoint ?? DEFAULTS.health.endpoint,
-      targetDownMs: positive('health.targetDownMs', options.health?.targetDownMs ?? DEFAULTS.health.targetDownMs, true),
-      maxPendingAgeMs: positive('health.maxPendingAgeMs', options.health?.maxPendingAgeMs ?? DEFAULTS.health.maxPendingAgeMs, true),
+      ...givenOrDefault('health.', DEFAULTS.health, options.health, ['targetDownMs', 'maxPendingAgeMs'], true),
     },
     operators: resolveOperators(options.console, env),
     asyncapiVersion: checkVersion(options.asyncapi?.version),
@@ -495,8 +482,7 @@ function resolveBatch(option: EventBusOptions['batch'], env: ResolvedConfig['env
   const given = option === false ? { enabled: false } : (option ?? {});
   return {
     enabled: given.enabled ?? flag(env.EVENTS_BATCH, 'EVENTS_BATCH') ?? d.enabled,
-    maxEvents: positive('batch.maxEvents', given.maxEvents ?? d.maxEvents),
-    maxBytes: positive('batch.maxBytes', given.maxBytes ?? d.maxBytes),
+    ...givenOrDefault('batch.', d, given, ['maxEvents', 'maxBytes']),
     lingerMs: positive('batch.lingerMs', given.lingerMs ?? d.lingerMs, true),
   };
 }
@@ -543,7 +529,7 @@ function resolveHttpClient(value: string | undefined): 'axios' | 'undici' {
 }
 
 /** An on/off environment variable: true/1/on/yes, false/0/off/no; undefined when unset. */
-function flag(value: string | undefined, variable: string): boolean | undefined {
+export function flag(value: string | undefined, variable: string): boolean | undefined {
   const text = nonEmpty(value)?.trim().toLowerCase();
   if (text === undefined) return undefined;
   if (['true', '1', 'on', 'yes'].includes(text)) return true;
@@ -578,9 +564,7 @@ function resolveBroker(
     url,
     prefix,
     retryDelaysMs: [...retryDelaysMs].map((ms: number) => Math.round(ms)),
-    maxAttempts: positive('broker.maxAttempts', given?.maxAttempts ?? d.maxAttempts),
-    reconnectBaseDelayMs: positive('broker.reconnectBaseDelayMs', given?.reconnectBaseDelayMs ?? d.reconnectBaseDelayMs),
-    reconnectMaxDelayMs: positive('broker.reconnectMaxDelayMs', given?.reconnectMaxDelayMs ?? d.reconnectMaxDelayMs),
+    ...givenOrDefault('broker.', d, given, ['maxAttempts', 'reconnectBaseDelayMs', 'reconnectMaxDelayMs']),
     ...(tls ? { tls } : {}),
   };
   return backend.resolve(common, given);
@@ -740,6 +724,14 @@ export function positive(name: string, value: number, allowZero = false): number
     throw new ConfigError(`${name} must be a ${allowZero ? 'non-negative' : 'positive'} number, got ${String(value)}`);
   }
   return value;
+}
+
+/** Each of `keys`: the option when given, else its default; a positive number (`prefix` + key names it in the error). */
+export function givenOrDefault<D extends object, K extends keyof D & string>(prefix: string, defaults: D, options: object | undefined, keys: K[], allowZero = false) {
+  const values = {} as { [P in K]: number };
+  const given = options as Record<string, number> | undefined;
+  for (const key of keys) values[key] = positive(prefix + key, given?.[key] ?? (defaults[key] as number), allowZero);
+  return values;
 }
 
 function checkNumbers<T extends object>(group: string, values: T, zeroAllowed: (keyof T)[]): T {

@@ -1,5 +1,5 @@
 import { EventBus } from './bus.js';
-import type { EventBusOptions } from './config.js';
+import { type EventBusOptions, flag } from './config.js';
 import { DEFAULTS } from './defaults.js';
 import { ConfigError } from './errors/index.js';
 import type { ExpressMiddleware, MiddlewareOptions } from './adapters/express.js';
@@ -59,14 +59,8 @@ const SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 let onSignal: ((signal: NodeJS.Signals) => void) | undefined;
 
 function handlesSignals(options: DefaultBusOptions): boolean {
-  if (options.handleSignals !== undefined) return options.handleSignals;
-  const env = (options.env ?? process.env).EVENTS_HANDLE_SIGNALS?.trim().toLowerCase();
-  if (env === undefined || env === '') return DEFAULTS.handleSignals;
-  if (['false', '0', 'no', 'off'].includes(env)) return false;
-  if (['true', '1', 'yes', 'on'].includes(env)) return true;
-  throw new ConfigError(`EVENTS_HANDLE_SIGNALS must be true or false, got ${JSON.stringify(env)}`, {
-    variable: 'EVENTS_HANDLE_SIGNALS',
-  });
+  const variable = (options.env ?? process.env).EVENTS_HANDLE_SIGNALS;
+  return options.handleSignals ?? flag(variable, 'EVENTS_HANDLE_SIGNALS') ?? DEFAULTS.handleSignals;
 }
 
 function installSignalHandlers(bus: EventBus): void {

@@ -42,3 +42,8 @@ export function loggablePayload(value: unknown): unknown {
     return '[not logged: not serialisable]';
   }
 }
+
+/** What a log line or result says of a thrown value: its message, or the value as text. */
+export function errorMessage(error: unknown): string {
+  return (error as Error)?.message ?? String(error);
+}

@@ -29,6 +29,16 @@ export interface BrokerConsumerOptions {
   types: () => readonly string[];
 }
 
+/** What a bus opens its broker link with. */
+export interface BrokerOpenOptions<B extends ResolvedBroker = ResolvedBroker> {
+  broker: B;
+  logger: Logger;
+  /** The connection's or client's name on the broker (the service name). */
+  name: string;
+  /** Connect and send timeout, in ms. */
+  timeoutMs: number;
+}
+
 /** A bus's link to its broker: its transport, its consumer, one connection. */
 export interface BrokerLink {
   readonly transport: Transport;
@@ -51,7 +61,7 @@ export interface BrokerBackend<B extends ResolvedBroker = ResolvedBroker> {
   readonly schemes: readonly string[];
   /** Its options over the common ones (config.ts resolved those); throws ConfigError. */
   resolve(common: ResolvedBroker, given: BrokerOptions | undefined): B;
-  open(broker: B, logger: Logger, name: string, timeoutMs: number): BrokerLink;
+  open(options: BrokerOpenOptions<B>): BrokerLink;
   operator(location: BrokerLocation): DeadLetterOperator;
 }
 
@@ -78,10 +88,8 @@ export function brokerBackendFor(url: string): BrokerBackend {
   return backend;
 }
 
-export function openBroker(broker: ResolvedBroker, logger: Logger, name: string, timeoutMs: number): BrokerLink {
-  return backends()
-    .find((b) => b.kind === broker.kind)!
-    .open(broker, logger, name, timeoutMs);
+export function openBroker(options: BrokerOpenOptions): BrokerLink {
+  return brokerBackendFor(options.broker.url).open(options);
 }
 
 /**

@@ -71,11 +71,13 @@ export function toDeadLetter(row: OutboxRow): DeadLetter {
 }
 
 /**
- * A dead-letter filter as SQL conditions: `bind` adds a parameter and returns its placeholder,
- * `idIn` makes the condition on the ids (decimal ids only: another backend's id matches no row).
+ * A dead-letter filter as SQL conditions, and for a page those after its `cursor` (in page order,
+ * `ORDER BY dead_at, id`): `bind` adds a parameter and returns its placeholder, `idIn` makes the
+ * condition on the ids (decimal ids only: another backend's id matches no row).
  */
 export function filterConditions(
   filter: DeadLetterFilter | undefined,
+  cursor: string | undefined,
   bind: (value: unknown) => string,
   idIn: (ids: number[]) => string,
 ): string[] {
@@ -89,14 +91,9 @@ export function filterConditions(
   for (const [column, value] of fields) if (value !== undefined) conditions.push(`${column} = ${bind(value)}`);
   if (filter?.since !== undefined) conditions.push(`dead_at >= ${bind(filter.since)}`);
   if (filter?.until !== undefined) conditions.push(`dead_at < ${bind(filter.until)}`);
-  return conditions;
-}
-
-/** The dead letters after a page's cursor, in page order (`ORDER BY dead_at, id`): a condition, or none for the first page. */
-export function afterCursor(cursor: string | undefined, bind: (value: unknown) => string): string[] {
   const after = parseCursor(cursor);
-  if (!after) return [];
-  return [`(dead_at, id) > (${bind(after.deadAt)}, ${bind(/^\d{1,15}$/.test(after.id) ? Number(after.id) : 0)})`];
+  if (after) conditions.push(`(dead_at, id) > (${bind(after.deadAt)}, ${bind(/^\d{1,15}$/.test(after.id) ? Number(after.id) : 0)})`);
+  return conditions;
 }
 
 /** The SQL of the TargetCounts rows (see statsOf) over the outbox and dead-letter tables (`where`: a condition on both, or none). */

@@ -28,12 +28,10 @@ function backends(): readonly StoreBackend[] {
   return [sqliteBackend, postgresBackend, memoryBackend];
 }
 
-/** The outbox the configuration asks for. */
 export function openOutbox(config: ResolvedConfig): OutboxStore {
   return backends().find((b) => b.keepsOutbox(config))!.openOutbox(config);
 }
 
-/** The inbox the configuration asks for. */
 export function openInbox(config: ResolvedConfig): InboxStore {
   return backends().find((b) => b.keepsInbox(config))!.openInbox(config);
 }

@@ -41,9 +41,8 @@ export async function startStandaloneConsole(options: StandaloneOptions): Promis
   const operator = openOperator(options.location);
   const routes = new RouteTable();
   addConsoleRoutes(routes, {
-    tokens: options.tokens,
+    ...options, // tokens, logger
     redact: options.redact ?? [],
-    logger: options.logger,
     overview: async () => storeOverview(options.service, await operator.stats(), Date.now()),
     operator: () => operator,
   });

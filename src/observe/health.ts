@@ -1,3 +1,4 @@
+import type { HealthOptions } from '../config.js';
 import type { OutboxStats } from '../operate/operator.js';
 import type { Availability } from './availability.js';
 
@@ -43,13 +44,6 @@ export interface HealthStatus {
   problems: string[];
 }
 
-export interface HealthThresholds {
-  /** A target down longer than this makes the bus unhealthy; 0: never. */
-  targetDownMs: number;
-  /** A delivery waiting longer than this makes the bus unhealthy; 0: never. */
-  maxPendingAgeMs: number;
-}
-
 export interface HealthInputs {
   service: string | undefined;
   durable: boolean;
@@ -62,7 +56,8 @@ export interface HealthInputs {
   downSince: () => Record<string, number>;
   consumers: Record<string, Availability>;
   database: Availability | undefined;
-  thresholds: HealthThresholds;
+  /** The `health` options: past them the bus is unhealthy (0: never). */
+  thresholds: Pick<Required<HealthOptions>, 'targetDownMs' | 'maxPendingAgeMs'>;
   now: number;
 }
 

@@ -49,21 +49,11 @@ export class OtelInstruments {
     this.deliveries = meter.createCounter('events.deliveries', {
       description: 'Delivery outcomes per target: delivered, retried (back to the outbox), dead_lettered, unrouted (no subscriber: dropped)',
     });
-    this.deliveryLatency = meter.createHistogram('events.delivery.latency', {
-      description: 'From emit to the target acknowledging the event',
-      unit: 's',
-      advice: { explicitBucketBoundaries: LATENCY_BUCKETS },
-    });
-    this.handlerLatency = meter.createHistogram('events.handler.latency', {
-      description: "From emit (the event's time) to a handler starting at this service",
-      unit: 's',
-      advice: { explicitBucketBoundaries: LATENCY_BUCKETS },
-    });
-    this.handlerDuration = meter.createHistogram('events.handler.duration', {
-      description: 'Handler run time',
-      unit: 's',
-      advice: { explicitBucketBoundaries: RUN_BUCKETS },
-    });
+    const seconds = (name: string, description: string, buckets: number[]): Histogram =>
+      meter.createHistogram(name, { description, unit: 's', advice: { explicitBucketBoundaries: buckets } });
+    this.deliveryLatency = seconds('events.delivery.latency', 'From emit to the target acknowledging the event', LATENCY_BUCKETS);
+    this.handlerLatency = seconds('events.handler.latency', "From emit (the event's time) to a handler starting at this service", LATENCY_BUCKETS);
+    this.handlerDuration = seconds('events.handler.duration', 'Handler run time', RUN_BUCKETS);
     this.handlerFailures = meter.createCounter('events.handler.failures', { description: 'Handler runs that threw' });
     this.backlogGauge = meter.createObservableGauge('events.outbox.backlog', {
       description: 'Deliveries waiting in the outbox, per target',

@@ -1,6 +1,7 @@
 import type { Logger } from 'winston';
+import type { ResolvedConfig } from '../config.js';
 import type { CloudEvent } from '../protocol/cloudevents.js';
-import { type DeathReason, type OutboxRecord, outboxDeadLetter } from '../send/outbox-store.js';
+import { type DeathReason, type OutboxRecord, outboxDeadLetter, whatAndWhere } from '../send/outbox-store.js';
 import type { DeliveryResult } from '../send/transport.js';
 import { callHook, type Hooks } from './hooks.js';
 import { loadOtel } from './otel-api.js';
@@ -9,11 +10,8 @@ import { OtelInstruments } from './otel-instruments.js';
 
 export type { OpenSpan } from './instrument-types.js';
 
-export interface TelemetryOptions {
-  logger: Logger;
-  service: string | undefined;
-  /** Use `@opentelemetry/api` when it is installed. */
-  openTelemetry: boolean;
+/** The configuration's logger, service and `openTelemetry`, the user's hooks, and what the gauges read. */
+export interface TelemetryOptions extends Pick<ResolvedConfig, 'logger' | 'service' | 'openTelemetry'> {
   hooks: Hooks;
   sources: GaugeSources;
   /** Told of each delivery's outcome (the console's figures per target). */
@@ -61,10 +59,7 @@ export class Telemetry {
     this.o.activity?.delivered(record.target);
     if (this.o.hooks.onDelivered) {
       callHook(this.o.logger, 'onDelivered', this.o.hooks.onDelivered, {
-        eventId: record.eventId,
-        type: record.type,
-        source: record.source,
-        target: record.target,
+        ...whatAndWhere(record),
         attempts: record.attempts,
         status: result.status,
         latencyMs: Math.max(0, Date.now() - record.createdAt),

@@ -1,4 +1,4 @@
-import type { Logger } from 'winston';
+import type { ResolvedConfig } from '../config.js';
 import type { Catalog, Subscription } from '../catalog.js';
 import { DEFAULTS } from '../defaults.js';
 import { loggablePayload } from '../logger.js';
@@ -25,19 +25,12 @@ export interface ReceivedMessage {
   body: Buffer;
 }
 
-export interface PipelineOptions {
+/** The configuration's keys, time window, logger and service; the receiver's defaults (DEFAULTS.receiver); what it works with. */
+export interface PipelineOptions extends Pick<ResolvedConfig, 'keys' | 'toleranceSeconds' | 'logger' | 'service'> {
   catalog: Catalog;
   inbox: InboxStore;
-  logger: Logger;
-  keys: readonly Buffer[];
-  toleranceSeconds: number;
-  /** How long a sender is asked to wait while the inbox cannot record events, in seconds. */
   retryAfterSeconds: number;
-  /** Handler completions remembered in memory while the inbox cannot record them. */
   maxUnrecorded: number;
-  /** This service's name, for log lines. */
-  service: string | undefined;
-  /** Spans and metrics around handlers (src/observe/). */
   telemetry: Telemetry;
 }
 

@@ -1,3 +1,4 @@
+import type { ResolvedConfig } from '../config.js';
 import { type BatchResult, type Headers, singleHeader } from '../protocol/cloudevents.js';
 import { checkSignatureHeaders } from '../protocol/signature.js';
 import { type PipelineOptions, ReceivePipeline, signatureHeaders, VERIFY_MESSAGES } from './pipeline.js';
@@ -17,15 +18,8 @@ export interface ReceiverResponse {
   body: Record<string, unknown>;
 }
 
-export interface ReceiverOptions extends PipelineOptions {
-  bodyLimitBytes: number;
-  /** How long the adapters wait for a request body, in ms (then 408). */
-  bodyTimeoutMs: number;
-  /** How long they wait for its first byte (then 408); a body still arriving then is slow (half the budget at most). */
-  bodyStartTimeoutMs: number;
-  /** Bytes held at once by requests not authenticated yet (then 503 + `Retry-After: retryAfterSeconds`). */
-  maxUnverifiedBytes: number;
-}
+/** The pipeline's, and the configuration's limits of HTTP bodies (see EventBusOptions). */
+export type ReceiverOptions = PipelineOptions & Pick<ResolvedConfig, 'bodyLimitBytes' | 'bodyTimeoutMs' | 'bodyStartTimeoutMs' | 'maxUnverifiedBytes'>;
 
 /** Why reading a body stopped before its end. */
 export type BodyReadFailure = 'too-large' | 'idle' | 'timeout' | 'busy' | 'aborted' | 'size-mismatch';

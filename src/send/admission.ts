@@ -1,11 +1,9 @@
 import type { Logger } from 'winston';
+import type { ResolvedConfig } from '../config.js';
 import type { OutboxRecord } from './outbox-store.js';
 
-export interface AdmissionOptions {
-  /** Deliveries per target not yet tried above which `emit` waits (0: never). */
-  highWaterMark: number;
-  /** Longest wait of one emit, in ms (Kafka's `max.block.ms`): a target that stalls without failing cannot hang emit. */
-  maxBlockMs: number;
+/** The outbox's `highWaterMark` and `maxBlockMs` (see OutboxOptions), and what admission works with. */
+export interface AdmissionOptions extends Pick<ResolvedConfig['outbox'], 'highWaterMark' | 'maxBlockMs'> {
   /** Whether the dispatcher counts `target` down now (probing it, not delivering). */
   isDown: (target: string) => boolean;
   logger: Logger;

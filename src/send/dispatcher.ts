@@ -1,21 +1,17 @@
-import type { Logger } from 'winston';
-import type { BatchOptions, RedeliveryOptions, ResolvedTarget } from '../config.js';
+import type { BatchOptions, ResolvedConfig, ResolvedTarget } from '../config.js';
 import type { Telemetry } from '../observe/telemetry.js';
+import { errorMessage } from '../logger.js';
 import { InFlight } from '../receive/in-flight.js';
 import type { Transport } from './transport.js';
 import { Lane } from './lane.js';
 import type { OutboxRecord, OutboxStore } from './outbox-store.js';
 
-export interface DispatcherOptions {
+/** The configuration's logger, `concurrency` (requests in flight per target) and `redelivery`, and what the dispatcher works with. */
+export interface DispatcherOptions extends Pick<ResolvedConfig, 'logger' | 'concurrency' | 'redelivery'> {
   store: OutboxStore;
   transport: Transport;
-  logger: Logger;
-  /** Requests in flight at once, per target (each one delivery, or a batch). */
-  concurrency: number;
-  redelivery: RedeliveryOptions;
   /** Finds a target's current URL and keys by name, cheaply: called on every pump. Throws ConfigError when it cannot. */
   resolveTarget: (name: string) => ResolvedTarget;
-  /** Spans, metrics and hooks (src/observe/). */
   telemetry: Telemetry;
   /**
    * Caps of batched delivery (ResolvedConfig's `batch`): used for a target whose `batch` is true
@@ -67,14 +63,10 @@ export class Dispatcher {
       .targets()
       .then(
         (targets) => this.resumeTargets(targets),
-        (error: unknown) => this.unreadable(error),
+        // Runs from a timer: a store that cannot be read now (it logs why) is tried at the next poll.
+        (error: unknown) => this.options.logger.debug('outbox not readable; resume retried at the next poll', { error: errorMessage(error) }),
       )
       .finally(() => (this.resuming = false));
-  }
-
-  /** Runs from a timer: a store that cannot be read now (it logs why) is tried at the next poll. */
-  private unreadable(error: unknown): void {
-    this.options.logger.debug('outbox not readable; resume retried at the next poll', { error: messageOf(error) });
   }
 
   private resumeTargets(targets: string[]): void {
@@ -105,7 +97,7 @@ export class Dispatcher {
     const claiming = new InFlight();
     claiming.track(flushing).catch(() => undefined);
     await claiming.settled(deadline);
-    for (const lane of this.lanes.values()) lane.halt();
+    for (const lane of this.lanes.values()) lane.clearTimer();
     // A probe that was claiming when the lanes stopped may start one more request: awaited too.
     await this.work.settled(deadline);
   }
@@ -146,6 +138,3 @@ export class Dispatcher {
   }
 }
 
-function messageOf(error: unknown): string {
-  return (error as Error)?.message ?? String(error);
-}

@@ -1,12 +1,12 @@
 import { batchVariable, redactUrl, type ResolvedTarget } from '../config.js';
 import { DEFAULTS } from '../defaults.js';
-import { loggablePayload } from '../logger.js';
+import { errorMessage, loggablePayload } from '../logger.js';
 import type { OpenSpan } from '../observe/telemetry.js';
 import type { InFlight } from '../receive/in-flight.js';
 import type { Delivery, DeliveryResult } from './transport.js';
 import { type BatchCaps, eventsPerRequest, planRequests } from './batches.js';
 import type { DispatcherOptions } from './dispatcher.js';
-import type { OutboxRecord, Settlement } from './outbox-store.js';
+import { type OutboxRecord, type Settlement, whatAndWhere } from './outbox-store.js';
 import { backoffMs } from './retry-policy.js';
 
 /**
@@ -21,7 +21,6 @@ const DOWN_AFTER_FAILURES = 3;
  * settled on its own from the target's per-event answer, exactly as a single send would be.
  */
 export class Lane {
-  /** Requests in flight. */
   inFlight = 0;
   /** When the target was last counted down (undefined: it is up). */
   downSince: number | undefined;
@@ -95,10 +94,6 @@ export class Lane {
     this.down = true;
     this.probeDelayMs = 0;
     this.streakStart = 0;
-  }
-
-  halt(): void {
-    this.clearTimer();
   }
 
   /** Pumps now, without waiting out a linger (shutdown sends what is due). */
@@ -187,7 +182,7 @@ export class Lane {
   /** Sends what was claimed: one per free request while it fits, else in batches (src/send/batches.ts). */
   private async start(target: ResolvedTarget, claimed: OutboxRecord[], free: number, batching: boolean): Promise<void> {
     if (!batching || claimed.length <= free) {
-      for (const record of claimed) void this.deliver(target, [record], false);
+      for (const record of claimed) void this.work.track(this.request(target, [record], false));
       return;
     }
     const sizes = claimed.map((record) => Buffer.byteLength(record.body));
@@ -197,7 +192,7 @@ export class Lane {
     // With requests in flight, or a full batch due, what is due goes in as few requests as carry it.
     const caps = this.caps();
     const { requests, overflow } = planRequests(claimed, free, caps, sizes, this.inFlight > 0 || claimed.length >= caps.maxEvents);
-    for (const records of requests) void this.deliver(target, records, false);
+    for (const records of requests) void this.work.track(this.request(target, records, false));
     // Larger than the last claim suggested: back to the store as they were (no attempt charged), due as before.
     if (overflow.length > 0) await this.write(overflow.map((record) => ({ kind: 'reschedule', record, nextAttemptAt: record.nextAttemptAt })));
   }
@@ -212,7 +207,7 @@ export class Lane {
     this.o.logger.debug('outbox call failed; pumping again later', {
       target: this.target,
       retryInMs: this.storeRetryMs,
-      error: messageOf(error),
+      error: errorMessage(error),
     });
     this.clearTimer();
     this.schedule(Date.now() + this.storeRetryMs, false);
@@ -230,7 +225,8 @@ export class Lane {
     }, Math.max(0, at - Date.now()));
   }
 
-  private clearTimer(): void {
+  /** Cancels the pump or probe scheduled (the dispatcher stopping halts every lane with it). */
+  clearTimer(): void {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
     this.timerAt = Infinity;
@@ -255,18 +251,13 @@ export class Lane {
       return;
     }
     // A probe is one event in structured mode: it asks whether the target is back, nothing more.
-    void this.deliver(target, [record], true).finally(() => {
+    void this.work.track(this.request(target, [record], true)).finally(() => {
       this.probing = false;
       this.kick();
     });
   }
 
-  /** One request, counted in `work` until its outcome is recorded. */
-  private deliver(target: ResolvedTarget, records: OutboxRecord[], probe: boolean): Promise<void> {
-    return this.work.track(this.request(target, records, probe));
-  }
-
-  /** One request: `records` alone (structured mode) or as a batch; then each record settled from its own result. */
+  /** One request (in `work` until its outcome is recorded): `records` alone or as a batch; then each record settled from its own result. */
   private async request(target: ResolvedTarget, records: OutboxRecord[], probe: boolean): Promise<void> {
     this.inFlight += 1;
     this.unsettled += records.length;
@@ -285,7 +276,7 @@ export class Lane {
         eventId: records[0]!.eventId,
         ...(records.length > 1 && { eventIds: records.map((record) => record.eventId) }),
         target: this.target,
-        error: messageOf(error),
+        error: errorMessage(error),
       });
     } finally {
       this.settling -= 1;
@@ -303,7 +294,7 @@ export class Lane {
       results = deliveries.length === 1 ? [await this.o.transport.send(deliveries[0]!)] : await this.o.transport.sendBatch!(deliveries);
     } catch (error) {
       // A transport that threw (it should answer instead): a failed try to retry, not a crash.
-      const result: DeliveryResult = { outcome: 'retry', error: messageOf(error), attempts: 1 };
+      const result: DeliveryResult = { outcome: 'retry', error: errorMessage(error), attempts: 1 };
       results = records.map(() => result);
     }
     if (results.length !== records.length) {
@@ -395,16 +386,11 @@ export class Lane {
     }
   }
 
-  /** Records outcomes: in one call when the store settles many at once, else one by one. */
+  /** Records outcomes: a lone success with `complete`, anything else in one `settleMany`. */
   private async write(settlements: Settlement[]): Promise<void> {
-    const { store } = this.o;
-    if (settlements.length > 1 && store.settleMany) {
-      await store.settleMany(settlements);
-      return;
-    }
-    for (const s of settlements) {
-      await (s.kind === 'complete' ? store.complete(s.record.id) : s.kind === 'kill' ? store.kill(s.record, s.reason) : store.reschedule(s.record, s.nextAttemptAt));
-    }
+    const [only] = settlements;
+    if (settlements.length === 1 && only!.kind === 'complete') await this.o.store.complete(only!.record.id);
+    else await this.o.store.settleMany(settlements);
   }
 
   /** Telemetry and the log line of one settled record, at the levels of a single send; nothing is built for a level that is off. */
@@ -423,7 +409,6 @@ export class Lane {
       if (logger.isLevelEnabled('error')) {
         const message =
           settlement.reason === 'refused' ? 'delivery refused; dead-lettered' : 'delivery expired after its redelivery horizon; dead-lettered';
-        // Payloads never go above debug: the dead letter keeps the body for replay.
         logger.error(message, { ...fields(record, result), ...this.where(), error: result.error });
       }
       // The payload, at debug only (enough to replay by hand; the dead letter keeps it too).
@@ -479,7 +464,7 @@ export class Lane {
       try {
         await this.o.store.markDown?.(this.target);
       } catch (error) {
-        this.o.logger.debug('could not share that the target is down', { target: this.target, error: messageOf(error) });
+        this.o.logger.debug('could not share that the target is down', { target: this.target, error: errorMessage(error) });
       }
     }
   }
@@ -600,18 +585,7 @@ export class Lane {
 
 /** The fields of a delivery's log lines. */
 function fields(record: OutboxRecord, result: DeliveryResult) {
-  return {
-    eventId: record.eventId,
-    type: record.type,
-    source: record.source,
-    target: record.target,
-    attempt: record.attempts,
-    status: result.status,
-  };
-}
-
-function messageOf(error: unknown): string {
-  return (error as Error)?.message ?? String(error);
+  return { ...whatAndWhere(record), attempt: record.attempts, status: result.status };
 }
 
 function payloadOf(body: string): unknown {

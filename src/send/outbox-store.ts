@@ -29,6 +29,11 @@ export interface OutboxRecord extends NewDelivery {
   lastError?: string;
 }
 
+/** A record's event id, type and source, and its target: what every line or report about it names first. */
+export function whatAndWhere({ eventId, type, source, target }: NewDelivery): Pick<NewDelivery, 'eventId' | 'type' | 'source' | 'target'> {
+  return { eventId, type, source, target };
+}
+
 /** Why a delivery became a dead letter: `refused` (a status never retried) or `expired` (past the redelivery horizon). */
 export type DeathReason = 'refused' | 'expired';
 
@@ -37,10 +42,7 @@ export function outboxDeadLetter(record: OutboxRecord, reason: DeathReason, dead
   return {
     id: String(record.id),
     kept: 'outbox',
-    eventId: record.eventId,
-    type: record.type,
-    source: record.source,
-    target: record.target,
+    ...whatAndWhere(record),
     reason,
     ...(record.lastError !== undefined ? { error: record.lastError } : {}),
     ...(record.lastStatus !== undefined ? { status: record.lastStatus } : {}),
@@ -51,7 +53,7 @@ export function outboxDeadLetter(record: OutboxRecord, reason: DeathReason, dead
   };
 }
 
-/** One delivery's outcome, as `settleMany` records it (the same as `complete`, `reschedule` or `kill`). */
+/** One delivery's outcome, as `settleMany` records it: delivered, due again at `nextAttemptAt`, or a dead letter. */
 export type Settlement =
   | { kind: 'complete'; record: OutboxRecord }
   | { kind: 'reschedule'; record: OutboxRecord; nextAttemptAt: number }
@@ -82,17 +84,10 @@ export interface OutboxStore extends DeadLetterOperator {
   claim(target: string, now: number, limit: number): Promise<OutboxRecord[]>;
   /** Leases the one record of `target` that is due soonest, due or not (a probe of a target that is down). */
   claimProbe(target: string): Promise<OutboxRecord | undefined>;
+  /** Ends the lease of a delivered record (a lone success: the cheapest write). */
   complete(id: number): Promise<void>;
-  /**
-   * Records many outcomes at once (a batch's, or every delivery that ended in one turn): in one
-   * transaction where the store has them. Optional: without it the dispatcher calls `complete`,
-   * `reschedule` and `kill` one by one.
-   */
-  settleMany?(settlements: readonly Settlement[]): Promise<void>;
-  /** Ends a lease: due again at `nextAttemptAt`. */
-  reschedule(record: OutboxRecord, nextAttemptAt: number): Promise<void>;
-  /** Ends a lease: the record becomes a dead letter. */
-  kill(record: OutboxRecord, reason: DeathReason): Promise<void>;
+  /** Ends the leases of any number of records by their outcomes, in one transaction where the store has them. */
+  settleMany(settlements: readonly Settlement[]): Promise<void>;
   /** Makes every waiting record of `target` last tried at or after `since` due now (a target came back). */
   release(target: string, since: number, now: number): Promise<void>;
   /**

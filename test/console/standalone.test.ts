@@ -6,6 +6,7 @@
 import { SqliteOutbox } from '../../src/backends/sqlite/outbox.js';
 import { runScript, startScript } from '../helpers/child.js';
 import { request } from '../helpers/http-client.js';
+import { kill } from '../helpers/outbox-contract.js';
 import { tempDir, type TempDir } from '../helpers/temp-dir.js';
 
 let dir: TempDir;
@@ -24,7 +25,7 @@ beforeAll(async () => {
     body: JSON.stringify({ specversion: '1.0', id: `evt-${n}`, data: { n, email: 'a@example.com' } }),
     createdAt: now,
   })));
-  for (const r of await store.claim('payments', now + 1, 10)) await store.kill({ ...r, attempts: 3, lastStatus: 400, lastError: 'HTTP 400' }, 'refused');
+  for (const r of await store.claim('payments', now + 1, 10)) await kill(store, { ...r, attempts: 3, lastStatus: 400, lastError: 'HTTP 400' }, 'refused');
   await store.close();
 });
 afterAll(() => dir.remove());

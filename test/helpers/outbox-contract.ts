@@ -3,7 +3,7 @@
 // call is awaited, so stores that answer at once and stores that answer with promises run the
 // same tests. `open` gives a fresh, empty store (for PostgreSQL: a service of its own).
 import type { DeadLetterFilter } from '../../src/operate/operator.js';
-import type { NewDelivery, OutboxRecord, OutboxStore } from '../../src/send/outbox-store.js';
+import type { DeathReason, NewDelivery, OutboxRecord, OutboxStore } from '../../src/send/outbox-store.js';
 
 export const T = 1_700_000_000_000;
 
@@ -28,6 +28,16 @@ export function tried(record: OutboxRecord, at: number, status = 503): OutboxRec
   record.lastStatus = status;
   record.lastError = `HTTP ${status}`;
   return record;
+}
+
+/** The dispatcher's outcome of a failed try: due again at `nextAttemptAt` (through the one write every store has). */
+export function reschedule(store: OutboxStore, record: OutboxRecord, nextAttemptAt: number): Promise<void> {
+  return store.settleMany([{ kind: 'reschedule', record, nextAttemptAt }]);
+}
+
+/** The dispatcher's outcome of a last try: the record becomes a dead letter. */
+export function kill(store: OutboxStore, record: OutboxRecord, reason: DeathReason): Promise<void> {
+  return store.settleMany([{ kind: 'kill', record, reason }]);
 }
 
 /** What every outbox store does: claims and leases, outcomes, dead letters, replay, release, stats, clock steps. */
@@ -71,7 +81,7 @@ export function outboxStoreContract(open: () => Promise<OutboxStore> | OutboxSto
   test('a record rescheduled to the future is not claimable until then, and keeps its try history', async () => {
     await store.add([delivery(1)]);
     const [record] = await store.claim('payments', T + 10, 10);
-    await store.reschedule(tried(record!, T + 10), T + 1000);
+    await reschedule(store, tried(record!, T + 10), T + 1000);
 
     // nextDueAt first: after a claim that found nothing, a shared store (PostgreSQL) answers "look again soon".
     expect(await store.nextDueAt('payments')).toBe(T + 1000);
@@ -90,9 +100,9 @@ export function outboxStoreContract(open: () => Promise<OutboxStore> | OutboxSto
   test('rescheduled records come back in due order', async () => {
     await store.add([delivery(1), delivery(2), delivery(3)]);
     const [r1, r2, r3] = await store.claim('payments', T + 10, 10);
-    await store.reschedule(tried(r1!, T + 10), T + 3000);
-    await store.reschedule(tried(r2!, T + 10), T + 1000);
-    await store.reschedule(tried(r3!, T + 10), T + 2000);
+    await reschedule(store, tried(r1!, T + 10), T + 3000);
+    await reschedule(store, tried(r2!, T + 10), T + 1000);
+    await reschedule(store, tried(r3!, T + 10), T + 2000);
     expect(await store.nextDueAt('payments')).toBe(T + 1000);
     expect(ids(await store.claim('payments', T + 2500, 10))).toEqual(['evt-2', 'evt-3']);
     expect(ids(await store.claim('payments', T + 3000, 10))).toEqual(['evt-1']);
@@ -111,10 +121,10 @@ export function outboxStoreContract(open: () => Promise<OutboxStore> | OutboxSto
     await store.add([delivery(1), delivery(2), delivery(3)]);
     const [r1, r2, r3] = await store.claim('payments', T + 10, 10);
     await store.complete(r1!.id);
-    await store.kill(r2!, 'refused');
-    await store.reschedule(tried(r3!, T + 10), T + 20);
+    await kill(store, r2!, 'refused');
+    await reschedule(store, tried(r3!, T + 10), T + 20);
     expect(ids(await store.claim('payments', T + 20, 10))).toEqual(['evt-3']);
-    await store.reschedule(tried(r3!, T + 30), T + 60_000);
+    await reschedule(store, tried(r3!, T + 30), T + 60_000);
     await store.release('payments', T + 30, T + 40);
     expect(ids(await store.claim('payments', T + 40, 10))).toEqual(['evt-3']);
     expect(await store.claim('payments', T + 40, 10)).toEqual([]);
@@ -123,8 +133,8 @@ export function outboxStoreContract(open: () => Promise<OutboxStore> | OutboxSto
   test('claimProbe leases the record due soonest, due or not, and only once', async () => {
     await store.add([delivery(1), delivery(2)]);
     const [r1, r2] = await store.claim('payments', T + 10, 10);
-    await store.reschedule(tried(r1!, T + 10), T + 60_000);
-    await store.reschedule(tried(r2!, T + 10), T + 30_000);
+    await reschedule(store, tried(r1!, T + 10), T + 60_000);
+    await reschedule(store, tried(r2!, T + 10), T + 30_000);
 
     expect(await store.claim('payments', T + 10, 10)).toEqual([]);
     const probe = await store.claimProbe('payments');
@@ -151,9 +161,9 @@ export function outboxStoreContract(open: () => Promise<OutboxStore> | OutboxSto
     const [r1, r2] = await store.claim('payments', T + 10, 10);
     const [r3] = await store.claim('orders', T + 10, 10);
     const before = Date.now();
-    await store.kill(tried(r1!, T + 10, 400), 'refused');
-    await store.kill(tried(r2!, T + 10), 'expired');
-    await store.kill(tried(r3!, T + 10, 404), 'refused');
+    await kill(store, tried(r1!, T + 10, 400), 'refused');
+    await kill(store, tried(r2!, T + 10), 'expired');
+    await kill(store, tried(r3!, T + 10, 404), 'refused');
 
     const dead = await store.deadLetters();
     expect(dead.map((d) => [d.eventId, d.reason])).toEqual([
@@ -177,7 +187,7 @@ export function outboxStoreContract(open: () => Promise<OutboxStore> | OutboxSto
   test('replay puts matching dead letters back, due now with a fresh horizon, and keeps the others dead', async () => {
     await store.add([delivery(1), delivery(2), delivery(3)]);
     const claimed = await store.claim('payments', T + 10, 10);
-    for (const r of claimed) await store.kill(tried(r, T + 10, 400), 'refused');
+    for (const r of claimed) await kill(store, tried(r, T + 10, 400), 'refused');
 
     const woken: string[] = [];
     store.onWork((target) => woken.push(target));
@@ -199,7 +209,7 @@ export function outboxStoreContract(open: () => Promise<OutboxStore> | OutboxSto
   test('replay of nothing matching returns nothing', async () => {
     await store.add([delivery(1)]);
     const [r1] = await store.claim('payments', T + 10, 1);
-    await store.kill(r1!, 'refused');
+    await kill(store, r1!, 'refused');
     expect(await store.replay({ target: 'orders' })).toBe(0);
     expect(await store.replay(['999999', 'not-an-id'])).toBe(0);
     expect(await store.deadLetters()).toHaveLength(1);
@@ -208,7 +218,7 @@ export function outboxStoreContract(open: () => Promise<OutboxStore> | OutboxSto
   test('discard deletes the selected dead letters for good: by id, by filter, all', async () => {
     await store.add([delivery(1), delivery(2), delivery(3, 'orders'), delivery(4, 'orders')]);
     for (const target of ['payments', 'orders']) {
-      for (const r of await store.claim(target, T + 10, 10)) await store.kill(tried(r, T + 10, 400), 'refused');
+      for (const r of await store.claim(target, T + 10, 10)) await kill(store, tried(r, T + 10, 400), 'refused');
     }
     const [first] = await store.deadLetters({ eventId: 'evt-1' });
     expect(await store.discard([first!.id, '999999'])).toBe(1);
@@ -225,7 +235,7 @@ export function outboxStoreContract(open: () => Promise<OutboxStore> | OutboxSto
   test('dead letters page server-side, oldest first, by target, type and time; a cursor survives a discard', async () => {
     await store.add([1, 2, 3, 4, 5, 6, 7].map((n) => delivery(n, n % 3 === 0 ? 'orders' : 'payments')));
     for (const target of ['payments', 'orders']) {
-      for (const r of await store.claim(target, T + 10, 10)) await store.kill(tried(r, T + 10, 400), 'refused');
+      for (const r of await store.claim(target, T + 10, 10)) await kill(store, tried(r, T + 10, 400), 'refused');
     }
     const all = await store.deadLetters();
     const order = [...all].sort((a, b) => (a.deadAt ?? 0) - (b.deadAt ?? 0) || Number(a.id) - Number(b.id)).map((d) => d.eventId);
@@ -263,10 +273,10 @@ export function outboxStoreContract(open: () => Promise<OutboxStore> | OutboxSto
     await store.add([delivery(1), delivery(2), delivery(3), delivery(4, 'orders')]);
     const [r1, r2, r3] = await store.claim('payments', T + 10, 10);
     const [r4] = await store.claim('orders', T + 10, 10);
-    await store.reschedule(tried(r1!, T + 100), T + 1e6); // failed during the outage
-    await store.reschedule(tried(r2!, T + 200), T + 2e6); // failed during the outage
-    await store.reschedule(tried(r3!, T + 50), T + 3e6); // failed before it
-    await store.reschedule(tried(r4!, T + 100), T + 1e6); // another target
+    await reschedule(store, tried(r1!, T + 100), T + 1e6); // failed during the outage
+    await reschedule(store, tried(r2!, T + 200), T + 2e6); // failed during the outage
+    await reschedule(store, tried(r3!, T + 50), T + 3e6); // failed before it
+    await reschedule(store, tried(r4!, T + 100), T + 1e6); // another target
 
     await store.release('payments', T + 100, T + 300);
 
@@ -280,7 +290,7 @@ export function outboxStoreContract(open: () => Promise<OutboxStore> | OutboxSto
     expect(await store.stats()).toEqual({ durable: store.durable, pending: 0, deadLetters: 0, targets: {} });
     await store.add([delivery(1), delivery(2), delivery(3, 'orders', T + 50), delivery(4, 'orders', T + 40)]);
     const [r1] = await store.claim('payments', T + 100, 1);
-    await store.kill(r1!, 'expired');
+    await kill(store, r1!, 'expired');
     await store.claim('orders', T + 100, 1);
 
     expect(await store.stats()).toEqual({
@@ -307,7 +317,7 @@ export function outboxStoreContract(open: () => Promise<OutboxStore> | OutboxSto
   test('after the wall clock stepped back an hour, a delivery tried "in the future" is due now, not in an hour', async () => {
     const HOUR = 60 * 60 * 1000;
     await store.add([delivery(1), delivery(2)]);
-    for (const record of await store.claim('payments', T + 10, 10)) await store.reschedule(tried(record, T + HOUR), T + HOUR + 5_000);
+    for (const record of await store.claim('payments', T + 10, 10)) await reschedule(store, tried(record, T + HOUR), T + HOUR + 5_000);
     // The clock now reads T + 1 min: both retries were scheduled 5 s after a try an hour "ahead".
     expect(ids(await store.claim('payments', T + 60_000, 10))).toEqual(['evt-1', 'evt-2']);
   });
@@ -315,7 +325,7 @@ export function outboxStoreContract(open: () => Promise<OutboxStore> | OutboxSto
   test('a small step back (within the slack) changes nothing: a retry is still due at its time', async () => {
     await store.add([delivery(1)]);
     const [record] = await store.claim('payments', T + 10, 10);
-    await store.reschedule(tried(record!, T + 1_000), T + 6_000);
+    await reschedule(store, tried(record!, T + 1_000), T + 6_000);
     expect(await store.claim('payments', T + 500, 10)).toEqual([]);
     expect(ids(await store.claim('payments', T + 6_000, 10))).toEqual(['evt-1']);
   });

@@ -3,6 +3,7 @@ import { MemoryOutbox } from '../../src/backends/memory/outbox.js';
 import { SqliteOutbox } from '../../src/backends/sqlite/outbox.js';
 import type { NewDelivery, OutboxStore } from '../../src/send/outbox-store.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
+import { kill } from '../helpers/outbox-contract.js';
 import { quietLogger } from '../helpers/logger.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
@@ -32,7 +33,7 @@ describe.each<[string, () => OutboxStore]>([
     expect(a).toMatchObject({ eventId: 'a', traceparent: TRACEPARENT, tracestate: 'vendor=1' });
     expect(b!.traceparent).toBeUndefined();
     expect(b!.tracestate).toBeUndefined();
-    await store.kill(a!, 'refused');
+    await kill(store, a!, 'refused');
     expect((await store.deadLetters())[0]).toMatchObject({ eventId: 'a' });
     await store.replay('all');
     expect((await store.claim('orders', Date.now() + 1, 10))[0]).toMatchObject({ eventId: 'a', traceparent: TRACEPARENT, tracestate: 'vendor=1' });

@@ -1,7 +1,7 @@
 import type { BatchOptions } from '../../src/config.js';
 import { DEFAULTS } from '../../src/defaults.js';
 import { planRequests } from '../../src/send/batches.js';
-import type { NewDelivery, OutboxRecord, OutboxStore, Settlement } from '../../src/send/outbox-store.js';
+import type { NewDelivery, OutboxRecord, Settlement } from '../../src/send/outbox-store.js';
 import type { MemoryOutbox } from '../../src/backends/memory/outbox.js';
 import type { Delivery, DeliveryResult } from '../../src/send/transport.js';
 import { type Answer, type ScriptedTransport, settle, setupDispatcher, T, until, useFakeClock } from '../helpers/dispatcher.js';
@@ -34,22 +34,13 @@ function delivery(n: number, createdAt = Date.now(), pad = 0): NewDelivery {
 
 const many = (count: number, from = 1) => Array.from({ length: count }, (_, i) => delivery(from + i));
 
-/**
- * Records every `settleMany` call on `store`, then settles: with the store's own `settleMany`
- * where it has one, else each settlement as the single calls do.
- */
+/** Records every `settleMany` call on `store`, then settles with the store's own `settleMany`. */
 function recordSettleMany(store: MemoryOutbox): Settlement[][] {
   const calls: Settlement[][] = [];
-  const outbox: OutboxStore = store;
-  const own = outbox.settleMany?.bind(store);
-  outbox.settleMany = async (settlements) => {
+  const own = store.settleMany.bind(store);
+  store.settleMany = async (settlements) => {
     calls.push([...settlements]);
-    if (own) return own(settlements);
-    for (const s of settlements) {
-      if (s.kind === 'complete') await store.complete(s.record.id);
-      else if (s.kind === 'kill') await store.kill(s.record, s.reason);
-      else await store.reschedule(s.record, s.nextAttemptAt);
-    }
+    return own(settlements);
   };
   return calls;
 }

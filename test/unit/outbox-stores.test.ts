@@ -7,7 +7,7 @@ import { OutboxFullError, OutboxUnavailableError } from '../../src/errors/index.
 import type { NewDelivery, OutboxRecord, OutboxStore } from '../../src/send/outbox-store.js';
 import { MemoryOutbox } from '../../src/backends/memory/outbox.js';
 import { SqliteOutbox } from '../../src/backends/sqlite/outbox.js';
-import { outboxStoreContract, settleManyContract } from '../helpers/outbox-contract.js';
+import { kill, outboxStoreContract, reschedule, settleManyContract } from '../helpers/outbox-contract.js';
 
 const T = 1_700_000_000_000;
 
@@ -90,7 +90,7 @@ describe('MemoryOutbox', () => {
     const error = jest.spyOn(logger, 'error');
     const store = new MemoryOutbox(100, 2, logger);
     await store.add([delivery(1), delivery(2), delivery(3)]);
-    for (const r of await store.claim('payments', T + 10, 10)) await store.kill(r, 'refused');
+    for (const r of await store.claim('payments', T + 10, 10)) await kill(store, r, 'refused');
 
     expect(ids(await store.deadLetters())).toEqual(['evt-2', 'evt-3']);
     expect(error).toHaveBeenCalledTimes(1);
@@ -128,7 +128,7 @@ describe('MemoryOutbox', () => {
 
     const [first, second] = await store.claim('dead', T + 10, 10);
     await store.complete(first!.id);
-    await store.kill(second!, 'refused');
+    await kill(store, second!, 'refused');
     await store.add([big(6, 'dead'), big(7, 'dead')]);
     expect((await store.stats()).targets.dead!.pending).toBe(2);
   });
@@ -196,8 +196,8 @@ describe('SqliteOutbox', () => {
     const first = new SqliteOutbox(file);
     await first.add([delivery(1), delivery(2), delivery(3, 'orders')]);
     const [r1, r2] = await first.claim('payments', T + 10, 10);
-    await first.reschedule(tried(r1!, T + 10), T + 5000);
-    await first.kill(tried(r2!, T + 10, 410), 'refused');
+    await reschedule(first, tried(r1!, T + 10), T + 5000);
+    await kill(first, tried(r2!, T + 10, 410), 'refused');
     await first.close();
 
     const second = new SqliteOutbox(file);
@@ -266,7 +266,7 @@ describe('SqliteOutbox', () => {
     try {
       await service.add([delivery(1)]);
       const [r1] = await service.claim('payments', T + 10, 10);
-      await service.kill(r1!, 'expired');
+      await kill(service, r1!, 'expired');
       expect(await service.deadLetters()).toHaveLength(1);
 
       const operator = new SqliteOutbox(file, { resetLeases: false });
@@ -333,7 +333,7 @@ describe('SqliteOutbox', () => {
         const [done, retried] = await store.claim('payments', T + 10, 10);
         lockIt();
         await store.complete(done!.id);
-        await store.reschedule(tried(retried!, T + 20), T + 30);
+        await reschedule(store, tried(retried!, T + 20), T + 30);
         await new Promise((resolve) => setTimeout(resolve, 100)); // the flush ran and failed
         expect(logs.error).toHaveBeenCalledTimes(1);
         expect(logs.error.mock.calls[0]![1]).toMatchObject({ path: file, hint: expect.stringContaining('Another process holds a write lock') });
@@ -380,7 +380,7 @@ describe('SqliteOutbox', () => {
       const store = new SqliteOutbox(file);
       try {
         await store.add([delivery(1)]);
-        await store.kill((await store.claim('payments', T + 10, 10))[0]!, 'refused');
+        await kill(store, (await store.claim('payments', T + 10, 10))[0]!, 'refused');
         expect(await store.deadLetters()).toHaveLength(1);
         lockIt();
         await expect(store.replay('all')).rejects.toThrow(

@@ -11,10 +11,11 @@ export const amqpBackend: BrokerBackend<AmqpBroker> = {
   kind: 'amqp',
   schemes: ['amqp', 'amqps'],
   resolve: resolveAmqpBroker,
-  open(broker, logger, name, timeoutMs) {
-    const connection = new AmqpConnection({ broker, logger, name, timeoutMs });
+  open(options) {
+    const { broker, logger, timeoutMs } = options;
+    const connection = new AmqpConnection(options);
     return {
-      transport: new AmqpTransport({ connection, logger, prefix: broker.prefix, deliveryLimit: broker.deliveryLimit, timeoutMs }),
+      transport: new AmqpTransport({ ...options, connection }),
       consumer(options) {
         // Before the consumer's own setup, on every connection: the operator finds the service by it.
         connection.onConnect((model) => registerService(model, broker.prefix, options.service, logger, timeoutMs));

@@ -1,8 +1,7 @@
 import type * as amqplib from 'amqplib';
 import type { ChannelModel } from 'amqplib';
-import type { Logger } from 'winston';
-import type { ResolvedBroker } from '../../config.js';
-import { ConfigError } from '../../errors/index.js';
+import type { BrokerOpenOptions } from '../broker-link.js';
+import { loadPeer } from '../../optional-peer.js';
 import { type ConnectFailure, describeConnectFailure } from './failures.js';
 
 type Amqplib = typeof amqplib;
@@ -10,26 +9,12 @@ type Amqplib = typeof amqplib;
 /** Runs on every (re)connection, before the connection counts as up: declare, consume. */
 export type OnConnect = (model: ChannelModel) => Promise<void>;
 
-export interface AmqpConnectionOptions {
-  broker: ResolvedBroker;
-  logger: Logger;
-  /** Shown by `rabbitmqctl list_connections name` (the service name). */
-  name: string;
-  /** Socket connect timeout, in ms. */
-  timeoutMs: number;
-}
 
 /** Loads amqplib, the optional peer dependency, only when a broker is configured. */
 export function loadAmqplib(): Amqplib {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return require('amqplib') as Amqplib;
-  } catch (cause) {
-    throw new ConfigError(
-      'EVENTS_BROKER_URL (the broker option) is set, but the optional peer dependency amqplib is not installed: run npm install amqplib@^2',
-      { variable: 'EVENTS_BROKER_URL', cause },
-    );
-  }
+  const message = 'EVENTS_BROKER_URL (the broker option) is set, but the optional peer dependency amqplib is not installed: run npm install amqplib@^2';
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return loadPeer(() => require('amqplib'), 'EVENTS_BROKER_URL', message);
 }
 
 /**
@@ -51,7 +36,7 @@ export class AmqpConnection {
   private readonly waiters = new Set<() => void>();
   private wakeUp: (() => void) | undefined;
 
-  constructor(private readonly o: AmqpConnectionOptions) {
+  constructor(private readonly o: BrokerOpenOptions) {
     this.amqp = loadAmqplib();
   }
 
@@ -61,7 +46,6 @@ export class AmqpConnection {
     this.running ??= this.loop();
   }
 
-  /** Whether a connection is up now. */
   get isUp(): boolean {
     return this.model !== undefined;
   }

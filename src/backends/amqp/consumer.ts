@@ -56,12 +56,9 @@ export class AmqpConsumer {
     this.topology = serviceTopology(prefix, o.service, deliveryLimit, retryDelaysMs);
   }
 
-  get queue(): string {
-    return this.topology.main.name;
-  }
-
+  /** The queue it consumes. */
   get name(): string {
-    return this.queue;
+    return this.topology.main.name;
   }
 
   /** Consuming, or down since when; while the connection is down, why it is. */
@@ -157,7 +154,7 @@ export class AmqpConsumer {
       if (publisher.closed) return;
       this.o.logger.error('could not settle a broker message; it will be redelivered', {
         ...logClaims(message.content, undefined),
-        queue: this.queue,
+        queue: this.name,
         error: (error as Error)?.message ?? String(error),
       });
       requeue(publisher, acks, message);
@@ -183,7 +180,7 @@ export class AmqpConsumer {
         acks.ack(message);
         this.o.logger.warn('event will be retried from the broker', {
           ...logClaims(message.content, step.reason),
-          queue: this.queue,
+          queue: this.name,
           attempt,
           retryInMs: delay,
           reason: step.reason,
@@ -204,7 +201,7 @@ export class AmqpConsumer {
       [HEADERS.deadReason]: code,
       [HEADERS.deadError]: why.slice(0, 1000),
       [HEADERS.deadAt]: new Date().toISOString(),
-      [HEADERS.deadQueue]: this.queue,
+      [HEADERS.deadQueue]: this.name,
       [HEADERS.attempts]: attempts,
       [HEADERS.deadLetterId]: randomUUID(),
     });

@@ -94,11 +94,10 @@ export class AmqpDeadLetters implements DeadLetterOperator {
     const letters: DeadLetter[] = [];
     let truncated = false;
     for (const service of await this.services(filter?.target)) {
-      const window = DEFAULTS.operator.brokerReadWindow;
       await this.withLetters(service, filter, Infinity, async (_publisher, held, _more, cut) => {
         letters.push(...held.map((h) => h.letter!));
         truncated ||= cut;
-      }, window);
+      }, DEFAULTS.operator.brokerReadWindow);
     }
     return pageOf(letters, filter, page, truncated);
   }

@@ -1,4 +1,5 @@
-import type { Logger } from 'winston';
+import type { BrokerOpenOptions } from '../broker-link.js';
+import type { AmqpBroker } from './config.js';
 import { brokerAttempt } from '../broker-common.js';
 import type { AmqpConnection } from './connection.js';
 import { envelopeOf } from './envelope.js';
@@ -7,15 +8,9 @@ import { Publisher } from './publisher.js';
 import { deadLetterQueue, eventsExchange, mainQueue, type QueueSpec, routingKeyProblem } from './topology.js';
 import { type Delivery, type DeliveryResult, SUBSCRIBERS, type Transport } from '../../send/transport.js';
 
-export interface AmqpTransportOptions {
+/** The bus's broker options (its `timeoutMs`: how long the first send waits for the first connection) and the connection. */
+export interface AmqpTransportOptions extends BrokerOpenOptions<AmqpBroker> {
   connection: AmqpConnection;
-  logger: Logger;
-  /** Queue name prefix (see topology.ts). */
-  prefix: string;
-  /** `x-delivery-limit` of services' queues. */
-  deliveryLimit: number;
-  /** How long the first send waits for the first connection, in ms. */
-  timeoutMs: number;
 }
 
 /**
@@ -50,7 +45,7 @@ export class AmqpTransport implements Transport {
     if (!publisher) return deliveries.map((delivery) => brokerAttempt(this.o.logger, delivery, startedAt, 'not connected to the broker'));
     const toSubscribers = deliveries[0]!.target.name === SUBSCRIBERS;
     try {
-      if (toSubscribers) await publisher.declareExchange(eventsExchange(this.o.prefix));
+      if (toSubscribers) await publisher.declareExchange(eventsExchange(this.o.broker.prefix));
       else await publisher.declare(this.topologyOf(deliveries[0]!.target.name));
     } catch (error) {
       const why = queueMismatch(error)?.message ?? (error as Error)?.message ?? String(error);
@@ -83,7 +78,7 @@ export class AmqpTransport implements Transport {
    * broker to tell) means no service subscribes: dropped by design, said at debug and counted, never retried.
    */
   private async toExchange(publisher: Publisher, delivery: Delivery, startedAt: number): Promise<DeliveryResult> {
-    const exchange = eventsExchange(this.o.prefix);
+    const exchange = eventsExchange(this.o.broker.prefix);
     try {
       if ((await publisher.publish(delivery.type, Buffer.from(delivery.body), envelopeOf(delivery), exchange)) === 'returned') {
         if (this.o.logger.isDebugEnabled()) {
@@ -125,7 +120,7 @@ export class AmqpTransport implements Transport {
   private topologyOf(target: string): QueueSpec[] {
     let specs = this.queues.get(target);
     if (!specs) {
-      const main = mainQueue(this.o.prefix, target, this.o.deliveryLimit);
+      const main = mainQueue(this.o.broker.prefix, target, this.o.broker.deliveryLimit);
       specs = [main, deadLetterQueue(main.name)];
       this.queues.set(target, specs);
     }

@@ -6,11 +6,6 @@ import type { RequestInFlight } from './request.js';
 import { type HttpClientOptions, RetryInPlace, type TryOutcome } from './retry-in-place.js';
 import { TlsAgents } from './tls-agents.js';
 
-export interface HttpTransportOptions extends HttpClientOptions {
-  /** Sockets per target host. @default 64 */
-  maxSockets?: number;
-}
-
 /**
  * HTTP push over axios: POST the structured CloudEvent (or a CloudEvents batch) over keep-alive
  * agents, no redirects, each try bounded by `timeoutMs`; signing, retries in place, answers and
@@ -22,9 +17,9 @@ export class HttpTransport extends RetryInPlace {
   private readonly tlsAgents: TlsAgents<https.Agent>;
   private readonly client: AxiosInstance;
 
-  constructor(options: HttpTransportOptions) {
+  constructor(options: HttpClientOptions) {
     super({ retry: options.retry, logger: options.logger, post: (request, headers, signal) => this.post(request, headers, signal) });
-    const maxSockets = options.maxSockets ?? 64;
+    const maxSockets = 64; // per target host
     this.httpAgent = new http.Agent({ keepAlive: true, maxSockets });
     this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets });
     this.tlsAgents = new TlsAgents({

@@ -1,6 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'winston';
-import type { RetryOptions } from '../../config.js';
+import type { ResolvedConfig, RetryOptions } from '../../config.js';
 import { backoffMs } from '../../send/retry-policy.js';
 import type { Delivery, DeliveryResult, Transport } from '../../send/transport.js';
 import {
@@ -37,11 +37,7 @@ export interface RetryInPlaceOptions {
 }
 
 /** What every HTTP client transport takes. */
-export interface HttpClientOptions {
-  logger: Logger;
-  timeoutMs: number;
-  retry: RetryOptions;
-}
+export type HttpClientOptions = Pick<ResolvedConfig, 'logger' | 'timeoutMs' | 'retry'>;
 
 /**
  * Sends a request the way every HTTP client of HTTP push does, and retries it in place: network

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type * as UndiciModule from 'undici';
-import { ConfigError } from '../../errors/index.js';
+import { loadPeer } from '../../optional-peer.js';
 import { headerReader } from './answer.js';
 import type { RequestInFlight } from './request.js';
 import { type HttpClientOptions, RetryInPlace, type TryOutcome } from './retry-in-place.js';
@@ -8,15 +8,9 @@ import { TlsAgents } from './tls-agents.js';
 
 /** Loads undici, the optional peer dependency, only when `httpClient: 'undici'` is chosen. */
 function loadUndici(): typeof UndiciModule {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return require('undici') as typeof UndiciModule;
-  } catch (cause) {
-    throw new ConfigError(
-      "httpClient is 'undici' (EVENTS_HTTP_CLIENT), but the optional peer dependency undici is not installed: run npm install undici@^7",
-      { variable: 'EVENTS_HTTP_CLIENT', cause },
-    );
-  }
+  const message = "httpClient is 'undici' (EVENTS_HTTP_CLIENT), but the optional peer dependency undici is not installed: run npm install undici@^7";
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return loadPeer(() => require('undici'), 'EVENTS_HTTP_CLIENT', message);
 }
 
 export interface UndiciTransportOptions extends HttpClientOptions {

@@ -10,11 +10,11 @@ export const kafkaBackend: BrokerBackend<KafkaBroker> = {
   kind: 'kafka',
   schemes: ['kafka', 'kafkas'],
   resolve: resolveKafkaBroker,
-  open(broker, logger, name, timeoutMs) {
-    const link = new KafkaLink({ broker, logger, name, timeoutMs });
+  open(options) {
+    const link = new KafkaLink(options);
     return {
-      transport: new KafkaTransport({ link, logger, prefix: broker.prefix }),
-      consumer: (options) => new KafkaConsumer({ ...options, link, broker, logger }),
+      transport: new KafkaTransport(link),
+      consumer: (consumer) => new KafkaConsumer({ ...consumer, ...options, link }),
       close: () => link.close(),
     };
   },

@@ -1,6 +1,6 @@
 import type { Logger } from 'winston';
 import type { KafkaBroker } from './config.js';
-import { ConfigError } from '../../errors/index.js';
+import { loadPeer } from '../../optional-peer.js';
 import type { KafkaClientLike } from './api.js';
 
 interface KafkajsModule {
@@ -10,15 +10,9 @@ interface KafkajsModule {
 
 /** Loads kafkajs, the optional peer dependency, only when a Kafka broker is configured without a client. */
 export function loadKafkajs(): KafkajsModule {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return require('kafkajs') as KafkajsModule;
-  } catch (cause) {
-    throw new ConfigError(
-      'EVENTS_BROKER_URL is a kafka:// URL, but the optional peer dependency kafkajs is not installed: run npm install kafkajs@^2 (or pass broker.kafka.client)',
-      { variable: 'EVENTS_BROKER_URL', cause },
-    );
-  }
+  const message = 'EVENTS_BROKER_URL is a kafka:// URL, but the optional peer dependency kafkajs is not installed: run npm install kafkajs@^2 (or pass broker.kafka.client)';
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return loadPeer(() => require('kafkajs'), 'EVENTS_BROKER_URL', message);
 }
 
 /**

@@ -1,5 +1,4 @@
-import type { BrokerOptions, ResolvedBroker } from '../../config.js';
-import { positive } from '../../config.js';
+import { type BrokerOptions, givenOrDefault, type ResolvedBroker } from '../../config.js';
 import { DEFAULTS } from '../../defaults.js';
 import { ConfigError } from '../../errors/index.js';
 import type { KafkaClientLike } from './api.js';
@@ -56,8 +55,7 @@ export function resolveKafkaBroker(common: ResolvedBroker, given: BrokerOptions 
       ssl: k?.ssl ?? (common.url.trim().toLowerCase().startsWith('kafkas://') && ((common.tls?.current() as Record<string, unknown> | undefined) ?? true)),
       ...(k?.sasl !== undefined ? { sasl: k.sasl } : {}),
       createTopics: k?.createTopics ?? d.createTopics,
-      partitions: positive('broker.kafka.partitions', k?.partitions ?? d.partitions),
-      sessionTimeoutMs: positive('broker.kafka.sessionTimeoutMs', k?.sessionTimeoutMs ?? d.sessionTimeoutMs),
+      ...givenOrDefault('broker.kafka.', d, k, ['partitions', 'sessionTimeoutMs']),
     },
   };
 }

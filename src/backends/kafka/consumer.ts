@@ -7,7 +7,7 @@ import type { Verdict } from '../../receive/verdict.js';
 import { deadLetterLogFields, logClaims } from '../broker-common.js';
 import { brokerStep } from '../broker-verdict.js';
 import type { KafkaBatchPayload, KafkaConsumerLike, KafkaIncomingMessage, KafkaTopicPartitionOffset } from './api.js';
-import { kafkaMessageOf } from './envelope.js';
+import { kafkaMessageOf, senderHeaders } from './envelope.js';
 import { KAFKA_GROUP, type KafkaLink } from './link.js';
 import { deadLetterTopic, KAFKA_HEADERS, serviceTopic, typeTopic } from './topics.js';
 
@@ -39,7 +39,6 @@ export class KafkaConsumer {
   private started: Promise<void> | undefined;
   private stopping = false;
   private readonly inFlight = new InFlight();
-  /** Resolves `stopped`, at stop. */
   private markStopped!: () => void;
   private readonly stopped = new Promise<void>((resolve) => (this.markStopped = resolve));
   /** Resolves `joined`: once this instance joined its group, or at stop. */
@@ -50,12 +49,9 @@ export class KafkaConsumer {
 
   constructor(private readonly o: KafkaConsumerOptions) {}
 
-  get topic(): string {
-    return serviceTopic(this.o.broker.prefix, this.o.service);
-  }
-
+  /** The topic it consumes. */
   get name(): string {
-    return this.topic;
+    return serviceTopic(this.o.broker.prefix, this.o.service);
   }
 
   /** Starts consuming (once); resolves when this instance has joined its group. */
@@ -88,14 +84,14 @@ export class KafkaConsumer {
     while (!this.stopping) {
       try {
         await this.run();
-        if (failures > 0) this.o.logger.info('kafka consumer started', { topic: this.topic, downMs: Date.now() - since });
+        if (failures > 0) this.o.logger.info('kafka consumer started', { topic: this.name, downMs: Date.now() - since });
         return;
       } catch (error) {
         failures += 1;
         this.availability.down(error);
         const level = failures === 1 ? 'warn' : 'debug';
         if (this.o.logger.isLevelEnabled(level)) {
-          this.o.logger.log(level, 'kafka consumer could not start; retrying', { topic: this.topic, error: (error as Error)?.message ?? String(error) });
+          this.o.logger.log(level, 'kafka consumer could not start; retrying', { topic: this.name, error: (error as Error)?.message ?? String(error) });
         }
         const consumer = this.consumer;
         this.consumer = undefined;
@@ -117,7 +113,7 @@ export class KafkaConsumer {
   private async replaceCrashed(crashed: KafkaConsumerLike, error: string | undefined): Promise<void> {
     if (this.stopping || this.consumer !== crashed) return;
     this.o.logger.warn('kafka consumer stopped by an error its client does not retry; starting a new one from the last committed offset', {
-      topic: this.topic,
+      topic: this.name,
       error,
       inMs: this.o.broker.kafka.sessionTimeoutMs,
     });
@@ -155,10 +151,10 @@ export class KafkaConsumer {
         void this.replaceCrashed(consumer, error);
         return;
       }
-      this.o.logger.warn('kafka consumer crashed; it restarts from the last committed offset', { topic: this.topic, error });
+      this.o.logger.warn('kafka consumer crashed; it restarts from the last committed offset', { topic: this.name, error });
     });
     await consumer.connect();
-    await consumer.subscribe({ topics: [this.topic], fromBeginning: true });
+    await consumer.subscribe({ topics: [this.name], fromBeginning: true });
     if (subscribed.length > 0) await consumer.subscribe({ topics: subscribed, fromBeginning: false });
     await consumer.run({
       autoCommit: false,
@@ -181,7 +177,7 @@ export class KafkaConsumer {
     try {
       await admin.connect();
       const fresh: KafkaTopicPartitionOffset[] = [];
-      for (const { topic, partitions } of await admin.fetchOffsets({ groupId: this.topic, topics: mine })) {
+      for (const { topic, partitions } of await admin.fetchOffsets({ groupId: this.name, topics: mine })) {
         const unset = partitions.filter((p) => Number(p.offset) < 0 && assignment[topic]!.includes(p.partition));
         if (unset.length === 0) continue;
         const ends = await admin.fetchTopicOffsets(topic);
@@ -295,12 +291,7 @@ export class KafkaConsumer {
   }
 
   private async deadLetter(message: KafkaIncomingMessage, code: string, why: string, attempts: number): Promise<void> {
-    const headers: Record<string, Buffer | string> = {};
-    for (const [name, value] of Object.entries(message.headers ?? {})) {
-      const first = Array.isArray(value) ? value[0] : value;
-      if (first !== undefined && !name.startsWith('events-')) headers[name] = first;
-    }
-    Object.assign(headers, {
+    const headers = Object.assign(senderHeaders(message), {
       [KAFKA_HEADERS.deadReason]: code,
       [KAFKA_HEADERS.deadError]: why.slice(0, 1000),
       [KAFKA_HEADERS.deadAt]: new Date().toISOString(),

@@ -18,7 +18,7 @@ import type { BrokerLocation } from '../broker-link.js';
 import type { KafkaClientLike, KafkaIncomingMessage, KafkaProducerLike } from './api.js';
 import { loadKafkajs } from './client.js';
 import { kafkaBrokersOf } from './config.js';
-import { headerText } from './envelope.js';
+import { headerText, senderHeaders } from './envelope.js';
 import { deadLetterTopic, KAFKA_HEADERS, serviceTopic } from './topics.js';
 
 /**
@@ -62,12 +62,8 @@ export class KafkaDeadLetters implements DeadLetterOperator {
 
   replay(selection: DeadLetterSelection): Promise<number> {
     return this.settle(selection, KAFKA_HEADERS.replayed, async (producer, { message, letter }) => {
-      const headers: Record<string, Buffer | string> = {};
-      for (const [name, value] of Object.entries(message.headers ?? {})) {
-        const first = Array.isArray(value) ? value[0] : value;
-        if (first !== undefined && !name.startsWith('events-')) headers[name] = first;
-      }
-      await producer.send({ topic: serviceTopic(this.prefix, letter.target), acks: -1, messages: [{ key: message.key, value: message.value, headers }] });
+      const replayed = { key: message.key, value: message.value, headers: senderHeaders(message) };
+      await producer.send({ topic: serviceTopic(this.prefix, letter.target), acks: -1, messages: [replayed] });
     });
   }
 

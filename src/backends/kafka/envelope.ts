@@ -40,3 +40,13 @@ export function headerText(message: KafkaIncomingMessage, name: string): string 
   if (Array.isArray(value)) value = value[0];
   return value === undefined ? undefined : Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
 }
+
+/** A record's headers without the library's own `events-*` (a sender's copies must never pass for the consumer's). */
+export function senderHeaders(message: KafkaIncomingMessage): Record<string, Buffer | string> {
+  const headers: Record<string, Buffer | string> = {};
+  for (const [name, value] of Object.entries(message.headers ?? {})) {
+    const first = Array.isArray(value) ? value[0] : value;
+    if (first !== undefined && !name.startsWith('events-')) headers[name] = first;
+  }
+  return headers;
+}

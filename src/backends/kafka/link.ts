@@ -1,18 +1,10 @@
-import type { Logger } from 'winston';
 import type { KafkaBroker } from './config.js';
 import { DEFAULTS } from '../../defaults.js';
+import type { BrokerOpenOptions } from '../broker-link.js';
 import type { KafkaClientLike, KafkaOutgoingMessage, KafkaProducerLike } from './api.js';
 import { kafkaClientFor } from './client.js';
 import { ProduceQueue, type TopicMessages } from './produce-queue.js';
 import { deadLetterTopic, serviceTopic } from './topics.js';
-
-export interface KafkaLinkOptions {
-  broker: KafkaBroker;
-  logger: Logger;
-  /** The client id (the service name). */
-  name: string;
-  timeoutMs: number;
-}
 
 /**
  * One Kafka client for a bus: the producer shared by the transport and the consumer (dead letters),
@@ -29,7 +21,7 @@ export class KafkaLink {
   private downSince: number | undefined;
   private readonly queue = new ProduceQueue({ produce: (topicMessages) => this.produce(topicMessages), maxBytes: DEFAULTS.broker.kafka.maxRequestBytes });
 
-  constructor(readonly o: KafkaLinkOptions) {
+  constructor(readonly o: BrokerOpenOptions<KafkaBroker>) {
     this.client = kafkaClientFor(o.broker, o.logger, o.name, o.timeoutMs);
   }
 

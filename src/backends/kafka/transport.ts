@@ -1,16 +1,9 @@
-import type { Logger } from 'winston';
 import { brokerAttempt } from '../broker-common.js';
 import { recordOf } from './envelope.js';
 import type { KafkaOutgoingMessage } from './api.js';
 import type { KafkaLink } from './link.js';
 import { serviceTopic, typeTopic } from './topics.js';
 import { type Delivery, type DeliveryResult, SUBSCRIBERS, type Transport } from '../../send/transport.js';
-
-export interface KafkaTransportOptions {
-  link: KafkaLink;
-  logger: Logger;
-  prefix: string;
-}
 
 const EARLIER_UNDELIVERED = 'an earlier event with the same key is not delivered yet';
 
@@ -28,7 +21,7 @@ export class KafkaTransport implements Transport {
   /** Per topic and key, whether the last send in line succeeded: a send waits for the one before it. */
   private readonly tails = new Map<string, Promise<boolean>>();
 
-  constructor(private readonly o: KafkaTransportOptions) {}
+  constructor(private readonly link: KafkaLink) {}
 
   async send(delivery: Delivery): Promise<DeliveryResult> {
     return (await this.sendBatch([delivery]))[0]!;
@@ -39,7 +32,7 @@ export class KafkaTransport implements Transport {
     const startedAt = performance.now();
     const items = deliveries.map((delivery) => {
       const { name } = delivery.target;
-      const topic = name === SUBSCRIBERS ? typeTopic(this.o.prefix, delivery.type) : serviceTopic(this.o.prefix, name);
+      const topic = name === SUBSCRIBERS ? typeTopic(this.link.o.broker.prefix, delivery.type) : serviceTopic(this.link.o.broker.prefix, name);
       const record = recordOf(delivery);
       return { topic, record, line: `${topic}\0${String(record.key)}` };
     });
@@ -56,7 +49,7 @@ export class KafkaTransport implements Transport {
       });
     });
     const settled = await errors;
-    return deliveries.map((delivery, i) => brokerAttempt(this.o.logger, delivery, startedAt, settled[i]));
+    return deliveries.map((delivery, i) => brokerAttempt(this.link.o.logger, delivery, startedAt, settled[i]));
   }
 
   /** Sends the items whose previous send of their key succeeded; the error of each (undefined: delivered). */
@@ -73,7 +66,7 @@ export class KafkaTransport implements Transport {
     const failed = new Map<string, string>();
     await Promise.all(
       [...byTopic].map(([topic, records]) =>
-        this.o.link.send(topic, records).catch((error: unknown) => void failed.set(topic, (error as Error)?.message ?? String(error))),
+        this.link.send(topic, records).catch((error: unknown) => void failed.set(topic, (error as Error)?.message ?? String(error))),
       ),
     );
     return items.map(({ topic }, i) => (blocked?.[i] ? EARLIER_UNDELIVERED : failed.get(topic)));

@@ -70,7 +70,6 @@ export class MemoryOutbox implements OutboxStore {
     private readonly maxDeadLetters: number,
     private readonly logger: Logger,
     private readonly maxPendingBytes: number = DEFAULTS.outbox.maxPendingBytes,
-    private readonly now: () => number = Date.now,
   ) {}
 
   async add(deliveries: readonly NewDelivery[]): Promise<void> {
@@ -83,19 +82,7 @@ export class MemoryOutbox implements OutboxStore {
     this.checkRoom(deliveries, sizes);
     for (let i = 0; i < deliveries.length; i++) {
       const d = deliveries[i]!;
-      const record: OutboxRecord = {
-        eventId: d.eventId,
-        type: d.type,
-        source: d.source,
-        target: d.target,
-        body: d.body,
-        createdAt: d.createdAt,
-        id: this.nextId++,
-        attempts: 0,
-        nextAttemptAt: d.createdAt,
-      };
-      if (d.traceparent !== undefined) record.traceparent = d.traceparent;
-      if (d.tracestate !== undefined) record.tracestate = d.tracestate;
+      const record: OutboxRecord = { ...d, id: this.nextId++, attempts: 0, nextAttemptAt: d.createdAt };
       this.hold(record, sizes[i]);
       this.lane(record.target).ready.push(record);
       if (d.createdAt > this.maxStamp) this.maxStamp = d.createdAt;
@@ -145,21 +132,13 @@ export class MemoryOutbox implements OutboxStore {
     this.drop(id);
   }
 
-  async reschedule(record: OutboxRecord, nextAttemptAt: number): Promise<void> {
-    this.wait(record, nextAttemptAt);
-  }
-
   private wait(record: OutboxRecord, nextAttemptAt: number): void {
     record.nextAttemptAt = nextAttemptAt;
     if (record.lastAttemptAt !== undefined && record.lastAttemptAt > this.maxStamp) this.maxStamp = record.lastAttemptAt;
     this.lane(record.target).waiting.push(record);
   }
 
-  async kill(record: OutboxRecord, reason: DeathReason): Promise<void> {
-    this.bury(record, reason, Date.now());
-  }
-
-  /** One pass, the same as `complete`, `reschedule` and `kill` one by one: nothing here waits on a write. */
+  /** One pass: nothing here waits on a write. */
   async settleMany(settlements: readonly Settlement[]): Promise<void> {
     const deadAt = Date.now();
     for (const settlement of settlements) {
@@ -195,7 +174,7 @@ export class MemoryOutbox implements OutboxStore {
   }
 
   async nextDueAt(target: string): Promise<number | undefined> {
-    this.checkClock(this.now());
+    this.checkClock(Date.now());
     const lane = this.lanes.get(target);
     if (!lane) return undefined;
     if (lane.head < lane.ready.length) return lane.ready[lane.head]!.nextAttemptAt;
@@ -221,7 +200,7 @@ export class MemoryOutbox implements OutboxStore {
   }
 
   async replay(selection: DeadLetterSelection): Promise<number> {
-    const now = this.now();
+    const now = Date.now();
     const targets = new Set<string>();
     const revived = this.remove(selection);
     for (const { record: dead } of revived) {
@@ -238,7 +217,6 @@ export class MemoryOutbox implements OutboxStore {
     return this.remove(selection).length;
   }
 
-  /** Takes the selected dead letters out. */
   private remove(selection: DeadLetterSelection): Buried[] {
     const filter = selectionFilter(selection);
     const taken: Buried[] = [];

@@ -12,22 +12,13 @@ export const postgresBackend: StoreBackend = {
   keepsInbox: (config) => config.database !== undefined,
   openOutbox: (config) =>
     new PostgresOutbox(databaseOf(config), {
+      ...config.outbox, // leaseMs, writeWaitMs
+      ...config, // logger, concurrency
       service: serviceOf(config, 'outbox'),
-      schema: config.databaseSchema,
-      logger: config.logger,
-      concurrency: config.concurrency,
       eventsPerRequest: (target) => (batchesTo(config, target) ? config.batch.maxEvents : 1),
-      leaseMs: config.outbox.leaseMs,
-      writeWaitMs: config.outbox.writeWaitMs,
     }),
   openInbox: (config) =>
-    new PostgresInbox({
-      database: databaseOf(config),
-      service: serviceOf(config, 'inbox'),
-      schema: config.databaseSchema,
-      retentionMs: config.inbox.retentionMs,
-      logger: config.logger,
-    }),
+    new PostgresInbox({ ...config.inbox, logger: config.logger, database: databaseOf(config), service: serviceOf(config, 'inbox') }),
   location: 'database',
   operator(location) {
     const { database, schema, service } = location as { database: string; schema?: string; service?: string };

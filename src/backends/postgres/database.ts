@@ -3,7 +3,7 @@ import type { Notification, Pool, PoolClient } from 'pg';
 import type { Logger } from 'winston';
 import type { ResolvedConfig } from '../../config.js';
 import { DEFAULTS } from '../../defaults.js';
-import { ConfigError } from '../../errors/index.js';
+import { loadPeer } from '../../optional-peer.js';
 import type { DatabasePool } from '../../types.js';
 import { AvailabilityState } from '../../observe/availability.js';
 import { observedPool } from './observed-pool.js';
@@ -14,15 +14,9 @@ import { quoteSchema, SCHEMA_VERSION, schemaVersion, upgradeSchema } from './sch
 export type PgModule = typeof Pg;
 
 export function loadPg(): PgModule {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return require('pg') as PgModule;
-  } catch (cause) {
-    throw new ConfigError(
-      'EVENTS_DATABASE_URL (or the database option) is set, but the optional peer dependency pg is not installed: run npm install pg@^8',
-      { variable: 'EVENTS_DATABASE_URL', cause },
-    );
-  }
+  const message = 'EVENTS_DATABASE_URL (or the database option) is set, but the optional peer dependency pg is not installed: run npm install pg@^8';
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return loadPeer(() => require('pg'), 'EVENTS_DATABASE_URL', message);
 }
 
 export interface DatabaseOptions {

@@ -17,8 +17,6 @@ export interface PostgresInboxOptions {
   schema?: string;
   retentionMs: number;
   logger: Logger;
-  /** @default DEFAULTS.database.inboxPruneIntervalMs */
-  pruneIntervalMs?: number;
 }
 
 /**
@@ -39,9 +37,7 @@ export class PostgresInbox implements InboxStore {
   readonly durable = true;
   private readonly db: PostgresDatabase;
   /** Whether its database answers (health). */
-  get database(): Availability {
-    return this.db.availability;
-  }
+  readonly database: Availability;
   private readonly table: string;
   private readonly pruneTimer: NodeJS.Timeout;
   private pruneFailing = false;
@@ -52,6 +48,7 @@ export class PostgresInbox implements InboxStore {
 
   constructor(private readonly o: PostgresInboxOptions) {
     this.db = databaseFrom(o.database, { schema: o.schema, logger: o.logger });
+    this.database = this.db.availability;
     this.table = `${this.db.s}.events_inbox`;
     this.groups = new HandlerGroups({
       db: this.db,
@@ -76,31 +73,24 @@ export class PostgresInbox implements InboxStore {
         );
       },
     });
-    this.pruneTimer = setInterval(() => void this.prune(), o.pruneIntervalMs ?? DEFAULTS.database.inboxPruneIntervalMs).unref();
+    this.pruneTimer = setInterval(() => void this.prune(), DEFAULTS.database.inboxPruneIntervalMs).unref();
   }
 
   async completed(eventKey: string): Promise<true | ReadonlySet<string> | undefined> {
-    await this.ready();
-    const { source, id } = splitEventKey(eventKey);
-    const { rows } = await this.db.pool.query<{ handler: string }>(
-      `SELECT handler FROM ${this.table} WHERE service = $1 AND source = $2 AND event_id = $3`,
-      [this.o.service, source, id],
-    );
-    return handlerStates(rows.map((r) => [eventKey, r.handler])).get(eventKey);
+    return (await this.completedMany([eventKey])).get(eventKey);
   }
 
   async markHandler(eventKey: string, handlerKey: string): Promise<void> {
-    await this.ready();
-    await this.db.pool.query(this.insertSql(), this.row(eventKey, handlerKey));
+    await this.markMany([{ eventKey, handlerKey }]);
   }
 
   async markDone(eventKey: string): Promise<void> {
-    await this.markHandler(eventKey, DONE);
+    await this.markMany([{ eventKey }]);
   }
 
   /** One query for every key (a request's events): the keys travel as two arrays. */
   async completedMany(eventKeys: readonly string[]): Promise<ReadonlyMap<string, true | ReadonlySet<string>>> {
-    await this.ready();
+    await this.db.ready();
     const keys = eventKeys.map((key) => splitEventKey(key));
     const { rows } = await this.db.pool.query<{ source: string; event_id: string; handler: string }>(
       `SELECT source, event_id, handler FROM ${this.table}
@@ -112,7 +102,7 @@ export class PostgresInbox implements InboxStore {
 
   /** Every mark in one statement (so in one implicit transaction). */
   async markMany(marks: readonly InboxMark[]): Promise<void> {
-    await this.ready();
+    await this.db.ready();
     const keys = marks.map((mark) => splitEventKey(mark.eventKey));
     const handlers = marks.map((mark) => mark.handlerKey ?? DONE);
     await this.db.pool.query(
@@ -129,7 +119,7 @@ export class PostgresInbox implements InboxStore {
     last = false,
   ): Promise<'ran' | 'done-already'> {
     try {
-      await this.ready();
+      await this.db.ready();
     } catch (error) {
       throw new TransactionStoreError(error);
     }
@@ -157,7 +147,7 @@ export class PostgresInbox implements InboxStore {
   async prune(): Promise<void> {
     if (this.closed) return;
     try {
-      await this.ready();
+      await this.db.ready();
       await this.db.pool.query(`DELETE FROM ${this.table} WHERE service = $1 AND done_at < now() - make_interval(secs => $2)`, [
         this.o.service,
         this.o.retentionMs / 1000,
@@ -176,23 +166,9 @@ export class PostgresInbox implements InboxStore {
     }
   }
 
-  /** The tables exist: the database's setup, once for both stores. */
-  private ready(): Promise<void> {
-    return this.db.ready();
-  }
-
   /** The rows of `handlers`, as the parameters of an `unnest` of (source, event_id, handler). */
   private rowsOf(handlers: readonly GroupedHandler[]): unknown[] {
     const rows = handlers.flatMap((h) => h.rows.map((handler) => [h.source, h.id, handler] as const));
     return [this.o.service, rows.map((r) => r[0]), rows.map((r) => r[1]), rows.map((r) => r[2])];
-  }
-
-  private insertSql(): string {
-    return `INSERT INTO ${this.table} (service, source, event_id, handler) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`;
-  }
-
-  private row(eventKey: string, handlerKey: string): string[] {
-    const { source, id } = splitEventKey(eventKey);
-    return [this.o.service, source, id, handlerKey];
   }
 }

@@ -18,9 +18,9 @@ import {
   statsOf,
   type TargetCounts,
 } from '../../operate/operator.js';
-import type { AddOptions, DeathReason, NewDelivery, OutboxRecord, OutboxStore, Settlement } from '../../send/outbox-store.js';
+import type { AddOptions, NewDelivery, OutboxRecord, OutboxStore, Settlement } from '../../send/outbox-store.js';
 import type { TransactionClient } from '../../types.js';
-import { afterCursor, COLUMNS, filterConditions, type OutboxRow, targetCountsSql, toDeadLetter, toRecord } from '../outbox-rows.js';
+import { COLUMNS, filterConditions, type OutboxRow, targetCountsSql, toDeadLetter, toRecord } from '../outbox-rows.js';
 import { databaseFrom, isUnavailable, type PostgresDatabase, within } from './database.js';
 
 /** The NOTIFY channel: payload `<schema>\t<service>\t<target>`. */
@@ -92,9 +92,7 @@ export class PostgresOutbox implements OutboxStore {
   private readonly s: string;
   private readonly db: PostgresDatabase;
   /** Whether its database answers (health). */
-  get database(): Availability {
-    return this.db.availability;
-  }
+  readonly database: Availability;
   private readonly logger: Logger | undefined;
   private readonly concurrency: number;
   private readonly eventsPerRequest: (target: string) => number;
@@ -126,6 +124,7 @@ export class PostgresOutbox implements OutboxStore {
     this.service = options.service ?? '';
     this.scope = options.service ?? null;
     this.db = databaseFrom(database, { schema: options.schema, logger: options.logger });
+    this.database = this.db.availability;
     this.schema = this.db.schema;
     this.s = this.db.s;
     this.logger = options.logger;
@@ -335,18 +334,9 @@ export class PostgresOutbox implements OutboxStore {
     );
   }
 
-  /** Both in the statement of `settleMany`, only while this instance still holds the lease: past it, another instance owns the row. */
-  async reschedule(record: OutboxRecord, nextAttemptAt: number): Promise<void> {
-    await this.settleMany([{ kind: 'reschedule', record, nextAttemptAt }]);
-  }
-
-  async kill(record: OutboxRecord, reason: DeathReason): Promise<void> {
-    await this.settleMany([{ kind: 'kill', record, reason }]);
-  }
-
   /**
    * Every outcome in one statement, so one transaction and one round trip: completions deleted,
-   * reschedules and dead letters only while this instance holds the lease, as one by one.
+   * reschedules and dead letters only while this instance holds the lease (past it, another instance owns the row).
    */
   async settleMany(settlements: readonly Settlement[]): Promise<void> {
     if (settlements.length === 0) return;
@@ -654,7 +644,7 @@ export class PostgresOutbox implements OutboxStore {
   private whereOf(filter: DeadLetterFilter | undefined, cursor?: string): { where: string; params: unknown[] } {
     const params: unknown[] = [this.scope];
     const bind = (value: unknown) => `$${params.push(value)}`;
-    const conditions = [...filterConditions(filter, bind, (ids) => `id = ANY(${bind(ids)}::bigint[])`), ...afterCursor(cursor, bind)];
+    const conditions = filterConditions(filter, cursor, bind, (ids) => `id = ANY(${bind(ids)}::bigint[])`);
     return { where: `WHERE ${[SCOPE, ...conditions].join(' AND ')}`, params };
   }
 }

@@ -3,20 +3,14 @@ import { dirname } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { DEFAULTS } from '../../defaults.js';
 import { ConfigError } from '../../errors/index.js';
+import { loadPeer } from '../../optional-peer.js';
 
 export type Database = BetterSqlite3.Database;
 
 /** better-sqlite3, the optional peer dependency; `need` says what needs it when it is not installed. */
-export function loadDriver(
-  variable: string,
-  need = `${variable} is set, but the optional peer dependency better-sqlite3 is not installed`,
-): typeof BetterSqlite3 {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return require('better-sqlite3') as typeof BetterSqlite3;
-  } catch (cause) {
-    throw new ConfigError(`${need}: run npm install better-sqlite3@^12`, { variable, cause });
-  }
+export function loadDriver(variable: string, need = `${variable} is set, but the optional peer dependency better-sqlite3 is not installed`): typeof BetterSqlite3 {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return loadPeer(() => require('better-sqlite3'), variable, `${need}: run npm install better-sqlite3@^12`);
 }
 
 /**

@@ -15,7 +15,7 @@ import {
   type TargetCounts,
 } from '../../operate/operator.js';
 import type { DeathReason, NewDelivery, OutboxRecord, OutboxStore, Settlement } from '../../send/outbox-store.js';
-import { afterCursor, COLUMNS, filterConditions, type OutboxRow, targetCountsSql, toDeadLetter, toRecord, toRow } from '../outbox-rows.js';
+import { COLUMNS, filterConditions, type OutboxRow, targetCountsSql, toDeadLetter, toRecord, toRow } from '../outbox-rows.js';
 import { type Database, type Fault, faultOf, lockExclusive, openDatabase, startupError, watchIdentity } from './database.js';
 
 const SCHEMA = `
@@ -47,16 +47,12 @@ export interface SqliteOutboxOptions {
    * opening the file beside a running service pass `false`: none of that, a patient busy timeout.
    */
   resetLeases?: boolean;
-  /** The variable named in errors. @default 'EVENTS_OUTBOX_PATH' */
-  variable?: string;
   /** Where faults and recoveries are logged (owner only). */
   logger?: Logger;
   /** How often the owner checks that its file is still the one at `path`. @default DEFAULTS.outbox.pollIntervalMs */
   pollIntervalMs?: number;
   /** How long `add` waits for a store that cannot write before it rejects. @default DEFAULTS.outbox.writeWaitMs */
   writeWaitMs?: number;
-  /** The wall clock (tests inject one). @default Date.now */
-  now?: () => number;
 }
 
 interface Waiter {
@@ -75,7 +71,7 @@ interface Pending {
 /**
  * The durable outbox, in SQLite. `add` is a group commit: every delivery added in one turn of
  * the event loop goes in one transaction, and each caller resolves once it is committed.
- * Completions, reschedules and dead letters (one by one or `settleMany`) ride in the same
+ * Completions, reschedules and dead letters (`complete`, `settleMany`) ride in the same
  * batched transactions; a claim writes nothing to the file.
  *
  * One owning process per file, enforced by an exclusive lock on `<path>-lock`; leases live in
@@ -91,13 +87,10 @@ interface Pending {
 export class SqliteOutbox implements OutboxStore {
   readonly durable = true;
   readonly acceptsTransaction = false;
-  readonly path: string;
   private readonly db: Database;
-  private readonly variable: string;
   private readonly owner: boolean;
   private readonly logger: Logger | undefined;
   private readonly writeWaitMs: number;
-  private readonly now: () => number;
   private readonly lock: { release(): void } | undefined;
   private readonly insert: Statement;
   private readonly selectDue: Statement;
@@ -134,17 +127,14 @@ export class SqliteOutbox implements OutboxStore {
   private maxStamp = -Infinity;
   private wake: ((target: string) => void) | undefined;
 
-  constructor(path: string, options: SqliteOutboxOptions = {}) {
-    this.path = path;
-    this.variable = options.variable ?? 'EVENTS_OUTBOX_PATH';
+  constructor(readonly path: string, options: SqliteOutboxOptions = {}) {
     this.owner = options.resetLeases ?? true;
     this.logger = options.logger;
     this.writeWaitMs = options.writeWaitMs ?? DEFAULTS.outbox.writeWaitMs;
-    this.now = options.now ?? Date.now;
     // The lock first: a second service fails here, before it touches the file.
-    this.lock = this.owner ? lockExclusive(path, this.variable) : undefined;
+    this.lock = this.owner ? lockExclusive(path, 'EVENTS_OUTBOX_PATH') : undefined;
     try {
-      this.db = openDatabase(path, this.variable, {
+      this.db = openDatabase(path, 'EVENTS_OUTBOX_PATH', {
         busyTimeoutMs: this.owner ? DEFAULTS.sqlite.busyTimeoutMs : DEFAULTS.sqlite.operatorBusyTimeoutMs,
       });
     } catch (error) {
@@ -210,7 +200,7 @@ export class SqliteOutbox implements OutboxStore {
     } catch (cause) {
       this.db.close();
       this.lock?.release();
-      throw startupError(path, this.variable, cause);
+      throw startupError(path, 'EVENTS_OUTBOX_PATH', cause);
     }
     if (!this.owner) return;
     // A file that is full or locked still opens (reads work, emits are refused until it recovers):
@@ -231,12 +221,12 @@ export class SqliteOutbox implements OutboxStore {
             this.insert.run(d.eventId, d.type, d.source, d.target, d.body, d.createdAt, d.createdAt, d.traceparent ?? null, d.tracestate ?? null);
           }
         },
-        waiter: { resolve, reject, deadline: this.now() + this.writeWaitMs },
+        waiter: { resolve, reject, deadline: Date.now() + this.writeWaitMs },
       });
       this.opensAt = -Infinity;
       for (const delivery of deliveries) if (delivery.createdAt > this.maxStamp) this.maxStamp = delivery.createdAt;
       // While the store fails, the retry timer flushes: it must try again before this emit's wait ends.
-      if (this.fault !== undefined) this.retryAt(this.now() + this.writeWaitMs);
+      if (this.fault !== undefined) this.retryAt(Date.now() + this.writeWaitMs);
       else this.scheduleFlush();
     });
   }
@@ -267,18 +257,10 @@ export class SqliteOutbox implements OutboxStore {
     this.defer(() => this.completeNow(id));
   }
 
-  async reschedule(record: OutboxRecord, nextAttemptAt: number): Promise<void> {
-    return this.settleMany([{ kind: 'reschedule', record, nextAttemptAt }]);
-  }
-
-  async kill(record: OutboxRecord, reason: DeathReason): Promise<void> {
-    return this.settleMany([{ kind: 'kill', record, reason }]);
-  }
-
   /** Every outcome in one buffered write: the same group commit as the emits of this turn, no transaction of its own. */
   async settleMany(settlements: readonly Settlement[]): Promise<void> {
     if (settlements.length === 0) return;
-    const deadAt = this.now();
+    const deadAt = Date.now();
     const items = settlements.slice();
     let opensAt = Infinity;
     const rows = items.map((s) => {
@@ -329,7 +311,7 @@ export class SqliteOutbox implements OutboxStore {
   async nextDueAt(target: string): Promise<number | undefined> {
     return this.guard(() => {
       this.sync();
-      this.checkClock(this.now());
+      this.checkClock(Date.now());
       const row = this.minDue.get(target) as { due: number } | undefined;
       return row?.due;
     });
@@ -362,7 +344,7 @@ export class SqliteOutbox implements OutboxStore {
 
   async replay(selection: DeadLetterSelection): Promise<number> {
     this.sync();
-    const now = this.now();
+    const now = Date.now();
     const { where, params } = whereOf(selectionFilter(selection));
     const targets = this.unavailableIfFault(() => this.db.transaction(() => {
       const rows = this.db.prepare(`DELETE FROM dead_letters ${where} RETURNING ${COLUMNS}`).all(...params) as OutboxRow[];
@@ -411,11 +393,6 @@ export class SqliteOutbox implements OutboxStore {
       this.db.close();
     }
     this.lock?.release();
-  }
-
-  /** Whether the store takes writes now (for health checks). */
-  isWritable(): boolean {
-    return this.fault === undefined && this.lost === undefined;
   }
 
   /** Runs the buffered writes before a read, unless the store is failing (the retry timer owns them then). */
@@ -482,7 +459,7 @@ export class SqliteOutbox implements OutboxStore {
       });
     }
     this.fault = fault;
-    this.expireWaiters(this.now(), fault.reason, error, fault.hint);
+    this.expireWaiters(Date.now(), fault.reason, error, fault.hint);
     this.scheduleRetry();
   }
 
@@ -500,7 +477,7 @@ export class SqliteOutbox implements OutboxStore {
     if (this.retryTimer !== undefined || !this.db.open) return;
     const { baseDelayMs, maxDelayMs } = DEFAULTS.storeRetry;
     this.retryDelayMs = Math.min(maxDelayMs, Math.max(baseDelayMs, this.retryDelayMs * 2));
-    let at = this.now() + this.retryDelayMs;
+    let at = Date.now() + this.retryDelayMs;
     for (const pending of this.queue) if (pending.waiter) at = Math.min(at, pending.waiter.deadline);
     this.retryAt(at);
   }
@@ -523,7 +500,7 @@ export class SqliteOutbox implements OutboxStore {
         });
       }
       this.flushNow();
-    }, Math.max(0, at - this.now()));
+    }, Math.max(0, at - Date.now()));
     // Emits waiting keep the process alive until they settle; background retries alone do not.
     if (!this.queue.some((pending) => pending.waiter)) this.retryTimer.unref();
   }
@@ -585,7 +562,7 @@ function whereOf(filter: DeadLetterFilter | undefined, cursor?: string): { where
     params.push(value);
     return '?';
   };
-  const conditions = [...filterConditions(filter, bind, (ids) => `id IN (${ids.map(bind).join(', ') || 'NULL'})`), ...afterCursor(cursor, bind)];
+  const conditions = filterConditions(filter, cursor, bind, (ids) => `id IN (${ids.map(bind).join(', ') || 'NULL'})`);
   return { where: conditions.length ? `WHERE ${conditions.join(' AND ')}` : '', params };
 }
 
