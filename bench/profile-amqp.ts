@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import amqplib from 'amqplib';
-import { serviceTopology } from '../src/backends/amqp/topology.js';
+import { eventsExchange, registryQueue, serviceTopology } from '../src/backends/amqp/topology.js';
 import { createEventBus, DEFAULTS } from '../src/index.js';
 import { dropSchema, freshSchema } from './e2e/pg-schema.js';
 import { PG_URL } from './e2e/system.js';
@@ -79,7 +79,8 @@ async function main(): Promise<void> {
   const { main: queue, deadLetters, waits } = serviceTopology(broker.prefix, 'bench-sink', DEFAULTS.broker.deliveryLimit, DEFAULTS.broker.retryDelaysMs);
   const connection = await amqplib.connect(url);
   const channel = await connection.createChannel();
-  for (const { name } of [queue, deadLetters, ...waits.values()]) await channel.deleteQueue(name);
+  for (const { name } of [queue, deadLetters, ...waits.values(), registryQueue(broker.prefix)]) await channel.deleteQueue(name);
+  await channel.deleteExchange(eventsExchange(broker.prefix));
   await connection.close();
 }
 

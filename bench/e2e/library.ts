@@ -20,7 +20,7 @@ import http from 'node:http';
 import { join } from 'node:path';
 import winston from 'winston';
 import amqplib from 'amqplib';
-import { serviceTopology } from '../../src/backends/amqp/topology.js';
+import { eventsExchange, registryQueue, serviceTopology } from '../../src/backends/amqp/topology.js';
 import { createEventBus, DEFAULTS, type EventBusOptions } from '../../src/index.js';
 import { listen, stopServer } from '../lib.js';
 import { EVENT_TYPE, type E2EPayload, SCHEMA, SECRET } from './event.js';
@@ -59,13 +59,14 @@ function sendOptions(system: SystemName): EventBusOptions {
 const overRabbit = (system: SystemName) => system === 'lib-amqp' || system === 'lib-pg-amqp';
 const amqpBroker = (system: SystemName) => ({ url: AMQP_URL, prefix: `${benchId()}.${system}.` });
 
-/** Deletes a service's queues (main, dead letters, waits), as the amqplib baseline deletes its own. */
+/** Deletes a service's queues (main, dead letters, waits) and the run's registry and exchange, as the amqplib baseline deletes its own. */
 async function deleteQueues(system: SystemName, service: string): Promise<void> {
   const { prefix } = amqpBroker(system);
   const { main, deadLetters, waits } = serviceTopology(prefix, service, DEFAULTS.broker.deliveryLimit, DEFAULTS.broker.retryDelaysMs);
   const connection = await amqplib.connect(AMQP_URL);
   const channel = await connection.createChannel();
-  for (const { name } of [main, deadLetters, ...waits.values()]) await channel.deleteQueue(name);
+  for (const { name } of [main, deadLetters, ...waits.values(), registryQueue(prefix)]) await channel.deleteQueue(name);
+  await channel.deleteExchange(eventsExchange(prefix));
   await connection.close();
 }
 
