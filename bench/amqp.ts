@@ -11,8 +11,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import amqplib from 'amqplib';
-import { serviceTopology } from '../src/backends/amqp/topology.js';
-import { createEventBus, DEFAULTS } from '../src/index.js';
+import { createEventBus } from '../src/index.js';
+import { deleteServiceTopology } from './amqp-cleanup.js';
 import { ask, cpuMeter, discardLogger, EVENT_TYPE, payload, SCHEMA, SECRET, sleep } from './lib.js';
 
 export interface AmqpFigures {
@@ -73,8 +73,7 @@ export async function measureLibrary(consumer: ChildProcess, job: AmqpJob): Prom
   await bus.close();
   await ask(consumer, 'stop');
   rmSync(dir, { recursive: true, force: true });
-  const { main, deadLetters, waits } = serviceTopology(prefix, 'bench-sink', DEFAULTS.broker.deliveryLimit, DEFAULTS.broker.retryDelaysMs);
-  await removeQueues(job.url, [main.name, deadLetters.name, ...[...waits.values()].map((w) => w.name)]);
+  await deleteServiceTopology(job.url, prefix, 'bench-sink');
   return { eventsPerSec: job.events / seconds, senderCpuUs: senderCpu / job.events, consumerCpuUs: cpuUs / job.events };
 }
 

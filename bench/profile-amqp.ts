@@ -10,9 +10,8 @@
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
-import amqplib from 'amqplib';
-import { eventsExchange, registryQueue, serviceTopology } from '../src/backends/amqp/topology.js';
-import { createEventBus, DEFAULTS } from '../src/index.js';
+import { createEventBus } from '../src/index.js';
+import { deleteServiceTopology } from './amqp-cleanup.js';
 import { dropSchema, freshSchema } from './e2e/pg-schema.js';
 import { PG_URL } from './e2e/system.js';
 import { discardLogger, EVENT_TYPE, payload, SCHEMA, SECRET, sleep } from './lib.js';
@@ -76,12 +75,7 @@ async function main(): Promise<void> {
     await fill();
     await measure('receive', consume);
   }
-  const { main: queue, deadLetters, waits } = serviceTopology(broker.prefix, 'bench-sink', DEFAULTS.broker.deliveryLimit, DEFAULTS.broker.retryDelaysMs);
-  const connection = await amqplib.connect(url);
-  const channel = await connection.createChannel();
-  for (const { name } of [queue, deadLetters, ...waits.values(), registryQueue(broker.prefix)]) await channel.deleteQueue(name);
-  await channel.deleteExchange(eventsExchange(broker.prefix));
-  await connection.close();
+  await deleteServiceTopology(url, broker.prefix, 'bench-sink');
 }
 
 void main();

@@ -19,9 +19,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import winston from 'winston';
-import amqplib from 'amqplib';
-import { eventsExchange, registryQueue, serviceTopology } from '../../src/backends/amqp/topology.js';
-import { createEventBus, DEFAULTS, type EventBusOptions } from '../../src/index.js';
+import { createEventBus, type EventBusOptions } from '../../src/index.js';
+import { deleteServiceTopology } from '../amqp-cleanup.js';
 import { listen, stopServer } from '../lib.js';
 import { EVENT_TYPE, type E2EPayload, SCHEMA, SECRET } from './event.js';
 import { countQueries, dropSchema, freshSchema } from './pg-schema.js';
@@ -59,17 +58,6 @@ function sendOptions(system: SystemName): EventBusOptions {
 const overRabbit = (system: SystemName) => system === 'lib-amqp' || system === 'lib-pg-amqp';
 const amqpBroker = (system: SystemName) => ({ url: AMQP_URL, prefix: `${benchId()}.${system}.` });
 
-/** Deletes a service's queues (main, dead letters, waits) and the run's registry and exchange, as the amqplib baseline deletes its own. */
-async function deleteQueues(system: SystemName, service: string): Promise<void> {
-  const { prefix } = amqpBroker(system);
-  const { main, deadLetters, waits } = serviceTopology(prefix, service, DEFAULTS.broker.deliveryLimit, DEFAULTS.broker.retryDelaysMs);
-  const connection = await amqplib.connect(AMQP_URL);
-  const channel = await connection.createChannel();
-  for (const { name } of [main, deadLetters, ...waits.values(), registryQueue(prefix)]) await channel.deleteQueue(name);
-  await channel.deleteExchange(eventsExchange(prefix));
-  await connection.close();
-}
-
 async function amqpReceiver(system: SystemName, index: number, sink: Sink): Promise<ReceiverSide> {
   const service = `target${index}`;
   const bus = createEventBus({ ...base, service, broker: amqpBroker(system), inbox: { volatile: true } });
@@ -79,7 +67,7 @@ async function amqpReceiver(system: SystemName, index: number, sink: Sink): Prom
     address: service,
     close: async () => {
       await bus.close();
-      await deleteQueues(system, service);
+      await deleteServiceTopology(AMQP_URL, amqpBroker(system).prefix, service);
     },
   };
 }

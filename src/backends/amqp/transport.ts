@@ -4,7 +4,7 @@ import { brokerAttempt } from '../broker-common.js';
 import type { AmqpConnection } from './connection.js';
 import { envelopeOf } from './envelope.js';
 import { queueMismatch } from './failures.js';
-import { Publisher } from './publisher.js';
+import { Publisher, type PublishOutcome } from './publisher.js';
 import { deadLetterQueue, eventsExchange, mainQueue, type QueueSpec, routingKeyProblem } from './topology.js';
 import { type Delivery, type DeliveryResult, SUBSCRIBERS, type Transport } from '../../send/transport.js';
 
@@ -43,30 +43,18 @@ export class AmqpTransport implements Transport {
     const startedAt = performance.now();
     const publisher = await this.open();
     if (!publisher) return deliveries.map((delivery) => brokerAttempt(this.o.logger, delivery, startedAt, 'not connected to the broker'));
-    const toSubscribers = deliveries[0]!.target.name === SUBSCRIBERS;
+    // To the target's queue, or (SUBSCRIBERS) to every queue bound to the type on the topic exchange.
+    const target = deliveries[0]!.target.name;
+    const specs = target === SUBSCRIBERS ? undefined : this.topologyOf(target);
+    const exchange = specs ? '' : eventsExchange(this.o.broker.prefix);
     try {
-      if (toSubscribers) await publisher.declareExchange(eventsExchange(this.o.broker.prefix));
-      else await publisher.declare(this.topologyOf(deliveries[0]!.target.name));
+      if (specs) await publisher.declare(specs);
+      else await publisher.declareExchange(exchange);
     } catch (error) {
       const why = queueMismatch(error)?.message ?? (error as Error)?.message ?? String(error);
       return deliveries.map((delivery) => brokerAttempt(this.o.logger, delivery, startedAt, why));
     }
-    const published = deliveries.map((delivery) =>
-      toSubscribers ? this.toExchange(publisher, delivery, startedAt) : this.toQueue(publisher, delivery, startedAt),
-    );
-    return Promise.all(published);
-  }
-
-  private async toQueue(publisher: Publisher, delivery: Delivery, startedAt: number): Promise<DeliveryResult> {
-    const queue = this.topologyOf(delivery.target.name)[0]!.name;
-    try {
-      if ((await publisher.publish(queue, Buffer.from(delivery.body), envelopeOf(delivery))) === 'returned') {
-        return brokerAttempt(this.o.logger, delivery, startedAt, `unroutable: the broker has no queue "${queue}"`);
-      }
-    } catch (error) {
-      return brokerAttempt(this.o.logger, delivery, startedAt, (error as Error)?.message ?? String(error));
-    }
-    return brokerAttempt(this.o.logger, delivery, startedAt);
+    return Promise.all(deliveries.map((delivery) => this.publishOne(publisher, delivery, startedAt, exchange, specs?.[0]!.name ?? delivery.type)));
   }
 
   toSubscribers(type: string): true | string {
@@ -74,22 +62,23 @@ export class AmqpTransport implements Transport {
   }
 
   /**
-   * To every queue bound to the type on the topic exchange. A return (`mandatory` only for the
-   * broker to tell) means no service subscribes: dropped by design, said at debug and counted, never retried.
+   * One publish, settled from its own confirm. Returned from a queue: unroutable, retried. Returned
+   * from the exchange (`mandatory` only for the broker to tell): no service subscribes, dropped by
+   * design, said at debug and counted, never retried.
    */
-  private async toExchange(publisher: Publisher, delivery: Delivery, startedAt: number): Promise<DeliveryResult> {
-    const exchange = eventsExchange(this.o.broker.prefix);
+  private async publishOne(publisher: Publisher, delivery: Delivery, startedAt: number, exchange: string, routingKey: string): Promise<DeliveryResult> {
+    let outcome: PublishOutcome;
     try {
-      if ((await publisher.publish(delivery.type, Buffer.from(delivery.body), envelopeOf(delivery), exchange)) === 'returned') {
-        if (this.o.logger.isDebugEnabled()) {
-          this.o.logger.debug('no service subscribes to this event type: dropped', { eventId: delivery.eventId, type: delivery.type, exchange });
-        }
-        return { ...brokerAttempt(this.o.logger, delivery, startedAt), unrouted: true };
-      }
+      outcome = await publisher.publish(routingKey, Buffer.from(delivery.body), envelopeOf(delivery), exchange);
     } catch (error) {
       return brokerAttempt(this.o.logger, delivery, startedAt, (error as Error)?.message ?? String(error));
     }
-    return brokerAttempt(this.o.logger, delivery, startedAt);
+    if (outcome === 'confirmed') return brokerAttempt(this.o.logger, delivery, startedAt);
+    if (exchange === '') return brokerAttempt(this.o.logger, delivery, startedAt, `unroutable: the broker has no queue "${routingKey}"`);
+    if (this.o.logger.isDebugEnabled()) {
+      this.o.logger.debug('no service subscribes to this event type: dropped', { eventId: delivery.eventId, type: delivery.type, exchange });
+    }
+    return { ...brokerAttempt(this.o.logger, delivery, startedAt), unrouted: true };
   }
 
   async close(): Promise<void> {
