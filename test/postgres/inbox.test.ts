@@ -91,6 +91,25 @@ describePostgres('PostgreSQL inbox: exactly-once handler effects', () => {
     expect(await effects(request.id)).toBe(1);
   });
 
+  test('a lone handler that leaves its transaction aborted (an error caught) is rolled back and failed; the redelivery runs it again', async () => {
+    const payments = bus();
+    let runs = 0;
+    payments.subscribeTo(TYPE, async (_data, event, { tx }) => {
+      runs += 1;
+      await tx!.query(effectSql(), [event.id, 'careless']);
+      if (runs === 1) await tx!.query('SELECT 1/0').catch(() => undefined);
+    }, { name: 'careless' });
+    const request = signedRequest(secret, 'users', TYPE, { amount: 9 });
+
+    expect((await deliver(payments, request)).status).toBe(500);
+    expect(await effects(request.id)).toBe(0);
+    expect(await inboxRows(request.id)).toEqual([]);
+
+    expect((await deliver(payments, request)).status).toBe(200);
+    expect(runs).toBe(2);
+    expect(await effects(request.id)).toBe(1);
+  });
+
   test('two bus instances of one service receiving the same events at the same time run each effect once', async () => {
     const release = gate();
     const instances = [bus(), bus()];
