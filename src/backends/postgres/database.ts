@@ -396,8 +396,8 @@ export function redact(url: string): string {
 
 const codeOf = (error: unknown): string => String((error as { code?: unknown })?.code ?? '');
 
-/** `pg`'s `query_timeout`: the statement got no answer in time (its connection is stuck). */
-const unanswered = (error: unknown): boolean => (error as Error)?.message === 'Query read timeout';
+/** `pg`'s `query_timeout`, or a deadline of the caller's (ETIMEDOUT): the statement got no answer in time (its connection is stuck). */
+const unanswered = (error: unknown): boolean => (error as Error)?.message === 'Query read timeout' || codeOf(error) === 'ETIMEDOUT';
 
 /** `promise`, or a rejection with `late()` after `ms` (what `promise` does later is ignored). */
 export function within<T>(promise: Promise<T>, ms: number, late: () => Error): Promise<T> {
