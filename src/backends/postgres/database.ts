@@ -270,7 +270,7 @@ export class PostgresDatabase {
         this.notices.clear();
         await listener.client
           .query('SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS u(c, p)', [channels, payloads])
-          .catch(() => this.lost(listener));
+          .catch((error: unknown) => refusedByServer(error) || this.lost(listener));
       }
     } finally {
       this.notifying = false;
@@ -287,8 +287,7 @@ export class PostgresDatabase {
     try {
       return await listener.client.query<R>(text, values);
     } catch (error) {
-      // The server refused the statement (ERROR): the connection is fine. Anything else: it is not.
-      if ((error as { severity?: string }).severity !== 'ERROR') this.lost(listener);
+      if (!refusedByServer(error)) this.lost(listener);
       throw error;
     }
   }
@@ -398,6 +397,16 @@ const codeOf = (error: unknown): string => String((error as { code?: unknown })?
 
 /** `pg`'s `query_timeout`, or a deadline of the caller's (ETIMEDOUT): the statement got no answer in time (its connection is stuck). */
 const unanswered = (error: unknown): boolean => (error as Error)?.message === 'Query read timeout' || codeOf(error) === 'ETIMEDOUT';
+
+/**
+ * The server answered a statement with an error that rolled it back and left the connection
+ * usable: an ERROR (a severity, localized, and a SQLSTATE outside the classes of a connection
+ * ended: 08, 57P, XX), rather than a connection lost or ended around it, which may follow a commit.
+ */
+export function refusedByServer(error: unknown): boolean {
+  const { severity, code } = (error ?? {}) as { severity?: unknown; code?: unknown };
+  return typeof severity === 'string' && typeof code === 'string' && !/^(08|57P|XX)/.test(code);
+}
 
 /** `promise`, or a rejection with `late()` after `ms` (what `promise` does later is ignored). */
 export function within<T>(promise: Promise<T>, ms: number, late: () => Error): Promise<T> {

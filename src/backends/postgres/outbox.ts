@@ -21,7 +21,7 @@ import {
 import type { AddOptions, NewDelivery, OutboxRecord, OutboxStore, Settlement } from '../../send/outbox-store.js';
 import type { TransactionClient } from '../../types.js';
 import { COLUMNS, filterConditions, type OutboxRow, targetCountsSql, toDeadLetter, toRecord } from '../outbox-rows.js';
-import { databaseFrom, isUnavailable, type PostgresDatabase, within } from './database.js';
+import { databaseFrom, isUnavailable, type PostgresDatabase, refusedByServer, within } from './database.js';
 
 /** The NOTIFY channel: payload `<schema>\t<service>\t<target>`. */
 export const OUTBOX_CHANNEL = 'events_outbox';
@@ -250,7 +250,7 @@ export class PostgresOutbox implements OutboxStore {
     try {
       await within(answer, deadline - Date.now(), () => this.late());
     } catch (error) {
-      if ((error as { severity?: string }).severity === 'ERROR') throw error;
+      if (refusedByServer(error)) throw error;
       broken ??= error as Error;
       answer.catch(() => {});
       const pid = (client as { processID?: number }).processID;
@@ -275,13 +275,17 @@ export class PostgresOutbox implements OutboxStore {
     deliveries: readonly NewDelivery[],
     failure: unknown,
   ): Promise<boolean> {
+    let gaveUp = false;
     const findOut = async (): Promise<boolean> => {
       if (pid === undefined) throw new Error('the connection names no backend process to end');
       const ended = await this.db.control<{ xid: string | null }>(
         'SELECT backend_xid::text AS xid, pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1',
         [pid],
       );
-      while ((await this.db.control('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid])).rows.length > 0) await sleep(10);
+      while ((await this.db.control('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid])).rows.length > 0) {
+        if (gaveUp) throw new Error('given up');
+        await sleep(10);
+      }
       discard();
       if (answered()) return true;
       const xid = ended.rows[0]?.xid ?? null;
@@ -309,6 +313,7 @@ export class PostgresOutbox implements OutboxStore {
     try {
       return await within(finding, this.writeWaitMs, () => new Error(`no answer within outbox.writeWaitMs (${this.writeWaitMs} ms)`));
     } catch (error) {
+      gaveUp = true;
       finding.catch(() => {});
       const reason = `${(failure as Error)?.message ?? String(failure)}; then whether it committed could not be found out: ${(error as Error)?.message ?? String(error)}`;
       throw new Undecided(reason, { cause: error });
