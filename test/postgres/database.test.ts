@@ -166,8 +166,8 @@ describePostgres('PostgreSQL: one database per bus', () => {
       Promise.all(Array.from({ length: 3 }, () => migrate(PG_URL, schema))),
     ]);
     expect(results).toEqual(buses.flatMap(() => [200, 200]));
-    expect(migrations.map((m) => m.to)).toEqual([2, 2, 2]);
-    expect(await count(`SELECT max(version) AS n FROM "${schema}".events_library_schema`)).toBe(2);
+    expect(migrations.map((m) => m.to)).toEqual([3, 3, 3]);
+    expect(await count(`SELECT max(version) AS n FROM "${schema}".events_library_schema`)).toBe(3);
   });
 
   test('migrate upgrades the previous release\'s tables (0.1), keeping their rows; a bus then runs on them', async () => {
@@ -190,11 +190,11 @@ describePostgres('PostgreSQL: one database per bus', () => {
 
     const migrated = await runScript(['src/cli.ts', 'migrate', '--apply'], { EVENTS_DATABASE_URL: PG_URL, EVENTS_DATABASE_SCHEMA: schema });
     expect(migrated).toMatchObject({ code: 0 });
-    expect(migrated.stdout).toContain('version 0 → 2');
-    expect(await count(`SELECT max(version) AS n FROM "${schema}".events_library_schema`)).toBe(2);
+    expect(migrated.stdout).toContain('version 0 → 3');
+    expect(await count(`SELECT max(version) AS n FROM "${schema}".events_library_schema`)).toBe(3);
     expect(await count(`SELECT count(*) AS n FROM pg_indexes WHERE schemaname = $1 AND indexname = 'events_dead_letters_dead_at'`, [schema])).toBe(1);
     const again = await runScript(['src/cli.ts', 'migrate', '--apply'], { EVENTS_DATABASE_URL: PG_URL, EVENTS_DATABASE_SCHEMA: schema });
-    expect(again.stdout).toContain('version 2 → 2');
+    expect(again.stdout).toContain('version 3 → 3');
 
     const audit = await startRecordingServer();
     cleanups.push(() => audit.close());

@@ -39,9 +39,8 @@ function serviceOf(config: ResolvedConfig, store: 'outbox' | 'inbox'): string {
   return config.service;
 }
 
-/** Whether `target` is sent HTTP batches (its own `batch` over the bus's); a target not configured yet follows the bus. */
+/** Whether `target` is sent batches (its own `batch` over the bus's; a broker's publishes batch too); a target not configured yet follows the bus. */
 function batchesTo(config: ResolvedConfig, target: string): boolean {
-  if (config.broker) return false;
   try {
     return resolveTarget(config, target).batch;
   } catch {

@@ -29,7 +29,8 @@ type Outcome = 'ran' | 'done-already' | { error: unknown };
 
 /**
  * Handlers run in transactions shared by up to `recordGroup.maxCompletions` of them (one commit,
- * one fsync, for the group), each behind a savepoint, so that one that throws rolls back alone.
+ * one fsync, for the group), each behind a savepoint taken at its first query (a group of one
+ * needs none), so that one that throws rolls back alone.
  * A group takes its share of the handlers queued when it gets its connection (it never waits for
  * more), claims their rows in one statement (in a fixed order: no deadlock between groups), runs
  * them one after the other, and commits: a crash reruns at most a group's handlers, as with the
@@ -98,52 +99,90 @@ export class HandlerGroups {
   }
 
   /**
-   * Claims, then runs each claimed handler behind the savepoint `handler`, released before the
-   * next one (which fails when the handler left the transaction aborted: it is then rolled back
-   * alone, as if it had thrown).
+   * Claims, then runs each claimed handler; the savepoint `handler` is taken just before its first
+   * query, so a handler that never uses `tx` costs no round trip. One that throws, or leaves the
+   * transaction aborted, is rolled back to its savepoint and its claim given back: it fails alone.
    */
   private async runGroup(client: PoolClient, handlers: GroupedHandler[], outcomes: Map<GroupedHandler, Outcome>): Promise<void> {
     const claimed = await this.o.claim(client, handlers);
-    let last: GroupedHandler | undefined;
+    const [only] = handlers;
+    if (handlers.length === 1 && claimed.has(only!)) return this.runAlone(client, only!, outcomes);
     for (const handler of handlers) {
       if (!claimed.has(handler)) {
         outcomes.set(handler, 'done-already');
         continue;
       }
-      await this.settleLast(client, last, outcomes, last === undefined ? 'SAVEPOINT handler' : 'RELEASE SAVEPOINT handler; SAVEPOINT handler');
-      last = handler;
+      const savepoint = savepointOnFirstQuery(client);
+      let failure: { error: unknown } | undefined;
       try {
-        await handler.run({ tx: client });
-        outcomes.set(handler, 'ran');
+        await handler.run({ tx: savepoint.tx });
+        if (savepoint.taken && (await leftAborted(client))) failure = { error: new Error(ABORTED) };
       } catch (error) {
-        outcomes.set(handler, { error });
-        last = undefined;
-        await client.query('ROLLBACK TO SAVEPOINT handler; RELEASE SAVEPOINT handler');
-        await this.o.unclaim(client, [handler]);
+        failure = { error };
       }
+      outcomes.set(handler, failure ?? 'ran');
+      if (failure === undefined) continue;
+      if (savepoint.taken) await client.query('ROLLBACK TO SAVEPOINT handler');
+      await this.o.unclaim(client, [handler]);
     }
-    await this.settleLast(client, last, outcomes, 'RELEASE SAVEPOINT handler');
   }
 
   /**
-   * Sends `sql` (beginning with the release of the previous handler's savepoint, when it ran):
-   * if the transaction was left aborted by that handler, it is rolled back to its savepoint, fails
-   * alone, and `sql` is sent again without that release.
+   * A group of one handler needs no savepoint (the common case below saturation): when it throws,
+   * or leaves the transaction aborted, the whole transaction rolls back, its claim with it.
    */
-  private async settleLast(client: PoolClient, last: GroupedHandler | undefined, outcomes: Map<GroupedHandler, Outcome>, sql: string): Promise<void> {
-    if (last === undefined) {
-      if (sql.startsWith('SAVEPOINT')) await client.query(sql);
-      return;
-    }
+  private async runAlone(client: PoolClient, handler: GroupedHandler, outcomes: Map<GroupedHandler, Outcome>): Promise<void> {
     try {
-      await client.query(sql);
+      await handler.run({ tx: client });
+      if (await leftAborted(client)) throw new Error(ABORTED);
     } catch (error) {
-      if ((error as { code?: string })?.code !== '25P02') throw error; // in_failed_sql_transaction
-      outcomes.set(last, { error });
-      await client.query('ROLLBACK TO SAVEPOINT handler; RELEASE SAVEPOINT handler');
-      await this.o.unclaim(client, [last]);
-      const rest = sql.replace(/^RELEASE SAVEPOINT handler;?\s*/, '');
-      if (rest) await client.query(rest);
+      outcomes.set(handler, { error });
+      throw error;
     }
+    outcomes.set(handler, 'ran');
   }
+}
+
+const ABORTED = 'the handler left its transaction aborted (a statement in it failed, its error caught): it was rolled back';
+
+/**
+ * `client` as one handler's `tx`: its first query takes the savepoint `handler` first (queued
+ * ahead of it on the connection, not awaited: if it fails, so does that query).
+ */
+function savepointOnFirstQuery(client: PoolClient): { tx: PoolClient; readonly taken: boolean } {
+  const state = { tx: client, taken: false };
+  const query = (...args: unknown[]): unknown => {
+    if (!state.taken) {
+      state.taken = true;
+      client.query('SAVEPOINT handler').catch(() => undefined);
+    }
+    return (client.query as (...args: unknown[]) => unknown)(...args);
+  };
+  state.tx = new Proxy(client, { get: (target, key) => (key === 'query' ? query : Reflect.get(target, key)) });
+  return state;
+}
+
+/**
+ * Whether a statement failed in the transaction (its error caught). pg tells without a round trip
+ * once it has read the server's ready message, which follows the error (possibly in a later read:
+ * until then the connection is busy, and its 'drain' comes with it).
+ */
+async function leftAborted(client: PoolClient): Promise<boolean> {
+  const pg = client as PoolClient & { readyForQuery?: unknown };
+  if (typeof pg.getTransactionStatus === 'function' && typeof pg.readyForQuery === 'boolean') {
+    if (!pg.readyForQuery) {
+      await new Promise<void>((resolve) => {
+        const ready = () => {
+          pg.off('drain', ready).off('end', ready);
+          resolve();
+        };
+        pg.on('drain', ready).on('end', ready);
+      });
+    }
+    return pg.getTransactionStatus() === 'E';
+  }
+  return client.query('SELECT 1').then(
+    () => false,
+    (error: { code?: string }) => (error?.code === '25P02' ? true : Promise.reject(error)), // in_failed_sql_transaction
+  );
 }

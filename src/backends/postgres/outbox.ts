@@ -22,9 +22,17 @@ import type { AddOptions, NewDelivery, OutboxRecord, OutboxStore, Settlement } f
 import type { TransactionClient } from '../../types.js';
 import { COLUMNS, filterConditions, type OutboxRow, targetCountsSql, toDeadLetter, toRecord } from '../outbox-rows.js';
 import { databaseFrom, isUnavailable, type PostgresDatabase, refusedByServer, within } from './database.js';
+import { DB_NOW } from './schema.js';
 
 /** The NOTIFY channel: payload `<schema>\t<service>\t<target>`. */
 export const OUTBOX_CHANNEL = 'events_outbox';
+
+/**
+ * In a statement's SELECT list: its transaction does not wait for its WAL flush. For a dispatcher's
+ * settles, which a database crash can only undo: that redelivers (at least once, as ever) rather
+ * than loses. Emits keep PostgreSQL's synchronous commit.
+ */
+const NO_FLUSH = `set_config('synchronous_commit', 'off', true)`;
 
 /** The rows of the operator's service ($1), or every service's ($1 null). */
 const SCOPE = '($1::text IS NULL OR service = $1)';
@@ -32,8 +40,6 @@ const SCOPE = '($1::text IS NULL OR service = $1)';
 /** The fields of a delivery the INSERT of `add` takes, in the order of its `unnest` ($2…$9). */
 const INSERTED = ['eventId', 'type', 'source', 'target', 'body', 'createdAt', 'traceparent', 'tracestate'] as const;
 
-/** The database's clock in ms: leases are measured by it, so instances on hosts with skewed clocks agree. */
-const DB_NOW = '(extract(epoch from clock_timestamp()) * 1000)::bigint';
 
 export interface PostgresOutboxOptions {
   /** The service whose rows this outbox reads and writes. An operator's view may leave it out: every service's dead letters and stats. */
@@ -77,7 +83,7 @@ interface Waiter {
  *   `pg_notify` per target in the same statement: PostgreSQL delivers it only at the caller's
  *   commit, and it wakes every instance LISTENing, this one included (the poll is the fallback).
  * - Claims are leases in the rows (`leased_until`, `lease_owner`), taken with
- *   `FOR UPDATE SKIP LOCKED` and renewed every third of `leaseMs` while the delivery runs. A row
+ *   `FOR UPDATE SKIP LOCKED` by one call of `events_claim` (schema.ts) and renewed every third of `leaseMs` while the delivery runs. A row
  *   whose lease ran out (its instance died) is claimed again by any instance.
  * - Per target, one row of `events_targets` is locked by every claim: the deliveries in flight
  *   across instances never exceed `concurrency` (times `eventsPerRequest`, for a target sent
@@ -113,7 +119,6 @@ export class PostgresOutbox implements OutboxStore {
   private readonly heartbeat: NodeJS.Timeout;
   /** Targets whose last claim got less than asked because of other instances (busy or down): look again soon. */
   private readonly busy = new Set<string>();
-  private readonly knownTargets = new Set<string>();
   private unlisten: (() => void) | undefined;
   /** Why the database cannot be used, as last logged (undefined: it works). */
   private fault: string | undefined;
@@ -371,73 +376,39 @@ export class PostgresOutbox implements OutboxStore {
   }
 
   /**
-   * In one transaction: lock the target's row, count the leases live on it across instances, and
-   * lease what is due within the target's concurrency (a target that is down: one delivery, only
-   * when none is in flight anywhere, at most every `busyRetryMs`; a probe: the soonest, due or not).
+   * One call of `events_claim` (schema.ts): the target's row locked, the leases live on it across
+   * instances counted, and what is due leased within the target's concurrency (a target that is
+   * down: one delivery, only when none is in flight anywhere, at most every `busyRetryMs`; a probe:
+   * the soonest, due or not), in one round trip.
    */
   private async claimWith(target: string, limit: number, probe: boolean, now: number): Promise<OutboxRecord[]> {
     return this.guard(async () => {
       await this.ensureReady();
-      if (!this.knownTargets.has(target)) {
-        await this.db.pool.query(
-          `INSERT INTO ${this.s}.events_targets (service, target) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
-          [this.service, target],
-        );
-        this.knownTargets.add(target);
-      }
-      // A claim lost in a database crash only makes its deliveries claimable again: no fsync to wait for.
-      return this.transaction(async (client) => {
-        // The lock first, then a statement of its own: its snapshot sees every claim committed before the lock was granted.
-        const state = await client.query<{ down: boolean; probe_at: string }>(
-          `SELECT down, probe_at FROM ${this.s}.events_targets WHERE service = $1 AND target = $2 FOR UPDATE`,
-          [this.service, target],
-        );
-        const down = state.rows[0]?.down === true;
-        if (down) this.downSeen.add(target);
-        else this.downSeen.delete(target);
-        // A target that is down (here or in another instance) gets one delivery at a time, at most every busyRetryMs.
-        const cap = probe || down ? 1 : this.concurrency * this.eventsPerRequest(target);
-        const want = down && !probe && Number(state.rows[0]?.probe_at ?? 0) > now ? 0 : probe || down ? 1 : limit;
-        if (want === 0) {
-          this.busy.add(target);
-          return [];
-        }
-        const result = await client.query<OutboxRow & { others: string }>(
-          `WITH live AS (SELECT count(*) AS n, count(*) FILTER (WHERE lease_owner <> $5) AS others FROM ${this.s}.events_outbox
-             WHERE service = $1 AND target = $2 AND leased_until > ${DB_NOW}),
-           pick AS (SELECT id FROM ${this.s}.events_outbox
-             WHERE service = $1 AND target = $2 AND ($3::bigint IS NULL OR next_attempt_at <= $3::bigint)
-               AND (leased_until IS NULL OR leased_until <= ${DB_NOW})
-             ORDER BY next_attempt_at, id LIMIT GREATEST(0, LEAST($6::int, $7::int - (SELECT n FROM live)))
-             FOR UPDATE SKIP LOCKED)
-           UPDATE ${this.s}.events_outbox SET leased_until = ${DB_NOW} + $4, lease_owner = $5
-           WHERE id IN (SELECT id FROM pick)
-           RETURNING ${COLUMNS}, (SELECT others FROM live) AS others`,
-          [this.service, target, probe ? null : now, this.leaseMs, this.owner, want, cap],
-        );
-        // Fewer than asked while others hold the target (their claims, a probe): look again soon, not in a loop.
-        // (Held back by this instance's own claims needs no polling: each one ending pumps again.)
-        const others = Number(result.rows[0]?.others ?? 0);
-        if (others > 0 && result.rows.length < want) this.busy.add(target);
-        else if (result.rows.length === 0) this.busy.add(target); // possibly held elsewhere; nextDueAt decides
-        else this.busy.delete(target);
-        if (down && !probe && result.rows.length > 0) {
-          await client.query(`UPDATE ${this.s}.events_targets SET probe_at = $3 WHERE service = $1 AND target = $2`, [
-            this.service,
-            target,
-            now + DEFAULTS.database.busyRetryMs,
-          ]);
-        }
-        const records = result.rows.map(toRecord).sort(byDue);
-        for (const record of records) this.held.set(String(record.id), record.target);
-        return records;
-      });
+      const cap = this.concurrency * this.eventsPerRequest(target);
+      const result = await this.db.pool.query<OutboxRow & { others: string | null; down: boolean }>(
+        `SELECT * FROM ${this.s}.events_claim($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+        [this.service, target, now, this.leaseMs, this.owner, limit, cap, probe, DEFAULTS.database.busyRetryMs],
+      );
+      const rows = result.rows.filter((row) => row.id !== null);
+      const down = result.rows[0]?.down === true;
+      const want = probe || down ? 1 : limit;
+      if (down) this.downSeen.add(target);
+      else this.downSeen.delete(target);
+      // Fewer than asked while others hold the target (their claims, a probe): look again soon, not in a loop.
+      // (Held back by this instance's own claims needs no polling: each one ending pumps again.)
+      // Nothing leased: possibly held elsewhere or a down target's probe not due; nextDueAt decides.
+      const others = Number(result.rows[0]?.others ?? 0);
+      if (rows.length === 0 || (others > 0 && rows.length < want)) this.busy.add(target);
+      else this.busy.delete(target);
+      const records = rows.map(toRecord).sort(byDue);
+      for (const record of records) this.held.set(String(record.id), record.target);
+      return records;
     });
   }
 
   async complete(id: number): Promise<void> {
     const target = this.held.get(String(id));
-    await this.write(`DELETE FROM ${this.s}.events_outbox WHERE id = $1`, [id], [id]);
+    await this.write(`WITH done AS (DELETE FROM ${this.s}.events_outbox WHERE id = $1) SELECT ${NO_FLUSH}`, [id], [id]);
     // A success is news to every instance: the target is up (whoever marked it down, even a dead instance).
     if (target !== undefined && this.downSeen.delete(target)) await this.markUp(target);
   }
@@ -498,7 +469,8 @@ export class PostgresOutbox implements OutboxStore {
          ON CONFLICT (id) DO UPDATE SET attempts = EXCLUDED.attempts, last_attempt_at = EXCLUDED.last_attempt_at,
            last_status = EXCLUDED.last_status, last_error = EXCLUDED.last_error, dead_at = EXCLUDED.dead_at, reason = EXCLUDED.reason
          RETURNING 1)
-       SELECT (SELECT count(*) FROM done) AS done, (SELECT count(*) FROM again) AS again, (SELECT count(*) FROM buried) AS buried`,
+       SELECT (SELECT count(*) FROM done) AS done, (SELECT count(*) FROM again) AS again, (SELECT count(*) FROM buried) AS buried,
+         ${NO_FLUSH}`,
       [done, this.owner, ...history(again), ...history(dead), reasons, Date.now()],
       [...targets.keys()],
     );
@@ -681,26 +653,17 @@ export class PostgresOutbox implements OutboxStore {
   }
 
   /**
-   * A dispatcher's transaction (a claim, outcomes, target state), which does not wait for its WAL
-   * flush (see `write`). BEGIN and the setting go in one round trip.
-   */
-  private transaction<T>(run: (client: PoolClient) => Promise<T>): Promise<T> {
-    return this.db.transaction(run, 'BEGIN; SET LOCAL synchronous_commit = off');
-  }
-
-  /**
-   * A dispatcher's write (complete, reschedule, dead letter, target state), in a transaction that
-   * does not wait for its WAL flush: a database crash can only undo it, which redelivers (at least
-   * once, as ever) rather than loses. Emits keep PostgreSQL's synchronous commit. The deliveries
-   * it `settles` are held here no more, written or not: a failed write leaves their leases to run
-   * out (renewing them would keep them here, undelivered, for as long as the process lives).
+   * A dispatcher's write (complete, reschedule, dead letter, target state): one statement, its own
+   * transaction. The frequent ones (settles) select NO_FLUSH. The deliveries it `settles` are held
+   * here no more, written or not: a failed write leaves their leases to run out (renewing them
+   * would keep them here, undelivered, for as long as the process lives).
    */
   private async write(text: string, params: unknown[], settles: readonly number[] = []): Promise<void> {
     try {
       await this.track(
         this.guard(async () => {
           await this.ensureReady();
-          await this.transaction((client) => client.query(text, params));
+          await this.db.pool.query(text, params);
         }),
       );
     } finally {

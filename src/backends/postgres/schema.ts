@@ -21,6 +21,9 @@ export function checkSchemaName(schema: unknown): string {
 /** The schema's name checked and quoted for SQL. */
 export const quoteSchema = (schema: unknown): string => `"${checkSchemaName(schema)}"`;
 
+/** The database's clock in ms: leases are measured by it, so instances on hosts with skewed clocks agree. */
+export const DB_NOW = '(extract(epoch from clock_timestamp()) * 1000)::bigint';
+
 /** The key of the advisory lock every setup and migration takes (the previous release's outbox took it too). */
 export const DDL_LOCK = 7_263_514_001;
 
@@ -29,6 +32,7 @@ export const DDL_LOCK = 7_263_514_001;
  * version `i + 1`. Every statement is idempotent, so the printed script runs on any earlier version.
  * 1: the tables as the previous release (0.1) created them, without a version.
  * 2: the version table (created by every setup), and an index that lists a service's dead letters in order.
+ * 3: `events_claim`, a dispatcher's claim in one round trip (see PostgresOutbox.claimWith).
  */
 const STEPS: ReadonlyArray<(s: string) => string> = [
   (s) => `CREATE TABLE IF NOT EXISTS ${s}.events_outbox (
@@ -70,7 +74,59 @@ CREATE TABLE IF NOT EXISTS ${s}.events_inbox (
 );
 CREATE INDEX IF NOT EXISTS events_inbox_done_at ON ${s}.events_inbox (service, done_at);`,
   (s) => `CREATE INDEX IF NOT EXISTS events_dead_letters_dead_at ON ${s}.events_dead_letters (service, dead_at, id);`,
+  (s) => claimFunction(s),
 ];
+
+/**
+ * Leases up to `p_limit` due deliveries to `p_target` for `p_owner`, in one statement (one round
+ * trip, autocommit, no WAL flush awaited: a claim lost in a crash only makes its rows claimable
+ * again). It locks the target's row first; the UPDATE after it is a statement of its own, so its
+ * snapshot sees every claim committed before the lock was granted. Within the lock it counts the
+ * leases live on the target across instances and takes what `p_cap` leaves; a target marked down
+ * gets one delivery at a time, at most every `p_probe_gap` ms; a probe takes the soonest, due or
+ * not. Returns the leased rows, each with `others` (leases other instances hold) and `down`, or one
+ * row of NULLs carrying those two when nothing was leased.
+ */
+const claimFunction = (s: string) => `CREATE OR REPLACE FUNCTION ${s}.events_claim(p_service TEXT, p_target TEXT, p_now BIGINT,
+  p_lease BIGINT, p_owner TEXT, p_limit INTEGER, p_cap INTEGER, p_probe BOOLEAN, p_probe_gap BIGINT)
+RETURNS TABLE (id BIGINT, event_id TEXT, type TEXT, source TEXT, target TEXT, body TEXT, created_at BIGINT,
+  attempts INTEGER, next_attempt_at BIGINT, last_attempt_at BIGINT, last_status INTEGER, last_error TEXT,
+  traceparent TEXT, tracestate TEXT, others BIGINT, down BOOLEAN)
+LANGUAGE plpgsql AS $claim$
+#variable_conflict use_column
+DECLARE
+  t_down BOOLEAN;
+  t_probe_at BIGINT;
+  want INTEGER;
+  cap INTEGER;
+BEGIN
+  PERFORM set_config('synchronous_commit', 'off', true);
+  SELECT t.down, t.probe_at INTO t_down, t_probe_at FROM ${s}.events_targets t
+    WHERE t.service = p_service AND t.target = p_target FOR UPDATE;
+  IF NOT FOUND THEN
+    INSERT INTO ${s}.events_targets (service, target) VALUES (p_service, p_target) ON CONFLICT DO NOTHING;
+    SELECT t.down, t.probe_at INTO t_down, t_probe_at FROM ${s}.events_targets t
+      WHERE t.service = p_service AND t.target = p_target FOR UPDATE;
+  END IF;
+  cap := CASE WHEN p_probe OR t_down THEN 1 ELSE p_cap END;
+  want := CASE WHEN t_down AND NOT p_probe AND t_probe_at > p_now THEN 0 WHEN p_probe OR t_down THEN 1 ELSE p_limit END;
+  RETURN QUERY
+  WITH live AS (SELECT count(*) AS n, count(*) FILTER (WHERE o.lease_owner <> p_owner) AS others FROM ${s}.events_outbox o
+      WHERE o.service = p_service AND o.target = p_target AND o.leased_until > ${DB_NOW}),
+    pick AS (SELECT o.id FROM ${s}.events_outbox o
+      WHERE o.service = p_service AND o.target = p_target AND (p_probe OR o.next_attempt_at <= p_now)
+        AND (o.leased_until IS NULL OR o.leased_until <= ${DB_NOW})
+      ORDER BY o.next_attempt_at, o.id LIMIT GREATEST(0, LEAST(want, cap - (SELECT n FROM live)))
+      FOR UPDATE SKIP LOCKED),
+    leased AS (UPDATE ${s}.events_outbox o SET leased_until = ${DB_NOW} + p_lease, lease_owner = p_owner
+      WHERE o.id IN (SELECT pick.id FROM pick)
+      RETURNING o.id, o.event_id, o.type, o.source, o.target, o.body, o.created_at, o.attempts, o.next_attempt_at,
+        o.last_attempt_at, o.last_status, o.last_error, o.traceparent, o.tracestate),
+    probed AS (UPDATE ${s}.events_targets t SET probe_at = p_now + p_probe_gap
+      WHERE t.service = p_service AND t.target = p_target AND t_down AND NOT p_probe AND EXISTS (SELECT 1 FROM leased))
+  SELECT l.*, (SELECT live.others FROM live), t_down FROM (VALUES (0)) AS one (x) LEFT JOIN leased l ON true;
+END
+$claim$;`;
 
 /** The version this release's code reads and writes. */
 export const SCHEMA_VERSION = STEPS.length;
