@@ -319,13 +319,6 @@ export class PostgresOutbox implements OutboxStore {
     });
   }
 
-  async complete(id: number): Promise<void> {
-    const target = this.held.get(String(id));
-    await this.write(`DELETE FROM ${this.s}.events_outbox WHERE id = $1`, [id], [id]);
-    // A success is news to every instance: the target is up (whoever marked it down, even a dead instance).
-    if (target !== undefined && this.downSeen.delete(target)) await this.markUp(target);
-  }
-
   private async markUp(target: string): Promise<void> {
     await this.write(
       `WITH t AS (UPDATE ${this.s}.events_targets SET down = false, probe_at = 0 WHERE service = $1 AND target = $2 AND down RETURNING 1)
@@ -364,7 +357,9 @@ export class PostgresOutbox implements OutboxStore {
       records.map((r) => r.lastError ?? null),
     ];
     const targets = new Map(settlements.map(({ record }) => [record.id, this.held.get(String(record.id))]));
-    await this.write(
+    // Deliveries only (the common case): a plain DELETE, cheaper to plan than the statement below.
+    if (done.length === settlements.length) await this.write(`DELETE FROM ${this.s}.events_outbox WHERE id = ANY($1::bigint[])`, [done], done);
+    else await this.write(
       `WITH done AS (DELETE FROM ${this.s}.events_outbox WHERE id = ANY($1::bigint[]) RETURNING 1),
        again AS (UPDATE ${this.s}.events_outbox o SET leased_until = NULL, lease_owner = NULL, attempts = u.attempts,
            next_attempt_at = u.next_attempt_at, last_attempt_at = u.last_attempt_at, last_status = u.last_status,
@@ -391,7 +386,7 @@ export class PostgresOutbox implements OutboxStore {
       const target = targets.get(settlement.record.id);
       if (settlement.kind === 'complete' && target !== undefined && this.downSeen.delete(target)) up.add(target);
     }
-    // A success is news to every instance, as with `complete`.
+    // A success is news to every instance: the target is up (whoever marked it down, even a dead instance).
     for (const target of up) await this.markUp(target);
   }
 

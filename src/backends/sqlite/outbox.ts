@@ -71,7 +71,7 @@ interface Pending {
 /**
  * The durable outbox, in SQLite. `add` is a group commit: every delivery added in one turn of
  * the event loop goes in one transaction, and each caller resolves once it is committed.
- * Completions, reschedules and dead letters (`complete`, `settleMany`) ride in the same
+ * Completions, reschedules and dead letters (`settleMany`) ride in the same
  * batched transactions; a claim writes nothing to the file.
  *
  * One owning process per file, enforced by an exclusive lock on `<path>-lock`; leases live in
@@ -253,10 +253,6 @@ export class SqliteOutbox implements OutboxStore {
     });
   }
 
-  async complete(id: number): Promise<void> {
-    this.defer(() => this.completeNow(id));
-  }
-
   /** Every outcome in one buffered write: the same group commit as the emits of this turn, no transaction of its own. */
   async settleMany(settlements: readonly Settlement[]): Promise<void> {
     if (settlements.length === 0) return;
@@ -282,11 +278,6 @@ export class SqliteOutbox implements OutboxStore {
     }, opensAt);
   }
 
-  private completeNow(id: number): void {
-    this.deleteOne.run(id);
-    this.unlease.run(id);
-  }
-
   /** What `reschedule` writes, taken now: the record may change before the flush. */
   private rescheduled(record: OutboxRecord, nextAttemptAt: number): OutboxRow {
     record.nextAttemptAt = nextAttemptAt;
@@ -301,7 +292,8 @@ export class SqliteOutbox implements OutboxStore {
 
   private killNow(record: OutboxRecord, reason: DeathReason, deadAt: number): void {
     this.bury.run({ ...toRow(record), dead_at: deadAt, reason });
-    this.completeNow(record.id);
+    this.deleteOne.run(record.id);
+    this.unlease.run(record.id);
   }
 
   async release(target: string, since: number, now: number): Promise<void> {
