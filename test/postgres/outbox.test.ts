@@ -1,6 +1,7 @@
 import type { Pool } from 'pg';
 import { ConfigError, createEventBus, discardDeadLetters, inspectOutbox, listDeadLetters, OutboxUnavailableError, replayDeadLetters } from '../../src/index.js';
 import type { EventBus } from '../../src/bus.js';
+import { PostgresOutbox } from '../../src/backends/postgres/outbox.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
 import { type CapturingLogger, createCapturingLogger, quietLogger } from '../helpers/logger.js';
 import { DATABASE_URL, describePostgres, freshSchema } from '../helpers/postgres.js';
@@ -111,6 +112,32 @@ describePostgres('PostgreSQL outbox (one process)', () => {
     await client.query('COMMIT');
     await waitFor(() => idsOf(server).includes(receipt.id), { ...WAIT, what: 'the committed event' });
     expect(idsOf(server).filter((id) => id === receipt.id)).toHaveLength(1);
+  });
+
+  it('an emit without a transaction in another instance wakes this one by NOTIFY, sent after its commit; the sender skips its own NOTIFY', async () => {
+    const server = await target();
+    const listening = bus(server.url, 'users-woken', { services: { payments: server.url, orders: server.url } });
+    await listening.outboxStats(); // the tables exist; its LISTEN connection is set up at start
+    // Another instance that only records (no dispatcher): its emit is delivered by this one, woken by
+    // the NOTIFY the other sends on its LISTEN connection once its INSERT commits (the poll is a minute away).
+    const other = new PostgresOutbox(DATABASE_URL, { service: 'users-woken', schema });
+    cleanups.push(() => other.close());
+    const woken: string[] = [];
+    other.onWork((target) => woken.push(target));
+    // (Its NOTIFY waits for its own LISTEN connection, if that is not up yet; this one's must be.)
+    const listenQuery = `SELECT 1 FROM pg_stat_activity WHERE application_name = 'events-library users-woken' AND query = 'LISTEN events_outbox'`;
+    await waitFor(async () => (await pool.query(listenQuery)).rows.length > 0, { ...WAIT, what: 'the LISTEN connection' });
+    await other.add([{ eventId: 'evt-woken', type: 'user-created', source: 'users-woken', target: 'payments', body: '{"id":"evt-woken"}', createdAt: Date.now() }]);
+    await waitFor(() => idsOf(server).includes('evt-woken'), { ...WAIT, what: 'the other instance’s event (NOTIFY)' });
+    // A commit of the caller's transaction notifies from that transaction: the sender hears it, after
+    // its own earlier NOTIFY, had that not been skipped (notifications arrive in commit order).
+    const client = await pool.connect();
+    cleanups.push(() => client.release());
+    await client.query('BEGIN');
+    await other.add([{ eventId: 'evt-tx', type: 'user-created', source: 'users-woken', target: 'orders', body: '{"id":"evt-tx"}', createdAt: Date.now() }], { tx: client });
+    await client.query('COMMIT');
+    await waitFor(() => woken.includes('orders'), { ...WAIT, what: 'the NOTIFY of the committed transaction' });
+    expect(woken).toEqual(['orders']);
   });
 
   it('rows carry the service name: two services sharing the schema see only their own', async () => {

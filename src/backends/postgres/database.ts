@@ -40,7 +40,8 @@ interface Listener {
  *
  * - One pool: yours as is (never ended here), or one of `poolSize` connections opened from a URL,
  *   ended when the last store using it closes.
- * - One LISTEN connection beside the pool, configured as its connections, opened again after a loss.
+ * - One LISTEN connection beside the pool, configured as its connections, opened again after a loss;
+ *   it also sends the NOTIFYs of emits (`notify`) and the outbox's short control statements.
  * - The schema set up once (created or upgraded to SCHEMA_VERSION) under one advisory lock.
  * - A client taken for a transaction listens for `'error'` (a connection lost while it is held
  *   never crashes the process) and is always released, destroyed when its state is unknown.
@@ -79,6 +80,9 @@ export class PostgresDatabase {
   private listener: Listener | undefined;
   private listening: Promise<void> | undefined;
   private listenRetry: NodeJS.Timeout | undefined;
+  /** What `notify` sends with its next statement: payloads by channel. */
+  private readonly notices = new Map<string, Set<string>>();
+  private notifying = false;
 
   constructor(database: string | DatabasePool | Pool, options: DatabaseOptions = {}) {
     this.schema = options.schema ?? DEFAULTS.database.schema;
@@ -213,9 +217,10 @@ export class PostgresDatabase {
   /**
    * A client of the pool with `onError` listening from the moment the pool hands it over: after an
    * `await pool.connect()` it would listen a turn later, and a connection the server ended in the
-   * same read (a FATAL after the previous query's answer) would throw into the process.
+   * same read (a FATAL after the previous query's answer) would throw into the process. The caller
+   * removes the listener and releases the client.
    */
-  private checkout(onError: (error: Error) => void): Promise<PoolClient> {
+  checkout(onError: (error: Error) => void): Promise<PoolClient> {
     const listen = (client: PoolClient) => client.on('error', onError);
     if (this.settings === undefined) return this.pool.connect().then(listen);
     return new Promise((resolve, reject) =>
@@ -236,6 +241,57 @@ export class PostgresDatabase {
     }
   }
 
+  /**
+   * NOTIFY `payload` on `channel` soon, on the LISTEN connection (no pool connection): one statement
+   * in flight at a time, carrying every payload queued meanwhile, each once. The LISTEN connection
+   * passes on no notification it sent itself: the process that asked knows already. While that
+   * connection is down (or not open yet) the payloads wait for it, each once: the other instances'
+   * poll finds the work meanwhile.
+   */
+  notify(channel: string, payload: string): void {
+    let payloads = this.notices.get(channel);
+    if (payloads === undefined) this.notices.set(channel, (payloads = new Set()));
+    payloads.add(payload);
+    if (!this.notifying) void this.sendNotices();
+  }
+
+  private async sendNotices(): Promise<void> {
+    this.notifying = true;
+    try {
+      for (let listener = this.listener; listener !== undefined && this.notices.size > 0; listener = this.listener) {
+        const channels: string[] = [];
+        const payloads: string[] = [];
+        for (const [channel, queued] of this.notices) {
+          for (const payload of queued) {
+            channels.push(channel);
+            payloads.push(payload);
+          }
+        }
+        this.notices.clear();
+        await listener.client
+          .query('SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS u(c, p)', [channels, payloads])
+          .catch((error: unknown) => refusedByServer(error) || this.lost(listener));
+      }
+    } finally {
+      this.notifying = false;
+    }
+  }
+
+  /**
+   * A short statement that must not wait for a pool connection (the pool may be full of the very
+   * connections it is about): on the LISTEN connection when it is up, else through the pool.
+   */
+  async control<R extends Pg.QueryResultRow>(text: string, values: unknown[]): Promise<Pg.QueryResult<R>> {
+    const listener = this.listener;
+    if (listener === undefined) return this.pool.query<R>(text, values);
+    try {
+      return await listener.client.query<R>(text, values);
+    } catch (error) {
+      if (!refusedByServer(error)) this.lost(listener);
+      throw error;
+    }
+  }
+
   /** Calls `onPayload` with each NOTIFY on `channel`, from the one LISTEN connection. Returns the unsubscribe. */
   listen(channel: string, onPayload: (payload: string) => void): () => void {
     this.channels.set(channel, onPayload);
@@ -249,12 +305,18 @@ export class PostgresDatabase {
     try {
       listener = await this.openListener();
       const { client } = listener;
-      client.on('notification', (message: Notification) => this.channels.get(message.channel)?.(message.payload ?? ''));
+      const own = (client as { processID?: number }).processID;
+      client.on('notification', (message: Notification) => {
+        if (message.processId !== own) this.channels.get(message.channel)?.(message.payload ?? '');
+      });
       client.on('error', () => this.lost(listener));
       client.on('end', () => this.lost(listener));
       for (const channel of this.channels.keys()) await client.query(`LISTEN ${channel}`);
       if (this.ended) await listener.close(false).catch(() => {});
-      else this.listener = listener;
+      else {
+        this.listener = listener;
+        if (!this.notifying) void this.sendNotices();
+      }
     } catch {
       await listener?.close(true).catch(() => {});
       this.listenLater();
@@ -268,7 +330,9 @@ export class PostgresDatabase {
       const lent = await this.pool.connect();
       return { client: lent, close: async (broken) => lent.release(broken) };
     }
-    const client = new (loadPg().Client)(this.settings);
+    // A NOTIFY-only transaction writes no WAL, so its commit waits for no flush; this keeps it so.
+    const options = [this.settings.options, '-c synchronous_commit=off'].filter(Boolean).join(' ');
+    const client = new (loadPg().Client)({ ...this.settings, options });
     client.on('error', () => {}); // a failed connect rejects; once connected, `lost` handles it
     this.open.add(client);
     client.on('end', () => this.open.delete(client));
@@ -331,8 +395,18 @@ export function redact(url: string): string {
 
 const codeOf = (error: unknown): string => String((error as { code?: unknown })?.code ?? '');
 
-/** `pg`'s `query_timeout`: the statement got no answer in time (its connection is stuck). */
-const unanswered = (error: unknown): boolean => (error as Error)?.message === 'Query read timeout';
+/** `pg`'s `query_timeout`, or a deadline of the caller's (ETIMEDOUT): the statement got no answer in time (its connection is stuck). */
+const unanswered = (error: unknown): boolean => (error as Error)?.message === 'Query read timeout' || codeOf(error) === 'ETIMEDOUT';
+
+/**
+ * The server answered a statement with an error that rolled it back and left the connection
+ * usable: an ERROR (a severity, localized, and a SQLSTATE outside the classes of a connection
+ * ended: 08, 57P, XX), rather than a connection lost or ended around it, which may follow a commit.
+ */
+export function refusedByServer(error: unknown): boolean {
+  const { severity, code } = (error ?? {}) as { severity?: unknown; code?: unknown };
+  return typeof severity === 'string' && typeof code === 'string' && !/^(08|57P|XX)/.test(code);
+}
 
 /** `promise`, or a rejection with `late()` after `ms` (what `promise` does later is ignored). */
 export function within<T>(promise: Promise<T>, ms: number, late: () => Error): Promise<T> {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { PoolClient, QueryConfig } from 'pg';
+import type { PoolClient } from 'pg';
 import type { Logger } from 'winston';
 import type { Availability } from '../../observe/availability.js';
 import type { PgPoolLike } from '../../config.js';
@@ -21,7 +21,7 @@ import {
 import type { AddOptions, NewDelivery, OutboxRecord, OutboxStore, Settlement } from '../../send/outbox-store.js';
 import type { TransactionClient } from '../../types.js';
 import { COLUMNS, filterConditions, type OutboxRow, targetCountsSql, toDeadLetter, toRecord } from '../outbox-rows.js';
-import { databaseFrom, isUnavailable, type PostgresDatabase, within } from './database.js';
+import { databaseFrom, isUnavailable, type PostgresDatabase, refusedByServer, within } from './database.js';
 
 /** The NOTIFY channel: payload `<schema>\t<service>\t<target>`. */
 export const OUTBOX_CHANNEL = 'events_outbox';
@@ -68,9 +68,14 @@ interface Waiter {
  * services may share a database too).
  *
  * - `add` without a transaction is a group commit: every delivery added in one turn of the event
- *   loop goes in one INSERT statement. With `{ tx }` the INSERT runs on the caller's client, in the
- *   caller's transaction; the same statement's `pg_notify` is delivered by PostgreSQL only at
- *   commit, and wakes every instance LISTENing (the poll is the fallback).
+ *   loop goes in one INSERT statement, without NOTIFY (PostgreSQL serialises the commits of
+ *   notifying transactions: they could not share a WAL flush). Once it commits, its targets are
+ *   queued for one NOTIFY on the database's LISTEN connection, carrying every target queued
+ *   meanwhile, which wakes the other instances; this one is woken by the bus, and skips its own
+ *   NOTIFY. An emit it refuses is not recorded, ever (see `flush`).
+ * - With `{ tx }` the INSERT runs on the caller's client, in the caller's transaction, with a
+ *   `pg_notify` per target in the same statement: PostgreSQL delivers it only at the caller's
+ *   commit, and it wakes every instance LISTENing, this one included (the poll is the fallback).
  * - Claims are leases in the rows (`leased_until`, `lease_owner`), taken with
  *   `FOR UPDATE SKIP LOCKED` and renewed every third of `leaseMs` while the delivery runs. A row
  *   whose lease ran out (its instance died) is claimed again by any instance.
@@ -154,7 +159,7 @@ export class PostgresOutbox implements OutboxStore {
     if (tx !== undefined) {
       try {
         await within(this.ensureReady(), this.writeWaitMs, () => this.late());
-        await tx.query(...this.insertStatement(deliveries));
+        await tx.query(...this.insertStatement(deliveries, true));
       } catch (error) {
         throw this.unavailable(error);
       }
@@ -171,34 +176,38 @@ export class PostgresOutbox implements OutboxStore {
 
   /**
    * One INSERT of every delivery queued in this turn (its own transaction), retried while the
-   * database is unreachable, answered within `writeWaitMs` (a connection that does not answer by
-   * then is destroyed by the pool).
+   * database is unreachable, answered within `writeWaitMs`; once it commits, its targets are woken
+   * in the other instances by one NOTIFY sent aside (this one wakes itself: the bus's `notify`).
+   * A refusal means the deliveries are not recorded, and never will be: a connection that comes
+   * after the deadline goes back unused, and a statement sent but not answered in time is found
+   * out (`committed`). When that cannot be found out, the emit rejects saying so.
    */
   private async flush(): Promise<void> {
     this.flushScheduled = false;
     const batch = this.queue;
     this.queue = [];
     if (batch.length === 0) return;
-    const deadline = Date.now() + this.writeWaitMs;
-    const [text, values] = this.insertStatement(batch.flatMap((w) => w.deliveries));
+    const deliveries = batch.flatMap((w) => w.deliveries);
+    try {
+      await this.insert(deliveries, Date.now() + this.writeWaitMs);
+    } catch (error) {
+      for (const waiter of batch) waiter.reject(this.refusal(error, waiter.deliveries));
+      return;
+    }
+    this.recovered();
+    for (const target of new Set(deliveries.map((d) => d.target))) this.db.notify(OUTBOX_CHANNEL, `${this.schema}\t${this.service}\t${target}`);
+    for (const waiter of batch) waiter.resolve();
+  }
+
+  /** `insertOnce`, tried again while the database is unreachable and the deadline allows (the last try was not recorded). */
+  private async insert(deliveries: readonly NewDelivery[], deadline: number): Promise<void> {
+    const statement = this.insertStatement(deliveries, false);
     let wait: number = DEFAULTS.storeRetry.baseDelayMs;
     for (;;) {
       try {
-        const left = Math.max(1, deadline - Date.now());
-        const insert = async () => {
-          await this.ensureReady();
-          await this.db.pool.query({ text, values, query_timeout: left } as QueryConfig);
-        };
-        await within(insert(), left, () => this.late());
-        this.recovered();
-        for (const waiter of batch) waiter.resolve();
-        return;
+        return await this.insertOnce(statement, deliveries, deadline);
       } catch (error) {
-        if (!isUnavailable(error) || Date.now() + wait > deadline || this.closed) {
-          const failure = this.unavailable(error);
-          for (const waiter of batch) waiter.reject(failure);
-          return;
-        }
+        if (error instanceof Undecided || !isUnavailable(error) || Date.now() + wait > deadline || this.closed) throw error;
         this.failed(error);
         await sleep(wait);
         wait = Math.min(DEFAULTS.storeRetry.maxDelayMs, wait * 2);
@@ -206,18 +215,125 @@ export class PostgresOutbox implements OutboxStore {
     }
   }
 
-  /** INSERT … SELECT FROM unnest(…), and one pg_notify per target, in one statement. */
-  private insertStatement(deliveries: readonly NewDelivery[]): [string, unknown[]] {
-    const text = `WITH ins AS (
-      INSERT INTO ${this.s}.events_outbox
+  /**
+   * One try: a connection taken by the deadline (one that comes later goes back unused, the
+   * statement never sent), the INSERT on it. The server's refusal (an ERROR) rolled it back; no
+   * answer by the deadline, or a connection lost, may have committed it: `committed` finds out.
+   * Resolves when recorded; rejects when not, or with Undecided.
+   */
+  private async insertOnce([text, values]: [string, unknown[]], deliveries: readonly NewDelivery[], deadline: number): Promise<void> {
+    let broken: Error | undefined;
+    const onError = (error: Error) => (broken ??= error);
+    const taking = this.ensureReady().then(() => this.db.checkout(onError));
+    let client: PoolClient;
+    try {
+      client = await within(taking, deadline - Date.now(), () => this.late());
+    } catch (error) {
+      void taking.then(
+        (late) => {
+          late.off('error', onError);
+          late.release();
+        },
+        () => {},
+      );
+      throw error;
+    }
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      client.off('error', onError);
+      client.release(broken);
+    };
+    let answered = false;
+    const answer = client.query(text, values).then(() => (answered = true));
+    try {
+      await within(answer, deadline - Date.now(), () => this.late());
+    } catch (error) {
+      if (refusedByServer(error)) throw error;
+      broken ??= error as Error;
+      answer.catch(() => {});
+      const pid = (client as { processID?: number }).processID;
+      if (!(await this.committed(pid, () => answered, release, deliveries, error))) throw error;
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * Whether the INSERT of `deliveries`, sent on backend `pid` and not answered, committed. The
+   * backend is ended from another connection (`control`: not one of the pool's, which may all be
+   * stuck) and awaited until gone, so that the answer is final; `discard` then lets its connection
+   * go. Its transaction's status decides, or, when it had written nothing yet when it was ended (a
+   * lock wait, or done before), whether its rows exist. Undecided when that cannot be found out
+   * within `writeWaitMs`.
+   */
+  private async committed(
+    pid: number | undefined,
+    answered: () => boolean,
+    discard: () => void,
+    deliveries: readonly NewDelivery[],
+    failure: unknown,
+  ): Promise<boolean> {
+    let gaveUp = false;
+    const findOut = async (): Promise<boolean> => {
+      if (pid === undefined) throw new Error('the connection names no backend process to end');
+      const ended = await this.db.control<{ xid: string | null }>(
+        'SELECT backend_xid::text AS xid, pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1',
+        [pid],
+      );
+      while ((await this.db.control('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid])).rows.length > 0) {
+        if (gaveUp) throw new Error('given up');
+        await sleep(10);
+      }
+      discard();
+      if (answered()) return true;
+      const xid = ended.rows[0]?.xid ?? null;
+      if (xid !== null) {
+        // The 32-bit xid, with the epoch of the next one (it is at most 2^31 older), as txid_status takes it.
+        const status = await this.db.control<{ status: string | null }>(
+          `SELECT txid_status(CASE WHEN (n >> 32 << 32) + $1 >= n THEN (n >> 32 << 32) + $1 - 4294967296 ELSE (n >> 32 << 32) + $1 END) AS status
+           FROM (SELECT txid_snapshot_xmax(txid_current_snapshot()) AS n) s`,
+          [Number(xid)],
+        );
+        return status.rows[0]?.status === 'committed';
+      }
+      const found = await this.db.pool.query(
+        `SELECT 1 FROM ${this.s}.events_outbox o JOIN unnest($2::text[], $3::text[]) AS u(event_id, target)
+           ON o.service = $1 AND o.event_id = u.event_id AND o.target = u.target
+         UNION ALL
+         SELECT 1 FROM ${this.s}.events_dead_letters d JOIN unnest($2::text[], $3::text[]) AS u(event_id, target)
+           ON d.service = $1 AND d.event_id = u.event_id AND d.target = u.target
+         LIMIT 1`,
+        [this.service, deliveries.map((d) => d.eventId), deliveries.map((d) => d.target)],
+      );
+      return found.rows.length > 0;
+    };
+    const finding = findOut();
+    try {
+      return await within(finding, this.writeWaitMs, () => new Error(`no answer within outbox.writeWaitMs (${this.writeWaitMs} ms)`));
+    } catch (error) {
+      gaveUp = true;
+      finding.catch(() => {});
+      const reason = `${(failure as Error)?.message ?? String(failure)}; then whether it committed could not be found out: ${(error as Error)?.message ?? String(error)}`;
+      throw new Undecided(reason, { cause: error });
+    }
+  }
+
+  /** INSERT … SELECT FROM unnest(…); with `notify` (in the caller's transaction, which alone can wake the others, at its commit), one pg_notify per target in the same statement. */
+  private insertStatement(deliveries: readonly NewDelivery[], notify: boolean): [string, unknown[]] {
+    const insert = `INSERT INTO ${this.s}.events_outbox
         (service, event_id, type, source, target, body, created_at, next_attempt_at, traceparent, tracestate)
       SELECT $1, u.event_id, u.type, u.source, u.target, u.body, u.created_at, u.created_at, u.traceparent, u.tracestate
       FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::text[])
-        AS u(event_id, type, source, target, body, created_at, traceparent, tracestate)
-      RETURNING target)
-    SELECT pg_notify('${OUTBOX_CHANNEL}', $10 || t.target) FROM (SELECT DISTINCT target FROM ins) t`;
-    const columns = INSERTED.map((key) => deliveries.map((d) => d[key] ?? null));
-    return [text, [this.service, ...columns, `${this.schema}\t${this.service}\t`]];
+        AS u(event_id, type, source, target, body, created_at, traceparent, tracestate)`;
+    const values = [this.service, ...INSERTED.map((key) => deliveries.map((d) => d[key] ?? null))];
+    if (!notify) return [insert, values];
+    return [
+      `WITH ins AS (${insert} RETURNING target)
+       SELECT pg_notify('${OUTBOX_CHANNEL}', $10 || t.target) FROM (SELECT DISTINCT target FROM ins) t`,
+      [...values, `${this.schema}\t${this.service}\t`],
+    ];
   }
 
   async claim(target: string, now: number, limit: number): Promise<OutboxRecord[]> {
@@ -512,7 +628,11 @@ export class PostgresOutbox implements OutboxStore {
     return result.rows.map(toRecord);
   }
 
-  /** A committed emit (here or in another instance) wakes its target's lane: NOTIFY, on the database's LISTEN connection. */
+  /**
+   * A committed emit in another instance, a commit of the caller's transaction, a replay wake its
+   * target's lane: NOTIFY, on the database's LISTEN connection (an emit of this instance without
+   * `tx` is woken by the bus instead).
+   */
   onWork(wake: (target: string) => void): void {
     const prefix = `${this.schema}\t${this.service}\t`;
     this.wake = wake;
@@ -626,6 +746,16 @@ export class PostgresOutbox implements OutboxStore {
     return Object.assign(new Error(`PostgreSQL did not answer within outbox.writeWaitMs (${this.writeWaitMs} ms)`), { code: 'ETIMEDOUT' });
   }
 
+  /** A group INSERT's failure as `add` rejects with: undecided → OutboxUnavailableError naming the events whose outcome is unknown. */
+  private refusal(error: unknown, deliveries: readonly NewDelivery[]): unknown {
+    if (!(error instanceof Undecided)) return this.unavailable(error);
+    return new OutboxUnavailableError(this.where, error.message, {
+      cause: error.cause,
+      unknownEventIds: [...new Set(deliveries.map((d) => d.eventId))],
+      hint: 'Check that PostgreSQL runs and accepts connections at EVENTS_DATABASE_URL.',
+    });
+  }
+
   /** An error of `add`/`replay`: unreachable database → OutboxUnavailableError; anything else as it is. */
   private unavailable(error: unknown): unknown {
     if (!isUnavailable(error)) return error;
@@ -643,6 +773,9 @@ export class PostgresOutbox implements OutboxStore {
     return { where: `WHERE ${[SCOPE, ...conditions].join(' AND ')}`, params };
   }
 }
+
+/** A group INSERT sent but not answered, whose commit could not be found out. */
+class Undecided extends Error {}
 
 function byDue(a: OutboxRecord, b: OutboxRecord): number {
   return a.nextAttemptAt - b.nextAttemptAt || a.id - b.id;
