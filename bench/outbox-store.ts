@@ -7,7 +7,7 @@
  * Three shapes, per rep interleaved:
  * - `one by one`: 16 in flight, each ending alone; every end claims one more (the unbatched dispatcher).
  * - `batches, settleMany`: claim 1,600 (16 requests × 100), settle them all in one `settleMany`.
- * - `batches, one call each`: the same, settled by one `complete` each (a store without `settleMany`).
+ * - `batches, one call each`: the same, settled by one `settleMany` call per delivery.
  * - `batches in flight`: 16 requests of 100 in flight; as each ends, `settleMany` its 100, claim 100
  *   more (the batching dispatcher at saturation: every claim passes the 1,500 others still leased).
  */
@@ -46,9 +46,9 @@ async function fill(store: OutboxStore, n: number): Promise<void> {
 }
 
 async function settle(store: OutboxStore, records: OutboxRecord[], shape: Shape): Promise<void> {
-  // A store without settleMany (an older version, measured as the baseline) is settled as the dispatcher would.
+  // One call for all, else one per delivery (the baseline: as the dispatcher settles a lone send).
   if (shape === 'batches, settleMany' && store.settleMany) await store.settleMany(records.map((record) => ({ kind: 'complete' as const, record })));
-  else await Promise.all(records.map((record) => store.complete(record.id)));
+  else await Promise.all(records.map((record) => store.settleMany([{ kind: 'complete', record }])));
 }
 
 /** CPU and wall-clock µs per delivery to drain `n` deliveries. */
@@ -79,7 +79,7 @@ async function drain(store: OutboxStore, n: number, shape: Shape): Promise<{ cpu
     let inFlight = await store.claim('payments', Date.now(), 16);
     while (inFlight.length > 0) {
       const [first, ...rest] = inFlight;
-      await store.complete(first!.id);
+      await store.settleMany([{ kind: 'complete', record: first! }]);
       done += 1;
       inFlight = rest.concat(await store.claim('payments', Date.now(), 16 - rest.length));
       if (done % 16 === 0) await nextTurn();

@@ -349,22 +349,16 @@ export interface ResolvedTarget {
   tls?: TlsMaterial;
 }
 
+/** The options that resolve to a value of their own type (a default when not given). */
+type PlainOptions = 'path' | 'bodyLimitBytes' | 'maxPayloadDepth' | 'bodyTimeoutMs' | 'bodyStartTimeoutMs' | 'maxUnverifiedBytes' | 'timeoutMs'
+  | 'toleranceSeconds' | 'concurrency' | 'httpClient' | 'databaseSchema' | 'databasePoolSize' | 'shutdownTimeoutMs' | 'openTelemetry';
+
 /** Options after merging caller, environment and DEFAULTS, and checking them. */
-export interface ResolvedConfig {
+export interface ResolvedConfig extends Required<Pick<EventBusOptions, PlainOptions>> {
   service: string | undefined;
   keys: Buffer[];
   logger: Logger;
-  path: string;
-  bodyLimitBytes: number;
-  maxPayloadDepth: number;
-  bodyTimeoutMs: number;
-  bodyStartTimeoutMs: number;
-  maxUnverifiedBytes: number;
-  timeoutMs: number;
-  toleranceSeconds: number;
-  concurrency: number;
   batch: Required<BatchOptions>;
-  httpClient: 'axios' | 'undici';
   /** The TLS of every target and of the broker (`tls`, `EVENTS_TLS_*`), when set. */
   tls: TlsMaterial | undefined;
   retry: RetryOptions;
@@ -373,10 +367,6 @@ export interface ResolvedConfig {
   inbox: Required<Omit<InboxOptions, 'path'>> & { path: string | undefined };
   /** A PostgreSQL URL or pool, when configured. */
   database: string | DatabasePool | undefined;
-  databaseSchema: string;
-  databasePoolSize: number;
-  shutdownTimeoutMs: number;
-  openTelemetry: boolean;
   health: Required<HealthOptions>;
   /** Operators by name, with their tokens. */
   operators: OperatorTokens;

@@ -1,24 +1,14 @@
 /**
  * Every default of the library, in one place. `createEventBus` merges the caller's options and
- * the environment over this object (see config.ts); nothing else hard-codes a tunable.
+ * the environment over this object (see config.ts); nothing else hard-codes a tunable. What an
+ * option means is said where it is declared (config.ts, default-bus.ts); here, why a value is what
+ * it is, and what no option sets.
  */
 export const DEFAULTS = {
-  /** Path the middleware answers. */
   path: '/events',
-  /** Largest request body the receiver reads, in bytes (1 MiB). */
   bodyLimitBytes: 1024 * 1024,
-  /** `emit` refuses a payload nesting objects and arrays deeper than this (PayloadTooDeepError). */
   maxPayloadDepth: 64,
-  /**
-   * Longest wait for a request body once its headers arrived, in ms: a client trickling bytes
-   * gets 408 and its connection closed.
-   */
   bodyTimeoutMs: 10_000,
-  /**
-   * Longest wait for the first byte of a request body once its headers arrived, in ms (then 408,
-   * connection closed). A body still arriving then is slow: slow bodies together hold at most half
-   * of `maxUnverifiedBytes`.
-   */
   bodyStartTimeoutMs: 2_000,
   /**
    * Bytes held at once by request bodies whose signature is not checked yet, counted as they
@@ -38,7 +28,6 @@ export const DEFAULTS = {
      */
     recordGroup: { maxCompletions: 16, maxWaitMs: 10 },
   },
-  /** Timeout of one HTTP request, in ms. */
   timeoutMs: 10_000,
   /** How far a `webhook-timestamp` may be from the receiver's clock, in seconds (Standard Webhooks: 5 min). */
   toleranceSeconds: 300,
@@ -49,7 +38,6 @@ export const DEFAULTS = {
    * logger's stack or flood its output.
    */
   logPayload: { maxDepth: 32, maxChars: 16 * 1024 },
-  /** Deliveries in flight at once, per target service (with batching: requests in flight, each carrying a batch). */
   concurrency: 16,
   /**
    * Batched HTTP delivery: deliveries for one target that queued up while requests were in flight
@@ -57,16 +45,12 @@ export const DEFAULTS = {
    * event is sent at once in structured mode: batching adds no latency when idle.
    */
   batch: {
-    /** Batching on for every target (turn it off per target with `services.<name>.batch: false`). */
     enabled: true,
-    /** Most events in one request. */
     maxEvents: 100,
     /** Most body bytes in one request (half the receiver's default 1 MiB body limit). */
     maxBytes: 512 * 1024,
-    /** Wait this long for more events before sending a partial batch, in ms (0: never wait). */
     lingerMs: 0,
   },
-  /** HTTP client of the default transport: `axios`, or `undici` (optional peer, leaner per request). */
   httpClient: 'axios' as 'axios' | 'undici',
   tls: {
     /**
@@ -80,16 +64,13 @@ export const DEFAULTS = {
     retries: 3,
     baseDelayMs: 300,
     maxDelayMs: 5_000,
-    /** A `Retry-After` up to this is waited out in place; a longer one reschedules the delivery. */
     maxRetryAfterMs: 10_000,
   },
   /** Redelivery from the outbox after the immediate retries, in the spirit of the Standard Webhooks schedule. */
   redelivery: {
     baseDelayMs: 5_000,
     maxDelayMs: 6 * 60 * 60 * 1000,
-    /** A delivery still failing this long after its emit becomes a dead letter (3 days). */
     horizonMs: 3 * 24 * 60 * 60 * 1000,
-    /** While a target is down, one delivery probes it at most this far apart. */
     probeMaxDelayMs: 30_000,
   },
   outbox: {
@@ -118,31 +99,16 @@ export const DEFAULTS = {
      * throttles emits to one per emitter per wait, rather than blocking them for a minute.
      */
     maxBlockMs: 5_000,
-    /** Dead letters the in-memory outbox keeps (oldest evicted first, each with an error log line). */
     maxDeadLetters: 10_000,
-    /** Durable outbox: how often the dispatcher looks for work added by another process (a replay from the CLI). */
     pollIntervalMs: 2_000,
-    /**
-     * Durable outbox: how long an `emit` waits for its group commit while the file cannot take
-     * writes (locked by another process, disk full) before it rejects with OutboxUnavailableError.
-     */
     writeWaitMs: 2_000,
-    /**
-     * PostgreSQL outbox: how long a claim lasts without renewal (renewed every third of it while
-     * the delivery runs). A killed instance's claims are taken over by the others after this.
-     */
     leaseMs: 30_000,
     /** Both outboxes: a record last tried (or created) more than this in the future means the wall clock stepped back: it is due now. */
     clockStepSlackMs: 10_000,
   },
   /** PostgreSQL (`EVENTS_DATABASE_URL`). */
   database: {
-    /** The schema holding the library's tables (created on first use). */
     schema: 'public',
-    /**
-     * `databasePoolSize`: connections of the one pool a bus opens from a URL for its outbox and
-     * inbox, LISTEN aside (your own `pg.Pool` keeps its own size).
-     */
     poolSize: 10,
     /**
      * Timeouts of the pool a bus opens from a URL (your own `pg.Pool` keeps its settings); every
@@ -192,25 +158,16 @@ export const DEFAULTS = {
     maxDelayMs: 2_000,
   },
   inbox: {
-    /** Event ids the in-memory inbox remembers (oldest forgotten first). */
     maxEntries: 100_000,
     /** How long the durable inbox remembers a processed event id (7 days: longer than the redelivery horizon). */
     retentionMs: 7 * 24 * 60 * 60 * 1000,
   },
-  /** How long `close()` waits for in-flight deliveries and handlers, in ms. */
   shutdownTimeoutMs: 5_000,
-  /**
-   * Spans, metrics and trace context through `@opentelemetry/api`, when that optional peer is
-   * installed (without it, or with this off, nothing is done per event).
-   */
   openTelemetry: true,
   /** `bus.health()` and `GET <path>/health`. */
   health: {
-    /** The middleware answers `GET <path>/health` (200 healthy, 503 not). */
     endpoint: true,
-    /** A target down (failing in a row, only probed) longer than this, in ms, makes the service unhealthy; 0: never. */
     targetDownMs: 60_000,
-    /** A delivery waiting in the outbox longer than this, in ms, makes the service unhealthy (10 min); 0: never. */
     maxPendingAgeMs: 10 * 60 * 1000,
     /**
      * The outbox's backlog figures in health are at most this old, in ms: read again in the
@@ -248,14 +205,9 @@ export const DEFAULTS = {
     /** A page of a RabbitMQ dead-letter queue reads at most this many messages of it (the page says `truncated` past it). */
     brokerReadWindow: 1_000,
   },
-  /**
-   * The module-level default bus drains on SIGTERM/SIGINT, then re-raises the signal. Opt out with
-   * `configure({ handleSignals: false })` or `EVENTS_HANDLE_SIGNALS=false`.
-   */
   handleSignals: true,
   /** RabbitMQ (`broker` / `EVENTS_BROKER_URL`); see src/backends/amqp/topology.ts for the queues these shape. */
   broker: {
-    /** Prefix of every queue name (test isolation, or several systems on one vhost). */
     prefix: '',
     /**
      * Waits before the 1st, 2nd, … retry of a message whose handler failed (the last repeats).
@@ -268,7 +220,6 @@ export const DEFAULTS = {
      * wait queue (of these and `retryDelaysMs`) of at least n s, the longest when n is beyond them all.
      */
     retryLaterDelaysMs: [1_000, 2_000, 3_000, 5_000, 10_000, 15_000, 30_000, 60_000, 300_000, 900_000, 3_600_000] as readonly number[],
-    /** Handler attempts of one message before it goes to `<queue>.dlq`. */
     maxAttempts: 10,
     /**
      * RabbitMQ: messages one instance holds unacked at once, when neither `broker.prefetch` nor
@@ -284,7 +235,6 @@ export const DEFAULTS = {
      * id or filter always reach the whole queue.
      */
     listLimit: 10_000,
-    /** Reconnect backoff: first wait, doubled per failure up to the max, with jitter. */
     reconnectBaseDelayMs: 100,
     reconnectMaxDelayMs: 5_000,
     /** Kafka (`kafka://…`); see src/backends/kafka/topics.ts for the topics these shape. */

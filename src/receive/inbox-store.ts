@@ -10,20 +10,13 @@ export interface InboxStore {
   readonly durable: boolean;
   /** A store on a database server (PostgreSQL): whether its calls succeed, for health. */
   readonly database?: Availability;
-  /** `true` when every handler completed; else the keys of the handlers that did; undefined if unseen. */
-  completed(eventKey: string): Promise<true | ReadonlySet<string> | undefined>;
-  markHandler(eventKey: string, handlerKey: string): Promise<void>;
-  markDone(eventKey: string): Promise<void>;
   /**
-   * Stores that can read many events at once: `completed` of each key, in one query. Keys absent
-   * from the map are unseen. The pipeline reads a message's events with it (one call per message).
+   * Each key's state, in one read (the pipeline reads a message's events with one call): `true`
+   * when every handler completed, else the keys of the handlers that did. Unseen keys are absent.
    */
-  completedMany?(eventKeys: readonly string[]): Promise<ReadonlyMap<string, true | ReadonlySet<string>>>;
-  /**
-   * Stores that can write many marks at once: records every mark in one transaction (all or
-   * none), resolving once it is committed. The pipeline records a message's completions with it.
-   */
-  markMany?(marks: readonly InboxMark[]): Promise<void>;
+  completed(eventKeys: readonly string[]): Promise<ReadonlyMap<string, true | ReadonlySet<string>>>;
+  /** Records every mark in one transaction (all or none), resolving once it is committed. Idempotent. */
+  mark(marks: readonly InboxMark[]): Promise<void>;
   /**
    * Stores that can run a handler in the transaction that records its completion (PostgreSQL):
    * claims (eventKey, handlerKey), waiting while another instance holds the same claim; resolves
@@ -48,7 +41,7 @@ export interface InboxStore {
   close(deadline?: number): Promise<void>;
 }
 
-/** A completion to record: one handler's (`markHandler`), or every handler's when `handlerKey` is absent (`markDone`). */
+/** A completion to record: one handler's, or every handler's (the event is done) when `handlerKey` is absent. */
 export interface InboxMark {
   eventKey: string;
   handlerKey?: string;

@@ -74,7 +74,7 @@ export class ReceivePipeline {
   constructor(private readonly o: PipelineOptions) {
     this.unrecorded = new UnrecordedCompletions(o.maxUnrecorded);
     this.completions = new CompletionGroups({
-      write: (marks) => this.write(marks),
+      write: (marks) => this.o.inbox.mark(marks),
       maxCompletions: DEFAULTS.receiver.recordGroup.maxCompletions,
       maxWaitMs: DEFAULTS.receiver.recordGroup.maxWaitMs,
     });
@@ -263,13 +263,13 @@ export class ReceivePipeline {
    * its completion as it finishes; a job's verdict is given once its completions are recorded.
    */
   private async settle(jobs: readonly Job[], startedAt: number): Promise<Verdict[]> {
-    let states: ReadonlyArray<InboxState>;
+    let states: ReadonlyMap<string, InboxState>;
     try {
-      states = await this.completedOf(jobs.map((job) => job.key));
+      states = await this.o.inbox.completed(jobs.map((job) => job.key));
     } catch (error) {
       return jobs.map((job) => this.storeFailed('reading the inbox failed; no handler ran', job.event, error, startedAt));
     }
-    const runs = await Promise.all(jobs.map((job, i) => this.runHandlers(job, states[i])));
+    const runs = await Promise.all(jobs.map((job) => this.runHandlers(job, states.get(job.key))));
     return runs.map((run, i) => this.verdictOf(jobs[i]!, run, startedAt));
   }
 
@@ -279,7 +279,7 @@ export class ReceivePipeline {
    * with the last one, so that a crash reruns only the handlers running then and the completions
    * of the open group, never a whole batch's.
    */
-  private async runHandlers(job: Job, completed: InboxState): Promise<Run> {
+  private async runHandlers(job: Job, completed: InboxState | undefined): Promise<Run> {
     if (completed === true) return { duplicate: true, pending: 0, succeeded: [], failed: [] };
     const pending = job.subscribers.filter((s) => !completed?.has(s.key));
     const run: Run = { pending: pending.length, succeeded: [], failed: [] };
@@ -353,16 +353,6 @@ export class ReceivePipeline {
     }
   }
 
-  /** Each key's completed state, in one read when the store can. */
-  private async completedOf(keys: readonly string[]): Promise<ReadonlyArray<InboxState>> {
-    const { inbox } = this.o;
-    if (inbox.completedMany) {
-      const states = await inbox.completedMany(keys);
-      return keys.map((key) => states.get(key));
-    }
-    return Promise.all(keys.map((key) => inbox.completed(key)));
-  }
-
   /**
    * A handler ended: records its `marks` with the open group. A failure is kept on `run`, and the
    * handlers' completions in memory, so that the redelivery reaching this process records them
@@ -377,13 +367,6 @@ export class ReceivePipeline {
       return;
     }
     for (const { eventKey: key, handlerKey } of marks) this.unrecorded.delete(key, handlerKey);
-  }
-
-  /** One group of marks, in one write when the store can. */
-  private async write(marks: readonly InboxMark[]): Promise<void> {
-    const { inbox } = this.o;
-    if (inbox.markMany) return inbox.markMany(marks);
-    for (const { eventKey: key, handlerKey } of marks) await (handlerKey === undefined ? inbox.markDone(key) : inbox.markHandler(key, handlerKey));
   }
 
   /** One job's verdict, from what its handlers did and whether their completion was recorded. */
@@ -472,7 +455,8 @@ interface Job {
   reject(error: unknown): void;
 }
 
-type InboxState = Awaited<ReturnType<InboxStore['completed']>>;
+/** `true` when every handler completed; else the keys of the handlers that did. */
+type InboxState = true | ReadonlySet<string>;
 
 /**
  * What became of one handler: it completed and its completion is still to be recorded (its key),

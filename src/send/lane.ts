@@ -194,7 +194,7 @@ export class Lane {
     const { requests, overflow } = planRequests(claimed, free, caps, sizes, this.inFlight > 0 || claimed.length >= caps.maxEvents);
     for (const records of requests) void this.work.track(this.request(target, records, false));
     // Larger than the last claim suggested: back to the store as they were (no attempt charged), due as before.
-    if (overflow.length > 0) await this.write(overflow.map((record) => ({ kind: 'reschedule', record, nextAttemptAt: record.nextAttemptAt })));
+    if (overflow.length > 0) await this.o.store.settleMany(overflow.map((record) => ({ kind: 'reschedule', record, nextAttemptAt: record.nextAttemptAt })));
   }
 
   /**
@@ -372,7 +372,7 @@ export class Lane {
       this.explainFailures(records, results);
       await this.failed(records, results, firstFailure, probe);
     }
-    await this.write(settlements);
+    await this.o.store.settleMany(settlements);
     if (up) {
       await this.recovered(records, results);
       this.explainFailures(records, results);
@@ -384,13 +384,6 @@ export class Lane {
         if (!result.batchUnsupported) this.o.progress.settled(records[i]!, records[i]!.attempts === result.attempts);
       }
     }
-  }
-
-  /** Records outcomes: a lone success with `complete`, anything else in one `settleMany`. */
-  private async write(settlements: Settlement[]): Promise<void> {
-    const [only] = settlements;
-    if (settlements.length === 1 && only!.kind === 'complete') await this.o.store.complete(only!.record.id);
-    else await this.o.store.settleMany(settlements);
   }
 
   /** Telemetry and the log line of one settled record, at the levels of a single send; nothing is built for a level that is off. */

@@ -84,8 +84,6 @@ export interface OutboxStore extends DeadLetterOperator {
   claim(target: string, now: number, limit: number): Promise<OutboxRecord[]>;
   /** Leases the one record of `target` that is due soonest, due or not (a probe of a target that is down). */
   claimProbe(target: string): Promise<OutboxRecord | undefined>;
-  /** Ends the lease of a delivered record (a lone success: the cheapest write). */
-  complete(id: number): Promise<void>;
   /** Ends the leases of any number of records by their outcomes, in one transaction where the store has them. */
   settleMany(settlements: readonly Settlement[]): Promise<void>;
   /** Makes every waiting record of `target` last tried at or after `since` due now (a target came back). */

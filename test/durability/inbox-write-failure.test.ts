@@ -1,7 +1,7 @@
 // Issue 6 item 9 (second half): "the handler failed" is kept apart from "recording its completion failed".
 import Database from 'better-sqlite3';
 import { Catalog } from '../../src/catalog.js';
-import { eventKey, type InboxStore } from '../../src/receive/inbox-store.js';
+import { eventKey, type InboxMark, type InboxStore } from '../../src/receive/inbox-store.js';
 import { SqliteInbox } from '../../src/backends/sqlite/inbox.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
 import { post } from '../helpers/http-client.js';
@@ -25,22 +25,17 @@ class BreakableInbox implements InboxStore {
     this.readonly = new Database(path, { readonly: true });
   }
 
-  completed(key: string): Promise<true | ReadonlySet<string> | undefined> {
-    return this.inner.completed(key);
+  completed(keys: readonly string[]): ReturnType<InboxStore['completed']> {
+    return this.inner.completed(keys);
   }
 
-  async markHandler(key: string, handler: string): Promise<void> {
-    if (this.broken) this.failWrite(key, handler);
-    await this.inner.markHandler(key, handler);
+  async mark(marks: readonly InboxMark[]): Promise<void> {
+    if (this.broken) this.failWrite(marks[0]!.eventKey, marks[0]!.handlerKey ?? '*');
+    await this.inner.mark(marks);
   }
 
   forgetsBefore(): number {
     return this.inner.forgetsBefore();
-  }
-
-  async markDone(key: string): Promise<void> {
-    if (this.broken) this.failWrite(key, '*');
-    await this.inner.markDone(key);
   }
 
   async close(): Promise<void> {
@@ -99,7 +94,7 @@ describe('an inbox that cannot record a completion (real SQLite file, writes fai
     const onDisk = new Database(f.path, { readonly: true });
     try {
       const rows = onDisk.prepare('SELECT handler FROM inbox WHERE event_key = ?').all(eventKey('orders', event.id)) as { handler: string }[];
-      expect(rows.map((r) => r.handler).sort()).toEqual(['*', 'charge']);
+      expect(rows.map((r) => r.handler)).toEqual(['*']); // `*`: every handler completed (the handler's row, in the same write, is skipped)
     } finally {
       onDisk.close();
     }
@@ -129,17 +124,17 @@ describe('an inbox that cannot record a completion (real SQLite file, writes fai
     expect(runs).toEqual({ ledger: 1, email: 2 });
   });
 
-  it('every handler recorded but the final mark fails: 503, and the redelivery runs nothing again', async () => {
+  it('every handler completed but the write carrying the final mark fails: 503, and the redelivery runs nothing again', async () => {
     let runs = 0;
     const f = await setup({ charge: () => void (runs += 1) });
     const event = signedRequest(f.secret, 'orders', 'invoice-paid', { invoice: 'inv_3' });
-    // Only the final "done" mark fails.
-    const markDone = f.inbox.markDone.bind(f.inbox);
+    // Only the write with the final "done" mark fails.
+    const mark = f.inbox.mark.bind(f.inbox);
     let failDone = true;
-    f.inbox.markDone = (key) => {
-      f.inbox.broken = failDone;
+    f.inbox.mark = (marks) => {
+      f.inbox.broken = failDone && marks.some((m) => m.handlerKey === undefined);
       try {
-        return markDone(key); // its check of `broken` runs before its first await
+        return mark(marks); // its check of `broken` runs before its first await
       } finally {
         f.inbox.broken = false;
       }

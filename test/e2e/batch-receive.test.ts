@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import type { Pool } from 'pg';
 import { Catalog } from '../../src/catalog.js';
 import { createEventBus, type EventBus, type EventBusOptions, NonRetryableError, RetryLaterError } from '../../src/index.js';
-import { eventKey, type InboxMark, type InboxStore } from '../../src/receive/inbox-store.js';
+import { eventKey, type InboxMark } from '../../src/receive/inbox-store.js';
 import { SqliteInbox } from '../../src/backends/sqlite/inbox.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
 import { request } from '../helpers/http-client.js';
@@ -304,47 +304,23 @@ describe.each(STORES)('a batch on the %s inbox', (store) => {
 
 /** The real SQLite inbox, counting the calls the receiver makes on it. */
 class CountingInbox extends SqliteInbox {
-  readonly calls = { completed: 0, completedMany: 0, markHandler: 0, markDone: 0, markMany: 0 };
-  /** While set, markMany fails as SQLite does on a full disk, before writing anything. */
+  readonly calls = { completed: 0, mark: 0 };
+  /** While set, mark fails as SQLite does on a full disk, before writing anything. */
   failWrites = false;
 
-  override completed(key: string): ReturnType<SqliteInbox['completed']> {
+  override completed(keys: readonly string[]): ReturnType<SqliteInbox['completed']> {
     this.calls.completed += 1;
-    return super.completed(key);
+    return super.completed(keys);
   }
-  override completedMany(keys: readonly string[]): ReturnType<SqliteInbox['completedMany']> {
-    this.calls.completedMany += 1;
-    return super.completedMany(keys);
-  }
-  override markHandler(key: string, handler: string): Promise<void> {
-    this.calls.markHandler += 1;
-    return super.markHandler(key, handler);
-  }
-  override markDone(key: string): Promise<void> {
-    this.calls.markDone += 1;
-    return super.markDone(key);
-  }
-  override async markMany(marks: readonly InboxMark[]): Promise<void> {
-    this.calls.markMany += 1;
+  override async mark(marks: readonly InboxMark[]): Promise<void> {
+    this.calls.mark += 1;
     if (this.failWrites) throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
-    await super.markMany(marks);
+    await super.mark(marks);
   }
-}
-
-/** An inbox written before the batch methods existed: the real SQLite store, seen through the required methods only. */
-function withoutBatchMethods(inner: SqliteInbox): InboxStore {
-  return {
-    durable: true,
-    completed: (key) => inner.completed(key),
-    markHandler: (key, handler) => inner.markHandler(key, handler),
-    markDone: (key) => inner.markDone(key),
-    forgetsBefore: () => inner.forgetsBefore(),
-    close: () => inner.close(),
-  };
 }
 
 /** A receiver on a real SQLite inbox file behind a real node:http server; `runs` counts handler runs per event id. */
-async function setupCounting(path: string, options: { batchMethods?: boolean } = {}) {
+async function setupCounting(path: string) {
   const inbox = new CountingInbox(path, 60_000);
   storeCleanups.push(() => inbox.close());
   const secret = newSecret();
@@ -362,7 +338,7 @@ async function setupCounting(path: string, options: { batchMethods?: boolean } =
     count(event.id);
     if ((data as { fail?: boolean }).fail) throw new Error('ledger locked');
   }, undefined, 'late');
-  const server = await startReceiverServer({ catalog, inbox: options.batchMethods === false ? withoutBatchMethods(inbox) : inbox, logger: log.logger, secret });
+  const server = await startReceiverServer({ catalog, inbox, logger: log.logger, secret });
   storeCleanups.push(() => server.close());
   return { inbox, secret, runs, url: server.url };
 }
@@ -391,7 +367,7 @@ describe('a batch on the SQLite inbox: one read and one write per request', () =
 
     expect(res.status).toBe(200);
     expect(resultsOf(res.json).map((r) => r.receipt)).toEqual(['delivered', 'delivered', 'delivered', 'delivered']);
-    expect(f.inbox.calls).toEqual({ completed: 0, completedMany: 1, markHandler: 0, markDone: 0, markMany: 1 });
+    expect(f.inbox.calls).toEqual({ completed: 1, mark: 1 });
     // `*` alone: it says both handlers completed (their own rows, in the same group, are skipped).
     for (const event of events) expect(rowsOf(dir.file('inbox.db'), event.id)).toEqual(['*']);
   });
@@ -402,7 +378,7 @@ describe('a batch on the SQLite inbox: one read and one write per request', () =
     const f = await setupCounting(dir.file('inbox.db'));
     const event = paid();
     expect((await request(f.url, signedStructured(f.secret, event))).status).toBe(200);
-    expect(f.inbox.calls).toEqual({ completed: 0, completedMany: 1, markHandler: 0, markDone: 0, markMany: 1 });
+    expect(f.inbox.calls).toEqual({ completed: 1, mark: 1 });
     expect(rowsOf(dir.file('inbox.db'), event.id)).toEqual(['*']);
   });
 
@@ -432,17 +408,6 @@ describe('a batch on the SQLite inbox: one read and one write per request', () =
     expect(resultsOf(again.json).map((r) => r.receipt)).toEqual(['delivered', 'delivered']);
     expect([...f.runs.values()]).toEqual([1, 1, 1, 1]);
     for (const event of events) expect(rowsOf(dir.file('inbox.db'), event.id)).toEqual(['*']);
-  });
-
-  test('a store without the batch methods still serves a batch, one mark at a time', async () => {
-    const dir = tempDir('batch-sqlite');
-    storeCleanups.push(() => dir.remove());
-    const f = await setupCounting(dir.file('inbox.db'), { batchMethods: false });
-    const events = [paid(), paid()];
-    const res = await request(f.url, signedBatch(f.secret, [...events, events[0]!]));
-    expect(resultsOf(res.json).map((r) => r.receipt)).toEqual(['delivered', 'delivered', 'duplicate']);
-    expect(f.inbox.calls).toEqual({ completed: 2, completedMany: 0, markHandler: 4, markDone: 2, markMany: 0 });
-    for (const event of events) expect(rowsOf(dir.file('inbox.db'), event.id)).toEqual(['*', 'email', 'ledger']);
   });
 });
 

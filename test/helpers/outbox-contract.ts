@@ -35,6 +35,11 @@ export function reschedule(store: OutboxStore, record: OutboxRecord, nextAttempt
   return store.settleMany([{ kind: 'reschedule', record, nextAttemptAt }]);
 }
 
+/** The dispatcher's outcome of a delivery: the record leaves the outbox. */
+export function complete(store: OutboxStore, record: OutboxRecord): Promise<void> {
+  return store.settleMany([{ kind: 'complete', record }]);
+}
+
 /** The dispatcher's outcome of a last try: the record becomes a dead letter. */
 export function kill(store: OutboxStore, record: OutboxRecord, reason: DeathReason): Promise<void> {
   return store.settleMany([{ kind: 'kill', record, reason }]);
@@ -113,14 +118,14 @@ export function outboxStoreContract(open: () => Promise<OutboxStore> | OutboxSto
     expect(await store.nextDueAt('payments')).toBe(T + 1);
     const claimed = await store.claim('payments', T + 10, 10);
     expect(await store.nextDueAt('payments')).toBeUndefined();
-    for (const r of claimed) await store.complete(r.id);
+    for (const r of claimed) await complete(store, r);
     expect(await store.nextDueAt('payments')).toBeUndefined();
   });
 
   test('the very next claim, in the same turn, sees every outcome and release recorded before it', async () => {
     await store.add([delivery(1), delivery(2), delivery(3)]);
     const [r1, r2, r3] = await store.claim('payments', T + 10, 10);
-    await store.complete(r1!.id);
+    await complete(store, r1!);
     await kill(store, r2!, 'refused');
     await reschedule(store, tried(r3!, T + 10), T + 20);
     expect(ids(await store.claim('payments', T + 20, 10))).toEqual(['evt-3']);
@@ -141,7 +146,7 @@ export function outboxStoreContract(open: () => Promise<OutboxStore> | OutboxSto
     expect(probe).toMatchObject({ eventId: 'evt-2', attempts: 1 });
     expect(await store.claim('payments', T + 30_000, 10)).toEqual([]); // leased by the probe
     // One probe of a target at a time (a shared store refuses a second while one is out): settle it first.
-    await store.complete(probe!.id);
+    await complete(store, probe!);
     expect(await store.claimProbe('payments')).toMatchObject({ eventId: 'evt-1' });
     expect(await store.claimProbe('payments')).toBeUndefined();
     expect(await store.claimProbe('nobody')).toBeUndefined();
@@ -150,7 +155,7 @@ export function outboxStoreContract(open: () => Promise<OutboxStore> | OutboxSto
   test('complete removes a delivery for good', async () => {
     await store.add([delivery(1), delivery(2)]);
     const [r1] = await store.claim('payments', T + 10, 1);
-    await store.complete(r1!.id);
+    await complete(store, r1!);
     expect(ids(await store.pendingRecords())).toEqual(['evt-2']);
     expect((await store.stats()).pending).toBe(1);
     expect(await store.deadLetters()).toEqual([]);
@@ -368,12 +373,12 @@ export function settleManyContract(open: () => Promise<OutboxStore> | OutboxStor
     expect(ids(await store.claim('payments', Date.now(), 10))).toEqual(['evt-3']);
   });
 
-  test('settleMany of nothing changes nothing; one outcome is the same as its single call', async () => {
+  test('settleMany of nothing changes nothing; an outcome alone is recorded too', async () => {
     await store.add([delivery(1), delivery(2)]);
     await store.settleMany!([]);
     const [r1, r2] = await store.claim('payments', T + 10, 10);
     await store.settleMany!([{ kind: 'complete', record: r1! }]);
-    await store.complete(r2!.id);
+    await complete(store, r2!);
     expect(await store.pendingRecords()).toEqual([]);
     expect((await store.stats()).pending).toBe(0);
   });

@@ -6,7 +6,7 @@ import { cleanupAfterEach } from '../helpers/cleanups.js';
 import { createCapturingLogger } from '../helpers/logger.js';
 import { createTestSchema, describePostgres, PG_URL } from '../helpers/postgres.js';
 import { newSecret, type SignedRequest, signedRequest, structuredEvent, webhookHeaders } from '../helpers/signing.js';
-import { inboxStoreContract } from '../helpers/inbox-contract.js';
+import { inboxStoreContract, markDone, stateOf } from '../helpers/inbox-contract.js';
 import { gate } from '../helpers/wait.js';
 
 const TYPE = 'payment.made';
@@ -230,15 +230,15 @@ describePostgres('PostgreSQL inbox: exactly-once handler effects', () => {
     const capture = createCapturingLogger();
     const inbox = new PostgresInbox({ database: PG_URL, service: 'pruned', schema: db.schema, retentionMs: 60_000, logger: capture.logger });
     cleanups.push(() => inbox.close());
-    await inbox.markDone(eventKey('users', 'old'));
-    await inbox.markDone(eventKey('users', 'young'));
+    await markDone(inbox, eventKey('users', 'old'));
+    await markDone(inbox, eventKey('users', 'young'));
     await db.pool.query(`UPDATE "${db.schema}".events_inbox SET done_at = now() - interval '2 minutes' WHERE event_id IN ('old', 'kept-other-service')`);
     await db.pool.query(
       `INSERT INTO "${db.schema}".events_inbox (service, source, event_id, handler, done_at) VALUES ('other', 'users', 'kept-other-service', '*', now() - interval '2 minutes')`,
     );
     await inbox.prune();
-    expect(await inbox.completed(eventKey('users', 'old'))).toBeUndefined();
-    expect(await inbox.completed(eventKey('users', 'young'))).toBe(true);
+    expect(await stateOf(inbox, eventKey('users', 'old'))).toBeUndefined();
+    expect(await stateOf(inbox, eventKey('users', 'young'))).toBe(true);
     expect(await inboxRows('kept-other-service')).toEqual(['other:*']);
 
     const broken = new PostgresInbox({ database: 'postgres://postgres@127.0.0.1:1/test', service: 'x', schema: db.schema, retentionMs: 1, logger: capture.logger });

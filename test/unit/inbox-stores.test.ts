@@ -6,7 +6,7 @@ import type { Logger } from 'winston';
 import { eventKey, type InboxStore } from '../../src/receive/inbox-store.js';
 import { MemoryInbox } from '../../src/backends/memory/inbox.js';
 import { SqliteInbox } from '../../src/backends/sqlite/inbox.js';
-import { inboxStoreContract } from '../helpers/inbox-contract.js';
+import { inboxStoreContract, markDone, markHandler, stateOf } from '../helpers/inbox-contract.js';
 
 const DAY = 24 * 60 * 60 * 1000;
 
@@ -43,24 +43,24 @@ describe('MemoryInbox', () => {
 
   test('remembers at most maxEntries events, forgetting the oldest first', async () => {
     const inbox = new MemoryInbox(3);
-    for (const id of ['e1', 'e2', 'e3']) await inbox.markDone(eventKey('s', id));
-    await inbox.markHandler(eventKey('s', 'e4'), 'h');
-    expect(await inbox.completed(eventKey('s', 'e1'))).toBeUndefined();
-    expect(await inbox.completed(eventKey('s', 'e2'))).toBe(true);
-    expect(await inbox.completed(eventKey('s', 'e4'))).toEqual(new Set(['h']));
-    await inbox.markDone(eventKey('s', 'e5'));
-    expect(await inbox.completed(eventKey('s', 'e2'))).toBeUndefined();
-    expect(await inbox.completed(eventKey('s', 'e3'))).toBe(true);
+    for (const id of ['e1', 'e2', 'e3']) await markDone(inbox, eventKey('s', id));
+    await markHandler(inbox, eventKey('s', 'e4'), 'h');
+    expect(await stateOf(inbox, eventKey('s', 'e1'))).toBeUndefined();
+    expect(await stateOf(inbox, eventKey('s', 'e2'))).toBe(true);
+    expect(await stateOf(inbox, eventKey('s', 'e4'))).toEqual(new Set(['h']));
+    await markDone(inbox, eventKey('s', 'e5'));
+    expect(await stateOf(inbox, eventKey('s', 'e2'))).toBeUndefined();
+    expect(await stateOf(inbox, eventKey('s', 'e3'))).toBe(true);
   });
 
   test('more handlers of a remembered event do not push other events out', async () => {
     const inbox = new MemoryInbox(2);
-    await inbox.markHandler(eventKey('s', 'e1'), 'h1');
-    await inbox.markDone(eventKey('s', 'e2'));
-    await inbox.markHandler(eventKey('s', 'e1'), 'h2');
-    await inbox.markHandler(eventKey('s', 'e1'), 'h3');
-    expect(await inbox.completed(eventKey('s', 'e1'))).toEqual(new Set(['h1', 'h2', 'h3']));
-    expect(await inbox.completed(eventKey('s', 'e2'))).toBe(true);
+    await markHandler(inbox, eventKey('s', 'e1'), 'h1');
+    await markDone(inbox, eventKey('s', 'e2'));
+    await markHandler(inbox, eventKey('s', 'e1'), 'h2');
+    await markHandler(inbox, eventKey('s', 'e1'), 'h3');
+    expect(await stateOf(inbox, eventKey('s', 'e1'))).toEqual(new Set(['h1', 'h2', 'h3']));
+    expect(await stateOf(inbox, eventKey('s', 'e2'))).toBe(true);
   });
 
   test('at scale: an event marked done after its handlers is as new as its done mark; the oldest go first, and forgetsBefore follows', async () => {
@@ -69,20 +69,20 @@ describe('MemoryInbox', () => {
     const key = (i: number) => eventKey('s', `e${i}`);
     // Each event: a handler's mark, then done (as the receiver records them), many times over the bound.
     for (let i = 0; i < 4 * N; i++) {
-      await inbox.markHandler(key(i), 'h');
-      if (i >= 1) await inbox.markDone(key(i - 1));
+      await markHandler(inbox, key(i), 'h');
+      if (i >= 1) await markDone(inbox, key(i - 1));
     }
     // The newest N are remembered (the last one still with its handler's mark only), every older one forgotten.
-    expect(await inbox.completed(key(4 * N - 1))).toEqual(new Set(['h']));
-    expect(await inbox.completed(key(4 * N - 2))).toBe(true);
-    expect(await inbox.completed(key(3 * N))).toBe(true);
-    expect(await inbox.completed(key(3 * N - 1))).toBeUndefined();
-    expect(await inbox.completed(key(0))).toBeUndefined();
+    expect(await stateOf(inbox, key(4 * N - 1))).toEqual(new Set(['h']));
+    expect(await stateOf(inbox, key(4 * N - 2))).toBe(true);
+    expect(await stateOf(inbox, key(3 * N))).toBe(true);
+    expect(await stateOf(inbox, key(3 * N - 1))).toBeUndefined();
+    expect(await stateOf(inbox, key(0))).toBeUndefined();
     // An early event marked done again is the newest: the next eviction takes the oldest other.
-    await inbox.markDone(key(3 * N));
-    await inbox.markDone(key(4 * N));
-    expect(await inbox.completed(key(3 * N))).toBe(true);
-    expect(await inbox.completed(key(3 * N + 1))).toBeUndefined();
+    await markDone(inbox, key(3 * N));
+    await markDone(inbox, key(4 * N));
+    expect(await stateOf(inbox, key(3 * N))).toBe(true);
+    expect(await stateOf(inbox, key(3 * N + 1))).toBeUndefined();
     expect(inbox.forgetsBefore()).toBeGreaterThan(0);
   });
 });
@@ -97,15 +97,15 @@ describe('SqliteInbox', () => {
   test('survives close and reopen (a restart does not rerun handlers)', async () => {
     const file = tempFile();
     const first = new SqliteInbox(file, 7 * DAY);
-    await first.markDone(eventKey('users', 'done'));
-    await first.markHandler(eventKey('users', 'partial'), 'h1');
+    await markDone(first, eventKey('users', 'done'));
+    await markHandler(first, eventKey('users', 'partial'), 'h1');
     await first.close();
 
     const second = new SqliteInbox(file, 7 * DAY);
     try {
-      expect(await second.completed(eventKey('users', 'done'))).toBe(true);
-      expect(await second.completed(eventKey('users', 'partial'))).toEqual(new Set(['h1']));
-      expect(await second.completed(eventKey('users', 'never'))).toBeUndefined();
+      expect(await stateOf(second, eventKey('users', 'done'))).toBe(true);
+      expect(await stateOf(second, eventKey('users', 'partial'))).toEqual(new Set(['h1']));
+      expect(await stateOf(second, eventKey('users', 'never'))).toBeUndefined();
     } finally {
       await second.close();
     }
@@ -115,19 +115,19 @@ describe('SqliteInbox', () => {
     const file = tempFile();
     const first = new SqliteInbox(file, 7 * DAY);
     const markedAt = Date.now();
-    await first.markDone(eventKey('users', 'e1'));
+    await markDone(first, eventKey('users', 'e1'));
     await first.close();
 
     const now = jest.spyOn(Date, 'now');
     try {
       now.mockReturnValue(markedAt + 6 * DAY);
       const within = new SqliteInbox(file, 7 * DAY);
-      expect(await within.completed(eventKey('users', 'e1'))).toBe(true);
+      expect(await stateOf(within, eventKey('users', 'e1'))).toBe(true);
       await within.close();
 
       now.mockReturnValue(markedAt + 8 * DAY);
       const after = new SqliteInbox(file, 7 * DAY);
-      expect(await after.completed(eventKey('users', 'e1'))).toBeUndefined();
+      expect(await stateOf(after, eventKey('users', 'e1'))).toBeUndefined();
       await after.close();
     } finally {
       now.mockRestore();
@@ -145,10 +145,10 @@ describe('SqliteInbox', () => {
     const first = new SqliteInbox(file, DAY);
     const second = new SqliteInbox(file, DAY);
     try {
-      await first.markHandler('k', 'h1');
-      expect(await second.completed('k')).toEqual(new Set(['h1']));
-      await second.markDone('k');
-      expect(await first.completed('k')).toBe(true);
+      await markHandler(first, 'k', 'h1');
+      expect(await stateOf(second, 'k')).toEqual(new Set(['h1']));
+      await markDone(second, 'k');
+      expect(await stateOf(first, 'k')).toBe(true);
     } finally {
       await first.close();
       await second.close();
@@ -173,7 +173,7 @@ describe('SqliteInbox', () => {
       const inbox = new SqliteInbox(file, DAY, logger as unknown as Logger);
       expect(logger.error).toHaveBeenCalledTimes(1);
       expect(logger.error.mock.calls[0]![1]).toMatchObject({ path: file, hint: expect.stringContaining('write lock') });
-      expect(await inbox.completed(eventKey('users', 'e1'))).toBeUndefined(); // reads still work
+      expect(await stateOf(inbox, eventKey('users', 'e1'))).toBeUndefined(); // reads still work
       await inbox.close();
     } finally {
       other.exec('COMMIT');

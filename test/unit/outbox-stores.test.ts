@@ -7,7 +7,7 @@ import { OutboxFullError, OutboxUnavailableError } from '../../src/errors/index.
 import type { NewDelivery, OutboxRecord, OutboxStore } from '../../src/send/outbox-store.js';
 import { MemoryOutbox } from '../../src/backends/memory/outbox.js';
 import { SqliteOutbox } from '../../src/backends/sqlite/outbox.js';
-import { kill, outboxStoreContract, reschedule, settleManyContract } from '../helpers/outbox-contract.js';
+import { complete, kill, outboxStoreContract, reschedule, settleManyContract } from '../helpers/outbox-contract.js';
 
 const T = 1_700_000_000_000;
 
@@ -80,7 +80,7 @@ describe('MemoryOutbox', () => {
     const claimed = await store.claim('payments', T + 100, 10);
     expect(ids(claimed)).toEqual(['evt-1', 'evt-2', 'evt-3']);
 
-    await store.complete(claimed[0]!.id); // a delivered record frees its place
+    await complete(store, claimed[0]!); // a delivered record frees its place
     await store.add([delivery(4)]);
     expect((await store.stats()).pending).toBe(3);
   });
@@ -127,7 +127,7 @@ describe('MemoryOutbox', () => {
     await store.add([big(4, 'healthy'), big(5, 'healthy')]);
 
     const [first, second] = await store.claim('dead', T + 10, 10);
-    await store.complete(first!.id);
+    await complete(store, first!);
     await kill(store, second!, 'refused');
     await store.add([big(6, 'dead'), big(7, 'dead')]);
     expect((await store.stats()).targets.dead!.pending).toBe(2);
@@ -332,7 +332,7 @@ describe('SqliteOutbox', () => {
         await store.add([delivery(1), delivery(2)]);
         const [done, retried] = await store.claim('payments', T + 10, 10);
         lockIt();
-        await store.complete(done!.id);
+        await complete(store, done!);
         await reschedule(store, tried(retried!, T + 20), T + 30);
         await new Promise((resolve) => setTimeout(resolve, 100)); // the flush ran and failed
         expect(logs.error).toHaveBeenCalledTimes(1);

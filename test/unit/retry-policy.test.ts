@@ -1,6 +1,6 @@
 import { DEFAULTS } from '../../src/defaults.js';
 import { failureHint } from '../../src/backends/http/failure-hints.js';
-import { isFinalStatus, isRedeliveredStatus, isRetryableStatus, isTargetDownStatus, parseRetryAfter } from '../../src/backends/http/answer.js';
+import { isFinalStatus, isRetryableStatus, isTargetDownStatus, parseRetryAfter } from '../../src/backends/http/answer.js';
 import { backoffMs } from '../../src/send/retry-policy.js';
 
 describe('isRetryableStatus', () => {
@@ -20,18 +20,15 @@ describe('isRetryableStatus', () => {
 describe('isFinalStatus: a verdict on the event itself, dead-lettered at once', () => {
   test.each([400, 410, 413, 415, 422])('%i is final', (status) => {
     expect(isFinalStatus(status)).toBe(true);
-    expect(isRedeliveredStatus(status)).toBe(false);
   });
 
   test.each([401, 403, 404, 405, 409, 451, 499])('%i is an operator’s to fix: redelivered from the outbox, not retried in place', (status) => {
     expect(isFinalStatus(status)).toBe(false);
-    expect(isRedeliveredStatus(status)).toBe(true);
     expect(isRetryableStatus(status)).toBe(false);
   });
 
   test.each([200, 408, 429, 500, 503])('%i is neither', (status) => {
     expect(isFinalStatus(status)).toBe(false);
-    expect(isRedeliveredStatus(status)).toBe(false);
   });
 });
 

@@ -9,7 +9,6 @@ type Amqplib = typeof amqplib;
 /** Runs on every (re)connection, before the connection counts as up: declare, consume. */
 export type OnConnect = (model: ChannelModel) => Promise<void>;
 
-
 /** Loads amqplib, the optional peer dependency, only when a broker is configured. */
 export function loadAmqplib(): Amqplib {
   const message = 'EVENTS_BROKER_URL (the broker option) is set, but the optional peer dependency amqplib is not installed: run npm install amqplib@^2';

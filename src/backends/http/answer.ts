@@ -28,22 +28,14 @@ export function isRetryableStatus(status: number): boolean {
  * A verdict on the event itself, which no operator action on the target changes by itself:
  * dead-lettered at once. 400 malformed or schema-invalid, 410 gone for good, 413 too large,
  * 415 unsupported content type, 422 a handler's NonRetryableError. (A NonRetryableError with
- * another status is recognised by the receiver's `rejected_by_handler` answer.)
+ * another status is recognised by the receiver's `rejected_by_handler` answer.) Every other 4xx
+ * (401, 403, 404, 405, 409, …) is an operator's to fix within minutes or hours: redelivered from the
+ * outbox with the normal backoff until the horizon, not retried in place.
  */
 const FINAL_STATUSES: ReadonlySet<number> = new Set([400, 410, 413, 415, 422]);
 
 export function isFinalStatus(status: number): boolean {
   return FINAL_STATUSES.has(status);
-}
-
-/**
- * Every other 4xx (401 wrong secret or clock skew, 403 a proxy or firewall, 404 receiver not yet
- * deployed or not subscribed, 405 wrong URL, 409, …) is a configuration or deploy-order problem an
- * operator fixes within minutes or hours: redelivered from the outbox with the normal backoff until
- * the horizon, without immediate retries.
- */
-export function isRedeliveredStatus(status: number): boolean {
-  return status >= 400 && status < 500 && !isFinalStatus(status) && !isRetryableStatus(status);
 }
 
 /**

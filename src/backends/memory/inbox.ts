@@ -37,22 +37,7 @@ export class MemoryInbox implements InboxStore {
 
   constructor(private readonly maxEntries: number) {}
 
-  async completed(eventKey: string): Promise<true | ReadonlySet<string> | undefined> {
-    return this.entries.get(eventKey)?.handlers;
-  }
-
-  async markHandler(eventKey: string, handlerKey: string): Promise<void> {
-    const entry = this.entries.get(eventKey);
-    if (entry?.handlers === true) return;
-    if (entry) entry.handlers.add(handlerKey);
-    else this.set(eventKey, new Set([handlerKey]), Date.now());
-  }
-
-  async markDone(eventKey: string): Promise<void> {
-    this.set(eventKey, true, this.entries.get(eventKey)?.at ?? Date.now());
-  }
-
-  async completedMany(eventKeys: readonly string[]): Promise<ReadonlyMap<string, true | ReadonlySet<string>>> {
+  async completed(eventKeys: readonly string[]): Promise<ReadonlyMap<string, true | ReadonlySet<string>>> {
     const states = new Map<string, true | ReadonlySet<string>>();
     for (const key of eventKeys) {
       const entry = this.entries.get(key);
@@ -62,12 +47,15 @@ export class MemoryInbox implements InboxStore {
   }
 
   /** A handler's mark is skipped when its event is marked done in the same call: `done` replaces it. */
-  async markMany(marks: readonly InboxMark[]): Promise<void> {
+  async mark(marks: readonly InboxMark[]): Promise<void> {
     const done = new Set<string>();
     for (const { eventKey, handlerKey } of marks) if (handlerKey === undefined) done.add(eventKey);
     for (const { eventKey, handlerKey } of marks) {
-      if (handlerKey === undefined) await this.markDone(eventKey);
-      else if (!done.has(eventKey)) await this.markHandler(eventKey, handlerKey);
+      if (handlerKey !== undefined && done.has(eventKey)) continue;
+      const entry = this.entries.get(eventKey);
+      if (handlerKey === undefined) this.set(eventKey, true, entry?.at ?? Date.now());
+      else if (!entry) this.set(eventKey, new Set([handlerKey]), Date.now());
+      else if (entry.handlers !== true) entry.handlers.add(handlerKey);
     }
   }
 

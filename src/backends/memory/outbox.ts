@@ -128,10 +128,6 @@ export class MemoryOutbox implements OutboxStore {
     return lane.waiting.pop();
   }
 
-  async complete(id: number): Promise<void> {
-    this.drop(id);
-  }
-
   private wait(record: OutboxRecord, nextAttemptAt: number): void {
     record.nextAttemptAt = nextAttemptAt;
     if (record.lastAttemptAt !== undefined && record.lastAttemptAt > this.maxStamp) this.maxStamp = record.lastAttemptAt;

@@ -76,20 +76,8 @@ export class PostgresInbox implements InboxStore {
     this.pruneTimer = setInterval(() => void this.prune(), DEFAULTS.database.inboxPruneIntervalMs).unref();
   }
 
-  async completed(eventKey: string): Promise<true | ReadonlySet<string> | undefined> {
-    return (await this.completedMany([eventKey])).get(eventKey);
-  }
-
-  async markHandler(eventKey: string, handlerKey: string): Promise<void> {
-    await this.markMany([{ eventKey, handlerKey }]);
-  }
-
-  async markDone(eventKey: string): Promise<void> {
-    await this.markMany([{ eventKey }]);
-  }
-
   /** One query for every key (a request's events): the keys travel as two arrays. */
-  async completedMany(eventKeys: readonly string[]): Promise<ReadonlyMap<string, true | ReadonlySet<string>>> {
+  async completed(eventKeys: readonly string[]): Promise<ReadonlyMap<string, true | ReadonlySet<string>>> {
     await this.db.ready();
     const keys = eventKeys.map((key) => splitEventKey(key));
     const { rows } = await this.db.pool.query<{ source: string; event_id: string; handler: string }>(
@@ -101,7 +89,7 @@ export class PostgresInbox implements InboxStore {
   }
 
   /** Every mark in one statement (so in one implicit transaction). */
-  async markMany(marks: readonly InboxMark[]): Promise<void> {
+  async mark(marks: readonly InboxMark[]): Promise<void> {
     await this.db.ready();
     const keys = marks.map((mark) => splitEventKey(mark.eventKey));
     const handlers = marks.map((mark) => mark.handlerKey ?? DONE);

@@ -406,13 +406,6 @@ export class PostgresOutbox implements OutboxStore {
     });
   }
 
-  async complete(id: number): Promise<void> {
-    const target = this.held.get(String(id));
-    await this.write(`WITH done AS (DELETE FROM ${this.s}.events_outbox WHERE id = $1) SELECT ${NO_FLUSH}`, [id], [id]);
-    // A success is news to every instance: the target is up (whoever marked it down, even a dead instance).
-    if (target !== undefined && this.downSeen.delete(target)) await this.markUp(target);
-  }
-
   private async markUp(target: string): Promise<void> {
     await this.write(
       `WITH t AS (UPDATE ${this.s}.events_targets SET down = false, probe_at = 0 WHERE service = $1 AND target = $2 AND down RETURNING 1)
@@ -451,35 +444,40 @@ export class PostgresOutbox implements OutboxStore {
       records.map((r) => r.lastError ?? null),
     ];
     const targets = new Map(settlements.map(({ record }) => [record.id, this.held.get(String(record.id))]));
-    await this.write(
-      `WITH done AS (DELETE FROM ${this.s}.events_outbox WHERE id = ANY($1::bigint[]) RETURNING 1),
-       again AS (UPDATE ${this.s}.events_outbox o SET leased_until = NULL, lease_owner = NULL, attempts = u.attempts,
-           next_attempt_at = u.next_attempt_at, last_attempt_at = u.last_attempt_at, last_status = u.last_status,
-           last_error = u.last_error
-         FROM unnest($3::bigint[], $4::int[], $5::bigint[], $6::bigint[], $7::int[], $8::text[]) AS u(id, attempts, next_attempt_at, last_attempt_at, last_status, last_error)
-         WHERE o.id = u.id AND o.lease_owner = $2 RETURNING 1),
-       gone AS (DELETE FROM ${this.s}.events_outbox WHERE id = ANY($9::bigint[]) AND lease_owner = $2
-         RETURNING id, service, event_id, type, source, target, body, created_at, traceparent, tracestate),
-       buried AS (INSERT INTO ${this.s}.events_dead_letters (id, service, event_id, type, source, target, body, created_at,
-           traceparent, tracestate, attempts, next_attempt_at, last_attempt_at, last_status, last_error, dead_at, reason)
-         SELECT d.id, d.service, d.event_id, d.type, d.source, d.target, d.body, d.created_at, d.traceparent, d.tracestate,
-           k.attempts, k.next_attempt_at, k.last_attempt_at, k.last_status, k.last_error, $16, k.reason
-         FROM gone d JOIN unnest($9::bigint[], $10::int[], $11::bigint[], $12::bigint[], $13::int[], $14::text[], $15::text[])
-           AS k(id, attempts, next_attempt_at, last_attempt_at, last_status, last_error, reason) ON k.id = d.id
-         ON CONFLICT (id) DO UPDATE SET attempts = EXCLUDED.attempts, last_attempt_at = EXCLUDED.last_attempt_at,
-           last_status = EXCLUDED.last_status, last_error = EXCLUDED.last_error, dead_at = EXCLUDED.dead_at, reason = EXCLUDED.reason
-         RETURNING 1)
-       SELECT (SELECT count(*) FROM done) AS done, (SELECT count(*) FROM again) AS again, (SELECT count(*) FROM buried) AS buried,
-         ${NO_FLUSH}`,
-      [done, this.owner, ...history(again), ...history(dead), reasons, Date.now()],
-      [...targets.keys()],
-    );
+    // Deliveries only (the common case): a plain DELETE, cheaper to plan than the statement below.
+    if (done.length === settlements.length) {
+      await this.write(`WITH done AS (DELETE FROM ${this.s}.events_outbox WHERE id = ANY($1::bigint[])) SELECT ${NO_FLUSH}`, [done], done);
+    } else {
+      await this.write(
+        `WITH done AS (DELETE FROM ${this.s}.events_outbox WHERE id = ANY($1::bigint[]) RETURNING 1),
+         again AS (UPDATE ${this.s}.events_outbox o SET leased_until = NULL, lease_owner = NULL, attempts = u.attempts,
+             next_attempt_at = u.next_attempt_at, last_attempt_at = u.last_attempt_at, last_status = u.last_status,
+             last_error = u.last_error
+           FROM unnest($3::bigint[], $4::int[], $5::bigint[], $6::bigint[], $7::int[], $8::text[]) AS u(id, attempts, next_attempt_at, last_attempt_at, last_status, last_error)
+           WHERE o.id = u.id AND o.lease_owner = $2 RETURNING 1),
+         gone AS (DELETE FROM ${this.s}.events_outbox WHERE id = ANY($9::bigint[]) AND lease_owner = $2
+           RETURNING id, service, event_id, type, source, target, body, created_at, traceparent, tracestate),
+         buried AS (INSERT INTO ${this.s}.events_dead_letters (id, service, event_id, type, source, target, body, created_at,
+             traceparent, tracestate, attempts, next_attempt_at, last_attempt_at, last_status, last_error, dead_at, reason)
+           SELECT d.id, d.service, d.event_id, d.type, d.source, d.target, d.body, d.created_at, d.traceparent, d.tracestate,
+             k.attempts, k.next_attempt_at, k.last_attempt_at, k.last_status, k.last_error, $16, k.reason
+           FROM gone d JOIN unnest($9::bigint[], $10::int[], $11::bigint[], $12::bigint[], $13::int[], $14::text[], $15::text[])
+             AS k(id, attempts, next_attempt_at, last_attempt_at, last_status, last_error, reason) ON k.id = d.id
+           ON CONFLICT (id) DO UPDATE SET attempts = EXCLUDED.attempts, last_attempt_at = EXCLUDED.last_attempt_at,
+             last_status = EXCLUDED.last_status, last_error = EXCLUDED.last_error, dead_at = EXCLUDED.dead_at, reason = EXCLUDED.reason
+           RETURNING 1)
+         SELECT (SELECT count(*) FROM done) AS done, (SELECT count(*) FROM again) AS again, (SELECT count(*) FROM buried) AS buried,
+           ${NO_FLUSH}`,
+        [done, this.owner, ...history(again), ...history(dead), reasons, Date.now()],
+        [...targets.keys()],
+      );
+    }
     const up = new Set<string>();
     for (const settlement of settlements) {
       const target = targets.get(settlement.record.id);
       if (settlement.kind === 'complete' && target !== undefined && this.downSeen.delete(target)) up.add(target);
     }
-    // A success is news to every instance, as with `complete`.
+    // A success is news to every instance: the target is up (whoever marked it down, even a dead instance).
     for (const target of up) await this.markUp(target);
   }
 

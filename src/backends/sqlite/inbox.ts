@@ -20,8 +20,6 @@ export class SqliteInbox implements InboxStore {
   readonly durable = true;
   private readonly db: Database;
   private readonly select: Statement;
-  private readonly mark: Statement;
-  private readonly selectMany: Statement;
   private readonly markAll: (marks: readonly InboxMark[], at: number) => void;
   private readonly pruneTimer: NodeJS.Timeout;
   private pruneFailing = false;
@@ -42,11 +40,9 @@ export class SqliteInbox implements InboxStore {
         event_key TEXT NOT NULL, handler TEXT NOT NULL, done_at INTEGER NOT NULL,
         PRIMARY KEY (event_key, handler)) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS inbox_done_at ON inbox (done_at);`);
-      this.select = this.db.prepare('SELECT handler FROM inbox WHERE event_key = ?');
-      this.mark = this.db.prepare('INSERT OR IGNORE INTO inbox (event_key, handler, done_at) VALUES (?, ?, ?)');
       // One statement for any number of keys: the keys travel as one JSON array parameter.
-      this.selectMany = this.db.prepare('SELECT event_key, handler FROM inbox WHERE event_key IN (SELECT value FROM json_each(?))');
-      const mark = this.mark;
+      this.select = this.db.prepare('SELECT event_key, handler FROM inbox WHERE event_key IN (SELECT value FROM json_each(?))');
+      const mark = this.db.prepare('INSERT OR IGNORE INTO inbox (event_key, handler, done_at) VALUES (?, ?, ?)');
       // A handler's row is skipped when its event is marked done in the same group: `*` says it all
       // (one random B-tree page per row is most of a commit's cost).
       this.markAll = this.db.transaction((marks: readonly InboxMark[], at: number) => {
@@ -71,26 +67,13 @@ export class SqliteInbox implements InboxStore {
     );
   }
 
-  async completed(eventKey: string): Promise<true | ReadonlySet<string> | undefined> {
-    const rows = this.select.all(eventKey) as { handler: string }[];
-    return handlerStates(rows.map((r) => [eventKey, r.handler])).get(eventKey);
-  }
-
-  async markHandler(eventKey: string, handlerKey: string): Promise<void> {
-    this.mark.run(eventKey, handlerKey, Date.now());
-  }
-
-  async markDone(eventKey: string): Promise<void> {
-    this.mark.run(eventKey, DONE, Date.now());
-  }
-
-  async completedMany(eventKeys: readonly string[]): Promise<ReadonlyMap<string, true | ReadonlySet<string>>> {
-    const rows = this.selectMany.all(JSON.stringify(eventKeys)) as { event_key: string; handler: string }[];
+  async completed(eventKeys: readonly string[]): Promise<ReadonlyMap<string, true | ReadonlySet<string>>> {
+    const rows = this.select.all(JSON.stringify(eventKeys)) as { event_key: string; handler: string }[];
     return handlerStates(rows.map((r) => [r.event_key, r.handler]));
   }
 
   /** Every mark in one transaction: one commit for a whole request's completions. */
-  async markMany(marks: readonly InboxMark[]): Promise<void> {
+  async mark(marks: readonly InboxMark[]): Promise<void> {
     this.markAll(marks, Date.now());
   }
 

@@ -71,7 +71,7 @@ interface Pending {
 /**
  * The durable outbox, in SQLite. `add` is a group commit: every delivery added in one turn of
  * the event loop goes in one transaction, and each caller resolves once it is committed.
- * Completions, reschedules and dead letters (`complete`, `settleMany`) ride in the same
+ * Completions, reschedules and dead letters (`settleMany`) ride in the same
  * batched transactions; a claim writes nothing to the file.
  *
  * One owning process per file, enforced by an exclusive lock on `<path>-lock`; leases live in
@@ -98,7 +98,6 @@ export class SqliteOutbox implements OutboxStore {
   private readonly lease: Statement;
   private readonly leaseOne: Statement;
   private readonly unlease: Statement;
-  private readonly deleteOne: Statement;
   private readonly deleteMany: Statement;
   private readonly unleaseMany: Statement;
   private readonly update: Statement;
@@ -166,7 +165,6 @@ export class SqliteOutbox implements OutboxStore {
       this.lease = this.db.prepare('INSERT INTO temp.outbox_leases (id) SELECT value FROM json_each(?)');
       this.leaseOne = this.db.prepare('INSERT INTO temp.outbox_leases (id) VALUES (?)');
       this.unlease = this.db.prepare('DELETE FROM temp.outbox_leases WHERE id = ?');
-      this.deleteOne = this.db.prepare('DELETE FROM outbox WHERE id = ?');
       this.deleteMany = this.db.prepare('DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))');
       this.unleaseMany = this.db.prepare('DELETE FROM temp.outbox_leases WHERE id IN (SELECT value FROM json_each(?))');
       this.minDue = this.db.prepare(
@@ -253,55 +251,43 @@ export class SqliteOutbox implements OutboxStore {
     });
   }
 
-  async complete(id: number): Promise<void> {
-    this.defer(() => this.completeNow(id));
-  }
-
   /** Every outcome in one buffered write: the same group commit as the emits of this turn, no transaction of its own. */
   async settleMany(settlements: readonly Settlement[]): Promise<void> {
     if (settlements.length === 0) return;
     const deadAt = Date.now();
-    const items = settlements.slice();
     let opensAt = Infinity;
-    const rows = items.map((s) => {
-      if (s.kind !== 'reschedule') return undefined;
-      opensAt = Math.min(opensAt, s.nextAttemptAt);
-      return this.rescheduled(s.record, s.nextAttemptAt);
-    });
-    const completed = JSON.stringify(items.flatMap((s) => (s.kind === 'complete' ? [s.record.id] : [])));
-    this.defer(() => {
-      // The completions: two statements for all of them, the ids as one JSON array.
-      if (completed !== '[]') {
-        this.deleteMany.run(completed);
-        this.unleaseMany.run(completed);
+    // What is written is taken now: a record may change before the flush.
+    const again: OutboxRow[] = [];
+    const dead: Array<OutboxRow & { dead_at: number; reason: DeathReason }> = [];
+    const gone: number[] = [];
+    for (const s of settlements) {
+      if (s.kind === 'reschedule') {
+        opensAt = Math.min(opensAt, s.nextAttemptAt);
+        again.push(this.rescheduled(s.record, s.nextAttemptAt));
+        continue;
       }
-      items.forEach((s, i) => {
-        if (s.kind === 'reschedule') this.rescheduleNow(rows[i]!);
-        else if (s.kind === 'kill') this.killNow(s.record, s.reason, deadAt);
-      });
+      if (s.kind === 'kill') dead.push({ ...toRow(s.record), dead_at: deadAt, reason: s.reason });
+      gone.push(s.record.id);
+    }
+    const removed = JSON.stringify(gone);
+    this.defer(() => {
+      for (const row of dead) this.bury.run(row);
+      // Completions and dead letters leave the outbox in two statements for all of them, the ids as one JSON array.
+      if (gone.length > 0) {
+        this.deleteMany.run(removed);
+        this.unleaseMany.run(removed);
+      }
+      for (const row of again) {
+        this.update.run(row);
+        this.unlease.run(row.id);
+      }
     }, opensAt);
   }
 
-  private completeNow(id: number): void {
-    this.deleteOne.run(id);
-    this.unlease.run(id);
-  }
-
-  /** What `reschedule` writes, taken now: the record may change before the flush. */
   private rescheduled(record: OutboxRecord, nextAttemptAt: number): OutboxRow {
     record.nextAttemptAt = nextAttemptAt;
     if (record.lastAttemptAt !== undefined && record.lastAttemptAt > this.maxStamp) this.maxStamp = record.lastAttemptAt;
     return toRow(record);
-  }
-
-  private rescheduleNow(row: OutboxRow): void {
-    this.update.run(row);
-    this.unlease.run(row.id);
-  }
-
-  private killNow(record: OutboxRecord, reason: DeathReason, deadAt: number): void {
-    this.bury.run({ ...toRow(record), dead_at: deadAt, reason });
-    this.completeNow(record.id);
   }
 
   async release(target: string, since: number, now: number): Promise<void> {
