@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { PoolClient } from 'pg';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'winston';
 import type { Availability } from '../../observe/availability.js';
 import type { PgPoolLike } from '../../config.js';
@@ -23,6 +23,7 @@ import type { TransactionClient } from '../../types.js';
 import { COLUMNS, filterConditions, type OutboxRow, targetCountsSql, toDeadLetter, toRecord } from '../outbox-rows.js';
 import { databaseFrom, isUnavailable, type PostgresDatabase, refusedByServer, within } from './database.js';
 import { DB_NOW } from './schema.js';
+import { connectionBy, endBackend, transactionCommitted } from './unanswered-statement.js';
 
 /** The NOTIFY channel: payload `<schema>\t<service>\t<target>`. */
 export const OUTBOX_CHANNEL = 'events_outbox';
@@ -229,20 +230,8 @@ export class PostgresOutbox implements OutboxStore {
   private async insertOnce([text, values]: [string, unknown[]], deliveries: readonly NewDelivery[], deadline: number): Promise<void> {
     let broken: Error | undefined;
     const onError = (error: Error) => (broken ??= error);
-    const taking = this.ensureReady().then(() => this.db.checkout(onError));
-    let client: PoolClient;
-    try {
-      client = await within(taking, deadline - Date.now(), () => this.late());
-    } catch (error) {
-      void taking.then(
-        (late) => {
-          late.off('error', onError);
-          late.release();
-        },
-        () => {},
-      );
-      throw error;
-    }
+    await within(this.ensureReady(), deadline - Date.now(), () => this.late());
+    const client = await connectionBy(this.db, onError, deadline, () => this.late());
     let released = false;
     const release = () => {
       if (released) return;
@@ -266,12 +255,10 @@ export class PostgresOutbox implements OutboxStore {
   }
 
   /**
-   * Whether the INSERT of `deliveries`, sent on backend `pid` and not answered, committed. The
-   * backend is ended from another connection (`control`: not one of the pool's, which may all be
-   * stuck) and awaited until gone, so that the answer is final; `discard` then lets its connection
-   * go. Its transaction's status decides, or, when it had written nothing yet when it was ended (a
-   * lock wait, or done before), whether its rows exist. Undecided when that cannot be found out
-   * within `writeWaitMs`.
+   * Whether the INSERT of `deliveries`, sent on backend `pid` and not answered, committed: the
+   * backend is ended (`endBackend`), then `discard` lets its connection go. Its transaction's
+   * status decides or, when it had written nothing yet when it was ended (a lock wait, or done
+   * before), whether its rows exist. Undecided when that cannot be found out within `writeWaitMs`.
    */
   private async committed(
     pid: number | undefined,
@@ -282,27 +269,10 @@ export class PostgresOutbox implements OutboxStore {
   ): Promise<boolean> {
     let gaveUp = false;
     const findOut = async (): Promise<boolean> => {
-      if (pid === undefined) throw new Error('the connection names no backend process to end');
-      const ended = await this.db.control<{ xid: string | null }>(
-        'SELECT backend_xid::text AS xid, pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1',
-        [pid],
-      );
-      while ((await this.db.control('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid])).rows.length > 0) {
-        if (gaveUp) throw new Error('given up');
-        await sleep(10);
-      }
+      const xid = await endBackend(this.db, pid, () => gaveUp);
       discard();
       if (answered()) return true;
-      const xid = ended.rows[0]?.xid ?? null;
-      if (xid !== null) {
-        // The 32-bit xid, with the epoch of the next one (it is at most 2^31 older), as txid_status takes it.
-        const status = await this.db.control<{ status: string | null }>(
-          `SELECT txid_status(CASE WHEN (n >> 32 << 32) + $1 >= n THEN (n >> 32 << 32) + $1 - 4294967296 ELSE (n >> 32 << 32) + $1 END) AS status
-           FROM (SELECT txid_snapshot_xmax(txid_current_snapshot()) AS n) s`,
-          [Number(xid)],
-        );
-        return status.rows[0]?.status === 'committed';
-      }
+      if (xid !== null) return transactionCommitted(this.db, xid);
       const found = await this.db.pool.query(
         `SELECT 1 FROM ${this.s}.events_outbox o JOIN unnest($2::text[], $3::text[]) AS u(event_id, target)
            ON o.service = $1 AND o.event_id = u.event_id AND o.target = u.target
@@ -747,4 +717,3 @@ function byDue(a: OutboxRecord, b: OutboxRecord): number {
   return a.nextAttemptAt - b.nextAttemptAt || a.id - b.id;
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
