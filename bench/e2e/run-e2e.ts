@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- --e2e [--quick] [--reps 3] [--seconds 10] [--rate 500] [--in-flight 1000] [--only lib-batch,moleculer]`:
+ * `npm run bench -- --e2e [--quick] [--reps 3] [--seconds 10] [--rate 500] [--in-flight 1000] [--only lib-batch,moleculer] [--scenarios sat1,sat3,low]`:
  * the library next to hand-written HTTP loops, Moleculer over NATS and amqplib over RabbitMQ,
  * end to end, in one table. One sender process and three target processes host every system's
  * sides; repetitions are interleaved (rep 1 of every system and scenario, then rep 2, …) after a
@@ -34,9 +34,12 @@ export async function runE2E(argv: string[]): Promise<void> {
       rate: { type: 'string', default: '500' },
       only: { type: 'string' },
       'in-flight': { type: 'string', default: '1000' },
+      scenarios: { type: 'string' },
     },
   });
   const quick = values.quick!;
+  const scenarios = values.scenarios ? SCENARIOS.filter((s) => values.scenarios!.split(',').includes(s.key)) : SCENARIOS;
+  if (scenarios.length === 0) throw new Error(`--scenarios: one or more of ${SCENARIOS.map((s) => s.key).join(', ')}, not ${values.scenarios}`);
   const reps = Number(values.reps ?? (quick ? 1 : 3));
   const windowMs = 1000 * Number(values.seconds ?? (quick ? 0.4 : 10));
   const rate = Number(values.rate);
@@ -104,8 +107,8 @@ export async function runE2E(argv: string[]): Promise<void> {
       // leftovers, a queue still draining, would weigh on it).
       const order = systems.map((_, i) => systems[(i + rep) % systems.length]!);
       for (const info of order) {
-        for (const scenario of SCENARIOS) {
-          if (rep === 0 && quick && scenario.key !== 'sat1') continue;
+        for (const scenario of scenarios) {
+          if (rep === 0 && quick && scenario.key !== 'sat1' && scenarios.some((s) => s.key === 'sat1')) continue;
           const runStart = performance.now();
           const figures: Figures = await measure(info.name, addresses.get(info.name)!, scenario, timing(scenario, rep), senders, receivers);
           if (rep > 0) (results.get(key(info.name, scenario.key)) ?? results.set(key(info.name, scenario.key), []).get(key(info.name, scenario.key))!).push(figures);

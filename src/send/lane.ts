@@ -34,6 +34,12 @@ export class Lane {
   /** The pump awaiting the store; another request to pump runs once it is done. */
   private pumping: Promise<void> | undefined;
   private pumpAgain = false;
+  /**
+   * Whether records may be due that no claim has taken: the last claim took all it asked for, or
+   * something became due since (a kick). False: a request that ends delivered needs no pump (a
+   * shared store's claim is a round trip, and everyday traffic would pay one per event for nothing).
+   */
+  private moreDue = true;
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
   private down = false;
@@ -78,6 +84,7 @@ export class Lane {
 
   /** Pumps on the next turn of the event loop; many kicks in one turn pump once. */
   kick(): void {
+    this.moreDue = true;
     if (this.scheduled || this.stopping()) return;
     this.scheduled = true;
     setImmediate(() => {
@@ -140,7 +147,9 @@ export class Lane {
         // Only what the free requests can carry: a record claimed and not sent would be handed back.
         const perRequest = batching ? eventsPerRequest(this.caps(), this.averageBytes) : 1;
         const limit = free * perRequest;
+        this.moreDue = false;
         const claimed = await this.o.store.claim(this.target, Date.now(), limit);
+        if (claimed.length >= limit) this.moreDue = true;
         // Started before the next read, so that they count in flight.
         if (claimed.length > 0) await this.start(target, claimed, free, batching);
         if (claimed.length < limit) this.o.progress?.idle(this.target, this.unsettled);
@@ -194,6 +203,7 @@ export class Lane {
     const { requests, overflow } = planRequests(claimed, free, caps, sizes, this.inFlight > 0 || claimed.length >= caps.maxEvents);
     for (const records of requests) void this.work.track(this.request(target, records, false));
     // Larger than the last claim suggested: back to the store as they were (no attempt charged), due as before.
+    if (overflow.length > 0) this.moreDue = true;
     if (overflow.length > 0) await this.o.store.settleMany(overflow.map((record) => ({ kind: 'reschedule', record, nextAttemptAt: record.nextAttemptAt })));
   }
 
@@ -267,9 +277,12 @@ export class Lane {
     const results = await this.send(target, records);
     this.inFlight -= 1;
     this.settling += 1;
+    // All delivered and nothing left due: the freed request has nothing to take (an emit kicks).
+    let quiet = !this.moreDue && results.every((result) => result.outcome === 'delivered');
     try {
       await this.settle(records, results, probe, startedAt);
     } catch (error) {
+      quiet = false;
       // The store is gone (closed at shutdown) or unreachable: the records stay in it as they were
       // (leased: a shared store hands them out again once the lease ends).
       this.o.logger.error('could not record a delivery outcome', {
@@ -282,7 +295,7 @@ export class Lane {
       this.settling -= 1;
       this.unsettled -= records.length;
     }
-    this.kick();
+    if (!quiet || this.moreDue) this.kick();
   }
 
   /** One request (one record: a single send, else a batch); one result per record, in order, whatever the transport answers. */

@@ -122,6 +122,19 @@ export function outboxStoreContract(open: () => Promise<OutboxStore> | OutboxSto
     expect(await store.nextDueAt('payments')).toBeUndefined();
   });
 
+  test('after a claim that took fewer than asked, nextDueAt is the earliest record it left, and sees what was written since', async () => {
+    await store.add([delivery(1), delivery(2), delivery(3)]);
+    const [r1, r2, r3] = await store.claim('payments', T + 10, 10);
+    await reschedule(store, tried(r1!, T + 10), T + 5000);
+    await reschedule(store, tried(r2!, T + 10), T + 2000);
+    await complete(store, r3!);
+    const [again] = await store.claim('payments', T + 2000, 10);
+    expect(again).toMatchObject({ eventId: 'evt-2' });
+    expect(await store.nextDueAt('payments')).toBe(T + 5000);
+    await reschedule(store, tried(again!, T + 2000), T + 3000);
+    expect(await store.nextDueAt('payments')).toBe(T + 3000);
+  });
+
   test('the very next claim, in the same turn, sees every outcome and release recorded before it', async () => {
     await store.add([delivery(1), delivery(2), delivery(3)]);
     const [r1, r2, r3] = await store.claim('payments', T + 10, 10);

@@ -1,7 +1,9 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type http from 'node:http';
 import { randomUUID } from 'node:crypto';
-import { Pool, type PoolClient } from 'pg';
-import { migrate } from '../../src/backends/postgres/database.js';
+import { Client, Pool, type PoolClient } from 'pg';
+import { migrate, PostgresDatabase } from '../../src/backends/postgres/database.js';
+import { DEFAULTS } from '../../src/defaults.js';
 import { createEventBus, type EventBus, type ReceiverResponse } from '../../src/index.js';
 import { runScript } from '../helpers/child.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
@@ -41,6 +43,38 @@ describePostgres('PostgreSQL: one database per bus', () => {
     cleanups.push(() => created.close());
     return created;
   }
+
+  test('NOTIFYs go one statement at a time, at most one per notifyGapMs: the payloads queued meanwhile travel together, each once', async () => {
+    const settings = DEFAULTS.database as { notifyGapMs: number };
+    const gap = settings.notifyGapMs;
+    settings.notifyGapMs = 400; // long enough that a loaded machine keeps to the order below
+    cleanups.push(() => void (settings.notifyGapMs = gap));
+    const hearing = new Client(PG_URL);
+    await hearing.connect();
+    cleanups.push(() => hearing.end());
+    const heard: string[] = [];
+    hearing.on('notification', (message) => heard.push(message.payload ?? ''));
+    await hearing.query('LISTEN notify_gap');
+
+    const database = new PostgresDatabase(PG_URL, { schema: db.schema, logger: quietLogger() }).use();
+    cleanups.push(() => database.release());
+    database.listen('unheard', () => {});
+    const listener = () => (database as unknown as { listener?: { client: PoolClient } }).listener;
+    await waitFor(() => listener() !== undefined, { what: 'the LISTEN connection' });
+    const statements: unknown[] = [];
+    const query = listener()!.client.query.bind(listener()!.client) as (...args: unknown[]) => Promise<unknown>;
+    (listener()!.client as { query: unknown }).query = (text: string, values: unknown[]) => (statements.push(values[1]), query(text, values));
+
+    database.notify('notify_gap', 'a');
+    await waitFor(() => heard.includes('a'), { what: 'the first NOTIFY, sent at once' });
+    database.notify('notify_gap', 'b');
+    await sleep(20);
+    database.notify('notify_gap', 'c');
+    database.notify('notify_gap', 'b');
+    await waitFor(() => heard.length === 3, { what: 'the second NOTIFY' });
+    expect(statements).toEqual([['a'], ['b', 'c']]);
+    expect(heard).toEqual(['a', 'b', 'c']);
+  });
 
   test('handlers that emit while every connection is busy all finish (pool of 2, many handlers at once)', async () => {
     const audit = await startRecordingServer();
@@ -166,8 +200,8 @@ describePostgres('PostgreSQL: one database per bus', () => {
       Promise.all(Array.from({ length: 3 }, () => migrate(PG_URL, schema))),
     ]);
     expect(results).toEqual(buses.flatMap(() => [200, 200]));
-    expect(migrations.map((m) => m.to)).toEqual([3, 3, 3]);
-    expect(await count(`SELECT max(version) AS n FROM "${schema}".events_library_schema`)).toBe(3);
+    expect(migrations.map((m) => m.to)).toEqual([4, 4, 4]);
+    expect(await count(`SELECT max(version) AS n FROM "${schema}".events_library_schema`)).toBe(4);
   });
 
   test('migrate upgrades the previous release\'s tables (0.1), keeping their rows; a bus then runs on them', async () => {
@@ -190,11 +224,11 @@ describePostgres('PostgreSQL: one database per bus', () => {
 
     const migrated = await runScript(['src/cli.ts', 'migrate', '--apply'], { EVENTS_DATABASE_URL: PG_URL, EVENTS_DATABASE_SCHEMA: schema });
     expect(migrated).toMatchObject({ code: 0 });
-    expect(migrated.stdout).toContain('version 0 → 3');
-    expect(await count(`SELECT max(version) AS n FROM "${schema}".events_library_schema`)).toBe(3);
+    expect(migrated.stdout).toContain('version 0 → 4');
+    expect(await count(`SELECT max(version) AS n FROM "${schema}".events_library_schema`)).toBe(4);
     expect(await count(`SELECT count(*) AS n FROM pg_indexes WHERE schemaname = $1 AND indexname = 'events_dead_letters_dead_at'`, [schema])).toBe(1);
     const again = await runScript(['src/cli.ts', 'migrate', '--apply'], { EVENTS_DATABASE_URL: PG_URL, EVENTS_DATABASE_SCHEMA: schema });
-    expect(again.stdout).toContain('version 3 → 3');
+    expect(again.stdout).toContain('version 4 → 4');
 
     const audit = await startRecordingServer();
     cleanups.push(() => audit.close());

@@ -1,6 +1,6 @@
 // The PostgreSQL outbox as a store (no bus): the outbox store contract shared with the memory and
 // SQLite stores (test/helpers/outbox-contract.ts), lease ownership in settleMany, and the cap on live leases.
-import type { Pool } from 'pg';
+import { Pool } from 'pg';
 import { resolveConfig } from '../../src/config.js';
 import { openOutbox } from '../../src/backends/stores.js';
 import { PostgresOutbox } from '../../src/backends/postgres/outbox.js';
@@ -87,6 +87,25 @@ describePostgres('PostgreSQL outbox as a store', () => {
       const unbatched = opened({ concurrency: 2, eventsPerRequest: undefined }, `svc${++services}`); // the default: 1
       await unbatched.add([delivery(1), delivery(2), delivery(3)]);
       expect(await unbatched.claim('payments', T + 100, 10)).toHaveLength(2);
+    });
+
+    it('a claim that leases fewer than asked answers the next nextDueAt in the same round trip; a full claim leaves it to a query', async () => {
+      const statements: string[] = [];
+      const counted = new Pool({ connectionString: DATABASE_URL, max: 2 });
+      const query = counted.query.bind(counted) as (...args: unknown[]) => Promise<unknown>;
+      (counted as { query: unknown }).query = (text: string, ...rest: unknown[]) => (statements.push(text), query(text, ...rest));
+      const outbox = new PostgresOutbox(counted, { service: `svc${++services}`, schema, eventsPerRequest: () => 200 });
+      await outbox.add([delivery(1), delivery(2), delivery(3, 'payments', T + 5000)]);
+      statements.length = 0;
+      expect(ids(await outbox.claim('payments', T + 10, 1))).toEqual(['evt-1']);
+      expect(await outbox.nextDueAt('payments')).toBe(T + 2);
+      expect(statements).toHaveLength(2); // the full claim, then the query
+      statements.length = 0;
+      expect(ids(await outbox.claim('payments', T + 10, 10))).toEqual(['evt-2']);
+      expect(await outbox.nextDueAt('payments')).toBe(T + 5000);
+      expect(statements).toHaveLength(1); // the claim alone
+      await outbox.close();
+      await counted.end();
     });
 
     it('the bus configuration sets the cap per target: batch.maxEvents for a target sent batches, 1 for one that is not', async () => {

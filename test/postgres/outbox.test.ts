@@ -2,6 +2,7 @@ import type { Pool } from 'pg';
 import { ConfigError, createEventBus, discardDeadLetters, inspectOutbox, listDeadLetters, OutboxUnavailableError, replayDeadLetters } from '../../src/index.js';
 import type { EventBus } from '../../src/bus.js';
 import { PostgresOutbox } from '../../src/backends/postgres/outbox.js';
+import { DEFAULTS } from '../../src/defaults.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
 import { type CapturingLogger, createCapturingLogger, quietLogger } from '../helpers/logger.js';
 import { DATABASE_URL, describePostgres, freshSchema } from '../helpers/postgres.js';
@@ -131,6 +132,7 @@ describePostgres('PostgreSQL outbox (one process)', () => {
     await waitFor(() => idsOf(server).includes('evt-woken'), { ...WAIT, what: 'the other instance’s event (NOTIFY)' });
     // Its own NOTIFY skipped: one for a target no instance sends to (so nothing else notifies it)...
     await other.add([{ eventId: 'evt-own', type: 'user-created', source: 'users-woken', target: 'audit', body: '{"id":"evt-own"}', createdAt: Date.now() }]);
+    await sleep(2 * DEFAULTS.database.notifyGapMs); // its NOTIFY goes at most that long after the last
     // ...and then a commit of the caller's transaction, which notifies from that transaction: the sender
     // hears it after its own earlier NOTIFY, had that not been skipped (notifications arrive in commit order).
     const client = await pool.connect();

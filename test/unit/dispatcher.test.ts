@@ -54,6 +54,25 @@ describe('Dispatcher', () => {
     expect(transport.sent).toHaveLength(3);
   });
 
+  test('a request that ends delivered, with nothing left due, costs no further claim; one that fails pumps again', async () => {
+    let answer: DeliveryResult = DELIVERED;
+    const { transport, store, emit } = setup(() => answer);
+    const claim = jest.spyOn(store, 'claim');
+    await emit(delivery(1));
+    await settle();
+    expect(transport.eventIds()).toEqual(['evt-1']);
+    expect(claim).toHaveBeenCalledTimes(1);
+
+    answer = FAILED_500;
+    await emit(delivery(2));
+    await settle();
+    expect(claim).toHaveBeenCalledTimes(3); // the emit's, and the one that looks again after the failure
+    answer = DELIVERED;
+    await until(60_000);
+    expect(transport.eventIds()).toEqual(['evt-1', 'evt-2', 'evt-2']);
+    expect(await store.stats()).toMatchObject({ pending: 0 });
+  });
+
   test('a refused delivery is dead-lettered at once and never retried; the payload is logged at debug only', async () => {
     const { transport, store, logger, emit } = setup(() => ({ outcome: 'refused', status: 400, error: 'HTTP 400: bad', attempts: 1 }));
     await emit(delivery(1));

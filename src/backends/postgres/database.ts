@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type * as Pg from 'pg';
 import type { Notification, Pool, PoolClient } from 'pg';
 import type { Logger } from 'winston';
@@ -83,6 +84,8 @@ export class PostgresDatabase {
   /** What `notify` sends with its next statement: payloads by channel. */
   private readonly notices = new Map<string, Set<string>>();
   private notifying = false;
+  /** When the last NOTIFY statement went (the next waits `DEFAULTS.database.notifyGapMs` after it). */
+  private noticeSentAt = -Infinity;
 
   constructor(database: string | DatabasePool | Pool, options: DatabaseOptions = {}) {
     this.schema = options.schema ?? DEFAULTS.database.schema;
@@ -243,7 +246,7 @@ export class PostgresDatabase {
 
   /**
    * NOTIFY `payload` on `channel` soon, on the LISTEN connection (no pool connection): one statement
-   * in flight at a time, carrying every payload queued meanwhile, each once. The LISTEN connection
+   * in flight at a time, at most one every `notifyGapMs`, carrying every payload queued meanwhile, each once. The LISTEN connection
    * passes on no notification it sent itself: the process that asked knows already. While that
    * connection is down (or not open yet) the payloads wait for it, each once: the other instances'
    * poll finds the work meanwhile.
@@ -259,6 +262,12 @@ export class PostgresDatabase {
     this.notifying = true;
     try {
       for (let listener = this.listener; listener !== undefined && this.notices.size > 0; listener = this.listener) {
+        const wait = this.noticeSentAt + DEFAULTS.database.notifyGapMs - Date.now();
+        if (wait > 0) {
+          await sleep(wait);
+          continue;
+        }
+        this.noticeSentAt = Date.now();
         const channels: string[] = [];
         const payloads: string[] = [];
         for (const [channel, queued] of this.notices) {

@@ -118,6 +118,8 @@ export class PostgresOutbox implements OutboxStore {
   /** Targets this instance found marked down (by any instance): the first success here marks them up for all. */
   private readonly downSeen = new Set<string>();
   private readonly heartbeat: NodeJS.Timeout;
+  /** A claim's answer to nextDueAt, when it leased fewer than asked: the lane asks next, and gets it without a round trip (once). */
+  private readonly dueAfterClaim = new Map<string, DueRow>();
   /** Targets whose last claim got less than asked because of other instances (busy or down): look again soon. */
   private readonly busy = new Set<string>();
   private unlisten: (() => void) | undefined;
@@ -201,6 +203,7 @@ export class PostgresOutbox implements OutboxStore {
       return;
     }
     this.recovered();
+    this.dueAfterClaim.clear();
     for (const target of new Set(deliveries.map((d) => d.target))) this.db.notify(OUTBOX_CHANNEL, `${this.schema}\t${this.service}\t${target}`);
     for (const waiter of batch) waiter.resolve();
   }
@@ -355,11 +358,14 @@ export class PostgresOutbox implements OutboxStore {
     return this.guard(async () => {
       await this.ensureReady();
       const cap = this.concurrency * this.eventsPerRequest(target);
-      const result = await this.db.pool.query<OutboxRow & { others: string | null; down: boolean }>(
+      this.dueAfterClaim.delete(target);
+      const result = await this.db.pool.query<OutboxRow & { others: string | null; down: boolean } & DueRow>(
         `SELECT * FROM ${this.s}.events_claim($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
         [this.service, target, now, this.leaseMs, this.owner, limit, cap, probe, DEFAULTS.database.busyRetryMs],
       );
       const rows = result.rows.filter((row) => row.id !== null);
+      const due = result.rows.find((row) => row.id === null);
+      if (due !== undefined) this.dueAfterClaim.set(target, due);
       const down = result.rows[0]?.down === true;
       const want = probe || down ? 1 : limit;
       if (down) this.downSeen.add(target);
@@ -469,27 +475,35 @@ export class PostgresOutbox implements OutboxStore {
     );
   }
 
+  /**
+   * When the lane's claim just leased fewer than it asked, its answer (no round trip of its own);
+   * else one query. Either way read from the database's rows after this instance's leases.
+   */
   async nextDueAt(target: string): Promise<number | undefined> {
-    return this.guard(async () => {
-      await this.ensureReady();
-      const result = await this.db.pool.query<{ due: string | null; lease_end: string | null; db_now: string }>(
-        `SELECT MIN(next_attempt_at) FILTER (WHERE leased_until IS NULL OR leased_until <= ${DB_NOW}) AS due,
-           MIN(leased_until) FILTER (WHERE leased_until > ${DB_NOW} AND lease_owner <> $3) AS lease_end,
-           ${DB_NOW} AS db_now
-         FROM ${this.s}.events_outbox WHERE service = $1 AND target = $2`,
-        [this.service, target, this.owner],
-      );
-      const row = result.rows[0]!;
-      const now = Date.now();
-      const times: number[] = [];
-      if (row.due !== null) times.push(Number(row.due));
-      // Another instance's claim: if it dies, its lease runs out then (measured on the database's clock).
-      if (row.lease_end !== null) times.push(now + Number(row.lease_end) - Number(row.db_now));
-      if (times.length === 0) return undefined;
-      const next = Math.min(...times);
-      // Held up by other instances (their concurrency, a probe elsewhere): look again soon, not in a loop.
-      return this.busy.has(target) ? Math.max(next, now + DEFAULTS.database.busyRetryMs) : next;
-    });
+    const known = this.dueAfterClaim.get(target);
+    this.dueAfterClaim.delete(target);
+    const row = known ?? (await this.guard(() => this.queryNextDue(target)));
+    const now = Date.now();
+    const times: number[] = [];
+    if (row.next_due !== null) times.push(Number(row.next_due));
+    // Another instance's claim: if it dies, its lease runs out then (measured on the database's clock).
+    if (row.lease_end !== null) times.push(now + Number(row.lease_end) - Number(row.db_now));
+    if (times.length === 0) return undefined;
+    const next = Math.min(...times);
+    // Held up by other instances (their concurrency, a probe elsewhere): look again soon, not in a loop.
+    return this.busy.has(target) ? Math.max(next, now + DEFAULTS.database.busyRetryMs) : next;
+  }
+
+  private async queryNextDue(target: string): Promise<DueRow> {
+    await this.ensureReady();
+    const result = await this.db.pool.query<DueRow>(
+      `SELECT MIN(next_attempt_at) FILTER (WHERE leased_until IS NULL OR leased_until <= ${DB_NOW}) AS next_due,
+         MIN(leased_until) FILTER (WHERE leased_until > ${DB_NOW} AND lease_owner <> $3) AS lease_end,
+         ${DB_NOW} AS db_now
+       FROM ${this.s}.events_outbox WHERE service = $1 AND target = $2`,
+      [this.service, target, this.owner],
+    );
+    return result.rows[0]!;
   }
 
   async targets(): Promise<string[]> {
@@ -627,6 +641,7 @@ export class PostgresOutbox implements OutboxStore {
    * would keep them here, undelivered, for as long as the process lives).
    */
   private async write(text: string, params: unknown[], settles: readonly number[] = []): Promise<void> {
+    this.dueAfterClaim.clear();
     try {
       await this.track(
         this.guard(async () => {
@@ -708,6 +723,13 @@ export class PostgresOutbox implements OutboxStore {
     const conditions = filterConditions(filter, cursor, bind, (ids) => `id = ANY(${bind(ids)}::bigint[])`);
     return { where: `WHERE ${[SCOPE, ...conditions].join(' AND ')}`, params };
   }
+}
+
+/** When a target's next delivery is due (PostgresOutbox.nextDueAt), as `events_claim` and its own query return it: bigints as text. */
+interface DueRow {
+  next_due: string | null;
+  lease_end: string | null;
+  db_now: string;
 }
 
 /** A group INSERT sent but not answered, whose commit could not be found out. */

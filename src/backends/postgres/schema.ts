@@ -33,6 +33,9 @@ export const DDL_LOCK = 7_263_514_001;
  * 1: the tables as the previous release (0.1) created them, without a version.
  * 2: the version table (created by every setup), and an index that lists a service's dead letters in order.
  * 3: `events_claim`, a dispatcher's claim in one round trip (see PostgresOutbox.claimWith).
+ * 4: `events_claim` also says, when it leased fewer than asked, when the target's next delivery is
+ *    due (a lane's claim and its next wake-up in one round trip). Its result changed, so both steps
+ *    drop the function before creating it (older code reads the columns it knows).
  */
 const STEPS: ReadonlyArray<(s: string) => string> = [
   (s) => `CREATE TABLE IF NOT EXISTS ${s}.events_outbox (
@@ -75,6 +78,7 @@ CREATE TABLE IF NOT EXISTS ${s}.events_inbox (
 CREATE INDEX IF NOT EXISTS events_inbox_done_at ON ${s}.events_inbox (service, done_at);`,
   (s) => `CREATE INDEX IF NOT EXISTS events_dead_letters_dead_at ON ${s}.events_dead_letters (service, dead_at, id);`,
   (s) => claimFunction(s),
+  (s) => claimFunction(s),
 ];
 
 /**
@@ -84,14 +88,17 @@ CREATE INDEX IF NOT EXISTS events_inbox_done_at ON ${s}.events_inbox (service, d
  * snapshot sees every claim committed before the lock was granted. Within the lock it counts the
  * leases live on the target across instances and takes what `p_cap` leaves; a target marked down
  * gets one delivery at a time, at most every `p_probe_gap` ms; a probe takes the soonest, due or
- * not. Returns the leased rows, each with `others` (leases other instances hold) and `down`, or one
- * row of NULLs carrying those two when nothing was leased.
+ * not. Returns the leased rows, each with `others` (leases other instances hold) and `down`. When it
+ * leased fewer than asked, one more row of NULLs follows, carrying `others`, `down` and what the
+ * lane asks next (PostgresOutbox.nextDueAt): `next_due`, the soonest unleased delivery's time,
+ * `lease_end`, the soonest end of another instance's lease, and `db_now`, the database's clock.
  */
-const claimFunction = (s: string) => `CREATE OR REPLACE FUNCTION ${s}.events_claim(p_service TEXT, p_target TEXT, p_now BIGINT,
+const claimFunction = (s: string) => `DROP FUNCTION IF EXISTS ${s}.events_claim(TEXT, TEXT, BIGINT, BIGINT, TEXT, INTEGER, INTEGER, BOOLEAN, BIGINT);
+CREATE FUNCTION ${s}.events_claim(p_service TEXT, p_target TEXT, p_now BIGINT,
   p_lease BIGINT, p_owner TEXT, p_limit INTEGER, p_cap INTEGER, p_probe BOOLEAN, p_probe_gap BIGINT)
 RETURNS TABLE (id BIGINT, event_id TEXT, type TEXT, source TEXT, target TEXT, body TEXT, created_at BIGINT,
   attempts INTEGER, next_attempt_at BIGINT, last_attempt_at BIGINT, last_status INTEGER, last_error TEXT,
-  traceparent TEXT, tracestate TEXT, others BIGINT, down BOOLEAN)
+  traceparent TEXT, tracestate TEXT, others BIGINT, down BOOLEAN, next_due BIGINT, lease_end BIGINT, db_now BIGINT)
 LANGUAGE plpgsql AS $claim$
 #variable_conflict use_column
 DECLARE
@@ -99,6 +106,7 @@ DECLARE
   t_probe_at BIGINT;
   want INTEGER;
   cap INTEGER;
+  got BIGINT;
 BEGIN
   PERFORM set_config('synchronous_commit', 'off', true);
   SELECT t.down, t.probe_at INTO t_down, t_probe_at FROM ${s}.events_targets t
@@ -124,7 +132,18 @@ BEGIN
         o.last_attempt_at, o.last_status, o.last_error, o.traceparent, o.tracestate),
     probed AS (UPDATE ${s}.events_targets t SET probe_at = p_now + p_probe_gap
       WHERE t.service = p_service AND t.target = p_target AND t_down AND NOT p_probe AND EXISTS (SELECT 1 FROM leased))
-  SELECT l.*, (SELECT live.others FROM live), t_down FROM (VALUES (0)) AS one (x) LEFT JOIN leased l ON true;
+  SELECT l.*, (SELECT live.others FROM live), t_down, NULL::BIGINT, NULL::BIGINT, NULL::BIGINT FROM leased l;
+  GET DIAGNOSTICS got = ROW_COUNT;
+  IF got < p_limit OR got = 0 THEN
+    RETURN QUERY
+    SELECT NULL::BIGINT, NULL::TEXT, NULL::TEXT, NULL::TEXT, NULL::TEXT, NULL::TEXT, NULL::BIGINT, NULL::INTEGER, NULL::BIGINT,
+      NULL::BIGINT, NULL::INTEGER, NULL::TEXT, NULL::TEXT, NULL::TEXT,
+      count(*) FILTER (WHERE o.leased_until > ${DB_NOW} AND o.lease_owner <> p_owner), t_down,
+      MIN(o.next_attempt_at) FILTER (WHERE o.leased_until IS NULL OR o.leased_until <= ${DB_NOW}),
+      MIN(o.leased_until) FILTER (WHERE o.leased_until > ${DB_NOW} AND o.lease_owner <> p_owner),
+      ${DB_NOW}
+    FROM ${s}.events_outbox o WHERE o.service = p_service AND o.target = p_target;
+  END IF;
 END
 $claim$;`;
 
