@@ -261,11 +261,15 @@ export class ReceivePipeline {
   /**
    * Reads the inbox once for every job, runs the handlers of all of them at once, each recording
    * its completion as it finishes; a job's verdict is given once its completions are recorded.
+   * With a store that runs handlers in its transaction, events of one handler each skip the read:
+   * the handler's claim in that transaction finds a completed one.
    */
   private async settle(jobs: readonly Job[], startedAt: number): Promise<Verdict[]> {
-    let states: ReadonlyMap<string, InboxState>;
+    let states: ReadonlyMap<string, InboxState> = NOTHING_COMPLETED;
     try {
-      states = await this.o.inbox.completed(jobs.map((job) => job.key));
+      // Events of one handler each, in the inbox's transaction: its claim there finds a completed one (no read before).
+      const claimed = this.o.inbox.runInTransaction !== undefined && jobs.every((job) => job.subscribers.length === 1);
+      if (!claimed) states = await this.o.inbox.completed(jobs.map((job) => job.key));
     } catch (error) {
       return jobs.map((job) => this.storeFailed('reading the inbox failed; no handler ran', job.event, error, startedAt));
     }
@@ -285,15 +289,18 @@ export class ReceivePipeline {
     const run: Run = { pending: pending.length, succeeded: [], failed: [] };
     let left = pending.length;
     let doneRecorded = false;
+    let already = false;
     const allSucceeded = () => left === 0 && run.failed.length === 0 && run.store === undefined;
     await Promise.all(
       pending.map(async (subscription) => {
         this.completions.begin();
         const outcome = await this.runHandler(job, subscription, pending.length === 1);
         left -= 1;
+        if (outcome.already) already = true;
         doneRecorded ||= outcome.done === true;
         if (outcome.failed !== undefined) run.failed.push(outcome.failed.error);
         if (outcome.store !== undefined) run.store ??= outcome.store;
+        if (outcome.unstarted) run.unstarted = (run.unstarted ?? 0) + 1;
         const marks: InboxMark[] = [];
         if (outcome.succeeded !== undefined) {
           run.succeeded.push(outcome.succeeded);
@@ -304,6 +311,8 @@ export class ReceivePipeline {
         await this.record(marks, run);
       }),
     );
+    // Its one handler's claim found it completed (no read before it: `settle`): processed before.
+    if (already && pending.length === 1) return { duplicate: true, pending: 0, succeeded: [], failed: [] };
     if (!doneRecorded && allSucceeded()) {
       this.completions.begin(); // `done` alone (its handlers committed their own marks, or had completed before)
       await this.record([{ eventKey: job.key }], run);
@@ -345,9 +354,10 @@ export class ReceivePipeline {
         },
         last,
       );
-      return last && outcome === 'ran' ? { done: true } : {};
+      if (outcome === 'done-already') return { already: true };
+      return last ? { done: true } : {};
     } catch (error) {
-      if (error instanceof TransactionStoreError) return { store: error.storeError };
+      if (error instanceof TransactionStoreError) return { store: error.storeError, ...(!error.started && { unstarted: true as const }) };
       this.logHandlerFailure(event, subscription, error);
       return { failed: { error } };
     }
@@ -378,7 +388,11 @@ export class ReceivePipeline {
     }
     const { failed, store } = run;
     if (store !== undefined && failed.length === 0) {
-      return this.storeFailed('recording completion failed; handlers whose transaction did not commit will run again', event, store, startedAt);
+      const message =
+        run.unstarted === run.pending
+          ? 'the inbox transaction failed; no handler ran'
+          : 'recording completion failed; handlers whose transaction did not commit will run again';
+      return this.storeFailed(message, event, store, startedAt);
     }
     if (store !== undefined) this.logStoreError('recording completion failed for some handlers', event, store);
     const { unrecorded } = run;
@@ -458,6 +472,9 @@ interface Job {
 /** `true` when every handler completed; else the keys of the handlers that did. */
 type InboxState = true | ReadonlySet<string>;
 
+/** No inbox read: every handler of every event is run (in the inbox's transaction, which finds out). */
+const NOTHING_COMPLETED: ReadonlyMap<string, InboxState> = new Map();
+
 /**
  * What became of one handler: it completed and its completion is still to be recorded (its key),
  * it failed, or the store failed around it. Empty: it completed in the inbox's transaction.
@@ -466,8 +483,12 @@ interface HandlerOutcome {
   succeeded?: string;
   /** The event's `done` was committed with it. */
   done?: true;
+  /** Its completion was committed before: it did not run (the inbox's transaction claimed nothing). */
+  already?: true;
   failed?: { error: unknown };
   store?: unknown;
+  /** With `store`: the inbox's transaction failed before the handler was called. */
+  unstarted?: true;
 }
 
 /** What became of one event's handlers, before its completion is recorded. */
@@ -480,6 +501,8 @@ interface Run {
   succeeded: string[];
   failed: unknown[];
   store?: unknown;
+  /** Handlers the inbox's transaction failed before calling. */
+  unstarted?: number;
   /** Why recording a completion failed, when it did. */
   unrecorded?: { error: unknown };
 }

@@ -4,7 +4,11 @@
  */
 export class TransactionStoreError extends Error {
   override readonly name = 'TransactionStoreError';
-  constructor(readonly storeError: unknown) {
+  /** `started`: whether the handler had been called (its writes, if any, rolled back with the transaction). */
+  constructor(
+    readonly storeError: unknown,
+    readonly started = true,
+  ) {
     super((storeError as Error)?.message ?? String(storeError), { cause: storeError });
   }
 }

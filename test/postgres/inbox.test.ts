@@ -213,7 +213,7 @@ describePostgres('PostgreSQL inbox: exactly-once handler effects', () => {
     expect(answer.status).toBe(503);
     expect(answer.headers['retry-after']).toBeDefined();
     expect(runs).toBe(0);
-    expect(capture.withMessage('reading the inbox failed; no handler ran (the inbox store failed: check its disk, file and locks; the sender will retry)')).toHaveLength(1);
+    expect(capture.withMessage('the inbox transaction failed; no handler ran (the inbox store failed: check its disk, file and locks; the sender will retry)')).toHaveLength(1);
   });
 
   test("prune deletes this service's ids past retention only; a prune that fails is logged once and never throws", async () => {

@@ -75,10 +75,12 @@ export class HandlerGroups {
   private async group(): Promise<void> {
     let taken: GroupedHandler[] | undefined;
     const outcomes = new Map<GroupedHandler, Outcome>();
+    /** The handlers called (a store failure after that may have cut one short: its writes rolled back). */
+    const started = new Set<GroupedHandler>();
     try {
       await this.o.db.handlerTransaction(async (client) => {
         taken = this.take();
-        if (taken.length > 0) await this.runGroup(client, taken, outcomes);
+        if (taken.length > 0) await this.runGroup(client, taken, outcomes, started);
       });
     } catch (error) {
       if (taken === undefined) {
@@ -87,7 +89,7 @@ export class HandlerGroups {
       }
       for (const handler of taken ?? []) {
         const outcome = outcomes.get(handler);
-        handler.reject(typeof outcome === 'object' ? outcome.error : new TransactionStoreError(error));
+        handler.reject(typeof outcome === 'object' ? outcome.error : new TransactionStoreError(error, started.has(handler)));
       }
       return;
     }
@@ -103,10 +105,10 @@ export class HandlerGroups {
    * query, so a handler that never uses `tx` costs no round trip. One that throws, or leaves the
    * transaction aborted, is rolled back to its savepoint and its claim given back: it fails alone.
    */
-  private async runGroup(client: PoolClient, handlers: GroupedHandler[], outcomes: Map<GroupedHandler, Outcome>): Promise<void> {
+  private async runGroup(client: PoolClient, handlers: GroupedHandler[], outcomes: Map<GroupedHandler, Outcome>, started: Set<GroupedHandler>): Promise<void> {
     const claimed = await this.o.claim(client, handlers);
     const [only] = handlers;
-    if (handlers.length === 1 && claimed.has(only!)) return this.runAlone(client, only!, outcomes);
+    if (handlers.length === 1 && claimed.has(only!)) return this.runAlone(client, only!, outcomes, started);
     for (const handler of handlers) {
       if (!claimed.has(handler)) {
         outcomes.set(handler, 'done-already');
@@ -114,6 +116,7 @@ export class HandlerGroups {
       }
       const savepoint = savepointOnFirstQuery(client);
       let failure: { error: unknown } | undefined;
+      started.add(handler);
       try {
         await handler.run({ tx: savepoint.tx });
         if (savepoint.taken && (await leftAborted(client))) failure = { error: new Error(ABORTED) };
@@ -131,7 +134,8 @@ export class HandlerGroups {
    * A group of one handler needs no savepoint (the common case below saturation): when it throws,
    * or leaves the transaction aborted, the whole transaction rolls back, its claim with it.
    */
-  private async runAlone(client: PoolClient, handler: GroupedHandler, outcomes: Map<GroupedHandler, Outcome>): Promise<void> {
+  private async runAlone(client: PoolClient, handler: GroupedHandler, outcomes: Map<GroupedHandler, Outcome>, started: Set<GroupedHandler>): Promise<void> {
+    started.add(handler);
     try {
       await handler.run({ tx: client });
       if (await leftAborted(client)) throw new Error(ABORTED);

@@ -52,9 +52,15 @@ export class PostgresInbox implements InboxStore {
     this.table = `${this.db.s}.events_inbox`;
     this.groups = new HandlerGroups({
       db: this.db,
+      // An event recorded done claims nothing (`done` alone: all its handlers completed, as the
+      // previous release recorded them). A scalar subquery, so that each row is one index lookup
+      // (as NOT EXISTS, the planner may scan every `done` of the service).
       claim: async (client, handlers) => {
         const { rows } = await client.query<{ source: string; event_id: string; handler: string }>(
-          `INSERT INTO ${this.table} (service, source, event_id, handler) SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[])
+          `INSERT INTO ${this.table} (service, source, event_id, handler)
+           SELECT $1, u.* FROM unnest($2::text[], $3::text[], $4::text[]) AS u(source, event_id, handler)
+           WHERE (SELECT d.handler FROM ${this.table} d
+             WHERE d.service = $1 AND d.source = u.source AND d.event_id = u.event_id AND d.handler = '${DONE}') IS NULL
            ON CONFLICT DO NOTHING RETURNING source, event_id, handler`,
           this.rowsOf(handlers),
         );
@@ -109,7 +115,7 @@ export class PostgresInbox implements InboxStore {
     try {
       await this.db.ready();
     } catch (error) {
-      throw new TransactionStoreError(error);
+      throw new TransactionStoreError(error, false);
     }
     return new Promise((resolve, reject) => {
       const { source, id } = splitEventKey(eventKey);
