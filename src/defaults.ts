@@ -142,6 +142,12 @@ export const DEFAULTS = {
      * most this long, and at everyday rates an emit costs one statement, not two.
      */
     notifyGapMs: 20,
+    /**
+     * PostgreSQL outbox: how long what the database said about a target's due rows stands in for a
+     * read, while nothing this instance knows of changed them (NOTIFY, its own writes, a replay
+     * forget it sooner). The poll reads again after it, whatever a NOTIFY lost.
+     */
+    seenForMs: 1_000,
     /** How often the PostgreSQL inbox deletes this service's ids older than `inbox.retentionMs`. */
     inboxPruneIntervalMs: 60 * 60 * 1000,
   },

@@ -512,6 +512,7 @@ export class Lane {
       }
     }
     if (wasDown) {
+      this.moreDue = true; // what failed in the outage is due now
       await this.o.store.release(this.target, since, Date.now());
       if (this.saidDown) this.o.logger.info('target back up; draining its backlog', { target: this.target });
       this.saidDown = false;

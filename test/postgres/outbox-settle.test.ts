@@ -28,6 +28,11 @@ describePostgres('PostgreSQL outbox as a store', () => {
     settleManyContract(() => open());
   });
 
+  describe('the outbox store contract, with the emits leased to the instance that sends them (a bus’s outbox)', () => {
+    outboxStoreContract(() => open({ sendsOwnEmits: true }));
+    settleManyContract(() => open({ sendsOwnEmits: true }));
+  });
+
   describe('leases', () => {
     const stores: PostgresOutbox[] = [];
     afterEach(async () => {
@@ -105,6 +110,41 @@ describePostgres('PostgreSQL outbox as a store', () => {
       expect(await outbox.nextDueAt('payments')).toBe(T + 5000);
       expect(statements).toHaveLength(1); // the claim alone
       await outbox.close();
+      await counted.end();
+    });
+
+    it('an instance that sends its own emits leases them at the INSERT, up to the cap across instances, and claims them without a round trip', async () => {
+      const statements: string[] = [];
+      const counted = new Pool({ connectionString: DATABASE_URL, max: 2 });
+      const query = counted.query.bind(counted) as (...args: unknown[]) => Promise<unknown>;
+      let failing = false;
+      (counted as { query: unknown }).query = (text: string, ...rest: unknown[]) => {
+        statements.push(text);
+        return failing && text.includes('events_claim') ? Promise.reject(Object.assign(new Error('connection lost'), { code: 'ECONNRESET' })) : query(text, ...rest);
+      };
+      const service = `svc${++services}`;
+      const options = { service, schema, concurrency: 2, eventsPerRequest: () => 3, sendsOwnEmits: true };
+      const first = new PostgresOutbox(counted, options);
+      const second = opened({ ...options }, service);
+      await first.add(Array.from({ length: 10 }, (_, i) => delivery(i + 1)));
+      const leased = await pool.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM "${schema}".events_outbox WHERE service = $1 AND lease_owner = $2`,
+        [service, first.owner],
+      );
+      expect(leased.rows[0]!.n).toBe(6); // the cap: concurrency 2 × 3 events per request
+      expect(await second.claim('payments', Date.now(), 10)).toEqual([]); // the cap is held, across instances
+
+      statements.length = 0;
+      expect(ids(await first.claim('payments', Date.now(), 2))).toEqual(['evt-1', 'evt-2']);
+      expect(statements).toEqual([]);
+      // A claim whose database part fails keeps what it had taken for the next one; a probe takes a kept emit first.
+      failing = true;
+      await expect(first.claim('payments', Date.now(), 10)).rejects.toThrow('connection lost');
+      failing = false;
+      expect(ids([(await first.claimProbe('payments'))!])).toEqual(['evt-3']);
+      // The kept ones; the others wait: the cap is full with this instance's own leases.
+      expect(ids(await first.claim('payments', Date.now(), 10))).toEqual(['evt-4', 'evt-5', 'evt-6']);
+      await first.close();
       await counted.end();
     });
 

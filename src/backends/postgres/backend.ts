@@ -16,6 +16,7 @@ export const postgresBackend: StoreBackend = {
       ...config, // logger, concurrency
       service: serviceOf(config, 'outbox'),
       eventsPerRequest: (target) => (batchesTo(config, target) ? config.batch.maxEvents : 1),
+      sendsOwnEmits: true, // the bus's dispatcher
     }),
   openInbox: (config) =>
     new PostgresInbox({ ...config.inbox, logger: config.logger, database: databaseOf(config), service: serviceOf(config, 'inbox') }),

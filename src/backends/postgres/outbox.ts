@@ -62,6 +62,11 @@ export interface PostgresOutboxOptions {
   writeWaitMs?: number;
   /** Create the tables on first use. Operator tools pass false (they never create tables). @default true */
   createTables?: boolean;
+  /**
+   * This instance's dispatcher sends its own emits (a bus's outbox): their rows are written leased
+   * to it, up to a target's cap, and handed to its lane without a claim (see `kept`). @default false
+   */
+  sendsOwnEmits?: boolean;
 }
 
 interface Waiter {
@@ -118,8 +123,19 @@ export class PostgresOutbox implements OutboxStore {
   /** Targets this instance found marked down (by any instance): the first success here marks them up for all. */
   private readonly downSeen = new Set<string>();
   private readonly heartbeat: NodeJS.Timeout;
-  /** A claim's answer to nextDueAt, when it leased fewer than asked: the lane asks next, and gets it without a round trip (once). */
-  private readonly dueAfterClaim = new Map<string, DueRow>();
+  /**
+   * Emits of this instance, written leased to it and not handed to its lane yet, by target (oldest
+   * first): a claim takes them without a round trip. At most a target's cap are kept (beyond it,
+   * rows are written unleased, for any instance to claim); their leases are renewed with the others.
+   */
+  private readonly kept = new Map<string, OutboxRecord[]>();
+  private readonly sendsOwnEmits: boolean;
+  /**
+   * What the database last said about a target's unleased rows (a claim that leased fewer than
+   * asked, or nextDueAt's query), while nothing this instance knows of changed them (its own
+   * completions and kept emits do not), for at most `DEFAULTS.database.seenForMs`.
+   */
+  private readonly seen = new Map<string, Seen>();
   /** Targets whose last claim got less than asked because of other instances (busy or down): look again soon. */
   private readonly busy = new Set<string>();
   private unlisten: (() => void) | undefined;
@@ -146,6 +162,7 @@ export class PostgresOutbox implements OutboxStore {
     this.leaseMs = options.leaseMs ?? DEFAULTS.outbox.leaseMs;
     this.writeWaitMs = options.writeWaitMs ?? DEFAULTS.outbox.writeWaitMs;
     this.createTables = options.createTables ?? true;
+    this.sendsOwnEmits = options.sendsOwnEmits ?? false;
     this.heartbeat = setInterval(() => void this.renew(), Math.max(50, Math.floor(this.leaseMs / 3))).unref();
   }
 
@@ -196,21 +213,38 @@ export class PostgresOutbox implements OutboxStore {
     this.queue = [];
     if (batch.length === 0) return;
     const deliveries = batch.flatMap((w) => w.deliveries);
+    let kept: Map<string, number> | undefined;
     try {
-      await this.insert(deliveries, Date.now() + this.writeWaitMs);
+      kept = await this.insert(deliveries, Date.now() + this.writeWaitMs);
     } catch (error) {
       for (const waiter of batch) waiter.reject(this.refusal(error, waiter.deliveries));
       return;
     }
     this.recovered();
-    this.dueAfterClaim.clear();
-    for (const target of new Set(deliveries.map((d) => d.target))) this.db.notify(OUTBOX_CHANNEL, `${this.schema}\t${this.service}\t${target}`);
+    const notified = new Set<string>();
+    for (const d of deliveries) {
+      const id = kept?.get(`${d.eventId}\u0000${d.target}`);
+      if (id === undefined) notified.add(d.target);
+      else this.keep({ ...d, id, attempts: 0, nextAttemptAt: d.createdAt });
+    }
+    for (const target of notified) {
+      this.seen.delete(target);
+      this.db.notify(OUTBOX_CHANNEL, `${this.schema}\t${this.service}\t${target}`);
+    }
     for (const waiter of batch) waiter.resolve();
   }
 
+  /** A kept emit, committed: its lane takes it at its next claim; the heartbeat renews its lease meanwhile. */
+  private keep(record: OutboxRecord): void {
+    let queue = this.kept.get(record.target);
+    if (queue === undefined) this.kept.set(record.target, (queue = []));
+    queue.push(record);
+    this.held.set(String(record.id), record.target);
+  }
+
   /** `insertOnce`, tried again while the database is unreachable and the deadline allows (the last try was not recorded). */
-  private async insert(deliveries: readonly NewDelivery[], deadline: number): Promise<void> {
-    const statement = this.insertStatement(deliveries, false);
+  private async insert(deliveries: readonly NewDelivery[], deadline: number): Promise<Map<string, number> | undefined> {
+    const statement = this.sendsOwnEmits ? this.addStatement(deliveries) : this.insertStatement(deliveries, false);
     let wait: number = DEFAULTS.storeRetry.baseDelayMs;
     for (;;) {
       try {
@@ -228,9 +262,11 @@ export class PostgresOutbox implements OutboxStore {
    * One try: a connection taken by the deadline (one that comes later goes back unused, the
    * statement never sent), the INSERT on it. The server's refusal (an ERROR) rolled it back; no
    * answer by the deadline, or a connection lost, may have committed it: `committed` finds out.
-   * Resolves when recorded; rejects when not, or with Undecided.
+   * Resolves when recorded, with the ids of the rows leased to this instance (by event id and
+   * target; none when the commit was found out afterwards: their leases are given back); rejects
+   * when not, or with Undecided.
    */
-  private async insertOnce([text, values]: [string, unknown[]], deliveries: readonly NewDelivery[], deadline: number): Promise<void> {
+  private async insertOnce([text, values]: [string, unknown[]], deliveries: readonly NewDelivery[], deadline: number): Promise<Map<string, number> | undefined> {
     let broken: Error | undefined;
     const onError = (error: Error) => (broken ??= error);
     await within(this.ensureReady(), deadline - Date.now(), () => this.late());
@@ -243,18 +279,32 @@ export class PostgresOutbox implements OutboxStore {
       client.release(broken);
     };
     let answered = false;
-    const answer = client.query(text, values).then(() => (answered = true));
+    const answer = client.query<{ id: string; event_id: string; target: string; kept: boolean }>(text, values).then((result) => ((answered = true), result));
     try {
-      await within(answer, deadline - Date.now(), () => this.late());
+      const { rows } = await within(answer, deadline - Date.now(), () => this.late());
+      return new Map(rows.filter((row) => row.kept).map((row) => [`${row.event_id}\u0000${row.target}`, Number(row.id)]));
     } catch (error) {
       if (refusedByServer(error)) throw error;
       broken ??= error as Error;
       answer.catch(() => {});
       const pid = (client as { processID?: number }).processID;
       if (!(await this.committed(pid, () => answered, release, deliveries, error))) throw error;
+      if (this.sendsOwnEmits) await this.giveBack(deliveries);
+      return undefined;
     } finally {
       release();
     }
+  }
+
+  /** Kept rows whose ids this instance never learnt (their INSERT's answer was lost): claimable by any instance now. */
+  private async giveBack(deliveries: readonly NewDelivery[]): Promise<void> {
+    await this.db.pool
+      .query(
+        `UPDATE ${this.s}.events_outbox SET leased_until = NULL, lease_owner = NULL
+         WHERE service = $1 AND lease_owner = $2 AND event_id = ANY($3::text[])`,
+        [this.service, this.owner, deliveries.map((d) => d.eventId)],
+      )
+      .catch((error: unknown) => this.failed(error)); // their leases run out instead
   }
 
   /**
@@ -298,14 +348,33 @@ export class PostgresOutbox implements OutboxStore {
     }
   }
 
+  /**
+   * An emit's group INSERT through `events_add` (schema.ts): what each target's cap leaves, across
+   * instances, is leased to this instance, to send without a claim; the rest is written for anyone.
+   */
+  private addStatement(deliveries: readonly NewDelivery[]): [string, unknown[]] {
+    const targets = [...new Set(deliveries.map((d) => d.target))].sort();
+    return [
+      `SELECT * FROM ${this.s}.events_add($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+      [
+        this.service,
+        this.owner,
+        this.leaseMs,
+        ...INSERTED.map((key) => deliveries.map((d) => d[key] ?? null)),
+        targets,
+        targets.map((target) => this.concurrency * this.eventsPerRequest(target)),
+      ],
+    ];
+  }
+
   /** INSERT … SELECT FROM unnest(…); with `notify` (in the caller's transaction, which alone can wake the others, at its commit), one pg_notify per target in the same statement. */
   private insertStatement(deliveries: readonly NewDelivery[], notify: boolean): [string, unknown[]] {
+    const values = [this.service, ...INSERTED.map((key) => deliveries.map((d) => d[key] ?? null))];
     const insert = `INSERT INTO ${this.s}.events_outbox
         (service, event_id, type, source, target, body, created_at, next_attempt_at, traceparent, tracestate)
       SELECT $1, u.event_id, u.type, u.source, u.target, u.body, u.created_at, u.created_at, u.traceparent, u.tracestate
       FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::text[])
         AS u(event_id, type, source, target, body, created_at, traceparent, tracestate)`;
-    const values = [this.service, ...INSERTED.map((key) => deliveries.map((d) => d[key] ?? null))];
     if (!notify) return [insert, values];
     return [
       `WITH ins AS (${insert} RETURNING target)
@@ -314,9 +383,42 @@ export class PostgresOutbox implements OutboxStore {
     ];
   }
 
+  /**
+   * Kept emits first (no round trip); then, for what they leave of `limit`, the database's due rows,
+   * unless what it last said (`seen`) shows none due.
+   */
   async claim(target: string, now: number, limit: number): Promise<OutboxRecord[]> {
     if (this.maxStamp > now + DEFAULTS.outbox.clockStepSlackMs) await this.unstepClock(now);
-    return this.claimWith(target, limit, false, now);
+    const queue = this.kept.get(target);
+    const taken = queue === undefined ? [] : queue.splice(0, limit);
+    if (queue?.length === 0) this.kept.delete(target);
+    if (taken.length === limit || (taken.length > 0 && this.noneDue(target, now))) return taken;
+    try {
+      return [...taken, ...(await this.claimWith(target, limit - taken.length, false, now, taken.length))];
+    } catch (error) {
+      if (taken.length > 0) this.kept.set(target, [...taken, ...(this.kept.get(target) ?? [])]); // the next claim takes them
+      throw error;
+    }
+  }
+
+  /** The database said, lately, that none of the target's unleased rows is due by `now`. */
+  private noneDue(target: string, now: number): boolean {
+    const seen = this.seen.get(target);
+    if (seen === undefined || now - seen.at > DEFAULTS.database.seenForMs) return false;
+    return !(seen.due !== undefined && seen.due <= now) && !(seen.leaseEnd !== undefined && seen.leaseEnd <= now);
+  }
+
+  /** What a claim or nextDueAt's query said about a target's unleased rows, remembered (times on this clock). */
+  private remember(target: string, row: DueRow): Seen {
+    const now = Date.now();
+    const seen: Seen = {
+      at: now,
+      due: row.next_due === null ? undefined : Number(row.next_due),
+      // Another instance's claim: if it dies, its lease runs out then (measured on the database's clock).
+      leaseEnd: row.lease_end === null ? undefined : now + Number(row.lease_end) - Number(row.db_now),
+    };
+    this.seen.set(target, seen);
+    return seen;
   }
 
   /** A wall-clock step back: this service's deliveries created or tried "in the future" are due now, their times pulled back to now. */
@@ -337,6 +439,7 @@ export class PostgresOutbox implements OutboxStore {
       deliveries: result.rowCount ?? 0,
     });
     this.maxStamp = now;
+    this.seen.clear();
   }
 
   /** Remembers the latest time written, for the clock-step check. */
@@ -344,8 +447,12 @@ export class PostgresOutbox implements OutboxStore {
     if (ms !== undefined && ms > this.maxStamp) this.maxStamp = ms;
   }
 
+  /** A kept emit when there is one (this instance holds its lease already), else the database's soonest. */
   async claimProbe(target: string): Promise<OutboxRecord | undefined> {
-    return (await this.claimWith(target, 1, true, Date.now()))[0];
+    const queue = this.kept.get(target);
+    const first = queue?.shift();
+    if (queue?.length === 0) this.kept.delete(target);
+    return first ?? (await this.claimWith(target, 1, true, Date.now()))[0];
   }
 
   /**
@@ -354,18 +461,18 @@ export class PostgresOutbox implements OutboxStore {
    * down: one delivery, only when none is in flight anywhere, at most every `busyRetryMs`; a probe:
    * the soonest, due or not), in one round trip.
    */
-  private async claimWith(target: string, limit: number, probe: boolean, now: number): Promise<OutboxRecord[]> {
+  private async claimWith(target: string, limit: number, probe: boolean, now: number, kept = 0): Promise<OutboxRecord[]> {
     return this.guard(async () => {
       await this.ensureReady();
       const cap = this.concurrency * this.eventsPerRequest(target);
-      this.dueAfterClaim.delete(target);
+      this.seen.delete(target);
       const result = await this.db.pool.query<OutboxRow & { others: string | null; down: boolean } & DueRow>(
         `SELECT * FROM ${this.s}.events_claim($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
         [this.service, target, now, this.leaseMs, this.owner, limit, cap, probe, DEFAULTS.database.busyRetryMs],
       );
       const rows = result.rows.filter((row) => row.id !== null);
       const due = result.rows.find((row) => row.id === null);
-      if (due !== undefined) this.dueAfterClaim.set(target, due);
+      if (due !== undefined) this.remember(target, due);
       const down = result.rows[0]?.down === true;
       const want = probe || down ? 1 : limit;
       if (down) this.downSeen.add(target);
@@ -374,7 +481,7 @@ export class PostgresOutbox implements OutboxStore {
       // (Held back by this instance's own claims needs no polling: each one ending pumps again.)
       // Nothing leased: possibly held elsewhere or a down target's probe not due; nextDueAt decides.
       const others = Number(result.rows[0]?.others ?? 0);
-      if (rows.length === 0 || (others > 0 && rows.length < want)) this.busy.add(target);
+      if (rows.length + kept === 0 || (others > 0 && rows.length < want)) this.busy.add(target);
       else this.busy.delete(target);
       const records = rows.map(toRecord).sort(byDue);
       for (const record of records) this.held.set(String(record.id), record.target);
@@ -422,7 +529,7 @@ export class PostgresOutbox implements OutboxStore {
     const targets = new Map(settlements.map(({ record }) => [record.id, this.held.get(String(record.id))]));
     // Deliveries only (the common case): a plain DELETE, cheaper to plan than the statement below.
     if (done.length === settlements.length) {
-      await this.write(`WITH done AS (DELETE FROM ${this.s}.events_outbox WHERE id = ANY($1::bigint[])) SELECT ${NO_FLUSH}`, [done], done);
+      await this.write(`WITH done AS (DELETE FROM ${this.s}.events_outbox WHERE id = ANY($1::bigint[])) SELECT ${NO_FLUSH}`, [done], done, true);
     } else {
       await this.write(
         `WITH done AS (DELETE FROM ${this.s}.events_outbox WHERE id = ANY($1::bigint[]) RETURNING 1),
@@ -468,6 +575,16 @@ export class PostgresOutbox implements OutboxStore {
   }
 
   async markDown(target: string): Promise<void> {
+    const kept = this.kept.get(target) ?? [];
+    this.kept.delete(target);
+    for (const record of kept) this.held.delete(String(record.id));
+    // Its kept emits go back to the outbox, for whichever instance probes the target.
+    if (kept.length > 0) {
+      await this.write(`UPDATE ${this.s}.events_outbox SET leased_until = NULL, lease_owner = NULL WHERE id = ANY($1::bigint[]) AND lease_owner = $2`, [
+        kept.map((record) => record.id),
+        this.owner,
+      ]);
+    }
     await this.write(
       `INSERT INTO ${this.s}.events_targets (service, target, down, probe_at) VALUES ($1, $2, true, $3)
        ON CONFLICT (service, target) DO UPDATE SET down = true, probe_at = EXCLUDED.probe_at`,
@@ -476,22 +593,19 @@ export class PostgresOutbox implements OutboxStore {
   }
 
   /**
-   * When the lane's claim just leased fewer than it asked, its answer (no round trip of its own);
-   * else one query. Either way read from the database's rows after this instance's leases.
+   * A kept emit: due now. Else what the database last said (`seen`: a claim that leased fewer than
+   * asked answers it, with no round trip of its own), or one query.
    */
   async nextDueAt(target: string): Promise<number | undefined> {
-    const known = this.dueAfterClaim.get(target);
-    this.dueAfterClaim.delete(target);
-    const row = known ?? (await this.guard(() => this.queryNextDue(target)));
-    const now = Date.now();
-    const times: number[] = [];
-    if (row.next_due !== null) times.push(Number(row.next_due));
-    // Another instance's claim: if it dies, its lease runs out then (measured on the database's clock).
-    if (row.lease_end !== null) times.push(now + Number(row.lease_end) - Number(row.db_now));
+    const first = this.kept.get(target)?.[0];
+    if (first !== undefined) return first.nextAttemptAt;
+    const known = this.seen.get(target);
+    const seen = known !== undefined && Date.now() - known.at <= DEFAULTS.database.seenForMs ? known : this.remember(target, await this.guard(() => this.queryNextDue(target)));
+    const times = [seen.due, seen.leaseEnd].filter((time): time is number => time !== undefined);
     if (times.length === 0) return undefined;
     const next = Math.min(...times);
     // Held up by other instances (their concurrency, a probe elsewhere): look again soon, not in a loop.
-    return this.busy.has(target) ? Math.max(next, now + DEFAULTS.database.busyRetryMs) : next;
+    return this.busy.has(target) ? Math.max(next, Date.now() + DEFAULTS.database.busyRetryMs) : next;
   }
 
   private async queryNextDue(target: string): Promise<DueRow> {
@@ -561,6 +675,7 @@ export class PostgresOutbox implements OutboxStore {
         [...params, Date.now(), `${this.schema}\t`],
       );
       // The NOTIFY wakes every instance; this one at once, without waiting for it.
+      this.seen.clear();
       for (const target of new Set(result.rows.map((row) => row.target))) this.wake?.(target);
       return result.rows.length;
     } catch (error) {
@@ -597,7 +712,10 @@ export class PostgresOutbox implements OutboxStore {
     this.wake = wake;
     this.unlisten?.();
     this.unlisten = this.db.listen(OUTBOX_CHANNEL, (payload) => {
-      if (payload.startsWith(prefix)) wake(payload.slice(prefix.length));
+      if (!payload.startsWith(prefix)) return;
+      const target = payload.slice(prefix.length);
+      this.seen.delete(target);
+      wake(target);
     });
   }
 
@@ -640,8 +758,10 @@ export class PostgresOutbox implements OutboxStore {
    * here no more, written or not: a failed write leaves their leases to run out (renewing them
    * would keep them here, undelivered, for as long as the process lives).
    */
-  private async write(text: string, params: unknown[], settles: readonly number[] = []): Promise<void> {
-    this.dueAfterClaim.clear();
+  private async write(text: string, params: unknown[], settles: readonly number[] = [], onlyDeletes = false): Promise<void> {
+    // Rows made due, or not due any more: what the database said before is out of date. (Deleting
+    // delivered rows, leased here, changes nothing another claim could take.)
+    if (!onlyDeletes) this.seen.clear();
     try {
       await this.track(
         this.guard(async () => {
@@ -730,6 +850,13 @@ interface DueRow {
   next_due: string | null;
   lease_end: string | null;
   db_now: string;
+}
+
+/** What the database last said about a target's unleased rows: the soonest due, the soonest end of another instance's lease, and when it said it. */
+interface Seen {
+  at: number;
+  due: number | undefined;
+  leaseEnd: number | undefined;
 }
 
 /** A group INSERT sent but not answered, whose commit could not be found out. */

@@ -35,7 +35,8 @@ export const DDL_LOCK = 7_263_514_001;
  * 3: `events_claim`, a dispatcher's claim in one round trip (see PostgresOutbox.claimWith).
  * 4: `events_claim` also says, when it leased fewer than asked, when the target's next delivery is
  *    due (a lane's claim and its next wake-up in one round trip). Its result changed, so both steps
- *    drop the function before creating it (older code reads the columns it knows).
+ *    drop the function before creating it (older code reads the columns it knows). And
+ *    `events_add`, an emit's INSERT that leases to the emitting instance what its targets' caps allow.
  */
 const STEPS: ReadonlyArray<(s: string) => string> = [
   (s) => `CREATE TABLE IF NOT EXISTS ${s}.events_outbox (
@@ -78,7 +79,7 @@ CREATE TABLE IF NOT EXISTS ${s}.events_inbox (
 CREATE INDEX IF NOT EXISTS events_inbox_done_at ON ${s}.events_inbox (service, done_at);`,
   (s) => `CREATE INDEX IF NOT EXISTS events_dead_letters_dead_at ON ${s}.events_dead_letters (service, dead_at, id);`,
   (s) => claimFunction(s),
-  (s) => claimFunction(s),
+  (s) => `${claimFunction(s)}\n${addFunction(s)}`,
 ];
 
 /**
@@ -146,6 +147,42 @@ BEGIN
   END IF;
 END
 $claim$;`;
+
+/**
+ * An emit's INSERT (the group commit's, outside a caller's transaction): the rows for the targets
+ * in `p_targets` that are not down are leased to `p_owner`, as many as each target's cap in
+ * `p_caps` leaves beside the leases live on it (every instance's), the oldest first; the rest are
+ * written unleased, for any instance to claim. It locks those targets' rows first, in order, as a
+ * claim does, so that the cap holds across instances; the count is a statement of its own, after
+ * the lock. Ids follow the emits' order. Returns each row's id, event id, target, and whether it
+ * was leased (`kept`).
+ */
+const addFunction = (s: string) => `CREATE OR REPLACE FUNCTION ${s}.events_add(p_service TEXT, p_owner TEXT, p_lease BIGINT,
+  p_event_id TEXT[], p_type TEXT[], p_source TEXT[], p_target TEXT[], p_body TEXT[], p_created_at BIGINT[],
+  p_traceparent TEXT[], p_tracestate TEXT[], p_targets TEXT[], p_caps INTEGER[])
+RETURNS TABLE (id BIGINT, event_id TEXT, target TEXT, kept BOOLEAN)
+LANGUAGE plpgsql AS $add$
+#variable_conflict use_column
+BEGIN
+  INSERT INTO ${s}.events_targets (service, target) SELECT p_service, t FROM unnest(p_targets) AS t ON CONFLICT DO NOTHING;
+  PERFORM 1 FROM ${s}.events_targets t WHERE t.service = p_service AND t.target = ANY(p_targets) ORDER BY t.target FOR UPDATE;
+  RETURN QUERY
+  WITH room AS (SELECT k.target, k.cap - (SELECT count(*) FROM ${s}.events_outbox o
+        WHERE o.service = p_service AND o.target = k.target AND o.leased_until > ${DB_NOW}) AS n
+      FROM unnest(p_targets, p_caps) AS k(target, cap)
+      JOIN ${s}.events_targets t ON t.service = p_service AND t.target = k.target AND NOT t.down),
+    u AS (SELECT x.*, row_number() OVER (PARTITION BY x.target ORDER BY x.ord) AS rn
+      FROM unnest(p_event_id, p_type, p_source, p_target, p_body, p_created_at, p_traceparent, p_tracestate)
+        WITH ORDINALITY AS x(event_id, type, source, target, body, created_at, traceparent, tracestate, ord)),
+    ins AS (INSERT INTO ${s}.events_outbox (service, event_id, type, source, target, body, created_at, next_attempt_at,
+        traceparent, tracestate, leased_until, lease_owner)
+      SELECT p_service, u.event_id, u.type, u.source, u.target, u.body, u.created_at, u.created_at, u.traceparent, u.tracestate,
+        CASE WHEN u.rn <= r.n THEN ${DB_NOW} + p_lease END, CASE WHEN u.rn <= r.n THEN p_owner END
+      FROM u LEFT JOIN room r ON r.target = u.target ORDER BY u.ord
+      RETURNING id, event_id, target, lease_owner IS NOT NULL)
+  SELECT * FROM ins;
+END
+$add$;`;
 
 /** The version this release's code reads and writes. */
 export const SCHEMA_VERSION = STEPS.length;
