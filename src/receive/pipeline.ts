@@ -267,9 +267,8 @@ export class ReceivePipeline {
   private async settle(jobs: readonly Job[], startedAt: number): Promise<Verdict[]> {
     let states: ReadonlyMap<string, InboxState> = NOTHING_COMPLETED;
     try {
-      // Events of one handler each, in the inbox's transaction: its claim there finds a completed one (no read before).
-      const claimed = this.o.inbox.runInTransaction !== undefined && jobs.every((job) => job.subscribers.length === 1);
-      if (!claimed) states = await this.o.inbox.completed(jobs.map((job) => job.key));
+      const claimDecides = this.o.inbox.runInTransaction !== undefined && jobs.every((job) => job.subscribers.length === 1);
+      if (!claimDecides) states = await this.o.inbox.completed(jobs.map((job) => job.key));
     } catch (error) {
       return jobs.map((job) => this.storeFailed('reading the inbox failed; no handler ran', job.event, error, startedAt));
     }

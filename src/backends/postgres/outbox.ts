@@ -22,6 +22,8 @@ import type { AddOptions, NewDelivery, OutboxRecord, OutboxStore, Settlement } f
 import type { TransactionClient } from '../../types.js';
 import { COLUMNS, filterConditions, type OutboxRow, targetCountsSql, toDeadLetter, toRecord } from '../outbox-rows.js';
 import { databaseFrom, isUnavailable, type PostgresDatabase, refusedByServer, within } from './database.js';
+import { DueView, type DueRow } from './due-view.js';
+import { KeptEmits } from './kept-emits.js';
 import { DB_NOW } from './schema.js';
 import { connectionBy, endBackend, transactionCommitted } from './unanswered-statement.js';
 
@@ -81,10 +83,12 @@ interface Waiter {
  *
  * - `add` without a transaction is a group commit: every delivery added in one turn of the event
  *   loop goes in one INSERT statement, without NOTIFY (PostgreSQL serialises the commits of
- *   notifying transactions: they could not share a WAL flush). Once it commits, its targets are
- *   queued for one NOTIFY on the database's LISTEN connection, carrying every target queued
- *   meanwhile, which wakes the other instances; this one is woken by the bus, and skips its own
- *   NOTIFY. An emit it refuses is not recorded, ever (see `flush`).
+ *   notifying transactions: they could not share a WAL flush). With `sendsOwnEmits` (a bus), the
+ *   INSERT (`events_add`) leases to this instance what its targets' caps leave, and the lane takes
+ *   those rows from memory (`kept`), without a claim. Once it commits, the targets of the rows left
+ *   to any instance are queued for one NOTIFY on the database's LISTEN connection, carrying every
+ *   target queued meanwhile, which wakes the other instances; this one is woken by the bus, and
+ *   skips its own NOTIFY. An emit it refuses is not recorded, ever (see `flush`).
  * - With `{ tx }` the INSERT runs on the caller's client, in the caller's transaction, with a
  *   `pg_notify` per target in the same statement: PostgreSQL delivers it only at the caller's
  *   commit, and it wakes every instance LISTENing, this one included (the poll is the fallback).
@@ -123,19 +127,11 @@ export class PostgresOutbox implements OutboxStore {
   /** Targets this instance found marked down (by any instance): the first success here marks them up for all. */
   private readonly downSeen = new Set<string>();
   private readonly heartbeat: NodeJS.Timeout;
-  /**
-   * Emits of this instance, written leased to it and not handed to its lane yet, by target (oldest
-   * first): a claim takes them without a round trip. At most a target's cap are kept (beyond it,
-   * rows are written unleased, for any instance to claim); their leases are renewed with the others.
-   */
-  private readonly kept = new Map<string, OutboxRecord[]>();
+  /** This instance's emits written leased to it (with `sendsOwnEmits`), until its lane takes them. */
+  private readonly kept = new KeptEmits();
   private readonly sendsOwnEmits: boolean;
-  /**
-   * What the database last said about a target's unleased rows (a claim that leased fewer than
-   * asked, or nextDueAt's query), while nothing this instance knows of changed them (its own
-   * completions and kept emits do not), for at most `DEFAULTS.database.seenForMs`.
-   */
-  private readonly seen = new Map<string, Seen>();
+  /** What the database last said about each target's unleased rows, standing in for a read. */
+  private readonly seen = new DueView();
   /** Targets whose last claim got less than asked because of other instances (busy or down): look again soon. */
   private readonly busy = new Set<string>();
   private unlisten: (() => void) | undefined;
@@ -225,21 +221,16 @@ export class PostgresOutbox implements OutboxStore {
     for (const d of deliveries) {
       const id = kept?.get(`${d.eventId}\u0000${d.target}`);
       if (id === undefined) notified.add(d.target);
-      else this.keep({ ...d, id, attempts: 0, nextAttemptAt: d.createdAt });
+      else {
+        this.kept.add({ ...d, id, attempts: 0, nextAttemptAt: d.createdAt });
+        this.held.set(String(id), d.target);
+      }
     }
     for (const target of notified) {
-      this.seen.delete(target);
+      this.seen.forget(target);
       this.db.notify(OUTBOX_CHANNEL, `${this.schema}\t${this.service}\t${target}`);
     }
     for (const waiter of batch) waiter.resolve();
-  }
-
-  /** A kept emit, committed: its lane takes it at its next claim; the heartbeat renews its lease meanwhile. */
-  private keep(record: OutboxRecord): void {
-    let queue = this.kept.get(record.target);
-    if (queue === undefined) this.kept.set(record.target, (queue = []));
-    queue.push(record);
-    this.held.set(String(record.id), record.target);
   }
 
   /** `insertOnce`, tried again while the database is unreachable and the deadline allows (the last try was not recorded). */
@@ -389,36 +380,14 @@ export class PostgresOutbox implements OutboxStore {
    */
   async claim(target: string, now: number, limit: number): Promise<OutboxRecord[]> {
     if (this.maxStamp > now + DEFAULTS.outbox.clockStepSlackMs) await this.unstepClock(now);
-    const queue = this.kept.get(target);
-    const taken = queue === undefined ? [] : queue.splice(0, limit);
-    if (queue?.length === 0) this.kept.delete(target);
-    if (taken.length === limit || (taken.length > 0 && this.noneDue(target, now))) return taken;
+    const taken = this.kept.take(target, limit);
+    if (taken.length === limit || (taken.length > 0 && this.seen.noneDueBy(target, now))) return taken;
     try {
       return [...taken, ...(await this.claimWith(target, limit - taken.length, false, now, taken.length))];
     } catch (error) {
-      if (taken.length > 0) this.kept.set(target, [...taken, ...(this.kept.get(target) ?? [])]); // the next claim takes them
+      this.kept.putBack(target, taken); // the next claim takes them
       throw error;
     }
-  }
-
-  /** The database said, lately, that none of the target's unleased rows is due by `now`. */
-  private noneDue(target: string, now: number): boolean {
-    const seen = this.seen.get(target);
-    if (seen === undefined || now - seen.at > DEFAULTS.database.seenForMs) return false;
-    return !(seen.due !== undefined && seen.due <= now) && !(seen.leaseEnd !== undefined && seen.leaseEnd <= now);
-  }
-
-  /** What a claim or nextDueAt's query said about a target's unleased rows, remembered (times on this clock). */
-  private remember(target: string, row: DueRow): Seen {
-    const now = Date.now();
-    const seen: Seen = {
-      at: now,
-      due: row.next_due === null ? undefined : Number(row.next_due),
-      // Another instance's claim: if it dies, its lease runs out then (measured on the database's clock).
-      leaseEnd: row.lease_end === null ? undefined : now + Number(row.lease_end) - Number(row.db_now),
-    };
-    this.seen.set(target, seen);
-    return seen;
   }
 
   /** A wall-clock step back: this service's deliveries created or tried "in the future" are due now, their times pulled back to now. */
@@ -439,7 +408,7 @@ export class PostgresOutbox implements OutboxStore {
       deliveries: result.rowCount ?? 0,
     });
     this.maxStamp = now;
-    this.seen.clear();
+    this.seen.forget();
   }
 
   /** Remembers the latest time written, for the clock-step check. */
@@ -449,10 +418,8 @@ export class PostgresOutbox implements OutboxStore {
 
   /** A kept emit when there is one (this instance holds its lease already), else the database's soonest. */
   async claimProbe(target: string): Promise<OutboxRecord | undefined> {
-    const queue = this.kept.get(target);
-    const first = queue?.shift();
-    if (queue?.length === 0) this.kept.delete(target);
-    return first ?? (await this.claimWith(target, 1, true, Date.now()))[0];
+    const [kept] = this.kept.take(target, 1);
+    return kept ?? (await this.claimWith(target, 1, true, Date.now()))[0];
   }
 
   /**
@@ -465,14 +432,14 @@ export class PostgresOutbox implements OutboxStore {
     return this.guard(async () => {
       await this.ensureReady();
       const cap = this.concurrency * this.eventsPerRequest(target);
-      this.seen.delete(target);
+      this.seen.forget(target);
       const result = await this.db.pool.query<OutboxRow & { others: string | null; down: boolean } & DueRow>(
         `SELECT * FROM ${this.s}.events_claim($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
         [this.service, target, now, this.leaseMs, this.owner, limit, cap, probe, DEFAULTS.database.busyRetryMs],
       );
       const rows = result.rows.filter((row) => row.id !== null);
       const due = result.rows.find((row) => row.id === null);
-      if (due !== undefined) this.remember(target, due);
+      if (due !== undefined) this.seen.remember(target, due);
       const down = result.rows[0]?.down === true;
       const want = probe || down ? 1 : limit;
       if (down) this.downSeen.add(target);
@@ -575,8 +542,7 @@ export class PostgresOutbox implements OutboxStore {
   }
 
   async markDown(target: string): Promise<void> {
-    const kept = this.kept.get(target) ?? [];
-    this.kept.delete(target);
+    const kept = this.kept.take(target, Infinity);
     for (const record of kept) this.held.delete(String(record.id));
     // Its kept emits go back to the outbox, for whichever instance probes the target.
     if (kept.length > 0) {
@@ -597,10 +563,9 @@ export class PostgresOutbox implements OutboxStore {
    * asked answers it, with no round trip of its own), or one query.
    */
   async nextDueAt(target: string): Promise<number | undefined> {
-    const first = this.kept.get(target)?.[0];
+    const first = this.kept.first(target);
     if (first !== undefined) return first.nextAttemptAt;
-    const known = this.seen.get(target);
-    const seen = known !== undefined && Date.now() - known.at <= DEFAULTS.database.seenForMs ? known : this.remember(target, await this.guard(() => this.queryNextDue(target)));
+    const seen = this.seen.fresh(target) ?? this.seen.remember(target, await this.guard(() => this.queryNextDue(target)));
     const times = [seen.due, seen.leaseEnd].filter((time): time is number => time !== undefined);
     if (times.length === 0) return undefined;
     const next = Math.min(...times);
@@ -675,7 +640,7 @@ export class PostgresOutbox implements OutboxStore {
         [...params, Date.now(), `${this.schema}\t`],
       );
       // The NOTIFY wakes every instance; this one at once, without waiting for it.
-      this.seen.clear();
+      this.seen.forget();
       for (const target of new Set(result.rows.map((row) => row.target))) this.wake?.(target);
       return result.rows.length;
     } catch (error) {
@@ -714,7 +679,7 @@ export class PostgresOutbox implements OutboxStore {
     this.unlisten = this.db.listen(OUTBOX_CHANNEL, (payload) => {
       if (!payload.startsWith(prefix)) return;
       const target = payload.slice(prefix.length);
-      this.seen.delete(target);
+      this.seen.forget(target);
       wake(target);
     });
   }
@@ -761,7 +726,7 @@ export class PostgresOutbox implements OutboxStore {
   private async write(text: string, params: unknown[], settles: readonly number[] = [], onlyDeletes = false): Promise<void> {
     // Rows made due, or not due any more: what the database said before is out of date. (Deleting
     // delivered rows, leased here, changes nothing another claim could take.)
-    if (!onlyDeletes) this.seen.clear();
+    if (!onlyDeletes) this.seen.forget();
     try {
       await this.track(
         this.guard(async () => {
@@ -843,20 +808,6 @@ export class PostgresOutbox implements OutboxStore {
     const conditions = filterConditions(filter, cursor, bind, (ids) => `id = ANY(${bind(ids)}::bigint[])`);
     return { where: `WHERE ${[SCOPE, ...conditions].join(' AND ')}`, params };
   }
-}
-
-/** When a target's next delivery is due (PostgresOutbox.nextDueAt), as `events_claim` and its own query return it: bigints as text. */
-interface DueRow {
-  next_due: string | null;
-  lease_end: string | null;
-  db_now: string;
-}
-
-/** What the database last said about a target's unleased rows: the soonest due, the soonest end of another instance's lease, and when it said it. */
-interface Seen {
-  at: number;
-  due: number | undefined;
-  leaseEnd: number | undefined;
 }
 
 /** A group INSERT sent but not answered, whose commit could not be found out. */
