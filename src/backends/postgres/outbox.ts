@@ -381,7 +381,7 @@ export class PostgresOutbox implements OutboxStore {
   async claim(target: string, now: number, limit: number): Promise<OutboxRecord[]> {
     if (this.maxStamp > now + DEFAULTS.outbox.clockStepSlackMs) await this.unstepClock(now);
     const taken = this.kept.take(target, limit);
-    if (taken.length === limit || (taken.length > 0 && this.seen.noneDueBy(target, now))) return taken;
+    if (taken.length === limit || this.seen.noneDueBy(target, now)) return taken;
     try {
       return [...taken, ...(await this.claimWith(target, limit - taken.length, false, now, taken.length))];
     } catch (error) {
