@@ -19,6 +19,18 @@ describePostgres('PostgreSQL outbox as a store', () => {
   });
   afterAll(async () => drop());
 
+  /** A pool of its own whose every `query` (the outbox's statements) is recorded, and failed when `fail` says so. */
+  function countingPool(fail: (text: string) => boolean = () => false): { pool: Pool; statements: string[] } {
+    const statements: string[] = [];
+    const counted = new Pool({ connectionString: DATABASE_URL, max: 2 });
+    const query = counted.query.bind(counted) as (...args: unknown[]) => Promise<unknown>;
+    (counted as { query: unknown }).query = (text: string, ...rest: unknown[]) => {
+      statements.push(text);
+      return fail(text) ? Promise.reject(Object.assign(new Error('connection lost'), { code: 'ECONNRESET' })) : query(text, ...rest);
+    };
+    return { pool: counted, statements };
+  }
+
   /** A store of a service of its own: every test starts empty. */
   const open = (options: Partial<ConstructorParameters<typeof PostgresOutbox>[1]> = {}, service = `svc${++services}`) =>
     new PostgresOutbox(DATABASE_URL, { service, schema, eventsPerRequest: () => 200, ...options });
@@ -95,10 +107,7 @@ describePostgres('PostgreSQL outbox as a store', () => {
     });
 
     it('a claim that leases fewer than asked answers the next nextDueAt in the same round trip; a full claim leaves it to a query', async () => {
-      const statements: string[] = [];
-      const counted = new Pool({ connectionString: DATABASE_URL, max: 2 });
-      const query = counted.query.bind(counted) as (...args: unknown[]) => Promise<unknown>;
-      (counted as { query: unknown }).query = (text: string, ...rest: unknown[]) => (statements.push(text), query(text, ...rest));
+      const { pool: counted, statements } = countingPool();
       const outbox = new PostgresOutbox(counted, { service: `svc${++services}`, schema, eventsPerRequest: () => 200 });
       await outbox.add([delivery(1), delivery(2), delivery(3, 'payments', T + 5000)]);
       statements.length = 0;
@@ -114,14 +123,8 @@ describePostgres('PostgreSQL outbox as a store', () => {
     });
 
     it('an instance that sends its own emits leases them at the INSERT, up to the cap across instances, and claims them without a round trip', async () => {
-      const statements: string[] = [];
-      const counted = new Pool({ connectionString: DATABASE_URL, max: 2 });
-      const query = counted.query.bind(counted) as (...args: unknown[]) => Promise<unknown>;
       let failing = false;
-      (counted as { query: unknown }).query = (text: string, ...rest: unknown[]) => {
-        statements.push(text);
-        return failing && text.includes('events_claim') ? Promise.reject(Object.assign(new Error('connection lost'), { code: 'ECONNRESET' })) : query(text, ...rest);
-      };
+      const { pool: counted, statements } = countingPool((text) => failing && text.includes('events_claim'));
       const service = `svc${++services}`;
       const options = { service, schema, concurrency: 2, eventsPerRequest: () => 3, sendsOwnEmits: true };
       const first = new PostgresOutbox(counted, options);
