@@ -203,8 +203,10 @@ export class Lane {
     const { requests, overflow } = planRequests(claimed, free, caps, sizes, this.inFlight > 0 || claimed.length >= caps.maxEvents);
     for (const records of requests) void this.work.track(this.request(target, records, false));
     // Larger than the last claim suggested: back to the store as they were (no attempt charged), due as before.
-    if (overflow.length > 0) this.moreDue = true;
-    if (overflow.length > 0) await this.o.store.settleMany(overflow.map((record) => ({ kind: 'reschedule', record, nextAttemptAt: record.nextAttemptAt })));
+    if (overflow.length > 0) {
+      this.moreDue = true;
+      await this.o.store.settleMany(overflow.map((record) => ({ kind: 'reschedule', record, nextAttemptAt: record.nextAttemptAt })));
+    }
   }
 
   /**
