@@ -10,6 +10,9 @@
  * `lib-amqp`: both sides over RabbitMQ (`broker`, queue prefix = this bench run's id and the
  * system), in-memory outbox, the receiver's inbox volatile (as the amqplib baseline keeps nothing);
  * its queues are deleted at close. `lib-pg-amqp`: the same with the sender's outbox in PostgreSQL.
+ * `lib-amqp-sub`: as `lib-amqp`, but the event is declared without targets and each target
+ * subscribes: one publish to the system's topic exchange reaches every target's queue (as the
+ * amqplib baseline's one publish to a fanout exchange at 3 targets).
  * `lib-kafka`: both sides through the run's Kafka cluster (`broker: { url, prefix }`, one prefix
  * for the bench): the sender with its in-memory outbox, each target a bus consuming its topic
  * with a volatile inbox (the in-memory one, as `lib-batch`'s: the choice the library asks for
@@ -55,7 +58,7 @@ function sendOptions(system: SystemName): EventBusOptions {
   return {};
 }
 
-const overRabbit = (system: SystemName) => system === 'lib-amqp' || system === 'lib-pg-amqp';
+const overRabbit = (system: SystemName) => system === 'lib-amqp' || system === 'lib-amqp-sub' || system === 'lib-pg-amqp';
 const amqpBroker = (system: SystemName) => ({ url: AMQP_URL, prefix: `${benchId()}.${system}.` });
 
 async function amqpReceiver(system: SystemName, index: number, sink: Sink): Promise<ReceiverSide> {
@@ -113,7 +116,7 @@ export async function sender(system: SystemName, addresses: string[], part: Send
   const owned = schema !== undefined && part.shared === undefined;
   const counted = schema ? countQueries('sender') : undefined;
   const names = addresses.map((_, i) => `target${i}`);
-  const bus = createEventBus({
+  const created = createEventBus({
     ...base,
     ...sendOptions(system),
     service: 'bench-src',
@@ -122,7 +125,9 @@ export async function sender(system: SystemName, addresses: string[], part: Send
     outbox: dir ? { path: join(dir, 'outbox.db') } : {},
     ...(schema ? { database: PG_URL, databaseSchema: schema } : {}),
     shutdownTimeoutMs: 0,
-  }).declareEvent(EVENT_TYPE, names, { schema: SCHEMA });
+  });
+  // Declared without targets: every service subscribed to the type gets it (through a broker only).
+  const bus = system === 'lib-amqp-sub' ? created.declareEvent(EVENT_TYPE, { schema: SCHEMA }) : created.declareEvent(EVENT_TYPE, names, { schema: SCHEMA });
   return {
     emit: (data) => (counted?.event(), bus.emit(EVENT_TYPE, data)),
     close: async () => {

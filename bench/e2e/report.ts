@@ -118,6 +118,7 @@ function ratios(med: (s: SystemName, k: Scenario['key'], pick: (f: Figures) => n
     line('p50 latency at the paced rate, PostgreSQL ÷ in-memory', med('lib-postgres', 'low', (f) => f.p50Ms) / med('lib-batch', 'low', (f) => f.p50Ms), '≤ 2'),
     line('1 target, library over RabbitMQ ÷ amqplib', med('lib-amqp', 'sat1', rate) / med('amqp', 'sat1', rate), '≥ 1.0'),
     line('3 targets, library over RabbitMQ ÷ amqplib', med('lib-amqp', 'sat3', rate) / med('amqp', 'sat3', rate), '≥ 1.0'),
+    line('3 targets, library over RabbitMQ, subscriptions ÷ amqplib', med('lib-amqp-sub', 'sat3', rate) / med('amqp', 'sat3', rate), '≥ 1.0'),
     line('1 target, PostgreSQL outbox over RabbitMQ ÷ amqplib', med('lib-pg-amqp', 'sat1', rate) / med('amqp', 'sat1', rate), '≥ 0.5'),
     line('3 targets, PostgreSQL outbox over RabbitMQ ÷ amqplib', med('lib-pg-amqp', 'sat3', rate) / med('amqp', 'sat3', rate), '≥ 0.5'),
     line('1 target, library over Kafka ÷ hand-written kafkajs', med('lib-kafka', 'sat1', rate) / med('kafkajs', 'sat1', rate), '≥ 1.0'),

@@ -108,6 +108,7 @@ export async function runE2E(argv: string[]): Promise<void> {
       const order = systems.map((_, i) => systems[(i + rep) % systems.length]!);
       for (const info of order) {
         for (const scenario of scenarios) {
+          if (info.scenarios && !info.scenarios.includes(scenario.key)) continue;
           if (rep === 0 && quick && scenario.key !== 'sat1' && scenarios.some((s) => s.key === 'sat1')) continue;
           const runStart = performance.now();
           const figures: Figures = await measure(info.name, addresses.get(info.name)!, scenario, timing(scenario, rep), senders, receivers);

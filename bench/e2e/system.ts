@@ -6,6 +6,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { kcatAvailable } from '../../test/helpers/kafka.js';
 import type { E2EPayload } from './event.js';
+import type { Scenario } from './measure.js';
 
 export type SystemName =
   | 'lib-batch'
@@ -21,6 +22,7 @@ export type SystemName =
   | 'moleculer'
   | 'amqp'
   | 'lib-amqp'
+  | 'lib-amqp-sub'
   | 'lib-pg-amqp'
   | 'kafkajs';
 
@@ -70,6 +72,11 @@ export interface SystemInfo {
   load: () => Promise<SystemModule>;
   /** Why the system cannot run here (service down, package missing), or undefined. */
   unavailable?: () => Promise<string | undefined>;
+  /**
+   * The only scenarios this system runs (default all): an event declared without targets reaches
+   * every target that subscribed, all three, so `lib-amqp-sub` has no 1-target runs.
+   */
+  scenarios?: readonly Scenario['key'][];
   /** Needs the Kafka cluster the orchestrator starts for the run (KAFKA_URL). */
   kafka?: boolean;
 }
@@ -162,6 +169,14 @@ export const SYSTEMS: SystemInfo[] = [
     name: 'lib-amqp',
     label: 'library over RabbitMQ, in-memory outbox, volatile inbox (defaults)',
     drive: 'bursts',
+    load: library,
+    unavailable: reachable(AMQP_URL, 5672),
+  },
+  {
+    name: 'lib-amqp-sub',
+    label: 'library over RabbitMQ, event declared without targets (each target subscribes)',
+    drive: 'bursts',
+    scenarios: ['sat3'],
     load: library,
     unavailable: reachable(AMQP_URL, 5672),
   },
