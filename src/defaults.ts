@@ -148,6 +148,18 @@ export const DEFAULTS = {
      * forget it sooner). The poll reads again after it, whatever a NOTIFY lost.
      */
     seenForMs: 1_000,
+    /**
+     * PostgreSQL outbox: the rows of delivered events are deleted in groups, one statement for at
+     * most `settleGroupMax` ids, written `settleGroupMs` after the first (a delivery's settle
+     * resolves once queued: its row stays leased to the instance until then). 5 ms: at 500
+     * events/s, each sent alone, about three deliveries share a DELETE instead of one each, while a
+     * delivered row outlives its delivery by a few ms only (nothing reads it: the instance's own
+     * reads write the group first), and a crash delivers again at most the last 5 ms of deliveries
+     * (receivers dedupe). 64: beyond that rate a group is written as soon as it is worth one
+     * statement; a batch of more is deleted at once, as one statement, as before.
+     */
+    settleGroupMax: 64,
+    settleGroupMs: 5,
     /** How often the PostgreSQL inbox deletes this service's ids older than `inbox.retentionMs`. */
     inboxPruneIntervalMs: 60 * 60 * 1000,
   },

@@ -104,16 +104,21 @@ export class Dispatcher {
 
   /**
    * Starts what is due now in every lane that is up (no linger), and again once those requests
-   * end, until a round starts nothing; resolves when every request has its outcome recorded, or
-   * at `deadline` (ms since epoch).
+   * end, until a round starts nothing; resolves when every request has its outcome recorded (and
+   * written, by a store that groups its writes: `flushSettles`), or at `deadline` (ms since epoch).
    */
   async flush(deadline: number): Promise<void> {
     while (!this.stopping) {
       await Promise.all([...this.lanes.values()].map((lane) => (lane.downSince === undefined ? lane.flush() : undefined)));
       const started = this.inFlight() > 0;
       await this.work.settled(deadline);
-      if (!started || Date.now() >= deadline) return;
+      if (!started || Date.now() >= deadline) break;
     }
+    // Outcomes a store accepted and writes a little later (PostgreSQL's delivered rows): written now.
+    const writing = new InFlight();
+    const written = this.options.store.flushSettles?.();
+    if (written) writing.track(written).catch(() => undefined);
+    await writing.settled(deadline);
   }
 
   /** Whether `target` is counted down now (probed, not delivered to). */

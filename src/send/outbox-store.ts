@@ -86,6 +86,12 @@ export interface OutboxStore extends DeadLetterOperator {
   claimProbe(target: string): Promise<OutboxRecord | undefined>;
   /** Ends the leases of any number of records by their outcomes, in one transaction where the store has them. */
   settleMany(settlements: readonly Settlement[]): Promise<void>;
+  /**
+   * Writes the outcomes `settleMany` accepted and has not written yet (the PostgreSQL outbox deletes
+   * delivered rows in groups, a few ms later); resolves once they are written or failed. Optional:
+   * a store that writes each outcome before `settleMany` resolves has nothing to write.
+   */
+  flushSettles?(): Promise<void>;
   /** Makes every waiting record of `target` last tried at or after `since` due now (a target came back). */
   release(target: string, since: number, now: number): Promise<void>;
   /**

@@ -145,6 +145,16 @@ describePostgres('PostgreSQL outbox (one process)', () => {
     expect(woken).not.toContain('audit');
   });
 
+  it('bus.flush() resolves once the delivered events are out of the table too (their rows are deleted in groups)', async () => {
+    const server = await target();
+    const users = bus(server.url, 'users-flush');
+    await Promise.all([1, 2, 3].map((n) => users.emit('user-created', { n })));
+    await users.flush();
+    expect(server.requests).toHaveLength(3);
+    const left = await pool.query(`SELECT 1 FROM "${schema}".events_outbox WHERE service = 'users-flush'`);
+    expect(left.rows).toEqual([]);
+  });
+
   it('rows carry the service name: two services sharing the schema see only their own', async () => {
     const server = await target(503);
     const users = bus(server.url, 'users-a');

@@ -25,6 +25,7 @@ import { databaseFrom, isUnavailable, type PostgresDatabase, refusedByServer, wi
 import { DueView, type DueRow } from './due-view.js';
 import { KeptEmits } from './kept-emits.js';
 import { DB_NOW } from './schema.js';
+import { type Delivered, SettleGroups } from './settle-groups.js';
 import { connectionBy, endBackend, transactionCommitted } from './unanswered-statement.js';
 
 /** The NOTIFY channel: payload `<schema>\t<service>\t<target>`. */
@@ -100,6 +101,8 @@ interface Waiter {
  *   batches; the live leases are counted through a partial index, not by reading the target's
  *   whole backlog), and a target one instance found down is probed
  *   by one delivery at a time, whichever instance sends it, until a delivery succeeds.
+ * - A delivered row is deleted a few ms later, with the others delivered meanwhile, in one
+ *   statement (settle-groups.ts); it stays leased to this instance until then (see `settleMany`).
  */
 export class PostgresOutbox implements OutboxStore {
   readonly durable = true;
@@ -143,6 +146,10 @@ export class PostgresOutbox implements OutboxStore {
   /** The latest created/tried time this instance wrote: beyond `now + slack`, the wall clock stepped back. */
   private maxStamp = -Infinity;
   private readonly writes = new Set<Promise<unknown>>();
+  /** Delivered rows on their way out, deleted in groups (see `settleMany`). */
+  private readonly delivered: SettleGroups;
+  /** Whether a group's DELETE failed since the last one written (said once, at warn). */
+  private deleteFailing = false;
 
   /** `database`: a URL or a pool (this outbox opens its own handle on it), or the bus's shared database. */
   constructor(database: string | PgPoolLike | PostgresDatabase, options: PostgresOutboxOptions) {
@@ -160,6 +167,13 @@ export class PostgresOutbox implements OutboxStore {
     this.createTables = options.createTables ?? true;
     this.sendsOwnEmits = options.sendsOwnEmits ?? false;
     this.heartbeat = setInterval(() => void this.renew(), Math.max(50, Math.floor(this.leaseMs / 3))).unref();
+    this.delivered = new SettleGroups({
+      write: (ids) => this.track(this.deleteDelivered(ids)),
+      maxIds: DEFAULTS.database.settleGroupMax,
+      maxWaitMs: DEFAULTS.database.settleGroupMs,
+      retries: isUnavailable,
+      after: (ids, failure) => this.deleted(ids, failure),
+    });
   }
 
   /** Where the outbox is, for messages: the URL without password, the schema and the service. */
@@ -233,9 +247,18 @@ export class PostgresOutbox implements OutboxStore {
     for (const waiter of batch) waiter.resolve();
   }
 
+  /**
+   * The group INSERT. With `sendsOwnEmits`, `events_add` counts the leases live on the targets,
+   * this instance's delivered rows waiting for their DELETE among them: those are added to the caps.
+   */
+  private insert(deliveries: readonly NewDelivery[], deadline: number): Promise<Map<string, number> | undefined> {
+    if (!this.sendsOwnEmits) return this.insertTried(this.insertStatement(deliveries, false), deliveries, deadline);
+    const targets = [...new Set(deliveries.map((d) => d.target))].sort();
+    return this.delivered.counting(targets, false, (extra) => this.insertTried(this.addStatement(deliveries, targets, extra), deliveries, deadline));
+  }
+
   /** `insertOnce`, tried again while the database is unreachable and the deadline allows (the last try was not recorded). */
-  private async insert(deliveries: readonly NewDelivery[], deadline: number): Promise<Map<string, number> | undefined> {
-    const statement = this.sendsOwnEmits ? this.addStatement(deliveries) : this.insertStatement(deliveries, false);
+  private async insertTried(statement: [string, unknown[]], deliveries: readonly NewDelivery[], deadline: number): Promise<Map<string, number> | undefined> {
     let wait: number = DEFAULTS.storeRetry.baseDelayMs;
     for (;;) {
       try {
@@ -342,9 +365,9 @@ export class PostgresOutbox implements OutboxStore {
   /**
    * An emit's group INSERT through `events_add` (schema.ts): what each target's cap leaves, across
    * instances, is leased to this instance, to send without a claim; the rest is written for anyone.
+   * `extra(target)`: this instance's delivered rows of `target` not deleted yet, added to its cap.
    */
-  private addStatement(deliveries: readonly NewDelivery[]): [string, unknown[]] {
-    const targets = [...new Set(deliveries.map((d) => d.target))].sort();
+  private addStatement(deliveries: readonly NewDelivery[], targets: readonly string[], extra: (target: string) => number): [string, unknown[]] {
     return [
       `SELECT * FROM ${this.s}.events_add($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
       [
@@ -353,7 +376,7 @@ export class PostgresOutbox implements OutboxStore {
         this.leaseMs,
         ...INSERTED.map((key) => deliveries.map((d) => d[key] ?? null)),
         targets,
-        targets.map((target) => this.concurrency * this.eventsPerRequest(target)),
+        targets.map((target) => this.concurrency * this.eventsPerRequest(target) + extra(target)),
       ],
     ];
   }
@@ -426,12 +449,19 @@ export class PostgresOutbox implements OutboxStore {
    * One call of `events_claim` (schema.ts): the target's row locked, the leases live on it across
    * instances counted, and what is due leased within the target's concurrency (a target that is
    * down: one delivery, only when none is in flight anywhere, at most every `busyRetryMs`; a probe:
-   * the soonest, due or not), in one round trip.
+   * the soonest, due or not), in one round trip. This instance's delivered rows of the target not
+   * deleted yet are leased still: added to the cap (a probe's or a down target's cap is one, set by
+   * the database: they are deleted first).
    */
   private async claimWith(target: string, limit: number, probe: boolean, now: number, kept = 0): Promise<OutboxRecord[]> {
+    const exact = probe || this.downSeen.has(target);
+    return this.delivered.counting([target], exact, (extra) => this.claimCounted(target, limit, probe, now, kept, extra(target)));
+  }
+
+  private async claimCounted(target: string, limit: number, probe: boolean, now: number, kept: number, delivered: number): Promise<OutboxRecord[]> {
     return this.guard(async () => {
       await this.ensureReady();
-      const cap = this.concurrency * this.eventsPerRequest(target);
+      const cap = this.concurrency * this.eventsPerRequest(target) + delivered;
       this.seen.forget(target);
       const result = await this.db.pool.query<OutboxRow & { others: string | null; down: boolean } & DueRow>(
         `SELECT * FROM ${this.s}.events_claim($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
@@ -465,8 +495,21 @@ export class PostgresOutbox implements OutboxStore {
   }
 
   /**
-   * Every outcome in one statement, so one transaction and one round trip: completions deleted,
-   * reschedules and dead letters only while this instance holds the lease (past it, another instance owns the row).
+   * Deliveries only (the common case, a request's events all delivered): their rows join a group
+   * deleted in one statement (`SettleGroups`: at most `database.settleGroupMax` ids,
+   * `database.settleGroupMs` after the first), and this resolves once they are queued, not once
+   * deleted. That is safe: until its DELETE a row stays leased to this instance (`held`, renewed by
+   * the heartbeat), so no claim here or elsewhere takes it, and the caps count it out
+   * (`SettleGroups.counting`); a crash before the DELETE only delivers it again after its lease
+   * (receivers dedupe), as a crash before the WAL flush of a settle already does (NO_FLUSH). And
+   * it spares the lane, which awaits this before its request counts as done, up to
+   * `settleGroupMs` on every request. `close()` writes the group; so do the reads that would see
+   * its rows (`stats`, `targets`, `pendingRecords`) and the bus's `flush()` (`flushSettles`).
+   *
+   * Any other outcome: every outcome in one statement, so one transaction and one round trip, the
+   * open group's deliveries with them (the group is not written on its own): completions deleted,
+   * reschedules and dead letters only while this instance holds the lease (past it, another
+   * instance owns the row).
    */
   async settleMany(settlements: readonly Settlement[]): Promise<void> {
     if (settlements.length === 0) return;
@@ -494,12 +537,15 @@ export class PostgresOutbox implements OutboxStore {
       records.map((r) => r.lastError ?? null),
     ];
     const targets = new Map(settlements.map(({ record }) => [record.id, this.held.get(String(record.id))]));
-    // Deliveries only (the common case): a plain DELETE, cheaper to plan than the statement below.
-    if (done.length === settlements.length) {
+    if (done.length === settlements.length && !this.delivered.stopping) {
+      this.delivered.queue(settlements.map(({ record }): Delivered => [record.id, record.target]));
+    } else if (done.length === settlements.length) {
+      // Closing: written at once (a plain DELETE, cheaper to plan than the statement below).
       await this.write(`WITH done AS (DELETE FROM ${this.s}.events_outbox WHERE id = ANY($1::bigint[])) SELECT ${NO_FLUSH}`, [done], done, true);
     } else {
-      await this.write(
-        `WITH done AS (DELETE FROM ${this.s}.events_outbox WHERE id = ANY($1::bigint[]) RETURNING 1),
+      await this.delivered.carry((delivered) =>
+        this.write(
+          `WITH done AS (DELETE FROM ${this.s}.events_outbox WHERE id = ANY($1::bigint[]) RETURNING 1),
          again AS (UPDATE ${this.s}.events_outbox o SET leased_until = NULL, lease_owner = NULL, attempts = u.attempts,
              next_attempt_at = u.next_attempt_at, last_attempt_at = u.last_attempt_at, last_status = u.last_status,
              last_error = u.last_error
@@ -518,8 +564,9 @@ export class PostgresOutbox implements OutboxStore {
            RETURNING 1)
          SELECT (SELECT count(*) FROM done) AS done, (SELECT count(*) FROM again) AS again, (SELECT count(*) FROM buried) AS buried,
            ${NO_FLUSH}`,
-        [done, this.owner, ...history(again), ...history(dead), reasons, Date.now()],
-        [...targets.keys()],
+          [[...delivered, ...done], this.owner, ...history(again), ...history(dead), reasons, Date.now()],
+          [...targets.keys()],
+        ),
       );
     }
     const up = new Set<string>();
@@ -529,6 +576,50 @@ export class PostgresOutbox implements OutboxStore {
     }
     // A success is news to every instance: the target is up (whoever marked it down, even a dead instance).
     for (const target of up) await this.markUp(target);
+  }
+
+  /** Writes the delivered rows waiting for their DELETE now; resolves once written or failed (the bus's `flush()`). */
+  flushSettles(): Promise<void> {
+    return this.delivered.flush();
+  }
+
+  /** One group of delivered rows deleted (SettleGroups), its commit not waiting for the WAL flush. */
+  private async deleteDelivered(ids: readonly number[]): Promise<void> {
+    await this.ensureReady();
+    await this.db.pool.query(`WITH done AS (DELETE FROM ${this.s}.events_outbox WHERE id = ANY($1::bigint[])) SELECT ${NO_FLUSH}`, [ids]);
+  }
+
+  /**
+   * After a group's DELETE: its rows are held here no more, unless it is tried again (the database
+   * could not be reached: they stay leased here, renewed, until it answers) or the outbox closes
+   * (`close` hands them back). A failure is said once, at warn, until a group is written again.
+   */
+  private deleted(ids: readonly number[], failure: { error: unknown; retryInMs: number | undefined } | undefined): void {
+    if (failure === undefined || (failure.retryInMs === undefined && !this.delivered.stopping)) {
+      for (const id of ids) this.held.delete(String(id));
+    }
+    if (failure === undefined) {
+      this.recovered();
+      if (!this.deleteFailing) return;
+      this.deleteFailing = false;
+      this.logger?.info('delivered events are removed from the outbox again', { database: this.where });
+      return;
+    }
+    if (this.deleteFailing) return;
+    this.deleteFailing = true;
+    const { error, retryInMs } = failure;
+    this.logger?.warn(
+      retryInMs === undefined
+        ? 'could not remove delivered events from the outbox; they will be delivered again once their lease ends (receivers dedupe)'
+        : 'could not remove delivered events from the outbox yet; retrying, they stay leased to this instance',
+      {
+        database: this.where,
+        deliveries: ids.length,
+        error: (error as Error)?.message ?? String(error),
+        ...(retryInMs !== undefined && { retryInMs }),
+        hint: 'Check that PostgreSQL runs and accepts connections at EVENTS_DATABASE_URL.',
+      },
+    );
   }
 
   async release(target: string, since: number, now: number): Promise<void> {
@@ -586,6 +677,7 @@ export class PostgresOutbox implements OutboxStore {
   }
 
   async targets(): Promise<string[]> {
+    await this.delivered.flush(); // a target whose rows are all delivered has nothing pending
     return this.guard(async () => {
       await this.ensureReady();
       const result = await this.db.pool.query<{ target: string }>(
@@ -597,6 +689,7 @@ export class PostgresOutbox implements OutboxStore {
   }
 
   async stats(): Promise<OutboxStats> {
+    await this.delivered.flush(); // delivered rows are not pending
     await this.ensureReady();
     const sql = targetCountsSql(`${this.s}.events_outbox`, `${this.s}.events_dead_letters`, SCOPE);
     return statsOf((await this.db.pool.query<TargetCounts>(sql, [this.scope])).rows);
@@ -659,6 +752,7 @@ export class PostgresOutbox implements OutboxStore {
   }
 
   async pendingRecords(): Promise<OutboxRecord[]> {
+    await this.delivered.flush();
     await this.ensureReady();
     const result = await this.db.pool.query<OutboxRow>(
       `SELECT ${COLUMNS} FROM ${this.s}.events_outbox WHERE service = $1 ORDER BY id`,
@@ -701,8 +795,10 @@ export class PostgresOutbox implements OutboxStore {
   async close(deadline?: number): Promise<void> {
     if (this.closed) return;
     this.db.closeBy(deadline);
-    // Emits queued this turn are written first.
+    // Emits queued this turn are written first; then the delivered rows waiting for their DELETE (one try).
     if (this.queue.length > 0) await this.flush();
+    this.delivered.stop();
+    await this.delivered.flush();
     await Promise.allSettled([...this.writes]);
     // Deliveries still claimed here are not in flight any more (the bus closes the store last):
     // hand them back now rather than after the lease, so that a restart or another instance goes on at once.
