@@ -296,6 +296,13 @@ export interface EventBusOptions {
    * them. Your own `pg.Pool` keeps its size. Env: `EVENTS_DATABASE_POOL_SIZE`. @default 10
    */
   databasePoolSize?: number;
+  /**
+   * Run the stores' frequent statements as named prepared statements (parsed and planned once per
+   * connection). Turn off behind a pooler that cannot keep prepared statements across
+   * transactions (PgBouncer in transaction mode before 1.21, or without `max_prepared_statements`).
+   * Env: `EVENTS_DATABASE_PREPARED_STATEMENTS` (`true` / `false`). @default true
+   */
+  databasePreparedStatements?: boolean;
   /** How long `close()` waits for in-flight deliveries and handlers, in ms. @default 5000 */
   shutdownTimeoutMs?: number;
   /** Where `EVENTS_*` variables are read. @default process.env */
@@ -351,7 +358,7 @@ export interface ResolvedTarget {
 
 /** The options that resolve to a value of their own type (a default when not given). */
 type PlainOptions = 'path' | 'bodyLimitBytes' | 'maxPayloadDepth' | 'bodyTimeoutMs' | 'bodyStartTimeoutMs' | 'maxUnverifiedBytes' | 'timeoutMs'
-  | 'toleranceSeconds' | 'concurrency' | 'httpClient' | 'databaseSchema' | 'databasePoolSize' | 'shutdownTimeoutMs' | 'openTelemetry';
+  | 'toleranceSeconds' | 'concurrency' | 'httpClient' | 'databaseSchema' | 'databasePoolSize' | 'databasePreparedStatements' | 'shutdownTimeoutMs' | 'openTelemetry';
 
 /** Options after merging caller, environment and DEFAULTS, and checking them. */
 export interface ResolvedConfig extends Required<Pick<EventBusOptions, PlainOptions>> {
@@ -451,6 +458,10 @@ export function resolveConfig(options: EventBusOptions = {}): ResolvedConfig {
     database: checkDatabase(options.database ?? nonEmpty(env.EVENTS_DATABASE_URL), options.database !== undefined),
     databaseSchema: checkSchemaName(options.databaseSchema ?? nonEmpty(env.EVENTS_DATABASE_SCHEMA) ?? DEFAULTS.database.schema),
     databasePoolSize: checkPoolSize(options.databasePoolSize ?? nonEmpty(env.EVENTS_DATABASE_POOL_SIZE), options.databasePoolSize !== undefined),
+    databasePreparedStatements:
+      options.databasePreparedStatements ??
+      flag(env.EVENTS_DATABASE_PREPARED_STATEMENTS, 'EVENTS_DATABASE_PREPARED_STATEMENTS') ??
+      DEFAULTS.database.preparedStatements,
     shutdownTimeoutMs: positive('shutdownTimeoutMs', options.shutdownTimeoutMs ?? DEFAULTS.shutdownTimeoutMs, true),
     openTelemetry: options.openTelemetry ?? DEFAULTS.openTelemetry,
     health: {

@@ -111,6 +111,11 @@ export const DEFAULTS = {
     schema: 'public',
     poolSize: 10,
     /**
+     * The stores' frequent statements prepared (named): measured on the e2e bench's PostgreSQL row,
+     * about 20% more events/s at saturation, the server no longer planning each claim and settle.
+     */
+    preparedStatements: true,
+    /**
      * Timeouts of the pool a bus opens from a URL (your own `pg.Pool` keeps its settings); every
      * call has a deadline, so a connection that hangs (a network that drops packets, a proxy that
      * stops forwarding) fails calls on time instead of stalling them. `connectionTimeoutMillis`:

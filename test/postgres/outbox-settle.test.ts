@@ -30,9 +30,11 @@ describePostgres('PostgreSQL outbox as a store', () => {
     const statements: string[] = [];
     const counted = new Pool({ connectionString: DATABASE_URL, max: 2 });
     const query = counted.query.bind(counted) as (...args: unknown[]) => Promise<unknown>;
-    (counted as { query: unknown }).query = (text: string, ...rest: unknown[]) => {
+    // A store's frequent statements come as prepared ones: `{ name, text, values }`.
+    (counted as { query: unknown }).query = (statement: string | { text: string }, ...rest: unknown[]) => {
+      const text = typeof statement === 'string' ? statement : statement.text;
       statements.push(text);
-      return fail(text) ? Promise.reject(failure()) : query(text, ...rest);
+      return fail(text) ? Promise.reject(failure()) : query(statement, ...rest);
     };
     return { pool: counted, statements };
   }

@@ -191,6 +191,13 @@ describe('resolveConfig', () => {
     expect(configError(() => resolveConfig({ env: { EVENTS_DATABASE_SCHEMA: 'events$1' } })).variable).toBe('EVENTS_DATABASE_SCHEMA');
   });
 
+  test('databasePreparedStatements (EVENTS_DATABASE_PREPARED_STATEMENTS) defaults to on, the option wins; a value not on/off is a ConfigError', () => {
+    expect(resolveConfig({ env: {} }).databasePreparedStatements).toBe(true);
+    expect(resolveConfig({ env: { EVENTS_DATABASE_PREPARED_STATEMENTS: 'false' } }).databasePreparedStatements).toBe(false);
+    expect(resolveConfig({ env: { EVENTS_DATABASE_PREPARED_STATEMENTS: 'false' }, databasePreparedStatements: true }).databasePreparedStatements).toBe(true);
+    expect(configError(() => resolveConfig({ env: { EVENTS_DATABASE_PREPARED_STATEMENTS: 'sometimes' } })).variable).toBe('EVENTS_DATABASE_PREPARED_STATEMENTS');
+  });
+
   test('databasePoolSize (EVENTS_DATABASE_POOL_SIZE) defaults to 10, the option wins; fewer than 2 or not a whole number is a ConfigError', () => {
     expect(resolveConfig({ env: {} }).databasePoolSize).toBe(10);
     expect(resolveConfig({ env: { EVENTS_DATABASE_POOL_SIZE: '4' } }).databasePoolSize).toBe(4);

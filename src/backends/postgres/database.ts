@@ -8,6 +8,7 @@ import { loadPeer } from '../../optional-peer.js';
 import type { DatabasePool } from '../../types.js';
 import { AvailabilityState } from '../../observe/availability.js';
 import { observedPool } from './observed-pool.js';
+import { type Queryable, runStatement } from './prepared.js';
 import { quoteSchema, SCHEMA_VERSION, schemaVersion, upgradeSchema } from './schema.js';
 
 // `pg` is an optional peer dependency, loaded only here, when a store opens.
@@ -27,6 +28,8 @@ export interface DatabaseOptions {
   poolSize?: number;
   /** In `pg_stat_activity`, for the connections opened from a URL (the URL's own `application_name` wins). */
   applicationName?: string;
+  /** The stores' frequent statements as named prepared statements (prepared.ts). @default DEFAULTS.database.preparedStatements */
+  preparedStatements?: boolean;
   logger?: Logger;
 }
 
@@ -59,6 +62,8 @@ export class PostgresDatabase {
   readonly s: string;
   /** Where it points, for messages (no password). */
   readonly where: string;
+  /** Whether `run` prepares its statements. */
+  private readonly prepare: boolean;
   private readonly owned: boolean;
   /** The pool's connection settings, for the LISTEN client (none: a pool that is not a `pg.Pool` lends it one). */
   private readonly settings: Pg.PoolConfig | undefined;
@@ -91,6 +96,7 @@ export class PostgresDatabase {
     this.schema = options.schema ?? DEFAULTS.database.schema;
     this.s = quoteSchema(this.schema);
     this.owned = typeof database === 'string';
+    this.prepare = options.preparedStatements ?? DEFAULTS.database.preparedStatements;
     this.where = typeof database === 'string' ? redact(database) : 'your pg.Pool';
     this.logger = options.logger;
     this.late = new Promise((resolve) => (this.gaveUp = resolve));
@@ -121,6 +127,14 @@ export class PostgresDatabase {
     this.settings = (this.pool as { options?: Pg.PoolConfig }).options;
     const size = this.settings?.max ?? DEFAULTS.database.poolSize;
     this.slots = Math.max(1, size - (this.settings ? 1 : 2));
+  }
+
+  /**
+   * One of the stores' frequent statements, on the pool or on a client taken from it, prepared
+   * (prepared.ts) unless prepared statements are off. `inTransaction`: a stale plan is not run again.
+   */
+  run<R extends Pg.QueryResultRow>(text: string, values: unknown[], on: Queryable = this.pool as Queryable, inTransaction = false): Promise<Pg.QueryResult<R>> {
+    return runStatement<R>(on, text, values, this.prepare, inTransaction);
   }
 
   /** A store starts using this database: it calls `release()` when it closes. */
@@ -376,6 +390,7 @@ export function databaseOf(config: ResolvedConfig): PostgresDatabase {
     db = new PostgresDatabase(config.database!, {
       schema: config.databaseSchema,
       poolSize: config.databasePoolSize,
+      preparedStatements: config.databasePreparedStatements,
       applicationName: config.service === undefined ? undefined : `events-library ${config.service}`.slice(0, 63),
       logger: config.logger,
     });

@@ -56,13 +56,15 @@ export class PostgresInbox implements InboxStore {
       // previous release recorded them). A scalar subquery, so that each row is one index lookup
       // (as NOT EXISTS, the planner may scan every `done` of the service).
       claim: async (client, handlers) => {
-        const { rows } = await client.query<{ source: string; event_id: string; handler: string }>(
+        const { rows } = await this.db.run<{ source: string; event_id: string; handler: string }>(
           `INSERT INTO ${this.table} (service, source, event_id, handler)
            SELECT $1, u.* FROM unnest($2::text[], $3::text[], $4::text[]) AS u(source, event_id, handler)
            WHERE (SELECT d.handler FROM ${this.table} d
              WHERE d.service = $1 AND d.source = u.source AND d.event_id = u.event_id AND d.handler = '${DONE}') IS NULL
            ON CONFLICT DO NOTHING RETURNING source, event_id, handler`,
           this.rowsOf(handlers),
+          client,
+          true,
         );
         const inserted = new Set(rows.map((row) => `${keyOf(row.source, row.event_id)}\u0000${row.handler}`));
         // What this claim inserted, per handler: a give-back deletes only that, never a row another
@@ -86,7 +88,7 @@ export class PostgresInbox implements InboxStore {
   async completed(eventKeys: readonly string[]): Promise<ReadonlyMap<string, true | ReadonlySet<string>>> {
     await this.db.ready();
     const keys = eventKeys.map((key) => splitEventKey(key));
-    const { rows } = await this.db.pool.query<{ source: string; event_id: string; handler: string }>(
+    const { rows } = await this.db.run<{ source: string; event_id: string; handler: string }>(
       `SELECT source, event_id, handler FROM ${this.table}
        WHERE service = $1 AND (source, event_id) IN (SELECT * FROM unnest($2::text[], $3::text[]))`,
       [this.o.service, keys.map((k) => k.source), keys.map((k) => k.id)],
@@ -99,7 +101,7 @@ export class PostgresInbox implements InboxStore {
     await this.db.ready();
     const keys = marks.map((mark) => splitEventKey(mark.eventKey));
     const handlers = marks.map((mark) => mark.handlerKey ?? DONE);
-    await this.db.pool.query(
+    await this.db.run(
       `INSERT INTO ${this.table} (service, source, event_id, handler)
        SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[]) ON CONFLICT DO NOTHING`,
       [this.o.service, keys.map((k) => k.source), keys.map((k) => k.id), handlers],

@@ -293,7 +293,7 @@ export class PostgresOutbox implements OutboxStore {
       client.release(broken);
     };
     let answered = false;
-    const answer = client.query<{ id: string; event_id: string; target: string; kept: boolean }>(text, values).then((result) => ((answered = true), result));
+    const answer = this.db.run<{ id: string; event_id: string; target: string; kept: boolean }>(text, values, client).then((result) => ((answered = true), result));
     try {
       const { rows } = await within(answer, deadline - Date.now(), () => this.late());
       return new Map(rows.filter((row) => row.kept).map((row) => [`${row.event_id}\u0000${row.target}`, Number(row.id)]));
@@ -463,7 +463,7 @@ export class PostgresOutbox implements OutboxStore {
       await this.ensureReady();
       const cap = this.concurrency * this.eventsPerRequest(target) + delivered;
       this.seen.forget(target);
-      const result = await this.db.pool.query<OutboxRow & { others: string | null; down: boolean } & DueRow>(
+      const result = await this.db.run<OutboxRow & { others: string | null; down: boolean } & DueRow>(
         `SELECT * FROM ${this.s}.events_claim($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
         [this.service, target, now, this.leaseMs, this.owner, limit, cap, probe, DEFAULTS.database.busyRetryMs],
       );
@@ -586,7 +586,7 @@ export class PostgresOutbox implements OutboxStore {
   /** One group of delivered rows deleted (SettleGroups), its commit not waiting for the WAL flush. */
   private async deleteDelivered(ids: readonly number[]): Promise<void> {
     await this.ensureReady();
-    await this.db.pool.query(`WITH done AS (DELETE FROM ${this.s}.events_outbox WHERE id = ANY($1::bigint[])) SELECT ${NO_FLUSH}`, [ids]);
+    await this.db.run(`WITH done AS (DELETE FROM ${this.s}.events_outbox WHERE id = ANY($1::bigint[])) SELECT ${NO_FLUSH}`, [ids]);
   }
 
   /**
@@ -666,7 +666,7 @@ export class PostgresOutbox implements OutboxStore {
 
   private async queryNextDue(target: string): Promise<DueRow> {
     await this.ensureReady();
-    const result = await this.db.pool.query<DueRow>(
+    const result = await this.db.run<DueRow>(
       `SELECT MIN(next_attempt_at) FILTER (WHERE leased_until IS NULL OR leased_until <= ${DB_NOW}) AS next_due,
          MIN(leased_until) FILTER (WHERE leased_until > ${DB_NOW} AND lease_owner <> $3) AS lease_end,
          ${DB_NOW} AS db_now
@@ -827,7 +827,7 @@ export class PostgresOutbox implements OutboxStore {
       await this.track(
         this.guard(async () => {
           await this.ensureReady();
-          await this.db.pool.query(text, params);
+          await this.db.run(text, params);
         }),
       );
     } finally {
