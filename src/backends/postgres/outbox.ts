@@ -24,12 +24,11 @@ import { COLUMNS, filterConditions, type OutboxRow, targetCountsSql, toDeadLette
 import { databaseFrom, isUnavailable, type PostgresDatabase, refusedByServer, within } from './database.js';
 import { DueView, type DueRow } from './due-view.js';
 import { KeptEmits } from './kept-emits.js';
-import { DB_NOW } from './schema.js';
+import { DB_NOW, OUTBOX_CHANNEL } from './schema.js';
 import { type Delivered, SettleGroups } from './settle-groups.js';
 import { connectionBy, endBackend, transactionCommitted } from './unanswered-statement.js';
 
-/** The NOTIFY channel: payload `<schema>\t<service>\t<target>`. */
-export const OUTBOX_CHANNEL = 'events_outbox';
+export { OUTBOX_CHANNEL } from './schema.js';
 
 /**
  * In a statement's SELECT list: its transaction does not wait for its WAL flush. For a dispatcher's
