@@ -6,24 +6,14 @@ import type { Availability } from '../../observe/availability.js';
 import type { PgPoolLike } from '../../config.js';
 import { DEFAULTS } from '../../defaults.js';
 import { OutboxUnavailableError } from '../../errors/index.js';
-import {
-  type DeadLetter,
-  type DeadLetterFilter,
-  type DeadLetterPage,
-  type DeadLetterSelection,
-  type OutboxStats,
-  type PageRequest,
-  pageFrom,
-  selectionFilter,
-  statsOf,
-  type TargetCounts,
-} from '../../operate/operator.js';
+import type { DeadLetter, DeadLetterFilter, DeadLetterPage, DeadLetterSelection, OutboxStats, PageRequest } from '../../operate/operator.js';
 import type { AddOptions, NewDelivery, OutboxRecord, OutboxStore, Settlement } from '../../send/outbox-store.js';
 import type { TransactionClient } from '../../types.js';
-import { COLUMNS, filterConditions, type OutboxRow, targetCountsSql, toDeadLetter, toRecord } from '../outbox-rows.js';
+import { type OutboxRow, toRecord } from '../outbox-rows.js';
 import { databaseFrom, isUnavailable, type PostgresDatabase, refusedByServer, within } from './database.js';
 import { DueView, type DueRow } from './due-view.js';
 import { KeptEmits } from './kept-emits.js';
+import { OutboxOperator } from './outbox-operator.js';
 import { DB_NOW, OUTBOX_CHANNEL } from './schema.js';
 import { type Delivered, SettleGroups } from './settle-groups.js';
 import { connectionBy, endBackend, transactionCommitted } from './unanswered-statement.js';
@@ -36,9 +26,6 @@ export { OUTBOX_CHANNEL } from './schema.js';
  * than loses. Emits keep PostgreSQL's synchronous commit.
  */
 const NO_FLUSH = `set_config('synchronous_commit', 'off', true)`;
-
-/** The rows of the operator's service ($1), or every service's ($1 null). */
-const SCOPE = '($1::text IS NULL OR service = $1)';
 
 /** The fields of a delivery the INSERT of `add` takes, in the order of its `unnest` ($2…$9). */
 const INSERTED = ['eventId', 'type', 'source', 'target', 'body', 'createdAt', 'traceparent', 'tracestate'] as const;
@@ -149,6 +136,8 @@ export class PostgresOutbox implements OutboxStore {
   private readonly delivered: SettleGroups;
   /** Whether a group's DELETE failed since the last one written (said once, at warn). */
   private deleteFailing = false;
+  /** Stats, pending rows, dead letters read, replayed, discarded: the operator's calls. */
+  private readonly operator: OutboxOperator;
 
   /** `database`: a URL or a pool (this outbox opens its own handle on it), or the bus's shared database. */
   constructor(database: string | PgPoolLike | PostgresDatabase, options: PostgresOutboxOptions) {
@@ -172,6 +161,19 @@ export class PostgresOutbox implements OutboxStore {
       maxWaitMs: DEFAULTS.database.settleGroupMs,
       retries: isUnavailable,
       after: (ids, failure) => this.deleted(ids, failure),
+    });
+    this.operator = new OutboxOperator({
+      db: this.db,
+      service: this.service,
+      scope: this.scope,
+      ready: () => this.ensureReady(),
+      settled: () => this.delivered.flush(),
+      guard: (run) => this.guard(run),
+      unavailable: (error) => this.unavailable(error),
+      replayed: (targets) => {
+        this.seen.forget();
+        for (const target of targets) this.wake?.(target);
+      },
     });
   }
 
@@ -675,89 +677,32 @@ export class PostgresOutbox implements OutboxStore {
     return result.rows[0]!;
   }
 
-  async targets(): Promise<string[]> {
-    await this.delivered.flush(); // a target whose rows are all delivered has nothing pending
-    return this.guard(async () => {
-      await this.ensureReady();
-      const result = await this.db.pool.query<{ target: string }>(
-        `SELECT DISTINCT target FROM ${this.s}.events_outbox WHERE service = $1`,
-        [this.service],
-      );
-      return result.rows.map((r) => r.target);
-    });
+  targets(): Promise<string[]> {
+    return this.operator.targets();
   }
 
-  async stats(): Promise<OutboxStats> {
-    await this.delivered.flush(); // delivered rows are not pending
-    await this.ensureReady();
-    const sql = targetCountsSql(`${this.s}.events_outbox`, `${this.s}.events_dead_letters`, SCOPE);
-    return statsOf((await this.db.pool.query<TargetCounts>(sql, [this.scope])).rows);
+  stats(): Promise<OutboxStats> {
+    return this.operator.stats();
   }
 
-  async deadLetters(filter?: DeadLetterFilter): Promise<DeadLetter[]> {
-    await this.ensureReady();
-    const { where, params } = this.whereOf(filter);
-    const result = await this.db.pool.query<OutboxRow>(
-      `SELECT ${COLUMNS}, dead_at, reason FROM ${this.s}.events_dead_letters ${where} ORDER BY dead_at, id`,
-      params,
-    );
-    return result.rows.map(toDeadLetter);
+  deadLetters(filter?: DeadLetterFilter): Promise<DeadLetter[]> {
+    return this.operator.deadLetters(filter);
   }
 
-  async deadLetterPage(filter: DeadLetterFilter | undefined, page: PageRequest): Promise<DeadLetterPage> {
-    await this.ensureReady();
-    const { where, params } = this.whereOf(filter, page.cursor);
-    const result = await this.db.pool.query<OutboxRow>(
-      `SELECT ${COLUMNS}, dead_at, reason FROM ${this.s}.events_dead_letters ${where} ORDER BY dead_at, id LIMIT $${params.length + 1}`,
-      [...params, page.limit + 1],
-    );
-    return pageFrom(result.rows.map(toDeadLetter), page.limit);
+  deadLetterPage(filter: DeadLetterFilter | undefined, page: PageRequest): Promise<DeadLetterPage> {
+    return this.operator.deadLetterPage(filter, page);
   }
 
-  async replay(selection: DeadLetterSelection): Promise<number> {
-    await this.ensureReady();
-    const { where, params } = this.whereOf(selectionFilter(selection));
-    const n = params.length;
-    try {
-      const result = await this.db.pool.query<{ target: string }>(
-        `WITH d AS (DELETE FROM ${this.s}.events_dead_letters ${where} RETURNING *),
-         ins AS (INSERT INTO ${this.s}.events_outbox (id, service, event_id, type, source, target, body, created_at, attempts,
-             next_attempt_at, last_attempt_at, last_status, last_error, traceparent, tracestate)
-           SELECT id, service, event_id, type, source, target, body, $${n + 1}, attempts, $${n + 1}, last_attempt_at, last_status,
-             last_error, traceparent, tracestate FROM d
-           RETURNING service, target),
-         woken AS (SELECT pg_notify('${OUTBOX_CHANNEL}', $${n + 2} || service || E'\\t' || target)
-           FROM (SELECT DISTINCT service, target FROM ins) t)
-         SELECT ins.target, (SELECT count(*) FROM woken) AS woken FROM ins`,
-        [...params, Date.now(), `${this.schema}\t`],
-      );
-      // The NOTIFY wakes every instance; this one at once, without waiting for it.
-      this.seen.forget();
-      for (const target of new Set(result.rows.map((row) => row.target))) this.wake?.(target);
-      return result.rows.length;
-    } catch (error) {
-      throw this.unavailable(error);
-    }
+  replay(selection: DeadLetterSelection): Promise<number> {
+    return this.operator.replay(selection);
   }
 
-  async discard(selection: DeadLetterSelection): Promise<number> {
-    await this.ensureReady();
-    const { where, params } = this.whereOf(selectionFilter(selection));
-    try {
-      return (await this.db.pool.query(`DELETE FROM ${this.s}.events_dead_letters ${where}`, params)).rowCount ?? 0;
-    } catch (error) {
-      throw this.unavailable(error);
-    }
+  discard(selection: DeadLetterSelection): Promise<number> {
+    return this.operator.discard(selection);
   }
 
-  async pendingRecords(): Promise<OutboxRecord[]> {
-    await this.delivered.flush();
-    await this.ensureReady();
-    const result = await this.db.pool.query<OutboxRow>(
-      `SELECT ${COLUMNS} FROM ${this.s}.events_outbox WHERE service = $1 ORDER BY id`,
-      [this.service],
-    );
-    return result.rows.map(toRecord);
+  pendingRecords(): Promise<OutboxRecord[]> {
+    return this.operator.pendingRecords();
   }
 
   /**
@@ -894,14 +839,6 @@ export class PostgresOutbox implements OutboxStore {
       cause: error,
       hint: 'Check that PostgreSQL runs and accepts connections at EVENTS_DATABASE_URL.',
     });
-  }
-
-  /** A filter's conditions (and, for a page, those after its cursor). */
-  private whereOf(filter: DeadLetterFilter | undefined, cursor?: string): { where: string; params: unknown[] } {
-    const params: unknown[] = [this.scope];
-    const bind = (value: unknown) => `$${params.push(value)}`;
-    const conditions = filterConditions(filter, cursor, bind, (ids) => `id = ANY(${bind(ids)}::bigint[])`);
-    return { where: `WHERE ${[SCOPE, ...conditions].join(' AND ')}`, params };
   }
 }
 
