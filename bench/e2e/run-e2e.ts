@@ -111,6 +111,8 @@ export async function runE2E(argv: string[]): Promise<void> {
           if (info.scenarios && !info.scenarios.includes(scenario.key)) continue;
           if (rep === 0 && quick && scenario.key !== 'sat1' && scenarios.some((s) => s.key === 'sat1')) continue;
           const runStart = performance.now();
+          // The machine's 1-minute load average as the run starts: latency on a shared machine follows it.
+          const load = loadavg()[0]!;
           const figures: Figures = await measure(info.name, addresses.get(info.name)!, scenario, timing(scenario, rep), senders, receivers);
           if (rep > 0) (results.get(key(info.name, scenario.key)) ?? results.set(key(info.name, scenario.key), []).get(key(info.name, scenario.key))!).push(figures);
           log(
@@ -119,7 +121,7 @@ export async function runE2E(argv: string[]): Promise<void> {
               `${figures.missing ? `, ${fmt.int(figures.missing)} of ${fmt.int(figures.sent)} not received after the drain wait` : ''}` +
               `${figures.duplicates ? `, ${fmt.int(figures.duplicates)} duplicate deliveries` : ''}` +
               `${figures.failedArrived ? `, ${fmt.int(figures.failedArrived)} failed emits delivered` : ''} ` +
-              `(${fmt.ms((performance.now() - runStart) / 1000)} s)`,
+              `(${fmt.ms((performance.now() - runStart) / 1000)} s, load ${load.toFixed(1)})`,
           );
         }
       }
