@@ -1,35 +1,23 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'winston';
 import type { Availability } from '../../observe/availability.js';
 import type { PgPoolLike } from '../../config.js';
 import { DEFAULTS } from '../../defaults.js';
 import { OutboxUnavailableError } from '../../errors/index.js';
-import {
-  type DeadLetter,
-  type DeadLetterFilter,
-  type DeadLetterPage,
-  type DeadLetterSelection,
-  type OutboxStats,
-  type PageRequest,
-  pageFrom,
-  selectionFilter,
-  statsOf,
-  type TargetCounts,
-} from '../../operate/operator.js';
+import type { DeadLetter, DeadLetterFilter, DeadLetterPage, DeadLetterSelection, OutboxStats, PageRequest } from '../../operate/operator.js';
 import type { AddOptions, NewDelivery, OutboxRecord, OutboxStore, Settlement } from '../../send/outbox-store.js';
 import type { TransactionClient } from '../../types.js';
-import { COLUMNS, filterConditions, type OutboxRow, targetCountsSql, toDeadLetter, toRecord } from '../outbox-rows.js';
-import { databaseFrom, isUnavailable, type PostgresDatabase, refusedByServer, within } from './database.js';
+import { type OutboxRow, toRecord } from '../outbox-rows.js';
+import { databaseFrom, isUnavailable, type PostgresDatabase } from './database.js';
 import { DueView, type DueRow } from './due-view.js';
 import { KeptEmits } from './kept-emits.js';
-import { DB_NOW } from './schema.js';
+import { OutboxOperator } from './outbox-operator.js';
+import { EmitWrites, type KeptIds } from './outbox-writes.js';
+import { DB_NOW, OUTBOX_CHANNEL } from './schema.js';
 import { type Delivered, SettleGroups } from './settle-groups.js';
-import { connectionBy, endBackend, transactionCommitted } from './unanswered-statement.js';
 
-/** The NOTIFY channel: payload `<schema>\t<service>\t<target>`. */
-export const OUTBOX_CHANNEL = 'events_outbox';
+export { OUTBOX_CHANNEL } from './schema.js';
 
 /**
  * In a statement's SELECT list: its transaction does not wait for its WAL flush. For a dispatcher's
@@ -37,13 +25,6 @@ export const OUTBOX_CHANNEL = 'events_outbox';
  * than loses. Emits keep PostgreSQL's synchronous commit.
  */
 const NO_FLUSH = `set_config('synchronous_commit', 'off', true)`;
-
-/** The rows of the operator's service ($1), or every service's ($1 null). */
-const SCOPE = '($1::text IS NULL OR service = $1)';
-
-/** The fields of a delivery the INSERT of `add` takes, in the order of its `unnest` ($2…$9). */
-const INSERTED = ['eventId', 'type', 'source', 'target', 'body', 'createdAt', 'traceparent', 'tracestate'] as const;
-
 
 export interface PostgresOutboxOptions {
   /** The service whose rows this outbox reads and writes. An operator's view may leave it out: every service's dead letters and stats. */
@@ -72,12 +53,6 @@ export interface PostgresOutboxOptions {
   sendsOwnEmits?: boolean;
 }
 
-interface Waiter {
-  deliveries: readonly NewDelivery[];
-  resolve: () => void;
-  reject: (error: unknown) => void;
-}
-
 /**
  * The outbox in PostgreSQL, shared by every instance of a service (rows carry the service name, so
  * services may share a database too).
@@ -89,7 +64,7 @@ interface Waiter {
  *   those rows from memory (`kept`), without a claim. Once it commits, the targets of the rows left
  *   to any instance are queued for one NOTIFY on the database's LISTEN connection, carrying every
  *   target queued meanwhile, which wakes the other instances; this one is woken by the bus, and
- *   skips its own NOTIFY. An emit it refuses is not recorded, ever (see `flush`).
+ *   skips its own NOTIFY. An emit it refuses is not recorded, ever (see outbox-writes.ts).
  * - With `{ tx }` the INSERT runs on the caller's client, in the caller's transaction, with a
  *   `pg_notify` per target in the same statement: PostgreSQL delivers it only at the caller's
  *   commit, and it wakes every instance LISTENing, this one included (the poll is the fallback).
@@ -123,8 +98,6 @@ export class PostgresOutbox implements OutboxStore {
   private readonly leaseMs: number;
   private readonly writeWaitMs: number;
   private readonly createTables: boolean;
-  private queue: Waiter[] = [];
-  private flushScheduled = false;
   /** Deliveries this instance holds a lease on (id → target): renewed by the heartbeat. */
   private readonly held = new Map<string, string>();
   /** Targets this instance found marked down (by any instance): the first success here marks them up for all. */
@@ -150,6 +123,10 @@ export class PostgresOutbox implements OutboxStore {
   private readonly delivered: SettleGroups;
   /** Whether a group's DELETE failed since the last one written (said once, at warn). */
   private deleteFailing = false;
+  /** An emit's INSERT: in the caller's transaction, or this turn's group commit. */
+  private readonly emits: EmitWrites;
+  /** Stats, pending rows, dead letters read, replayed, discarded: the operator's calls. */
+  private readonly operator: OutboxOperator;
 
   /** `database`: a URL or a pool (this outbox opens its own handle on it), or the bus's shared database. */
   constructor(database: string | PgPoolLike | PostgresDatabase, options: PostgresOutboxOptions) {
@@ -174,6 +151,36 @@ export class PostgresOutbox implements OutboxStore {
       retries: isUnavailable,
       after: (ids, failure) => this.deleted(ids, failure),
     });
+    this.emits = new EmitWrites({
+      db: this.db,
+      service: this.service,
+      owner: this.owner,
+      leaseMs: this.leaseMs,
+      writeWaitMs: this.writeWaitMs,
+      sendsOwnEmits: this.sendsOwnEmits,
+      cap: (target) => this.concurrency * this.eventsPerRequest(target),
+      delivered: this.delivered,
+      where: this.where,
+      ready: () => this.ensureReady(),
+      closed: () => this.closed,
+      failed: (error) => this.failed(error),
+      unavailable: (error) => this.unavailable(error),
+      track: (promise) => this.track(promise),
+      recorded: (deliveries, kept) => this.recorded(deliveries, kept),
+    });
+    this.operator = new OutboxOperator({
+      db: this.db,
+      service: this.service,
+      scope: this.scope,
+      ready: () => this.ensureReady(),
+      settled: () => this.delivered.flush(),
+      guard: (run) => this.guard(run),
+      unavailable: (error) => this.unavailable(error),
+      replayed: (targets) => {
+        this.seen.forget();
+        for (const target of targets) this.wake?.(target);
+      },
+    });
   }
 
   /** Where the outbox is, for messages: the URL without password, the schema and the service. */
@@ -190,46 +197,15 @@ export class PostgresOutbox implements OutboxStore {
     for (const delivery of deliveries) this.stamp(delivery.createdAt);
     if (this.closed) throw new OutboxUnavailableError(this.where, 'the outbox is closed');
     if (deliveries.length === 0) return;
-    const tx = options.tx as TransactionClient | undefined;
-    if (tx !== undefined) {
-      try {
-        await within(this.ensureReady(), this.writeWaitMs, () => this.late());
-        await tx.query(...this.insertStatement(deliveries, true));
-      } catch (error) {
-        throw this.unavailable(error);
-      }
-      return;
-    }
-    await new Promise<void>((resolve, reject) => {
-      this.queue.push({ deliveries, resolve, reject });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(() => void this.track(this.flush()));
-      }
-    });
+    await this.emits.add(deliveries, options.tx as TransactionClient | undefined);
   }
 
   /**
-   * One INSERT of every delivery queued in this turn (its own transaction), retried while the
-   * database is unreachable, answered within `writeWaitMs`; once it commits, its targets are woken
-   * in the other instances by one NOTIFY sent aside (this one wakes itself: the bus's `notify`).
-   * A refusal means the deliveries are not recorded, and never will be: a connection that comes
-   * after the deadline goes back unused, and a statement sent but not answered in time is found
-   * out (`committed`). When that cannot be found out, the emit rejects saying so.
+   * A group INSERT committed: the rows leased to this instance (`kept`) go to its lane without a
+   * claim; the other rows' targets are woken in the other instances by one NOTIFY sent aside
+   * (this one wakes itself: the bus's `notify`).
    */
-  private async flush(): Promise<void> {
-    this.flushScheduled = false;
-    const batch = this.queue;
-    this.queue = [];
-    if (batch.length === 0) return;
-    const deliveries = batch.flatMap((w) => w.deliveries);
-    let kept: Map<string, number> | undefined;
-    try {
-      kept = await this.insert(deliveries, Date.now() + this.writeWaitMs);
-    } catch (error) {
-      for (const waiter of batch) waiter.reject(this.refusal(error, waiter.deliveries));
-      return;
-    }
+  private recorded(deliveries: readonly NewDelivery[], kept: KeptIds): void {
     this.recovered();
     const notified = new Set<string>();
     for (const d of deliveries) {
@@ -244,157 +220,6 @@ export class PostgresOutbox implements OutboxStore {
       this.seen.forget(target);
       this.db.notify(OUTBOX_CHANNEL, `${this.schema}\t${this.service}\t${target}`);
     }
-    for (const waiter of batch) waiter.resolve();
-  }
-
-  /**
-   * The group INSERT. With `sendsOwnEmits`, `events_add` counts the leases live on the targets,
-   * this instance's delivered rows waiting for their DELETE among them: those are added to the caps.
-   */
-  private insert(deliveries: readonly NewDelivery[], deadline: number): Promise<Map<string, number> | undefined> {
-    if (!this.sendsOwnEmits) return this.insertTried(this.insertStatement(deliveries, false), deliveries, deadline);
-    const targets = [...new Set(deliveries.map((d) => d.target))].sort();
-    return this.delivered.counting(targets, false, (extra) => this.insertTried(this.addStatement(deliveries, targets, extra), deliveries, deadline));
-  }
-
-  /** `insertOnce`, tried again while the database is unreachable and the deadline allows (the last try was not recorded). */
-  private async insertTried(statement: [string, unknown[]], deliveries: readonly NewDelivery[], deadline: number): Promise<Map<string, number> | undefined> {
-    let wait: number = DEFAULTS.storeRetry.baseDelayMs;
-    for (;;) {
-      try {
-        return await this.insertOnce(statement, deliveries, deadline);
-      } catch (error) {
-        if (error instanceof Undecided || !isUnavailable(error) || Date.now() + wait > deadline || this.closed) throw error;
-        this.failed(error);
-        await sleep(wait);
-        wait = Math.min(DEFAULTS.storeRetry.maxDelayMs, wait * 2);
-      }
-    }
-  }
-
-  /**
-   * One try: a connection taken by the deadline (one that comes later goes back unused, the
-   * statement never sent), the INSERT on it. The server's refusal (an ERROR) rolled it back; no
-   * answer by the deadline, or a connection lost, may have committed it: `committed` finds out.
-   * Resolves when recorded, with the ids of the rows leased to this instance (by event id and
-   * target; none when the commit was found out afterwards: their leases are given back); rejects
-   * when not, or with Undecided.
-   */
-  private async insertOnce([text, values]: [string, unknown[]], deliveries: readonly NewDelivery[], deadline: number): Promise<Map<string, number> | undefined> {
-    let broken: Error | undefined;
-    const onError = (error: Error) => (broken ??= error);
-    await within(this.ensureReady(), deadline - Date.now(), () => this.late());
-    const client = await connectionBy(this.db, onError, deadline, () => this.late());
-    let released = false;
-    const release = () => {
-      if (released) return;
-      released = true;
-      client.off('error', onError);
-      client.release(broken);
-    };
-    let answered = false;
-    const answer = this.db.run<{ id: string; event_id: string; target: string; kept: boolean }>(text, values, client).then((result) => ((answered = true), result));
-    try {
-      const { rows } = await within(answer, deadline - Date.now(), () => this.late());
-      return new Map(rows.filter((row) => row.kept).map((row) => [`${row.event_id}\u0000${row.target}`, Number(row.id)]));
-    } catch (error) {
-      if (refusedByServer(error)) throw error;
-      broken ??= error as Error;
-      answer.catch(() => {});
-      const pid = (client as { processID?: number }).processID;
-      if (!(await this.committed(pid, () => answered, release, deliveries, error))) throw error;
-      if (this.sendsOwnEmits) await this.giveBack(deliveries);
-      return undefined;
-    } finally {
-      release();
-    }
-  }
-
-  /** Kept rows whose ids this instance never learnt (their INSERT's answer was lost): claimable by any instance now. */
-  private async giveBack(deliveries: readonly NewDelivery[]): Promise<void> {
-    await this.db.pool
-      .query(
-        `UPDATE ${this.s}.events_outbox SET leased_until = NULL, lease_owner = NULL
-         WHERE service = $1 AND lease_owner = $2 AND event_id = ANY($3::text[])`,
-        [this.service, this.owner, deliveries.map((d) => d.eventId)],
-      )
-      .catch((error: unknown) => this.failed(error)); // their leases run out instead
-  }
-
-  /**
-   * Whether the INSERT of `deliveries`, sent on backend `pid` and not answered, committed: the
-   * backend is ended (`endBackend`), then `discard` lets its connection go. Its transaction's
-   * status decides or, when it had written nothing yet when it was ended (a lock wait, or done
-   * before), whether its rows exist. Undecided when that cannot be found out within `writeWaitMs`.
-   */
-  private async committed(
-    pid: number | undefined,
-    answered: () => boolean,
-    discard: () => void,
-    deliveries: readonly NewDelivery[],
-    failure: unknown,
-  ): Promise<boolean> {
-    let gaveUp = false;
-    const findOut = async (): Promise<boolean> => {
-      const xid = await endBackend(this.db, pid, () => gaveUp);
-      discard();
-      if (answered()) return true;
-      if (xid !== null) return transactionCommitted(this.db, xid);
-      const found = await this.db.pool.query(
-        `SELECT 1 FROM ${this.s}.events_outbox o JOIN unnest($2::text[], $3::text[]) AS u(event_id, target)
-           ON o.service = $1 AND o.event_id = u.event_id AND o.target = u.target
-         UNION ALL
-         SELECT 1 FROM ${this.s}.events_dead_letters d JOIN unnest($2::text[], $3::text[]) AS u(event_id, target)
-           ON d.service = $1 AND d.event_id = u.event_id AND d.target = u.target
-         LIMIT 1`,
-        [this.service, deliveries.map((d) => d.eventId), deliveries.map((d) => d.target)],
-      );
-      return found.rows.length > 0;
-    };
-    const finding = findOut();
-    try {
-      return await within(finding, this.writeWaitMs, () => new Error(`no answer within outbox.writeWaitMs (${this.writeWaitMs} ms)`));
-    } catch (error) {
-      gaveUp = true;
-      finding.catch(() => {});
-      const reason = `${(failure as Error)?.message ?? String(failure)}; then whether it committed could not be found out: ${(error as Error)?.message ?? String(error)}`;
-      throw new Undecided(reason, { cause: error });
-    }
-  }
-
-  /**
-   * An emit's group INSERT through `events_add` (schema.ts): what each target's cap leaves, across
-   * instances, is leased to this instance, to send without a claim; the rest is written for anyone.
-   * `extra(target)`: this instance's delivered rows of `target` not deleted yet, added to its cap.
-   */
-  private addStatement(deliveries: readonly NewDelivery[], targets: readonly string[], extra: (target: string) => number): [string, unknown[]] {
-    return [
-      `SELECT * FROM ${this.s}.events_add($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-      [
-        this.service,
-        this.owner,
-        this.leaseMs,
-        ...INSERTED.map((key) => deliveries.map((d) => d[key] ?? null)),
-        targets,
-        targets.map((target) => this.concurrency * this.eventsPerRequest(target) + extra(target)),
-      ],
-    ];
-  }
-
-  /** INSERT … SELECT FROM unnest(…); with `notify` (in the caller's transaction, which alone can wake the others, at its commit), one pg_notify per target in the same statement. */
-  private insertStatement(deliveries: readonly NewDelivery[], notify: boolean): [string, unknown[]] {
-    const values = [this.service, ...INSERTED.map((key) => deliveries.map((d) => d[key] ?? null))];
-    const insert = `INSERT INTO ${this.s}.events_outbox
-        (service, event_id, type, source, target, body, created_at, next_attempt_at, traceparent, tracestate)
-      SELECT $1, u.event_id, u.type, u.source, u.target, u.body, u.created_at, u.created_at, u.traceparent, u.tracestate
-      FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::text[])
-        AS u(event_id, type, source, target, body, created_at, traceparent, tracestate)`;
-    if (!notify) return [insert, values];
-    return [
-      `WITH ins AS (${insert} RETURNING target)
-       SELECT pg_notify('${OUTBOX_CHANNEL}', $10 || t.target) FROM (SELECT DISTINCT target FROM ins) t`,
-      [...values, `${this.schema}\t${this.service}\t`],
-    ];
   }
 
   /**
@@ -676,89 +501,32 @@ export class PostgresOutbox implements OutboxStore {
     return result.rows[0]!;
   }
 
-  async targets(): Promise<string[]> {
-    await this.delivered.flush(); // a target whose rows are all delivered has nothing pending
-    return this.guard(async () => {
-      await this.ensureReady();
-      const result = await this.db.pool.query<{ target: string }>(
-        `SELECT DISTINCT target FROM ${this.s}.events_outbox WHERE service = $1`,
-        [this.service],
-      );
-      return result.rows.map((r) => r.target);
-    });
+  targets(): Promise<string[]> {
+    return this.operator.targets();
   }
 
-  async stats(): Promise<OutboxStats> {
-    await this.delivered.flush(); // delivered rows are not pending
-    await this.ensureReady();
-    const sql = targetCountsSql(`${this.s}.events_outbox`, `${this.s}.events_dead_letters`, SCOPE);
-    return statsOf((await this.db.pool.query<TargetCounts>(sql, [this.scope])).rows);
+  stats(): Promise<OutboxStats> {
+    return this.operator.stats();
   }
 
-  async deadLetters(filter?: DeadLetterFilter): Promise<DeadLetter[]> {
-    await this.ensureReady();
-    const { where, params } = this.whereOf(filter);
-    const result = await this.db.pool.query<OutboxRow>(
-      `SELECT ${COLUMNS}, dead_at, reason FROM ${this.s}.events_dead_letters ${where} ORDER BY dead_at, id`,
-      params,
-    );
-    return result.rows.map(toDeadLetter);
+  deadLetters(filter?: DeadLetterFilter): Promise<DeadLetter[]> {
+    return this.operator.deadLetters(filter);
   }
 
-  async deadLetterPage(filter: DeadLetterFilter | undefined, page: PageRequest): Promise<DeadLetterPage> {
-    await this.ensureReady();
-    const { where, params } = this.whereOf(filter, page.cursor);
-    const result = await this.db.pool.query<OutboxRow>(
-      `SELECT ${COLUMNS}, dead_at, reason FROM ${this.s}.events_dead_letters ${where} ORDER BY dead_at, id LIMIT $${params.length + 1}`,
-      [...params, page.limit + 1],
-    );
-    return pageFrom(result.rows.map(toDeadLetter), page.limit);
+  deadLetterPage(filter: DeadLetterFilter | undefined, page: PageRequest): Promise<DeadLetterPage> {
+    return this.operator.deadLetterPage(filter, page);
   }
 
-  async replay(selection: DeadLetterSelection): Promise<number> {
-    await this.ensureReady();
-    const { where, params } = this.whereOf(selectionFilter(selection));
-    const n = params.length;
-    try {
-      const result = await this.db.pool.query<{ target: string }>(
-        `WITH d AS (DELETE FROM ${this.s}.events_dead_letters ${where} RETURNING *),
-         ins AS (INSERT INTO ${this.s}.events_outbox (id, service, event_id, type, source, target, body, created_at, attempts,
-             next_attempt_at, last_attempt_at, last_status, last_error, traceparent, tracestate)
-           SELECT id, service, event_id, type, source, target, body, $${n + 1}, attempts, $${n + 1}, last_attempt_at, last_status,
-             last_error, traceparent, tracestate FROM d
-           RETURNING service, target),
-         woken AS (SELECT pg_notify('${OUTBOX_CHANNEL}', $${n + 2} || service || E'\\t' || target)
-           FROM (SELECT DISTINCT service, target FROM ins) t)
-         SELECT ins.target, (SELECT count(*) FROM woken) AS woken FROM ins`,
-        [...params, Date.now(), `${this.schema}\t`],
-      );
-      // The NOTIFY wakes every instance; this one at once, without waiting for it.
-      this.seen.forget();
-      for (const target of new Set(result.rows.map((row) => row.target))) this.wake?.(target);
-      return result.rows.length;
-    } catch (error) {
-      throw this.unavailable(error);
-    }
+  replay(selection: DeadLetterSelection): Promise<number> {
+    return this.operator.replay(selection);
   }
 
-  async discard(selection: DeadLetterSelection): Promise<number> {
-    await this.ensureReady();
-    const { where, params } = this.whereOf(selectionFilter(selection));
-    try {
-      return (await this.db.pool.query(`DELETE FROM ${this.s}.events_dead_letters ${where}`, params)).rowCount ?? 0;
-    } catch (error) {
-      throw this.unavailable(error);
-    }
+  discard(selection: DeadLetterSelection): Promise<number> {
+    return this.operator.discard(selection);
   }
 
-  async pendingRecords(): Promise<OutboxRecord[]> {
-    await this.delivered.flush();
-    await this.ensureReady();
-    const result = await this.db.pool.query<OutboxRow>(
-      `SELECT ${COLUMNS} FROM ${this.s}.events_outbox WHERE service = $1 ORDER BY id`,
-      [this.service],
-    );
-    return result.rows.map(toRecord);
+  pendingRecords(): Promise<OutboxRecord[]> {
+    return this.operator.pendingRecords();
   }
 
   /**
@@ -796,7 +564,7 @@ export class PostgresOutbox implements OutboxStore {
     if (this.closed) return;
     this.db.closeBy(deadline);
     // Emits queued this turn are written first; then the delivered rows waiting for their DELETE (one try).
-    if (this.queue.length > 0) await this.flush();
+    if (this.emits.waiting) await this.emits.flush();
     this.delivered.stop();
     await this.delivered.flush();
     await Promise.allSettled([...this.writes]);
@@ -873,21 +641,6 @@ export class PostgresOutbox implements OutboxStore {
     this.logger?.info('outbox database reachable again; delivery resumes', { database: this.where });
   }
 
-  /** No answer within `writeWaitMs`: an error that `unavailable` turns into an OutboxUnavailableError. */
-  private late(): Error {
-    return Object.assign(new Error(`PostgreSQL did not answer within outbox.writeWaitMs (${this.writeWaitMs} ms)`), { code: 'ETIMEDOUT' });
-  }
-
-  /** A group INSERT's failure as `add` rejects with: undecided → OutboxUnavailableError naming the events whose outcome is unknown. */
-  private refusal(error: unknown, deliveries: readonly NewDelivery[]): unknown {
-    if (!(error instanceof Undecided)) return this.unavailable(error);
-    return new OutboxUnavailableError(this.where, error.message, {
-      cause: error.cause,
-      unknownEventIds: [...new Set(deliveries.map((d) => d.eventId))],
-      hint: 'Check that PostgreSQL runs and accepts connections at EVENTS_DATABASE_URL.',
-    });
-  }
-
   /** An error of `add`/`replay`: unreachable database → OutboxUnavailableError; anything else as it is. */
   private unavailable(error: unknown): unknown {
     if (!isUnavailable(error)) return error;
@@ -896,18 +649,7 @@ export class PostgresOutbox implements OutboxStore {
       hint: 'Check that PostgreSQL runs and accepts connections at EVENTS_DATABASE_URL.',
     });
   }
-
-  /** A filter's conditions (and, for a page, those after its cursor). */
-  private whereOf(filter: DeadLetterFilter | undefined, cursor?: string): { where: string; params: unknown[] } {
-    const params: unknown[] = [this.scope];
-    const bind = (value: unknown) => `$${params.push(value)}`;
-    const conditions = filterConditions(filter, cursor, bind, (ids) => `id = ANY(${bind(ids)}::bigint[])`);
-    return { where: `WHERE ${[SCOPE, ...conditions].join(' AND ')}`, params };
-  }
 }
-
-/** A group INSERT sent but not answered, whose commit could not be found out. */
-class Undecided extends Error {}
 
 function byDue(a: OutboxRecord, b: OutboxRecord): number {
   return a.nextAttemptAt - b.nextAttemptAt || a.id - b.id;

@@ -24,6 +24,9 @@ export const quoteSchema = (schema: unknown): string => `"${checkSchemaName(sche
 /** The database's clock in ms: leases are measured by it, so instances on hosts with skewed clocks agree. */
 export const DB_NOW = '(extract(epoch from clock_timestamp()) * 1000)::bigint';
 
+/** The outbox's NOTIFY channel, payload `<schema>\t<service>\t<target>`: the instances sharing its tables wake each other on it. */
+export const OUTBOX_CHANNEL = 'events_outbox';
+
 /** The key of the advisory lock every setup and migration takes (the previous release's outbox took it too). */
 export const DDL_LOCK = 7_263_514_001;
 
