@@ -155,7 +155,10 @@ export class Lane {
         if (claimed.length < limit) this.o.progress?.idle(this.target, this.unsettled);
       }
       // A full lane is pumped again as each request ends: no need to know when the next is due.
+      // Then the next request to end pumps even if it was all delivered (a failure rescheduled
+      // before this pump, due later, would otherwise wait for an emit to kick the lane).
       if (this.inFlight < this.o.concurrency) next = await this.o.store.nextDueAt(this.target);
+      else this.moreDue = true;
       this.storeRetryMs = 0;
     } catch (error) {
       this.storeFailed(error);

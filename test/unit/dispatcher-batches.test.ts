@@ -114,6 +114,30 @@ describe('Dispatcher batching: what goes in which request', () => {
     expect((await store.stats()).pending).toBe(0);
   });
 
+  test('a delivery that failed while the lane refilled is redelivered on time, though every request after it was delivered', async () => {
+    // The failed one is due later; the pump after it claims what queued meanwhile and fills the
+    // lane again, so it cannot look for the next due time then. The next request to end must.
+    let failFirst = true;
+    const { transport, store, emit } = setup({
+      concurrency: 1,
+      answer: (d) => (d.eventId === 'evt-1' && failFirst ? ((failFirst = false), FAILED_500) : DELIVERED),
+    });
+    transport.hold = true;
+    await emit(delivery(1));
+    await settle();
+    await emit(...many(3, 2));
+    await settle();
+    transport.release(); // evt-1 fails: the lane takes evt-2…4 in one batch, full again
+    await settle();
+    expect(transport.shapes()).toEqual([['evt-1'], ['evt-2', 'evt-3', 'evt-4']]);
+    transport.hold = false;
+    transport.release(); // the batch is delivered, and nothing else is due now
+    await settle();
+    await until(60_000); // no emit kicks the lane: only its own timer can send evt-1 again
+    expect(transport.shapes()).toEqual([['evt-1'], ['evt-2', 'evt-3', 'evt-4'], ['evt-1']]);
+    expect(await store.stats()).toMatchObject({ pending: 0, deadLetters: 0 });
+  });
+
   test('what queued while requests were in flight goes in as few requests as carry it, in even shares', async () => {
     const { transport, store, emit } = setup({ concurrency: 4, batch: { maxEvents: 4 } });
     transport.hold = true;
