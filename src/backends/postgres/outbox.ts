@@ -26,6 +26,9 @@ export { OUTBOX_CHANNEL } from './schema.js';
  */
 const NO_FLUSH = `set_config('synchronous_commit', 'off', true)`;
 
+/** Deletes the delivered rows `$1` (ids), its commit not waiting for the WAL flush. */
+const deleteDeliveredSql = (s: string) => `WITH done AS (DELETE FROM ${s}.events_outbox WHERE id = ANY($1::bigint[])) SELECT ${NO_FLUSH}`;
+
 export interface PostgresOutboxOptions {
   /** The service whose rows this outbox reads and writes. An operator's view may leave it out: every service's dead letters and stats. */
   service: string | undefined;
@@ -158,7 +161,7 @@ export class PostgresOutbox implements OutboxStore {
       leaseMs: this.leaseMs,
       writeWaitMs: this.writeWaitMs,
       sendsOwnEmits: this.sendsOwnEmits,
-      cap: (target) => this.concurrency * this.eventsPerRequest(target),
+      cap: (target) => this.capOf(target),
       delivered: this.delivered,
       where: this.where,
       ready: () => this.ensureReady(),
@@ -220,6 +223,11 @@ export class PostgresOutbox implements OutboxStore {
       this.seen.forget(target);
       this.db.notify(OUTBOX_CHANNEL, `${this.schema}\t${this.service}\t${target}`);
     }
+  }
+
+  /** The leases `target`'s cap allows across instances: concurrency times the events a request carries. */
+  private capOf(target: string): number {
+    return this.concurrency * this.eventsPerRequest(target);
   }
 
   /**
@@ -286,7 +294,7 @@ export class PostgresOutbox implements OutboxStore {
   private async claimCounted(target: string, limit: number, probe: boolean, now: number, kept: number, delivered: number): Promise<OutboxRecord[]> {
     return this.guard(async () => {
       await this.ensureReady();
-      const cap = this.concurrency * this.eventsPerRequest(target) + delivered;
+      const cap = this.capOf(target) + delivered;
       this.seen.forget(target);
       const result = await this.db.run<OutboxRow & { others: string | null; down: boolean } & DueRow>(
         `SELECT * FROM ${this.s}.events_claim($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
@@ -366,7 +374,7 @@ export class PostgresOutbox implements OutboxStore {
       this.delivered.queue(settlements.map(({ record }): Delivered => [record.id, record.target]));
     } else if (done.length === settlements.length) {
       // Closing: written at once (a plain DELETE, cheaper to plan than the statement below).
-      await this.write(`WITH done AS (DELETE FROM ${this.s}.events_outbox WHERE id = ANY($1::bigint[])) SELECT ${NO_FLUSH}`, [done], done, true);
+      await this.write(deleteDeliveredSql(this.s), [done], done, true);
     } else {
       await this.delivered.carry((delivered) =>
         this.write(
@@ -411,7 +419,7 @@ export class PostgresOutbox implements OutboxStore {
   /** One group of delivered rows deleted (SettleGroups), its commit not waiting for the WAL flush. */
   private async deleteDelivered(ids: readonly number[]): Promise<void> {
     await this.ensureReady();
-    await this.db.run(`WITH done AS (DELETE FROM ${this.s}.events_outbox WHERE id = ANY($1::bigint[])) SELECT ${NO_FLUSH}`, [ids]);
+    await this.db.run(deleteDeliveredSql(this.s), [ids]);
   }
 
   /**

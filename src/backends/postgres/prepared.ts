@@ -18,7 +18,7 @@ export interface Queryable {
 }
 
 /** `text` with `values`, named (prepared) when `prepare` and the text was not found stale. */
-export function statement(text: string, values: unknown[], prepare: boolean): Pg.QueryConfig {
+function statement(text: string, values: unknown[], prepare: boolean): Pg.QueryConfig {
   if (!prepare) return { text, values };
   let name = names.get(text);
   if (name === undefined) names.set(text, (name = `events_library_${++made}`));
@@ -26,7 +26,7 @@ export function statement(text: string, values: unknown[], prepare: boolean): Pg
 }
 
 /** Whether `error` refused `query`'s prepared plan as stale; the text is then never prepared again here. */
-export function stalePlan(error: unknown, query: Pg.QueryConfig): boolean {
+function stalePlan(error: unknown, query: Pg.QueryConfig): boolean {
   if (query.name === undefined || (error as { code?: unknown })?.code !== '0A000') return false;
   names.set(query.text, null);
   return true;
