@@ -26,11 +26,15 @@ async function admin(run: (client: Client) => Promise<unknown>): Promise<void> {
 }
 
 const counts = new Map<string, number>();
+/** With BENCH_PG_COUNT=time: the wall time from send to answer, summed by kind (ms). */
+const waits = new Map<string, number>();
 let patched = false;
 
 /**
  * With BENCH_PG_COUNT=1: every statement this process sends (pool and LISTEN clients alike),
- * counted by its first word, and `print` writes the count per event (`event()` counts one) to stderr.
+ * counted by its first word (and the library function it calls), and `print` writes the count
+ * per event (`event()` counts one) to stderr; with BENCH_PG_COUNT=time, each kind's mean wall
+ * time from send to answer as well (queue wait in `pg` included).
  */
 export function countQueries(side: string): { event(): void; print(): void } | undefined {
   if (!process.env.BENCH_PG_COUNT) return undefined;
@@ -40,20 +44,30 @@ export function countQueries(side: string): { event(): void; print(): void } | u
     Client.prototype.query = function (this: Client, ...args: unknown[]) {
       const text = typeof args[0] === 'string' ? args[0] : ((args[0] as QueryConfig | undefined)?.text ?? '?');
       const word = /^\s*(\w+)(?:[\s\S]*?\b(INSERT|UPDATE|DELETE|SELECT)\b)?/.exec(text);
-      const kind = word ? `${word[1]!.toUpperCase()}${word[1]!.toUpperCase() === 'WITH' && word[2] ? ` ${word[2]}` : ''}` : '?';
+      const called = /\.(events_\w+)\(/.exec(text);
+      const kind = word ? `${word[1]!.toUpperCase()}${word[1]!.toUpperCase() === 'WITH' && word[2] ? ` ${word[2]}` : ''}${called ? ` ${called[1]}` : ''}` : '?';
       counts.set(kind, (counts.get(kind) ?? 0) + 1);
-      return query.apply(this, args);
+      const result = query.apply(this, args);
+      if (process.env.BENCH_PG_COUNT === 'time' && result instanceof Promise) {
+        const start = performance.now();
+        const done = () => void waits.set(kind, (waits.get(kind) ?? 0) + performance.now() - start);
+        result.then(done, done);
+      }
+      return result;
     } as typeof Client.prototype.query;
   }
   counts.clear();
+  waits.clear();
   let events = 0;
   return {
     event: () => void (events += 1),
     print: () => {
       const total = [...counts.values()].reduce((a, b) => a + b, 0);
-      const per = [...counts].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${(n / Math.max(1, events)).toFixed(3)}`);
+      const time = (k: string, n: number) => (waits.has(k) ? ` ${((waits.get(k)! / n) * 1000).toFixed(0)} µs` : '');
+      const per = [...counts].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${(n / Math.max(1, events)).toFixed(3)}${time(k, n)}`);
       process.stderr.write(`pg ${side}: ${events} events, ${(total / Math.max(1, events)).toFixed(2)} statements/event (${per.join(', ')})\n`);
       counts.clear();
+      waits.clear();
       events = 0;
     },
   };

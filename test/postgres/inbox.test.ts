@@ -1,4 +1,4 @@
-import type { Pool } from 'pg';
+import { Pool } from 'pg';
 import { createEventBus, type EventBus, type ReceiverResponse } from '../../src/index.js';
 import type { TransactionClient } from '../../src/types.js';
 import { eventKey } from '../../src/receive/inbox-store.js';
@@ -6,7 +6,7 @@ import { PostgresInbox } from '../../src/backends/postgres/inbox.js';
 import { cleanupAfterEach } from '../helpers/cleanups.js';
 import { createCapturingLogger } from '../helpers/logger.js';
 import { createTestSchema, describePostgres, PG_URL } from '../helpers/postgres.js';
-import { newSecret, type SignedRequest, signedRequest, structuredEvent, webhookHeaders } from '../helpers/signing.js';
+import { newSecret, type SignedRequest, signedRequest, signedStructured, structuredEvent, webhookHeaders } from '../helpers/signing.js';
 import { inboxStoreContract, markDone, stateOf } from '../helpers/inbox-contract.js';
 import { gate } from '../helpers/wait.js';
 
@@ -71,6 +71,52 @@ describePostgres('PostgreSQL inbox: exactly-once handler effects', () => {
     const again = await deliver(payments, request);
     expect(again.body).toMatchObject({ status: 'duplicate' });
     expect(await effects(request.id)).toBe(1);
+  });
+
+  test("a handler's transaction begins with its claim, in one round trip: BEGIN with the claim, then COMMIT", async () => {
+    const pool = new Pool({ connectionString: PG_URL, max: 4 });
+    cleanups.push(() => pool.end());
+    const sent: string[] = [];
+    pool.on('connect', (client) => {
+      const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+      (client as { query: unknown }).query = (statement: string | { text: string }, ...rest: unknown[]) => {
+        sent.push(typeof statement === 'string' ? statement : statement.text);
+        return query(statement, ...rest);
+      };
+    });
+    const payments = createEventBus({ service: 'payments', secret, database: pool, databaseSchema: db.schema, logger: createCapturingLogger().logger });
+    cleanups.push(() => payments.close());
+    payments.subscribeTo(TYPE, async (_data, event, { tx }) => {
+      await tx!.query(effectSql(), [event.id, 'one-trip']);
+    }, { name: 'one-trip' });
+    await payments.start();
+    const request = signedRequest(secret, 'users', TYPE, { amount: 3 });
+    sent.length = 0;
+
+    expect((await deliver(payments, request)).status).toBe(200);
+    const transaction = sent.filter((text) => /^(BEGIN|COMMIT|ROLLBACK)/.test(text) || text.includes('effects'));
+    expect(transaction).toHaveLength(3);
+    expect(transaction[0]).toMatch(/^BEGIN;\s*INSERT INTO \S+\.events_inbox/);
+    expect(transaction[1]).toContain('effects');
+    expect(transaction[2]).toBe('COMMIT');
+    expect(await inboxRows(request.id)).toEqual(['payments:*', 'payments:one-trip']);
+  });
+
+  test('an event whose source and id hold quotes, backslashes and SQL is claimed as written, and is a duplicate the second time', async () => {
+    const payments = bus();
+    payments.subscribeTo(TYPE, async (_data, event, { tx }) => {
+      await tx!.query(effectSql(), [event.id, 'odd']);
+    }, { name: 'odd' });
+    const id = `o'brien\\'); DROP TABLE "${db.schema}".effects; -- \u00e9\\`;
+    const request = signedStructured(secret, structuredEvent(TYPE, { amount: 9 }, { id, source: "users\\'s $1 $2" }));
+
+    expect((await deliver(payments, request)).status).toBe(200);
+    expect(await effects(id)).toBe(1);
+    expect(await inboxRows(id)).toEqual(['payments:*', 'payments:odd']);
+    const { rows } = await db.pool.query<{ source: string }>(`SELECT DISTINCT source FROM "${db.schema}".events_inbox WHERE event_id = $1`, [id]);
+    expect(rows).toEqual([{ source: "users\\'s $1 $2" }]);
+    expect((await deliver(payments, request)).body).toMatchObject({ status: 'duplicate' });
+    expect(await effects(id)).toBe(1);
   });
 
   // A lone handler runs without a savepoint: its failure rolls back the whole transaction, claim included.

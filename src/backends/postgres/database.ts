@@ -207,18 +207,19 @@ export class PostgresDatabase {
   }
 
   /**
-   * Runs `run` in a transaction on a client of the pool (`begin` opens it): committed when `run`
-   * resolves, rolled back when anything throws. The client's `'error'` is caught while it is held,
+   * Runs `run` in a transaction on a client of the pool (`begin` opens it; `false`: `run`'s first
+   * statement does, and one that sent none is not committed): committed when `run` resolves,
+   * rolled back when anything throws. The client's `'error'` is caught while it is held,
    * and it is always released, destroyed when broken (or when it could not roll back).
    */
-  async transaction<T>(run: (client: PoolClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
+  async transaction<T>(run: (client: PoolClient) => Promise<T>, begin: string | false = 'BEGIN'): Promise<T> {
     let broken: Error | undefined;
     const onError = (error: Error) => (broken ??= error);
     const client = await this.checkout(onError);
     try {
-      await client.query(begin);
+      if (begin !== false) await client.query(begin);
       const value = await run(client);
-      await client.query('COMMIT');
+      if (begin !== false || inTransaction(client)) await client.query('COMMIT');
       return value;
     } catch (error) {
       // Unanswered: a ROLLBACK would wait behind it; the connection is destroyed (which rolls back).
@@ -245,12 +246,15 @@ export class PostgresDatabase {
     );
   }
 
-  /** A transaction that runs a handler: it waits for a free slot first, holding nothing. */
+  /**
+   * A transaction that runs handlers: it waits for a free slot first, holding nothing. `run` begins
+   * it, with its first statement (`beginWith`: one round trip for both).
+   */
   async handlerTransaction<T>(run: (client: PoolClient) => Promise<T>): Promise<T> {
     if (this.inFlight >= this.slots) await new Promise<void>((resolve) => this.queued.push(resolve));
     else this.inFlight += 1;
     try {
-      return await this.transaction(run);
+      return await this.transaction(run, false);
     } finally {
       const next = this.queued.shift();
       if (next) next();
@@ -437,6 +441,12 @@ export function within<T>(promise: Promise<T>, ms: number, late: () => Error): P
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(late()), ms)));
   return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
+/** Whether `client` is in a transaction (begun by a statement of its caller's), as of its last answer; true when `pg` does not tell. */
+function inTransaction(client: PoolClient): boolean {
+  const status = (client as { getTransactionStatus?: () => string | null }).getTransactionStatus;
+  return typeof status !== 'function' || status.call(client) !== 'I';
 }
 
 /** Whether `error` means the database cannot be reached or cannot write now (rather than a mistake in a query). */

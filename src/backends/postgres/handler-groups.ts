@@ -19,7 +19,10 @@ export interface GroupedHandler {
 
 export interface HandlerGroupsOptions {
   db: PostgresDatabase;
-  /** Inserts the rows of `handlers` (ON CONFLICT DO NOTHING), returning the handlers it claimed (their first row inserted). */
+  /**
+   * Begins the transaction on `client` and inserts the rows of `handlers` in it (ON CONFLICT DO
+   * NOTHING), in one round trip; returns the handlers it claimed (their first row inserted).
+   */
   claim(client: PoolClient, handlers: readonly GroupedHandler[]): Promise<ReadonlySet<GroupedHandler>>;
   /** Deletes the rows of `handlers` (a claim given back in the same transaction). */
   unclaim(client: PoolClient, handlers: readonly GroupedHandler[]): Promise<void>;

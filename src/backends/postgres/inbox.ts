@@ -7,6 +7,7 @@ import type { DatabasePool, HandlerContext } from '../../types.js';
 import { DONE, handlerStates } from '../inbox-rows.js';
 import { databaseFrom, type PostgresDatabase } from './database.js';
 import { type GroupedHandler, HandlerGroups } from './handler-groups.js';
+import { beginWith } from './prepared.js';
 
 export interface PostgresInboxOptions {
   /** A `postgres://` URL or your pool (this inbox opens its own handle on it), or the bus's shared database. */
@@ -56,15 +57,15 @@ export class PostgresInbox implements InboxStore {
       // previous release recorded them). A scalar subquery, so that each row is one index lookup
       // (as NOT EXISTS, the planner may scan every `done` of the service).
       claim: async (client, handlers) => {
-        const { rows } = await this.db.run<{ source: string; event_id: string; handler: string }>(
+        // BEGIN and the claim in one round trip (the claim's values written in as literals).
+        const { rows } = await beginWith<{ source: string; event_id: string; handler: string }>(
+          client,
           `INSERT INTO ${this.table} (service, source, event_id, handler)
-           SELECT $1, u.* FROM unnest($2::text[], $3::text[], $4::text[]) AS u(source, event_id, handler)
+           SELECT $1::text, u.* FROM unnest($2::text[], $3::text[], $4::text[]) AS u(source, event_id, handler)
            WHERE (SELECT d.handler FROM ${this.table} d
-             WHERE d.service = $1 AND d.source = u.source AND d.event_id = u.event_id AND d.handler = '${DONE}') IS NULL
+             WHERE d.service = $1::text AND d.source = u.source AND d.event_id = u.event_id AND d.handler = '${DONE}') IS NULL
            ON CONFLICT DO NOTHING RETURNING source, event_id, handler`,
           this.rowsOf(handlers),
-          client,
-          true,
         );
         const inserted = new Set(rows.map((row) => `${keyOf(row.source, row.event_id)}\u0000${row.handler}`));
         // What this claim inserted, per handler: a give-back deletes only that, never a row another

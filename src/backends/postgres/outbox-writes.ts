@@ -45,6 +45,8 @@ export interface EmitWritesOptions {
 
 interface Waiter {
   deliveries: readonly NewDelivery[];
+  /** When it was queued: its answer is due `writeWaitMs` later. */
+  at: number;
   resolve: () => void;
   reject: (error: unknown) => void;
 }
@@ -59,6 +61,8 @@ interface Waiter {
 export class EmitWrites {
   private queue: Waiter[] = [];
   private flushScheduled = false;
+  /** The group INSERT in flight: one at a time; emits queued meanwhile go in the next. */
+  private writing: Promise<void> | undefined;
   private readonly s: string;
   private readonly schema: string;
 
@@ -84,32 +88,80 @@ export class EmitWrites {
       return;
     }
     await new Promise<void>((resolve, reject) => {
-      this.queue.push({ deliveries, resolve, reject });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(() => void this.o.track(this.flush()));
-      }
+      this.queue.push({ deliveries, at: Date.now(), resolve, reject });
+      this.schedule();
     });
   }
 
+  /** The next group INSERT at the end of this turn, or once the one in flight ends (`flush` waits for it). */
+  private schedule(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => void this.o.track(this.flush()));
+  }
+
   /**
-   * One INSERT of every delivery queued in this turn (its own transaction), retried while the
-   * database is unreachable, answered within `writeWaitMs`; once it commits, the outbox is told
+   * Writes what is queued, after the group INSERT in flight: one INSERT at a time, so that at
+   * everyday rates each emit is written at once, and under load the emits that came during a
+   * commit share the next (with `events_add`, INSERTs side by side would only wait in turn for the
+   * targets' row locks, each holding them through its commit's WAL flush).
+   */
+  async flush(): Promise<void> {
+    await this.afterWriting();
+    this.flushScheduled = false;
+    const batch = this.queue;
+    this.queue = [];
+    if (batch.length === 0) return;
+    const writing = this.write(batch);
+    this.writing = writing;
+    try {
+      await writing;
+    } finally {
+      this.writing = undefined;
+    }
+  }
+
+  /**
+   * Waits for the group INSERT in flight. An emit queued meanwhile whose `writeWaitMs` runs out
+   * first is refused then: never sent, so not recorded (as when no connection came in time).
+   */
+  private async afterWriting(): Promise<void> {
+    while (this.writing !== undefined) {
+      const ended = this.writing.then(
+        () => false,
+        () => false,
+      );
+      const first = this.queue[0];
+      if (first === undefined) {
+        await ended;
+        continue;
+      }
+      let timer: NodeJS.Timeout | undefined;
+      const due = new Promise<true>((resolve) => (timer = setTimeout(() => resolve(true), first.at + this.o.writeWaitMs - Date.now())));
+      const late = await Promise.race([ended, due]);
+      clearTimeout(timer);
+      if (!late) continue;
+      const now = Date.now();
+      const refused = this.queue.filter((w) => w.at + this.o.writeWaitMs <= now);
+      this.queue = this.queue.filter((w) => w.at + this.o.writeWaitMs > now);
+      for (const waiter of refused) waiter.reject(this.o.unavailable(this.late()));
+    }
+  }
+
+  /**
+   * One INSERT of `batch` (its own transaction), retried while the database is unreachable,
+   * answered within `writeWaitMs` of the first emit's call; once it commits, the outbox is told
    * (`recorded`: its targets are woken in the other instances by one NOTIFY sent aside; this one
    * wakes itself: the bus's `notify`). A refusal means the deliveries are not recorded, and never
    * will be: a connection that comes after the deadline goes back unused, and a statement sent
    * but not answered in time is found out (`committed`). When that cannot be found out, the emit
    * rejects saying so.
    */
-  async flush(): Promise<void> {
-    this.flushScheduled = false;
-    const batch = this.queue;
-    this.queue = [];
-    if (batch.length === 0) return;
+  private async write(batch: readonly Waiter[]): Promise<void> {
     const deliveries = batch.flatMap((w) => w.deliveries);
     let kept: KeptIds;
     try {
-      kept = await this.insert(deliveries, Date.now() + this.o.writeWaitMs);
+      kept = await this.insert(deliveries, batch[0]!.at + this.o.writeWaitMs);
     } catch (error) {
       for (const waiter of batch) waiter.reject(this.refusal(error, waiter.deliveries));
       return;

@@ -52,3 +52,30 @@ export async function runStatement<R extends Pg.QueryResultRow>(
     return runner.query<R>({ text, values });
   }
 }
+
+/** A client that can quote a literal (`pg`'s Client). */
+interface Quoting {
+  escapeLiteral?(value: string): string;
+}
+
+/**
+ * BEGIN, then `text` with `values`, in one round trip: one simple query of both, the values
+ * written into the text as literals (quoted by the client's `escapeLiteral`, arrays as
+ * `ARRAY[…]`; the text casts each placeholder, as `$2::text[]`). That text is not prepared. A
+ * client that cannot quote takes two round trips. Resolves with the statement's result.
+ */
+export async function beginWith<R extends Pg.QueryResultRow>(client: Pg.ClientBase, text: string, values: unknown[]): Promise<Pg.QueryResult<R>> {
+  const quoting = client as Quoting;
+  if (typeof quoting.escapeLiteral !== 'function') {
+    await client.query('BEGIN');
+    return client.query<R>(text, values);
+  }
+  const literal = (value: unknown): string => {
+    if (value === null || value === undefined) return 'NULL';
+    if (Array.isArray(value)) return `ARRAY[${value.map(literal).join(', ')}]`;
+    return quoting.escapeLiteral!(String(value));
+  };
+  const inlined = text.replace(/\$(\d+)/g, (_, n: string) => literal(values[Number(n) - 1]));
+  const results = (await client.query(`BEGIN;\n${inlined}`)) as unknown as Array<Pg.QueryResult<R>>;
+  return results[1]!;
+}
