@@ -55,14 +55,15 @@ export class PostgresInbox implements InboxStore {
       db: this.db,
       // An event recorded done claims nothing (`done` alone: all its handlers completed, as the
       // previous release recorded them). A scalar subquery, so that each row is one index lookup
-      // (as NOT EXISTS, the planner may scan every `done` of the service).
+      // (as NOT EXISTS, the planner may scan every `done` of the service); a `done` row itself
+      // needs none: when the event's `done` exists, its own INSERT conflicts.
       claim: async (client, handlers) => {
         // BEGIN and the claim in one round trip (the claim's values written in as literals).
         const { rows } = await beginWith<{ source: string; event_id: string; handler: string }>(
           client,
           `INSERT INTO ${this.table} (service, source, event_id, handler)
            SELECT $1::text, u.* FROM unnest($2::text[], $3::text[], $4::text[]) AS u(source, event_id, handler)
-           WHERE (SELECT d.handler FROM ${this.table} d
+           WHERE u.handler = '${DONE}' OR (SELECT d.handler FROM ${this.table} d
              WHERE d.service = $1::text AND d.source = u.source AND d.event_id = u.event_id AND d.handler = '${DONE}') IS NULL
            ON CONFLICT DO NOTHING RETURNING source, event_id, handler`,
           this.rowsOf(handlers),
