@@ -35,7 +35,8 @@ type Outcome = 'ran' | 'done-already' | { error: unknown };
  * one fsync, for the group), each behind a savepoint taken at its first query (a group of one
  * needs none), so that one that throws rolls back alone.
  * A group takes its share of the handlers queued when it gets its connection (it never waits for
- * more), claims their rows in one statement (in a fixed order: no deadlock between groups), runs
+ * more), begins its transaction with the claim of their rows (one round trip; in a fixed order:
+ * no deadlock between groups), runs
  * them one after the other, and commits: a crash reruns at most a group's handlers, as with the
  * receiver's completion groups. Groups run side by side, one per queued handler while the
  * database has handler slots. Nothing is settled before the commit: `'ran'` means committed.
@@ -87,7 +88,7 @@ export class HandlerGroups {
       });
     } catch (error) {
       if (taken === undefined) {
-        // No connection (or no BEGIN): the handlers this group would have taken fail with the store.
+        // No connection: the handlers this group would have taken fail with the store.
         taken = this.take();
       }
       for (const handler of taken ?? []) {
