@@ -165,6 +165,13 @@ export const DEFAULTS = {
      */
     settleGroupMax: 64,
     settleGroupMs: 5,
+    /**
+     * PostgreSQL outbox: an instance's emits (outside a transaction) are written one group INSERT
+     * at a time, the emits made while it commits together in the next, up to this many deliveries
+     * (an emit's deliveries are never split; the rest go in the one after). Bounds the statement
+     * and how long it holds its targets' rows under an emit storm.
+     */
+    emitGroupMax: 1_000,
     /** How often the PostgreSQL inbox deletes this service's ids older than `inbox.retentionMs`. */
     inboxPruneIntervalMs: 60 * 60 * 1000,
   },

@@ -3,6 +3,7 @@
 // answer is still answered within outbox.writeWaitMs, and not recorded.
 import type { Pool, PoolClient } from 'pg';
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import { DEFAULTS } from '../../src/defaults.js';
 import { OutboxUnavailableError } from '../../src/errors/index.js';
 import { PostgresOutbox } from '../../src/backends/postgres/outbox.js';
 import { delivery } from '../helpers/outbox-contract.js';
@@ -80,6 +81,24 @@ describePostgres('PostgreSQL outbox: the group INSERT of emits', () => {
     expect(await writers(service, ['evt-2'])).toBe(1);
     expect(await writers(service, ['evt-3', 'evt-4', 'evt-5', 'evt-6'])).toBe(1);
     expect(await writers(service, ['evt-2', 'evt-3'])).toBe(2);
+  });
+
+  it(`emits queued meanwhile are written in groups of at most ${DEFAULTS.database.emitGroupMax} deliveries, oldest first, none left behind`, async () => {
+    const { outbox, service } = open();
+    await outbox.add([delivery(1)]);
+    const held = await holdTarget(service);
+    const first = outbox.add([delivery(2)]);
+    await waitingForLock();
+    const max = DEFAULTS.database.emitGroupMax;
+    const queued = Array.from({ length: max + max / 2 }, (_, i) => outbox.add([delivery(3 + i)]));
+    await held.release();
+    await Promise.all([first, ...queued]);
+    const ids = (from: number, count: number) => Array.from({ length: count }, (_, i) => `evt-${from + i}`);
+    expect(await writers(service, ids(3, max))).toBe(1);
+    expect(await writers(service, ids(3 + max, max / 2))).toBe(1);
+    expect(await writers(service, ids(3, max + max / 2))).toBe(2);
+    const { rows } = await pool.query<{ event_id: string }>(`SELECT event_id FROM "${schema}".events_outbox WHERE service = $1 ORDER BY id`, [service]);
+    expect(rows.map((row) => row.event_id)).toEqual(ids(1, 2 + max + max / 2));
   });
 
   it('an emit queued behind a group INSERT that does not answer is refused within writeWaitMs, never sent: not recorded', async () => {

@@ -109,9 +109,9 @@ export class EmitWrites {
   async flush(): Promise<void> {
     await this.afterWriting();
     this.flushScheduled = false;
-    const batch = this.queue;
-    this.queue = [];
+    const batch = this.take();
     if (batch.length === 0) return;
+    if (this.queue.length > 0) this.schedule(); // beyond the group's bound: the next INSERT
     const writing = this.write(batch);
     this.writing = writing;
     try {
@@ -119,6 +119,15 @@ export class EmitWrites {
     } finally {
       this.writing = undefined;
     }
+  }
+
+  /** The oldest emits queued, up to `emitGroupMax` deliveries (at least one emit). */
+  private take(): Waiter[] {
+    let end = 0;
+    for (let count = 0; end < this.queue.length && (end === 0 || count + this.queue[end]!.deliveries.length <= DEFAULTS.database.emitGroupMax); end++) {
+      count += this.queue[end]!.deliveries.length;
+    }
+    return this.queue.splice(0, end);
   }
 
   /**
