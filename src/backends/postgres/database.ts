@@ -207,19 +207,19 @@ export class PostgresDatabase {
   }
 
   /**
-   * Runs `run` in a transaction on a client of the pool (`begin` opens it; `false`: `run`'s first
-   * statement does, and one that sent none is not committed): committed when `run` resolves,
+   * Runs `run` in a transaction on a client of the pool (opened by a BEGIN; with `begin` false,
+   * `run`'s first statement opens it, and one that sent none is not committed): committed when `run` resolves,
    * rolled back when anything throws. The client's `'error'` is caught while it is held,
    * and it is always released, destroyed when broken (or when it could not roll back).
    */
-  async transaction<T>(run: (client: PoolClient) => Promise<T>, begin: string | false = 'BEGIN'): Promise<T> {
+  async transaction<T>(run: (client: PoolClient) => Promise<T>, begin = true): Promise<T> {
     let broken: Error | undefined;
     const onError = (error: Error) => (broken ??= error);
     const client = await this.checkout(onError);
     try {
-      if (begin !== false) await client.query(begin);
+      if (begin) await client.query('BEGIN');
       const value = await run(client);
-      if (begin !== false || inTransaction(client)) await client.query('COMMIT');
+      if (begin || inTransaction(client)) await client.query('COMMIT');
       return value;
     } catch (error) {
       // Unanswered: a ROLLBACK would wait behind it; the connection is destroyed (which rolls back).
