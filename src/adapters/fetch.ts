@@ -15,10 +15,17 @@ export function createFetchHandler(receiver: Receiver, path: string, limit: numb
     const url = new URL(request.url);
     const headers = Object.fromEntries(request.headers);
     const read: BodyReader = (options) => readStream(request.body, options);
-    const base = { method: request.method, path: url.pathname, base: path, fullPath: url.pathname, query: url.searchParams, headers };
-    // A web Request says nothing of its peer's address.
-    const peer = { secure: url.protocol === 'https:', remoteAddress: undefined };
-    const routed = answerRoute(routes, receiver, { ...base, ...peer, read: request.bodyUsed ? undefined : read });
+    const routed = answerRoute(routes, receiver, {
+      method: request.method,
+      path: url.pathname,
+      base: path,
+      fullPath: url.pathname,
+      query: url.searchParams,
+      headers,
+      secure: url.protocol === 'https:',
+      remoteAddress: undefined, // a web Request says nothing of its peer's address
+      read: request.bodyUsed ? undefined : read,
+    });
     if (routed) return responseOf(request, await routed);
     if (request.method !== 'POST' || url.pathname !== path) return responseOf(request, notServed(path, url.pathname));
     const source = { consumed: request.bodyUsed, middleware: 'fetchHandler()', hint: 'hand it request.clone() when the body must be read first' };

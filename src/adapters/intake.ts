@@ -3,6 +3,8 @@ import type { BodyReadFailure, Receiver, ReceiverResponse } from '../receive/rec
 import type { BudgetClaim } from '../receive/unverified-budget.js';
 import { parseRouteJson, ROUTE_BODY_LIMIT_BYTES, RouteRefusal, type RouteRequest, type RouteResponse, routeErrorResponse, type RouteTable } from './routes.js';
 
+const JSON_CONTENT_TYPE_HEADER = { 'content-type': 'application/json; charset=utf-8' } as const;
+
 /**
  * What every adapter shares, whatever its request and response look like (a node stream, a
  * web-standard `Request`): the events intake under the receiver's limits, the route table's
@@ -117,7 +119,7 @@ export function notServed(path: string, requestPath: string): RouteResponse {
 /** An answer as text and headers: JSON for an object body, else the text as is, with the `content-type` its headers give. */
 export function encodeResponse(response: RouteResponse): { body: string; headers: Record<string, string> } {
   if (typeof response.body !== 'string') {
-    return { body: JSON.stringify(response.body), headers: { ...response.headers, 'content-type': 'application/json; charset=utf-8' } };
+    return { body: JSON.stringify(response.body), headers: Object.assign({}, response.headers, JSON_CONTENT_TYPE_HEADER) };
   }
   return { body: response.body, headers: { 'content-type': 'text/plain; charset=utf-8', ...response.headers } };
 }

@@ -12,6 +12,8 @@ const RUN_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
 /** … and latencies from emit, which an outage stretches to hours (redelivery horizon: days). */
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 21600, 86400];
 const SYSTEM = 'events-library';
+const DELIVERED = { 'events.outcome': 'delivered' } as const;
+const UNROUTED = { 'events.outcome': 'unrouted' } as const;
 
 /**
  * Spans (OpenTelemetry messaging conventions: `publish` at emit, `send` per delivery attempt,
@@ -122,7 +124,7 @@ export class OtelInstruments {
   delivered(record: OutboxRecord, unrouted: boolean): void {
     if (!this.metricsOn) return;
     const attrs = this.attrs({ 'events.target': record.target, 'cloudevents.event_type': record.type });
-    this.deliveries.add(1, { ...attrs, 'events.outcome': unrouted ? 'unrouted' : 'delivered' });
+    this.deliveries.add(1, Object.assign({}, attrs, unrouted ? UNROUTED : DELIVERED));
     if (!unrouted) this.deliveryLatency.record(Math.max(0, Date.now() - record.createdAt) / 1000, attrs);
   }
 

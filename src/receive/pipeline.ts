@@ -118,7 +118,8 @@ export class ReceivePipeline {
   private async process(message: ReceivedMessage, startedAt: number, options: ReceiveOptions): Promise<Verdict | Verdict[]> {
     const { headers, body } = message;
     const windowed = options.checkTimestamp !== false;
-    const failure = verify(this.o.keys, { ...signatureHeaders(headers), body }, windowed ? this.o.toleranceSeconds : Infinity);
+    const { id, timestamp, signature } = signatureHeaders(headers); // named, not spread: see freshRecord
+    const failure = verify(this.o.keys, { id, timestamp, signature, body }, windowed ? this.o.toleranceSeconds : Infinity);
     if (failure) return this.refuse({ kind: 'reject', reason: 'invalid_signature', message: VERIFY_MESSAGES[failure] }, startedAt);
     options.onVerified?.();
     // Without the time window (broker receipt) a message may be older than the inbox's memory by

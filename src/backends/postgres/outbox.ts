@@ -6,7 +6,7 @@ import type { PgPoolLike } from '../../config.js';
 import { DEFAULTS } from '../../defaults.js';
 import { OutboxUnavailableError } from '../../errors/index.js';
 import type { DeadLetter, DeadLetterFilter, DeadLetterPage, DeadLetterSelection, OutboxStats, PageRequest } from '../../operate/operator.js';
-import type { AddOptions, NewDelivery, OutboxRecord, OutboxStore, Settlement } from '../../send/outbox-store.js';
+import { type AddOptions, freshRecord, type NewDelivery, type OutboxRecord, type OutboxStore, type Settlement } from '../../send/outbox-store.js';
 import type { TransactionClient } from '../../types.js';
 import { type OutboxRow, toRecord } from '../outbox-rows.js';
 import { databaseFrom, isUnavailable, type PostgresDatabase } from './database.js';
@@ -215,7 +215,7 @@ export class PostgresOutbox implements OutboxStore {
       const id = kept?.get(`${d.eventId}\u0000${d.target}`);
       if (id === undefined) notified.add(d.target);
       else {
-        this.kept.add({ ...d, id, attempts: 0, nextAttemptAt: d.createdAt });
+        this.kept.add(freshRecord(d, id));
         this.held.set(String(id), d.target);
       }
     }
