@@ -46,15 +46,21 @@ export class MemoryInbox implements InboxStore {
     return states;
   }
 
-  /** A handler's mark is skipped when its event is marked done in the same call: `done` replaces it. */
+  /**
+   * Done marks first, then handlers' marks: a handler's mark is skipped when its event is done,
+   * marked in this call or before (`done` replaces it).
+   */
   async mark(marks: readonly InboxMark[]): Promise<void> {
-    const done = new Set<string>();
-    for (const { eventKey, handlerKey } of marks) if (handlerKey === undefined) done.add(eventKey);
     for (const { eventKey, handlerKey } of marks) {
-      if (handlerKey !== undefined && done.has(eventKey)) continue;
+      if (handlerKey !== undefined) continue;
       const entry = this.entries.get(eventKey);
-      if (handlerKey === undefined) this.set(eventKey, true, entry?.at ?? Date.now());
-      else if (!entry) this.set(eventKey, new Set([handlerKey]), Date.now());
+      if (entry) this.renew(entry, eventKey, true);
+      else this.set(eventKey, true, Date.now());
+    }
+    for (const { eventKey, handlerKey } of marks) {
+      if (handlerKey === undefined) continue;
+      const entry = this.entries.get(eventKey);
+      if (!entry) this.set(eventKey, new Set([handlerKey]), Date.now());
       else if (entry.handlers !== true) entry.handlers.add(handlerKey);
     }
   }
@@ -65,10 +71,21 @@ export class MemoryInbox implements InboxStore {
 
   async close(): Promise<void> {}
 
-  /** Records `eventKey` as the newest entry; beyond `maxEntries`, forgets the oldest. */
+  /** Records a new `eventKey` as the newest entry; beyond `maxEntries`, forgets the oldest. */
   private set(eventKey: string, handlers: true | Set<string>, at: number): void {
     const seq = ++this.seq;
     this.entries.set(eventKey, { handlers, at, seq });
+    this.place(eventKey, seq);
+  }
+
+  /** A remembered event marked again (done after its handlers): newest now, its first time kept. */
+  private renew(entry: Entry, eventKey: string, handlers: true): void {
+    entry.handlers = handlers;
+    entry.seq = ++this.seq;
+    this.place(eventKey, entry.seq);
+  }
+
+  private place(eventKey: string, seq: number): void {
     this.order.push(eventKey);
     this.orderSeq.push(seq);
     while (this.entries.size > this.maxEntries) {
