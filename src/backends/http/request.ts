@@ -19,8 +19,8 @@ export class RequestInFlight {
   readonly first: Delivery;
   /** The ids of the events it carries, in order (a batch's `results` must match them). */
   readonly eventIds: readonly string[];
-  /** The exact bytes signed and sent. */
-  readonly body: string;
+  /** The exact bytes signed and sent, encoded once for both (a string was encoded by the HMAC and again by the client). */
+  readonly body: Buffer;
   /** How much of the answer is read. */
   readonly cap: number;
   /** The current try's `webhook-id`: the event's id, or a fresh `batch_<uuid>` per try of a batch. */
@@ -32,7 +32,7 @@ export class RequestInFlight {
   ) {
     this.first = deliveries[0]!;
     this.eventIds = deliveries.map((delivery) => delivery.eventId);
-    this.body = batch ? `[${deliveries.map((delivery) => delivery.body).join(',')}]` : this.first.body;
+    this.body = Buffer.from(batch ? `[${deliveries.map((delivery) => delivery.body).join(',')}]` : this.first.body);
     this.cap = Math.max(ANSWER_CAP_BYTES, BATCH_ANSWER_BYTES_PER_EVENT * deliveries.length);
   }
 

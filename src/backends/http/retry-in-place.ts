@@ -74,7 +74,7 @@ export class RetryInPlace implements Transport {
     const results = batchResults(outcome.status, outcome.header, outcome.text, deliveries.length, tries, request.eventIds);
     return results.map((result, i) => {
       // Refused for its size: the dispatcher sends smaller batches.
-      if (result.batchUnsupported && result.status === 413) result.batchTooLarge = Buffer.byteLength(request.body);
+      if (result.batchUnsupported && result.status === 413) result.batchTooLarge = request.body.length;
       return explained(overCap(result, outcome, request), deliveries[i]!);
     });
   }
