@@ -42,12 +42,29 @@ export async function createTestSchema(prefix: string): Promise<{ schema: string
     pool,
     drop: async () => {
       try {
-        await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+        await dropSchema(pool, schema);
       } finally {
         await pool.end();
       }
     },
   };
+}
+
+/**
+ * DROP SCHEMA … CASCADE, tried again when it deadlocks: a statement of the library still running
+ * in the schema when a test file ends (a connection a test left stuck on purpose, a background
+ * write) takes its locks in another order, and PostgreSQL ends one of the two.
+ */
+async function dropSchema(pool: Pool, schema: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      return;
+    } catch (error) {
+      if ((error as { code?: string }).code !== '40P01' || attempt === 5) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+    }
+  }
 }
 
 /** The same database URL, under the name the outbox tests use. */
