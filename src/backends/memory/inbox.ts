@@ -54,7 +54,7 @@ export class MemoryInbox implements InboxStore {
     for (const { eventKey, handlerKey } of marks) {
       if (handlerKey !== undefined) continue;
       const entry = this.entries.get(eventKey);
-      if (entry) this.renew(entry, eventKey, true);
+      if (entry) this.renewDone(entry, eventKey);
       else this.set(eventKey, true, Date.now());
     }
     for (const { eventKey, handlerKey } of marks) {
@@ -78,9 +78,9 @@ export class MemoryInbox implements InboxStore {
     this.place(eventKey, seq);
   }
 
-  /** A remembered event marked again (done after its handlers): newest now, its first time kept. */
-  private renew(entry: Entry, eventKey: string, handlers: true): void {
-    entry.handlers = handlers;
+  /** A remembered event marked done (after its handlers' marks, or again): the newest entry now, its first time kept. */
+  private renewDone(entry: Entry, eventKey: string): void {
+    entry.handlers = true;
     entry.seq = ++this.seq;
     this.place(eventKey, entry.seq);
   }

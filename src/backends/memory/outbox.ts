@@ -16,10 +16,10 @@ import {
 } from '../../operate/operator.js';
 import {
   type DeathReason,
+  freshRecord,
   type NewDelivery,
   type OutboxRecord,
   type OutboxStore,
-  freshRecord,
   outboxDeadLetter,
   type Settlement,
 } from '../../send/outbox-store.js';
