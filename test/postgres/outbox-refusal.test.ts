@@ -67,9 +67,11 @@ describePostgres('PostgreSQL outbox: a refused emit is not recorded', () => {
     const users = bus(server.url, 'users-locked');
     await users.emit('user-created', { n: 0 }); // the tables exist
     await waitFor(() => dataOf(server).includes(0), { ...WAIT, what: 'the first event' });
+    // Its row's DELETE goes a few ms after the delivery: taken before the lock, or the lock holds it, and the next emit waits for it instead.
+    await waitFor(async () => (await rowsOf('users-locked')) === 0, { ...WAIT, what: "the first event's row deleted" });
 
     const locker = await pool.connect();
-    cleanups.push(() => locker.release());
+    cleanups.push(() => locker.release(true)); // closed: a test that fails before COMMIT leaves no lock behind
     await locker.query('BEGIN');
     await locker.query(`LOCK TABLE "${schema}".events_outbox IN ACCESS EXCLUSIVE MODE`);
     let settled = false;
