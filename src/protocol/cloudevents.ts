@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { newEventId } from './event-id.js';
 import { ProtocolError } from './protocol-error.js';
 import { parseJson } from './safe-json.js';
 
@@ -25,12 +25,13 @@ export interface CloudEvent<Data = unknown> {
 
 /** A new event; `extensions` (lower-case names) are serialised before `data`. */
 export function createEvent<Data>(source: string, type: string, data: Data, extensions?: Record<string, string>): CloudEvent<Data> {
+  const now = Date.now();
   return {
     specversion: '1.0',
-    id: randomUUID(),
+    id: newEventId(now),
     source,
     type,
-    time: new Date().toISOString(),
+    time: new Date(now).toISOString(),
     datacontenttype: JSON_CONTENT_TYPE,
     ...extensions,
     data,
