@@ -157,6 +157,17 @@ export function outboxStoreContract(open: () => Promise<OutboxStore> | OutboxSto
     expect(await store.claim('payments', T + 40, 10)).toEqual([]);
   });
 
+  test('a record that becomes due before the last one claimed is claimed too: created earlier, or a retry due at once', async () => {
+    await store.add([delivery(1), delivery(2), delivery(3)]);
+    const [r1] = await store.claim('payments', T + 10, 2);
+    expect(ids(await store.claim('payments', T + 10, 10))).toEqual(['evt-3']);
+    await store.add([delivery(4, 'payments', T - 5)]); // stamped before every record claimed so far
+    expect(ids(await store.claim('payments', T + 10, 10))).toEqual(['evt-4']);
+    await reschedule(store, tried(r1!, T + 10), T + 1); // due again before the last claimed record's time
+    expect(ids(await store.claim('payments', T + 10, 10))).toEqual(['evt-1']);
+    expect(await store.claim('payments', T + 10, 10)).toEqual([]);
+  });
+
   test('claimProbe leases the record due soonest, due or not, and only once', async () => {
     await store.add([delivery(1), delivery(2)]);
     const [r1, r2] = await store.claim('payments', T + 10, 10);

@@ -280,6 +280,27 @@ describe('SqliteOutbox', () => {
     }
   });
 
+  test("a replay by an operator handle is claimable even behind the service's last claim (records due later than the replay)", async () => {
+    const file = tempFile();
+    const service = new SqliteOutbox(file);
+    try {
+      const later = Date.now() + 60_000;
+      await service.add([delivery(1), delivery(2, 'payments', later)]);
+      const [r1, r2] = await service.claim('payments', later, 10);
+      expect(r2).toMatchObject({ eventId: 'evt-2' });
+      await kill(service, r1!, 'expired');
+      expect(await service.deadLetters()).toHaveLength(1);
+
+      const operator = new SqliteOutbox(file, { resetLeases: false });
+      expect(await operator.replay('all')).toBe(1); // due now: before evt-2, the last record the service claimed
+      await operator.close();
+
+      expect(ids(await service.claim('payments', later, 10))).toEqual(['evt-1']);
+    } finally {
+      await service.close();
+    }
+  });
+
   test('a file that is not a database, or a directory, is a ConfigError naming the path and the variable', async () => {
     const notADatabase = path.join(dir, 'not-a-database.db');
     fs.writeFileSync(notADatabase, 'this is not a SQLite file, but it is long enough to have a header of sorts. '.repeat(20));

@@ -41,7 +41,8 @@ export class SqliteInbox implements InboxStore {
         PRIMARY KEY (event_key, handler)) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS inbox_done_at ON inbox (done_at);`);
       // One statement for any number of keys: the keys travel as one JSON array parameter.
-      this.select = this.db.prepare('SELECT event_key, handler FROM inbox WHERE event_key IN (SELECT value FROM json_each(?))');
+      // Rows as [event_key, handler] pairs (raw): what handlerStates reads, with no object per row.
+      this.select = this.db.prepare('SELECT event_key, handler FROM inbox WHERE event_key IN (SELECT value FROM json_each(?))').raw();
       const mark = this.db.prepare('INSERT OR IGNORE INTO inbox (event_key, handler, done_at) VALUES (?, ?, ?)');
       // A handler's row is skipped when its event is marked done in the same group: `*` says it all
       // (one random B-tree page per row is most of a commit's cost).
@@ -68,8 +69,7 @@ export class SqliteInbox implements InboxStore {
   }
 
   async completed(eventKeys: readonly string[]): Promise<ReadonlyMap<string, true | ReadonlySet<string>>> {
-    const rows = this.select.all(JSON.stringify(eventKeys)) as { event_key: string; handler: string }[];
-    return handlerStates(rows.map((r) => [r.event_key, r.handler]));
+    return handlerStates(this.select.all(JSON.stringify(eventKeys)) as [string, string][]);
   }
 
   /** Every mark in one transaction: one commit for a whole request's completions. */

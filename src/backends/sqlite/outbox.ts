@@ -15,7 +15,7 @@ import {
   type TargetCounts,
 } from '../../operate/operator.js';
 import type { DeathReason, NewDelivery, OutboxRecord, OutboxStore, Settlement } from '../../send/outbox-store.js';
-import { COLUMNS, filterConditions, type OutboxRow, targetCountsSql, toDeadLetter, toRecord, toRow } from '../outbox-rows.js';
+import { COLUMNS, filterConditions, type OutboxRow, recordOfColumns, targetCountsSql, toDeadLetter, toRecord, toRow } from '../outbox-rows.js';
 import { type Database, type Fault, faultOf, lockExclusive, openDatabase, startupError, watchIdentity } from './database.js';
 
 const SCHEMA = `
@@ -157,7 +157,7 @@ export class SqliteOutbox implements OutboxStore {
       this.selectDue = this.db.prepare(
         `SELECT ${COLUMNS} FROM outbox WHERE target = ? AND leased = 0 AND next_attempt_at <= ? AND ${UNLEASED}
          ORDER BY next_attempt_at, id LIMIT ?`,
-      );
+      ).raw(); // rows as arrays: recordOfColumns
       this.selectFirst = this.db.prepare(
         `SELECT ${COLUMNS} FROM outbox WHERE target = ? AND leased = 0 AND ${UNLEASED} ORDER BY next_attempt_at, id LIMIT 1`,
       );
@@ -234,10 +234,10 @@ export class SqliteOutbox implements OutboxStore {
       // Reads see every earlier add, complete, reschedule and kill, as the interface promises (see opensAt).
       if (this.opensAt <= now) this.sync();
       this.checkClock(now);
-      const rows = this.selectDue.all(target, now, limit) as OutboxRow[];
-      if (rows.length === 1) this.leaseOne.run(rows[0]!.id);
-      else if (rows.length > 1) this.lease.run(JSON.stringify(rows.map((row) => row.id)));
-      return rows.map(toRecord);
+      const records = (this.selectDue.all(target, now, limit) as unknown[][]).map(recordOfColumns);
+      if (records.length === 1) this.leaseOne.run(records[0]!.id);
+      else if (records.length > 1) this.lease.run(JSON.stringify(records.map((record) => record.id)));
+      return records;
     });
   }
 
