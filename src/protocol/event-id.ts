@@ -8,7 +8,7 @@ let stamp = '';
  * a `randomUUID()`, its version digit replaced). Ids sort by the millisecond they were made in, so
  * a durable inbox keyed by source and id inserts a sender's recent events next to each other: a
  * few B-tree pages for many events rather than one random page each. SQLite's inbox spends about a
- * quarter of the CPU per event it spent on random UUIDs (docs/benchmarks.md, "Time-ordered event
+ * third of the CPU per event it spent on random UUIDs (docs/benchmarks.md, "Time-ordered event
  * ids"). Within a millisecond the order is random; nothing relies on it.
  */
 export function newEventId(now: number = Date.now()): string {
