@@ -186,6 +186,17 @@ export const DEFAULTS = {
     operatorBusyTimeoutMs: 5_000,
     /** How often the durable inbox checks that its file was not deleted or replaced (the outbox uses `outbox.pollIntervalMs`). */
     fileCheckIntervalMs: 2_000,
+    /**
+     * How often the checkpointer thread copies a durable store's WAL into its file, in ms (see
+     * backends/sqlite/checkpointer.ts); the WAL grows by what is written meanwhile.
+     */
+    checkpointIntervalMs: 1_000,
+    /**
+     * SQLite's own checkpoint, in the commit that crosses this many WAL pages (64 MiB), for a file
+     * the checkpointer thread cannot serve (and operator tools): rarer than SQLite's 1000, because
+     * it stops the event loop, fsyncs included.
+     */
+    inlineCheckpointPages: 16_384,
   },
   /** Retrying a store that failed (disk full, locked, corrupt) from background work: growing waits, capped. */
   storeRetry: {

@@ -19,7 +19,8 @@ export function loadDriver(variable: string, need = `${variable} is set, but the
  * (SIGKILL included); only an OS crash or power loss can take the last commits. The automatic
  * checkpoint runs every 16384 WAL pages (64 MiB) rather than SQLite's 1000: it runs inside the
  * commit that crosses the mark, fsyncs included, so a rarer one takes most of it off the emit
- * path (bench: 3 targets 22k → 28k emits/s, p99 23 → 5 ms).
+ * path (bench: 3 targets 22k → 28k emits/s, p99 23 → 5 ms). The stores a service owns move their
+ * checkpoints off the event loop altogether (checkpointer.ts).
  *
  * The busy timeout is short (`DEFAULTS.sqlite.busyTimeoutMs`): the driver is synchronous, so a
  * lock held by another connection would freeze the event loop for as long as it waits. Callers
@@ -38,7 +39,7 @@ export function openDatabase(
     db = new Driver(path, { timeout });
     switchToWal(db, Date.now() + timeout);
     db.pragma('synchronous = NORMAL');
-    db.pragma('wal_autocheckpoint = 16384');
+    db.pragma(`wal_autocheckpoint = ${DEFAULTS.sqlite.inlineCheckpointPages}`);
     return db;
   } catch (cause) {
     if (db?.open) db.close();

@@ -3,6 +3,7 @@ import type { Logger } from 'winston';
 import type { InboxMark, InboxStore } from '../../receive/inbox-store.js';
 import { DEFAULTS } from '../../defaults.js';
 import { DONE, handlerStates } from '../inbox-rows.js';
+import { checkpointInBackground } from './checkpointer.js';
 import { type Database, faultOf, openDatabase, startupError, watchIdentity } from './database.js';
 
 const PRUNE_EVERY_MS = 60 * 60 * 1000;
@@ -24,6 +25,7 @@ export class SqliteInbox implements InboxStore {
   private readonly pruneTimer: NodeJS.Timeout;
   private pruneFailing = false;
   private readonly unwatch: () => void;
+  private readonly stopCheckpoints: () => void;
 
   /** @param options.fileCheckIntervalMs How often to check that the file at `path` is still the one opened. */
   constructor(
@@ -57,6 +59,9 @@ export class SqliteInbox implements InboxStore {
       this.db.close();
       throw startupError(path, VARIABLE, cause);
     }
+    this.stopCheckpoints = checkpointInBackground(this.db, path, (reason) =>
+      this.logger?.warn('inbox WAL checkpoints run in its commits again (slower, pauses the event loop)', { path, error: reason }),
+    );
     this.prune();
     this.pruneTimer = setInterval(() => this.prune(), PRUNE_EVERY_MS).unref();
     this.unwatch = watchIdentity(path, options.fileCheckIntervalMs ?? DEFAULTS.sqlite.fileCheckIntervalMs, (reason) =>
@@ -85,6 +90,7 @@ export class SqliteInbox implements InboxStore {
   async close(): Promise<void> {
     clearInterval(this.pruneTimer);
     this.unwatch();
+    this.stopCheckpoints();
     if (this.db.open) this.db.close();
   }
 

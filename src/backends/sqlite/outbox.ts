@@ -16,6 +16,7 @@ import {
 } from '../../operate/operator.js';
 import type { DeathReason, NewDelivery, OutboxRecord, OutboxStore, Settlement } from '../../send/outbox-store.js';
 import { COLUMNS, filterConditions, type OutboxRow, recordOfColumns, targetCountsSql, toDeadLetter, toRecord, toRow } from '../outbox-rows.js';
+import { checkpointInBackground } from './checkpointer.js';
 import { type Database, type Fault, faultOf, lockExclusive, openDatabase, startupError, watchIdentity } from './database.js';
 
 const SCHEMA = `
@@ -122,6 +123,8 @@ export class SqliteOutbox implements OutboxStore {
   /** Set once the file at `path` is gone or another file: then `add` always rejects. */
   private lost: string | undefined;
   private readonly unwatch: (() => void) | undefined;
+  /** Owner only: its WAL checkpoints run in the checkpointer thread. */
+  private readonly stopCheckpoints: (() => void) | undefined;
   /** The latest created/tried time written: beyond `now + slack`, the wall clock stepped back. */
   private maxStamp = -Infinity;
   private wake: ((target: string) => void) | undefined;
@@ -208,6 +211,9 @@ export class SqliteOutbox implements OutboxStore {
     this.opensAt = -Infinity;
     this.flushNow();
     this.unwatch = watchIdentity(path, options.pollIntervalMs ?? DEFAULTS.outbox.pollIntervalMs, (reason) => this.fileLost(reason));
+    this.stopCheckpoints = checkpointInBackground(this.db, path, (reason) =>
+      this.logger?.warn('outbox WAL checkpoints run in its commits again (slower, pauses the event loop)', { path, error: reason }),
+    );
   }
 
   add(deliveries: readonly NewDelivery[]): Promise<void> {
@@ -372,6 +378,7 @@ export class SqliteOutbox implements OutboxStore {
     this.unwatch?.();
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
+    this.stopCheckpoints?.();
     if (this.db.open) {
       // A last try; what still fails stays as it is on disk (leased records are redelivered on reopen).
       this.flushNow();
