@@ -23,9 +23,18 @@ const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.driver);
 const files = new Map();
+// A lock held elsewhere is no error (PASSIVE reports it busy and copies what it can); any error
+// is a fault of the file: the store's own writes meet it too, and the file goes back to SQLite's
+// own checkpoints rather than failing here every second.
 const checkpoint = () => {
   for (const [id, db] of files) {
-    try { db.pragma('wal_checkpoint(PASSIVE)'); } catch (error) { parentPort.postMessage({ id, failed: String(error && error.message) }); }
+    try {
+      db.pragma('wal_checkpoint(PASSIVE)');
+    } catch (error) {
+      files.delete(id);
+      try { db.close(); } catch {}
+      parentPort.postMessage({ id, failed: String(error && error.message) });
+    }
   }
 };
 const timer = setInterval(checkpoint, workerData.intervalMs);
