@@ -59,7 +59,7 @@ parentPort.on('message', (message) => {
 
 let worker: Worker | undefined;
 let nextId = 0;
-interface File {
+interface CheckpointedFile {
   /** The main connection. */
   db: Database;
   /** Told why the worker no longer checkpoints this file. */
@@ -67,10 +67,10 @@ interface File {
 }
 
 /** The files checkpointed by the worker, by id. */
-const files = new Map<number, File>();
+const files = new Map<number, CheckpointedFile>();
 
 /** SQLite's own checkpoints again, on the file's commits, saying why. */
-function checkpointInline({ db, onFallback }: File, reason: string): void {
+function checkpointInline({ db, onFallback }: CheckpointedFile, reason: string): void {
   if (!db.open) return;
   db.pragma(`wal_autocheckpoint = ${DEFAULTS.sqlite.inlineCheckpointPages}`);
   onFallback(reason);
