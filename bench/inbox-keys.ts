@@ -5,8 +5,8 @@
  * the store's own cost per event. The two kinds alternate, a fresh inbox each rep; medians.
  *   node --require tsx/cjs bench/inbox-keys.ts [sqlite|postgres] [count] [reps] [prefill]
  * sqlite: CPU µs per event (this process: better-sqlite3 runs in it). postgres: wall µs per event
- * (the server's work; EVENTS_DATABASE_URL, default the local test database; a schema of its own,
- * dropped after).
+ * (the server's work; EVENTS_BENCH_DATABASE_URL, default the local test database; a schema of its
+ * own, dropped after).
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -17,8 +17,9 @@ import { PostgresInbox } from '../src/backends/postgres/inbox.js';
 import { SqliteInbox } from '../src/backends/sqlite/inbox.js';
 import { newEventId } from '../src/protocol/event-id.js';
 import { eventKey, type InboxStore } from '../src/receive/inbox-store.js';
+import { dropSchema } from './e2e/pg-schema.js';
+import { PG_URL } from './e2e/system.js';
 
-const DATABASE_URL = process.env.EVENTS_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const SCHEMA = `bench_inbox_${process.pid}`;
 const GROUP = 16;
 const KINDS = { random: () => randomUUID(), 'time-ordered': () => newEventId() } as const;
@@ -28,7 +29,7 @@ const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floo
 
 function open(store: string, dir: string, run: number): InboxStore {
   const logger = winston.createLogger({ silent: true });
-  if (store === 'postgres') return new PostgresInbox({ database: DATABASE_URL, service: `bench${run}`, schema: SCHEMA, retentionMs: 864e5, logger });
+  if (store === 'postgres') return new PostgresInbox({ database: PG_URL, service: `bench${run}`, schema: SCHEMA, retentionMs: 864e5, logger });
   return new SqliteInbox(join(dir, `inbox-${run}.db`), 864e5, logger);
 }
 
@@ -70,11 +71,7 @@ async function main(): Promise<void> {
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
-    if (store === 'postgres') {
-      const { Pool } = await import('pg');
-      const pool = new Pool({ connectionString: DATABASE_URL });
-      await pool.query(`DROP SCHEMA IF EXISTS "${SCHEMA}" CASCADE`).finally(() => pool.end());
-    }
+    if (store === 'postgres') await dropSchema(SCHEMA);
   }
   const key = store === 'postgres' ? 'wall' : 'cpu';
   const random = median(figures.random[key]);

@@ -6,10 +6,9 @@
  * Batches are signed a minute ahead, so the inbox's evictions (100,000 ids by default) never make
  * them look older than what it remembers.
  */
-import { randomUUID } from 'node:crypto';
 import { createEventBus } from '../src/index.js';
-import { addressedTo, BATCH_CONTENT_TYPE, createEvent, toStructuredBody } from '../src/protocol/cloudevents.js';
-import { parseSecret, signatureHeader } from '../src/protocol/signature.js';
+import { addressedTo, createEvent, toStructuredBody } from '../src/protocol/cloudevents.js';
+import { signedBatch } from '../test/helpers/signed-batch.js';
 import { discardLogger, EVENT_TYPE, payload, SCHEMA, SECRET } from './lib.js';
 
 const [batchesArg = '400', roundsArg = '4'] = process.argv.slice(2);
@@ -17,24 +16,14 @@ const BATCHES = Number(batchesArg);
 const EVENTS_PER_BATCH = 100;
 const IN_FLIGHT = 10;
 const SERVICE = 'bench-sink';
-const keys = [parseSecret(SECRET)];
 
-function signedBatch(): { headers: Record<string, string>; body: Buffer } {
+/** A batch as the sender builds it (the tests' helper), signed a minute ahead. */
+function request(): { headers: Record<string, string>; body: Buffer } {
   const events = Array.from({ length: EVENTS_PER_BATCH }, (_, i) =>
     addressedTo(toStructuredBody(createEvent('bench-src', EVENT_TYPE, payload(i))), SERVICE),
   );
-  const body = Buffer.from(`[${events.join(',')}]`);
-  const id = `batch_${randomUUID()}`;
-  const timestamp = Math.floor(Date.now() / 1000) + 60;
-  return {
-    headers: {
-      'content-type': BATCH_CONTENT_TYPE,
-      'webhook-id': id,
-      'webhook-timestamp': String(timestamp),
-      'webhook-signature': signatureHeader(keys, id, timestamp, body),
-    },
-    body,
-  };
+  const { headers, body } = signedBatch(SECRET, events, new Date(Date.now() + 60_000));
+  return { headers, body: Buffer.from(body) };
 }
 
 async function main(): Promise<void> {
@@ -42,7 +31,7 @@ async function main(): Promise<void> {
   let handled = 0;
   bus.subscribeTo(EVENT_TYPE, async () => void (handled += 1), { schema: SCHEMA });
   for (let round = 1; round <= Number(roundsArg); round++) {
-    const requests = Array.from({ length: BATCHES }, signedBatch);
+    const requests = Array.from({ length: BATCHES }, request);
     const before = handled;
     const start = process.cpuUsage();
     for (let i = 0; i < requests.length; i += IN_FLIGHT) {
