@@ -512,6 +512,7 @@ export class EventBus<Events extends object = EventRegistry> {
     const service = this.requireService('subscribeTo with a broker');
     this.consumer = this.broker!.consumer({
       service,
+      keys: this.config.keys,
       concurrency: this.config.concurrency,
       pipeline: this.receiverFor('subscribeTo with a broker').pipeline,
       types: () => this.catalog.subscribedTypes(),

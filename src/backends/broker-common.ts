@@ -8,6 +8,14 @@ import type { Delivery, DeliveryResult } from '../send/transport.js';
 /** What the RabbitMQ and Kafka backends share: trace headers, the retry schedule, a dead letter's identity. */
 
 /**
+ * What a broker message's headers are made of: a delivery (signed with its target's keys), or an
+ * event a consumer republishes alone after splitting a verified batch (signed with its own keys).
+ */
+export type SignedEvent = Pick<Delivery, 'eventId' | 'type' | 'source' | 'body' | 'traceparent' | 'tracestate'> & {
+  target: { keys: readonly Buffer[] };
+};
+
+/**
  * The headers of one broker message of `delivery`, signed at `timestamp` (seconds): the
  * CloudEvents binding's attribute headers (`prefix`: `cloudEvents_` on AMQP, `ce_` on Kafka), so
  * that a plain consumer can route and filter on them, the Standard Webhooks headers, and the
@@ -15,7 +23,7 @@ import type { Delivery, DeliveryResult } from '../send/transport.js';
  * messaging instrumentations read) and prefixed. Informational but for the signature: the receiver
  * decides on the signed body, and restores the trace context from the event's signed attributes.
  */
-export function signedHeaders(delivery: Delivery, prefix: string, timestamp: number): Record<string, string> {
+export function signedHeaders(delivery: SignedEvent, prefix: string, timestamp: number): Record<string, string> {
   const time = attributeOf(delivery.body, 'time');
   const headers: Record<string, string> = {
     [`${prefix}specversion`]: '1.0',

@@ -24,6 +24,8 @@ export interface BrokerConsumerOptions {
   /** The bus's receive pipeline: the consumer calls it without the timestamp window and settles each message by its verdict. */
   pipeline: ReceivePipeline;
   service: string;
+  /** This service's keys: a consumer that settles the events of a verified batch one by one signs each it republishes alone with them. */
+  keys: readonly Buffer[];
   concurrency: number;
   /** The event types this service subscribes to, read as the consumer sets up: what reaches it without being addressed to it. */
   types: () => readonly string[];

@@ -39,6 +39,20 @@ export function brokerStep(result: Verdict | Verdict[], attempt: number, policy:
   }
 }
 
+/**
+ * How a message carrying a batch is settled: as a whole when its events agree (every one done or a
+ * duplicate: ack; any `unavailable`: give back; every one to retry: the message is retried, and
+ * its events done meanwhile are duplicates next time), else event by event, one step each in
+ * order: each event to retry or to dead-letter goes on alone, and the message is acked.
+ */
+export function batchSteps(verdicts: readonly Verdict[], attempt: number, policy: RetryPolicy): BrokerStep | BrokerStep[] {
+  const steps = verdicts.map((verdict) => brokerStep(verdict, attempt, policy));
+  if (steps.every((step) => step.step === 'ack')) return { step: 'ack' };
+  if (steps.some((step) => step.step === 'give-back')) return { step: 'give-back' };
+  if (steps.every((step) => step.step === 'retry')) return brokerStep([...verdicts], attempt, policy);
+  return steps;
+}
+
 const RANK: Record<Verdict['kind'], number> = { done: 0, duplicate: 0, reject: 1, retry: 2, unavailable: 3 };
 
 /** The verdict that decides for a whole batch: the first of the highest rank (nothing that could still succeed is dead-lettered). */

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { newEventId } from './event-id.js';
 import { ProtocolError } from './protocol-error.js';
 import { parseJson } from './safe-json.js';
@@ -7,6 +8,16 @@ import { parseJson } from './safe-json.js';
 export const STRUCTURED_CONTENT_TYPE = 'application/cloudevents+json; charset=utf-8';
 export const BATCH_CONTENT_TYPE = 'application/cloudevents-batch+json; charset=utf-8';
 export const JSON_CONTENT_TYPE = 'application/json';
+
+/** A CloudEvents batch of serialised events: their bodies joined into a JSON array, byte for byte. */
+export function batchBody(bodies: readonly string[]): string {
+  return `[${bodies.join(',')}]`;
+}
+
+/** The `webhook-id` of one send of a batch (a batch has no event id of its own): fresh for every send. */
+export function batchId(): string {
+  return `batch_${randomUUID()}`;
+}
 
 /** A CloudEvent as it travels, with JSON `data`. */
 export interface CloudEvent<Data = unknown> {

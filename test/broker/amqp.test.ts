@@ -16,6 +16,7 @@ import { createVhost, describeWithBroker, takeBrokerTurns, type TestVhost } from
 import { cleanupAfterEach } from '../helpers/cleanups.js';
 import { createCapturingLogger, quietLogger } from '../helpers/logger.js';
 import { newSecret, structuredEvent, webhookHeaders } from '../helpers/signing.js';
+import { parseSecret, verify } from '../../src/protocol/signature.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -132,6 +133,26 @@ describeWithBroker('RabbitMQ transport (real broker)', () => {
     });
     expect(message!.headers.cloudEvents_time).toEqual(JSON.parse(message!.body).time);
     expect(String(message!.headers['webhook-signature'])).toMatch(/^v1,/);
+  });
+
+  it('events due together go as one message: a CloudEvents batch of their exact bodies, signed once over it', async () => {
+    const users = bus('users', { concurrency: 1, batch: { lingerMs: 50 } }).declareEvent('user-created', ['wire']).declareEvent('user-deleted', ['wire']);
+    const ids = await Promise.all([1, 2, 3, 4, 5].map(async (n) => (await users.emit(n === 3 ? 'user-deleted' : 'user-created', { n })).id));
+    await waitFor(async () => (await users.outboxStats()).pending === 0, { what: 'the publish' });
+    const messages = await drain(`${prefix}wire`);
+    expect(messages).toHaveLength(1);
+    const [message] = messages;
+    expect(message!.contentType).toBe('application/cloudevents-batch+json; charset=utf-8');
+    const events = JSON.parse(message!.body) as Array<Record<string, unknown>>;
+    expect(events.map((event) => event.id)).toEqual(ids);
+    expect(events.map((event) => event.data)).toEqual([1, 2, 3, 4, 5].map((n) => ({ n })));
+    const { 'webhook-id': id, 'webhook-timestamp': timestamp, 'webhook-signature': signature } = message!.headers;
+    expect(String(id)).toMatch(/^batch_/);
+    const input = { id: String(id), timestamp: String(timestamp), signature: String(signature), body: Buffer.from(message!.body) };
+    expect(verify([parseSecret(secret)], input, 60)).toBeUndefined();
+    expect(verify([parseSecret(newSecret())], input, 60)).toBe('no-matching-signature');
+    // One event's attribute headers would misdescribe a batch.
+    expect(Object.keys(message!.headers).filter((name) => name.startsWith('cloudEvents_'))).toEqual([]);
   });
 
   it('a failing handler waits in the wait queue of each attempt (retryDelaysMs), never in the dead-letter queue', async () => {

@@ -74,6 +74,22 @@ export function runScenarios(backend: Backend): void {
     /** The bus an operator lists and replays this backend's dead letters on. */
     const keeper = (users: EventBus, target: RunningService): EventBus => (features.deadLetters === 'sender' ? users : target.bus);
 
+    /** `payments`, whose handler of `refused` throws NonRetryableError (counted) and of `fine` records. */
+    const refusingPayments = async () => {
+      let refusals = 0;
+      const fine = recorder();
+      const payments = await world.receiver('payments', {
+        subscribe: (bus) => {
+          bus.subscribeTo('refused', () => {
+            refusals += 1;
+            throw new NonRetryableError('unsupported country');
+          });
+          bus.subscribeTo('fine', fine.handler);
+        },
+      });
+      return { payments, fine, refusals: () => refusals };
+    };
+
     it('delivers an emitted event once: the handler gets its data, id, type and source', async () => {
       const got = recorder();
       await world.receiver('payments', { subscribe: (bus) => bus.subscribeTo('user-created', got.handler) });
@@ -189,17 +205,7 @@ export function runScenarios(backend: Backend): void {
     });
 
     it('NonRetryableError: the event becomes a dead letter at once, its handler is not run again, the service goes on', async () => {
-      let refusals = 0;
-      const fine = recorder();
-      const payments = await world.receiver('payments', {
-        subscribe: (bus) => {
-          bus.subscribeTo('refused', () => {
-            refusals += 1;
-            throw new NonRetryableError('unsupported country');
-          });
-          bus.subscribeTo('fine', fine.handler);
-        },
-      });
+      const { payments, fine, refusals } = await refusingPayments();
       const users = await sender();
       users.declareEvent('refused', ['payments']).declareEvent('fine', ['payments']);
       const { id } = await users.emit('refused', {});
@@ -210,7 +216,7 @@ export function runScenarios(backend: Backend): void {
       expect(dead[0]).toMatchObject({ eventId: id, type: 'refused' });
       const after = await users.emit('fine', {});
       await waitFor(() => fine.ids().includes(after.id), { ...WAIT, what: 'the next event' });
-      expect(refusals).toBe(1);
+      expect(refusals()).toBe(1);
     });
 
     it('RetryLaterError: the event is tried again no sooner than asked, then handled once', async () => {
@@ -511,6 +517,23 @@ export function runScenarios(backend: Backend): void {
       expect([...ok].sort()).toEqual([...ids].sort());
       expect([...tries.values()].sort()).toEqual([...Array.from({ length: 29 }, () => 1), 2]);
       expect([...recipients]).toEqual(['payments']); // each event of a batch names its recipient
+    });
+
+    itWith('batches', 'a batch whose events part ways: the one its handler refuses (NonRetryableError) becomes a dead letter alone, listed by its id; the others are handled once', async () => {
+      const { payments, fine, refusals } = await refusingPayments();
+      // One request at a time, after a wait for more: the ten events travel together.
+      const users = await sender(['payments'], { concurrency: 1, batch: { maxEvents: 10, lingerMs: 50 } });
+      users.declareEvent('refused', ['payments']).declareEvent('fine', ['payments']);
+      const ids = await Promise.all(Array.from({ length: 10 }, async (_, n) => (await users.emit(n === 4 ? 'refused' : 'fine', { n })).id));
+      await waitFor(() => fine.ids().length === 9, { ...WAIT, what: 'the fine events handled' });
+      const dead = await waitFor(async () => {
+        const letters = await keeper(users, payments).deadLetters();
+        return letters.length > 0 && letters;
+      }, { ...WAIT, what: 'the dead letter' });
+      await waitFor(async () => (await pending(users)) === 0, { ...WAIT, what: 'nothing left to send' });
+      expect(dead.map((letter) => [letter.eventId, letter.type])).toEqual([[ids[4], 'refused']]);
+      expect(fine.ids().sort()).toEqual(ids.filter((_, n) => n !== 4).sort());
+      expect(refusals()).toBe(1);
     });
 
     it('a delivery addressed to another service runs nothing there: HTTP answers 403 wrong_recipient, a broker dead-letters it; an event naming no recipient passes', async () => {

@@ -1,5 +1,5 @@
 import { MemoryInbox } from '../../src/backends/memory/inbox.js';
-import { brokerStep } from '../../src/backends/broker-verdict.js';
+import { batchSteps, brokerStep } from '../../src/backends/broker-verdict.js';
 import { Catalog } from '../../src/catalog.js';
 import { NonRetryableError, RetryLaterError } from '../../src/errors/index.js';
 import { Telemetry } from '../../src/observe/telemetry.js';
@@ -169,5 +169,28 @@ describe('brokerStep: a verdict settled on a broker (RabbitMQ and Kafka alike)',
     const verdicts: Verdict[] = [{ kind: 'done' }, { kind: 'reject', reason: 'invalid_data', message: 'bad' }, { kind: 'retry', reason: 'handler_failed', message: 'x' }];
     expect(brokerStep(verdicts, 1, policy)).toEqual({ step: 'retry', reason: 'handler_failed', afterMs: 1000 });
     expect(brokerStep([{ kind: 'done' }, { kind: 'duplicate' }], 1, policy)).toEqual({ step: 'ack' });
+  });
+
+  test('batchSteps: a batch whose events agree is settled whole; one whose events part ways, event by event', () => {
+    const failed: Verdict = { kind: 'retry', reason: 'handler_failed', message: 'x' };
+    const refused: Verdict = { kind: 'reject', reason: 'invalid_data', message: 'bad' };
+    const stopping: Verdict = { kind: 'unavailable', reason: 'shutting_down', message: 'm' };
+    expect(batchSteps([{ kind: 'done' }, { kind: 'duplicate' }], 1, policy)).toEqual({ step: 'ack' });
+    expect(batchSteps([failed, { ...failed, afterMs: 30_000 }], 1, policy)).toEqual({ step: 'retry', reason: 'handler_failed', afterMs: 1000 });
+    expect(batchSteps([{ kind: 'done' }, failed, stopping], 1, policy)).toEqual({ step: 'give-back' });
+    expect(batchSteps([{ kind: 'done' }, refused, failed], 1, policy)).toEqual([
+      { step: 'ack' },
+      { step: 'dead-letter', reason: 'invalid_data', message: 'bad' },
+      { step: 'retry', reason: 'handler_failed', afterMs: 1000 },
+    ]);
+    // Past maxAttempts, the events still failing are dead-lettered each on its own.
+    expect(batchSteps([{ kind: 'duplicate' }, failed], 3, policy)).toEqual([
+      { step: 'ack' },
+      { step: 'dead-letter', reason: 'handler_failed', message: 'gave up after 3 attempts: x' },
+    ]);
+    expect(batchSteps([failed, failed], 3, policy)).toEqual([
+      { step: 'dead-letter', reason: 'handler_failed', message: 'gave up after 3 attempts: x' },
+      { step: 'dead-letter', reason: 'handler_failed', message: 'gave up after 3 attempts: x' },
+    ]);
   });
 });

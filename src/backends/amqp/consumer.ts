@@ -7,9 +7,10 @@ import { InFlight } from '../../receive/in-flight.js';
 import type { BrokerConsumerOptions } from '../broker-link.js';
 import type { Verdict } from '../../receive/verdict.js';
 import { deadLetterLogFields, logClaims } from '../broker-common.js';
-import { brokerStep } from '../broker-verdict.js';
+import { batchSteps, type BrokerStep, brokerStep } from '../broker-verdict.js';
 import type { AmqpConnection } from './connection.js';
-import { messageOf } from './envelope.js';
+import { envelopeOf, messageOf } from './envelope.js';
+import { parseJson } from '../../protocol/safe-json.js';
 import { queueMismatch } from './failures.js';
 import { Publisher } from './publisher.js';
 import { Acks } from './acks.js';
@@ -27,8 +28,9 @@ export interface AmqpConsumerOptions extends BrokerConsumerOptions {
  * through the receive pipeline, and its verdict is settled as brokerStep says: acked; a retry
  * republished to the shortest wait queue at least as long as its wait (the attempt count in a
  * header), then acked; a dead letter republished to `<queue>.dlq` with the reason in headers, then
- * acked; given back (requeued) while stopping. The republish is confirmed by the broker before
- * the original is acked: a crash in between yields a duplicate, which the inbox absorbs, never a loss.
+ * acked; given back (requeued) while stopping. A batch whose events part ways is settled event by
+ * event (batchSteps). The republish is confirmed by the broker before the original is acked: a
+ * crash in between yields a duplicate, which the inbox absorbs, never a loss.
  */
 export class AmqpConsumer {
   private readonly topology: ServiceTopology;
@@ -163,61 +165,93 @@ export class AmqpConsumer {
 
   private async settle(publisher: Publisher, acks: Acks, message: ConsumeMessage, verdict: Verdict | Verdict[]): Promise<void> {
     const attempt = attemptsOf(message) + 1;
-    const step = brokerStep(verdict, attempt, this.o.broker);
-    switch (step.step) {
+    const steps = Array.isArray(verdict) ? batchSteps(verdict, attempt, this.o.broker) : brokerStep(verdict, attempt, this.o.broker);
+    if (Array.isArray(steps)) {
+      // A batch whose events part ways: each one to retry or dead-letter goes on alone.
+      const events = eventsOfBatch(message.content);
+      await Promise.all(
+        steps.map((step, i) => (step.step === 'retry' || step.step === 'dead-letter' ? this.forward(publisher, this.alone(events[i]), step, attempt) : undefined)),
+      );
+      acks.ack(message);
+      return;
+    }
+    switch (steps.step) {
       case 'ack':
         acks.ack(message);
         return;
       case 'give-back':
         requeue(publisher, acks, message);
         return;
-      case 'dead-letter':
-        await this.deadLetter(publisher, acks, message, step.reason, step.message, attempt);
-        return;
-      case 'retry': {
-        const delay = delayAtLeast(this.topology.waits.keys(), step.afterMs);
-        await this.republish(publisher, message, this.topology.waits.get(delay)!.name, { [HEADERS.attempts]: attempt });
+      default:
+        await this.forward(publisher, copyOf(message), steps, attempt);
         acks.ack(message);
-        this.o.logger.warn('event will be retried from the broker', {
-          ...logClaims(message.content, step.reason),
-          queue: this.name,
-          attempt,
-          retryInMs: delay,
-          reason: step.reason,
-        });
-      }
     }
   }
 
   /**
-   * Republishes to `<queue>.dlq`, then acks. A dead-letter queue deleted behind the consumer's back
-   * (the publish comes back unroutable) is declared again and the publish repeated: the message is
-   * acked only once the dead-letter queue holds it, and the queue is there again for the broker's
-   * own delivery limit, which would otherwise drop what it dead-letters into a missing queue.
+   * Republishes `copy` to the shortest wait queue at least as long as the step's wait (retry), or
+   * to `<queue>.dlq` with the reason in headers (dead letter), and says so. A dead-letter queue
+   * deleted behind the consumer's back (the publish comes back unroutable) is declared again and
+   * the publish repeated: the original is acked only once the dead-letter queue holds the copy,
+   * and the queue is there again for the broker's own delivery limit, which would otherwise drop
+   * what it dead-letters into a missing queue.
    */
-  private async deadLetter(publisher: Publisher, acks: Acks, message: ConsumeMessage, code: string, why: string, attempts: number): Promise<void> {
+  private async forward(publisher: Publisher, copy: Copy, step: Extract<BrokerStep, { step: 'retry' | 'dead-letter' }>, attempt: number): Promise<void> {
+    if (step.step === 'retry') {
+      const delay = delayAtLeast(this.topology.waits.keys(), step.afterMs);
+      await this.republish(publisher, copy, this.topology.waits.get(delay)!.name, { [HEADERS.attempts]: attempt });
+      this.o.logger.warn('event will be retried from the broker', {
+        ...logClaims(copy.content, step.reason),
+        queue: this.name,
+        attempt,
+        retryInMs: delay,
+        reason: step.reason,
+      });
+      return;
+    }
     const queue = this.topology.deadLetters.name;
-    await this.republish(publisher, message, queue, {
-      [HEADERS.deadReason]: code,
-      [HEADERS.deadError]: why.slice(0, 1000),
+    await this.republish(publisher, copy, queue, {
+      [HEADERS.deadReason]: step.reason,
+      [HEADERS.deadError]: step.message.slice(0, 1000),
       [HEADERS.deadAt]: new Date().toISOString(),
       [HEADERS.deadQueue]: this.name,
-      [HEADERS.attempts]: attempts,
+      [HEADERS.attempts]: attempt,
       [HEADERS.deadLetterId]: randomUUID(),
     });
-    acks.ack(message);
     this.o.logger.error('event dead-lettered', {
-      ...deadLetterLogFields(message.content, code, this.o.service),
+      ...deadLetterLogFields(copy.content, step.reason, this.o.service),
       queue,
-      reason: code,
-      error: why,
+      reason: step.reason,
+      error: step.message,
     });
   }
 
-  /** Republishes `message` to `queue` (one of this service's), declaring the queue again once if it was deleted. */
-  private async republish(publisher: Publisher, message: ConsumeMessage, queue: string, extra: Record<string, string | number>): Promise<void> {
-    const publish = () =>
-      publisher.publish(queue, message.content, { ...propertiesOf(message.properties), headers: { ...ownHeaders(message.properties.headers), ...extra } });
+  /**
+   * One event of a verified batch, as a message of its own: the structured event, signed with this
+   * service's keys (what its pipeline verifies when the event comes back from a wait queue, or is
+   * replayed from the dead-letter queue). A batch's signature covers only the whole batch.
+   */
+  private alone(event: unknown): Copy {
+    const body = JSON.stringify(event);
+    const attribute = (name: string): string | undefined => {
+      const value = event !== null && typeof event === 'object' ? (event as Record<string, unknown>)[name] : undefined;
+      return typeof value === 'string' && value.length > 0 ? value : undefined;
+    };
+    const { headers, ...properties } = envelopeOf({
+      eventId: attribute('id') ?? randomUUID(),
+      type: attribute('type') ?? '',
+      source: attribute('source') ?? '',
+      body,
+      traceparent: attribute('traceparent'),
+      tracestate: attribute('tracestate'),
+      target: { keys: this.o.keys },
+    });
+    return { content: Buffer.from(body), properties, headers };
+  }
+
+  /** Republishes `copy` to `queue` (one of this service's), declaring the queue again once if it was deleted. */
+  private async republish(publisher: Publisher, copy: Copy, queue: string, extra: Record<string, string | number>): Promise<void> {
+    const publish = () => publisher.publish(queue, copy.content, { ...copy.properties, headers: { ...copy.headers, ...extra } });
     if ((await publish()) === 'returned') {
       const { deadLetters, waits } = this.topology;
       const spec = [deadLetters, ...waits.values()].find((q) => q.name === queue);
@@ -229,6 +263,22 @@ export class AmqpConsumer {
       throw new Error(`the broker has no queue "${queue}"`);
     }
   }
+}
+
+/** A message as this consumer republishes it: its body, its properties, its own headers. */
+interface Copy {
+  content: Buffer;
+  properties: Record<string, unknown>;
+  headers: Record<string, unknown>;
+}
+
+function copyOf(message: ConsumeMessage): Copy {
+  return { content: message.content, properties: propertiesOf(message.properties), headers: ownHeaders(message.properties.headers) };
+}
+
+/** The events of a batch body the pipeline has verified and parsed already (so it parses). */
+function eventsOfBatch(content: Buffer): unknown[] {
+  return parseJson(content.toString('utf8'), 'the batch') as unknown[];
 }
 
 function requeue(publisher: Publisher, acks: Acks, message: ConsumeMessage): void {

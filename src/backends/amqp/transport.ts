@@ -2,10 +2,11 @@ import type { BrokerOpenOptions } from '../broker-link.js';
 import type { AmqpBroker } from './config.js';
 import { brokerAttempt } from '../broker-common.js';
 import type { AmqpConnection } from './connection.js';
-import { envelopeOf } from './envelope.js';
+import { batchEnvelopeOf, envelopeOf } from './envelope.js';
 import { queueMismatch } from './failures.js';
 import { Publisher, type PublishOutcome } from './publisher.js';
 import { deadLetterQueue, eventsExchange, mainQueue, type QueueSpec, routingKeyProblem } from './topology.js';
+import { batchBody } from '../../protocol/cloudevents.js';
 import { type Delivery, type DeliveryResult, SUBSCRIBERS, type Transport } from '../../send/transport.js';
 
 /** The bus's broker options (its `timeoutMs`: how long the first send waits for the first connection) and the connection. */
@@ -15,8 +16,8 @@ export interface AmqpTransportOptions extends BrokerOpenOptions<AmqpBroker> {
 
 /**
  * RabbitMQ: publishes each delivery to its target service's queue, persistent and `mandatory`,
- * on a confirm channel (a lane's batch back to back, its confirms awaited together); `delivered`
- * only once the broker confirmed it. Before the first publish
+ * on a confirm channel (a lane's batch as one message, a CloudEvents batch); `delivered` only once
+ * the broker confirmed it. Before the first publish
  * to a target, declares that target's queue and dead-letter queue (once per channel), so an event
  * published before the target's consumers ever started is kept. A negative confirm, a returned
  * (unroutable) message, a closed channel or no connection is `retry` with `targetDown`: the
@@ -36,8 +37,10 @@ export class AmqpTransport implements Transport {
   }
 
   /**
-   * Publishes every delivery (one target's, as a lane batches them) back to back on the confirm
-   * channel, then awaits their confirms together: one result per delivery, each from its own confirm.
+   * Publishes the deliveries (one target's, as a lane batches them) as one message, a CloudEvents
+   * batch signed once, and awaits its confirm: every delivery's result is that confirm's. Through
+   * the topic exchange (SUBSCRIBERS), one message per event type, the routing key. A lone event
+   * goes in structured mode.
    */
   async sendBatch(deliveries: readonly Delivery[]): Promise<DeliveryResult[]> {
     const startedAt = performance.now();
@@ -54,25 +57,44 @@ export class AmqpTransport implements Transport {
       const why = queueMismatch(error)?.message ?? (error as Error)?.message ?? String(error);
       return deliveries.map((delivery) => brokerAttempt(this.o.logger, delivery, startedAt, why));
     }
-    return Promise.all(deliveries.map((delivery) => this.publishOne(publisher, delivery, startedAt, exchange, specs?.[0]!.name ?? delivery.type)));
+    if (specs) return this.publishTogether(publisher, deliveries, startedAt, exchange, specs[0]!.name);
+    const results = new Map<Delivery, DeliveryResult>();
+    await Promise.all(
+      [...byType(deliveries)].map(async ([type, group]) => {
+        const settled = await this.publishTogether(publisher, group, startedAt, exchange, type);
+        group.forEach((delivery, i) => results.set(delivery, settled[i]!));
+      }),
+    );
+    return deliveries.map((delivery) => results.get(delivery)!);
   }
 
   toSubscribers(type: string): true | string {
     return routingKeyProblem(type) ?? true;
   }
 
-  /**
-   * One publish, settled from its own confirm. Returned from a queue: unroutable, retried. Returned
-   * from the exchange (`mandatory` only for the broker to tell): no service subscribes, dropped by
-   * design, said at debug and counted, never retried.
-   */
-  private async publishOne(publisher: Publisher, delivery: Delivery, startedAt: number, exchange: string, routingKey: string): Promise<DeliveryResult> {
+  /** One publish of `deliveries` (a batch, or a lone event in structured mode), settled from its confirm. */
+  private async publishTogether(publisher: Publisher, deliveries: readonly Delivery[], startedAt: number, exchange: string, routingKey: string): Promise<DeliveryResult[]> {
     let outcome: PublishOutcome;
     try {
-      outcome = await publisher.publish(routingKey, Buffer.from(delivery.body), envelopeOf(delivery), exchange);
+      if (deliveries.length === 1) {
+        outcome = await publisher.publish(routingKey, Buffer.from(deliveries[0]!.body), envelopeOf(deliveries[0]!), exchange);
+      } else {
+        const body = Buffer.from(batchBody(deliveries.map((delivery) => delivery.body)));
+        outcome = await publisher.publish(routingKey, body, batchEnvelopeOf(deliveries, body), exchange);
+      }
     } catch (error) {
-      return brokerAttempt(this.o.logger, delivery, startedAt, (error as Error)?.message ?? String(error));
+      const why = (error as Error)?.message ?? String(error);
+      return deliveries.map((delivery) => brokerAttempt(this.o.logger, delivery, startedAt, why));
     }
+    return deliveries.map((delivery) => this.resultOf(outcome, delivery, startedAt, exchange, routingKey));
+  }
+
+  /**
+   * A delivery's result from its message's confirm. Returned from a queue: unroutable, retried.
+   * Returned from the exchange (`mandatory` only for the broker to tell): no service subscribes,
+   * dropped by design, said at debug and counted, never retried.
+   */
+  private resultOf(outcome: PublishOutcome, delivery: Delivery, startedAt: number, exchange: string, routingKey: string): DeliveryResult {
     if (outcome === 'confirmed') return brokerAttempt(this.o.logger, delivery, startedAt);
     if (exchange === '') return brokerAttempt(this.o.logger, delivery, startedAt, `unroutable: the broker has no queue "${routingKey}"`);
     if (this.o.logger.isDebugEnabled()) {
@@ -115,4 +137,15 @@ export class AmqpTransport implements Transport {
     }
     return specs;
   }
+}
+
+/** Deliveries grouped by event type, in order. */
+function byType(deliveries: readonly Delivery[]): Map<string, Delivery[]> {
+  const groups = new Map<string, Delivery[]>();
+  for (const delivery of deliveries) {
+    const group = groups.get(delivery.type);
+    if (group) group.push(delivery);
+    else groups.set(delivery.type, [delivery]);
+  }
+  return groups;
 }

@@ -1,5 +1,4 @@
-import { randomUUID } from 'node:crypto';
-import { BATCH_CONTENT_TYPE, STRUCTURED_CONTENT_TYPE } from '../../protocol/cloudevents.js';
+import { BATCH_CONTENT_TYPE, batchBody, batchId, STRUCTURED_CONTENT_TYPE } from '../../protocol/cloudevents.js';
 import { signatureHeader } from '../../protocol/signature.js';
 import { redactUrl } from '../../config.js';
 import type { Delivery } from '../../send/transport.js';
@@ -32,13 +31,13 @@ export class RequestInFlight {
   ) {
     this.first = deliveries[0]!;
     this.eventIds = deliveries.map((delivery) => delivery.eventId);
-    this.body = Buffer.from(batch ? `[${deliveries.map((delivery) => delivery.body).join(',')}]` : this.first.body);
+    this.body = Buffer.from(batch ? batchBody(deliveries.map((delivery) => delivery.body)) : this.first.body);
     this.cap = Math.max(ANSWER_CAP_BYTES, BATCH_ANSWER_BYTES_PER_EVENT * deliveries.length);
   }
 
   /** The next try's headers: content type, trace context (single sends), Standard Webhooks headers signed now. */
   headers(): Record<string, string> {
-    this.webhookId = this.batch ? `batch_${randomUUID()}` : this.first.eventId;
+    this.webhookId = this.batch ? batchId() : this.first.eventId;
     const timestamp = Math.floor(Date.now() / 1000);
     const headers: Record<string, string> = { 'content-type': this.batch ? BATCH_CONTENT_TYPE : STRUCTURED_CONTENT_TYPE };
     const { traceparent, tracestate } = this.first;

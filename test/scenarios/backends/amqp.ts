@@ -13,7 +13,7 @@ export function amqpBackend(): Backend {
   let worlds = 0;
   return {
     name: 'RabbitMQ',
-    features: { persistent: true, perKeyOrder: false, manyInstances: true, transactionalInbox: false, batches: false, handlerHoldsDelivery: false, deadLetters: 'receiver', subscriptions: true },
+    features: { persistent: true, perKeyOrder: false, manyInstances: true, transactionalInbox: false, batches: true, handlerHoldsDelivery: false, deadLetters: 'receiver', subscriptions: true },
     beforeAll() {
       vhost = createVhost('scenarios');
     },
