@@ -91,22 +91,23 @@ describeWithBroker('RabbitMQ: events declared without targets', () => {
   });
 
   it('events of several types due together: one batch message per type, each routed by its type to the queues bound to it', async () => {
+    // Services of their own: the queue of the test above keeps its bindings and messages.
     const log = createCapturingLogger('warn');
-    const payments = bus('payments', { logger: log.logger });
+    const billing = bus('billing', { logger: log.logger });
     const audit = bus('audit');
-    const paid: string[] = [];
+    const billed: string[] = [];
     const audited: string[] = [];
-    payments.subscribeTo('order-paid', (_data, event) => void paid.push(event.id));
+    billing.subscribeTo('order-paid', (_data, event) => void billed.push(event.id));
     audit.subscribeTo('order-paid', (_data, event) => void audited.push(event.id));
     audit.subscribeTo('order-refunded', (_data, event) => void audited.push(event.id));
-    await Promise.all([payments.start(), audit.start()]);
+    await Promise.all([billing.start(), audit.start()]);
     // One publish at a time, after a wait for more: the six events leave together.
     const users = bus('users', { concurrency: 1, batch: { lingerMs: 50 } }).declareEvent('order-paid').declareEvent('order-refunded');
     const emitted = await Promise.all([0, 1, 2, 3, 4, 5].map(async (n) => ({ n, id: (await users.emit(n % 2 ? 'order-refunded' : 'order-paid', { n })).id })));
     const paidIds = emitted.filter(({ n }) => n % 2 === 0).map(({ id }) => id);
-    await waitFor(() => audited.length === 6 && paid.length === 3, { what: 'each subscriber handled its events' });
-    expect(paid.sort()).toEqual(paidIds.sort());
-    expect(log.withMessage('event refused')).toEqual([]); // no order-refunded reached payments
+    await waitFor(() => audited.length === 6 && billed.length === 3, { what: 'each subscriber handled its events' });
+    expect(billed.sort()).toEqual(paidIds.sort());
+    expect(log.withMessage('event refused')).toEqual([]); // no order-refunded reached billing
     expect(audited.sort()).toEqual(emitted.map(({ id }) => id).sort());
   });
 
