@@ -28,7 +28,7 @@ export interface AmqpProperties {
 const WEBHOOK_HEADERS = ['webhook-id', 'webhook-timestamp', 'webhook-signature'] as const;
 
 /** Properties and headers of one publish of `event`, signed now. */
-export function envelopeOf(event: SignedEvent, extraHeaders: Record<string, string | number> = {}): AmqpProperties {
+export function envelopeOf(event: SignedEvent): AmqpProperties {
   const timestamp = Math.floor(Date.now() / 1000);
   return {
     contentType: STRUCTURED_CONTENT_TYPE,
@@ -38,7 +38,7 @@ export function envelopeOf(event: SignedEvent, extraHeaders: Record<string, stri
     timestamp,
     persistent: true,
     mandatory: true,
-    headers: Object.assign(signedHeaders(event, 'cloudEvents_', timestamp), extraHeaders),
+    headers: signedHeaders(event, 'cloudEvents_', timestamp),
   };
 }
 

@@ -17,9 +17,9 @@ export interface AmqpTransportOptions extends BrokerOpenOptions<AmqpBroker> {
 /**
  * RabbitMQ: publishes each delivery to its target service's queue, persistent and `mandatory`,
  * on a confirm channel (a lane's batch as one message, a CloudEvents batch); `delivered` only once
- * the broker confirmed it. Before the first publish
- * to a target, declares that target's queue and dead-letter queue (once per channel), so an event
- * published before the target's consumers ever started is kept. A negative confirm, a returned
+ * the broker confirmed it. Before the first publish to a target, declares that target's queue and
+ * dead-letter queue (once per channel), so an event published before the target's consumers ever
+ * started is kept. A negative confirm, a returned
  * (unroutable) message, a closed channel or no connection is `retry` with `targetDown`: the
  * outbox keeps the delivery and the dispatcher probes until the broker is back. A delivery to
  * SUBSCRIBERS goes to the system's topic exchange instead, routing key = its type.
