@@ -15,12 +15,19 @@ import amqplib from 'amqplib';
 export const BROKER_HOST = process.env.EVENTS_TEST_BROKER_HOST ?? '127.0.0.1';
 export const BROKER_PORT = Number(process.env.EVENTS_TEST_BROKER_PORT ?? 5672);
 
-/** Whether something answers on the broker's port (checked once, before the tests are declared). */
+/**
+ * Whether something answers on the broker's port (checked once, before the tests are declared).
+ * In CI it keeps trying for a while: another file may hold the broker stopped for a restart test
+ * (its turn, takeBrokerTurns) just as this file is loaded.
+ */
 export function brokerAnswers(): boolean {
+  const waitMs = process.env.CI === 'true' || process.env.CI === '1' ? 60_000 : 2_000;
+  const probe = `const net = require('net'); const until = Date.now() + ${waitMs};
+    const attempt = () => net.connect(${BROKER_PORT}, '${BROKER_HOST}').on('connect', () => process.exit(0))
+      .on('error', () => (Date.now() < until ? setTimeout(attempt, 250) : process.exit(1)));
+    attempt(); setTimeout(() => process.exit(1), ${waitMs});`;
   try {
-    execFileSync(process.execPath, ['-e', `require('net').connect(${BROKER_PORT}, '${BROKER_HOST}').on('connect', () => process.exit(0)).on('error', () => process.exit(1)); setTimeout(() => process.exit(1), 2000)`], {
-      stdio: 'ignore',
-    });
+    execFileSync(process.execPath, ['-e', probe], { stdio: 'ignore' });
     return true;
   } catch {
     return false;
