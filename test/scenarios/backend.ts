@@ -15,7 +15,7 @@ export interface Features {
   manyInstances: boolean;
   /** A handler's writes through `{ tx }` commit with its inbox mark (PostgreSQL). */
   transactionalInbox: boolean;
-  /** The sender sends several events per request (HTTP batches). */
+  /** The sender sends several events per request or message (HTTP batches, RabbitMQ batch messages). */
   batches: boolean;
   /**
    * A delivery ends only once the receiver has handled it (HTTP push), so a stalled handler stalls
