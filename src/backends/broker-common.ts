@@ -104,12 +104,15 @@ export function identityOfBody(body: string): BodyIdentity {
   } catch {
     event = undefined;
   }
-  const field = (name: string): string | undefined => {
-    const value = event !== null && typeof event === 'object' ? (event as Record<string, unknown>)[name] : undefined;
-    return typeof value === 'string' ? value : undefined;
-  };
+  const field = (name: string) => stringAttribute(event, name);
   const time = Date.parse(field('time') ?? '');
   return { eventId: field('id'), type: field('type'), source: field('source'), time: Number.isNaN(time) ? undefined : time };
+}
+
+/** A string attribute of a parsed event (any JSON value): undefined when it is not an object or the attribute not a string. */
+export function stringAttribute(event: unknown, name: string): string | undefined {
+  const value = event !== null && typeof event === 'object' ? (event as Record<string, unknown>)[name] : undefined;
+  return typeof value === 'string' ? value : undefined;
 }
 
 /** Reasons a consumer gives before a message's signature verified, or without knowing whether it did. */

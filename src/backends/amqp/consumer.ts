@@ -6,7 +6,7 @@ import { type Availability, AvailabilityState } from '../../observe/availability
 import { InFlight } from '../../receive/in-flight.js';
 import type { BrokerConsumerOptions } from '../broker-link.js';
 import type { Verdict } from '../../receive/verdict.js';
-import { deadLetterLogFields, logClaims } from '../broker-common.js';
+import { deadLetterLogFields, logClaims, stringAttribute } from '../broker-common.js';
 import { batchSteps, type BrokerStep, brokerStep } from '../broker-verdict.js';
 import type { AmqpConnection } from './connection.js';
 import { envelopeOf, messageOf } from './envelope.js';
@@ -233,17 +233,14 @@ export class AmqpConsumer {
    */
   private alone(event: unknown): Copy {
     const body = JSON.stringify(event);
-    const attribute = (name: string): string | undefined => {
-      const value = event !== null && typeof event === 'object' ? (event as Record<string, unknown>)[name] : undefined;
-      return typeof value === 'string' && value.length > 0 ? value : undefined;
-    };
+    const attribute = (name: string) => stringAttribute(event, name);
     const { headers, ...properties } = envelopeOf({
-      eventId: attribute('id') ?? randomUUID(),
+      eventId: attribute('id') || randomUUID(), // an empty id would not verify
       type: attribute('type') ?? '',
       source: attribute('source') ?? '',
       body,
-      traceparent: attribute('traceparent'),
-      tracestate: attribute('tracestate'),
+      traceparent: attribute('traceparent') || undefined,
+      tracestate: attribute('tracestate') || undefined,
       target: { keys: this.o.keys },
     });
     return { content: Buffer.from(body), properties, headers };
