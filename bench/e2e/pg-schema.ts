@@ -1,4 +1,5 @@
 /** PostgreSQL for the `lib-postgres` rows: a schema per run (dropped after), and statements counted per event. */
+import { readdirSync, readFileSync } from 'node:fs';
 import { Client, type QueryConfig } from 'pg';
 import { benchId, PG_URL } from './system.js';
 
@@ -34,7 +35,8 @@ let patched = false;
  * With BENCH_PG_COUNT=1: every statement this process sends (pool and LISTEN clients alike),
  * counted by its first word (and the library function it calls), and `print` writes the count
  * per event (`event()` counts one) to stderr; with BENCH_PG_COUNT=time, each kind's mean wall
- * time from send to answer as well (queue wait in `pg` included).
+ * time from send to answer as well (queue wait in `pg` included). It also prints the CPU that every
+ * PostgreSQL process of this machine used while the side ran, per event (`postgresCpuMs`).
  */
 export function countQueries(side: string): { event(): void; print(): void } | undefined {
   if (!process.env.BENCH_PG_COUNT) return undefined;
@@ -59,16 +61,50 @@ export function countQueries(side: string): { event(): void; print(): void } | u
   counts.clear();
   waits.clear();
   let events = 0;
+  const cpuAtStart = postgresCpuMs();
   return {
     event: () => void (events += 1),
     print: () => {
       const total = [...counts.values()].reduce((a, b) => a + b, 0);
       const time = (k: string, n: number) => (waits.has(k) ? ` ${((waits.get(k)! / n) * 1000).toFixed(0)} µs` : '');
       const per = [...counts].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${(n / Math.max(1, events)).toFixed(3)}${time(k, n)}`);
-      process.stderr.write(`pg ${side}: ${events} events, ${(total / Math.max(1, events)).toFixed(2)} statements/event (${per.join(', ')})\n`);
+      const server = ((postgresCpuMs() - cpuAtStart) * 1000) / Math.max(1, events);
+      process.stderr.write(
+        `pg ${side}: ${events} events, ${(total / Math.max(1, events)).toFixed(2)} statements/event (${per.join(', ')}); ` +
+          `PostgreSQL server ${server.toFixed(0)} µs CPU/event\n`,
+      );
       counts.clear();
       waits.clear();
       events = 0;
     },
   };
+}
+
+/**
+ * CPU time (ms) of every process named `postgres` on this machine (Linux /proc), with what its
+ * exited children used (a connection's backend ends with it, and the postmaster reaps it). Clock
+ * ticks taken as 100 per second (`getconf CLK_TCK` on Linux). 0 where /proc is missing.
+ */
+function postgresCpuMs(): number {
+  let ticks = 0;
+  let pids: string[] = [];
+  try {
+    pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name));
+  } catch {
+    return 0;
+  }
+  for (const pid of pids) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      continue; // ended meanwhile
+    }
+    const close = stat.lastIndexOf(')');
+    if (stat.slice(stat.indexOf('(') + 1, close) !== 'postgres') continue;
+    const fields = stat.slice(close + 2).split(' ');
+    // utime, stime, cutime, cstime: fields 14–17 of stat(5), 11–14 after the command
+    ticks += Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+  }
+  return ticks * 10;
 }

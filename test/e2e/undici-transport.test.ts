@@ -209,4 +209,34 @@ describe('choosing the HTTP client', () => {
     await waitFor(() => server.requests.length === 1);
     expect(String(server.requests[0]?.headers['user-agent'] ?? '')).not.toMatch(/axios/);
   });
+
+  // What the README says of the two clients: axios goes through the proxy HTTP_PROXY names (its
+  // proxy-from-env), undici (an Agent) always goes direct.
+  it.each([
+    ['axios', 'the proxy'],
+    ['undici', 'the target, directly'],
+  ] as const)('with HTTP_PROXY set, %s sends to %s', async (httpClient, reached) => {
+    const server = await target();
+    const proxy = await target();
+    // Both spellings: proxy-from-env reads the lower-case one first.
+    const names = ['HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy'] as const;
+    const saved = Object.fromEntries(names.map((name) => [name, process.env[name]]));
+    for (const name of names) process.env[name] = name.toLowerCase() === 'http_proxy' ? proxy.origin : '';
+    try {
+      const bus = createEventBus({ service: 'users', secret, services: { payments: server.url }, logger: log.logger, env: {}, httpClient });
+      open.unshift(bus);
+      bus.declareEvent('to-payments', ['payments']);
+      await bus.emit('to-payments', payload);
+      const through = reached === 'the proxy' ? proxy : server;
+      await waitFor(() => through.requests.length === 1, { what: reached });
+      // A proxy is asked for the absolute URL; a target directly for its path.
+      expect(through.requests[0]!.url).toBe(reached === 'the proxy' ? server.url : '/events');
+      expect((reached === 'the proxy' ? server : proxy).requests).toEqual([]);
+    } finally {
+      for (const [name, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
+  });
 });
