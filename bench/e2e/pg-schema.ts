@@ -35,8 +35,9 @@ let patched = false;
  * With BENCH_PG_COUNT=1: every statement this process sends (pool and LISTEN clients alike),
  * counted by its first word (and the library function it calls), and `print` writes the count
  * per event (`event()` counts one) to stderr; with BENCH_PG_COUNT=time, each kind's mean wall
- * time from send to answer as well (queue wait in `pg` included). It also prints the CPU that every
- * PostgreSQL process of this machine used while the side ran, per event (`postgresCpuMs`).
+ * time from send to answer as well (queue wait in `pg` included). The sender's line also gives the
+ * CPU every PostgreSQL process of this machine used while it ran, per event (`postgresCpuMs`:
+ * background work of earlier runs, a checkpoint's writes among it, falls in too).
  */
 export function countQueries(side: string): { event(): void; print(): void } | undefined {
   if (!process.env.BENCH_PG_COUNT) return undefined;
@@ -68,11 +69,9 @@ export function countQueries(side: string): { event(): void; print(): void } | u
       const total = [...counts.values()].reduce((a, b) => a + b, 0);
       const time = (k: string, n: number) => (waits.has(k) ? ` ${((waits.get(k)! / n) * 1000).toFixed(0)} µs` : '');
       const per = [...counts].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${(n / Math.max(1, events)).toFixed(3)}${time(k, n)}`);
-      const server = ((postgresCpuMs() - cpuAtStart) * 1000) / Math.max(1, events);
-      process.stderr.write(
-        `pg ${side}: ${events} events, ${(total / Math.max(1, events)).toFixed(2)} statements/event (${per.join(', ')}); ` +
-          `PostgreSQL server ${server.toFixed(0)} µs CPU/event\n`,
-      );
+      // The sender lives one run (a fresh bus per run): what PostgreSQL used meanwhile, per event it emitted.
+      const server = side === 'sender' ? `; PostgreSQL ${(((postgresCpuMs() - cpuAtStart) * 1000) / Math.max(1, events)).toFixed(0)} µs CPU/event` : '';
+      process.stderr.write(`pg ${side}: ${events} events, ${(total / Math.max(1, events)).toFixed(2)} statements/event (${per.join(', ')})${server}\n`);
       counts.clear();
       waits.clear();
       events = 0;
