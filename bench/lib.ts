@@ -126,4 +126,10 @@ export function table(header: string[], rows: string[][]): string {
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
+/**
+ * The V8 profiler's sampling interval for paced runs, in µs: its default (1 ms) aliases with a
+ * loop paced by a 1 ms timer and misses most of the work (see `profile-paced.ts`).
+ */
+export const PACED_PROFILE_INTERVAL_US = 97;
+
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

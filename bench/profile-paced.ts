@@ -1,0 +1,132 @@
+/**
+ * The default path at an everyday rate, in one sender process and one receiver process
+ * (`paced-receiver.ts`), for profiling what a lone event costs:
+ *   npx tsx bench/profile-paced.ts [axios|undici|raw] [--seconds 6] [--rate 500] [--profile sender|receiver] [--heap]
+ * Emits 1 KB events (the e2e payload) at `rate`/s from a loop woken every ms, as the e2e bench's
+ * paced rows do; `raw` sends them with the hand-written undici loop of `e2e/raw-http.ts` instead of
+ * the library (same receiver). Prints CPU µs per event: the sender process, its main thread and
+ * V8's worker threads (garbage collection, compilation: `/proc/self/task`), and the receiver.
+ * `--profile` writes a V8 CPU profile of that side's measured window to .tmp/prof/ at
+ * PACED_PROFILE_INTERVAL_US (at the default 1 ms interval the profiler aliases with the loop's
+ * 1 ms timer and sees about a third of the CPU); `--heap` samples the sender's allocations,
+ * collected objects included, and prints bytes per event. Summarise a profile with
+ * `node bench/cpuprofile-top.js <file>`.
+ */
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import winston from 'winston';
+import { createEventBus } from '../src/index.js';
+import { EVENT_TYPE, payload, SCHEMA, SECRET } from './e2e/event.js';
+import { ask, forkTs, PACED_PROFILE_INTERVAL_US, sleep } from './lib.js';
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { seconds: { type: 'string', default: '6' }, rate: { type: 'string', default: '500' }, profile: { type: 'string' }, heap: { type: 'boolean', default: false } },
+});
+const client = (positionals[0] ?? 'axios') as 'axios' | 'undici' | 'raw';
+const rate = Number(values.rate);
+const outDir = join(__dirname, '..', '.tmp', 'prof');
+
+/** CPU ticks (10 ms) of each thread of this process. */
+function threadTicks(): Map<string, number> {
+  const ticks = new Map<string, number>();
+  for (const task of readdirSync('/proc/self/task')) {
+    const stat = readFileSync(`/proc/self/task/${task}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    ticks.set(task, Number(fields[11]) + Number(fields[12]));
+  }
+  return ticks;
+}
+
+async function main(): Promise<void> {
+  const receiver = forkTs('paced-receiver.ts');
+  const { url } = await new Promise<{ url: string }>((resolve) => receiver.once('message', resolve));
+  const logger = winston.createLogger({ level: 'warn', transports: [new winston.transports.Stream({ stream: process.stderr })] });
+  const bus = createEventBus({ service: 'source', secret: SECRET, logger, httpClient: client === 'raw' ? 'axios' : client, services: { target: url }, shutdownTimeoutMs: 0 });
+  const declared = bus.declareEvent(EVENT_TYPE, ['target'], { schema: SCHEMA });
+  const raw = client === 'raw' ? await (await import('./e2e/raw-http.js')).sender('raw', [url]) : undefined;
+  let seq = 100_000;
+  const emit = (): Promise<unknown> => (raw ? raw.emit(payload('r0000000', seq++)) : declared.emit(EVENT_TYPE, payload('r0000000', seq++)));
+  const paced = async (ms: number): Promise<number> => {
+    const startedAt = performance.now();
+    let emitted = 0;
+    while (performance.now() - startedAt < ms) {
+      const due = Math.floor(((performance.now() - startedAt) / 1000) * rate);
+      for (; emitted < due; emitted++) void emit().catch(() => undefined);
+      await sleep(1);
+    }
+    return emitted;
+  };
+  await paced(2_000); // warm-up
+
+  const session = new Session();
+  session.connect();
+  const post = (method: string, params?: object) =>
+    new Promise<{ profile?: unknown }>((resolve, reject) => session.post(method, params, (error, result) => (error ? reject(error) : resolve((result ?? {}) as { profile?: unknown }))));
+  if (values.profile === 'sender') {
+    await post('Profiler.enable');
+    await post('Profiler.setSamplingInterval', { interval: PACED_PROFILE_INTERVAL_US });
+    await post('Profiler.start');
+  }
+  if (values.profile === 'receiver') await ask(receiver, { kind: 'profile-start' });
+  if (values.heap) {
+    await post('HeapProfiler.enable');
+    await post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  }
+  const receivedBefore = await ask<{ cpuUs: number; handled: number }>(receiver, { kind: 'cpu' });
+  const threadsBefore = threadTicks();
+  const cpuBefore = process.cpuUsage();
+  const events = await paced(Number(values.seconds) * 1000);
+  const cpu = process.cpuUsage(cpuBefore);
+  const threadsAfter = threadTicks();
+  await sleep(200); // the last events reach the handler
+  const receivedAfter = await ask<{ cpuUs: number; handled: number }>(receiver, { kind: 'cpu' });
+
+  mkdirSync(outDir, { recursive: true });
+  const stamp = `${client}-${process.pid}`;
+  if (values.profile === 'sender') {
+    const file = join(outDir, `paced-sender-${stamp}.cpuprofile`);
+    writeFileSync(file, JSON.stringify((await post('Profiler.stop')).profile));
+    console.log(`profile: ${file}`);
+  }
+  if (values.profile === 'receiver') console.log(`profile: ${(await ask<{ written: string }>(receiver, { kind: 'profile-stop', path: join(outDir, `paced-receiver-${stamp}.cpuprofile`) })).written}`);
+  if (values.heap) printHeap((await post('HeapProfiler.stopSampling')).profile as HeapNode & { head: HeapNode }, events);
+
+  const perEvent = (us: number) => (us / events).toFixed(1);
+  const [mainThread, ...workers] = [...threadsAfter].map(([task, ticks]) => (ticks - (threadsBefore.get(task) ?? 0)) * 10_000);
+  const handled = receivedAfter.handled - receivedBefore.handled;
+  console.log(
+    `${client}, ${rate}/s: ${events} events emitted, ${handled} handled; sender ${perEvent(cpu.user + cpu.system)} µs CPU/event ` +
+      `(main thread ${perEvent(mainThread ?? 0)}, V8 workers ${perEvent(workers.reduce((a, b) => a + b, 0))}), ` +
+      `receiver ${((receivedAfter.cpuUs - receivedBefore.cpuUs) / Math.max(1, handled)).toFixed(1)} µs CPU/event`,
+  );
+  await raw?.close();
+  await bus.close();
+  receiver.kill();
+}
+
+interface HeapNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize: number;
+  children: HeapNode[];
+}
+
+/** Bytes allocated per event by the functions that allocated most (the sampling heap profile's self sizes). */
+function printHeap(profile: { head: HeapNode }, events: number): void {
+  const bySite = new Map<string, number>();
+  let total = 0;
+  const walk = (node: HeapNode): void => {
+    const { functionName, url, lineNumber } = node.callFrame;
+    const site = `${functionName || '(anonymous)'} ${url.replace(/.*node_modules\//, '').replace(/.*\/(src|bench)\//, '$1/')}:${lineNumber + 1}`;
+    bySite.set(site, (bySite.get(site) ?? 0) + node.selfSize);
+    total += node.selfSize;
+    node.children.forEach(walk);
+  };
+  walk(profile.head);
+  console.log(`allocated: ${Math.round(total / events)} bytes per event`);
+  for (const [site, bytes] of [...bySite].sort((a, b) => b[1] - a[1]).slice(0, 20)) console.log(`${String(Math.round(bytes / events)).padStart(8)}  ${site}`);
+}
+
+void main();
