@@ -48,8 +48,7 @@ export class UndiciTransport extends RetryInPlace {
   /**
    * One POST, bounded by `timeoutMs` and aborted by close(). Through undici's dispatch API: the
    * answer arrives in callbacks, with no body stream, abort signal or async iterator per request
-   * (at everyday rates each event is a request of its own, and those were most of this client's
-   * CPU per request: docs/benchmarks.md, "The undici client's dispatch API").
+   * (at everyday rates each event is a request of its own: docs/benchmarks.md, "CPU budgets").
    */
   private post(request: RequestInFlight, headers: Record<string, string>): Promise<TryOutcome> {
     const { target } = request.first;
@@ -117,6 +116,7 @@ class AnswerReader implements UndiciModule.Dispatcher.DispatchHandler {
   }
 
   onData(chunk: Buffer): boolean {
+    if (this.settled) return false;
     this.size += chunk.length;
     if (this.size <= this.cap) {
       this.chunks.push(chunk);
@@ -151,7 +151,7 @@ function rawHeaderReader(raw: ReadonlyArray<Buffer | string>): HeaderOf {
   let headers: Record<string, string | string[]> | undefined;
   return (name) => {
     if (headers === undefined) {
-      headers = {};
+      headers = Object.create(null) as Record<string, string | string[]>; // names come from the target
       for (let i = 0; i + 1 < raw.length; i += 2) {
         const key = raw[i]!.toString().toLowerCase();
         const value = raw[i + 1]!.toString();
