@@ -2,7 +2,7 @@ import type { Logger } from 'winston';
 import { secretVariable } from '../config.js';
 import type { DeadLetter } from '../operate/operator.js';
 import { parseJson } from '../protocol/safe-json.js';
-import { signatureHeader } from '../protocol/signature.js';
+import { webhookHeaders } from '../protocol/signature.js';
 import type { Delivery, DeliveryResult } from '../send/transport.js';
 
 /** What the RabbitMQ and Kafka backends share: trace headers, the retry schedule, a dead letter's identity. */
@@ -31,9 +31,7 @@ export function signedHeaders(delivery: SignedEvent, prefix: string, timestamp: 
     [`${prefix}type`]: delivery.type,
     [`${prefix}source`]: delivery.source,
     ...(time !== undefined ? { [`${prefix}time`]: time } : {}),
-    'webhook-id': delivery.eventId,
-    'webhook-timestamp': String(timestamp),
-    'webhook-signature': signatureHeader(delivery.target.keys, delivery.eventId, timestamp, delivery.body),
+    ...webhookHeaders(delivery.target.keys, delivery.eventId, timestamp, delivery.body),
   };
   if (delivery.traceparent !== undefined) headers.traceparent = headers[`${prefix}traceparent`] = delivery.traceparent;
   if (delivery.tracestate !== undefined) headers.tracestate = headers[`${prefix}tracestate`] = delivery.tracestate;

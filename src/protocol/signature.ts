@@ -38,6 +38,16 @@ export function signatureHeader(keys: readonly Buffer[], id: string, timestamp: 
   return keys.map((key) => sign(key, id, timestamp, body)).join(' ');
 }
 
+/** The three Standard Webhooks headers of one message `id`, signed at `timestamp` (seconds) over `body`. */
+export function webhookHeaders(
+  keys: readonly Buffer[],
+  id: string,
+  timestamp: number,
+  body: string | Buffer,
+): { 'webhook-id': string; 'webhook-timestamp': string; 'webhook-signature': string } {
+  return { 'webhook-id': id, 'webhook-timestamp': String(timestamp), 'webhook-signature': signatureHeader(keys, id, timestamp, body) };
+}
+
 export type VerifyFailure =
   | 'missing-headers'
   | 'bad-timestamp'

@@ -1,7 +1,7 @@
 import type { SecretInput } from '../config.js';
 import { ConfigError } from '../errors/index.js';
 import { type CloudEvent, createEvent, STRUCTURED_CONTENT_TYPE, toStructuredBody } from '../protocol/cloudevents.js';
-import { parseSecret, signatureHeader } from '../protocol/signature.js';
+import { parseSecret, webhookHeaders } from '../protocol/signature.js';
 
 export interface SignedRequestOptions {
   /** The receiving service's secret(s), `whsec_…` (several: one signature each, as during a rotation). */
@@ -45,9 +45,7 @@ export function signedRequest<Data>(type: string, data: Data, options: SignedReq
   return {
     headers: {
       'content-type': STRUCTURED_CONTENT_TYPE,
-      'webhook-id': event.id,
-      'webhook-timestamp': String(timestamp),
-      'webhook-signature': signatureHeader(keys, event.id, timestamp, body),
+      ...webhookHeaders(keys, event.id, timestamp, body),
     },
     body,
     event,

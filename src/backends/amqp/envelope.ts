@@ -1,5 +1,5 @@
 import { BATCH_CONTENT_TYPE, batchId, STRUCTURED_CONTENT_TYPE } from '../../protocol/cloudevents.js';
-import { signatureHeader } from '../../protocol/signature.js';
+import { webhookHeaders } from '../../protocol/signature.js';
 import type { ReceivedMessage } from '../../receive/pipeline.js';
 import type { Delivery } from '../../send/transport.js';
 import { type SignedEvent, signedHeaders } from '../broker-common.js';
@@ -60,11 +60,7 @@ export function batchEnvelopeOf(deliveries: readonly Delivery[], body: Buffer): 
     timestamp,
     persistent: true,
     mandatory: true,
-    headers: {
-      'webhook-id': id,
-      'webhook-timestamp': String(timestamp),
-      'webhook-signature': signatureHeader(first.target.keys, id, timestamp, body),
-    },
+    headers: webhookHeaders(first.target.keys, id, timestamp, body),
   };
 }
 

@@ -1,5 +1,5 @@
 import { BATCH_CONTENT_TYPE, batchBody, batchId, STRUCTURED_CONTENT_TYPE } from '../../protocol/cloudevents.js';
-import { signatureHeader } from '../../protocol/signature.js';
+import { webhookHeaders } from '../../protocol/signature.js';
 import { redactUrl } from '../../config.js';
 import type { Delivery } from '../../send/transport.js';
 
@@ -43,10 +43,7 @@ export class RequestInFlight {
     const { traceparent, tracestate } = this.first;
     if (!this.batch && traceparent !== undefined) headers.traceparent = traceparent;
     if (!this.batch && tracestate !== undefined) headers.tracestate = tracestate;
-    headers['webhook-id'] = this.webhookId;
-    headers['webhook-timestamp'] = String(timestamp);
-    headers['webhook-signature'] = signatureHeader(this.first.target.keys, this.webhookId, timestamp, this.body);
-    return headers;
+    return Object.assign(headers, webhookHeaders(this.first.target.keys, this.webhookId, timestamp, this.body));
   }
 
   /** The fields of a try's debug line. */

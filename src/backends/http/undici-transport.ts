@@ -148,18 +148,19 @@ class AnswerReader implements UndiciModule.Dispatcher.DispatchHandler {
 
 /** A header of the raw list (name, value, name, value, …), case-insensitive; a header given twice reads as absent (as headerReader). */
 function rawHeaderReader(raw: ReadonlyArray<Buffer | string>): HeaderOf {
-  let headers: Record<string, string | string[]> | undefined;
+  let read: HeaderOf | undefined;
   return (name) => {
-    if (headers === undefined) {
-      headers = Object.create(null) as Record<string, string | string[]>; // names come from the target
+    if (read === undefined) {
+      const headers = Object.create(null) as Record<string, string | string[]>; // names come from the target
       for (let i = 0; i + 1 < raw.length; i += 2) {
         const key = raw[i]!.toString().toLowerCase();
         const value = raw[i + 1]!.toString();
         const known = headers[key];
         headers[key] = known === undefined ? value : ([] as string[]).concat(known, value);
       }
+      read = headerReader(headers);
     }
-    return headerReader(headers)(name);
+    return read(name);
   };
 }
 
