@@ -285,39 +285,37 @@ export class ReceivePipeline {
    */
   private async runHandlers(job: Job, completed: InboxState | undefined): Promise<Run> {
     if (completed === true) return { duplicate: true, pending: 0, succeeded: [], failed: [] };
-    const pending = job.subscribers.filter((s) => !completed?.has(s.key));
+    const pending = completed === undefined ? job.subscribers : job.subscribers.filter((s) => !completed.has(s.key));
     const run: Run = { pending: pending.length, succeeded: [], failed: [] };
-    let left = pending.length;
-    let doneRecorded = false;
-    let already = false;
-    const allSucceeded = () => left === 0 && run.failed.length === 0 && run.store === undefined;
-    await Promise.all(
-      pending.map(async (subscription) => {
-        this.completions.begin();
-        const outcome = await this.runHandler(job, subscription, pending.length === 1);
-        left -= 1;
-        if (outcome.already) already = true;
-        doneRecorded ||= outcome.done === true;
-        if (outcome.failed !== undefined) run.failed.push(outcome.failed.error);
-        if (outcome.store !== undefined) run.store ??= outcome.store;
-        if (outcome.unstarted) run.unstarted = (run.unstarted ?? 0) + 1;
-        const marks: InboxMark[] = [];
-        if (outcome.succeeded !== undefined) {
-          run.succeeded.push(outcome.succeeded);
-          marks.push({ eventKey: job.key, handlerKey: outcome.succeeded });
-          if (allSucceeded()) marks.push({ eventKey: job.key });
-          doneRecorded ||= marks.length === 2;
-        }
-        await this.record(marks, run);
-      }),
-    );
+    const state: HandlersState = { left: pending.length, doneRecorded: false, already: false };
+    // One handler (the usual case) awaited as is: no array of promises per event.
+    if (pending.length === 1) await this.runAndRecord(job, pending[0]!, true, run, state);
+    else await Promise.all(pending.map((subscription) => this.runAndRecord(job, subscription, false, run, state)));
     // Its one handler's claim found it completed (no read before it: `settle`): processed before.
-    if (already && pending.length === 1) return { duplicate: true, pending: 0, succeeded: [], failed: [] };
-    if (!doneRecorded && allSucceeded()) {
+    if (state.already && pending.length === 1) return { duplicate: true, pending: 0, succeeded: [], failed: [] };
+    if (!state.doneRecorded && allSucceeded(run, state)) {
       this.completions.begin(); // `done` alone (its handlers committed their own marks, or had completed before)
       await this.record([{ eventKey: job.key }], run);
     }
     return run;
+  }
+
+  /** One of `runHandlers`' handlers: runs it, notes its outcome on `run`, records its completion (with the event's `done` when it is the last to succeed). */
+  private async runAndRecord(job: Job, subscription: Subscription, last: boolean, run: Run, state: HandlersState): Promise<void> {
+    this.completions.begin();
+    const outcome = await this.runHandler(job, subscription, last);
+    state.left -= 1;
+    if (outcome.already) state.already = true;
+    if (outcome.done === true) state.doneRecorded = true;
+    if (outcome.failed !== undefined) run.failed.push(outcome.failed.error);
+    if (outcome.store !== undefined) run.store ??= outcome.store;
+    if (outcome.unstarted) run.unstarted = (run.unstarted ?? 0) + 1;
+    if (outcome.succeeded === undefined) return this.record(NO_MARKS, run);
+    run.succeeded.push(outcome.succeeded);
+    const handlerMark = { eventKey: job.key, handlerKey: outcome.succeeded };
+    if (!allSucceeded(run, state)) return this.record([handlerMark], run);
+    state.doneRecorded = true;
+    return this.record([handlerMark, { eventKey: job.key }], run);
   }
 
   /**
@@ -376,7 +374,7 @@ export class ReceivePipeline {
       for (const { eventKey: key, handlerKey } of marks) if (handlerKey !== undefined) this.unrecorded.add(key, handlerKey);
       return;
     }
-    for (const { eventKey: key, handlerKey } of marks) this.unrecorded.delete(key, handlerKey);
+    if (this.unrecorded.size > 0) for (const { eventKey: key, handlerKey } of marks) this.unrecorded.delete(key, handlerKey);
   }
 
   /** One job's verdict, from what its handlers did and whether their completion was recorded. */
@@ -490,6 +488,21 @@ interface HandlerOutcome {
   /** With `store`: the inbox's transaction failed before the handler was called. */
   unstarted?: true;
 }
+
+/** What `runHandlers` tracks while an event's handlers run. */
+interface HandlersState {
+  /** Handlers still running. */
+  left: number;
+  /** The event's `done` is recorded (with the last handler's mark, or by its transaction). */
+  doneRecorded: boolean;
+  /** A handler's transaction found its completion committed before. */
+  already: boolean;
+}
+
+const NO_MARKS: readonly InboxMark[] = [];
+
+/** Every handler ended and succeeded, and no store failed: the event is done. */
+const allSucceeded = (run: Run, state: HandlersState): boolean => state.left === 0 && run.failed.length === 0 && run.store === undefined;
 
 /** What became of one event's handlers, before its completion is recorded. */
 interface Run {

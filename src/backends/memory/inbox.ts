@@ -51,16 +51,19 @@ export class MemoryInbox implements InboxStore {
    * marked in this call or before (`done` replaces it).
    */
   async mark(marks: readonly InboxMark[]): Promise<void> {
+    const now = Date.now();
     for (const { eventKey, handlerKey } of marks) {
       if (handlerKey !== undefined) continue;
       const entry = this.entries.get(eventKey);
       if (entry) this.renewDone(entry, eventKey);
-      else this.set(eventKey, true, Date.now());
+      else this.set(eventKey, true, now);
     }
-    for (const { eventKey, handlerKey } of marks) {
-      if (handlerKey === undefined) continue;
+    for (let i = 0; i < marks.length; i++) {
+      const { eventKey, handlerKey } = marks[i]!;
+      // The usual pair, a handler's mark followed by its event's done mark, needs no lookup.
+      if (handlerKey === undefined || (marks[i + 1]?.eventKey === eventKey && marks[i + 1]!.handlerKey === undefined)) continue;
       const entry = this.entries.get(eventKey);
-      if (!entry) this.set(eventKey, new Set([handlerKey]), Date.now());
+      if (!entry) this.set(eventKey, new Set([handlerKey]), now);
       else if (entry.handlers !== true) entry.handlers.add(handlerKey);
     }
   }
