@@ -2,7 +2,8 @@
  * The receive path alone, without HTTP: `bus.handle` on signed CloudEvents batches built
  * beforehand (1 KB events, 100 to a batch, 10 batches in flight), the in-memory inbox, one
  * handler. Prints CPU µs per event of each round (the first warms up); long enough to profile:
- *   node --cpu-prof --cpu-prof-dir=.tmp/prof --require tsx/cjs bench/profile-receive-batch.ts [batches per round=400] [rounds=4]
+ *   node --expose-gc --cpu-prof --cpu-prof-dir=.tmp/prof --require tsx/cjs bench/profile-receive-batch.ts [batches per round=400] [rounds=4]
+ * (with --expose-gc, the requests' garbage is collected before each round rather than counted in it).
  * Batches are signed a minute ahead, so the inbox's evictions (100,000 ids by default) never make
  * them look older than what it remembers.
  */
