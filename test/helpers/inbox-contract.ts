@@ -65,4 +65,13 @@ export function inboxStoreContract(open: () => Promise<InboxStore> | InboxStore)
     expect([...(states.get(partial) as ReadonlySet<string>)]).toEqual(['h1']);
     expect((await inbox.completed([])).size).toBe(0);
   });
+
+  test("in one group, each mark counts for its own event: a handler's mark next to another event's done mark", async () => {
+    const partial = eventKey('users', 'q-1');
+    const done = eventKey('users', 'q-2');
+    await inbox.mark([{ eventKey: partial, handlerKey: 'h1' }, { eventKey: done }, { eventKey: done, handlerKey: 'h1' }, { eventKey: partial, handlerKey: 'h2' }]);
+    const states = await inbox.completed([partial, done]);
+    expect(states.get(done)).toBe(true);
+    expect(states.get(partial)).toEqual(new Set(['h1', 'h2']));
+  });
 }
