@@ -50,7 +50,15 @@ const base = { secret: SECRET, logger } as const;
 /** The bench's Kafka cluster and a topic prefix of this bench run's own. */
 const kafkaBroker = () => ({ broker: { url: KAFKA_URL!, prefix: `${benchId()}.` } });
 
+/**
+ * The sender's options for `system`, with `BENCH_LIB_OPTIONS` (JSON, e.g. '{"concurrency":4}')
+ * merged over them: a setting tried on every library row without editing the bench.
+ */
 function sendOptions(system: SystemName): EventBusOptions {
+  return { ...systemOptions(system), ...(JSON.parse(process.env.BENCH_LIB_OPTIONS ?? '{}') as EventBusOptions) };
+}
+
+function systemOptions(system: SystemName): EventBusOptions {
   if (system === 'lib-single') return { batch: false };
   if (system === 'lib-undici') return { httpClient: 'undici' };
   if (overRabbit(system)) return { broker: amqpBroker(system) };
