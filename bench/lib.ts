@@ -1,7 +1,9 @@
 /** Shared pieces of the benchmarks: the event, loggers, statistics, child processes, tables. */
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import type { Session } from 'node:inspector/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -131,5 +133,33 @@ export function table(header: string[], rows: string[][]): string {
  * loop paced by a 1 ms timer and misses most of the work (see `profile-paced.ts`).
  */
 export const PACED_PROFILE_INTERVAL_US = 97;
+
+/** Starts V8's CPU profiler on a connected `session`, sampling every `intervalUs`. */
+export async function startProfiler(session: Session, intervalUs: number): Promise<void> {
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: intervalUs });
+  await session.post('Profiler.start');
+}
+
+/**
+ * CPU ms of a process or thread from its Linux `stat` file (`/proc/<pid>/stat`,
+ * `/proc/self/task/<tid>/stat`): its own user + system time, and with `children` what its
+ * reaped children used; clock ticks taken as 100 per second (`getconf CLK_TCK`). Undefined when
+ * the file is gone (it ended) or its command is not `command`.
+ */
+export function procCpuMs(path: string, options: { children?: boolean; command?: string } = {}): number | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const close = stat.lastIndexOf(')');
+  if (options.command !== undefined && stat.slice(stat.indexOf('(') + 1, close) !== options.command) return undefined;
+  // utime, stime, cutime, cstime: fields 14–17 of stat(5), 11–14 after the command
+  const fields = stat.slice(close + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]) + (options.children ? Number(fields[13]) + Number(fields[14]) : 0);
+  return ticks * 10;
+}
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -5,12 +5,12 @@
  * CPU profile of itself (written to the path given at start).
  */
 import http from 'node:http';
-import { Session } from 'node:inspector';
+import { Session } from 'node:inspector/promises';
 import { writeFileSync } from 'node:fs';
 import winston from 'winston';
 import { createEventBus } from '../src/index.js';
 import { EVENT_TYPE, SCHEMA, SECRET } from './e2e/event.js';
-import { listen, PACED_PROFILE_INTERVAL_US } from './lib.js';
+import { listen, PACED_PROFILE_INTERVAL_US, startProfiler } from './lib.js';
 
 const logger = winston.createLogger({ level: 'warn', transports: [new winston.transports.Stream({ stream: process.stderr })] });
 let handled = 0;
@@ -19,8 +19,6 @@ bus.subscribeTo(EVENT_TYPE, () => void (handled += 1), { schema: SCHEMA });
 const server = http.createServer(bus.nodeHandler());
 const session = new Session();
 session.connect();
-const post = (method: string, params?: object) =>
-  new Promise<{ profile?: unknown }>((resolve, reject) => session.post(method, params, (error, result) => (error ? reject(error) : resolve((result ?? {}) as { profile?: unknown }))));
 
 void listen(server).then((url) => process.send!({ url: `${url}/events` }));
 process.on('message', (message: { kind: string; path?: string }) => {
@@ -29,12 +27,10 @@ process.on('message', (message: { kind: string; path?: string }) => {
       const { user, system } = process.cpuUsage();
       process.send!({ cpuUs: user + system, handled });
     } else if (message.kind === 'profile-start') {
-      await post('Profiler.enable');
-      await post('Profiler.setSamplingInterval', { interval: PACED_PROFILE_INTERVAL_US });
-      await post('Profiler.start');
+      await startProfiler(session, PACED_PROFILE_INTERVAL_US);
       process.send!({ started: true });
     } else if (message.kind === 'profile-stop') {
-      const { profile } = await post('Profiler.stop');
+      const { profile } = await session.post('Profiler.stop');
       writeFileSync(message.path!, JSON.stringify(profile));
       process.send!({ written: message.path });
     }

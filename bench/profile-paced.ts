@@ -12,14 +12,14 @@
  * collected objects included, and prints bytes per event. Summarise a profile with
  * `node bench/cpuprofile-top.js <file>`.
  */
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { Session } from 'node:inspector';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import winston from 'winston';
 import { createEventBus } from '../src/index.js';
 import { EVENT_TYPE, payload, SCHEMA, SECRET } from './e2e/event.js';
-import { ask, forkTs, PACED_PROFILE_INTERVAL_US, sleep } from './lib.js';
+import { ask, forkTs, PACED_PROFILE_INTERVAL_US, procCpuMs, sleep, startProfiler } from './lib.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -29,15 +29,11 @@ const client = (positionals[0] ?? 'axios') as 'axios' | 'undici' | 'raw';
 const rate = Number(values.rate);
 const outDir = join(__dirname, '..', '.tmp', 'prof');
 
-/** CPU ticks (10 ms) of each thread of this process. */
-function threadTicks(): Map<string, number> {
-  const ticks = new Map<string, number>();
-  for (const task of readdirSync('/proc/self/task')) {
-    const stat = readFileSync(`/proc/self/task/${task}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    ticks.set(task, Number(fields[11]) + Number(fields[12]));
-  }
-  return ticks;
+/** CPU ms of each thread of this process. */
+function threadCpuMs(): Map<string, number> {
+  const ms = new Map<string, number>();
+  for (const task of readdirSync('/proc/self/task')) ms.set(task, procCpuMs(`/proc/self/task/${task}/stat`) ?? 0);
+  return ms;
 }
 
 async function main(): Promise<void> {
@@ -63,24 +59,18 @@ async function main(): Promise<void> {
 
   const session = new Session();
   session.connect();
-  const post = (method: string, params?: object) =>
-    new Promise<{ profile?: unknown }>((resolve, reject) => session.post(method, params, (error, result) => (error ? reject(error) : resolve((result ?? {}) as { profile?: unknown }))));
-  if (values.profile === 'sender') {
-    await post('Profiler.enable');
-    await post('Profiler.setSamplingInterval', { interval: PACED_PROFILE_INTERVAL_US });
-    await post('Profiler.start');
-  }
+  if (values.profile === 'sender') await startProfiler(session, PACED_PROFILE_INTERVAL_US);
   if (values.profile === 'receiver') await ask(receiver, { kind: 'profile-start' });
   if (values.heap) {
-    await post('HeapProfiler.enable');
-    await post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+    await session.post('HeapProfiler.enable');
+    await session.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
   }
   const receivedBefore = await ask<{ cpuUs: number; handled: number }>(receiver, { kind: 'cpu' });
-  const threadsBefore = threadTicks();
+  const threadsBefore = threadCpuMs();
   const cpuBefore = process.cpuUsage();
   const events = await paced(Number(values.seconds) * 1000);
   const cpu = process.cpuUsage(cpuBefore);
-  const threadsAfter = threadTicks();
+  const threadsAfter = threadCpuMs();
   await sleep(200); // the last events reach the handler
   const receivedAfter = await ask<{ cpuUs: number; handled: number }>(receiver, { kind: 'cpu' });
 
@@ -88,14 +78,14 @@ async function main(): Promise<void> {
   const stamp = `${client}-${process.pid}`;
   if (values.profile === 'sender') {
     const file = join(outDir, `paced-sender-${stamp}.cpuprofile`);
-    writeFileSync(file, JSON.stringify((await post('Profiler.stop')).profile));
+    writeFileSync(file, JSON.stringify((await session.post('Profiler.stop')).profile));
     console.log(`profile: ${file}`);
   }
   if (values.profile === 'receiver') console.log(`profile: ${(await ask<{ written: string }>(receiver, { kind: 'profile-stop', path: join(outDir, `paced-receiver-${stamp}.cpuprofile`) })).written}`);
-  if (values.heap) printHeap((await post('HeapProfiler.stopSampling')).profile as HeapNode & { head: HeapNode }, events);
+  if (values.heap) printHeap((await session.post('HeapProfiler.stopSampling')).profile as unknown as { head: HeapNode }, events);
 
   const perEvent = (us: number) => (us / events).toFixed(1);
-  const [mainThread, ...workers] = [...threadsAfter].map(([task, ticks]) => (ticks - (threadsBefore.get(task) ?? 0)) * 10_000);
+  const [mainThread, ...workers] = [...threadsAfter].map(([task, ms]) => (ms - (threadsBefore.get(task) ?? 0)) * 1000);
   const handled = receivedAfter.handled - receivedBefore.handled;
   console.log(
     `${client}, ${rate}/s: ${events} events emitted, ${handled} handled; sender ${perEvent(cpu.user + cpu.system)} µs CPU/event ` +

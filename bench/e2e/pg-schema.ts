@@ -1,6 +1,7 @@
 /** PostgreSQL for the `lib-postgres` rows: a schema per run (dropped after), and statements counted per event. */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { Client, type QueryConfig } from 'pg';
+import { procCpuMs } from '../lib.js';
 import { benchId, PG_URL } from './system.js';
 
 let made = 0;
@@ -79,31 +80,13 @@ export function countQueries(side: string): { event(): void; print(): void } | u
   };
 }
 
-/**
- * CPU time (ms) of every process named `postgres` on this machine (Linux /proc), with what its
- * exited children used (a connection's backend ends with it, and the postmaster reaps it). Clock
- * ticks taken as 100 per second (`getconf CLK_TCK` on Linux). 0 where /proc is missing.
- */
+/** CPU time (ms) of every process named `postgres` on this machine, with what its exited children used (a connection's backend ends with it, and the postmaster reaps it). 0 where /proc is missing. */
 function postgresCpuMs(): number {
-  let ticks = 0;
-  let pids: string[] = [];
+  let pids: string[];
   try {
     pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name));
   } catch {
     return 0;
   }
-  for (const pid of pids) {
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    } catch {
-      continue; // ended meanwhile
-    }
-    const close = stat.lastIndexOf(')');
-    if (stat.slice(stat.indexOf('(') + 1, close) !== 'postgres') continue;
-    const fields = stat.slice(close + 2).split(' ');
-    // utime, stime, cutime, cstime: fields 14–17 of stat(5), 11–14 after the command
-    ticks += Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
-  }
-  return ticks * 10;
+  return pids.reduce((ms, pid) => ms + (procCpuMs(`/proc/${pid}/stat`, { children: true, command: 'postgres' }) ?? 0), 0);
 }

@@ -2,13 +2,14 @@ import type { ResolvedConfig } from '../config.js';
 import type { Catalog, Subscription } from '../catalog.js';
 import { DEFAULTS } from '../defaults.js';
 import { loggablePayload } from '../logger.js';
-import { NonRetryableError, RetryLaterError, ValidationError } from '../errors/index.js';
+import { ValidationError } from '../errors/index.js';
 import type { Telemetry } from '../observe/telemetry.js';
 import { type BatchItem, type CloudEvent, detectMode, type Headers, parseBatch, parseStructured, singleHeader } from '../protocol/cloudevents.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import { verify, type VerifyFailure } from '../protocol/signature.js';
 import type { ReceivedEvent } from '../types.js';
 import { CompletionGroups } from './completion-groups.js';
+import { allSucceeded, type HandlerOutcome, handlerFailure, type HandlersState, NO_MARKS, type Run } from './handler-run.js';
 import { InFlight } from './in-flight.js';
 import { eventKey, type InboxMark, type InboxStore } from './inbox-store.js';
 import { TransactionStoreError } from './transaction-store-error.js';
@@ -472,65 +473,6 @@ type InboxState = true | ReadonlySet<string>;
 
 /** No inbox read: every handler of every event is run (in the inbox's transaction, which finds out). */
 const NOTHING_COMPLETED: ReadonlyMap<string, InboxState> = new Map();
-
-/**
- * What became of one handler: it completed and its completion is still to be recorded (its key),
- * it failed, or the store failed around it. Empty: it completed in the inbox's transaction.
- */
-interface HandlerOutcome {
-  succeeded?: string;
-  /** The event's `done` was committed with it. */
-  done?: true;
-  /** Its completion was committed before: it did not run (the inbox's transaction claimed nothing). */
-  already?: true;
-  failed?: { error: unknown };
-  store?: unknown;
-  /** With `store`: the inbox's transaction failed before the handler was called. */
-  unstarted?: true;
-}
-
-/** What `runHandlers` tracks while an event's handlers run. */
-interface HandlersState {
-  /** Handlers still running. */
-  left: number;
-  /** The event's `done` is recorded (with the last handler's mark, or by its transaction). */
-  doneRecorded: boolean;
-  /** A handler's transaction found its completion committed before. */
-  already: boolean;
-}
-
-const NO_MARKS: readonly InboxMark[] = [];
-
-/** Every handler ended and succeeded, and no store failed: the event is done. */
-const allSucceeded = (run: Run, state: HandlersState): boolean => state.left === 0 && run.failed.length === 0 && run.store === undefined;
-
-/** What became of one event's handlers, before its completion is recorded. */
-interface Run {
-  /** Every handler had completed already. */
-  duplicate?: true;
-  /** Handlers run (those that had not completed before). */
-  pending: number;
-  /** Keys of the handlers that completed outside the inbox's transaction (their marks recorded apart). */
-  succeeded: string[];
-  failed: unknown[];
-  store?: unknown;
-  /** Handlers the inbox's transaction failed before calling. */
-  unstarted?: number;
-  /** Why recording a completion failed, when it did. */
-  unrecorded?: { error: unknown };
-}
-
-/** Retry-later beats retry, which beats never-retry: no handler that could still succeed is given up on. */
-function handlerFailure(errors: unknown[], total: number): Refusal {
-  const later = errors.filter((e): e is RetryLaterError => e instanceof RetryLaterError);
-  if (later.length > 0) {
-    const seconds = Math.max(...later.map((e) => e.retryAfterSeconds));
-    return { kind: 'retry', reason: 'retry_later', message: later[0]!.message, afterMs: seconds * 1000 };
-  }
-  const final = errors.filter((e): e is NonRetryableError => e instanceof NonRetryableError);
-  if (final.length === errors.length) return { kind: 'reject', reason: 'rejected_by_handler', message: final[0]!.message, cause: final[0] };
-  return { kind: 'retry', reason: 'handler_failed', message: `${errors.length} of ${total} handlers failed; retry later` };
-}
 
 /** What the protocol refused while parsing: a rejection, kept with its code. */
 function rejectOf(error: ProtocolError): Refusal {
