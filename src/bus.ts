@@ -12,7 +12,7 @@ import { BusClosedError, ConfigError, PayloadTooDeepError, PayloadTooLargeError,
 import { errorMessage, loggablePayload } from './logger.js';
 import { healthOf, type HealthStatus, StatsSnapshot } from './observe/health.js';
 import { Telemetry } from './observe/telemetry.js';
-import { addressedTo, createEvent, toStructuredBody } from './protocol/cloudevents.js';
+import { addressedBodies, createEvent } from './protocol/cloudevents.js';
 import { deeperThan } from './protocol/payload-depth.js';
 import type { InboxStore } from './receive/inbox-store.js';
 import { Receiver, type ReceiverRequest, type ReceiverResponse } from './receive/receiver.js';
@@ -301,10 +301,8 @@ export class EventBus<Events extends object = EventRegistry> {
     const trace = span?.traceparent === undefined ? undefined : { traceparent: span.traceparent, tracestate: span.tracestate };
     if (trace) Object.assign(event, trace.tracestate === undefined ? { traceparent: trace.traceparent } : trace);
     try {
-      const body = toStructuredBody(event);
       // Each target's delivery names it (`recipient`, signed): another service sharing the secret refuses it.
-      // Subscribers (no target list) share one message: it names no recipient.
-      const bodies = declaration.targets.map((target) => (target === SUBSCRIBERS ? body : addressedTo(body, target)));
+      const bodies = addressedBodies(event, declaration.targets, SUBSCRIBERS);
       // A body receivers would refuse with 413 is refused here, before anything is recorded.
       const limit = this.config.bodyLimitBytes;
       for (const addressed of bodies) {
@@ -330,8 +328,12 @@ export class EventBus<Events extends object = EventRegistry> {
     const targets = [...declaration.targets];
     // In the caller's transaction the event may still roll back: `event emitted` waits for its dispatch.
     if (inTx) this.transactionEmits.recorded({ eventId: event.id, type, source, targets });
-    else if (this.config.logger.isInfoEnabled()) this.config.logger.info('event emitted', { eventId: event.id, type, source, targets });
-    if (this.config.logger.isDebugEnabled()) this.config.logger.debug('event data', { eventId: event.id, data: loggablePayload(payload) });
+    // One level check per emit where info is off (winston builds arrays at each): debug is below info.
+    const { logger } = this.config;
+    if (logger.isInfoEnabled()) {
+      if (!inTx) logger.info('event emitted', { eventId: event.id, type, source, targets });
+      if (logger.isDebugEnabled()) logger.debug('event data', { eventId: event.id, data: loggablePayload(payload) });
+    }
     // Backpressure (outbox.highWaterMark): recorded, but not resolved while a target that is up has
     // too much not yet tried; the wait leaves the event loop to the dispatcher. Not in the caller's
     // transaction: the event exists only at its commit, and waiting would hold the transaction open.

@@ -1,7 +1,7 @@
 import type { ResolvedConfig } from '../config.js';
 import type { Catalog, Subscription } from '../catalog.js';
 import { DEFAULTS } from '../defaults.js';
-import { loggablePayload } from '../logger.js';
+import { levelCheck, loggablePayload } from '../logger.js';
 import { ValidationError } from '../errors/index.js';
 import type { Telemetry } from '../observe/telemetry.js';
 import { type BatchItem, type CloudEvent, detectMode, type Headers, parseBatch, parseStructured, singleHeader } from '../protocol/cloudevents.js';
@@ -275,7 +275,8 @@ export class ReceivePipeline {
       return jobs.map((job) => this.storeFailed('reading the inbox failed; no handler ran', job.event, error, startedAt));
     }
     const runs = await Promise.all(jobs.map((job) => this.runHandlers(job, states.get(job.key))));
-    return runs.map((run, i) => this.verdictOf(jobs[i]!, run, startedAt));
+    const enabled = levelCheck(this.o.logger);
+    return runs.map((run, i) => this.verdictOf(jobs[i]!, run, startedAt, enabled));
   }
 
   /**
@@ -367,22 +368,24 @@ export class ReceivePipeline {
    * handlers' completions in memory, so that the redelivery reaching this process records them
    * instead of running them.
    */
-  private async record(marks: readonly InboxMark[], run: Run): Promise<void> {
-    try {
-      await this.completions.end(marks);
-    } catch (error) {
-      run.unrecorded ??= { error };
-      for (const { eventKey: key, handlerKey } of marks) if (handlerKey !== undefined) this.unrecorded.add(key, handlerKey);
-      return;
-    }
-    if (this.unrecorded.size > 0) for (const { eventKey: key, handlerKey } of marks) this.unrecorded.delete(key, handlerKey);
+  private record(marks: readonly InboxMark[], run: Run): Promise<void> {
+    // A `then` rather than an async function: one per handler run, and a fifth less garbage than its frame and await.
+    return this.completions.end(marks).then(
+      () => {
+        if (this.unrecorded.size > 0) for (const { eventKey: key, handlerKey } of marks) this.unrecorded.delete(key, handlerKey);
+      },
+      (error: unknown) => {
+        run.unrecorded ??= { error };
+        for (const { eventKey: key, handlerKey } of marks) if (handlerKey !== undefined) this.unrecorded.add(key, handlerKey);
+      },
+    );
   }
 
-  /** One job's verdict, from what its handlers did and whether their completion was recorded. */
-  private verdictOf({ event }: Job, run: Run, startedAt: number): Verdict {
+  /** One job's verdict, from what its handlers did and whether their completion was recorded (`enabled`: the logger's levels, read once for the message). */
+  private verdictOf({ event }: Job, run: Run, startedAt: number, enabled: (level: string) => boolean): Verdict {
     const { id } = event;
     if (run.duplicate) {
-      this.logReceipt('event received again; already processed', event, 200, startedAt);
+      this.logReceipt(enabled, 'event received again; already processed', event, 200, startedAt);
       return { kind: 'duplicate', id };
     }
     const { failed, store } = run;
@@ -405,11 +408,11 @@ export class ReceivePipeline {
       this.logStoreError('recording completion failed for some handlers', event, unrecorded.error);
     }
     if (failed.length === 0) {
-      this.logReceipt('event received', event, 200, startedAt, { handlers: run.pending });
+      this.logReceipt(enabled, 'event received', event, 200, startedAt, { handlers: run.pending });
       return { kind: 'done', id };
     }
     const verdict = { ...handlerFailure(failed, run.pending), id };
-    this.logReceipt('event handling failed', event, statusOf(verdict), startedAt, { failed: failed.length });
+    this.logReceipt(enabled, 'event handling failed', event, statusOf(verdict), startedAt, { failed: failed.length });
     return verdict;
   }
 
@@ -445,9 +448,9 @@ export class ReceivePipeline {
     });
   }
 
-  private logReceipt(message: string, event: CloudEvent, status: number, startedAt: number, extra: object = {}): void {
+  private logReceipt(enabled: (level: string) => boolean, message: string, event: CloudEvent, status: number, startedAt: number, extra: object = {}): void {
     const level = status < 300 ? 'info' : 'warn';
-    if (!this.o.logger.isLevelEnabled(level)) return;
+    if (!enabled(level)) return;
     this.o.logger.log(level, message, {
       ...eventFields(event),
       target: this.o.service,
@@ -455,7 +458,7 @@ export class ReceivePipeline {
       durationMs: elapsed(startedAt),
       ...extra,
     });
-    if (this.o.logger.isDebugEnabled()) this.o.logger.debug('event data', { eventId: event.id, data: loggablePayload(event.data) });
+    if (enabled('debug')) this.o.logger.debug('event data', { eventId: event.id, data: loggablePayload(event.data) });
   }
 }
 

@@ -1,6 +1,6 @@
 import { batchVariable, redactUrl, type ResolvedTarget } from '../config.js';
 import { DEFAULTS } from '../defaults.js';
-import { errorMessage, loggablePayload } from '../logger.js';
+import { errorMessage, levelCheck, loggablePayload } from '../logger.js';
 import type { OpenSpan } from '../observe/telemetry.js';
 import type { InFlight } from '../receive/in-flight.js';
 import type { Delivery, DeliveryResult } from './transport.js';
@@ -395,7 +395,8 @@ export class Lane {
       await this.recovered(records, results);
       this.explainFailures(records, results);
     }
-    for (let i = 0; i < records.length; i++) this.report(records[i]!, results[i]!, settlements[i]!, startedAt);
+    const enabled = levelCheck(this.o.logger);
+    for (let i = 0; i < records.length; i++) this.report(records[i]!, results[i]!, settlements[i]!, startedAt, enabled);
     if (this.o.progress) {
       for (let i = 0; i < records.length; i++) {
         const result = results[i]!;
@@ -404,32 +405,35 @@ export class Lane {
     }
   }
 
-  /** Telemetry and the log line of one settled record, at the levels of a single send; nothing is built for a level that is off. */
-  private report(record: OutboxRecord, result: DeliveryResult, settlement: Settlement, startedAt: number): void {
+  /**
+   * Telemetry and the log line of one settled record, at the levels of a single send; nothing is
+   * built for a level that is off (`enabled`: the logger's levels, read once for the batch).
+   */
+  private report(record: OutboxRecord, result: DeliveryResult, settlement: Settlement, startedAt: number, enabled: (level: string) => boolean): void {
     const { logger, telemetry } = this.o;
     if (result.batchUnsupported) return;
     if (settlement.kind === 'complete') {
       telemetry.delivered(record, result);
-      if (logger.isInfoEnabled()) {
+      if (enabled('info')) {
         logger.info('event delivered', { ...fields(record, result), durationMs: Date.now() - startedAt });
       }
       return;
     }
     if (settlement.kind === 'kill') {
       telemetry.deadLettered(record, settlement.reason);
-      if (logger.isLevelEnabled('error')) {
+      if (enabled('error')) {
         const message =
           settlement.reason === 'refused' ? 'delivery refused; dead-lettered' : 'delivery expired after its redelivery horizon; dead-lettered';
         logger.error(message, { ...fields(record, result), ...this.where(), error: result.error });
       }
       // The payload, at debug only (enough to replay by hand; the dead letter keeps it too).
-      if (logger.isDebugEnabled()) logger.debug('dead letter data', { eventId: record.eventId, target: record.target, data: loggablePayload(payloadOf(record.body)) });
+      if (enabled('debug')) logger.debug('dead letter data', { eventId: record.eventId, target: record.target, data: loggablePayload(payloadOf(record.body)) });
       return;
     }
     telemetry.retried(record);
     // The first failure of a delivery is worth a warning; its later retries are attempts (debug).
     const level = record.attempts === result.attempts ? 'warn' : 'debug';
-    if (logger.isLevelEnabled(level)) {
+    if (enabled(level)) {
       logger.log(level, 'delivery failed; will redeliver', {
         ...fields(record, result),
         ...this.where(),

@@ -1,5 +1,8 @@
 import {
+  addressedBodies,
+  addressedTo,
   BATCH_CONTENT_TYPE,
+  batchBuffer,
   type CloudEvent,
   createEvent,
   detectMode,
@@ -67,6 +70,33 @@ describe('createEvent / toStructuredBody', () => {
   test('what we send in structured mode parses back to the same event', () => {
     const event = createEvent('users', 'user-created', { user_id: 'u1' });
     expect(parse(structured, toStructuredBody(event))).toEqual([event]);
+  });
+});
+
+describe('addressedBodies / batchBuffer', () => {
+  const ANYONE = '*subscribers*';
+
+  test('one recipient: the same bytes as the body addressed after serialising, the recipient first', () => {
+    const event = createEvent('users', 'user-created', { user_id: 'u1', name: 'Zoë 🚀' }, { partitionkey: 'k' });
+    const [body] = addressedBodies(event, ['billing'], ANYONE);
+    expect(body).toBe(addressedTo(toStructuredBody(event), 'billing'));
+    expect(JSON.parse(body!)).toEqual({ recipient: 'billing', ...event });
+    expect(Object.keys(JSON.parse(body!))[0]).toBe('recipient');
+  });
+
+  test('several recipients each get their own; subscribers share the body that names none', () => {
+    const event = createEvent('users', 'user-created', { n: 1 });
+    const bodies = addressedBodies(event, ['billing', ANYONE, 'mail'], ANYONE);
+    expect(bodies.map((body) => JSON.parse(body).recipient)).toEqual(['billing', undefined, 'mail']);
+    expect(bodies[1]).toBe(toStructuredBody(event));
+    expect(addressedBodies(event, [ANYONE], ANYONE)).toEqual([toStructuredBody(event)]);
+  });
+
+  test('a batch is its bodies joined into a JSON array, byte for byte, multi-byte characters included', () => {
+    const bodies = ['{"a":"é"}', '{"b":"🚀"}', '{"c":1}'];
+    expect(batchBuffer(bodies).equals(Buffer.from(`[${bodies.join(',')}]`))).toBe(true);
+    expect(batchBuffer(['{}']).toString()).toBe('[{}]');
+    expect(batchBuffer([]).toString()).toBe('[]');
   });
 });
 

@@ -6,7 +6,7 @@ import { batchEnvelopeOf, envelopeOf } from './envelope.js';
 import { queueMismatch } from './failures.js';
 import { Publisher, type PublishOutcome } from './publisher.js';
 import { deadLetterQueue, eventsExchange, mainQueue, type QueueSpec, routingKeyProblem } from './topology.js';
-import { batchBody } from '../../protocol/cloudevents.js';
+import { batchBuffer } from '../../protocol/cloudevents.js';
 import { type Delivery, type DeliveryResult, SUBSCRIBERS, type Transport } from '../../send/transport.js';
 
 /** The bus's broker options (its `timeoutMs`: how long the first send waits for the first connection) and the connection. */
@@ -79,7 +79,7 @@ export class AmqpTransport implements Transport {
       if (deliveries.length === 1) {
         outcome = await publisher.publish(routingKey, Buffer.from(deliveries[0]!.body), envelopeOf(deliveries[0]!), exchange);
       } else {
-        const body = Buffer.from(batchBody(deliveries.map((delivery) => delivery.body)));
+        const body = batchBuffer(deliveries.map((delivery) => delivery.body));
         outcome = await publisher.publish(routingKey, body, batchEnvelopeOf(deliveries, body), exchange);
       }
     } catch (error) {

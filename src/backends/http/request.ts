@@ -1,4 +1,4 @@
-import { BATCH_CONTENT_TYPE, batchBody, batchId, STRUCTURED_CONTENT_TYPE } from '../../protocol/cloudevents.js';
+import { BATCH_CONTENT_TYPE, batchBuffer, batchId, STRUCTURED_CONTENT_TYPE } from '../../protocol/cloudevents.js';
 import { webhookHeaders } from '../../protocol/signature.js';
 import { redactUrl } from '../../config.js';
 import type { Delivery } from '../../send/transport.js';
@@ -31,7 +31,7 @@ export class RequestInFlight {
   ) {
     this.first = deliveries[0]!;
     this.eventIds = deliveries.map((delivery) => delivery.eventId);
-    this.body = Buffer.from(batch ? batchBody(deliveries.map((delivery) => delivery.body)) : this.first.body);
+    this.body = batch ? batchBuffer(deliveries.map((delivery) => delivery.body)) : Buffer.from(this.first.body);
     this.cap = Math.max(ANSWER_CAP_BYTES, BATCH_ANSWER_BYTES_PER_EVENT * deliveries.length);
   }
 

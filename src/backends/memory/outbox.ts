@@ -92,6 +92,7 @@ export class MemoryOutbox implements OutboxStore {
 
   /** Throws OutboxFullError, before anything is recorded, when `deliveries` would take a target over a bound. */
   private checkRoom(deliveries: readonly NewDelivery[], sizes: readonly number[]): void {
+    if (deliveries.length === 1) return this.checkTarget(deliveries[0]!.target, { count: 1, bytes: sizes[0]! }); // the usual emit: no map
     const adding = new Map<string, Backlog>();
     for (let i = 0; i < deliveries.length; i++) {
       const target = deliveries[i]!.target;
@@ -100,11 +101,13 @@ export class MemoryOutbox implements OutboxStore {
       sum.count += 1;
       sum.bytes += sizes[i]!;
     }
-    for (const [target, sum] of adding) {
-      const held = this.backlogs.get(target);
-      if ((held?.count ?? 0) + sum.count > this.maxPending) throw new OutboxFullError(this.maxPending, target, 'deliveries');
-      if ((held?.bytes ?? 0) + sum.bytes > this.maxPendingBytes) throw new OutboxFullError(this.maxPendingBytes, target, 'bytes');
-    }
+    for (const [target, sum] of adding) this.checkTarget(target, sum);
+  }
+
+  private checkTarget(target: string, adding: Backlog): void {
+    const held = this.backlogs.get(target);
+    if ((held?.count ?? 0) + adding.count > this.maxPending) throw new OutboxFullError(this.maxPending, target, 'deliveries');
+    if ((held?.bytes ?? 0) + adding.bytes > this.maxPendingBytes) throw new OutboxFullError(this.maxPendingBytes, target, 'bytes');
   }
 
   async claim(target: string, now: number, limit: number): Promise<OutboxRecord[]> {
