@@ -85,7 +85,7 @@ export async function measure(system: SystemName, addresses: string[], scenario:
   })();
 
   await sleep(timing.warmupMs);
-  const [s0, ...r0] = await Promise.all([cpuOfSenders(), ...targets.map((r) => r.call<Snap>('record'))]);
+  const [s0, ...r0] = await Promise.all([cpuOfSenders(), ...targets.map((r) => r.call<Snap>('record', { sampled: scenario.mode === 'saturate' ? system : undefined }))]);
   const startedAt = performance.now();
   await sleep(timing.windowMs);
   const [s1, r1] = await Promise.all([cpuOfSenders(), snapAll()]);

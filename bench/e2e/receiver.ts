@@ -5,6 +5,7 @@
  */
 import { type E2EPayload, now } from './event.js';
 import { serve } from './ipc.js';
+import { startHeapSampling, stopHeapSampling } from './heap-sampling.js';
 import { cpuNow, Reservoir } from './stats.js';
 import { type ReceiverSide, type SystemName, systemInfo } from './system.js';
 
@@ -62,9 +63,11 @@ serve({
     latencies.clear();
     return {};
   },
-  record: () => {
+  /** Starts the measured window; `sampled`: a saturated run's system, whose allocations BENCH_HEAP samples until `latencies`. */
+  record: async ({ sampled }: { sampled?: SystemName } = {}) => {
     latencies.clear();
     recording = true;
+    if (sampled) await startHeapSampling(count, sampled);
     return snap();
   },
   snap,
@@ -73,8 +76,9 @@ serve({
   ids: () => ({ distinct, duplicates }),
   /** How many of `seqs` (the emits the sender saw fail) arrived all the same. */
   arrived: ({ seqs }: { seqs: number[] }) => seqs.filter((seq) => seq >= 100_000 && seen[seq - 100_000] === 1).length,
-  latencies: () => {
+  latencies: async () => {
     recording = false;
+    await stopHeapSampling('receiver', count);
     return latencies.values;
   },
   close: async () => {

@@ -7,6 +7,7 @@
 import { setImmediate as yieldMacrotask } from 'node:timers/promises';
 import { sleep } from '../lib.js';
 import { payload } from './event.js';
+import { startHeapSampling, stopHeapSampling } from './heap-sampling.js';
 import { serve } from './ipc.js';
 import { cpuNow } from './stats.js';
 import { type Emitter, type SenderPart, type SystemName, systemInfo } from './system.js';
@@ -111,6 +112,7 @@ serve({
   },
   go: (args: GoArgs) => {
     stopped = false;
+    if (args.mode === 'saturate') void startHeapSampling(sent, system);
     loop = args.mode === 'saturate' ? saturate(args) : paced(args);
     return {};
   },
@@ -124,6 +126,7 @@ serve({
     stopped = true;
     wake?.();
     await loop;
+    await stopHeapSampling('sender', sent);
     const deadline = Date.now() + settleMs;
     while (inFlight > 0 && Date.now() < deadline) await sleep(5);
     return { sent, errors, firstError, failed };
