@@ -1,4 +1,4 @@
-// Summarises a V8 sampling heap profile (.heapprofile: `BENCH_SENDER_HEAP`, or node --heap-prof):
+// Summarises a V8 sampling heap profile (.heapprofile: the e2e bench's `BENCH_HEAP`, or node --heap-prof):
 // the functions that allocated the most, objects collected since included when the profile was
 // sampled with them. Usage: node bench/heapprofile-top.js <file.heapprofile> [events] [top=25]
 // With `events`, each function's bytes per event as well.

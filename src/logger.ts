@@ -45,8 +45,9 @@ export function loggablePayload(value: unknown): unknown {
 
 /**
  * `logger.isLevelEnabled`, each level asked once: for the records of one batch. winston builds
- * arrays at every check (its transports' list, twice per call), about 600 bytes of garbage,
- * which once per event was a seventh of the sender's allocations (docs/benchmarks.md, "Less garbage per event").
+ * arrays at every check (its transports' list, up to three times per call), about 650 bytes of
+ * garbage, which three times per event was an eighth of the sender's allocations
+ * (docs/benchmarks.md, "Less garbage per event").
  */
 export function levelCheck(logger: Pick<winston.Logger, 'isLevelEnabled'>): (level: string) => boolean {
   const known = new Map<string, boolean>();

@@ -81,8 +81,8 @@ export function addressedTo(body: string, recipient: string): string {
  * The event's body for each of `recipients`, addressed to it (`addressedTo`), or as is for
  * `anyone` (subscribers through a broker share one message, which names no recipient). One
  * recipient, the usual case, is serialised addressed in one go, the same bytes: the body
- * serialised and then copied behind the recipient cost two more copies of it, a fifth of the
- * sender's garbage per event (docs/benchmarks.md, "Less garbage per event").
+ * serialised and then copied behind the recipient cost two more copies of it, about a sixth of
+ * the sender's garbage per event (docs/benchmarks.md, "Less garbage per event").
  */
 export function addressedBodies(event: CloudEvent, recipients: readonly string[], anyone: string): string[] {
   const [only] = recipients;

