@@ -142,6 +142,41 @@ export async function startProfiler(session: Session, intervalUs: number): Promi
 }
 
 /**
+ * Starts V8's sampling heap profiler on a connected `session`, one sample per `intervalBytes`
+ * allocated, counting the objects collected since (what a run's garbage costs, not what it keeps).
+ */
+export async function startHeapSampler(session: Session, intervalBytes: number): Promise<void> {
+  await session.post('HeapProfiler.enable');
+  await session.post('HeapProfiler.startSampling', { samplingInterval: intervalBytes, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+}
+
+/** A node of a sampling heap profile (`HeapProfiler.stopSampling`, a `.heapprofile` file). */
+export interface HeapNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize: number;
+  children: HeapNode[];
+}
+
+/** The lines saying what a sampling heap profile allocated per event: the total, then the `top` functions that allocated most. */
+export function heapReport(profile: { head: HeapNode }, events: number, top = 20): string[] {
+  const bySite = new Map<string, number>();
+  let total = 0;
+  const walk = (node: HeapNode): void => {
+    const { functionName, url, lineNumber } = node.callFrame;
+    const site = `${functionName || '(anonymous)'} ${url.replace(/.*node_modules\//, '').replace(/.*\/(src|bench)\//, '$1/')}:${lineNumber + 1}`;
+    bySite.set(site, (bySite.get(site) ?? 0) + node.selfSize);
+    total += node.selfSize;
+    node.children.forEach(walk);
+  };
+  walk(profile.head);
+  const sites = [...bySite].sort((a, b) => b[1] - a[1]).slice(0, top);
+  return [
+    `allocated: ${Math.round(total / events)} bytes per event (${(total / 1e6).toFixed(1)} MB for ${events} events)`,
+    ...sites.map(([site, bytes]) => `${String(Math.round(bytes / events)).padStart(8)}  ${((100 * bytes) / total).toFixed(1).padStart(5)}%  ${site}`),
+  ];
+}
+
+/**
  * CPU ms of a process or thread from its Linux `stat` file (`/proc/<pid>/stat`,
  * `/proc/self/task/<tid>/stat`): its own user + system time, and with `children` what its
  * reaped children used; clock ticks taken as 100 per second (`getconf CLK_TCK`). Undefined when

@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 import winston from 'winston';
 import { createEventBus } from '../src/index.js';
 import { EVENT_TYPE, payload, SCHEMA, SECRET } from './e2e/event.js';
-import { ask, forkTs, PACED_PROFILE_INTERVAL_US, procCpuMs, sleep, startProfiler } from './lib.js';
+import { ask, forkTs, type HeapNode, heapReport, PACED_PROFILE_INTERVAL_US, procCpuMs, sleep, startHeapSampler, startProfiler } from './lib.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -61,10 +61,7 @@ async function main(): Promise<void> {
   session.connect();
   if (values.profile === 'sender') await startProfiler(session, PACED_PROFILE_INTERVAL_US);
   if (values.profile === 'receiver') await ask(receiver, { kind: 'profile-start' });
-  if (values.heap) {
-    await session.post('HeapProfiler.enable');
-    await session.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
-  }
+  if (values.heap) await startHeapSampler(session, 4096);
   const receivedBefore = await ask<{ cpuUs: number; handled: number }>(receiver, { kind: 'cpu' });
   const threadsBefore = threadCpuMs();
   const cpuBefore = process.cpuUsage();
@@ -82,7 +79,7 @@ async function main(): Promise<void> {
     console.log(`profile: ${file}`);
   }
   if (values.profile === 'receiver') console.log(`profile: ${(await ask<{ written: string }>(receiver, { kind: 'profile-stop', path: join(outDir, `paced-receiver-${stamp}.cpuprofile`) })).written}`);
-  if (values.heap) printHeap((await session.post('HeapProfiler.stopSampling')).profile as unknown as { head: HeapNode }, events);
+  if (values.heap) console.log(heapReport((await session.post('HeapProfiler.stopSampling')).profile as unknown as { head: HeapNode }, events).join('\n'));
 
   const perEvent = (us: number) => (us / events).toFixed(1);
   const [mainThread, ...workers] = [...threadsAfter].map(([task, ms]) => (ms - (threadsBefore.get(task) ?? 0)) * 1000);
@@ -95,28 +92,6 @@ async function main(): Promise<void> {
   await raw?.close();
   await bus.close();
   receiver.kill();
-}
-
-interface HeapNode {
-  callFrame: { functionName: string; url: string; lineNumber: number };
-  selfSize: number;
-  children: HeapNode[];
-}
-
-/** Bytes allocated per event by the functions that allocated most (the sampling heap profile's self sizes). */
-function printHeap(profile: { head: HeapNode }, events: number): void {
-  const bySite = new Map<string, number>();
-  let total = 0;
-  const walk = (node: HeapNode): void => {
-    const { functionName, url, lineNumber } = node.callFrame;
-    const site = `${functionName || '(anonymous)'} ${url.replace(/.*node_modules\//, '').replace(/.*\/(src|bench)\//, '$1/')}:${lineNumber + 1}`;
-    bySite.set(site, (bySite.get(site) ?? 0) + node.selfSize);
-    total += node.selfSize;
-    node.children.forEach(walk);
-  };
-  walk(profile.head);
-  console.log(`allocated: ${Math.round(total / events)} bytes per event`);
-  for (const [site, bytes] of [...bySite].sort((a, b) => b[1] - a[1]).slice(0, 20)) console.log(`${String(Math.round(bytes / events)).padStart(8)}  ${site}`);
 }
 
 void main();

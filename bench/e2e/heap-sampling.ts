@@ -2,11 +2,12 @@
  * `BENCH_HEAP=<dir>`: a child of the end-to-end bench samples what it allocates over a measured
  * window (V8's sampling heap profiler, objects collected since included) and writes it to
  * `<dir>/<side>-<system>-<events>ev-<pid>.heapprofile`, the events it emitted or received in the
- * window in the name; `node bench/heapprofile-top.js <file> <events>` gives bytes per event.
+ * window in the name; `npx tsx bench/heapprofile-top.ts <file> <events>` gives bytes per event.
  */
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
+import { startHeapSampler } from '../lib.js';
 
 const dir = process.env.BENCH_HEAP;
 let sampling: { session: Session; system: string; countAtStart: number } | undefined;
@@ -16,8 +17,7 @@ export async function startHeapSampling(count: number, system: string): Promise<
   if (!dir || sampling) return;
   const session = new Session();
   session.connect();
-  await session.post('HeapProfiler.enable');
-  await session.post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  await startHeapSampler(session, 1024);
   sampling = { session, system, countAtStart: count };
 }
 
