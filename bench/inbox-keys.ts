@@ -1,10 +1,11 @@
 /**
- * The durable inboxes alone, with random (v4) and time-ordered (v7, what `emit` makes) event ids:
+ * The inboxes alone, with random (v4) and time-ordered (v7, what `emit` makes) event ids:
  * an inbox already holding `prefill` ids records `count` new ones, as the receive pipeline does
  * (per group of 16: one `completed` lookup, then one `mark` of their `done`). No HTTP, no handler:
  * the store's own cost per event. The two kinds alternate, a fresh inbox each rep; medians.
- *   node --require tsx/cjs bench/inbox-keys.ts [sqlite|postgres] [count] [reps] [prefill]
- * sqlite: CPU µs per event (this process: better-sqlite3 runs in it). postgres: wall µs per event
+ *   node --require tsx/cjs bench/inbox-keys.ts [sqlite|postgres|memory] [count] [reps] [prefill]
+ * sqlite and memory (the default inbox, holding its default `inbox.maxEntries`): CPU µs per event
+ * (this process: better-sqlite3 runs in it). postgres: wall µs per event
  * (the server's work; EVENTS_BENCH_DATABASE_URL, default the local test database; a schema of its
  * own, dropped after).
  */
@@ -13,8 +14,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import winston from 'winston';
+import { MemoryInbox } from '../src/backends/memory/inbox.js';
 import { PostgresInbox } from '../src/backends/postgres/inbox.js';
 import { SqliteInbox } from '../src/backends/sqlite/inbox.js';
+import { DEFAULTS } from '../src/defaults.js';
 import { newEventId } from '../src/protocol/event-id.js';
 import { eventKey, type InboxStore } from '../src/receive/inbox-store.js';
 import { dropSchema } from './e2e/pg-schema.js';
@@ -29,6 +32,7 @@ const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floo
 
 function open(store: string, dir: string, run: number): InboxStore {
   const logger = winston.createLogger({ silent: true });
+  if (store === 'memory') return new MemoryInbox(DEFAULTS.inbox.maxEntries);
   if (store === 'postgres') return new PostgresInbox({ database: PG_URL, service: `bench${run}`, schema: SCHEMA, retentionMs: 864e5, logger });
   return new SqliteInbox(join(dir, `inbox-${run}.db`), 864e5, logger);
 }

@@ -4,7 +4,7 @@
  * `<dir>/<side>-<system>-<events>ev-<pid>.heapprofile`, the events it emitted or received in the
  * window in the name; `npx tsx bench/heapprofile-top.ts <file> <events>` gives bytes per event.
  */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 import { startHeapSampler } from '../lib.js';
@@ -28,5 +28,6 @@ export async function stopHeapSampling(side: 'sender' | 'receiver', count: numbe
   sampling = undefined;
   const { profile } = await session.post('HeapProfiler.stopSampling');
   session.disconnect();
+  mkdirSync(dir!, { recursive: true });
   writeFileSync(join(dir!, `${side}-${system}-${count - countAtStart}ev-${process.pid}.heapprofile`), JSON.stringify(profile));
 }

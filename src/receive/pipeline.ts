@@ -274,9 +274,48 @@ export class ReceivePipeline {
     } catch (error) {
       return jobs.map((job) => this.storeFailed('reading the inbox failed; no handler ran', job.event, error, startedAt));
     }
-    const runs = await Promise.all(jobs.map((job) => this.runHandlers(job, states.get(job.key))));
+    const runs = await Promise.all(jobs.map((job) => this.runEvent(job, states.get(job.key))));
     const enabled = levelCheck(this.o.logger);
     return runs.map((run, i) => this.verdictOf(jobs[i]!, run, startedAt, enabled));
+  }
+
+  /** What became of `job`'s handlers: none run when the inbox says it completed; the usual event (one handler, no inbox transaction) by `runOne`. */
+  private runEvent(job: Job, completed: InboxState | undefined): Run | Promise<Run> {
+    if (completed === true) return { duplicate: true, pending: 0, succeeded: [], failed: [] };
+    const [only] = job.subscribers;
+    if (completed !== undefined || job.subscribers.length !== 1 || this.o.inbox.runInTransaction || this.unrecorded.has(job.key, only!.key)) {
+      return this.runHandlers(job, completed);
+    }
+    return this.runOne(job, only!);
+  }
+
+  /**
+   * The usual event: its one handler, outside any inbox transaction, its mark recorded with the
+   * event's `done`. What `runHandlers` → `runAndRecord` → `runHandler` do for it, in one chain of
+   * `then`s rather than three async functions: their frames and awaits were about a kilobyte of
+   * garbage per event, most of what the pipeline allocated.
+   */
+  private runOne(job: Job, subscription: Subscription): Promise<Run> {
+    const run: Run = { pending: 1, succeeded: [], failed: [] };
+    const { key, event } = job;
+    this.completions.begin();
+    let handled: unknown;
+    try {
+      handled = this.o.telemetry.process(event, subscription.key, () => subscription.handler(event.data, event, {}));
+    } catch (error) {
+      handled = Promise.reject(error);
+    }
+    return Promise.resolve(handled).then(
+      () => {
+        run.succeeded = [subscription.key]; // not a push: that would give the array room for 17
+        return this.record([{ eventKey: key, handlerKey: subscription.key }, { eventKey: key }], run);
+      },
+      (error: unknown) => {
+        this.logHandlerFailure(event, subscription, error);
+        run.failed.push(error);
+        return this.record(NO_MARKS, run);
+      },
+    );
   }
 
   /**
@@ -285,8 +324,7 @@ export class ReceivePipeline {
    * with the last one, so that a crash reruns only the handlers running then and the completions
    * of the open group, never a whole batch's.
    */
-  private async runHandlers(job: Job, completed: InboxState | undefined): Promise<Run> {
-    if (completed === true) return { duplicate: true, pending: 0, succeeded: [], failed: [] };
+  private async runHandlers(job: Job, completed: ReadonlySet<string> | undefined): Promise<Run> {
     const pending = completed === undefined ? job.subscribers : job.subscribers.filter((s) => !completed.has(s.key));
     const run: Run = { pending: pending.length, succeeded: [], failed: [] };
     const state: HandlersState = { left: pending.length, doneRecorded: false, already: false };
@@ -303,7 +341,7 @@ export class ReceivePipeline {
   }
 
   /** One of `runHandlers`' handlers: runs it, notes its outcome on `run`, records its completion (with the event's `done` when it is the last to succeed). */
-  private async runAndRecord(job: Job, subscription: Subscription, last: boolean, run: Run, state: HandlersState): Promise<void> {
+  private async runAndRecord(job: Job, subscription: Subscription, last: boolean, run: Run, state: HandlersState): Promise<unknown> {
     this.completions.begin();
     const outcome = await this.runHandler(job, subscription, last);
     state.left -= 1;
@@ -368,15 +406,17 @@ export class ReceivePipeline {
    * handlers' completions in memory, so that the redelivery reaching this process records them
    * instead of running them.
    */
-  private record(marks: readonly InboxMark[], run: Run): Promise<void> {
+  private record(marks: readonly InboxMark[], run: Run): Promise<Run> {
     // A `then` rather than an async function of its own: one per handler run, about 300 bytes less garbage than its frame and await.
     return this.completions.end(marks).then(
       () => {
         if (this.unrecorded.size > 0) for (const { eventKey: key, handlerKey } of marks) this.unrecorded.delete(key, handlerKey);
+        return run;
       },
       (error: unknown) => {
         run.unrecorded ??= { error };
         for (const { eventKey: key, handlerKey } of marks) if (handlerKey !== undefined) this.unrecorded.add(key, handlerKey);
+        return run;
       },
     );
   }
