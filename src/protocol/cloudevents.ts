@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { newEventId } from './event-id.js';
+import { isoTime } from './iso-time.js';
 import { ProtocolError } from './protocol-error.js';
 import { parseJson } from './safe-json.js';
 
@@ -56,7 +57,7 @@ export function createEvent<Data>(source: string, type: string, data: Data, exte
     id: newEventId(now),
     source,
     type,
-    time: new Date(now).toISOString(),
+    time: isoTime(now),
     datacontenttype: JSON_CONTENT_TYPE,
     ...extensions,
     data,
