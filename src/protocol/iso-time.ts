@@ -1,7 +1,7 @@
 /**
  * `new Date(ms).toISOString()`, quicker: the text up to the seconds is made once per second and
- * the milliseconds appended. `toISOString` costs about 650 ns here, most of what making an event
- * cost besides its id and its JSON (docs/benchmarks.md, "The event's time"); this, about 40 ns.
+ * the milliseconds appended. `toISOString` took about 650 ns of the 730 `createEvent` cost; this,
+ * about 40 (docs/benchmarks.md, "The usual event without async layers, and the event's time").
  */
 let second = Number.NaN;
 /** `YYYY-MM-DDTHH:MM:SS.` of `second`. */
