@@ -51,6 +51,9 @@ export interface Run {
   unrecorded?: { error: unknown };
 }
 
+/** The run of an event whose handlers had all completed before: none ran. */
+export const duplicateRun = (): Run => ({ duplicate: true, pending: 0, succeeded: [], failed: [] });
+
 /** Retry-later beats retry, which beats never-retry: no handler that could still succeed is given up on. */
 export function handlerFailure(errors: unknown[], total: number): Refusal {
   const later = errors.filter((e): e is RetryLaterError => e instanceof RetryLaterError);

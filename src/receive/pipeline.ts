@@ -9,7 +9,7 @@ import { ProtocolError } from '../protocol/protocol-error.js';
 import { verify, type VerifyFailure } from '../protocol/signature.js';
 import type { ReceivedEvent } from '../types.js';
 import { CompletionGroups } from './completion-groups.js';
-import { allSucceeded, type HandlerOutcome, handlerFailure, type HandlersState, NO_MARKS, type Run } from './handler-run.js';
+import { allSucceeded, duplicateRun, type HandlerOutcome, handlerFailure, type HandlersState, NO_MARKS, type Run } from './handler-run.js';
 import { InFlight } from './in-flight.js';
 import { eventKey, type InboxMark, type InboxStore } from './inbox-store.js';
 import { TransactionStoreError } from './transaction-store-error.js';
@@ -281,7 +281,7 @@ export class ReceivePipeline {
 
   /** What became of `job`'s handlers: none run when the inbox says it completed; the usual event (one handler, no inbox transaction) by `runOne`. */
   private runEvent(job: Job, completed: InboxState | undefined): Run | Promise<Run> {
-    if (completed === true) return { duplicate: true, pending: 0, succeeded: [], failed: [] };
+    if (completed === true) return duplicateRun();
     const [only] = job.subscribers;
     if (completed !== undefined || job.subscribers.length !== 1 || this.o.inbox.runInTransaction || this.unrecorded.has(job.key, only!.key)) {
       return this.runHandlers(job, completed);
@@ -300,13 +300,7 @@ export class ReceivePipeline {
     const run: Run = { pending: 1, succeeded: [], failed: [] };
     const { key, event } = job;
     this.completions.begin();
-    let handled: unknown;
-    try {
-      handled = this.o.telemetry.process(event, subscription.key, () => subscription.handler(event.data, event, {}));
-    } catch (error) {
-      handled = Promise.reject(error);
-    }
-    return Promise.resolve(handled).then(
+    return this.callHandler(event, subscription).then(
       () => {
         run.succeeded = [subscription.key]; // not a push: that would give the array room for 17
         return this.record([{ eventKey: key, handlerKey: subscription.key }, { eventKey: key }], run);
@@ -333,7 +327,7 @@ export class ReceivePipeline {
     if (pending.length === 1) await this.runAndRecord(job, pending[0]!, true, run, state);
     else await Promise.all(pending.map((subscription) => this.runAndRecord(job, subscription, false, run, state)));
     // Its one handler's claim found it completed (no read before it: `settle`): processed before.
-    if (state.already && pending.length === 1) return { duplicate: true, pending: 0, succeeded: [], failed: [] };
+    if (state.already && pending.length === 1) return duplicateRun();
     if (!state.doneRecorded && allSucceeded(run, state)) {
       this.completions.begin(); // `done` alone (its handlers committed their own marks, or had completed before)
       await this.record([{ eventKey: job.key }], run);
@@ -369,11 +363,20 @@ export class ReceivePipeline {
     if (this.o.inbox.runInTransaction) return this.runInTransaction(key, event, subscription, last);
     if (this.unrecorded.has(key, subscription.key)) return { succeeded: subscription.key };
     try {
-      await this.o.telemetry.process(event, subscription.key, () => subscription.handler(event.data, event, {}));
+      await this.callHandler(event, subscription);
       return { succeeded: subscription.key };
     } catch (error) {
       this.logHandlerFailure(event, subscription, error);
       return { failed: { error } };
+    }
+  }
+
+  /** Calls `subscription`'s handler on `event` outside any inbox transaction, in its telemetry span: what it returns, as a promise (a throw as a rejection). */
+  private callHandler(event: ReceivedEvent, subscription: Subscription): Promise<unknown> {
+    try {
+      return Promise.resolve(this.o.telemetry.process(event, subscription.key, () => subscription.handler(event.data, event, {})));
+    } catch (error) {
+      return Promise.reject(error);
     }
   }
 
